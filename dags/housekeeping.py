@@ -1,0 +1,38 @@
+"""
+### Housekeeping
+
+Daily clean-up of the postpurchase database. Rejected webhooks (bad signatures, malformed
+bodies) are kept for ops to inspect, then pruned after
+`POSTPURCHASE_REJECTED_WEBHOOK_RETENTION_DAYS`
+days, and never more than `POSTPURCHASE_REJECTED_WEBHOOK_CAP` rows.
+
+Safe to re-run or clear at any time: a second run prunes nothing new.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import dag, task
+
+from postpurchase.airflow_glue import DEFAULT_ARGS, START_DATE
+
+
+@dag(
+    schedule="@daily",
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["postpurchase", "maintenance"],
+    doc_md=__doc__,
+)
+def housekeeping() -> None:
+    @task
+    def prune_rejected_webhooks() -> str:
+        from postpurchase.housekeeping import run_housekeeping
+
+        return run_housekeeping()
+
+    prune_rejected_webhooks()
+
+
+housekeeping()

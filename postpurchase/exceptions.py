@@ -1,0 +1,47 @@
+"""The project's errors, one tree so callers can catch by meaning.
+
+    PostpurchaseError                 anything the project raises on purpose
+    ├── ConfigError                   settings or config files are wrong; fix and re-run
+    ├── DatabaseUnavailable           the engine's database cannot be reached (may recover)
+    ├── InvalidInput                  data from outside (webhook, file) is malformed or invalid
+    └── ProviderError                 SendGrid, Twilio or another channel refused or failed
+        ├── TransientProviderError    retry with backoff (429, 5xx, connection refused)
+        ├── PermanentProviderError    do not retry (4xx): the request itself is wrong
+        └── UnknownOutcome            the request may have been acted on (timeout after send):
+                                      never retried blind, recorded as unknown
+
+The CLI prints the message of a PostpurchaseError as one line; any other exception is a bug and
+prints a traceback only with --debug.
+"""
+
+
+class PostpurchaseError(Exception):
+    """Base class for every error the project raises deliberately."""
+
+
+class ConfigError(PostpurchaseError):
+    """A setting or configuration file is invalid; the message names which and where."""
+
+
+class DatabaseUnavailable(PostpurchaseError):
+    """The engine's database could not be reached within the connect timeout."""
+
+
+class InvalidInput(PostpurchaseError):
+    """Input from outside the process is malformed or fails validation."""
+
+
+class ProviderError(PostpurchaseError):
+    """A message provider refused or failed a request."""
+
+
+class TransientProviderError(ProviderError):
+    """Worth retrying later: rate limited, provider error, or the request never arrived."""
+
+
+class PermanentProviderError(ProviderError):
+    """Retrying cannot help: the provider rejected the request itself."""
+
+
+class UnknownOutcome(ProviderError):
+    """The request may have reached the provider; whether it was acted on is unknown."""

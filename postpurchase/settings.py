@@ -1,0 +1,102 @@
+"""Runtime settings, read from the environment (prefix ``POSTPURCHASE_``) or a ``.env`` file.
+
+Settings are read when something runs, never when a DAG file is parsed, so a change needs no
+restart of Airflow. ``load_settings()`` turns pydantic's validation errors into a ConfigError
+that names the environment variable at fault.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from postpurchase.exceptions import ConfigError
+
+ENV_PREFIX = "POSTPURCHASE_"
+
+# Drivers the store is written and tested for; anything else would fail in odd places later.
+_SUPPORTED_BACKENDS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
+
+
+class Settings(BaseSettings):
+    """Every knob of the engine. Field names map to ``POSTPURCHASE_<NAME>`` variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
+    )
+
+    var_dir: Path = Field(
+        default=Path("var"),
+        description="Where the embedded default keeps its databases, Airflow home and outbox.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="The engine's own database (never Airflow's). Default: SQLite in var_dir.",
+    )
+    database_connect_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds to wait for the database before giving up."
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        default=30_000, gt=0, description="How long a SQLite writer waits for the lock."
+    )
+    claim_lease_seconds: int = Field(
+        default=300, gt=0, description="How long a claimed row stays with its claimant."
+    )
+    rejected_webhook_retention_days: int = Field(
+        default=14, gt=0, description="Rejected webhooks older than this are pruned."
+    )
+    rejected_webhook_cap: int = Field(
+        default=10_000, gt=0, description="At most this many rejected webhooks are kept."
+    )
+
+    @field_validator("var_dir")
+    @classmethod
+    def _absolute_var_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def sqlalchemy_url(self) -> URL:
+        """The database URL with its driver made explicit; raises ConfigError if unusable."""
+        return parse_database_url(
+            self.database_url or f"sqlite:///{self.var_dir / 'postpurchase.db'}"
+        )
+
+
+def parse_database_url(raw: str) -> URL:
+    """Parse and normalise a database URL (``postgresql://`` gets the psycopg 3 driver)."""
+    setting = f"{ENV_PREFIX}DATABASE_URL"
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigError(
+            f"{setting}: cannot parse {raw!r}; expected e.g. "
+            "postgresql://user:password@host:5432/dbname or sqlite:////path/to/file.db"
+        ) from None
+    backend = url.get_backend_name()
+    if backend not in _SUPPORTED_BACKENDS:
+        raise ConfigError(
+            f"{setting}: unsupported database {backend!r}; use postgresql:// or sqlite://"
+        )
+    if backend == "postgresql" and url.drivername != "postgresql+psycopg":
+        url = url.set(drivername="postgresql+psycopg")
+    if backend == "postgresql" and not url.database:
+        raise ConfigError(f"{setting}: the URL names no database (…/dbname at the end)")
+    return url
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment; a bad value raises ConfigError naming the variable."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(problems) from None
+    settings.sqlalchemy_url  # noqa: B018 - validate the URL up front, not at first use
+    return settings

@@ -1,0 +1,1 @@
+"""The engine's own database: models, sessions, migrations and claim helpers."""

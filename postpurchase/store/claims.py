@@ -1,0 +1,150 @@
+"""Claiming batches of work so that concurrent workers never take the same row.
+
+A claim moves rows to ``claimed`` with a lease. If the claimant dies, the lease runs out and
+the rows are claimable again; a row whose leases keep running out is marked failed after
+``max_attempts`` so one poisonous row never blocks the rest.
+
+PostgreSQL: ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)``, so claimants skip
+each other's rows instead of waiting. SQLite: the same statement inside the store's
+``BEGIN IMMEDIATE`` transaction, so claimants queue for the single writer lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from postpurchase.store.models import ClaimStatus, InboxEvent, Touchpoint, TouchpointStatus
+
+
+@dataclass(frozen=True)
+class _Claimable:
+    model: Any  # InboxEvent or Touchpoint: both have status, claimed_by, lease_until, attempts
+    ready: Any  # status value of rows waiting for work
+    claimed: Any
+    given_up: Any  # status once leases ran out max_attempts times
+    reason_column: str
+    given_up_reason: str
+
+
+_KINDS = {
+    InboxEvent: _Claimable(
+        InboxEvent,
+        ClaimStatus.PENDING,
+        ClaimStatus.CLAIMED,
+        ClaimStatus.FAILED,
+        "last_error",
+        "processing did not finish within the claim lease, {n} time(s)",
+    ),
+    Touchpoint: _Claimable(
+        Touchpoint,
+        TouchpointStatus.PLANNED,
+        TouchpointStatus.CLAIMED,
+        TouchpointStatus.UNKNOWN,
+        "reason",
+        "the dispatcher stopped mid-send ({n} time(s)); the message may or may not have gone",
+    ),
+}
+
+
+def claim_inbox_events(
+    session: Session,
+    *,
+    worker: str,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    max_attempts: int = 5,
+) -> list[int]:
+    """Claim up to ``limit`` pending inbox rows (oldest first) and return their ids."""
+    return _claim(session, _KINDS[InboxEvent], None, worker, now, limit, lease, max_attempts)
+
+
+def claim_due_touchpoints(
+    session: Session,
+    *,
+    worker: str,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    max_attempts: int = 1,
+) -> list[int]:
+    """Claim up to ``limit`` planned touchpoints due by ``now`` and return their ids.
+
+    A touchpoint whose claimant died mid-send may or may not have been sent, so by default
+    (``max_attempts=1``) an expired claim becomes ``unknown`` instead of being claimed again.
+    """
+    due = Touchpoint.due_at <= now
+    return _claim(session, _KINDS[Touchpoint], due, worker, now, limit, lease, max_attempts)
+
+
+def release(session: Session, model: Any, ids: Sequence[int], *, worker: str, **values: Any) -> int:
+    """Set ``values`` (final status and the like) on rows this worker still holds.
+
+    Rows whose lease ran out and went to another worker are left alone; the count of rows
+    actually updated is returned so the caller can tell.
+    """
+    result = session.execute(
+        update(model)
+        .where(
+            model.id.in_(ids),
+            model.claimed_by == worker,
+            model.status == _KINDS[model].claimed,
+        )
+        .values(lease_until=None, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _claim(
+    session: Session,
+    kind: _Claimable,
+    extra: ColumnElement[bool] | None,
+    worker: str,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    max_attempts: int,
+) -> list[int]:
+    model = kind.model
+    expired = and_(model.status == kind.claimed, model.lease_until < now)
+    session.execute(
+        update(model)
+        .where(expired, model.attempts >= max_attempts)
+        .values(
+            status=kind.given_up,
+            lease_until=None,
+            **{kind.reason_column: kind.given_up_reason.format(n=max_attempts)},
+        )
+        .execution_options(synchronize_session=False)
+    )
+    ready = model.status == kind.ready
+    if extra is not None:
+        ready = and_(ready, extra)
+    candidates = (
+        select(model.id)
+        .where(or_(ready, and_(expired, model.attempts < max_attempts)))
+        .order_by(model.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    result = session.execute(
+        update(model)
+        .where(model.id.in_(candidates.scalar_subquery()))
+        .values(
+            status=kind.claimed,
+            claimed_by=worker,
+            lease_until=now + lease,
+            attempts=model.attempts + 1,
+        )
+        .returning(model.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(result.scalars().all())

@@ -1,0 +1,125 @@
+"""Engines and sessions for the engine's own database (SQLite by default, PostgreSQL in production).
+
+SQLite runs in WAL mode and every transaction starts with ``BEGIN IMMEDIATE``: writers queue on
+the busy timeout instead of failing with "database is locked" when a deferred transaction tries
+to upgrade its read lock. That makes SQLite single-writer, which is what the embedded default is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from postpurchase.exceptions import DatabaseUnavailable
+from postpurchase.settings import Settings
+
+SessionFactory = sessionmaker[Session]
+
+
+def make_engine(
+    url: URL, *, busy_timeout_ms: int = 30_000, connect_timeout: float = 10.0
+) -> Engine:
+    """Create an engine for ``url`` with the per-backend setup the store relies on."""
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, busy_timeout_ms)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": max(1, int(connect_timeout))},
+    )
+
+
+def _sqlite_engine(url: URL, busy_timeout_ms: int) -> Engine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin (see the module doc).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def engine_from_settings(settings: Settings) -> Engine:
+    """A new engine for the configured database (commands that run once; see open_store)."""
+    return make_engine(
+        settings.sqlalchemy_url,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        connect_timeout=settings.database_connect_timeout,
+    )
+
+
+def session_factory(engine: Engine) -> SessionFactory:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(factory: SessionFactory) -> Iterator[Session]:
+    """A session whose work commits on success and rolls back on any exception."""
+    with factory() as session, session.begin():
+        yield session
+
+
+def wait_for_database(engine: Engine, *, timeout: float, setting: str) -> None:
+    """Block until the database answers ``SELECT 1``; DatabaseUnavailable after ``timeout``.
+
+    The error names ``setting`` and the URL without its password, and the driver's reason.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return
+        except OperationalError as exc:
+            if time.monotonic() + delay > deadline:
+                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+                shown = engine.url.render_as_string(hide_password=True)
+                raise DatabaseUnavailable(
+                    f"{setting}: cannot reach the database at {shown}: {reason}"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+@lru_cache(maxsize=8)
+def _factory_for(url: str, busy_timeout_ms: int, connect_timeout: float) -> SessionFactory:
+    engine = make_engine(
+        make_url(url), busy_timeout_ms=busy_timeout_ms, connect_timeout=connect_timeout
+    )
+    return session_factory(engine)
+
+
+def open_store(settings: Settings) -> SessionFactory:
+    """The session factory for the configured database, one engine per process and URL.
+
+    Task processes and web workers call this per unit of work; the engine and its pool are
+    built once and reused.
+    """
+    return _factory_for(
+        settings.sqlalchemy_url.render_as_string(hide_password=False),
+        settings.sqlite_busy_timeout_ms,
+        settings.database_connect_timeout,
+    )

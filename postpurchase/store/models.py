@@ -1,0 +1,377 @@
+"""The engine's tables, as SQLAlchemy 2 typed models.
+
+Idempotency lives in the unique constraints here: an inbox row per delivery (``dedupe_key``),
+a touchpoint per subject + campaign + step + channel, a ledger row per cause, a message event
+per provider event id. Writers rely on them (insert, and treat a conflict as "already done").
+
+Money is ``Numeric`` with its ISO 4217 currency beside it; times are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names, so migrations can refer to them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments INTEGER PRIMARY KEY, not BIGINT.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+Json = JSON().with_variant(JSONB(), "postgresql")
+# Enough for any ISO 4217 minor unit (up to 4 decimals) and totals far beyond a shop's order.
+Money = Numeric(18, 4, asdecimal=True)
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as plain strings with a CHECK: adding a value is a one-line migration everywhere.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware.
+
+    SQLite keeps no zone, so values are normalised to UTC before they are written and get UTC
+    attached when read. A naive datetime is refused: its zone would be a guess.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store needs timezone-aware times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UtcDateTime(), Decimal: Money, dict[str, Any]: Json}
+
+
+class ClaimStatus(enum.StrEnum):
+    """Life of a claimable row (inbox event, touchpoint) while work is done on it."""
+
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    DONE = "done"
+    FAILED = "failed"
+    IGNORED = "ignored"
+
+
+class InboxEvent(Base):
+    """A webhook or internal event, stored before it is acknowledged and processed later."""
+
+    __tablename__ = "inbox_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(32))  # shopify, woocommerce, generic, internal, ...
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    event_type: Mapped[str] = mapped_column(String(64))  # canonical, e.g. order.paid
+    topic: Mapped[str | None] = mapped_column(String(128))  # the platform's own name
+    shop: Mapped[str | None] = mapped_column(String(255))
+    subject_id: Mapped[str | None] = mapped_column(String(64))  # the platform's order/customer id
+    occurred_at: Mapped[datetime | None]
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[ClaimStatus] = mapped_column(
+        _enum(ClaimStatus, "claim_status"), default=ClaimStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+    processed_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_inbox_events_claimable", "status", "id"),)
+
+
+class RejectedWebhook(Base):
+    """A request refused at intake, kept for ops with safe headers and a truncated body."""
+
+    __tablename__ = "rejected_webhooks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
+    route: Mapped[str] = mapped_column(String(128))
+    status_code: Mapped[int]
+    reason: Mapped[str] = mapped_column(Text)
+    headers: Mapped[dict[str, Any]]
+    body_excerpt: Mapped[str] = mapped_column(Text, default="")
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    phone: Mapped[str | None] = mapped_column(String(32), index=True)  # E.164
+    first_name: Mapped[str | None] = mapped_column(String(255))
+    last_name: Mapped[str | None] = mapped_column(String(255))
+    locale: Mapped[str | None] = mapped_column(String(16))
+    time_zone: Mapped[str | None] = mapped_column(String(64))  # IANA name, for quiet hours
+    email_marketing_consent: Mapped[bool] = mapped_column(default=False)
+    sms_consent: Mapped[bool] = mapped_column(default=False)
+    sms_marketing_consent: Mapped[bool] = mapped_column(default=False)
+    source_updated_at: Mapped[datetime | None]  # the platform's updated_at: newest wins
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+    orders: Mapped[list[Order]] = relationship(back_populates="customer")
+
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    name: Mapped[str | None] = mapped_column(String(64))  # shown to the customer, e.g. "#1001"
+    currency: Mapped[str] = mapped_column(String(3))
+    subtotal: Mapped[Decimal] = mapped_column(default=Decimal("0"))
+    total: Mapped[Decimal] = mapped_column(default=Decimal("0"))
+    total_tax: Mapped[Decimal] = mapped_column(default=Decimal("0"))
+    total_discounts: Mapped[Decimal] = mapped_column(default=Decimal("0"))
+    total_shipping: Mapped[Decimal] = mapped_column(default=Decimal("0"))
+    refunded_amount: Mapped[Decimal] = mapped_column(default=Decimal("0"))
+    financial_status: Mapped[str | None] = mapped_column(String(32))
+    fulfillment_status: Mapped[str | None] = mapped_column(String(32))
+    tracking_url: Mapped[str | None] = mapped_column(Text)
+    placed_at: Mapped[datetime | None]
+    paid_at: Mapped[datetime | None]
+    fulfilled_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    returned_at: Mapped[datetime | None]
+    reviewed_at: Mapped[datetime | None]
+    source_updated_at: Mapped[datetime | None]  # the platform's updated_at: newest wins
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+    customer: Mapped[Customer | None] = relationship(back_populates="orders")
+    items: Mapped[list[OrderItem]] = relationship(
+        back_populates="order", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+
+class OrderItem(Base):
+    __tablename__ = "order_items"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(64))
+    product_id: Mapped[str | None] = mapped_column(String(64))
+    variant_id: Mapped[str | None] = mapped_column(String(64))
+    sku: Mapped[str | None] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(Text)
+    product_type: Mapped[str | None] = mapped_column(String(255))
+    vendor: Mapped[str | None] = mapped_column(String(255))
+    quantity: Mapped[int]
+    unit_price: Mapped[Decimal]
+    image_url: Mapped[str | None] = mapped_column(Text)
+    product_url: Mapped[str | None] = mapped_column(Text)
+
+    order: Mapped[Order] = relationship(back_populates="items")
+
+    __table_args__ = (
+        UniqueConstraint("order_id", "external_id"),
+        CheckConstraint("quantity >= 0", name="quantity_not_negative"),
+    )
+
+
+class Channel(enum.StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+
+
+class TouchpointStatus(enum.StrEnum):
+    """Planned work becomes exactly one of the final states; ``unknown`` is never retried."""
+
+    PLANNED = "planned"
+    CLAIMED = "claimed"
+    SENT = "sent"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class Touchpoint(Base):
+    """One message due to one customer at one time, planned from a campaign step."""
+
+    __tablename__ = "touchpoints"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # What the touchpoint is about: "order:<id>" or e.g. "tier:<customer id>:<change id>".
+    subject_key: Mapped[str] = mapped_column(String(128))
+    campaign_id: Mapped[str] = mapped_column(String(64))
+    step: Mapped[int] = mapped_column(default=0)  # 0 the first message, 1.. reminders
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    due_at: Mapped[datetime]
+    status: Mapped[TouchpointStatus] = mapped_column(
+        _enum(TouchpointStatus, "touchpoint_status"), default=TouchpointStatus.PLANNED
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+    provider_message_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    reason: Mapped[str | None] = mapped_column(Text)  # skip reason, cancel cause or error
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("subject_key", "campaign_id", "step", "channel"),
+        Index("ix_touchpoints_due", "status", "due_at"),
+    )
+
+
+class LedgerKind(enum.StrEnum):
+    AWARD = "award"
+    REVERSAL = "reversal"
+    EXPIRY = "expiry"
+    ADJUSTMENT = "adjustment"
+
+
+class LoyaltyLedgerEntry(Base):
+    """Append-only: a customer's balance is the sum of their rows, one row per cause."""
+
+    __tablename__ = "loyalty_ledger"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    kind: Mapped[LedgerKind] = mapped_column(_enum(LedgerKind, "ledger_kind"))
+    points: Mapped[int]
+    cause: Mapped[str] = mapped_column(String(255), unique=True)  # e.g. "award:order:42"
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[datetime | None]
+
+
+class CustomerTier(Base):
+    """A customer's current tier and the scores it was computed from."""
+
+    __tablename__ = "customer_tiers"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    tier: Mapped[str] = mapped_column(String(64))
+    since: Mapped[datetime]
+    recency_score: Mapped[int | None]
+    frequency_score: Mapped[int | None]
+    monetary_score: Mapped[int | None]
+    trailing_spend: Mapped[Decimal] = mapped_column(default=Decimal("0"))
+    trailing_orders: Mapped[int] = mapped_column(default=0)
+    downgrade_pending_since: Mapped[datetime | None]  # grace period against flapping
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class CustomerTierChange(Base):
+    __tablename__ = "customer_tier_history"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    from_tier: Mapped[str | None] = mapped_column(String(64))
+    to_tier: Mapped[str] = mapped_column(String(64))
+    changed_at: Mapped[datetime]
+
+
+class Suppression(Base):
+    """An address or number that must not be contacted on a channel (until lifted)."""
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    address: Mapped[str] = mapped_column(String(320))  # lower-cased email or E.164 number
+    reason: Mapped[str] = mapped_column(String(64))  # bounce, spamreport, unsubscribe, stop
+    source: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    lifted_at: Mapped[datetime | None]  # START/resubscribe lifts; the row stays for audit
+
+    __table_args__ = (UniqueConstraint("channel", "address"),)
+
+
+class MessageEvent(Base):
+    """Delivery feedback from a provider (delivered, open, click, bounce, ...)."""
+
+    __tablename__ = "message_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_event_id: Mapped[str] = mapped_column(String(255))
+    touchpoint_id: Mapped[int | None] = mapped_column(ForeignKey("touchpoints.id"), index=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    event: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime]
+    detail: Mapped[dict[str, Any]]
+
+    __table_args__ = (UniqueConstraint("provider", "provider_event_id"),)
+
+
+class SurveyResponse(Base):
+    """A one-click 1-5 score from a delivery check-in; one per touchpoint, last click wins."""
+
+    __tablename__ = "survey_responses"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    touchpoint_id: Mapped[int] = mapped_column(ForeignKey("touchpoints.id"), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    score: Mapped[int]
+    responded_at: Mapped[datetime]
+
+    __table_args__ = (CheckConstraint("score BETWEEN 1 AND 5", name="score_1_to_5"),)

@@ -1,0 +1,1 @@
+"""The webhook app: intake from commerce platforms and provider feedback (FastAPI)."""
