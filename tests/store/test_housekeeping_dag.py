@@ -2,7 +2,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from postpurchase.housekeeping import prune_rejected_webhooks
 from postpurchase.store.database import transaction
 from postpurchase.store.models import RejectedWebhook
 

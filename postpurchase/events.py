@@ -1,0 +1,148 @@
+"""Canonical events: the one shape every platform's webhook is normalised into.
+
+The inbox stores ``CanonicalEvent.model_dump(mode="json")`` as its payload, so everything after
+intake (planning, loyalty, segments) reads one format whatever the platform. Money is Decimal
+(serialised as a string), times are timezone-aware. The generic webhook route accepts this
+shape directly.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+
+class EventType(enum.StrEnum):
+    ORDER_PLACED = "order.placed"
+    ORDER_PAID = "order.paid"
+    ORDER_UPDATED = "order.updated"  # state refresh with no step of the journey of its own
+    ORDER_FULFILLED = "order.fulfilled"
+    ORDER_PARTIALLY_FULFILLED = "order.partially_fulfilled"
+    SHIPMENT_UPDATED = "shipment.updated"  # out for delivery, attempted, failure, in transit
+    ORDER_DELIVERED = "order.delivered"
+    ORDER_REFUNDED = "order.refunded"
+    ORDER_CANCELLED = "order.cancelled"
+    RETURN_REQUESTED = "return.requested"
+    REVIEW_SUBMITTED = "review.submitted"
+    CUSTOMER_UPDATED = "customer.updated"
+    TIER_CHANGED = "tier.changed"  # emitted by segment refreshes, not by platforms
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("must include a time zone offset, e.g. 2026-11-27T10:00:00Z")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+Money = Annotated[Decimal, Field(max_digits=18, decimal_places=4)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class CustomerSnapshot(_Model):
+    external_id: str = Field(min_length=1, max_length=64)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=32)  # E.164 once normalised
+    first_name: str | None = Field(default=None, max_length=255)
+    last_name: str | None = Field(default=None, max_length=255)
+    locale: str | None = Field(default=None, max_length=16)
+    time_zone: str | None = Field(default=None, max_length=64)
+    # None: the platform said nothing, so a stored answer is kept as it is.
+    email_marketing_consent: bool | None = None
+    sms_consent: bool | None = None
+    sms_marketing_consent: bool | None = None
+    tags: list[str] = Field(default_factory=list)
+    updated_at: AwareDatetime | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _lower_email(cls, value: str | None) -> str | None:
+        return value.lower() if value else None
+
+
+class OrderLine(_Model):
+    external_id: str = Field(min_length=1, max_length=64)
+    product_id: str | None = None
+    variant_id: str | None = None
+    sku: str | None = None
+    title: str = Field(min_length=1)
+    product_type: str | None = None
+    vendor: str | None = None
+    quantity: int = Field(ge=0)
+    unit_price: Money = Field(ge=0)
+    image_url: str | None = None
+    product_url: str | None = None
+
+
+class OrderSnapshot(_Model):
+    """The order as the platform last described it; ``updated_at`` orders competing updates."""
+
+    external_id: str = Field(min_length=1, max_length=64)
+    name: str | None = None
+    currency: Currency
+    subtotal: Money = Decimal("0")
+    total: Money = Decimal("0")
+    total_tax: Money = Decimal("0")
+    total_discounts: Money = Decimal("0")
+    total_shipping: Money = Decimal("0")
+    financial_status: str | None = None
+    fulfillment_status: str | None = None
+    tracking_url: str | None = None
+    placed_at: AwareDatetime | None = None
+    updated_at: AwareDatetime | None = None
+    cancelled_at: AwareDatetime | None = None
+    lines: list[OrderLine] = Field(default_factory=list)
+    customer: CustomerSnapshot | None = None
+
+
+class Refund(_Model):
+    external_id: str = Field(min_length=1, max_length=64)
+    amount: Money = Field(ge=0)
+    currency: Currency
+
+
+class Shipment(_Model):
+    status: str  # delivered, out_for_delivery, attempted_delivery, in_transit, failure, ...
+    tracking_url: str | None = None
+
+
+class Review(_Model):
+    rating: int | None = Field(default=None, ge=1, le=5)
+    product_id: str | None = None
+
+
+class TierChange(_Model):
+    from_tier: str | None
+    to_tier: str
+
+
+class CanonicalEvent(_Model):
+    """One thing that happened. ``order`` is present for every ``order.*``/``return.*`` event."""
+
+    type: EventType
+    occurred_at: AwareDatetime
+    order: OrderSnapshot | None = None
+    customer: CustomerSnapshot | None = None
+    refund: Refund | None = None
+    shipment: Shipment | None = None
+    review: Review | None = None
+    tier: TierChange | None = None
+
+    def subject_id(self) -> str | None:
+        """The platform id the event is about (order, else customer), for the inbox row."""
+        if self.order is not None:
+            return self.order.external_id
+        if self.customer is not None:
+            return self.customer.external_id
+        return None
+
+    def as_payload(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
