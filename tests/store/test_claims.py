@@ -1,0 +1,193 @@
+"""Claims: concurrent workers never share a row, and a dead worker's rows come back."""
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import insert, select
+
+from postpurchase.store.claims import claim_due_touchpoints, claim_inbox_events, release
+from postpurchase.store.database import transaction
+from postpurchase.store.models import (
+    Channel,
+    ClaimStatus,
+    Customer,
+    InboxEvent,
+    Touchpoint,
+    TouchpointStatus,
+)
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=5)
+
+
+def _inbox(store, count):
+    with transaction(store) as session:
+        session.execute(
+            insert(InboxEvent),
+            [
+                {
+                    "source": "shopify",
+                    "dedupe_key": f"shopify:orders/paid:{n}",
+                    "event_type": "order.paid",
+                    "subject_id": str(820000 + n),
+                    "payload": {"type": "order.paid", "n": n},
+                }
+                for n in range(count)
+            ],
+        )
+
+
+def _drain(store, n, claimed, barrier, errors):
+    worker = f"worker-{n}"
+    barrier.wait()
+    try:
+        _claim_until_empty(store, worker, claimed[n])
+    except Exception as exc:  # reported by the test, not lost in the thread
+        errors.append(exc)
+
+
+def _claim_until_empty(store, worker, claimed):
+    while True:
+        with transaction(store) as session:
+            ids = claim_inbox_events(session, worker=worker, now=NOW, limit=25, lease=LEASE)
+            if not ids:
+                return
+            time.sleep(0.005)  # keep the transaction open so claimants really overlap
+            release(session, InboxEvent, ids, worker=worker, status=ClaimStatus.DONE)
+        claimed.extend(ids)
+
+
+def _run_together(count, target):
+    barrier = threading.Barrier(count)
+    errors = []
+    threads = [threading.Thread(target=target, args=(n, barrier, errors)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def test_concurrent_claimants_never_get_the_same_row(store, db_url):
+    _inbox(store, 1000)
+    claimed = {n: [] for n in range(4)}
+
+    errors = _run_together(4, lambda n, barrier, errors: _drain(store, n, claimed, barrier, errors))
+
+    assert errors == []
+    all_ids = [i for ids in claimed.values() for i in ids]
+    assert len(all_ids) == len(set(all_ids)) == 1000
+    if db_url.startswith("postgresql"):
+        # SKIP LOCKED lets claimants work side by side (SQLite serialises them instead)
+        assert sum(1 for ids in claimed.values() if ids) > 1, "the claimants did not overlap"
+    with store() as session:
+        statuses = set(session.scalars(select(InboxEvent.status)))
+    assert statuses == {ClaimStatus.DONE}
+
+
+def test_a_claim_whose_lease_expired_is_claimable_again(store):
+    _inbox(store, 3)
+    with transaction(store) as session:
+        first = claim_inbox_events(session, worker="crashed", now=NOW, limit=10, lease=LEASE)
+    assert len(first) == 3
+
+    with transaction(store) as session:
+        early = NOW + LEASE - timedelta(seconds=1)
+        assert claim_inbox_events(session, worker="other", now=early, limit=10, lease=LEASE) == []
+
+    later = NOW + LEASE + timedelta(seconds=1)
+    with transaction(store) as session:
+        second = claim_inbox_events(session, worker="other", now=later, limit=10, lease=LEASE)
+    assert second == first
+
+    # the first claimant waking up late must not overwrite the new owner's work
+    with transaction(store) as session:
+        assert release(session, InboxEvent, first, worker="crashed", status=ClaimStatus.DONE) == 0
+    with transaction(store) as session:
+        assert release(session, InboxEvent, first, worker="other", status=ClaimStatus.DONE) == 3
+
+
+def test_a_row_that_keeps_timing_out_is_failed_and_no_longer_blocks(store):
+    _inbox(store, 2)
+    now = NOW
+    for _ in range(3):
+        with transaction(store) as session:
+            ids = claim_inbox_events(
+                session, worker="w", now=now, limit=1, lease=LEASE, max_attempts=3
+            )
+            assert ids == [1]  # row 1 is always taken first and always "crashes"
+        now += LEASE + timedelta(seconds=1)
+
+    with transaction(store) as session:
+        ids = claim_inbox_events(session, worker="w", now=now, limit=1, lease=LEASE, max_attempts=3)
+    assert ids == [2]
+    with store() as session:
+        poisoned = session.get(InboxEvent, 1)
+    assert poisoned.status == ClaimStatus.FAILED
+    assert "claim lease" in poisoned.last_error
+
+
+def _touchpoints(store, due_times):
+    with transaction(store) as session:
+        customer = Customer(source="shopify", external_id="7391", email="ana@example.com")
+        session.add(customer)
+        session.flush()
+        for n, due in enumerate(due_times):
+            session.add(
+                Touchpoint(
+                    subject_key=f"order:{n}",
+                    campaign_id="review_request",
+                    channel=Channel.EMAIL,
+                    customer_id=customer.id,
+                    due_at=due,
+                )
+            )
+
+
+def test_only_due_touchpoints_are_claimed(store):
+    _touchpoints(store, [NOW - timedelta(minutes=1), NOW, NOW + timedelta(minutes=1)])
+    with transaction(store) as session:
+        ids = claim_due_touchpoints(session, worker="w", now=NOW, limit=10, lease=LEASE)
+    assert ids == [1, 2]
+
+
+def test_a_touchpoint_whose_sender_died_becomes_unknown_not_resent(store):
+    _touchpoints(store, [NOW])
+    with transaction(store) as session:
+        assert claim_due_touchpoints(session, worker="dead", now=NOW, limit=10, lease=LEASE) == [1]
+
+    later = NOW + LEASE + timedelta(seconds=1)
+    with transaction(store) as session:
+        assert claim_due_touchpoints(session, worker="next", now=later, limit=10, lease=LEASE) == []
+    with store() as session:
+        touchpoint = session.get(Touchpoint, 1)
+    assert touchpoint.status == TouchpointStatus.UNKNOWN
+    assert "may or may not" in touchpoint.reason
+
+
+def test_concurrent_writers_wait_for_each_other_instead_of_failing(store):
+    """Read-then-write transactions from many threads: the pattern that makes SQLite answer
+    "database is locked" when a deferred transaction tries to upgrade to a writer."""
+    _inbox(store, 1)
+
+    def write(n, barrier, errors):
+        barrier.wait()
+        try:
+            for k in range(20):
+                with transaction(store) as session:
+                    session.scalars(select(InboxEvent.id)).all()
+                    session.add(
+                        InboxEvent(
+                            source="generic",
+                            dedupe_key=f"generic:{n}:{k}",
+                            event_type="order.placed",
+                            payload={},
+                        )
+                    )
+        except Exception as exc:
+            errors.append(exc)
+
+    assert _run_together(8, write) == []
+    with store() as session:
+        assert len(session.scalars(select(InboxEvent.id)).all()) == 1 + 8 * 20

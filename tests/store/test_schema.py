@@ -1,0 +1,158 @@
+"""The migrations build exactly the schema the models describe, on every backend."""
+
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from postpurchase.store import schema
+from postpurchase.store.database import transaction
+from postpurchase.store.models import (
+    Base,
+    Channel,
+    Customer,
+    InboxEvent,
+    LedgerKind,
+    LoyaltyLedgerEntry,
+    Order,
+    Touchpoint,
+)
+
+
+def test_migrations_match_models(engine):
+    with engine.connect() as conn:
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+        )
+    assert diff == []
+    assert schema.current_revision(engine) == schema.head_revision()
+
+
+def test_upgrade_twice_is_a_no_op(engine):
+    schema.upgrade(engine)
+    assert schema.current_revision(engine) == schema.head_revision()
+
+
+def _customer(session, external_id="7391"):
+    customer = Customer(source="shopify", external_id=external_id, email="ana@example.com")
+    session.add(customer)
+    session.flush()
+    return customer
+
+
+def test_money_keeps_every_cent_and_times_stay_utc(store):
+    paris = timezone(timedelta(hours=1))
+    with transaction(store) as session:
+        order = Order(
+            source="shopify",
+            external_id="5001",
+            currency="EUR",
+            subtotal=Decimal("1234567.8915"),
+            total=Decimal("0.10") + Decimal("0.20"),
+            placed_at=datetime(2026, 11, 27, 10, 30, tzinfo=paris),
+        )
+        session.add(order)
+    with store() as session:
+        stored = session.scalars(select(Order)).one()
+    assert stored.subtotal == Decimal("1234567.8915")
+    assert stored.total == Decimal("0.30")
+    assert stored.placed_at == datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
+    assert stored.placed_at.tzinfo is not None
+
+
+def test_naive_datetimes_are_refused(store):
+    with pytest.raises(StatementError, match="naive datetime"), transaction(store) as session:
+        session.add(
+            Order(source="shopify", external_id="1", currency="EUR", placed_at=datetime(2026, 1, 1))
+        )
+
+
+def test_one_inbox_row_per_delivery(store):
+    def deliver(session):
+        session.add(
+            InboxEvent(
+                source="shopify",
+                dedupe_key="shopify:orders/paid:98ab7c",
+                event_type="order.paid",
+                payload={"type": "order.paid"},
+            )
+        )
+
+    with transaction(store) as session:
+        deliver(session)
+    with pytest.raises(IntegrityError), transaction(store) as session:
+        deliver(session)
+    with store() as session:
+        assert len(session.scalars(select(InboxEvent)).all()) == 1
+
+
+def test_one_touchpoint_per_subject_campaign_step_and_channel(store):
+    due = datetime(2026, 12, 1, 15, tzinfo=UTC)
+    with transaction(store) as session:
+        customer = _customer(session)
+        customer_id = customer.id
+        session.add(
+            Touchpoint(
+                subject_key="order:1",
+                campaign_id="review_request",
+                step=0,
+                channel=Channel.EMAIL,
+                customer_id=customer_id,
+                due_at=due,
+            )
+        )
+        # the same step by SMS is a different touchpoint
+        session.add(
+            Touchpoint(
+                subject_key="order:1",
+                campaign_id="review_request",
+                step=0,
+                channel=Channel.SMS,
+                customer_id=customer_id,
+                due_at=due,
+            )
+        )
+    with pytest.raises(IntegrityError), transaction(store) as session:
+        session.add(
+            Touchpoint(
+                subject_key="order:1",
+                campaign_id="review_request",
+                step=0,
+                channel=Channel.EMAIL,
+                customer_id=customer_id,
+                due_at=due + timedelta(days=1),
+            )
+        )
+
+
+def test_one_ledger_row_per_cause(store):
+    with transaction(store) as session:
+        customer_id = _customer(session).id
+        session.add(
+            LoyaltyLedgerEntry(
+                customer_id=customer_id, kind=LedgerKind.AWARD, points=120, cause="award:order:1"
+            )
+        )
+    with pytest.raises(IntegrityError), transaction(store) as session:
+        session.add(
+            LoyaltyLedgerEntry(
+                customer_id=customer_id, kind=LedgerKind.AWARD, points=120, cause="award:order:1"
+            )
+        )
+
+
+def test_unknown_status_values_are_refused_by_the_database(store):
+    with pytest.raises((IntegrityError, StatementError)), transaction(store) as session:
+        session.add(
+            InboxEvent(
+                source="shopify",
+                dedupe_key="k",
+                event_type="order.paid",
+                payload={},
+                status="lost",
+            )
+        )
