@@ -1,0 +1,15 @@
+# The image every Airflow component and the standalone webhook service run from.
+FROM apache/airflow:3.3.2-python3.11
+
+USER root
+COPY --chown=airflow:root . /opt/postpurchase
+USER airflow
+
+# Same pinned set as developers and CI: constraints.txt resolves every dependency.
+RUN pip install --no-cache-dir -c /opt/postpurchase/constraints.txt /opt/postpurchase
+
+ENV AIRFLOW__CORE__DAGS_FOLDER=/opt/postpurchase/dags \
+    AIRFLOW__CORE__PLUGINS_FOLDER=/opt/postpurchase/plugins \
+    POSTPURCHASE_TEMPLATES_DIR=/opt/postpurchase/templates \
+    POSTPURCHASE_CONFIG_DIR=/opt/postpurchase/config
+WORKDIR /opt/postpurchase
