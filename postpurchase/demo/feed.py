@@ -1,0 +1,335 @@
+"""A realistic, reproducible feed of Shopify webhooks for a small shop's last 30 days.
+
+Orders are placed, paid, fulfilled and (mostly) delivered; some are refunded, cancelled or
+returned; some customers come back. Every delivery is what Shopify would POST: topic, ids and
+the REST-shaped JSON body with money as decimal strings. The same seed and ``now`` always give
+the same feed, so a run can be repeated and compared.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+SHOP = "nordic-home.myshopify.com"
+
+_PRODUCTS = [
+    # (product id, title, product type, vendor, price)
+    (7001, "Oak Desk Lamp", "Lighting", "Lysa", Decimal("89.00")),
+    (7002, "Linen Duvet Cover – Sand", "Bedding", "Hem & Co", Decimal("129.00")),
+    (7003, "Smart Thermostat T4", "Electronics", "Varme", Decimal("199.00")),
+    (7004, "Ceramic Pour-Over Set", "Kitchen", "Krus", Decimal("45.50")),
+    (7005, "Wireless Speaker Mini", "Electronics", "Ljud", Decimal("149.99")),
+    (7006, "Wool Throw Blanket", "Bedding", "Hem & Co", Decimal("75.00")),
+    (7007, "Cast Iron Skillet 26 cm", "Kitchen", "Krus", Decimal("59.90")),
+    (7008, "Robot Vacuum R2", "Electronics", "Städa", Decimal("349.00")),
+]
+
+_PEOPLE = [
+    ("Ana", "Lindqvist", "Europe/Stockholm", "SE", "+46701234567"),
+    ("Mikael", "Berg", "Europe/Stockholm", "SE", None),
+    ("Zoë", "Durand", "Europe/Paris", "FR", "+33612345678"),
+    ("James", "O'Neill", "Europe/Dublin", "IE", "+353851234567"),
+    ("Priya", "Raman", "America/New_York", "US", "+12125550143"),
+    ("", "Okafor", "America/Chicago", "US", None),  # no first name: neutral greeting
+    ("Łukasz", "Wiśniewski", "Europe/Warsaw", "PL", "+48501234567"),
+    ("Sofia", "Rossi", "Europe/Rome", "IT", None),
+    ("Hiro", "Tanaka", "Asia/Tokyo", "JP", None),
+    ("Emma", "Schulz", "Europe/Berlin", "DE", "+4915123456789"),
+]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One webhook delivery as Shopify would send it."""
+
+    topic: str
+    webhook_id: str
+    event_id: str
+    triggered_at: datetime
+    body: dict[str, Any]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "platform": "shopify",
+                "shop": SHOP,
+                "topic": self.topic,
+                "webhook_id": self.webhook_id,
+                "event_id": self.event_id,
+                "triggered_at": _iso(self.triggered_at),
+                "body": self.body,
+            },
+            ensure_ascii=False,
+        )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _money(value: Decimal) -> str:
+    return str(value.quantize(Decimal("0.01")))
+
+
+class _FeedBuilder:
+    def __init__(self, seed: int, now: datetime) -> None:
+        self.rng = random.Random(seed)
+        self.now = now
+        self.seq = 0
+        self.order_number = 1000
+
+    def next_id(self) -> int:
+        self.seq += 1
+        return 5_400_000_000 + self.seq
+
+    def customer(self, index: int) -> dict[str, Any]:
+        first, last, _tz, country, phone = _PEOPLE[index % len(_PEOPLE)]
+        serial = index // len(_PEOPLE)
+        local = (first or "guest").lower().replace("ł", "l").replace("ë", "e")
+        subscribed = "subscribed" if index % 3 else "not_subscribed"
+        return {
+            "id": 6_100_000_000 + index,
+            "email": f"{local}.{last.lower().replace(chr(39), '')}{serial or ''}@example.com",
+            "first_name": first or None,
+            "last_name": last,
+            "phone": phone if serial == 0 else None,
+            "tags": "vip" if index % 7 == 0 else "",
+            "currency": "EUR",
+            "email_marketing_consent": {"state": subscribed, "opt_in_level": "single_opt_in"},
+            "sms_marketing_consent": (
+                {"state": "subscribed", "opt_in_level": "single_opt_in"} if phone else None
+            ),
+            "default_address": {"country_code": country},
+        }
+
+    def order(self, customer: dict[str, Any], placed: datetime) -> dict[str, Any]:
+        self.order_number += 1
+        picks = self.rng.sample(_PRODUCTS, self.rng.choice([1, 1, 2, 3]))
+        lines = []
+        subtotal = Decimal("0")
+        for product_id, title, product_type, vendor, price in picks:
+            quantity = self.rng.choice([1, 1, 1, 2])
+            subtotal += price * quantity
+            lines.append(
+                {
+                    "id": self.next_id(),
+                    "product_id": product_id,
+                    "variant_id": product_id * 10 + 1,
+                    "sku": f"SKU-{product_id}",
+                    "title": title,
+                    "product_type": product_type,
+                    "vendor": vendor,
+                    "quantity": quantity,
+                    "price": _money(price),
+                }
+            )
+        discount = (subtotal * Decimal("0.10")).quantize(Decimal("0.01")) if len(lines) > 2 else 0
+        shipping = Decimal("0") if subtotal >= 100 else Decimal("4.90")
+        tax = ((subtotal - discount) * Decimal("0.2")).quantize(Decimal("0.01"))
+        total = subtotal - discount + shipping
+        order_id = self.next_id()
+        return {
+            "id": order_id,
+            "name": f"#{self.order_number}",
+            "order_number": self.order_number,
+            "email": customer["email"],
+            "phone": customer["phone"],
+            "created_at": _iso(placed),
+            "updated_at": _iso(placed),
+            "processed_at": _iso(placed),
+            "currency": "EUR",
+            "presentment_currency": "EUR",
+            "subtotal_price": _money(subtotal - Decimal(discount)),
+            "total_line_items_price": _money(subtotal),
+            "total_discounts": _money(Decimal(discount)),
+            "total_tax": _money(tax),
+            "taxes_included": True,
+            "total_price": _money(total),
+            "total_shipping_price_set": {
+                "shop_money": {"amount": _money(shipping), "currency_code": "EUR"},
+                "presentment_money": {"amount": _money(shipping), "currency_code": "EUR"},
+            },
+            "financial_status": "pending",
+            "fulfillment_status": None,
+            "cancelled_at": None,
+            "cancel_reason": None,
+            "buyer_accepts_marketing": customer["email_marketing_consent"]["state"] == "subscribed",
+            "line_items": lines,
+            "shipping_address": {
+                "first_name": customer["first_name"],
+                "last_name": customer["last_name"],
+                "country_code": customer["default_address"]["country_code"],
+                "phone": customer["phone"],
+            },
+            "customer": customer,
+            "fulfillments": [],
+            "refunds": [],
+        }
+
+    def delivery(self, topic: str, at: datetime, body: dict[str, Any]) -> Delivery:
+        event = self.next_id()
+        return Delivery(topic, f"wh-{event}", f"ev-{event}", at, json.loads(json.dumps(body)))
+
+
+def build_feed(
+    *, orders: int = 300, seed: int = 2026, now: datetime | None = None
+) -> list[Delivery]:
+    """Deliveries for ``orders`` orders placed in the 30 days before ``now``, oldest first."""
+    now = now or datetime.now(UTC)
+    builder = _FeedBuilder(seed, now)
+    rng = builder.rng
+    customers = [builder.customer(i) for i in range(max(1, orders * 2 // 3))]
+    deliveries: list[Delivery] = []
+    for _ in range(orders):
+        # repeat customers: a third of orders go to someone who already bought
+        customer = rng.choice(
+            customers[: max(1, len(customers) // 3)] if rng.random() < 0.33 else customers
+        )
+        placed = now - timedelta(minutes=rng.randint(10, 30 * 24 * 60))
+        deliveries.extend(_journey(builder, customer, placed))
+    return sorted(deliveries, key=lambda d: d.triggered_at)
+
+
+def _journey(
+    builder: _FeedBuilder, customer: dict[str, Any], placed: datetime
+) -> Iterator[Delivery]:
+    rng, now = builder.rng, builder.now
+    order = builder.order(customer, placed)
+    yield builder.delivery("orders/create", placed, order)
+
+    if rng.random() < 0.04:  # abandoned payment, cancelled by the shop
+        cancelled = placed + timedelta(hours=rng.randint(2, 20))
+        if cancelled < now:
+            order.update(
+                cancelled_at=_iso(cancelled), cancel_reason="customer", updated_at=_iso(cancelled)
+            )
+            order["financial_status"] = "voided"
+            yield builder.delivery("orders/cancelled", cancelled, order)
+        return
+
+    paid = placed + timedelta(minutes=rng.randint(1, 20))
+    if paid > now:
+        return
+    order.update(financial_status="paid", updated_at=_iso(paid))
+    yield builder.delivery("orders/paid", paid, order)
+
+    fulfilled = paid + timedelta(hours=rng.randint(6, 48))
+    if fulfilled > now:
+        return
+    fulfillment_id = builder.next_id()
+    tracking = f"JJD0099{fulfillment_id % 10**8:08d}"
+    order["fulfillments"] = [
+        {
+            "id": fulfillment_id,
+            "order_id": order["id"],
+            "status": "success",
+            "created_at": _iso(fulfilled),
+            "tracking_company": "PostNord",
+            "tracking_number": tracking,
+            "tracking_url": f"https://tracking.postnord.com/?id={tracking}",
+            "shipment_status": None,
+        }
+    ]
+    order.update(fulfillment_status="fulfilled", updated_at=_iso(fulfilled))
+    yield builder.delivery("orders/fulfilled", fulfilled, order)
+
+    if rng.random() < 0.85:  # the carrier reports delivery for most parcels
+        delivered = fulfilled + timedelta(hours=rng.randint(20, 96))
+        if delivered > now:
+            return
+        yield builder.delivery(
+            "fulfillment_events/create",
+            delivered,
+            {
+                "id": builder.next_id(),
+                "fulfillment_id": fulfillment_id,
+                "order_id": order["id"],
+                "status": "delivered",
+                "happened_at": _iso(delivered),
+                "created_at": _iso(delivered),
+                "message": "Delivered to the recipient",
+                "country": customer["default_address"]["country_code"],
+            },
+        )
+    else:
+        delivered = fulfilled + timedelta(days=3)
+
+    roll = rng.random()
+    after = delivered + timedelta(days=rng.randint(1, 6))
+    if after > now:
+        return
+    if roll < 0.07:  # refund of the first line
+        line = order["line_items"][0]
+        amount = Decimal(line["price"]) * line["quantity"]
+        yield builder.delivery(
+            "refunds/create",
+            after,
+            {
+                "id": builder.next_id(),
+                "order_id": order["id"],
+                "created_at": _iso(after),
+                "processed_at": _iso(after),
+                "note": "Damaged in transit",
+                "restock": True,
+                "refund_line_items": [
+                    {
+                        "id": builder.next_id(),
+                        "line_item_id": line["id"],
+                        "quantity": line["quantity"],
+                        "subtotal": _money(amount),
+                        "line_item": line,
+                    }
+                ],
+                "transactions": [
+                    {
+                        "id": builder.next_id(),
+                        "order_id": order["id"],
+                        "kind": "refund",
+                        "status": "success",
+                        "amount": _money(amount),
+                        "currency": "EUR",
+                    }
+                ],
+            },
+        )
+    elif roll < 0.12:  # return requested
+        return_id = builder.next_id()
+        yield builder.delivery(
+            "returns/request",
+            after,
+            {
+                "id": return_id,
+                "admin_graphql_api_id": f"gid://shopify/Return/{return_id}",
+                "status": "requested",
+                "name": f"{order['name']}-R1",
+                "order": {
+                    "id": order["id"],
+                    "admin_graphql_api_id": f"gid://shopify/Order/{order['id']}",
+                },
+                "return_line_items": [
+                    {
+                        "id": builder.next_id(),
+                        "quantity": 1,
+                        "return_reason": "SIZE_TOO_SMALL",
+                        "fulfillment_line_item": {
+                            "line_item": {"id": order["line_items"][0]["id"]}
+                        },
+                    }
+                ],
+            },
+        )
+
+
+def write_feed(path: Path, deliveries: list[Delivery]) -> None:
+    """Write one JSON object per line (the format ``postpurchase replay`` reads)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for delivery in deliveries:
+            out.write(delivery.to_json() + "\n")
