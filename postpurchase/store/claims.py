@@ -1,8 +1,13 @@
 """Claiming batches of work so that concurrent workers never take the same row.
 
 A claim moves rows to ``claimed`` with a lease. If the claimant dies, the lease runs out and
-the rows are claimable again; a row whose leases keep running out is marked failed after
+the rows are claimable again; a row whose leases keep running out is given up after
 ``max_attempts`` so one poisonous row never blocks the rest.
+
+Touchpoints add one step: right before a message is handed to a provider its row is marked
+``sending`` (and committed). A ``sending`` row whose lease runs out may or may not have been
+sent, so it becomes ``unknown`` and is never sent again blind; rows the dead worker had not
+reached yet are simply claimed again.
 
 PostgreSQL: ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)``, so claimants skip
 each other's rows instead of waiting. SQLite: the same statement inside the store's
@@ -25,8 +30,9 @@ from postpurchase.store.models import ClaimStatus, InboxEvent, Touchpoint, Touch
 @dataclass(frozen=True)
 class _Claimable:
     model: Any  # InboxEvent or Touchpoint: both have status, claimed_by, lease_until, attempts
-    ready: Any  # status value of rows waiting for work
+    ready: Any  # status of rows waiting for work
     claimed: Any
+    held: tuple[Any, ...]  # statuses a worker holds a row in (and may release it from)
     given_up: Any  # status once leases ran out max_attempts times
     reason_column: str
     given_up_reason: str
@@ -37,6 +43,7 @@ _KINDS = {
         InboxEvent,
         ClaimStatus.PENDING,
         ClaimStatus.CLAIMED,
+        (ClaimStatus.CLAIMED,),
         ClaimStatus.FAILED,
         "last_error",
         "processing did not finish within the claim lease, {n} time(s)",
@@ -45,11 +52,17 @@ _KINDS = {
         Touchpoint,
         TouchpointStatus.PLANNED,
         TouchpointStatus.CLAIMED,
-        TouchpointStatus.UNKNOWN,
+        (TouchpointStatus.CLAIMED, TouchpointStatus.SENDING),
+        TouchpointStatus.FAILED,
         "reason",
-        "the dispatcher stopped mid-send ({n} time(s)); the message may or may not have gone",
+        "dispatch did not finish within the claim lease, {n} time(s)",
     ),
 }
+
+_SENDING_LOST = (
+    "the dispatcher stopped while handing the message to the provider: it may or may not "
+    "have been sent, so it is not sent again"
+)
 
 
 def claim_inbox_events(
@@ -72,15 +85,39 @@ def claim_due_touchpoints(
     now: datetime,
     limit: int,
     lease: timedelta,
-    max_attempts: int = 1,
+    max_attempts: int = 5,
 ) -> list[int]:
     """Claim up to ``limit`` planned touchpoints due by ``now`` and return their ids.
 
-    A touchpoint whose claimant died mid-send may or may not have been sent, so by default
-    (``max_attempts=1``) an expired claim becomes ``unknown`` instead of being claimed again.
+    First, ``sending`` rows whose lease ran out become ``unknown`` (see the module doc).
     """
+    session.execute(
+        update(Touchpoint)
+        .where(Touchpoint.status == TouchpointStatus.SENDING, Touchpoint.lease_until < now)
+        .values(status=TouchpointStatus.UNKNOWN, lease_until=None, reason=_SENDING_LOST)
+        .execution_options(synchronize_session=False)
+    )
     due = Touchpoint.due_at <= now
     return _claim(session, _KINDS[Touchpoint], due, worker, now, limit, lease, max_attempts)
+
+
+def mark_sending(session: Session, touchpoint_id: int, *, worker: str) -> bool:
+    """Mark a claimed touchpoint as being handed to its provider; commit before sending.
+
+    Returns False when this worker no longer holds the row (its lease ran out and the row went
+    elsewhere): the message must then not be sent.
+    """
+    result = session.execute(
+        update(Touchpoint)
+        .where(
+            Touchpoint.id == touchpoint_id,
+            Touchpoint.claimed_by == worker,
+            Touchpoint.status == TouchpointStatus.CLAIMED,
+        )
+        .values(status=TouchpointStatus.SENDING)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def release(session: Session, model: Any, ids: Sequence[int], *, worker: str, **values: Any) -> int:
@@ -94,7 +131,7 @@ def release(session: Session, model: Any, ids: Sequence[int], *, worker: str, **
         .where(
             model.id.in_(ids),
             model.claimed_by == worker,
-            model.status == _KINDS[model].claimed,
+            model.status.in_(_KINDS[model].held),
         )
         .values(lease_until=None, **values)
         .execution_options(synchronize_session=False)

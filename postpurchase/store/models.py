@@ -236,10 +236,16 @@ class Channel(enum.StrEnum):
 
 
 class TouchpointStatus(enum.StrEnum):
-    """Planned work becomes exactly one of the final states; ``unknown`` is never retried."""
+    """Planned work becomes exactly one of the final states; ``unknown`` is never retried.
+
+    ``claimed`` rows whose worker died go back to the pool; ``sending`` marks the one message a
+    worker is handing to a provider right now, so if that worker dies the message may have gone
+    and becomes ``unknown`` instead of being sent again.
+    """
 
     PLANNED = "planned"
     CLAIMED = "claimed"
+    SENDING = "sending"
     SENT = "sent"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"

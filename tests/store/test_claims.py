@@ -6,7 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert, select
 
-from postpurchase.store.claims import claim_due_touchpoints, claim_inbox_events, release
+from postpurchase.store.claims import (
+    claim_due_touchpoints,
+    claim_inbox_events,
+    mark_sending,
+    release,
+)
 from postpurchase.store.database import transaction
 from postpurchase.store.models import (
     Channel,
@@ -152,18 +157,47 @@ def test_only_due_touchpoints_are_claimed(store):
     assert ids == [1, 2]
 
 
-def test_a_touchpoint_whose_sender_died_becomes_unknown_not_resent(store):
-    _touchpoints(store, [NOW])
+def test_a_dead_dispatcher_loses_nothing_and_sends_nothing_twice(store):
+    _touchpoints(store, [NOW, NOW, NOW])
     with transaction(store) as session:
-        assert claim_due_touchpoints(session, worker="dead", now=NOW, limit=10, lease=LEASE) == [1]
+        assert claim_due_touchpoints(session, worker="dead", now=NOW, limit=10, lease=LEASE) == [
+            1,
+            2,
+            3,
+        ]
+    with transaction(store) as session:  # it sent touchpoint 1 and was handing over 2 ...
+        assert mark_sending(session, 1, worker="dead")
+    with transaction(store) as session:
+        release(session, Touchpoint, [1], worker="dead", status=TouchpointStatus.SENT)
+    with transaction(store) as session:
+        assert mark_sending(session, 2, worker="dead")
+    # ... when it died.
 
     later = NOW + LEASE + timedelta(seconds=1)
     with transaction(store) as session:
-        assert claim_due_touchpoints(session, worker="next", now=later, limit=10, lease=LEASE) == []
+        reclaimed = claim_due_touchpoints(session, worker="next", now=later, limit=10, lease=LEASE)
+    assert reclaimed == [3]  # never reached: sent by the next worker
     with store() as session:
-        touchpoint = session.get(Touchpoint, 1)
-    assert touchpoint.status == TouchpointStatus.UNKNOWN
-    assert "may or may not" in touchpoint.reason
+        statuses = {t.id: t.status for t in session.scalars(select(Touchpoint))}
+        maybe_sent = session.get(Touchpoint, 2)
+    assert statuses == {
+        1: TouchpointStatus.SENT,
+        2: TouchpointStatus.UNKNOWN,
+        3: TouchpointStatus.CLAIMED,
+    }
+    assert "may or may not" in maybe_sent.reason
+
+
+def test_a_worker_that_lost_its_lease_may_not_send(store):
+    _touchpoints(store, [NOW])
+    with transaction(store) as session:
+        claim_due_touchpoints(session, worker="slow", now=NOW, limit=10, lease=LEASE)
+    later = NOW + LEASE + timedelta(seconds=1)
+    with transaction(store) as session:
+        assert claim_due_touchpoints(session, worker="next", now=later, limit=10, lease=LEASE)
+    with transaction(store) as session:
+        assert mark_sending(session, 1, worker="slow") is False
+        assert mark_sending(session, 1, worker="next") is True
 
 
 def test_concurrent_writers_wait_for_each_other_instead_of_failing(store):

@@ -347,6 +347,7 @@ def upgrade() -> None:
             sa.Enum(
                 "planned",
                 "claimed",
+                "sending",
                 "sent",
                 "skipped",
                 "cancelled",
