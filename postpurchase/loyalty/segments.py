@@ -1,0 +1,411 @@
+"""Segments: recency, frequency and monetary value per customer, RFM quintiles and tiers.
+
+Set-based: a refresh runs a fixed handful of statements whatever the number of customers.
+
+1. One ``INSERT ... SELECT`` fills a temporary table with, per customer who bought in the
+   trailing window or already has a tier: the last paid order, the order count and the spend
+   (order totals net of refunds; paid, not cancelled, in the shop currency), the three
+   quintiles (``NTILE(5)``, 5 is best; ties broken by customer id so results are stable), the
+   highest tier whose criteria are all met, and the stored tier.
+2. One ``UPDATE`` decides each customer's tier: upgrades happen at once; a customer below
+   their tier starts a grace period (``downgrade_pending_since``) and is moved down only when
+   still below after ``grace_days``; meeting the tier again clears it, so a customer hovering
+   at a threshold never flaps.
+3. One ``INSERT ... SELECT`` writes a ``customer_tier_history`` row per change, one upsert
+   writes ``customer_tiers``, and one multi-row insert puts a canonical ``tier.changed`` event
+   per change into the inbox (pending, source ``internal``, dedupe key
+   ``tier.changed:<customer id>:<history id>``) for the campaign planner.
+
+Everything happens in the caller's transaction: a refresh is all or nothing. Running it twice
+with the same data changes no tier the second time.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    SQLColumnExpression,
+    String,
+    Table,
+    and_,
+    case,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    union,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from postpurchase.events import EventType
+from postpurchase.loyalty.config import LoyaltyConfig
+from postpurchase.loyalty.earning import add_months
+from postpurchase.store.models import (
+    ClaimStatus,
+    Customer,
+    CustomerTier,
+    CustomerTierChange,
+    InboxEvent,
+    Money,
+    Order,
+    UtcDateTime,
+)
+
+_scores = Table(
+    "loyalty_segment_scores",
+    MetaData(),
+    Column("customer_id", BigInteger, primary_key=True),
+    Column("orders", Integer, nullable=False),
+    Column("spend", Money, nullable=False),
+    Column("r", Integer),
+    Column("f", Integer),
+    Column("m", Integer),
+    Column("qualified", Integer, nullable=False),  # index into config levels
+    Column("current_tier", String(64)),
+    Column("current_rank", Integer),  # NULL: no tier yet, or one no longer configured
+    Column("pending_since", UtcDateTime()),
+    Column("since", UtcDateTime()),
+    Column("new_rank", Integer),
+    Column("new_pending", UtcDateTime()),
+    prefixes=["TEMPORARY"],
+)
+
+
+@dataclass(frozen=True)
+class RefreshSummary:
+    """What a refresh did: tier sizes after it, and how many customers moved between tiers."""
+
+    customers: int
+    sizes: dict[str, int]
+    moves: dict[tuple[str | None, str], int]
+    pending_downgrades: int
+    events: int = field(default=0)
+
+    def __str__(self) -> str:
+        sizes = ", ".join(f"{tier} {n}" for tier, n in self.sizes.items()) or "none"
+        moves = ", ".join(
+            f"{src or 'new'}->{dst} {n}" for (src, dst), n in sorted(self.moves.items(), key=str)
+        )
+        return (
+            f"scored {self.customers} customer(s); tiers: {sizes}; "
+            f"moves: {moves or 'none'}; downgrades in grace: {self.pending_downgrades}; "
+            f"tier.changed events: {self.events}"
+        )
+
+
+def _rank_of(name_column: SQLColumnExpression[Any], config: LoyaltyConfig) -> ColumnElement[Any]:
+    return case(
+        {level.name: i for i, level in enumerate(config.tiers.levels)},
+        value=name_column,
+        else_=None,
+    )
+
+
+def _name_of(rank_column: SQLColumnExpression[Any], config: LoyaltyConfig) -> ColumnElement[Any]:
+    return case(
+        {i: level.name for i, level in enumerate(config.tiers.levels)},
+        value=rank_column,
+        else_=config.tiers.base.name,
+    )
+
+
+def _fill_scores(session: Session, config: LoyaltyConfig, now: datetime) -> None:
+    window_start = add_months(now, -config.tiers.window_months)
+    stats = (
+        select(
+            Order.customer_id,
+            func.max(Order.paid_at).label("last_paid"),
+            func.count().label("orders"),
+            # Rounded so SQLite's binary floats compare with thresholds as decimals do.
+            func.round(func.sum(Order.total - Order.refunded_amount), 4).label("spend"),
+        )
+        .where(
+            Order.customer_id.is_not(None),
+            Order.paid_at > window_start,
+            Order.paid_at <= now,
+            Order.cancelled_at.is_(None),
+            Order.currency == config.shop_currency,
+        )
+        .group_by(Order.customer_id)
+        .subquery()
+    )
+
+    def quintile(*order_by: Any) -> Any:
+        return func.ntile(5).over(order_by=(*order_by, stats.c.customer_id))
+
+    scored = select(
+        stats.c.customer_id,
+        stats.c.orders,
+        stats.c.spend,
+        quintile(stats.c.last_paid).label("r"),
+        quintile(stats.c.orders).label("f"),
+        quintile(stats.c.spend).label("m"),
+    ).subquery()
+    population = union(select(stats.c.customer_id), select(CustomerTier.customer_id)).subquery()
+    orders = func.coalesce(scored.c.orders, 0)
+    spend = func.coalesce(scored.c.spend, 0)
+    rfm = func.coalesce(scored.c.r + scored.c.f + scored.c.m, 0)
+    qualified: list[tuple[ColumnElement[bool], int]] = []
+    for rank in range(len(config.tiers.levels) - 1, 0, -1):
+        level = config.tiers.levels[rank]
+        conditions: list[ColumnElement[bool]] = []
+        if level.min_spend is not None:
+            conditions.append(spend >= literal(level.min_spend, Money))
+        if level.min_orders is not None:
+            conditions.append(orders >= level.min_orders)
+        if level.min_rfm is not None:
+            conditions.append(rfm >= level.min_rfm)
+        qualified.append((and_(*conditions), rank))
+    rows = (
+        select(
+            population.c.customer_id,
+            orders,
+            spend,
+            scored.c.r,
+            scored.c.f,
+            scored.c.m,
+            case(*qualified, else_=0) if qualified else literal(0),
+            CustomerTier.tier,
+            _rank_of(CustomerTier.tier, config),
+            CustomerTier.downgrade_pending_since,
+            CustomerTier.since,
+        )
+        .select_from(population)
+        .outerjoin(scored, scored.c.customer_id == population.c.customer_id)
+        .outerjoin(CustomerTier, CustomerTier.customer_id == population.c.customer_id)
+    )
+    columns = [
+        "customer_id",
+        "orders",
+        "spend",
+        "r",
+        "f",
+        "m",
+        "qualified",
+        "current_tier",
+        "current_rank",
+        "pending_since",
+        "since",
+    ]
+    session.execute(_scores.insert().from_select(columns, rows))
+
+
+def _decide(session: Session, config: LoyaltyConfig, now: datetime) -> None:
+    s = _scores.c
+    grace_over = and_(
+        s.pending_since.is_not(None),
+        s.pending_since <= now - timedelta(days=config.tiers.grace_days),
+    )
+    new_rank = case(
+        (s.current_rank.is_(None), s.qualified),
+        (s.qualified >= s.current_rank, s.qualified),
+        (grace_over, s.qualified),
+        else_=s.current_rank,
+    )
+    # Still below the tier and kept in it: the grace period runs from its first day below.
+    new_pending = case(
+        (
+            and_(s.qualified < s.current_rank, s.qualified < new_rank),
+            func.coalesce(s.pending_since, literal(now, UtcDateTime())),
+        ),
+        else_=None,
+    )
+    session.execute(update(_scores).values(new_rank=new_rank, new_pending=new_pending))
+
+
+def _changed(config: LoyaltyConfig) -> ColumnElement[bool]:
+    s = _scores.c
+    return or_(
+        and_(s.current_tier.is_(None), s.new_rank > 0),
+        and_(s.current_tier.is_not(None), s.current_tier != _name_of(s.new_rank, config)),
+    )
+
+
+def _write_tiers(session: Session, config: LoyaltyConfig, now: datetime) -> None:
+    s = _scores.c
+    changed = _changed(config)
+    session.execute(
+        insert(CustomerTierChange).from_select(
+            ["customer_id", "from_tier", "to_tier", "changed_at"],
+            select(
+                s.customer_id,
+                s.current_tier,
+                _name_of(s.new_rank, config),
+                literal(now, UtcDateTime()),
+            ).where(changed),
+        )
+    )
+    dialect = session.get_bind().dialect.name
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = upsert(CustomerTier).from_select(
+        [
+            "customer_id",
+            "tier",
+            "since",
+            "recency_score",
+            "frequency_score",
+            "monetary_score",
+            "trailing_spend",
+            "trailing_orders",
+            "downgrade_pending_since",
+            "updated_at",
+        ],
+        # The WHERE keeps SQLite from reading ON CONFLICT as a join constraint.
+        select(
+            s.customer_id,
+            _name_of(s.new_rank, config),
+            case((changed, literal(now, UtcDateTime())), else_=s.since),
+            s.r,
+            s.f,
+            s.m,
+            s.spend,
+            s.orders,
+            s.new_pending,
+            literal(now, UtcDateTime()),
+        ).where(s.customer_id.is_not(None)),
+    )
+    excluded = stmt.excluded
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["customer_id"],
+            set_={
+                name: excluded[name]
+                for name in [
+                    "tier",
+                    "since",
+                    "recency_score",
+                    "frequency_score",
+                    "monetary_score",
+                    "trailing_spend",
+                    "trailing_orders",
+                    "downgrade_pending_since",
+                    "updated_at",
+                ]
+            },
+        )
+    )
+
+
+def tier_changed_payload(
+    customer: dict[str, Any], *, from_tier: str | None, to_tier: str, at: datetime
+) -> dict[str, Any]:
+    """``CanonicalEvent(type=tier.changed, ...).as_payload()``, built without validation.
+
+    A first refresh can move hundreds of thousands of customers; validating each event costs
+    more than the whole SQL. The shape is checked against the model in the tests. Consent is
+    left out (None: "said nothing"), so a stored answer is never overwritten by a snapshot.
+    """
+    snapshot = {k: v for k, v in customer.items() if v is not None}
+    tier: dict[str, Any] = {"to_tier": to_tier}
+    if from_tier is not None:
+        tier = {"from_tier": from_tier, "to_tier": to_tier}
+    return {
+        "type": EventType.TIER_CHANGED.value,
+        "occurred_at": at.isoformat().replace("+00:00", "Z"),
+        "customer": {**snapshot, "tags": []},
+        "tier": tier,
+    }
+
+
+def _emit_events(session: Session, now: datetime) -> int:
+    h = CustomerTierChange
+    changes = session.execute(
+        select(
+            h.id,
+            h.customer_id,
+            h.from_tier,
+            h.to_tier,
+            Customer.source,
+            Customer.external_id,
+            Customer.email,
+            Customer.phone,
+            Customer.first_name,
+            Customer.last_name,
+            Customer.locale,
+            Customer.time_zone,
+        )
+        .join(Customer, Customer.id == h.customer_id)
+        .where(h.changed_at == now)
+    ).all()
+    if not changes:
+        return 0
+    rows = []
+    for change in changes:
+        snapshot = {
+            "external_id": change.external_id,
+            "email": change.email,
+            "phone": change.phone,
+            "first_name": change.first_name,
+            "last_name": change.last_name,
+            "locale": change.locale,
+            "time_zone": change.time_zone,
+        }
+        rows.append(
+            {
+                "source": "internal",
+                "dedupe_key": f"tier.changed:{change.customer_id}:{change.id}",
+                "event_type": EventType.TIER_CHANGED.value,
+                "topic": change.source,  # the customer's platform: external ids are per platform
+                "subject_id": change.external_id,
+                "occurred_at": now,
+                "payload": tier_changed_payload(
+                    snapshot, from_tier=change.from_tier, to_tier=change.to_tier, at=now
+                ),
+                "status": ClaimStatus.PENDING,
+            }
+        )
+    session.execute(insert(InboxEvent), rows)
+    return len(rows)
+
+
+def refresh_segments(session: Session, *, config: LoyaltyConfig, now: datetime) -> RefreshSummary:
+    """Recompute scores and tiers as of ``now`` and record every change (see module doc).
+
+    ``now`` must be later than the previous refresh's: it is the ``changed_at`` of this run's
+    history rows, which is how its events are found.
+    """
+    connection = session.connection()
+    _scores.drop(connection, checkfirst=True)
+    _scores.create(connection)
+    _fill_scores(session, config, now)
+    _decide(session, config, now)
+    s = _scores.c
+    new_name = _name_of(s.new_rank, config)
+    moves = Counter[tuple[str | None, str]]()
+    for src, dst, n in session.execute(
+        select(s.current_tier, new_name, func.count())
+        .where(_changed(config))
+        .group_by(s.current_tier, new_name)
+    ):
+        moves[(src, dst)] = n
+    customers = session.scalar(select(func.count()).select_from(_scores)) or 0
+    pending = session.scalar(select(func.count()).where(s.new_pending.is_not(None))) or 0
+    _write_tiers(session, config, now)
+    events = _emit_events(session, now)
+    _scores.drop(connection)
+    sizes = dict(
+        session.execute(
+            select(CustomerTier.tier, func.count())
+            .group_by(CustomerTier.tier)
+            .order_by(_rank_of(CustomerTier.tier, config))
+        ).all()
+    )
+    return RefreshSummary(
+        customers=customers,
+        sizes={str(k): int(v) for k, v in sizes.items()},
+        moves=dict(moves),
+        pending_downgrades=pending,
+        events=events,
+    )
