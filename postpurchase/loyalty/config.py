@@ -9,6 +9,7 @@ call ``refresh_cron`` at parse time.
 from __future__ import annotations
 
 import enum
+import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Self
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from postpurchase.exceptions import ConfigError
 
+CONFIG_ENV = "POSTPURCHASE_LOYALTY_CONFIG"
 DEFAULT_REFRESH_CRON = "30 2 * * *"
 _CRON_ALIASES = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually"}
 
@@ -236,3 +238,9 @@ def refresh_cron(path: Path) -> str:
         return load_loyalty_config(path).tiers.refresh_cron
     except ConfigError:
         return DEFAULT_REFRESH_CRON
+
+
+def loyalty_config_path(default: Path) -> Path:
+    """``$POSTPURCHASE_LOYALTY_CONFIG`` when set, else ``default`` (the DAGs pass the
+    ``config/loyalty.yaml`` deployed beside ``dags/``). Cheap: safe at DAG parse time."""
+    return Path(os.environ.get(CONFIG_ENV) or default)
