@@ -89,14 +89,14 @@ class RefreshSummary:
 
     customers: int
     sizes: dict[str, int]
-    moves: dict[tuple[str | None, str], int]
+    moves: dict[tuple[str, str], int]
     pending_downgrades: int
     events: int = field(default=0)
 
     def __str__(self) -> str:
         sizes = ", ".join(f"{tier} {n}" for tier, n in self.sizes.items()) or "none"
         moves = ", ".join(
-            f"{src or 'new'}->{dst} {n}" for (src, dst), n in sorted(self.moves.items(), key=str)
+            f"{src}->{dst} {n}" for (src, dst), n in sorted(self.moves.items(), key=str)
         )
         return (
             f"scored {self.customers} customer(s); tiers: {sizes}; "
@@ -241,7 +241,8 @@ def _write_tiers(session: Session, config: LoyaltyConfig, now: datetime) -> None
             ["customer_id", "from_tier", "to_tier", "changed_at"],
             select(
                 s.customer_id,
-                s.current_tier,
+                # No tier row yet means the base tier (and the event needs a from_tier).
+                func.coalesce(s.current_tier, config.tiers.base.name),
                 _name_of(s.new_rank, config),
                 literal(now, UtcDateTime()),
             ).where(changed),
@@ -266,7 +267,7 @@ def _write_tiers(session: Session, config: LoyaltyConfig, now: datetime) -> None
         select(
             s.customer_id,
             _name_of(s.new_rank, config),
-            case((changed, literal(now, UtcDateTime())), else_=s.since),
+            case((or_(changed, s.since.is_(None)), literal(now, UtcDateTime())), else_=s.since),
             s.r,
             s.f,
             s.m,
@@ -299,7 +300,7 @@ def _write_tiers(session: Session, config: LoyaltyConfig, now: datetime) -> None
 
 
 def tier_changed_payload(
-    customer: dict[str, Any], *, from_tier: str | None, to_tier: str, at: datetime
+    customer: dict[str, Any], *, from_tier: str, to_tier: str, at: datetime
 ) -> dict[str, Any]:
     """``CanonicalEvent(type=tier.changed, ...).as_payload()``, built without validation.
 
@@ -308,14 +309,11 @@ def tier_changed_payload(
     left out (None: "said nothing"), so a stored answer is never overwritten by a snapshot.
     """
     snapshot = {k: v for k, v in customer.items() if v is not None}
-    tier: dict[str, Any] = {"to_tier": to_tier}
-    if from_tier is not None:
-        tier = {"from_tier": from_tier, "to_tier": to_tier}
     return {
         "type": EventType.TIER_CHANGED.value,
         "occurred_at": at.isoformat().replace("+00:00", "Z"),
         "customer": {**snapshot, "tags": []},
-        "tier": tier,
+        "tier": {"from_tier": from_tier, "to_tier": to_tier},
     }
 
 
@@ -383,11 +381,12 @@ def refresh_segments(session: Session, *, config: LoyaltyConfig, now: datetime) 
     _decide(session, config, now)
     s = _scores.c
     new_name = _name_of(s.new_rank, config)
-    moves = Counter[tuple[str | None, str]]()
+    old_name = func.coalesce(s.current_tier, config.tiers.base.name)
+    moves = Counter[tuple[str, str]]()
     for src, dst, n in session.execute(
-        select(s.current_tier, new_name, func.count())
+        select(old_name, new_name, func.count())
         .where(_changed(config))
-        .group_by(s.current_tier, new_name)
+        .group_by(old_name, new_name)
     ):
         moves[(src, dst)] = n
     customers = session.scalar(select(func.count()).select_from(_scores)) or 0
