@@ -9,8 +9,9 @@ Causes make every write idempotent (a second delivery of the same event inserts 
     expiry:...                                   see postpurchase.loyalty.expiry
     adjustment:<key>                             a manual adjustment
 
-Reversals never take an order below zero: the points reversed for an order never exceed the
-points it was awarded. Writers lock the customer row first (``FOR UPDATE`` on PostgreSQL;
+Reversals never take an order below zero (the points reversed for an order never exceed the
+points it was awarded) nor the customer's balance: points that already expired or were spent
+are not taken back. Writers lock the customer row first (``FOR UPDATE`` on PostgreSQL;
 SQLite has one writer), so concurrent workers cannot both spend the same remainder.
 
 ``apply_event`` is the one entry point for the event processor.
@@ -178,14 +179,15 @@ def award_order(
 def _reverse(
     session: Session, *, order: Order, customer_id: int, cause: str, wanted: int | None, note: str
 ) -> LedgerChange | None:
-    """Reverse ``wanted`` points of the order's award (None: all that remain), capped so the
-    order never goes below zero. Nothing when the order earned nothing."""
+    """Reverse ``wanted`` points of the order's award (None: all that remain), capped so neither
+    the order nor the balance goes below zero. Nothing when the order earned nothing."""
     if session.scalar(select(Ledger.id).where(Ledger.cause == cause)) is not None:
         return None
     _lock_customer(session, customer_id)
     if _award_points(session, order.id) is None:
         return None
-    remaining = points_for_order(session, order.id)
+    # Points already expired or spent cannot be taken back twice: the balance caps it too.
+    remaining = min(points_for_order(session, order.id), balance(session, customer_id))
     points = remaining if wanted is None else min(wanted, remaining)
     if points <= 0:
         return None

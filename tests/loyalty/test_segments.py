@@ -146,8 +146,8 @@ def test_rfm_quintiles_and_an_rfm_criterion(store, make_config, make_customer, m
     )
     customers = []
     with transaction(store) as session:
-        # Customer i bought i times, i * 100 in all, last i days ago... reversed: the biggest
-        # spender is also the most recent, so scores rise together.
+        # Customer i bought i times (i * 100 in all), last 20 - i days ago: recency,
+        # frequency and spend rise together, so all three quintiles agree.
         for i in range(1, 11):
             customer = make_customer(session)
             customers.append(customer)
