@@ -38,18 +38,22 @@ def loyalty_balance(customer: str, last: int) -> None:
     from postpurchase.loyalty.ledger import Ledger, balance
     from postpurchase.store.database import session_factory, transaction
 
-    with transaction(session_factory(open_database())) as session:
-        found = find_customer(session, customer)
-        click.echo(f"{_describe(found)}: {balance(session, found.id)} points")
-        rows = session.scalars(
-            select(Ledger)
-            .where(Ledger.customer_id == found.id)
-            .order_by(Ledger.id.desc())
-            .limit(max(last, 0))
-        ).all()
-        for row in rows:
-            when = row.created_at.strftime("%Y-%m-%d %H:%M")
-            click.echo(f"  {when}  {row.points:+7d}  {row.kind.value:<10}  {row.note or row.cause}")
+    engine = open_database()
+    try:
+        with transaction(session_factory(engine)) as session:
+            found = find_customer(session, customer)
+            click.echo(f"{_describe(found)}: {balance(session, found.id)} points")
+            rows = session.scalars(
+                select(Ledger)
+                .where(Ledger.customer_id == found.id)
+                .order_by(Ledger.id.desc())
+                .limit(max(last, 0))
+            ).all()
+    finally:
+        engine.dispose()
+    for row in rows:
+        when = row.created_at.strftime("%Y-%m-%d %H:%M")
+        click.echo(f"  {when}  {row.points:+7d}  {row.kind.value:<10}  {row.note or row.cause}")
 
 
 @loyalty.command("adjust", context_settings={"ignore_unknown_options": True})
@@ -67,7 +71,12 @@ def loyalty_adjust(customer: str, points: int, reason: str, key: str | None) -> 
     from postpurchase.loyalty.ledger import adjust
     from postpurchase.store.database import session_factory, transaction
 
-    with transaction(session_factory(open_database())) as session:
-        found = find_customer(session, customer)
-        change = adjust(session, customer_id=found.id, points=points, reason=reason, key=key)
-        click.echo(f"{_describe(found)}: {change.points:+d} points, balance {change.balance}")
+    engine = open_database()
+    try:
+        with transaction(session_factory(engine)) as session:
+            found = find_customer(session, customer)
+            change = adjust(session, customer_id=found.id, points=points, reason=reason, key=key)
+            label = _describe(found)
+    finally:
+        engine.dispose()
+    click.echo(f"{label}: {change.points:+d} points, balance {change.balance}")
