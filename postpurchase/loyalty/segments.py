@@ -42,7 +42,6 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    union,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -122,6 +121,11 @@ def _name_of(rank_column: SQLColumnExpression[Any], config: LoyaltyConfig) -> Co
 
 
 def _fill_scores(session: Session, config: LoyaltyConfig, now: datetime) -> None:
+    """Scores of everyone who bought in the window, then everyone else who has a tier.
+
+    Built in steps joined on the temporary table's primary key: joining window-function
+    subqueries directly made SQLite fall back to nested loops over the whole population.
+    """
     window_start = add_months(now, -config.tiers.window_months)
     stats = (
         select(
@@ -142,64 +146,56 @@ def _fill_scores(session: Session, config: LoyaltyConfig, now: datetime) -> None
         .subquery()
     )
 
-    def quintile(*order_by: Any) -> Any:
-        return func.ntile(5).over(order_by=(*order_by, stats.c.customer_id))
+    def quintile(column: Any) -> Any:
+        return func.ntile(5).over(order_by=(column, stats.c.customer_id))
 
-    scored = select(
-        stats.c.customer_id,
-        stats.c.orders,
-        stats.c.spend,
-        quintile(stats.c.last_paid).label("r"),
-        quintile(stats.c.orders).label("f"),
-        quintile(stats.c.spend).label("m"),
-    ).subquery()
-    population = union(select(stats.c.customer_id), select(CustomerTier.customer_id)).subquery()
-    orders = func.coalesce(scored.c.orders, 0)
-    spend = func.coalesce(scored.c.spend, 0)
-    rfm = func.coalesce(scored.c.r + scored.c.f + scored.c.m, 0)
+    s = _scores.c
+    session.execute(
+        _scores.insert().from_select(
+            ["customer_id", "orders", "spend", "r", "f", "m", "qualified"],
+            select(
+                stats.c.customer_id,
+                stats.c.orders,
+                stats.c.spend,
+                quintile(stats.c.last_paid),
+                quintile(stats.c.orders),
+                quintile(stats.c.spend),
+                literal(0),
+            ),
+        )
+    )
+    session.execute(
+        _scores.insert().from_select(
+            ["customer_id", "orders", "spend", "qualified"],
+            select(CustomerTier.customer_id, literal(0), literal(0), literal(0)).where(
+                ~select(s.customer_id).where(s.customer_id == CustomerTier.customer_id).exists()
+            ),
+        )
+    )
+    session.execute(
+        update(_scores)
+        .where(s.customer_id == CustomerTier.customer_id)
+        .values(
+            current_tier=CustomerTier.tier,
+            current_rank=_rank_of(CustomerTier.tier, config),
+            pending_since=CustomerTier.downgrade_pending_since,
+            since=CustomerTier.since,
+        )
+    )
+    rfm = func.coalesce(s.r + s.f + s.m, 0)
     qualified: list[tuple[ColumnElement[bool], int]] = []
     for rank in range(len(config.tiers.levels) - 1, 0, -1):
         level = config.tiers.levels[rank]
         conditions: list[ColumnElement[bool]] = []
         if level.min_spend is not None:
-            conditions.append(spend >= literal(level.min_spend, Money))
+            conditions.append(s.spend >= level.min_spend)
         if level.min_orders is not None:
-            conditions.append(orders >= level.min_orders)
+            conditions.append(s.orders >= level.min_orders)
         if level.min_rfm is not None:
             conditions.append(rfm >= level.min_rfm)
         qualified.append((and_(*conditions), rank))
-    rows = (
-        select(
-            population.c.customer_id,
-            orders,
-            spend,
-            scored.c.r,
-            scored.c.f,
-            scored.c.m,
-            case(*qualified, else_=0) if qualified else literal(0),
-            CustomerTier.tier,
-            _rank_of(CustomerTier.tier, config),
-            CustomerTier.downgrade_pending_since,
-            CustomerTier.since,
-        )
-        .select_from(population)
-        .outerjoin(scored, scored.c.customer_id == population.c.customer_id)
-        .outerjoin(CustomerTier, CustomerTier.customer_id == population.c.customer_id)
-    )
-    columns = [
-        "customer_id",
-        "orders",
-        "spend",
-        "r",
-        "f",
-        "m",
-        "qualified",
-        "current_tier",
-        "current_rank",
-        "pending_since",
-        "since",
-    ]
-    session.execute(_scores.insert().from_select(columns, rows))
+    if qualified:
+        session.execute(update(_scores).values(qualified=case(*qualified, else_=0)))
 
 
 def _decide(session: Session, config: LoyaltyConfig, now: datetime) -> None:
