@@ -96,7 +96,7 @@ def _reset(engine: Engine) -> None:
 
 def _series(engine: Engine, n: int) -> str:
     if engine.dialect.name == "postgresql":
-        return f"(SELECT g FROM generate_series(1, {n}) AS g) AS s"
+        return f"(SELECT g::bigint AS g FROM generate_series(1, {n}) AS g) AS s"
     return (
         f"(WITH RECURSIVE r(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM r WHERE g < {n}) "
         "SELECT g FROM r) AS s"

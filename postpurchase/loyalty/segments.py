@@ -12,7 +12,7 @@ Set-based: a refresh runs a fixed handful of statements whatever the number of c
    still below after ``grace_days``; meeting the tier again clears it, so a customer hovering
    at a threshold never flaps.
 3. One ``INSERT ... SELECT`` writes a ``customer_tier_history`` row per change, one upsert
-   writes ``customer_tiers``, and one multi-row insert puts a canonical ``tier.changed`` event
+   writes ``customer_tiers``, and one INSERT ... SELECT puts a canonical ``tier.changed`` event
    per change into the inbox (pending, source ``internal``, dedupe key
    ``tier.changed:<customer id>:<history id>``) for the campaign planner.
 
@@ -23,7 +23,7 @@ with the same data changes no tier the second time.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,6 +37,7 @@ from sqlalchemy import (
     Table,
     and_,
     case,
+    cast,
     func,
     insert,
     literal,
@@ -44,7 +45,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -90,7 +90,7 @@ class RefreshSummary:
     sizes: dict[str, int]
     moves: dict[tuple[str, str], int]
     pending_downgrades: int
-    events: int = field(default=0)
+    events: int
 
     def __str__(self) -> str:
         sizes = ", ".join(f"{tier} {n}" for tier, n in self.sizes.items()) or "none"
@@ -244,124 +244,135 @@ def _write_tiers(session: Session, config: LoyaltyConfig, now: datetime) -> None
             ).where(changed),
         )
     )
-    dialect = session.get_bind().dialect.name
-    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = upsert(CustomerTier).from_select(
-        [
-            "customer_id",
-            "tier",
-            "since",
-            "recency_score",
-            "frequency_score",
-            "monetary_score",
-            "trailing_spend",
-            "trailing_orders",
-            "downgrade_pending_since",
-            "updated_at",
-        ],
-        # The WHERE keeps SQLite from reading ON CONFLICT as a join constraint.
-        select(
-            s.customer_id,
-            _name_of(s.new_rank, config),
-            case((or_(changed, s.since.is_(None)), literal(now, UtcDateTime())), else_=s.since),
-            s.r,
-            s.f,
-            s.m,
-            s.spend,
-            s.orders,
-            s.new_pending,
-            literal(now, UtcDateTime()),
-        ).where(s.customer_id.is_not(None)),
-    )
-    excluded = stmt.excluded
+    # Customers with a tier row: rewrite only rows whose tier, scores or grace changed, so a
+    # steady-state refresh writes little. Then insert rows for customers new to tiers.
+    t = CustomerTier
+    new_name = _name_of(s.new_rank, config)
+    stamp = literal(now, UtcDateTime())
     session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["customer_id"],
-            set_={
-                name: excluded[name]
-                for name in [
-                    "tier",
-                    "since",
-                    "recency_score",
-                    "frequency_score",
-                    "monetary_score",
-                    "trailing_spend",
-                    "trailing_orders",
-                    "downgrade_pending_since",
-                    "updated_at",
-                ]
-            },
+        update(t)
+        .where(
+            t.customer_id == s.customer_id,
+            or_(
+                changed,
+                t.recency_score.is_distinct_from(s.r),
+                t.frequency_score.is_distinct_from(s.f),
+                t.monetary_score.is_distinct_from(s.m),
+                t.trailing_orders != s.orders,
+                t.trailing_spend != s.spend,
+                t.downgrade_pending_since.is_distinct_from(s.new_pending),
+            ),
+        )
+        .values(
+            tier=new_name,
+            since=case((changed, stamp), else_=t.since),
+            recency_score=s.r,
+            frequency_score=s.f,
+            monetary_score=s.m,
+            trailing_spend=s.spend,
+            trailing_orders=s.orders,
+            downgrade_pending_since=s.new_pending,
+            updated_at=stamp,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        insert(t).from_select(
+            [
+                "customer_id",
+                "tier",
+                "since",
+                "recency_score",
+                "frequency_score",
+                "monetary_score",
+                "trailing_spend",
+                "trailing_orders",
+                "updated_at",
+            ],
+            select(s.customer_id, new_name, stamp, s.r, s.f, s.m, s.spend, s.orders, stamp).where(
+                s.current_tier.is_(None)
+            ),
         )
     )
 
 
-def tier_changed_payload(
-    customer: dict[str, Any], *, from_tier: str, to_tier: str, at: datetime
-) -> dict[str, Any]:
-    """``CanonicalEvent(type=tier.changed, ...).as_payload()``, built without validation.
+def _json_object(dialect: str, fields: dict[str, Any]) -> ColumnElement[Any]:
+    """A JSON object built in SQL, with null members left out (as ``as_payload()`` does)."""
+    pairs = [part for key, value in fields.items() for part in (literal(key), value)]
+    if dialect == "postgresql":
+        return func.jsonb_strip_nulls(func.jsonb_build_object(*pairs))
+    # JSON merge-patch drops members whose value is null, recursively.
+    return func.json_patch("{}", func.json_object(*pairs))
 
-    A first refresh can move hundreds of thousands of customers; validating each event costs
-    more than the whole SQL. The shape is checked against the model in the tests. Consent is
-    left out (None: "said nothing"), so a stored answer is never overwritten by a snapshot.
+
+def _emit_events(session: Session, now: datetime) -> None:
+    """One ``tier.changed`` inbox event per history row of this run, in one INSERT ... SELECT.
+
+    The payload is ``CanonicalEvent(type=tier.changed, occurred_at=now, customer=snapshot,
+    tier=TierChange(...)).as_payload()``, built in SQL: a first refresh can move hundreds of
+    thousands of customers, and a round trip through Python per event cost more than all the
+    scoring. The tests parse it back with the model. Consent is left out (None: "said
+    nothing"), so a snapshot never overwrites a stored answer.
     """
-    snapshot = {k: v for k, v in customer.items() if v is not None}
-    return {
-        "type": EventType.TIER_CHANGED.value,
-        "occurred_at": at.isoformat().replace("+00:00", "Z"),
-        "customer": {**snapshot, "tags": []},
-        "tier": {"from_tier": from_tier, "to_tier": to_tier},
-    }
-
-
-def _emit_events(session: Session, now: datetime) -> int:
+    dialect = session.get_bind().dialect.name
     h = CustomerTierChange
-    changes = session.execute(
+    empty_list = func.jsonb_build_array() if dialect == "postgresql" else func.json_array()
+    customer = _json_object(
+        dialect,
+        {
+            "external_id": Customer.external_id,
+            "email": Customer.email,
+            "phone": Customer.phone,
+            "first_name": Customer.first_name,
+            "last_name": Customer.last_name,
+            "locale": Customer.locale,
+            "time_zone": Customer.time_zone,
+            "tags": empty_list,
+        },
+    )
+    payload = _json_object(
+        dialect,
+        {
+            "type": literal(EventType.TIER_CHANGED.value),
+            "occurred_at": literal(now.isoformat().replace("+00:00", "Z")),
+            "customer": customer,
+            "tier": _json_object(dialect, {"from_tier": h.from_tier, "to_tier": h.to_tier}),
+        },
+    )
+    rows = (
         select(
-            h.id,
-            h.customer_id,
-            h.from_tier,
-            h.to_tier,
-            Customer.source,
+            literal("internal"),
+            literal("tier.changed:")
+            + cast(h.customer_id, String)
+            + literal(":")
+            + cast(h.id, String),
+            literal(EventType.TIER_CHANGED.value),
+            Customer.source,  # as topic: platform ids are unique per platform only
             Customer.external_id,
-            Customer.email,
-            Customer.phone,
-            Customer.first_name,
-            Customer.last_name,
-            Customer.locale,
-            Customer.time_zone,
+            literal(now, UtcDateTime()),
+            payload,
+            literal(ClaimStatus.PENDING.value),
+            literal(0),
         )
         .join(Customer, Customer.id == h.customer_id)
         .where(h.changed_at == now)
-    ).all()
-    if not changes:
-        return 0
-    rows = []
-    for change in changes:
-        snapshot = {
-            "external_id": change.external_id,
-            "email": change.email,
-            "phone": change.phone,
-            "first_name": change.first_name,
-            "last_name": change.last_name,
-            "locale": change.locale,
-            "time_zone": change.time_zone,
-        }
-        rows.append(
-            {
-                "source": "internal",
-                "dedupe_key": f"tier.changed:{change.customer_id}:{change.id}",
-                "event_type": EventType.TIER_CHANGED.value,
-                "topic": change.source,  # the customer's platform: external ids are per platform
-                "subject_id": change.external_id,
-                "occurred_at": now,
-                "payload": tier_changed_payload(
-                    snapshot, from_tier=change.from_tier, to_tier=change.to_tier, at=now
-                ),
-                "status": ClaimStatus.PENDING,
-            }
+    )
+    session.execute(
+        insert(InboxEvent).from_select(
+            [
+                "source",
+                "dedupe_key",
+                "event_type",
+                "topic",
+                "subject_id",
+                "occurred_at",
+                "payload",
+                "status",
+                "attempts",
+            ],
+            rows,
         )
-    session.execute(insert(InboxEvent), rows)
-    return len(rows)
+    )
 
 
 def refresh_segments(session: Session, *, config: LoyaltyConfig, now: datetime) -> RefreshSummary:
@@ -388,7 +399,7 @@ def refresh_segments(session: Session, *, config: LoyaltyConfig, now: datetime) 
     customers = session.scalar(select(func.count()).select_from(_scores)) or 0
     pending = session.scalar(select(func.count()).where(s.new_pending.is_not(None))) or 0
     _write_tiers(session, config, now)
-    events = _emit_events(session, now)
+    _emit_events(session, now)
     _scores.drop(connection)
     sizes = dict(
         session.execute(
@@ -402,5 +413,5 @@ def refresh_segments(session: Session, *, config: LoyaltyConfig, now: datetime) 
         sizes={str(k): int(v) for k, v in sizes.items()},
         moves=dict(moves),
         pending_downgrades=pending,
-        events=events,
+        events=sum(moves.values()),  # one event per change, by construction
     )
