@@ -2,19 +2,21 @@
 
 Set-based: a refresh runs a fixed handful of statements whatever the number of customers.
 
-1. One ``INSERT ... SELECT`` fills a temporary table with, per customer who bought in the
-   trailing window or already has a tier: the last paid order, the order count and the spend
-   (order totals net of refunds; paid, not cancelled, in the shop currency), the three
-   quintiles (``NTILE(5)``, 5 is best; ties broken by customer id so results are stable), the
-   highest tier whose criteria are all met, and the stored tier.
-2. One ``UPDATE`` decides each customer's tier: upgrades happen at once; a customer below
-   their tier starts a grace period (``downgrade_pending_since``) and is moved down only when
-   still below after ``grace_days``; meeting the tier again clears it, so a customer hovering
-   at a threshold never flaps.
-3. One ``INSERT ... SELECT`` writes a ``customer_tier_history`` row per change, one upsert
-   writes ``customer_tiers``, and one INSERT ... SELECT puts a canonical ``tier.changed`` event
+1. Two ``INSERT ... SELECT`` fill a temporary table with, per customer who bought in the
+   trailing window, then per other customer who already has a tier: the order count and the
+   spend (order totals net of refunds; paid, not cancelled, in the shop currency), the three
+   quintiles (``NTILE(5)``, 5 is best: most recent, most orders, most spend; ties broken by
+   customer id so results are stable), the highest tier whose criteria are all met, the
+   stored tier, and the decision: upgrades happen at once; a customer below their tier
+   starts a grace period (``downgrade_pending_since``) and moves down only when still below
+   ``grace_days`` later; meeting the tier again clears it, so a customer hovering at a
+   threshold never flaps.
+2. One ``INSERT ... SELECT`` writes a ``customer_tier_history`` row per change; one
+   ``UPDATE ... FROM`` rewrites the ``customer_tiers`` rows that differ and one insert adds
+   customers new to tiers; one ``INSERT ... SELECT`` puts a canonical ``tier.changed`` event
    per change into the inbox (pending, source ``internal``, dedupe key
-   ``tier.changed:<customer id>:<history id>``) for the campaign planner.
+   ``tier.changed:<customer id>:<history id>``, payload built in SQL) for the campaign
+   planner.
 
 Everything happens in the caller's transaction: a refresh is all or nothing. Running it twice
 with the same data changes no tier the second time.
@@ -41,8 +43,10 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    null,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import Session
@@ -120,11 +124,56 @@ def _name_of(rank_column: SQLColumnExpression[Any], config: LoyaltyConfig) -> Co
     )
 
 
-def _fill_scores(session: Session, config: LoyaltyConfig, now: datetime) -> None:
-    """Scores of everyone who bought in the window, then everyone else who has a tier.
+def _qualified(config: LoyaltyConfig, orders: Any, spend: Any, rfm: Any) -> ColumnElement[Any]:
+    """The index of the highest level whose criteria are all met (0, the base, otherwise)."""
+    whens: list[tuple[ColumnElement[bool], int]] = []
+    for rank in range(len(config.tiers.levels) - 1, 0, -1):
+        level = config.tiers.levels[rank]
+        conditions: list[ColumnElement[bool]] = []
+        if level.min_spend is not None:
+            conditions.append(spend >= literal(level.min_spend, Money))
+        if level.min_orders is not None:
+            conditions.append(orders >= level.min_orders)
+        if level.min_rfm is not None:
+            conditions.append(rfm >= level.min_rfm)
+        whens.append((and_(*conditions), rank))
+    return case(*whens, else_=0) if whens else literal(0)
 
-    Built in steps joined on the temporary table's primary key: joining window-function
-    subqueries directly made SQLite fall back to nested loops over the whole population.
+
+def _with_decision(rows: Any, config: LoyaltyConfig, now: datetime) -> Any:
+    """``rows`` (with qualified, current_rank, pending_since) plus new_rank and new_pending.
+
+    Upgrades happen at once; a customer below their tier keeps it until ``grace_days`` after
+    the first refresh that found them below; meeting it again clears the grace period.
+    """
+    q = rows.c
+    grace_over = and_(
+        q.pending_since.is_not(None),
+        q.pending_since <= now - timedelta(days=config.tiers.grace_days),
+    )
+    new_rank = case(
+        (q.current_rank.is_(None), q.qualified),
+        (q.qualified >= q.current_rank, q.qualified),
+        (grace_over, q.qualified),
+        else_=q.current_rank,
+    )
+    # Still below the tier and kept in it: the grace period runs from its first day below.
+    new_pending = case(
+        (
+            and_(q.qualified < q.current_rank, q.qualified < new_rank),
+            func.coalesce(q.pending_since, literal(now, UtcDateTime())),
+        ),
+        else_=None,
+    )
+    return select(*q, new_rank.label("new_rank"), new_pending.label("new_pending"))
+
+
+def _fill_scores(session: Session, config: LoyaltyConfig, now: datetime) -> None:
+    """Score and decide, in two INSERT ... SELECTs into the temporary table.
+
+    First everyone who bought in the window (joined to their stored tier by primary key),
+    then everyone else who has a tier (scores 0). No join between two subqueries: SQLite
+    answers those with nested loops over the whole population.
     """
     window_start = add_months(now, -config.tiers.window_months)
     stats = (
@@ -149,76 +198,52 @@ def _fill_scores(session: Session, config: LoyaltyConfig, now: datetime) -> None
     def quintile(column: Any) -> Any:
         return func.ntile(5).over(order_by=(column, stats.c.customer_id))
 
+    scored = select(
+        stats.c.customer_id,
+        stats.c.orders,
+        stats.c.spend,
+        quintile(stats.c.last_paid).label("r"),
+        quintile(stats.c.orders).label("f"),
+        quintile(stats.c.spend).label("m"),
+    ).subquery()
+    t = CustomerTier
+    rfm = scored.c.r + scored.c.f + scored.c.m
+    buyers = (
+        select(
+            *scored.c,
+            _qualified(config, scored.c.orders, scored.c.spend, rfm).label("qualified"),
+            t.tier.label("current_tier"),
+            _rank_of(t.tier, config).label("current_rank"),
+            t.downgrade_pending_since.label("pending_since"),
+            t.since,
+        )
+        .outerjoin(t, t.customer_id == scored.c.customer_id)
+        .subquery()
+    )
+    columns = [c.name for c in _scores.c]
+    session.execute(_scores.insert().from_select(columns, _with_decision(buyers, config, now)))
     s = _scores.c
-    session.execute(
-        _scores.insert().from_select(
-            ["customer_id", "orders", "spend", "r", "f", "m", "qualified"],
-            select(
-                stats.c.customer_id,
-                stats.c.orders,
-                stats.c.spend,
-                quintile(stats.c.last_paid),
-                quintile(stats.c.orders),
-                quintile(stats.c.spend),
-                literal(0),
-            ),
+    lapsed = (
+        select(
+            t.customer_id,
+            literal(0).label("orders"),
+            literal(0, Money).label("spend"),
+            cast(null(), Integer).label("r"),
+            cast(null(), Integer).label("f"),
+            cast(null(), Integer).label("m"),
+            _qualified(config, literal(0), literal(0), literal(0)).label("qualified"),
+            t.tier.label("current_tier"),
+            _rank_of(t.tier, config).label("current_rank"),
+            t.downgrade_pending_since.label("pending_since"),
+            t.since,
         )
+        .where(~select(s.customer_id).where(s.customer_id == t.customer_id).exists())
+        .subquery()
     )
-    session.execute(
-        _scores.insert().from_select(
-            ["customer_id", "orders", "spend", "qualified"],
-            select(CustomerTier.customer_id, literal(0), literal(0), literal(0)).where(
-                ~select(s.customer_id).where(s.customer_id == CustomerTier.customer_id).exists()
-            ),
-        )
-    )
-    session.execute(
-        update(_scores)
-        .where(s.customer_id == CustomerTier.customer_id)
-        .values(
-            current_tier=CustomerTier.tier,
-            current_rank=_rank_of(CustomerTier.tier, config),
-            pending_since=CustomerTier.downgrade_pending_since,
-            since=CustomerTier.since,
-        )
-    )
-    rfm = func.coalesce(s.r + s.f + s.m, 0)
-    qualified: list[tuple[ColumnElement[bool], int]] = []
-    for rank in range(len(config.tiers.levels) - 1, 0, -1):
-        level = config.tiers.levels[rank]
-        conditions: list[ColumnElement[bool]] = []
-        if level.min_spend is not None:
-            conditions.append(s.spend >= level.min_spend)
-        if level.min_orders is not None:
-            conditions.append(s.orders >= level.min_orders)
-        if level.min_rfm is not None:
-            conditions.append(rfm >= level.min_rfm)
-        qualified.append((and_(*conditions), rank))
-    if qualified:
-        session.execute(update(_scores).values(qualified=case(*qualified, else_=0)))
-
-
-def _decide(session: Session, config: LoyaltyConfig, now: datetime) -> None:
-    s = _scores.c
-    grace_over = and_(
-        s.pending_since.is_not(None),
-        s.pending_since <= now - timedelta(days=config.tiers.grace_days),
-    )
-    new_rank = case(
-        (s.current_rank.is_(None), s.qualified),
-        (s.qualified >= s.current_rank, s.qualified),
-        (grace_over, s.qualified),
-        else_=s.current_rank,
-    )
-    # Still below the tier and kept in it: the grace period runs from its first day below.
-    new_pending = case(
-        (
-            and_(s.qualified < s.current_rank, s.qualified < new_rank),
-            func.coalesce(s.pending_since, literal(now, UtcDateTime())),
-        ),
-        else_=None,
-    )
-    session.execute(update(_scores).values(new_rank=new_rank, new_pending=new_pending))
+    session.execute(_scores.insert().from_select(columns, _with_decision(lapsed, config, now)))
+    if session.get_bind().dialect.name == "postgresql":
+        # Temporary tables are never analysed automatically; the writes below join on it.
+        session.execute(text(f"ANALYZE {_scores.name}"))
 
 
 def _changed(config: LoyaltyConfig) -> ColumnElement[bool]:
@@ -385,7 +410,6 @@ def refresh_segments(session: Session, *, config: LoyaltyConfig, now: datetime) 
     _scores.drop(connection, checkfirst=True)
     _scores.create(connection)
     _fill_scores(session, config, now)
-    _decide(session, config, now)
     s = _scores.c
     new_name = _name_of(s.new_rank, config)
     old_name = func.coalesce(s.current_tier, config.tiers.base.name)
