@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import String, and_, case, cast, func, literal, select
+from sqlalchemy import String, and_, case, cast, func, literal, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -142,6 +142,10 @@ def expire_points(session: Session, *, config: LoyaltyConfig, now: datetime) -> 
     mode, months = config.expiry.mode, config.expiry.months
     if mode is ExpiryMode.NEVER or months is None:
         return ExpiryResult(0, 0)
+    if session.get_bind().dialect.name == "postgresql":
+        # Expiry reads every balance, then writes: no ledger writer may slip in between and
+        # spend points this run is about to expire. (SQLite has a single writer anyway.)
+        session.execute(text("LOCK TABLE loyalty_ledger IN SHARE ROW EXCLUSIVE MODE"))
     before = session.scalar(select(func.max(Ledger.id))) or 0
     if mode is ExpiryMode.AFTER_EARNED:
         _expire_earned(session, now, months)

@@ -330,8 +330,9 @@ def _json_object(dialect: str, fields: dict[str, Any]) -> ColumnElement[Any]:
     return func.json_patch("{}", func.json_object(*pairs))
 
 
-def _emit_events(session: Session, now: datetime) -> None:
-    """One ``tier.changed`` inbox event per history row of this run, in one INSERT ... SELECT.
+def _emit_events(session: Session, now: datetime, after_change_id: int) -> None:
+    """One ``tier.changed`` inbox event per history row after ``after_change_id`` (this run's),
+    in one INSERT ... SELECT.
 
     The payload is ``CanonicalEvent(type=tier.changed, occurred_at=now, customer=snapshot,
     tier=TierChange(...)).as_payload()``, built in SQL: a first refresh can move hundreds of
@@ -380,7 +381,7 @@ def _emit_events(session: Session, now: datetime) -> None:
             literal(0),
         )
         .join(Customer, Customer.id == h.customer_id)
-        .where(h.changed_at == now)
+        .where(h.id > after_change_id)
     )
     session.execute(
         insert(InboxEvent).from_select(
@@ -403,8 +404,7 @@ def _emit_events(session: Session, now: datetime) -> None:
 def refresh_segments(session: Session, *, config: LoyaltyConfig, now: datetime) -> RefreshSummary:
     """Recompute scores and tiers as of ``now`` and record every change (see module doc).
 
-    ``now`` must be later than the previous refresh's: it is the ``changed_at`` of this run's
-    history rows, which is how its events are found.
+    Returns what changed. Callers run one refresh at a time (the DAG has one active run).
     """
     connection = session.connection()
     _scores.drop(connection, checkfirst=True)
@@ -422,8 +422,9 @@ def refresh_segments(session: Session, *, config: LoyaltyConfig, now: datetime) 
         moves[(src, dst)] = n
     customers = session.scalar(select(func.count()).select_from(_scores)) or 0
     pending = session.scalar(select(func.count()).where(s.new_pending.is_not(None))) or 0
+    last_change = session.scalar(select(func.max(CustomerTierChange.id))) or 0
     _write_tiers(session, config, now)
-    _emit_events(session, now)
+    _emit_events(session, now, last_change)
     _scores.drop(connection)
     sizes = dict(
         session.execute(
