@@ -66,6 +66,8 @@ from postpurchase.store.models import (
     UtcDateTime,
 )
 
+REFRESH_WORK_MEM = "256MB"  # PostgreSQL only, for the refresh's transaction
+
 _scores = Table(
     "loyalty_segment_scores",
     MetaData(),
@@ -407,6 +409,10 @@ def refresh_segments(session: Session, *, config: LoyaltyConfig, now: datetime) 
     Returns what changed. Callers run one refresh at a time (the DAG has one active run).
     """
     connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # The per-customer aggregate over all orders in the window and the three quintile
+        # sorts spill to disk with the default 4 MB; this transaction may use more.
+        session.execute(text(f"SET LOCAL work_mem = '{REFRESH_WORK_MEM}'"))
     _scores.drop(connection, checkfirst=True)
     _scores.create(connection)
     _fill_scores(session, config, now)
