@@ -13,7 +13,7 @@ from postpurchase.store.models import (
     InboxEvent,
 )
 
-NOW = datetime(2026, 6, 1, 3, 0, tzinfo=UTC)
+NOW = datetime(2026, 6, 1, 3, 0, 0, 123456, tzinfo=UTC)  # microseconds: payload format
 
 
 def _tiers(session):
