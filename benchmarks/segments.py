@@ -1,0 +1,262 @@
+"""Benchmark ``segments``: one set-based tier refresh against a per-customer query loop.
+
+Loads ``customers`` customers with ``orders_per_customer`` orders each into a fresh, migrated
+database (PostgreSQL or SQLite), then times in a child process each:
+
+- the first refresh (every customer new: many tier changes, history rows and inbox events),
+- a second refresh a day later (steady state: few changes),
+- the baseline: a per-customer loop (one aggregate query and one upsert per customer) over
+  ``baseline_customers`` customers, extrapolated linearly to the whole population.
+
+Peak memory is the child process's peak resident set size (for SQLite it includes the
+database engine, which runs in-process; PostgreSQL's server memory is not counted).
+
+Entry points: ``run_segments_benchmark(...)`` returns a ``SegmentsResult`` (``.markdown()``
+for BENCHMARKS.md); ``python -m benchmarks.segments --help`` runs it from the shell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select, text
+
+from postpurchase.loyalty.config import LoyaltyConfig, load_loyalty_config
+from postpurchase.loyalty.earning import add_months
+from postpurchase.loyalty.segments import refresh_segments
+from postpurchase.settings import parse_database_url
+from postpurchase.store import schema
+from postpurchase.store.database import make_engine, session_factory, transaction
+from postpurchase.store.models import CustomerTier, Order
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "config" / "loyalty.yaml"
+NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Timing:
+    seconds: float
+    peak_rss_mib: float
+    detail: str
+
+
+@dataclass(frozen=True)
+class SegmentsResult:
+    backend: str
+    customers: int
+    orders: int
+    load_seconds: float
+    first: Timing
+    steady: Timing
+    baseline_customers: int
+    baseline: Timing
+
+    @property
+    def baseline_extrapolated(self) -> float:
+        return self.baseline.seconds / self.baseline_customers * self.customers
+
+    def markdown(self) -> str:
+        speedup = self.baseline_extrapolated / self.steady.seconds
+        return "\n".join(
+            [
+                f"#### segments on {self.backend}: {self.customers:,} customers, "
+                f"{self.orders:,} orders (loaded in {self.load_seconds:.1f} s)",
+                "",
+                "| run | time | peak RSS | detail |",
+                "| --- | --- | --- | --- |",
+                f"| first refresh (all new) | {self.first.seconds:.2f} s | "
+                f"{self.first.peak_rss_mib:.0f} MiB | {self.first.detail} |",
+                f"| second refresh (steady) | {self.steady.seconds:.2f} s | "
+                f"{self.steady.peak_rss_mib:.0f} MiB | {self.steady.detail} |",
+                f"| baseline: per-customer loop on {self.baseline_customers:,} | "
+                f"{self.baseline.seconds:.2f} s | {self.baseline.peak_rss_mib:.0f} MiB | "
+                f"{self.baseline.detail}; extrapolated to all: "
+                f"{self.baseline_extrapolated:.1f} s ({speedup:.0f}x the steady refresh) |",
+                "",
+            ]
+        )
+
+
+def _reset(engine: Engine) -> None:
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    schema.upgrade(engine)
+
+
+def _series(engine: Engine, n: int) -> str:
+    if engine.dialect.name == "postgresql":
+        return f"(SELECT g::bigint AS g FROM generate_series(1, {n}) AS g) AS s"
+    return (
+        f"(WITH RECURSIVE r(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM r WHERE g < {n}) "
+        "SELECT g FROM r) AS s"
+    )
+
+
+def load(engine: Engine, customers: int, orders_per_customer: int) -> int:
+    """Fill customers and orders with deterministic, varied data; returns the order count."""
+    orders = customers * orders_per_customer
+    pg = engine.dialect.name == "postgresql"
+    # Spread over 18 months so some orders fall out of the 12-month window; amounts 5..205.
+    paid_at = (
+        f"TIMESTAMPTZ '{NOW.isoformat()}' - ((g * 7919) % 540) * INTERVAL '1 day'"
+        if pg
+        else f"datetime('{NOW:%Y-%m-%d %H:%M:%S}', '-' || ((g * 7919) % 540) || ' days')"
+    )
+    amount = "CAST(5 + ((g * 104729) % 20000) / 100.0 AS NUMERIC(18, 4))"
+    # A quarter of the orders go to the top 5% of customers: frequencies and spend vary.
+    top = max(customers // 20, 1)
+    customer = (
+        f"CASE WHEN g % 4 = 0 THEN 1 + ((g * 7919) % {top}) ELSE 1 + ((g * 7919) % {customers}) END"
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO customers (source, external_id, email, first_name, "
+                "email_marketing_consent, sms_consent, sms_marketing_consent) "
+                f"SELECT 'bench', 'c' || g, 'c' || g || '@example.com', 'Bench', "
+                f"true, false, false FROM {_series(engine, customers)}"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO orders (source, external_id, customer_id, currency, subtotal, total, "
+                "total_tax, total_discounts, total_shipping, refunded_amount, paid_at) "
+                f"SELECT 'bench', 'o' || g, {customer}, 'USD', {amount}, "
+                f"{amount}, 0, 0, 0, 0, {paid_at} FROM {_series(engine, orders)}"
+            )
+        )
+        if pg:
+            conn.execute(text("ANALYZE"))
+    return orders
+
+
+def _timed_refresh(url: str, now: datetime) -> tuple[float, int, str]:
+    engine = make_engine(parse_database_url(url))
+    config = load_loyalty_config(CONFIG)
+    start = time.perf_counter()
+    with transaction(session_factory(engine)) as session:
+        summary = refresh_segments(session, config=config, now=now)
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    detail = f"{summary.events:,} tier changes; tiers: " + ", ".join(
+        f"{t} {n:,}" for t, n in summary.sizes.items()
+    )
+    return elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, detail
+
+
+def _tier_for(config: LoyaltyConfig, spend: float, orders: int) -> str:
+    # The baseline's tier rule, without RFM (it cannot rank a population one customer at a time).
+    chosen = config.tiers.base.name
+    for level in config.tiers.levels[1:]:
+        if (level.min_spend is None or spend >= float(level.min_spend)) and (
+            level.min_orders is None or orders >= level.min_orders
+        ):
+            chosen = level.name
+    return chosen
+
+
+def _timed_baseline(url: str, customers: int) -> tuple[float, int, str]:
+    """One aggregate SELECT and one upsert per customer: the shape set-based SQL replaces."""
+    engine = make_engine(parse_database_url(url))
+    config = load_loyalty_config(CONFIG)
+    window_start = add_months(NOW, -config.tiers.window_months)
+    start = time.perf_counter()
+    with transaction(session_factory(engine)) as session:
+        for customer_id in range(1, customers + 1):
+            orders, spend, _last = session.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(Order.total - Order.refunded_amount), 0),
+                    func.max(Order.paid_at),
+                ).where(
+                    Order.customer_id == customer_id,
+                    Order.paid_at > window_start,
+                    Order.cancelled_at.is_(None),
+                )
+            ).one()
+            session.merge(
+                CustomerTier(
+                    customer_id=customer_id,
+                    tier=_tier_for(config, float(spend), orders),
+                    since=NOW,
+                    trailing_spend=spend,
+                    trailing_orders=orders,
+                )
+            )
+            session.flush()
+        session.rollback()  # measure the work, keep the refreshed tiers for nothing
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    detail = f"{customers / elapsed:,.0f} customers/s"
+    return elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, detail
+
+
+def _in_child(target: object, *args: object) -> Timing:
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        seconds, rss_kib, detail = pool.apply(target, args)  # type: ignore[arg-type]
+    return Timing(seconds, rss_kib / 1024, detail)
+
+
+def run_segments_benchmark(
+    *, url: str, customers: int, orders_per_customer: int = 5, baseline_customers: int = 2_000
+) -> SegmentsResult:
+    """Wipe and migrate the database at ``url``, load the data, time the three runs."""
+    engine = make_engine(parse_database_url(url))
+    try:
+        _reset(engine)
+        start = time.perf_counter()
+        orders = load(engine, customers, orders_per_customer)
+        load_seconds = time.perf_counter() - start
+    finally:
+        engine.dispose()
+    first = _in_child(_timed_refresh, url, NOW)
+    steady = _in_child(_timed_refresh, url, NOW + timedelta(days=1))
+    baseline = _in_child(_timed_baseline, url, min(baseline_customers, customers))
+    return SegmentsResult(
+        backend=parse_database_url(url).get_backend_name(),
+        customers=customers,
+        orders=orders,
+        load_seconds=load_seconds,
+        first=first,
+        steady=steady,
+        baseline_customers=min(baseline_customers, customers),
+        baseline=baseline,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.segments", description=__doc__)
+    parser.add_argument(
+        "--url",
+        help="database to WIPE and use (default: a SQLite file in a temporary folder)",
+    )
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--orders-per-customer", type=int, default=5)
+    parser.add_argument("--baseline-customers", type=int, default=2_000)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as folder:
+        url = args.url or f"sqlite:///{folder}/bench.db"
+        result = run_segments_benchmark(
+            url=url,
+            customers=args.customers,
+            orders_per_customer=args.orders_per_customer,
+            baseline_customers=args.baseline_customers,
+        )
+    sys.stdout.write(result.markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""
+### Loyalty maintenance
+
+Daily: applies points expiry as configured in `config/loyalty.yaml` (`expiry.mode`:
+`after_earned` or `after_inactivity`, after `expiry.months`), then checks that no customer's
+balance is negative. Expired points become `expiry` rows in the append-only ledger.
+
+The task's return value (XCom) and log show how many points of how many customers expired.
+Safe to re-run or clear: a second run the same day expires nothing more.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from airflow.sdk import dag, task
+
+from postpurchase.airflow_glue import DEFAULT_ARGS, START_DATE
+
+CONFIG = Path(__file__).resolve().parents[1] / "config" / "loyalty.yaml"
+
+
+@dag(
+    schedule="@daily",
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["postpurchase", "loyalty", "maintenance"],
+    doc_md=__doc__,
+)
+def loyalty_maintenance() -> None:
+    @task
+    def apply_expiry() -> str:
+        from postpurchase.loyalty.runs import run_loyalty_maintenance
+
+        return run_loyalty_maintenance(CONFIG)
+
+    apply_expiry()
+
+
+loyalty_maintenance()

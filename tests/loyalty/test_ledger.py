@@ -1,0 +1,319 @@
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from postpurchase.events import EventType, Refund
+from postpurchase.exceptions import InvalidInput
+from postpurchase.loyalty.ledger import adjust, apply_event, balance, points_for_order
+from postpurchase.store.database import transaction
+from postpurchase.store.models import CustomerTier, LedgerKind, LoyaltyLedgerEntry
+
+PAID_AT = datetime(2026, 3, 10, 14, 30, tzinfo=UTC)  # the factories' default paid_at
+
+
+def _rows(session, customer_id):
+    return session.scalars(
+        select(LoyaltyLedgerEntry)
+        .where(LoyaltyLedgerEntry.customer_id == customer_id)
+        .order_by(LoyaltyLedgerEntry.id)
+    ).all()
+
+
+def _refund(rid, amount):
+    return Refund(external_id=rid, amount=Decimal(amount), currency="USD")
+
+
+def test_award_once_under_duplicate_deliveries(
+    store, make_config, make_customer, make_order, make_event
+):
+    config = make_config()
+    with transaction(store) as session:
+        customer = make_customer(session)
+        order = make_order(session, customer, subtotal="120.50", total="131.20")
+        first = apply_event(
+            session,
+            event=make_event(EventType.ORDER_PAID),
+            order=order,
+            customer=customer,
+            config=config,
+        )
+    assert first is not None and first.points == 120 and first.balance == 120
+    for kind in (EventType.ORDER_PAID, EventType.ORDER_PAID, EventType.ORDER_FULFILLED):
+        with transaction(store) as session:
+            again = apply_event(
+                session, event=make_event(kind), order=order, customer=customer, config=config
+            )
+            assert again is None
+    with store() as session:
+        rows = _rows(session, customer.id)
+        assert [(r.kind, r.points, r.cause) for r in rows] == [
+            (LedgerKind.AWARD, 120, f"award:order:{order.id}")
+        ]
+        assert balance(session, customer.id) == 120
+
+
+def test_points_exclude_tax_and_shipping_and_optionally_discounts(
+    store, make_config, make_customer, make_order, make_event
+):
+    with transaction(store) as session:
+        customer = make_customer(session)
+        order = make_order(
+            session,
+            customer,
+            subtotal="200.00",
+            total="229.00",
+            total_tax="19.00",
+            total_shipping="10.00",
+            total_discounts="20.00",
+        )
+        config = make_config(earning={"subtract_discounts": True, "points_per_unit": "2"})
+        change = apply_event(
+            session,
+            event=make_event(EventType.ORDER_PAID),
+            order=order,
+            customer=customer,
+            config=config,
+        )
+    assert change is not None and change.points == 360  # (200 - 20) * 2
+
+
+def test_cancelled_before_paid_earns_nothing(
+    store, make_config, make_customer, make_order, make_event
+):
+    config = make_config()
+    with transaction(store) as session:
+        customer = make_customer(session)
+        order = make_order(session, customer, paid_at=None)
+        order.cancelled_at = PAID_AT
+        for kind in (EventType.ORDER_CANCELLED, EventType.ORDER_PAID):
+            assert (
+                apply_event(
+                    session, event=make_event(kind), order=order, customer=customer, config=config
+                )
+                is None
+            )
+        assert _rows(session, customer.id) == []
+
+
+def test_cancelled_after_paid_reverses_the_remainder(
+    store, make_config, make_customer, make_order, make_event
+):
+    config = make_config()
+    with transaction(store) as session:
+        customer = make_customer(session)
+        order = make_order(session, customer, subtotal="100.00")
+        apply_event(
+            session,
+            event=make_event(EventType.ORDER_PAID),
+            order=order,
+            customer=customer,
+            config=config,
+        )
+        order.refunded_amount = Decimal("30.00")
+        apply_event(
+            session,
+            event=make_event(EventType.ORDER_REFUNDED, refund=_refund("r1", "30.00")),
+            order=order,
+            customer=customer,
+            config=config,
+        )
+        order.cancelled_at = PAID_AT + timedelta(days=1)
+        change = apply_event(
+            session,
+            event=make_event(EventType.ORDER_CANCELLED),
+            order=order,
+            customer=customer,
+            config=config,
+        )
+        assert change is not None and change.points == -70 and change.balance == 0
+        assert points_for_order(session, order.id) == 0
+
+
+def test_partial_then_full_refund_reverses_proportionally(
+    store, make_config, make_customer, make_order, make_event
+):
+    config = make_config(earning={"rounding": "nearest"})
+    with transaction(store) as session:
+        customer = make_customer(session)
+        order = make_order(session, customer, subtotal="90.00", total="100.00")
+        apply_event(
+            session,
+            event=make_event(EventType.ORDER_PAID),
+            order=order,
+            customer=customer,
+            config=config,
+        )
+        order.refunded_amount = Decimal("25.00")
+        partial = apply_event(
+            session,
+            event=make_event(EventType.ORDER_REFUNDED, refund=_refund("r1", "25.00")),
+            order=order,
+            customer=customer,
+            config=config,
+        )
+        # A redelivery of the same refund changes nothing.
+        duplicate = apply_event(
+            session,
+            event=make_event(EventType.ORDER_REFUNDED, refund=_refund("r1", "25.00")),
+            order=order,
+            customer=customer,
+            config=config,
+        )
+        order.refunded_amount = Decimal("100.00")
+        rest = apply_event(
+            session,
+            event=make_event(EventType.ORDER_REFUNDED, refund=_refund("r2", "75.00")),
+            order=order,
+            customer=customer,
+            config=config,
+        )
+        assert partial is not None and partial.points == -23  # 25% of 90, 22.5 rounded half up
+        assert duplicate is None
+        assert rest is not None and rest.points == -67 and rest.balance == 0
+        causes = [r.cause for r in _rows(session, customer.id)]
+        assert causes == [
+            f"award:order:{order.id}",
+            f"reversal:refund:{order.id}:r1",
+            f"reversal:refund:{order.id}:r2",
+        ]
+
+
+def test_refund_larger_than_award_never_leaves_order_negative(
+    store, make_config, make_customer, make_order, make_event
+):
+    config = make_config()
+    with transaction(store) as session:
+        customer = make_customer(session)
+        other = make_order(session, customer, subtotal="500.00")
+        order = make_order(session, customer, subtotal="40.00")
+        for paid in (other, order):
+            apply_event(
+                session,
+                event=make_event(EventType.ORDER_PAID),
+                order=paid,
+                customer=customer,
+                config=config,
+            )
+        # Refunds on the platform can exceed the order (goodwill, shipping); they reverse no
+        # more than the order earned, and never eat into points from the other order.
+        order.refunded_amount = Decimal("30.00")
+        apply_event(
+            session,
+            event=make_event(EventType.ORDER_REFUNDED, refund=_refund("r1", "30.00")),
+            order=order,
+            customer=customer,
+            config=config,
+        )
+        order.refunded_amount = Decimal("90.00")
+        apply_event(
+            session,
+            event=make_event(EventType.ORDER_REFUNDED, refund=_refund("r2", "60.00")),
+            order=order,
+            customer=customer,
+            config=config,
+        )
+        late = apply_event(
+            session,
+            event=make_event(EventType.ORDER_REFUNDED, refund=_refund("r3", "60.00")),
+            order=order,
+            customer=customer,
+            config=config,
+        )
+        assert late is None
+        assert points_for_order(session, order.id) == 0
+        assert balance(session, customer.id) == 500
+
+
+def test_refund_without_detail_on_a_refunded_order_reverses_the_rest(
+    store, make_config, make_customer, make_order, make_event
+):
+    config = make_config()
+    with transaction(store) as session:
+        customer = make_customer(session)
+        order = make_order(session, customer, subtotal="80.00")
+        apply_event(
+            session,
+            event=make_event(EventType.ORDER_PAID),
+            order=order,
+            customer=customer,
+            config=config,
+        )
+        order.financial_status = "refunded"
+        change = apply_event(
+            session,
+            event=make_event(EventType.ORDER_REFUNDED),
+            order=order,
+            customer=customer,
+            config=config,
+        )
+        assert change is not None and change.points == -80
+
+
+def test_tier_multiplier_and_bonuses(store, make_config, make_customer, make_order, make_event):
+    config = make_config(
+        bonuses=[
+            {"name": "welcome", "first_order": True, "points": 50},
+            {"name": "gear", "product_type": "accessories", "points_per_unit": "1"},
+        ]
+    )
+    with transaction(store) as session:
+        customer = make_customer(session)
+        session.add(CustomerTier(customer_id=customer.id, tier="Silver", since=PAID_AT))
+        first = make_order(
+            session,
+            customer,
+            subtotal="101.00",
+            lines=[("Accessories", 2, "20.50"), ("Shoes", 1, "60.00")],
+        )
+        second = make_order(session, customer, subtotal="10.00", paid_at=PAID_AT + timedelta(1))
+        one = apply_event(
+            session,
+            event=make_event(EventType.ORDER_PAID),
+            order=first,
+            customer=customer,
+            config=config,
+        )
+        two = apply_event(
+            session,
+            event=make_event(EventType.ORDER_PAID),
+            order=second,
+            customer=customer,
+            config=config,
+        )
+    # Silver x1.5 on the base only: floor(101 * 1.5) = 151, + 50 welcome + 41 on accessories.
+    assert one is not None and one.points == 151 + 50 + 41
+    assert two is not None and two.points == 15  # not a first order any more
+
+
+def test_order_in_another_currency_earns_nothing(
+    store, make_config, make_customer, make_order, make_event
+):
+    with transaction(store) as session:
+        customer = make_customer(session)
+        order = make_order(session, customer)
+        order.currency = "EUR"
+        assert (
+            apply_event(
+                session,
+                event=make_event(EventType.ORDER_PAID),
+                order=order,
+                customer=customer,
+                config=make_config(),
+            )
+            is None
+        )
+
+
+def test_adjustments_refuse_a_negative_balance_and_honour_keys(store, make_customer):
+    with transaction(store) as session:
+        customer = make_customer(session)
+        added = adjust(session, customer_id=customer.id, points=40, reason="goodwill", key="t-1")
+        assert added.balance == 40
+        with pytest.raises(InvalidInput, match="already applied"):
+            adjust(session, customer_id=customer.id, points=40, reason="goodwill", key="t-1")
+        with pytest.raises(InvalidInput, match="negative balance"):
+            adjust(session, customer_id=customer.id, points=-41, reason="redeemed")
+        taken = adjust(session, customer_id=customer.id, points=-40, reason="redeemed")
+        assert taken.balance == 0
