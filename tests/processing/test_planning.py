@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from conftest import at, order_event, put, touchpoints
+from journeys import at, order_event, put, touchpoints
 from sqlalchemy import select, update
 
 from postpurchase.processing.followups import plan_assumed_deliveries, plan_lapsed_customers
