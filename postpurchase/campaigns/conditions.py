@@ -53,8 +53,8 @@ class Condition:
 def compile_condition(source: str) -> Condition:
     """Compile ``source``; ValueError on a syntax error or a name outside CONDITION_NAMES."""
     try:
-        unknown = meta.find_undeclared_variables(_ENV.parse("{{ (" + source + ") }}"))
         expression = _ENV.compile_expression(source, undefined_to_none=False)
+        unknown = meta.find_undeclared_variables(_ENV.parse("{{ (" + source + ") }}"))
     except TemplateError as exc:
         raise ValueError(f"expression {source!r} does not compile: {exc.message or exc}") from None
     unknown -= CONDITION_NAMES

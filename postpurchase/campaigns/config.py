@@ -186,7 +186,12 @@ def _message(error: ErrorDetails) -> str:
     if error["type"] == "missing":
         return f"missing required key {loc[-1]!r}"
     message = error["msg"].removeprefix("Value error, ")
-    return f"{loc[-1]}: {message}" if loc and isinstance(loc[-1], str) else message
+    # The key at fault, with a list index when the problem is one item: "channels[1]".
+    names = [p for p in loc if isinstance(p, str)]
+    if not names:
+        return message
+    index = f"[{loc[-1]}]" if isinstance(loc[-1], int) and len(loc) > 2 else ""
+    return f"{names[-1]}{index}: {message}"
 
 
 def _semantic_problems(config: CampaignConfig, source: SourceMap) -> Iterator[str]:

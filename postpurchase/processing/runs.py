@@ -14,7 +14,8 @@ import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from postpurchase.campaigns.config import CampaignConfig, load_campaigns
+from postpurchase.campaigns.config import CampaignConfig
+from postpurchase.campaigns.validation import load_valid_campaigns
 from postpurchase.processing.followups import plan_assumed_deliveries, plan_lapsed_customers
 from postpurchase.processing.inbox import process_inbox, utc_now
 from postpurchase.settings import Settings, load_settings
@@ -33,7 +34,7 @@ def worker_name() -> str:
 
 def _setup(settings: Settings | None) -> tuple[Settings, CampaignConfig, ZoneInfo]:
     settings = settings or load_settings()
-    config = load_campaigns(settings.campaigns_file)
+    config = load_valid_campaigns(settings.campaigns_file, settings.templates_dir)
     return settings, config, ZoneInfo(settings.shop_time_zone)
 
 
