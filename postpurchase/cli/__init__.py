@@ -50,9 +50,11 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 def _register() -> None:
     # Imported here, not at the top, so that each group module can import ``main``'s helpers.
+    from postpurchase.cli.campaigns import campaigns
     from postpurchase.cli.db import db
 
     main.add_command(db)
+    main.add_command(campaigns)
 
 
 _register()
