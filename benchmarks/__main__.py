@@ -1,0 +1,35 @@
+"""``python -m benchmarks``: run every benchmark, print its figures, write BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks import planning
+
+BENCHMARKS = {"planning": planning.run}
+REPORT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+
+
+def main(names: list[str]) -> None:
+    chosen = names or list(BENCHMARKS)
+    sections = []
+    for name in chosen:
+        result = BENCHMARKS[name]()
+        sys.stdout.write(json.dumps({k: v for k, v in result.items() if k != "markdown"}) + "\n")
+        sections.append(result["markdown"])
+    machine = (
+        f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}"
+    )
+    header = (
+        "# Benchmarks\n\n"
+        f"Written by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {machine}.\n"
+    )
+    REPORT.write_text(header + "\n" + "\n".join(sections))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
