@@ -7,9 +7,11 @@ Both run on every processing DAG run and are idempotent.
   order is handled once) and ``order.delivered`` campaigns are planned from it. A real
   delivery reported later changes nothing already planned.
 - Win-back: a customer whose last order was placed at least the campaign's ``delay`` ago, with
-  no order since, triggers ``customer.lapsed`` campaigns, once per last order. Only lapses
-  that began within ``LAPSE_HORIZON`` are looked at, which keeps each run small; a pause of
-  the DAG longer than that skips older lapses.
+  no order since, triggers ``customer.lapsed`` campaigns, once per last order.
+
+Only fallbacks and lapses that fell due within ``FOLLOWUP_HORIZON`` are looked at: it keeps
+each run small, and orders imported from long ago are not sent stale messages. A pause of the
+DAG longer than that skips what fell due meanwhile.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from postpurchase.processing.planning import (
 )
 from postpurchase.store.models import Order, Touchpoint
 
-LAPSE_HORIZON = timedelta(days=7)
+FOLLOWUP_HORIZON = timedelta(days=7)
 
 
 def plan_assumed_deliveries(
@@ -41,6 +43,7 @@ def plan_assumed_deliveries(
     Returns how many orders were assumed delivered, and the planning counts.
     """
     fallback = config.delivery_fallback
+    elapsed = timedelta(days=fallback.days, seconds=fallback.seconds)
     overdue = session.scalars(
         select(Order)
         .where(
@@ -48,9 +51,10 @@ def plan_assumed_deliveries(
             Order.cancelled_at.is_(None),
             Order.fulfilled_at.is_not(None),
             Order.customer_id.is_not(None),
-            # A coarse bound in SQL (the fallback counted as elapsed time), exact check below.
-            Order.fulfilled_at
-            <= now - timedelta(days=fallback.days, seconds=fallback.seconds - 7200),
+            # Coarse bounds in SQL (the fallback as elapsed time, give or take a DST hour);
+            # the exact check is below.
+            Order.fulfilled_at <= now - elapsed + timedelta(hours=2),
+            Order.fulfilled_at > now - elapsed - FOLLOWUP_HORIZON - timedelta(hours=2),
         )
         .order_by(Order.id)
     ).all()
@@ -58,7 +62,7 @@ def plan_assumed_deliveries(
     for order in overdue:
         assert order.fulfilled_at is not None and order.customer_id is not None
         assumed = fallback.after(order.fulfilled_at, shop_zone)
-        if assumed > now:
+        if assumed > now or assumed <= now - FOLLOWUP_HORIZON:
             continue
         order.delivered_at = assumed
         occurrences.append(
@@ -92,7 +96,7 @@ def plan_lapsed_customers(
                 last,
                 (last.c.customer_id == Order.customer_id) & (last.c.last_at == Order.placed_at),
             )
-            .where(last.c.last_at <= cutoff, last.c.last_at > cutoff - LAPSE_HORIZON)
+            .where(last.c.last_at <= cutoff, last.c.last_at > cutoff - FOLLOWUP_HORIZON)
             .order_by(Order.customer_id, Order.id)
         ).all()
         already = set(

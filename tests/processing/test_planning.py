@@ -272,6 +272,16 @@ def test_delivery_fallback_assumes_delivery_after_the_configured_days(store, dra
     assert drain().planned == 0
 
 
+def test_orders_long_past_their_fallback_get_no_stale_messages(store, drain, campaigns):
+    put(store, *_journey()[:3])  # fulfilled 3 March, never delivered; first seen in May
+    drain()
+    with transaction(store) as session:
+        assumed, counts = plan_assumed_deliveries(
+            session, campaigns, now=at("2026-05-01T08:00:00+00:00"), shop_zone=UTC_ZONE
+        )
+    assert (assumed, counts.planned) == (0, 0)
+
+
 def test_win_back_after_sixty_days_without_an_order_and_cancelled_by_a_new_one(
     store, drain, campaigns
 ):
