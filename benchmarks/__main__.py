@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 from datetime import UTC, datetime
@@ -12,6 +13,16 @@ from benchmarks import planning
 
 BENCHMARKS = {"planning": planning.run}
 REPORT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main(names: list[str]) -> None:

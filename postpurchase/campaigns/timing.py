@@ -40,15 +40,6 @@ class Delay:
             moment = wall.replace(tzinfo=zone)
         return moment.astimezone(UTC) + timedelta(seconds=self.seconds)
 
-    def __str__(self) -> str:
-        parts = [f"{self.days}d"] if self.days else []
-        rest = int(self.seconds)
-        for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
-            if rest >= size:
-                parts.append(f"{rest // size}{unit}")
-                rest %= size
-        return "".join(parts) or "0s"
-
 
 def parse_delay(text: str) -> Delay:
     """Parse ``3d``, ``2h30m``, ``1w2d``, ``0s`` or ISO 8601 ``P3D``/``PT2H30M``.
@@ -98,9 +89,6 @@ class SendWindow:
         if self.start < self.end:
             return self.start <= moment < self.end
         return moment >= self.start or moment < self.end  # wraps past midnight
-
-    def __str__(self) -> str:
-        return f"{self.start:%H:%M}-{self.end:%H:%M}"
 
 
 def parse_window(text: str) -> SendWindow:
