@@ -32,9 +32,8 @@ def main(names: list[str]) -> None:
         result = BENCHMARKS[name]()
         sys.stdout.write(json.dumps({k: v for k, v in result.items() if k != "markdown"}) + "\n")
         sections.append(result["markdown"])
-    machine = (
-        f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}"
-    )
+    load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    machine = f"{_cpu()} x {os.cpu_count()}, Python {platform.python_version()}, load {load}"
     header = (
         "# Benchmarks\n\n"
         f"Written by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {machine}.\n"
