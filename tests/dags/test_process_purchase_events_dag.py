@@ -12,7 +12,7 @@ from sqlalchemy import select
 from postpurchase.airflow_glue import InboxWatermarkTrigger
 from postpurchase.events import CanonicalEvent
 from postpurchase.store.database import transaction
-from postpurchase.store.models import ClaimStatus, InboxEvent, Touchpoint
+from postpurchase.store.models import InboxEvent, Touchpoint
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 
@@ -62,8 +62,22 @@ def _delivered(order_id: str) -> dict:
     ).as_payload()
 
 
+def _touchpoints(store):
+    with store() as session:
+        return session.execute(
+            select(
+                Touchpoint.subject_key,
+                Touchpoint.campaign_id,
+                Touchpoint.step,
+                Touchpoint.channel,
+                Touchpoint.due_at,
+                Touchpoint.status,
+            ).order_by(Touchpoint.id)
+        ).all()
+
+
 @pytest.mark.airflow
-def test_a_dag_run_processes_the_inbox_and_plans(store, run_dag):
+def test_a_dag_run_processes_the_inbox_and_a_second_run_changes_nothing(store, run_dag):
     with transaction(store) as session:
         session.add_all(
             InboxEvent(
@@ -76,18 +90,29 @@ def test_a_dag_run_processes_the_inbox_and_plans(store, run_dag):
         )
         session.add(
             InboxEvent(
-                source="shopify", dedupe_key="bad", event_type="order.paid", payload={"type": "x"}
+                source="shopify", dedupe_key="bad", event_type="order.paid", payload={"x": 1}
             )
         )
 
     run_dag("process_purchase_events")
+    first = _touchpoints(store)
+    with transaction(store) as session:  # the same deliveries again, as a platform retry
+        session.add_all(
+            InboxEvent(
+                source="shopify",
+                dedupe_key=f"again{n}",
+                event_type="order.delivered",
+                payload=_delivered(str(n)),
+            )
+            for n in range(3)
+        )
+    run_dag("process_purchase_events")
 
     with store() as session:
         statuses = sorted(s.value for s in session.scalars(select(InboxEvent.status)))
-        planned = session.execute(select(Touchpoint.campaign_id, Touchpoint.step)).all()
-    assert statuses == ["done", "done", "done", "failed"]
-    assert sorted(planned) == sorted(
+    assert statuses == ["done"] * 6 + ["failed"]
+    assert sorted((c, s) for _, c, s, *_ in first) == sorted(
         [("delivery_checkin", 0), ("setup_tips", 0), ("review_request", 0), ("review_request", 1)]
         * 3
     )
-    assert ClaimStatus.PENDING.value not in statuses
+    assert _touchpoints(store) == first
