@@ -150,6 +150,9 @@ def _parse(rows: Sequence[InboxEvent]) -> tuple[list[SourcedEvent], dict[int, st
     return items, invalid
 
 
+BatchProcessor = Callable[..., None]
+
+
 def process_inbox(
     factory: SessionFactory,
     config: CampaignConfig,
@@ -160,10 +163,12 @@ def process_inbox(
     clock: Clock = utc_now,
     batch_size: int = BATCH_SIZE,
     time_budget: timedelta | None = None,
+    processor: BatchProcessor = process_batch,
 ) -> InboxSummary:
     """Process pending inbox rows until none is left (or ``time_budget`` is spent).
 
     Rows claimed by a worker that died are taken over once their lease has run out.
+    ``processor`` does the work of one batch (``process_batch``; tests swap it).
     """
     summary = InboxSummary()
     deadline = time.monotonic() + time_budget.total_seconds() if time_budget else None
@@ -179,69 +184,30 @@ def process_inbox(
             )
         if not ids:
             break
-        _process_claimed(
-            factory, ids, config, worker=worker, shop_zone=shop_zone, clock=clock, summary=summary
-        )
-    return summary
-
-
-def _process_claimed(
-    factory: SessionFactory,
-    ids: list[int],
-    config: CampaignConfig,
-    *,
-    worker: str,
-    shop_zone: ZoneInfo,
-    clock: Clock,
-    summary: InboxSummary,
-) -> None:
-    with factory() as session:
-        rows = session.scalars(
-            select(InboxEvent).where(InboxEvent.id.in_(ids)).order_by(InboxEvent.id)
-        ).all()
-        attempts = {row.id: row.attempts for row in rows}
-        items, invalid = _parse(rows)
-    for inbox_id, reason in invalid.items():
-        _give_up(factory, inbox_id, reason, worker=worker, summary=summary)
-    try:
-        with transaction(factory) as session:
-            batch = InboxSummary()
-            process_batch(session, items, config, shop_zone=shop_zone, summary=batch)
-            release(
-                session,
-                InboxEvent,
-                [i.inbox_id for i in items],
-                worker=worker,
-                status=ClaimStatus.DONE,
-                processed_at=clock(),
-                last_error=None,
-            )
-        _merge(summary, batch)
-        return
-    except Exception:
-        log.warning(
-            "batch of %d inbox event(s) failed; retrying them one by one", len(items), exc_info=True
-        )
-    for item in items:
+        with factory() as session:
+            rows = session.scalars(
+                select(InboxEvent).where(InboxEvent.id.in_(ids)).order_by(InboxEvent.id)
+            ).all()
+            attempts = {row.id: row.attempts for row in rows}
+            items, invalid = _parse(rows)
+        for inbox_id, reason in invalid.items():
+            _give_up(factory, inbox_id, reason, worker=worker, summary=summary)
+        run = _BatchRun(factory, config, worker, shop_zone, clock, processor)
         try:
-            with transaction(factory) as session:
-                single = InboxSummary()
-                process_batch(session, [item], config, shop_zone=shop_zone, summary=single)
-                release(
-                    session,
-                    InboxEvent,
-                    [item.inbox_id],
-                    worker=worker,
-                    status=ClaimStatus.DONE,
-                    processed_at=clock(),
-                    last_error=None,
-                )
-            _merge(summary, single)
-        except Exception as exc:  # any failure of this row: recorded on it, never fatal
-            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-            if attempts[item.inbox_id] >= MAX_ATTEMPTS:
-                _give_up(factory, item.inbox_id, reason, worker=worker, summary=summary)
-            else:
+            _merge(summary, run(items))
+            continue
+        except Exception:
+            log.warning(
+                "a batch of %d event(s) failed; retrying one by one", len(items), exc_info=True
+            )
+        for item in items:
+            try:
+                _merge(summary, run([item]))
+            except Exception as exc:  # this row's failure is recorded on it, never fatal
+                reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+                if attempts[item.inbox_id] >= MAX_ATTEMPTS:
+                    _give_up(factory, item.inbox_id, reason, worker=worker, summary=summary)
+                    continue
                 with transaction(factory) as session:
                     release(
                         session,
@@ -252,6 +218,34 @@ def _process_claimed(
                         last_error=reason,
                     )
                 summary.retried += 1
+    return summary
+
+
+@dataclass(frozen=True)
+class _BatchRun:
+    """Processes events and marks them done, in one transaction."""
+
+    factory: SessionFactory
+    config: CampaignConfig
+    worker: str
+    shop_zone: ZoneInfo
+    clock: Clock
+    processor: BatchProcessor
+
+    def __call__(self, items: Sequence[SourcedEvent]) -> InboxSummary:
+        part = InboxSummary()
+        with transaction(self.factory) as session:
+            self.processor(session, items, self.config, shop_zone=self.shop_zone, summary=part)
+            release(
+                session,
+                InboxEvent,
+                [item.inbox_id for item in items],
+                worker=self.worker,
+                status=ClaimStatus.DONE,
+                processed_at=self.clock(),
+                last_error=None,
+            )
+        return part
 
 
 def _give_up(

@@ -9,6 +9,7 @@ from journeys import at, order_event, put, touchpoints
 from sqlalchemy import select, update
 
 from postpurchase.processing.followups import plan_assumed_deliveries, plan_lapsed_customers
+from postpurchase.processing.inbox import process_batch, process_inbox
 from postpurchase.store.database import transaction
 from postpurchase.store.models import ClaimStatus, InboxEvent, Order, Touchpoint, TouchpointStatus
 
@@ -396,3 +397,32 @@ def test_a_bad_row_fails_with_its_reason_and_does_not_block_the_others(store, dr
     assert rows[bad[0]].status is ClaimStatus.FAILED
     assert "not a canonical event: occurred_at: Field required" in rows[bad[0]].last_error
     assert summary.failed == 1 and summary.planned == 5
+
+
+def test_a_row_that_keeps_failing_is_marked_failed_after_a_few_attempts(store, campaigns):
+    good = put(store, *_journey())
+    poison = put(store, order_event("order.paid", "2026-03-01T15:01:00+00:00", order_id="666"))
+
+    def processor(session, items, config, **kwargs):
+        # Stands in for a bug or a row the database refuses; it affects this order only.
+        if any(item.event.order.external_id == "666" for item in items):
+            raise RuntimeError("order 666 cannot be stored")
+        process_batch(session, items, config, **kwargs)
+
+    now = at("2026-03-20T12:00:00+00:00")
+    summary = process_inbox(
+        store,
+        campaigns,
+        worker="w",
+        shop_zone=UTC_ZONE,
+        lease=timedelta(minutes=5),
+        clock=lambda: now,
+        processor=processor,
+    )
+
+    with store() as session:
+        rows = {r.id: r for r in session.scalars(select(InboxEvent))}
+    assert {rows[i].status for i in good} == {ClaimStatus.DONE}
+    assert (rows[poison[0]].status, rows[poison[0]].attempts) == (ClaimStatus.FAILED, 3)
+    assert rows[poison[0]].last_error == "RuntimeError: order 666 cannot be stored"
+    assert (summary.failed, summary.retried, summary.planned) == (1, 2, 5)
