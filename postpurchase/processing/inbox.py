@@ -106,14 +106,18 @@ def process_batch(
     config: CampaignConfig,
     *,
     shop_zone: ZoneInfo,
+    now: datetime,
     summary: InboxSummary,
 ) -> None:
-    """Upsert, then plan and cancel touchpoints for ``items``, in the caller's transaction."""
+    """Upsert, then plan and cancel touchpoints for ``items``, in the caller's transaction.
+
+    ``now`` is the run's clock, for per-event work that needs one.
+    """
     records = upsert_records(session, items)
     occurrences: list[Occurrence] = []
     cancellations: list[Cancellation] = []
     # One pass per event, after its order and customer are stored: the place where per-event
-    # work hooks in (loyalty: award on paid, reverse on refund, with order and customer).
+    # work hooks in (loyalty: award on paid, reverse on refund, with order, customer and now).
     for item in items:
         order = records.order_for(item)
         customer = records.customer_for(item)
@@ -235,7 +239,14 @@ class _BatchRun:
     def __call__(self, items: Sequence[SourcedEvent]) -> InboxSummary:
         part = InboxSummary()
         with transaction(self.factory) as session:
-            self.processor(session, items, self.config, shop_zone=self.shop_zone, summary=part)
+            self.processor(
+                session,
+                items,
+                self.config,
+                shop_zone=self.shop_zone,
+                now=self.clock(),
+                summary=part,
+            )
             release(
                 session,
                 InboxEvent,

@@ -136,7 +136,12 @@ def test_a_claimant_killed_mid_batch_loses_nothing(store, drain):
             SourcedEvent(r.id, r.source, CanonicalEvent.model_validate(r.payload)) for r in rows
         ]
         process_batch(
-            session, items[:2], _campaigns(), shop_zone=ZoneInfo("UTC"), summary=InboxSummary()
+            session,
+            items[:2],
+            _campaigns(),
+            shop_zone=ZoneInfo("UTC"),
+            now=claimed_at,
+            summary=InboxSummary(),
         )
         session.rollback()
 
