@@ -145,4 +145,7 @@ class CanonicalEvent(_Model):
         return None
 
     def as_payload(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
+        """The inbox payload. Only what the platform said is kept: a field it left out must
+        stay out, so that processing can tell "absent" (keep the stored value) from an
+        explicit value such as a total of 0."""
+        return self.model_dump(mode="json", exclude_none=True, exclude_unset=True)

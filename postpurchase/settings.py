@@ -8,6 +8,7 @@ that names the environment variable at fault.
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +18,8 @@ from sqlalchemy.exc import ArgumentError
 from postpurchase.exceptions import ConfigError
 
 ENV_PREFIX = "POSTPURCHASE_"
+# The checkout the package is installed from (editable install): config/ and templates/ live here.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Drivers the store is written and tested for; anything else would fail in odd places later.
 _SUPPORTED_BACKENDS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
@@ -52,6 +55,28 @@ class Settings(BaseSettings):
     rejected_webhook_cap: int = Field(
         default=10_000, gt=0, description="At most this many rejected webhooks are kept."
     )
+
+    campaigns_file: Path = Field(
+        default=PROJECT_ROOT / "config" / "campaigns.yaml",
+        description="The campaign configuration, read each time processing runs.",
+    )
+    templates_dir: Path = Field(
+        default=PROJECT_ROOT / "templates",
+        description="Jinja templates per channel: email/<name>.*.j2 and sms/<name>.txt.j2.",
+    )
+    shop_time_zone: str = Field(
+        default="UTC",
+        description="IANA zone for send windows when a customer's own zone is unknown.",
+    )
+
+    @field_validator("shop_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name") from None
+        return value
 
     @field_validator("var_dir")
     @classmethod

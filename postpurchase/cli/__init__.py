@@ -50,13 +50,13 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 def _register() -> None:
     # Imported here, not at the top, so that each group module can import ``main``'s helpers.
+    from postpurchase.cli.campaigns import campaigns
     from postpurchase.cli.db import db
     from postpurchase.cli.loyalty import loyalty
     from postpurchase.cli.run import run
 
-    main.add_command(db)
-    main.add_command(loyalty)
-    main.add_command(run)
+    for group in (campaigns, db, loyalty, run):
+        main.add_command(group)
 
 
 _register()

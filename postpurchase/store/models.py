@@ -205,6 +205,21 @@ class Order(Base):
     __table_args__ = (UniqueConstraint("source", "external_id"),)
 
 
+class OrderRefund(Base):
+    """One refund of an order, once: ``orders.refunded_amount`` is the sum of these rows."""
+
+    __tablename__ = "order_refunds"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(64))  # the platform's refund id
+    amount: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(3))
+    refunded_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("order_id", "external_id"),)
+
+
 class OrderItem(Base):
     __tablename__ = "order_items"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
 
 from postpurchase.store.models import (
     Customer,
@@ -29,3 +30,8 @@ def table_counts(engine: Engine) -> list[str]:
             count = conn.execute(select(func.count()).select_from(plain)).scalar_one()
             lines.append(f"{plain.__tablename__}: {count}")
     return lines
+
+
+def inbox_watermark(session: Session) -> int:
+    """The highest inbox id so far (0 when empty): it moves whenever intake stores an event."""
+    return int(session.execute(select(func.coalesce(func.max(InboxEvent.id), 0))).scalar_one())

@@ -1,0 +1,206 @@
+"""``planning``: purchase events drained from the inbox into touchpoints, as one DAG run does.
+
+Each order has placed, paid, fulfilled and delivered events; the shipped campaigns plan five
+touchpoints per order. The batched drain (``process_inbox``, 1,000 events a claim) is timed
+against a per-event baseline measured in the same run on the same data shape: the same code
+claiming and committing one event at a time, which is what a naive per-event ORM loop does.
+Each measurement runs in a fresh process, so its peak RSS is its own.
+
+Settings (environment): ``POSTPURCHASE_BENCH_POSTGRES_URL``, a PostgreSQL database the
+benchmark may wipe (default: a temporary SQLite file); ``POSTPURCHASE_BENCH_ORDERS``
+(default 10,000 orders = 40,000 events); ``POSTPURCHASE_BENCH_BASELINE_ORDERS`` (default 500).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, func, insert, select, text
+
+from postpurchase.campaigns.config import load_campaigns
+from postpurchase.events import CanonicalEvent
+from postpurchase.processing.inbox import process_inbox
+from postpurchase.settings import PROJECT_ROOT, parse_database_url
+from postpurchase.store import schema
+from postpurchase.store.database import make_engine, session_factory
+from postpurchase.store.models import Base, InboxEvent, Touchpoint
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+ZONES = ["America/New_York", "Europe/Berlin", "Asia/Tokyo", None]
+KINDS = [
+    ("order.placed", timedelta(0)),
+    ("order.paid", timedelta(minutes=2)),
+    ("order.fulfilled", timedelta(days=1)),
+    ("order.delivered", timedelta(days=3)),
+]
+
+
+def _events(n: int) -> list[dict[str, Any]]:
+    placed = START + timedelta(seconds=n * 7)
+    customer = {
+        "external_id": f"c{n // 2}",
+        "email": f"customer{n // 2}@example.com",
+        "first_name": "Sam",
+        "time_zone": ZONES[n % len(ZONES)],
+    }
+    rows = []
+    for kind, offset in KINDS:
+        order = {
+            "external_id": str(100_000 + n),
+            "name": f"#{100_000 + n}",
+            "currency": "EUR",
+            "total": "129.90",
+            "subtotal": "129.90",
+            "placed_at": placed.isoformat(),
+            "updated_at": (placed + offset).isoformat(),
+            "lines": [
+                {
+                    "external_id": f"{n}-1",
+                    "title": "Grinder",
+                    "product_type": "electronics",
+                    "quantity": 1,
+                    "unit_price": "99.90",
+                },
+                {
+                    "external_id": f"{n}-2",
+                    "title": "Beans",
+                    "product_type": "coffee",
+                    "quantity": 2,
+                    "unit_price": "15.00",
+                },
+            ],
+            "customer": customer,
+        }
+        payload = {"type": kind, "occurred_at": (placed + offset).isoformat(), "order": order}
+        event = CanonicalEvent.model_validate(payload)
+        rows.append(
+            {
+                "source": "shopify",
+                "dedupe_key": f"bench:{n}:{kind}",
+                "event_type": kind,
+                "subject_id": order["external_id"],
+                "occurred_at": event.occurred_at,
+                "payload": event.as_payload(),
+            }
+        )
+    return rows
+
+
+def _reset(engine: Engine) -> None:
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    else:
+        Base.metadata.drop_all(engine)
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    schema.upgrade(engine)
+
+
+def _fill(engine: Engine, orders: int) -> int:
+    total = 0
+    chunk: list[dict[str, Any]] = []
+    with engine.begin() as conn:
+        for n in range(orders):
+            chunk += _events(n)
+            if len(chunk) >= 4000 or n == orders - 1:
+                conn.execute(insert(InboxEvent), chunk)
+                total += len(chunk)
+                chunk = []
+    return total
+
+
+def _drain(url: str, batch_size: int, results: Any) -> None:
+    """Child process: drain the inbox, report seconds, planned touchpoints and peak RSS."""
+    engine = make_engine(parse_database_url(url))
+    config = load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml")
+    began = time.perf_counter()
+    summary = process_inbox(
+        session_factory(engine),
+        config,
+        worker="bench",
+        shop_zone=ZoneInfo("UTC"),
+        lease=timedelta(minutes=30),
+        clock=lambda: datetime(2026, 6, 1, tzinfo=UTC),
+        batch_size=batch_size,
+    )
+    seconds = time.perf_counter() - began
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    results.put(
+        {
+            "seconds": seconds,
+            "events": sum(summary.events.values()),
+            "planned": summary.planned,
+            "failed": summary.failed,
+            "peak_mb": peak_kib / 1024,
+        }
+    )
+
+
+def _measure(url: str, batch_size: int) -> dict[str, Any]:
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    child = context.Process(target=_drain, args=(url, batch_size, results))
+    child.start()
+    outcome: dict[str, Any] = results.get()
+    child.join()
+    return outcome
+
+
+def run() -> dict[str, Any]:
+    orders = int(os.environ.get("POSTPURCHASE_BENCH_ORDERS", "10000"))
+    baseline_orders = int(os.environ.get("POSTPURCHASE_BENCH_BASELINE_ORDERS", "500"))
+    url = os.environ.get("POSTPURCHASE_BENCH_POSTGRES_URL")
+    if not url:
+        url = f"sqlite:///{tempfile.mkdtemp(prefix='postpurchase-bench-')}/bench.db"
+    engine = make_engine(parse_database_url(url))
+    backend = engine.dialect.name
+
+    _reset(engine)
+    events = _fill(engine, orders)
+    batched = _measure(url, 1000)
+    with engine.connect() as conn:
+        touchpoints = conn.execute(select(func.count()).select_from(Touchpoint)).scalar_one()
+
+    _reset(engine)
+    baseline_events = _fill(engine, baseline_orders)
+    baseline = _measure(url, 1)
+    engine.dispose()
+
+    rate = batched["events"] / batched["seconds"]
+    baseline_rate = baseline["events"] / baseline["seconds"]
+    result = {
+        "benchmark": "planning",
+        "backend": backend,
+        "orders": orders,
+        "events": events,
+        "touchpoints": touchpoints,
+        "events_per_second": round(rate),
+        "peak_rss_mb": round(batched["peak_mb"]),
+        "failed": batched["failed"],
+        "baseline_events": baseline_events,
+        "baseline_events_per_second": round(baseline_rate),
+        "baseline_peak_rss_mb": round(baseline["peak_mb"]),
+        "speedup": round(rate / baseline_rate, 1),
+    }
+    result["markdown"] = (
+        "## planning\n\n"
+        f"{orders:,} orders x 4 events ({events:,} events) drained into {touchpoints:,} "
+        f"touchpoints on {backend}, in batches of 1,000.\n\n"
+        "| run | events | events/s | peak RSS |\n| --- | ---: | ---: | ---: |\n"
+        f"| batched (`process_inbox`, 1,000 a claim) | {events:,} | {rate:,.0f} | "
+        f"{batched['peak_mb']:.0f} MB |\n"
+        f"| baseline (same code, one event per claim and commit) | {baseline_events:,} | "
+        f"{baseline_rate:,.0f} | {baseline['peak_mb']:.0f} MB |\n\n"
+        f"Ratio: {rate / baseline_rate:.1f}x the per-event baseline. Goal: 10,000 events/s "
+        f"({'met' if rate >= 10_000 else 'not met'}) with memory that stays flat.\n"
+    )
+    return result

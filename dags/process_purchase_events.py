@@ -1,0 +1,55 @@
+"""
+### Process purchase events
+
+Drains the postpurchase inbox: claims pending events in batches, upserts customers, orders
+and items (stale updates ignored), plans touchpoints from `config/campaigns.yaml`, cancels
+planned touchpoints that events made moot (refund, cancellation, return, review), and marks
+each event processed, or failed with its reason after a few attempts. Then plans what no
+event announces: deliveries assumed after the configured fallback, and win-backs.
+
+**Schedule**: woken by the `postpurchase_inbox` asset (a watcher fires when the inbox's
+highest id moves) and every minute regardless, because asset events can be stranded in
+Airflow 3.3.2. One run at a time.
+
+**Campaigns** are read when a task runs: an edit applies to the next run without a restart;
+an invalid file fails the task with `file:line: message` and changes nothing.
+
+**Counts** (events by type, planned, cancelled, failed): each task's return value (XCom tab)
+and its log. Safe to re-run or clear: planning is idempotent.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+
+from postpurchase.airflow_glue import DEFAULT_ARGS, INBOX_ASSET, START_DATE
+
+
+@dag(
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("* * * * *", timezone="UTC"), assets=[INBOX_ASSET]
+    ),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["postpurchase", "planning"],
+    doc_md=__doc__,
+)
+def process_purchase_events() -> None:
+    @task
+    def drain_inbox() -> str:
+        from postpurchase.processing.runs import drain_inbox
+
+        return drain_inbox()
+
+    @task
+    def plan_followups() -> str:
+        from postpurchase.processing.runs import plan_followups
+
+        return plan_followups()
+
+    drain_inbox() >> plan_followups()
+
+
+process_purchase_events()

@@ -1,0 +1,67 @@
+"""``when`` conditions: Jinja expressions over an order, its customer, its items (and a tier
+change), compiled by the sandboxed environment. Python ``eval`` is never involved.
+
+The names an expression may use, and what they hold, are those of ``condition_context``:
+
+- ``order``: name, currency, total, subtotal, total_tax, total_discounts, total_shipping,
+  refunded_amount (Decimal), financial_status, fulfillment_status, item_count,
+  product_types, skus, vendors (lists), placed_at ... delivered_at (aware datetimes or none);
+- ``customer``: first_name, last_name, email, phone, locale, time_zone,
+  email_marketing_consent, sms_consent, sms_marketing_consent;
+- ``items``: a list of {title, product_type, vendor, sku, quantity, unit_price};
+- ``tier``: {from_tier, to_tier} for ``tier.changed`` campaigns, else none.
+
+A name outside these is an error at validation; an attribute missing at evaluation
+(``order.totl``) raises, because the environment's undefined is strict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, meta
+from jinja2.sandbox import SandboxedEnvironment
+
+CONDITION_NAMES = frozenset({"order", "customer", "items", "tier"})
+
+_ENV = SandboxedEnvironment(undefined=StrictUndefined)
+
+
+class ConditionError(Exception):
+    """A condition could not be evaluated against the data it was given."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A compiled ``when`` expression; ``matches`` tells whether it holds."""
+
+    source: str
+    _expression: Any = field(repr=False, compare=False)
+
+    def matches(self, context: Mapping[str, Any]) -> bool:
+        """Evaluate against ``context``; ConditionError names the problem when it cannot."""
+        try:
+            return bool(self._expression(**context))
+        except TemplateError as exc:
+            raise ConditionError(f"when {self.source!r}: {exc.message or exc}") from None
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise ConditionError(f"when {self.source!r}: {exc}") from None
+
+
+def compile_condition(source: str) -> Condition:
+    """Compile ``source``; ValueError on a syntax error or a name outside CONDITION_NAMES."""
+    try:
+        expression = _ENV.compile_expression(source, undefined_to_none=False)
+        unknown = meta.find_undeclared_variables(_ENV.parse("{{ (" + source + ") }}"))
+    except TemplateError as exc:
+        raise ValueError(f"expression {source!r} does not compile: {exc.message or exc}") from None
+    unknown -= CONDITION_NAMES
+    if unknown:
+        allowed = ", ".join(sorted(CONDITION_NAMES))
+        raise ValueError(
+            f"expression {source!r} uses unknown name(s) {', '.join(sorted(unknown))}; "
+            f"conditions can use {allowed}"
+        )
+    return Condition(source, expression)

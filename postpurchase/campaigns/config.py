@@ -1,0 +1,240 @@
+"""Campaign configuration: ``config/campaigns.yaml`` read into typed, validated models.
+
+The file is marketing-owned and read each time a task runs, so an edit needs no restart. Every
+problem is reported as ``FILE:LINE: message`` (all of them at once, not the first only):
+YAML syntax, unknown or duplicate keys, bad durations, windows, events or channels, and
+``when`` expressions that do not compile. ``load_campaigns`` raises ConfigError with those
+lines; template checks live in ``template_check`` because they need the templates folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
+
+from postpurchase.campaigns.conditions import Condition, compile_condition
+from postpurchase.campaigns.timing import Delay, SendWindow, parse_delay, parse_window
+from postpurchase.exceptions import ConfigError
+from postpurchase.store.models import Channel
+
+# A synthetic trigger: no event carries it, a periodic planning step finds lapsed customers.
+CUSTOMER_LAPSED = "customer.lapsed"
+
+CUSTOMER_TRIGGERS = frozenset({"tier.changed", CUSTOMER_LAPSED})
+
+
+def _parsed(parse: Any, what: str) -> Any:
+    def validate(value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ValueError(f"expected {what} as text")
+        return parse(str(value))
+
+    return BeforeValidator(validate)
+
+
+DelayText = Annotated[Delay, _parsed(parse_delay, "a duration such as 3d")]
+WindowText = Annotated[SendWindow, _parsed(parse_window, "a window such as 10:00-19:00")]
+ConditionText = Annotated[Condition, _parsed(compile_condition, "a Jinja expression")]
+# Events a campaign can start from: the journey of an order, a tier change, or a lapse.
+Trigger = Literal[
+    "order.placed",
+    "order.paid",
+    "order.fulfilled",
+    "order.delivered",
+    "order.refunded",
+    "order.cancelled",
+    "return.requested",
+    "review.submitted",
+    "tier.changed",
+    "customer.lapsed",
+]
+# Events that make planned touchpoints moot. ``order.placed`` only makes sense for
+# customer-level campaigns (a new purchase ends a lapse).
+Canceller = Literal[
+    "order.refunded", "order.cancelled", "return.requested", "review.submitted", "order.placed"
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class Reminders(_Model):
+    """Follow-ups after the first message, ``delay`` apart, stopped by ``cancel_on`` events."""
+
+    delay: DelayText
+    count: int = Field(default=1, ge=1, le=5)
+
+
+class Campaign(_Model):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    description: str = Field(min_length=1)
+    enabled: bool = True
+    trigger: Trigger
+    delay: DelayText = Delay()
+    send_window: WindowText | None = None
+    # ``first``: the first channel the customer has an address for; ``all``: every one of them.
+    channels: list[Channel] = Field(min_length=1)
+    channel_mode: Literal["first", "all"] = "first"
+    template: str = Field(pattern=r"^[a-z0-9][a-z0-9_]*$")
+    when: ConditionText | None = None
+    cancel_on: list[Canceller] = Field(default_factory=list)
+    reminders: Reminders | None = None
+    consent: Literal["transactional", "marketing"]
+    smart_sending: bool = True
+    priority: int = Field(default=50, ge=0, le=100)
+
+    @property
+    def customer_level(self) -> bool:
+        """True when touchpoints are about the customer (tier, lapse), not one order."""
+        return self.trigger in CUSTOMER_TRIGGERS
+
+    @property
+    def steps(self) -> int:
+        """How many messages per channel: the first plus the reminders."""
+        return 1 + (self.reminders.count if self.reminders else 0)
+
+
+class CampaignConfig(_Model):
+    version: Literal[1] = 1
+    # An order that never reports delivery is treated as delivered this long after fulfilment.
+    delivery_fallback: DelayText = Field(default_factory=lambda: Delay(days=10))
+    campaigns: list[Campaign] = Field(default_factory=list)
+
+    def enabled(self) -> list[Campaign]:
+        return [c for c in self.campaigns if c.enabled]
+
+    def by_id(self, campaign_id: str) -> Campaign | None:
+        return next((c for c in self.campaigns if c.id == campaign_id), None)
+
+
+YamlPath = tuple[str | int, ...]
+
+
+class SourceMap:
+    """Line numbers of every key and list item of a YAML document, by their path."""
+
+    def __init__(self, path: Path, lines: dict[YamlPath, int]) -> None:
+        self.path = path
+        self._lines = lines
+
+    def line(self, at: YamlPath) -> int:
+        """The line of ``at``, or of its nearest ancestor the file has (1 at worst)."""
+        for end in range(len(at), -1, -1):
+            if at[:end] in self._lines:
+                return self._lines[at[:end]]
+        return 1
+
+    def where(self, at: YamlPath) -> str:
+        return f"{_shown(self.path)}:{self.line(at)}"
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _walk(node: yaml.Node, at: YamlPath, lines: dict[YamlPath, int], problems: list[str]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            name = str(key.value)
+            lines[(*at, name)] = key.start_mark.line + 1
+            if name in seen:
+                problems.append(f"{key.start_mark.line + 1}: duplicate key {name!r}")
+            seen.add(name)
+            _walk(value, (*at, name), lines, problems)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines[(*at, index)] = item.start_mark.line + 1
+            _walk(item, (*at, index), lines, problems)
+
+
+def read_yaml(path: Path) -> tuple[Any, SourceMap]:
+    """Parse ``path`` into plain data plus its line map; ConfigError (file:line) if unreadable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{_shown(path)}: cannot read: {exc.strerror or exc}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise ConfigError(f"{_shown(path)}:{line}: invalid YAML: {exc.problem}") from None
+    lines: dict[YamlPath, int] = {}
+    problems: list[str] = []
+    if node is not None:
+        _walk(node, (), lines, problems)
+    if problems:
+        raise ConfigError("\n".join(f"{_shown(path)}:{p}" for p in problems))
+    return data, SourceMap(path, lines)
+
+
+def _message(error: ErrorDetails) -> str:
+    loc = error["loc"]
+    if error["type"] == "extra_forbidden":
+        return f"unknown key {loc[-1]!r}"
+    if error["type"] == "missing":
+        return f"missing required key {loc[-1]!r}"
+    message = error["msg"].removeprefix("Value error, ")
+    # The key at fault, with a list index when the problem is one item: "channels[1]".
+    names = [p for p in loc if isinstance(p, str)]
+    if not names:
+        return message
+    index = f"[{loc[-1]}]" if isinstance(loc[-1], int) and len(loc) > 2 else ""
+    return f"{names[-1]}{index}: {message}"
+
+
+def _semantic_problems(config: CampaignConfig, source: SourceMap) -> Iterator[str]:
+    seen: dict[str, int] = {}
+    for index, campaign in enumerate(config.campaigns):
+        at: YamlPath = ("campaigns", index)
+        if campaign.id in seen:
+            first = seen[campaign.id]
+            yield (
+                f"{source.where((*at, 'id'))}: duplicate campaign id {campaign.id!r} "
+                f"(first at line {first})"
+            )
+        seen.setdefault(campaign.id, source.line((*at, "id")))
+        if "order.placed" in campaign.cancel_on and not campaign.customer_level:
+            yield (
+                f"{source.where((*at, 'cancel_on'))}: campaign {campaign.id}: order.placed can "
+                "only cancel customer-level campaigns (tier.changed, customer.lapsed)"
+            )
+        if campaign.trigger in campaign.cancel_on and campaign.trigger != CUSTOMER_LAPSED:
+            yield (
+                f"{source.where((*at, 'cancel_on'))}: campaign {campaign.id}: "
+                f"{campaign.trigger} both triggers and cancels it"
+            )
+
+
+def parse_campaigns(data: Any, source: SourceMap) -> CampaignConfig:
+    """Validate parsed YAML; ConfigError with one ``file:line: message`` per problem."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source.where(())}: expected a mapping with a 'campaigns' list")
+    try:
+        config = CampaignConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{source.where(tuple(e['loc']))}: {_message(e)}" for e in exc.errors()]
+        raise ConfigError("\n".join(problems)) from None
+    semantic = list(_semantic_problems(config, source))
+    if semantic:
+        raise ConfigError("\n".join(semantic))
+    return config
+
+
+def load_campaigns(path: Path) -> CampaignConfig:
+    """Read and validate ``path``. Raises ConfigError listing every problem as file:line."""
+    data, source = read_yaml(path)
+    return parse_campaigns(data, source)

@@ -1,0 +1,94 @@
+"""Realistic sample data for checking campaigns without a database.
+
+``campaigns validate`` evaluates every ``when`` against ``sample_condition_context()`` and
+test-renders every template against ``sample_template_context()``. Both live here, and only
+here, so that the renderer's real context can replace the template sample in one place.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
+
+
+def sample_condition_context() -> dict[str, Any]:
+    """The shape ``planning.condition_context`` builds from the database, with sample values."""
+    placed = datetime(2026, 11, 2, 15, 4, tzinfo=UTC)
+    items = [
+        {
+            "title": "Espresso machine",
+            "product_type": "electronics",
+            "vendor": "Brewco",
+            "sku": "ESP-100",
+            "quantity": 1,
+            "unit_price": Decimal("189.00"),
+        },
+        {
+            "title": "Descaling tablets",
+            "product_type": "accessories",
+            "vendor": "Brewco",
+            "sku": "DSC-12",
+            "quantity": 2,
+            "unit_price": Decimal("9.50"),
+        },
+    ]
+    return {
+        "order": {
+            "name": "#1001",
+            "currency": "EUR",
+            "total": Decimal("208.00"),
+            "subtotal": Decimal("208.00"),
+            "total_tax": Decimal("33.21"),
+            "total_discounts": Decimal("0"),
+            "total_shipping": Decimal("0"),
+            "refunded_amount": Decimal("0"),
+            "financial_status": "paid",
+            "fulfillment_status": "fulfilled",
+            "item_count": 3,
+            "product_types": ["electronics", "accessories"],
+            "skus": ["ESP-100", "DSC-12"],
+            "vendors": ["Brewco"],
+            "placed_at": placed,
+            "paid_at": placed,
+            "fulfilled_at": None,
+            "delivered_at": None,
+        },
+        "customer": {
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "email": "ada@example.com",
+            "phone": "+447700900123",
+            "locale": "en-GB",
+            "time_zone": "Europe/London",
+            "email_marketing_consent": True,
+            "sms_consent": True,
+            "sms_marketing_consent": False,
+        },
+        "items": items,
+        "tier": {"from_tier": "member", "to_tier": "vip"},
+    }
+
+
+def sample_template_context() -> dict[str, Any]:
+    """What a template may use when rendered: customer, order (with items), shop, links,
+    points and tier. The renderer builds the same shape from the database."""
+    conditions = sample_condition_context()
+    # A namespace, not a dict: in Jinja ``order.items`` on a dict is the dict's items() method.
+    order = SimpleNamespace(**conditions["order"], items=conditions["items"])
+    base = "https://shop.example.com"
+    return {
+        "customer": conditions["customer"],
+        "order": order,
+        "shop": {"name": "Brewco Coffee", "url": base, "support_email": "help@example.com"},
+        "links": {
+            "order_status": f"{base}/orders/1001",
+            "review": f"{base}/reviews/new?order=1001",
+            "survey": {score: f"{base}/postpurchase/survey/t1/{score}" for score in range(1, 6)},
+            "shop": base,
+            "unsubscribe": f"{base}/postpurchase/unsubscribe/t1",
+        },
+        "points": {"awarded": 208, "balance": 1240},
+        "tier": conditions["tier"],
+    }

@@ -1,0 +1,134 @@
+"""``postpurchase campaigns``: check, preview and re-plan marketing's campaigns."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from postpurchase.exceptions import InvalidInput
+
+
+def _moment(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{option}: {value!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise InvalidInput(f"{option}: {value!r} needs a time zone offset, e.g. +00:00")
+    return moment
+
+
+@click.group()
+def campaigns() -> None:
+    """Campaigns from config/campaigns.yaml (POSTPURCHASE_CAMPAIGNS_FILE)."""
+
+
+@campaigns.command("validate")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--templates",
+    type=click.Path(path_type=Path),
+    help="Templates folder (default: POSTPURCHASE_TEMPLATES_DIR).",
+)
+def validate(path: Path | None, templates: Path | None) -> None:
+    """Check a campaign file: keys, durations, windows, events, conditions, templates.
+
+    Prints one FILE:LINE: message per problem and exits 1 if there is any.
+    """
+    from postpurchase.campaigns.validation import campaign_problems
+    from postpurchase.settings import load_settings
+
+    settings = load_settings()
+    path = path or settings.campaigns_file
+    problems = campaign_problems(path, templates or settings.templates_dir)
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise SystemExit(1)
+    click.echo(f"{path}: valid")
+
+
+@campaigns.command("timeline")
+@click.argument("order_file", metavar="ORDER.json", type=click.Path(path_type=Path))
+@click.option("--paid-at", help="When the order was paid (ISO 8601); default: placed_at if paid.")
+@click.option("--fulfilled-at", help="When it was fulfilled (ISO 8601).")
+@click.option("--delivered-at", help="When it was delivered; default: assumed after fulfilment.")
+def timeline(
+    order_file: Path, paid_at: str | None, fulfilled_at: str | None, delivered_at: str | None
+) -> None:
+    """The touchpoints an order would get, due in the customer's zone, or why not.
+
+    ORDER.json holds an order in the canonical shape (the ``order`` of a generic webhook).
+    """
+    from zoneinfo import ZoneInfo
+
+    from pydantic import ValidationError
+
+    from postpurchase.campaigns.timeline import order_timeline
+    from postpurchase.campaigns.validation import load_valid_campaigns
+    from postpurchase.events import OrderSnapshot
+    from postpurchase.settings import load_settings
+
+    settings = load_settings()
+    config = load_valid_campaigns(settings.campaigns_file, settings.templates_dir)
+    try:
+        order = OrderSnapshot.model_validate(json.loads(order_file.read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise InvalidInput(f"{order_file}: cannot read: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{order_file}:{exc.lineno}: not JSON: {exc.msg}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidInput(f"{order_file}: not an order: {where}: {first['msg']}") from None
+    if order.placed_at is None:
+        raise InvalidInput(f"{order_file}: the order has no placed_at")
+    rows = order_timeline(
+        order,
+        config,
+        shop_zone=ZoneInfo(settings.shop_time_zone),
+        paid_at=_moment(paid_at, "--paid-at"),
+        fulfilled_at=_moment(fulfilled_at, "--fulfilled-at"),
+        delivered_at=_moment(delivered_at, "--delivered-at"),
+    )
+    for row in rows:
+        if row.due_at is None:
+            click.echo(f"{row.campaign:<18} {row.note}")
+            continue
+        due = f"{row.due_at:%Y-%m-%d %H:%M %Z}"
+        step = "first" if row.step == 0 else f"reminder {row.step}"
+        extra = f"  ({row.note})" if row.note else ""
+        click.echo(f"{row.campaign:<18} {due:<22} {row.channel:<6} {step}{extra}")
+
+
+@campaigns.command("replan")
+@click.argument("campaign_id", metavar="CAMPAIGN")
+def replan(campaign_id: str) -> None:
+    """Re-plan CAMPAIGN's pending touchpoints from the current configuration."""
+    from zoneinfo import ZoneInfo
+
+    from postpurchase.campaigns.validation import load_valid_campaigns
+    from postpurchase.cli.db import open_database
+    from postpurchase.processing.replan import replan_campaign
+    from postpurchase.settings import load_settings
+    from postpurchase.store.database import session_factory, transaction
+
+    settings = load_settings()
+    config = load_valid_campaigns(settings.campaigns_file, settings.templates_dir)
+    engine = open_database()
+    try:
+        with transaction(session_factory(engine)) as session:
+            counts = replan_campaign(
+                session, config, campaign_id, shop_zone=ZoneInfo(settings.shop_time_zone)
+            )
+    finally:
+        engine.dispose()
+    click.echo(
+        f"{campaign_id}: {counts.moved} touchpoint(s) moved, {counts.added} added, "
+        f"{counts.cancelled} cancelled, {counts.unchanged} unchanged"
+    )

@@ -1,0 +1,282 @@
+"""Draining the inbox: claim a batch, upsert, plan, cancel, mark processed; repeat.
+
+Each batch is one transaction: its upserts, touchpoints and the rows' ``done`` status commit
+together, so a worker killed mid-batch leaves nothing half-done; its claim runs out and the
+rows are claimed again (the work is idempotent). When a batch fails, its rows are retried one
+by one so a bad row cannot hold back good ones; a row that still fails goes back to pending
+with its error and is marked ``failed`` after ``MAX_ATTEMPTS`` claims. A payload that is not a
+canonical event fails at once: retrying cannot fix it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from postpurchase.campaigns.config import CampaignConfig
+from postpurchase.events import CanonicalEvent, EventType
+from postpurchase.processing.planning import (
+    Cancellation,
+    Occurrence,
+    cancel_touchpoints,
+    order_subject,
+    plan_touchpoints,
+    tier_subject,
+)
+from postpurchase.processing.records import SourcedEvent, upsert_records
+from postpurchase.store.claims import claim_inbox_events, release
+from postpurchase.store.database import SessionFactory, transaction
+from postpurchase.store.models import ClaimStatus, Customer, InboxEvent, Order
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+BATCH_SIZE = 500
+_CANCELLING = frozenset(
+    {
+        EventType.ORDER_REFUNDED,
+        EventType.ORDER_CANCELLED,
+        EventType.RETURN_REQUESTED,
+        EventType.REVIEW_SUBMITTED,
+        EventType.ORDER_PLACED,
+    }
+)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class InboxSummary:
+    """What a drain did: events processed by type, touchpoints planned and cancelled."""
+
+    events: Counter[str] = field(default_factory=Counter)
+    planned: int = 0
+    cancelled: int = 0
+    failed: int = 0
+    retried: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        total = sum(self.events.values())
+        lines = [
+            f"processed {total} event(s); planned {self.planned} touchpoint(s), "
+            f"cancelled {self.cancelled}; {self.failed} event(s) failed, "
+            f"{self.retried} to retry"
+        ]
+        lines += [f"  {kind}: {n}" for kind, n in sorted(self.events.items())]
+        lines += [f"  not planned, {reason}: {n}" for reason, n in self.skipped.most_common(10)]
+        lines += [f"  error: {error}" for error in self.errors[:10]]
+        return lines
+
+
+def _occurrence(
+    item: SourcedEvent, order: Order | None, customer: Customer | None
+) -> Occurrence | None:
+    event = item.event
+    if event.type is EventType.TIER_CHANGED:
+        if customer is None or event.tier is None:
+            return None
+        subject = tier_subject(customer.id, event.tier.to_tier, event.occurred_at)
+        tier = {"from_tier": event.tier.from_tier, "to_tier": event.tier.to_tier}
+        return Occurrence(event.type.value, event.occurred_at, customer.id, None, subject, tier)
+    if order is None or order.customer_id is None:
+        return None
+    return Occurrence(
+        event.type.value, event.occurred_at, order.customer_id, order.id, order_subject(order.id)
+    )
+
+
+def process_batch(
+    session: Session,
+    items: Sequence[SourcedEvent],
+    config: CampaignConfig,
+    *,
+    shop_zone: ZoneInfo,
+    now: datetime,
+    summary: InboxSummary,
+) -> None:
+    """Upsert, then plan and cancel touchpoints for ``items``, in the caller's transaction.
+
+    ``now`` is the run's clock, for per-event work that needs one.
+    """
+    records = upsert_records(session, items)
+    occurrences: list[Occurrence] = []
+    cancellations: list[Cancellation] = []
+    # One pass per event, after its order and customer are stored: the place where per-event
+    # work hooks in (loyalty: award on paid, reverse on refund, with order, customer and now).
+    for item in items:
+        order = records.order_for(item)
+        customer = records.customer_for(item)
+        occurrence = _occurrence(item, order, customer)
+        if occurrence is not None:
+            occurrences.append(occurrence)
+        if item.event.type in _CANCELLING:
+            cancellations.append(
+                Cancellation(
+                    item.event.type.value,
+                    order.id if order is not None else None,
+                    customer.id if customer is not None else (order.customer_id if order else None),
+                )
+            )
+    # Cancel before planning; the plan itself skips orders already refunded, cancelled, ...
+    summary.cancelled += cancel_touchpoints(session, cancellations, config)
+    counts = plan_touchpoints(session, occurrences, config, shop_zone=shop_zone)
+    summary.planned += counts.planned
+    summary.skipped.update(counts.skipped)
+    summary.events.update(item.event.type.value for item in items)
+
+
+def _parse(rows: Sequence[InboxEvent]) -> tuple[list[SourcedEvent], dict[int, str]]:
+    items, invalid = [], {}
+    for row in rows:
+        try:
+            event = CanonicalEvent.model_validate(row.payload)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "payload"
+            invalid[row.id] = f"not a canonical event: {where}: {first['msg']}"
+            continue
+        items.append(SourcedEvent(row.id, row.source, event))
+    return items, invalid
+
+
+BatchProcessor = Callable[..., None]
+
+
+def process_inbox(
+    factory: SessionFactory,
+    config: CampaignConfig,
+    *,
+    worker: str,
+    shop_zone: ZoneInfo,
+    lease: timedelta,
+    clock: Clock = utc_now,
+    batch_size: int = BATCH_SIZE,
+    time_budget: timedelta | None = None,
+    processor: BatchProcessor = process_batch,
+) -> InboxSummary:
+    """Process pending inbox rows until none is left (or ``time_budget`` is spent).
+
+    Rows claimed by a worker that died are taken over once their lease has run out.
+    ``processor`` does the work of one batch (``process_batch``; tests swap it).
+    """
+    summary = InboxSummary()
+    deadline = time.monotonic() + time_budget.total_seconds() if time_budget else None
+    while deadline is None or time.monotonic() < deadline:
+        with transaction(factory) as session:
+            ids = claim_inbox_events(
+                session,
+                worker=worker,
+                now=clock(),
+                limit=batch_size,
+                lease=lease,
+                max_attempts=MAX_ATTEMPTS,
+            )
+        if not ids:
+            break
+        with factory() as session:
+            rows = session.scalars(
+                select(InboxEvent).where(InboxEvent.id.in_(ids)).order_by(InboxEvent.id)
+            ).all()
+            attempts = {row.id: row.attempts for row in rows}
+            items, invalid = _parse(rows)
+        for inbox_id, reason in invalid.items():
+            _give_up(factory, inbox_id, reason, worker=worker, summary=summary)
+        run = _BatchRun(factory, config, worker, shop_zone, clock, processor)
+        try:
+            _merge(summary, run(items))
+            continue
+        except Exception:
+            log.warning(
+                "a batch of %d event(s) failed; retrying one by one", len(items), exc_info=True
+            )
+        for item in items:
+            try:
+                _merge(summary, run([item]))
+            except Exception as exc:  # this row's failure is recorded on it, never fatal
+                reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+                if attempts[item.inbox_id] >= MAX_ATTEMPTS:
+                    _give_up(factory, item.inbox_id, reason, worker=worker, summary=summary)
+                    continue
+                with transaction(factory) as session:
+                    release(
+                        session,
+                        InboxEvent,
+                        [item.inbox_id],
+                        worker=worker,
+                        status=ClaimStatus.PENDING,
+                        last_error=reason,
+                    )
+                summary.retried += 1
+    return summary
+
+
+@dataclass(frozen=True)
+class _BatchRun:
+    """Processes events and marks them done, in one transaction."""
+
+    factory: SessionFactory
+    config: CampaignConfig
+    worker: str
+    shop_zone: ZoneInfo
+    clock: Clock
+    processor: BatchProcessor
+
+    def __call__(self, items: Sequence[SourcedEvent]) -> InboxSummary:
+        part = InboxSummary()
+        with transaction(self.factory) as session:
+            self.processor(
+                session,
+                items,
+                self.config,
+                shop_zone=self.shop_zone,
+                now=self.clock(),
+                summary=part,
+            )
+            release(
+                session,
+                InboxEvent,
+                [item.inbox_id for item in items],
+                worker=self.worker,
+                status=ClaimStatus.DONE,
+                processed_at=self.clock(),
+                last_error=None,
+            )
+        return part
+
+
+def _give_up(
+    factory: SessionFactory, inbox_id: int, reason: str, *, worker: str, summary: InboxSummary
+) -> None:
+    with transaction(factory) as session:
+        release(
+            session,
+            InboxEvent,
+            [inbox_id],
+            worker=worker,
+            status=ClaimStatus.FAILED,
+            last_error=reason,
+        )
+    summary.failed += 1
+    summary.errors.append(f"inbox event {inbox_id}: {reason}")
+
+
+def _merge(into: InboxSummary, part: InboxSummary) -> None:
+    into.events.update(part.events)
+    into.planned += part.planned
+    into.cancelled += part.cancelled
+    into.skipped.update(part.skipped)

@@ -1,0 +1,325 @@
+"""Planning touchpoints from campaigns, and cancelling the ones events make moot.
+
+An ``Occurrence`` is something that can start campaigns: a trigger (``order.delivered``,
+``tier.changed``, ``customer.lapsed`` ...) at a moment, about an order or a customer.
+``decide`` is the pure rule (no database): for one campaign and the facts of the order and
+customer, either the steps to send with their due times, or the reason none is planned.
+``plan_touchpoints`` applies it to a batch and inserts the touchpoints, ignoring those that
+already exist (unique per subject + campaign + step + channel), so planning twice is a no-op.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from postpurchase.campaigns.conditions import ConditionError
+from postpurchase.campaigns.config import Campaign, CampaignConfig
+from postpurchase.campaigns.timing import zone_or
+from postpurchase.processing.statements import insert_ignoring_conflicts
+from postpurchase.store.models import (
+    Channel,
+    Customer,
+    Order,
+    OrderItem,
+    Touchpoint,
+    TouchpointStatus,
+)
+
+# What each cancelling event leaves on an order, so a late trigger is not planned at all.
+_MOOT_WHEN: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "order.refunded": lambda order: bool(order["refunded_amount"] > 0),
+    "order.cancelled": lambda order: order["cancelled_at"] is not None,
+    "return.requested": lambda order: order["returned_at"] is not None,
+    "review.submitted": lambda order: order["reviewed_at"] is not None,
+}
+_ADDRESS = {Channel.EMAIL: "email", Channel.SMS: "phone"}
+
+
+def order_subject(order_id: int) -> str:
+    return f"order:{order_id}"
+
+
+def tier_subject(customer_id: int, to_tier: str, at: datetime) -> str:
+    return f"tier:{customer_id}:{to_tier}:{at.date().isoformat()}"
+
+
+def lapse_subject(customer_id: int, last_order_id: int) -> str:
+    return f"lapse:{customer_id}:{last_order_id}"
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """A trigger at a moment; ``order_id`` is None for customer-level triggers."""
+
+    trigger: str
+    at: datetime
+    customer_id: int
+    order_id: int | None
+    subject_key: str
+    tier: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    step: int
+    channel: Channel
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Steps to plan, or (when empty) the reason nothing is planned."""
+
+    steps: tuple[Step, ...] = ()
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What conditions, gates and send windows look at; see ``conditions`` for the shape."""
+
+    order: dict[str, Any] | None
+    customer: dict[str, Any]
+    items: list[dict[str, Any]]
+    zone: ZoneInfo
+
+    def context(self, tier: dict[str, Any] | None) -> dict[str, Any]:
+        return {"order": self.order, "customer": self.customer, "items": self.items, "tier": tier}
+
+
+def item_context(item: Any) -> dict[str, Any]:
+    """An order line (stored row or snapshot) as conditions see it."""
+    return {
+        name: getattr(item, name)
+        for name in ("title", "product_type", "vendor", "sku", "quantity", "unit_price")
+    }
+
+
+def order_context(order: Any, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """An order (stored row or snapshot) as conditions see it; absent timestamps are None."""
+    context = {
+        name: getattr(order, name, None)
+        for name in (
+            "name",
+            "currency",
+            "total",
+            "subtotal",
+            "total_tax",
+            "total_discounts",
+            "total_shipping",
+            "financial_status",
+            "fulfillment_status",
+            "placed_at",
+            "paid_at",
+            "fulfilled_at",
+            "delivered_at",
+            "cancelled_at",
+            "returned_at",
+            "reviewed_at",
+        )
+    }
+    context["refunded_amount"] = getattr(order, "refunded_amount", None) or 0
+    context["item_count"] = sum(item["quantity"] for item in items)
+    for key, name in (("product_types", "product_type"), ("skus", "sku"), ("vendors", "vendor")):
+        context[key] = sorted({item[name] for item in items if item[name]})
+    return context
+
+
+def customer_context(customer: Any) -> dict[str, Any]:
+    """A customer (stored row or snapshot) as conditions see it."""
+    return {
+        name: getattr(customer, name, None)
+        for name in (
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "locale",
+            "time_zone",
+            "email_marketing_consent",
+            "sms_consent",
+            "sms_marketing_consent",
+        )
+    }
+
+
+def schedule(campaign: Campaign, anchor: datetime, zone: ZoneInfo) -> list[tuple[int, datetime]]:
+    """Due times of the first message and each reminder, in UTC, inside the send window.
+
+    Reminders count from the first message's due time, so a window shift carries over.
+    """
+    due = campaign.delay.after(anchor, zone)
+    if campaign.send_window is not None:
+        due = campaign.send_window.next_open(due, zone)
+    steps = [(0, due)]
+    if campaign.reminders is not None:
+        for step in range(1, campaign.reminders.count + 1):
+            due = campaign.reminders.delay.after(due, zone)
+            if campaign.send_window is not None:
+                due = campaign.send_window.next_open(due, zone)
+            steps.append((step, due))
+    return steps
+
+
+def decide(campaign: Campaign, occurrence: Occurrence, facts: Facts) -> Decision:
+    """Whether ``campaign`` plans anything for ``occurrence``, and what. Never raises."""
+    if facts.order is not None:
+        for event in campaign.cancel_on:
+            moot = _MOOT_WHEN.get(event)
+            if moot is not None and moot(facts.order):
+                return Decision(reason=f"{event} already happened")
+    if campaign.when is not None:
+        try:
+            if not campaign.when.matches(facts.context(occurrence.tier)):
+                return Decision(reason=f"condition not met: {campaign.when.source}")
+        except ConditionError as exc:
+            return Decision(reason=f"condition failed: {exc}")
+    channels = [c for c in campaign.channels if facts.customer.get(_ADDRESS[c])]
+    if not channels:
+        wanted = " or ".join(_ADDRESS[c] for c in campaign.channels)
+        return Decision(reason=f"the customer has no {wanted}")
+    if campaign.channel_mode == "first":
+        channels = channels[:1]
+    steps = tuple(
+        Step(step, channel, due)
+        for step, due in schedule(campaign, occurrence.at, facts.zone)
+        for channel in channels
+    )
+    return Decision(steps=steps)
+
+
+@dataclass
+class PlanCounts:
+    """Touchpoints inserted, and "campaign: reason" counts for those not planned."""
+
+    planned: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+def load_facts(
+    session: Session, occurrences: Iterable[Occurrence], shop_zone: ZoneInfo
+) -> dict[tuple[int, int | None], Facts]:
+    """Facts per (customer id, order id), read with three queries for the whole batch."""
+    occurrences = list(occurrences)
+    customer_ids = sorted({o.customer_id for o in occurrences})
+    order_ids = sorted({o.order_id for o in occurrences if o.order_id is not None})
+    customers = {
+        c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))
+    }
+    orders = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(order_ids)))}
+    items: dict[int, list[dict[str, Any]]] = {order_id: [] for order_id in order_ids}
+    for item in session.scalars(
+        select(OrderItem).where(OrderItem.order_id.in_(order_ids)).order_by(OrderItem.id)
+    ):
+        items[item.order_id].append(item_context(item))
+    facts = {}
+    for occurrence in occurrences:
+        customer = customers[occurrence.customer_id]
+        order = orders.get(occurrence.order_id) if occurrence.order_id is not None else None
+        lines = items.get(occurrence.order_id, []) if occurrence.order_id is not None else []
+        facts[(occurrence.customer_id, occurrence.order_id)] = Facts(
+            order=order_context(order, lines) if order is not None else None,
+            customer=customer_context(customer),
+            items=lines,
+            zone=zone_or(customer.time_zone, shop_zone),
+        )
+    return facts
+
+
+def plan_touchpoints(
+    session: Session,
+    occurrences: Sequence[Occurrence],
+    config: CampaignConfig,
+    *,
+    shop_zone: ZoneInfo,
+) -> PlanCounts:
+    """Plan every enabled campaign each occurrence triggers; existing touchpoints are kept.
+
+    Returns how many touchpoints were inserted and why others were not planned.
+    """
+    counts = PlanCounts()
+    by_trigger: dict[str, list[Campaign]] = {}
+    for campaign in config.enabled():
+        by_trigger.setdefault(campaign.trigger, []).append(campaign)
+    relevant = [o for o in occurrences if o.trigger in by_trigger]
+    if not relevant:
+        return counts
+    facts = load_facts(session, relevant, shop_zone)
+    rows: list[dict[str, Any]] = []
+    for occurrence in relevant:
+        for campaign in by_trigger[occurrence.trigger]:
+            decision = decide(
+                campaign, occurrence, facts[(occurrence.customer_id, occurrence.order_id)]
+            )
+            if decision.reason is not None:
+                counts.skipped[f"{campaign.id}: {decision.reason}"] += 1
+            rows.extend(
+                {
+                    "subject_key": occurrence.subject_key,
+                    "campaign_id": campaign.id,
+                    "step": step.step,
+                    "channel": step.channel,
+                    "customer_id": occurrence.customer_id,
+                    "order_id": occurrence.order_id,
+                    "due_at": step.due_at,
+                    "status": TouchpointStatus.PLANNED,
+                }
+                for step in decision.steps
+            )
+    counts.planned = insert_ignoring_conflicts(session, Touchpoint, rows)
+    return counts
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """An event that may make planned touchpoints moot, about an order and/or a customer."""
+
+    event: str
+    order_id: int | None
+    customer_id: int | None
+
+
+def cancel_touchpoints(
+    session: Session, cancellations: Sequence[Cancellation], config: CampaignConfig
+) -> int:
+    """Cancel planned touchpoints of campaigns whose ``cancel_on`` lists the event.
+
+    Order-level campaigns are cancelled for the event's order, customer-level ones (win-back)
+    for its customer. Touchpoints already sent, claimed or finished are left alone. Returns
+    how many were cancelled.
+    """
+    cancelled = 0
+    for event in sorted({c.event for c in cancellations}):
+        hits = [c for c in cancellations if c.event == event]
+        for customer_level in (False, True):
+            campaign_ids = [
+                c.id
+                for c in config.campaigns
+                if event in c.cancel_on and c.customer_level == customer_level
+            ]
+            if customer_level:
+                scope = Touchpoint.customer_id.in_({h.customer_id for h in hits if h.customer_id})
+            else:
+                scope = Touchpoint.order_id.in_({h.order_id for h in hits if h.order_id})
+            if not campaign_ids:
+                continue
+            result = session.execute(
+                update(Touchpoint)
+                .where(
+                    Touchpoint.status == TouchpointStatus.PLANNED,
+                    Touchpoint.campaign_id.in_(campaign_ids),
+                    scope,
+                )
+                .values(status=TouchpointStatus.CANCELLED, reason=f"cancelled by {event}")
+                .execution_options(synchronize_session=False)
+            )
+            cancelled += int(result.rowcount)  # type: ignore[attr-defined]
+    return cancelled

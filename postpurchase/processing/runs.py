@@ -1,0 +1,70 @@
+"""The processing DAG's tasks: each reads settings and campaigns when it runs, then works.
+
+Campaigns are read at run time, so an edit applies to the next run without a restart; an
+invalid file raises ConfigError (every ``file:line: message``) before anything is claimed
+or changed. Each task returns a short summary for the Airflow UI and logs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from postpurchase.campaigns.config import CampaignConfig
+from postpurchase.campaigns.validation import load_valid_campaigns
+from postpurchase.processing.followups import plan_assumed_deliveries, plan_lapsed_customers
+from postpurchase.processing.inbox import process_inbox, utc_now
+from postpurchase.settings import Settings, load_settings
+from postpurchase.store.database import open_store, transaction
+
+log = logging.getLogger(__name__)
+
+# Stop claiming new batches after this, so a run ends well before the next minute's run.
+TIME_BUDGET = timedelta(minutes=4)
+
+
+def worker_name() -> str:
+    """A claimant id unique to this process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _setup(settings: Settings | None) -> tuple[Settings, CampaignConfig, ZoneInfo]:
+    settings = settings or load_settings()
+    config = load_valid_campaigns(settings.campaigns_file, settings.templates_dir)
+    return settings, config, ZoneInfo(settings.shop_time_zone)
+
+
+def drain_inbox(settings: Settings | None = None, *, now: datetime | None = None) -> str:
+    """Process every pending inbox event; returns the summary (also logged)."""
+    settings, config, zone = _setup(settings)
+    summary = process_inbox(
+        open_store(settings),
+        config,
+        worker=worker_name(),
+        shop_zone=zone,
+        lease=timedelta(seconds=settings.claim_lease_seconds),
+        clock=(lambda: now) if now is not None else utc_now,
+        time_budget=TIME_BUDGET,
+    )
+    text = "\n".join(summary.lines())
+    log.info("%s", text)
+    return text
+
+
+def plan_followups(settings: Settings | None = None, *, now: datetime | None = None) -> str:
+    """Plan assumed deliveries and win-backs due by ``now``; returns the summary."""
+    settings, config, zone = _setup(settings)
+    moment = now or utc_now()
+    with transaction(open_store(settings)) as session:
+        assumed, deliveries = plan_assumed_deliveries(session, config, now=moment, shop_zone=zone)
+        lapses = plan_lapsed_customers(session, config, now=moment, shop_zone=zone)
+    text = (
+        f"{assumed} order(s) assumed delivered, {deliveries.planned} touchpoint(s) planned "
+        f"for them; {lapses.planned} win-back touchpoint(s) planned"
+    )
+    log.info("%s", text)
+    return text

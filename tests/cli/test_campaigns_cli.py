@@ -1,0 +1,93 @@
+"""``postpurchase campaigns``: validate, timeline and replan, as marketing runs them."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from postpurchase.cli import main
+from postpurchase.settings import PROJECT_ROOT
+
+SHIPPED = PROJECT_ROOT / "config" / "campaigns.yaml"
+
+ORDER = {
+    "external_id": "1001",
+    "name": "#1001",
+    "currency": "USD",
+    "total": "249.00",
+    "financial_status": "paid",
+    "placed_at": "2026-03-01T15:00:00Z",
+    "lines": [
+        {
+            "external_id": "l1",
+            "title": "Smart speaker",
+            "product_type": "electronics",
+            "quantity": 1,
+            "unit_price": "249.00",
+        }
+    ],
+    "customer": {"external_id": "c1", "email": "mara@example.com", "time_zone": "America/New_York"},
+}
+
+
+def test_validate_accepts_the_shipped_campaigns():
+    result = CliRunner().invoke(main, ["campaigns", "validate"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith("campaigns.yaml: valid")
+
+
+def test_validate_lists_every_problem_and_fails(tmp_path):
+    broken = tmp_path / "campaigns.yaml"
+    broken.write_text(
+        SHIPPED.read_text()
+        .replace("delay: 1d", "delay: tomorrow")
+        .replace("[email, sms]", "[email, fax]")
+    )
+
+    result = CliRunner().invoke(main, ["campaigns", "validate", str(broken)])
+
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"{broken}:14: delay: 'tomorrow' is not a duration")
+    assert lines[1].startswith(f"{broken}:39: channels[1]: Input should be 'email' or 'sms'")
+
+
+def test_timeline_shows_local_due_times_and_reasons(tmp_path):
+    order = tmp_path / "order.json"
+    order.write_text(json.dumps(ORDER))
+
+    result = CliRunner().invoke(
+        main,
+        ["campaigns", "timeline", str(order), "--delivered-at", "2026-03-06T17:00:00+00:00"],
+    )
+
+    assert result.exit_code == 0, result.output
+    lines = [" ".join(line.split()) for line in result.output.splitlines()]
+    assert "delivery_checkin 2026-03-07 12:00 EST email first" in lines
+    assert "review_request 2026-03-18 12:00 EDT email reminder 1" in lines
+    assert "points_earned 2026-03-01 10:05 EST email first" in lines
+    assert "vip_welcome skipped: starts from a tier change, not an order" in lines
+
+
+def test_timeline_explains_an_order_that_gets_nothing(tmp_path):
+    order = tmp_path / "order.json"
+    order.write_text(
+        json.dumps(dict(ORDER, financial_status="pending", cancelled_at="2026-03-02T09:00:00Z"))
+    )
+
+    result = CliRunner().invoke(main, ["campaigns", "timeline", str(order)])
+
+    assert result.exit_code == 0, result.output
+    lines = [" ".join(line.split()) for line in result.output.splitlines()]
+    assert "review_request skipped: waits for order.delivered" in lines
+    assert "points_earned skipped: waits for order.paid" in lines
+
+
+def test_timeline_refuses_a_file_that_is_not_an_order(tmp_path):
+    order = tmp_path / "order.json"
+    order.write_text('{"id": 1}')
+    result = CliRunner().invoke(main, ["campaigns", "timeline", str(order)])
+    assert result.exit_code == 2
+    assert "not an order: external_id: Field required" in result.output

@@ -1,0 +1,36 @@
+"""Fixtures for processing tests: the shipped campaigns, and draining the inbox."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from journeys import at
+
+from postpurchase.campaigns.config import load_campaigns
+from postpurchase.processing.inbox import process_inbox
+from postpurchase.settings import PROJECT_ROOT
+
+
+@pytest.fixture
+def campaigns():
+    return load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml")
+
+
+@pytest.fixture
+def drain(store, campaigns):
+    """Process the whole inbox at a fixed time, with the shipped campaigns by default."""
+
+    def run(now: str = "2026-03-20T12:00:00+00:00", config=None, worker="test-worker"):
+        moment = at(now)
+        return process_inbox(
+            store,
+            config or campaigns,
+            worker=worker,
+            shop_zone=ZoneInfo("UTC"),
+            lease=timedelta(minutes=5),
+            clock=lambda: moment,
+        )
+
+    return run

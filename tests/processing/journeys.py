@@ -1,0 +1,99 @@
+"""Building realistic canonical events, storing them in the inbox, and reading the result."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from postpurchase.events import CanonicalEvent
+from postpurchase.store.database import transaction
+from postpurchase.store.models import InboxEvent, Touchpoint
+
+NEW_YORK = ZoneInfo("America/New_York")
+_dedupe = itertools.count(1)
+
+
+def at(text: str) -> datetime:
+    """An aware UTC datetime from ISO text (with its offset)."""
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def order_event(
+    kind: str,
+    occurred_at: str,
+    *,
+    order_id: str = "5001",
+    customer_id: str = "c-77",
+    email: str | None = "mara@example.com",
+    phone: str | None = None,
+    time_zone: str | None = "America/New_York",
+    updated_at: str | None = None,
+    product_type: str = "electronics",
+    total: str = "249.00",
+    placed_at: str = "2026-03-01T15:00:00+00:00",
+    **extra: object,
+) -> dict:
+    """A canonical event payload about one order, as intake stores it."""
+    customer = {"external_id": customer_id, "first_name": "Mara", "time_zone": time_zone}
+    if email:
+        customer["email"] = email
+    if phone:
+        customer["phone"] = phone
+    order = {
+        "external_id": order_id,
+        "name": f"#{order_id}",
+        "currency": "USD",
+        "total": total,
+        "subtotal": total,
+        "placed_at": placed_at,
+        "updated_at": updated_at or occurred_at,
+        "lines": [
+            {
+                "external_id": f"{order_id}-1",
+                "title": "Smart speaker",
+                "product_type": product_type,
+                "quantity": 1,
+                "unit_price": total,
+            }
+        ],
+        "customer": customer,
+    }
+    payload = {"type": kind, "occurred_at": occurred_at, "order": order, **extra}
+    return CanonicalEvent.model_validate(payload).as_payload()
+
+
+def put(store, *payloads: dict, source: str = "shopify") -> list[int]:
+    """Store payloads in the inbox as intake would (each a distinct delivery)."""
+    with transaction(store) as session:
+        rows = [
+            InboxEvent(
+                source=source,
+                dedupe_key=f"test:{next(_dedupe)}",
+                event_type=p["type"],
+                shop="demo.myshopify.com",
+                subject_id=(p.get("order") or p.get("customer") or {}).get("external_id"),
+                occurred_at=at(p["occurred_at"]) if "occurred_at" in p else None,
+                payload=p,
+            )
+            for p in payloads
+        ]
+        session.add_all(rows)
+        session.flush()
+        return [r.id for r in rows]
+
+
+def touchpoints(store) -> list[tuple]:
+    """(campaign, step, channel, due_at, status, reason) of every touchpoint, in a stable order."""
+    with store() as session:
+        rows = session.scalars(
+            select(Touchpoint).order_by(
+                Touchpoint.campaign_id, Touchpoint.step, Touchpoint.channel, Touchpoint.subject_key
+            )
+        ).all()
+        return [
+            (t.campaign_id, t.step, t.channel.value, t.due_at, t.status.value, t.reason)
+            for t in rows
+        ]

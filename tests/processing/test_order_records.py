@@ -1,0 +1,166 @@
+"""Upserts from events that arrive late, twice, partial, or from a worker that died."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from journeys import at, order_event, put, touchpoints
+from sqlalchemy import select
+
+from postpurchase.events import CanonicalEvent
+from postpurchase.processing.inbox import InboxSummary, process_batch
+from postpurchase.processing.records import SourcedEvent
+from postpurchase.store.claims import claim_inbox_events
+from postpurchase.store.database import transaction
+from postpurchase.store.models import ClaimStatus, Customer, InboxEvent, Order, OrderItem
+
+
+def _order(store, external_id="5001"):
+    with store() as session:
+        return session.scalars(select(Order).where(Order.external_id == external_id)).one()
+
+
+def test_a_stale_update_is_ignored_but_its_event_still_counts(store, drain):
+    fresh = order_event(
+        "order.updated",
+        "2026-03-02T10:00:00+00:00",
+        total="199.00",
+        updated_at="2026-03-02T10:00:00+00:00",
+    )
+    stale = order_event(
+        "order.paid",
+        "2026-03-01T15:01:00+00:00",
+        total="249.00",
+        updated_at="2026-03-01T15:01:00+00:00",
+    )
+    put(store, fresh)
+    drain()
+    put(store, stale)  # arrives after the newer update
+    drain()
+
+    order = _order(store)
+    assert order.total == Decimal("199.0000")
+    assert order.source_updated_at == at("2026-03-02T10:00:00+00:00")
+    assert order.paid_at == at("2026-03-01T15:01:00+00:00")  # the payment did happen
+
+
+def test_fields_absent_from_a_partial_payload_are_kept(store, drain):
+    put(store, order_event("order.placed", "2026-03-01T15:00:00+00:00", phone="+12125550123"))
+    drain()
+    partial = {
+        "type": "order.fulfilled",
+        "occurred_at": "2026-03-03T14:00:00+00:00",
+        "order": {
+            "external_id": "5001",
+            "currency": "USD",
+            "fulfillment_status": "fulfilled",
+            "updated_at": "2026-03-03T14:00:00+00:00",
+            "customer": {"external_id": "c-77", "email": "mara@example.com"},
+        },
+    }
+    put(store, CanonicalEvent.model_validate(partial).as_payload())
+    drain()
+
+    order = _order(store)
+    with store() as session:
+        customer = session.scalars(select(Customer)).one()
+        items = session.scalars(select(OrderItem)).all()
+    assert (order.name, order.total, order.fulfillment_status) == (
+        "#5001",
+        Decimal("249.0000"),
+        "fulfilled",
+    )
+    assert order.fulfilled_at == at("2026-03-03T14:00:00+00:00")
+    assert (customer.phone, customer.first_name, customer.time_zone) == (
+        "+12125550123",
+        "Mara",
+        "America/New_York",
+    )
+    assert [i.title for i in items] == ["Smart speaker"]
+
+
+def test_refunds_add_up_once_per_refund_id(store, drain):
+    def refund(refund_id, amount, moment):
+        return order_event(
+            "order.refunded",
+            moment,
+            refund={"external_id": refund_id, "amount": amount, "currency": "USD"},
+        )
+
+    put(store, refund("r-1", "20.00", "2026-03-05T10:00:00+00:00"))
+    put(store, refund("r-1", "20.00", "2026-03-05T10:00:00+00:00"))  # redelivered
+    put(store, refund("r-2", "5.50", "2026-03-06T10:00:00+00:00"))
+    drain()
+    put(store, refund("r-2", "5.50", "2026-03-06T10:00:00+00:00"))  # again, in a later run
+    drain()
+
+    assert _order(store).refunded_amount == Decimal("25.5000")
+
+
+def test_new_lines_replace_the_items_of_an_order(store, drain):
+    put(store, order_event("order.placed", "2026-03-01T15:00:00+00:00"))
+    drain()
+    edited = order_event("order.updated", "2026-03-01T16:00:00+00:00")
+    edited["order"]["lines"] = [
+        {"external_id": "5001-2", "title": "Speaker stand", "quantity": 2, "unit_price": "19.90"}
+    ]
+    put(store, CanonicalEvent.model_validate(edited).as_payload())
+    drain()
+
+    with store() as session:
+        items = session.execute(
+            select(OrderItem.title, OrderItem.quantity, OrderItem.unit_price)
+        ).all()
+    assert items == [("Speaker stand", 2, Decimal("19.9000"))]
+
+
+def test_a_claimant_killed_mid_batch_loses_nothing(store, drain):
+    journey = [
+        order_event("order.placed", "2026-03-01T15:00:00+00:00"),
+        order_event("order.paid", "2026-03-01T15:01:00+00:00"),
+        order_event("order.delivered", "2026-03-06T17:00:00+00:00"),
+    ]
+    put(store, *journey)
+    claimed_at = at("2026-03-20T12:00:00+00:00")
+    with transaction(store) as session:
+        ids = claim_inbox_events(
+            session, worker="doomed", now=claimed_at, limit=10, lease=timedelta(minutes=5)
+        )
+    # The doomed worker gets half-way through its batch, then dies: its transaction never
+    # commits, and its rows stay claimed under its lease.
+    with store() as session, session.begin():
+        rows = session.scalars(select(InboxEvent).where(InboxEvent.id.in_(ids))).all()
+        items = [
+            SourcedEvent(r.id, r.source, CanonicalEvent.model_validate(r.payload)) for r in rows
+        ]
+        process_batch(
+            session,
+            items[:2],
+            _campaigns(),
+            shop_zone=ZoneInfo("UTC"),
+            now=claimed_at,
+            summary=InboxSummary(),
+        )
+        session.rollback()
+
+    # Within the lease nobody else may take the rows ...
+    assert sum(drain(now="2026-03-20T12:04:00+00:00").events.values()) == 0
+    # ... after it, the next run takes over and does everything once.
+    summary = drain(now="2026-03-20T12:06:00+00:00")
+
+    assert sum(summary.events.values()) == 3
+    with store() as session:
+        statuses = {r.status for r in session.scalars(select(InboxEvent))}
+        attempts = {r.attempts for r in session.scalars(select(InboxEvent))}
+    assert statuses == {ClaimStatus.DONE}
+    assert attempts == {2}
+    assert len(touchpoints(store)) == 5
+
+
+def _campaigns():
+    from postpurchase.campaigns.config import load_campaigns
+    from postpurchase.settings import PROJECT_ROOT
+
+    return load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml")
