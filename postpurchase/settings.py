@@ -60,6 +60,10 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT / "config" / "campaigns.yaml",
         description="The campaign configuration, read each time processing runs.",
     )
+    loyalty_config: Path = Field(
+        default=PROJECT_ROOT / "config" / "loyalty.yaml",
+        description="Points, expiry and tiers; read each time processing or a refresh runs.",
+    )
     templates_dir: Path = Field(
         default=PROJECT_ROOT / "templates",
         description="Jinja templates per channel: email/<name>.*.j2 and sms/<name>.txt.j2.",

@@ -14,7 +14,8 @@ Set-based: a refresh runs a fixed handful of statements whatever the number of c
 2. One ``INSERT ... SELECT`` writes a ``customer_tier_history`` row per change; one
    ``UPDATE ... FROM`` rewrites the ``customer_tiers`` rows that differ and one insert adds
    customers new to tiers; one ``INSERT ... SELECT`` puts a canonical ``tier.changed`` event
-   per change into the inbox (pending, source ``internal``, dedupe key
+   per change into the inbox (pending, source = the customer's platform, so the planner finds
+   the same customer by (source, external id); topic ``tier.changed``; dedupe key
    ``tier.changed:<customer id>:<history id>``, payload built in SQL) for the campaign
    planner.
 
@@ -369,13 +370,13 @@ def _emit_events(session: Session, now: datetime, after_change_id: int) -> None:
     )
     rows = (
         select(
-            literal("internal"),
+            Customer.source,  # customers are keyed by (platform, external id)
             literal("tier.changed:")
             + cast(h.customer_id, String)
             + literal(":")
             + cast(h.id, String),
             literal(EventType.TIER_CHANGED.value),
-            Customer.source,  # as topic: platform ids are unique per platform only
+            literal(EventType.TIER_CHANGED.value),
             Customer.external_id,
             literal(now, UtcDateTime()),
             payload,

@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import CampaignConfig
 from postpurchase.events import CanonicalEvent, EventType
+from postpurchase.loyalty import ledger
+from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.processing.planning import (
     Cancellation,
     Occurrence,
@@ -65,6 +67,7 @@ class InboxSummary:
     events: Counter[str] = field(default_factory=Counter)
     planned: int = 0
     cancelled: int = 0
+    points: int = 0  # loyalty points awarded minus reversed
     failed: int = 0
     retried: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
@@ -74,7 +77,8 @@ class InboxSummary:
         total = sum(self.events.values())
         lines = [
             f"processed {total} event(s); planned {self.planned} touchpoint(s), "
-            f"cancelled {self.cancelled}; {self.failed} event(s) failed, "
+            f"cancelled {self.cancelled}; loyalty points {self.points:+d}; "
+            f"{self.failed} event(s) failed, "
             f"{self.retried} to retry"
         ]
         lines += [f"  {kind}: {n}" for kind, n in sorted(self.events.items())]
@@ -108,19 +112,28 @@ def process_batch(
     shop_zone: ZoneInfo,
     now: datetime,
     summary: InboxSummary,
+    loyalty: LoyaltyConfig | None = None,
 ) -> None:
-    """Upsert, then plan and cancel touchpoints for ``items``, in the caller's transaction.
+    """Upsert, apply loyalty, then plan and cancel touchpoints for ``items``, in the caller's
+    transaction.
 
-    ``now`` is the run's clock, for per-event work that needs one.
+    ``now`` is the run's clock, for per-event work that needs one. Without a ``loyalty``
+    config no points are awarded or reversed.
     """
     records = upsert_records(session, items)
     occurrences: list[Occurrence] = []
     cancellations: list[Cancellation] = []
-    # One pass per event, after its order and customer are stored: the place where per-event
-    # work hooks in (loyalty: award on paid, reverse on refund, with order, customer and now).
+    # One pass per event, after its order and customer are stored. Loyalty comes before
+    # planning so that a points_earned message planned now finds its points in the ledger.
     for item in items:
         order = records.order_for(item)
         customer = records.customer_for(item)
+        if loyalty is not None and customer is not None:
+            change = ledger.apply_event(
+                session, event=item.event, order=order, customer=customer, config=loyalty
+            )
+            if change is not None:
+                summary.points += change.points
         occurrence = _occurrence(item, order, customer)
         if occurrence is not None:
             occurrences.append(occurrence)
@@ -168,6 +181,7 @@ def process_inbox(
     batch_size: int = BATCH_SIZE,
     time_budget: timedelta | None = None,
     processor: BatchProcessor = process_batch,
+    loyalty: LoyaltyConfig | None = None,
 ) -> InboxSummary:
     """Process pending inbox rows until none is left (or ``time_budget`` is spent).
 
@@ -196,7 +210,7 @@ def process_inbox(
             items, invalid = _parse(rows)
         for inbox_id, reason in invalid.items():
             _give_up(factory, inbox_id, reason, worker=worker, summary=summary)
-        run = _BatchRun(factory, config, worker, shop_zone, clock, processor)
+        run = _BatchRun(factory, config, worker, shop_zone, clock, processor, loyalty)
         try:
             _merge(summary, run(items))
             continue
@@ -235,6 +249,7 @@ class _BatchRun:
     shop_zone: ZoneInfo
     clock: Clock
     processor: BatchProcessor
+    loyalty: LoyaltyConfig | None
 
     def __call__(self, items: Sequence[SourcedEvent]) -> InboxSummary:
         part = InboxSummary()
@@ -246,6 +261,7 @@ class _BatchRun:
                 shop_zone=self.shop_zone,
                 now=self.clock(),
                 summary=part,
+                loyalty=self.loyalty,
             )
             release(
                 session,
@@ -279,4 +295,5 @@ def _merge(into: InboxSummary, part: InboxSummary) -> None:
     into.events.update(part.events)
     into.planned += part.planned
     into.cancelled += part.cancelled
+    into.points += part.points
     into.skipped.update(part.skipped)

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from postpurchase.campaigns.config import CampaignConfig
 from postpurchase.campaigns.validation import load_valid_campaigns
+from postpurchase.loyalty.config import load_loyalty_config
 from postpurchase.processing.followups import plan_assumed_deliveries, plan_lapsed_customers
 from postpurchase.processing.inbox import process_inbox, utc_now
 from postpurchase.settings import Settings, load_settings
@@ -41,6 +42,7 @@ def _setup(settings: Settings | None) -> tuple[Settings, CampaignConfig, ZoneInf
 def drain_inbox(settings: Settings | None = None, *, now: datetime | None = None) -> str:
     """Process every pending inbox event; returns the summary (also logged)."""
     settings, config, zone = _setup(settings)
+    loyalty = load_loyalty_config(settings.loyalty_config)
     summary = process_inbox(
         open_store(settings),
         config,
@@ -49,6 +51,7 @@ def drain_inbox(settings: Settings | None = None, *, now: datetime | None = None
         lease=timedelta(seconds=settings.claim_lease_seconds),
         clock=(lambda: now) if now is not None else utc_now,
         time_budget=TIME_BUDGET,
+        loyalty=loyalty,
     )
     text = "\n".join(summary.lines())
     log.info("%s", text)

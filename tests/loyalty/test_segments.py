@@ -78,8 +78,8 @@ def test_refresh_assigns_tiers_and_emits_one_event_per_change(
         events = session.scalars(select(InboxEvent).order_by(InboxEvent.id)).all()
         assert len(events) == 2
         for row in events:
-            assert row.source == "internal" and row.status is ClaimStatus.PENDING
-            assert row.event_type == "tier.changed" and row.topic == "shopify"
+            assert row.source == "shopify" and row.status is ClaimStatus.PENDING
+            assert row.event_type == "tier.changed" and row.topic == "tier.changed"
             parsed = CanonicalEvent.model_validate(row.payload)
             assert parsed.as_payload() == row.payload  # the exact canonical shape
             assert parsed.type is EventType.TIER_CHANGED and parsed.occurred_at == NOW
