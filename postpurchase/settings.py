@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -52,6 +52,32 @@ class Settings(BaseSettings):
     rejected_webhook_cap: int = Field(
         default=10_000, gt=0, description="At most this many rejected webhooks are kept."
     )
+
+    # Webhook intake. Secrets are SecretStr so they never show in a repr, a log or an error.
+    shopify_webhook_secret: SecretStr | None = Field(
+        default=None, description="Shopify app client secret, for shops without their own."
+    )
+    shopify_webhook_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='Per shop domain, as JSON: {"shop.myshopify.com": "secret"}.',
+    )
+    woocommerce_webhook_secret: SecretStr | None = Field(
+        default=None, description="The secret set on the WooCommerce webhooks."
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Signs the generic /webhooks/events route."
+    )
+    webhook_tolerance_seconds: int = Field(
+        default=300, gt=0, description="Generic events signed longer ago than this are replays."
+    )
+    webhook_max_body_bytes: int = Field(
+        default=1_048_576, gt=0, description="Larger webhook bodies are refused with 413."
+    )
+
+    @field_validator("shopify_webhook_secrets")
+    @classmethod
+    def _lower_shop_domains(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        return {domain.strip().lower(): secret for domain, secret in value.items()}
 
     @field_validator("var_dir")
     @classmethod
