@@ -17,9 +17,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from postpurchase.settings import Settings
 from postpurchase.store.database import SessionFactory
+from postpurchase.store.models import InboxEvent, RejectedWebhook
 from postpurchase.webhooks.app import create_app
 from postpurchase.webhooks.signatures import base64_digest, sign_generic
 
@@ -147,3 +149,13 @@ def client(settings: Settings, store: SessionFactory) -> Iterator[TestClient]:
 @pytest.fixture
 def send(client: TestClient) -> Sender:
     return Sender(client)
+
+
+def inbox_rows(store: SessionFactory) -> list[InboxEvent]:
+    with store() as session:
+        return list(session.scalars(select(InboxEvent).order_by(InboxEvent.id)))
+
+
+def rejected_rows(store: SessionFactory) -> list[RejectedWebhook]:
+    with store() as session:
+        return list(session.scalars(select(RejectedWebhook).order_by(RejectedWebhook.id)))
