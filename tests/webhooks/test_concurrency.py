@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -40,11 +41,12 @@ def wait_until_healthy(url: str, process: subprocess.Popen, log: Path, timeout: 
 
 
 def stop(process: subprocess.Popen) -> None:
-    process.terminate()
+    """Stop a server started with ``start_new_session=True`` and every worker it spawned."""
+    os.killpg(process.pid, signal.SIGTERM)
     try:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
 
@@ -63,7 +65,11 @@ def served(db_url: str, tmp_path: Path) -> Iterator[str]:
     command = [str(Path(sys.executable).with_name("postpurchase")), "serve", "--port", str(port)]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*command, "--workers", "2", "--no-access-log"], env=env, stdout=out, stderr=out
+            [*command, "--workers", "2", "--no-access-log"],
+            env=env,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
         )
     base = f"http://127.0.0.1:{port}"
     try:
