@@ -89,29 +89,32 @@ def dedupe_key(source: str, *parts: str) -> str:
     return f"{source}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
-def unstorable_field(entry: InboxEntry) -> str | None:
+def unstorable_field(entry: InboxEntry, *, texts: bool = True) -> str | None:
     """The path of a value no database can store (NUL, lone surrogate, out-of-range time).
 
     PostgreSQL refuses NUL in text and JSON, and no driver can encode a lone UTF-16 surrogate;
     both can arrive in valid JSON (``"\\u0000"``, ``"\\ud800"``). Checked before inserting, so
-    such input is a 422 rather than a database error.
+    such input is a 422 rather than a database error. ``texts=False`` checks the time only,
+    for callers that know the source document holds no such character.
     """
     if entry.occurred_at is not None:
         try:
             entry.occurred_at.astimezone(UTC)
         except OverflowError:
             return "occurred_at"
-    texts: list[tuple[str, Any]] = [
+    if not texts:
+        return None
+    pending: list[tuple[str, Any]] = [
         (name, getattr(entry, name)) for name in ("topic", "shop", "subject_id", "dedupe_key")
     ]
-    texts.append(("", entry.payload))
-    while texts:
-        path, value = texts.pop()
+    pending.append(("", entry.payload))
+    while pending:
+        path, value = pending.pop()
         if isinstance(value, dict):
-            texts.extend((f"{path}.{k}".lstrip("."), v) for k, v in value.items())
-            texts.extend((f"{path}.{k}(key)".lstrip("."), k) for k in value)
+            pending.extend((f"{path}.{k}".lstrip("."), v) for k, v in value.items())
+            pending.extend((f"{path}.{k}(key)".lstrip("."), k) for k in value)
         elif isinstance(value, list):
-            texts.extend((f"{path}.{i}", v) for i, v in enumerate(value))
+            pending.extend((f"{path}.{i}", v) for i, v in enumerate(value))
         elif isinstance(value, str) and not _storable(value):
             return path
     return None
@@ -130,9 +133,24 @@ def _storable(text: str) -> bool:
 _INSERTS: dict[str, Insert] = {
     name: dialect.insert(InboxEvent)
     .on_conflict_do_nothing(index_elements=[InboxEvent.dedupe_key])
-    .returning(InboxEvent.id)
+    .returning(InboxEvent.id, InboxEvent.dedupe_key)
     for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
 }
+
+
+def _row(entry: InboxEntry) -> dict[str, Any]:
+    return {
+        "source": entry.source,
+        "dedupe_key": entry.dedupe_key,
+        "event_type": entry.event_type,
+        "topic": entry.topic,
+        "shop": entry.shop,
+        "subject_id": entry.subject_id,
+        "occurred_at": entry.occurred_at,
+        "payload": entry.payload,
+        "status": entry.status,
+        "attempts": 0,
+    }
 
 
 def add_to_inbox(session: Session, entry: InboxEntry) -> int | None:
@@ -142,20 +160,19 @@ def add_to_inbox(session: Session, entry: InboxEntry) -> int | None:
     one racing in another transaction: PostgreSQL waits for that transaction to finish).
     The caller commits.
     """
+    return add_many_to_inbox(session, [entry])[0]
+
+
+def add_many_to_inbox(session: Session, entries: list[InboxEntry]) -> list[int | None]:
+    """Insert several entries in one statement; per entry, its new id or None if a duplicate.
+
+    When two entries share a dedupe key, the first in the list is the one stored.
+    The caller commits.
+    """
+    if not entries:
+        return []
     statement = _INSERTS[session.get_bind().dialect.name]
-    row = session.execute(
-        statement,
-        {
-            "source": entry.source,
-            "dedupe_key": entry.dedupe_key,
-            "event_type": entry.event_type,
-            "topic": entry.topic,
-            "shop": entry.shop,
-            "subject_id": entry.subject_id,
-            "occurred_at": entry.occurred_at,
-            "payload": entry.payload,
-            "status": entry.status,
-            "attempts": 0,
-        },
-    ).first()
-    return None if row is None else int(row[0])
+    rows = session.execute(statement, [_row(e) for e in entries]).all()
+    stored = {key: int(row_id) for row_id, key in rows}
+    # pop: a later entry with the same key is the duplicate, not a second "accepted".
+    return [stored.pop(entry.dedupe_key, None) for entry in entries]

@@ -29,6 +29,10 @@ from postpurchase.webhooks.signatures import (
 )
 
 _TOKEN = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII without spaces: ids, topics, domains
+# How NUL or a lone surrogate can reach a parsed JSON string: an escape, or (json.loads
+# decodes with surrogatepass) the raw UTF-8 bytes of a surrogate. Substring tests are cheap;
+# a hit (also legitimate text such as an escaped Hangul "\ud55c") only asks for a full check.
+_SUSPICIOUS = (b"\\u0000", b"\\ud", b"\\uD", b"\xed")
 
 
 class Ping:
@@ -83,8 +87,8 @@ def parse_json(body: bytes) -> Any:
         raise Rejection(400, f"malformed JSON: {exc}") from None
 
 
-def _checked(entry: InboxEntry) -> InboxEntry:
-    path = unstorable_field(entry)
+def _checked(entry: InboxEntry, body: bytes) -> InboxEntry:
+    path = unstorable_field(entry, texts=any(marker in body for marker in _SUSPICIOUS))
     if path is not None:
         raise Rejection(
             422,
@@ -153,7 +157,8 @@ def shopify_entry(
             source=shopify.SOURCE, dedupe_key=key, topic=topic, shop=shop, received_at=received_at
         )
     return _checked(
-        InboxEntry.for_event(event, source=shopify.SOURCE, dedupe_key=key, topic=topic, shop=shop)
+        InboxEntry.for_event(event, source=shopify.SOURCE, dedupe_key=key, topic=topic, shop=shop),
+        body,
     )
 
 
@@ -200,7 +205,8 @@ def woocommerce_entry(
     return _checked(
         InboxEntry.for_event(
             event, source=woocommerce.SOURCE, dedupe_key=key, topic=topic, shop=source
-        )
+        ),
+        body,
     )
 
 
@@ -231,5 +237,6 @@ def generic_entry(
     return _checked(
         InboxEntry.for_event(
             event, source=generic.SOURCE, dedupe_key=key, topic=event.type.value, shop=shop
-        )
+        ),
+        body,
     )

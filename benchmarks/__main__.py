@@ -1,0 +1,77 @@
+"""``python -m benchmarks [NAME ...] [--quick]``: run benchmarks, update BENCHMARKS.md.
+
+Each benchmark owns one ``## <name>`` section; other sections are left as they are, so
+benchmarks can be run one at a time. The section starts with the machine and the date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import platform
+import re
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks import REGISTRY
+
+RESULTS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+HEADER = (
+    "# Benchmarks\n\n"
+    "Written by `make bench` (`python -m benchmarks`); each section is replaced when its\n"
+    "benchmark runs again. Numbers are from the machine named in the section, measured with\n"
+    "the baseline in the same run.\n"
+)
+
+
+def machine() -> str:
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    cpu = platform.processor() or platform.machine()
+    memory = ""
+    try:
+        import psutil
+
+        memory = f", {psutil.virtual_memory().total / 2**30:.1f} GiB RAM"
+    except ImportError:  # psutil comes with Airflow; without it the line is shorter
+        pass
+    return (
+        f"{platform.node()}: {os.cpu_count()} CPU ({cpu}){memory}, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}; load average before "
+        f"the run {load}"
+    )
+
+
+def write_section(name: str, body: str) -> None:
+    text = RESULTS.read_text() if RESULTS.exists() else HEADER
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    section = f"## {name}\n\nRun {stamp} on {machine()}.\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
+    else:
+        text = text.rstrip() + "\n\n" + section
+    RESULTS.write_text(text)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("names", nargs="*", help=f"of {', '.join(REGISTRY)}; default: all")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller counts, for a smoke run (recorded)"
+    )
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(REGISTRY))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
+    for name in args.names or list(REGISTRY):
+        module = importlib.import_module(REGISTRY[name])
+        print(f"==> benchmark {name}{' (quick)' if args.quick else ''}", flush=True)
+        write_section(name, module.run(quick=args.quick))
+        print(f"==> {name}: results in {RESULTS.name}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
