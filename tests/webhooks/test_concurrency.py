@@ -2,52 +2,20 @@
 
 import asyncio
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import GENERIC_SECRET, SHOP, SHOPIFY_SECRET, WOO_SECRET, fixture_bytes, inbox_rows
+from deliveries import GENERIC_SECRET, SHOP, SHOPIFY_SECRET, WOO_SECRET, fixture_bytes, inbox_rows
+from servers import free_port, stop, wait_until_healthy
 
 from postpurchase.webhooks.signatures import base64_digest
 
 DELIVERIES = 500
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"server not healthy after {timeout} s:\n{log.read_text()[-3000:]}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Stop a server started with ``start_new_session=True`` and every worker it spawned."""
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import time
 import uuid
 from typing import Any
 
-from conftest import (
+from deliveries import (
     GENERIC_SECRET,
     SHOP,
     SHOPIFY_SECRET,

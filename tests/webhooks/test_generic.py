@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from conftest import inbox_rows, rejected_rows
+from deliveries import inbox_rows, rejected_rows
 
 from postpurchase.events import CanonicalEvent
 

@@ -3,7 +3,7 @@
 import asyncio
 from datetime import UTC, datetime
 
-from conftest import inbox_rows
+from deliveries import inbox_rows
 from sqlalchemy import event
 
 from postpurchase.inbox import InboxEntry

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SHOP, SHOPIFY_SECRET, fixture_bytes, inbox_rows
-from test_concurrency import free_port, stop, wait_until_healthy
+from deliveries import SHOP, SHOPIFY_SECRET, fixture_bytes, inbox_rows
+from servers import free_port, stop, wait_until_healthy
 
 from postpurchase.webhooks.signatures import base64_digest
 

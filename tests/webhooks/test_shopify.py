@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from conftest import (
+from deliveries import (
     OTHER_SHOP,
     OTHER_SHOP_SECRET,
     SHOP,

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from conftest import fixture_json, inbox_rows, rejected_rows
+from deliveries import fixture_json, inbox_rows, rejected_rows
 
 from postpurchase.events import CanonicalEvent, EventType
 from postpurchase.store.models import ClaimStatus
