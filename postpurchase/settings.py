@@ -7,10 +7,11 @@ that names the environment variable at fault.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -118,6 +119,10 @@ def load_settings() -> Settings:
     """Read settings from the environment; a bad value raises ConfigError naming the variable."""
     try:
         settings = Settings()
+    except SettingsError as exc:  # a structured value (dict, list) that is not valid JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"{ENV_PREFIX}{field.group(1).upper()}" if field else "a POSTPURCHASE_ variable"
+        raise ConfigError(f'{name}: must be JSON, e.g. {{"key": "value"}}') from None
     except ValidationError as exc:
         problems = "; ".join(
             f"{ENV_PREFIX}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
