@@ -99,15 +99,28 @@ def run_load(port: int, requests: Sequence[bytes], concurrency: int) -> LoadResu
     return result
 
 
-class PeakMemory:
-    """Samples the resident memory of a process and its children; ``peak_mib`` when stopped."""
+class ServerUsage:
+    """Peak resident memory and CPU seconds of a process and its children while in use.
+
+    CPU seconds say what the work costs whatever else the machine is doing; wall-clock rates
+    on a shared machine also depend on its other users.
+    """
 
     def __init__(self, pid: int, interval: float = 0.1) -> None:
         self._process = psutil.Process(pid)
         self._interval = interval
         self._stop = threading.Event()
         self.peak_bytes = 0
+        self.cpu_seconds = 0.0
+        self._cpu_start = 0.0
         self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _cpu(self) -> float:
+        total = 0.0
+        for process in [self._process, *self._process.children(recursive=True)]:
+            times = process.cpu_times()
+            total += times.user + times.system
+        return total
 
     def _sample(self) -> None:
         while not self._stop.is_set():
@@ -119,11 +132,13 @@ class PeakMemory:
             self.peak_bytes = max(self.peak_bytes, total)
             self._stop.wait(self._interval)
 
-    def __enter__(self) -> PeakMemory:
+    def __enter__(self) -> ServerUsage:
+        self._cpu_start = self._cpu()
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.cpu_seconds = self._cpu() - self._cpu_start
         self._stop.set()
         self._thread.join()
 

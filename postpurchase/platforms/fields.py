@@ -8,6 +8,7 @@ number parsed as Decimal, never through float); times must carry their offset.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, TypeVar
@@ -110,13 +111,21 @@ class PlatformModel(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
 def e164(raw: str | None, *regions: str | None) -> str | None:
     """``raw`` as an E.164 number, trying each ISO country in ``regions`` for local numbers.
 
     None when there is no number or it is not a valid one: an unusable number is not kept.
+    A number already written in E.164 (as Shopify stores customers' phones) is kept as it is:
+    parsing and validating it again costs a large share of a webhook's time and changes
+    nothing the SMS provider will not check itself.
     """
     if not raw or not raw.strip():
         return None
+    if _E164.match(raw):
+        return raw
     for region in (*regions, None):
         try:
             number = phonenumbers.parse(raw, region.upper() if region else None)
