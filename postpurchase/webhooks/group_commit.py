@@ -35,7 +35,10 @@ def write_batch(factory: SessionFactory, entries: list[InboxEntry]) -> list[Outc
     except Exception as exc:  # handed to the waiting request, which answers for it
         if len(entries) == 1:
             return [exc]
-        log.warning("inbox batch of %d failed (%s); retrying one by one", len(entries), exc)
+        # The type only: a database error's text carries the statement's parameters (PII).
+        log.warning(
+            "inbox batch of %d failed (%s); retrying one by one", len(entries), type(exc).__name__
+        )
     outcomes: list[Outcome] = []
     for entry in entries:
         outcomes.extend(write_batch(factory, [entry]))

@@ -1,6 +1,7 @@
 """The Shopify route with realistic payloads, signed as Shopify signs them."""
 
 import json
+import logging
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -359,3 +360,15 @@ def test_database_outage_answers_503_and_nothing_is_acknowledged(db_url, tmp_pat
         response = Sender(client).shopify("orders/create", fixture_bytes(ORDER))
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "30"
+
+
+def test_logs_carry_no_customer_data_or_secrets(send, store, caplog):
+    caplog.set_level(logging.DEBUG)
+    order = fixture_json(ORDER)
+    send.shopify("orders/create", order)
+    order["line_items"][0]["price"] = "12,50"
+    send.shopify("orders/create", order)  # 422
+    send.shopify("orders/create", order, secret="guess")  # 401
+    assert "webhooks" in caplog.text  # the rejections were logged...
+    for private in ("ines.moreau", "Moreau", "514", "Sherbrooke", SHOPIFY_SECRET, "12,50"):
+        assert private.lower() not in caplog.text.lower()  # ...without what they carried
