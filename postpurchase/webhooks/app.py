@@ -139,7 +139,7 @@ def create_app(
         return await intake(request, "/webhooks/events", generic_entry)
 
     # Plain Starlette routes: they read the raw body themselves, and skip FastAPI's
-    # per-request dependency solving, a large share of the cost of a webhook.
+    # per-request dependency solving, a noticeable share of the cost of a webhook.
     app.add_route("/webhooks/shopify", shopify, methods=["POST"])
     app.add_route("/webhooks/woocommerce", woocommerce, methods=["POST"])
     app.add_route("/webhooks/events", events, methods=["POST"])
