@@ -1,45 +1,77 @@
-"""``python -m benchmarks``: run every benchmark, print its figures, write BENCHMARKS.md."""
+"""``python -m benchmarks [NAME ...] [--quick]``: run benchmarks, update BENCHMARKS.md.
+
+Each benchmark owns one ``## <name>`` section; other sections are left as they are, so
+benchmarks can be run one at a time. The section starts with the machine and the date.
+"""
 
 from __future__ import annotations
 
-import json
+import argparse
+import importlib
 import os
 import platform
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import planning
+from benchmarks import REGISTRY
 
-BENCHMARKS = {"planning": planning.run}
-REPORT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+RESULTS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+HEADER = (
+    "# Benchmarks\n\n"
+    "Written by `make bench` (`python -m benchmarks`); each section is replaced when its\n"
+    "benchmark runs again. Numbers are from the machine named in the section, measured with\n"
+    "the baseline in the same run.\n"
+)
 
 
-def _cpu() -> str:
+def machine() -> str:
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    cpu = platform.processor() or platform.machine()
+    memory = ""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
+        import psutil
+
+        memory = f", {psutil.virtual_memory().total / 2**30:.1f} GiB RAM"
+    except ImportError:  # psutil comes with Airflow; without it the line is shorter
         pass
-    return platform.processor() or platform.machine()
-
-
-def main(names: list[str]) -> None:
-    chosen = names or list(BENCHMARKS)
-    sections = []
-    for name in chosen:
-        result = BENCHMARKS[name]()
-        sys.stdout.write(json.dumps({k: v for k, v in result.items() if k != "markdown"}) + "\n")
-        sections.append(result["markdown"])
-    load = "/".join(f"{x:.1f}" for x in os.getloadavg())
-    machine = f"{_cpu()} x {os.cpu_count()}, Python {platform.python_version()}, load {load}"
-    header = (
-        "# Benchmarks\n\n"
-        f"Written by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {machine}.\n"
+    return (
+        f"{platform.node()}: {os.cpu_count()} CPU ({cpu}){memory}, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}; load average before "
+        f"the run {load}"
     )
-    REPORT.write_text(header + "\n" + "\n".join(sections))
+
+
+def write_section(name: str, body: str) -> None:
+    text = RESULTS.read_text() if RESULTS.exists() else HEADER
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    section = f"## {name}\n\nRun {stamp} on {machine()}.\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
+    else:
+        text = text.rstrip() + "\n\n" + section
+    RESULTS.write_text(text)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("names", nargs="*", help=f"of {', '.join(REGISTRY)}; default: all")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller counts, for a smoke run (recorded)"
+    )
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(REGISTRY))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
+    for name in args.names or list(REGISTRY):
+        module = importlib.import_module(REGISTRY[name])
+        print(f"==> benchmark {name}{' (quick)' if args.quick else ''}", flush=True)
+        write_section(name, module.run(quick=args.quick))
+        print(f"==> {name}: results in {RESULTS.name}", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

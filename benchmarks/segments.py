@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import resource
 import sys
 import tempfile
@@ -234,6 +235,20 @@ def run_segments_benchmark(
         baseline_customers=min(baseline_customers, customers),
         baseline=baseline,
     )
+
+
+def run(quick: bool) -> str:
+    """``make bench``: SQLite always, PostgreSQL too when POSTPURCHASE_BENCH_POSTGRES_URL is set."""
+    customers = 10_000 if quick else 100_000
+    sections = []
+    with tempfile.TemporaryDirectory() as folder:
+        targets = [f"sqlite:///{folder}/bench.db"]
+        if os.environ.get("POSTPURCHASE_BENCH_POSTGRES_URL"):
+            targets.append(os.environ["POSTPURCHASE_BENCH_POSTGRES_URL"])
+        for url in targets:
+            print(f"    segments on {parse_database_url(url).get_backend_name()}", flush=True)
+            sections.append(run_segments_benchmark(url=url, customers=customers).markdown())
+    return "\n\n".join(sections)
 
 
 def main(argv: list[str] | None = None) -> int:

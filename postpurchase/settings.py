@@ -7,11 +7,12 @@ that names the environment variable at fault.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -82,6 +83,32 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}; use an IANA name") from None
         return value
 
+    # Webhook intake. Secrets are SecretStr so they never show in a repr, a log or an error.
+    shopify_webhook_secret: SecretStr | None = Field(
+        default=None, description="Shopify app client secret, for shops without their own."
+    )
+    shopify_webhook_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='Per shop domain, as JSON: {"shop.myshopify.com": "secret"}.',
+    )
+    woocommerce_webhook_secret: SecretStr | None = Field(
+        default=None, description="The secret set on the WooCommerce webhooks."
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Signs the generic /webhooks/events route."
+    )
+    webhook_tolerance_seconds: int = Field(
+        default=300, gt=0, description="Generic events signed longer ago than this are replays."
+    )
+    webhook_max_body_bytes: int = Field(
+        default=1_048_576, gt=0, description="Larger webhook bodies are refused with 413."
+    )
+
+    @field_validator("shopify_webhook_secrets")
+    @classmethod
+    def _lower_shop_domains(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        return {domain.strip().lower(): secret for domain, secret in value.items()}
+
     @field_validator("var_dir")
     @classmethod
     def _absolute_var_dir(cls, value: Path) -> Path:
@@ -121,6 +148,10 @@ def load_settings() -> Settings:
     """Read settings from the environment; a bad value raises ConfigError naming the variable."""
     try:
         settings = Settings()
+    except SettingsError as exc:  # a structured value (dict, list) that is not valid JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"{ENV_PREFIX}{field.group(1).upper()}" if field else "a POSTPURCHASE_ variable"
+        raise ConfigError(f'{name}: must be JSON, e.g. {{"key": "value"}}') from None
     except ValidationError as exc:
         problems = "; ".join(
             f"{ENV_PREFIX}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"

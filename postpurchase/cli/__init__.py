@@ -54,8 +54,9 @@ def _register() -> None:
     from postpurchase.cli.db import db
     from postpurchase.cli.loyalty import loyalty
     from postpurchase.cli.run import run
+    from postpurchase.cli.serve import serve
 
-    for group in (campaigns, db, loyalty, run):
+    for group in (campaigns, db, loyalty, run, serve):
         main.add_command(group)
 
 

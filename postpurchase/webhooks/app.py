@@ -1,29 +1,164 @@
-"""The FastAPI app, served inside Airflow's API server at ``/postpurchase`` or on its own."""
+"""The FastAPI app, served inside Airflow's API server at ``/postpurchase`` or on its own.
+
+Every intake route does the same: verify, normalise, INSERT into the inbox under a unique
+dedupe key, commit, answer. Nothing here calls Airflow: the ``process_purchase_events`` DAG
+notices new inbox rows itself (a triggerer watching the inbox's newest id, backed by a
+one-minute schedule), so an Airflow that is down or slow never delays or fails a webhook.
+
+Answers: 202 accepted (or ignored, for topics recorded but not acted on), 200 duplicate,
+401 signature, 400 malformed, 413 too large, 415 not JSON, 422 invalid (with field paths),
+503 when the database or the configuration is unavailable (the sender retries later).
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 
-from postpurchase.settings import load_settings
-from postpurchase.store.database import open_store
+from postpurchase.exceptions import ConfigError
+from postpurchase.inbox import IGNORED_EVENT_TYPE, InboxEntry
+from postpurchase.settings import Settings, load_settings
+from postpurchase.store.database import SessionFactory, open_store
+from postpurchase.webhooks.group_commit import GroupCommitter
+from postpurchase.webhooks.intake import (
+    Ping,
+    generic_entry,
+    read_body,
+    shopify_entry,
+    woocommerce_entry,
+)
+from postpurchase.webhooks.rejections import Rejection, record_rejection
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+EntryParser = Callable[[Settings, Mapping[str, str], bytes, datetime], InboxEntry | Ping]
 
 
-def create_app() -> FastAPI:
-    """Build the app. Nothing is connected until the first request needs it."""
-    app = FastAPI(title="postpurchase webhooks", version="1")
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Runtime:
+    """Settings and the database, loaded on first use (the app is built at plugin import)."""
+
+    def __init__(self, settings: Settings | None, factory: SessionFactory | None) -> None:
+        self._settings = settings
+        self._factory = factory
+        self._committer: GroupCommitter | None = None
+        self._lock = threading.Lock()
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            with self._lock:
+                if self._settings is None:
+                    self._settings = load_settings()
+        return self._settings
+
+    def factory(self) -> SessionFactory:
+        if self._factory is None:
+            self._factory = open_store(self.settings())
+        return self._factory
+
+    def committer(self) -> GroupCommitter:
+        if self._committer is None:
+            self._committer = GroupCommitter(self.factory())
+        return self._committer
+
+
+def _unavailable(what: str) -> JSONResponse:
+    return JSONResponse(
+        {"status": "unavailable", "reason": what}, status_code=503, headers={"Retry-After": "30"}
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    session_factory: SessionFactory | None = None,
+    clock: Clock = _utc_now,
+) -> FastAPI:
+    """Build the app. Settings and the database are read at the first request, unless given."""
+    app = FastAPI(
+        title="postpurchase webhooks",
+        version="1",
+        description=__doc__,
+    )
+    runtime = _Runtime(settings, session_factory)
+
+    async def intake(request: Request, route: str, parse: EntryParser) -> Response:
+        try:
+            current = runtime.settings()
+            factory = runtime.factory()
+        except ConfigError as exc:
+            log.error("webhook intake is misconfigured: %s", exc)
+            return _unavailable("the server's configuration is invalid")
+        body = b""
+        try:
+            body = await read_body(request, current.webhook_max_body_bytes)
+            entry = parse(current, request.headers, body, clock())
+        except Rejection as rejection:
+            log.info("rejected %s with %d: %s", route, rejection.status_code, rejection.reason)
+            await run_in_threadpool(
+                record_rejection,
+                factory,
+                route=route,
+                rejection=rejection,
+                headers=request.headers.items(),
+                body=body,
+                cap=current.rejected_webhook_cap,
+            )
+            return JSONResponse(rejection.answer(), status_code=rejection.status_code)
+        if isinstance(entry, Ping):
+            return JSONResponse({"status": "ping"}, status_code=200)
+        try:
+            event_id = await runtime.committer().add(entry)
+        except SQLAlchemyError as exc:
+            log.error("could not store a webhook from %s: %s", route, type(exc).__name__)
+            return _unavailable("the database is unavailable")
+        if event_id is None:
+            return JSONResponse({"status": "duplicate"}, status_code=200)
+        status = "ignored" if entry.event_type == IGNORED_EVENT_TYPE else "accepted"
+        return JSONResponse({"status": status, "event_id": event_id}, status_code=202)
+
+    async def shopify(request: Request) -> Response:
+        return await intake(request, "/webhooks/shopify", shopify_entry)
+
+    async def woocommerce(request: Request) -> Response:
+        return await intake(request, "/webhooks/woocommerce", woocommerce_entry)
+
+    async def events(request: Request) -> Response:
+        return await intake(request, "/webhooks/events", generic_entry)
+
+    # Plain Starlette routes: they read the raw body themselves, and skip FastAPI's
+    # per-request dependency solving, a noticeable share of the cost of a webhook.
+    app.add_route("/webhooks/shopify", shopify, methods=["POST"])
+    app.add_route("/webhooks/woocommerce", woocommerce, methods=["POST"])
+    app.add_route("/webhooks/events", events, methods=["POST"])
 
     @app.get("/webhooks/health")
-    def health() -> JSONResponse:
+    async def health() -> JSONResponse:
         """Liveness plus database reachability: 200 when both are fine, 503 otherwise."""
         try:
-            with open_store(load_settings())() as session:
-                session.execute(text("SELECT 1"))
-        except Exception as exc:  # any failure here means "not healthy", with the reason
+            factory = runtime.factory()
+            await run_in_threadpool(_ping_database, factory)
+        except (ConfigError, SQLAlchemyError) as exc:
             return JSONResponse(
                 {"status": "unavailable", "database": type(exc).__name__}, status_code=503
             )
         return JSONResponse({"status": "ok", "database": "ok"})
 
     return app
+
+
+def _ping_database(factory: SessionFactory) -> None:
+    with factory() as session:
+        session.execute(text("SELECT 1"))

@@ -1,0 +1,1 @@
+"""Normalisers from each platform's webhook JSON to ``postpurchase.events.CanonicalEvent``."""

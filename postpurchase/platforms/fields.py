@@ -1,0 +1,136 @@
+"""Field types and checks shared by the platform normalisers.
+
+Platform JSON is read through pydantic models built from these types, so a wrong type or value
+becomes an ``InvalidPayload`` that lists each problem with its path in the sender's JSON
+(``line_items.2.price``). Money is Decimal from the platforms' decimal strings (or a JSON
+number parsed as Decimal, never through float); times must carry their offset.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, TypeVar
+
+import phonenumbers
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+from postpurchase.exceptions import InvalidInput
+
+
+class InvalidPayload(InvalidInput):
+    """The body is JSON but not a valid webhook: ``problems`` lists (field path, problem)."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        shown = "; ".join(f"{path}: {problem}" for path, problem in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        super().__init__(f"invalid content: {shown}{more}")
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "body"
+
+
+def problems_of(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+    return [(prefix + field_path(err["loc"]), err["msg"]) for err in exc.errors()]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_as(model: type[M], data: Any, *, prefix: str = "") -> M:
+    """Validate ``data`` as ``model``; InvalidPayload naming every wrong field otherwise."""
+    if not isinstance(data, dict):
+        raise InvalidPayload([(prefix.rstrip(".") or "body", "must be a JSON object")])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidPayload(problems_of(exc, prefix)) from None
+
+
+def _money(value: Any) -> Decimal:
+    # bool is an int: "true" is not an amount.
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise ValueError('must be a decimal string such as "19.99"')
+    try:
+        amount = Decimal(value.strip() if isinstance(value, str) else value)
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a decimal amount") from None
+    if not amount.is_finite():
+        raise ValueError("must be a finite amount")
+    return amount
+
+
+def _identifier(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError("must be an id (string or integer)")
+    text = str(value).strip()
+    if not text or len(text) > 64:
+        raise ValueError("must be an id of 1 to 64 characters")
+    return text
+
+
+def _text_timestamp(value: Any) -> Any:
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO 8601 timestamp string")
+    return value
+
+
+def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("must include a time zone offset, e.g. 2026-11-27T10:00:00-05:00")
+    return _in_range(value)
+
+
+def _gmt(value: datetime) -> datetime:
+    # WooCommerce's *_gmt fields are UTC written without an offset.
+    return _in_range(value if value.tzinfo else value.replace(tzinfo=UTC))
+
+
+def _in_range(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if not 1970 <= utc.year <= 9000:
+        raise ValueError("is out of range (years 1970 to 9000)")
+    return value
+
+
+Money = Annotated[Decimal, BeforeValidator(_money)]
+Identifier = Annotated[str, BeforeValidator(_identifier)]
+Timestamp = Annotated[datetime, BeforeValidator(_text_timestamp), AfterValidator(_aware_utc)]
+GmtTimestamp = Annotated[datetime, BeforeValidator(_text_timestamp), AfterValidator(_gmt)]
+
+
+class PlatformModel(BaseModel):
+    """Platform JSON as read: unknown fields are ignored (platforms add fields all the time)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+def e164(raw: str | None, *regions: str | None) -> str | None:
+    """``raw`` as an E.164 number, trying each ISO country in ``regions`` for local numbers.
+
+    None when there is no number or it is not a valid one: an unusable number is not kept.
+    A number already written in E.164 (as Shopify stores customers' phones) is kept as it is:
+    parsing and validating it again costs a large share of a webhook's time and changes
+    nothing the SMS provider will not check itself.
+    """
+    if not raw or not raw.strip():
+        return None
+    if _E164.match(raw):
+        return raw
+    for region in (*regions, None):
+        try:
+            number = phonenumbers.parse(raw, region.upper() if region else None)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return None

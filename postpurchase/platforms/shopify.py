@@ -1,0 +1,337 @@
+"""Shopify webhooks (REST JSON shape) to canonical events: one webhook, at most one event.
+
+Amounts are read from ``*_set.shop_money`` when present (the shop's currency), else from the
+plain decimal-string field with the order's ``currency``. Refunds and fulfillment events do not
+carry the whole order: their ``order`` holds what is known (id, currency; ``XXX``, ISO 4217's
+"no currency", when the payload names none) and no ``updated_at``, so processing merges them
+into the stored order without overwriting newer fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import Field, ValidationError
+
+from postpurchase.events import CanonicalEvent, EventType
+from postpurchase.platforms.fields import (
+    Identifier,
+    InvalidPayload,
+    Money,
+    PlatformModel,
+    Timestamp,
+    e164,
+    parse_as,
+    problems_of,
+)
+
+SOURCE = "shopify"
+NO_CURRENCY = "XXX"
+
+
+class MoneyAmount(PlatformModel):
+    amount: Money
+    currency_code: str
+
+
+class MoneySet(PlatformModel):
+    shop_money: MoneyAmount | None = None
+
+
+class Consent(PlatformModel):
+    state: str | None = None
+
+
+class Address(PlatformModel):
+    country_code: str | None = None
+    phone: str | None = None
+
+
+class ShopifyCustomer(PlatformModel):
+    id: Identifier
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    tags: str | None = None  # comma separated
+    email_marketing_consent: Consent | None = None
+    sms_marketing_consent: Consent | None = None
+    default_address: Address | None = None
+    updated_at: Timestamp | None = None
+
+
+class LineItem(PlatformModel):
+    id: Identifier
+    product_id: Identifier | None = None
+    variant_id: Identifier | None = None
+    sku: str | None = None
+    title: str
+    vendor: str | None = None
+    quantity: int
+    price: Money
+    price_set: MoneySet | None = None
+
+
+class Fulfillment(PlatformModel):
+    tracking_url: str | None = None
+    status: str | None = None
+
+
+class ShippingLine(PlatformModel):
+    price: Money
+    price_set: MoneySet | None = None
+
+
+class ShopifyOrder(PlatformModel):
+    id: Identifier
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    currency: str  # checked by the canonical model: three capital letters
+    created_at: Timestamp
+    updated_at: Timestamp | None = None
+    cancelled_at: Timestamp | None = None
+    total_price: Money
+    subtotal_price: Money | None = None
+    total_tax: Money | None = None
+    total_discounts: Money | None = None
+    total_price_set: MoneySet | None = None
+    subtotal_price_set: MoneySet | None = None
+    total_tax_set: MoneySet | None = None
+    total_discounts_set: MoneySet | None = None
+    total_shipping_price_set: MoneySet | None = None
+    shipping_lines: list[ShippingLine] = Field(default_factory=list)
+    financial_status: str | None = None
+    fulfillment_status: str | None = None
+    customer_locale: str | None = None
+    line_items: list[LineItem] = Field(default_factory=list)
+    shipping_address: Address | None = None
+    billing_address: Address | None = None
+    customer: ShopifyCustomer | None = None
+    fulfillments: list[Fulfillment] = Field(default_factory=list)
+
+
+class Transaction(PlatformModel):
+    kind: str | None = None
+    status: str | None = None
+    amount: Money
+    currency: str | None = None
+
+
+class RefundLine(PlatformModel):
+    subtotal_set: MoneySet | None = None
+
+
+class ShopifyRefund(PlatformModel):
+    id: Identifier
+    order_id: Identifier
+    created_at: Timestamp
+    transactions: list[Transaction] = Field(default_factory=list)
+    refund_line_items: list[RefundLine] = Field(default_factory=list)
+
+
+class FulfillmentEvent(PlatformModel):
+    id: Identifier
+    order_id: Identifier
+    status: str = Field(min_length=1, max_length=64)
+    happened_at: Timestamp | None = None
+    created_at: Timestamp | None = None
+
+
+class OrderReference(PlatformModel):
+    id: Identifier
+
+
+class ReturnRequest(PlatformModel):
+    id: Identifier
+    order: OrderReference
+
+
+def _shop_money(plain: Decimal | None, money_set: MoneySet | None) -> Decimal:
+    if money_set is not None and money_set.shop_money is not None:
+        return money_set.shop_money.amount
+    return plain if plain is not None else Decimal("0")
+
+
+def _consent(consent: Consent | None) -> bool | None:
+    # Only clear answers count; pending, invalid or redacted say nothing either way.
+    state = consent.state if consent else None
+    if state == "subscribed":
+        return True
+    if state in ("unsubscribed", "not_subscribed"):
+        return False
+    return None
+
+
+def _customer(
+    customer: ShopifyCustomer,
+    *,
+    email: str | None = None,
+    phone: str | None = None,
+    regions: tuple[str | None, ...] = (),
+    locale: str | None = None,
+) -> dict[str, Any]:
+    home = customer.default_address.country_code if customer.default_address else None
+    tags = [t.strip() for t in (customer.tags or "").split(",") if t.strip()]
+    return dict(
+        external_id=customer.id,
+        email=customer.email or email,
+        phone=e164(customer.phone or phone, *regions, home),
+        first_name=customer.first_name,
+        last_name=customer.last_name,
+        locale=locale,
+        email_marketing_consent=_consent(customer.email_marketing_consent),
+        sms_marketing_consent=_consent(customer.sms_marketing_consent),
+        tags=tags,
+        updated_at=customer.updated_at,
+    )
+
+
+def _order(order: ShopifyOrder) -> dict[str, Any]:
+    regions = tuple(
+        a.country_code for a in (order.shipping_address, order.billing_address) if a is not None
+    )
+    shipping = _shop_money(None, order.total_shipping_price_set)
+    if order.total_shipping_price_set is None:
+        lines = order.shipping_lines
+        shipping = sum((_shop_money(s.price, s.price_set) for s in lines), Decimal(0))
+    currency = order.currency
+    if order.total_price_set and order.total_price_set.shop_money:
+        currency = order.total_price_set.shop_money.currency_code
+    tracking = [f.tracking_url for f in order.fulfillments if f.tracking_url]
+    phone = order.phone or (order.shipping_address.phone if order.shipping_address else None)
+    return dict(
+        external_id=order.id,
+        name=order.name,
+        currency=currency,
+        subtotal=_shop_money(order.subtotal_price, order.subtotal_price_set),
+        total=_shop_money(order.total_price, order.total_price_set),
+        total_tax=_shop_money(order.total_tax, order.total_tax_set),
+        total_discounts=_shop_money(order.total_discounts, order.total_discounts_set),
+        total_shipping=shipping,
+        financial_status=order.financial_status,
+        fulfillment_status=order.fulfillment_status,
+        tracking_url=tracking[-1] if tracking else None,
+        placed_at=order.created_at,
+        updated_at=order.updated_at or order.created_at,
+        cancelled_at=order.cancelled_at,
+        lines=[
+            dict(
+                external_id=line.id,
+                product_id=line.product_id,
+                variant_id=line.variant_id,
+                sku=line.sku or None,
+                title=line.title,
+                vendor=line.vendor,
+                quantity=line.quantity,
+                unit_price=_shop_money(line.price, line.price_set),
+            )
+            for line in order.line_items
+        ],
+        customer=(
+            _customer(
+                order.customer,
+                email=order.email,
+                phone=phone,
+                regions=regions,
+                locale=order.customer_locale,
+            )
+            if order.customer
+            else None
+        ),
+    )
+
+
+def _order_event(kind: EventType) -> Callable[[Any, datetime], dict[str, Any]]:
+    def build(data: Any, received_at: datetime) -> dict[str, Any]:
+        order = _order(parse_as(ShopifyOrder, data))
+        return dict(type=kind, occurred_at=order["updated_at"] or received_at, order=order)
+
+    return build
+
+
+def _refund_event(data: Any, received_at: datetime) -> dict[str, Any]:
+    refund = parse_as(ShopifyRefund, data)
+    paid_back = [
+        t for t in refund.transactions if t.kind == "refund" and t.status in ("success", None)
+    ]
+    currencies = [t.currency for t in paid_back if t.currency] + [
+        line.subtotal_set.shop_money.currency_code
+        for line in refund.refund_line_items
+        if line.subtotal_set and line.subtotal_set.shop_money
+    ]
+    currency = currencies[0] if currencies else NO_CURRENCY
+    return dict(
+        type=EventType.ORDER_REFUNDED,
+        occurred_at=refund.created_at,
+        order=dict(external_id=refund.order_id, currency=currency),
+        refund=dict(
+            external_id=refund.id,
+            amount=sum((t.amount for t in paid_back), Decimal(0)),
+            currency=currency,
+        ),
+    )
+
+
+def _fulfillment_event(data: Any, received_at: datetime) -> dict[str, Any]:
+    event = parse_as(FulfillmentEvent, data)
+    return dict(
+        type=(
+            EventType.ORDER_DELIVERED if event.status == "delivered" else EventType.SHIPMENT_UPDATED
+        ),
+        occurred_at=event.happened_at or event.created_at or received_at,
+        order=dict(external_id=event.order_id, currency=NO_CURRENCY),
+        shipment=dict(status=event.status),
+    )
+
+
+def _return_event(data: Any, received_at: datetime) -> dict[str, Any]:
+    request = parse_as(ReturnRequest, data)
+    return dict(
+        type=EventType.RETURN_REQUESTED,
+        occurred_at=received_at,
+        order=dict(external_id=request.order.id, currency=NO_CURRENCY),
+    )
+
+
+def _customer_event(data: Any, received_at: datetime) -> dict[str, Any]:
+    customer = parse_as(ShopifyCustomer, data)
+    return dict(
+        type=EventType.CUSTOMER_UPDATED,
+        occurred_at=customer.updated_at or received_at,
+        customer=_customer(customer),
+    )
+
+
+_TOPICS: dict[str, Callable[[Any, datetime], dict[str, Any]]] = {
+    "orders/create": _order_event(EventType.ORDER_PLACED),
+    "orders/paid": _order_event(EventType.ORDER_PAID),
+    "orders/updated": _order_event(EventType.ORDER_UPDATED),
+    "orders/fulfilled": _order_event(EventType.ORDER_FULFILLED),
+    "orders/partially_fulfilled": _order_event(EventType.ORDER_PARTIALLY_FULFILLED),
+    "orders/cancelled": _order_event(EventType.ORDER_CANCELLED),
+    "refunds/create": _refund_event,
+    "fulfillment_events/create": _fulfillment_event,
+    "returns/request": _return_event,
+    "customers/update": _customer_event,
+}
+HANDLED_TOPICS = frozenset(_TOPICS)
+
+
+def normalise(topic: str, data: Any, *, received_at: datetime) -> CanonicalEvent | None:
+    """The canonical event for a Shopify webhook, or None for a topic the engine ignores.
+
+    ``received_at`` (Shopify's triggered-at time, else arrival) dates events whose payload
+    carries no time of its own. Raises InvalidPayload naming each wrong field.
+    """
+    build = _TOPICS.get(topic)
+    if build is None:
+        return None
+    event = build(data, received_at)
+    try:
+        return CanonicalEvent.model_validate(event)
+    except ValidationError as exc:  # Shopify JSON that breaks a rule of the canonical event
+        raise InvalidPayload(problems_of(exc, "canonical event: ")) from None

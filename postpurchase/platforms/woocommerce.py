@@ -1,0 +1,175 @@
+"""WooCommerce order webhooks (REST v3 JSON) to canonical events.
+
+WooCommerce sends the whole order on every ``order.created`` / ``order.updated``; what
+happened is read from its ``status``: processing = paid, completed = fulfilled, refunded,
+cancelled; anything else is a placed (created) or updated order. Amounts are the decimal
+strings WooCommerce sends; ``*_gmt`` times are UTC without an offset.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from pydantic import Field, ValidationError
+
+from postpurchase.events import CanonicalEvent, EventType
+from postpurchase.platforms.fields import (
+    GmtTimestamp,
+    Identifier,
+    InvalidPayload,
+    Money,
+    PlatformModel,
+    e164,
+    parse_as,
+    problems_of,
+)
+
+SOURCE = "woocommerce"
+HANDLED_TOPICS = frozenset({"order.created", "order.updated"})
+
+_STATUS_EVENTS = {
+    "processing": EventType.ORDER_PAID,
+    "completed": EventType.ORDER_FULFILLED,
+    "refunded": EventType.ORDER_REFUNDED,
+    "cancelled": EventType.ORDER_CANCELLED,
+}
+
+
+class Address(PlatformModel):
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    country: str | None = None
+
+
+class LineItem(PlatformModel):
+    id: Identifier
+    product_id: Identifier | None = None
+    variation_id: Identifier | None = None
+    sku: str | None = None
+    name: str
+    quantity: int = Field(ge=0)
+    subtotal: Money  # before discounts, for the whole quantity
+
+
+class WooRefund(PlatformModel):
+    id: Identifier
+    total: Money  # negative, as WooCommerce lists it
+
+
+class WooOrder(PlatformModel):
+    id: Identifier
+    number: str | None = None
+    status: str = Field(min_length=1, max_length=32)
+    currency: str
+    date_created_gmt: GmtTimestamp
+    date_modified_gmt: GmtTimestamp
+    total: Money
+    total_tax: Money = Decimal("0")
+    discount_total: Money = Decimal("0")
+    shipping_total: Money = Decimal("0")
+    customer_id: Identifier | None = None
+    billing: Address | None = None
+    shipping: Address | None = None
+    line_items: list[LineItem] = Field(default_factory=list)
+    refunds: list[WooRefund] = Field(default_factory=list)
+
+
+def _customer(order: WooOrder) -> dict[str, Any] | None:
+    billing = order.billing or Address()
+    email = billing.email.strip().lower() if billing.email and billing.email.strip() else None
+    # customer_id 0 is a guest checkout: the email is the only stable handle.
+    if order.customer_id and order.customer_id != "0":
+        external_id = order.customer_id
+    elif email:
+        external_id = f"guest:{email}"[:64]
+    else:
+        return None
+    regions = (billing.country, order.shipping.country if order.shipping else None)
+    return dict(
+        external_id=external_id,
+        email=email,
+        phone=e164(billing.phone, *regions),
+        first_name=billing.first_name or None,
+        last_name=billing.last_name or None,
+    )
+
+
+def normalise(topic: str, data: Any) -> CanonicalEvent | None:
+    """The canonical event for an order webhook, or None for a topic the engine ignores.
+
+    The order's WooCommerce status is kept as ``order.financial_status``. Raises
+    InvalidPayload naming each wrong field.
+    """
+    if topic not in HANDLED_TOPICS:
+        return None
+    order = parse_as(WooOrder, data)
+    kind = _STATUS_EVENTS.get(order.status)
+    if kind is None:
+        kind = EventType.ORDER_PLACED if topic == "order.created" else EventType.ORDER_UPDATED
+    event: dict[str, Any] = dict(
+        type=kind,
+        occurred_at=order.date_modified_gmt,
+        order=dict(
+            external_id=order.id,
+            name=f"#{order.number or order.id}",
+            currency=order.currency,
+            subtotal=sum((line.subtotal for line in order.line_items), Decimal(0)),
+            total=order.total,
+            total_tax=order.total_tax,
+            total_discounts=order.discount_total,
+            total_shipping=order.shipping_total,
+            financial_status=order.status,
+            placed_at=order.date_created_gmt,
+            updated_at=order.date_modified_gmt,
+            cancelled_at=order.date_modified_gmt if order.status == "cancelled" else None,
+            lines=[
+                dict(
+                    external_id=line.id,
+                    product_id=line.product_id,
+                    variant_id=line.variation_id if line.variation_id != "0" else None,
+                    sku=line.sku or None,
+                    title=line.name,
+                    quantity=line.quantity,
+                    unit_price=(
+                        (line.subtotal / line.quantity).quantize(Decimal("0.0001"))
+                        if line.quantity
+                        else line.subtotal
+                    ),
+                )
+                for line in order.line_items
+            ],
+            customer=_customer(order),
+        ),
+    )
+    if kind is EventType.ORDER_REFUNDED:
+        refunded = sum((-r.total for r in order.refunds), Decimal(0)) or order.total
+        # The newest refund names the event; a full refund without listed refunds is the order.
+        newest = max(order.refunds, key=lambda r: int(r.id) if r.id.isdigit() else 0, default=None)
+        event["refund"] = dict(
+            external_id=newest.id if newest else f"order:{order.id}",
+            amount=refunded,
+            currency=order.currency,
+        )
+    try:
+        return CanonicalEvent.model_validate(event)
+    except ValidationError as exc:
+        raise InvalidPayload(problems_of(exc, "canonical event: ")) from None
+
+
+def dedupe_key_parts(webhook_id: str, event: CanonicalEvent) -> tuple[str, ...]:
+    """What makes a WooCommerce delivery unique: its delivery id is new on every attempt, so
+    the key is the webhook, the order, the order's modification time and its status."""
+    order = event.order
+    assert order is not None  # every WooCommerce event is about an order
+    modified = order.updated_at.isoformat() if order.updated_at else ""
+    return (webhook_id, order.external_id, modified, order.financial_status or "")
+
+
+def ping_webhook_id(body: bytes) -> str | None:
+    """The webhook id of WooCommerce's creation ping (body ``webhook_id=<id>``), else None."""
+    text = body.decode("ascii", errors="replace").strip()
+    key, _, value = text.partition("=")
+    return value if key == "webhook_id" and value.isdigit() and len(value) <= 20 else None

@@ -1,0 +1,242 @@
+"""From an HTTP request to an inbox entry: size, content type, signature, JSON, normalising.
+
+Each ``*_entry`` function takes the request's parts and returns what to store, or raises
+``Rejection`` with the status and reason to answer. The checks run cheapest and safest first:
+the body size before reading it all, the signature over the raw bytes before parsing them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from starlette.requests import Request
+
+from postpurchase.inbox import InboxEntry, dedupe_key, unstorable_field
+from postpurchase.platforms import generic, shopify, woocommerce
+from postpurchase.platforms.fields import InvalidPayload
+from postpurchase.settings import ENV_PREFIX, Settings
+from postpurchase.webhooks.rejections import Rejection
+from postpurchase.webhooks.signatures import (
+    BadSignature,
+    verify_base64_hmac,
+    verify_generic,
+)
+
+_TOKEN = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII without spaces: ids, topics, domains
+# How NUL or a lone surrogate can reach a parsed JSON string: an escape, or (json.loads
+# decodes with surrogatepass) the raw UTF-8 bytes of a surrogate. Substring tests are cheap;
+# a hit (also legitimate text such as an escaped Hangul "\ud55c") only asks for a full check.
+_SUSPICIOUS = (b"\\u0000", b"\\ud", b"\\uD", b"\xed")
+
+
+class Ping:
+    """WooCommerce's test delivery when a webhook is created: answered 200, nothing stored."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise Rejection(400, "Content-Length is not a number")
+        if int(declared) > limit:
+            raise Rejection(413, f"body of {int(declared)} bytes is over the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Rejection(413, f"body is over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _require_json(headers: Mapping[str, str]) -> None:
+    media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        shown = media_type or "none"
+        raise Rejection(415, f"Content-Type must be application/json, not {shown}")
+
+
+def _header(headers: Mapping[str, str], name: str, *, max_length: int) -> str:
+    value = headers.get(name, "").strip()
+    if not value:
+        raise Rejection(400, f"missing {name} header")
+    if len(value) > max_length or not _TOKEN.match(value):
+        raise Rejection(400, f"{name} header must be 1 to {max_length} printable characters")
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON document in ``body``, numbers with a fraction as Decimal (never float)."""
+    try:
+        return json.loads(body, parse_float=Decimal, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise Rejection(400, "malformed JSON: nested too deeply") from None
+    except ValueError as exc:  # includes JSONDecodeError and undecodable bytes
+        raise Rejection(400, f"malformed JSON: {exc}") from None
+
+
+def _checked(entry: InboxEntry, body: bytes) -> InboxEntry:
+    path = unstorable_field(entry, texts=any(marker in body for marker in _SUSPICIOUS))
+    if path is not None:
+        raise Rejection(
+            422,
+            "invalid content",
+            [(path, "contains a NUL character, a lone surrogate or an out-of-range time")],
+        )
+    return entry
+
+
+def _invalid(exc: InvalidPayload) -> Rejection:
+    return Rejection(422, "invalid content", exc.problems)
+
+
+def _signature_failed(exc: BadSignature) -> Rejection:
+    return Rejection(401, f"bad signature: {exc}")
+
+
+def _triggered_at(headers: Mapping[str, str], now: datetime) -> datetime:
+    raw = headers.get("x-shopify-triggered-at", "")
+    try:
+        value = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        return now
+    if value.tzinfo is None or abs((value - now).total_seconds()) > 366 * 86400:
+        return now  # implausible: the arrival time is the better guess
+    return value.astimezone(UTC)
+
+
+def shopify_entry(
+    settings: Settings, headers: Mapping[str, str], body: bytes, now: datetime
+) -> InboxEntry:
+    """Shopify: HMAC with the shop's secret, dedupe on topic + event id (else webhook id)."""
+    _require_json(headers)
+    shop = headers.get("x-shopify-shop-domain", "").strip().lower()
+    secret = settings.shopify_webhook_secrets.get(shop) or settings.shopify_webhook_secret
+    if secret is None:
+        if not settings.shopify_webhook_secrets:
+            raise Rejection(
+                503, f"Shopify intake is not configured ({ENV_PREFIX}SHOPIFY_WEBHOOK_SECRET)"
+            )
+        raise Rejection(401, "bad signature: no webhook secret is configured for this shop")
+    try:
+        verify_base64_hmac(
+            body,
+            headers.get("x-shopify-hmac-sha256"),
+            secret.get_secret_value(),
+            header_name="X-Shopify-Hmac-Sha256",
+        )
+    except BadSignature as exc:
+        raise _signature_failed(exc) from None
+    shop = _header(headers, "x-shopify-shop-domain", max_length=255).lower()
+    topic = _header(headers, "x-shopify-topic", max_length=128)
+    if headers.get("x-shopify-event-id"):
+        delivery = _header(headers, "x-shopify-event-id", max_length=64)
+    else:
+        delivery = _header(headers, "x-shopify-webhook-id", max_length=64)
+    data = parse_json(body)
+    key = dedupe_key(shopify.SOURCE, shop, topic, delivery)
+    received_at = _triggered_at(headers, now)
+    try:
+        event = shopify.normalise(topic, data, received_at=received_at)
+    except InvalidPayload as exc:
+        raise _invalid(exc) from None
+    if event is None:
+        return InboxEntry.ignored(
+            source=shopify.SOURCE, dedupe_key=key, topic=topic, shop=shop, received_at=received_at
+        )
+    return _checked(
+        InboxEntry.for_event(event, source=shopify.SOURCE, dedupe_key=key, topic=topic, shop=shop),
+        body,
+    )
+
+
+def woocommerce_entry(
+    settings: Settings, headers: Mapping[str, str], body: bytes, now: datetime
+) -> InboxEntry | Ping:
+    """WooCommerce: HMAC, the creation ping, dedupe on webhook + order + modified + status."""
+    if "x-wc-webhook-signature" not in headers and woocommerce.ping_webhook_id(body):
+        return Ping()
+    _require_json(headers)
+    secret = settings.woocommerce_webhook_secret
+    if secret is None:
+        raise Rejection(
+            503, f"WooCommerce intake is not configured ({ENV_PREFIX}WOOCOMMERCE_WEBHOOK_SECRET)"
+        )
+    try:
+        verify_base64_hmac(
+            body,
+            headers.get("x-wc-webhook-signature"),
+            secret.get_secret_value(),
+            header_name="X-WC-Webhook-Signature",
+        )
+    except BadSignature as exc:
+        raise _signature_failed(exc) from None
+    topic = _header(headers, "x-wc-webhook-topic", max_length=128)
+    webhook_id = _header(headers, "x-wc-webhook-id", max_length=64)
+    source = headers.get("x-wc-webhook-source", "").strip()[:255] or None
+    data = parse_json(body)
+    try:
+        event = woocommerce.normalise(topic, data)
+    except InvalidPayload as exc:
+        raise _invalid(exc) from None
+    site = source or "-"
+    if event is None:
+        digest = hashlib.sha256(body).hexdigest()
+        return InboxEntry.ignored(
+            source=woocommerce.SOURCE,
+            dedupe_key=dedupe_key(woocommerce.SOURCE, site, webhook_id, topic, digest),
+            topic=topic,
+            shop=source,
+            received_at=now,
+        )
+    key = dedupe_key(woocommerce.SOURCE, site, *woocommerce.dedupe_key_parts(webhook_id, event))
+    return _checked(
+        InboxEntry.for_event(
+            event, source=woocommerce.SOURCE, dedupe_key=key, topic=topic, shop=source
+        ),
+        body,
+    )
+
+
+def generic_entry(
+    settings: Settings, headers: Mapping[str, str], body: bytes, now: datetime
+) -> InboxEntry:
+    """Generic events: timestamped HMAC (replays refused), dedupe on the sender's event id."""
+    _require_json(headers)
+    secret = settings.webhook_secret
+    if secret is None:
+        raise Rejection(503, f"generic intake is not configured ({ENV_PREFIX}WEBHOOK_SECRET)")
+    try:
+        verify_generic(
+            body,
+            headers.get("x-postpurchase-signature"),
+            secret.get_secret_value(),
+            now=now.timestamp(),
+            tolerance=settings.webhook_tolerance_seconds,
+        )
+    except BadSignature as exc:
+        raise _signature_failed(exc) from None
+    data = parse_json(body)
+    try:
+        event_id, shop, event = generic.parse(data)
+    except InvalidPayload as exc:
+        raise _invalid(exc) from None
+    key = dedupe_key(generic.SOURCE, shop or "-", event_id)
+    return _checked(
+        InboxEntry.for_event(
+            event, source=generic.SOURCE, dedupe_key=key, topic=event.type.value, shop=shop
+        ),
+        body,
+    )

@@ -1,0 +1,55 @@
+"""The inbox's own contract, for any writer (webhooks, internal events)."""
+
+from datetime import UTC, datetime
+
+from deliveries import inbox_rows
+
+from postpurchase.events import CanonicalEvent
+from postpurchase.inbox import InboxEntry, add_to_inbox, dedupe_key, unstorable_field
+from postpurchase.store.database import transaction
+from postpurchase.store.models import ClaimStatus
+
+TIER = CanonicalEvent.model_validate(
+    {
+        "type": "tier.changed",
+        "occurred_at": "2026-11-27T03:00:00Z",
+        "customer": {"external_id": "7061234567853"},
+        "tier": {"from_tier": "silver", "to_tier": "gold"},
+    }
+)
+
+
+def test_a_second_insert_of_a_key_is_a_no_op(store):
+    entry = InboxEntry.for_event(
+        TIER, source="internal", dedupe_key="internal:tier:42", topic=None, shop=None
+    )
+    with transaction(store) as session:
+        first = add_to_inbox(session, entry)
+    with transaction(store) as session:
+        again = add_to_inbox(session, entry)
+    [row] = inbox_rows(store)
+    assert (first, again) == (row.id, None)
+    assert (row.event_type, row.subject_id, row.status) == (
+        "tier.changed",
+        "7061234567853",
+        ClaimStatus.PENDING,
+    )
+    assert row.occurred_at == datetime(2026, 11, 27, 3, tzinfo=UTC)
+    assert CanonicalEvent.model_validate(row.payload) == TIER
+
+
+def test_long_keys_are_hashed_to_fit_and_stay_distinct():
+    short = dedupe_key("woocommerce", "https://shop.example/", "14", "8127")
+    assert short == "woocommerce:https://shop.example/:14:8127"
+    long_a = dedupe_key("woocommerce", "https://" + "a" * 300, "14", "1")
+    long_b = dedupe_key("woocommerce", "https://" + "a" * 300, "14", "2")
+    assert long_a.startswith("woocommerce:sha256:") and len(long_a) <= 255
+    assert long_a != long_b
+
+
+def test_text_no_database_can_store_is_found_with_its_path():
+    entry = InboxEntry.for_event(
+        TIER, source="internal", dedupe_key="k", topic=None, shop="bad\x00shop"
+    )
+    assert unstorable_field(entry) == "shop"
+    assert unstorable_field(entry, texts=False) is None

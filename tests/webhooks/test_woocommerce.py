@@ -1,0 +1,129 @@
+"""The WooCommerce route: order webhooks signed as WooCommerce signs them, and its ping."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from deliveries import fixture_json, inbox_rows, rejected_rows
+
+from postpurchase.events import CanonicalEvent, EventType
+from postpurchase.store.models import ClaimStatus
+
+ORDER = "woocommerce/order_processing.json"
+
+
+def _order(**changes):
+    order = fixture_json(ORDER)
+    order.update(changes)
+    return order
+
+
+def test_processing_order_is_a_paid_order(send, store):
+    response = send.woocommerce("order.created", _order())
+    assert response.status_code == 202
+    [row] = inbox_rows(store)
+    event = CanonicalEvent.model_validate(row.payload)
+    assert (row.source, row.event_type, row.topic, row.shop) == (
+        "woocommerce",
+        "order.paid",
+        "order.created",
+        "https://shop.example.de/",
+    )
+    order = event.order
+    assert (order.external_id, order.name, order.currency) == ("8127", "#8127", "EUR")
+    assert (order.total, order.total_tax, order.total_shipping, order.subtotal) == (
+        Decimal("53.40"),
+        Decimal("8.59"),
+        Decimal("4.90"),
+        Decimal("39.91"),
+    )
+    assert order.updated_at == datetime(2026, 11, 21, 10, 3, 10, tzinfo=UTC)
+    assert order.placed_at == datetime(2026, 11, 21, 10, 2, 44, tzinfo=UTC)
+    lines = [(li.external_id, li.variant_id, li.quantity, li.unit_price) for li in order.lines]
+    # The unit price comes from the decimal subtotal, not WooCommerce's float "price".
+    assert lines == [("611", "317", 1, Decimal("27.73")), ("612", None, 2, Decimal("6.09"))]
+    customer = order.customer
+    assert customer.external_id == "guest:jonas.becker@example.de"
+    assert customer.phone == "+492211234567"  # local German number, country from billing
+    assert customer.email_marketing_consent is None  # WooCommerce says nothing about consent
+
+
+@pytest.mark.parametrize(
+    ("topic", "status", "event_type"),
+    [
+        ("order.updated", "completed", "order.fulfilled"),
+        ("order.updated", "cancelled", "order.cancelled"),
+        ("order.created", "pending", "order.placed"),
+        ("order.created", "on-hold", "order.placed"),
+        ("order.updated", "on-hold", "order.updated"),
+        ("order.updated", "failed", "order.updated"),
+    ],
+)
+def test_status_transitions_map_to_canonical_events(send, store, topic, status, event_type):
+    assert send.woocommerce(topic, _order(status=status)).status_code == 202
+    assert [r.event_type for r in inbox_rows(store)] == [event_type]
+
+
+def test_refunded_order_carries_its_refunds(send, store):
+    order = _order(
+        status="refunded",
+        date_modified_gmt="2026-11-25T09:00:00",
+        refunds=[
+            {"id": 8200, "reason": "damaged", "total": "-12.18"},
+            {"id": 8210, "total": "-41.22"},
+        ],
+    )
+    assert send.woocommerce("order.updated", order).status_code == 202
+    event = CanonicalEvent.model_validate(inbox_rows(store)[0].payload)
+    assert event.type is EventType.ORDER_REFUNDED
+    assert (event.refund.external_id, event.refund.amount, event.refund.currency) == (
+        "8210",
+        Decimal("53.40"),
+        "EUR",
+    )
+
+
+def test_a_retry_is_a_duplicate_but_a_new_state_is_a_new_event(send, store):
+    order = _order()
+    assert send.woocommerce("order.updated", order).status_code == 202
+    # WooCommerce gives every attempt a new delivery id: the key ignores it.
+    retry = send.woocommerce("order.updated", order)
+    assert (retry.status_code, retry.json()) == (200, {"status": "duplicate"})
+    completed = _order(status="completed", date_modified_gmt="2026-11-23T16:20:00")
+    assert send.woocommerce("order.updated", completed).status_code == 202
+    assert [r.event_type for r in inbox_rows(store)] == ["order.paid", "order.fulfilled"]
+
+
+def test_ping_on_webhook_creation_gets_200_and_stores_nothing(client, store):
+    response = client.post(
+        "/webhooks/woocommerce",
+        content=b"webhook_id=14",
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "User-Agent": "WooCommerce/9.4.2 Hookshot (WordPress/6.7)",
+        },
+    )
+    assert (response.status_code, response.json()) == (200, {"status": "ping"})
+    assert inbox_rows(store) == []
+    assert rejected_rows(store) == []
+
+
+def test_other_topics_are_recorded_as_ignored(send, store):
+    response = send.woocommerce("order.deleted", {"id": 8127})
+    assert (response.status_code, response.json()["status"]) == (202, "ignored")
+    assert send.woocommerce("order.deleted", {"id": 8127}).json() == {"status": "duplicate"}
+    [row] = inbox_rows(store)
+    assert (row.status, row.topic) == (ClaimStatus.IGNORED, "order.deleted")
+
+
+def test_bad_signature_and_invalid_orders_are_refused(send, store):
+    assert send.woocommerce("order.created", _order(), secret="guess").status_code == 401
+    response = send.woocommerce("order.created", _order(total=12.5, date_modified_gmt=None))
+    assert response.status_code == 422
+    fields = {e["field"] for e in response.json()["errors"]}
+    assert fields == {"date_modified_gmt"}  # 12.5 parses as an exact decimal, not a float
+    bad_money = send.woocommerce("order.created", _order(total="12,50"))
+    assert bad_money.status_code == 422
+    assert bad_money.json()["errors"][0]["field"] == "total"
+    assert inbox_rows(store) == []
+    assert [r.status_code for r in rejected_rows(store)] == [401, 422, 422]
