@@ -41,6 +41,9 @@ def _aware(value: datetime) -> datetime:
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 Money = Annotated[Decimal, Field(max_digits=18, decimal_places=4)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+# ISO 4217's "no currency": an event about an order that does not say the order's currency
+# (a fulfillment event, a return). It never overwrites a known currency.
+NO_CURRENCY = "XXX"
 
 
 class _Model(BaseModel):

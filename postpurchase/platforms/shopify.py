@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from postpurchase.events import CanonicalEvent, EventType
+from postpurchase.events import NO_CURRENCY, CanonicalEvent, EventType
 from postpurchase.platforms.fields import (
     Identifier,
     InvalidPayload,
@@ -29,7 +29,6 @@ from postpurchase.platforms.fields import (
 )
 
 SOURCE = "shopify"
-NO_CURRENCY = "XXX"
 
 
 class MoneyAmount(PlatformModel):

@@ -26,7 +26,13 @@ from typing import Any
 from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from postpurchase.events import CanonicalEvent, CustomerSnapshot, EventType, OrderSnapshot
+from postpurchase.events import (
+    NO_CURRENCY,
+    CanonicalEvent,
+    CustomerSnapshot,
+    EventType,
+    OrderSnapshot,
+)
 from postpurchase.processing.statements import insert_ignoring_conflicts
 from postpurchase.store.models import Customer, Order, OrderItem, OrderRefund
 
@@ -113,6 +119,8 @@ def _version(snapshot: CustomerSnapshot | OrderSnapshot, occurred_at: datetime) 
 def _apply_fields(row: Any, snapshot: Any, names: Iterable[str]) -> None:
     for name in names:
         value = getattr(snapshot, name)
+        if name == "currency" and value == NO_CURRENCY:
+            continue  # a partial order says nothing about its currency
         if name in snapshot.model_fields_set and value is not None:
             setattr(row, name, value)
 

@@ -164,3 +164,20 @@ def _campaigns():
     from postpurchase.settings import PROJECT_ROOT
 
     return load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml")
+
+
+def test_an_event_that_does_not_know_the_currency_keeps_the_orders_own(store, drain):
+    put(store, order_event("order.placed", "2026-03-01T15:00:00+00:00"))
+    drain()
+    delivered = {  # a carrier's fulfillment event: the order id, nothing else of the order
+        "type": "order.delivered",
+        "occurred_at": "2026-03-04T09:00:00+00:00",
+        "order": {"external_id": "5001", "currency": "XXX"},
+        "shipment": {"status": "delivered"},
+    }
+    put(store, delivered)
+    drain()
+
+    order = _order(store)
+    assert order.currency == "USD"
+    assert order.delivered_at == at("2026-03-04T09:00:00+00:00")
