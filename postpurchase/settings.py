@@ -55,7 +55,6 @@ class Settings(BaseSettings):
         default=10_000, gt=0, description="At most this many rejected webhooks are kept."
     )
 
-
     # --- the shop, as messages show it -------------------------------------------------------
     shop_name: str = Field(default="Northwind Goods", description="Shown in every message.")
     shop_url: str = Field(

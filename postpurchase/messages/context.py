@@ -17,6 +17,7 @@ Amounts are Decimal, times timezone-aware UTC (the ``localdate`` filter shows th
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -76,25 +77,48 @@ class LoyaltyFigures:
     tier: str | None
 
 
-def loyalty_figures(session: Session, customer_id: int, order_id: int | None) -> LoyaltyFigures:
-    """Balance (sum of the ledger), points awarded for ``order_id`` net of reversals, tier."""
-    balance = session.execute(
-        select(func.coalesce(func.sum(LoyaltyLedgerEntry.points), 0)).where(
-            LoyaltyLedgerEntry.customer_id == customer_id
-        )
-    ).scalar_one()
-    earned = 0
-    if order_id is not None:
-        earned = session.execute(
-            select(func.coalesce(func.sum(LoyaltyLedgerEntry.points), 0)).where(
-                LoyaltyLedgerEntry.order_id == order_id,
+def loyalty_figures(
+    session: Session, pairs: Collection[tuple[int, int | None]]
+) -> dict[tuple[int, int | None], LoyaltyFigures]:
+    """Loyalty figures for each (customer id, order id) pair, in three queries for all.
+
+    Balance is the sum of the customer's ledger; points earned are the order's awards net of
+    reversals; tier is the customer's current tier.
+    """
+    customer_ids = {c for c, _ in pairs}
+    order_ids = {o for _, o in pairs if o is not None}
+    balances = dict(
+        session.execute(
+            select(LoyaltyLedgerEntry.customer_id, func.sum(LoyaltyLedgerEntry.points))
+            .where(LoyaltyLedgerEntry.customer_id.in_(customer_ids))
+            .group_by(LoyaltyLedgerEntry.customer_id)
+        ).tuples()
+    )
+    earned = dict(
+        session.execute(
+            select(LoyaltyLedgerEntry.order_id, func.sum(LoyaltyLedgerEntry.points))
+            .where(
+                LoyaltyLedgerEntry.order_id.in_(order_ids),
                 LoyaltyLedgerEntry.kind.in_([LedgerKind.AWARD, LedgerKind.REVERSAL]),
             )
-        ).scalar_one()
-    tier = session.execute(
-        select(CustomerTier.tier).where(CustomerTier.customer_id == customer_id)
-    ).scalar_one_or_none()
-    return LoyaltyFigures(points_earned=int(earned), points_balance=int(balance), tier=tier)
+            .group_by(LoyaltyLedgerEntry.order_id)
+        ).tuples()
+    )
+    tiers = dict(
+        session.execute(
+            select(CustomerTier.customer_id, CustomerTier.tier).where(
+                CustomerTier.customer_id.in_(customer_ids)
+            )
+        ).tuples()
+    )
+    return {
+        (c, o): LoyaltyFigures(
+            points_earned=int(earned.get(o) or 0) if o is not None else 0,
+            points_balance=int(balances.get(c) or 0),
+            tier=tiers.get(c),
+        )
+        for c, o in pairs
+    }
 
 
 def build_context(
@@ -277,9 +301,7 @@ def _order_view(
                 "line_total": unit_price * quantity,
                 "image_url": image_url,
                 "product_url": product_url or shop.url,
-                "review_url": shop.review_link_template.format(
-                    product_url=product_url or shop.url
-                ),
+                "review_url": shop.review_link_template.format(product_url=product_url or shop.url),
             }
             for title, quantity, unit_price, image_url, product_url in items
         ],
