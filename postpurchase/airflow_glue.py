@@ -24,3 +24,23 @@ DEFAULT_ARGS: dict[str, Any] = {
 
 # A fixed date in the past: schedules start from here, and catchup is off on every DAG.
 START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
+
+
+def connection_fields(conn_id: str) -> dict[str, Any] | None:
+    """Login, password, host and extra of an Airflow Connection; None when it is not defined.
+
+    Read at send time (in a task), never when a DAG file is parsed.
+    """
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+    return {
+        "login": conn.login,
+        "password": conn.password,
+        "host": conn.host,
+        "extra": conn.extra_dejson,
+    }

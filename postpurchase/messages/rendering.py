@@ -202,7 +202,7 @@ def _localdate(ctx: Context, value: datetime | None, style: str = "date") -> str
 
 @pass_context
 def _greeting(ctx: Context, first_name: str | None) -> str:
-    """ "Hi Anna," or, without a usable first name, a neutral greeting in the customer's language."""
+    """A greeting with the first name, or a neutral one in the customer's language without it."""
     named, neutral = _GREETINGS.get(_parse_locale(ctx["locale"]).language, _GREETINGS["en"])
     name = (first_name or "").strip()
     return named.format(name=name) if name else neutral

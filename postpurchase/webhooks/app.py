@@ -8,11 +8,13 @@ from sqlalchemy import text
 
 from postpurchase.settings import load_settings
 from postpurchase.store.database import open_store
+from postpurchase.webhooks import providers
 
 
 def create_app() -> FastAPI:
     """Build the app. Nothing is connected until the first request needs it."""
     app = FastAPI(title="postpurchase webhooks", version="1")
+    app.include_router(providers.router)
 
     @app.get("/webhooks/health")
     def health() -> JSONResponse:
