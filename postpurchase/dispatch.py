@@ -256,7 +256,7 @@ class Dispatcher:
                 Touchpoint.status == TouchpointStatus.SENT,
                 Touchpoint.sent_at >= since,
             )
-        ).tuples()
+        ).all()
         recent: defaultdict[tuple[int, Channel], list[datetime]] = defaultdict(list)
         for customer_id, channel, campaign_id, sent_at in rows:
             if sent_at is not None and self._counts_for_smart_sending(
@@ -414,7 +414,7 @@ def _suppressions(
             Suppression.lifted_at.is_(None),
             Suppression.address.in_(emails | phones),
         )
-    ).tuples()
+    ).all()
     return {(channel, address): reason for channel, address, reason in rows}
 
 
@@ -448,7 +448,7 @@ def claim_chunks(
                 Touchpoint.claimed_by.startswith(f"{run_key}/", autoescape=True),
             )
             .order_by(Touchpoint.id)
-        ).tuples()
+        ).all()
         by_worker: defaultdict[str, list[int]] = defaultdict(list)
         for worker, tp_id in held:
             if worker is not None:

@@ -92,7 +92,7 @@ def loyalty_figures(
             select(LoyaltyLedgerEntry.customer_id, func.sum(LoyaltyLedgerEntry.points))
             .where(LoyaltyLedgerEntry.customer_id.in_(customer_ids))
             .group_by(LoyaltyLedgerEntry.customer_id)
-        ).tuples()
+        ).all()
     )
     earned = dict(
         session.execute(
@@ -102,14 +102,14 @@ def loyalty_figures(
                 LoyaltyLedgerEntry.kind.in_([LedgerKind.AWARD, LedgerKind.REVERSAL]),
             )
             .group_by(LoyaltyLedgerEntry.order_id)
-        ).tuples()
+        ).all()
     )
     tiers = dict(
         session.execute(
             select(CustomerTier.customer_id, CustomerTier.tier).where(
                 CustomerTier.customer_id.in_(customer_ids)
             )
-        ).tuples()
+        ).all()
     )
     return {
         (c, o): LoyaltyFigures(
