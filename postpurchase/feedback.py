@@ -103,12 +103,14 @@ def record_events(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     """Insert message events, skipping ones already stored; returns how many were new."""
     if not rows:
         return 0
-    result = session.execute(
+    inserted = session.execute(
         _insert(session, MessageEvent)
         .values(list(rows))
         .on_conflict_do_nothing(index_elements=["provider", "provider_event_id"])
+        .returning(MessageEvent.id)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    # Counted from RETURNING: rowcount of a multi-row insert is not reliable on every driver.
+    return len(inserted.all())
 
 
 def record_survey(

@@ -45,12 +45,11 @@ def server_error() -> Fault:
     return Fault(500, error_body("internal error"), {"Content-Type": "application/json"})
 
 
-class FakeSendGrid(FakeServer):
-    def __init__(self, *, api_key: str = API_KEY, record: bool = True) -> None:
-        super().__init__(record=record)
-        self.api_key = api_key
+class EventSigner:
+    """Signs Event Webhook bodies as SendGrid does, with its own ECDSA P-256 key pair."""
+
+    def __init__(self) -> None:
         self._key = ec.generate_private_key(ec.SECP256R1())
-        self.sent: list[dict[str, Any]] = []  # accepted mail send bodies, with their message id
 
     @property
     def public_key(self) -> str:
@@ -58,6 +57,35 @@ class FakeSendGrid(FakeServer):
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         return base64.b64encode(der).decode()
+
+    def headers_for(self, body: bytes) -> dict[str, str]:
+        timestamp = str(int(time.time()))
+        signature = self._key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+        return {
+            "Content-Type": "application/json",
+            "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+            "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+        }
+
+    def signed_events(self, events: list[dict[str, Any]]) -> tuple[bytes, dict[str, str]]:
+        """The raw body and headers of an Event Webhook POST carrying ``events``."""
+        body = json.dumps(events).encode()
+        return body, self.headers_for(body)
+
+
+class FakeSendGrid(FakeServer):
+    def __init__(self, *, api_key: str = API_KEY, record: bool = True) -> None:
+        super().__init__(record=record)
+        self.api_key = api_key
+        self.events = EventSigner()
+        self.sent: list[dict[str, Any]] = []  # accepted mail send bodies, with their message id
+
+    @property
+    def public_key(self) -> str:
+        return self.events.public_key
+
+    def signed_events(self, events: list[dict[str, Any]]) -> tuple[bytes, dict[str, str]]:
+        return self.events.signed_events(events)
 
     def handle(self, request: Recorded) -> Reply:
         if request.path != "/v3/mail/send" or request.method != "POST":
@@ -80,17 +108,6 @@ class FakeSendGrid(FakeServer):
         if self.record:
             self.sent.append({"message_id": message_id, **body})
         return Reply(202, b"", {"X-Message-Id": message_id})
-
-    def signed_events(self, events: list[dict[str, Any]]) -> tuple[bytes, dict[str, str]]:
-        """The raw body and headers of an Event Webhook POST carrying ``events``."""
-        body = json.dumps(events).encode()
-        timestamp = str(int(time.time()))
-        signature = self._key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
-        return body, {
-            "Content-Type": "application/json",
-            "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
-            "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
-        }
 
 
 def _validate(body: dict[str, Any]) -> tuple[str, str] | None:
