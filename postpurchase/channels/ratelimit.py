@@ -29,7 +29,7 @@ local tokens = tonumber(state[1]) or burst
 local ts = tonumber(state[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
 local wait = 0
-if tokens >= cost then
+if tokens + 1e-9 >= cost then
   tokens = tokens - cost
 else
   wait = (cost - tokens) / rate
@@ -38,6 +38,11 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('EXPIRE', KEYS[1], 3600)
 return tostring(wait)
 """
+
+
+# Refills are float arithmetic: without some slack a bucket a hair short of a token would ask
+# for waits too small to move the clock.
+_EPSILON = 1e-9
 
 
 class RateLimiter(Protocol):
@@ -70,7 +75,7 @@ class LocalRateLimiter:
                 now = self._clock()
                 self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
                 self._stamp = now
-                if self._tokens >= cost:
+                if self._tokens + _EPSILON >= cost:
                     self._tokens -= cost
                     return
                 wait = (cost - self._tokens) / self.rate
