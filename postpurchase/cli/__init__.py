@@ -51,8 +51,10 @@ def main(ctx: click.Context, debug: bool) -> None:
 def _register() -> None:
     # Imported here, not at the top, so that each group module can import ``main``'s helpers.
     from postpurchase.cli.db import db
+    from postpurchase.cli.preview import preview
 
     main.add_command(db)
+    main.add_command(preview)
 
 
 _register()
