@@ -126,3 +126,13 @@ def _validate(body: dict[str, Any]) -> tuple[str, str] | None:
         if not isinstance(value, str):
             return f"Custom args values must be strings: {key}", "custom_args"
     return None
+
+
+if __name__ == "__main__":  # a separate process for benchmarks: python -m tests.fakes.fake_sendgrid
+    import sys
+
+    server = FakeSendGrid(record=False).start()
+    sys.stdout.write(server.url + "\n")
+    sys.stdout.flush()
+    sys.stdin.read()  # serve until the parent closes our stdin
+    server.stop()
