@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -103,6 +104,8 @@ class Dispatcher:
     policy: GatePolicy = field(default_factory=GatePolicy)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], None] = time.sleep
+    # Sends are network waits: a few at once keep a worker busy while one waits for an answer.
+    send_concurrency: int = 4
 
     def run_chunk(self, worker: str, ids: Sequence[int]) -> dict[str, int]:
         """Decide, send and record every touchpoint of the chunk ``worker`` holds.
@@ -129,7 +132,8 @@ class Dispatcher:
                     .values(attempts=_IN_FLIGHT)
                     .execution_options(synchronize_session=False)
                 )
-            outcomes = [self._send(pending) for pending in group]
+            with ThreadPoolExecutor(max_workers=self.send_concurrency) as pool:
+                outcomes = list(pool.map(self._send, group))
             with transaction(self.store) as session:
                 for outcome in outcomes:
                     _record(session, worker, outcome)

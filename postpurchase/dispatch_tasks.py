@@ -73,6 +73,7 @@ def build_dispatcher(settings: Settings, lookup: CampaignLookup = builtin_lookup
         email_limiter=email_limiter,
         sms_limiter=sms_limiter,
         sender_email=settings.sender_email,
+        send_concurrency=settings.dispatch_send_concurrency,
         policy=GatePolicy(
             quiet_start=settings.quiet_hours_start,
             quiet_end=settings.quiet_hours_end,
