@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 from typing import Any, Literal, Protocol
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
@@ -199,7 +198,7 @@ class Dispatcher:
                 or _suppression_reason(suppressed, tp.channel, address)
             )
             if reason is None and tp.channel is Channel.SMS:
-                zone = ZoneInfo(customer.time_zone or self.shop.default_time_zone)
+                zone = gates.customer_zone(customer.time_zone, self.shop.default_time_zone)
                 resume = gates.next_allowed_time(
                     now, zone, quiet_start=self.policy.quiet_start, quiet_end=self.policy.quiet_end
                 )
@@ -211,16 +210,14 @@ class Dispatcher:
             if reason is not None:
                 plan.decided.append(_Outcome.skipped(tp.id, reason))
                 continue
-            if self._counts_for_smart_sending(spec, tp.channel):
-                recent[(tp.customer_id, tp.channel)].append(now)
-            context = build_context(
-                self.shop,
-                touchpoint=tp,
-                customer=customer,
-                order=order,
-                loyalty=loyalty[(tp.customer_id, tp.order_id)],
-            )
             try:
+                context = build_context(
+                    self.shop,
+                    touchpoint=tp,
+                    customer=customer,
+                    order=order,
+                    loyalty=loyalty[(tp.customer_id, tp.order_id)],
+                )
                 rendered = self.renderer.render(
                     tp.channel.value, spec.template, context, marketing=spec.consent == "marketing"
                 )
@@ -231,6 +228,8 @@ class Dispatcher:
                     )
                 )
                 continue
+            if self._counts_for_smart_sending(spec, tp.channel):
+                recent[(tp.customer_id, tp.channel)].append(now)
             plan.to_send.append(
                 _Pending(
                     tp.id,

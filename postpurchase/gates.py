@@ -10,7 +10,7 @@ from collections.abc import Collection
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from postpurchase.store.models import Channel, Customer, Order
 
@@ -64,6 +64,14 @@ def consent_gate(customer: Customer, channel: Channel, consent: Consent) -> str 
     elif consent == "marketing" and not customer.email_marketing_consent:
         return "no email marketing consent"
     return None
+
+
+def customer_zone(name: str | None, default: str) -> ZoneInfo:
+    """The customer's IANA zone, or ``default`` when it is missing or not a known zone."""
+    try:
+        return ZoneInfo(name or default)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(default)
 
 
 def next_allowed_time(

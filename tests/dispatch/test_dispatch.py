@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -391,3 +392,33 @@ def test_sendgrid_request_body_is_what_the_event_webhook_needs(fake_sendgrid):
     body = json.loads(fake_sendgrid.requests[0].body)
     assert body["mail_settings"] == {"sandbox_mode": {"enable": True}}
     assert fake_sendgrid.sent == []  # sandbox: accepted, nothing delivered
+
+
+def test_an_unknown_time_zone_falls_back_to_the_default(store, make_dispatcher, fake_twilio):
+    with transaction(store) as session:
+        customer = add_customer(session, time_zone="Mars/Olympus_Mons")
+        add_touchpoint(
+            session, customer, add_order(session, customer), "delivery_checkin", Channel.SMS, NOW
+        )
+    # 14:00 in the default zone (UTC): not quiet, so it goes.
+    assert _run(store, make_dispatcher(NOW)) == {"sent": 1}
+
+
+def test_a_template_that_cannot_render_fails_only_its_touchpoint(
+    store, make_dispatcher, tmp_path, fake_sendgrid
+):
+    from postpurchase.messages.rendering import DEFAULT_TEMPLATES_DIR, MessageRenderer
+
+    templates = tmp_path / "templates"
+    shutil.copytree(DEFAULT_TEMPLATES_DIR, templates)
+    (templates / "email" / "setup_tips.txt.j2").write_text("{{ customer.nickname }}")
+    with transaction(store) as session:
+        customer = add_customer(session)
+        order = add_order(session, customer)
+        broken = add_touchpoint(session, customer, order, "setup_tips", Channel.EMAIL, NOW)
+        add_touchpoint(session, customer, order, "delivery_checkin", Channel.EMAIL, NOW)
+    dispatcher = make_dispatcher(NOW)
+    dispatcher.renderer = MessageRenderer(templates)
+
+    assert _run(store, dispatcher) == {"sent": 1, "failed": 1}
+    assert "UndefinedError" in _touchpoint(store, broken.id).reason
