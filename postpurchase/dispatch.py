@@ -39,7 +39,12 @@ from postpurchase.exceptions import (
     UnknownOutcome,
 )
 from postpurchase.feedback import opt_out_sms
-from postpurchase.messages.context import ShopProfile, build_context, loyalty_figures
+from postpurchase.messages.context import (
+    LoyaltyFigures,
+    ShopProfile,
+    build_context,
+    loyalty_figures,
+)
 from postpurchase.messages.rendering import MessageRenderer, RenderedEmail, RenderedSms
 from postpurchase.store.claims import claim_due_touchpoints, release
 from postpurchase.store.database import SessionFactory, transaction
@@ -113,11 +118,16 @@ class Dispatcher:
         longer held by ``worker`` (lease ran out, taken by another) are left alone.
         """
         counts: Counter[str] = Counter()
+        # Read in one short transaction, render outside any: on SQLite every transaction holds
+        # the write lock, and other workers must not wait while this one renders.
         with transaction(self.store) as session:
-            plan = self._decide(session, worker, ids)
-            for outcome in plan.decided:
-                _record(session, worker, outcome)
-                counts[outcome.kind] += 1
+            batch = self._load(session, worker, ids)
+        plan = self._decide(batch)
+        if plan.decided:
+            with transaction(self.store) as session:
+                for outcome in plan.decided:
+                    _record(session, worker, outcome)
+                    counts[outcome.kind] += 1
         for start in range(0, len(plan.to_send), _SEND_GROUP):
             group = plan.to_send[start : start + _SEND_GROUP]
             with transaction(self.store) as session:
@@ -148,7 +158,8 @@ class Dispatcher:
 
     # --- deciding -------------------------------------------------------------------------
 
-    def _decide(self, session: Session, worker: str, ids: Sequence[int]) -> _Plan:
+    def _load(self, session: Session, worker: str, ids: Sequence[int]) -> _Batch:
+        """Everything the gates and templates need for the touchpoints ``worker`` holds."""
         now = self.clock()
         touchpoints = (
             session.execute(
@@ -175,9 +186,12 @@ class Dispatcher:
         suppressed = _suppressions(session, customers.values())
         recent = self._recent_sends(session, customers.keys(), now)
         loyalty = loyalty_figures(session, {(t.customer_id, t.order_id) for t in touchpoints})
+        return _Batch(now, touchpoints, customers, orders, suppressed, recent, loyalty)
 
+    def _decide(self, batch: _Batch) -> _Plan:
+        now, customers, orders, recent = batch.now, batch.customers, batch.orders, batch.recent
         plan = _Plan()
-        for tp in touchpoints:
+        for tp in batch.touchpoints:
             if tp.attempts >= _IN_FLIGHT:
                 plan.decided.append(
                     _Outcome.unknown(tp.id, "an earlier try of this chunk may have sent it")
@@ -195,7 +209,7 @@ class Dispatcher:
             reason = (
                 gates.order_gate(order, spec.cancel_on)
                 or gates.consent_gate(customer, tp.channel, spec.consent)
-                or _suppression_reason(suppressed, tp.channel, address)
+                or _suppression_reason(batch.suppressed, tp.channel, address)
             )
             if reason is None and tp.channel is Channel.SMS:
                 zone = gates.customer_zone(customer.time_zone, self.shop.default_time_zone)
@@ -216,7 +230,7 @@ class Dispatcher:
                     touchpoint=tp,
                     customer=customer,
                     order=order,
-                    loyalty=loyalty[(tp.customer_id, tp.order_id)],
+                    loyalty=batch.loyalty[(tp.customer_id, tp.order_id)],
                 )
                 rendered = self.renderer.render(
                     tp.channel.value, spec.template, context, marketing=spec.consent == "marketing"
@@ -389,6 +403,17 @@ class _Outcome:
             "reason": f"deferred by quiet hours to {until.isoformat(timespec='minutes')}",
         }
         return cls(tp, "deferred", values)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    now: datetime
+    touchpoints: Sequence[Touchpoint]
+    customers: dict[int, Customer]
+    orders: dict[int, Order]
+    suppressed: dict[tuple[Channel, str], str]
+    recent: defaultdict[tuple[int, Channel], list[datetime]]
+    loyalty: dict[tuple[int, int | None], LoyaltyFigures]
 
 
 @dataclass
