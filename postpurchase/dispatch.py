@@ -110,6 +110,7 @@ class Dispatcher:
     sleep: Callable[[float], None] = time.sleep
     # Sends are network waits: a few at once keep a worker busy while one waits for an answer.
     send_concurrency: int = 4
+    lease: timedelta = timedelta(minutes=5)  # renewed for each group as it goes out
 
     def run_chunk(self, worker: str, ids: Sequence[int]) -> dict[str, int]:
         """Decide, send and record every touchpoint of the chunk ``worker`` holds.
@@ -131,16 +132,22 @@ class Dispatcher:
         for start in range(0, len(plan.to_send), _SEND_GROUP):
             group = plan.to_send[start : start + _SEND_GROUP]
             with transaction(self.store) as session:
-                session.execute(
-                    update(Touchpoint)
-                    .where(
-                        Touchpoint.id.in_([p.touchpoint_id for p in group]),
-                        Touchpoint.claimed_by == worker,
-                        Touchpoint.status == TouchpointStatus.CLAIMED,
-                    )
-                    .values(attempts=_IN_FLIGHT)
-                    .execution_options(synchronize_session=False)
+                # Renew the lease as the group goes out, and send only what is still ours: a
+                # row whose lease ran out may already be recorded unknown by the claim sweep.
+                held = set(
+                    session.execute(
+                        update(Touchpoint)
+                        .where(
+                            Touchpoint.id.in_([p.touchpoint_id for p in group]),
+                            Touchpoint.claimed_by == worker,
+                            Touchpoint.status == TouchpointStatus.CLAIMED,
+                        )
+                        .values(attempts=_IN_FLIGHT, lease_until=self.clock() + self.lease)
+                        .returning(Touchpoint.id)
+                        .execution_options(synchronize_session=False)
+                    ).scalars()
                 )
+            group = [p for p in group if p.touchpoint_id in held]
             with ThreadPoolExecutor(max_workers=self.send_concurrency) as pool:
                 outcomes = list(pool.map(self._send, group))
             with transaction(self.store) as session:

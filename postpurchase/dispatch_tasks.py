@@ -74,6 +74,7 @@ def build_dispatcher(settings: Settings, lookup: CampaignLookup = builtin_lookup
         sms_limiter=sms_limiter,
         sender_email=settings.sender_email,
         send_concurrency=settings.dispatch_send_concurrency,
+        lease=timedelta(seconds=settings.claim_lease_seconds),
         policy=GatePolicy(
             quiet_start=settings.quiet_hours_start,
             quiet_end=settings.quiet_hours_end,

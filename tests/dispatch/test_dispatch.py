@@ -422,3 +422,31 @@ def test_a_template_that_cannot_render_fails_only_its_touchpoint(
 
     assert _run(store, dispatcher) == {"sent": 1, "failed": 1}
     assert "UndefinedError" in _touchpoint(store, broken.id).reason
+
+
+def test_a_row_lost_to_the_lease_sweep_is_not_sent(store, make_dispatcher, fake_sendgrid):
+    with transaction(store) as session:
+        customer = add_customer(session)
+        tp = add_touchpoint(
+            session, customer, add_order(session, customer), "delivery_checkin", Channel.EMAIL, NOW
+        )
+        ids = claim_due_touchpoints(
+            session, worker="slow", now=NOW, limit=10, lease=timedelta(minutes=5)
+        )
+    dispatcher = make_dispatcher(NOW)
+    batch = None
+
+    def load_then_lose_the_lease(session, worker, ids):
+        nonlocal batch
+        batch = type(dispatcher)._load(dispatcher, session, worker, ids)
+        # Meanwhile the lease ran out and another run's claim sweep recorded it unknown.
+        session.execute(
+            update(Touchpoint)
+            .where(Touchpoint.id == tp.id)
+            .values(status=TouchpointStatus.UNKNOWN, lease_until=None)
+        )
+        return batch
+
+    dispatcher._load = load_then_lose_the_lease
+    assert dispatcher.run_chunk("slow", ids) == {}
+    assert fake_sendgrid.requests == []

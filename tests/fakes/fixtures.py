@@ -185,7 +185,7 @@ class Sleeps:
 
 
 @pytest.fixture
-def make_dispatcher(store, shop, renderer, fake_sendgrid, fake_twilio):  # type: ignore[no-untyped-def]
+def make_dispatcher(store, shop, renderer, fake_sendgrid, fake_twilio):
     """Build a dispatcher on the test database, talking to the fakes through the real SDKs."""
 
     def make(now: datetime, *, timeout: float = 5.0, **policy: Any) -> Dispatcher:
