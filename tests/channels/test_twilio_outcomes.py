@@ -64,3 +64,17 @@ def test_refused_connection_is_transient(fake_twilio):
     fake_twilio.stop()
     with pytest.raises(TransientProviderError, match="cannot reach Twilio"):
         _sender(url).send_sms(SMS)
+
+
+def test_wrong_credentials_are_permanent(fake_twilio):
+    sender = TwilioSmsSender(
+        ACCOUNT_SID,
+        "not-the-token",
+        messaging_service_sid="MG" + "0" * 32,
+        from_number=None,
+        status_callback=None,
+        api_base_url=fake_twilio.url,
+    )
+    with pytest.raises(PermanentProviderError, match="401"):
+        sender.send_sms(SMS)
+    assert fake_twilio.sent == []
