@@ -127,8 +127,7 @@ class Dispatcher:
         if plan.decided:
             with transaction(self.store) as session:
                 for outcome in plan.decided:
-                    _record(session, worker, outcome)
-                    counts[outcome.kind] += 1
+                    counts[outcome.kind] += _record(session, worker, outcome)
         for start in range(0, len(plan.to_send), _SEND_GROUP):
             group = plan.to_send[start : start + _SEND_GROUP]
             with transaction(self.store) as session:
@@ -152,7 +151,7 @@ class Dispatcher:
                 outcomes = list(pool.map(self._send, group))
             with transaction(self.store) as session:
                 for outcome in outcomes:
-                    _record(session, worker, outcome)
+                    counts[outcome.kind] += _record(session, worker, outcome)
                     if outcome.opted_out_phone:
                         opt_out_sms(
                             session,
@@ -160,8 +159,7 @@ class Dispatcher:
                             source="twilio:21610",
                             now=self.clock(),
                         )
-                    counts[outcome.kind] += 1
-        return dict(counts)
+        return dict(+counts)  # drops kinds whose rows were all lost to the lease sweep
 
     # --- deciding -------------------------------------------------------------------------
 
@@ -429,8 +427,9 @@ class _Plan:
     to_send: list[_Pending] = field(default_factory=list)
 
 
-def _record(session: Session, worker: str, outcome: _Outcome) -> None:
-    release(session, Touchpoint, [outcome.touchpoint_id], worker=worker, **outcome.values)
+def _record(session: Session, worker: str, outcome: _Outcome) -> int:
+    """Store the outcome if ``worker`` still holds the row; 1 if it did, 0 if not."""
+    return release(session, Touchpoint, [outcome.touchpoint_id], worker=worker, **outcome.values)
 
 
 def _by_id(session: Session, model: Any, ids: Collection[int]) -> dict[int, Any]:
