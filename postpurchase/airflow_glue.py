@@ -94,3 +94,23 @@ INBOX_ASSET = Asset(
     "postpurchase_inbox",
     watchers=[AssetWatcher(name="postpurchase_inbox_watermark", trigger=InboxWatermarkTrigger())],
 )
+
+
+def connection_fields(conn_id: str) -> dict[str, Any] | None:
+    """Login, password, host and extra of an Airflow Connection; None when it is not defined.
+
+    Read at send time (in a task), never when a DAG file is parsed.
+    """
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+    return {
+        "login": conn.login,
+        "password": conn.password,
+        "host": conn.host,
+        "extra": conn.extra_dejson,
+    }

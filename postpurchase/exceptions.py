@@ -7,6 +7,7 @@
     └── ProviderError                 SendGrid, Twilio or another channel refused or failed
         ├── TransientProviderError    retry with backoff (429, 5xx, connection refused)
         ├── PermanentProviderError    do not retry (4xx): the request itself is wrong
+        │   └── RecipientOptedOut     the number replied STOP (Twilio 21610): record it
         └── UnknownOutcome            the request may have been acted on (timeout after send):
                                       never retried blind, recorded as unknown
 
@@ -36,11 +37,22 @@ class ProviderError(PostpurchaseError):
 
 
 class TransientProviderError(ProviderError):
-    """Worth retrying later: rate limited, provider error, or the request never arrived."""
+    """Worth retrying later: rate limited, provider error, or the request never arrived.
+
+    ``retry_after`` is the wait in seconds the provider asked for (X-RateLimit-Reset), if any.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentProviderError(ProviderError):
     """Retrying cannot help: the provider rejected the request itself."""
+
+
+class RecipientOptedOut(PermanentProviderError):
+    """The recipient opted out at the provider (replied STOP): never send to them again."""
 
 
 class UnknownOutcome(ProviderError):

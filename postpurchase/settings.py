@@ -8,7 +8,9 @@ that names the environment variable at fault.
 from __future__ import annotations
 
 import re
+from datetime import time
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -71,7 +73,7 @@ class Settings(BaseSettings):
     )
     shop_time_zone: str = Field(
         default="UTC",
-        description="IANA zone for send windows when a customer's own zone is unknown.",
+        description="IANA zone for customers without one: send windows, quiet hours, dates.",
     )
 
     @field_validator("shop_time_zone")
@@ -108,6 +110,111 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_shop_domains(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
         return {domain.strip().lower(): secret for domain, secret in value.items()}
+
+    # --- the shop, as messages show it -------------------------------------------------------
+    shop_name: str = Field(default="Northwind Goods", description="Shown in every message.")
+    shop_url: str = Field(
+        default="https://shop.example.com", description="The storefront, for links in messages."
+    )
+    shop_support_email: str = Field(
+        default="help@shop.example.com", description="Where customers can write for help."
+    )
+    shop_postal_address: str = Field(
+        default="Northwind Goods Ltd, 12 Harbour Street, Portland, ME 04101, USA",
+        description="Printed in every email footer (anti-spam laws require it).",
+    )
+    shop_sms_help_text: str = Field(
+        default="Northwind Goods: order updates and offers. Help: help@shop.example.com. "
+        "Msg&data rates may apply. Reply STOP to opt out.",
+        description="The answer to an SMS that says HELP.",
+    )
+    loyalty_page_path: str = Field(
+        default="/pages/rewards", description="Path of the loyalty page under shop_url."
+    )
+    review_link_template: str = Field(
+        default="{product_url}#write-a-review",
+        description="Per-product review link; {product_url} is the item's product page.",
+    )
+    sender_email: str = Field(default="hello@shop.example.com", description="Email From address.")
+    default_locale: str = Field(default="en", description="Locale for customers without one.")
+    public_base_url: str = Field(
+        default="http://localhost:8080/postpurchase",
+        description="Public URL of the webhook app: links in messages and provider callbacks.",
+    )
+    signing_secret: SecretStr | None = Field(
+        default=None,
+        description="Key for unsubscribe and survey links; default: a key made once in var_dir.",
+    )
+
+    # --- channels ----------------------------------------------------------------------------
+    email_channel: Literal["outbox", "sendgrid"] = Field(
+        default="outbox", description="Where emails go: files under var/outbox, or SendGrid."
+    )
+    sms_channel: Literal["outbox", "twilio"] = Field(
+        default="outbox", description="Where SMS go: files under var/outbox, or Twilio."
+    )
+    sendgrid_api_key: SecretStr | None = Field(
+        default=None, description="SendGrid key; else the Airflow connection sendgrid_default."
+    )
+    sendgrid_host: str = Field(default="https://api.sendgrid.com", description="SendGrid API.")
+    sendgrid_sandbox: bool = Field(
+        default=False, description="SendGrid sandbox mode: accepted, validated, never delivered."
+    )
+    sendgrid_event_public_key: str | None = Field(
+        default=None, description="Base64 public key that verifies SendGrid's signed events."
+    )
+    twilio_account_sid: str | None = Field(
+        default=None, description="Twilio account; else the Airflow connection twilio_default."
+    )
+    twilio_auth_token: SecretStr | None = Field(default=None, description="Twilio auth token.")
+    twilio_messaging_service_sid: str | None = Field(
+        default=None, description="Send through this Messaging Service (preferred to a From)."
+    )
+    twilio_from_number: str | None = Field(default=None, description="E.164 sender number.")
+    twilio_api_base_url: str | None = Field(
+        default=None, description="Another Twilio API host (a test double); default the real one."
+    )
+    provider_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long a send may take before its outcome is unknown."
+    )
+    send_attempts: int = Field(
+        default=4, ge=1, description="Tries per message on 429, 5xx and connection errors."
+    )
+    max_retry_wait_seconds: float = Field(
+        default=60.0, ge=0, description="Longest single wait between tries (X-RateLimit-Reset)."
+    )
+    email_rate_per_second: float = Field(
+        default=50.0, gt=0, description="Emails per second across all workers."
+    )
+    sms_rate_per_second: float = Field(
+        default=1.0, gt=0, description="SMS segments per second across all workers."
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis shared by all workers for the rate limits; without it, per process.",
+    )
+
+    # --- gates ---------------------------------------------------------------------------------
+    quiet_hours_start: time = Field(default=time(21, 0), description="No SMS from this hour...")
+    quiet_hours_end: time = Field(default=time(9, 0), description="...until this one (local).")
+    smart_sending_email_hours: float = Field(
+        default=16.0, ge=0, description="At most one marketing email per customer per window."
+    )
+    smart_sending_sms_hours: float = Field(
+        default=24.0, ge=0, description="At most one SMS per customer per window."
+    )
+    sms_segment_limit: int = Field(
+        default=2, ge=1, description="Previews and validation warn above this many segments."
+    )
+    dispatch_chunk_size: int = Field(
+        default=200, ge=1, description="Touchpoints per mapped dispatch task."
+    )
+    dispatch_send_concurrency: int = Field(
+        default=4, ge=1, description="Sends in flight at once per dispatch task."
+    )
+    dispatch_max_chunks: int = Field(
+        default=16, ge=1, description="Chunks claimed per dispatch run (the rest wait a minute)."
+    )
 
     @field_validator("var_dir")
     @classmethod

@@ -27,6 +27,7 @@ from postpurchase.exceptions import ConfigError
 from postpurchase.inbox import IGNORED_EVENT_TYPE, InboxEntry
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import SessionFactory, open_store
+from postpurchase.webhooks import providers
 from postpurchase.webhooks.group_commit import GroupCommitter
 from postpurchase.webhooks.intake import (
     Ping,
@@ -143,6 +144,8 @@ def create_app(
     app.add_route("/webhooks/shopify", shopify, methods=["POST"])
     app.add_route("/webhooks/woocommerce", woocommerce, methods=["POST"])
     app.add_route("/webhooks/events", events, methods=["POST"])
+    # Provider feedback (SendGrid events, Twilio status and inbound, unsubscribe, survey).
+    app.include_router(providers.router)
 
     @app.get("/webhooks/health")
     async def health() -> JSONResponse:

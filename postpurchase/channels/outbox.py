@@ -1,0 +1,69 @@
+"""The default channel: each message becomes files under ``var/outbox/`` instead of leaving.
+
+Email: ``<touchpoint>-<campaign>.eml`` (open it in any mail client) and ``.json``; SMS:
+``<touchpoint>-<campaign>.sms.json``. Writing the same touchpoint again replaces its files, so
+a retried send never makes a second message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from email.message import EmailMessage
+from email.utils import formataddr
+from pathlib import Path
+
+from postpurchase.channels.messages import OutgoingEmail, OutgoingSms
+
+
+class OutboxSender:
+    """Writes emails and SMS as files; needs no account and never fails for the recipient."""
+
+    name = "outbox"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def send_email(self, message: OutgoingEmail) -> str:
+        mail = EmailMessage()
+        mail["From"] = formataddr((message.from_name, message.from_email))
+        mail["To"] = formataddr((message.to_name or "", message.to_email))
+        mail["Subject"] = message.subject
+        mail["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
+        mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        mail["X-Postpurchase-Touchpoint"] = str(message.touchpoint_id)
+        mail.set_content(message.text)
+        mail.add_alternative(message.html, subtype="html")
+        stem = f"{message.touchpoint_id:08d}-{message.campaign_id}"
+        self._write(f"{stem}.eml", mail.as_bytes())
+        summary = {
+            "channel": "email",
+            "touchpoint_id": message.touchpoint_id,
+            "campaign_id": message.campaign_id,
+            "to": message.to_email,
+            "subject": message.subject,
+            "text": message.text,
+            "unsubscribe_url": message.unsubscribe_url,
+        }
+        self._write(f"{stem}.json", json.dumps(summary, indent=2, ensure_ascii=False).encode())
+        return f"outbox-{message.touchpoint_id}"
+
+    def send_sms(self, message: OutgoingSms) -> str:
+        summary = {
+            "channel": "sms",
+            "touchpoint_id": message.touchpoint_id,
+            "campaign_id": message.campaign_id,
+            "to": message.to,
+            "body": message.body,
+            "segments": message.segments,
+        }
+        stem = f"{message.touchpoint_id:08d}-{message.campaign_id}"
+        self._write(f"{stem}.sms.json", json.dumps(summary, indent=2, ensure_ascii=False).encode())
+        return f"outbox-{message.touchpoint_id}"
+
+    def _write(self, name: str, data: bytes) -> None:
+        # Write then rename: a reader never sees half a message.
+        self.directory.mkdir(parents=True, exist_ok=True)
+        temporary = self.directory / f".{name}.tmp"
+        temporary.write_bytes(data)
+        os.replace(temporary, self.directory / name)

@@ -1,0 +1,125 @@
+"""Email through SendGrid's v3 mail send API, with the official ``sendgrid`` SDK.
+
+Each message carries the campaign as a category, the touchpoint id in ``custom_args`` (it
+comes back on every event), and ``List-Unsubscribe`` with one-click POST. Outcomes:
+
+- 202 (or 200 in sandbox mode): sent; the id is the ``X-Message-Id`` header.
+- 429, 5xx, connection refused: TransientProviderError (429 carries X-RateLimit-Reset).
+- other 4xx: PermanentProviderError with SendGrid's own message.
+- no answer within the timeout after the request left: UnknownOutcome.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+import urllib.error
+from typing import Any
+
+from python_http_client import exceptions as http_errors
+from sendgrid import SendGridAPIClient
+
+from postpurchase.channels.messages import OutgoingEmail
+from postpurchase.exceptions import (
+    PermanentProviderError,
+    TransientProviderError,
+    UnknownOutcome,
+)
+
+
+class SendGridEmailSender:
+    """A SendGrid client built once and reused; ``host`` may point at a test double."""
+
+    name = "sendgrid"
+
+    def __init__(
+        self, api_key: str, *, host: str, sandbox: bool = False, timeout: float = 10.0
+    ) -> None:
+        self._api = SendGridAPIClient(api_key=api_key, host=host.rstrip("/"))
+        # The SDK has no timeout argument; the underlying client passes this to urllib.
+        self._api.client.timeout = timeout
+        self.sandbox = sandbox
+
+    def request_body(self, message: OutgoingEmail) -> dict[str, Any]:
+        """The JSON body of the mail send request for ``message``."""
+        to: dict[str, str] = {"email": message.to_email}
+        if message.to_name:
+            to["name"] = message.to_name
+        body: dict[str, Any] = {
+            "personalizations": [{"to": [to]}],
+            "from": {"email": message.from_email, "name": message.from_name},
+            "subject": message.subject,
+            "content": [
+                {"type": "text/plain", "value": message.text},
+                {"type": "text/html", "value": message.html},
+            ],
+            "categories": [message.campaign_id, "postpurchase"],
+            # custom_args values must be strings: SendGrid answers 400 to anything else.
+            "custom_args": {
+                "touchpoint_id": str(message.touchpoint_id),
+                "campaign_id": message.campaign_id,
+            },
+            "headers": {
+                "List-Unsubscribe": f"<{message.unsubscribe_url}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
+        }
+        if self.sandbox:
+            body["mail_settings"] = {"sandbox_mode": {"enable": True}}
+        return body
+
+    def send_email(self, message: OutgoingEmail) -> str:
+        try:
+            response = self._api.client.mail.send.post(request_body=self.request_body(message))
+        except http_errors.HTTPError as exc:
+            raise _classify(exc) from None
+        except urllib.error.URLError as exc:
+            # urllib raises URLError only while connecting and sending: nothing was accepted.
+            raise TransientProviderError(f"cannot reach SendGrid: {exc.reason}") from None
+        except (OSError, http.client.HTTPException) as exc:
+            # The request went out and the answer never came (timeout, connection dropped).
+            raise UnknownOutcome(
+                f"SendGrid sent no answer ({type(exc).__name__}, timeout "
+                f"{self._api.client.timeout}s); the email may have been accepted"
+            ) from None
+        if self.sandbox and response.status_code == 200:
+            return f"sandbox-{message.touchpoint_id}"
+        message_id = response.headers.get("X-Message-Id")
+        if not message_id:
+            raise UnknownOutcome(f"SendGrid answered {response.status_code} without X-Message-Id")
+        return str(message_id)
+
+
+def _classify(exc: Any) -> Exception:
+    status = int(exc.status_code)
+    detail = _error_message(exc.body)
+    if status == 429:
+        return TransientProviderError(
+            f"SendGrid 429: {detail}", retry_after=_reset_wait(exc.headers)
+        )
+    if status >= 500:
+        return TransientProviderError(f"SendGrid {status}: {detail}")
+    return PermanentProviderError(f"SendGrid {status}: {detail}")
+
+
+def _error_message(body: bytes | str | None) -> str:
+    try:
+        errors = json.loads(body or b"{}").get("errors") or []
+        messages = [
+            f"{e.get('field')}: {e['message']}" if e.get("field") else e["message"] for e in errors
+        ]
+        return "; ".join(messages) or "no error message"
+    except (ValueError, AttributeError, KeyError, TypeError):
+        text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
+        return text[:300]
+
+
+def _reset_wait(headers: Any) -> float | None:
+    raw = headers.get("X-RateLimit-Reset") if headers is not None else None
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw) - time.time())
+    except ValueError:
+        return None

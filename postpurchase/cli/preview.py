@@ -1,0 +1,101 @@
+"""``postpurchase preview``: render a campaign's messages to files, to look at before sending.
+
+CAMPAIGN names the template set to render (``templates/email/<CAMPAIGN>.*`` and
+``templates/sms/<CAMPAIGN>.txt.j2``); the default campaigns use templates of their own name,
+and marketing ones get the SMS opt-out line as they would when sent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import click
+
+
+@click.command()
+@click.argument("campaign")
+@click.option(
+    "--order",
+    "order_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="An order as JSON (the generic webhook's order shape, with lines and customer).",
+)
+@click.option(
+    "--channel",
+    type=click.Choice(["email", "sms"]),
+    help="Render one channel only (default: every channel the campaign has templates for).",
+)
+@click.option("--locale", help="Render in this locale, e.g. fr or fr-CA (default: the order's).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write the files (default: var/preview/CAMPAIGN).",
+)
+def preview(
+    campaign: str,
+    order_file: Path | None,
+    channel: Literal["email", "sms"] | None,
+    locale: str | None,
+    out_dir: Path | None,
+) -> None:
+    """Render CAMPAIGN with sample data (or --order) and print the files written."""
+    from pydantic import ValidationError
+
+    from postpurchase.dispatch_tasks import builtin_lookup
+    from postpurchase.events import OrderSnapshot
+    from postpurchase.exceptions import ConfigError, InvalidInput
+    from postpurchase.messages.context import ShopProfile, sample_context
+    from postpurchase.messages.rendering import RenderedEmail, renderer_for
+    from postpurchase.messages.tokens import signing_key
+    from postpurchase.settings import load_settings
+
+    settings = load_settings()
+    renderer = renderer_for(settings)
+    channels: list[Literal["email", "sms"]] = [
+        c for c in ("email", "sms") if (channel is None or c == channel)
+    ]
+    available = [c for c in channels if renderer.has_template(c, campaign)]
+    if not available:
+        names = sorted(
+            {p.name.split(".")[0] for p in (renderer.templates_dir / "email").glob("[!_]*.j2")}
+        )
+        raise ConfigError(
+            f"no {'/'.join(channels)} templates named {campaign!r} in {renderer.templates_dir}; "
+            f"known: {', '.join(names)}"
+        )
+    order = None
+    if order_file is not None:
+        try:
+            order = OrderSnapshot.model_validate_json(order_file.read_bytes()).model_dump(
+                mode="json"
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+            raise InvalidInput(f"{order_file}: {where}: {first['msg']}") from None
+    shop = ShopProfile.from_settings(settings, signing_key(settings))
+    context = sample_context(shop, campaign_id=campaign, locale=locale, order=order)
+    target = out_dir or settings.var_dir / "preview" / campaign
+    target.mkdir(parents=True, exist_ok=True)
+    spec = builtin_lookup(campaign)
+    marketing = spec is not None and spec.consent == "marketing"
+    for name in available:
+        rendered = renderer.render(name, campaign, context, marketing=marketing)
+        if isinstance(rendered, RenderedEmail):
+            html, text = target / "email.html", target / "email.txt"
+            html.write_text(rendered.html, encoding="utf-8")
+            text.write_text(f"Subject: {rendered.subject}\n\n{rendered.text}", encoding="utf-8")
+            click.echo(f"email subject: {rendered.subject}")
+            click.echo(f"wrote {html}")
+            click.echo(f"wrote {text}")
+        else:
+            sms = target / "sms.txt"
+            sms.write_text(rendered.body + "\n", encoding="utf-8")
+            count = rendered.segments
+            click.echo(
+                f"wrote {sms} ({count.segments} segment(s), {count.encoding}, {count.units} units)"
+            )
+            for warning in rendered.warnings:
+                click.secho(f"warning: {warning}", fg="yellow", err=True)

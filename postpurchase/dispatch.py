@@ -1,0 +1,510 @@
+"""Sending due touchpoints: claim them in chunks, gate, render, send, record the outcome.
+
+``claim_chunks`` takes due touchpoints in chunks, each under its own claimant name, so a mapped
+task per chunk can run on any worker. ``Dispatcher.run_chunk`` then decides each touchpoint:
+
+- skipped (with the reason): cancel rules against the order's state now, no address, consent,
+  suppression, smart sending;
+- deferred back to ``planned`` at the end of the customer's quiet hours (SMS only);
+- sent (provider message id, ``sent_at``), failed (the provider's message) or unknown.
+
+At most once: before a group of messages goes out their touchpoints are marked in flight
+(``attempts`` 2) and committed. If the task dies and is retried, an in-flight touchpoint is
+recorded ``unknown`` instead of being sent again; if nobody retries it, the claim lease runs
+out and the claim sweep records it ``unknown`` (see ``store.claims``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
+from typing import Any, Literal, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, selectinload
+
+from postpurchase import gates
+from postpurchase.channels.delivery import send_with_retries
+from postpurchase.channels.messages import EmailSender, OutgoingEmail, OutgoingSms, SmsSender
+from postpurchase.channels.ratelimit import RateLimiter
+from postpurchase.exceptions import (
+    PermanentProviderError,
+    RecipientOptedOut,
+    TransientProviderError,
+    UnknownOutcome,
+)
+from postpurchase.feedback import opt_out_sms
+from postpurchase.messages.context import (
+    LoyaltyFigures,
+    ShopProfile,
+    build_context,
+    loyalty_figures,
+)
+from postpurchase.messages.rendering import MessageRenderer, RenderedEmail, RenderedSms
+from postpurchase.store.claims import claim_due_touchpoints, release
+from postpurchase.store.database import SessionFactory, transaction
+from postpurchase.store.models import (
+    Channel,
+    Customer,
+    Order,
+    Suppression,
+    Touchpoint,
+    TouchpointStatus,
+)
+
+_IN_FLIGHT = 2  # ``attempts`` once a send may have started (claiming sets it to 1)
+_SEND_GROUP = 50  # touchpoints marked in flight per commit: at most this many become unknown
+
+
+class MessageSpec(Protocol):
+    """What dispatch needs from a campaign (the campaign config satisfies it).
+
+    ``cancel_on``: order states (see ``gates.ORDER_STATES``) in which the message is skipped.
+    """
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def template(self) -> str: ...
+    @property
+    def consent(self) -> Literal["transactional", "marketing"]: ...
+    @property
+    def smart_sending(self) -> bool: ...
+    @property
+    def cancel_on(self) -> Collection[str]: ...
+
+
+CampaignLookup = Callable[[str], MessageSpec | None]
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    quiet_start: clock_time = clock_time(21, 0)
+    quiet_end: clock_time = clock_time(9, 0)
+    smart_email: timedelta = timedelta(hours=16)
+    smart_sms: timedelta = timedelta(hours=24)
+    send_attempts: int = 4
+    max_retry_wait: float = 60.0
+
+
+@dataclass
+class Dispatcher:
+    """Everything a chunk needs, injected: tests swap the senders, clock and sleep."""
+
+    store: SessionFactory
+    lookup: CampaignLookup
+    renderer: MessageRenderer
+    shop: ShopProfile
+    email: EmailSender
+    sms: SmsSender
+    email_limiter: RateLimiter
+    sms_limiter: RateLimiter
+    sender_email: str
+    policy: GatePolicy = field(default_factory=GatePolicy)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    sleep: Callable[[float], None] = time.sleep
+    # Sends are network waits: a few at once keep a worker busy while one waits for an answer.
+    send_concurrency: int = 4
+    lease: timedelta = timedelta(minutes=5)  # renewed for each group as it goes out
+
+    def run_chunk(self, worker: str, ids: Sequence[int]) -> dict[str, int]:
+        """Decide, send and record every touchpoint of the chunk ``worker`` holds.
+
+        Returns counts per outcome (sent, skipped, deferred, failed, unknown). Touchpoints no
+        longer held by ``worker`` (lease ran out, taken by another) are left alone.
+        """
+        counts: Counter[str] = Counter()
+        # Read in one short transaction, render outside any: on SQLite every transaction holds
+        # the write lock, and other workers must not wait while this one renders.
+        with transaction(self.store) as session:
+            batch = self._load(session, worker, ids)
+        plan = self._decide(batch)
+        if plan.decided:
+            with transaction(self.store) as session:
+                for outcome in plan.decided:
+                    counts[outcome.kind] += _record(session, worker, outcome)
+        for start in range(0, len(plan.to_send), _SEND_GROUP):
+            group = plan.to_send[start : start + _SEND_GROUP]
+            with transaction(self.store) as session:
+                # Renew the lease as the group goes out, and send only what is still ours: a
+                # row whose lease ran out may already be recorded unknown by the claim sweep.
+                held = set(
+                    session.execute(
+                        update(Touchpoint)
+                        .where(
+                            Touchpoint.id.in_([p.touchpoint_id for p in group]),
+                            Touchpoint.claimed_by == worker,
+                            Touchpoint.status == TouchpointStatus.CLAIMED,
+                        )
+                        .values(attempts=_IN_FLIGHT, lease_until=self.clock() + self.lease)
+                        .returning(Touchpoint.id)
+                        .execution_options(synchronize_session=False)
+                    ).scalars()
+                )
+            group = [p for p in group if p.touchpoint_id in held]
+            with ThreadPoolExecutor(max_workers=self.send_concurrency) as pool:
+                outcomes = list(pool.map(self._send, group))
+            with transaction(self.store) as session:
+                for outcome in outcomes:
+                    counts[outcome.kind] += _record(session, worker, outcome)
+                    if outcome.opted_out_phone:
+                        opt_out_sms(
+                            session,
+                            phone=outcome.opted_out_phone,
+                            source="twilio:21610",
+                            now=self.clock(),
+                        )
+        return dict(+counts)  # drops kinds whose rows were all lost to the lease sweep
+
+    # --- deciding -------------------------------------------------------------------------
+
+    def _load(self, session: Session, worker: str, ids: Sequence[int]) -> _Batch:
+        """Everything the gates and templates need for the touchpoints ``worker`` holds."""
+        now = self.clock()
+        touchpoints = (
+            session.execute(
+                select(Touchpoint)
+                .where(
+                    Touchpoint.id.in_(ids),
+                    Touchpoint.claimed_by == worker,
+                    Touchpoint.status == TouchpointStatus.CLAIMED,
+                )
+                .order_by(Touchpoint.due_at, Touchpoint.id)
+            )
+            .scalars()
+            .all()
+        )
+        customers = _by_id(session, Customer, {t.customer_id for t in touchpoints})
+        orders = {
+            o.id: o
+            for o in session.execute(
+                select(Order)
+                .where(Order.id.in_({t.order_id for t in touchpoints if t.order_id}))
+                .options(selectinload(Order.items))
+            ).scalars()
+        }
+        suppressed = _suppressions(session, customers.values())
+        recent = self._recent_sends(session, customers.keys(), now)
+        loyalty = loyalty_figures(session, {(t.customer_id, t.order_id) for t in touchpoints})
+        return _Batch(now, touchpoints, customers, orders, suppressed, recent, loyalty)
+
+    def _decide(self, batch: _Batch) -> _Plan:
+        now, customers, orders, recent = batch.now, batch.customers, batch.orders, batch.recent
+        plan = _Plan()
+        for tp in batch.touchpoints:
+            if tp.attempts >= _IN_FLIGHT:
+                plan.decided.append(
+                    _Outcome.unknown(tp.id, "an earlier try of this chunk may have sent it")
+                )
+                continue
+            spec = self.lookup(tp.campaign_id)
+            customer = customers[tp.customer_id]
+            order = orders.get(tp.order_id) if tp.order_id else None
+            if spec is None:
+                plan.decided.append(
+                    _Outcome.failed(tp.id, f"campaign {tp.campaign_id!r} is not configured")
+                )
+                continue
+            address = gates.address_of(customer, tp.channel)
+            reason = (
+                gates.order_gate(order, spec.cancel_on)
+                or gates.consent_gate(customer, tp.channel, spec.consent)
+                or _suppression_reason(batch.suppressed, tp.channel, address)
+            )
+            if reason is None and tp.channel is Channel.SMS:
+                zone = gates.customer_zone(customer.time_zone, self.shop.default_time_zone)
+                resume = gates.next_allowed_time(
+                    now, zone, quiet_start=self.policy.quiet_start, quiet_end=self.policy.quiet_end
+                )
+                if resume is not None:
+                    plan.decided.append(_Outcome.deferred(tp.id, resume))
+                    continue
+            if reason is None and spec.smart_sending:
+                reason = self._smart_sending_reason(recent, tp, now)
+            if reason is not None:
+                plan.decided.append(_Outcome.skipped(tp.id, reason))
+                continue
+            try:
+                context = build_context(
+                    self.shop,
+                    touchpoint=tp,
+                    customer=customer,
+                    order=order,
+                    loyalty=batch.loyalty[(tp.customer_id, tp.order_id)],
+                )
+                rendered = self.renderer.render(
+                    tp.channel.value, spec.template, context, marketing=spec.consent == "marketing"
+                )
+            except Exception as exc:  # a broken template fails this message, not the chunk
+                plan.decided.append(
+                    _Outcome.failed(
+                        tp.id, f"rendering {spec.template}: {type(exc).__name__}: {exc}"
+                    )
+                )
+                continue
+            if self._counts_for_smart_sending(spec, tp.channel):
+                recent[(tp.customer_id, tp.channel)].append(now)
+            plan.to_send.append(
+                _Pending(
+                    tp.id,
+                    tp.campaign_id,
+                    tp.channel,
+                    address or "",
+                    customer,
+                    rendered,
+                    context["links"]["unsubscribe"],
+                )
+            )
+        return plan
+
+    def _recent_sends(
+        self, session: Session, customer_ids: Collection[int], now: datetime
+    ) -> defaultdict[tuple[int, Channel], list[datetime]]:
+        """Send times within the smart-sending windows that count, per customer and channel."""
+        since = now - max(self.policy.smart_email, self.policy.smart_sms)
+        rows = session.execute(
+            select(
+                Touchpoint.customer_id,
+                Touchpoint.channel,
+                Touchpoint.campaign_id,
+                Touchpoint.sent_at,
+            ).where(
+                Touchpoint.customer_id.in_(customer_ids),
+                Touchpoint.status == TouchpointStatus.SENT,
+                Touchpoint.sent_at >= since,
+            )
+        ).all()
+        recent: defaultdict[tuple[int, Channel], list[datetime]] = defaultdict(list)
+        for customer_id, channel, campaign_id, sent_at in rows:
+            if sent_at is not None and self._counts_for_smart_sending(
+                self.lookup(campaign_id), channel
+            ):
+                recent[(customer_id, channel)].append(sent_at)
+        return recent
+
+    @staticmethod
+    def _counts_for_smart_sending(spec: MessageSpec | None, channel: Channel) -> bool:
+        # Email: marketing emails count (order updates do not); SMS: every SMS counts.
+        return channel is Channel.SMS or spec is None or spec.consent == "marketing"
+
+    def _smart_sending_reason(
+        self,
+        recent: defaultdict[tuple[int, Channel], list[datetime]],
+        tp: Touchpoint,
+        now: datetime,
+    ) -> str | None:
+        window = self.policy.smart_email if tp.channel is Channel.EMAIL else self.policy.smart_sms
+        last = max(
+            (t for t in recent[(tp.customer_id, tp.channel)] if t > now - window), default=None
+        )
+        if last is None:
+            return None
+        hours = window.total_seconds() / 3600
+        return f"smart sending: customer already got a {tp.channel.value} in the last {hours:g} h"
+
+    # --- sending ----------------------------------------------------------------------------
+
+    def _send(self, pending: _Pending) -> _Outcome:
+        rendered = pending.rendered
+        try:
+            if isinstance(rendered, RenderedEmail):
+                email = OutgoingEmail(
+                    touchpoint_id=pending.touchpoint_id,
+                    campaign_id=pending.campaign_id,
+                    to_email=pending.address,
+                    to_name=pending.customer.first_name,
+                    from_email=self.sender_email,
+                    from_name=self.shop.name,
+                    subject=rendered.subject,
+                    html=rendered.html,
+                    text=rendered.text,
+                    unsubscribe_url=pending.unsubscribe_url,
+                )
+                self.email_limiter.acquire()
+                message_id = send_with_retries(
+                    lambda: self.email.send_email(email),
+                    attempts=self.policy.send_attempts,
+                    max_wait=self.policy.max_retry_wait,
+                    sleep=self.sleep,
+                )
+            else:
+                sms = OutgoingSms(
+                    touchpoint_id=pending.touchpoint_id,
+                    campaign_id=pending.campaign_id,
+                    to=pending.address,
+                    body=rendered.body,
+                    segments=rendered.segments.segments,
+                )
+                self.sms_limiter.acquire(rendered.segments.segments)
+                message_id = send_with_retries(
+                    lambda: self.sms.send_sms(sms),
+                    attempts=self.policy.send_attempts,
+                    max_wait=self.policy.max_retry_wait,
+                    sleep=self.sleep,
+                )
+        except RecipientOptedOut as exc:
+            outcome = _Outcome.failed(pending.touchpoint_id, str(exc))
+            outcome.opted_out_phone = pending.address
+            return outcome
+        except UnknownOutcome as exc:
+            return _Outcome.unknown(pending.touchpoint_id, str(exc))
+        except (PermanentProviderError, TransientProviderError) as exc:
+            return _Outcome.failed(pending.touchpoint_id, str(exc))
+        return _Outcome.sent(pending.touchpoint_id, message_id, self.clock())
+
+
+@dataclass
+class _Pending:
+    touchpoint_id: int
+    campaign_id: str
+    channel: Channel
+    address: str
+    customer: Customer
+    rendered: RenderedEmail | RenderedSms
+    unsubscribe_url: str
+
+
+@dataclass
+class _Outcome:
+    touchpoint_id: int
+    kind: str  # sent, skipped, deferred, failed, unknown
+    values: dict[str, Any]
+    opted_out_phone: str | None = None
+
+    @classmethod
+    def sent(cls, tp: int, message_id: str, at: datetime) -> _Outcome:
+        values = {
+            "status": TouchpointStatus.SENT,
+            "provider_message_id": message_id,
+            "sent_at": at,
+            "reason": None,
+        }
+        return cls(tp, "sent", values)
+
+    @classmethod
+    def skipped(cls, tp: int, reason: str) -> _Outcome:
+        return cls(tp, "skipped", {"status": TouchpointStatus.SKIPPED, "reason": reason})
+
+    @classmethod
+    def failed(cls, tp: int, reason: str) -> _Outcome:
+        return cls(tp, "failed", {"status": TouchpointStatus.FAILED, "reason": reason})
+
+    @classmethod
+    def unknown(cls, tp: int, reason: str) -> _Outcome:
+        return cls(tp, "unknown", {"status": TouchpointStatus.UNKNOWN, "reason": reason})
+
+    @classmethod
+    def deferred(cls, tp: int, until: datetime) -> _Outcome:
+        values = {
+            "status": TouchpointStatus.PLANNED,
+            "due_at": until,
+            "attempts": 0,
+            "claimed_by": None,
+            "reason": f"deferred by quiet hours to {until.isoformat(timespec='minutes')}",
+        }
+        return cls(tp, "deferred", values)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    now: datetime
+    touchpoints: Sequence[Touchpoint]
+    customers: dict[int, Customer]
+    orders: dict[int, Order]
+    suppressed: dict[tuple[Channel, str], str]
+    recent: defaultdict[tuple[int, Channel], list[datetime]]
+    loyalty: dict[tuple[int, int | None], LoyaltyFigures]
+
+
+@dataclass
+class _Plan:
+    decided: list[_Outcome] = field(default_factory=list)
+    to_send: list[_Pending] = field(default_factory=list)
+
+
+def _record(session: Session, worker: str, outcome: _Outcome) -> int:
+    """Store the outcome if ``worker`` still holds the row; 1 if it did, 0 if not."""
+    return release(session, Touchpoint, [outcome.touchpoint_id], worker=worker, **outcome.values)
+
+
+def _by_id(session: Session, model: Any, ids: Collection[int]) -> dict[int, Any]:
+    return {
+        row.id: row for row in session.execute(select(model).where(model.id.in_(ids))).scalars()
+    }
+
+
+def _suppressions(
+    session: Session, customers: Collection[Customer]
+) -> dict[tuple[Channel, str], str]:
+    emails = {a for c in customers if (a := gates.address_of(c, Channel.EMAIL))}
+    phones = {a for c in customers if (a := gates.address_of(c, Channel.SMS))}
+    rows = session.execute(
+        select(Suppression.channel, Suppression.address, Suppression.reason).where(
+            Suppression.lifted_at.is_(None),
+            Suppression.address.in_(emails | phones),
+        )
+    ).all()
+    return {(channel, address): reason for channel, address, reason in rows}
+
+
+def _suppression_reason(
+    suppressed: dict[tuple[Channel, str], str], channel: Channel, address: str | None
+) -> str | None:
+    reason = suppressed.get((channel, address or ""))
+    return f"suppressed ({reason})" if reason else None
+
+
+def claim_chunks(
+    store: SessionFactory,
+    *,
+    run_key: str,
+    now: datetime,
+    chunk_size: int,
+    max_chunks: int,
+    lease: timedelta,
+) -> list[dict[str, Any]]:
+    """Claim up to ``max_chunks`` chunks of due touchpoints for one dispatch run.
+
+    Each chunk is ``{"worker": "<run_key>/<n>", "ids": [...]}``. Idempotent per ``run_key``:
+    chunks this run claimed before (a retried claim task) are returned again, not re-claimed.
+    """
+    chunks: list[dict[str, Any]] = []
+    with transaction(store) as session:
+        held = session.execute(
+            select(Touchpoint.claimed_by, Touchpoint.id)
+            .where(
+                Touchpoint.status == TouchpointStatus.CLAIMED,
+                Touchpoint.claimed_by.startswith(f"{run_key}/", autoescape=True),
+            )
+            .order_by(Touchpoint.id)
+        ).all()
+        by_worker: defaultdict[str, list[int]] = defaultdict(list)
+        for worker, tp_id in held:
+            if worker is not None:
+                by_worker[worker].append(tp_id)
+        chunks = [{"worker": w, "ids": ids} for w, ids in sorted(by_worker.items())]
+    for n in range(len(chunks), max_chunks):
+        worker = f"{run_key}/{n}"
+        with transaction(store) as session:
+            ids = claim_due_touchpoints(
+                session, worker=worker, now=now, limit=chunk_size, lease=lease
+            )
+        if not ids:
+            break
+        chunks.append({"worker": worker, "ids": ids})
+    return chunks
+
+
+def summarize(results: Sequence[dict[str, int]]) -> str:
+    """One line with the counts per outcome of all chunks, e.g. for the run's log and XCom."""
+    total: Counter[str] = Counter()
+    for counts in results:
+        total.update(counts)
+    order = ("sent", "skipped", "deferred", "failed", "unknown")
+    parts = [f"{kind} {total.get(kind, 0)}" for kind in order]
+    return f"{sum(total.values())} touchpoint(s): " + ", ".join(parts)

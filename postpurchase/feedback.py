@@ -1,0 +1,141 @@
+"""Writing what providers and customers tell us: suppressions, consent, events, survey scores.
+
+Every writer is idempotent: message events are unique per provider event id, a suppression is
+one row per channel and address (re-activated rather than duplicated), a survey response is one
+row per touchpoint (the last click wins). Providers redeliver; a second delivery changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from postpurchase.store.models import (
+    Channel,
+    Customer,
+    MessageEvent,
+    Suppression,
+    SurveyResponse,
+    Touchpoint,
+)
+
+
+def _insert(session: Session, model: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+def suppress(
+    session: Session, *, channel: Channel, address: str, reason: str, source: str, now: datetime
+) -> None:
+    """Stop all messages on ``channel`` to ``address`` (an email is matched lower-cased)."""
+    address = address.strip().lower() if channel is Channel.EMAIL else address.strip()
+    statement = _insert(session, Suppression).values(
+        channel=channel, address=address, reason=reason, source=source, created_at=now
+    )
+    # A lifted suppression comes back with the new reason; an active one keeps its first reason.
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["channel", "address"],
+            set_={"reason": reason, "source": source, "lifted_at": None},
+            where=Suppression.lifted_at.is_not(None),
+        )
+    )
+
+
+def lift_suppression(session: Session, *, channel: Channel, address: str, now: datetime) -> int:
+    """Lift an active suppression (the row stays for audit); returns how many were lifted."""
+    result = session.execute(
+        update(Suppression)
+        .where(
+            Suppression.channel == channel,
+            Suppression.address == address.strip(),
+            Suppression.lifted_at.is_(None),
+        )
+        .values(lifted_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def opt_out_sms(session: Session, *, phone: str, source: str, now: datetime) -> None:
+    """The number said STOP: suppress it and withdraw SMS consent of every customer with it."""
+    suppress(session, channel=Channel.SMS, address=phone, reason="stop", source=source, now=now)
+    session.execute(
+        update(Customer)
+        .where(Customer.phone == phone)
+        .values(sms_consent=False, sms_marketing_consent=False)
+    )
+
+
+def opt_in_sms(session: Session, *, phone: str, now: datetime) -> None:
+    """The number said START: lift the STOP and restore (transactional) SMS consent.
+
+    Marketing SMS consent is not restored: START re-opens the line, it does not ask for offers.
+    """
+    lift_suppression(session, channel=Channel.SMS, address=phone, now=now)
+    session.execute(update(Customer).where(Customer.phone == phone).values(sms_consent=True))
+
+
+def unsubscribe_email(session: Session, *, customer_id: int, source: str, now: datetime) -> bool:
+    """One-click unsubscribe: no more email to the customer's address; False if unknown."""
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        return False
+    customer.email_marketing_consent = False
+    if customer.email:
+        suppress(
+            session,
+            channel=Channel.EMAIL,
+            address=customer.email,
+            reason="unsubscribe",
+            source=source,
+            now=now,
+        )
+    return True
+
+
+def record_events(session: Session, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert message events, skipping ones already stored; returns how many were new."""
+    if not rows:
+        return 0
+    inserted = session.execute(
+        _insert(session, MessageEvent)
+        .values(list(rows))
+        .on_conflict_do_nothing(index_elements=["provider", "provider_event_id"])
+        .returning(MessageEvent.id)
+    )
+    # Counted from RETURNING: rowcount of a multi-row insert is not reliable on every driver.
+    return len(inserted.all())
+
+
+def record_survey(
+    session: Session, *, touchpoint_id: int, customer_id: int, score: int, now: datetime
+) -> bool:
+    """Store the score for the touchpoint (a later click replaces it); False if no such
+    touchpoint belongs to the customer."""
+    touchpoint = session.execute(
+        select(Touchpoint).where(
+            Touchpoint.id == touchpoint_id, Touchpoint.customer_id == customer_id
+        )
+    ).scalar_one_or_none()
+    if touchpoint is None:
+        return False
+    session.execute(
+        _insert(session, SurveyResponse)
+        .values(
+            touchpoint_id=touchpoint_id,
+            customer_id=customer_id,
+            order_id=touchpoint.order_id,
+            score=score,
+            responded_at=now,
+        )
+        .on_conflict_do_update(
+            index_elements=["touchpoint_id"], set_={"score": score, "responded_at": now}
+        )
+    )
+    return True

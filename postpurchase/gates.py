@@ -1,0 +1,94 @@
+"""The checks a touchpoint passes at send time, as pure functions of what the store holds.
+
+Each returns a skip reason (a short sentence stored on the touchpoint) or None to go on.
+Quiet hours return the next allowed time instead: an SMS in the night is deferred, not dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from postpurchase.store.models import Channel, Customer, Order
+
+Consent = Literal["transactional", "marketing"]
+
+# The order states a campaign may list in its cancel rules.
+ORDER_STATES = ("cancelled", "refunded", "returned", "reviewed")
+
+
+def order_states(order: Order) -> set[str]:
+    """Which of ORDER_STATES the order is in now (a partial refund counts as refunded)."""
+    states = set()
+    if order.cancelled_at is not None or order.financial_status in ("voided", "cancelled"):
+        states.add("cancelled")
+    if order.refunded_amount > Decimal("0") or order.financial_status in (
+        "refunded",
+        "partially_refunded",
+    ):
+        states.add("refunded")
+    if order.returned_at is not None:
+        states.add("returned")
+    if order.reviewed_at is not None:
+        states.add("reviewed")
+    return states
+
+
+def order_gate(order: Order | None, cancel_on: Collection[str]) -> str | None:
+    """Skip when the order is now in a state the campaign's cancel rules name."""
+    if order is None:
+        return None
+    hit = sorted(order_states(order) & set(cancel_on))
+    return f"order {order.name or order.external_id} is {' and '.join(hit)}" if hit else None
+
+
+def address_of(customer: Customer, channel: Channel) -> str | None:
+    """The lower-cased email or the E.164 number the message would go to."""
+    if channel is Channel.EMAIL:
+        return customer.email.strip().lower() if customer.email else None
+    return customer.phone.strip() if customer.phone else None
+
+
+def consent_gate(customer: Customer, channel: Channel, consent: Consent) -> str | None:
+    """Marketing needs marketing consent on the channel; every SMS needs SMS consent."""
+    if address_of(customer, channel) is None:
+        return f"customer has no {'email address' if channel is Channel.EMAIL else 'phone'}"
+    if channel is Channel.SMS:
+        if not customer.sms_consent:
+            return "no SMS consent"
+        if consent == "marketing" and not customer.sms_marketing_consent:
+            return "no SMS marketing consent"
+    elif consent == "marketing" and not customer.email_marketing_consent:
+        return "no email marketing consent"
+    return None
+
+
+def customer_zone(name: str | None, default: str) -> ZoneInfo:
+    """The customer's IANA zone, or ``default`` when it is missing or not a known zone."""
+    try:
+        return ZoneInfo(name or default)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(default)
+
+
+def next_allowed_time(
+    now: datetime, zone: ZoneInfo, *, quiet_start: time, quiet_end: time
+) -> datetime | None:
+    """None when ``now`` is outside quiet hours in ``zone``, else when they end (UTC).
+
+    Quiet hours may wrap midnight (21:00-09:00) or not (13:00-14:00).
+    """
+    local = now.astimezone(zone)
+    clock = local.time().replace(tzinfo=None)
+    if quiet_start <= quiet_end:
+        quiet = quiet_start <= clock < quiet_end
+        end_day = local.date()
+    else:
+        quiet = clock >= quiet_start or clock < quiet_end
+        end_day = local.date() + timedelta(days=1) if clock >= quiet_start else local.date()
+    if not quiet:
+        return None
+    return datetime.combine(end_day, quiet_end, tzinfo=zone).astimezone(now.tzinfo)

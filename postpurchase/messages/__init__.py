@@ -1,0 +1,1 @@
+"""Messages: what a touchpoint says (templates, context, SMS segments) and its signed links."""

@@ -1,0 +1,356 @@
+"""The variables a template sees, built from store rows or from sample data.
+
+Shape (every key is always present, so ``StrictUndefined`` only trips on template typos)::
+
+    locale, time_zone
+    shop:     name, url, support_email, postal_address
+    customer: first_name (may be None), last_name, email, tier (may be None), points_balance
+    order:    None, or name, currency, subtotal, total, total_tax, total_shipping,
+              total_discounts, placed_at, delivered_at, tracking_url,
+              items: [title, quantity, unit_price, line_total, image_url, product_url, review_url]
+    loyalty:  points_earned (for this order), points_balance, page_url
+    links:    unsubscribe, survey: [{score, url}] for 1..5, loyalty, shop
+
+Amounts are Decimal, times timezone-aware UTC (the ``localdate`` filter shows them in
+``time_zone``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from postpurchase.messages.tokens import LinkClaim, sign
+from postpurchase.settings import Settings
+from postpurchase.store.models import (
+    Customer,
+    CustomerTier,
+    LedgerKind,
+    LoyaltyLedgerEntry,
+    Order,
+    Touchpoint,
+)
+
+
+@dataclass(frozen=True)
+class ShopProfile:
+    """What messages say about the shop, and how their links are made."""
+
+    name: str
+    url: str
+    support_email: str
+    postal_address: str
+    public_base_url: str  # the webhook app: /u/ and /s/ links
+    loyalty_page_url: str
+    review_link_template: str
+    default_locale: str
+    default_time_zone: str
+    signing_key: bytes
+
+    @classmethod
+    def from_settings(cls, settings: Settings, signing_key: bytes) -> ShopProfile:
+        return cls(
+            name=settings.shop_name,
+            url=settings.shop_url.rstrip("/"),
+            support_email=settings.shop_support_email,
+            postal_address=settings.shop_postal_address,
+            public_base_url=settings.public_base_url.rstrip("/"),
+            loyalty_page_url=settings.shop_url.rstrip("/") + settings.loyalty_page_path,
+            review_link_template=settings.review_link_template,
+            default_locale=settings.default_locale,
+            default_time_zone=settings.shop_time_zone,
+            signing_key=signing_key,
+        )
+
+
+@dataclass(frozen=True)
+class LoyaltyFigures:
+    points_earned: int
+    points_balance: int
+    tier: str | None
+
+
+def loyalty_figures(
+    session: Session, pairs: Collection[tuple[int, int | None]]
+) -> dict[tuple[int, int | None], LoyaltyFigures]:
+    """Loyalty figures for each (customer id, order id) pair, in three queries for all.
+
+    Balance is the sum of the customer's ledger; points earned are the order's awards net of
+    reversals; tier is the customer's current tier.
+    """
+    customer_ids = {c for c, _ in pairs}
+    order_ids = {o for _, o in pairs if o is not None}
+    balances = dict(
+        session.execute(
+            select(LoyaltyLedgerEntry.customer_id, func.sum(LoyaltyLedgerEntry.points))
+            .where(LoyaltyLedgerEntry.customer_id.in_(customer_ids))
+            .group_by(LoyaltyLedgerEntry.customer_id)
+        ).all()
+    )
+    earned = dict(
+        session.execute(
+            select(LoyaltyLedgerEntry.order_id, func.sum(LoyaltyLedgerEntry.points))
+            .where(
+                LoyaltyLedgerEntry.order_id.in_(order_ids),
+                LoyaltyLedgerEntry.kind.in_([LedgerKind.AWARD, LedgerKind.REVERSAL]),
+            )
+            .group_by(LoyaltyLedgerEntry.order_id)
+        ).all()
+    )
+    tiers = dict(
+        session.execute(
+            select(CustomerTier.customer_id, CustomerTier.tier).where(
+                CustomerTier.customer_id.in_(customer_ids)
+            )
+        ).all()
+    )
+    return {
+        (c, o): LoyaltyFigures(
+            points_earned=int(earned.get(o) or 0) if o is not None else 0,
+            points_balance=int(balances.get(c) or 0),
+            tier=tiers.get(c),
+        )
+        for c, o in pairs
+    }
+
+
+def build_context(
+    shop: ShopProfile,
+    *,
+    touchpoint: Touchpoint,
+    customer: Customer,
+    order: Order | None,
+    loyalty: LoyaltyFigures,
+) -> dict[str, Any]:
+    """The template context for ``touchpoint`` (see the module docstring for its shape)."""
+    order_view = None
+    if order is not None:
+        order_view = _order_view(
+            shop,
+            name=order.name or f"#{order.external_id}",
+            currency=order.currency,
+            amounts={
+                "subtotal": order.subtotal,
+                "total": order.total,
+                "total_tax": order.total_tax,
+                "total_shipping": order.total_shipping,
+                "total_discounts": order.total_discounts,
+            },
+            placed_at=order.placed_at,
+            delivered_at=order.delivered_at,
+            tracking_url=order.tracking_url,
+            items=[
+                (i.title, i.quantity, i.unit_price, i.image_url, i.product_url) for i in order.items
+            ],
+        )
+    return _assemble(
+        shop,
+        customer_id=customer.id,
+        touchpoint_id=touchpoint.id,
+        locale=customer.locale,
+        time_zone=customer.time_zone,
+        customer={
+            "first_name": customer.first_name,
+            "last_name": customer.last_name,
+            "email": customer.email,
+            "tier": loyalty.tier,
+            "points_balance": loyalty.points_balance,
+        },
+        order=order_view,
+        loyalty=loyalty,
+        campaign_id=touchpoint.campaign_id,
+    )
+
+
+def sample_context(
+    shop: ShopProfile,
+    *,
+    campaign_id: str = "sample",
+    locale: str | None = None,
+    first_name: str | None = "Amélie",
+    order: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A realistic context without a database: for previews and config validation.
+
+    ``order`` is an order snapshot as the generic webhook sends it (``OrderSnapshot`` JSON,
+    with ``lines`` and optionally ``customer``); without it a two-item sample order is used.
+    """
+    order = order or _SAMPLE_ORDER
+    customer = order.get("customer") or {}
+    placed_at = _parse_time(order.get("placed_at"))
+    view = _order_view(
+        shop,
+        name=order.get("name") or f"#{order['external_id']}",
+        currency=order["currency"],
+        amounts={
+            key: Decimal(str(order.get(key, "0")))
+            for key in ("subtotal", "total", "total_tax", "total_shipping", "total_discounts")
+        },
+        placed_at=placed_at,
+        delivered_at=placed_at,
+        tracking_url=order.get("tracking_url"),
+        items=[
+            (
+                line["title"],
+                int(line["quantity"]),
+                Decimal(str(line["unit_price"])),
+                line.get("image_url"),
+                line.get("product_url"),
+            )
+            for line in order.get("lines", [])
+        ],
+    )
+    loyalty = LoyaltyFigures(points_earned=129, points_balance=1_840, tier="Gold")
+    return _assemble(
+        shop,
+        customer_id=0,
+        touchpoint_id=0,
+        locale=locale or customer.get("locale"),
+        time_zone=customer.get("time_zone") or "Europe/Paris",
+        customer={
+            "first_name": customer.get("first_name", first_name),
+            "last_name": customer.get("last_name", "Durand"),
+            "email": customer.get("email", "amelie.durand@example.org"),
+            "tier": loyalty.tier,
+            "points_balance": loyalty.points_balance,
+        },
+        order=view,
+        loyalty=loyalty,
+        campaign_id=campaign_id,
+    )
+
+
+def _assemble(
+    shop: ShopProfile,
+    *,
+    customer_id: int,
+    touchpoint_id: int,
+    locale: str | None,
+    time_zone: str | None,
+    customer: dict[str, Any],
+    order: dict[str, Any] | None,
+    loyalty: LoyaltyFigures,
+    campaign_id: str,
+) -> dict[str, Any]:
+    base = shop.public_base_url
+    unsubscribe = sign(shop.signing_key, LinkClaim("unsubscribe", customer_id, touchpoint_id))
+    survey = [
+        {
+            "score": score,
+            "url": f"{base}/s/"
+            + sign(shop.signing_key, LinkClaim("survey", customer_id, touchpoint_id, score)),
+        }
+        for score in range(1, 6)
+    ]
+    return {
+        "locale": locale or shop.default_locale,
+        "time_zone": _valid_zone(time_zone) or shop.default_time_zone,
+        "shop": {
+            "name": shop.name,
+            "url": shop.url,
+            "support_email": shop.support_email,
+            "postal_address": shop.postal_address,
+        },
+        "customer": customer,
+        "order": order,
+        "loyalty": {
+            "points_earned": loyalty.points_earned,
+            "points_balance": loyalty.points_balance,
+            "page_url": shop.loyalty_page_url,
+        },
+        "links": {
+            "unsubscribe": f"{base}/u/{unsubscribe}",
+            "survey": survey,
+            "loyalty": shop.loyalty_page_url,
+            "shop": shop.url,
+        },
+        "campaign": {"id": campaign_id},
+    }
+
+
+def _order_view(
+    shop: ShopProfile,
+    *,
+    name: str,
+    currency: str,
+    amounts: dict[str, Decimal],
+    placed_at: datetime | None,
+    delivered_at: datetime | None,
+    tracking_url: str | None,
+    items: list[tuple[str, int, Decimal, str | None, str | None]],
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "currency": currency,
+        **amounts,
+        "placed_at": placed_at,
+        "delivered_at": delivered_at,
+        "tracking_url": tracking_url,
+        "items": [
+            {
+                "title": title,
+                "quantity": quantity,
+                "unit_price": unit_price,
+                "line_total": unit_price * quantity,
+                "image_url": image_url,
+                "product_url": product_url or shop.url,
+                "review_url": shop.review_link_template.format(product_url=product_url or shop.url),
+            }
+            for title, quantity, unit_price, image_url, product_url in items
+        ],
+    }
+
+
+def _valid_zone(name: str | None) -> str | None:
+    if not name:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return name
+
+
+def _parse_time(raw: str | None) -> datetime:
+    if not raw:
+        return datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
+    return datetime.fromisoformat(raw.replace("Z", "+00:00")).astimezone(UTC)
+
+
+_SAMPLE_ORDER: dict[str, Any] = {
+    "external_id": "5801",
+    "name": "#5801",
+    "currency": "EUR",
+    "subtotal": "214.00",
+    "total_shipping": "4.90",
+    "total_discounts": "10.00",
+    "total_tax": "35.82",
+    "total": "208.90",
+    "tracking_url": "https://track.example.net/parcel/JD014600006281234567",
+    "placed_at": "2026-11-20T14:30:00Z",
+    "lines": [
+        {
+            "external_id": "1",
+            "title": "Aeropress Go Travel Coffee Press",
+            "quantity": 1,
+            "unit_price": "39.00",
+            "image_url": "https://cdn.shop.example.com/products/aeropress-go.jpg",
+            "product_url": "https://shop.example.com/products/aeropress-go",
+        },
+        {
+            "external_id": "2",
+            "title": "Hand Grinder, Stainless Burr, 25 g",
+            "quantity": 2,
+            "unit_price": "87.50",
+            "image_url": "https://cdn.shop.example.com/products/hand-grinder.jpg",
+            "product_url": "https://shop.example.com/products/hand-grinder",
+        },
+    ],
+}

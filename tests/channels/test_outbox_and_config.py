@@ -1,0 +1,98 @@
+"""The outbox channel and how channels are chosen and credentialed from settings."""
+
+from __future__ import annotations
+
+import email
+import json
+from email import policy
+
+import pytest
+
+from postpurchase.channels.configured import email_sender, sms_sender
+from postpurchase.channels.messages import OutgoingEmail, OutgoingSms
+from postpurchase.channels.outbox import OutboxSender
+from postpurchase.channels.sendgrid_email import SendGridEmailSender
+from postpurchase.channels.twilio_sms import TwilioSmsSender
+from postpurchase.exceptions import ConfigError
+from postpurchase.settings import Settings
+
+EMAIL = OutgoingEmail(
+    touchpoint_id=42,
+    campaign_id="delivery_checkin",
+    to_email="zoe@example.org",
+    to_name="Zoë",
+    from_email="hello@shop.example.com",
+    from_name="Northwind Goods",
+    subject="How did your order #1001 arrive?",
+    html="<p>Hi Zoë</p>",
+    text="Hi Zoë\n",
+    unsubscribe_url="https://hooks.shop.example.com/u/abc.def",
+)
+
+
+def test_outbox_writes_an_eml_and_a_json_and_rewrites_on_retry(tmp_path):
+    outbox = OutboxSender(tmp_path / "outbox")
+    assert outbox.send_email(EMAIL) == "outbox-42"
+    assert outbox.send_email(EMAIL) == "outbox-42"
+
+    files = sorted(p.name for p in (tmp_path / "outbox").iterdir())
+    assert files == ["00000042-delivery_checkin.eml", "00000042-delivery_checkin.json"]
+    message = email.message_from_bytes(
+        (tmp_path / "outbox" / files[0]).read_bytes(), policy=policy.default
+    )
+    assert message["To"] == "Zoë <zoe@example.org>"
+    assert message["List-Unsubscribe"] == "<https://hooks.shop.example.com/u/abc.def>"
+    assert message.get_body(("html",)).get_content().strip() == "<p>Hi Zoë</p>"
+    summary = json.loads((tmp_path / "outbox" / files[1]).read_text())
+    assert summary["subject"] == EMAIL.subject
+
+
+def test_outbox_sms(tmp_path):
+    outbox = OutboxSender(tmp_path)
+    outbox.send_sms(OutgoingSms(7, "win_back", "+33612345678", "We miss you", 1))
+    assert json.loads((tmp_path / "00000007-win_back.sms.json").read_text())["body"] == (
+        "We miss you"
+    )
+
+
+def test_outbox_is_the_default(tmp_path):
+    settings = Settings(var_dir=tmp_path)
+    assert isinstance(email_sender(settings), OutboxSender)
+    assert isinstance(sms_sender(settings), OutboxSender)
+
+
+def test_sendgrid_without_a_key_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="sendgrid_default"):
+        email_sender(Settings(var_dir=tmp_path, email_channel="sendgrid"))
+
+
+def test_credentials_come_from_airflow_connections(tmp_path, monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SENDGRID_DEFAULT",
+        json.dumps({"conn_type": "generic", "password": "SG.from-connection", "extra": {}}),
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TWILIO_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "generic",
+                "login": "AC" + "1" * 32,
+                "password": "token-from-connection",
+                "extra": {"messaging_service_sid": "MG" + "2" * 32},
+            }
+        ),
+    )
+    settings = Settings(var_dir=tmp_path, email_channel="sendgrid", sms_channel="twilio")
+    assert isinstance(email_sender(settings), SendGridEmailSender)
+    assert isinstance(sms_sender(settings), TwilioSmsSender)
+
+
+def test_twilio_needs_a_sender(tmp_path):
+    settings = Settings(
+        var_dir=tmp_path,
+        sms_channel="twilio",
+        twilio_account_sid="AC" + "1" * 32,
+        twilio_auth_token="token",
+    )
+    with pytest.raises(ConfigError, match="MESSAGING_SERVICE_SID"):
+        sms_sender(settings)

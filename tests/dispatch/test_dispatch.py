@@ -1,0 +1,452 @@
+"""Dispatch end to end against the fake providers through the real SDKs (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from fakes.fake_sendgrid import error_body, server_error, too_many_requests
+from fakes.fake_twilio import error
+from fakes.fixtures import add_customer, add_order, add_touchpoint
+from fakes.http_fake import Fault
+from sqlalchemy import select, update
+
+from postpurchase.feedback import opt_out_sms, suppress
+from postpurchase.store.claims import claim_due_touchpoints
+from postpurchase.store.database import transaction
+from postpurchase.store.models import Channel, Customer, Suppression, Touchpoint, TouchpointStatus
+
+NOW = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)  # 15:00 in Paris: no quiet hours
+
+
+def _run(store, dispatcher, worker="worker-1"):
+    """Claim what is due at the dispatcher's clock and run it as one chunk."""
+    with transaction(store) as session:
+        ids = claim_due_touchpoints(
+            session, worker=worker, now=dispatcher.clock(), limit=100, lease=timedelta(minutes=5)
+        )
+    return dispatcher.run_chunk(worker, ids)
+
+
+def _touchpoint(store, tp_id):
+    with store() as session:
+        return session.get(Touchpoint, tp_id)
+
+
+def test_email_goes_through_sendgrid_with_feedback_fields(store, make_dispatcher, fake_sendgrid):
+    with transaction(store) as session:
+        customer = add_customer(session, first_name="Chloé")
+        order = add_order(session, customer)
+        tp = add_touchpoint(session, customer, order, "review_request", Channel.EMAIL, NOW)
+
+    counts = _run(store, make_dispatcher(NOW))
+
+    assert counts == {"sent": 1}
+    [sent] = fake_sendgrid.sent
+    row = _touchpoint(store, tp.id)
+    assert row.status is TouchpointStatus.SENT
+    assert row.provider_message_id == sent["message_id"]
+    assert row.sent_at == NOW
+    assert sent["personalizations"][0]["to"] == [{"email": customer.email, "name": "Chloé"}]
+    assert sent["categories"] == ["review_request", "postpurchase"]
+    assert sent["custom_args"] == {"touchpoint_id": str(tp.id), "campaign_id": "review_request"}
+    unsubscribe = sent["headers"]["List-Unsubscribe"]
+    assert unsubscribe.startswith("<https://hooks.shop.example.com/postpurchase/u/")
+    assert sent["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    html = sent["content"][1]["value"]
+    assert "Merino Wool Crew Sweater" in html
+    assert "https://shop.example.com/products/merino-crew#write-a-review" in html
+
+
+def test_sms_goes_through_twilio_with_status_callback(store, make_dispatcher, fake_twilio):
+    with transaction(store) as session:
+        customer = add_customer(session)
+        order = add_order(session, customer)
+        tp = add_touchpoint(session, customer, order, "delivery_checkin", Channel.SMS, NOW)
+
+    assert _run(store, make_dispatcher(NOW)) == {"sent": 1}
+
+    [sent] = fake_twilio.sent
+    assert sent["To"] == customer.phone
+    assert sent["StatusCallback"].endswith("/webhooks/twilio/status")
+    assert "How did it go? Rate 1-5" in sent["Body"]
+    assert _touchpoint(store, tp.id).provider_message_id == sent["sid"]
+
+
+def test_stop_then_due_sms_sends_nothing(store, make_dispatcher, fake_twilio):
+    with transaction(store) as session:
+        customer = add_customer(session)
+        order = add_order(session, customer)
+        tp = add_touchpoint(session, customer, order, "delivery_checkin", Channel.SMS, NOW)
+        opt_out_sms(session, phone=customer.phone, source="sms:stop", now=NOW)
+
+    assert _run(store, make_dispatcher(NOW)) == {"skipped": 1}
+
+    assert fake_twilio.requests == []
+    assert _touchpoint(store, tp.id).reason == "no SMS consent"
+
+
+def test_twilio_21610_records_the_stop_and_later_sms_are_skipped(
+    store, make_dispatcher, fake_twilio
+):
+    with transaction(store) as session:
+        customer = add_customer(session)
+        order = add_order(session, customer)
+        first = add_touchpoint(session, customer, order, "delivery_checkin", Channel.SMS, NOW)
+    fake_twilio.opt_out(customer.phone)  # replied STOP to Twilio, we never heard of it
+
+    assert _run(store, make_dispatcher(NOW)) == {"failed": 1}
+    assert "21610" in _touchpoint(store, first.id).reason
+
+    with transaction(store) as session:
+        suppression = session.execute(select(Suppression)).scalar_one()
+        assert (suppression.channel, suppression.address) == (Channel.SMS, customer.phone)
+        assert session.get(Customer, customer.id).sms_consent is False
+        later = add_touchpoint(
+            session, customer, order, "setup_tips", Channel.SMS, NOW + timedelta(days=2)
+        )
+    assert _run(store, make_dispatcher(NOW + timedelta(days=2))) == {"skipped": 1}
+    assert len(fake_twilio.requests) == 1
+    assert _touchpoint(store, later.id).status is TouchpointStatus.SKIPPED
+
+
+def test_quiet_hours_defer_sms_in_each_customers_zone(store, make_dispatcher, fake_twilio):
+    late = datetime(2026, 11, 27, 22, 30, tzinfo=UTC)
+    zones = {"Europe/Paris": None, "America/New_York": None, "Asia/Tokyo": None}
+    with transaction(store) as session:
+        for zone in zones:
+            customer = add_customer(session, time_zone=zone)
+            order = add_order(session, customer)
+            zones[zone] = add_touchpoint(
+                session, customer, order, "delivery_checkin", Channel.SMS, late
+            ).id
+
+    assert _run(store, make_dispatcher(late)) == {"sent": 1, "deferred": 2}
+
+    paris = _touchpoint(store, zones["Europe/Paris"])  # 23:30 local: wait until 09:00
+    assert paris.status is TouchpointStatus.PLANNED
+    assert paris.due_at == datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+    tokyo = _touchpoint(store, zones["Asia/Tokyo"])  # 07:30 local next day: wait until 09:00
+    assert tokyo.due_at == datetime(2026, 11, 28, 0, 0, tzinfo=UTC)
+    assert _touchpoint(store, zones["America/New_York"]).status is TouchpointStatus.SENT
+    assert [r["To"] for r in fake_twilio.sent] == [
+        _customer_phone(store, zones["America/New_York"])
+    ]
+
+    # Deferred, not dropped: each goes once its morning comes.
+    assert _run(store, make_dispatcher(tokyo.due_at)) == {"sent": 1}
+    assert _run(store, make_dispatcher(paris.due_at)) == {"sent": 1}
+    assert len(fake_twilio.sent) == 3
+
+
+def _customer_phone(store, tp_id):
+    with store() as session:
+        return session.get(Customer, session.get(Touchpoint, tp_id).customer_id).phone
+
+
+def test_smart_sending_spans_campaigns(store, make_dispatcher, fake_sendgrid):
+    with transaction(store) as session:
+        recent = add_customer(session)
+        long_ago = add_customer(session)
+        transactional_only = add_customer(session)
+        for customer, campaign, hours in (
+            (recent, "win_back", 3),
+            (long_ago, "win_back", 20),
+            (transactional_only, "delivery_checkin", 1),
+        ):
+            order = add_order(session, customer)
+            add_touchpoint(
+                session,
+                customer,
+                order,
+                campaign,
+                Channel.EMAIL,
+                NOW - timedelta(hours=hours),
+                status=TouchpointStatus.SENT,
+                sent_at=NOW - timedelta(hours=hours),
+            )
+        due = {
+            c.id: add_touchpoint(
+                session, c, add_order(session, c), "review_request", Channel.EMAIL, NOW
+            ).id
+            for c in (recent, long_ago, transactional_only)
+        }
+
+    assert _run(store, make_dispatcher(NOW)) == {"sent": 2, "skipped": 1}
+
+    skipped = _touchpoint(store, due[recent.id])
+    assert skipped.status is TouchpointStatus.SKIPPED
+    assert skipped.reason.startswith("smart sending")
+    assert _touchpoint(store, due[long_ago.id]).status is TouchpointStatus.SENT
+    assert _touchpoint(store, due[transactional_only.id]).status is TouchpointStatus.SENT
+
+
+def test_smart_sending_holds_within_one_chunk(store, make_dispatcher, fake_sendgrid):
+    with transaction(store) as session:
+        customer = add_customer(session)
+        add_touchpoint(
+            session, customer, add_order(session, customer), "review_request", Channel.EMAIL, NOW
+        )
+        add_touchpoint(session, customer, None, "win_back", Channel.EMAIL, NOW)
+
+    assert _run(store, make_dispatcher(NOW)) == {"sent": 1, "skipped": 1}
+    assert len(fake_sendgrid.sent) == 1
+
+
+def test_refunded_order_gets_no_review_request(store, make_dispatcher, fake_sendgrid):
+    with transaction(store) as session:
+        customer = add_customer(session)
+        order = add_order(
+            session, customer, refunded_amount=Decimal("134.90"), financial_status="refunded"
+        )
+        review = add_touchpoint(session, customer, order, "review_request", Channel.EMAIL, NOW)
+        checkin = add_touchpoint(session, customer, order, "delivery_checkin", Channel.EMAIL, NOW)
+
+    assert _run(store, make_dispatcher(NOW)) == {"sent": 1, "skipped": 1}
+
+    assert _touchpoint(store, review.id).reason == f"order {order.name} is refunded"
+    assert _touchpoint(store, checkin.id).status is TouchpointStatus.SENT
+
+
+def test_consent_gates_marketing_but_not_transactional_email(store, make_dispatcher):
+    with transaction(store) as session:
+        customer = add_customer(session, email_marketing_consent=False)
+        order = add_order(session, customer)
+        review = add_touchpoint(session, customer, order, "review_request", Channel.EMAIL, NOW)
+        points = add_touchpoint(session, customer, order, "points_earned", Channel.EMAIL, NOW)
+
+    assert _run(store, make_dispatcher(NOW)) == {"sent": 1, "skipped": 1}
+    assert _touchpoint(store, review.id).reason == "no email marketing consent"
+    assert _touchpoint(store, points.id).status is TouchpointStatus.SENT
+
+
+def test_suppressed_address_gets_nothing(store, make_dispatcher, fake_sendgrid):
+    with transaction(store) as session:
+        customer = add_customer(session, email="Bounced@Example.org")
+        order = add_order(session, customer)
+        tp = add_touchpoint(session, customer, order, "delivery_checkin", Channel.EMAIL, NOW)
+        suppress(
+            session,
+            channel=Channel.EMAIL,
+            address="bounced@example.org",
+            reason="bounce",
+            source="sendgrid",
+            now=NOW,
+        )
+
+    assert _run(store, make_dispatcher(NOW)) == {"skipped": 1}
+    assert _touchpoint(store, tp.id).reason == "suppressed (bounce)"
+    assert fake_sendgrid.requests == []
+
+
+def test_429_then_success_waits_for_the_reset(store, make_dispatcher, fake_sendgrid):
+    with transaction(store) as session:
+        customer = add_customer(session)
+        tp = add_touchpoint(
+            session, customer, add_order(session, customer), "delivery_checkin", Channel.EMAIL, NOW
+        )
+    fake_sendgrid.fail_next(too_many_requests(reset_in=7))
+    dispatcher = make_dispatcher(NOW)
+
+    assert _run(store, dispatcher) == {"sent": 1}
+
+    assert len(fake_sendgrid.requests) == 2
+    [wait] = dispatcher.sleep.waits
+    assert 0 <= wait <= 7  # the wait X-RateLimit-Reset asked for, not the default backoff
+    assert _touchpoint(store, tp.id).status is TouchpointStatus.SENT
+
+
+def test_500_is_retried_with_backoff(store, make_dispatcher, fake_sendgrid):
+    with transaction(store) as session:
+        customer = add_customer(session)
+        add_touchpoint(
+            session, customer, add_order(session, customer), "delivery_checkin", Channel.EMAIL, NOW
+        )
+    fake_sendgrid.fail_next(server_error(), server_error())
+    dispatcher = make_dispatcher(NOW)
+
+    assert _run(store, dispatcher) == {"sent": 1}
+    assert len(fake_sendgrid.requests) == 3
+    assert dispatcher.sleep.waits == [0.5, 1.0]
+
+
+def test_500_every_time_fails_after_the_configured_attempts(store, make_dispatcher, fake_sendgrid):
+    with transaction(store) as session:
+        customer = add_customer(session)
+        tp = add_touchpoint(
+            session, customer, add_order(session, customer), "delivery_checkin", Channel.EMAIL, NOW
+        )
+    fake_sendgrid.fail_next(*[server_error()] * 4)
+
+    assert _run(store, make_dispatcher(NOW, send_attempts=4)) == {"failed": 1}
+    assert len(fake_sendgrid.requests) == 4
+    assert "gave up after 4 attempts" in _touchpoint(store, tp.id).reason
+
+
+def test_400_is_permanent_with_the_providers_message(store, make_dispatcher, fake_sendgrid):
+    with transaction(store) as session:
+        customer = add_customer(session)
+        tp = add_touchpoint(
+            session, customer, add_order(session, customer), "delivery_checkin", Channel.EMAIL, NOW
+        )
+    message = "The from address does not match a verified Sender Identity."
+    fake_sendgrid.fail_next(Fault(400, error_body(message, "from")))
+
+    assert _run(store, make_dispatcher(NOW)) == {"failed": 1}
+    assert len(fake_sendgrid.requests) == 1
+    row = _touchpoint(store, tp.id)
+    assert row.status is TouchpointStatus.FAILED
+    assert row.reason == f"SendGrid 400: from: {message}"
+
+
+def test_twilio_429_is_retried(store, make_dispatcher, fake_twilio):
+    with transaction(store) as session:
+        customer = add_customer(session)
+        add_touchpoint(
+            session, customer, add_order(session, customer), "delivery_checkin", Channel.SMS, NOW
+        )
+    fake_twilio.fail_next(error(429, 20429, "Too Many Requests"))
+
+    assert _run(store, make_dispatcher(NOW)) == {"sent": 1}
+    assert len(fake_twilio.requests) == 2
+
+
+def test_timeout_is_unknown_and_never_sent_again(store, make_dispatcher, fake_sendgrid):
+    with transaction(store) as session:
+        customer = add_customer(session)
+        tp = add_touchpoint(
+            session, customer, add_order(session, customer), "delivery_checkin", Channel.EMAIL, NOW
+        )
+    fake_sendgrid.fail_next(Fault(delay=1.5))
+
+    assert _run(store, make_dispatcher(NOW, timeout=0.3)) == {"unknown": 1}
+    assert _touchpoint(store, tp.id).status is TouchpointStatus.UNKNOWN
+
+    later = NOW + timedelta(hours=1)
+    assert _run(store, make_dispatcher(later)) == {}
+    assert len(fake_sendgrid.requests) == 1
+
+
+def test_a_retried_chunk_does_not_resend_what_may_have_gone(store, make_dispatcher, fake_sendgrid):
+    with transaction(store) as session:
+        customer = add_customer(session)
+        tp = add_touchpoint(
+            session, customer, add_order(session, customer), "delivery_checkin", Channel.EMAIL, NOW
+        )
+        ids = claim_due_touchpoints(
+            session, worker="w", now=NOW, limit=10, lease=timedelta(minutes=5)
+        )
+        # The first try marked it in flight, then its process died before recording.
+        session.execute(update(Touchpoint).where(Touchpoint.id == tp.id).values(attempts=2))
+
+    assert make_dispatcher(NOW).run_chunk("w", ids) == {"unknown": 1}
+    assert fake_sendgrid.requests == []
+
+
+def test_outcomes_are_recorded_only_for_rows_the_worker_still_holds(store, make_dispatcher):
+    with transaction(store) as session:
+        customer = add_customer(session)
+        tp = add_touchpoint(
+            session, customer, add_order(session, customer), "delivery_checkin", Channel.EMAIL, NOW
+        )
+        ids = claim_due_touchpoints(
+            session, worker="slow", now=NOW, limit=10, lease=timedelta(minutes=5)
+        )
+
+    assert make_dispatcher(NOW).run_chunk("someone-else", ids) == {}
+    assert _touchpoint(store, tp.id).status is TouchpointStatus.CLAIMED
+
+
+def test_unknown_campaign_fails_with_a_reason(store, make_dispatcher):
+    with transaction(store) as session:
+        customer = add_customer(session)
+        tp = add_touchpoint(session, customer, None, "spring_sale", Channel.EMAIL, NOW)
+
+    assert _run(store, make_dispatcher(NOW)) == {"failed": 1}
+    assert _touchpoint(store, tp.id).reason == "campaign 'spring_sale' is not configured"
+
+
+def test_sendgrid_request_body_is_what_the_event_webhook_needs(fake_sendgrid):
+    # custom_args must be strings or SendGrid answers 400; the fake checks that like the API.
+    from postpurchase.channels.messages import OutgoingEmail
+    from postpurchase.channels.sendgrid_email import SendGridEmailSender
+
+    sender = SendGridEmailSender(
+        "SG.test-key.abcdefghijklmnopqrstuvwxyz", host=fake_sendgrid.url, sandbox=True
+    )
+    email = OutgoingEmail(
+        7,
+        "win_back",
+        "a@example.org",
+        None,
+        "hello@shop.example.com",
+        "Shop",
+        "Hi",
+        "<p>Hi</p>",
+        "Hi",
+        "https://x/u/t",
+    )
+    assert sender.send_email(email) == "sandbox-7"
+    body = json.loads(fake_sendgrid.requests[0].body)
+    assert body["mail_settings"] == {"sandbox_mode": {"enable": True}}
+    assert fake_sendgrid.sent == []  # sandbox: accepted, nothing delivered
+
+
+def test_an_unknown_time_zone_falls_back_to_the_default(store, make_dispatcher, fake_twilio):
+    with transaction(store) as session:
+        customer = add_customer(session, time_zone="Mars/Olympus_Mons")
+        add_touchpoint(
+            session, customer, add_order(session, customer), "delivery_checkin", Channel.SMS, NOW
+        )
+    # 14:00 in the default zone (UTC): not quiet, so it goes.
+    assert _run(store, make_dispatcher(NOW)) == {"sent": 1}
+
+
+def test_a_template_that_cannot_render_fails_only_its_touchpoint(
+    store, make_dispatcher, tmp_path, fake_sendgrid
+):
+    from postpurchase.messages.rendering import DEFAULT_TEMPLATES_DIR, MessageRenderer
+
+    templates = tmp_path / "templates"
+    shutil.copytree(DEFAULT_TEMPLATES_DIR, templates)
+    (templates / "email" / "setup_tips.txt.j2").write_text("{{ customer.nickname }}")
+    with transaction(store) as session:
+        customer = add_customer(session)
+        order = add_order(session, customer)
+        broken = add_touchpoint(session, customer, order, "setup_tips", Channel.EMAIL, NOW)
+        add_touchpoint(session, customer, order, "delivery_checkin", Channel.EMAIL, NOW)
+    dispatcher = make_dispatcher(NOW)
+    dispatcher.renderer = MessageRenderer(templates)
+
+    assert _run(store, dispatcher) == {"sent": 1, "failed": 1}
+    assert "UndefinedError" in _touchpoint(store, broken.id).reason
+
+
+def test_a_row_lost_to_the_lease_sweep_is_not_sent(store, make_dispatcher, fake_sendgrid):
+    with transaction(store) as session:
+        customer = add_customer(session)
+        tp = add_touchpoint(
+            session, customer, add_order(session, customer), "delivery_checkin", Channel.EMAIL, NOW
+        )
+        ids = claim_due_touchpoints(
+            session, worker="slow", now=NOW, limit=10, lease=timedelta(minutes=5)
+        )
+    dispatcher = make_dispatcher(NOW)
+    batch = None
+
+    def load_then_lose_the_lease(session, worker, ids):
+        nonlocal batch
+        batch = type(dispatcher)._load(dispatcher, session, worker, ids)
+        # Meanwhile the lease ran out and another run's claim sweep recorded it unknown.
+        session.execute(
+            update(Touchpoint)
+            .where(Touchpoint.id == tp.id)
+            .values(status=TouchpointStatus.UNKNOWN, lease_until=None)
+        )
+        return batch
+
+    dispatcher._load = load_then_lose_the_lease
+    assert dispatcher.run_chunk("slow", ids) == {}
+    assert fake_sendgrid.requests == []

@@ -1,0 +1,138 @@
+"""A fake SendGrid v3 API: mail send answers as the real one does, and signed event batches.
+
+- ``POST /v3/mail/send`` with ``Authorization: Bearer <api_key>``: 202 with an ``X-Message-Id``
+  (22 characters, base64url) and an empty body; 200 in sandbox mode; 401 on a wrong key; 400
+  with SendGrid's error shape when required fields are missing or a custom_args value is not a
+  string. Faults (429, 500, delays) come from ``fail_next``.
+- ``signed_events(events)`` signs an Event Webhook batch with the fake's own ECDSA P-256 key,
+  as SendGrid does; ``public_key`` is what the receiving app is configured with.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from .http_fake import FakeServer, Fault, Recorded, Reply
+
+API_KEY = "SG.test-key.abcdefghijklmnopqrstuvwxyz"
+
+
+def error_body(message: str, field: str | None = None) -> bytes:
+    return json.dumps({"errors": [{"message": message, "field": field, "help": None}]}).encode()
+
+
+def too_many_requests(reset_in: float = 0.0) -> Fault:
+    return Fault(
+        429,
+        error_body("too many requests"),
+        {
+            "Content-Type": "application/json",
+            "X-RateLimit-Limit": "600",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(int(time.time() + reset_in)),
+        },
+    )
+
+
+def server_error() -> Fault:
+    return Fault(500, error_body("internal error"), {"Content-Type": "application/json"})
+
+
+class EventSigner:
+    """Signs Event Webhook bodies as SendGrid does, with its own ECDSA P-256 key pair."""
+
+    def __init__(self) -> None:
+        self._key = ec.generate_private_key(ec.SECP256R1())
+
+    @property
+    def public_key(self) -> str:
+        der = self._key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return base64.b64encode(der).decode()
+
+    def headers_for(self, body: bytes) -> dict[str, str]:
+        timestamp = str(int(time.time()))
+        signature = self._key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+        return {
+            "Content-Type": "application/json",
+            "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+            "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+        }
+
+    def signed_events(self, events: list[dict[str, Any]]) -> tuple[bytes, dict[str, str]]:
+        """The raw body and headers of an Event Webhook POST carrying ``events``."""
+        body = json.dumps(events).encode()
+        return body, self.headers_for(body)
+
+
+class FakeSendGrid(FakeServer):
+    def __init__(self, *, api_key: str = API_KEY, record: bool = True) -> None:
+        super().__init__(record=record)
+        self.api_key = api_key
+        self.events = EventSigner()
+        self.sent: list[dict[str, Any]] = []  # accepted mail send bodies, with their message id
+
+    @property
+    def public_key(self) -> str:
+        return self.events.public_key
+
+    def signed_events(self, events: list[dict[str, Any]]) -> tuple[bytes, dict[str, str]]:
+        return self.events.signed_events(events)
+
+    def handle(self, request: Recorded) -> Reply:
+        if request.path != "/v3/mail/send" or request.method != "POST":
+            return Reply(404, error_body("not found"))
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return Reply(
+                401,
+                error_body("The provided authorization grant is invalid, expired, or revoked"),
+            )
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            return Reply(400, error_body("Bad Request", None))
+        problem = _validate(body)
+        if problem:
+            return Reply(400, error_body(*problem), {"Content-Type": "application/json"})
+        if body.get("mail_settings", {}).get("sandbox_mode", {}).get("enable"):
+            return Reply(200)
+        message_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode()[:22]
+        if self.record:
+            self.sent.append({"message_id": message_id, **body})
+        return Reply(202, b"", {"X-Message-Id": message_id})
+
+
+def _validate(body: dict[str, Any]) -> tuple[str, str] | None:
+    personalizations = body.get("personalizations")
+    if not personalizations:
+        return "The personalizations field is required and must have at least one.", (
+            "personalizations"
+        )
+    if not all(p.get("to") for p in personalizations):
+        return "The to array is required for all personalization objects.", (
+            "personalizations.0.to"
+        )
+    if not (body.get("from") or {}).get("email"):
+        return "The from object must be provided for every email send.", "from"
+    for key, value in (body.get("custom_args") or {}).items():
+        if not isinstance(value, str):
+            return f"Custom args values must be strings: {key}", "custom_args"
+    return None
+
+
+if __name__ == "__main__":  # a separate process for benchmarks: python -m tests.fakes.fake_sendgrid
+    import sys
+
+    server = FakeSendGrid(record=False).start()
+    sys.stdout.write(server.url + "\n")
+    sys.stdout.flush()
+    sys.stdin.read()  # serve until the parent closes our stdin
+    server.stop()

@@ -1,0 +1,158 @@
+"""Every shipped template renders for realistic customers, safely."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from jinja2.exceptions import SecurityError, UndefinedError
+
+from postpurchase.messages.context import sample_context
+from postpurchase.messages.rendering import OPT_OUT_LINE, MessageRenderer
+
+CAMPAIGNS = [
+    "delivery_checkin",
+    "setup_tips",
+    "review_request",
+    "points_earned",
+    "vip_welcome",
+    "win_back",
+]
+
+LONG_TITLE = (
+    "Ultra-Light Waterproof Hiking Backpack 38 L with Rain Cover, Hydration Sleeve, "
+    "Ventilated Back Panel and Lifetime Warranty, Slate Grey"
+)
+
+
+def _order(title: str = "Aeropress Go", currency: str = "EUR", **customer: object) -> dict:
+    return {
+        "external_id": "9001",
+        "name": "#9001",
+        "currency": currency,
+        "subtotal": "1234.50",
+        "total": "1234.50",
+        "placed_at": "2026-11-20T23:30:00Z",
+        "lines": [
+            {
+                "external_id": "1",
+                "title": title,
+                "quantity": 2,
+                "unit_price": "617.25",
+                "product_url": "https://shop.example.com/products/9001",
+            },
+        ],
+        "customer": {"external_id": "c1", **customer},
+    }
+
+
+CUSTOMERS = {
+    "no first name": _order(first_name=None, locale="en"),
+    "long product name": _order(LONG_TITLE, first_name="Sam", locale="en-GB"),
+    "non-ascii name": _order(first_name="Zoë Þórdís 王芳", locale="de"),
+    "french": _order(first_name="Amélie", locale="fr-FR", time_zone="Europe/Paris"),
+    "script in data": _order(
+        "<script>alert('title')</script>", first_name="<script>alert(1)</script>"
+    ),
+}
+
+
+@pytest.mark.parametrize("campaign", CAMPAIGNS)
+@pytest.mark.parametrize("who", CUSTOMERS)
+def test_every_template_renders_for_realistic_customers(renderer, shop, campaign, who):
+    context = sample_context(shop, campaign_id=campaign, order=CUSTOMERS[who])
+
+    email = renderer.render_email(campaign, context)
+    sms = renderer.render_sms(
+        campaign, context, marketing=campaign in ("review_request", "win_back")
+    )
+
+    assert email.subject and "\n" not in email.subject
+    assert "<script>" not in email.html  # autoescaped; text and SMS are plain text
+    assert "None" not in email.text and "None" not in email.html
+    assert shop.postal_address in email.html and shop.postal_address in email.text
+    assert context["links"]["unsubscribe"] in email.html
+    assert "<style>" not in email.html and 'style="' in email.html  # CSS inlined
+    assert sms.segments.segments >= 1
+
+
+def test_neutral_greeting_without_first_name(renderer, shop):
+    context = sample_context(shop, order=CUSTOMERS["no first name"])
+    email = renderer.render_email("delivery_checkin", context)
+    assert email.text.startswith("Hello,\n")
+    assert "Hi ," not in email.html
+
+
+def test_script_in_customer_data_is_escaped_in_html(renderer, shop):
+    context = sample_context(shop, order=CUSTOMERS["script in data"])
+    html = renderer.render_email("review_request", context).html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;script&gt;alert('title')&lt;/script&gt;" in html
+
+
+def test_locale_variant_wins_and_falls_back(renderer, shop):
+    french = sample_context(shop, order=CUSTOMERS["french"])
+    canadian = sample_context(shop, order=CUSTOMERS["french"], locale="fr-CA")
+    german = sample_context(shop, order=CUSTOMERS["non-ascii name"])
+
+    assert renderer.render_email("delivery_checkin", french).subject == (
+        "Votre commande #9001 est-elle bien arrivée ?"
+    )
+    assert "Se désabonner" in renderer.render_email("delivery_checkin", canadian).html
+    # No German variant: the default template, with a German greeting and number format.
+    email = renderer.render_email("points_earned", german)
+    assert email.subject.startswith("You earned")
+    assert "Hallo Zoë Þórdís 王芳," in email.text
+    assert "1.234,50\N{NO-BREAK SPACE}€" in email.text
+
+
+def test_money_and_dates_follow_locale_and_zone(renderer, shop):
+    order = _order(currency="JPY", first_name="Yuki", locale="ja", time_zone="Asia/Tokyo")
+    order["total"] = "12800"
+    context = sample_context(shop, order=order)
+    assert context["order"]["total"] == Decimal("12800")
+    text = renderer.render_email("points_earned", context).text
+    assert "(￥12,800)" in text  # yen has no minor unit
+    # 23:30 UTC on the 20th is already the 21st in Tokyo.
+    delivered = renderer.render_email("delivery_checkin", context).text
+    assert "2026年11月21日" in delivered
+
+
+def test_marketing_sms_carries_the_opt_out_line(renderer, shop):
+    context = sample_context(shop)
+    assert renderer.render_sms("win_back", context, marketing=True).body.endswith(OPT_OUT_LINE)
+    assert OPT_OUT_LINE not in renderer.render_sms("points_earned", context, marketing=False).body
+
+
+def test_sms_over_the_segment_limit_warns(shop):
+    tight = MessageRenderer(renderer_dir(), sms_segment_limit=1)
+    sms = tight.render_sms(
+        "review_request", sample_context(shop, order=_order(LONG_TITLE)), marketing=True
+    )
+    assert sms.segments.segments >= 2
+    assert sms.warnings and "over the limit of 1" in sms.warnings[0]
+
+
+def renderer_dir():
+    from postpurchase.messages.rendering import DEFAULT_TEMPLATES_DIR
+
+    return DEFAULT_TEMPLATES_DIR
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ customer.__class__.__init__.__globals__ }}",
+        "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+    ],
+)
+def test_templates_cannot_reach_python_internals(renderer, shop, source):
+    template = renderer.env.from_string(source)
+    with pytest.raises((SecurityError, UndefinedError)):
+        template.render(sample_context(shop))
+
+
+def test_a_typo_in_a_template_is_an_error_not_an_empty_string(renderer, shop):
+    with pytest.raises(UndefinedError):
+        renderer.env.from_string("{{ customer.frist_name }}").render(sample_context(shop))
