@@ -8,10 +8,11 @@ task per chunk can run on any worker. ``Dispatcher.run_chunk`` then decides each
 - deferred back to ``planned`` at the end of the customer's quiet hours (SMS only);
 - sent (provider message id, ``sent_at``), failed (the provider's message) or unknown.
 
-At most once: before a group of messages goes out their touchpoints are marked in flight
-(``attempts`` 2) and committed. If the task dies and is retried, an in-flight touchpoint is
-recorded ``unknown`` instead of being sent again; if nobody retries it, the claim lease runs
-out and the claim sweep records it ``unknown`` (see ``store.claims``).
+At most once: before a group of messages goes out their touchpoints are marked ``sending``
+and committed. If the task dies and is retried, a ``sending`` touchpoint is recorded
+``unknown`` instead of being sent again; if nobody retries it, the claim lease runs out and
+the claim sweep records it ``unknown``, while the rows the dead task had not reached yet are
+claimed again and sent (see ``store.claims``).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ from postpurchase.store.models import (
     TouchpointStatus,
 )
 
-_IN_FLIGHT = 2  # ``attempts`` once a send may have started (claiming sets it to 1)
+# Rows a chunk's worker holds: claimed, or being handed to the provider by an earlier try.
+_HELD = (TouchpointStatus.CLAIMED, TouchpointStatus.SENDING)
 _SEND_GROUP = 50  # touchpoints marked in flight per commit: at most this many become unknown
 
 
@@ -141,7 +143,10 @@ class Dispatcher:
                             Touchpoint.claimed_by == worker,
                             Touchpoint.status == TouchpointStatus.CLAIMED,
                         )
-                        .values(attempts=_IN_FLIGHT, lease_until=self.clock() + self.lease)
+                        .values(
+                            status=TouchpointStatus.SENDING,
+                            lease_until=self.clock() + self.lease,
+                        )
                         .returning(Touchpoint.id)
                         .execution_options(synchronize_session=False)
                     ).scalars()
@@ -172,7 +177,7 @@ class Dispatcher:
                 .where(
                     Touchpoint.id.in_(ids),
                     Touchpoint.claimed_by == worker,
-                    Touchpoint.status == TouchpointStatus.CLAIMED,
+                    Touchpoint.status.in_(_HELD),
                 )
                 .order_by(Touchpoint.due_at, Touchpoint.id)
             )
@@ -197,7 +202,7 @@ class Dispatcher:
         now, customers, orders, recent = batch.now, batch.customers, batch.orders, batch.recent
         plan = _Plan()
         for tp in batch.touchpoints:
-            if tp.attempts >= _IN_FLIGHT:
+            if tp.status == TouchpointStatus.SENDING:
                 plan.decided.append(
                     _Outcome.unknown(tp.id, "an earlier try of this chunk may have sent it")
                 )
@@ -478,7 +483,7 @@ def claim_chunks(
         held = session.execute(
             select(Touchpoint.claimed_by, Touchpoint.id)
             .where(
-                Touchpoint.status == TouchpointStatus.CLAIMED,
+                Touchpoint.status.in_(_HELD),
                 Touchpoint.claimed_by.startswith(f"{run_key}/", autoescape=True),
             )
             .order_by(Touchpoint.id)

@@ -1,8 +1,5 @@
-"""The ``dispatch_touchpoints`` DAG's task bodies: read settings, build the dispatcher, run.
-
-Until the campaign configuration supplies message specs, ``BUILTIN_SPECS`` describes the six
-default campaigns (template of the same name, consent kind, smart sending, cancel rules).
-"""
+"""The ``dispatch_touchpoints`` DAG's task bodies: read settings and campaigns, build the
+dispatcher, run. Campaigns are read when a task runs, so an edit needs no restart."""
 
 from __future__ import annotations
 
@@ -11,12 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from postpurchase.campaigns.config import Campaign, CampaignConfig
+from postpurchase.campaigns.validation import load_valid_campaigns
 from postpurchase.channels.configured import email_sender, limiters, sms_sender
 from postpurchase.dispatch import (
     CampaignLookup,
     Dispatcher,
     GatePolicy,
-    MessageSpec,
     claim_chunks,
     summarize,
 )
@@ -26,42 +24,53 @@ from postpurchase.messages.tokens import signing_key
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store
 
+# A campaign's cancel_on events, as the order states the send-time gate checks.
+_CANCEL_STATES = {
+    "order.cancelled": "cancelled",
+    "order.refunded": "refunded",
+    "return.requested": "returned",
+    "review.submitted": "reviewed",
+}
+
 
 @dataclass(frozen=True)
-class BuiltinSpec:
+class CampaignSpec:
+    """What dispatch needs of a configured campaign (see ``dispatch.MessageSpec``)."""
+
     id: str
     template: str
     consent: Literal["transactional", "marketing"]
     smart_sending: bool
     cancel_on: frozenset[str]
 
-
-_ORDER_GONE = frozenset({"cancelled", "refunded", "returned"})
-BUILTIN_SPECS: dict[str, BuiltinSpec] = {
-    s.id: s
-    for s in (
-        BuiltinSpec("delivery_checkin", "delivery_checkin", "transactional", False, _ORDER_GONE),
-        BuiltinSpec("setup_tips", "setup_tips", "transactional", False, _ORDER_GONE),
-        BuiltinSpec(
-            "review_request",
-            "review_request",
-            "marketing",
-            True,
-            _ORDER_GONE | {"reviewed"},
-        ),
-        BuiltinSpec("points_earned", "points_earned", "transactional", False, _ORDER_GONE),
-        BuiltinSpec("vip_welcome", "vip_welcome", "marketing", False, frozenset()),
-        BuiltinSpec("win_back", "win_back", "marketing", True, frozenset()),
-    )
-}
+    @classmethod
+    def of(cls, campaign: Campaign) -> CampaignSpec:
+        states = {_CANCEL_STATES[e] for e in campaign.cancel_on if e in _CANCEL_STATES}
+        return cls(
+            campaign.id,
+            campaign.template,
+            campaign.consent,
+            campaign.smart_sending,
+            frozenset(states),
+        )
 
 
-def builtin_lookup(campaign_id: str) -> MessageSpec | None:
-    return BUILTIN_SPECS.get(campaign_id)
+def campaign_lookup(config: CampaignConfig) -> CampaignLookup:
+    """Specs of the enabled campaigns by id; a disabled or removed campaign's touchpoints are
+    not sent (they fail with the reason)."""
+    specs = {c.id: CampaignSpec.of(c) for c in config.campaigns if c.enabled}
+    return specs.get
 
 
-def build_dispatcher(settings: Settings, lookup: CampaignLookup = builtin_lookup) -> Dispatcher:
-    """A dispatcher wired from settings: store, renderer, senders, limiters, gate policy."""
+def configured_lookup(settings: Settings) -> CampaignLookup:
+    """The lookup for the campaign file as it is now (read per task: edits apply at once)."""
+    return campaign_lookup(load_valid_campaigns(settings.campaigns_file, settings.templates_dir))
+
+
+def build_dispatcher(settings: Settings, lookup: CampaignLookup | None = None) -> Dispatcher:
+    """A dispatcher wired from settings: campaigns, store, renderer, senders, limiters, gates."""
+    if lookup is None:
+        lookup = configured_lookup(settings)
     email_limiter, sms_limiter = limiters(settings)
     return Dispatcher(
         store=open_store(settings),

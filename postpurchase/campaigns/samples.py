@@ -1,15 +1,14 @@
 """Realistic sample data for checking campaigns without a database.
 
-``campaigns validate`` evaluates every ``when`` against ``sample_condition_context()`` and
-test-renders every template against ``sample_template_context()``. Both live here, and only
-here, so that the renderer's real context can replace the template sample in one place.
+``campaigns validate`` evaluates every ``when`` against ``sample_condition_context()``;
+templates are test-rendered with the message renderer's own sample context
+(``postpurchase.messages.context.sample_context``).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from types import SimpleNamespace
 from typing import Any
 
 
@@ -68,27 +67,4 @@ def sample_condition_context() -> dict[str, Any]:
         },
         "items": items,
         "tier": {"from_tier": "member", "to_tier": "vip"},
-    }
-
-
-def sample_template_context() -> dict[str, Any]:
-    """What a template may use when rendered: customer, order (with items), shop, links,
-    points and tier. The renderer builds the same shape from the database."""
-    conditions = sample_condition_context()
-    # A namespace, not a dict: in Jinja ``order.items`` on a dict is the dict's items() method.
-    order = SimpleNamespace(**conditions["order"], items=conditions["items"])
-    base = "https://shop.example.com"
-    return {
-        "customer": conditions["customer"],
-        "order": order,
-        "shop": {"name": "Brewco Coffee", "url": base, "support_email": "help@example.com"},
-        "links": {
-            "order_status": f"{base}/orders/1001",
-            "review": f"{base}/reviews/new?order=1001",
-            "survey": {score: f"{base}/postpurchase/survey/t1/{score}" for score in range(1, 6)},
-            "shop": base,
-            "unsubscribe": f"{base}/postpurchase/unsubscribe/t1",
-        },
-        "points": {"awarded": 208, "balance": 1240},
-        "tier": conditions["tier"],
     }

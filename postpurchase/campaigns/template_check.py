@@ -2,8 +2,8 @@
 
 Layout under the templates folder, per campaign ``template`` name and channel:
 ``email/<name>.subject.j2``, ``email/<name>.html.j2``, ``email/<name>.txt.j2`` and
-``sms/<name>.txt.j2``. Templates render in a sandbox with strict undefined, so a misspelt
-variable is an error here rather than a blank in a customer's inbox.
+``sms/<name>.txt.j2``. Templates render in the message renderer's sandbox with strict
+undefined, so a misspelt variable is an error here rather than a blank in a customer's inbox.
 """
 
 from __future__ import annotations
@@ -11,13 +11,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import TemplateError, TemplateSyntaxError
 
 from postpurchase.campaigns.conditions import ConditionError
 from postpurchase.campaigns.config import CampaignConfig, SourceMap
-from postpurchase.campaigns.samples import sample_condition_context, sample_template_context
+from postpurchase.campaigns.samples import sample_condition_context
+from postpurchase.exceptions import ConfigError
+from postpurchase.messages.context import ShopProfile, sample_context
+from postpurchase.messages.rendering import MessageRenderer
+from postpurchase.settings import load_settings
 from postpurchase.store.models import Channel
+
+# Links in a sample render are never followed: any key will do, and none is created on disk.
+_SAMPLE_KEY = b"campaign-validation-sample"
 
 TEMPLATE_FILES = {
     Channel.EMAIL: ("email/{name}.subject.j2", "email/{name}.html.j2", "email/{name}.txt.j2"),
@@ -30,22 +36,21 @@ def template_paths(name: str, channel: Channel) -> list[str]:
     return [pattern.format(name=name) for pattern in TEMPLATE_FILES[channel]]
 
 
-def _environment(templates_dir: Path) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
-        loader=FileSystemLoader(templates_dir),
-        undefined=StrictUndefined,
-        autoescape=lambda name: name is not None and name.endswith(".html.j2"),
-        keep_trailing_newline=True,
-    )
-
-
 def check_templates(
     config: CampaignConfig, source: SourceMap, templates_dir: Path
 ) -> Iterator[str]:
     """Yield ``file:line: message`` for every missing, broken or unrenderable template, and
-    every ``when`` that fails on the sample data (e.g. a misspelt attribute)."""
-    env = _environment(templates_dir)
-    context = sample_template_context()
+    every ``when`` that fails on the sample data (e.g. a misspelt attribute).
+
+    Templates are rendered by the renderer messages are sent with, against its sample
+    context, so what passes here renders for a real customer too.
+    """
+    try:
+        renderer = MessageRenderer(templates_dir)
+    except ConfigError as exc:
+        yield f"{source.where(('campaigns',))}: {exc}"
+        return
+    shop = ShopProfile.from_settings(load_settings(), _SAMPLE_KEY)
     conditions = sample_condition_context()
     for index, campaign in enumerate(config.campaigns):
         where = source.where(("campaigns", index, "template"))
@@ -54,14 +59,16 @@ def check_templates(
                 campaign.when.matches(conditions)
             except ConditionError as exc:
                 yield f"{source.where(('campaigns', index, 'when'))}: campaign {campaign.id}: {exc}"
+        context = sample_context(shop, campaign_id=campaign.id)
         for channel in campaign.channels:
             for relative in template_paths(campaign.template, channel):
                 path = templates_dir / relative
                 if not path.is_file():
                     yield f"{where}: campaign {campaign.id}: template {path} is missing"
                     continue
+                # Each file on its own, so every broken file is named, not just the first.
                 try:
-                    env.get_template(relative).render(context)
+                    renderer.env.get_template(relative).render(context)
                 except TemplateSyntaxError as exc:
                     yield f"{where}: campaign {campaign.id}: {path}:{exc.lineno}: {exc.message}"
                 except TemplateError as exc:

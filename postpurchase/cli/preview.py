@@ -1,8 +1,8 @@
 """``postpurchase preview``: render a campaign's messages to files, to look at before sending.
 
-CAMPAIGN names the template set to render (``templates/email/<CAMPAIGN>.*`` and
-``templates/sms/<CAMPAIGN>.txt.j2``); the default campaigns use templates of their own name,
-and marketing ones get the SMS opt-out line as they would when sent.
+CAMPAIGN is a campaign id from the campaign file (its template is rendered, and a marketing
+campaign's SMS gets the opt-out line as it would when sent), or else the name of a template
+set (``templates/email/<NAME>.*``, ``templates/sms/<NAME>.txt.j2``) not yet in a campaign.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def preview(
     """Render CAMPAIGN with sample data (or --order) and print the files written."""
     from pydantic import ValidationError
 
-    from postpurchase.dispatch_tasks import builtin_lookup
+    from postpurchase.dispatch_tasks import configured_lookup
     from postpurchase.events import OrderSnapshot
     from postpurchase.exceptions import ConfigError, InvalidInput
     from postpurchase.messages.context import ShopProfile, sample_context
@@ -53,16 +53,18 @@ def preview(
 
     settings = load_settings()
     renderer = renderer_for(settings)
+    spec = configured_lookup(settings)(campaign)
+    template = spec.template if spec is not None else campaign
     channels: list[Literal["email", "sms"]] = [
         c for c in ("email", "sms") if (channel is None or c == channel)
     ]
-    available = [c for c in channels if renderer.has_template(c, campaign)]
+    available = [c for c in channels if renderer.has_template(c, template)]
     if not available:
         names = sorted(
             {p.name.split(".")[0] for p in (renderer.templates_dir / "email").glob("[!_]*.j2")}
         )
         raise ConfigError(
-            f"no {'/'.join(channels)} templates named {campaign!r} in {renderer.templates_dir}; "
+            f"no {'/'.join(channels)} templates for {campaign!r} in {renderer.templates_dir}; "
             f"known: {', '.join(names)}"
         )
     order = None
@@ -79,10 +81,9 @@ def preview(
     context = sample_context(shop, campaign_id=campaign, locale=locale, order=order)
     target = out_dir or settings.var_dir / "preview" / campaign
     target.mkdir(parents=True, exist_ok=True)
-    spec = builtin_lookup(campaign)
     marketing = spec is not None and spec.consent == "marketing"
     for name in available:
-        rendered = renderer.render(name, campaign, context, marketing=marketing)
+        rendered = renderer.render(name, template, context, marketing=marketing)
         if isinstance(rendered, RenderedEmail):
             html, text = target / "email.html", target / "email.txt"
             html.write_text(rendered.html, encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -169,14 +170,17 @@ def test_load_raises_one_config_error_with_every_line(tmp_path):
 
 
 def test_a_channel_without_its_template_is_reported(tmp_path):
+    templates = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, templates)
+    (templates / "sms" / "win_back.txt.j2").unlink()
     copy = tmp_path / "campaigns.yaml"
     copy.write_text(
         SHIPPED.read_text().replace(
             "channels: [email]\n    template: win_back", "channels: [sms]\n    template: win_back"
         )
     )
-    problems = campaign_problems(copy, TEMPLATES)
+    problems = campaign_problems(copy, templates)
     assert len(problems) == 1
     assert problems[0].endswith(
-        "campaign win_back: template " + str(TEMPLATES / "sms/win_back.txt.j2") + " is missing"
+        "campaign win_back: template " + str(templates / "sms/win_back.txt.j2") + " is missing"
     )

@@ -51,7 +51,7 @@ def test_validate_lists_every_problem_and_fails(tmp_path):
     lines = result.output.strip().splitlines()
     assert len(lines) == 2
     assert lines[0].startswith(f"{broken}:14: delay: 'tomorrow' is not a duration")
-    assert lines[1].startswith(f"{broken}:39: channels[1]: Input should be 'email' or 'sms'")
+    assert lines[1].startswith(f"{broken}:41: channels[1]: Input should be 'email' or 'sms'")
 
 
 def test_timeline_shows_local_due_times_and_reasons(tmp_path):

@@ -14,7 +14,7 @@ from fakes.http_fake import Fault
 from sqlalchemy import select, update
 
 from postpurchase.feedback import opt_out_sms, suppress
-from postpurchase.store.claims import claim_due_touchpoints
+from postpurchase.store.claims import claim_due_touchpoints, mark_sending
 from postpurchase.store.database import transaction
 from postpurchase.store.models import Channel, Customer, Suppression, Touchpoint, TouchpointStatus
 
@@ -338,8 +338,8 @@ def test_a_retried_chunk_does_not_resend_what_may_have_gone(store, make_dispatch
         ids = claim_due_touchpoints(
             session, worker="w", now=NOW, limit=10, lease=timedelta(minutes=5)
         )
-        # The first try marked it in flight, then its process died before recording.
-        session.execute(update(Touchpoint).where(Touchpoint.id == tp.id).values(attempts=2))
+        # The first try marked it as being sent, then its process died before recording.
+        assert mark_sending(session, tp.id, worker="w")
 
     assert make_dispatcher(NOW).run_chunk("w", ids) == {"unknown": 1}
     assert fake_sendgrid.requests == []
