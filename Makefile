@@ -7,10 +7,6 @@ VAR := $(CURDIR)/var
 
 # The embedded default: everything under var/ (engine DB, Airflow home and DB, outbox).
 export POSTPURCHASE_VAR_DIR ?= $(VAR)
-LOCAL_AIRFLOW := AIRFLOW_HOME=$(VAR)/airflow \
-	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
-	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins \
-	AIRFLOW__CORE__LOAD_EXAMPLES=False
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test lint bench constraints clean
@@ -27,17 +23,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## Create .venv and install the project (done by every other target when needed)
 
-run: $(STAMP) ## Run the main job on the embedded default (SQLite, local Airflow, outbox)
-	@echo "==> [1/3] migrating the engine's database"
-	@$(BIN)/postpurchase db upgrade
-	@echo "==> [2/3] migrating Airflow's metadata database under var/airflow"
-	@$(LOCAL_AIRFLOW) $(BIN)/airflow db migrate > $(VAR)/airflow-migrate.log 2>&1 \
-		|| { tail -20 $(VAR)/airflow-migrate.log; exit 1; }
-	@echo "==> [3/3] running the housekeeping DAG once in local Airflow (log: var/housekeeping.log)"
-	@$(LOCAL_AIRFLOW) $(BIN)/airflow dags test housekeeping > $(VAR)/housekeeping.log 2>&1 \
-		|| { tail -40 $(VAR)/housekeeping.log; exit 1; }
-	@grep -o "pruned [0-9]* rejected webhook(s)" $(VAR)/housekeeping.log | tail -1
-	@$(BIN)/postpurchase db status
+run: $(STAMP) ## Run the main job on the embedded default (SQLite, local Airflow, outbox); ONCE=1 exits after the summary
+	@$(BIN)/postpurchase run $(if $(ONCE),--once)
 
 test: $(STAMP) ## Lint, type-check and run the tests (PostgreSQL too when POSTPURCHASE_TEST_POSTGRES_URL is set)
 	$(BIN)/ruff check .

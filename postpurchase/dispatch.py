@@ -17,6 +17,7 @@ claimed again and sent (see ``store.claims``).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Sequence
@@ -57,6 +58,8 @@ from postpurchase.store.models import (
     Touchpoint,
     TouchpointStatus,
 )
+
+log = logging.getLogger(__name__)
 
 # Rows a chunk's worker holds: claimed, or being handed to the provider by an earlier try.
 _HELD = (TouchpointStatus.CLAIMED, TouchpointStatus.SENDING)
@@ -310,7 +313,8 @@ class Dispatcher:
         if last is None:
             return None
         hours = window.total_seconds() / 3600
-        return f"smart sending: customer already got a {tp.channel.value} in the last {hours:g} h"
+        what = "an email" if tp.channel is Channel.EMAIL else "an SMS"
+        return f"smart sending: customer already got {what} in the last {hours:g} h"
 
     # --- sending ----------------------------------------------------------------------------
 
@@ -360,6 +364,13 @@ class Dispatcher:
             return _Outcome.unknown(pending.touchpoint_id, str(exc))
         except (PermanentProviderError, TransientProviderError) as exc:
             return _Outcome.failed(pending.touchpoint_id, str(exc))
+        except Exception as exc:
+            # A bug or an unforeseen SDK error: whether the message left is not known, so it is
+            # recorded unknown (never sent again) and the rest of the group still goes out.
+            log.exception("touchpoint %d: unexpected error while sending", pending.touchpoint_id)
+            return _Outcome.unknown(
+                pending.touchpoint_id, f"unexpected {type(exc).__name__} while sending: {exc}"
+            )
         return _Outcome.sent(pending.touchpoint_id, message_id, self.clock())
 
 

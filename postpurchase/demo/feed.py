@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -70,6 +71,12 @@ class Delivery:
         )
 
 
+def _ascii(name: str) -> str:
+    """An email-safe form of a name: accents dropped, Ł as L, apostrophes removed."""
+    folded = unicodedata.normalize("NFKD", name.replace("ł", "l").replace("Ł", "L"))
+    return "".join(c for c in folded if c.isascii() and c.isalnum())
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -92,11 +99,11 @@ class _FeedBuilder:
     def customer(self, index: int) -> dict[str, Any]:
         first, last, _tz, country, phone = _PEOPLE[index % len(_PEOPLE)]
         serial = index // len(_PEOPLE)
-        local = (first or "guest").lower().replace("ł", "l").replace("ë", "e")
+        local = _ascii((first or "guest").lower())
         subscribed = "subscribed" if index % 3 else "not_subscribed"
         return {
             "id": 6_100_000_000 + index,
-            "email": f"{local}.{last.lower().replace(chr(39), '')}{serial or ''}@example.com",
+            "email": f"{local}.{_ascii(last.lower())}{serial or ''}@example.com",
             "first_name": first or None,
             "last_name": last,
             "phone": phone if serial == 0 else None,

@@ -48,6 +48,8 @@ class LocalAirflow:
             AIRFLOW__API__PORT=str(self.port),
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
             NO_PROXY="127.0.0.1,localhost",
+            # standalone starts its components as `airflow ...`: this environment's first
+            PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         )
         env.update(self._extra_env)
         return env

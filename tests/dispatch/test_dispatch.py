@@ -450,3 +450,28 @@ def test_a_row_lost_to_the_lease_sweep_is_not_sent(store, make_dispatcher, fake_
     dispatcher._load = load_then_lose_the_lease
     assert dispatcher.run_chunk("slow", ids) == {}
     assert fake_sendgrid.requests == []
+
+
+def test_one_message_that_breaks_the_sender_does_not_hold_back_the_others(
+    store, make_dispatcher, tmp_path
+):
+    from dataclasses import replace
+
+    from postpurchase.channels.outbox import OutboxSender
+
+    with transaction(store) as session:
+        ids = []
+        # An internationalised address the outbox cannot write into a mail header.
+        for address in ("ana@example.org", "łukasz@example.org", "zoe@example.org"):
+            customer = add_customer(session, email=address)
+            order = add_order(session, customer)
+            ids.append(
+                add_touchpoint(session, customer, order, "delivery_checkin", Channel.EMAIL, NOW).id
+            )
+    dispatcher = replace(make_dispatcher(NOW), email=OutboxSender(tmp_path / "outbox"))
+
+    assert _run(store, dispatcher) == {"sent": 2, "unknown": 1}
+    broken = _touchpoint(store, ids[1])
+    assert broken.status is TouchpointStatus.UNKNOWN
+    assert "UnicodeEncodeError" in broken.reason
+    assert [_touchpoint(store, i).status for i in (ids[0], ids[2])] == [TouchpointStatus.SENT] * 2

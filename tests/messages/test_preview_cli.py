@@ -61,7 +61,7 @@ def test_preview_errors_name_the_problem(tmp_path, monkeypatch):
     invalid = CliRunner().invoke(main, ["preview", "review_request", "--order", str(bad)])
 
     assert unknown.exit_code == 2
-    assert "no email/sms templates named 'black_friday'" in unknown.output
+    assert "no email/sms templates for 'black_friday'" in unknown.output
     assert "known: delivery_checkin" in unknown.output
     assert invalid.exit_code == 2
     assert f"{bad}: currency:" in invalid.output
