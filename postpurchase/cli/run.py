@@ -124,20 +124,26 @@ def run(once: bool, orders: int, port: int, timeout: int) -> None:
 
 
 def _drain(airflow: LocalAirflow, factory: SessionFactory, timeout: int) -> None:
-    """Wait until the inbox is processed and every due touchpoint dispatched.
+    """Wait until the inbox is processed, tiers are refreshed once, and every due touchpoint
+    is dispatched (including the welcome messages the tier changes plan).
 
-    The DAGs run on their own (inbox watcher, one-minute schedules); triggering them here only
-    saves the newcomer the wait for the next minute.
+    The DAGs run on their own (inbox watcher, one-minute schedules, the tier refresh on its
+    cron); triggering them here only saves the newcomer the wait.
     """
-    from postpurchase.demo.summary import work_left
+    from postpurchase.demo.summary import tiers_assigned, work_left
 
     deadline = time.monotonic() + timeout
     last_trigger: dict[str, float] = {}
     while True:
         with factory() as session:
             inbox, due = work_left(session, datetime.now(UTC))
-        click.echo(f"\r    inbox events left: {inbox:>5}   touchpoints due: {due:>5}", nl=False)
-        if inbox == 0 and due == 0:
+            tiers = tiers_assigned(session)
+        click.echo(
+            f"\r    inbox events left: {inbox:>5}   touchpoints due: {due:>5}   "
+            f"customers with a tier: {tiers:>5}",
+            nl=False,
+        )
+        if inbox == 0 and due == 0 and tiers:
             click.echo("")
             return
         if time.monotonic() > deadline:
@@ -146,7 +152,12 @@ def _drain(airflow: LocalAirflow, factory: SessionFactory, timeout: int) -> None
                 f"work still left after {timeout} s ({inbox} events, {due} touchpoints): "
                 f"see the DAG runs in the Airflow UI at {airflow.base_url}"
             )
-        dag_id = "process_purchase_events" if inbox else "dispatch_touchpoints"
+        if inbox:
+            dag_id = "process_purchase_events"
+        elif not tiers:
+            dag_id = "refresh_segments"
+        else:
+            dag_id = "dispatch_touchpoints"
         if time.monotonic() - last_trigger.get(dag_id, -60.0) > 45:
             airflow.trigger(dag_id)
             last_trigger[dag_id] = time.monotonic()

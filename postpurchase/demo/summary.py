@@ -20,7 +20,7 @@ from postpurchase.store.models import (
 
 
 def work_left(session: Session, now: datetime) -> tuple[int, int]:
-    """(inbox rows not yet processed, touchpoints due now and not yet dispatched)."""
+    """(inbox rows not yet processed, touchpoints due now whose dispatch has not finished)."""
     inbox = session.scalar(
         select(func.count())
         .select_from(InboxEvent)
@@ -30,11 +30,18 @@ def work_left(session: Session, now: datetime) -> tuple[int, int]:
         select(func.count())
         .select_from(Touchpoint)
         .where(
-            Touchpoint.status.in_([TouchpointStatus.PLANNED, TouchpointStatus.CLAIMED]),
+            Touchpoint.status.in_(
+                [TouchpointStatus.PLANNED, TouchpointStatus.CLAIMED, TouchpointStatus.SENDING]
+            ),
             Touchpoint.due_at <= now,
         )
     )
     return int(inbox or 0), int(due or 0)
+
+
+def tiers_assigned(session: Session) -> int:
+    """How many customers have a loyalty tier (zero until the first segment refresh)."""
+    return int(session.scalar(select(func.count()).select_from(CustomerTier)) or 0)
 
 
 def summary_lines(session: Session) -> list[str]:
