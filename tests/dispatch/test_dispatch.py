@@ -222,6 +222,30 @@ def test_consent_gates_marketing_but_not_transactional_email(store, make_dispatc
     assert _touchpoint(store, points.id).status is TouchpointStatus.SENT
 
 
+def test_sms_needs_sms_consent_and_marketing_sms_covers_order_texts(
+    store, make_dispatcher, fake_twilio
+):
+    with transaction(store) as session:
+        never = add_customer(session, sms_consent=False, sms_marketing_consent=False)
+        subscribed = add_customer(session, sms_consent=False, sms_marketing_consent=True)
+        refused = add_touchpoint(
+            session, never, add_order(session, never), "delivery_checkin", Channel.SMS, NOW
+        )
+        covered = add_touchpoint(
+            session,
+            subscribed,
+            add_order(session, subscribed),
+            "delivery_checkin",
+            Channel.SMS,
+            NOW,
+        )
+
+    assert _run(store, make_dispatcher(NOW)) == {"sent": 1, "skipped": 1}
+    assert _touchpoint(store, refused.id).reason == "no SMS consent"
+    assert _touchpoint(store, covered.id).status is TouchpointStatus.SENT
+    assert [m["To"] for m in fake_twilio.sent] == [subscribed.phone]
+
+
 def test_suppressed_address_gets_nothing(store, make_dispatcher, fake_sendgrid):
     with transaction(store) as session:
         customer = add_customer(session, email="Bounced@Example.org")
