@@ -11,5 +11,7 @@ RUN pip install --no-cache-dir -c /opt/postpurchase/constraints.txt /opt/postpur
 ENV AIRFLOW__CORE__DAGS_FOLDER=/opt/postpurchase/dags \
     AIRFLOW__CORE__PLUGINS_FOLDER=/opt/postpurchase/plugins \
     POSTPURCHASE_TEMPLATES_DIR=/opt/postpurchase/templates \
-    POSTPURCHASE_CONFIG_DIR=/opt/postpurchase/config
+    POSTPURCHASE_CAMPAIGNS_FILE=/opt/postpurchase/config/campaigns.yaml \
+    POSTPURCHASE_LOYALTY_CONFIG=/opt/postpurchase/config/loyalty.yaml \
+    POSTPURCHASE_VAR_DIR=/opt/postpurchase/var
 WORKDIR /opt/postpurchase

@@ -31,8 +31,9 @@ _SUPPORTED_BACKENDS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
 class Settings(BaseSettings):
     """Every knob of the engine. Field names map to ``POSTPURCHASE_<NAME>`` variables."""
 
+    # An empty variable (``KEY=`` in .env) means "not set", never an empty secret.
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True
     )
 
     var_dir: Path = Field(

@@ -38,3 +38,11 @@ def test_bad_numbers_name_the_variable(monkeypatch):
     monkeypatch.setenv("POSTPURCHASE_CLAIM_LEASE_SECONDS", "-5")
     with pytest.raises(ConfigError, match="POSTPURCHASE_CLAIM_LEASE_SECONDS"):
         load_settings()
+
+
+def test_an_empty_variable_means_not_set(monkeypatch):
+    monkeypatch.setenv("POSTPURCHASE_SIGNING_SECRET", "")
+    monkeypatch.setenv("POSTPURCHASE_CLAIM_LEASE_SECONDS", "")
+    settings = load_settings()
+    assert settings.signing_secret is None
+    assert settings.claim_lease_seconds == 300
