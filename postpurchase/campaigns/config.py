@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
@@ -21,6 +20,7 @@ from postpurchase.campaigns.conditions import Condition, compile_condition
 from postpurchase.campaigns.timing import Delay, SendWindow, parse_delay, parse_window
 from postpurchase.exceptions import ConfigError
 from postpurchase.store.models import Channel
+from postpurchase.yaml_source import SourceMap, YamlPath, read_yaml
 
 # A synthetic trigger: no event carries it, a periodic planning step finds lapsed customers.
 CUSTOMER_LAPSED = "customer.lapsed"
@@ -111,72 +111,6 @@ class CampaignConfig(_Model):
 
     def by_id(self, campaign_id: str) -> Campaign | None:
         return next((c for c in self.campaigns if c.id == campaign_id), None)
-
-
-YamlPath = tuple[str | int, ...]
-
-
-class SourceMap:
-    """Line numbers of every key and list item of a YAML document, by their path."""
-
-    def __init__(self, path: Path, lines: dict[YamlPath, int]) -> None:
-        self.path = path
-        self._lines = lines
-
-    def line(self, at: YamlPath) -> int:
-        """The line of ``at``, or of its nearest ancestor the file has (1 at worst)."""
-        for end in range(len(at), -1, -1):
-            if at[:end] in self._lines:
-                return self._lines[at[:end]]
-        return 1
-
-    def where(self, at: YamlPath) -> str:
-        return f"{_shown(self.path)}:{self.line(at)}"
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def _walk(node: yaml.Node, at: YamlPath, lines: dict[YamlPath, int], problems: list[str]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            name = str(key.value)
-            lines[(*at, name)] = key.start_mark.line + 1
-            if name in seen:
-                problems.append(f"{key.start_mark.line + 1}: duplicate key {name!r}")
-            seen.add(name)
-            _walk(value, (*at, name), lines, problems)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines[(*at, index)] = item.start_mark.line + 1
-            _walk(item, (*at, index), lines, problems)
-
-
-def read_yaml(path: Path) -> tuple[Any, SourceMap]:
-    """Parse ``path`` into plain data plus its line map; ConfigError (file:line) if unreadable."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{_shown(path)}: cannot read: {exc.strerror or exc}") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        raise ConfigError(f"{_shown(path)}:{line}: invalid YAML: {exc.problem}") from None
-    lines: dict[YamlPath, int] = {}
-    problems: list[str] = []
-    if node is not None:
-        _walk(node, (), lines, problems)
-    if problems:
-        raise ConfigError("\n".join(f"{_shown(path)}:{p}" for p in problems))
-    return data, SourceMap(path, lines)
 
 
 def _message(error: ErrorDetails) -> str:

@@ -14,13 +14,14 @@ from pathlib import Path
 from jinja2 import TemplateError, TemplateSyntaxError
 
 from postpurchase.campaigns.conditions import ConditionError
-from postpurchase.campaigns.config import CampaignConfig, SourceMap
+from postpurchase.campaigns.config import CampaignConfig
 from postpurchase.campaigns.samples import sample_condition_context
 from postpurchase.exceptions import ConfigError
 from postpurchase.messages.context import ShopProfile, sample_context
 from postpurchase.messages.rendering import MessageRenderer
 from postpurchase.settings import load_settings
 from postpurchase.store.models import Channel
+from postpurchase.yaml_source import SourceMap
 
 # Links in a sample render are never followed: any key will do, and none is created on disk.
 _SAMPLE_KEY = b"campaign-validation-sample"

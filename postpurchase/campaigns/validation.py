@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from postpurchase.campaigns.config import CampaignConfig, parse_campaigns, read_yaml
+from postpurchase.campaigns.config import CampaignConfig, parse_campaigns
 from postpurchase.campaigns.template_check import check_templates
 from postpurchase.exceptions import ConfigError
+from postpurchase.yaml_source import read_yaml
 
 
 def campaign_problems(path: Path, templates_dir: Path) -> list[str]:

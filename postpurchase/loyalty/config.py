@@ -12,12 +12,12 @@ import enum
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from postpurchase.exceptions import ConfigError
+from postpurchase.yaml_source import YamlPath, parse_yaml
 
 CONFIG_ENV = "POSTPURCHASE_LOYALTY_CONFIG"
 DEFAULT_REFRESH_CRON = "30 2 * * *"
@@ -155,58 +155,20 @@ class LoyaltyConfig(_Model):
         return self
 
 
-Path_ = tuple[str | int, ...]
-
-
-def _line_map(node: yaml.Node, path: Path_, lines: dict[Path_, int], source: str) -> None:
-    """Record the 1-based line of every mapping key and sequence item below ``node``."""
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                raise ConfigError(f"{source}:{line}: {_where(path + (key,))}: duplicate key")
-            seen.add(key)
-            lines[path + (key,)] = line
-            _line_map(value_node, path + (key,), lines, source)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines[path + (index,)] = item.start_mark.line + 1
-            _line_map(item, path + (index,), lines, source)
-
-
-def _where(path: Path_) -> str:
+def _where(path: YamlPath) -> str:
     text = ""
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
     return text or "(top level)"
 
 
-def _line_for(path: Path_, lines: dict[Path_, int]) -> int:
-    for end in range(len(path), -1, -1):
-        if path[:end] in lines:
-            return lines[path[:end]]
-    return 1
-
-
 def parse_loyalty_config(text: str, source: str) -> LoyaltyConfig:
     """Validate YAML ``text``; ConfigError messages start with ``source:line:``."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        data: Any = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        raise ConfigError(f"{source}:{line}: not valid YAML: {exc.problem or exc}") from None
-    finally:
-        loader.dispose()
-    if node is None or not isinstance(data, dict):
-        raise ConfigError(f"{source}:1: expected a mapping with shop_currency, earning, tiers")
-    lines: dict[Path_, int] = {}
-    _line_map(node, (), lines, source)
+    data, lines = parse_yaml(text, Path(source))
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{lines.where(())}: expected a mapping with shop_currency, earning, tiers"
+        )
     try:
         return LoyaltyConfig.model_validate(data)
     except ValidationError as exc:
@@ -215,7 +177,7 @@ def parse_loyalty_config(text: str, source: str) -> LoyaltyConfig:
             # Errors raised by model validators carry no field; pydantic adds none to the loc.
             path = tuple(p for p in err["loc"] if isinstance(p, str | int))
             message = err["msg"].removeprefix("Value error, ")
-            problems.append(f"{source}:{_line_for(path, lines)}: {_where(path)}: {message}")
+            problems.append(f"{lines.where(path)}: {_where(path)}: {message}")
         raise ConfigError("; ".join(problems)) from None
 
 

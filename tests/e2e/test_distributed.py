@@ -18,12 +18,11 @@ from sqlalchemy import func, select
 
 from postpurchase.demo.feed import build_feed
 from postpurchase.demo.replay import replay
+from postpurchase.demo.summary import work_left
 from postpurchase.settings import parse_database_url
 from postpurchase.store.database import make_engine, session_factory
 from postpurchase.store.models import (
     Channel,
-    ClaimStatus,
-    InboxEvent,
     Touchpoint,
     TouchpointStatus,
 )
@@ -102,19 +101,8 @@ def _post_feed(cluster, *, orders, id_offset):
 
 
 def _work_left(store):
-    now = datetime.now(UTC)
     with store() as session:
-        inbox = session.scalar(
-            select(func.count())
-            .select_from(InboxEvent)
-            .where(InboxEvent.status.in_([ClaimStatus.PENDING, ClaimStatus.CLAIMED]))
-        )
-        due = session.scalar(
-            select(func.count())
-            .select_from(Touchpoint)
-            .where(Touchpoint.status.in_(UNFINISHED), Touchpoint.due_at <= now)
-        )
-    return inbox, due
+        return work_left(session, datetime.now(UTC))
 
 
 def _drain(cluster, store, *, timeout=420):

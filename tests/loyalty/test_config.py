@@ -70,13 +70,13 @@ def test_defaults_fill_what_is_left_out():
         ),
         (
             VALID + "tiers:\n  levels: []\n",
-            "loyalty.yaml:10: tiers: duplicate key",
+            "loyalty.yaml:10: duplicate key 'tiers'",
         ),
         (
             VALID + "bonuses:\n  - name: welcome\n    points: 10\n",
             "loyalty.yaml:11: bonuses[0]: give a condition",
         ),
-        (VALID + "  - [unclosed\n", "loyalty.yaml:10: not valid YAML"),
+        (VALID + "  - [unclosed\n", "loyalty.yaml:10: invalid YAML"),
     ],
 )
 def test_errors_name_the_line_and_the_place(text, expected):
