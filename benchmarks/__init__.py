@@ -7,6 +7,7 @@ Markdown body of its section in BENCHMARKS.md (what was run, and the numbers).
 
 REGISTRY: dict[str, str] = {
     "intake": "benchmarks.intake",
+    "dispatch": "benchmarks.dispatch",
     "planning": "benchmarks.planning",
     "segments": "benchmarks.segments",
 }
