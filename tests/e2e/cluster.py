@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -52,6 +53,8 @@ class AirflowCluster:
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=airflow_url,
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC=airflow_url,
             AIRFLOW__CELERY__BROKER_URL=f"redis://127.0.0.1:6379/{redis_db}",
+            # A queue of its own: no other Celery worker on this Redis can take its tasks.
+            AIRFLOW__OPERATORS__DEFAULT_QUEUE=f"postpurchase-e2e-{uuid.uuid4().hex[:12]}",
             AIRFLOW__CELERY__RESULT_BACKEND=f"db+{airflow_url}",
             AIRFLOW__API_AUTH__JWT_SECRET="e2e-" + "x" * 40,
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
