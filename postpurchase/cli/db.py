@@ -31,9 +31,12 @@ def db_upgrade() -> None:
 
     engine = open_database()
     shown = engine.url.render_as_string(hide_password=True)
-    before = schema.current_revision(engine)
-    schema.upgrade(engine)
-    after = schema.current_revision(engine)
+    try:
+        before = schema.current_revision(engine)
+        schema.upgrade(engine)
+        after = schema.current_revision(engine)
+    finally:
+        engine.dispose()
     if before == after:
         click.echo(f"database {shown} is already at revision {after} (newest)")
     else:
@@ -47,8 +50,11 @@ def db_revision(message: str) -> None:
     from postpurchase.store import schema
 
     engine = open_database()
-    schema.upgrade(engine)
-    schema.new_revision(engine, message)
+    try:
+        schema.upgrade(engine)
+        schema.new_revision(engine, message)
+    finally:
+        engine.dispose()
 
 
 @db.command("status")
@@ -57,6 +63,10 @@ def db_status() -> None:
     from postpurchase.store.status import table_counts
 
     engine = open_database()
+    try:
+        lines = table_counts(engine)
+    finally:
+        engine.dispose()
     click.echo(f"database {engine.url.render_as_string(hide_password=True)}")
-    for line in table_counts(engine):
+    for line in lines:
         click.echo(f"  {line}")

@@ -120,6 +120,7 @@ def run(once: bool, orders: int, port: int, timeout: int) -> None:
         click.echo("\nstopping…")
     finally:
         airflow.stop()
+        engine.dispose()
         click.echo("local Airflow stopped")
 
 
