@@ -108,7 +108,7 @@ class _FeedBuilder:
             "last_name": last,
             "phone": phone if serial == 0 else None,
             "tags": "vip" if index % 7 == 0 else "",
-            "currency": "EUR",
+            "currency": "USD",
             "email_marketing_consent": {"state": subscribed, "opt_in_level": "single_opt_in"},
             "sms_marketing_consent": (
                 {"state": "subscribed", "opt_in_level": "single_opt_in"} if phone else None
@@ -151,8 +151,8 @@ class _FeedBuilder:
             "created_at": _iso(placed),
             "updated_at": _iso(placed),
             "processed_at": _iso(placed),
-            "currency": "EUR",
-            "presentment_currency": "EUR",
+            "currency": "USD",
+            "presentment_currency": "USD",
             "subtotal_price": _money(subtotal - Decimal(discount)),
             "total_line_items_price": _money(subtotal),
             "total_discounts": _money(Decimal(discount)),
@@ -160,8 +160,8 @@ class _FeedBuilder:
             "taxes_included": True,
             "total_price": _money(total),
             "total_shipping_price_set": {
-                "shop_money": {"amount": _money(shipping), "currency_code": "EUR"},
-                "presentment_money": {"amount": _money(shipping), "currency_code": "EUR"},
+                "shop_money": {"amount": _money(shipping), "currency_code": "USD"},
+                "presentment_money": {"amount": _money(shipping), "currency_code": "USD"},
             },
             "financial_status": "pending",
             "fulfillment_status": None,
@@ -306,7 +306,7 @@ def _journey(
                         "kind": "refund",
                         "status": "success",
                         "amount": _money(amount),
-                        "currency": "EUR",
+                        "currency": "USD",
                     }
                 ],
             },

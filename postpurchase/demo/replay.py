@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -15,6 +12,7 @@ from typing import Any
 import httpx
 
 from postpurchase.exceptions import InvalidInput
+from postpurchase.webhooks.signatures import base64_digest
 
 
 def read_feed(path: Path) -> list[dict[str, Any]]:
@@ -38,11 +36,10 @@ def read_feed(path: Path) -> list[dict[str, Any]]:
 def shopify_request(delivery: dict[str, Any], secret: str) -> tuple[bytes, dict[str, str]]:
     """The raw body and headers Shopify would send for ``delivery``."""
     body = json.dumps(delivery["body"], ensure_ascii=False).encode()
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
     return body, {
         "Content-Type": "application/json",
         "X-Shopify-Topic": delivery["topic"],
-        "X-Shopify-Hmac-Sha256": base64.b64encode(digest).decode(),
+        "X-Shopify-Hmac-Sha256": base64_digest(body, secret),
         "X-Shopify-Shop-Domain": delivery.get("shop", ""),
         "X-Shopify-API-Version": "2025-10",
         "X-Shopify-Webhook-Id": delivery["webhook_id"],

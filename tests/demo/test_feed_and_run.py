@@ -1,0 +1,118 @@
+"""The embedded demo: a realistic, reproducible feed, and `postpurchase run` end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from postpurchase.demo.feed import build_feed, write_feed
+from postpurchase.demo.replay import read_feed, shopify_request
+from postpurchase.exceptions import InvalidInput
+from postpurchase.webhooks.signatures import verify_base64_hmac
+from tests.e2e.cluster import free_port
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def test_the_feed_is_a_believable_month_of_a_shop_and_reproducible():
+    feed = build_feed(orders=120, now=NOW)
+    assert [d.to_json() for d in feed] == [d.to_json() for d in build_feed(orders=120, now=NOW)]
+
+    topics = Counter(d.topic for d in feed)
+    assert topics["orders/create"] == 120
+    assert topics["orders/paid"] > 100 and topics["fulfillment_events/create"] > 60
+    assert topics["refunds/create"] + topics["returns/request"] + topics["orders/cancelled"] > 0
+    assert all(d.triggered_at <= NOW for d in feed)
+    assert [d.triggered_at for d in feed] == sorted(d.triggered_at for d in feed)
+
+    created = {d.body["id"]: d.body for d in feed if d.topic == "orders/create"}
+    buyers = Counter(order["customer"]["id"] for order in created.values())
+    assert max(buyers.values()) > 1, "no repeat customer"
+    for delivery in feed:  # every follow-up is about an order the shop created before
+        order_id = delivery.body.get("order_id") or (delivery.body.get("order") or {}).get("id")
+        assert delivery.body["id"] in created or order_id in created
+    assert all(order["email"].isascii() for order in created.values())
+
+
+def test_feeds_with_different_offsets_share_no_order_or_delivery():
+    first = build_feed(orders=50, now=NOW)
+    second = build_feed(orders=50, now=NOW, id_offset=100_000)
+    assert not {d.webhook_id for d in first} & {d.webhook_id for d in second}
+    assert not {d.body["id"] for d in first} & {d.body["id"] for d in second}
+
+
+def test_replayed_deliveries_are_signed_as_shopify_signs_them(tmp_path):
+    path = tmp_path / "feed.jsonl"
+    write_feed(path, build_feed(orders=3, now=NOW))
+    delivery = read_feed(path)[0]
+    body, headers = shopify_request(delivery, "shpss_app_secret")
+    verify_base64_hmac(  # raises BadSignature when it does not match
+        body,
+        headers["X-Shopify-Hmac-Sha256"],
+        "shpss_app_secret",
+        header_name="X-Shopify-Hmac-Sha256",
+    )
+    assert headers["X-Shopify-Topic"] == "orders/create"
+    assert json.loads(body) == delivery["body"]
+
+
+def test_a_broken_feed_line_names_file_and_line(tmp_path):
+    path = tmp_path / "feed.jsonl"
+    write_feed(path, build_feed(orders=1, now=NOW))
+    with path.open("a") as feed:
+        feed.write("{not json\n")
+    lines = len(path.read_text().splitlines())
+    with pytest.raises(InvalidInput, match=rf"feed.jsonl:{lines}: not a feed delivery"):
+        read_feed(path)
+
+
+@pytest.mark.slow
+@pytest.mark.airflow
+def test_postpurchase_run_once_shows_the_whole_product_and_leaves_nothing_running(tmp_path):
+    var = tmp_path / "var"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "POSTPURCHASE_"))}
+    env.update(POSTPURCHASE_VAR_DIR=str(var), NO_PROXY="127.0.0.1,localhost")
+    postpurchase = str(Path(sys.executable).with_name("postpurchase"))
+    result = subprocess.run(
+        [postpurchase, "run", "--once", "--orders", "40", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    for expected in (
+        "answers: HTTP 202 ×",
+        "events received:",
+        "points_earned (email)",
+        "loyalty points awarded:",
+        "customers per tier:",
+        "Airflow UI: http://127.0.0.1:",
+        "local Airflow stopped",
+    ):
+        assert expected in out, expected
+    assert list((var / "outbox").glob("*.eml")), "no email in the outbox"
+    assert _processes_with(f"AIRFLOW_HOME={var / 'airflow'}") == []
+
+
+def _processes_with(variable: str) -> list[int]:
+    """Live processes whose environment has ``variable`` (NAME=value)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().split(") ", 1)[1][0]
+        except OSError:
+            continue
+        if variable.encode() in environ and state != "Z":
+            found.append(int(proc.name))
+    return found
