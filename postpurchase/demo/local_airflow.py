@@ -46,6 +46,8 @@ class LocalAirflow:
             AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
             AIRFLOW__API__HOST="127.0.0.1",
             AIRFLOW__API__PORT=str(self.port),
+            # task processes reach Airflow through this; its default assumes port 8080
+            AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.base_url}/execution/",
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
             NO_PROXY="127.0.0.1,localhost",
             # standalone starts its components as `airflow ...`: this environment's first
