@@ -26,6 +26,7 @@ from sqlalchemy import Engine, func, insert, select, text
 
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.events import CanonicalEvent
+from postpurchase.loyalty.config import load_loyalty_config
 from postpurchase.processing.inbox import process_inbox
 from postpurchase.settings import PROJECT_ROOT, parse_database_url
 from postpurchase.store import schema
@@ -55,7 +56,7 @@ def _events(n: int) -> list[dict[str, Any]]:
         order = {
             "external_id": str(100_000 + n),
             "name": f"#{100_000 + n}",
-            "currency": "EUR",
+            "currency": "USD",
             "total": "129.90",
             "subtotal": "129.90",
             "placed_at": placed.isoformat(),
@@ -122,6 +123,8 @@ def _drain(url: str, batch_size: int, results: Any) -> None:
     """Child process: drain the inbox, report seconds, planned touchpoints and peak RSS."""
     engine = make_engine(parse_database_url(url))
     config = load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml")
+    # loyalty as the DAG applies it: award on paid, in the same transaction as planning
+    loyalty = load_loyalty_config(PROJECT_ROOT / "config" / "loyalty.yaml")
     began = time.perf_counter()
     summary = process_inbox(
         session_factory(engine),
@@ -131,6 +134,7 @@ def _drain(url: str, batch_size: int, results: Any) -> None:
         lease=timedelta(minutes=30),
         clock=lambda: datetime(2026, 6, 1, tzinfo=UTC),
         batch_size=batch_size,
+        loyalty=loyalty,
     )
     seconds = time.perf_counter() - began
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -196,7 +200,8 @@ def run(quick: bool) -> str:
     print(f"    {summary}", flush=True)
     return (
         f"{orders:,} orders x 4 events ({events:,} events) drained into {touchpoints:,} "
-        f"touchpoints on {backend}, in batches of 1,000.\n\n"
+        f"touchpoints on {backend}, in batches of 1,000, with loyalty applied per event as the "
+        "DAG does (points awarded on payment, in the same transaction).\n\n"
         "| run | events | events/s | peak RSS |\n| --- | ---: | ---: | ---: |\n"
         f"| batched (`process_inbox`, 1,000 a claim) | {events:,} | {rate:,.0f} | "
         f"{batched['peak_mb']:.0f} MB |\n"
