@@ -18,8 +18,7 @@ from pathlib import Path
 import httpx
 
 from postpurchase.exceptions import PostpurchaseError
-
-REPO = Path(__file__).resolve().parents[2]
+from postpurchase.settings import PROJECT_ROOT
 
 
 class AirflowNotReady(PostpurchaseError):
@@ -40,8 +39,8 @@ class LocalAirflow:
         env = dict(os.environ)
         env.update(
             AIRFLOW_HOME=str(self.home),
-            AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
-            AIRFLOW__CORE__PLUGINS_FOLDER=str(REPO / "plugins"),
+            AIRFLOW__CORE__DAGS_FOLDER=str(PROJECT_ROOT / "dags"),
+            AIRFLOW__CORE__PLUGINS_FOLDER=str(PROJECT_ROOT / "plugins"),
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
             AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
             AIRFLOW__API__HOST="127.0.0.1",

@@ -32,9 +32,9 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from postpurchase.exceptions import ConfigError
 from postpurchase.messages.segments import SegmentCount, count_segments
-from postpurchase.settings import Settings
+from postpurchase.settings import PROJECT_ROOT, Settings
 
-DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+DEFAULT_TEMPLATES_DIR = PROJECT_ROOT / "templates"
 OPT_OUT_LINE = "Reply STOP to opt out."
 
 _GREETINGS = {  # (with a first name, without one): a missing name never shows as "Hi ,"
