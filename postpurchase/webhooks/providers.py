@@ -11,6 +11,9 @@
   scanners open every link in a message, and must not unsubscribe anyone.
 - ``GET /s/{token}`` records a 1-5 survey score (last click wins) and thanks the customer.
 
+Refused provider requests (bad signature, malformed body) are kept in ``rejected_webhooks``
+like refused purchase webhooks, so ops can see a provider sending with an old key.
+
 Signed URLs are checked against ``POSTPURCHASE_PUBLIC_BASE_URL``: behind a proxy or mounted
 in Airflow, the URL the provider called is the public one, not the one this process sees.
 """
@@ -25,6 +28,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sqlalchemy import select
@@ -38,6 +42,7 @@ from postpurchase.messages.tokens import signing_key, verify
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store, transaction
 from postpurchase.store.models import Channel, Touchpoint
+from postpurchase.webhooks.rejections import Rejection, record_rejection
 
 router = APIRouter()
 
@@ -51,6 +56,22 @@ def _refuse(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"error": reason}, status_code=status)
 
 
+async def _reject(
+    request: Request, settings: Settings, raw: bytes, status: int, reason: str
+) -> JSONResponse:
+    """Refuse a provider's request and keep it for ops, as refused purchase webhooks are."""
+    await run_in_threadpool(
+        record_rejection,
+        open_store(settings),
+        route=request.url.path.removeprefix(request.scope.get("root_path", "")),
+        rejection=Rejection(status, reason),
+        headers=request.headers.items(),
+        body=raw,
+        cap=settings.rejected_webhook_cap,
+    )
+    return _refuse(status, reason)
+
+
 @router.post("/webhooks/sendgrid/events")
 async def sendgrid_events(request: Request) -> Response:
     raw = await request.body()
@@ -60,7 +81,13 @@ async def sendgrid_events(request: Request) -> Response:
     signature = request.headers.get("X-Twilio-Email-Event-Webhook-Signature")
     timestamp = request.headers.get("X-Twilio-Email-Event-Webhook-Timestamp")
     if not signature or not timestamp:
-        return _refuse(401, "missing X-Twilio-Email-Event-Webhook-Signature or -Timestamp")
+        return await _reject(
+            request,
+            settings,
+            raw,
+            401,
+            "missing X-Twilio-Email-Event-Webhook-Signature or -Timestamp",
+        )
     try:
         valid = EventWebhook(settings.sendgrid_event_public_key).verify_signature(
             raw.decode("utf-8"), signature, timestamp
@@ -68,13 +95,17 @@ async def sendgrid_events(request: Request) -> Response:
     except (UnicodeDecodeError, ValueError, binascii.Error):
         valid = False
     if not valid:
-        return _refuse(401, "SendGrid event signature does not verify")
+        return await _reject(
+            request, settings, raw, 401, "SendGrid event signature does not verify"
+        )
     try:
         events = json.loads(raw)
     except ValueError as exc:
-        return _refuse(400, f"body is not JSON: {exc}")
+        return await _reject(request, settings, raw, 400, f"body is not JSON: {exc}")
     if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
-        return _refuse(400, "body must be a JSON array of event objects")
+        return await _reject(
+            request, settings, raw, 400, "body must be a JSON array of event objects"
+        )
     with transaction(open_store(settings)) as session:
         new = _store_sendgrid_events(session, events, now=datetime.now(UTC))
     return JSONResponse({"received": len(events), "new": new})
@@ -132,7 +163,8 @@ async def _twilio_form(request: Request, settings: Settings) -> dict[str, str] |
         url += f"?{request.url.query}"
     signature = request.headers.get("X-Twilio-Signature", "")
     if not RequestValidator(token).validate(url, params, signature):
-        return _refuse(401, f"X-Twilio-Signature does not match a request to {url}")
+        reason = f"X-Twilio-Signature does not match a request to {url}"
+        return await _reject(request, settings, raw, 401, reason)
     return params
 
 
@@ -144,7 +176,8 @@ async def twilio_status(request: Request) -> Response:
         return form
     sid, status = form.get("MessageSid"), form.get("MessageStatus")
     if not sid or not status:
-        return _refuse(400, "MessageSid and MessageStatus are required")
+        reason = "MessageSid and MessageStatus are required"
+        return await _reject(request, settings, await request.body(), 400, reason)
     now = datetime.now(UTC)
     with transaction(open_store(settings)) as session:
         touchpoint_id = session.execute(

@@ -37,6 +37,8 @@ _SAFE_HEADERS = frozenset(
         "x-wc-webhook-event",
         "x-wc-webhook-id",
         "x-wc-webhook-delivery-id",
+        "x-twilio-email-event-webhook-timestamp",
+        "i-twilio-idempotency-token",
     }
 )
 _HEADER_VALUE_CHARS = 256

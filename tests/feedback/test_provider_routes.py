@@ -20,6 +20,7 @@ from postpurchase.store.models import (
     Channel,
     Customer,
     MessageEvent,
+    RejectedWebhook,
     Suppression,
     SurveyResponse,
     Touchpoint,
@@ -97,6 +98,14 @@ def test_forged_sendgrid_events_are_rejected(client, store, fake_sendgrid):
     assert "does not verify" in forged.json()["error"]
     assert _count(store, MessageEvent) == 0
     assert _count(store, Suppression) == 0
+    # kept for ops, without the signature
+    with store() as session:
+        kept = session.execute(select(RejectedWebhook).order_by(RejectedWebhook.id)).scalars().all()
+    assert [(r.route, r.status_code) for r in kept] == [("/webhooks/sendgrid/events", 401)] * 3
+    assert "does not verify" in kept[0].reason
+    assert "missing X-Twilio-Email-Event-Webhook-Signature" in kept[2].reason
+    assert "anna@example.org" in kept[0].body_excerpt
+    assert not any("signature" in name for r in kept for name in r.headers)
 
 
 def test_bounce_event_suppresses_the_next_email(client, store, make_dispatcher, fake_sendgrid):
@@ -197,7 +206,11 @@ def test_forged_twilio_requests_change_nothing(client, store, fake_twilio):
     assert forged.status_code == replayed.status_code == 401
     with store() as session:
         assert session.get(Customer, customer.id).sms_consent is True
+        kept = session.execute(select(RejectedWebhook).order_by(RejectedWebhook.id)).scalars().all()
     assert _count(store, Suppression) == 0
+    assert [(r.route, r.status_code) for r in kept] == [("/webhooks/twilio/inbound", 401)] * 2
+    assert "Body=STOP" in kept[0].body_excerpt
+    assert "x-twilio-signature" not in kept[0].headers
 
 
 def test_twilio_status_is_recorded_once_per_status(client, store, fake_twilio):
