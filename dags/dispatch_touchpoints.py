@@ -8,7 +8,8 @@ current state, consent, suppressions, SMS quiet hours, smart sending), rendered,
 the configured channel (outbox files by default, SendGrid, Twilio) and recorded as `sent`,
 `skipped` (with the reason), deferred, `failed` (with the provider's message) or `unknown`.
 
-The `summarize` task's return value gives the run's counts per outcome.
+The run's counts per outcome are its note (with the `postpurchase_airflow_api` connection, see
+the README) and the `summarize` task's return value.
 
 Safe to re-run or clear: a touchpoint is sent at most once; one whose send may have started
 before a crash is recorded `unknown`, never sent again blind.
@@ -47,9 +48,10 @@ def dispatch_touchpoints() -> None:
 
     @task
     def summarize(results: list[dict[str, int]]) -> str:
+        from postpurchase.airflow_glue import note_this_run
         from postpurchase.dispatch_tasks import dispatch_summary
 
-        return dispatch_summary(results)
+        return note_this_run(dispatch_summary(results))
 
     summarize(send.expand(chunk=claim()))
 

@@ -6,7 +6,8 @@ bodies) are kept for ops to inspect, then pruned after
 `POSTPURCHASE_REJECTED_WEBHOOK_RETENTION_DAYS`
 days, and never more than `POSTPURCHASE_REJECTED_WEBHOOK_CAP` rows.
 
-Safe to re-run or clear at any time: a second run prunes nothing new.
+The run's note and the task's return value say what was pruned. Safe to re-run or clear at
+any time: a second run prunes nothing new.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from postpurchase.airflow_glue import DEFAULT_ARGS, START_DATE
 def housekeeping() -> None:
     @task
     def prune_rejected_webhooks() -> str:
+        from postpurchase.airflow_glue import note_this_run
         from postpurchase.housekeeping import run_housekeeping
 
-        return run_housekeeping()
+        return note_this_run(run_housekeeping())
 
     prune_rejected_webhooks()
 

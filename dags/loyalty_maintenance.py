@@ -5,8 +5,8 @@ Daily: applies points expiry as configured in `config/loyalty.yaml` (`expiry.mod
 `after_earned` or `after_inactivity`, after `expiry.months`), then checks that no customer's
 balance is negative. Expired points become `expiry` rows in the append-only ledger.
 
-The task's return value (XCom) and log show how many points of how many customers expired.
-Safe to re-run or clear: a second run the same day expires nothing more.
+The run's note, the task's return value (XCom) and its log show how many points of how many
+customers expired. Safe to re-run or clear: a second run the same day expires nothing more.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ CONFIG = Path(__file__).resolve().parents[1] / "config" / "loyalty.yaml"
 def loyalty_maintenance() -> None:
     @task
     def apply_expiry() -> str:
+        from postpurchase.airflow_glue import note_this_run
         from postpurchase.loyalty.runs import run_loyalty_maintenance
 
-        return run_loyalty_maintenance(CONFIG)
+        return note_this_run(run_loyalty_maintenance(CONFIG))
 
     apply_expiry()
 

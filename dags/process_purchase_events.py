@@ -14,7 +14,8 @@ Airflow 3.3.2. One run at a time.
 **Campaigns** are read when a task runs: an edit applies to the next run without a restart;
 an invalid file fails the task with `file:line: message` and changes nothing.
 
-**Counts** (events by type, planned, cancelled, failed): each task's return value (XCom tab)
+**Counts** (events by type, planned, cancelled, failed, follow-ups): the run's note (with the
+`postpurchase_airflow_api` connection, see the README), each task's return value (XCom tab)
 and its log. Safe to re-run or clear: planning is idempotent.
 """
 
@@ -44,12 +45,15 @@ def process_purchase_events() -> None:
         return drain_inbox()
 
     @task
-    def plan_followups() -> str:
+    def plan_followups(drained: str) -> str:
+        from postpurchase.airflow_glue import note_this_run
         from postpurchase.processing.runs import plan_followups
 
-        return plan_followups()
+        followups = plan_followups()
+        note_this_run(f"{drained}\n\n{followups}")
+        return followups
 
-    drain_inbox() >> plan_followups()
+    plan_followups(drain_inbox())
 
 
 process_purchase_events()

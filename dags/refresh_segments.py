@@ -11,7 +11,8 @@ Schedule: `tiers.refresh_cron` from `config/loyalty.yaml`, read when the file is
 small YAML file, no database). A missing or invalid file falls back to 02:30 UTC daily, and the
 task then fails with the file:line error, so a broken config is seen, not hidden.
 
-The task's return value (XCom) and log show tier sizes and moves. Safe to re-run or clear: a
+The run's note (with the `postpurchase_airflow_api` connection, see the README), the task's
+return value (XCom) and its log show tier sizes and moves. Safe to re-run or clear: a
 second refresh with the same data changes nothing.
 """
 
@@ -39,9 +40,10 @@ CONFIG = Path(__file__).resolve().parents[1] / "config" / "loyalty.yaml"
 def refresh_segments() -> None:
     @task
     def refresh_tiers() -> str:
+        from postpurchase.airflow_glue import note_this_run
         from postpurchase.loyalty.runs import run_refresh_segments
 
-        return run_refresh_segments(CONFIG)
+        return note_this_run(run_refresh_segments(CONFIG))
 
     refresh_tiers()
 

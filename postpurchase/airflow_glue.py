@@ -17,7 +17,9 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 import pendulum
 from airflow.sdk import Asset, AssetWatcher
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
@@ -114,3 +116,67 @@ def connection_fields(conn_id: str) -> dict[str, Any] | None:
         "host": conn.host,
         "extra": conn.extra_dejson,
     }
+
+
+# Run notes: the counts of a run, shown on the run in the Airflow UI.
+RUN_NOTE_CONNECTION = "postpurchase_airflow_api"
+RUN_NOTE_MAX_CHARS = 1000  # Airflow's public API refuses longer notes
+
+
+def note_this_run(text: str) -> str:
+    """Show ``text`` as the current DAG run's note in the Airflow UI; returns ``text``.
+
+    A task cannot set its run's note in Airflow 3.3 (only the public REST API can), so the
+    note goes through that API with the ``postpurchase_airflow_api`` connection: host is the
+    API server's base URL (``http://airflow-apiserver:8080``), login and password a user
+    allowed to edit runs. Without the connection, or when the API refuses, the counts stay in
+    the task's return value and log only: a run never fails for its note.
+    """
+    from airflow.sdk import get_current_context
+
+    api = connection_fields(RUN_NOTE_CONNECTION)
+    if api is None or not api["host"]:
+        log.info("no %s connection: the run note is not written", RUN_NOTE_CONNECTION)
+        return text
+    dag_run = get_current_context()["dag_run"]
+    try:
+        write_run_note(
+            str(api["host"]),
+            username=api["login"] or "",
+            password=api["password"] or "",
+            dag_id=dag_run.dag_id,
+            run_id=dag_run.run_id,
+            note=_as_markdown(text),
+        )
+    except httpx.HTTPError as exc:
+        log.warning("could not write the run note through %s: %s", api["host"], exc)
+    return text
+
+
+def _as_markdown(text: str) -> str:
+    """Summary lines as the UI's markdown shows them: indented detail lines become a list."""
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("  "):
+            lines.append(f"- {line.strip()}")
+        elif line.strip():
+            lines += ["", line] if lines else [line]
+    return "\n".join(lines)
+
+
+def write_run_note(
+    base_url: str, *, username: str, password: str, dag_id: str, run_id: str, note: str
+) -> None:
+    """Set a DAG run's note through Airflow's public REST API (token, then PATCH)."""
+    if len(note) > RUN_NOTE_MAX_CHARS:
+        note = note[: RUN_NOTE_MAX_CHARS - 1] + "…"
+    with httpx.Client(base_url=base_url.rstrip("/"), timeout=10) as client:
+        answer = client.post("/auth/token", json={"username": username, "password": password})
+        answer.raise_for_status()
+        token = answer.json()["access_token"]
+        client.patch(
+            f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}",
+            params={"update_mask": "note"},
+            json={"note": note},
+            headers={"Authorization": f"Bearer {token}"},
+        ).raise_for_status()

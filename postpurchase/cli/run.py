@@ -109,6 +109,7 @@ def run(once: bool, orders: int, port: int, timeout: int) -> None:
             f"{airflow.admin_password()})"
         )
         click.echo(f"    outbox:     {var_dir / 'outbox'}")
+        click.echo("    each DAG run's counts are its note in the UI (Dag runs, Note column)")
         if once:
             return
         click.echo(

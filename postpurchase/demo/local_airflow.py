@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -49,6 +50,15 @@ class LocalAirflow:
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.base_url}/execution/",
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
             NO_PROXY="127.0.0.1,localhost",
+            # tasks write their run's note through the public API with this
+            AIRFLOW_CONN_POSTPURCHASE_AIRFLOW_API=json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": self.base_url,
+                    "login": "admin",
+                    "password": self.admin_password(),
+                }
+            ),
             # standalone starts its components as `airflow ...`: this environment's first
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         )
@@ -96,8 +106,17 @@ class LocalAirflow:
         raise AirflowNotReady(f"Airflow was not ready after {timeout:.0f} s; see {self.log_path}")
 
     def admin_password(self) -> str:
+        """The UI's admin password, chosen here on the first start and kept under var/.
+
+        Chosen before Airflow starts (its simple auth manager keeps the passwords it finds in
+        this file), so the tasks' run-note connection can carry it.
+        """
         generated = self.home / "simple_auth_manager_passwords.json.generated"
-        passwords: dict[str, str] = json.loads(generated.read_text())
+        passwords: dict[str, str] = json.loads(generated.read_text()) if generated.exists() else {}
+        if "admin" not in passwords:
+            passwords["admin"] = secrets.token_urlsafe(12)
+            self.home.mkdir(parents=True, exist_ok=True)
+            generated.write_text(json.dumps(passwords))
         return passwords["admin"]
 
     def trigger(self, dag_id: str) -> None:

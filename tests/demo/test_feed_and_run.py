@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -101,6 +103,15 @@ def test_postpurchase_run_once_shows_the_whole_product_and_leaves_nothing_runnin
     ):
         assert expected in out, expected
     assert list((var / "outbox").glob("*.eml")), "no email in the outbox"
+    with closing(sqlite3.connect(var / "airflow" / "airflow.db")) as airflow_db:
+        notes = dict(
+            airflow_db.execute(
+                "SELECT dag_run.dag_id, dag_run_note.content FROM dag_run_note "
+                "JOIN dag_run ON dag_run.id = dag_run_note.dag_run_id "
+                "WHERE dag_run_note.content LIKE '%processed % event(s)%'"
+            ).fetchall()
+        )
+    assert "process_purchase_events" in notes, "no processing run carries its counts as a note"
     assert _processes_with(f"AIRFLOW_HOME={var / 'airflow'}") == []
 
 

@@ -4,6 +4,7 @@ the engine's database (what docker-compose.yml runs, without a Docker engine).""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -60,6 +61,10 @@ class AirflowCluster:
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
             # a killed worker's task is noticed in seconds, not the default five minutes
             AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="20",
+            # tasks write their run's note through the public API, as in production
+            AIRFLOW_CONN_POSTPURCHASE_AIRFLOW_API=json.dumps(
+                {"conn_type": "http", "host": self.base_url, "login": "admin", "password": "admin"}
+            ),
             POSTPURCHASE_DATABASE_URL=engine_db,
             POSTPURCHASE_VAR_DIR=str(workdir / "var"),
             NO_PROXY="127.0.0.1,localhost",
@@ -148,6 +153,13 @@ class AirflowCluster:
             answer = client.get(f"/dags/{dag_id}/dagRuns/{run_id}")
             answer.raise_for_status()
             return str(answer.json()["state"])
+
+    def notes(self, dag_id: str) -> list[str]:
+        """The notes of the DAG's runs, newest first (runs without one left out)."""
+        with self.api() as client:
+            answer = client.get(f"/dags/{dag_id}/dagRuns", params={"order_by": "-run_after"})
+            answer.raise_for_status()
+            return [run["note"] for run in answer.json()["dag_runs"] if run["note"]]
 
     def trigger(self, dag_id: str) -> str:
         with self.api() as client:

@@ -169,6 +169,12 @@ def test_webhooks_become_messages_exactly_once_even_when_a_worker_dies(cluster, 
     assert unknown == []
     assert {r.channel for r in sent} == {Channel.EMAIL, Channel.SMS}
     assert len(sendgrid.sent) + len(twilio.sent) == len(sent)
+    # ops see each run's counts as its note in the UI
+    assert any(
+        "processed" in note and "order.paid" in note
+        for note in cluster.notes("process_purchase_events")
+    )
+    assert any(" sent " in note for note in cluster.notes("dispatch_touchpoints"))
 
     # 2. More orders, a slow provider, and the Celery worker SIGKILLed mid-dispatch.
     before = len(sendgrid.requests)
