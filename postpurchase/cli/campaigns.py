@@ -63,29 +63,28 @@ def timeline(
 ) -> None:
     """The touchpoints an order would get, due in the customer's zone, or why not.
 
-    ORDER.json holds an order in the canonical shape (the ``order`` of a generic webhook).
+    ORDER.json holds a Shopify order (a webhook body or the Admin API's answer), a WooCommerce
+    order, a generic webhook event, or an order in the canonical shape.
     """
     from zoneinfo import ZoneInfo
 
-    from pydantic import ValidationError
-
-    from postpurchase.campaigns.timeline import order_timeline
+    from postpurchase.campaigns.timeline import order_of_document, order_timeline
     from postpurchase.campaigns.validation import load_valid_campaigns
-    from postpurchase.events import OrderSnapshot
+    from postpurchase.platforms.fields import InvalidPayload
     from postpurchase.settings import load_settings
 
     settings = load_settings()
     config = load_valid_campaigns(settings.campaigns_file, settings.templates_dir)
     try:
-        order = OrderSnapshot.model_validate(json.loads(order_file.read_text(encoding="utf-8")))
+        shape, order = order_of_document(json.loads(order_file.read_text(encoding="utf-8")))
     except OSError as exc:
         raise InvalidInput(f"{order_file}: cannot read: {exc.strerror or exc}") from None
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{order_file}:{exc.lineno}: not JSON: {exc.msg}") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidInput(f"{order_file}: not an order: {where}: {first['msg']}") from None
+    except InvalidPayload as exc:
+        shown = "; ".join(f"{where}: {problem}" for where, problem in exc.problems[:5])
+        raise InvalidInput(f"{order_file}: not an order: {shown}") from None
+    click.echo(f"{order.name or order.external_id}, read as a {shape}")
     if order.placed_at is None:
         raise InvalidInput(f"{order_file}: the order has no placed_at")
     rows = order_timeline(

@@ -10,6 +10,7 @@ from postpurchase.cli import main
 from postpurchase.settings import PROJECT_ROOT
 
 SHIPPED = PROJECT_ROOT / "config" / "campaigns.yaml"
+FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
 
 ORDER = {
     "external_id": "1001",
@@ -91,3 +92,50 @@ def test_timeline_refuses_a_file_that_is_not_an_order(tmp_path):
     result = CliRunner().invoke(main, ["campaigns", "timeline", str(order)])
     assert result.exit_code == 2
     assert "not an order: external_id: Field required" in result.output
+
+
+def _timeline(tmp_path, document, *args):
+    order = tmp_path / "order.json"
+    order.write_text(json.dumps(document))
+    result = CliRunner().invoke(main, ["campaigns", "timeline", str(order), *args])
+    assert result.exit_code == 0, result.output
+    return [" ".join(line.split()) for line in result.output.splitlines()]
+
+
+def test_timeline_reads_a_shopify_order_as_shopify_sends_it_or_the_admin_api_wraps_it(tmp_path):
+    shopify_order = json.loads((FIXTURES / "shopify" / "orders_create.json").read_text())
+
+    as_webhook = _timeline(tmp_path, shopify_order, "--delivered-at", "2026-03-06T17:00:00Z")
+    from_admin_api = _timeline(
+        tmp_path, {"order": shopify_order}, "--delivered-at", "2026-03-06T17:00:00Z"
+    )
+
+    assert as_webhook[0] == f"{shopify_order['name']}, read as a Shopify order"
+    assert from_admin_api == as_webhook
+    assert any(line.startswith("delivery_checkin 2026-03-07") for line in as_webhook)
+
+
+def test_timeline_reads_a_woocommerce_order_and_a_generic_event(tmp_path):
+    woo_order = json.loads((FIXTURES / "woocommerce" / "order_processing.json").read_text())
+    generic = {"type": "order.placed", "occurred_at": ORDER["placed_at"], "order": ORDER}
+
+    woo = _timeline(tmp_path, woo_order)
+    event = _timeline(tmp_path, generic, "--delivered-at", "2026-03-06T17:00:00+00:00")
+
+    assert woo[0] == f"#{woo_order['number']}, read as a WooCommerce order"
+    # "processing" is WooCommerce's paid: points are announced five minutes after payment
+    assert any(line.startswith("points_earned 2026-") for line in woo), woo
+    assert event[0] == "#1001, read as a generic event"
+    assert "delivery_checkin 2026-03-07 12:00 EST email first" in event
+
+
+def test_timeline_names_the_wrong_field_of_a_platform_order(tmp_path):
+    shopify_order = json.loads((FIXTURES / "shopify" / "orders_create.json").read_text())
+    shopify_order["line_items"][1]["price"] = "twelve"
+    order = tmp_path / "order.json"
+    order.write_text(json.dumps(shopify_order))
+
+    result = CliRunner().invoke(main, ["campaigns", "timeline", str(order)])
+
+    assert result.exit_code == 2
+    assert "not an order: line_items.1.price:" in result.output
