@@ -4,23 +4,34 @@ Edits apply by themselves to events processed after them; ``replan_campaign`` br
 touchpoints still ``planned`` in line: new due times, steps or channels added or removed, and
 touchpoints the campaign would no longer plan cancelled with the reason. Touchpoints already
 claimed, sent or finished are never touched.
+
+Each touchpoint's start is recovered from what is stored: the order's timestamps, its first
+refund (``order.refunded``), or the customer's tier history (``tier.changed``, whose subject
+names the customer, the new tier and the day).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import CUSTOMER_LAPSED, CampaignConfig
 from postpurchase.exceptions import InvalidInput
 from postpurchase.processing.planning import Occurrence, decide, load_facts
 from postpurchase.processing.statements import insert_ignoring_conflicts
-from postpurchase.store.models import Order, Touchpoint, TouchpointStatus
+from postpurchase.store.models import (
+    CustomerTierChange,
+    Order,
+    OrderRefund,
+    Touchpoint,
+    TouchpointStatus,
+)
 
 # The order timestamp each trigger is anchored at (win-back: the last order's placement).
 _ANCHOR = {
@@ -33,6 +44,9 @@ _ANCHOR = {
     "review.submitted": "reviewed_at",
     CUSTOMER_LAPSED: "placed_at",
 }
+
+# (subject key, customer id, order id): the touchpoints of one occurrence
+_Key = tuple[str, int, int | None]
 
 
 @dataclass
@@ -48,8 +62,7 @@ def replan_campaign(
 ) -> ReplanCounts:
     """Re-plan the ``planned`` touchpoints of ``campaign_id`` from the current ``config``.
 
-    Raises InvalidInput for an unknown campaign, or one whose start cannot be recovered from
-    the stored order (``tier.changed``, ``order.refunded``).
+    Raises InvalidInput for an unknown campaign, or one whose trigger's moment is not stored.
     """
     counts = ReplanCounts()
     campaign = config.by_id(campaign_id)
@@ -69,25 +82,10 @@ def replan_campaign(
             )
         counts.cancelled = len(pending)
         return counts
-    column = _ANCHOR.get(campaign.trigger)
-    if column is None:
-        raise InvalidInput(
-            f"campaign {campaign_id} starts from {campaign.trigger}, whose moment is not stored "
-            "with the order: its planned touchpoints cannot be re-planned"
-        )
-    groups: dict[tuple[str, int, int | None], list[Touchpoint]] = defaultdict(list)
+    groups: dict[_Key, list[Touchpoint]] = defaultdict(list)
     for row in pending:
         groups[(row.subject_key, row.customer_id, row.order_id)].append(row)
-    order_ids = {order_id for _, _, order_id in groups if order_id is not None}
-    anchors: dict[int, datetime | None] = {
-        order.id: getattr(order, column)
-        for order in session.scalars(select(Order).where(Order.id.in_(order_ids)))
-    }
-    occurrences = {
-        key: Occurrence(campaign.trigger, anchor, key[1], key[2], key[0])
-        for key in groups
-        if key[2] is not None and (anchor := anchors.get(key[2])) is not None
-    }
+    occurrences = _occurrences(session, campaign.trigger, groups)
     facts = load_facts(session, occurrences.values(), shop_zone)
     additions = []
     for key, rows in groups.items():
@@ -130,3 +128,57 @@ def replan_campaign(
     session.flush()
     counts.added = insert_ignoring_conflicts(session, Touchpoint, additions)
     return counts
+
+
+def _occurrences(session: Session, trigger: str, keys: Iterable[_Key]) -> dict[_Key, Occurrence]:
+    """Each key's occurrence as stored; keys whose start is gone (order deleted) are left out."""
+    if trigger == "tier.changed":
+        return _tier_occurrences(session, keys)
+    keys = [key for key in keys if key[2] is not None]
+    order_ids = {order_id for _, _, order_id in keys}
+    if trigger == "order.refunded":
+        first_refund = (
+            select(OrderRefund.order_id, func.min(OrderRefund.refunded_at))
+            .where(OrderRefund.order_id.in_(order_ids))
+            .group_by(OrderRefund.order_id)
+        )
+        anchors: dict[int | None, datetime | None] = {
+            order_id: moment for order_id, moment in session.execute(first_refund)
+        }
+    elif (column := _ANCHOR.get(trigger)) is not None:
+        anchors = {
+            order.id: getattr(order, column)
+            for order in session.scalars(select(Order).where(Order.id.in_(order_ids)))
+        }
+    else:
+        raise InvalidInput(
+            f"a campaign starting from {trigger} cannot be re-planned: that moment is not stored"
+        )
+    return {
+        key: Occurrence(trigger, anchor, key[1], key[2], key[0])
+        for key in keys
+        if (anchor := anchors.get(key[2])) is not None
+    }
+
+
+def _tier_occurrences(session: Session, keys: Iterable[_Key]) -> dict[_Key, Occurrence]:
+    """Tier changes from the history: the latest change to the subject's tier on its day."""
+    wanted: dict[tuple[int, str, date], _Key] = {}
+    for key in keys:
+        _, customer, rest = key[0].split(":", 2)
+        tier, day = rest.rsplit(":", 1)
+        wanted[(int(customer), tier, date.fromisoformat(day))] = key
+    changes = session.scalars(
+        select(CustomerTierChange)
+        .where(CustomerTierChange.customer_id.in_({c for c, _, _ in wanted}))
+        .order_by(CustomerTierChange.changed_at)
+    )
+    found: dict[_Key, Occurrence] = {}
+    for change in changes:
+        match = wanted.get((change.customer_id, change.to_tier, change.changed_at.date()))
+        if match is not None:  # later changes the same day replace earlier ones
+            moved = {"from_tier": change.from_tier, "to_tier": change.to_tier}
+            found[match] = Occurrence(
+                "tier.changed", change.changed_at, match[1], None, match[0], moved
+            )
+    return found

@@ -97,3 +97,25 @@ def touchpoints(store) -> list[tuple]:
             (t.campaign_id, t.step, t.channel.value, t.due_at, t.status.value, t.reason)
             for t in rows
         ]
+
+
+def vip_shop_orders() -> list[dict]:
+    """Paid orders of six customers: c-0 has six large ones (a VIP), the others one small one."""
+    events = []
+    for n in range(6):
+        customer = f"c-{n}"
+        big = n == 0
+        for k in range(6 if big else 1):
+            day = f"2026-03-0{k + 1}T10:00:00+00:00"
+            events.append(
+                order_event(
+                    "order.paid",
+                    day,
+                    order_id=f"{n}-{k}",
+                    customer_id=customer,
+                    email=f"{customer}@example.com",
+                    total="600.00" if big else "40.00",
+                    placed_at=day,
+                )
+            )
+    return events

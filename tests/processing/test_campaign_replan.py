@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from click.testing import CliRunner
-from journeys import at, order_event, put
+from journeys import at, order_event, put, touchpoints, vip_shop_orders
 from sqlalchemy import select
 
+from postpurchase.campaigns.config import CampaignConfig
 from postpurchase.cli import main
+from postpurchase.loyalty.config import load_loyalty_config
+from postpurchase.loyalty.segments import refresh_segments
+from postpurchase.processing.replan import replan_campaign
 from postpurchase.settings import PROJECT_ROOT
+from postpurchase.store.database import transaction
 from postpurchase.store.models import Touchpoint
 
 SHIPPED = PROJECT_ROOT / "config" / "campaigns.yaml"
@@ -42,3 +49,85 @@ def test_replan_applies_an_edited_campaign_to_pending_touchpoints(
     # Running it again changes nothing.
     again = CliRunner().invoke(main, ["campaigns", "replan", "review_request"])
     assert "0 touchpoint(s) moved, 0 added, 0 cancelled, 1 unchanged" in again.output
+
+
+def _single(trigger: str, delay: str) -> CampaignConfig:
+    return CampaignConfig.model_validate(
+        {
+            "campaigns": [
+                {
+                    "id": "follow_up",
+                    "description": f"{delay} after {trigger}.",
+                    "trigger": trigger,
+                    "delay": delay,
+                    "channels": ["email"],
+                    "template": "follow_up",
+                    "consent": "transactional",
+                }
+            ]
+        }
+    )
+
+
+def _replan(store, config, campaign_id):
+    with transaction(store) as session:
+        return replan_campaign(session, config, campaign_id, shop_zone=ZoneInfo("UTC"))
+
+
+def test_replan_starts_a_refund_campaign_from_the_first_refund(store, drain):
+    refund = {"external_id": "r1", "amount": "10.00", "currency": "USD"}
+    later = {"external_id": "r2", "amount": "5.00", "currency": "USD"}
+    put(store, order_event("order.refunded", "2026-03-04T09:30:00+00:00", refund=refund))
+    drain(config=_single("order.refunded", "2h"))
+    put(store, order_event("order.refunded", "2026-03-05T16:00:00+00:00", refund=later))
+    drain(config=_single("order.refunded", "2h"))
+
+    counts = _replan(store, _single("order.refunded", "5h"), "follow_up")
+
+    assert (counts.moved, counts.cancelled, counts.added) == (1, 0, 0)
+    assert [(c, due, status) for c, _, _, due, status, _ in touchpoints(store)] == [
+        ("follow_up", at("2026-03-04T14:30:00+00:00"), "planned")
+    ]
+
+
+def test_replan_starts_a_tier_campaign_from_the_tier_history(store, drain):
+    put(store, *vip_shop_orders())
+    drain()
+    shipped = load_loyalty_config(PROJECT_ROOT / "config" / "loyalty.yaml")
+    with transaction(store) as session:
+        refresh_segments(
+            session,
+            config=shipped.model_copy(update={"shop_currency": "USD"}),
+            now=at("2026-03-20T02:30:00+00:00"),
+        )
+    drain(now="2026-03-20T03:00:00+00:00")
+    welcome = [t for t in touchpoints(store) if t[0] == "vip_welcome"]
+    # an hour after the 02:30 UTC upgrade is night in New York: the window opens at 10:00
+    assert [(due, status) for _, _, _, due, status, _ in welcome] == [
+        (at("2026-03-20T10:00:00-04:00"), "planned")
+    ]
+    edited = CampaignConfig.model_validate(
+        {
+            "campaigns": [
+                {
+                    "id": "vip_welcome",
+                    "description": "Two days after reaching VIP.",
+                    "trigger": "tier.changed",
+                    "delay": "2d",
+                    "channels": ["email"],
+                    "template": "vip_welcome",
+                    "when": 'tier.to_tier | lower == "vip"',
+                    "consent": "marketing",
+                }
+            ]
+        }
+    )
+
+    counts = _replan(store, edited, "vip_welcome")
+    again = _replan(store, edited, "vip_welcome")
+
+    assert (counts.moved, counts.cancelled, again.unchanged) == (1, 0, 1)
+    welcome = [t for t in touchpoints(store) if t[0] == "vip_welcome"]
+    assert [(due, status) for _, _, _, due, status, _ in welcome] == [
+        (at("2026-03-22T02:30:00+00:00"), "planned")
+    ]

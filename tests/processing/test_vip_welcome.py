@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from journeys import at, order_event, put, touchpoints
+from journeys import at, put, touchpoints, vip_shop_orders
 
 from postpurchase.loyalty.config import load_loyalty_config
 from postpurchase.loyalty.segments import refresh_segments
@@ -10,30 +10,8 @@ from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.database import transaction
 
 
-def _shop_orders():
-    """One customer with six large orders, five with one small order each."""
-    events = []
-    for n in range(6):
-        customer = f"c-{n}"
-        big = n == 0
-        for k in range(6 if big else 1):
-            day = f"2026-03-0{k + 1}T10:00:00+00:00"
-            events.append(
-                order_event(
-                    "order.paid",
-                    day,
-                    order_id=f"{n}-{k}",
-                    customer_id=customer,
-                    email=f"{customer}@example.com",
-                    total="600.00" if big else "40.00",
-                    placed_at=day,
-                )
-            )
-    return events
-
-
 def test_a_tier_upgrade_to_vip_plans_exactly_one_welcome(store, drain):
-    put(store, *_shop_orders())
+    put(store, *vip_shop_orders())
     drain()
     shipped = load_loyalty_config(PROJECT_ROOT / "config" / "loyalty.yaml")
     loyalty = shipped.model_copy(update={"shop_currency": "USD"})  # the helpers' orders
