@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from postpurchase.store import schema
@@ -143,6 +143,33 @@ def test_one_ledger_row_per_cause(store):
                 customer_id=customer_id, kind=LedgerKind.AWARD, points=120, cause="award:order:1"
             )
         )
+
+
+def test_the_ledger_is_append_only_in_the_database(store):
+    with transaction(store) as session:
+        customer_id = _customer(session).id
+        session.add(
+            LoyaltyLedgerEntry(
+                customer_id=customer_id, kind=LedgerKind.AWARD, points=120, cause="award:order:1"
+            )
+        )
+    edits = (
+        update(LoyaltyLedgerEntry).values(points=1200),
+        delete(LoyaltyLedgerEntry),
+    )
+    for edit in edits:
+        with pytest.raises(IntegrityError, match="append-only"), transaction(store) as session:
+            session.execute(edit)
+    # corrections are new rows
+    with transaction(store) as session:
+        session.add(
+            LoyaltyLedgerEntry(
+                customer_id=customer_id, kind=LedgerKind.ADJUSTMENT, points=-20, cause="adjust:1"
+            )
+        )
+    with store() as session:
+        rows = session.execute(select(LoyaltyLedgerEntry.points).order_by(LoyaltyLedgerEntry.id))
+        assert rows.scalars().all() == [120, -20]
 
 
 def test_unknown_status_values_are_refused_by_the_database(store):
