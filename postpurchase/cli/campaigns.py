@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 
@@ -68,22 +67,14 @@ def timeline(
     """
     from zoneinfo import ZoneInfo
 
-    from postpurchase.campaigns.timeline import order_of_document, order_timeline
+    from postpurchase.campaigns.timeline import order_timeline
     from postpurchase.campaigns.validation import load_valid_campaigns
-    from postpurchase.platforms.fields import InvalidPayload
+    from postpurchase.cli.order_files import read_order_file
     from postpurchase.settings import load_settings
 
     settings = load_settings()
     config = load_valid_campaigns(settings.campaigns_file, settings.templates_dir)
-    try:
-        shape, order = order_of_document(json.loads(order_file.read_text(encoding="utf-8")))
-    except OSError as exc:
-        raise InvalidInput(f"{order_file}: cannot read: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{order_file}:{exc.lineno}: not JSON: {exc.msg}") from None
-    except InvalidPayload as exc:
-        shown = "; ".join(f"{where}: {problem}" for where, problem in exc.problems[:5])
-        raise InvalidInput(f"{order_file}: not an order: {shown}") from None
+    shape, order = read_order_file(order_file)
     click.echo(f"{order.name or order.external_id}, read as a {shape}")
     if order.placed_at is None:
         raise InvalidInput(f"{order_file}: the order has no placed_at")

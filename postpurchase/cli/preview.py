@@ -19,7 +19,7 @@ import click
     "--order",
     "order_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="An order as JSON (the generic webhook's order shape, with lines and customer).",
+    help="An order as JSON: Shopify, WooCommerce, a generic event or the canonical shape.",
 )
 @click.option(
     "--channel",
@@ -41,11 +41,9 @@ def preview(
     out_dir: Path | None,
 ) -> None:
     """Render CAMPAIGN with sample data (or --order) and print the files written."""
-    from pydantic import ValidationError
-
+    from postpurchase.cli.order_files import read_order_file
     from postpurchase.dispatch_tasks import configured_lookup
-    from postpurchase.events import OrderSnapshot
-    from postpurchase.exceptions import ConfigError, InvalidInput
+    from postpurchase.exceptions import ConfigError
     from postpurchase.messages.context import ShopProfile, sample_context
     from postpurchase.messages.rendering import RenderedEmail, renderer_for
     from postpurchase.messages.tokens import signing_key
@@ -69,14 +67,7 @@ def preview(
         )
     order = None
     if order_file is not None:
-        try:
-            order = OrderSnapshot.model_validate_json(order_file.read_bytes()).model_dump(
-                mode="json"
-            )
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-            raise InvalidInput(f"{order_file}: {where}: {first['msg']}") from None
+        order = read_order_file(order_file)[1].model_dump(mode="json")
     shop = ShopProfile.from_settings(settings, signing_key(settings))
     context = sample_context(shop, campaign_id=campaign, locale=locale, order=order)
     target = out_dir or settings.var_dir / "preview" / campaign

@@ -7,6 +7,7 @@ import json
 from click.testing import CliRunner
 
 from postpurchase.cli import main
+from postpurchase.settings import PROJECT_ROOT
 
 
 def test_preview_writes_email_and_sms_files(tmp_path, monkeypatch):
@@ -52,6 +53,19 @@ def test_preview_with_an_order_file_locale_and_channel(tmp_path, monkeypatch):
     assert not (tmp_path / "preview" / "delivery_checkin" / "sms.txt").exists()
 
 
+def test_preview_of_a_shopify_order_as_the_webhook_sent_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("POSTPURCHASE_VAR_DIR", str(tmp_path))
+    path = PROJECT_ROOT / "tests" / "fixtures" / "shopify" / "orders_create.json"
+    shopify_order = json.loads(path.read_text())
+
+    result = CliRunner().invoke(main, ["preview", "review_request", "--order", str(path)])
+
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "preview" / "review_request" / "email.txt").read_text()
+    assert shopify_order["line_items"][0]["title"] in text
+    assert f"Hi {shopify_order['customer']['first_name']}," in text
+
+
 def test_preview_errors_name_the_problem(tmp_path, monkeypatch):
     monkeypatch.setenv("POSTPURCHASE_VAR_DIR", str(tmp_path))
     bad = tmp_path / "bad.json"
@@ -64,4 +78,4 @@ def test_preview_errors_name_the_problem(tmp_path, monkeypatch):
     assert "no email/sms templates for 'black_friday'" in unknown.output
     assert "known: delivery_checkin" in unknown.output
     assert invalid.exit_code == 2
-    assert f"{bad}: currency:" in invalid.output
+    assert f"{bad}: not an order: currency:" in invalid.output
