@@ -27,6 +27,7 @@ from postpurchase.platforms.fields import (
     parse_as,
     problems_of,
 )
+from postpurchase.platforms.zones import zone_from_address
 
 SOURCE = "shopify"
 
@@ -46,7 +47,11 @@ class Consent(PlatformModel):
 
 class Address(PlatformModel):
     country_code: str | None = None
+    province_code: str | None = None
     phone: str | None = None
+
+    def time_zone(self) -> str | None:
+        return zone_from_address(self.country_code, self.province_code)
 
 
 class ShopifyCustomer(PlatformModel):
@@ -172,10 +177,17 @@ def _customer(
     phone: str | None = None,
     regions: tuple[str | None, ...] = (),
     locale: str | None = None,
+    addresses: tuple[Address | None, ...] = (),
 ) -> dict[str, Any]:
+    """The canonical customer; ``addresses`` (most telling first) give a time zone when the
+    platform sends none, and are followed by the customer's default address."""
     home = customer.default_address.country_code if customer.default_address else None
     tags = [t.strip() for t in (customer.tags or "").split(",") if t.strip()]
+    zones = (a.time_zone() for a in (*addresses, customer.default_address) if a is not None)
+    zone = next((z for z in zones if z), None)
     return dict(
+        # only when known: an update without an address keeps the zone already stored
+        **({"time_zone": zone} if zone else {}),
         external_id=customer.id,
         email=customer.email or email,
         phone=e164(customer.phone or phone, *regions, home),
@@ -237,6 +249,8 @@ def _order(order: ShopifyOrder) -> dict[str, Any]:
                 phone=phone,
                 regions=regions,
                 locale=order.customer_locale,
+                # where the parcel goes is where the customer most likely lives
+                addresses=(order.shipping_address, order.billing_address),
             )
             if order.customer
             else None

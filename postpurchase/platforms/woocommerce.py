@@ -24,6 +24,7 @@ from postpurchase.platforms.fields import (
     parse_as,
     problems_of,
 )
+from postpurchase.platforms.zones import zone_from_address
 
 SOURCE = "woocommerce"
 HANDLED_TOPICS = frozenset({"order.created", "order.updated"})
@@ -42,6 +43,7 @@ class Address(PlatformModel):
     email: str | None = None
     phone: str | None = None
     country: str | None = None
+    state: str | None = None
 
 
 class LineItem(PlatformModel):
@@ -88,7 +90,11 @@ def _customer(order: WooOrder) -> dict[str, Any] | None:
     else:
         return None
     regions = (billing.country, order.shipping.country if order.shipping else None)
+    # where the parcel goes is where the customer most likely lives
+    zones = (zone_from_address(a.country, a.state) for a in (order.shipping, billing) if a)
+    zone = next((z for z in zones if z), None)
     return dict(
+        **({"time_zone": zone} if zone else {}),
         external_id=external_id,
         email=email,
         phone=e164(billing.phone, *regions),

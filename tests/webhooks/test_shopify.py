@@ -103,6 +103,33 @@ def test_local_phone_numbers_become_e164_using_the_address_country(send, store):
     assert _event(inbox_rows(store)[0]).order.customer.phone == "+15145550199"
 
 
+def test_the_customers_time_zone_comes_from_where_the_parcel_goes(send, store):
+    quebec = fixture_json(ORDER)  # shipping and billing in Montréal, QC
+    moved = fixture_json(ORDER)
+    moved["id"] = 820982911946154509
+    moved["shipping_address"].update(country_code="US", province_code="CA")
+    overseas = fixture_json(ORDER)
+    overseas["id"] = 820982911946154510
+    overseas["shipping_address"].update(country_code="US", province_code="AE")  # armed forces
+    overseas["billing_address"].update(country_code="DE", province_code=None)
+
+    for order in (quebec, moved, overseas):
+        assert send.shopify("orders/create", order).status_code == 202
+    zones = [_event(row).order.customer.time_zone for row in inbox_rows(store)]
+
+    assert zones == ["America/Toronto", "America/Los_Angeles", "Europe/Berlin"]
+
+
+def test_a_customer_update_without_an_address_leaves_the_zone_unsaid(send, store):
+    customer = fixture_json("shopify/customers_update.json")
+    customer["default_address"] = None
+
+    assert send.shopify("customers/update", customer).status_code == 202
+
+    [row] = inbox_rows(store)
+    assert "time_zone" not in row.payload["customer"]  # the stored zone stays as it is
+
+
 @pytest.mark.parametrize(
     ("topic", "event_type"),
     [

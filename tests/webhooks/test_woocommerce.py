@@ -46,6 +46,18 @@ def test_processing_order_is_a_paid_order(send, store):
     assert customer.external_id == "guest:jonas.becker@example.de"
     assert customer.phone == "+492211234567"  # local German number, country from billing
     assert customer.email_marketing_consent is None  # WooCommerce says nothing about consent
+    assert customer.time_zone == "Europe/Berlin"  # from the addresses: WooCommerce sends none
+
+
+def test_the_shipping_state_gives_a_us_customer_their_zone(send, store):
+    order = _order(id=8128)
+    order["billing"].update(country="US", state="NY")
+    order["shipping"].update(country="US", state="TX")
+
+    assert send.woocommerce("order.created", order).status_code == 202
+
+    [row] = inbox_rows(store)
+    assert CanonicalEvent.model_validate(row.payload).order.customer.time_zone == "America/Chicago"
 
 
 @pytest.mark.parametrize(
