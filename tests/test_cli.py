@@ -6,6 +6,9 @@ import pytest
 from click.testing import CliRunner
 
 from postpurchase.cli import main
+from postpurchase.settings import parse_database_url
+from postpurchase.store import schema
+from postpurchase.store.database import make_engine
 
 
 @pytest.fixture
@@ -16,13 +19,32 @@ def cli():
 
 def test_db_upgrade_creates_then_reports_the_schema(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("POSTPURCHASE_DATABASE_URL", f"sqlite:///{tmp_path}/shop.db")
+    newest = schema.head_revision()
     first = cli("db", "upgrade")
     assert first.exit_code == 0, first.output
-    assert "migrated from empty to revision" in first.output
+    assert f"migrated from empty to revision {newest}" in first.output
     second = cli("db", "upgrade")
     assert "already at revision" in second.output
     status = cli("db", "status")
+    assert f"at revision {newest} (newest)" in status.output
     assert "inbox_events: 0" in status.output
+
+
+def test_commands_on_an_unmigrated_database_say_to_upgrade(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("POSTPURCHASE_DATABASE_URL", f"sqlite:///{tmp_path}/shop.db")
+    empty = cli("db", "status")
+    older_engine = make_engine(parse_database_url(f"sqlite:///{tmp_path}/shop.db"))
+    schema.upgrade(older_engine, "0003")
+    older_engine.dispose()
+    older = cli("loyalty", "balance", "ada@example.com")
+
+    assert empty.exit_code == older.exit_code == 2
+    assert empty.stderr.strip().endswith(
+        "has no postpurchase tables, this version needs "
+        f"{schema.head_revision()}: run `postpurchase db upgrade` first"
+    )
+    assert "is at revision 0003, this version needs" in older.stderr
+    assert "Traceback" not in empty.output + older.output
 
 
 def _closed_port():

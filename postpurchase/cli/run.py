@@ -51,7 +51,7 @@ def run(once: bool, orders: int, port: int, timeout: int) -> None:
     settings = load_settings()
     var_dir = settings.var_dir
     click.echo("==> [1/5] engine database")
-    engine = open_database()
+    engine = open_database(migrated=False)
     schema.upgrade(engine)
     click.echo(
         f"    {engine.url.render_as_string(hide_password=True)} at revision "
