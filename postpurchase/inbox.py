@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
 from postpurchase.events import CanonicalEvent
@@ -196,20 +196,20 @@ def add_to_inbox(session: Session, entry: InboxEntry) -> int | None:
     one racing in another transaction: PostgreSQL waits for that transaction to finish).
     The caller commits.
     """
-    return add_many_to_inbox(session, [entry])[0]
+    return add_many_to_inbox(session.connection(), [entry])[0]
 
 
-def add_many_to_inbox(session: Session, entries: list[InboxEntry]) -> list[int | None]:
+def add_many_to_inbox(connection: Connection, entries: list[InboxEntry]) -> list[int | None]:
     """Insert several entries in one statement; per entry, its new id or None if a duplicate.
 
     When two entries share a dedupe key, the first in the list is the one stored.
-    The caller commits.
+    The caller commits (or runs the statement in autocommit: it is a transaction by itself).
     """
     if not entries:
         return []
-    dialect = session.get_bind().dialect
+    dialect = connection.dialect
     document = json.dumps([_row(e, dialect) for e in entries])
-    rows = session.execute(_INSERTS[dialect.name], {"rows": document}).all()
+    rows = connection.execute(_INSERTS[dialect.name], {"rows": document}).all()
     stored = {key: int(row_id) for row_id, key in rows}
     # pop: a later entry with the same key is the duplicate, not a second "accepted".
     return [stored.pop(entry.dedupe_key, None) for entry in entries]

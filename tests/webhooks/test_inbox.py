@@ -76,7 +76,7 @@ def test_times_are_stored_as_the_orm_stores_them(store):
         for hour in (9, 11)
     ]
     with transaction(store) as session:
-        add_many_to_inbox(session, entries)
+        add_many_to_inbox(session.connection(), entries)
     cutoff = datetime(2026, 11, 27, 9, tzinfo=UTC)  # 10:00 in Paris
     with store() as session:
         later = session.scalars(select(InboxEvent).where(InboxEvent.occurred_at > cutoff)).all()
