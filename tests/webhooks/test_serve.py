@@ -13,13 +13,22 @@ import psutil
 import pytest
 from servers import free_port, stop, wait_until_healthy
 
+from postpurchase.settings import parse_database_url
+from postpurchase.store import schema
+from postpurchase.store.database import make_engine
+
 pytestmark = pytest.mark.slow
 
 CONNECTIONS = 32
 
 
 def _start(port: int, tmp_path: Path, log_name: str) -> tuple[subprocess.Popen, Path]:
-    env = {**os.environ, "POSTPURCHASE_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}"}
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    if not (tmp_path / "serve.db").exists():
+        engine = make_engine(parse_database_url(url))
+        schema.upgrade(engine)
+        engine.dispose()
+    env = {**os.environ, "POSTPURCHASE_DATABASE_URL": url}
     command = [str(Path(sys.executable).with_name("postpurchase")), "serve", "--port", str(port)]
     log = tmp_path / log_name
     with log.open("wb") as out:
