@@ -78,7 +78,9 @@ def _wait_for_workers(process: subprocess.Popen, port: int, count: int) -> None:
 
 def test_connections_opened_at_once_reach_every_worker(served):
     process, port = served
-    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(CONNECTIONS)]
+    clients = [
+        socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(CONNECTIONS)
+    ]
     try:
         # The kernel hands each connection to one worker's socket; all are accepted once a
         # request on each has been answered.
