@@ -25,19 +25,12 @@ import click
 def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     """Serve the webhook routes (/webhooks/shopify, /webhooks/woocommerce, /webhooks/events,
     /webhooks/health) with uvicorn. Settings and the database are checked before listening."""
-    import uvicorn
-
     from postpurchase.cli.db import open_database
+    from postpurchase.webhooks.server import serve as serve_webhooks
 
     # Fail now, with one clear line, rather than on the first webhook.
     open_database().dispose()
     click.echo(f"serving webhooks on http://{host}:{port}/webhooks/ with {workers} worker(s)")
-    uvicorn.run(
-        "postpurchase.webhooks.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=access_log,
-        log_level="info",
-    )
+    status = serve_webhooks(host=host, port=port, workers=workers, access_log=access_log)
+    if status:
+        raise SystemExit(status)

@@ -74,6 +74,14 @@ def session_factory(engine: Engine) -> SessionFactory:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def engine_of(factory: SessionFactory) -> Engine:
+    """The engine ``factory`` binds its sessions to, for work that needs no ORM session."""
+    bind = factory.kw.get("bind")
+    if not isinstance(bind, Engine):
+        raise TypeError(f"the session factory is bound to {bind!r}, not an engine")
+    return bind
+
+
 @contextmanager
 def transaction(factory: SessionFactory) -> Iterator[Session]:
     """A session whose work commits on success and rolls back on any exception."""

@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from postpurchase.exceptions import ConfigError
 from postpurchase.inbox import IGNORED_EVENT_TYPE, InboxEntry
 from postpurchase.settings import Settings, load_settings
-from postpurchase.store.database import SessionFactory, open_store
+from postpurchase.store.database import SessionFactory, engine_of, open_store
 from postpurchase.webhooks import providers
 from postpurchase.webhooks.group_commit import GroupCommitter
 from postpurchase.webhooks.intake import (
@@ -71,7 +71,7 @@ class _Runtime:
 
     def committer(self) -> GroupCommitter:
         if self._committer is None:
-            self._committer = GroupCommitter(self.factory())
+            self._committer = GroupCommitter(engine_of(self.factory()))
         return self._committer
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 
 from postpurchase.inbox import InboxEntry, dedupe_key, unstorable_field
@@ -77,8 +78,20 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+# msgspec parses a webhook in about half the time json.loads takes. It refuses a few documents
+# json.loads accepts (lone surrogate escapes, UTF-16 text, nesting just under the recursion
+# limit) and gives other messages; what it accepts, json.loads reads the same (checked by a
+# differential test). So json.loads decides whenever msgspec refuses: answers and messages
+# stay exactly those of the standard parser.
+_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+
+
 def parse_json(body: bytes) -> Any:
     """The JSON document in ``body``, numbers with a fraction as Decimal (never float)."""
+    try:
+        return _DECODER.decode(body)
+    except (msgspec.DecodeError, ValueError, RecursionError):
+        pass
     try:
         return json.loads(body, parse_float=Decimal, parse_constant=_refuse_constant)
     except RecursionError:

@@ -23,10 +23,14 @@ def _entry(key: str, payload=None) -> InboxEntry:
     )
 
 
-def test_concurrent_entries_share_one_commit_and_duplicates_are_told_apart(engine, store):
-    commits = []
-    event.listen(engine, "commit", lambda conn: commits.append(1))
-    committer = GroupCommitter(store)
+def test_concurrent_entries_share_one_statement_and_duplicates_are_told_apart(engine, store):
+    inserts = []
+    event.listen(
+        engine,
+        "before_cursor_execute",
+        lambda conn, cursor, statement, *rest: inserts.append(1) if "INSERT" in statement else None,
+    )
+    committer = GroupCommitter(engine)
     keys = [f"generic:-:evt-{n % 80}" for n in range(100)]  # 20 duplicates among them
 
     async def deliver():
@@ -34,7 +38,7 @@ def test_concurrent_entries_share_one_commit_and_duplicates_are_told_apart(engin
 
     results = asyncio.run(deliver())
 
-    assert len(commits) == 1  # all 100 were queued before the first batch was written
+    assert len(inserts) == 1  # all 100 were queued before the first batch was written
     rows = inbox_rows(store)
     assert len(rows) == 80
     ids = {row.dedupe_key: row.id for row in rows}
@@ -42,8 +46,8 @@ def test_concurrent_entries_share_one_commit_and_duplicates_are_told_apart(engin
     assert results[80:] == [None] * 20
 
 
-def test_one_unstorable_entry_fails_alone(store):
-    committer = GroupCommitter(store)
+def test_one_unstorable_entry_fails_alone(engine, store):
+    committer = GroupCommitter(engine)
     entries = [_entry("a"), _entry("b", payload={"bad": {1, 2}}), _entry("c")]
 
     async def deliver():
@@ -55,8 +59,8 @@ def test_one_unstorable_entry_fails_alone(store):
     assert {first, last} == {row.id for row in inbox_rows(store)}
 
 
-def test_a_lone_entry_is_written_without_waiting_for_company(store):
-    committer = GroupCommitter(store)
+def test_a_lone_entry_is_written_without_waiting_for_company(engine, store):
+    committer = GroupCommitter(engine)
     first = asyncio.run(committer.add(_entry("solo")))
     again = asyncio.run(committer.add(_entry("solo")))  # another event loop, same committer
     assert (first, again) == (inbox_rows(store)[0].id, None)

@@ -1,13 +1,20 @@
 """The inbox's own contract, for any writer (webhooks, internal events)."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from deliveries import inbox_rows
+from sqlalchemy import select
 
 from postpurchase.events import CanonicalEvent
-from postpurchase.inbox import InboxEntry, add_to_inbox, dedupe_key, unstorable_field
+from postpurchase.inbox import (
+    InboxEntry,
+    add_many_to_inbox,
+    add_to_inbox,
+    dedupe_key,
+    unstorable_field,
+)
 from postpurchase.store.database import transaction
-from postpurchase.store.models import ClaimStatus
+from postpurchase.store.models import ClaimStatus, InboxEvent
 
 TIER = CanonicalEvent.model_validate(
     {
@@ -53,3 +60,24 @@ def test_text_no_database_can_store_is_found_with_its_path():
     )
     assert unstorable_field(entry) == "shop"
     assert unstorable_field(entry, texts=False) is None
+
+
+def test_times_are_stored_as_the_orm_stores_them(store):
+    """Rows written in one statement read back, sort and compare like rows the ORM wrote."""
+    paris = timezone(timedelta(hours=1))
+    entries = [
+        InboxEntry.for_event(
+            TIER.model_copy(update={"occurred_at": datetime(2026, 11, 27, hour, 30, tzinfo=paris)}),
+            source="internal",
+            dedupe_key=f"internal:tier:{hour}",
+            topic=None,
+            shop=None,
+        )
+        for hour in (9, 11)
+    ]
+    with transaction(store) as session:
+        add_many_to_inbox(session.connection(), entries)
+    cutoff = datetime(2026, 11, 27, 9, tzinfo=UTC)  # 10:00 in Paris
+    with store() as session:
+        later = session.scalars(select(InboxEvent).where(InboxEvent.occurred_at > cutoff)).all()
+    assert [row.occurred_at for row in later] == [datetime(2026, 11, 27, 10, 30, tzinfo=UTC)]
