@@ -33,7 +33,11 @@ def wait_until_healthy(url: str, process: subprocess.Popen, log: Path, timeout: 
 
 def stop(process: subprocess.Popen) -> None:
     """Stop a server started with ``start_new_session=True`` and every worker it spawned."""
-    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:  # the server and every worker of its group are gone already
+        process.wait()
+        return
     try:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
