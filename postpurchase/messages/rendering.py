@@ -13,7 +13,7 @@ customers of that locale. Sent HTML has its CSS inlined, as mail clients ignore 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -26,7 +26,7 @@ import css_inline
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, pass_context
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, pass_context
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -58,6 +58,27 @@ class RenderedSms:
     warnings: list[str] = field(default_factory=list)
 
 
+class _ListedLoader(FileSystemLoader):
+    """A FileSystemLoader that knows the template files from one listing at start.
+
+    Every render asks for locale variants that mostly do not exist; the environment caches
+    the templates it found, but each miss would cost a file lookup per render (a system call
+    that also hands the interpreter lock to the sending threads). Like ``auto_reload=False``,
+    this means templates added under a running worker are seen after its restart.
+    """
+
+    def __init__(self, templates_dir: Path) -> None:
+        super().__init__(templates_dir)
+        self._names = frozenset(self.list_templates())
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        if template not in self._names:
+            raise TemplateNotFound(template)
+        return super().get_source(environment, template)
+
+
 class MessageRenderer:
     """Renders templates from one directory; build it once per process (see ``renderer_for``)."""
 
@@ -67,7 +88,7 @@ class MessageRenderer:
         self.templates_dir = templates_dir
         self.sms_segment_limit = sms_segment_limit
         self.env = SandboxedEnvironment(
-            loader=FileSystemLoader(templates_dir),
+            loader=_ListedLoader(templates_dir),
             undefined=StrictUndefined,
             autoescape=lambda name: bool(name and name.endswith(".html.j2")),
             trim_blocks=True,
