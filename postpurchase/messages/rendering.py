@@ -26,7 +26,14 @@ import css_inline
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, pass_context
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateNotFound,
+    pass_context,
+)
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -100,6 +107,7 @@ class MessageRenderer:
         )
         self.env.filters.update(money=_money, localdate=_localdate, greeting=_greeting)
         self._inliner = css_inline.CSSInliner(keep_style_tags=False)
+        self._chosen: dict[tuple[str, str, str], Template] = {}
 
     def render_email(self, template: str, context: Mapping[str, Any]) -> RenderedEmail:
         """Subject, inlined HTML and text of ``email/<template>`` in the context's locale.
@@ -155,14 +163,22 @@ class MessageRenderer:
         return all((self.templates_dir / channel / f"{template}.{p}").is_file() for p in parts)
 
     def _render(self, stem: str, suffix: str, locale: str, context: Mapping[str, Any]) -> str:
-        candidates = [f"{stem}.{variant}.{suffix}" for variant in _locale_variants(locale)]
-        try:
-            chosen = self.env.select_template([*candidates, f"{stem}.{suffix}"])
-        except TemplateNotFound:
-            raise ConfigError(
-                f"template {stem}.{suffix} not found in {self.templates_dir}"
-            ) from None
-        return chosen.render(context)
+        return self._template(stem, suffix, locale).render(context)
+
+    def _template(self, stem: str, suffix: str, locale: str) -> Template:
+        # Templates are fixed for the renderer's life (see _ListedLoader), so is each choice.
+        key = (stem, suffix, locale)
+        chosen = self._chosen.get(key)
+        if chosen is None:
+            candidates = [f"{stem}.{variant}.{suffix}" for variant in _locale_variants(locale)]
+            try:
+                chosen = self.env.select_template([*candidates, f"{stem}.{suffix}"])
+            except TemplateNotFound:
+                raise ConfigError(
+                    f"template {stem}.{suffix} not found in {self.templates_dir}"
+                ) from None
+            self._chosen[key] = chosen
+        return chosen
 
 
 def render_message(
