@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import http.client
 import select
+import socket
 import ssl
 import threading
 import time
@@ -128,6 +129,10 @@ class ConnectionPool:
             connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             connection.connect()
+            # http.client writes the headers and the body separately: without this the body
+            # can wait for the server to acknowledge the headers (Nagle's algorithm).
+            if connection.sock is not None:
+                connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as exc:
             connection.close()
             raise urllib.error.URLError(exc) from None
