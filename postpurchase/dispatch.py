@@ -50,7 +50,7 @@ from postpurchase.messages.context import (
 )
 from postpurchase.messages.rendering import MessageRenderer, RenderedEmail, RenderedSms
 from postpurchase.store.claims import claim_due_touchpoints, release_each
-from postpurchase.store.database import SessionFactory, transaction
+from postpurchase.store.database import SessionFactory, reading, transaction
 from postpurchase.store.models import (
     Channel,
     Customer,
@@ -125,9 +125,9 @@ class Dispatcher:
         longer held by ``worker`` (lease ran out, taken by another) are left alone.
         """
         counts: Counter[str] = Counter()
-        # Read in one short transaction, render outside any: on SQLite every transaction holds
-        # the write lock, and other workers must not wait while this one renders.
-        with transaction(self.store) as session:
+        # Read in a snapshot and render outside any transaction: on SQLite a write transaction
+        # holds the lock, and other workers must not wait while this one reads or renders.
+        with reading(self.store) as session:
             batch = self._load(session, worker, ids)
         # Groups go out one at a time, and the next group renders here while the current one
         # is with the provider. Between them, one commit records what came back and marks the
