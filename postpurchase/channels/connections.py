@@ -148,5 +148,6 @@ def _still_open(connection: http.client.HTTPConnection) -> bool:
     sock = connection.sock
     if sock is None:
         return False
-    readable, _, _ = select.select([sock], [], [], 0)
-    return not readable
+    poller = select.poll()  # not select.select: it cannot watch descriptors past 1023
+    poller.register(sock, select.POLLIN)
+    return not poller.poll(0)
