@@ -136,6 +136,8 @@ class Dispatcher:
             in_flight: list[Future[_Outcome]] = []
             for decided, group in chain(self._groups(batch), [([], [])]):
                 outcomes = decided + [f.result() for f in in_flight]
+                if not (outcomes or group):
+                    continue  # nothing to record or mark: no write transaction
                 with transaction(self.store) as session:
                     counts.update(self._record(session, worker, outcomes))
                     held = self._mark_sending(session, worker, group)
