@@ -98,7 +98,7 @@ class ConnectionPool:
         return answer
 
     def close(self) -> None:
-        """Close the idle connections (ones in use close when their request ends)."""
+        """Close the idle connections; for when no request is in progress any more."""
         with self._lock:
             idle, self._idle = self._idle, []
         for connection, _ in idle:
