@@ -20,11 +20,12 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
+from itertools import chain
 from typing import Any, Literal, Protocol
 
 from sqlalchemy import select, update
@@ -48,8 +49,8 @@ from postpurchase.messages.context import (
     loyalty_figures,
 )
 from postpurchase.messages.rendering import MessageRenderer, RenderedEmail, RenderedSms
-from postpurchase.store.claims import claim_due_touchpoints, release
-from postpurchase.store.database import SessionFactory, transaction
+from postpurchase.store.claims import claim_due_touchpoints, release_each
+from postpurchase.store.database import SessionFactory, reading, transaction
 from postpurchase.store.models import (
     Channel,
     Customer,
@@ -124,50 +125,75 @@ class Dispatcher:
         longer held by ``worker`` (lease ran out, taken by another) are left alone.
         """
         counts: Counter[str] = Counter()
-        # Read in one short transaction, render outside any: on SQLite every transaction holds
-        # the write lock, and other workers must not wait while this one renders.
-        with transaction(self.store) as session:
+        # Read in a snapshot and render outside any transaction: on SQLite a write transaction
+        # holds the lock, and other workers must not wait while this one reads or renders.
+        with reading(self.store) as session:
             batch = self._load(session, worker, ids)
-        plan = self._decide(batch)
-        if plan.decided:
-            with transaction(self.store) as session:
-                for outcome in plan.decided:
-                    counts[outcome.kind] += _record(session, worker, outcome)
-        for start in range(0, len(plan.to_send), _SEND_GROUP):
-            group = plan.to_send[start : start + _SEND_GROUP]
-            with transaction(self.store) as session:
-                # Renew the lease as the group goes out, and send only what is still ours: a
-                # row whose lease ran out may already be recorded unknown by the claim sweep.
-                held = set(
-                    session.execute(
-                        update(Touchpoint)
-                        .where(
-                            Touchpoint.id.in_([p.touchpoint_id for p in group]),
-                            Touchpoint.claimed_by == worker,
-                            Touchpoint.status == TouchpointStatus.CLAIMED,
-                        )
-                        .values(
-                            status=TouchpointStatus.SENDING,
-                            lease_until=self.clock() + self.lease,
-                        )
-                        .returning(Touchpoint.id)
-                        .execution_options(synchronize_session=False)
-                    ).scalars()
-                )
-            group = [p for p in group if p.touchpoint_id in held]
-            with ThreadPoolExecutor(max_workers=self.send_concurrency) as pool:
-                outcomes = list(pool.map(self._send, group))
-            with transaction(self.store) as session:
-                for outcome in outcomes:
-                    counts[outcome.kind] += _record(session, worker, outcome)
-                    if outcome.opted_out_phone:
-                        opt_out_sms(
-                            session,
-                            phone=outcome.opted_out_phone,
-                            source="twilio:21610",
-                            now=self.clock(),
-                        )
+        # Groups go out one at a time, and the next group renders here while the current one
+        # is with the provider. Between them, one commit records what came back and marks the
+        # next group in flight: only one group is ever ``sending``.
+        with ThreadPoolExecutor(max_workers=self.send_concurrency) as pool:
+            in_flight: list[Future[_Outcome]] = []
+            for decided, group in chain(self._groups(batch), [([], [])]):
+                outcomes = decided + [f.result() for f in in_flight]
+                if not (outcomes or group):
+                    continue  # nothing to record or mark: no write transaction
+                with transaction(self.store) as session:
+                    counts.update(self._record(session, worker, outcomes))
+                    held = self._mark_sending(session, worker, group)
+                in_flight = [pool.submit(self._send, p) for p in group if p.touchpoint_id in held]
         return dict(+counts)  # drops kinds whose rows were all lost to the lease sweep
+
+    def _groups(self, batch: _Batch) -> Iterator[tuple[list[_Outcome], list[_Pending]]]:
+        """Groups of up to ``_SEND_GROUP`` rendered messages, each with the outcomes decided
+        without sending since the previous group."""
+        decided: list[_Outcome] = []
+        group: list[_Pending] = []
+        for item in self._decide(batch):
+            if isinstance(item, _Outcome):
+                decided.append(item)
+                continue
+            group.append(item)
+            if len(group) == _SEND_GROUP:
+                yield decided, group
+                decided, group = [], []
+        if decided or group:
+            yield decided, group
+
+    def _mark_sending(self, session: Session, worker: str, group: Sequence[_Pending]) -> set[int]:
+        """Mark the group in flight and renew its lease; the ids still ours, the only ones to
+        send (a row whose lease ran out may already be recorded unknown by the claim sweep)."""
+        if not group:
+            return set()
+        return set(
+            session.execute(
+                update(Touchpoint)
+                .where(
+                    Touchpoint.id.in_([p.touchpoint_id for p in group]),
+                    Touchpoint.claimed_by == worker,
+                    Touchpoint.status == TouchpointStatus.CLAIMED,
+                )
+                .values(status=TouchpointStatus.SENDING, lease_until=self.clock() + self.lease)
+                .returning(Touchpoint.id)
+                .execution_options(synchronize_session=False)
+            ).scalars()
+        )
+
+    def _record(self, session: Session, worker: str, outcomes: Sequence[_Outcome]) -> Counter[str]:
+        """Store outcomes on the rows ``worker`` still holds, one statement per kind; counts
+        per kind of the rows actually updated."""
+        by_kind: defaultdict[str, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+        for outcome in outcomes:
+            by_kind[outcome.kind].append((outcome.touchpoint_id, outcome.values))
+        counts: Counter[str] = Counter()
+        for kind, rows in by_kind.items():
+            counts[kind] += release_each(session, Touchpoint, rows, worker=worker)
+        for outcome in outcomes:
+            if outcome.opted_out_phone:
+                opt_out_sms(
+                    session, phone=outcome.opted_out_phone, source="twilio:21610", now=self.clock()
+                )
+        return counts
 
     # --- deciding -------------------------------------------------------------------------
 
@@ -201,22 +227,19 @@ class Dispatcher:
         loyalty = loyalty_figures(session, {(t.customer_id, t.order_id) for t in touchpoints})
         return _Batch(now, touchpoints, customers, orders, suppressed, recent, loyalty)
 
-    def _decide(self, batch: _Batch) -> _Plan:
+    def _decide(self, batch: _Batch) -> Iterator[_Outcome | _Pending]:
+        """Each touchpoint in turn: its outcome if it is not to be sent, else the rendered
+        message. Lazy, so rendering interleaves with the sends of earlier groups."""
         now, customers, orders, recent = batch.now, batch.customers, batch.orders, batch.recent
-        plan = _Plan()
         for tp in batch.touchpoints:
             if tp.status == TouchpointStatus.SENDING:
-                plan.decided.append(
-                    _Outcome.unknown(tp.id, "an earlier try of this chunk may have sent it")
-                )
+                yield _Outcome.unknown(tp.id, "an earlier try of this chunk may have sent it")
                 continue
             spec = self.lookup(tp.campaign_id)
             customer = customers[tp.customer_id]
             order = orders.get(tp.order_id) if tp.order_id else None
             if spec is None:
-                plan.decided.append(
-                    _Outcome.failed(tp.id, f"campaign {tp.campaign_id!r} is not configured")
-                )
+                yield _Outcome.failed(tp.id, f"campaign {tp.campaign_id!r} is not configured")
                 continue
             address = gates.address_of(customer, tp.channel)
             reason = (
@@ -230,12 +253,12 @@ class Dispatcher:
                     now, zone, quiet_start=self.policy.quiet_start, quiet_end=self.policy.quiet_end
                 )
                 if resume is not None:
-                    plan.decided.append(_Outcome.deferred(tp.id, resume))
+                    yield _Outcome.deferred(tp.id, resume)
                     continue
             if reason is None and spec.smart_sending:
                 reason = self._smart_sending_reason(recent, tp, now)
             if reason is not None:
-                plan.decided.append(_Outcome.skipped(tp.id, reason))
+                yield _Outcome.skipped(tp.id, reason)
                 continue
             try:
                 context = build_context(
@@ -249,26 +272,21 @@ class Dispatcher:
                     tp.channel.value, spec.template, context, marketing=spec.consent == "marketing"
                 )
             except Exception as exc:  # a broken template fails this message, not the chunk
-                plan.decided.append(
-                    _Outcome.failed(
-                        tp.id, f"rendering {spec.template}: {type(exc).__name__}: {exc}"
-                    )
+                yield _Outcome.failed(
+                    tp.id, f"rendering {spec.template}: {type(exc).__name__}: {exc}"
                 )
                 continue
             if self._counts_for_smart_sending(spec, tp.channel):
                 recent[(tp.customer_id, tp.channel)].append(now)
-            plan.to_send.append(
-                _Pending(
-                    tp.id,
-                    tp.campaign_id,
-                    tp.channel,
-                    address or "",
-                    customer,
-                    rendered,
-                    context["links"]["unsubscribe"],
-                )
+            yield _Pending(
+                tp.id,
+                tp.campaign_id,
+                tp.channel,
+                address or "",
+                customer,
+                rendered,
+                context["links"]["unsubscribe"],
             )
-        return plan
 
     def _recent_sends(
         self, session: Session, customer_ids: Collection[int], now: datetime
@@ -435,17 +453,6 @@ class _Batch:
     suppressed: dict[tuple[Channel, str], str]
     recent: defaultdict[tuple[int, Channel], list[datetime]]
     loyalty: dict[tuple[int, int | None], LoyaltyFigures]
-
-
-@dataclass
-class _Plan:
-    decided: list[_Outcome] = field(default_factory=list)
-    to_send: list[_Pending] = field(default_factory=list)
-
-
-def _record(session: Session, worker: str, outcome: _Outcome) -> int:
-    """Store the outcome if ``worker`` still holds the row; 1 if it did, 0 if not."""
-    return release(session, Touchpoint, [outcome.touchpoint_id], worker=worker, **outcome.values)
 
 
 def _by_id(session: Session, model: Any, ids: Collection[int]) -> dict[int, Any]:

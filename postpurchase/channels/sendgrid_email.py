@@ -7,19 +7,32 @@ comes back on every event), and ``List-Unsubscribe`` with one-click POST. Outcom
 - 429, 5xx, connection refused: TransientProviderError (429 carries X-RateLimit-Reset).
 - other 4xx: PermanentProviderError with SendGrid's own message.
 - no answer within the timeout after the request left: UnknownOutcome.
+
+Requests go over keep-alive connections (``channels.connections``) through the SDK's own
+transport seam, ``python_http_client.Client._make_request``: the SDK's client still makes the
+URL and headers, and its response and error types are what this module sees. Its verb call is
+redone without the urllib opener it builds per request. Where urllib would use a proxy for the
+host, the SDK's client is left as it is (a new connection per request).
 """
 
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import time
 import urllib.error
+import urllib.request
+import weakref
 from typing import Any
+from urllib.parse import urlsplit
 
+import python_http_client
 from python_http_client import exceptions as http_errors
+from python_http_client.client import Response
 from sendgrid import SendGridAPIClient
 
+from postpurchase.channels.connections import ConnectionPool
 from postpurchase.channels.messages import OutgoingEmail
 from postpurchase.exceptions import (
     PermanentProviderError,
@@ -39,6 +52,17 @@ class SendGridEmailSender:
         self._api = SendGridAPIClient(api_key=api_key, host=host.rstrip("/"))
         # The SDK has no timeout argument; the underlying client passes this to urllib.
         self._api.client.timeout = timeout
+        if not _proxied(self._api.host):
+            pool = ConnectionPool(self._api.host)
+            self._api.client = _PooledClient(
+                pool,
+                host=self._api.host,
+                request_headers=self._api.client.request_headers,
+                version=3,
+                timeout=timeout,
+            )
+            # Idle sockets are closed with the sender, not left to the garbage collector.
+            weakref.finalize(self, pool.close)
         self.sandbox = sandbox
 
     def request_body(self, message: OutgoingEmail) -> dict[str, Any]:
@@ -89,6 +113,69 @@ class SendGridEmailSender:
         if not message_id:
             raise UnknownOutcome(f"SendGrid answered {response.status_code} without X-Message-Id")
         return str(message_id)
+
+
+class _PooledClient(python_http_client.Client):  # type: ignore[misc]
+    """The SDK's HTTP client, sending over the pool's keep-alive connections."""
+
+    def __init__(self, pool: ConnectionPool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._pool = pool
+
+    def _build_client(self, name: str | None = None) -> _PooledClient:
+        # Each attribute step (client.mail.send) builds a new client: keep the pool on it.
+        return _PooledClient(
+            self._pool,
+            host=self.host,
+            version=self._version,
+            request_headers=self.request_headers,
+            url_path=self._url_path + [name] if name else self._url_path,
+            append_slash=self.append_slash,
+            timeout=self.timeout,
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self.methods:
+            return super().__getattr__(name)
+
+        # The SDK's verb call, minus the urllib opener it builds for every request and never
+        # uses here (a quarter of a millisecond of CPU per email, a sixth of a worker's time).
+        def http_request(request_body: Any = None) -> Response:
+            self.request_headers.setdefault("Content-Type", "application/json")
+            request = urllib.request.Request(
+                self._build_url(None),
+                headers=self.request_headers,
+                data=json.dumps(request_body).encode() if request_body is not None else None,
+                method=name.upper(),
+            )
+            return Response(self._make_request(None, request))
+
+        return http_request
+
+    def _make_request(
+        self, opener: Any, request: urllib.request.Request, timeout: float | None = None
+    ) -> Any:
+        answer = self._pool.send(request, timeout or self.timeout)
+        if answer.status >= 400:
+            # The SDK's own error types, from what urllib would have raised.
+            raise http_errors.handle_error(
+                urllib.error.HTTPError(
+                    request.full_url,
+                    answer.status,
+                    answer.reason,
+                    answer.headers,
+                    io.BytesIO(answer.body),
+                )
+            )
+        return answer
+
+
+def _proxied(host: str) -> bool:
+    """Whether urllib would send requests to ``host`` through a proxy (environment)."""
+    parts = urlsplit(host)
+    return parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(
+        parts.hostname or ""
+    )
 
 
 def _classify(exc: Any) -> Exception:

@@ -13,7 +13,7 @@ customers of that locale. Sent HTML has its CSS inlined, as mail clients ignore 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -26,7 +26,14 @@ import css_inline
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, pass_context
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateNotFound,
+    pass_context,
+)
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -58,6 +65,27 @@ class RenderedSms:
     warnings: list[str] = field(default_factory=list)
 
 
+class _ListedLoader(FileSystemLoader):
+    """A FileSystemLoader that knows the template files from one listing at start.
+
+    Every render asks for locale variants that mostly do not exist; the environment caches
+    the templates it found, but each miss would cost a file lookup per render (a system call
+    that also hands the interpreter lock to the sending threads). Like ``auto_reload=False``,
+    this means templates added under a running worker are seen after its restart.
+    """
+
+    def __init__(self, templates_dir: Path) -> None:
+        super().__init__(templates_dir)
+        self._names = frozenset(self.list_templates())
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        if template not in self._names:
+            raise TemplateNotFound(template)
+        return super().get_source(environment, template)
+
+
 class MessageRenderer:
     """Renders templates from one directory; build it once per process (see ``renderer_for``)."""
 
@@ -67,7 +95,7 @@ class MessageRenderer:
         self.templates_dir = templates_dir
         self.sms_segment_limit = sms_segment_limit
         self.env = SandboxedEnvironment(
-            loader=FileSystemLoader(templates_dir),
+            loader=_ListedLoader(templates_dir),
             undefined=StrictUndefined,
             autoescape=lambda name: bool(name and name.endswith(".html.j2")),
             trim_blocks=True,
@@ -79,6 +107,7 @@ class MessageRenderer:
         )
         self.env.filters.update(money=_money, localdate=_localdate, greeting=_greeting)
         self._inliner = css_inline.CSSInliner(keep_style_tags=False)
+        self._chosen: dict[tuple[str, str, str], Template] = {}
 
     def render_email(self, template: str, context: Mapping[str, Any]) -> RenderedEmail:
         """Subject, inlined HTML and text of ``email/<template>`` in the context's locale.
@@ -134,14 +163,22 @@ class MessageRenderer:
         return all((self.templates_dir / channel / f"{template}.{p}").is_file() for p in parts)
 
     def _render(self, stem: str, suffix: str, locale: str, context: Mapping[str, Any]) -> str:
-        candidates = [f"{stem}.{variant}.{suffix}" for variant in _locale_variants(locale)]
-        try:
-            chosen = self.env.select_template([*candidates, f"{stem}.{suffix}"])
-        except TemplateNotFound:
-            raise ConfigError(
-                f"template {stem}.{suffix} not found in {self.templates_dir}"
-            ) from None
-        return chosen.render(context)
+        return self._template(stem, suffix, locale).render(context)
+
+    def _template(self, stem: str, suffix: str, locale: str) -> Template:
+        # Templates are fixed for the renderer's life (see _ListedLoader), so is each choice.
+        key = (stem, suffix, locale)
+        chosen = self._chosen.get(key)
+        if chosen is None:
+            candidates = [f"{stem}.{variant}.{suffix}" for variant in _locale_variants(locale)]
+            try:
+                chosen = self.env.select_template([*candidates, f"{stem}.{suffix}"])
+            except TemplateNotFound:
+                raise ConfigError(
+                    f"template {stem}.{suffix} not found in {self.templates_dir}"
+                ) from None
+            self._chosen[key] = chosen
+        return chosen
 
 
 def render_message(

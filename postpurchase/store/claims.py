@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from postpurchase.store.models import ClaimStatus, InboxEvent, Touchpoint, TouchpointStatus
@@ -136,6 +136,35 @@ def release(session: Session, model: Any, ids: Sequence[int], *, worker: str, **
         .values(lease_until=None, **values)
         .execution_options(synchronize_session=False)
     )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def release_each(
+    session: Session, model: Any, rows: Sequence[tuple[int, dict[str, Any]]], *, worker: str
+) -> int:
+    """``release`` for rows that each get their own values, in one executemany statement.
+
+    Every values dict must have the same keys. Returns the count of rows actually updated.
+    """
+    if not rows:
+        return 0
+    table = model.__table__
+    names = list(rows[0][1])
+    statement = (
+        update(table)
+        .where(
+            table.c.id == bindparam("row_id"),
+            table.c.claimed_by == worker,
+            # not IN: an expanding list cannot go into an executemany statement
+            or_(*(table.c.status == status for status in _KINDS[model].held)),
+        )
+        .values(lease_until=None, **{name: bindparam(f"new_{name}") for name in names})
+    )
+    params = [
+        {"row_id": row_id, **{f"new_{name}": values[name] for name in names}}
+        for row_id, values in rows
+    ]
+    result = session.execute(statement, params)
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -24,6 +24,8 @@ from postpurchase.settings import Settings
 
 SessionFactory = sessionmaker[Session]
 
+_READ_ONLY = "postpurchase_read_only"  # execution option: begin a SQLite read, not a write
+
 
 def make_engine(
     url: URL, *, busy_timeout_ms: int = 30_000, connect_timeout: float = 10.0
@@ -56,7 +58,10 @@ def _sqlite_engine(url: URL, busy_timeout_ms: int) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if conn.get_execution_options().get(_READ_ONLY):
+            conn.exec_driver_sql("BEGIN")  # a WAL snapshot: takes no lock, blocks no writer
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
@@ -86,6 +91,19 @@ def engine_of(factory: SessionFactory) -> Engine:
 def transaction(factory: SessionFactory) -> Iterator[Session]:
     """A session whose work commits on success and rolls back on any exception."""
     with factory() as session, session.begin():
+        yield session
+
+
+@contextmanager
+def reading(factory: SessionFactory) -> Iterator[Session]:
+    """A session for reads only, seeing one consistent snapshot.
+
+    On SQLite it does not take the write lock that ``transaction`` takes at once, so a long
+    read does not hold up other processes' writes. Writing in it is still possible but may
+    then have to wait for that lock, or fail if the snapshot became stale.
+    """
+    with factory() as session, session.begin():
+        session.connection(execution_options={_READ_ONLY: True})
         yield session
 
 

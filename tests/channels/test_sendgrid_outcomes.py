@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from fakes.fake_sendgrid import API_KEY
+from fakes.fake_sendgrid import API_KEY, server_error
 
 from postpurchase.channels.messages import OutgoingEmail
 from postpurchase.channels.sendgrid_email import SendGridEmailSender
@@ -44,3 +44,30 @@ def test_refused_connection_is_transient(fake_sendgrid):
     fake_sendgrid.stop()
     with pytest.raises(TransientProviderError, match="cannot reach SendGrid"):
         SendGridEmailSender(API_KEY, host=url).send_email(EMAIL)
+
+
+def test_emails_reuse_one_kept_alive_connection(fake_sendgrid):
+    sender = SendGridEmailSender(API_KEY, host=fake_sendgrid.url)
+    for _ in range(3):
+        sender.send_email(EMAIL)
+    assert len(fake_sendgrid.sent) == 3
+    assert len({r.client_port for r in fake_sendgrid.requests}) == 1
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced(fake_sendgrid):
+    sender = SendGridEmailSender(API_KEY, host=fake_sendgrid.url)
+    sender.send_email(EMAIL)
+    fake_sendgrid.close_idle_connections()
+
+    sender.send_email(EMAIL)  # sent on a new connection, not reported as an unknown outcome
+    assert len(fake_sendgrid.sent) == 2
+    assert len({r.client_port for r in fake_sendgrid.requests}) == 2
+
+
+def test_errors_leave_the_connection_usable(fake_sendgrid):
+    fake_sendgrid.fail_next(server_error())
+    sender = SendGridEmailSender(API_KEY, host=fake_sendgrid.url)
+    with pytest.raises(TransientProviderError, match="SendGrid 500: internal error"):
+        sender.send_email(EMAIL)
+    sender.send_email(EMAIL)
+    assert len({r.client_port for r in fake_sendgrid.requests}) == 1

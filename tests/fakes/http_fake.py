@@ -1,7 +1,12 @@
-"""A small threaded HTTP server that records requests and answers from a script of faults."""
+"""A small threaded HTTP server that records requests and answers from a script of faults.
+
+Connections are kept alive (HTTP/1.1) unless the client asks to close, as the real APIs do.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from collections import deque
@@ -16,6 +21,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: bytes
+    client_port: int  # the same for requests that came over one kept-alive connection
 
 
 @dataclass
@@ -43,12 +49,20 @@ class FakeServer:
         self.record = record
         self.faults: deque[Fault] = deque()
         self._lock = threading.Lock()
+        self._idle: set[socket.socket] = set()  # open connections waiting for a request
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def finish(self) -> None:
+                with fake._lock:
+                    fake._idle.discard(self.connection)
+                super().finish()
+
             def do_POST(self) -> None:
+                with fake._lock:
+                    fake._idle.discard(self.connection)
                 fake._serve(self)
 
             do_GET = do_POST
@@ -74,6 +88,15 @@ class FakeServer:
         self._server.shutdown()
         self._server.server_close()
 
+    def close_idle_connections(self) -> None:
+        """Close the kept-alive connections that wait for a request, as a server's idle
+        timeout does (without telling the client)."""
+        with self._lock:
+            idle, self._idle = self._idle, set()
+        for connection in idle:
+            with contextlib.suppress(OSError):  # the client may have closed it already
+                connection.shutdown(socket.SHUT_RDWR)
+
     def fail_next(self, *faults: Fault) -> None:
         with self._lock:
             self.faults.extend(faults)
@@ -84,7 +107,13 @@ class FakeServer:
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
-        request = Recorded(handler.command, handler.path, dict(handler.headers.items()), body)
+        request = Recorded(
+            handler.command,
+            handler.path,
+            dict(handler.headers.items()),
+            body,
+            handler.client_address[1],
+        )
         with self._lock:
             fault = self.faults.popleft() if self.faults else None
             if self.record:
@@ -95,14 +124,17 @@ class FakeServer:
             reply = Reply(fault.status, fault.body, fault.headers)
         else:
             reply = self.handle(request)
+        with self._lock:
+            # Idle from the moment its answer can reach the client, which may then ask to
+            # close idle connections at once.
+            self._idle.add(handler.connection)
         try:
             handler.send_response(reply.status)
             for name, value in reply.headers.items():
                 handler.send_header(name, value)
             handler.send_header("Content-Length", str(len(reply.body)))
-            handler.send_header("Connection", "close")
             handler.end_headers()
             handler.wfile.write(reply.body)
         except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (a timeout test): nothing to answer to
-        handler.close_connection = True
+            # The client gave up (a timeout test): nothing to answer to.
+            handler.close_connection = True

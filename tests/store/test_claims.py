@@ -11,6 +11,7 @@ from postpurchase.store.claims import (
     claim_inbox_events,
     mark_sending,
     release,
+    release_each,
 )
 from postpurchase.store.database import transaction
 from postpurchase.store.models import (
@@ -225,3 +226,21 @@ def test_concurrent_writers_wait_for_each_other_instead_of_failing(store):
     assert _run_together(8, write) == []
     with store() as session:
         assert len(session.scalars(select(InboxEvent.id)).all()) == 1 + 8 * 20
+
+
+def test_release_each_sets_each_rows_values_only_where_the_worker_holds_it(store):
+    _touchpoints(store, [NOW, NOW, NOW])
+    with transaction(store) as session:
+        mine = claim_due_touchpoints(session, worker="w", now=NOW, limit=2, lease=LEASE)
+        theirs = claim_due_touchpoints(session, worker="other", now=NOW, limit=1, lease=LEASE)
+        sent = {"status": TouchpointStatus.SENT, "provider_message_id": None}
+        rows = [(i, {**sent, "provider_message_id": f"m{i}"}) for i in [*mine, *theirs]]
+        assert release_each(session, Touchpoint, rows, worker="w") == 2
+    with store() as session:
+        found = {
+            t.id: (t.status, t.provider_message_id, t.lease_until)
+            for t in session.scalars(select(Touchpoint))
+        }
+    assert found[mine[0]] == (TouchpointStatus.SENT, f"m{mine[0]}", None)
+    assert found[mine[1]] == (TouchpointStatus.SENT, f"m{mine[1]}", None)
+    assert found[theirs[0]][:2] == (TouchpointStatus.CLAIMED, None)
