@@ -96,6 +96,11 @@ class GatePolicy:
     smart_sms: timedelta = timedelta(hours=24)
     send_attempts: int = 4
     max_retry_wait: float = 60.0
+    # A provider still failing after send_attempts (an outage, not a refusal) gets the message
+    # back later: up to send_rounds claims in all, waiting round_backoff, then twice as long
+    # each time (5 rounds: about 75 minutes of outage), before it is failed.
+    send_rounds: int = 5
+    round_backoff: timedelta = timedelta(minutes=5)
 
 
 @dataclass
@@ -238,8 +243,10 @@ class Dispatcher:
             spec = self.lookup(tp.campaign_id)
             customer = customers[tp.customer_id]
             order = orders.get(tp.order_id) if tp.order_id else None
-            if spec is None:
-                yield _Outcome.failed(tp.id, f"campaign {tp.campaign_id!r} is not configured")
+            if spec is None:  # disabling a campaign stops its pending messages
+                yield _Outcome.skipped(
+                    tp.id, f"campaign {tp.campaign_id!r} is disabled or no longer configured"
+                )
                 continue
             address = gates.address_of(customer, tp.channel)
             reason = (
@@ -286,6 +293,7 @@ class Dispatcher:
                 customer,
                 rendered,
                 context["links"]["unsubscribe"],
+                tp.attempts,
             )
 
     def _recent_sends(
@@ -380,7 +388,9 @@ class Dispatcher:
             return outcome
         except UnknownOutcome as exc:
             return _Outcome.unknown(pending.touchpoint_id, str(exc))
-        except (PermanentProviderError, TransientProviderError) as exc:
+        except TransientProviderError as exc:
+            return self._after_outage(pending, exc)
+        except PermanentProviderError as exc:
             return _Outcome.failed(pending.touchpoint_id, str(exc))
         except Exception as exc:
             # A bug or an unforeseen SDK error: whether the message left is not known, so it is
@@ -390,6 +400,14 @@ class Dispatcher:
                 pending.touchpoint_id, f"unexpected {type(exc).__name__} while sending: {exc}"
             )
         return _Outcome.sent(pending.touchpoint_id, message_id, self.clock())
+
+    def _after_outage(self, pending: _Pending, exc: TransientProviderError) -> _Outcome:
+        """The provider kept failing: try again in a later run, or give up after the rounds."""
+        rounds = pending.claims
+        if rounds >= self.policy.send_rounds:
+            return _Outcome.failed(pending.touchpoint_id, f"{exc}; gave up after {rounds} rounds")
+        until = self.clock() + self.policy.round_backoff * 2 ** max(rounds - 1, 0)
+        return _Outcome.retrying(pending.touchpoint_id, until, f"round {rounds}: {exc}")
 
 
 @dataclass
@@ -401,12 +419,13 @@ class _Pending:
     customer: Customer
     rendered: RenderedEmail | RenderedSms
     unsubscribe_url: str
+    claims: int  # how many times the touchpoint was claimed, this time included
 
 
 @dataclass
 class _Outcome:
     touchpoint_id: int
-    kind: str  # sent, skipped, deferred, failed, unknown
+    kind: str  # sent, skipped, deferred, retrying, failed, unknown
     values: dict[str, Any]
     opted_out_phone: str | None = None
 
@@ -442,6 +461,17 @@ class _Outcome:
             "reason": f"deferred by quiet hours to {until.isoformat(timespec='minutes')}",
         }
         return cls(tp, "deferred", values)
+
+    @classmethod
+    def retrying(cls, tp: int, until: datetime, reason: str) -> _Outcome:
+        # attempts is kept: it counts the rounds, and bounds them
+        values = {
+            "status": TouchpointStatus.PLANNED,
+            "due_at": until,
+            "claimed_by": None,
+            "reason": f"{reason}; next try {until.isoformat(timespec='minutes')}",
+        }
+        return cls(tp, "retrying", values)
 
 
 @dataclass(frozen=True)
@@ -528,6 +558,6 @@ def summarize(results: Sequence[dict[str, int]]) -> str:
     total: Counter[str] = Counter()
     for counts in results:
         total.update(counts)
-    order = ("sent", "skipped", "deferred", "failed", "unknown")
+    order = ("sent", "skipped", "deferred", "retrying", "failed", "unknown")
     parts = [f"{kind} {total.get(kind, 0)}" for kind in order]
     return f"{sum(total.values())} touchpoint(s): " + ", ".join(parts)

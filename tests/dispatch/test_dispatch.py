@@ -296,7 +296,7 @@ def test_500_is_retried_with_backoff(store, make_dispatcher, fake_sendgrid):
     assert dispatcher.sleep.waits == [0.5, 1.0]
 
 
-def test_500_every_time_fails_after_the_configured_attempts(store, make_dispatcher, fake_sendgrid):
+def test_an_outage_sends_the_message_back_for_a_later_round(store, make_dispatcher, fake_sendgrid):
     with transaction(store) as session:
         customer = add_customer(session)
         tp = add_touchpoint(
@@ -304,9 +304,41 @@ def test_500_every_time_fails_after_the_configured_attempts(store, make_dispatch
         )
     fake_sendgrid.fail_next(*[server_error()] * 4)
 
-    assert _run(store, make_dispatcher(NOW, send_attempts=4)) == {"failed": 1}
+    assert _run(store, make_dispatcher(NOW, send_attempts=4)) == {"retrying": 1}
     assert len(fake_sendgrid.requests) == 4
-    assert "gave up after 4 attempts" in _touchpoint(store, tp.id).reason
+    row = _touchpoint(store, tp.id)
+    assert (row.status, row.due_at) == (TouchpointStatus.PLANNED, NOW + timedelta(minutes=5))
+    assert row.reason.startswith("round 1: SendGrid 500")
+    assert "gave up after 4 attempts" in row.reason
+    # nothing is claimed before the next try ...
+    assert _run(store, make_dispatcher(NOW + timedelta(minutes=4))) == {}
+    # ... and once SendGrid is back, the message goes out once
+    assert _run(store, make_dispatcher(NOW + timedelta(minutes=5))) == {"sent": 1}
+    assert len(fake_sendgrid.sent) == 1
+    assert _touchpoint(store, tp.id).status is TouchpointStatus.SENT
+
+
+def test_an_outage_longer_than_the_rounds_fails_the_message(store, make_dispatcher, fake_sendgrid):
+    with transaction(store) as session:
+        customer = add_customer(session)
+        tp = add_touchpoint(
+            session, customer, add_order(session, customer), "delivery_checkin", Channel.EMAIL, NOW
+        )
+    fake_sendgrid.fail_next(*[server_error()] * 6)
+
+    moment, waits = NOW, []
+    for _ in range(3):
+        outcome = _run(store, make_dispatcher(moment, send_attempts=2, send_rounds=3))
+        row = _touchpoint(store, tp.id)
+        if row.status is TouchpointStatus.PLANNED:
+            waits.append(row.due_at - moment)
+            moment = row.due_at
+
+    assert outcome == {"failed": 1}
+    assert waits == [timedelta(minutes=5), timedelta(minutes=10)]  # twice as long each round
+    assert len(fake_sendgrid.requests) == 6
+    assert row.status is TouchpointStatus.FAILED
+    assert row.reason.endswith("gave up after 3 rounds")
 
 
 def test_400_is_permanent_with_the_providers_message(store, make_dispatcher, fake_sendgrid):
@@ -383,13 +415,15 @@ def test_outcomes_are_recorded_only_for_rows_the_worker_still_holds(store, make_
     assert _touchpoint(store, tp.id).status is TouchpointStatus.CLAIMED
 
 
-def test_unknown_campaign_fails_with_a_reason(store, make_dispatcher):
+def test_a_disabled_or_removed_campaign_sends_nothing_more(store, make_dispatcher):
     with transaction(store) as session:
         customer = add_customer(session)
         tp = add_touchpoint(session, customer, None, "spring_sale", Channel.EMAIL, NOW)
 
-    assert _run(store, make_dispatcher(NOW)) == {"failed": 1}
-    assert _touchpoint(store, tp.id).reason == "campaign 'spring_sale' is not configured"
+    assert _run(store, make_dispatcher(NOW)) == {"skipped": 1}
+    row = _touchpoint(store, tp.id)
+    assert row.status is TouchpointStatus.SKIPPED
+    assert row.reason == "campaign 'spring_sale' is disabled or no longer configured"
 
 
 def test_sendgrid_request_body_is_what_the_event_webhook_needs(fake_sendgrid):
