@@ -121,19 +121,24 @@ def process_batch(
     config no points are awarded or reversed.
     """
     records = upsert_records(session, items)
+    # Loyalty comes before planning so that a points_earned message planned now finds its
+    # points in the ledger.
+    if loyalty is not None:
+        changes = ledger.apply_events(
+            session,
+            [
+                ledger.LedgerEvent(item.event, records.order_for(item), customer.id)
+                for item in items
+                if (customer := records.customer_for(item)) is not None
+            ],
+            config=loyalty,
+        )
+        summary.points += sum(change.points for change in changes if change is not None)
     occurrences: list[Occurrence] = []
     cancellations: list[Cancellation] = []
-    # One pass per event, after its order and customer are stored. Loyalty comes before
-    # planning so that a points_earned message planned now finds its points in the ledger.
     for item in items:
         order = records.order_for(item)
         customer = records.customer_for(item)
-        if loyalty is not None and customer is not None:
-            change = ledger.apply_event(
-                session, event=item.event, order=order, customer=customer, config=loyalty
-            )
-            if change is not None:
-                summary.points += change.points
         occurrence = _occurrence(item, order, customer)
         if occurrence is not None:
             occurrences.append(occurrence)
