@@ -38,6 +38,7 @@ from postpurchase.events import CanonicalEvent, EventType, Refund
 from postpurchase.exceptions import ConcurrentChange, InvalidInput
 from postpurchase.loyalty.config import ExpiryMode, LoyaltyConfig
 from postpurchase.loyalty.earning import add_months, award_for, round_points
+from postpurchase.processing.statements import insert_ignoring_conflicts
 from postpurchase.store.models import (
     Customer,
     CustomerTier,
@@ -385,11 +386,14 @@ def apply_events(
         changes.append(
             LedgerChange(row["kind"], row["points"], row["cause"], row["order_id"], after)
         )
-    if rows:
-        written = session.scalars(ledger_insert(session).returning(Ledger.cause), rows).all()
-        if len(written) < len(rows):
-            lost = sorted({r["cause"] for r in rows} - set(written))
-            raise ConcurrentChange(f"ledger rows written meanwhile by another worker: {lost}")
+    # The cause is the ledger's only unique key besides the id: a row skipped as a conflict is
+    # a cause written meanwhile.
+    written = insert_ignoring_conflicts(session, Ledger, rows)
+    if written < len(rows):
+        raise ConcurrentChange(
+            f"{len(rows) - written} ledger row(s) of this batch were written meanwhile by "
+            "another worker"
+        )
     return changes
 
 

@@ -16,10 +16,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import CampaignConfig
@@ -158,7 +159,7 @@ def process_batch(
     summary.events.update(item.event.type.value for item in items)
 
 
-def _parse(rows: Sequence[InboxEvent]) -> tuple[list[SourcedEvent], dict[int, str]]:
+def _parse(rows: Sequence[Row[Any]]) -> tuple[list[SourcedEvent], dict[int, str]]:
     items, invalid = [], {}
     for row in rows:
         try:
@@ -208,8 +209,11 @@ def process_inbox(
         if not ids:
             break
         with factory() as session:
-            rows = session.scalars(
-                select(InboxEvent).where(InboxEvent.id.in_(ids)).order_by(InboxEvent.id)
+            # Plain rows, not ORM objects: only the payloads are wanted, and read once.
+            rows = session.execute(
+                select(InboxEvent.id, InboxEvent.source, InboxEvent.payload, InboxEvent.attempts)
+                .where(InboxEvent.id.in_(ids))
+                .order_by(InboxEvent.id)
             ).all()
             attempts = {row.id: row.attempts for row in rows}
             items, invalid = _parse(rows)
