@@ -123,7 +123,7 @@ def points_for_order(session: Session, order_id: int) -> int:
 
 
 def _lock_customers(session: Session, customer_ids: Sequence[int]) -> None:
-    # Serialises ledger writers per customer, in id order so that two batches cannot deadlock.
+    # Serialises ledger writers per customer; rows are locked in id order, in one statement.
     # SQLite needs nothing: its transactions take the single write lock when they begin.
     if session.get_bind().dialect.name == "postgresql":
         session.execute(
