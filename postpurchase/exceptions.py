@@ -3,6 +3,7 @@
     PostpurchaseError                 anything the project raises on purpose
     ├── ConfigError                   settings or config files are wrong; fix and re-run
     ├── DatabaseUnavailable           the engine's database cannot be reached (may recover)
+    ├── ConcurrentChange              another worker changed the same rows meanwhile; retry
     ├── InvalidInput                  data from outside (webhook, file) is malformed or invalid
     └── ProviderError                 SendGrid, Twilio or another channel refused or failed
         ├── TransientProviderError    retry with backoff (429, 5xx, connection refused)
@@ -26,6 +27,11 @@ class ConfigError(PostpurchaseError):
 
 class DatabaseUnavailable(PostpurchaseError):
     """The engine's database could not be reached within the connect timeout."""
+
+
+class ConcurrentChange(PostpurchaseError):
+    """Rows this transaction meant to write were written meanwhile by another one; rolling
+    back and retrying sees them."""
 
 
 class InvalidInput(PostpurchaseError):

@@ -14,31 +14,38 @@ points it was awarded) nor the customer's balance: points that already expired o
 are not taken back. Writers lock the customer row first (``FOR UPDATE`` on PostgreSQL;
 SQLite has one writer), so concurrent workers cannot both spend the same remainder.
 
-``apply_event`` is the one entry point for the event processor.
+``apply_events`` is the entry point for the event processor. For a whole batch it locks the
+customers, reads what the ledger holds for them and their orders in a few queries, works out
+each event's row in Python, in the batch's order (each event sees the rows of the events
+before it, as if they had been applied one at a time), and writes the new rows in one insert.
+``apply_event`` does the same for one event.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Insert, func, select
+from sqlalchemy import Insert, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from postpurchase.events import CanonicalEvent, EventType, Refund
-from postpurchase.exceptions import InvalidInput
+from postpurchase.exceptions import ConcurrentChange, InvalidInput
 from postpurchase.loyalty.config import ExpiryMode, LoyaltyConfig
 from postpurchase.loyalty.earning import add_months, award_for, round_points
+from postpurchase.processing.statements import insert_ignoring_conflicts
 from postpurchase.store.models import (
     Customer,
     CustomerTier,
     LedgerKind,
     LoyaltyLedgerEntry,
     Order,
+    OrderItem,
 )
 
 Ledger = LoyaltyLedgerEntry
@@ -53,6 +60,16 @@ class LedgerChange:
     cause: str
     order_id: int | None
     balance: int
+
+
+@dataclass(frozen=True)
+class LedgerEvent:
+    """An event to apply: its stored order after the event was applied to it (None for events
+    that are not about an order) and its customer."""
+
+    event: CanonicalEvent
+    order: Order | None
+    customer_id: int
 
 
 def ledger_insert(session: Session) -> Insert:
@@ -105,128 +122,279 @@ def points_for_order(session: Session, order_id: int) -> int:
     return int(total or 0)
 
 
-def _lock_customer(session: Session, customer_id: int) -> None:
-    # Serialises ledger writers per customer; SQLite renders no FOR UPDATE (single writer).
-    session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
-
-
-def _award_points(session: Session, order_id: int) -> int | None:
-    return session.scalar(
-        select(Ledger.points).where(Ledger.order_id == order_id, Ledger.kind == LedgerKind.AWARD)
-    )
-
-
-def _is_first_order(session: Session, order: Order, customer_id: int) -> bool:
-    """No other order of the customer earned points, and none was paid before this one."""
-    other_award = session.scalar(
-        select(Ledger.id)
-        .where(
-            Ledger.customer_id == customer_id,
-            Ledger.kind == LedgerKind.AWARD,
-            Ledger.order_id != order.id,
+def _lock_customers(session: Session, customer_ids: Sequence[int]) -> None:
+    # Serialises ledger writers per customer; rows are locked in id order, in one statement.
+    # SQLite needs nothing: its transactions take the single write lock when they begin.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            select(Customer.id)
+            .where(Customer.id.in_(customer_ids))
+            .order_by(Customer.id)
+            .with_for_update()
         )
-        .limit(1)
-    )
-    if other_award is not None:
-        return False
-    earlier = select(Order.id).where(
-        Order.customer_id == customer_id,
-        Order.id != order.id,
-        Order.paid_at.is_not(None),
-        Order.cancelled_at.is_(None),
-    )
-    if order.paid_at is not None:
-        earlier = earlier.where(Order.paid_at < order.paid_at)
-    return session.scalar(earlier.limit(1)) is None
 
 
-def award_order(
-    session: Session, *, order: Order, customer_id: int, config: LoyaltyConfig, paid_at: datetime
-) -> LedgerChange | None:
-    """Award a paid order once. Nothing for a cancelled order or one in another currency."""
-    if order.cancelled_at is not None or order.currency != config.shop_currency:
+@dataclass(frozen=True)
+class _Award:
+    """Award a paid order once, earned at ``paid_at``."""
+
+    order: Order
+    customer_id: int
+    paid_at: datetime
+
+    @property
+    def cause(self) -> str:
+        return f"award:order:{self.order.id}"
+
+
+@dataclass(frozen=True)
+class _Reversal:
+    """Reverse a refund's share of the order's award, or (without a refund) what remains."""
+
+    order: Order
+    customer_id: int
+    cause: str
+    note: str
+    refund: Refund | None = None
+
+
+def _intent(item: LedgerEvent, config: LoyaltyConfig) -> _Award | _Reversal | None:
+    """What the event asks of the ledger, from the event and its order alone."""
+    order, event, customer_id = item.order, item.event, item.customer_id
+    if order is None:
         return None
-    cause = f"award:order:{order.id}"
-    if session.scalar(select(Ledger.id).where(Ledger.cause == cause)) is not None:
-        return None  # a duplicate delivery: skip the arithmetic, the insert would skip anyway
-    _lock_customer(session, customer_id)
-    tier = session.scalar(select(CustomerTier.tier).where(CustomerTier.customer_id == customer_id))
-    award = award_for(
-        order,
-        order.items,
-        first_order=_is_first_order(session, order, customer_id),
+    if order.cancelled_at is not None or event.type is EventType.ORDER_CANCELLED:
+        return _Reversal(order, customer_id, f"reversal:cancel:{order.id}", "order cancelled")
+    if event.type is EventType.ORDER_REFUNDED:
+        refund = event.refund
+        if refund is not None:
+            return _Reversal(
+                order,
+                customer_id,
+                f"reversal:refund:{order.id}:{refund.external_id}",
+                f"refund {refund.external_id}: {refund.amount} {refund.currency} of {order.total}",
+                refund,
+            )
+        if (order.financial_status or "").lower() == "refunded":
+            return _Reversal(order, customer_id, f"reversal:refunded:{order.id}", "order refunded")
+        return None
+    if event.type is EventType.ORDER_PAID or order.paid_at is not None:
+        if order.currency != config.shop_currency:
+            return None  # amounts in another currency earn nothing
+        return _Award(order, customer_id, order.paid_at or event.occurred_at)
+    return None
+
+
+@dataclass
+class _Holdings:
+    """What the ledger holds for a batch's customers and orders, kept current as rows are
+    added in memory."""
+
+    causes: set[str] = field(default_factory=set)
+    awards: dict[int, int] = field(default_factory=dict)  # order id: points awarded
+    net: dict[int, int] = field(default_factory=dict)  # order id: awarded less reversed
+    balances: dict[int, int] = field(default_factory=dict)  # customer id: balance
+    earners: set[int] = field(default_factory=set)  # customers with an award for any order
+
+    def add(self, row: dict[str, Any]) -> int:
+        """Count a new award or reversal row; the customer's balance after it."""
+        customer_id, order_id, points = row["customer_id"], row["order_id"], row["points"]
+        self.causes.add(row["cause"])
+        if row["kind"] is LedgerKind.AWARD:
+            self.awards[order_id] = points
+            self.earners.add(customer_id)
+        self.net[order_id] = self.net.get(order_id, 0) + points
+        self.balances[customer_id] = self.balances.get(customer_id, 0) + points
+        return self.balances[customer_id]
+
+
+def _holdings(session: Session, customer_ids: list[int], order_ids: list[int]) -> _Holdings:
+    held = _Holdings()
+    order_rows = select(Ledger.order_id, Ledger.kind, Ledger.points, Ledger.cause).where(
+        Ledger.order_id.in_(order_ids)
+    )
+    for row_order_id, kind, points, cause in session.execute(order_rows):
+        order_id = cast(int, row_order_id)  # selected by order id: never None
+        held.causes.add(cause)
+        if kind is LedgerKind.AWARD:
+            held.awards[order_id] = points
+        if kind in (LedgerKind.AWARD, LedgerKind.REVERSAL):
+            held.net[order_id] = held.net.get(order_id, 0) + points
+    awards = func.sum(case((Ledger.kind == LedgerKind.AWARD, 1), else_=0))
+    per_customer = (
+        select(Ledger.customer_id, func.sum(Ledger.points), awards)
+        .where(Ledger.customer_id.in_(customer_ids))
+        .group_by(Ledger.customer_id)
+    )
+    for customer_id, total, awarded in session.execute(per_customer):
+        held.balances[customer_id] = int(total)
+        if awarded:
+            held.earners.add(customer_id)
+    return held
+
+
+@dataclass(frozen=True)
+class _AwardFacts:
+    """What awards are computed from, besides the order itself."""
+
+    tiers: dict[int, str]  # customer id: tier name
+    first_paid: dict[int, datetime]  # customer id: earliest paid_at of a paid, live order
+    items: dict[int, list[OrderItem]]  # order id: its lines
+
+    def first_order(self, award: _Award, held: _Holdings) -> bool:
+        """No other order of the customer earned points, and none was paid before this one."""
+        if award.customer_id in held.earners:
+            return False  # not this order's own award: that one would be a duplicate
+        earliest = self.first_paid.get(award.customer_id)
+        paid_at = award.order.paid_at
+        return earliest is None or (paid_at is not None and earliest >= paid_at)
+
+
+def _award_facts(session: Session, awards: list[_Award], config: LoyaltyConfig) -> _AwardFacts:
+    customer_ids = sorted({a.customer_id for a in awards})
+    tiers = select(CustomerTier.customer_id, CustomerTier.tier).where(
+        CustomerTier.customer_id.in_(customer_ids)
+    )
+    facts = _AwardFacts({customer_id: tier for customer_id, tier in session.execute(tiers)}, {}, {})
+    if any(bonus.first_order for bonus in config.bonuses):
+        earliest = (
+            select(Order.customer_id, func.min(Order.paid_at))
+            .where(
+                Order.customer_id.in_(customer_ids),
+                Order.paid_at.is_not(None),
+                Order.cancelled_at.is_(None),
+            )
+            .group_by(Order.customer_id)
+        )
+        for customer_id, paid_at in session.execute(earliest):
+            # selected by customer, among orders with paid_at: neither is None
+            facts.first_paid[cast(int, customer_id)] = cast(datetime, paid_at)
+    if any(bonus.has_product_condition for bonus in config.bonuses):
+        order_ids = sorted({a.order.id for a in awards})
+        lines = select(OrderItem).where(OrderItem.order_id.in_(order_ids)).order_by(OrderItem.id)
+        for line in session.scalars(lines):
+            facts.items.setdefault(line.order_id, []).append(line)
+    return facts
+
+
+def _award_row(
+    award: _Award, held: _Holdings, facts: _AwardFacts, config: LoyaltyConfig
+) -> dict[str, Any]:
+    tier = facts.tiers.get(award.customer_id)
+    points = award_for(
+        award.order,
+        facts.items.get(award.order.id, []),
+        first_order=facts.first_order(award, held),
         multiplier=config.tiers.level(tier).multiplier,
         config=config,
     )
     expiry = config.expiry
     expires_at = (
-        add_months(paid_at, expiry.months)
+        add_months(award.paid_at, expiry.months)
         if expiry.mode is ExpiryMode.AFTER_EARNED and expiry.months
         else None
     )
-    return _append(
-        session,
-        customer_id=customer_id,
-        order_id=order.id,
-        kind=LedgerKind.AWARD,
-        points=award.points,
-        cause=cause,
-        note=award.note + (f", tier {tier}" if tier else ""),
-        expires_at=expires_at,
-    )
+    return {
+        "customer_id": award.customer_id,
+        "order_id": award.order.id,
+        "kind": LedgerKind.AWARD,
+        "points": points.points,
+        "cause": award.cause,
+        "note": points.note + (f", tier {tier}" if tier else ""),
+        "expires_at": expires_at,
+    }
 
 
-def _reverse(
-    session: Session, *, order: Order, customer_id: int, cause: str, wanted: int | None, note: str
-) -> LedgerChange | None:
-    """Reverse ``wanted`` points of the order's award (None: all that remain), capped so neither
-    the order nor the balance goes below zero. Nothing when the order earned nothing."""
-    if session.scalar(select(Ledger.id).where(Ledger.cause == cause)) is not None:
+def _reversal_row(
+    reversal: _Reversal, held: _Holdings, config: LoyaltyConfig
+) -> dict[str, Any] | None:
+    """The reversal, capped so neither the order nor the balance goes below zero; None when
+    the order earned nothing or nothing is left to take back."""
+    order = reversal.order
+    awarded = held.awards.get(order.id)
+    if awarded is None:
         return None
-    _lock_customer(session, customer_id)
-    if _award_points(session, order.id) is None:
-        return None
+    wanted = None  # all that remains
+    refund = reversal.refund
+    if refund is not None:
+        # A refund that brings the refunded amount to the order's total (or beyond) takes what
+        # remains, so a fully refunded order ends at zero whatever the rounding did before.
+        fully = order.total <= 0 or max(refund.amount, order.refunded_amount) >= order.total
+        if not fully:
+            share = Decimal(awarded) * refund.amount / order.total
+            wanted = round_points(share, config.earning.rounding)
     # Points already expired or spent cannot be taken back twice: the balance caps it too.
-    remaining = min(points_for_order(session, order.id), balance(session, customer_id))
+    remaining = min(held.net.get(order.id, 0), held.balances.get(reversal.customer_id, 0))
     points = remaining if wanted is None else min(wanted, remaining)
     if points <= 0:
         return None
-    return _append(
-        session,
-        customer_id=customer_id,
-        order_id=order.id,
-        kind=LedgerKind.REVERSAL,
-        points=-points,
-        cause=cause,
-        note=note,
-    )
+    return {
+        "customer_id": reversal.customer_id,
+        "order_id": order.id,
+        "kind": LedgerKind.REVERSAL,
+        "points": -points,
+        "cause": reversal.cause,
+        "note": reversal.note,
+        "expires_at": None,
+    }
 
 
-def reverse_refund(
-    session: Session, *, order: Order, customer_id: int, refund: Refund, config: LoyaltyConfig
-) -> LedgerChange | None:
-    """Reverse the share of the award that ``refund`` is of the order's total.
+def apply_events(
+    session: Session, events: Sequence[LedgerEvent], *, config: LoyaltyConfig
+) -> list[LedgerChange | None]:
+    """Apply canonical events to the ledger in their order, inside the caller's transaction.
 
-    Rounded by the configured rule; a refund that brings the order's refunded amount to its
-    total (or beyond) reverses whatever remains, so a fully refunded order ends at zero.
+    Per event, with its order as stored after the event was applied to it:
+
+    - ``order.paid`` (or any order event once the order has ``paid_at``): award once, earned
+      at ``paid_at`` (else the event's time), which starts its expiry clock; nothing when
+      the order is cancelled or in another currency than ``shop_currency``;
+    - ``order.refunded``: reverse in proportion to the refund (per refund id); without refund
+      detail and with ``financial_status`` "refunded", reverse the remainder;
+    - ``order.cancelled`` (or any order event once ``cancelled_at`` is set): reverse the
+      remainder of an award; a cancelled order that was never paid earns nothing.
+
+    Returns, per event, the row written, or None when it changes nothing (duplicates
+    included). ConcurrentChange when a row's cause was written meanwhile by a transaction
+    that did not hold the customer's lock (another customer on the same order): the caller
+    rolls back and retries.
     """
-    award = _award_points(session, order.id)
-    if award is None:
-        return None
-    fully_refunded = order.total <= 0 or max(refund.amount, order.refunded_amount) >= order.total
-    wanted = (
-        None
-        if fully_refunded
-        else round_points(Decimal(award) * refund.amount / order.total, config.earning.rounding)
-    )
-    return _reverse(
-        session,
-        order=order,
-        customer_id=customer_id,
-        cause=f"reversal:refund:{order.id}:{refund.external_id}",
-        wanted=wanted,
-        note=f"refund {refund.external_id}: {refund.amount} {refund.currency} of {order.total}",
-    )
+    intents = [_intent(item, config) for item in events]
+    wanted = [intent for intent in intents if intent is not None]
+    if not wanted:
+        return [None] * len(events)
+    customer_ids = sorted({intent.customer_id for intent in wanted})
+    _lock_customers(session, customer_ids)
+    held = _holdings(session, customer_ids, sorted({intent.order.id for intent in wanted}))
+    awards = [i for i in wanted if isinstance(i, _Award) and i.cause not in held.causes]
+    facts = _award_facts(session, awards, config) if awards else None
+    rows: list[dict[str, Any]] = []
+    changes: list[LedgerChange | None] = []
+    for intent in intents:
+        row = None
+        if intent is not None and intent.cause not in held.causes:
+            if isinstance(intent, _Award):
+                assert facts is not None  # loaded for every award not yet in the ledger
+                row = _award_row(intent, held, facts, config)
+            else:
+                row = _reversal_row(intent, held, config)
+        if row is None:
+            changes.append(None)
+            continue
+        after = held.add(row)
+        rows.append(row)
+        changes.append(
+            LedgerChange(row["kind"], row["points"], row["cause"], row["order_id"], after)
+        )
+    # The cause is the ledger's only unique key besides the id: a row skipped as a conflict is
+    # a cause written meanwhile.
+    written = insert_ignoring_conflicts(session, Ledger, rows)
+    if written < len(rows):
+        raise ConcurrentChange(
+            f"{len(rows) - written} ledger row(s) of this batch were written meanwhile by "
+            "another worker"
+        )
+    return changes
 
 
 def apply_event(
@@ -237,53 +405,10 @@ def apply_event(
     customer: Customer,
     config: LoyaltyConfig,
 ) -> LedgerChange | None:
-    """Apply one canonical event to the ledger, inside the caller's transaction.
-
-    ``order`` is the stored order after the caller applied the event to it (None for events
-    that are not about an order), ``customer`` its stored customer. Effects:
-
-    - ``order.paid`` (or any order event once the order has ``paid_at``): award once, earned
-      at ``paid_at`` (else the event's time), which starts its expiry clock; nothing when
-      the order is cancelled or in another currency than ``shop_currency``;
-    - ``order.refunded``: reverse in proportion to the refund (per refund id); without refund
-      detail and with ``financial_status`` "refunded", reverse the remainder;
-    - ``order.cancelled`` (or any order event once ``cancelled_at`` is set): reverse the
-      remainder of an award; a cancelled order that was never paid earns nothing.
-
-    Returns the row written, or None when the event changes nothing (including duplicates).
-    """
-    if order is None:
-        return None
-    if order.cancelled_at is not None or event.type is EventType.ORDER_CANCELLED:
-        return _reverse(
-            session,
-            order=order,
-            customer_id=customer.id,
-            cause=f"reversal:cancel:{order.id}",
-            wanted=None,
-            note="order cancelled",
-        )
-    if event.type is EventType.ORDER_REFUNDED:
-        if event.refund is not None:
-            return reverse_refund(
-                session, order=order, customer_id=customer.id, refund=event.refund, config=config
-            )
-        if (order.financial_status or "").lower() == "refunded":
-            return _reverse(
-                session,
-                order=order,
-                customer_id=customer.id,
-                cause=f"reversal:refunded:{order.id}",
-                wanted=None,
-                note="order refunded",
-            )
-        return None
-    if event.type is EventType.ORDER_PAID or order.paid_at is not None:
-        paid_at = order.paid_at or event.occurred_at
-        return award_order(
-            session, order=order, customer_id=customer.id, config=config, paid_at=paid_at
-        )
-    return None
+    """Apply one canonical event to the ledger, inside the caller's transaction: see
+    ``apply_events``. ``order`` is the stored order after the caller applied the event to it
+    (None for events that are not about an order), ``customer`` its stored customer."""
+    return apply_events(session, [LedgerEvent(event, order, customer.id)], config=config)[0]
 
 
 def adjust(
@@ -304,7 +429,7 @@ def adjust(
         raise InvalidInput("points: an adjustment must add or remove at least one point")
     if not reason.strip():
         raise InvalidInput("--reason: say why the points are adjusted")
-    _lock_customer(session, customer_id)
+    _lock_customers(session, [customer_id])
     current = balance(session, customer_id)
     if current + points < 0:
         raise InvalidInput(

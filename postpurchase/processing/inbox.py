@@ -16,10 +16,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import CampaignConfig
@@ -121,19 +122,24 @@ def process_batch(
     config no points are awarded or reversed.
     """
     records = upsert_records(session, items)
+    # Loyalty comes before planning so that a points_earned message planned now finds its
+    # points in the ledger.
+    if loyalty is not None:
+        changes = ledger.apply_events(
+            session,
+            [
+                ledger.LedgerEvent(item.event, records.order_for(item), customer.id)
+                for item in items
+                if (customer := records.customer_for(item)) is not None
+            ],
+            config=loyalty,
+        )
+        summary.points += sum(change.points for change in changes if change is not None)
     occurrences: list[Occurrence] = []
     cancellations: list[Cancellation] = []
-    # One pass per event, after its order and customer are stored. Loyalty comes before
-    # planning so that a points_earned message planned now finds its points in the ledger.
     for item in items:
         order = records.order_for(item)
         customer = records.customer_for(item)
-        if loyalty is not None and customer is not None:
-            change = ledger.apply_event(
-                session, event=item.event, order=order, customer=customer, config=loyalty
-            )
-            if change is not None:
-                summary.points += change.points
         occurrence = _occurrence(item, order, customer)
         if occurrence is not None:
             occurrences.append(occurrence)
@@ -153,7 +159,7 @@ def process_batch(
     summary.events.update(item.event.type.value for item in items)
 
 
-def _parse(rows: Sequence[InboxEvent]) -> tuple[list[SourcedEvent], dict[int, str]]:
+def _parse(rows: Sequence[Row[Any]]) -> tuple[list[SourcedEvent], dict[int, str]]:
     items, invalid = [], {}
     for row in rows:
         try:
@@ -203,8 +209,11 @@ def process_inbox(
         if not ids:
             break
         with factory() as session:
-            rows = session.scalars(
-                select(InboxEvent).where(InboxEvent.id.in_(ids)).order_by(InboxEvent.id)
+            # Plain rows, not ORM objects: only the payloads are wanted, and read once.
+            rows = session.execute(
+                select(InboxEvent.id, InboxEvent.source, InboxEvent.payload, InboxEvent.attempts)
+                .where(InboxEvent.id.in_(ids))
+                .order_by(InboxEvent.id)
             ).all()
             attempts = {row.id: row.attempts for row in rows}
             items, invalid = _parse(rows)

@@ -1,14 +1,16 @@
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from postpurchase.events import EventType, Refund
-from postpurchase.exceptions import InvalidInput
+from postpurchase.exceptions import ConcurrentChange, InvalidInput
 from postpurchase.loyalty.ledger import adjust, apply_event, balance, points_for_order
 from postpurchase.store.database import transaction
-from postpurchase.store.models import CustomerTier, LedgerKind, LoyaltyLedgerEntry
+from postpurchase.store.models import CustomerTier, LedgerKind, LoyaltyLedgerEntry, Order
 
 PAID_AT = datetime(2026, 3, 10, 14, 30, tzinfo=UTC)  # the factories' default paid_at
 
@@ -317,3 +319,69 @@ def test_adjustments_refuse_a_negative_balance_and_honour_keys(store, make_custo
             adjust(session, customer_id=customer.id, points=-41, reason="redeemed")
         taken = adjust(session, customer_id=customer.id, points=-40, reason="redeemed")
         assert taken.balance == 0
+
+
+def _waiting_on_a_lock(store) -> bool:
+    with store() as session:
+        return bool(
+            session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                )
+            )
+        )
+
+
+def test_a_cause_written_meanwhile_outside_the_customers_lock_fails_the_batch(
+    store, db_url, make_config, make_customer, make_order, make_event
+):
+    """An order whose events name two customers: a writer holding the other customer's lock
+    inserts the award first. The batch must not go on from what it read: it fails, to be
+    retried (and then finds the award)."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has a single writer: no transaction can write meanwhile")
+    config = make_config()
+    with transaction(store) as session:
+        customer = make_customer(session)
+        other = make_customer(session)
+        order = make_order(session, customer)
+    outcome: list[object] = []
+
+    def award() -> None:
+        try:
+            with transaction(store) as session:
+                outcome.append(
+                    apply_event(
+                        session,
+                        event=make_event(EventType.ORDER_PAID),
+                        order=session.get(Order, order.id),
+                        customer=customer,
+                        config=config,
+                    )
+                )
+        except ConcurrentChange as exc:
+            outcome.append(exc)
+
+    with transaction(store) as first:
+        first.add(
+            LoyaltyLedgerEntry(
+                customer_id=other.id,
+                order_id=order.id,
+                kind=LedgerKind.AWARD,
+                points=100,
+                cause=f"award:order:{order.id}",
+            )
+        )
+        first.flush()
+        racer = threading.Thread(target=award)
+        racer.start()
+        # Commit only once the racer waits on the uncommitted row's cause (asked in a new
+        # transaction each time: pg_stat_activity holds still within one).
+        while not _waiting_on_a_lock(store):
+            assert racer.is_alive(), outcome
+            time.sleep(0.01)
+    racer.join()
+    assert len(outcome) == 1 and isinstance(outcome[0], ConcurrentChange)
+    with store() as session:
+        assert balance(session, customer.id) == 0 and balance(session, other.id) == 100
