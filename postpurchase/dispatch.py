@@ -83,6 +83,8 @@ class MessageSpec(Protocol):
     def smart_sending(self) -> bool: ...
     @property
     def cancel_on(self) -> Collection[str]: ...
+    @property
+    def expires_after(self) -> timedelta | None: ...
 
 
 CampaignLookup = Callable[[str], MessageSpec | None]
@@ -250,7 +252,8 @@ class Dispatcher:
                 continue
             address = gates.address_of(customer, tp.channel)
             reason = (
-                gates.order_gate(order, spec.cancel_on)
+                gates.expiry_gate(tp.due_at, now, spec.expires_after)
+                or gates.order_gate(order, spec.cancel_on)
                 or gates.consent_gate(customer, tp.channel, spec.consent)
                 or _suppression_reason(batch.suppressed, tp.channel, address)
             )

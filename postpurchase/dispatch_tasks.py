@@ -42,22 +42,25 @@ class CampaignSpec:
     consent: Literal["transactional", "marketing"]
     smart_sending: bool
     cancel_on: frozenset[str]
+    expires_after: timedelta | None = None
 
     @classmethod
     def of(cls, campaign: Campaign) -> CampaignSpec:
         states = {_CANCEL_STATES[e] for e in campaign.cancel_on if e in _CANCEL_STATES}
+        expiry = campaign.expires_after
         return cls(
             campaign.id,
             campaign.template,
             campaign.consent,
             campaign.smart_sending,
             frozenset(states),
+            timedelta(days=expiry.days, seconds=expiry.seconds) if expiry else None,
         )
 
 
 def campaign_lookup(config: CampaignConfig) -> CampaignLookup:
     """Specs of the enabled campaigns by id; a disabled or removed campaign's touchpoints are
-    not sent (they fail with the reason)."""
+    not sent (they are skipped with the reason)."""
     specs = {c.id: CampaignSpec.of(c) for c in config.campaigns if c.enabled}
     return specs.get
 

@@ -37,6 +37,20 @@ def order_states(order: Order) -> set[str]:
     return states
 
 
+def expiry_gate(due_at: datetime, now: datetime, expires_after: timedelta | None) -> str | None:
+    """Skip a message that fell due longer ago than the campaign allows it to be late.
+
+    The reason is the same for every message of the campaign, so skips count up by reason;
+    the touchpoint's ``due_at`` tells when it fell due.
+    """
+    if expires_after is None or now - due_at <= expires_after:
+        return None
+    days, rest = expires_after.days, expires_after.seconds
+    span = (f"{days}d" if days else "") + (f"{rest // 3600}h" if rest >= 3600 else "")
+    span += f"{rest % 3600 // 60}m" if rest % 3600 else ""
+    return f"too late: not sent within {span} of falling due"
+
+
 def order_gate(order: Order | None, cancel_on: Collection[str]) -> str | None:
     """Skip when the order is now in a state the campaign's cancel rules name."""
     if order is None:

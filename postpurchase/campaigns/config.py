@@ -88,6 +88,9 @@ class Campaign(_Model):
     consent: Literal["transactional", "marketing"]
     smart_sending: bool = True
     priority: int = Field(default=50, ge=0, le=100)
+    # A message not sent this long after it fell due is skipped, not sent late (after an
+    # outage, or for orders imported from long ago); None sends however late.
+    expires_after: DelayText | None = None
 
     @property
     def customer_level(self) -> bool:
@@ -143,6 +146,12 @@ def _semantic_problems(config: CampaignConfig, source: SourceMap) -> Iterator[st
             yield (
                 f"{source.where((*at, 'cancel_on'))}: campaign {campaign.id}: order.placed can "
                 "only cancel customer-level campaigns (tier.changed, customer.lapsed)"
+            )
+        expiry = campaign.expires_after
+        if expiry is not None and not (expiry.days or expiry.seconds):
+            yield (
+                f"{source.where((*at, 'expires_after'))}: campaign {campaign.id}: "
+                "expires_after must be longer than 0 (leave it out to send however late)"
             )
         if campaign.trigger in campaign.cancel_on and campaign.trigger != CUSTOMER_LAPSED:
             yield (

@@ -114,6 +114,7 @@ def test_semantic_mistakes(tmp_path, templates):
               template: thanks
               cancel_on: [order.placed]
               consent: marketing
+              expires_after: 0s
             """
         ),
         "  ",
@@ -122,6 +123,8 @@ def test_semantic_mistakes(tmp_path, templates):
         "FILE:10: duplicate campaign id 'thanks' (first at line 3)",
         "FILE:15: campaign thanks: order.placed can only cancel customer-level campaigns "
         "(tier.changed, customer.lapsed)",
+        "FILE:17: campaign thanks: expires_after must be longer than 0 (leave it out to send "
+        "however late)",
     ]
 
 

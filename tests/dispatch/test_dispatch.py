@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from fakes.fake_sendgrid import error_body, server_error, too_many_requests
 from fakes.fake_twilio import error
-from fakes.fixtures import add_customer, add_order, add_touchpoint
+from fakes.fixtures import SPECS, add_customer, add_order, add_touchpoint
 from fakes.http_fake import Fault
 from sqlalchemy import select, update
 
@@ -413,6 +414,31 @@ def test_outcomes_are_recorded_only_for_rows_the_worker_still_holds(store, make_
 
     assert make_dispatcher(NOW).run_chunk("someone-else", ids) == {}
     assert _touchpoint(store, tp.id).status is TouchpointStatus.CLAIMED
+
+
+def test_messages_later_than_their_campaign_allows_are_skipped(
+    store, make_dispatcher, fake_sendgrid
+):
+    with transaction(store) as session:
+        customer = add_customer(session)
+        order = add_order(session, customer)
+        stale = add_touchpoint(
+            session, customer, order, "delivery_checkin", Channel.EMAIL, NOW - timedelta(days=4)
+        )
+        fresh = add_touchpoint(
+            session, customer, order, "points_earned", Channel.EMAIL, NOW - timedelta(days=2)
+        )
+    specs = {
+        "delivery_checkin": replace(SPECS["delivery_checkin"], expires_after=timedelta(days=3)),
+        "points_earned": replace(SPECS["points_earned"], expires_after=timedelta(days=3)),
+    }
+    dispatcher = make_dispatcher(NOW)
+    dispatcher.lookup = specs.get
+
+    assert _run(store, dispatcher) == {"skipped": 1, "sent": 1}
+    assert _touchpoint(store, stale.id).reason == "too late: not sent within 3d of falling due"
+    assert _touchpoint(store, fresh.id).status is TouchpointStatus.SENT
+    assert [int(m["custom_args"]["touchpoint_id"]) for m in fake_sendgrid.sent] == [fresh.id]
 
 
 def test_a_disabled_or_removed_campaign_sends_nothing_more(store, make_dispatcher):

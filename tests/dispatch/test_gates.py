@@ -1,9 +1,9 @@
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from postpurchase.gates import next_allowed_time
+from postpurchase.gates import expiry_gate, next_allowed_time
 
 QUIET = {"quiet_start": time(21, 0), "quiet_end": time(9, 0)}
 
@@ -56,3 +56,17 @@ def test_quiet_hours_within_one_day():
         2026, 1, 1, 14, tzinfo=UTC
     )
     assert next_allowed_time(datetime(2026, 1, 1, 14, tzinfo=UTC), zone, **lunch) is None
+
+
+def test_a_message_later_than_its_campaign_allows_is_skipped():
+    due = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)
+    three_days = timedelta(days=3)
+
+    assert expiry_gate(due, due + three_days, three_days) is None  # exactly at the limit: sent
+    assert expiry_gate(due, due + three_days + timedelta(minutes=1), three_days) == (
+        "too late: not sent within 3d of falling due"
+    )
+    assert expiry_gate(due, due + timedelta(days=400), None) is None  # no limit set
+    assert expiry_gate(due, due + timedelta(hours=3), timedelta(hours=2, minutes=30)) == (
+        "too late: not sent within 2h30m of falling due"
+    )

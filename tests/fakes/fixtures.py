@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import count
 from typing import Any, Literal
@@ -32,6 +32,7 @@ class Spec:
     consent: Literal["transactional", "marketing"]
     smart_sending: bool = False
     cancel_on: frozenset[str] = frozenset()
+    expires_after: timedelta | None = None
 
 
 SPECS = {
