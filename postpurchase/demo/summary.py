@@ -77,7 +77,8 @@ def summary_lines(session: Session) -> list[str]:
     ).all()
     if skips:
         lines.append("skipped or cancelled, by reason:")
-        lines.extend(f"  {reason or 'unspecified':<40} {n:>6}" for reason, n in skips)
+        width = max(len(reason or "unspecified") for reason, _ in skips)
+        lines.extend(f"  {reason or 'unspecified':<{width}} {n:>6}" for reason, n in skips)
 
     awarded = session.scalar(
         select(func.coalesce(func.sum(LoyaltyLedgerEntry.points), 0)).where(
