@@ -193,6 +193,7 @@ def run(quick: bool) -> str:
     postgres = os.environ.get("POSTPURCHASE_BENCH_POSTGRES_URL")
     rows: list[str] = []
     rates: dict[str, float] = {}
+    p99_ms: dict[str, float] = {}
     cpu_ms: dict[str, float] = {}
     generator_ms: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="postpurchase-bench-") as tmp:
@@ -207,6 +208,7 @@ def run(quick: bool) -> str:
             took = time.perf_counter() - started
             print(f"    ... {result.rate(202):,.0f} accepted/s ({took:.0f} s in all)")
             rates[name] = result.rate(202)
+            p99_ms[name] = result.p99_ms
             cpu_ms[name] = usage.cpu_seconds / sum(result.statuses.values()) * 1000
             generator_ms[name] = result.cpu_seconds / sum(result.statuses.values()) * 1000
             rows.append(_row(f"intake, {name}", result, 202, usage, f"{stored:,} of {distinct:,}"))
@@ -216,7 +218,13 @@ def run(quick: bool) -> str:
     naive_rate = naive.rate(200)
     best = "PostgreSQL" if "PostgreSQL" in rates else "SQLite"
     ratio = rates[best] / naive_rate if naive_rate else float("inf")
-    goal_met = rates.get("PostgreSQL", 0) >= 2000 and ratio >= 100
+    p99 = p99_ms.get("PostgreSQL", float("inf"))
+    verdicts = [
+        f"2,000 accepted/s: {'met' if rates.get('PostgreSQL', 0) >= 2000 else 'not met'} "
+        f"({rates.get('PostgreSQL', 0):,.0f})",
+        f"p99 under 50 ms: {'met' if p99 < 50 else 'not met'} ({p99:.1f} ms)",
+        f"100x the naive path: {'met' if ratio >= 100 else 'not met'} ({ratio:,.0f}x)",
+    ]
     lines = [
         f"Command: `make bench`{' --quick' if quick else ''} (`python -m benchmarks intake`). "
         f"{distinct:,} distinct signed Shopify `orders/create` webhooks (the 7.6 KB order "
@@ -224,9 +232,10 @@ def run(quick: bool) -> str:
         f"concurrency {CONCURRENCY} over keep-alive connections on loopback, against "
         f"`postpurchase serve --workers {WORKERS}`; 300 warm-up webhooks first, not counted. "
         f"Baseline: {triggers} `POST /api/v2/dags/naive_intake/dagRuns` calls (the order as "
-        f"`conf`) one at a time (concurrency {NAIVE_CONCURRENCY}: Airflow's SQLite metadata "
-        "database answers concurrent triggers with 500 'database is locked' or multi-second "
-        "waits) against `airflow api-server --workers 1`. "
+        "`conf`) against `airflow api-server --workers 1` on its default SQLite metadata "
+        f"database, one at a time (concurrency {NAIVE_CONCURRENCY}, its best case: at the "
+        f"intake's concurrency {CONCURRENCY} the api-server answered 500 'database is locked' "
+        "after some 80 s per request, then stopped answering). "
         "Load generator and servers share the machine's cores (and its other users).",
         "",
         "| path | requests | accepted | accepted/s | p50 ms | p99 ms | server peak MiB "
@@ -250,8 +259,12 @@ def run(quick: bool) -> str:
         + "; ".join(f"{ms:.3f} ms per request ({name})" for name, ms in generator_ms.items())
         + ".",
         "",
-        "Goal (PostgreSQL, this 2-core machine): at least 2,000 accepted/s with p99 under "
-        f"50 ms and at least 100x the naive path: **{'met' if goal_met else 'not met'}**.",
+        "Goals (PostgreSQL, this 2-core machine): " + "; ".join(verdicts) + ".",
+        "",
+        f"100x the naive path means {100 * naive_rate:,.0f} accepted/s here; at "
+        f"{cpu_ms[best]:.2f} ms of server CPU per request, two otherwise idle cores serve at "
+        f"most {2000 / cpu_ms[best]:,.0f}/s, before the load generator and the database take "
+        "their share.",
     ]
     if not postgres:
         lines.append("\nPostgreSQL was not measured: set POSTPURCHASE_BENCH_POSTGRES_URL.")
