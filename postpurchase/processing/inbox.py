@@ -35,10 +35,15 @@ from postpurchase.processing.planning import (
     plan_touchpoints,
     tier_subject,
 )
-from postpurchase.processing.records import SourcedEvent, upsert_records
+from postpurchase.processing.records import (
+    CustomerRecord,
+    OrderRecord,
+    SourcedEvent,
+    upsert_records,
+)
 from postpurchase.store.claims import claim_inbox_events, release
 from postpurchase.store.database import SessionFactory, transaction
-from postpurchase.store.models import ClaimStatus, Customer, InboxEvent, Order
+from postpurchase.store.models import ClaimStatus, InboxEvent
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +94,7 @@ class InboxSummary:
 
 
 def _occurrence(
-    item: SourcedEvent, order: Order | None, customer: Customer | None
+    item: SourcedEvent, order: OrderRecord | None, customer: CustomerRecord | None
 ) -> Occurrence | None:
     event = item.event
     if event.type is EventType.TIER_CHANGED:
