@@ -158,7 +158,7 @@ def process_batch(
             )
     # Cancel before planning; the plan itself skips orders already refunded, cancelled, ...
     summary.cancelled += cancel_touchpoints(session, cancellations, config)
-    counts = plan_touchpoints(session, occurrences, config, shop_zone=shop_zone)
+    counts = plan_touchpoints(session, occurrences, config, shop_zone=shop_zone, known=records)
     summary.planned += counts.planned
     summary.skipped.update(counts.skipped)
     summary.events.update(item.event.type.value for item in items)
