@@ -43,6 +43,7 @@ from postpurchase.processing.records import (
 )
 from postpurchase.store.claims import claim_inbox_events, release
 from postpurchase.store.database import SessionFactory, transaction
+from postpurchase.store.membership import among
 from postpurchase.store.models import ClaimStatus, InboxEvent
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ def process_inbox(
             # Plain rows, not ORM objects: only the payloads are wanted, and read once.
             rows = session.execute(
                 select(InboxEvent.id, InboxEvent.source, InboxEvent.payload, InboxEvent.attempts)
-                .where(InboxEvent.id.in_(ids))
+                .where(among(session, InboxEvent.id, ids))
                 .order_by(InboxEvent.id)
             ).all()
             attempts = {row.id: row.attempts for row in rows}

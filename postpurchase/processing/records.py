@@ -25,7 +25,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, delete, func, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from postpurchase.events import (
@@ -36,6 +36,7 @@ from postpurchase.events import (
     OrderSnapshot,
 )
 from postpurchase.processing.statements import insert_ignoring_conflicts
+from postpurchase.store.membership import among, pairs_among
 from postpurchase.store.models import Customer, Order, OrderItem, OrderRefund
 
 Key = tuple[str, str]  # (source, platform id)
@@ -199,7 +200,7 @@ def _load(session: Session, record: type[_R], model: Any, keys: set[Key]) -> dic
         return {}
     table = model.__table__
     query = select(*(table.c[f.name] for f in fields(record))).where(
-        tuple_(table.c.source, table.c.external_id).in_(sorted(keys))
+        pairs_among(session, table.c.source, table.c.external_id, sorted(keys))
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()  # concurrent batches merge one after the other
@@ -354,7 +355,7 @@ def _replace_items(
         return {}
     session.execute(
         delete(OrderItem)
-        .where(OrderItem.order_id.in_(list(replaced)))
+        .where(among(session, OrderItem.order_id, list(replaced)))
         .execution_options(synchronize_session=False)
     )
     lines = {
