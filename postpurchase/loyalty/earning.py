@@ -14,9 +14,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import Protocol
 
 from postpurchase.loyalty.config import Bonus, Earning, LoyaltyConfig, Rounding
-from postpurchase.store.models import Order, OrderItem
+from postpurchase.store.models import OrderItem
+
+
+class OrderAmounts(Protocol):
+    """What earning reads of an order: a stored row, or the values a batch holds for it."""
+
+    @property
+    def subtotal(self) -> Decimal: ...
+    @property
+    def total_discounts(self) -> Decimal: ...
+    @property
+    def total_tax(self) -> Decimal: ...
+    @property
+    def total_shipping(self) -> Decimal: ...
+
 
 _ROUNDING_MODES = {
     Rounding.DOWN: ROUND_FLOOR,
@@ -30,7 +45,7 @@ def round_points(value: Decimal, rule: Rounding) -> int:
     return int(value.to_integral_value(rounding=_ROUNDING_MODES[rule]))
 
 
-def earning_basis(order: Order, earning: Earning) -> Decimal:
+def earning_basis(order: OrderAmounts, earning: Earning) -> Decimal:
     """The amount points are earned on; never below zero."""
     basis = order.subtotal
     if earning.subtract_discounts:
@@ -68,7 +83,7 @@ class Award:
 
 
 def award_for(
-    order: Order,
+    order: OrderAmounts,
     items: Sequence[OrderItem],
     *,
     first_order: bool,

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Insert, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from postpurchase.events import CanonicalEvent, EventType, Refund
 from postpurchase.exceptions import ConcurrentChange, InvalidInput
 from postpurchase.loyalty.config import ExpiryMode, LoyaltyConfig
-from postpurchase.loyalty.earning import add_months, award_for, round_points
+from postpurchase.loyalty.earning import OrderAmounts, add_months, award_for, round_points
 from postpurchase.processing.statements import insert_ignoring_conflicts
 from postpurchase.store.models import (
     Customer,
@@ -62,13 +62,32 @@ class LedgerChange:
     balance: int
 
 
+class LedgerOrder(OrderAmounts, Protocol):
+    """What the ledger reads of an order: a stored row, or the values a batch holds for it."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def total(self) -> Decimal: ...
+    @property
+    def refunded_amount(self) -> Decimal: ...
+    @property
+    def financial_status(self) -> str | None: ...
+    @property
+    def paid_at(self) -> datetime | None: ...
+    @property
+    def cancelled_at(self) -> datetime | None: ...
+
+
 @dataclass(frozen=True)
 class LedgerEvent:
     """An event to apply: its stored order after the event was applied to it (None for events
     that are not about an order) and its customer."""
 
     event: CanonicalEvent
-    order: Order | None
+    order: LedgerOrder | None
     customer_id: int
 
 
@@ -138,7 +157,7 @@ def _lock_customers(session: Session, customer_ids: Sequence[int]) -> None:
 class _Award:
     """Award a paid order once, earned at ``paid_at``."""
 
-    order: Order
+    order: LedgerOrder
     customer_id: int
     paid_at: datetime
 
@@ -151,7 +170,7 @@ class _Award:
 class _Reversal:
     """Reverse a refund's share of the order's award, or (without a refund) what remains."""
 
-    order: Order
+    order: LedgerOrder
     customer_id: int
     cause: str
     note: str

@@ -35,10 +35,16 @@ from postpurchase.processing.planning import (
     plan_touchpoints,
     tier_subject,
 )
-from postpurchase.processing.records import SourcedEvent, upsert_records
+from postpurchase.processing.records import (
+    CustomerRecord,
+    OrderRecord,
+    SourcedEvent,
+    upsert_records,
+)
 from postpurchase.store.claims import claim_inbox_events, release
 from postpurchase.store.database import SessionFactory, transaction
-from postpurchase.store.models import ClaimStatus, Customer, InboxEvent, Order
+from postpurchase.store.membership import among
+from postpurchase.store.models import ClaimStatus, InboxEvent
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +95,7 @@ class InboxSummary:
 
 
 def _occurrence(
-    item: SourcedEvent, order: Order | None, customer: Customer | None
+    item: SourcedEvent, order: OrderRecord | None, customer: CustomerRecord | None
 ) -> Occurrence | None:
     event = item.event
     if event.type is EventType.TIER_CHANGED:
@@ -153,7 +159,7 @@ def process_batch(
             )
     # Cancel before planning; the plan itself skips orders already refunded, cancelled, ...
     summary.cancelled += cancel_touchpoints(session, cancellations, config)
-    counts = plan_touchpoints(session, occurrences, config, shop_zone=shop_zone)
+    counts = plan_touchpoints(session, occurrences, config, shop_zone=shop_zone, known=records)
     summary.planned += counts.planned
     summary.skipped.update(counts.skipped)
     summary.events.update(item.event.type.value for item in items)
@@ -212,7 +218,7 @@ def process_inbox(
             # Plain rows, not ORM objects: only the payloads are wanted, and read once.
             rows = session.execute(
                 select(InboxEvent.id, InboxEvent.source, InboxEvent.payload, InboxEvent.attempts)
-                .where(InboxEvent.id.in_(ids))
+                .where(among(session, InboxEvent.id, ids))
                 .order_by(InboxEvent.id)
             ).all()
             attempts = {row.id: row.attempts for row in rows}

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from postpurchase.campaigns.conditions import ConditionError
 from postpurchase.campaigns.config import Campaign, CampaignConfig
 from postpurchase.campaigns.timing import zone_or
+from postpurchase.processing.records import Records
 from postpurchase.processing.statements import insert_ignoring_conflicts
 from postpurchase.store.models import (
     Channel,
@@ -95,12 +96,12 @@ class Facts:
         return {"order": self.order, "customer": self.customer, "items": self.items, "tier": tier}
 
 
+_ITEM_FIELDS = ("title", "product_type", "vendor", "sku", "quantity", "unit_price")
+
+
 def item_context(item: Any) -> dict[str, Any]:
     """An order line (stored row or snapshot) as conditions see it."""
-    return {
-        name: getattr(item, name)
-        for name in ("title", "product_type", "vendor", "sku", "quantity", "unit_price")
-    }
+    return {name: getattr(item, name) for name in _ITEM_FIELDS}
 
 
 def order_context(order: Any, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -205,21 +206,43 @@ class PlanCounts:
 
 
 def load_facts(
-    session: Session, occurrences: Iterable[Occurrence], shop_zone: ZoneInfo
+    session: Session,
+    occurrences: Iterable[Occurrence],
+    shop_zone: ZoneInfo,
+    known: Records | None = None,
 ) -> dict[tuple[int, int | None], Facts]:
-    """Facts per (customer id, order id), read with three queries for the whole batch."""
+    """Facts per (customer id, order id), read with at most three queries for the whole batch.
+
+    Customers, orders and order lines that ``known`` (the batch's upsert) already holds are
+    taken from it rather than read again.
+    """
     occurrences = list(occurrences)
-    customer_ids = sorted({o.customer_id for o in occurrences})
-    order_ids = sorted({o.order_id for o in occurrences if o.order_id is not None})
-    customers = {
-        c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))
+    known = known or Records()
+    customers: dict[int, Any] = dict(known.customers_by_id)
+    orders: dict[int, Any] = {o.id: o for o in known.orders.values()}
+    items: dict[int, list[dict[str, Any]]] = {
+        order_id: [{name: line[name] for name in _ITEM_FIELDS} for line in lines]
+        for order_id, lines in known.items.items()
     }
-    orders = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(order_ids)))}
-    items: dict[int, list[dict[str, Any]]] = {order_id: [] for order_id in order_ids}
-    for item in session.scalars(
-        select(OrderItem).where(OrderItem.order_id.in_(order_ids)).order_by(OrderItem.id)
-    ):
-        items[item.order_id].append(item_context(item))
+    customer_ids = sorted({o.customer_id for o in occurrences} - customers.keys())
+    order_ids = sorted({o.order_id for o in occurrences if o.order_id is not None})
+    if customer_ids:
+        customers.update(
+            (c.id, c)
+            for c in session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))
+        )
+    missing_orders = [order_id for order_id in order_ids if order_id not in orders]
+    if missing_orders:
+        orders.update(
+            (o.id, o) for o in session.scalars(select(Order).where(Order.id.in_(missing_orders)))
+        )
+    missing_items = [order_id for order_id in order_ids if order_id not in items]
+    if missing_items:
+        items.update((order_id, []) for order_id in missing_items)
+        for item in session.scalars(
+            select(OrderItem).where(OrderItem.order_id.in_(missing_items)).order_by(OrderItem.id)
+        ):
+            items[item.order_id].append(item_context(item))
     facts = {}
     for occurrence in occurrences:
         customer = customers[occurrence.customer_id]
@@ -240,10 +263,12 @@ def plan_touchpoints(
     config: CampaignConfig,
     *,
     shop_zone: ZoneInfo,
+    known: Records | None = None,
 ) -> PlanCounts:
     """Plan every enabled campaign each occurrence triggers; existing touchpoints are kept.
 
-    Returns how many touchpoints were inserted and why others were not planned.
+    ``known`` is the batch's upsert, whose rows need not be read again. Returns how many
+    touchpoints were inserted and why others were not planned.
     """
     counts = PlanCounts()
     by_trigger: dict[str, list[Campaign]] = {}
@@ -252,7 +277,7 @@ def plan_touchpoints(
     relevant = [o for o in occurrences if o.trigger in by_trigger]
     if not relevant:
         return counts
-    facts = load_facts(session, relevant, shop_zone)
+    facts = load_facts(session, relevant, shop_zone, known)
     rows: list[dict[str, Any]] = []
     for occurrence in relevant:
         for campaign in by_trigger[occurrence.trigger]:

@@ -12,18 +12,20 @@ Rules, so that events may arrive late, twice, or out of order:
   their sum.
 
 Work is set-based per batch: missing rows are inserted bare (conflicts ignored, so concurrent
-workers cannot collide), then every row the batch touches is loaded once (locked on
-PostgreSQL), merged in memory and flushed.
+workers cannot collide), then every row the batch touches is read once as plain values (locked on
+PostgreSQL), merged in memory, and the rows that changed are written back with one UPDATE
+statement per table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from postpurchase.events import (
@@ -34,9 +36,11 @@ from postpurchase.events import (
     OrderSnapshot,
 )
 from postpurchase.processing.statements import insert_ignoring_conflicts
+from postpurchase.store.membership import among, pairs_among
 from postpurchase.store.models import Customer, Order, OrderItem, OrderRefund
 
 Key = tuple[str, str]  # (source, platform id)
+_R = TypeVar("_R", "CustomerRecord", "OrderRecord")
 
 # Which journey timestamp an event type sets on its order.
 EVENT_TIMESTAMPS = {
@@ -94,22 +98,79 @@ class SourcedEvent:
         return (self.source, snapshot.external_id) if snapshot else None
 
 
+@dataclass(slots=True)
+class CustomerRecord:
+    """A customer row as the batch left it (plain values, not an ORM object)."""
+
+    id: int
+    source: str
+    external_id: str
+    email: str | None
+    phone: str | None
+    first_name: str | None
+    last_name: str | None
+    locale: str | None
+    time_zone: str | None
+    email_marketing_consent: bool
+    sms_consent: bool
+    sms_marketing_consent: bool
+    source_updated_at: datetime | None
+
+
+@dataclass(slots=True)
+class OrderRecord:
+    """An order row as the batch left it (plain values, not an ORM object)."""
+
+    id: int
+    source: str
+    external_id: str
+    customer_id: int | None
+    name: str | None
+    currency: str
+    subtotal: Decimal
+    total: Decimal
+    total_tax: Decimal
+    total_discounts: Decimal
+    total_shipping: Decimal
+    refunded_amount: Decimal
+    financial_status: str | None
+    fulfillment_status: str | None
+    tracking_url: str | None
+    placed_at: datetime | None
+    paid_at: datetime | None
+    fulfilled_at: datetime | None
+    delivered_at: datetime | None
+    cancelled_at: datetime | None
+    returned_at: datetime | None
+    reviewed_at: datetime | None
+    source_updated_at: datetime | None
+
+
 @dataclass
 class Records:
-    """The rows a batch touched, by platform key, after the upsert."""
+    """The rows a batch touched, after the upsert.
 
-    customers: dict[Key, Customer] = field(default_factory=dict)
-    orders: dict[Key, Order] = field(default_factory=dict)
+    ``customers`` and ``orders`` are by platform key; ``customers_by_id`` also holds the
+    customers of the batch's orders that its events did not name. ``items`` holds the lines
+    of the orders whose items the batch replaced, as stored, by order id.
+    """
 
-    def order_for(self, item: SourcedEvent) -> Order | None:
+    customers: dict[Key, CustomerRecord] = field(default_factory=dict)
+    orders: dict[Key, OrderRecord] = field(default_factory=dict)
+    customers_by_id: dict[int, CustomerRecord] = field(default_factory=dict)
+    items: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def order_for(self, item: SourcedEvent) -> OrderRecord | None:
         return self.orders.get(item.order_key) if item.order_key else None
 
-    def customer_for(self, item: SourcedEvent) -> Customer | None:
+    def customer_for(self, item: SourcedEvent) -> CustomerRecord | None:
         key = item.customer_key
         if key is not None:
             return self.customers.get(key)
         order = self.order_for(item)
-        return order.customer if order is not None else None
+        if order is None or order.customer_id is None:
+            return None
+        return self.customers_by_id.get(order.customer_id)
 
 
 def _version(snapshot: CustomerSnapshot | OrderSnapshot, occurred_at: datetime) -> datetime:
@@ -125,7 +186,7 @@ def _apply_fields(row: Any, snapshot: Any, names: Iterable[str]) -> None:
             setattr(row, name, value)
 
 
-def _fresh(row: Customer | Order, version: datetime) -> bool:
+def _fresh(row: CustomerRecord | OrderRecord, version: datetime) -> bool:
     """Whether a snapshot of ``version`` may overwrite ``row`` (and then bump its version)."""
     if row.source_updated_at is not None and version < row.source_updated_at:
         return False
@@ -133,13 +194,49 @@ def _fresh(row: Customer | Order, version: datetime) -> bool:
     return True
 
 
-def _load(session: Session, model: Any, keys: set[Key]) -> dict[Key, Any]:
+def _load(session: Session, record: type[_R], model: Any, keys: set[Key]) -> dict[Key, _R]:
+    """The rows of ``keys`` as ``record`` values, locked on PostgreSQL."""
     if not keys:
         return {}
-    query = select(model).where(tuple_(model.source, model.external_id).in_(sorted(keys)))
+    table = model.__table__
+    query = select(*(table.c[f.name] for f in fields(record))).where(
+        pairs_among(session, table.c.source, table.c.external_id, sorted(keys))
+    )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()  # concurrent batches merge one after the other
-    return {(row.source, row.external_id): row for row in session.scalars(query)}
+    rows = session.execute(query)
+    return {(row.source, row.external_id): record(**row._mapping) for row in rows}
+
+
+def _values(row: CustomerRecord | OrderRecord) -> tuple[Any, ...]:
+    return tuple(getattr(row, f.name) for f in fields(row))
+
+
+def _store(
+    session: Session,
+    model: Any,
+    before: dict[Key, tuple[Any, ...]],
+    after: dict[Key, CustomerRecord] | dict[Key, OrderRecord],
+) -> None:
+    """UPDATE the rows of ``after`` whose values differ from ``before`` (by key)."""
+    changed = [values for key, r in after.items() if (values := _values(r)) != before[key]]
+    if not changed:
+        return
+    table = model.__table__
+    names = [f.name for f in fields(CustomerRecord if model is Customer else OrderRecord)]
+    kept = ("id", "source", "external_id")  # the key, never changed
+    params = []
+    for values in changed:
+        param = dict(zip(names, values, strict=True))
+        param["_id"] = param.pop("id")
+        del param["source"], param["external_id"]
+        params.append(param)
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("_id"))
+        .values({name: bindparam(name) for name in names if name not in kept}),
+        params,
+    )
 
 
 def _order_version(item: SourcedEvent) -> tuple[datetime, int]:
@@ -172,11 +269,13 @@ def upsert_records(session: Session, items: Sequence[SourcedEvent]) -> Records:
             for k in dict.fromkeys(k for k, _, _ in customer_snaps)
         ],
     )
-    records.customers = _load(session, Customer, {k for k, _, _ in customer_snaps})
+    records.customers = _load(session, CustomerRecord, Customer, {k for k, _, _ in customer_snaps})
+    before = {key: _values(row) for key, row in records.customers.items()}
     for key, snapshot, version in sorted(customer_snaps, key=lambda s: s[2]):
         row = records.customers[key]
         if _fresh(row, version):
             _apply_fields(row, snapshot, _CUSTOMER_FIELDS)
+    _store(session, Customer, before, records.customers)
 
     with_orders = [i for i in items if i.event.order is not None]
     bare_orders = {
@@ -189,14 +288,34 @@ def upsert_records(session: Session, items: Sequence[SourcedEvent]) -> Records:
         if i.event.order is not None and i.order_key is not None
     }
     insert_ignoring_conflicts(session, Order, list(bare_orders.values()))
-    records.orders = _load(session, Order, set(bare_orders))
+    records.orders = _load(session, OrderRecord, Order, set(bare_orders))
+    before = {key: _values(row) for key, row in records.orders.items()}
     replaced_lines: dict[int, OrderSnapshot] = {}
     for item in sorted(with_orders, key=_order_version):
         _merge_order(records, item, replaced_lines)
-    session.flush()
-    _replace_items(session, replaced_lines)
+    _store(session, Order, before, records.orders)
+    records.customers_by_id = {c.id: c for c in records.customers.values()}
+    _load_order_customers(session, records)
+    records.items = _replace_items(session, replaced_lines)
     _record_refunds(session, records, items)
     return records
+
+
+def _load_order_customers(session: Session, records: Records) -> None:
+    """Add the customers of the batch's orders that its events did not name."""
+    missing = {
+        o.customer_id
+        for o in records.orders.values()
+        if o.customer_id is not None and o.customer_id not in records.customers_by_id
+    }
+    if not missing:
+        return
+    table = Customer.__table__
+    query = select(*(table.c[f.name] for f in fields(CustomerRecord))).where(
+        table.c.id.in_(sorted(missing))
+    )
+    for row in session.execute(query):
+        records.customers_by_id[row.id] = CustomerRecord(**row._mapping)
 
 
 def _merge_order(
@@ -225,25 +344,33 @@ def _merge_order(
             setattr(row, column, moment)
 
 
-def _replace_items(session: Session, replaced: dict[int, OrderSnapshot]) -> None:
-    """The newest snapshot's lines are the order's items: edits and removals included."""
+def _replace_items(
+    session: Session, replaced: dict[int, OrderSnapshot]
+) -> dict[int, list[dict[str, Any]]]:
+    """The newest snapshot's lines are the order's items: edits and removals included.
+
+    Returns the new lines by order id, in the order they were inserted.
+    """
     if not replaced:
-        return
+        return {}
     session.execute(
         delete(OrderItem)
-        .where(OrderItem.order_id.in_(list(replaced)))
+        .where(among(session, OrderItem.order_id, list(replaced)))
         .execution_options(synchronize_session=False)
     )
-    rows = [
-        {
-            "order_id": order_id,
-            **line.model_dump(exclude={"external_id"}),
-            "external_id": line.external_id,
-        }
+    lines = {
+        order_id: [
+            {**line.model_dump(exclude={"external_id"}), "external_id": line.external_id}
+            for line in {line.external_id: line for line in snapshot.lines}.values()
+        ]
         for order_id, snapshot in replaced.items()
-        for line in {line.external_id: line for line in snapshot.lines}.values()
-    ]
-    insert_ignoring_conflicts(session, OrderItem, rows)
+    }
+    insert_ignoring_conflicts(
+        session,
+        OrderItem,
+        [{"order_id": order_id, **line} for order_id, rows in lines.items() for line in rows],
+    )
+    return lines
 
 
 def _record_refunds(session: Session, records: Records, items: Sequence[SourcedEvent]) -> None:
@@ -266,12 +393,16 @@ def _record_refunds(session: Session, records: Records, items: Sequence[SourcedE
         .where(OrderRefund.order_id == Order.id)
         .scalar_subquery()
     )
-    session.execute(
-        update(Order)
-        .where(Order.id.in_(order_ids))
-        .values(refunded_amount=totals)
-        .execution_options(synchronize_session=False)
-    )
+    amounts: dict[int, Decimal] = {
+        order_id: amount
+        for order_id, amount in session.execute(
+            update(Order)
+            .where(Order.id.in_(order_ids))
+            .values(refunded_amount=totals)
+            .returning(Order.id, Order.refunded_amount)
+            .execution_options(synchronize_session=False)
+        )
+    }
     for order in records.orders.values():
-        if order.id in order_ids:
-            session.refresh(order, ["refunded_amount"])
+        if order.id in amounts:
+            order.refunded_amount = amounts[order.id]

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from postpurchase.store.membership import among
 from postpurchase.store.models import ClaimStatus, InboxEvent, Touchpoint, TouchpointStatus
 
 
@@ -129,7 +130,7 @@ def release(session: Session, model: Any, ids: Sequence[int], *, worker: str, **
     result = session.execute(
         update(model)
         .where(
-            model.id.in_(ids),
+            among(session, model.id, ids),
             model.claimed_by == worker,
             model.status.in_(_KINDS[model].held),
         )

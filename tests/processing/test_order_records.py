@@ -14,7 +14,14 @@ from postpurchase.processing.inbox import InboxSummary, process_batch
 from postpurchase.processing.records import SourcedEvent
 from postpurchase.store.claims import claim_inbox_events
 from postpurchase.store.database import transaction
-from postpurchase.store.models import ClaimStatus, Customer, InboxEvent, Order, OrderItem
+from postpurchase.store.models import (
+    ClaimStatus,
+    Customer,
+    InboxEvent,
+    Order,
+    OrderItem,
+    Touchpoint,
+)
 
 
 def _order(store, external_id="5001"):
@@ -181,3 +188,109 @@ def test_an_event_that_does_not_know_the_currency_keeps_the_orders_own(store, dr
     order = _order(store)
     assert order.currency == "USD"
     assert order.delivered_at == at("2026-03-04T09:00:00+00:00")
+
+
+def _journey(order_id: str, customer_id: str) -> list[dict]:
+    """An order's events in the order they arrive: an older update last, delivery first."""
+    return [
+        order_event(
+            "order.delivered",
+            "2026-03-04T10:00:00+00:00",
+            order_id=order_id,
+            customer_id=customer_id,
+            updated_at="2026-03-04T10:00:00+00:00",
+        ),
+        order_event(
+            "order.placed",
+            "2026-03-01T15:00:00+00:00",
+            order_id=order_id,
+            customer_id=customer_id,
+            updated_at="2026-03-01T15:00:00+00:00",
+        ),
+        order_event(
+            "order.paid",
+            "2026-03-01T15:05:00+00:00",
+            order_id=order_id,
+            customer_id=customer_id,
+            total="199.00",
+            updated_at="2026-03-05T09:00:00+00:00",
+        ),
+        order_event(
+            "order.fulfilled",
+            "2026-03-02T09:00:00+00:00",
+            order_id=order_id,
+            customer_id=customer_id,
+            total="149.00",
+            updated_at="2026-03-02T09:00:00+00:00",
+        ),
+    ]
+
+
+def _order_state(store, external_id):
+    order = _order(store, external_id)
+    with store() as session:
+        customer = session.get(Customer, order.customer_id)
+        items = session.execute(
+            select(OrderItem.title, OrderItem.quantity).where(OrderItem.order_id == order.id)
+        ).all()
+        planned = session.execute(
+            select(Touchpoint.campaign_id, Touchpoint.step, Touchpoint.channel, Touchpoint.due_at)
+            .where(Touchpoint.order_id == order.id)
+            .order_by(Touchpoint.campaign_id, Touchpoint.step, Touchpoint.channel)
+        ).all()
+    fields = ("total", "placed_at", "paid_at", "fulfilled_at", "delivered_at", "source_updated_at")
+    assert customer is not None
+    return (
+        {name: getattr(order, name) for name in fields},
+        (customer.email, customer.time_zone),
+        items,
+        planned,
+    )
+
+
+def test_events_of_one_order_in_one_batch_end_as_in_separate_batches(store, drain):
+    put(store, *_journey("5001", "c-1"))  # one batch
+    drain()
+    for payload in _journey("5002", "c-2"):  # one batch per event
+        put(store, payload)
+        drain()
+
+    together, apart = _order_state(store, "5001"), _order_state(store, "5002")
+    assert together == apart
+    assert together[0]["total"] == Decimal("199.0000")  # the newest update wins
+    assert together[0]["delivered_at"] == at("2026-03-04T10:00:00+00:00")
+    assert together[3]  # delivery campaigns were planned
+
+
+def test_an_order_and_its_customer_both_new_in_one_batch(store, drain):
+    put(store, order_event("order.delivered", "2026-03-04T10:00:00+00:00", customer_id="c-new"))
+    summary = drain()
+
+    order = _order(store)
+    with store() as session:
+        customer = session.scalars(select(Customer).where(Customer.external_id == "c-new")).one()
+        planned = session.scalars(select(Touchpoint.customer_id)).all()
+    assert order.customer_id == customer.id
+    assert customer.email == "mara@example.com"
+    assert summary.planned > 0
+    assert set(planned) == {customer.id}
+
+
+def test_an_event_that_does_not_name_the_customer_plans_for_the_orders_own(store, drain):
+    put(store, order_event("order.placed", "2026-03-01T15:00:00+00:00"))
+    drain()
+    delivered = {
+        "type": "order.delivered",
+        "occurred_at": "2026-03-04T10:00:00+00:00",
+        "order": {"external_id": "5001", "currency": "USD"},
+    }
+    put(store, CanonicalEvent.model_validate(delivered).as_payload())
+    summary = drain()
+
+    with store() as session:
+        customer = session.scalars(select(Customer)).one()
+        planned = session.scalars(
+            select(Touchpoint.customer_id).where(Touchpoint.campaign_id == "delivery_checkin")
+        ).all()
+    assert summary.planned > 0
+    assert planned and set(planned) == {customer.id}
