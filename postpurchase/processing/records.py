@@ -203,7 +203,9 @@ def _load(session: Session, record: type[_R], model: Any, keys: set[Key]) -> dic
         pairs_among(session, table.c.source, table.c.external_id, sorted(keys))
     )
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()  # concurrent batches merge one after the other
+        # Concurrent batches merge one after the other; locking in id order, as the ledger
+        # does, keeps two batches from each holding a row the other waits for.
+        query = query.order_by(table.c.id).with_for_update()
     rows = session.execute(query)
     return {(row.source, row.external_id): record(**row._mapping) for row in rows}
 
