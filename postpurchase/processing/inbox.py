@@ -202,6 +202,7 @@ def process_inbox(
     """
     summary = InboxSummary()
     deadline = time.monotonic() + time_budget.total_seconds() if time_budget else None
+    first = True
     while deadline is None or time.monotonic() < deadline:
         with transaction(factory) as session:
             ids = claim_inbox_events(
@@ -211,7 +212,10 @@ def process_inbox(
                 limit=batch_size,
                 lease=lease,
                 max_attempts=MAX_ATTEMPTS,
+                # a crashed run's rows are taken back once, at the start
+                reclaim_expired=first,
             )
+        first = False
         if not ids:
             break
         with factory() as session:

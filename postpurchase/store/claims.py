@@ -74,9 +74,25 @@ def claim_inbox_events(
     limit: int,
     lease: timedelta,
     max_attempts: int = 5,
+    reclaim_expired: bool = True,
 ) -> list[int]:
-    """Claim up to ``limit`` pending inbox rows (oldest first) and return their ids."""
-    return _claim(session, _KINDS[InboxEvent], None, worker, now, limit, lease, max_attempts)
+    """Claim up to ``limit`` pending inbox rows (oldest first) and return their ids.
+
+    Rows of a crashed claimant (lease run out) are taken back first, unless
+    ``reclaim_expired`` is False: a drain does that on its first claim only, since its own
+    leases do not run out while it works, and the search costs more as the table grows.
+    """
+    return _claim(
+        session,
+        _KINDS[InboxEvent],
+        None,
+        worker,
+        now,
+        limit,
+        lease,
+        max_attempts,
+        reclaim_expired=reclaim_expired,
+    )
 
 
 def claim_due_touchpoints(
@@ -178,40 +194,49 @@ def _claim(
     limit: int,
     lease: timedelta,
     max_attempts: int,
+    *,
+    reclaim_expired: bool = True,
 ) -> list[int]:
     model = kind.model
     expired = and_(model.status == kind.claimed, model.lease_until < now)
-    session.execute(
-        update(model)
-        .where(expired, model.attempts >= max_attempts)
-        .values(
-            status=kind.given_up,
-            lease_until=None,
-            **{kind.reason_column: kind.given_up_reason.format(n=max_attempts)},
-        )
-        .execution_options(synchronize_session=False)
-    )
     ready = model.status == kind.ready
     if extra is not None:
         ready = and_(ready, extra)
-    candidates = (
-        select(model.id)
-        .where(or_(ready, and_(expired, model.attempts < max_attempts)))
-        .order_by(model.id)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
-    result = session.execute(
-        update(model)
-        .where(model.id.in_(candidates.scalar_subquery()))
-        .values(
-            status=kind.claimed,
-            claimed_by=worker,
-            lease_until=now + lease,
-            attempts=model.attempts + 1,
+    conditions = [ready]
+    if reclaim_expired:
+        session.execute(
+            update(model)
+            .where(expired, model.attempts >= max_attempts)
+            .values(
+                status=kind.given_up,
+                lease_until=None,
+                **{kind.reason_column: kind.given_up_reason.format(n=max_attempts)},
+            )
+            .execution_options(synchronize_session=False)
         )
-        .returning(model.id)
-        .execution_options(synchronize_session=False)
-    )
-    return sorted(result.scalars().all())
+        # Rows whose lease ran out go first: they have waited longest.
+        conditions.insert(0, and_(expired, model.attempts < max_attempts))
+    claimed: list[int] = []
+    # One query per condition, each walking the (status, ...) index: one query with an OR of
+    # the two made PostgreSQL visit every row that was ever claimed, on each claim.
+    for condition in conditions:
+        if len(claimed) >= limit:
+            break
+        candidates = select(model.id).where(condition).order_by(model.id)
+        candidates = candidates.limit(limit - len(claimed))
+        if session.get_bind().dialect.name == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
+        result = session.execute(
+            update(model)
+            .where(model.id.in_(candidates.scalar_subquery()))
+            .values(
+                status=kind.claimed,
+                claimed_by=worker,
+                lease_until=now + lease,
+                attempts=model.attempts + 1,
+            )
+            .returning(model.id)
+            .execution_options(synchronize_session=False)
+        )
+        claimed += result.scalars().all()
+    return sorted(claimed)
