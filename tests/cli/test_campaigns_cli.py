@@ -40,19 +40,25 @@ def test_validate_accepts_the_shipped_campaigns():
 
 def test_validate_lists_every_problem_and_fails(tmp_path):
     broken = tmp_path / "campaigns.yaml"
-    broken.write_text(
+    text = (
         SHIPPED.read_text()
         .replace("delay: 1d", "delay: tomorrow")
         .replace("[email, sms]", "[email, fax]")
     )
+    broken.write_text(text)
+    source = text.splitlines()
+    delay_line = source.index("    delay: tomorrow") + 1
+    channels_line = source.index("    channels: [email, fax]") + 1
 
     result = CliRunner().invoke(main, ["campaigns", "validate", str(broken)])
 
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith(f"{broken}:14: delay: 'tomorrow' is not a duration")
-    assert lines[1].startswith(f"{broken}:41: channels[1]: Input should be 'email' or 'sms'")
+    assert lines[0].startswith(f"{broken}:{delay_line}: delay: 'tomorrow' is not a duration")
+    assert lines[1].startswith(
+        f"{broken}:{channels_line}: channels[1]: Input should be 'email' or 'sms'"
+    )
 
 
 def test_timeline_shows_local_due_times_and_reasons(tmp_path):
