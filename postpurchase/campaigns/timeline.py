@@ -1,27 +1,20 @@
 """What an order would get: each campaign's touchpoints with local due times, or why not.
 
-Used by ``postpurchase campaigns timeline``. The order can be given as marketing has it at
-hand: a Shopify order (a webhook body, or the Admin API's ``{"order": ...}``), a WooCommerce
-order, a generic webhook event, or the canonical order itself. It applies the planner's own
-rule (``decide``) to the order, without a database; journey moments the order cannot tell
-(payment, fulfilment, delivery) are given by the caller, and an unknown delivery is assumed from the
+Used by ``postpurchase campaigns timeline``. It applies the planner's own rule (``decide``) to
+an order snapshot, without a database; journey moments the snapshot cannot tell (payment,
+fulfilment, delivery) are given by the caller, and an unknown delivery is assumed from the
 fulfilment plus the configured fallback, as the processing DAG would.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 from zoneinfo import ZoneInfo
-
-from pydantic import ValidationError
 
 from postpurchase.campaigns.config import CUSTOMER_LAPSED, CampaignConfig
 from postpurchase.campaigns.timing import zone_or
 from postpurchase.events import OrderSnapshot
-from postpurchase.platforms import shopify, woocommerce
-from postpurchase.platforms.fields import InvalidPayload, problems_of
 from postpurchase.processing.planning import (
     Facts,
     Occurrence,
@@ -43,35 +36,6 @@ _MOMENT_OF = {
 # Shopify's financial statuses of a paid order, and WooCommerce's order statuses (kept as
 # financial_status) that follow payment.
 _PAID_STATUSES = {"paid", "partially_refunded", "refunded", "processing", "completed"}
-
-
-def order_of_document(data: Any) -> tuple[str, OrderSnapshot]:
-    """The order in a JSON document, and the shape it was read as.
-
-    Raises InvalidPayload naming each wrong field, read as the shape the document looks like.
-    """
-    if isinstance(data, dict) and isinstance(data.get("order"), dict):
-        if "type" in data:  # a generic webhook event
-            return "generic event", _canonical(data["order"])
-        if len(data) == 1:  # the Shopify Admin API wraps an order this way
-            data = data["order"]
-    if isinstance(data, dict) and "line_items" in data:
-        if "total_price" in data or "admin_graphql_api_id" in data:
-            event = shopify.normalise("orders/create", data, received_at=datetime.now(UTC))
-            shape = "Shopify order"
-        else:
-            event = woocommerce.normalise("order.created", data)
-            shape = "WooCommerce order"
-        assert event is not None and event.order is not None  # both topics carry the order
-        return shape, event.order
-    return "canonical order", _canonical(data)
-
-
-def _canonical(data: Any) -> OrderSnapshot:
-    try:
-        return OrderSnapshot.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidPayload(problems_of(exc)) from None
 
 
 @dataclass(frozen=True)
