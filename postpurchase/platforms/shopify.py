@@ -27,7 +27,7 @@ from postpurchase.platforms.fields import (
     parse_as,
     problems_of,
 )
-from postpurchase.platforms.zones import zone_from_address
+from postpurchase.platforms.zones import first_zone
 
 SOURCE = "shopify"
 
@@ -49,9 +49,6 @@ class Address(PlatformModel):
     country_code: str | None = None
     province_code: str | None = None
     phone: str | None = None
-
-    def time_zone(self) -> str | None:
-        return zone_from_address(self.country_code, self.province_code)
 
 
 class ShopifyCustomer(PlatformModel):
@@ -183,8 +180,9 @@ def _customer(
     platform sends none, and are followed by the customer's default address."""
     home = customer.default_address.country_code if customer.default_address else None
     tags = [t.strip() for t in (customer.tags or "").split(",") if t.strip()]
-    zones = (a.time_zone() for a in (*addresses, customer.default_address) if a is not None)
-    zone = next((z for z in zones if z), None)
+    zone = first_zone(
+        *((a.country_code, a.province_code) for a in (*addresses, customer.default_address) if a)
+    )
     return dict(
         # only when known: an update without an address keeps the zone already stored
         **({"time_zone": zone} if zone else {}),

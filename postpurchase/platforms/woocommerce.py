@@ -24,7 +24,7 @@ from postpurchase.platforms.fields import (
     parse_as,
     problems_of,
 )
-from postpurchase.platforms.zones import zone_from_address
+from postpurchase.platforms.zones import first_zone
 
 SOURCE = "woocommerce"
 HANDLED_TOPICS = frozenset({"order.created", "order.updated"})
@@ -91,8 +91,7 @@ def _customer(order: WooOrder) -> dict[str, Any] | None:
         return None
     regions = (billing.country, order.shipping.country if order.shipping else None)
     # where the parcel goes is where the customer most likely lives
-    zones = (zone_from_address(a.country, a.state) for a in (order.shipping, billing) if a)
-    zone = next((z for z in zones if z), None)
+    zone = first_zone(*((a.country, a.state) for a in (order.shipping, billing) if a))
     return dict(
         **({"time_zone": zone} if zone else {}),
         external_id=external_id,

@@ -94,6 +94,11 @@ def zone_from_address(country: str | None, region: str | None = None) -> str | N
     return _MAINLAND.get(country) or _single_clock_zone(country)
 
 
+def first_zone(*addresses: tuple[str | None, str | None]) -> str | None:
+    """The zone of the first (country, region) address that gives one, most telling first."""
+    return next((z for c, r in addresses if (z := zone_from_address(c, r))), None)
+
+
 @cache
 def _single_clock_zone(country: str) -> str | None:
     zones = get_global("territory_zones").get(country, [])
