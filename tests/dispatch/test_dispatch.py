@@ -36,6 +36,15 @@ def _touchpoint(store, tp_id):
         return session.get(Touchpoint, tp_id)
 
 
+def _due_checkin(store, channel=Channel.EMAIL):
+    """A new customer's order with one delivery check-in on ``channel``, due now."""
+    with transaction(store) as session:
+        customer = add_customer(session)
+        return add_touchpoint(
+            session, customer, add_order(session, customer), "delivery_checkin", channel, NOW
+        )
+
+
 def test_email_goes_through_sendgrid_with_feedback_fields(store, make_dispatcher, fake_sendgrid):
     with transaction(store) as session:
         customer = add_customer(session, first_name="Chloé")
@@ -267,11 +276,7 @@ def test_suppressed_address_gets_nothing(store, make_dispatcher, fake_sendgrid):
 
 
 def test_429_then_success_waits_for_the_reset(store, make_dispatcher, fake_sendgrid):
-    with transaction(store) as session:
-        customer = add_customer(session)
-        tp = add_touchpoint(
-            session, customer, add_order(session, customer), "delivery_checkin", Channel.EMAIL, NOW
-        )
+    tp = _due_checkin(store)
     fake_sendgrid.fail_next(too_many_requests(reset_in=7))
     dispatcher = make_dispatcher(NOW)
 
@@ -298,11 +303,7 @@ def test_500_is_retried_with_backoff(store, make_dispatcher, fake_sendgrid):
 
 
 def test_an_outage_sends_the_message_back_for_a_later_round(store, make_dispatcher, fake_sendgrid):
-    with transaction(store) as session:
-        customer = add_customer(session)
-        tp = add_touchpoint(
-            session, customer, add_order(session, customer), "delivery_checkin", Channel.EMAIL, NOW
-        )
+    tp = _due_checkin(store)
     fake_sendgrid.fail_next(*[server_error()] * 4)
 
     assert _run(store, make_dispatcher(NOW, send_attempts=4)) == {"retrying": 1}
@@ -320,11 +321,7 @@ def test_an_outage_sends_the_message_back_for_a_later_round(store, make_dispatch
 
 
 def test_an_outage_longer_than_the_rounds_fails_the_message(store, make_dispatcher, fake_sendgrid):
-    with transaction(store) as session:
-        customer = add_customer(session)
-        tp = add_touchpoint(
-            session, customer, add_order(session, customer), "delivery_checkin", Channel.EMAIL, NOW
-        )
+    tp = _due_checkin(store)
     fake_sendgrid.fail_next(*[server_error()] * 6)
 
     moment, waits = NOW, []
@@ -343,11 +340,7 @@ def test_an_outage_longer_than_the_rounds_fails_the_message(store, make_dispatch
 
 
 def test_400_is_permanent_with_the_providers_message(store, make_dispatcher, fake_sendgrid):
-    with transaction(store) as session:
-        customer = add_customer(session)
-        tp = add_touchpoint(
-            session, customer, add_order(session, customer), "delivery_checkin", Channel.EMAIL, NOW
-        )
+    tp = _due_checkin(store)
     message = "The from address does not match a verified Sender Identity."
     fake_sendgrid.fail_next(Fault(400, error_body(message, "from")))
 
@@ -371,11 +364,7 @@ def test_twilio_429_is_retried(store, make_dispatcher, fake_twilio):
 
 
 def test_timeout_is_unknown_and_never_sent_again(store, make_dispatcher, fake_sendgrid):
-    with transaction(store) as session:
-        customer = add_customer(session)
-        tp = add_touchpoint(
-            session, customer, add_order(session, customer), "delivery_checkin", Channel.EMAIL, NOW
-        )
+    tp = _due_checkin(store)
     fake_sendgrid.fail_next(Fault(delay=1.5))
 
     assert _run(store, make_dispatcher(NOW, timeout=0.3)) == {"unknown": 1}
