@@ -39,6 +39,7 @@ from postpurchase.exceptions import ConcurrentChange, InvalidInput
 from postpurchase.loyalty.config import ExpiryMode, LoyaltyConfig
 from postpurchase.loyalty.earning import OrderAmounts, add_months, award_for, round_points
 from postpurchase.processing.statements import insert_ignoring_conflicts
+from postpurchase.store.membership import among
 from postpurchase.store.models import (
     Customer,
     CustomerTier,
@@ -147,7 +148,7 @@ def _lock_customers(session: Session, customer_ids: Sequence[int]) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(
             select(Customer.id)
-            .where(Customer.id.in_(customer_ids))
+            .where(among(session, Customer.id, customer_ids))
             .order_by(Customer.id)
             .with_for_update()
         )
@@ -230,7 +231,7 @@ class _Holdings:
 def _holdings(session: Session, customer_ids: list[int], order_ids: list[int]) -> _Holdings:
     held = _Holdings()
     order_rows = select(Ledger.order_id, Ledger.kind, Ledger.points, Ledger.cause).where(
-        Ledger.order_id.in_(order_ids)
+        among(session, Ledger.order_id, order_ids)
     )
     for row_order_id, kind, points, cause in session.execute(order_rows):
         order_id = cast(int, row_order_id)  # selected by order id: never None
@@ -242,7 +243,7 @@ def _holdings(session: Session, customer_ids: list[int], order_ids: list[int]) -
     awards = func.sum(case((Ledger.kind == LedgerKind.AWARD, 1), else_=0))
     per_customer = (
         select(Ledger.customer_id, func.sum(Ledger.points), awards)
-        .where(Ledger.customer_id.in_(customer_ids))
+        .where(among(session, Ledger.customer_id, customer_ids))
         .group_by(Ledger.customer_id)
     )
     for customer_id, total, awarded in session.execute(per_customer):
@@ -272,14 +273,14 @@ class _AwardFacts:
 def _award_facts(session: Session, awards: list[_Award], config: LoyaltyConfig) -> _AwardFacts:
     customer_ids = sorted({a.customer_id for a in awards})
     tiers = select(CustomerTier.customer_id, CustomerTier.tier).where(
-        CustomerTier.customer_id.in_(customer_ids)
+        among(session, CustomerTier.customer_id, customer_ids)
     )
     facts = _AwardFacts({customer_id: tier for customer_id, tier in session.execute(tiers)}, {}, {})
     if any(bonus.first_order for bonus in config.bonuses):
         earliest = (
             select(Order.customer_id, func.min(Order.paid_at))
             .where(
-                Order.customer_id.in_(customer_ids),
+                among(session, Order.customer_id, customer_ids),
                 Order.paid_at.is_not(None),
                 Order.cancelled_at.is_(None),
             )
@@ -290,7 +291,11 @@ def _award_facts(session: Session, awards: list[_Award], config: LoyaltyConfig) 
             facts.first_paid[cast(int, customer_id)] = cast(datetime, paid_at)
     if any(bonus.has_product_condition for bonus in config.bonuses):
         order_ids = sorted({a.order.id for a in awards})
-        lines = select(OrderItem).where(OrderItem.order_id.in_(order_ids)).order_by(OrderItem.id)
+        lines = (
+            select(OrderItem)
+            .where(among(session, OrderItem.order_id, order_ids))
+            .order_by(OrderItem.id)
+        )
         for line in session.scalars(lines):
             facts.items.setdefault(line.order_id, []).append(line)
     return facts
