@@ -125,6 +125,15 @@ def _drain(cluster, store, *, timeout=420):
     )
 
 
+def _wait_for_note(cluster, dag_id, wanted, *, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not any(wanted(note) for note in cluster.notes(dag_id)):
+        assert time.monotonic() < deadline, (
+            f"no run of {dag_id} has the note: {cluster.notes(dag_id)}"
+        )
+        time.sleep(2)
+
+
 def _outcomes(store):
     with store() as session:
         return session.execute(
@@ -169,12 +178,12 @@ def test_webhooks_become_messages_exactly_once_even_when_a_worker_dies(cluster, 
     assert unknown == []
     assert {r.channel for r in sent} == {Channel.EMAIL, Channel.SMS}
     assert len(sendgrid.sent) + len(twilio.sent) == len(sent)
-    # ops see each run's counts as its note in the UI
-    assert any(
-        "processed" in note and "order.paid" in note
-        for note in cluster.notes("process_purchase_events")
+    # ops see each run's counts as its note in the UI (written by each run's last task, which
+    # may still be running when the work itself is done)
+    _wait_for_note(
+        cluster, "process_purchase_events", lambda n: "processed" in n and "order.paid" in n
     )
-    assert any(" sent " in note for note in cluster.notes("dispatch_touchpoints"))
+    _wait_for_note(cluster, "dispatch_touchpoints", lambda n: " sent " in n)
 
     # 2. More orders, a slow provider, and the Celery worker SIGKILLed mid-dispatch.
     before = len(sendgrid.requests)
