@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol, cast
@@ -47,6 +47,7 @@ from postpurchase.store.models import (
     LoyaltyLedgerEntry,
     Order,
     OrderItem,
+    OrderRefund,
 )
 
 Ledger = LoyaltyLedgerEntry
@@ -61,6 +62,14 @@ class LedgerChange:
     cause: str
     order_id: int | None
     balance: int
+    # Reversals written right after an award for refunds recorded before it (a refund that
+    # was processed before the payment it refunds).
+    catch_up: tuple[LedgerChange, ...] = ()
+
+    @property
+    def net_points(self) -> int:
+        """The points of this row and its catch-up reversals together."""
+        return self.points + sum(change.points for change in self.catch_up)
 
 
 class LedgerOrder(OrderAmounts, Protocol):
@@ -260,6 +269,7 @@ class _AwardFacts:
     tiers: dict[int, str]  # customer id: tier name
     first_paid: dict[int, datetime]  # customer id: earliest paid_at of a paid, live order
     items: dict[int, list[OrderItem]]  # order id: its lines
+    refunds: dict[int, list[Refund]] = field(default_factory=dict)  # order id: recorded ones
 
     def first_order(self, award: _Award, held: _Holdings) -> bool:
         """No other order of the customer earned points, and none was paid before this one."""
@@ -298,7 +308,42 @@ def _award_facts(session: Session, awards: list[_Award], config: LoyaltyConfig) 
         )
         for line in session.scalars(lines):
             facts.items.setdefault(line.order_id, []).append(line)
+    refunded = sorted({a.order.id for a in awards if a.order.refunded_amount > 0})
+    if refunded:
+        recorded = (
+            select(OrderRefund)
+            .where(among(session, OrderRefund.order_id, refunded))
+            .order_by(OrderRefund.refunded_at, OrderRefund.id)
+        )
+        for refund in session.scalars(recorded):
+            facts.refunds.setdefault(refund.order_id, []).append(
+                Refund(
+                    external_id=refund.external_id, amount=refund.amount, currency=refund.currency
+                )
+            )
     return facts
+
+
+def _catch_up(award: _Award, facts: _AwardFacts) -> list[_Reversal]:
+    """Reversals an award owes from the start: refunds of its order recorded before it, or
+    the whole order when it is refunded without refund detail."""
+    order = award.order
+    refunds = facts.refunds.get(order.id, [])
+    reversals = [
+        _Reversal(
+            order,
+            award.customer_id,
+            f"reversal:refund:{order.id}:{refund.external_id}",
+            f"refund {refund.external_id}: {refund.amount} {refund.currency} of {order.total}",
+            refund,
+        )
+        for refund in refunds
+    ]
+    if not refunds and (order.financial_status or "").lower() == "refunded":
+        reversals.append(
+            _Reversal(order, award.customer_id, f"reversal:refunded:{order.id}", "order refunded")
+        )
+    return reversals
 
 
 def _award_row(
@@ -378,6 +423,11 @@ def apply_events(
     - ``order.cancelled`` (or any order event once ``cancelled_at`` is set): reverse the
       remainder of an award; a cancelled order that was never paid earns nothing.
 
+    A refund processed before the payment it refunds (webhooks race; drainers run side by
+    side) finds no award to reverse; the award, when it comes, is followed by the reversals of
+    the order's refunds recorded so far (its change's ``catch_up``), so the ledger ends where
+    it would have in order.
+
     Returns, per event, the row written, or None when it changes nothing (duplicates
     included). ConcurrentChange when a row's cause was written meanwhile by a transaction
     that did not hold the customer's lock (another customer on the same order): the caller
@@ -396,20 +446,25 @@ def apply_events(
     changes: list[LedgerChange | None] = []
     for intent in intents:
         row = None
+        owed: list[_Reversal] = []
         if intent is not None and intent.cause not in held.causes:
             if isinstance(intent, _Award):
                 assert facts is not None  # loaded for every award not yet in the ledger
                 row = _award_row(intent, held, facts, config)
+                owed = _catch_up(intent, facts)
             else:
                 row = _reversal_row(intent, held, config)
         if row is None:
             changes.append(None)
             continue
-        after = held.add(row)
-        rows.append(row)
-        changes.append(
-            LedgerChange(row["kind"], row["points"], row["cause"], row["order_id"], after)
-        )
+        change = _added(row, held, rows)
+        caught_up = [
+            _added(reversal_row, held, rows)
+            for reversal in owed
+            if reversal.cause not in held.causes
+            and (reversal_row := _reversal_row(reversal, held, config)) is not None
+        ]
+        changes.append(replace(change, catch_up=tuple(caught_up)))
     # The cause is the ledger's only unique key besides the id: a row skipped as a conflict is
     # a cause written meanwhile.
     written = insert_ignoring_conflicts(session, Ledger, rows)
@@ -419,6 +474,13 @@ def apply_events(
             "another worker"
         )
     return changes
+
+
+def _added(row: dict[str, Any], held: _Holdings, rows: list[dict[str, Any]]) -> LedgerChange:
+    """Count ``row`` as written (in ``held`` and the batch's ``rows``); its change."""
+    rows.append(row)
+    after = held.add(row)
+    return LedgerChange(row["kind"], row["points"], row["cause"], row["order_id"], after)
 
 
 def apply_event(

@@ -176,3 +176,37 @@ def test_refunds_of_orders_paid_in_this_and_an_earlier_batch(store, drain):
         ("5002", "reversal", -25, "reversal"),
     ]
     balance_holds(store)
+
+
+def test_a_refund_processed_before_its_payment_is_reversed_when_the_award_comes(store, drain):
+    # Webhooks race: the refund reaches the inbox (or another drainer) before the payment.
+    put(store, order_event("order.refunded", LATER, total="200.00", refund=_refund("r1", "50.00")))
+    assert drain().points == 0  # nothing awarded yet, so nothing to take back
+    assert ledger(store) == []
+
+    put(store, order_event("order.paid", PAID, total="200.00"))
+    summary = drain()
+    # As in order: 300 awarded (200 + 100 bonus), then a quarter of it back for r1.
+    assert ledger(store) == [("5001", "award", 300, "award"), ("5001", "reversal", -75, "reversal")]
+    assert summary.points == 225
+
+    put(store, order_event("order.refunded", LATER, total="200.00", refund=_refund("r1", "50.00")))
+    assert drain().points == 0  # r1 again, from a platform retry: reversed once only
+    assert len(ledger(store)) == 2
+    balance_holds(store)
+
+
+def test_an_order_refunded_in_full_before_its_payment_ends_at_zero(store, drain):
+    put(
+        store,
+        order_event("order.refunded", LATER, total="80.00", refund=_refund("r1", "30.00")),
+        order_event("order.refunded", LATER, total="80.00", refund=_refund("r2", "50.00")),
+    )
+    drain()
+    put(store, order_event("order.paid", PAID, total="80.00"))
+    assert drain().points == 0
+    assert [(kind, points) for _, kind, points, _ in ledger(store)] == [
+        ("award", 180),
+        ("reversal", -180),
+    ]
+    balance_holds(store)
