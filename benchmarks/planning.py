@@ -1,16 +1,18 @@
 """``planning``: purchase events drained from the inbox into touchpoints, as one DAG run does.
 
 Each order has placed, paid, fulfilled and delivered events; the shipped campaigns plan five
-touchpoints per order. The batched drain (``process_inbox``, 1,000 events a claim) is timed
-against a per-event baseline measured in the same run on the same data shape: the same code
+touchpoints per order. The drain is timed as a DAG run does it: ``POSTPURCHASE_BENCH_DRAINERS``
+processes (default 2, the DAG's ``drain_workers``; one on SQLite) each running
+``process_inbox`` with the DAG's batch size, side by side. It is timed against a per-event
+baseline measured in the same run on the same data shape: the same code in one process,
 claiming and committing one event at a time, which is what a naive per-event ORM loop does.
-Each measurement runs in a fresh process, so its peak RSS is its own; statements sent to the
+Each drainer runs in a fresh process, so its peak RSS is its own; statements sent to the
 database are counted (round trips per event).
 
 Settings (environment): ``POSTPURCHASE_BENCH_POSTGRES_URL``, a PostgreSQL database the
 benchmark may wipe (default: a temporary SQLite file); ``POSTPURCHASE_BENCH_ORDERS``
 (default 100,000 orders = 400,000 events, the size the goal is set for);
-``POSTPURCHASE_BENCH_BASELINE_ORDERS`` (default 500).
+``POSTPURCHASE_BENCH_BASELINE_ORDERS`` (default 500); ``POSTPURCHASE_BENCH_DRAINERS``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from sqlalchemy import Engine, event, func, insert, select, text
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.events import CanonicalEvent
 from postpurchase.loyalty.config import load_loyalty_config
-from postpurchase.processing.inbox import process_inbox
+from postpurchase.processing.inbox import BATCH_SIZE, process_inbox
 from postpurchase.settings import PROJECT_ROOT, parse_database_url
 from postpurchase.store import schema
 from postpurchase.store.database import make_engine, session_factory
@@ -121,9 +123,9 @@ def _fill(engine: Engine, orders: int) -> int:
     return total
 
 
-def _drain(url: str, batch_size: int, results: Any) -> None:
-    """Child process: drain the inbox, report seconds, planned touchpoints, statements sent
-    and peak RSS."""
+def _drain(url: str, batch_size: int, start: Any, results: Any) -> None:
+    """Child process, one drainer: drain the inbox once every drainer is ready; report its
+    start and end (wall clock), events, planned touchpoints, statements sent and peak RSS."""
     engine = make_engine(parse_database_url(url))
     statements = 0
 
@@ -135,22 +137,23 @@ def _drain(url: str, batch_size: int, results: Any) -> None:
     config = load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml")
     # loyalty as the DAG applies it: award on paid, in the same transaction as planning
     loyalty = load_loyalty_config(PROJECT_ROOT / "config" / "loyalty.yaml")
-    began = time.perf_counter()
+    start.wait()
+    began = time.time()
     summary = process_inbox(
         session_factory(engine),
         config,
-        worker="bench",
+        worker=f"bench:{os.getpid()}",
         shop_zone=ZoneInfo("UTC"),
         lease=timedelta(minutes=30),
         clock=lambda: datetime(2026, 6, 1, tzinfo=UTC),
         batch_size=batch_size,
         loyalty=loyalty,
     )
-    seconds = time.perf_counter() - began
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     results.put(
         {
-            "seconds": seconds,
+            "began": began,
+            "ended": time.time(),
             "events": sum(summary.events.values()),
             "planned": summary.planned,
             "failed": summary.failed,
@@ -160,14 +163,27 @@ def _drain(url: str, batch_size: int, results: Any) -> None:
     )
 
 
-def _measure(url: str, batch_size: int) -> dict[str, Any]:
+def _measure(url: str, batch_size: int, drainers: int) -> dict[str, Any]:
+    """Drain with ``drainers`` processes at once, as a DAG run's mapped drain tasks do."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    child = context.Process(target=_drain, args=(url, batch_size, results))
-    child.start()
-    outcome: dict[str, Any] = results.get()
-    child.join()
-    return outcome
+    start = context.Barrier(drainers)
+    children = [
+        context.Process(target=_drain, args=(url, batch_size, start, results))
+        for _ in range(drainers)
+    ]
+    for child in children:
+        child.start()
+    parts = [results.get() for _ in children]
+    for child in children:
+        child.join()
+    return {
+        "seconds": max(p["ended"] for p in parts) - min(p["began"] for p in parts),
+        **{
+            key: sum(p[key] for p in parts) for key in ("events", "planned", "failed", "statements")
+        },
+        "peak_mb": max(p["peak_mb"] for p in parts),
+    }
 
 
 def run(quick: bool) -> str:
@@ -175,6 +191,7 @@ def run(quick: bool) -> str:
     default_orders = "1000" if quick else "100000"
     orders = int(os.environ.get("POSTPURCHASE_BENCH_ORDERS", default_orders))
     baseline_orders = int(os.environ.get("POSTPURCHASE_BENCH_BASELINE_ORDERS", "500"))
+    drainers = int(os.environ.get("POSTPURCHASE_BENCH_DRAINERS", "2"))
     url = os.environ.get("POSTPURCHASE_BENCH_POSTGRES_URL")
     if not url:
         url = f"sqlite:///{tempfile.mkdtemp(prefix='postpurchase-bench-')}/bench.db"
@@ -183,13 +200,15 @@ def run(quick: bool) -> str:
 
     _reset(engine)
     events = _fill(engine, orders)
-    batched = _measure(url, 1000)
+    if backend != "postgresql":
+        drainers = 1  # as the DAG does: SQLite has a single writer
+    batched = _measure(url, BATCH_SIZE, drainers)
     with engine.connect() as conn:
         touchpoints = conn.execute(select(func.count()).select_from(Touchpoint)).scalar_one()
 
     _reset(engine)
     baseline_events = _fill(engine, baseline_orders)
-    baseline = _measure(url, 1)
+    baseline = _measure(url, 1, 1)
     engine.dispose()
 
     rate = batched["events"] / batched["seconds"]
@@ -215,12 +234,13 @@ def run(quick: bool) -> str:
     print(f"    {summary}", flush=True)
     return (
         f"{orders:,} orders x 4 events ({events:,} events) drained into {touchpoints:,} "
-        f"touchpoints on {backend}, in batches of 1,000, with loyalty applied as the DAG does "
+        f"touchpoints on {backend} by {drainers} drainer process(es) side by side, in batches "
+        f"of {BATCH_SIZE:,}, with loyalty applied as the DAG does "
         "(points awarded on payment, for the whole batch in its transaction).\n\n"
         "| run | events | events/s | round trips/event | peak RSS |\n"
         "| --- | ---: | ---: | ---: | ---: |\n"
-        f"| batched (`process_inbox`, 1,000 a claim) | {events:,} | {rate:,.0f} | {trips:.3f} | "
-        f"{batched['peak_mb']:.0f} MB |\n"
+        f"| batched ({drainers} x `process_inbox`, {BATCH_SIZE:,} a claim) | {events:,} | "
+        f"{rate:,.0f} | {trips:.3f} | {batched['peak_mb']:.0f} MB per drainer |\n"
         f"| baseline (same code, one event per claim and commit) | {baseline_events:,} | "
         f"{baseline_rate:,.0f} | {baseline_trips:.1f} | {baseline['peak_mb']:.0f} MB |\n\n"
         f"Ratio: {rate / baseline_rate:.1f}x the per-event baseline. Goal: 10,000 events/s "

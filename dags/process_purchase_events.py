@@ -7,6 +7,10 @@ planned touchpoints that events made moot (refund, cancellation, return, review)
 each event processed, or failed with its reason after a few attempts. Then plans what no
 event announces: deliveries assumed after the configured fallback, and win-backs.
 
+**Drainers**: `drainers` decides how many `drain_inbox` task instances run side by side
+(`POSTPURCHASE_DRAIN_WORKERS`, default 2, on PostgreSQL; one on SQLite); each claims its
+own batches, so none waits for another.
+
 **Schedule**: woken by the `postpurchase_inbox` asset (a watcher fires when the inbox's
 highest id moves) and every minute regardless, because asset events can be stranded in
 Airflow 3.3.2. One run at a time.
@@ -20,6 +24,8 @@ and its log. Safe to re-run or clear: planning is idempotent.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
@@ -39,21 +45,27 @@ from postpurchase.airflow_glue import DEFAULT_ARGS, INBOX_ASSET, START_DATE
 )
 def process_purchase_events() -> None:
     @task
-    def drain_inbox() -> str:
+    def drainers() -> list[int]:
+        from postpurchase.processing.runs import drainer_slots
+
+        return drainer_slots()
+
+    @task
+    def drain_inbox(slot: int) -> dict[str, Any]:
         from postpurchase.processing.runs import drain_inbox
 
         return drain_inbox()
 
     @task
-    def plan_followups(drained: str) -> str:
+    def plan_followups(drained: list[dict[str, Any]]) -> str:
         from postpurchase.airflow_glue import note_this_run
-        from postpurchase.processing.runs import plan_followups
+        from postpurchase.processing.runs import drain_summary, plan_followups
 
         followups = plan_followups()
-        note_this_run(f"{drained}\n\n{followups}")
+        note_this_run(f"{drain_summary(drained)}\n\n{followups}")
         return followups
 
-    plan_followups(drain_inbox())
+    plan_followups(drain_inbox.expand(slot=drainers()))
 
 
 process_purchase_events()

@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     claim_lease_seconds: int = Field(
         default=300, gt=0, description="How long a claimed row stays with its claimant."
     )
+    drain_workers: int = Field(
+        default=2,
+        ge=1,
+        le=32,
+        description=(
+            "Task instances that drain the inbox side by side in each processing run "
+            "(PostgreSQL; on SQLite one, as it has a single writer)."
+        ),
+    )
     rejected_webhook_retention_days: int = Field(
         default=14, gt=0, description="Rejected webhooks older than this are pruned."
     )

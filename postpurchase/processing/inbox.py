@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,7 +49,7 @@ from postpurchase.store.models import ClaimStatus, InboxEvent
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
-BATCH_SIZE = 500
+BATCH_SIZE = 1000
 _CANCELLING = frozenset(
     {
         EventType.ORDER_REFUNDED,
@@ -92,6 +92,49 @@ class InboxSummary:
         lines += [f"  not planned, {reason}: {n}" for reason, n in self.skipped.most_common(10)]
         lines += [f"  error: {error}" for error in self.errors[:10]]
         return lines
+
+    def add(self, part: InboxSummary) -> None:
+        """Count ``part`` (another batch's or another drainer's summary) in this one."""
+        self.events.update(part.events)
+        self.planned += part.planned
+        self.cancelled += part.cancelled
+        self.points += part.points
+        self.failed += part.failed
+        self.retried += part.retried
+        self.skipped.update(part.skipped)
+        self.errors += part.errors
+
+    def counts(self) -> dict[str, Any]:
+        """The summary as JSON values: a drain task's return value, read by the next task."""
+        return {
+            "events": dict(self.events),
+            "planned": self.planned,
+            "cancelled": self.cancelled,
+            "points": self.points,
+            "failed": self.failed,
+            "retried": self.retried,
+            "skipped": dict(self.skipped),
+            "errors": self.errors[:10],
+        }
+
+    @classmethod
+    def combined(cls, parts: Iterable[Mapping[str, Any]]) -> InboxSummary:
+        """One summary from several drainers' ``counts()``."""
+        total = cls()
+        for part in parts:
+            total.add(
+                cls(
+                    events=Counter(part["events"]),
+                    planned=part["planned"],
+                    cancelled=part["cancelled"],
+                    points=part["points"],
+                    failed=part["failed"],
+                    retried=part["retried"],
+                    skipped=Counter(part["skipped"]),
+                    errors=list(part["errors"]),
+                )
+            )
+        return total
 
 
 def _occurrence(
@@ -140,7 +183,7 @@ def process_batch(
             ],
             config=loyalty,
         )
-        summary.points += sum(change.points for change in changes if change is not None)
+        summary.points += sum(change.net_points for change in changes if change is not None)
     occurrences: list[Occurrence] = []
     cancellations: list[Cancellation] = []
     for item in items:
@@ -231,7 +274,7 @@ def process_inbox(
             _give_up(factory, inbox_id, reason, worker=worker, summary=summary)
         run = _BatchRun(factory, config, worker, shop_zone, clock, processor, loyalty)
         try:
-            _merge(summary, run(items))
+            summary.add(run(items))
             continue
         except Exception:
             log.warning(
@@ -239,7 +282,7 @@ def process_inbox(
             )
         for item in items:
             try:
-                _merge(summary, run([item]))
+                summary.add(run([item]))
             except Exception as exc:  # this row's failure is recorded on it, never fatal
                 reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
                 if attempts[item.inbox_id] >= MAX_ATTEMPTS:
@@ -308,11 +351,3 @@ def _give_up(
         )
     summary.failed += 1
     summary.errors.append(f"inbox event {inbox_id}: {reason}")
-
-
-def _merge(into: InboxSummary, part: InboxSummary) -> None:
-    into.events.update(part.events)
-    into.planned += part.planned
-    into.cancelled += part.cancelled
-    into.points += part.points
-    into.skipped.update(part.skipped)

@@ -299,6 +299,8 @@ def plan_touchpoints(
                 }
                 for step in decision.steps
             )
+    # in unique-key order, like every batch insert that concurrent drainers may share rows of
+    rows.sort(key=lambda r: (r["subject_key"], r["campaign_id"], r["step"], r["channel"]))
     counts.planned = insert_ignoring_conflicts(session, Touchpoint, rows)
     return counts
 

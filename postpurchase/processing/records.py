@@ -263,13 +263,12 @@ def upsert_records(session: Session, items: Sequence[SourcedEvent]) -> Records:
     """Insert or update the customers, orders, items and refunds ``items`` describe."""
     records = Records()
     customer_snaps = _customer_snapshots(items)
+    # Rows go in in key order: two drainers inserting the same new rows then wait for each
+    # other in one order, never each for the other.
     insert_ignoring_conflicts(
         session,
         Customer,
-        [
-            {"source": k[0], "external_id": k[1]}
-            for k in dict.fromkeys(k for k, _, _ in customer_snaps)
-        ],
+        [{"source": k[0], "external_id": k[1]} for k in sorted({k for k, _, _ in customer_snaps})],
     )
     records.customers = _load(session, CustomerRecord, Customer, {k for k, _, _ in customer_snaps})
     before = {key: _values(row) for key, row in records.customers.items()}
@@ -289,7 +288,7 @@ def upsert_records(session: Session, items: Sequence[SourcedEvent]) -> Records:
         for i in with_orders
         if i.event.order is not None and i.order_key is not None
     }
-    insert_ignoring_conflicts(session, Order, list(bare_orders.values()))
+    insert_ignoring_conflicts(session, Order, [bare_orders[key] for key in sorted(bare_orders)])
     records.orders = _load(session, OrderRecord, Order, set(bare_orders))
     before = {key: _values(row) for key, row in records.orders.items()}
     replaced_lines: dict[int, OrderSnapshot] = {}

@@ -11,14 +11,16 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from postpurchase.campaigns.config import CampaignConfig
 from postpurchase.campaigns.validation import load_valid_campaigns
 from postpurchase.loyalty.config import load_loyalty_config
 from postpurchase.processing.followups import plan_assumed_deliveries, plan_lapsed_customers
-from postpurchase.processing.inbox import process_inbox, utc_now
+from postpurchase.processing.inbox import InboxSummary, process_inbox, utc_now
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store, transaction
 
@@ -39,8 +41,19 @@ def _setup(settings: Settings | None) -> tuple[Settings, CampaignConfig, ZoneInf
     return settings, config, ZoneInfo(settings.shop_time_zone)
 
 
-def drain_inbox(settings: Settings | None = None, *, now: datetime | None = None) -> str:
-    """Process every pending inbox event; returns the summary (also logged)."""
+def drainer_slots(settings: Settings | None = None) -> list[int]:
+    """One number per drain task instance of a run: ``drain_workers`` on PostgreSQL, where
+    claims skip each other's rows; one on SQLite, where a second drainer would only wait for
+    the single writer lock."""
+    settings = settings or load_settings()
+    if settings.sqlalchemy_url.get_backend_name() != "postgresql":
+        return [0]
+    return list(range(settings.drain_workers))
+
+
+def drain_inbox(settings: Settings | None = None, *, now: datetime | None = None) -> dict[str, Any]:
+    """Process pending inbox events until none is left or the time budget is spent; returns
+    the counts (``InboxSummary.counts()``) and logs them. Several may run at once."""
     settings, config, zone = _setup(settings)
     loyalty = load_loyalty_config(settings.loyalty_config)
     summary = process_inbox(
@@ -53,9 +66,13 @@ def drain_inbox(settings: Settings | None = None, *, now: datetime | None = None
         time_budget=TIME_BUDGET,
         loyalty=loyalty,
     )
-    text = "\n".join(summary.lines())
-    log.info("%s", text)
-    return text
+    log.info("%s", "\n".join(summary.lines()))
+    return summary.counts()
+
+
+def drain_summary(parts: Iterable[Mapping[str, Any]]) -> str:
+    """The run's drain counts, all drainers together, as the lines of its note."""
+    return "\n".join(InboxSummary.combined(parts).lines())
 
 
 def plan_followups(settings: Settings | None = None, *, now: datetime | None = None) -> str:
