@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import Row, select
+from sqlalchemy import Row, Text, cast, select
 from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import CampaignConfig
@@ -208,11 +208,11 @@ def process_batch(
     summary.events.update(item.event.type.value for item in items)
 
 
-def _parse(rows: Sequence[Row[Any]]) -> tuple[list[SourcedEvent], dict[int, str]]:
+def _parse(rows: Sequence[Row[int, str, str, int]]) -> tuple[list[SourcedEvent], dict[int, str]]:
     items, invalid = [], {}
     for row in rows:
         try:
-            event = CanonicalEvent.model_validate(row.payload)
+            event = CanonicalEvent.model_validate_json(row.payload)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "payload"
@@ -262,9 +262,11 @@ def process_inbox(
         if not ids:
             break
         with factory() as session:
-            # Plain rows, not ORM objects: only the payloads are wanted, and read once.
+            # Plain rows, not ORM objects: only the payloads are wanted, and read once, as
+            # JSON text that pydantic parses and validates in one pass.
+            payload = cast(InboxEvent.payload, Text).label("payload")
             rows = session.execute(
-                select(InboxEvent.id, InboxEvent.source, InboxEvent.payload, InboxEvent.attempts)
+                select(InboxEvent.id, InboxEvent.source, payload, InboxEvent.attempts)
                 .where(among(session, InboxEvent.id, ids))
                 .order_by(InboxEvent.id)
             ).all()
