@@ -106,10 +106,12 @@ def test_paid_and_fully_refunded_in_one_batch_ends_at_zero(store, drain):
         order_event("order.refunded", LATER, total="80.00", refund=_refund("r2", "50.00")),
     )
     assert drain().points == 0
-    # The order's refunded amount is already its total when the batch reaches the first refund.
+    # Each refund takes its own share, as it would one batch after the other: 30 of 80 is 67
+    # points (rounded down); the refund that completes the order takes the rest.
     assert ledger(store) == [
         ("5001", "award", 180, "award"),
-        ("5001", "reversal", -180, "reversal"),
+        ("5001", "reversal", -67, "reversal"),
+        ("5001", "reversal", -113, "reversal"),
     ]
     balance_holds(store)
 
@@ -175,4 +177,17 @@ def test_refunds_of_orders_paid_in_this_and_an_earlier_batch(store, drain):
         ("5002", "award", 50, "award"),
         ("5002", "reversal", -25, "reversal"),
     ]
+    balance_holds(store)
+
+
+def test_a_refund_processed_before_the_payment_is_reversed_once_points_are_awarded(store, drain):
+    # Out of order: the refund is recorded first, when the order has earned nothing yet.
+    put(store, order_event("order.refunded", LATER, total="200.00", refund=_refund("r1", "50.00")))
+    drain()
+    put(store, order_event("order.paid", PAID, total="200.00"))
+    drain()
+    # 300 awarded (200 + 100 bonus), and the recorded refund's quarter taken back with it.
+    assert ledger(store) == [("5001", "award", 300, "award"), ("5001", "reversal", -75, "reversal")]
+    drain()
+    assert len(ledger(store)) == 2
     balance_holds(store)
