@@ -85,6 +85,15 @@ class OrderLine(_Model):
     product_url: str | None = None
 
 
+class Refund(_Model):
+    """Money paid back, once per platform refund id."""
+
+    external_id: str = Field(min_length=1, max_length=64)
+    amount: Money = Field(ge=0)
+    currency: Currency
+    reason: str | None = Field(default=None, max_length=255)
+
+
 class OrderSnapshot(_Model):
     """The order as the platform last described it; ``updated_at`` orders competing updates."""
 
@@ -104,12 +113,15 @@ class OrderSnapshot(_Model):
     cancelled_at: AwareDatetime | None = None
     lines: list[OrderLine] = Field(default_factory=list)
     customer: CustomerSnapshot | None = None
+    # Every refund the platform lists for the order (WooCommerce sends them all with each
+    # update). Refunds are facts, not state: each counts once by its id, however stale the
+    # snapshot that lists it.
+    refunds: list[Refund] = Field(default_factory=list)
 
-
-class Refund(_Model):
-    external_id: str = Field(min_length=1, max_length=64)
-    amount: Money = Field(ge=0)
-    currency: Currency
+    @property
+    def refunded_amount(self) -> Decimal:
+        """What the listed refunds add up to (read like the stored order's column)."""
+        return sum((refund.amount for refund in self.refunds), Decimal(0))
 
 
 class Shipment(_Model):

@@ -16,7 +16,7 @@ SQLite has one writer), so concurrent workers cannot both spend the same remaind
 
 ``apply_events`` is the entry point for the event processor. For a whole batch it locks the
 customers, reads what the ledger holds for them and their orders in a few queries, works out
-each event's row in Python, in the batch's order (each event sees the rows of the events
+each event's rows in Python, in the batch's order (each event sees the rows of the events
 before it, as if they had been applied one at a time), and writes the new rows in one insert.
 ``apply_event`` does the same for one event.
 """
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol, cast
@@ -47,7 +47,6 @@ from postpurchase.store.models import (
     LoyaltyLedgerEntry,
     Order,
     OrderItem,
-    OrderRefund,
 )
 
 Ledger = LoyaltyLedgerEntry
@@ -62,14 +61,6 @@ class LedgerChange:
     cause: str
     order_id: int | None
     balance: int
-    # Reversals written right after an award for refunds recorded before it (a refund that
-    # was processed before the payment it refunds).
-    catch_up: tuple[LedgerChange, ...] = ()
-
-    @property
-    def net_points(self) -> int:
-        """The points of this row and its catch-up reversals together."""
-        return self.points + sum(change.points for change in self.catch_up)
 
 
 class LedgerOrder(OrderAmounts, Protocol):
@@ -94,11 +85,18 @@ class LedgerOrder(OrderAmounts, Protocol):
 @dataclass(frozen=True)
 class LedgerEvent:
     """An event to apply: its stored order after the event was applied to it (None for events
-    that are not about an order) and its customer."""
+    that are not about an order) and its customer.
+
+    ``refunds`` are the order's recorded refunds, oldest first, each with what they add up to
+    through it: every event about the order reverses those not reversed yet, so a refund
+    recorded before the award is reversed once the award is made. Left empty, only the
+    event's own refund is reversed, read against the order's whole ``refunded_amount``.
+    """
 
     event: CanonicalEvent
     order: LedgerOrder | None
     customer_id: int
+    refunds: Sequence[tuple[Refund, Decimal]] = ()
 
 
 def ledger_insert(session: Session) -> Insert:
@@ -178,40 +176,59 @@ class _Award:
 
 @dataclass(frozen=True)
 class _Reversal:
-    """Reverse a refund's share of the order's award, or (without a refund) what remains."""
+    """Reverse a refund's share of the order's award, or (without a refund) what remains.
+
+    ``refunded_through`` is the order's refunded total through this refund (None: read the
+    order's ``refunded_amount``)."""
 
     order: LedgerOrder
     customer_id: int
     cause: str
     note: str
     refund: Refund | None = None
+    refunded_through: Decimal | None = None
 
 
-def _intent(item: LedgerEvent, config: LoyaltyConfig) -> _Award | _Reversal | None:
-    """What the event asks of the ledger, from the event and its order alone."""
+def _refund_reversal(
+    order: LedgerOrder, customer_id: int, refund: Refund, refunded_through: Decimal | None
+) -> _Reversal:
+    return _Reversal(
+        order,
+        customer_id,
+        f"reversal:refund:{order.id}:{refund.external_id}",
+        f"refund {refund.external_id}: {refund.amount} {refund.currency} of {order.total}",
+        refund,
+        refunded_through,
+    )
+
+
+def _intents(item: LedgerEvent, config: LoyaltyConfig) -> list[_Award | _Reversal]:
+    """What the event asks of the ledger, in order, from the event and its order alone: an
+    award (a paid order), then a reversal per refund of the order, then, for an order
+    refunded without refund detail, the remainder."""
     order, event, customer_id = item.order, item.event, item.customer_id
     if order is None:
-        return None
+        return []
     if order.cancelled_at is not None or event.type is EventType.ORDER_CANCELLED:
-        return _Reversal(order, customer_id, f"reversal:cancel:{order.id}", "order cancelled")
-    if event.type is EventType.ORDER_REFUNDED:
-        refund = event.refund
-        if refund is not None:
-            return _Reversal(
-                order,
-                customer_id,
-                f"reversal:refund:{order.id}:{refund.external_id}",
-                f"refund {refund.external_id}: {refund.amount} {refund.currency} of {order.total}",
-                refund,
-            )
-        if (order.financial_status or "").lower() == "refunded":
-            return _Reversal(order, customer_id, f"reversal:refunded:{order.id}", "order refunded")
-        return None
-    if event.type is EventType.ORDER_PAID or order.paid_at is not None:
-        if order.currency != config.shop_currency:
-            return None  # amounts in another currency earn nothing
-        return _Award(order, customer_id, order.paid_at or event.occurred_at)
-    return None
+        return [_Reversal(order, customer_id, f"reversal:cancel:{order.id}", "order cancelled")]
+    intents: list[_Award | _Reversal] = []
+    paid = event.type is EventType.ORDER_PAID or order.paid_at is not None
+    if event.type is not EventType.ORDER_REFUNDED and paid:
+        if order.currency == config.shop_currency:  # amounts in another currency earn nothing
+            intents.append(_Award(order, customer_id, order.paid_at or event.occurred_at))
+    refunds: Sequence[tuple[Refund, Decimal | None]] = item.refunds
+    if not refunds and event.refund is not None:
+        refunds = [(event.refund, None)]
+    intents += [
+        _refund_reversal(order, customer_id, refund, through) for refund, through in refunds
+    ]
+    refunded = (order.financial_status or "").lower() == "refunded"
+    if event.type is EventType.ORDER_REFUNDED and event.refund is None and refunded:
+        # After the listed refunds, so that each takes its own share first.
+        intents.append(
+            _Reversal(order, customer_id, f"reversal:refunded:{order.id}", "order refunded")
+        )
+    return intents
 
 
 @dataclass
@@ -269,7 +286,6 @@ class _AwardFacts:
     tiers: dict[int, str]  # customer id: tier name
     first_paid: dict[int, datetime]  # customer id: earliest paid_at of a paid, live order
     items: dict[int, list[OrderItem]]  # order id: its lines
-    refunds: dict[int, list[Refund]] = field(default_factory=dict)  # order id: recorded ones
 
     def first_order(self, award: _Award, held: _Holdings) -> bool:
         """No other order of the customer earned points, and none was paid before this one."""
@@ -308,42 +324,7 @@ def _award_facts(session: Session, awards: list[_Award], config: LoyaltyConfig) 
         )
         for line in session.scalars(lines):
             facts.items.setdefault(line.order_id, []).append(line)
-    refunded = sorted({a.order.id for a in awards if a.order.refunded_amount > 0})
-    if refunded:
-        recorded = (
-            select(OrderRefund)
-            .where(among(session, OrderRefund.order_id, refunded))
-            .order_by(OrderRefund.refunded_at, OrderRefund.id)
-        )
-        for refund in session.scalars(recorded):
-            facts.refunds.setdefault(refund.order_id, []).append(
-                Refund(
-                    external_id=refund.external_id, amount=refund.amount, currency=refund.currency
-                )
-            )
     return facts
-
-
-def _catch_up(award: _Award, facts: _AwardFacts) -> list[_Reversal]:
-    """Reversals an award owes from the start: refunds of its order recorded before it, or
-    the whole order when it is refunded without refund detail."""
-    order = award.order
-    refunds = facts.refunds.get(order.id, [])
-    reversals = [
-        _Reversal(
-            order,
-            award.customer_id,
-            f"reversal:refund:{order.id}:{refund.external_id}",
-            f"refund {refund.external_id}: {refund.amount} {refund.currency} of {order.total}",
-            refund,
-        )
-        for refund in refunds
-    ]
-    if not refunds and (order.financial_status or "").lower() == "refunded":
-        reversals.append(
-            _Reversal(order, award.customer_id, f"reversal:refunded:{order.id}", "order refunded")
-        )
-    return reversals
 
 
 def _award_row(
@@ -388,7 +369,9 @@ def _reversal_row(
     if refund is not None:
         # A refund that brings the refunded amount to the order's total (or beyond) takes what
         # remains, so a fully refunded order ends at zero whatever the rounding did before.
-        fully = order.total <= 0 or max(refund.amount, order.refunded_amount) >= order.total
+        through = reversal.refunded_through
+        refunded = order.refunded_amount if through is None else through
+        fully = order.total <= 0 or max(refund.amount, refunded) >= order.total
         if not fully:
             share = Decimal(awarded) * refund.amount / order.total
             wanted = round_points(share, config.earning.rounding)
@@ -410,61 +393,57 @@ def _reversal_row(
 
 def apply_events(
     session: Session, events: Sequence[LedgerEvent], *, config: LoyaltyConfig
-) -> list[LedgerChange | None]:
+) -> list[list[LedgerChange]]:
     """Apply canonical events to the ledger in their order, inside the caller's transaction.
 
     Per event, with its order as stored after the event was applied to it:
 
-    - ``order.paid`` (or any order event once the order has ``paid_at``): award once, earned
-      at ``paid_at`` (else the event's time), which starts its expiry clock; nothing when
-      the order is cancelled or in another currency than ``shop_currency``;
-    - ``order.refunded``: reverse in proportion to the refund (per refund id); without refund
-      detail and with ``financial_status`` "refunded", reverse the remainder;
+    - ``order.paid`` (or any order event but ``order.refunded`` once the order has
+      ``paid_at``): award once, earned at ``paid_at`` (else the event's time), which starts
+      its expiry clock; nothing when the order is cancelled or in another currency than
+      ``shop_currency``;
+    - each refund of the order (``LedgerEvent.refunds``, else an ``order.refunded`` event's
+      own refund): reverse in proportion to the refund, once per refund id; the refund that
+      brings the order's refunds to its total takes what remains;
+    - ``order.refunded`` without refund detail and with ``financial_status`` "refunded":
+      reverse the remainder;
     - ``order.cancelled`` (or any order event once ``cancelled_at`` is set): reverse the
       remainder of an award; a cancelled order that was never paid earns nothing.
 
-    A refund processed before the payment it refunds (webhooks race; drainers run side by
-    side) finds no award to reverse; the award, when it comes, is followed by the reversals of
-    the order's refunds recorded so far (its change's ``catch_up``), so the ledger ends where
-    it would have in order.
-
-    Returns, per event, the row written, or None when it changes nothing (duplicates
+    Returns, per event, the rows written (none when it changes nothing, duplicates
     included). ConcurrentChange when a row's cause was written meanwhile by a transaction
     that did not hold the customer's lock (another customer on the same order): the caller
     rolls back and retries.
     """
-    intents = [_intent(item, config) for item in events]
-    wanted = [intent for intent in intents if intent is not None]
+    intents = [_intents(item, config) for item in events]
+    wanted = [intent for of_event in intents for intent in of_event]
     if not wanted:
-        return [None] * len(events)
+        return [[] for _ in events]
     customer_ids = sorted({intent.customer_id for intent in wanted})
     _lock_customers(session, customer_ids)
     held = _holdings(session, customer_ids, sorted({intent.order.id for intent in wanted}))
     awards = [i for i in wanted if isinstance(i, _Award) and i.cause not in held.causes]
     facts = _award_facts(session, awards, config) if awards else None
     rows: list[dict[str, Any]] = []
-    changes: list[LedgerChange | None] = []
-    for intent in intents:
-        row = None
-        owed: list[_Reversal] = []
-        if intent is not None and intent.cause not in held.causes:
+    changes: list[list[LedgerChange]] = []
+    for of_event in intents:
+        changes.append([])
+        for intent in of_event:
+            if intent.cause in held.causes:
+                continue
+            row: dict[str, Any] | None
             if isinstance(intent, _Award):
                 assert facts is not None  # loaded for every award not yet in the ledger
                 row = _award_row(intent, held, facts, config)
-                owed = _catch_up(intent, facts)
             else:
                 row = _reversal_row(intent, held, config)
-        if row is None:
-            changes.append(None)
-            continue
-        change = _added(row, held, rows)
-        caught_up = [
-            _added(reversal_row, held, rows)
-            for reversal in owed
-            if reversal.cause not in held.causes
-            and (reversal_row := _reversal_row(reversal, held, config)) is not None
-        ]
-        changes.append(replace(change, catch_up=tuple(caught_up)))
+            if row is None:
+                continue
+            after = held.add(row)
+            rows.append(row)
+            changes[-1].append(
+                LedgerChange(row["kind"], row["points"], row["cause"], row["order_id"], after)
+            )
     # The cause is the ledger's only unique key besides the id: a row skipped as a conflict is
     # a cause written meanwhile.
     written = insert_ignoring_conflicts(session, Ledger, rows)
@@ -474,13 +453,6 @@ def apply_events(
             "another worker"
         )
     return changes
-
-
-def _added(row: dict[str, Any], held: _Holdings, rows: list[dict[str, Any]]) -> LedgerChange:
-    """Count ``row`` as written (in ``held`` and the batch's ``rows``); its change."""
-    rows.append(row)
-    after = held.add(row)
-    return LedgerChange(row["kind"], row["points"], row["cause"], row["order_id"], after)
 
 
 def apply_event(
@@ -493,8 +465,11 @@ def apply_event(
 ) -> LedgerChange | None:
     """Apply one canonical event to the ledger, inside the caller's transaction: see
     ``apply_events``. ``order`` is the stored order after the caller applied the event to it
-    (None for events that are not about an order), ``customer`` its stored customer."""
-    return apply_events(session, [LedgerEvent(event, order, customer.id)], config=config)[0]
+    (None for events that are not about an order), ``customer`` its stored customer.
+
+    Returns the last row written (with the balance after all of them), or None."""
+    changes = apply_events(session, [LedgerEvent(event, order, customer.id)], config=config)[0]
+    return changes[-1] if changes else None
 
 
 def adjust(

@@ -2,8 +2,11 @@
 
 WooCommerce sends the whole order on every ``order.created`` / ``order.updated``; what
 happened is read from its ``status``: processing = paid, completed = fulfilled, refunded,
-cancelled; anything else is a placed (created) or updated order. Amounts are the decimal
-strings WooCommerce sends; ``*_gmt`` times are UTC without an offset.
+cancelled; anything else is a placed (created) or updated order. A partial refund leaves the
+status as it was and only adds to the order's ``refunds``, so every event carries the listed
+refunds in ``order.refunds`` and processing treats a refund id it has not recorded yet as a
+new refund. Amounts are the decimal strings WooCommerce sends; ``*_gmt`` times are UTC
+without an offset.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class LineItem(PlatformModel):
 
 class WooRefund(PlatformModel):
     id: Identifier
+    reason: str | None = None
     total: Money  # negative, as WooCommerce lists it
 
 
@@ -102,11 +106,17 @@ def _customer(order: WooOrder) -> dict[str, Any] | None:
     )
 
 
+def _refund_order(refund: WooRefund) -> tuple[int, str]:
+    # WooCommerce lists the newest refund first; ids grow, so oldest first is by id.
+    return (int(refund.id), "") if refund.id.isdigit() else (0, refund.id)
+
+
 def normalise(topic: str, data: Any) -> CanonicalEvent | None:
     """The canonical event for an order webhook, or None for a topic the engine ignores.
 
-    The order's WooCommerce status is kept as ``order.financial_status``. Raises
-    InvalidPayload naming each wrong field.
+    The order's WooCommerce status is kept as ``order.financial_status``; its refunds, oldest
+    first, as ``order.refunds`` (whatever the status: a partial refund does not change it).
+    Raises InvalidPayload naming each wrong field.
     """
     if topic not in HANDLED_TOPICS:
         return None
@@ -147,17 +157,17 @@ def normalise(topic: str, data: Any) -> CanonicalEvent | None:
                 for line in order.line_items
             ],
             customer=_customer(order),
+            refunds=[
+                dict(
+                    external_id=refund.id,
+                    amount=abs(refund.total),  # WooCommerce lists money paid back as negative
+                    currency=order.currency,
+                    reason=(refund.reason or "").strip()[:255] or None,
+                )
+                for refund in sorted(order.refunds, key=_refund_order)
+            ],
         ),
     )
-    if kind is EventType.ORDER_REFUNDED:
-        refunded = sum((-r.total for r in order.refunds), Decimal(0)) or order.total
-        # The newest refund names the event; a full refund without listed refunds is the order.
-        newest = max(order.refunds, key=lambda r: int(r.id) if r.id.isdigit() else 0, default=None)
-        event["refund"] = dict(
-            external_id=newest.id if newest else f"order:{order.id}",
-            amount=refunded,
-            currency=order.currency,
-        )
     try:
         return CanonicalEvent.model_validate(event)
     except ValidationError as exc:
@@ -166,11 +176,20 @@ def normalise(topic: str, data: Any) -> CanonicalEvent | None:
 
 def dedupe_key_parts(webhook_id: str, event: CanonicalEvent) -> tuple[str, ...]:
     """What makes a WooCommerce delivery unique: its delivery id is new on every attempt, so
-    the key is the webhook, the order, the order's modification time and its status."""
+    the key is the webhook, the order, the order's modification time, its status and the ids
+    of its refunds (when it has any).
+
+    A refund touches the order's modification time, but only to the second, and a refund
+    made while the status changes (WooCommerce adds one when an order is set to refunded) can
+    share it: the refund ids keep such a delivery from passing for a duplicate.
+    """
     order = event.order
     assert order is not None  # every WooCommerce event is about an order
     modified = order.updated_at.isoformat() if order.updated_at else ""
-    return (webhook_id, order.external_id, modified, order.financial_status or "")
+    parts: tuple[str, ...] = (webhook_id, order.external_id, modified, order.financial_status or "")
+    if order.refunds:
+        parts += ("refunds=" + ",".join(refund.external_id for refund in order.refunds),)
+    return parts
 
 
 def ping_webhook_id(body: bytes) -> str | None:

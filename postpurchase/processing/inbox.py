@@ -75,6 +75,7 @@ class InboxSummary:
     planned: int = 0
     cancelled: int = 0
     points: int = 0  # loyalty points awarded minus reversed
+    refunds: int = 0  # refunds recorded for the first time
     failed: int = 0
     retried: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
@@ -89,6 +90,8 @@ class InboxSummary:
             f"{self.retried} to retry"
         ]
         lines += [f"  {kind}: {n}" for kind, n in sorted(self.events.items())]
+        if self.refunds:
+            lines.append(f"  refunds recorded: {self.refunds}")
         lines += [f"  not planned, {reason}: {n}" for reason, n in self.skipped.most_common(10)]
         lines += [f"  error: {error}" for error in self.errors[:10]]
         return lines
@@ -99,6 +102,7 @@ class InboxSummary:
         self.planned += part.planned
         self.cancelled += part.cancelled
         self.points += part.points
+        self.refunds += part.refunds
         self.failed += part.failed
         self.retried += part.retried
         self.skipped.update(part.skipped)
@@ -111,6 +115,7 @@ class InboxSummary:
             "planned": self.planned,
             "cancelled": self.cancelled,
             "points": self.points,
+            "refunds": self.refunds,
             "failed": self.failed,
             "retried": self.retried,
             "skipped": dict(self.skipped),
@@ -128,6 +133,7 @@ class InboxSummary:
                     planned=part["planned"],
                     cancelled=part["cancelled"],
                     points=part["points"],
+                    refunds=part["refunds"],
                     failed=part["failed"],
                     retried=part["retried"],
                     skipped=Counter(part["skipped"]),
@@ -154,6 +160,16 @@ def _occurrence(
     )
 
 
+def _refund_occurrence(item: SourcedEvent, order: OrderRecord | None) -> Occurrence | None:
+    """The ``order.refunded`` of a new refund that ``item``, of another type, names."""
+    if order is None or order.customer_id is None:
+        return None
+    trigger = EventType.ORDER_REFUNDED.value
+    return Occurrence(
+        trigger, item.event.occurred_at, order.customer_id, order.id, order_subject(order.id)
+    )
+
+
 def process_batch(
     session: Session,
     items: Sequence[SourcedEvent],
@@ -177,13 +193,15 @@ def process_batch(
         changes = ledger.apply_events(
             session,
             [
-                ledger.LedgerEvent(item.event, records.order_for(item), customer.id)
+                ledger.LedgerEvent(
+                    item.event, records.order_for(item), customer.id, records.refunds_of(item)
+                )
                 for item in items
                 if (customer := records.customer_for(item)) is not None
             ],
             config=loyalty,
         )
-        summary.points += sum(change.net_points for change in changes if change is not None)
+        summary.points += sum(change.points for of_event in changes for change in of_event)
     occurrences: list[Occurrence] = []
     cancellations: list[Cancellation] = []
     for item in items:
@@ -192,14 +210,24 @@ def process_batch(
         occurrence = _occurrence(item, order, customer)
         if occurrence is not None:
             occurrences.append(occurrence)
-        if item.event.type in _CANCELLING:
-            cancellations.append(
-                Cancellation(
-                    item.event.type.value,
-                    order.id if order is not None else None,
-                    customer.id if customer is not None else (order.customer_id if order else None),
-                )
+        cancelling = [item.event.type] if item.event.type in _CANCELLING else []
+        new_refunds = records.new_refunds.get(item.inbox_id, [])
+        summary.refunds += len(new_refunds)
+        if new_refunds and item.event.type is not EventType.ORDER_REFUNDED:
+            # A refund the store had not seen, named by an event of another type (a
+            # WooCommerce partial refund keeps the order's status): an order.refunded too.
+            cancelling.append(EventType.ORDER_REFUNDED)
+            refunded = _refund_occurrence(item, order)
+            if refunded is not None:
+                occurrences.append(refunded)
+        cancellations += [
+            Cancellation(
+                kind.value,
+                order.id if order is not None else None,
+                customer.id if customer is not None else (order.customer_id if order else None),
             )
+            for kind in cancelling
+        ]
     # Cancel before planning; the plan itself skips orders already refunded, cancelled, ...
     summary.cancelled += cancel_touchpoints(session, cancellations, config)
     counts = plan_touchpoints(session, occurrences, config, shop_zone=shop_zone, known=records)

@@ -36,7 +36,11 @@ from postpurchase.store.models import (
 
 # What each cancelling event leaves on an order, so a late trigger is not planned at all.
 _MOOT_WHEN: dict[str, Callable[[dict[str, Any]], bool]] = {
-    "order.refunded": lambda order: bool(order["refunded_amount"] > 0),
+    # as the send-time gate sees it: an order set to refunded may list no refund (yet)
+    "order.refunded": lambda order: (
+        bool(order["refunded_amount"] > 0)
+        or order["financial_status"] in ("refunded", "partially_refunded")
+    ),
     "order.cancelled": lambda order: order["cancelled_at"] is not None,
     "return.requested": lambda order: order["returned_at"] is not None,
     "review.submitted": lambda order: order["reviewed_at"] is not None,

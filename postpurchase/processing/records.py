@@ -9,7 +9,10 @@ Rules, so that events may arrive late, twice, or out of order:
   snapshot's freshness, and the earliest occurrence wins, so the order of arrival cannot
   change them.
 - A refund counts once per platform refund id (``order_refunds``); ``refunded_amount`` is
-  their sum.
+  their sum. Refunds come from refund events (``event.refund``) and from the refunds an order
+  lists (``order.refunds``, WooCommerce's way), whatever the snapshot's freshness: the first
+  event of the batch (oldest first) that names a refund the store lacks records it, and the
+  batch reports it as new, so that it is acted on once.
 
 Work is set-based per batch: missing rows are inserted bare (conflicts ignored, so concurrent
 workers cannot collide), then every row the batch touches is read once as plain values (locked on
@@ -25,7 +28,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from postpurchase.events import (
@@ -34,7 +37,9 @@ from postpurchase.events import (
     CustomerSnapshot,
     EventType,
     OrderSnapshot,
+    Refund,
 )
+from postpurchase.exceptions import ConcurrentChange
 from postpurchase.processing.statements import insert_ignoring_conflicts
 from postpurchase.store.membership import among, pairs_among
 from postpurchase.store.models import Customer, Order, OrderItem, OrderRefund
@@ -153,12 +158,18 @@ class Records:
     ``customers`` and ``orders`` are by platform key; ``customers_by_id`` also holds the
     customers of the batch's orders that its events did not name. ``items`` holds the lines
     of the orders whose items the batch replaced, as stored, by order id.
+
+    ``refunds`` holds, by order id, the recorded refunds of the batch's orders that have any,
+    oldest first, each with what the order's refunds add up to through it; ``new_refunds``
+    the refunds each event (by inbox id) was the first to record.
     """
 
     customers: dict[Key, CustomerRecord] = field(default_factory=dict)
     orders: dict[Key, OrderRecord] = field(default_factory=dict)
     customers_by_id: dict[int, CustomerRecord] = field(default_factory=dict)
     items: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    refunds: dict[int, list[tuple[Refund, Decimal]]] = field(default_factory=dict)
+    new_refunds: dict[int, list[Refund]] = field(default_factory=dict)
 
     def order_for(self, item: SourcedEvent) -> OrderRecord | None:
         return self.orders.get(item.order_key) if item.order_key else None
@@ -171,6 +182,22 @@ class Records:
         if order is None or order.customer_id is None:
             return None
         return self.customers_by_id.get(order.customer_id)
+
+    def refunds_of(self, item: SourcedEvent) -> list[tuple[Refund, Decimal]]:
+        """The recorded refunds of ``item``'s order (see ``refunds``)."""
+        order = self.order_for(item)
+        return self.refunds.get(order.id, []) if order is not None else []
+
+
+def _named_refunds(event: CanonicalEvent) -> list[Refund]:
+    """The refunds an event names: its own (a refund event), then those its order lists;
+    the first of each refund id."""
+    listed = [event.refund] if event.refund is not None else []
+    listed += event.order.refunds if event.order is not None else []
+    named: dict[str, Refund] = {}
+    for refund in listed:
+        named.setdefault(refund.external_id, refund)
+    return list(named.values())
 
 
 def _version(snapshot: CustomerSnapshot | OrderSnapshot, occurred_at: datetime) -> datetime:
@@ -292,13 +319,14 @@ def upsert_records(session: Session, items: Sequence[SourcedEvent]) -> Records:
     records.orders = _load(session, OrderRecord, Order, set(bare_orders))
     before = {key: _values(row) for key, row in records.orders.items()}
     replaced_lines: dict[int, OrderSnapshot] = {}
-    for item in sorted(with_orders, key=_order_version):
+    oldest_first = sorted(with_orders, key=_order_version)
+    for item in oldest_first:
         _merge_order(records, item, replaced_lines)
+    _record_refunds(session, records, oldest_first)
     _store(session, Order, before, records.orders)
     records.customers_by_id = {c.id: c for c in records.customers.values()}
     _load_order_customers(session, records)
     records.items = _replace_items(session, replaced_lines)
-    _record_refunds(session, records, items)
     return records
 
 
@@ -375,35 +403,61 @@ def _replace_items(
 
 
 def _record_refunds(session: Session, records: Records, items: Sequence[SourcedEvent]) -> None:
-    refunds: list[dict[str, Any]] = [
-        {
-            "order_id": records.orders[i.order_key].id,
-            "external_id": i.event.refund.external_id,
-            "amount": i.event.refund.amount,
-            "currency": i.event.refund.currency,
-            "refunded_at": i.event.occurred_at,
-        }
-        for i in items
-        if i.event.refund is not None and i.order_key is not None
+    """Record the refunds ``items`` (oldest first) name that the store lacks; set each order's
+    ``refunded_amount`` to the sum of its refunds, and fill ``records.refunds`` and
+    ``records.new_refunds``.
+
+    The batch's orders are locked (PostgreSQL) or the database is (SQLite), so the refunds
+    read here are all there are. A new refund is dated by the event that first names it.
+    """
+    named = [
+        (item, records.orders[item.order_key], refund)
+        for item in items
+        if item.order_key is not None
+        for refund in _named_refunds(item.event)
     ]
-    if not insert_ignoring_conflicts(session, OrderRefund, refunds):
+    order_ids = {order.id for _, order, _ in named}
+    order_ids.update(o.id for o in records.orders.values() if o.refunded_amount > 0)
+    if not order_ids:
         return
-    order_ids: list[int] = sorted({r["order_id"] for r in refunds})
-    totals = (
-        select(func.coalesce(func.sum(OrderRefund.amount), 0))
-        .where(OrderRefund.order_id == Order.id)
-        .scalar_subquery()
-    )
-    amounts: dict[int, Decimal] = {
-        order_id: amount
-        for order_id, amount in session.execute(
-            update(Order)
-            .where(Order.id.in_(order_ids))
-            .values(refunded_amount=totals)
-            .returning(Order.id, Order.refunded_amount)
-            .execution_options(synchronize_session=False)
+    stored = session.execute(
+        select(
+            OrderRefund.order_id, OrderRefund.external_id, OrderRefund.amount, OrderRefund.currency
         )
-    }
+        .where(among(session, OrderRefund.order_id, sorted(order_ids)))
+        .order_by(OrderRefund.id)
+    ).all()
+    totals: dict[int, Decimal] = dict.fromkeys(order_ids, Decimal(0))
+    known: set[tuple[int, str]] = set()
+
+    def add(order_id: int, refund: Refund) -> None:
+        totals[order_id] += refund.amount
+        known.add((order_id, refund.external_id))
+        records.refunds.setdefault(order_id, []).append((refund, totals[order_id]))
+
+    for order_id, external_id, amount, currency in stored:
+        add(order_id, Refund(external_id=external_id, amount=amount, currency=currency))
+    rows: list[dict[str, Any]] = []
+    for item, order, refund in named:
+        if (order.id, refund.external_id) in known:
+            continue
+        add(order.id, refund)
+        records.new_refunds.setdefault(item.inbox_id, []).append(refund)
+        rows.append(
+            {
+                "order_id": order.id,
+                "external_id": refund.external_id,
+                "amount": refund.amount,
+                "currency": refund.currency,
+                "refunded_at": item.event.occurred_at,
+            }
+        )
+    written = insert_ignoring_conflicts(session, OrderRefund, rows)
+    if written < len(rows):
+        raise ConcurrentChange(
+            f"{len(rows) - written} refund(s) of this batch were recorded meanwhile by another "
+            "worker"
+        )
     for order in records.orders.values():
-        if order.id in amounts:
-            order.refunded_amount = amounts[order.id]
+        if order.id in totals:
+            order.refunded_amount = totals[order.id]

@@ -135,6 +135,17 @@ def test_timeline_reads_a_woocommerce_order_and_a_generic_event(tmp_path):
     assert "delivery_checkin 2026-03-07 12:00 EST email first" in event
 
 
+def test_timeline_of_a_partly_refunded_woocommerce_order_plans_no_review(tmp_path):
+    woo_order = json.loads((FIXTURES / "woocommerce" / "order_processing.json").read_text())
+    # Still "completed": a partial refund only adds to the order's refunds.
+    woo_order.update(status="completed", refunds=[{"id": 2001, "reason": "", "total": "-10.00"}])
+
+    lines = _timeline(tmp_path, woo_order, "--delivered-at", "2026-11-25T12:00:00Z")
+
+    assert "review_request skipped: order.refunded already happened" in lines
+    assert any(line.startswith("points_earned 2026-") for line in lines), lines
+
+
 def test_timeline_names_the_wrong_field_of_a_platform_order(tmp_path):
     shopify_order = json.loads((FIXTURES / "shopify" / "orders_create.json").read_text())
     shopify_order["line_items"][1]["price"] = "twelve"

@@ -106,10 +106,12 @@ def test_paid_and_fully_refunded_in_one_batch_ends_at_zero(store, drain):
         order_event("order.refunded", LATER, total="80.00", refund=_refund("r2", "50.00")),
     )
     assert drain().points == 0
-    # The order's refunded amount is already its total when the batch reaches the first refund.
+    # Each refund takes its own share, as it would one batch after the other: 30 of 80 is 67
+    # points (rounded down); the refund that completes the order takes the rest.
     assert ledger(store) == [
         ("5001", "award", 180, "award"),
-        ("5001", "reversal", -180, "reversal"),
+        ("5001", "reversal", -67, "reversal"),
+        ("5001", "reversal", -113, "reversal"),
     ]
     balance_holds(store)
 
@@ -205,8 +207,9 @@ def test_an_order_refunded_in_full_before_its_payment_ends_at_zero(store, drain)
     drain()
     put(store, order_event("order.paid", PAID, total="80.00"))
     assert drain().points == 0
-    assert [(kind, points) for _, kind, points, _ in ledger(store)] == [
-        ("award", 180),
-        ("reversal", -180),
-    ]
+    # Each refund takes its share back, the one reaching the order's total all that is left.
+    rows = [(kind, points) for _, kind, points, _ in ledger(store)]
+    assert rows[0] == ("award", 180)
+    assert [kind for kind, _ in rows[1:]] == ["reversal", "reversal"]
+    assert sum(points for _, points in rows) == 0
     balance_holds(store)

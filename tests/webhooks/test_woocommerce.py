@@ -88,11 +88,12 @@ def test_refunded_order_carries_its_refunds(send, store):
     assert send.woocommerce("order.updated", order).status_code == 202
     event = CanonicalEvent.model_validate(inbox_rows(store)[0].payload)
     assert event.type is EventType.ORDER_REFUNDED
-    assert (event.refund.external_id, event.refund.amount, event.refund.currency) == (
-        "8210",
-        Decimal("53.40"),
-        "EUR",
-    )
+    # Each refund on its own, positive: processing counts each id once, whatever came before.
+    assert event.refund is None
+    assert [(r.external_id, r.amount, r.currency, r.reason) for r in event.order.refunds] == [
+        ("8200", Decimal("12.18"), "EUR", "damaged"),
+        ("8210", Decimal("41.22"), "EUR", None),
+    ]
 
 
 def test_a_retry_is_a_duplicate_but_a_new_state_is_a_new_event(send, store):
@@ -104,6 +105,42 @@ def test_a_retry_is_a_duplicate_but_a_new_state_is_a_new_event(send, store):
     completed = _order(status="completed", date_modified_gmt="2026-11-23T16:20:00")
     assert send.woocommerce("order.updated", completed).status_code == 202
     assert [r.event_type for r in inbox_rows(store)] == ["order.paid", "order.fulfilled"]
+
+
+def test_a_partial_refund_keeps_the_status_event_and_lists_the_refund(send, store):
+    refunded = _order(
+        status="completed",
+        date_modified_gmt="2026-11-24T08:00:00",
+        refunds=[{"id": 8200, "reason": "Cup arrived broken", "total": "-6.09"}],
+    )
+    assert send.woocommerce("order.updated", refunded).status_code == 202
+
+    [row] = inbox_rows(store)
+    event = CanonicalEvent.model_validate(row.payload)
+    # Processing records refund 8200 as new and treats it as an order.refunded too.
+    assert (row.event_type, event.refund) == ("order.fulfilled", None)
+    assert [(r.external_id, r.amount, r.reason) for r in event.order.refunds] == [
+        ("8200", Decimal("6.09"), "Cup arrived broken")
+    ]
+
+
+def test_a_refund_made_within_the_same_second_is_not_a_duplicate(send, store):
+    # WooCommerce dates a refund by touching the order's modification time, to the second:
+    # a refund added in the same second as the last update leaves time and status unchanged.
+    order = _order(date_modified_gmt="2026-11-24T08:00:00")
+    assert send.woocommerce("order.updated", order).status_code == 202
+    order["refunds"] = [{"id": 8200, "reason": "", "total": "-6.09"}]
+    assert send.woocommerce("order.updated", order).status_code == 202
+    order["refunds"].insert(0, {"id": 8201, "reason": "", "total": "-4.90"})
+    assert send.woocommerce("order.updated", order).status_code == 202
+    retry = send.woocommerce("order.updated", order)
+    assert (retry.status_code, retry.json()) == (200, {"status": "duplicate"})
+    listed = [CanonicalEvent.model_validate(r.payload).order.refunds for r in inbox_rows(store)]
+    assert [[r.external_id for r in refunds] for refunds in listed] == [
+        [],
+        ["8200"],
+        ["8200", "8201"],  # oldest first, whatever order WooCommerce lists them in
+    ]
 
 
 def test_ping_on_webhook_creation_gets_200_and_stores_nothing(client, store):
