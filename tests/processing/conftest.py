@@ -20,9 +20,12 @@ def campaigns():
 
 @pytest.fixture
 def drain(store, campaigns):
-    """Process the whole inbox at a fixed time, with the shipped campaigns by default."""
+    """Process the whole inbox at a fixed time, with the shipped campaigns by default (and
+    no loyalty unless given)."""
 
-    def run(now: str = "2026-03-20T12:00:00+00:00", config=None, worker="test-worker"):
+    def run(
+        now: str = "2026-03-20T12:00:00+00:00", config=None, worker="test-worker", loyalty=None
+    ):
         moment = at(now)
         return process_inbox(
             store,
@@ -31,6 +34,7 @@ def drain(store, campaigns):
             shop_zone=ZoneInfo("UTC"),
             lease=timedelta(minutes=5),
             clock=lambda: moment,
+            loyalty=loyalty,
         )
 
     return run

@@ -1,15 +1,11 @@
 """Loyalty applied to whole batches: events of one order or customer in the same batch give
 the ledger they would give one after the other, and the ledger's invariants hold."""
 
-from datetime import timedelta
-from zoneinfo import ZoneInfo
-
 import pytest
-from journeys import at, order_event, put
+from journeys import order_event, put
 from sqlalchemy import func, select
 
 from postpurchase.loyalty.config import load_loyalty_config
-from postpurchase.processing.inbox import process_inbox
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.models import Customer, LoyaltyLedgerEntry, Order
 
@@ -24,20 +20,8 @@ def loyalty():
 
 
 @pytest.fixture
-def drain(store, campaigns, loyalty):
-    def run():
-        moment = at("2026-03-20T12:00:00+00:00")
-        return process_inbox(
-            store,
-            campaigns,
-            worker="test-worker",
-            shop_zone=ZoneInfo("UTC"),
-            lease=timedelta(minutes=5),
-            clock=lambda: moment,
-            loyalty=loyalty,
-        )
-
-    return run
+def drain(drain, loyalty):
+    return lambda: drain(loyalty=loyalty)
 
 
 def _refund(refund_id: str, amount: str) -> dict:

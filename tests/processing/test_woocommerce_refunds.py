@@ -25,7 +25,7 @@ from postpurchase.inbox import InboxEntry, add_to_inbox
 from postpurchase.loyalty.config import load_loyalty_config
 from postpurchase.platforms import woocommerce
 from postpurchase.processing.followups import plan_assumed_deliveries
-from postpurchase.processing.inbox import InboxSummary, process_inbox
+from postpurchase.processing.inbox import InboxSummary
 from postpurchase.settings import PROJECT_ROOT, Settings
 from postpurchase.store.database import transaction
 from postpurchase.store.models import LoyaltyLedgerEntry, Order, OrderRefund
@@ -88,22 +88,13 @@ def shop(store, db_url) -> WooShop:
 
 
 @pytest.fixture
-def drain(store, campaigns):
+def drain(drain):
     # The shipped loyalty file, for a shop that sells in euros like the fixture's.
     loyalty = load_loyalty_config(PROJECT_ROOT / "config" / "loyalty.yaml")
     loyalty = loyalty.model_copy(update={"shop_currency": "EUR"})
 
     def run(now: str, config: CampaignConfig | None = None) -> InboxSummary:
-        moment = at(now)
-        return process_inbox(
-            store,
-            config or campaigns,
-            worker="test-worker",
-            shop_zone=ZoneInfo("UTC"),
-            lease=timedelta(minutes=5),
-            clock=lambda: moment,
-            loyalty=loyalty,
-        )
+        return drain(now, config, loyalty=loyalty)
 
     return run
 
