@@ -26,6 +26,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, delete, select, update
@@ -92,12 +94,13 @@ class SourcedEvent:
     source: str
     event: CanonicalEvent
 
-    @property
+    # Computed once: a batch asks for each event's keys many times.
+    @cached_property
     def order_key(self) -> Key | None:
         order = self.event.order
         return (self.source, order.external_id) if order else None
 
-    @property
+    @cached_property
     def customer_key(self) -> Key | None:
         snapshot = self.event.customer or (self.event.order.customer if self.event.order else None)
         return (self.source, snapshot.external_id) if snapshot else None
@@ -149,6 +152,13 @@ class OrderRecord:
     returned_at: datetime | None
     reviewed_at: datetime | None
     source_updated_at: datetime | None
+
+
+# A record's values as one tuple, in field order: how the upsert tells a changed row.
+_VALUES = {
+    record: attrgetter(*(f.name for f in fields(record)))
+    for record in (CustomerRecord, OrderRecord)
+}
 
 
 @dataclass
@@ -205,12 +215,14 @@ def _version(snapshot: CustomerSnapshot | OrderSnapshot, occurred_at: datetime) 
 
 
 def _apply_fields(row: Any, snapshot: Any, names: Iterable[str]) -> None:
+    given = snapshot.model_fields_set
     for name in names:
+        if name not in given:
+            continue
         value = getattr(snapshot, name)
-        if name == "currency" and value == NO_CURRENCY:
+        if value is None or (name == "currency" and value == NO_CURRENCY):
             continue  # a partial order says nothing about its currency
-        if name in snapshot.model_fields_set and value is not None:
-            setattr(row, name, value)
+        setattr(row, name, value)
 
 
 def _fresh(row: CustomerRecord | OrderRecord, version: datetime) -> bool:
@@ -238,7 +250,7 @@ def _load(session: Session, record: type[_R], model: Any, keys: set[Key]) -> dic
 
 
 def _values(row: CustomerRecord | OrderRecord) -> tuple[Any, ...]:
-    return tuple(getattr(row, f.name) for f in fields(row))
+    return _VALUES[type(row)](row)
 
 
 def _store(
