@@ -160,7 +160,8 @@ def _drain(airflow: LocalAirflow, factory: SessionFactory, timeout: int) -> None
             dag_id = "refresh_segments"
         else:
             dag_id = "dispatch_touchpoints"
-        if time.monotonic() - last_trigger.get(dag_id, -60.0) > 45:
-            airflow.trigger(dag_id)
+        # A trigger Airflow refuses (busy: its SQLite database is shared by every component)
+        # is tried again at the next turn; the DAG's own schedule runs it meanwhile.
+        if time.monotonic() - last_trigger.get(dag_id, -60.0) > 45 and airflow.trigger(dag_id):
             last_trigger[dag_id] = time.monotonic()
         time.sleep(2)

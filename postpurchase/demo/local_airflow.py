@@ -119,8 +119,18 @@ class LocalAirflow:
             generated.write_text(json.dumps(passwords))
         return passwords["admin"]
 
-    def trigger(self, dag_id: str) -> None:
-        """Start a run of ``dag_id`` now instead of waiting for its schedule."""
+    def trigger(self, dag_id: str) -> bool:
+        """Start a run of ``dag_id`` now instead of waiting for its schedule; False when
+        Airflow did not take it (busy, or a passing error): the schedule runs the DAG anyway,
+        so the caller only tries again later."""
+        try:
+            self._post_run(dag_id)
+        except httpx.HTTPError:
+            self._token = None  # an expired token is fetched anew next time
+            return False
+        return True
+
+    def _post_run(self, dag_id: str) -> None:
         with httpx.Client(base_url=self.base_url, timeout=10) as client:
             if self._token is None:
                 answer = client.post(
