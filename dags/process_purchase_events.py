@@ -52,6 +52,7 @@ def process_purchase_events() -> None:
 
     @task
     def drain_inbox(slot: int) -> dict[str, Any]:
+        # ``slot`` only tells the mapped instances apart: each claims whatever is pending.
         from postpurchase.processing.runs import drain_inbox
 
         return drain_inbox()
