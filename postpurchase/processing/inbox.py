@@ -273,7 +273,8 @@ def process_inbox(
     """
     summary = InboxSummary()
     deadline = time.monotonic() + time_budget.total_seconds() if time_budget else None
-    first = True
+    last_id = 0  # each claim starts above the previous one (see claim_inbox_events)
+    retried = 0
     while deadline is None or time.monotonic() < deadline:
         with transaction(factory) as session:
             ids = claim_inbox_events(
@@ -284,11 +285,16 @@ def process_inbox(
                 lease=lease,
                 max_attempts=MAX_ATTEMPTS,
                 # a crashed run's rows are taken back once, at the start
-                reclaim_expired=first,
+                reclaim_expired=not last_id,
+                after_id=last_id,
             )
-        first = False
         if not ids:
-            break
+            if summary.retried == retried:
+                break
+            # rows sent back to be retried lie behind: one more pass from the start
+            retried, last_id = summary.retried, 0
+            continue
+        last_id = max(ids)
         with factory() as session:
             # Plain rows, not ORM objects: only the payloads are wanted, and read once, as
             # JSON text that pydantic parses and validates in one pass.

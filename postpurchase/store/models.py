@@ -30,6 +30,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -103,6 +104,10 @@ class ClaimStatus(enum.StrEnum):
     IGNORED = "ignored"
 
 
+# The inbox rows a claim looks at, as the claim index's condition (SQL).
+INBOX_CLAIMABLE = "status IN ('pending', 'claimed')"
+
+
 class InboxEvent(Base):
     """A webhook or internal event, stored before it is acknowledged and processed later."""
 
@@ -127,7 +132,15 @@ class InboxEvent(Base):
     processed_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_inbox_events_claimable", "status", "id"),)
+    # Only rows still to be processed (migration 0005 says why).
+    __table_args__ = (
+        Index(
+            "ix_inbox_events_claimable",
+            "id",
+            postgresql_where=text(INBOX_CLAIMABLE),
+            sqlite_where=text(INBOX_CLAIMABLE),
+        ),
+    )
 
 
 class RejectedWebhook(Base):

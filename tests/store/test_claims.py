@@ -4,7 +4,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select, text
 
 from postpurchase.store.claims import (
     claim_due_touchpoints,
@@ -252,3 +252,35 @@ def test_release_each_sets_each_rows_values_only_where_the_worker_holds_it(store
     assert found[mine[0]] == (TouchpointStatus.SENT, f"m{mine[0]}", None)
     assert found[mine[1]] == (TouchpointStatus.SENT, f"m{mine[1]}", None)
     assert found[theirs[0]][:2] == (TouchpointStatus.CLAIMED, None)
+
+
+def test_inbox_claims_walk_only_the_rows_still_to_process(store, engine):
+    """The claim index holds pending and claimed rows only, and claims use it: they name the
+    status as a literal (a prepared statement's generic plan could not match a parameter
+    against the index's condition) and repeat that condition (SQLite needs it stated)."""
+    _inbox(store, 3000)
+    with transaction(store) as session:
+        done = claim_inbox_events(session, worker="w", now=NOW, limit=2990, lease=LEASE)
+        release(session, InboxEvent, done, worker="w", status=ClaimStatus.DONE)
+        session.execute(text("ANALYZE inbox_events"))
+
+    claims: list[tuple[str, dict]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("UPDATE inbox_events SET status"):
+            claims.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with transaction(store) as session:
+            ids = claim_inbox_events(session, worker="w2", now=NOW, limit=25, lease=LEASE)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    assert len(ids) == 10
+    statement, parameters = claims[-1]
+    assert "inbox_events.status = 'pending'" in statement
+    explain = "EXPLAIN" if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN"
+    with engine.connect() as conn:
+        plan = conn.exec_driver_sql(f"{explain} {statement}", parameters).all()
+    assert "ix_inbox_events_claimable" in str(plan)
