@@ -127,19 +127,8 @@ class InboxSummary:
         """One summary from several drainers' ``counts()``."""
         total = cls()
         for part in parts:
-            total.add(
-                cls(
-                    events=Counter(part["events"]),
-                    planned=part["planned"],
-                    cancelled=part["cancelled"],
-                    points=part["points"],
-                    refunds=part["refunds"],
-                    failed=part["failed"],
-                    retried=part["retried"],
-                    skipped=Counter(part["skipped"]),
-                    errors=list(part["errors"]),
-                )
-            )
+            counters = {name: Counter(part[name]) for name in ("events", "skipped")}
+            total.add(cls(**{**part, **counters, "errors": list(part["errors"])}))
         return total
 
 

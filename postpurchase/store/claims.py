@@ -43,6 +43,9 @@ class _Claimable:
     given_up: Any  # status once leases ran out max_attempts times
     reason_column: str
     given_up_reason: str
+    # The condition of the partial index claims walk, repeated in every claim: SQLite uses a
+    # partial index only for a query that states the index's condition itself.
+    indexed: str | None = None
 
 
 _KINDS = {
@@ -54,6 +57,7 @@ _KINDS = {
         ClaimStatus.FAILED,
         "last_error",
         "processing did not finish within the claim lease, {n} time(s)",
+        indexed=INBOX_CLAIMABLE,
     ),
     Touchpoint: _Claimable(
         Touchpoint,
@@ -212,11 +216,9 @@ def _claim(
     model = kind.model
     expired = and_(_status_is(model, kind.claimed), model.lease_until < now)
     ready = _status_is(model, kind.ready)
-    if model is InboxEvent:
-        # Repeated word for word: SQLite uses a partial index only for a query that states
-        # the index's condition itself.
-        expired = and_(expired, text(INBOX_CLAIMABLE))
-        ready = and_(ready, text(INBOX_CLAIMABLE))
+    if kind.indexed is not None:
+        expired = and_(expired, text(kind.indexed))
+        ready = and_(ready, text(kind.indexed))
     if extra is not None:
         ready = and_(ready, extra)
     conditions = [ready]
