@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from postpurchase.events import NO_CURRENCY, CanonicalEvent, EventType
+from postpurchase.events import NO_CURRENCY, PAID_STATUSES, CanonicalEvent, EventType
 from postpurchase.platforms.fields import (
     Identifier,
     InvalidPayload,
@@ -26,10 +26,20 @@ from postpurchase.platforms.fields import (
     e164,
     parse_as,
     problems_of,
+    usable_email,
 )
 from postpurchase.platforms.zones import first_zone
 
 SOURCE = "shopify"
+DEFAULT_REGION = "US"
+
+
+class TopicMismatch(InvalidPayload):
+    """The signed body is not what the X-Shopify-Topic header says it is.
+
+    Shopify signs the body, not the headers: without this check a captured ``orders/create``
+    body re-posted as ``orders/cancelled`` would cancel the order.
+    """
 
 
 class MoneyAmount(PlatformModel):
@@ -167,9 +177,23 @@ def _consent(consent: Consent | None) -> bool | None:
     return None
 
 
+def _email(candidates: tuple[str | None, ...], notes: list[str]) -> str | None:
+    """The first usable address among ``candidates``; an unusable one is left out, with a
+    note, rather than refusing the whole order for it."""
+    for candidate in candidates:
+        email, problem = usable_email(candidate)
+        if email is not None:
+            return email
+        if problem is not None:
+            notes.append(f"customer email left out: {problem}")
+    return None
+
+
 def _customer(
     customer: ShopifyCustomer,
     *,
+    notes: list[str],
+    default_region: str,
     email: str | None = None,
     phone: str | None = None,
     regions: tuple[str | None, ...] = (),
@@ -177,7 +201,8 @@ def _customer(
     addresses: tuple[Address | None, ...] = (),
 ) -> dict[str, Any]:
     """The canonical customer; ``addresses`` (most telling first) give a time zone when the
-    platform sends none, and are followed by the customer's default address."""
+    platform sends none, and are followed by the customer's default address. Phones written
+    without a country code are read as the addresses' country, else ``default_region``."""
     home = customer.default_address.country_code if customer.default_address else None
     tags = [t.strip() for t in (customer.tags or "").split(",") if t.strip()]
     zone = first_zone(
@@ -187,8 +212,8 @@ def _customer(
         # only when known: an update without an address keeps the zone already stored
         **({"time_zone": zone} if zone else {}),
         external_id=customer.id,
-        email=customer.email or email,
-        phone=e164(customer.phone or phone, *regions, home),
+        email=_email((customer.email, email), notes),
+        phone=e164(customer.phone or phone, *regions, home, default_region),
         first_name=customer.first_name,
         last_name=customer.last_name,
         locale=locale,
@@ -199,7 +224,7 @@ def _customer(
     )
 
 
-def _order(order: ShopifyOrder) -> dict[str, Any]:
+def _order(order: ShopifyOrder, notes: list[str], default_region: str) -> dict[str, Any]:
     regions = tuple(
         a.country_code for a in (order.shipping_address, order.billing_address) if a is not None
     )
@@ -243,6 +268,8 @@ def _order(order: ShopifyOrder) -> dict[str, Any]:
         customer=(
             _customer(
                 order.customer,
+                notes=notes,
+                default_region=default_region,
                 email=order.email,
                 phone=phone,
                 regions=regions,
@@ -256,15 +283,18 @@ def _order(order: ShopifyOrder) -> dict[str, Any]:
     )
 
 
-def _order_event(kind: EventType) -> Callable[[Any, datetime], dict[str, Any]]:
-    def build(data: Any, received_at: datetime) -> dict[str, Any]:
-        order = _order(parse_as(ShopifyOrder, data))
+Builder = Callable[[Any, datetime, list[str], str], dict[str, Any]]
+
+
+def _order_event(kind: EventType) -> Builder:
+    def build(data: Any, received_at: datetime, notes: list[str], region: str) -> dict[str, Any]:
+        order = _order(parse_as(ShopifyOrder, data), notes, region)
         return dict(type=kind, occurred_at=order["updated_at"] or received_at, order=order)
 
     return build
 
 
-def _refund_event(data: Any, received_at: datetime) -> dict[str, Any]:
+def _refund_event(data: Any, received_at: datetime, *_: Any) -> dict[str, Any]:
     refund = parse_as(ShopifyRefund, data)
     paid_back = [
         t for t in refund.transactions if t.kind == "refund" and t.status in ("success", None)
@@ -287,7 +317,7 @@ def _refund_event(data: Any, received_at: datetime) -> dict[str, Any]:
     )
 
 
-def _fulfillment_event(data: Any, received_at: datetime) -> dict[str, Any]:
+def _fulfillment_event(data: Any, received_at: datetime, *_: Any) -> dict[str, Any]:
     event = parse_as(FulfillmentEvent, data)
     return dict(
         type=(
@@ -299,7 +329,7 @@ def _fulfillment_event(data: Any, received_at: datetime) -> dict[str, Any]:
     )
 
 
-def _return_event(data: Any, received_at: datetime) -> dict[str, Any]:
+def _return_event(data: Any, received_at: datetime, *_: Any) -> dict[str, Any]:
     request = parse_as(ReturnRequest, data)
     return dict(
         type=EventType.RETURN_REQUESTED,
@@ -308,16 +338,18 @@ def _return_event(data: Any, received_at: datetime) -> dict[str, Any]:
     )
 
 
-def _customer_event(data: Any, received_at: datetime) -> dict[str, Any]:
+def _customer_event(
+    data: Any, received_at: datetime, notes: list[str], region: str
+) -> dict[str, Any]:
     customer = parse_as(ShopifyCustomer, data)
     return dict(
         type=EventType.CUSTOMER_UPDATED,
         occurred_at=customer.updated_at or received_at,
-        customer=_customer(customer),
+        customer=_customer(customer, notes=notes, default_region=region),
     )
 
 
-_TOPICS: dict[str, Callable[[Any, datetime], dict[str, Any]]] = {
+_TOPICS: dict[str, Builder] = {
     "orders/create": _order_event(EventType.ORDER_PLACED),
     "orders/paid": _order_event(EventType.ORDER_PAID),
     "orders/updated": _order_event(EventType.ORDER_UPDATED),
@@ -332,16 +364,112 @@ _TOPICS: dict[str, Callable[[Any, datetime], dict[str, Any]]] = {
 HANDLED_TOPICS = frozenset(_TOPICS)
 
 
-def normalise(topic: str, data: Any, *, received_at: datetime) -> CanonicalEvent | None:
+# What each topic's body is, told by fields only that kind of body has.
+_BODY_KINDS = {
+    "orders/": "order",
+    "refunds/create": "refund",
+    "fulfillment_events/create": "fulfillment event",
+    "returns/request": "return",
+    "customers/update": "customer",
+}
+# The Admin API wraps a resource in its name: {"order": {...}}. A webhook body is the object.
+_WRAPPERS = ("order", "refund", "fulfillment_event", "return", "customer")
+
+
+def _kind_of(data: dict[str, Any]) -> str | None:
+    if "line_items" in data and ("financial_status" in data or "total_price" in data):
+        return "order"
+    if "order_id" in data and ("transactions" in data or "refund_line_items" in data):
+        return "refund"
+    if "fulfillment_id" in data and "status" in data and "order_id" in data:
+        return "fulfillment event"
+    if isinstance(data.get("order"), dict) and "return_line_items" in data:
+        return "return"
+    return None
+
+
+def _check_body(topic: str, data: Any) -> None:
+    """Refuse a body that is wrapped, or that is not what ``topic`` says (TopicMismatch)."""
+    if not isinstance(data, dict):
+        return  # parse_as names the problem
+    if "id" not in data and len(data) == 1:
+        (name,) = data
+        if name in _WRAPPERS and isinstance(data[name], dict):
+            raise TopicMismatch(
+                [
+                    (
+                        name,
+                        f'the body is an Admin API response wrapped as {{"{name}": {{...}}}}; '
+                        f"post the {name.replace('_', ' ')} object itself, as Shopify's "
+                        "webhooks send it",
+                    )
+                ]
+            )
+    expected = next((kind for prefix, kind in _BODY_KINDS.items() if topic.startswith(prefix)))
+    found = _kind_of(data)
+    if found is not None and found != expected:
+        raise TopicMismatch([("body", f"is a {found}, but {topic} needs a {expected}")])
+    if expected == "customer" and "line_items" in data:
+        raise TopicMismatch([("body", f"is an order, but {topic} needs a customer")])
+    if topic == "orders/cancelled" and not data.get("cancelled_at"):
+        raise TopicMismatch([("cancelled_at", "an order in orders/cancelled must be cancelled")])
+    status = data.get("financial_status")
+    if topic == "orders/paid" and status not in PAID_STATUSES:
+        raise TopicMismatch(
+            [("financial_status", f"{status!r} is not paid, but the topic is orders/paid")]
+        )
+    wanted = {"orders/fulfilled": "fulfilled", "orders/partially_fulfilled": "partial"}
+    if topic in wanted and data.get("fulfillment_status") != wanted[topic]:
+        raise TopicMismatch(
+            [
+                (
+                    "fulfillment_status",
+                    f"{data.get('fulfillment_status')!r} in {topic}, where Shopify sends "
+                    f"{wanted[topic]!r}",
+                )
+            ]
+        )
+
+
+def is_test_order(topic: str, data: Any) -> bool:
+    """Whether the body is about a test order: an order with ``test: true`` (development
+    stores, the Bogus gateway, "Send test notification"), or a refund paid back by test
+    transactions."""
+    if not isinstance(data, dict):
+        return False
+    if topic.startswith("orders/"):
+        return data.get("test") is True
+    if topic == "refunds/create":
+        transactions = data.get("transactions")
+        return (
+            isinstance(transactions, list)
+            and bool(transactions)
+            and all(isinstance(t, dict) and t.get("test") is True for t in transactions)
+        )
+    return False
+
+
+def normalise(
+    topic: str,
+    data: Any,
+    *,
+    received_at: datetime,
+    default_region: str = DEFAULT_REGION,
+    notes: list[str] | None = None,
+) -> CanonicalEvent | None:
     """The canonical event for a Shopify webhook, or None for a topic the engine ignores.
 
     ``received_at`` (Shopify's triggered-at time, else arrival) dates events whose payload
-    carries no time of its own. Raises InvalidPayload naming each wrong field.
+    carries no time of its own; ``default_region`` reads phone numbers written without a
+    country code when no address tells. What was left out (an unusable email) is appended
+    to ``notes``. Raises TopicMismatch when the body is wrapped or not of the topic's kind,
+    InvalidPayload naming each wrong field otherwise.
     """
     build = _TOPICS.get(topic)
     if build is None:
         return None
-    event = build(data, received_at)
+    _check_body(topic, data)
+    event = build(data, received_at, notes if notes is not None else [], default_region)
     try:
         return CanonicalEvent.model_validate(event)
     except ValidationError as exc:  # Shopify JSON that breaks a rule of the canonical event
