@@ -388,6 +388,10 @@ def _kind_of(data: dict[str, Any]) -> str | None:
     return None
 
 
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
 def _check_body(topic: str, data: Any) -> None:
     """Refuse a body that is wrapped, or that is not what ``topic`` says (TopicMismatch)."""
     if not isinstance(data, dict):
@@ -408,7 +412,7 @@ def _check_body(topic: str, data: Any) -> None:
     expected = next((kind for prefix, kind in _BODY_KINDS.items() if topic.startswith(prefix)))
     found = _kind_of(data)
     if found is not None and found != expected:
-        raise TopicMismatch([("body", f"is a {found}, but {topic} needs a {expected}")])
+        raise TopicMismatch([("body", f"is {_a(found)}, but {topic} needs {_a(expected)}")])
     if expected == "customer" and "line_items" in data:
         raise TopicMismatch([("body", f"is an order, but {topic} needs a customer")])
     if topic == "orders/cancelled" and not data.get("cancelled_at"):
