@@ -40,9 +40,11 @@ def _aware(value: datetime) -> datetime:
 
 
 def _fits_money_column(value: Decimal) -> Decimal:
-    # Numeric(18, 4): four places after the point leave fourteen before it.
-    if value.is_finite() and value.adjusted() >= 14:
-        raise ValueError("must be less than 10^14")
+    # Money columns are Numeric(18, 4), which SQLite keeps as a 64-bit float: exact to 15
+    # significant digits. Four places after the point leave eleven before it (a hundred
+    # billion, in any currency), which both databases store and give back unchanged.
+    if value.is_finite() and value.adjusted() >= 11:
+        raise ValueError("must be less than 10^11")
     return value
 
 

@@ -58,7 +58,7 @@ def _refused(response, field: str) -> str:
         (_line(quantity=10**20), "canonical event: order.lines.0.quantity"),
         (_line(quantity=2**31), "canonical event: order.lines.0.quantity"),
         (
-            _order(total_price="123456789012345.00", total_price_set=None),
+            _order(total_price="123456789012.00", total_price_set=None),
             "canonical event: order.total",
         ),
     ],
@@ -70,7 +70,7 @@ def _refused(response, field: str) -> str:
         "vendor",
         "quantity-1e20",
         "quantity-2^31",
-        "total-1e15",
+        "total-1e11",
     ],
 )
 def test_values_the_tables_cannot_hold_are_refused_naming_the_field(send, store, body, field):
