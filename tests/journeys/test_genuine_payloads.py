@@ -319,13 +319,23 @@ def test_woocommerce_order_decoded_once_paid_and_thanked(shop):
     assert "#727" in sent["text"] and f"+{18 + FIRST_ORDER_BONUS} points" in sent["text"]
 
     # Twilio reports a STOP from the number in E.164: it is the customer's number.
+    # The parameters of Twilio's documented incoming-message request
+    # (twilio.com/docs/messaging/guides/webhook-request); values made up.
     stop = {
+        "ToCountry": "US",
+        "ToState": "CA",
+        "SmsMessageSid": "SM1f0e8ae6ade43cb3c0ce4525424e404f",
+        "NumMedia": "0",
+        "SmsSid": "SM1f0e8ae6ade43cb3c0ce4525424e404f",
+        "SmsStatus": "received",
+        "Body": "STOP",
+        "FromCountry": "US",
+        "To": "+15017122661",
+        "NumSegments": "1",
         "MessageSid": "SM1f0e8ae6ade43cb3c0ce4525424e404f",
         "AccountSid": "AC0123456789abcdef0123456789abcdef",
         "From": "+15555555555",
-        "To": "+15017122661",
-        "Body": "STOP",
-        "NumMedia": "0",
+        "ApiVersion": "2010-04-01",
     }
     url = BASE + "/webhooks/twilio/inbound"
     signature = RequestValidator(TWILIO_TOKEN).compute_signature(url, stop)
@@ -377,3 +387,4 @@ def test_woocommerce_order_first_seen_completed_counts_as_paid(shop):
     assert html is not None and text is not None
     assert "Ship Your Idea \u2013 Color: Black, Size: M Test" in html.get_content()
     assert "&amp;ndash;" not in html.get_content() and "&ndash;" not in html.get_content()
+    assert "1 × Ship Your Idea \u2013 Color: Black, Size: M Test" in text.get_content()
