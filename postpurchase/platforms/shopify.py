@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from postpurchase.events import NO_CURRENCY, PAID_STATUSES, CanonicalEvent, EventType
+from postpurchase.events import NO_CURRENCY, CanonicalEvent, EventType
 from postpurchase.platforms.fields import (
     Identifier,
     InvalidPayload,
@@ -28,18 +28,13 @@ from postpurchase.platforms.fields import (
     problems_of,
     usable_email,
 )
+from postpurchase.platforms.shopify_bodies import TopicMismatch, check_body, is_test_order
 from postpurchase.platforms.zones import first_zone
+
+__all__ = ["HANDLED_TOPICS", "SOURCE", "TopicMismatch", "is_test_order", "normalise"]
 
 SOURCE = "shopify"
 DEFAULT_REGION = "US"
-
-
-class TopicMismatch(InvalidPayload):
-    """The signed body is not what the X-Shopify-Topic header says it is.
-
-    Shopify signs the body, not the headers: without this check a captured ``orders/create``
-    body re-posted as ``orders/cancelled`` would cancel the order.
-    """
 
 
 class MoneyAmount(PlatformModel):
@@ -364,95 +359,6 @@ _TOPICS: dict[str, Builder] = {
 HANDLED_TOPICS = frozenset(_TOPICS)
 
 
-# What each topic's body is, told by fields only that kind of body has.
-_BODY_KINDS = {
-    "orders/": "order",
-    "refunds/create": "refund",
-    "fulfillment_events/create": "fulfillment event",
-    "returns/request": "return",
-    "customers/update": "customer",
-}
-# The Admin API wraps a resource in its name: {"order": {...}}. A webhook body is the object.
-_WRAPPERS = ("order", "refund", "fulfillment_event", "return", "customer")
-
-
-def _kind_of(data: dict[str, Any]) -> str | None:
-    if "line_items" in data and ("financial_status" in data or "total_price" in data):
-        return "order"
-    if "order_id" in data and ("transactions" in data or "refund_line_items" in data):
-        return "refund"
-    if "fulfillment_id" in data and "status" in data and "order_id" in data:
-        return "fulfillment event"
-    if isinstance(data.get("order"), dict) and "return_line_items" in data:
-        return "return"
-    return None
-
-
-def _a(kind: str) -> str:
-    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
-
-
-def _check_body(topic: str, data: Any) -> None:
-    """Refuse a body that is wrapped, or that is not what ``topic`` says (TopicMismatch)."""
-    if not isinstance(data, dict):
-        return  # parse_as names the problem
-    if "id" not in data and len(data) == 1:
-        (name,) = data
-        if name in _WRAPPERS and isinstance(data[name], dict):
-            raise TopicMismatch(
-                [
-                    (
-                        name,
-                        f'the body is an Admin API response wrapped as {{"{name}": {{...}}}}; '
-                        f"post the {name.replace('_', ' ')} object itself, as Shopify's "
-                        "webhooks send it",
-                    )
-                ]
-            )
-    expected = next((kind for prefix, kind in _BODY_KINDS.items() if topic.startswith(prefix)))
-    found = _kind_of(data)
-    if found is not None and found != expected:
-        raise TopicMismatch([("body", f"is {_a(found)}, but {topic} needs {_a(expected)}")])
-    if expected == "customer" and "line_items" in data:
-        raise TopicMismatch([("body", f"is an order, but {topic} needs a customer")])
-    if topic == "orders/cancelled" and not data.get("cancelled_at"):
-        raise TopicMismatch([("cancelled_at", "an order in orders/cancelled must be cancelled")])
-    status = data.get("financial_status")
-    if topic == "orders/paid" and status not in PAID_STATUSES:
-        raise TopicMismatch(
-            [("financial_status", f"{status!r} is not paid, but the topic is orders/paid")]
-        )
-    wanted = {"orders/fulfilled": "fulfilled", "orders/partially_fulfilled": "partial"}
-    if topic in wanted and data.get("fulfillment_status") != wanted[topic]:
-        raise TopicMismatch(
-            [
-                (
-                    "fulfillment_status",
-                    f"{data.get('fulfillment_status')!r} in {topic}, where Shopify sends "
-                    f"{wanted[topic]!r}",
-                )
-            ]
-        )
-
-
-def is_test_order(topic: str, data: Any) -> bool:
-    """Whether the body is about a test order: an order with ``test: true`` (development
-    stores, the Bogus gateway, "Send test notification"), or a refund paid back by test
-    transactions."""
-    if not isinstance(data, dict):
-        return False
-    if topic.startswith("orders/"):
-        return data.get("test") is True
-    if topic == "refunds/create":
-        transactions = data.get("transactions")
-        return (
-            isinstance(transactions, list)
-            and bool(transactions)
-            and all(isinstance(t, dict) and t.get("test") is True for t in transactions)
-        )
-    return False
-
-
 def normalise(
     topic: str,
     data: Any,
@@ -472,7 +378,7 @@ def normalise(
     build = _TOPICS.get(topic)
     if build is None:
         return None
-    _check_body(topic, data)
+    check_body(topic, data)
     event = build(data, received_at, notes if notes is not None else [], default_region)
     try:
         return CanonicalEvent.model_validate(event)
