@@ -253,3 +253,28 @@ def test_woocommerce_phone_follows_the_billing_country(send, store):
     assert send.woocommerce("order.updated", body).status_code == 202
     [row] = inbox_rows(store)
     assert row.payload["order"]["customer"]["phone"].startswith("+49221")
+
+
+# --- test orders ---------------------------------------------------------------------------------
+
+
+def test_a_refund_paid_back_by_test_transactions_is_a_test_order(send, store):
+    refund = fixture_json("shopify/refunds_create.json")
+    for transaction in refund["transactions"]:
+        transaction["test"] = True
+    response = send.shopify("refunds/create", refund)
+    assert (response.status_code, response.json()["status"]) == (202, "ignored")
+    assert response.json()["notes"] == ["test order"]
+    real = fixture_json("shopify/refunds_create.json")  # test: false on every transaction
+    assert send.shopify("refunds/create", real).json()["status"] == "accepted"
+
+
+def test_a_test_notification_under_any_order_topic_is_ignored_not_refused(send, store):
+    """Shopify sends the same cancelled, voided test order for every topic's test button:
+    it is dropped as a test order before its body is checked against the topic."""
+    test_order = _order(test=True, financial_status="voided")
+    for topic in ("orders/paid", "orders/fulfilled", "orders/cancelled"):
+        response = send.shopify(topic, test_order)
+        assert (response.status_code, response.json()["status"]) == (202, "ignored"), topic
+    assert rejected_rows(store) == []
+    assert {row.payload["ignored"] for row in inbox_rows(store)} == {"test order"}
