@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 
@@ -38,9 +39,29 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
+def _fits_money_column(value: Decimal) -> Decimal:
+    # Money columns are Numeric(18, 4), which SQLite keeps as a 64-bit float: exact to 15
+    # significant digits. Four places after the point leave eleven before it (a hundred
+    # billion, in any currency), which both databases store and give back unchanged.
+    if value.is_finite() and value.adjusted() >= 11:
+        raise ValueError("must be less than 10^11")
+    return value
+
+
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
-Money = Annotated[Decimal, Field(max_digits=18, decimal_places=4)]
+Money = Annotated[
+    Decimal, Field(max_digits=18, decimal_places=4), AfterValidator(_fits_money_column)
+]
+# The limits of the columns each value is stored in (postpurchase.store.models), so that what
+# intake accepts, processing can store: a value over them is a 422 naming the field, never an
+# accepted webhook that fails later.
+Id = Annotated[str, Field(min_length=1, max_length=64)]
+Quantity = Annotated[int, Field(ge=0, le=2**31 - 1)]  # Integer column
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+# Shopify's financial statuses of a paid order, and WooCommerce's order statuses (kept as
+# financial_status) that follow payment: an order seen in one of them has been paid, whatever
+# event told us.
+PAID_STATUSES = frozenset({"paid", "partially_refunded", "refunded", "processing", "completed"})
 # ISO 4217's "no currency": an event about an order that does not say the order's currency
 # (a fulfillment event, a return). It never overwrites a known currency.
 NO_CURRENCY = "XXX"
@@ -51,7 +72,7 @@ class _Model(BaseModel):
 
 
 class CustomerSnapshot(_Model):
-    external_id: str = Field(min_length=1, max_length=64)
+    external_id: Id
     email: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=32)  # E.164 once normalised
     first_name: str | None = Field(default=None, max_length=255)
@@ -67,19 +88,27 @@ class CustomerSnapshot(_Model):
 
     @field_validator("email")
     @classmethod
-    def _lower_email(cls, value: str | None) -> str | None:
-        return value.lower() if value else None
+    def _usable_email(cls, value: str | None) -> str | None:
+        # Messages go to this address: a CRLF or a malformed address must never be stored.
+        # (Platform normalisers drop an unusable address before it gets here, with a note.)
+        if not value:
+            return None
+        try:
+            validate_email(value, check_deliverability=False)
+        except EmailNotValidError as exc:
+            raise ValueError(f"is not a usable email address: {exc}") from None
+        return value.lower()
 
 
 class OrderLine(_Model):
-    external_id: str = Field(min_length=1, max_length=64)
-    product_id: str | None = None
-    variant_id: str | None = None
-    sku: str | None = None
+    external_id: Id
+    product_id: Id | None = None
+    variant_id: Id | None = None
+    sku: str | None = Field(default=None, max_length=128)
     title: str = Field(min_length=1)
-    product_type: str | None = None
-    vendor: str | None = None
-    quantity: int = Field(ge=0)
+    product_type: str | None = Field(default=None, max_length=255)
+    vendor: str | None = Field(default=None, max_length=255)
+    quantity: Quantity
     unit_price: Money = Field(ge=0)
     image_url: str | None = None
     product_url: str | None = None
@@ -88,7 +117,7 @@ class OrderLine(_Model):
 class Refund(_Model):
     """Money paid back, once per platform refund id."""
 
-    external_id: str = Field(min_length=1, max_length=64)
+    external_id: Id
     amount: Money = Field(ge=0)
     currency: Currency
     reason: str | None = Field(default=None, max_length=255)
@@ -97,18 +126,21 @@ class Refund(_Model):
 class OrderSnapshot(_Model):
     """The order as the platform last described it; ``updated_at`` orders competing updates."""
 
-    external_id: str = Field(min_length=1, max_length=64)
-    name: str | None = None
+    external_id: Id
+    name: str | None = Field(default=None, max_length=64)
     currency: Currency
     subtotal: Money = Decimal("0")
     total: Money = Decimal("0")
     total_tax: Money = Decimal("0")
     total_discounts: Money = Decimal("0")
     total_shipping: Money = Decimal("0")
-    financial_status: str | None = None
-    fulfillment_status: str | None = None
+    financial_status: str | None = Field(default=None, max_length=32)
+    fulfillment_status: str | None = Field(default=None, max_length=32)
     tracking_url: str | None = None
     placed_at: AwareDatetime | None = None
+    # When the platform says payment happened (WooCommerce's date_paid_gmt); a paid status
+    # without it counts as paid from the event's time.
+    paid_at: AwareDatetime | None = None
     updated_at: AwareDatetime | None = None
     cancelled_at: AwareDatetime | None = None
     lines: list[OrderLine] = Field(default_factory=list)
@@ -131,12 +163,12 @@ class Shipment(_Model):
 
 class Review(_Model):
     rating: int | None = Field(default=None, ge=1, le=5)
-    product_id: str | None = None
+    product_id: Id | None = None
 
 
 class TierChange(_Model):
-    from_tier: str | None
-    to_tier: str
+    from_tier: str | None = Field(max_length=64)
+    to_tier: str = Field(max_length=64)
 
 
 class CanonicalEvent(_Model):
@@ -158,6 +190,24 @@ class CanonicalEvent(_Model):
         if self.customer is not None:
             return self.customer.external_id
         return None
+
+    def times(self) -> list[tuple[str, datetime]]:
+        """Every time the event carries, with its path (``order.updated_at``)."""
+        found: list[tuple[str, datetime]] = [("occurred_at", self.occurred_at)]
+        order = self.order
+        parts: list[tuple[str, BaseModel | None]] = [
+            ("order", order),
+            ("order.customer", order.customer if order else None),
+            ("customer", self.customer),
+        ]
+        for prefix, part in parts:
+            if part is None:
+                continue
+            for name in ("placed_at", "paid_at", "updated_at", "cancelled_at"):
+                value = getattr(part, name, None)
+                if isinstance(value, datetime):
+                    found.append((f"{prefix}.{name}", value))
+        return found
 
     def as_payload(self) -> dict[str, Any]:
         """The inbox payload. Only what the platform said is kept: a field it left out must

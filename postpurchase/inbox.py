@@ -39,6 +39,9 @@ class InboxEntry:
     occurred_at: datetime | None
     payload: dict[str, Any] = field(repr=False)  # customer data: kept out of logs
     status: ClaimStatus = ClaimStatus.PENDING
+    # Told the sender, not stored: what intake left out of an accepted event (an unusable
+    # email) or why it ignored a delivery (a test order).
+    notes: tuple[str, ...] = ()
 
     @classmethod
     def for_event(
@@ -49,6 +52,7 @@ class InboxEntry:
         dedupe_key: str,
         topic: str | None,
         shop: str | None,
+        notes: tuple[str, ...] = (),
     ) -> InboxEntry:
         return cls(
             source=source,
@@ -59,11 +63,19 @@ class InboxEntry:
             subject_id=event.subject_id(),
             occurred_at=event.occurred_at,
             payload=event.as_payload(),
+            notes=notes,
         )
 
     @classmethod
     def ignored(
-        cls, *, source: str, dedupe_key: str, topic: str, shop: str | None, received_at: datetime
+        cls,
+        *,
+        source: str,
+        dedupe_key: str,
+        topic: str,
+        shop: str | None,
+        received_at: datetime,
+        reason: str | None = None,
     ) -> InboxEntry:
         """A delivery of a topic the engine does not act on: recorded, never processed.
 
@@ -77,8 +89,9 @@ class InboxEntry:
             shop=shop,
             subject_id=None,
             occurred_at=received_at,
-            payload={"topic": topic},
+            payload={"topic": topic, **({"ignored": reason} if reason else {})},
             status=ClaimStatus.IGNORED,
+            notes=(reason,) if reason else (),
         )
 
 

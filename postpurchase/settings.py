@@ -95,6 +95,18 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}; use an IANA name") from None
         return value
 
+    shop_country: str = Field(
+        default="US",
+        pattern=r"^[A-Z]{2}$",
+        description="ISO country of the shop: phone numbers written without a country code "
+        "are read as this country's when the order's addresses do not say.",
+    )
+    include_test_orders: bool = Field(
+        default=False,
+        description="Process Shopify test orders (test: true) like real ones; for developers. "
+        "Off: they are recorded as ignored at intake and never reach customers or reports.",
+    )
+
     # Webhook intake. Secrets are SecretStr so they never show in a repr, a log or an error.
     shopify_webhook_secret: SecretStr | None = Field(
         default=None, description="Shopify app client secret, for shops without their own."

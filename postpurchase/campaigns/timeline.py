@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from postpurchase.campaigns.config import CUSTOMER_LAPSED, CampaignConfig
 from postpurchase.campaigns.timing import zone_or
-from postpurchase.events import OrderSnapshot
+from postpurchase.events import PAID_STATUSES, OrderSnapshot
 from postpurchase.processing.planning import (
     Facts,
     Occurrence,
@@ -33,9 +33,6 @@ _MOMENT_OF = {
     "order.cancelled": "cancelled_at",
     CUSTOMER_LAPSED: "placed_at",
 }
-# Shopify's financial statuses of a paid order, and WooCommerce's order statuses (kept as
-# financial_status) that follow payment.
-_PAID_STATUSES = {"paid", "partially_refunded", "refunded", "processing", "completed"}
 
 
 @dataclass(frozen=True)
@@ -57,7 +54,9 @@ def journey_moments(
     zone: ZoneInfo,
 ) -> tuple[dict[str, datetime | None], bool]:
     """Known or assumed journey timestamps, and whether delivery is assumed."""
-    if paid_at is None and order.financial_status in _PAID_STATUSES:
+    if paid_at is None and order.paid_at is not None:
+        paid_at = order.paid_at
+    if paid_at is None and (order.financial_status or "").lower() in PAID_STATUSES:
         paid_at = order.placed_at
     assumed = delivered_at is None and fulfilled_at is not None
     if assumed and fulfilled_at is not None:

@@ -4,6 +4,11 @@ Orders are placed, paid, fulfilled and (mostly) delivered; some are refunded, ca
 returned; some customers come back. Every delivery is what Shopify would POST: topic, ids and
 the REST-shaped JSON body with money as decimal strings. The same seed and ``now`` always give
 the same feed, so a run can be repeated and compared.
+
+Bodies carry only fields Shopify sends, in its shapes (checked against the genuine payloads
+in ``tests/fixtures/genuine/shopify``): line items have no product type (that comes from
+product webhooks), customers have no tags (removed from webhooks in API 2025-01), every order
+says ``test: false``, and amounts come with their ``*_set`` shop and presentment money.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from typing import Any
 SHOP = "nordic-home.myshopify.com"
 
 _PRODUCTS = [
-    # (product id, title, product type, vendor, price)
+    # (product id, title, product type, vendor, price). The type is the product's, not the
+    # line item's: Shopify's order line items carry none.
     (7001, "Oak Desk Lamp", "Lighting", "Lysa", Decimal("89.00")),
     (7002, "Linen Duvet Cover – Sand", "Bedding", "Hem & Co", Decimal("129.00")),
     (7003, "Smart Thermostat T4", "Electronics", "Varme", Decimal("199.00")),
@@ -85,6 +91,12 @@ def _money(value: Decimal) -> str:
     return str(value.quantize(Decimal("0.01")))
 
 
+def _money_set(value: Decimal) -> dict[str, dict[str, str]]:
+    """An amount as Shopify's ``*_set``: in the shop's currency and the buyer's (both USD)."""
+    amount = {"amount": _money(value), "currency_code": "USD"}
+    return {"shop_money": amount, "presentment_money": dict(amount)}
+
+
 class _FeedBuilder:
     def __init__(self, seed: int, now: datetime, id_offset: int) -> None:
         self.rng = random.Random(seed)
@@ -107,7 +119,6 @@ class _FeedBuilder:
             "first_name": first or None,
             "last_name": last,
             "phone": phone if serial == 0 else None,
-            "tags": "vip" if index % 7 == 0 else "",
             "currency": "USD",
             "email_marketing_consent": {"state": subscribed, "opt_in_level": "single_opt_in"},
             "sms_marketing_consent": (
@@ -121,7 +132,7 @@ class _FeedBuilder:
         picks = self.rng.sample(_PRODUCTS, self.rng.choice([1, 1, 2, 3]))
         lines = []
         subtotal = Decimal("0")
-        for product_id, title, product_type, vendor, price in picks:
+        for product_id, title, _type, vendor, price in picks:
             quantity = self.rng.choice([1, 1, 1, 2])
             subtotal += price * quantity
             lines.append(
@@ -131,10 +142,12 @@ class _FeedBuilder:
                     "variant_id": product_id * 10 + 1,
                     "sku": f"SKU-{product_id}",
                     "title": title,
-                    "product_type": product_type,
+                    "name": title,
+                    "variant_title": None,
                     "vendor": vendor,
                     "quantity": quantity,
                     "price": _money(price),
+                    "price_set": _money_set(price),
                 }
             )
         discount = (subtotal * Decimal("0.10")).quantize(Decimal("0.01")) if len(lines) > 2 else 0
@@ -147,22 +160,25 @@ class _FeedBuilder:
             "name": f"#{self.order_number}",
             "order_number": self.order_number,
             "email": customer["email"],
+            "contact_email": customer["email"],
             "phone": customer["phone"],
+            "test": False,
             "created_at": _iso(placed),
             "updated_at": _iso(placed),
             "processed_at": _iso(placed),
             "currency": "USD",
             "presentment_currency": "USD",
             "subtotal_price": _money(subtotal - Decimal(discount)),
+            "subtotal_price_set": _money_set(subtotal - Decimal(discount)),
             "total_line_items_price": _money(subtotal),
             "total_discounts": _money(Decimal(discount)),
+            "total_discounts_set": _money_set(Decimal(discount)),
             "total_tax": _money(tax),
+            "total_tax_set": _money_set(tax),
             "taxes_included": True,
             "total_price": _money(total),
-            "total_shipping_price_set": {
-                "shop_money": {"amount": _money(shipping), "currency_code": "USD"},
-                "presentment_money": {"amount": _money(shipping), "currency_code": "USD"},
-            },
+            "total_price_set": _money_set(total),
+            "total_shipping_price_set": _money_set(shipping),
             "financial_status": "pending",
             "fulfillment_status": None,
             "cancelled_at": None,

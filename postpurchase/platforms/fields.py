@@ -8,12 +8,14 @@ number parsed as Decimal, never through float); times must carry their offset.
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, TypeVar
 
 import phonenumbers
+from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from postpurchase.exceptions import InvalidInput
@@ -111,26 +113,78 @@ class PlatformModel(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+def _decoded(value: Any) -> Any:
+    # WooCommerce stores product names and addresses as HTML-escaped text ("Ship Your Idea
+    # &ndash; Color"). Decoded once here, so stored text is plain and rendering escapes it once.
+    return html.unescape(value) if isinstance(value, str) and "&" in value else value
+
+
+# Text a platform sends HTML-escaped (WooCommerce); plain text is left as it is.
+HtmlText = Annotated[str, BeforeValidator(_decoded)]
+
+
+def usable_email(raw: str | None) -> tuple[str | None, str | None]:
+    """(the address lower-cased, None) if ``raw`` is an address mail can go to, else
+    (None, why not); (None, None) when there is no address at all.
+
+    No DNS look-up: intake must stay fast and work offline. Control characters (a CRLF that
+    could inject headers), spaces, a missing domain or a reserved one (.test, .local) make
+    an address unusable.
+    """
+    if raw is None or not raw.strip():
+        return None, None
+    try:
+        checked = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        return None, str(exc)
+    return checked.normalized.lower(), None
+
+
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_LETTERS = re.compile(r"[A-Za-z]")
+_EXTENSION = re.compile(r"\s*(?:ext\.?|x|#)\s*[0-9]{1,6}\s*$", re.IGNORECASE)
 
 
 def e164(raw: str | None, *regions: str | None) -> str | None:
-    """``raw`` as an E.164 number, trying each ISO country in ``regions`` for local numbers.
+    """``raw`` as an E.164 number, trying each ISO country in ``regions`` (most telling
+    first) for local numbers.
 
-    None when there is no number or it is not a valid one: an unusable number is not kept.
-    A number already written in E.164 (as Shopify stores customers' phones) is kept as it is:
-    parsing and validating it again costs a large share of a webhook's time and changes
-    nothing the SMS provider will not check itself.
+    None when there is no number or it cannot be one. A number valid for one of the regions
+    wins. Failing that, a number of possible length for the first region is kept:
+    phonenumbers' ranges lag behind real allocations (and leave out the 555 numbers of
+    documentation examples), and a STOP from that number must still find the customer; the
+    SMS provider refuses one that does not exist. Letters are refused: they are placeholders
+    such as Shopify's test "555-555-SHIP", not vanity numbers. A number already written in
+    E.164 (as Shopify stores customers' phones) is kept as it is: parsing and validating it
+    again costs a large share of a webhook's time and changes nothing the SMS provider will
+    not check itself.
     """
     if not raw or not raw.strip():
         return None
     if _E164.match(raw):
         return raw
-    for region in (*regions, None):
+    if _LETTERS.search(_EXTENSION.sub("", raw)):
+        return None
+    possible: str | None = None
+    for index, region in enumerate((*regions, None)):
         try:
             number = phonenumbers.parse(raw, region.upper() if region else None)
         except phonenumbers.NumberParseException:
             continue
+        formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
         if phonenumbers.is_valid_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return None
+            return formatted
+        if index == 0 and _plausible(number):
+            possible = formatted
+    return possible
+
+
+_NANP = re.compile(r"^[2-9][0-9]{2}[2-9][0-9]{6}$")  # NXX-NXX-XXXX
+
+
+def _plausible(number: phonenumbers.PhoneNumber) -> bool:
+    if not phonenumbers.is_possible_number(number):
+        return False
+    if number.country_code == 1:  # the North American plan fixes the shape of every number
+        return bool(_NANP.match(phonenumbers.national_significant_number(number)))
+    return True

@@ -8,6 +8,9 @@ per event at the sender (a resend with the same id is a duplicate), and optional
      "order": {"external_id": "1001", "currency": "EUR", "total": "59.90", ...}}
 
 Which sections each type needs is in ``REQUIRED``; ``tier.changed`` is internal and refused.
+Customers' contacts are cleaned as the platforms' are: phones to E.164 (the shop's country for
+numbers without a country code), and an unusable email or phone is left out with a note
+rather than refusing the whole event.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 from pydantic import Field
 
 from postpurchase.events import CanonicalEvent, EventType
-from postpurchase.platforms.fields import InvalidPayload, parse_as
+from postpurchase.platforms.fields import InvalidPayload, e164, parse_as, usable_email
 
 SOURCE = "generic"
 
@@ -46,8 +49,45 @@ class GenericDelivery(CanonicalEvent):
     shop: str | None = Field(default=None, min_length=1, max_length=255)
 
 
-def parse(data: Any) -> tuple[str, str | None, CanonicalEvent]:
-    """(event id, shop, canonical event) from a generic delivery; InvalidPayload otherwise."""
+def _clean_contacts(customer: Any, path: str, region: str, notes: list[str]) -> Any:
+    """``customer`` (raw JSON) with its email checked and its phone in E.164."""
+    if not isinstance(customer, dict):
+        return customer
+    cleaned = dict(customer)
+    email = cleaned.get("email")
+    if isinstance(email, str):
+        usable, problem = usable_email(email)
+        cleaned["email"] = usable
+        if problem is not None:
+            notes.append(f"{path}.email left out: {problem}")
+    phone = cleaned.get("phone")
+    if isinstance(phone, str) and len(phone) <= 64:
+        cleaned["phone"] = e164(phone, region)
+        if phone.strip() and cleaned["phone"] is None:
+            notes.append(f"{path}.phone left out: not a phone number")
+    return cleaned
+
+
+def parse(
+    data: Any, *, default_region: str = "US", notes: list[str] | None = None
+) -> tuple[str, str | None, CanonicalEvent]:
+    """(event id, shop, canonical event) from a generic delivery; InvalidPayload otherwise.
+
+    What was left out (an unusable email or phone) is appended to ``notes``.
+    """
+    notes = notes if notes is not None else []
+    if isinstance(data, dict):
+        data = dict(data)
+        if "customer" in data:
+            data["customer"] = _clean_contacts(data["customer"], "customer", default_region, notes)
+        order = data.get("order")
+        if isinstance(order, dict) and "customer" in order:
+            data["order"] = {
+                **order,
+                "customer": _clean_contacts(
+                    order["customer"], "order.customer", default_region, notes
+                ),
+            }
     delivery = parse_as(GenericDelivery, data)
     needed = REQUIRED.get(delivery.type)
     if needed is None:

@@ -26,10 +26,15 @@ from postpurchase.platforms.fields import (
     e164,
     parse_as,
     problems_of,
+    usable_email,
 )
+from postpurchase.platforms.shopify_bodies import TopicMismatch, check_body, is_test_order
 from postpurchase.platforms.zones import first_zone
 
+__all__ = ["HANDLED_TOPICS", "SOURCE", "TopicMismatch", "is_test_order", "normalise"]
+
 SOURCE = "shopify"
+DEFAULT_REGION = "US"
 
 
 class MoneyAmount(PlatformModel):
@@ -167,9 +172,23 @@ def _consent(consent: Consent | None) -> bool | None:
     return None
 
 
+def _email(candidates: tuple[str | None, ...], notes: list[str]) -> str | None:
+    """The first usable address among ``candidates``; an unusable one is left out, with a
+    note, rather than refusing the whole order for it."""
+    for candidate in candidates:
+        email, problem = usable_email(candidate)
+        if email is not None:
+            return email
+        if problem is not None:
+            notes.append(f"customer email left out: {problem}")
+    return None
+
+
 def _customer(
     customer: ShopifyCustomer,
     *,
+    notes: list[str],
+    default_region: str,
     email: str | None = None,
     phone: str | None = None,
     regions: tuple[str | None, ...] = (),
@@ -177,7 +196,8 @@ def _customer(
     addresses: tuple[Address | None, ...] = (),
 ) -> dict[str, Any]:
     """The canonical customer; ``addresses`` (most telling first) give a time zone when the
-    platform sends none, and are followed by the customer's default address."""
+    platform sends none, and are followed by the customer's default address. Phones written
+    without a country code are read as the addresses' country, else ``default_region``."""
     home = customer.default_address.country_code if customer.default_address else None
     tags = [t.strip() for t in (customer.tags or "").split(",") if t.strip()]
     zone = first_zone(
@@ -187,8 +207,8 @@ def _customer(
         # only when known: an update without an address keeps the zone already stored
         **({"time_zone": zone} if zone else {}),
         external_id=customer.id,
-        email=customer.email or email,
-        phone=e164(customer.phone or phone, *regions, home),
+        email=_email((customer.email, email), notes),
+        phone=e164(customer.phone or phone, *regions, home, default_region),
         first_name=customer.first_name,
         last_name=customer.last_name,
         locale=locale,
@@ -199,7 +219,7 @@ def _customer(
     )
 
 
-def _order(order: ShopifyOrder) -> dict[str, Any]:
+def _order(order: ShopifyOrder, notes: list[str], default_region: str) -> dict[str, Any]:
     regions = tuple(
         a.country_code for a in (order.shipping_address, order.billing_address) if a is not None
     )
@@ -243,6 +263,8 @@ def _order(order: ShopifyOrder) -> dict[str, Any]:
         customer=(
             _customer(
                 order.customer,
+                notes=notes,
+                default_region=default_region,
                 email=order.email,
                 phone=phone,
                 regions=regions,
@@ -256,15 +278,18 @@ def _order(order: ShopifyOrder) -> dict[str, Any]:
     )
 
 
-def _order_event(kind: EventType) -> Callable[[Any, datetime], dict[str, Any]]:
-    def build(data: Any, received_at: datetime) -> dict[str, Any]:
-        order = _order(parse_as(ShopifyOrder, data))
+Builder = Callable[[Any, datetime, list[str], str], dict[str, Any]]
+
+
+def _order_event(kind: EventType) -> Builder:
+    def build(data: Any, received_at: datetime, notes: list[str], region: str) -> dict[str, Any]:
+        order = _order(parse_as(ShopifyOrder, data), notes, region)
         return dict(type=kind, occurred_at=order["updated_at"] or received_at, order=order)
 
     return build
 
 
-def _refund_event(data: Any, received_at: datetime) -> dict[str, Any]:
+def _refund_event(data: Any, received_at: datetime, *_: Any) -> dict[str, Any]:
     refund = parse_as(ShopifyRefund, data)
     paid_back = [
         t for t in refund.transactions if t.kind == "refund" and t.status in ("success", None)
@@ -287,7 +312,7 @@ def _refund_event(data: Any, received_at: datetime) -> dict[str, Any]:
     )
 
 
-def _fulfillment_event(data: Any, received_at: datetime) -> dict[str, Any]:
+def _fulfillment_event(data: Any, received_at: datetime, *_: Any) -> dict[str, Any]:
     event = parse_as(FulfillmentEvent, data)
     return dict(
         type=(
@@ -299,7 +324,7 @@ def _fulfillment_event(data: Any, received_at: datetime) -> dict[str, Any]:
     )
 
 
-def _return_event(data: Any, received_at: datetime) -> dict[str, Any]:
+def _return_event(data: Any, received_at: datetime, *_: Any) -> dict[str, Any]:
     request = parse_as(ReturnRequest, data)
     return dict(
         type=EventType.RETURN_REQUESTED,
@@ -308,16 +333,18 @@ def _return_event(data: Any, received_at: datetime) -> dict[str, Any]:
     )
 
 
-def _customer_event(data: Any, received_at: datetime) -> dict[str, Any]:
+def _customer_event(
+    data: Any, received_at: datetime, notes: list[str], region: str
+) -> dict[str, Any]:
     customer = parse_as(ShopifyCustomer, data)
     return dict(
         type=EventType.CUSTOMER_UPDATED,
         occurred_at=customer.updated_at or received_at,
-        customer=_customer(customer),
+        customer=_customer(customer, notes=notes, default_region=region),
     )
 
 
-_TOPICS: dict[str, Callable[[Any, datetime], dict[str, Any]]] = {
+_TOPICS: dict[str, Builder] = {
     "orders/create": _order_event(EventType.ORDER_PLACED),
     "orders/paid": _order_event(EventType.ORDER_PAID),
     "orders/updated": _order_event(EventType.ORDER_UPDATED),
@@ -332,16 +359,27 @@ _TOPICS: dict[str, Callable[[Any, datetime], dict[str, Any]]] = {
 HANDLED_TOPICS = frozenset(_TOPICS)
 
 
-def normalise(topic: str, data: Any, *, received_at: datetime) -> CanonicalEvent | None:
+def normalise(
+    topic: str,
+    data: Any,
+    *,
+    received_at: datetime,
+    default_region: str = DEFAULT_REGION,
+    notes: list[str] | None = None,
+) -> CanonicalEvent | None:
     """The canonical event for a Shopify webhook, or None for a topic the engine ignores.
 
     ``received_at`` (Shopify's triggered-at time, else arrival) dates events whose payload
-    carries no time of its own. Raises InvalidPayload naming each wrong field.
+    carries no time of its own; ``default_region`` reads phone numbers written without a
+    country code when no address tells. What was left out (an unusable email) is appended
+    to ``notes``. Raises TopicMismatch when the body is wrapped or not of the topic's kind,
+    InvalidPayload naming each wrong field otherwise.
     """
     build = _TOPICS.get(topic)
     if build is None:
         return None
-    event = build(data, received_at)
+    check_body(topic, data)
+    event = build(data, received_at, notes if notes is not None else [], default_region)
     try:
         return CanonicalEvent.model_validate(event)
     except ValidationError as exc:  # Shopify JSON that breaks a rule of the canonical event

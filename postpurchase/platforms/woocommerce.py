@@ -6,7 +6,8 @@ cancelled; anything else is a placed (created) or updated order. A partial refun
 status as it was and only adds to the order's ``refunds``, so every event carries the listed
 refunds in ``order.refunds`` and processing treats a refund id it has not recorded yet as a
 new refund. Amounts are the decimal strings WooCommerce sends; ``*_gmt`` times are UTC
-without an offset.
+without an offset. WooCommerce sends names HTML-escaped ("Ship Your Idea &ndash; Color"):
+they are decoded here, once, so stored text is plain.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydantic import Field, ValidationError
 from postpurchase.events import CanonicalEvent, EventType
 from postpurchase.platforms.fields import (
     GmtTimestamp,
+    HtmlText,
     Identifier,
     InvalidPayload,
     Money,
@@ -26,11 +28,13 @@ from postpurchase.platforms.fields import (
     e164,
     parse_as,
     problems_of,
+    usable_email,
 )
 from postpurchase.platforms.zones import first_zone
 
 SOURCE = "woocommerce"
 HANDLED_TOPICS = frozenset({"order.created", "order.updated"})
+DEFAULT_REGION = "US"
 
 _STATUS_EVENTS = {
     "processing": EventType.ORDER_PAID,
@@ -41,8 +45,8 @@ _STATUS_EVENTS = {
 
 
 class Address(PlatformModel):
-    first_name: str | None = None
-    last_name: str | None = None
+    first_name: HtmlText | None = None
+    last_name: HtmlText | None = None
     email: str | None = None
     phone: str | None = None
     country: str | None = None
@@ -53,15 +57,15 @@ class LineItem(PlatformModel):
     id: Identifier
     product_id: Identifier | None = None
     variation_id: Identifier | None = None
-    sku: str | None = None
-    name: str
+    sku: HtmlText | None = None
+    name: HtmlText
     quantity: int = Field(ge=0)
     subtotal: Money  # before discounts, for the whole quantity
 
 
 class WooRefund(PlatformModel):
     id: Identifier
-    reason: str | None = None
+    reason: HtmlText | None = None
     total: Money  # negative, as WooCommerce lists it
 
 
@@ -72,6 +76,7 @@ class WooOrder(PlatformModel):
     currency: str
     date_created_gmt: GmtTimestamp
     date_modified_gmt: GmtTimestamp
+    date_paid_gmt: GmtTimestamp | None = None
     total: Money
     total_tax: Money = Decimal("0")
     discount_total: Money = Decimal("0")
@@ -83,9 +88,11 @@ class WooOrder(PlatformModel):
     refunds: list[WooRefund] = Field(default_factory=list)
 
 
-def _customer(order: WooOrder) -> dict[str, Any] | None:
+def _customer(order: WooOrder, notes: list[str], default_region: str) -> dict[str, Any] | None:
     billing = order.billing or Address()
-    email = billing.email.strip().lower() if billing.email and billing.email.strip() else None
+    email, problem = usable_email(billing.email)
+    if problem is not None:  # the order is kept; only the unusable address is left out
+        notes.append(f"customer email left out: {problem}")
     # customer_id 0 is a guest checkout: the email is the only stable handle.
     if order.customer_id and order.customer_id != "0":
         external_id = order.customer_id
@@ -100,7 +107,7 @@ def _customer(order: WooOrder) -> dict[str, Any] | None:
         **({"time_zone": zone} if zone else {}),
         external_id=external_id,
         email=email,
-        phone=e164(billing.phone, *regions),
+        phone=e164(billing.phone, *regions, default_region),
         first_name=billing.first_name or None,
         last_name=billing.last_name or None,
     )
@@ -111,11 +118,19 @@ def _refund_order(refund: WooRefund) -> tuple[int, str]:
     return (int(refund.id), "") if refund.id.isdigit() else (0, refund.id)
 
 
-def normalise(topic: str, data: Any) -> CanonicalEvent | None:
+def normalise(
+    topic: str,
+    data: Any,
+    *,
+    default_region: str = DEFAULT_REGION,
+    notes: list[str] | None = None,
+) -> CanonicalEvent | None:
     """The canonical event for an order webhook, or None for a topic the engine ignores.
 
     The order's WooCommerce status is kept as ``order.financial_status``; its refunds, oldest
     first, as ``order.refunds`` (whatever the status: a partial refund does not change it).
+    Phones without a country code are read as the addresses' country, else
+    ``default_region``; an unusable email is left out with a note appended to ``notes``.
     Raises InvalidPayload naming each wrong field.
     """
     if topic not in HANDLED_TOPICS:
@@ -138,6 +153,7 @@ def normalise(topic: str, data: Any) -> CanonicalEvent | None:
             total_shipping=order.shipping_total,
             financial_status=order.status,
             placed_at=order.date_created_gmt,
+            paid_at=order.date_paid_gmt,
             updated_at=order.date_modified_gmt,
             cancelled_at=order.date_modified_gmt if order.status == "cancelled" else None,
             lines=[
@@ -156,7 +172,7 @@ def normalise(topic: str, data: Any) -> CanonicalEvent | None:
                 )
                 for line in order.line_items
             ],
-            customer=_customer(order),
+            customer=_customer(order, notes if notes is not None else [], default_region),
             refunds=[
                 dict(
                     external_id=refund.id,

@@ -6,8 +6,10 @@ Both run on every processing DAG run and are idempotent.
   is treated as delivered then: its ``delivered_at`` is set to that assumed time (so each
   order is handled once) and ``order.delivered`` campaigns are planned from it. A real
   delivery reported later changes nothing already planned.
-- Win-back: a customer whose last order was placed at least the campaign's ``delay`` ago, with
-  no order since, triggers ``customer.lapsed`` campaigns, once per last order.
+- Win-back: a customer whose last purchase was placed at least the campaign's ``delay`` ago,
+  with no purchase since, triggers ``customer.lapsed`` campaigns, once per last purchase. A
+  purchase is a paid order that was not cancelled: an abandoned, unpaid or cancelled order
+  is no purchase (test orders never reach the store).
 
 Only fallbacks and lapses that fell due within ``FOLLOWUP_HORIZON`` are looked at: it keeps
 each run small, and orders imported from long ago are not sent stale messages. A pause of the
@@ -86,7 +88,12 @@ def plan_lapsed_customers(
         cutoff = now - timedelta(days=campaign.delay.days, seconds=campaign.delay.seconds)
         last = (
             select(Order.customer_id, func.max(Order.placed_at).label("last_at"))
-            .where(Order.customer_id.is_not(None), Order.placed_at.is_not(None))
+            .where(
+                Order.customer_id.is_not(None),
+                Order.placed_at.is_not(None),
+                Order.paid_at.is_not(None),
+                Order.cancelled_at.is_(None),
+            )
             .group_by(Order.customer_id)
             .subquery()
         )
@@ -96,7 +103,12 @@ def plan_lapsed_customers(
                 last,
                 (last.c.customer_id == Order.customer_id) & (last.c.last_at == Order.placed_at),
             )
-            .where(last.c.last_at <= cutoff, last.c.last_at > cutoff - FOLLOWUP_HORIZON)
+            .where(
+                last.c.last_at <= cutoff,
+                last.c.last_at > cutoff - FOLLOWUP_HORIZON,
+                Order.paid_at.is_not(None),
+                Order.cancelled_at.is_(None),
+            )
             .order_by(Order.customer_id, Order.id)
         ).all()
         already = set(

@@ -149,11 +149,14 @@ def _occurrence(
     )
 
 
-def _refund_occurrence(item: SourcedEvent, order: OrderRecord | None) -> Occurrence | None:
-    """The ``order.refunded`` of a new refund that ``item``, of another type, names."""
+def _implied_occurrence(
+    kind: EventType, item: SourcedEvent, order: OrderRecord | None
+) -> Occurrence | None:
+    """The ``kind`` occurrence that ``item``, of another type, implies: the refund of a new
+    refund it names, the payment of an order it first shows paid."""
     if order is None or order.customer_id is None:
         return None
-    trigger = EventType.ORDER_REFUNDED.value
+    trigger = kind.value
     return Occurrence(
         trigger, item.event.occurred_at, order.customer_id, order.id, order_subject(order.id)
     )
@@ -206,9 +209,15 @@ def process_batch(
             # A refund the store had not seen, named by an event of another type (a
             # WooCommerce partial refund keeps the order's status): an order.refunded too.
             cancelling.append(EventType.ORDER_REFUNDED)
-            refunded = _refund_occurrence(item, order)
+            refunded = _implied_occurrence(EventType.ORDER_REFUNDED, item, order)
             if refunded is not None:
                 occurrences.append(refunded)
+        if item.inbox_id in records.newly_paid and item.event.type is not EventType.ORDER_PAID:
+            # First seen paid without an order.paid (a WooCommerce order first seen completed):
+            # it gets what any paid order gets.
+            paid = _implied_occurrence(EventType.ORDER_PAID, item, order)
+            if paid is not None:
+                occurrences.append(paid)
         cancellations += [
             Cancellation(
                 kind.value,

@@ -7,7 +7,9 @@ Rules, so that events may arrive late, twice, or out of order:
   payload did not carry (absent or null) never erase a known value.
 - Journey timestamps come from event types (``order.paid`` sets ``paid_at``, ...) whatever the
   snapshot's freshness, and the earliest occurrence wins, so the order of arrival cannot
-  change them.
+  change them. An order is also paid when any event shows it in a paid status (a WooCommerce
+  order first seen ``completed``) or names its payment time: a paid order counts as paid
+  whatever path it took, and ``newly_paid`` tells which event made it so.
 - A refund counts once per platform refund id (``order_refunds``); ``refunded_amount`` is
   their sum. Refunds come from refund events (``event.refund``) and from the refunds an order
   lists (``order.refunds``, WooCommerce's way), whatever the snapshot's freshness: the first
@@ -35,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from postpurchase.events import (
     NO_CURRENCY,
+    PAID_STATUSES,
     CanonicalEvent,
     CustomerSnapshot,
     EventType,
@@ -180,6 +183,8 @@ class Records:
     items: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     refunds: dict[int, list[tuple[Refund, Decimal]]] = field(default_factory=dict)
     new_refunds: dict[int, list[Refund]] = field(default_factory=dict)
+    # Inbox ids of the events, of any type, that first made their order paid.
+    newly_paid: set[int] = field(default_factory=set)
 
     def order_for(self, item: SourcedEvent) -> OrderRecord | None:
         return self.orders.get(item.order_key) if item.order_key else None
@@ -366,6 +371,7 @@ def _merge_order(
     snapshot = event.order
     assert snapshot is not None and item.order_key is not None
     row = records.orders[item.order_key]
+    was_paid = row.paid_at is not None
     if _fresh(row, _version(snapshot, event.occurred_at)):
         _apply_fields(row, snapshot, _ORDER_FIELDS)
         customer_key = item.customer_key
@@ -383,6 +389,14 @@ def _merge_order(
         current = getattr(row, column)
         if current is None or moment < current:
             setattr(row, column, moment)
+    # Paid is a fact, like a refund: even a stale snapshot in a paid status proves payment.
+    paid = snapshot.paid_at
+    if paid is None and (snapshot.financial_status or "").lower() in PAID_STATUSES:
+        paid = event.occurred_at
+    if paid is not None and (row.paid_at is None or paid < row.paid_at):
+        row.paid_at = paid
+    if not was_paid and row.paid_at is not None:
+        records.newly_paid.add(item.inbox_id)
 
 
 def _replace_items(

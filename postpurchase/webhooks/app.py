@@ -16,6 +16,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -128,7 +129,11 @@ def create_app(
         if event_id is None:
             return JSONResponse({"status": "duplicate"}, status_code=200)
         status = "ignored" if entry.event_type == IGNORED_EVENT_TYPE else "accepted"
-        return JSONResponse({"status": status, "event_id": event_id}, status_code=202)
+        answer: dict[str, Any] = {"status": status, "event_id": event_id}
+        if entry.notes:
+            log.info("%s %s event %d: %s", route, status, event_id, "; ".join(entry.notes))
+            answer["notes"] = list(entry.notes)
+        return JSONResponse(answer, status_code=202)
 
     async def shopify(request: Request) -> Response:
         return await intake(request, "/webhooks/shopify", shopify_entry)

@@ -11,13 +11,14 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import msgspec
 from starlette.requests import Request
 
+from postpurchase.events import CanonicalEvent
 from postpurchase.inbox import InboxEntry, dedupe_key, unstorable_field
 from postpurchase.platforms import generic, shopify, woocommerce
 from postpurchase.platforms.fields import InvalidPayload
@@ -34,6 +35,9 @@ _TOKEN = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII without spaces: ids, t
 # decodes with surrogatepass) the raw UTF-8 bytes of a surrogate. Substring tests are cheap;
 # a hit (also legitimate text such as an escaped Hangul "\ud55c") only asks for a full check.
 _SUSPICIOUS = (b"\\u0000", b"\\ud", b"\\uD", b"\xed")
+# Clocks of shops and platforms drift a little; a time further ahead than this is wrong, and
+# stored as an order's version it would make every real update look stale for good.
+FUTURE_TOLERANCE = timedelta(minutes=10)
 
 
 class Ping:
@@ -100,6 +104,21 @@ def parse_json(body: bytes) -> Any:
         raise Rejection(400, f"malformed JSON: {exc}") from None
 
 
+def _not_ahead(event: CanonicalEvent, now: datetime) -> None:
+    limit = now + FUTURE_TOLERANCE
+    for path, value in event.times():
+        try:
+            ahead = value > limit
+        except OverflowError:
+            continue  # out of range: unstorable_field names it
+        if ahead:
+            raise Rejection(
+                422,
+                "invalid content",
+                [(path, f"{value.isoformat()} is in the future (now {now.isoformat()})")],
+            )
+
+
 def _checked(entry: InboxEntry, body: bytes) -> InboxEntry:
     path = unstorable_field(entry, texts=any(marker in body for marker in _SUSPICIOUS))
     if path is not None:
@@ -113,6 +132,10 @@ def _checked(entry: InboxEntry, body: bytes) -> InboxEntry:
 
 def _invalid(exc: InvalidPayload) -> Rejection:
     return Rejection(422, "invalid content", exc.problems)
+
+
+def _mismatch(exc: shopify.TopicMismatch) -> Rejection:
+    return Rejection(422, "body does not match X-Shopify-Topic", exc.problems)
 
 
 def _signature_failed(exc: BadSignature) -> Rejection:
@@ -161,16 +184,40 @@ def shopify_entry(
     data = parse_json(body)
     key = dedupe_key(shopify.SOURCE, shop, topic, delivery)
     received_at = _triggered_at(headers, now)
+    if not settings.include_test_orders and shopify.is_test_order(topic, data):
+        # Recorded (a redelivery stays a duplicate) but never processed: no customer, order,
+        # points or message comes from a test order, and its body is not kept.
+        return InboxEntry.ignored(
+            source=shopify.SOURCE,
+            dedupe_key=key,
+            topic=topic,
+            shop=shop,
+            received_at=received_at,
+            reason="test order",
+        )
+    notes: list[str] = []
     try:
-        event = shopify.normalise(topic, data, received_at=received_at)
+        event = shopify.normalise(
+            topic, data, received_at=received_at, default_region=settings.shop_country, notes=notes
+        )
+    except shopify.TopicMismatch as exc:
+        raise _mismatch(exc) from None
     except InvalidPayload as exc:
         raise _invalid(exc) from None
     if event is None:
         return InboxEntry.ignored(
             source=shopify.SOURCE, dedupe_key=key, topic=topic, shop=shop, received_at=received_at
         )
+    _not_ahead(event, now)
     return _checked(
-        InboxEntry.for_event(event, source=shopify.SOURCE, dedupe_key=key, topic=topic, shop=shop),
+        InboxEntry.for_event(
+            event,
+            source=shopify.SOURCE,
+            dedupe_key=key,
+            topic=topic,
+            shop=shop,
+            notes=tuple(notes),
+        ),
         body,
     )
 
@@ -200,8 +247,11 @@ def woocommerce_entry(
     webhook_id = _header(headers, "x-wc-webhook-id", max_length=64)
     source = headers.get("x-wc-webhook-source", "").strip()[:255] or None
     data = parse_json(body)
+    notes: list[str] = []
     try:
-        event = woocommerce.normalise(topic, data)
+        event = woocommerce.normalise(
+            topic, data, default_region=settings.shop_country, notes=notes
+        )
     except InvalidPayload as exc:
         raise _invalid(exc) from None
     site = source or "-"
@@ -214,10 +264,16 @@ def woocommerce_entry(
             shop=source,
             received_at=now,
         )
+    _not_ahead(event, now)
     key = dedupe_key(woocommerce.SOURCE, site, *woocommerce.dedupe_key_parts(webhook_id, event))
     return _checked(
         InboxEntry.for_event(
-            event, source=woocommerce.SOURCE, dedupe_key=key, topic=topic, shop=source
+            event,
+            source=woocommerce.SOURCE,
+            dedupe_key=key,
+            topic=topic,
+            shop=source,
+            notes=tuple(notes),
         ),
         body,
     )
@@ -242,14 +298,23 @@ def generic_entry(
     except BadSignature as exc:
         raise _signature_failed(exc) from None
     data = parse_json(body)
+    notes: list[str] = []
     try:
-        event_id, shop, event = generic.parse(data)
+        event_id, shop, event = generic.parse(
+            data, default_region=settings.shop_country, notes=notes
+        )
     except InvalidPayload as exc:
         raise _invalid(exc) from None
+    _not_ahead(event, now)
     key = dedupe_key(generic.SOURCE, shop or "-", event_id)
     return _checked(
         InboxEntry.for_event(
-            event, source=generic.SOURCE, dedupe_key=key, topic=event.type.value, shop=shop
+            event,
+            source=generic.SOURCE,
+            dedupe_key=key,
+            topic=event.type.value,
+            shop=shop,
+            notes=tuple(notes),
         ),
         body,
     )

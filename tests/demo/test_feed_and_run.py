@@ -13,10 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from postpurchase.demo.feed import build_feed, write_feed
 from postpurchase.demo.replay import read_feed, shopify_request
 from postpurchase.exceptions import InvalidInput
+from postpurchase.settings import Settings
+from postpurchase.webhooks.intake import shopify_entry
 from postpurchase.webhooks.signatures import verify_base64_hmac
 from tests.e2e.cluster import free_port
 
@@ -41,6 +44,63 @@ def test_the_feed_is_a_believable_month_of_a_shop_and_reproducible():
         order_id = delivery.body.get("order_id") or (delivery.body.get("order") or {}).get("id")
         assert delivery.body["id"] in created or order_id in created
     assert all(order["email"].isascii() for order in created.values())
+
+
+GENUINE_SHOPIFY = Path(__file__).resolve().parents[1] / "fixtures" / "genuine" / "shopify"
+# Fields the feed still sends that Shopify's webhooks dropped in API 2025-01, in favour of
+# the consent topics; they leave the feed when consent comes from those topics.
+_PENDING_CONSENT_FIELDS = {"email_marketing_consent", "sms_marketing_consent"}
+
+
+def _genuine_orders() -> list[dict]:
+    orders = []
+    for path in GENUINE_SHOPIFY.glob("*.json"):
+        body = json.loads(path.read_text())
+        body = body.get("order", body)  # the Admin API's wrapped shape
+        if "line_items" in body and "financial_status" in body:
+            orders.append(body)
+    return orders
+
+
+def test_the_feed_sends_only_fields_shopify_sends():
+    """Every order, line item and customer field of the feed appears in a genuine payload."""
+    genuine = _genuine_orders()
+    assert len(genuine) >= 3
+    known_order = {key for order in genuine for key in order}
+    known_line = {key for order in genuine for line in order["line_items"] for key in line}
+    known_customer = {
+        key for order in genuine if order.get("customer") for key in order["customer"]
+    }
+    feed = build_feed(orders=60, now=NOW)
+    orders = [d.body for d in feed if d.topic.startswith("orders/")]
+    assert orders
+    for order in orders:
+        assert set(order) <= known_order, set(order) - known_order
+        assert order["test"] is False
+        for line in order["line_items"]:
+            assert set(line) <= known_line, set(line) - known_line
+            assert "product_type" not in line
+        customer = set(order["customer"]) - _PENDING_CONSENT_FIELDS
+        assert customer <= known_customer, customer - known_customer
+        assert "tags" not in order["customer"]
+
+
+def test_every_delivery_of_the_feed_passes_intake(tmp_path):
+    """The edge's checks (topic against body, limits, times, contacts) accept the whole feed."""
+    path = tmp_path / "feed.jsonl"
+    write_feed(path, build_feed(orders=120, now=NOW))
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'unused.db'}",
+        shopify_webhook_secret=SecretStr("shpss_app_secret"),
+    )
+    kinds: Counter[str] = Counter()
+    for delivery in read_feed(path):
+        body, headers = shopify_request(delivery, "shpss_app_secret")
+        entry = shopify_entry(settings, {k.lower(): v for k, v in headers.items()}, body, NOW)
+        assert entry.notes == (), entry.notes
+        kinds[entry.event_type] += 1
+    assert "ignored" not in kinds
+    assert kinds["order.placed"] == 120 and kinds["order.paid"] > 100
 
 
 def test_feeds_with_different_offsets_share_no_order_or_delivery():

@@ -289,7 +289,7 @@ def test_win_back_after_sixty_days_without_an_order_and_cancelled_by_a_new_one(
     put(
         store,
         order_event(
-            "order.placed",
+            "order.paid",
             "2026-01-01T15:00:00+00:00",
             order_id="old",
             placed_at="2026-01-01T15:00:00+00:00",
@@ -306,7 +306,9 @@ def test_win_back_after_sixty_days_without_an_order_and_cancelled_by_a_new_one(
 
     assert (first.planned, second.planned) == (1, 0)
     # 60 calendar days after 10:00 EST on 1 January, inside the window: 10:00 EST on 2 March.
-    assert _planned(store) == [("win_back", 0, "email", at("2026-03-02T10:00:00-05:00"))]
+    assert [p for p in _planned(store) if p[0] == "win_back"] == [
+        ("win_back", 0, "email", at("2026-03-02T10:00:00-05:00"))
+    ]
 
     put(
         store,
@@ -318,22 +320,22 @@ def test_win_back_after_sixty_days_without_an_order_and_cancelled_by_a_new_one(
         ),
     )
     drain()
-    assert [(c, status, reason) for c, _, _, _, status, reason in touchpoints(store)] == [
-        ("win_back", "cancelled", "cancelled by order.placed")
-    ]
+    assert [
+        (c, status, reason) for c, _, _, _, status, reason in touchpoints(store) if c == "win_back"
+    ] == [("win_back", "cancelled", "cancelled by order.placed")]
 
 
 def test_no_win_back_while_a_newer_order_exists(store, drain, campaigns):
     put(
         store,
         order_event(
-            "order.placed",
+            "order.paid",
             "2026-01-01T15:00:00+00:00",
             order_id="old",
             placed_at="2026-01-01T15:00:00+00:00",
         ),
         order_event(
-            "order.placed",
+            "order.paid",
             "2026-02-20T15:00:00+00:00",
             order_id="newer",
             placed_at="2026-02-20T15:00:00+00:00",
@@ -345,6 +347,46 @@ def test_no_win_back_while_a_newer_order_exists(store, drain, campaigns):
             session, campaigns, now=at("2026-03-03T08:00:00+00:00"), shop_zone=UTC_ZONE
         )
     assert counts.planned == 0
+
+
+def test_win_back_counts_only_paid_orders_that_were_not_cancelled(store, drain, campaigns):
+    """An order left unpaid and one paid then cancelled are no purchase: the customer's last
+    purchase is still the paid order of 1 January, and it alone starts the win-back."""
+    put(
+        store,
+        order_event(
+            "order.paid",
+            "2026-01-01T15:00:00+00:00",
+            order_id="bought",
+            placed_at="2026-01-01T15:00:00+00:00",
+        ),
+        order_event(
+            "order.placed",
+            "2026-01-10T15:00:00+00:00",
+            order_id="never-paid",
+            placed_at="2026-01-10T15:00:00+00:00",
+        ),
+        order_event(
+            "order.paid",
+            "2026-01-12T15:00:00+00:00",
+            order_id="called-off",
+            placed_at="2026-01-12T15:00:00+00:00",
+        ),
+        order_event(
+            "order.cancelled",
+            "2026-01-13T15:00:00+00:00",
+            order_id="called-off",
+            placed_at="2026-01-12T15:00:00+00:00",
+        ),
+    )
+    drain()
+    with transaction(store) as session:
+        counts = plan_lapsed_customers(
+            session, campaigns, now=at("2026-03-03T08:00:00+00:00"), shop_zone=UTC_ZONE
+        )
+    assert counts.planned == 1
+    [(campaign, _, _, due_at, status, _)] = [t for t in touchpoints(store) if t[0] == "win_back"]
+    assert (campaign, status, due_at) == ("win_back", "planned", at("2026-03-02T10:00:00-05:00"))
 
 
 def test_processing_twice_gives_the_same_touchpoints(store, drain):

@@ -131,17 +131,22 @@ def test_a_customer_update_without_an_address_leaves_the_zone_unsaid(send, store
 
 
 @pytest.mark.parametrize(
-    ("topic", "event_type"),
+    ("topic", "event_type", "as_shopify_sends_it"),
     [
-        ("orders/paid", "order.paid"),
-        ("orders/updated", "order.updated"),
-        ("orders/fulfilled", "order.fulfilled"),
-        ("orders/partially_fulfilled", "order.partially_fulfilled"),
-        ("orders/cancelled", "order.cancelled"),
+        ("orders/paid", "order.paid", {}),
+        ("orders/updated", "order.updated", {}),
+        ("orders/fulfilled", "order.fulfilled", {"fulfillment_status": "fulfilled"}),
+        (
+            "orders/partially_fulfilled",
+            "order.partially_fulfilled",
+            {"fulfillment_status": "partial"},
+        ),
+        ("orders/cancelled", "order.cancelled", {"cancelled_at": "2026-11-20T09:30:00-05:00"}),
     ],
 )
-def test_order_topics_map_to_canonical_events(send, store, topic, event_type):
-    assert send.shopify(topic, fixture_bytes(ORDER)).status_code == 202
+def test_order_topics_map_to_canonical_events(send, store, topic, event_type, as_shopify_sends_it):
+    body = {**fixture_json(ORDER), **as_shopify_sends_it}
+    assert send.shopify(topic, body).status_code == 202
     assert [r.event_type for r in inbox_rows(store)] == [event_type]
 
 
