@@ -254,6 +254,10 @@ class Dispatcher:
             reason = (
                 gates.expiry_gate(tp.due_at, now, spec.expires_after)
                 or gates.order_gate(order, spec.cancel_on)
+                or gates.points_gate(
+                    getattr(spec, "needs_points", False),
+                    batch.loyalty[(tp.customer_id, tp.order_id)].points_earned,
+                )
                 or gates.consent_gate(customer, tp.channel, spec.consent)
                 or _suppression_reason(batch.suppressed, tp.channel, address)
             )

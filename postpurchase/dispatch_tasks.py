@@ -43,6 +43,9 @@ class CampaignSpec:
     smart_sending: bool
     cancel_on: frozenset[str]
     expires_after: timedelta | None = None
+    # the campaign is only for orders that earned points (its condition reads them): checked
+    # again at send time, since a refund may have taken them back meanwhile
+    needs_points: bool = False
 
     @classmethod
     def of(cls, campaign: Campaign) -> CampaignSpec:
@@ -55,6 +58,7 @@ class CampaignSpec:
             campaign.smart_sending,
             frozenset(states),
             timedelta(days=expiry.days, seconds=expiry.seconds) if expiry else None,
+            needs_points=campaign.when is not None and "points_earned" in campaign.when.source,
         )
 
 

@@ -11,7 +11,13 @@ from fakes.fixtures import add_customer, add_order, add_touchpoint
 from sqlalchemy import select
 
 from postpurchase.store.database import transaction
-from postpurchase.store.models import Channel, Touchpoint, TouchpointStatus
+from postpurchase.store.models import (
+    Channel,
+    LedgerKind,
+    LoyaltyLedgerEntry,
+    Touchpoint,
+    TouchpointStatus,
+)
 
 
 @pytest.mark.airflow
@@ -43,9 +49,18 @@ def test_dispatch_dag_sends_due_touchpoints_in_mapped_chunks(
                 due,
             )
         texter = add_customer(session)
-        add_touchpoint(
-            session, texter, add_order(session, texter), "points_earned", Channel.SMS, due
+        paid = add_order(session, texter)
+        # the points message goes only for an order that earned points (rechecked at sending)
+        session.add(
+            LoyaltyLedgerEntry(
+                customer_id=texter.id,
+                order_id=paid.id,
+                kind=LedgerKind.AWARD,
+                points=129,
+                cause=f"award:order:{paid.id}",
+            )
         )
+        add_touchpoint(session, texter, paid, "points_earned", Channel.SMS, due)
         silent = add_customer(session, email_marketing_consent=False)
         add_touchpoint(session, silent, None, "win_back", Channel.EMAIL, due)
         add_touchpoint(  # not due yet: stays planned

@@ -113,11 +113,12 @@ def test_conditions_select_campaigns(store, drain):
         order_event("order.paid", JOURNEY[1][1], order_id="8", total="0.00"),
     )
 
-    summary = drain()
+    # without a loyalty programme nothing earns points, not even a first order
+    summary = drain(loyalty=False)
 
     campaigns = {c for c, *_ in _planned(store)}
     assert "setup_tips" not in campaigns  # apparel needs no setup
-    assert "points_earned" not in campaigns  # a free order earns nothing
+    assert "points_earned" not in campaigns
     assert (
         summary.skipped[
             'setup_tips: condition not met: "electronics" in order.product_types '
@@ -399,7 +400,9 @@ def test_a_bad_row_fails_with_its_reason_and_does_not_block_the_others(store, dr
     assert summary.failed == 1 and summary.planned == 5
 
 
-def test_a_row_that_keeps_failing_is_marked_failed_after_a_few_attempts(store, campaigns):
+def test_a_row_that_keeps_failing_is_marked_failed_after_a_few_attempts(
+    store, campaigns, shipped_loyalty
+):
     good = put(store, *_journey())
     poison = put(store, order_event("order.paid", "2026-03-01T15:01:00+00:00", order_id="666"))
 
@@ -418,6 +421,7 @@ def test_a_row_that_keeps_failing_is_marked_failed_after_a_few_attempts(store, c
         lease=timedelta(minutes=5),
         clock=lambda: now,
         processor=processor,
+        loyalty=shipped_loyalty,
     )
 
     with store() as session:
@@ -426,3 +430,31 @@ def test_a_row_that_keeps_failing_is_marked_failed_after_a_few_attempts(store, c
     assert (rows[poison[0]].status, rows[poison[0]].attempts) == (ClaimStatus.FAILED, 3)
     assert rows[poison[0]].last_error == "RuntimeError: order 666 cannot be stored"
     assert (summary.failed, summary.retried, summary.planned) == (1, 2, 5)
+
+
+def test_an_order_in_another_currency_earns_no_points_and_gets_no_points_email(store, drain):
+    # The shop counts in USD (config/loyalty.yaml). A Canadian customer's CAD order: paid,
+    # delivered, reviewed like any other, but it earns nothing, so "You earned 0 points"
+    # must not be sent. The USD order of the same customer still gets its message.
+    cad = order_event("order.paid", JOURNEY[1][1], order_id="1030", total="129.00")
+    cad["order"]["currency"] = "CAD"
+    put(store, cad, order_event("order.paid", JOURNEY[1][1], order_id="1031", total="129.00"))
+
+    summary = drain()
+
+    planned = {(o, c) for o, c in _planned_by_order(store)}
+    assert ("1031", "points_earned") in planned
+    assert ("1030", "points_earned") not in planned
+    assert summary.skipped["points_earned: condition not met: order.points_earned > 0"] == 1
+    assert summary.points == 229  # 129 base + 100 first-order bonus, for the USD order only
+
+
+def _planned_by_order(store):
+    with store() as session:
+        return list(
+            session.execute(
+                select(Order.external_id, Touchpoint.campaign_id).join(
+                    Order, Order.id == Touchpoint.order_id
+                )
+            )
+        )
