@@ -134,6 +134,7 @@ def order_context(
             "paid_at",
             "fulfilled_at",
             "delivered_at",
+            "delivery_confirmed_at",  # None while delivery is only assumed
             "cancelled_at",
             "returned_at",
             "reviewed_at",

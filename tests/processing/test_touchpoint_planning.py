@@ -8,10 +8,18 @@ from zoneinfo import ZoneInfo
 from journeys import at, order_event, put, touchpoints
 from sqlalchemy import select, update
 
+from postpurchase.messages.context import LoyaltyFigures, ShopProfile, build_context
 from postpurchase.processing.followups import plan_assumed_deliveries, plan_lapsed_customers
 from postpurchase.processing.inbox import process_batch, process_inbox
 from postpurchase.store.database import transaction
-from postpurchase.store.models import ClaimStatus, InboxEvent, Order, Touchpoint, TouchpointStatus
+from postpurchase.store.models import (
+    ClaimStatus,
+    Customer,
+    InboxEvent,
+    Order,
+    Touchpoint,
+    TouchpointStatus,
+)
 
 UTC_ZONE = ZoneInfo("UTC")
 
@@ -457,4 +465,64 @@ def _planned_by_order(store):
                     Order, Order.id == Touchpoint.order_id
                 )
             )
+        )
+
+
+def test_an_assumed_delivery_is_not_told_as_a_confirmed_one(store, drain, campaigns):
+    # Fulfilled 3 March, no carrier report: assumed delivered 13 March by the fallback.
+    put(store, *_journey()[:3])
+    drain()
+    with transaction(store) as session:
+        plan_assumed_deliveries(
+            session, campaigns, now=at("2026-03-14T08:00:00+00:00"), shop_zone=UTC_ZONE
+        )
+    assumed = _checkin_context(store)
+    assert assumed["order"]["delivery_confirmed"] is False
+    assert assumed["order"]["delivered_at"] == at("2026-03-13T14:00:00+00:00")
+
+    # The carrier's report comes in later: the planned check-in keeps its time, but now
+    # says delivery happened, on the reported day.
+    put(store, order_event("order.delivered", "2026-03-16T15:00:00+00:00"))
+    drain()
+    with store() as session:
+        order = session.scalars(select(Order)).one()
+        assert order.delivered_at == at("2026-03-13T14:00:00+00:00")
+        assert order.delivery_confirmed_at == at("2026-03-16T15:00:00+00:00")
+    confirmed = _checkin_context(store)
+    assert confirmed["order"]["delivery_confirmed"] is True
+    assert confirmed["order"]["delivered_at"] == at("2026-03-16T15:00:00+00:00")
+
+
+def test_a_reported_delivery_is_confirmed(store, drain):
+    put(store, *_journey())
+    drain()
+    with store() as session:
+        order = session.scalars(select(Order)).one()
+        assert order.delivery_confirmed_at == order.delivered_at == at(JOURNEY[3][1])
+    assert _checkin_context(store)["order"]["delivery_confirmed"] is True
+
+
+def _checkin_context(store):
+    shop = ShopProfile(
+        name="Northwind Goods",
+        url="https://shop.example.com",
+        support_email="help@shop.example.com",
+        postal_address="12 Harbour Street, Portland, ME 04101, USA",
+        public_base_url="https://hooks.shop.example.com/postpurchase",
+        loyalty_page_url="https://shop.example.com/pages/rewards",
+        review_link_template="{product_url}#write-a-review",
+        default_locale="en",
+        default_time_zone="UTC",
+        signing_key=b"k" * 32,
+    )
+    with store() as session:
+        tp = session.scalars(
+            select(Touchpoint).where(Touchpoint.campaign_id == "delivery_checkin")
+        ).one()
+        return build_context(
+            shop,
+            touchpoint=tp,
+            customer=session.get(Customer, tp.customer_id),
+            order=session.get(Order, tp.order_id),
+            loyalty=LoyaltyFigures(points_earned=0, points_balance=0, tier=None),
         )
