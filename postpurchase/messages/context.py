@@ -182,6 +182,7 @@ def sample_context(
     first_name: str | None = "Amélie",
     order: dict[str, Any] | None = None,
     delivery_confirmed: bool = True,
+    loyalty: LoyaltyFigures | None = None,
 ) -> dict[str, Any]:
     """A realistic context without a database: for previews and config validation.
 
@@ -214,7 +215,8 @@ def sample_context(
             for line in order.get("lines", [])
         ],
     )
-    loyalty = LoyaltyFigures(points_earned=129, points_balance=1_840, tier="Gold")
+    if loyalty is None:
+        loyalty = LoyaltyFigures(points_earned=129, points_balance=1_840, tier="Gold")
     return _assemble(
         shop,
         customer_id=0,
