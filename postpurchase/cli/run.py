@@ -140,7 +140,10 @@ def _main_job(
         f"\n    Airflow UI: {airflow.base_url}  (user admin, password {airflow.admin_password()})"
     )
     click.echo(f"    outbox:     {var_dir / 'outbox'}")
-    click.echo("    each DAG run's counts are its note in the UI (Dag runs, Note column)")
+    click.echo(
+        "    why each DAG run did what it did: its note, at the top of the run's page in the UI "
+        "(the runs list has no Note column; README: Run notes)"
+    )
 
 
 def _drain(airflow: LocalAirflow, factory: SessionFactory, timeout: int) -> None:

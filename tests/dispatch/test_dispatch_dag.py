@@ -94,3 +94,19 @@ def test_dispatch_dag_sends_due_touchpoints_in_mapped_chunks(
     assert len(claimants) == 3
     run_keys = {c.rsplit("/", 1)[0] for c in claimants}
     assert len(run_keys) == 1 and run_keys.pop().startswith("dispatch:manual__")
+
+
+@pytest.mark.airflow
+@pytest.mark.slow
+def test_an_idle_dispatch_run_succeeds_cleanly_and_says_so(store, run_dag):
+    # Nothing due (the usual minute): no skipped task instances, one line as the result.
+    dag_run = run_dag("dispatch_touchpoints")
+
+    states = {(ti.task_id, ti.map_index): ti.state for ti in dag_run.get_task_instances()}
+    assert states == {
+        ("claim", -1): "success",
+        ("send", 0): "success",
+        ("summarize", -1): "success",
+    }
+    summarize = next(ti for ti in dag_run.get_task_instances() if ti.task_id == "summarize")
+    assert summarize.xcom_pull(task_ids="summarize") == "idle: nothing due"
