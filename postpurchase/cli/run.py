@@ -15,6 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -100,9 +101,11 @@ def _main_job(
     airflow: LocalAirflow, engine: Engine, var_dir: Path, secret: str, *, orders: int, timeout: int
 ) -> None:
     """Steps 2 to 5 once Airflow is starting: wait for it, replay, drain, summarise."""
+    from postpurchase.campaigns.validation import load_valid_campaigns
     from postpurchase.demo.feed import build_feed, write_feed
     from postpurchase.demo.replay import read_feed, replay
     from postpurchase.demo.summary import summary_lines
+    from postpurchase.settings import load_settings
     from postpurchase.store.database import session_factory
 
     started = time.monotonic()
@@ -133,8 +136,12 @@ def _main_job(
     _drain(airflow, factory, timeout)
 
     click.echo("==> [5/5] summary")
+    settings = load_settings()
+    config = load_valid_campaigns(settings.campaigns_file, settings.templates_dir)
     with factory() as session:
-        for line in summary_lines(session):
+        for line in summary_lines(
+            session, config=config, shop_zone=ZoneInfo(settings.shop_time_zone)
+        ):
             click.echo(f"    {line}")
     click.echo(
         f"\n    Airflow UI: {airflow.base_url}  (user admin, password {airflow.admin_password()})"
