@@ -79,10 +79,13 @@ def _order_reason(session: Session, campaign: Campaign, shop_zone: ZoneInfo) -> 
         )
         why[decision.reason or "would be planned now (added after their trigger? replan it)"] += 1
     (top, count), *others = why.most_common()
-    if top.startswith("condition not met: ") and not others:
-        return f"no {reached} order matched `when: {campaign.when.source if campaign.when else ''}`"
-    more = f"; {len(others)} other reason(s)" if others else ""
-    return f"{len(rows)} order(s) {reached}, none planned: {top} ({count}){more}"
+    rest = "; ".join(f"{reason} ({n})" for reason, n in others[:2])
+    if top.startswith("condition not met: ") and campaign.when is not None:
+        matched = f"no {reached} order matched `when: {campaign.when.source}`"
+        return f"{matched} ({count} of {len(rows)}; the others: {rest})" if others else matched
+    return f"{len(rows)} order(s) {reached}, none planned: {top} ({count})" + (
+        f"; {rest}" if others else ""
+    )
 
 
 def _lapse_reason(session: Session, campaign: Campaign, now: datetime) -> str:
