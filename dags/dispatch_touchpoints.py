@@ -8,8 +8,9 @@ current state, consent, suppressions, SMS quiet hours, smart sending), rendered,
 the configured channel (outbox files by default, SendGrid, Twilio) and recorded as `sent`,
 `skipped` (with the reason), deferred, `failed` (with the provider's message) or `unknown`.
 
-The run's counts per outcome are its note (with the `postpurchase_airflow_api` connection, see
-the README) and the `summarize` task's return value.
+The run's counts per outcome and its skip reasons (per campaign and reason) are its note (with
+the `postpurchase_airflow_api` connection, see the README), the `summarize` task's return
+value and the tasks' logs. A run with nothing due says `idle: nothing due` and ends green.
 
 Safe to re-run or clear: a touchpoint is sent at most once; one whose send may have started
 before a crash is recorded `unknown`, never sent again blind.
@@ -41,13 +42,13 @@ def dispatch_touchpoints() -> None:
         return claim_for_run(f"dispatch:{run_id}")
 
     @task
-    def send(chunk: dict[str, Any]) -> dict[str, int]:
+    def send(chunk: dict[str, Any]) -> dict[str, Any]:
         from postpurchase.dispatch_tasks import dispatch_chunk
 
         return dispatch_chunk(chunk)
 
     @task
-    def summarize(results: list[dict[str, int]]) -> str:
+    def summarize(results: list[dict[str, Any]]) -> str:
         from postpurchase.airflow_glue import note_this_run
         from postpurchase.dispatch_tasks import dispatch_summary
 

@@ -18,9 +18,10 @@ Airflow 3.3.2. One run at a time.
 **Campaigns** are read when a task runs: an edit applies to the next run without a restart;
 an invalid file fails the task with `file:line: message` and changes nothing.
 
-**Counts** (events by type, planned, cancelled, failed, follow-ups): the run's note (with the
-`postpurchase_airflow_api` connection, see the README), each task's return value (XCom tab)
-and its log. Safe to re-run or clear: planning is idempotent.
+**Counts** (events by type, planned, cancelled, failed, follow-ups, and why campaigns planned
+nothing): the run's note (with the `postpurchase_airflow_api` connection, see the README),
+each task's return value (XCom tab) and its log. A run that found nothing to do says
+`idle: inbox empty` and ends green. Safe to re-run or clear: planning is idempotent.
 """
 
 from __future__ import annotations
@@ -60,11 +61,9 @@ def process_purchase_events() -> None:
     @task
     def plan_followups(drained: list[dict[str, Any]]) -> str:
         from postpurchase.airflow_glue import note_this_run
-        from postpurchase.processing.runs import drain_summary, plan_followups
+        from postpurchase.processing.runs import plan_followups, processing_note
 
-        followups = plan_followups()
-        note_this_run(f"{drain_summary(drained)}\n\n{followups}")
-        return followups
+        return note_this_run(processing_note(drained, plan_followups()))
 
     plan_followups(drain_inbox.expand(slot=drainers()))
 

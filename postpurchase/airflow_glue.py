@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -165,11 +166,42 @@ def _as_markdown(text: str) -> str:
 
 
 def write_run_note(
-    base_url: str, *, username: str, password: str, dag_id: str, run_id: str, note: str
+    base_url: str,
+    *,
+    username: str,
+    password: str,
+    dag_id: str,
+    run_id: str,
+    note: str,
+    attempts: int = 3,
+    pause: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """Set a DAG run's note through Airflow's public REST API (token, then PATCH)."""
+    """Set a DAG run's note through Airflow's public REST API (token, then PATCH).
+
+    A server error or a dropped connection is tried again, ``attempts`` times in all, after
+    ``pause``, then twice that: an API server on a busy SQLite metadata database answers
+    500 now and then, and a note lost to that leaves ops an empty note on a run that worked.
+    A refusal (4xx: wrong password, unknown run) is not retried.
+    """
     if len(note) > RUN_NOTE_MAX_CHARS:
         note = note[: RUN_NOTE_MAX_CHARS - 1] + "…"
+    for attempt in range(1, attempts + 1):
+        try:
+            _patch_note(base_url, username, password, dag_id, run_id, note)
+            return
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code < 500 or attempt == attempts:
+                raise
+        except httpx.TransportError:
+            if attempt == attempts:
+                raise
+        sleep(pause * attempt)
+
+
+def _patch_note(
+    base_url: str, username: str, password: str, dag_id: str, run_id: str, note: str
+) -> None:
     with httpx.Client(base_url=base_url.rstrip("/"), timeout=10) as client:
         answer = client.post("/auth/token", json={"username": username, "password": password})
         answer.raise_for_status()

@@ -85,6 +85,8 @@ class MessageSpec(Protocol):
     def cancel_on(self) -> Collection[str]: ...
     @property
     def expires_after(self) -> timedelta | None: ...
+    @property
+    def needs_points(self) -> bool: ...  # only for an order that (still) has earned points
 
 
 CampaignLookup = Callable[[str], MessageSpec | None]
@@ -254,6 +256,9 @@ class Dispatcher:
             reason = (
                 gates.expiry_gate(tp.due_at, now, spec.expires_after)
                 or gates.order_gate(order, spec.cancel_on)
+                or gates.points_gate(
+                    spec.needs_points, batch.loyalty[(tp.customer_id, tp.order_id)].points_earned
+                )
                 or gates.consent_gate(customer, tp.channel, spec.consent)
                 or _suppression_reason(batch.suppressed, tp.channel, address)
             )

@@ -3,7 +3,8 @@ dispatcher, run. Campaigns are read when a task runs, so an edit needs no restar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -16,13 +17,15 @@ from postpurchase.dispatch import (
     Dispatcher,
     GatePolicy,
     claim_chunks,
-    summarize,
 )
+from postpurchase.dispatch_notes import IDLE, dispatch_note, skip_reasons
 from postpurchase.messages.context import ShopProfile
 from postpurchase.messages.rendering import renderer_for
 from postpurchase.messages.tokens import signing_key
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store
+
+log = logging.getLogger(__name__)
 
 # A campaign's cancel_on events, as the order states the send-time gate checks.
 _CANCEL_STATES = {
@@ -43,6 +46,9 @@ class CampaignSpec:
     smart_sending: bool
     cancel_on: frozenset[str]
     expires_after: timedelta | None = None
+    # the campaign is only for orders that earned points (its condition reads them): checked
+    # again at send time, since a refund may have taken them back meanwhile
+    needs_points: bool = False
 
     @classmethod
     def of(cls, campaign: Campaign) -> CampaignSpec:
@@ -55,6 +61,7 @@ class CampaignSpec:
             campaign.smart_sending,
             frozenset(states),
             timedelta(days=expiry.days, seconds=expiry.seconds) if expiry else None,
+            needs_points=campaign.when is not None and "points_earned" in campaign.when.source,
         )
 
 
@@ -99,9 +106,14 @@ def build_dispatcher(settings: Settings, lookup: CampaignLookup | None = None) -
 
 
 def claim_for_run(run_key: str, settings: Settings | None = None) -> list[dict[str, Any]]:
-    """The DAG's first task: claim chunks of due touchpoints for the run ``run_key``."""
+    """The DAG's first task: claim chunks of due touchpoints for the run ``run_key``.
+
+    With nothing due it returns one empty chunk: the run maps one instance that does nothing
+    and ends green, where an empty mapping would mark the send and summary tasks skipped
+    (pink in the UI, on most runs, looking like something went wrong).
+    """
     settings = settings or load_settings()
-    return claim_chunks(
+    chunks = claim_chunks(
         open_store(settings),
         run_key=run_key,
         now=datetime.now(UTC),
@@ -109,14 +121,27 @@ def claim_for_run(run_key: str, settings: Settings | None = None) -> list[dict[s
         max_chunks=settings.dispatch_max_chunks,
         lease=timedelta(seconds=settings.claim_lease_seconds),
     )
+    return chunks or [{"worker": f"{run_key}/idle", "ids": []}]
 
 
-def dispatch_chunk(chunk: dict[str, Any], settings: Settings | None = None) -> dict[str, int]:
-    """The mapped task: send one claimed chunk; returns counts per outcome."""
+def dispatch_chunk(chunk: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
+    """The mapped task: send one claimed chunk; returns ``{"counts": per outcome,
+    "skipped": per reason}`` and logs both."""
+    ids = [int(i) for i in chunk["ids"]]
+    if not ids:
+        log.info("%s", IDLE)
+        return {"counts": {}, "skipped": {}}
     dispatcher = build_dispatcher(settings or load_settings())
-    return dispatcher.run_chunk(str(chunk["worker"]), [int(i) for i in chunk["ids"]])
+    counts = dispatcher.run_chunk(str(chunk["worker"]), ids)
+    with dispatcher.store() as session:
+        reasons = skip_reasons(session, ids)
+    result = {"counts": counts, "skipped": reasons}
+    log.info("%s", dispatch_note([result]))
+    return result
 
 
-def dispatch_summary(results: Sequence[dict[str, int]]) -> str:
-    """The last task: one line of counts per outcome for the run."""
-    return summarize(list(results))
+def dispatch_summary(results: Sequence[Mapping[str, Any]]) -> str:
+    """The last task: the run's note (outcomes and skip reasons, or idle), also logged."""
+    note = dispatch_note(list(results))
+    log.info("%s", note)
+    return note

@@ -59,6 +59,14 @@ def order_gate(order: Order | None, cancel_on: Collection[str]) -> str | None:
     return f"order {order.name or order.external_id} is {' and '.join(hit)}" if hit else None
 
 
+def points_gate(needs_points: bool, points_earned: int) -> str | None:
+    """Skip a points message for an order that has (now) earned no points: an order in
+    another currency than the shop's earns none, a refund takes them back."""
+    if needs_points and points_earned <= 0:
+        return "the order has earned no loyalty points"
+    return None
+
+
 def address_of(customer: Customer, channel: Channel) -> str | None:
     """The lower-cased email or the E.164 number the message would go to."""
     if channel is Channel.EMAIL:

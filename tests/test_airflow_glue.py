@@ -1,11 +1,17 @@
-"""The inbox watcher's trigger: it fires when the inbox watermark moves, never on presence."""
+"""The inbox watcher's trigger (it fires when the inbox watermark moves, never on presence),
+and run notes written through Airflow's API."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 
-from postpurchase.airflow_glue import INBOX_ASSET, InboxWatermarkTrigger
+import httpx
+import pytest
+from fakes.http_fake import FakeServer, Fault, Recorded, Reply
+
+from postpurchase.airflow_glue import INBOX_ASSET, InboxWatermarkTrigger, write_run_note
 from postpurchase.store.database import transaction
 from postpurchase.store.models import InboxEvent
 
@@ -63,3 +69,67 @@ def test_trigger_serialises_to_an_importable_class_path_without_secrets():
     assert classpath == "postpurchase.airflow_glue.InboxWatermarkTrigger"
     assert kwargs == {"poll_interval": 5}
     assert isinstance(INBOX_ASSET.watchers[0].trigger, InboxWatermarkTrigger)
+
+
+class FakeNotesApi(FakeServer):
+    """Airflow's public API as far as a run note goes: a token, then the PATCH."""
+
+    def handle(self, request: Recorded) -> Reply:
+        if request.path == "/auth/token":
+            return Reply(201, json.dumps({"access_token": "t0ken"}).encode())
+        return Reply(200, json.dumps({"note": json.loads(request.body)["note"]}).encode())
+
+
+@pytest.fixture
+def notes_api():
+    server = FakeNotesApi().start()
+    yield server
+    server.stop()
+
+
+def _write(api: FakeNotesApi, pauses: list[float], note: str = "idle: inbox empty") -> None:
+    write_run_note(
+        api.url,
+        username="notes",
+        password="secret",
+        dag_id="process_purchase_events",
+        run_id="scheduled__2026-12-01T21:42:00+00:00",
+        note=note,
+        sleep=pauses.append,
+    )
+
+
+def test_a_run_note_refused_by_a_busy_api_server_is_written_on_the_next_try(notes_api):
+    # Airflow's API server on SQLite answers 500 while its database is locked.
+    notes_api.fail_next(Fault(0), Fault(500, b'{"detail": "database is locked"}'))
+    pauses: list[float] = []
+
+    _write(notes_api, pauses)
+
+    patches = [r for r in notes_api.requests if r.method == "PATCH"]
+    assert len(patches) == 2 and pauses == [1.0]
+    assert patches[-1].path == (
+        "/api/v2/dags/process_purchase_events/dagRuns/"
+        "scheduled__2026-12-01T21%3A42%3A00%2B00%3A00?update_mask=note"
+    )
+    assert json.loads(patches[-1].body) == {"note": "idle: inbox empty"}
+
+
+def test_a_run_note_refused_for_its_credentials_is_not_retried(notes_api):
+    notes_api.fail_next(Fault(401, b'{"detail": "invalid credentials"}'))
+    pauses: list[float] = []
+
+    with pytest.raises(httpx.HTTPStatusError):
+        _write(notes_api, pauses)
+
+    assert len(notes_api.requests) == 1 and pauses == []
+
+
+def test_a_run_note_gives_up_after_three_server_errors(notes_api):
+    notes_api.fail_next(*[Fault(503)] * 3)
+    pauses: list[float] = []
+
+    with pytest.raises(httpx.HTTPStatusError):
+        _write(notes_api, pauses)
+
+    assert pauses == [1.0, 2.0]

@@ -46,6 +46,7 @@ def sample_condition_context() -> dict[str, Any]:
             "financial_status": "paid",
             "fulfillment_status": "fulfilled",
             "item_count": 3,
+            "points_earned": 208,
             "product_types": ["electronics", "accessories"],
             "skus": ["ESP-100", "DSC-12"],
             "vendors": ["Brewco"],

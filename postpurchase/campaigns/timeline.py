@@ -79,8 +79,12 @@ def order_timeline(
     paid_at: datetime | None = None,
     fulfilled_at: datetime | None = None,
     delivered_at: datetime | None = None,
+    points_earned: int = 0,
 ) -> list[TimelineRow]:
-    """One row per planned step and channel, or per campaign that would plan nothing."""
+    """One row per planned step and channel, or per campaign that would plan nothing.
+
+    ``points_earned``: what the order would earn (``loyalty.estimate``), for conditions.
+    """
     customer = order.customer
     zone = zone_or(customer.time_zone if customer else None, shop_zone)
     moments, assumed = journey_moments(
@@ -92,7 +96,7 @@ def order_timeline(
         zone=shop_zone,
     )
     items = [item_context(line) for line in order.lines]
-    context = order_context(order, items) | moments
+    context = order_context(order, items, points_earned=points_earned) | moments
     facts = Facts(
         order=context,
         customer=customer_context(customer) if customer else {},

@@ -3,14 +3,20 @@
 Email: ``<touchpoint>-<campaign>.eml`` (open it in any mail client) and ``.json``; SMS:
 ``<touchpoint>-<campaign>.sms.json``. Writing the same touchpoint again replaces its files, so
 a retried send never makes a second message.
+
+Each ``.eml`` carries ``Date`` (when it was sent) and a ``Message-ID`` derived from the
+touchpoint, so mail clients sort and thread the outbox like a real mailbox and a re-written
+message keeps its identity.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import formataddr
+from email.utils import format_datetime, formataddr
 from pathlib import Path
 
 from postpurchase.channels.messages import OutgoingEmail, OutgoingSms
@@ -21,14 +27,19 @@ class OutboxSender:
 
     name = "outbox"
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self, directory: Path, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self.directory = directory
+        self.clock = clock
 
     def send_email(self, message: OutgoingEmail) -> str:
         mail = EmailMessage()
         mail["From"] = formataddr((message.from_name, message.from_email))
         mail["To"] = formataddr((message.to_name or "", message.to_email))
         mail["Subject"] = message.subject
+        mail["Date"] = format_datetime(self.clock().astimezone(UTC))
+        mail["Message-ID"] = message_id(message)
         mail["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
         mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         mail["X-Postpurchase-Touchpoint"] = str(message.touchpoint_id)
@@ -67,3 +78,13 @@ class OutboxSender:
         temporary = self.directory / f".{name}.tmp"
         temporary.write_bytes(data)
         os.replace(temporary, self.directory / name)
+
+
+def message_id(message: OutgoingEmail) -> str:
+    """RFC 5322 Message-ID: the same for every write of one touchpoint, unique between them.
+
+    The domain is the sender's, as a mail server would use; the touchpoint id alone is unique
+    in one database, the campaign keeps ids readable for people looking at headers.
+    """
+    domain = message.from_email.rpartition("@")[2] or "localhost"
+    return f"<touchpoint-{message.touchpoint_id}.{message.campaign_id}@{domain}>"

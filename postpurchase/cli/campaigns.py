@@ -70,11 +70,14 @@ def timeline(
     from postpurchase.campaigns.timeline import order_timeline
     from postpurchase.campaigns.validation import load_valid_campaigns
     from postpurchase.cli.order_files import read_order_file
+    from postpurchase.loyalty.config import load_loyalty_config
+    from postpurchase.loyalty.estimate import estimated_award
     from postpurchase.settings import load_settings
 
     settings = load_settings()
     config = load_valid_campaigns(settings.campaigns_file, settings.templates_dir)
     shape, order = read_order_file(order_file)
+    award = estimated_award(order, load_loyalty_config(settings.loyalty_config))
     click.echo(f"{order.name or order.external_id}, read as a {shape}")
     if order.placed_at is None:
         raise InvalidInput(f"{order_file}: the order has no placed_at")
@@ -85,6 +88,7 @@ def timeline(
         paid_at=_moment(paid_at, "--paid-at"),
         fulfilled_at=_moment(fulfilled_at, "--fulfilled-at"),
         delivered_at=_moment(delivered_at, "--delivered-at"),
+        points_earned=award.points if award is not None else 0,
     )
     for row in rows:
         if row.due_at is None:

@@ -28,6 +28,12 @@ import click
 )
 @click.option("--locale", help="Render in this locale, e.g. fr or fr-CA (default: the order's).")
 @click.option(
+    "--delivery",
+    type=click.Choice(["confirmed", "assumed"]),
+    help="Delivery reported by a carrier, or only assumed from the fulfilment "
+    "(default: confirmed for the sample, assumed for --order).",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -38,13 +44,21 @@ def preview(
     order_file: Path | None,
     channel: Literal["email", "sms"] | None,
     locale: str | None,
+    delivery: Literal["confirmed", "assumed"] | None,
     out_dir: Path | None,
 ) -> None:
-    """Render CAMPAIGN with sample data (or --order) and print the files written."""
+    """Render CAMPAIGN with sample data (or --order) and print the files written.
+
+    With --order, the order's own customer and the loyalty rules' points for it are used;
+    what the file cannot tell (balance, tier, delivery report, ...) is printed as assumed.
+    """
+    from postpurchase.campaigns.config import load_campaigns
     from postpurchase.cli.order_files import read_order_file
     from postpurchase.dispatch_tasks import configured_lookup
     from postpurchase.exceptions import ConfigError
+    from postpurchase.loyalty.config import load_loyalty_config
     from postpurchase.messages.context import ShopProfile, sample_context
+    from postpurchase.messages.order_preview import order_preview_context
     from postpurchase.messages.rendering import RenderedEmail, renderer_for
     from postpurchase.messages.tokens import signing_key
     from postpurchase.settings import load_settings
@@ -65,11 +79,41 @@ def preview(
             f"no {'/'.join(channels)} templates for {campaign!r} in {renderer.templates_dir}; "
             f"known: {', '.join(names)}"
         )
-    order = None
-    if order_file is not None:
-        order = read_order_file(order_file)[1].model_dump(mode="json")
     shop = ShopProfile.from_settings(settings, signing_key(settings))
-    context = sample_context(shop, campaign_id=campaign, locale=locale, order=order)
+    confirmed = None if delivery is None else delivery == "confirmed"
+    if order_file is not None:
+        shape, order = read_order_file(order_file)
+        click.echo(f"{order.name or order.external_id}, read as a {shape}")
+        configured = {c.id: c for c in load_campaigns(settings.campaigns_file).campaigns}
+        built = order_preview_context(
+            shop,
+            order,
+            load_loyalty_config(settings.loyalty_config),
+            campaign_id=campaign,
+            locale=locale,
+            delivery_confirmed=confirmed,
+            mentions_delivery=any(
+                "delivery_confirmed" in path.read_text(encoding="utf-8")
+                for path in renderer.templates_dir.glob(f"*/{template}.*j2")
+            ),
+            condition=configured[campaign].when if campaign in configured else None,
+        )
+        context = built.context
+        for assumption in built.assumptions:
+            click.echo(f"assumed: {assumption}")
+        if built.not_sent:
+            click.secho(
+                f"note: {campaign} would send nothing for this order ({built.not_sent})",
+                fg="yellow",
+            )
+    else:
+        click.echo("sample order and customer (use --order FILE for a real order)")
+        context = sample_context(
+            shop,
+            campaign_id=campaign,
+            locale=locale,
+            delivery_confirmed=confirmed if confirmed is not None else True,
+        )
     target = out_dir or settings.var_dir / "preview" / campaign
     target.mkdir(parents=True, exist_ok=True)
     marketing = spec is not None and spec.consent == "marketing"

@@ -2,22 +2,30 @@
 
 Local Airflow (``airflow standalone``) with the plugin, SQLite under var/, messages to the outbox;
 a realistic feed replayed as signed webhooks; a summary once the work is done.
+
+SIGTERM, SIGHUP and SIGINT all stop it the same way: every process it started is stopped
+before it exits (0 when it was serving after the summary, 128 + the signal's number before).
 """
 
 from __future__ import annotations
 
 import secrets
+import signal
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import click
 
 from postpurchase.cli.db import open_database
+from postpurchase.demo.processes import StopRequested, stop_signals
 from postpurchase.exceptions import PostpurchaseError
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from postpurchase.demo.local_airflow import LocalAirflow
     from postpurchase.store.database import SessionFactory
 
@@ -40,13 +48,9 @@ def _local_secret(var_dir: Path) -> str:
 @click.option("--timeout", default=300, show_default=True, help="Seconds to wait for the work.")
 def run(once: bool, orders: int, port: int, timeout: int) -> None:
     """Run the main job on the embedded default and print what it did."""
-    from postpurchase.demo.feed import build_feed, write_feed
     from postpurchase.demo.local_airflow import LocalAirflow
-    from postpurchase.demo.replay import read_feed, replay
-    from postpurchase.demo.summary import summary_lines
     from postpurchase.settings import load_settings
     from postpurchase.store import schema
-    from postpurchase.store.database import session_factory
 
     settings = load_settings()
     var_dir = settings.var_dir
@@ -69,60 +73,84 @@ def run(once: bool, orders: int, port: int, timeout: int) -> None:
         },
     )
     click.echo(f"==> [2/5] starting local Airflow at {airflow.base_url} (log: {airflow.log_path})")
-    airflow.start()
-    try:
-        started = time.monotonic()
-        airflow.wait_ready(
-            timeout=180,
-            tick=lambda: click.echo(
-                f"\r    waiting for Airflow and the webhook app… {time.monotonic() - started:.0f}s",
-                nl=False,
-            ),
-        )
-        click.echo(f"\r    Airflow is up after {time.monotonic() - started:.0f} s" + " " * 20)
-
-        feed_path = var_dir / "demo" / "sample-feed.jsonl"
-        write_feed(feed_path, build_feed(orders=orders, now=datetime.now(UTC)))
-        deliveries = read_feed(feed_path)
-        click.echo(f"==> [3/5] replaying {len(deliveries)} signed Shopify webhooks ({feed_path})")
-        with click.progressbar(length=len(deliveries), label="    webhooks") as bar:
-            answers = replay(
-                deliveries,
-                url=f"{airflow.base_url}/postpurchase/webhooks/shopify",
-                secret=secret,
-                on_done=lambda _status: bar.update(1),
+    serving = False
+    with stop_signals():
+        try:
+            airflow.start()
+            _main_job(airflow, engine, var_dir, secret, orders=orders, timeout=timeout)
+            if once:
+                return
+            serving = True
+            click.echo(
+                f"\nServing until Ctrl-C (webhooks: {airflow.base_url}/postpurchase/webhooks/...)."
             )
-        click.echo(
-            "    answers: " + ", ".join(f"HTTP {s} × {n}" for s, n in sorted(answers.items()))
-        )
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt as stop:
+            signum = stop.signum if isinstance(stop, StopRequested) else signal.SIGINT
+            click.echo(f"\n{signal.Signals(signum).name}: stopping local Airflow…")
+            if not serving:
+                raise SystemExit(128 + signum) from None
+        finally:
+            airflow.stop()
+            engine.dispose()
+            click.echo("local Airflow stopped")
 
-        click.echo("==> [4/5] processing events and dispatching due touchpoints")
-        factory = session_factory(engine)
-        _drain(airflow, factory, timeout)
 
-        click.echo("==> [5/5] summary")
-        with factory() as session:
-            for line in summary_lines(session):
-                click.echo(f"    {line}")
-        click.echo(
-            f"\n    Airflow UI: {airflow.base_url}  (user admin, password "
-            f"{airflow.admin_password()})"
+def _main_job(
+    airflow: LocalAirflow, engine: Engine, var_dir: Path, secret: str, *, orders: int, timeout: int
+) -> None:
+    """Steps 2 to 5 once Airflow is starting: wait for it, replay, drain, summarise."""
+    from postpurchase.campaigns.validation import load_valid_campaigns
+    from postpurchase.demo.feed import build_feed, write_feed
+    from postpurchase.demo.replay import read_feed, replay
+    from postpurchase.demo.summary import summary_lines
+    from postpurchase.settings import load_settings
+    from postpurchase.store.database import session_factory
+
+    started = time.monotonic()
+    airflow.wait_ready(
+        timeout=180,
+        tick=lambda: click.echo(
+            f"\r    waiting for Airflow and the webhook app… {time.monotonic() - started:.0f}s",
+            nl=False,
+        ),
+    )
+    click.echo(f"\r    Airflow is up after {time.monotonic() - started:.0f} s" + " " * 20)
+
+    feed_path = var_dir / "demo" / "sample-feed.jsonl"
+    write_feed(feed_path, build_feed(orders=orders, now=datetime.now(UTC)))
+    deliveries = read_feed(feed_path)
+    click.echo(f"==> [3/5] replaying {len(deliveries)} signed Shopify webhooks ({feed_path})")
+    with click.progressbar(length=len(deliveries), label="    webhooks") as bar:
+        answers = replay(
+            deliveries,
+            url=f"{airflow.base_url}/postpurchase/webhooks/shopify",
+            secret=secret,
+            on_done=lambda _status: bar.update(1),
         )
-        click.echo(f"    outbox:     {var_dir / 'outbox'}")
-        click.echo("    each DAG run's counts are its note in the UI (Dag runs, Note column)")
-        if once:
-            return
-        click.echo(
-            f"\nServing until Ctrl-C (webhooks: {airflow.base_url}/postpurchase/webhooks/...)."
-        )
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        click.echo("\nstopping…")
-    finally:
-        airflow.stop()
-        engine.dispose()
-        click.echo("local Airflow stopped")
+    click.echo("    answers: " + ", ".join(f"HTTP {s} × {n}" for s, n in sorted(answers.items())))
+
+    click.echo("==> [4/5] processing events and dispatching due touchpoints")
+    factory = session_factory(engine)
+    _drain(airflow, factory, timeout)
+
+    click.echo("==> [5/5] summary")
+    settings = load_settings()
+    config = load_valid_campaigns(settings.campaigns_file, settings.templates_dir)
+    with factory() as session:
+        for line in summary_lines(
+            session, config=config, shop_zone=ZoneInfo(settings.shop_time_zone)
+        ):
+            click.echo(f"    {line}")
+    click.echo(
+        f"\n    Airflow UI: {airflow.base_url}  (user admin, password {airflow.admin_password()})"
+    )
+    click.echo(f"    outbox:     {var_dir / 'outbox'}")
+    click.echo(
+        "    why each DAG run did what it did: its note, at the top of the run's page in the UI "
+        "(the runs list has no Note column; README: Run notes)"
+    )
 
 
 def _drain(airflow: LocalAirflow, factory: SessionFactory, timeout: int) -> None:

@@ -1,7 +1,9 @@
 """``airflow standalone`` under var/: started, waited for, driven over REST, and stopped.
 
-Used by ``make run``. Airflow's children were seen to linger long after SIGTERM, so the whole
-process group is stopped, with a KILL after a grace period.
+Used by ``make run``. Airflow's children were seen to linger long after SIGTERM, and task
+processes leave standalone's process group: the whole tree is stopped, with a KILL after a
+grace period (``processes.ProcessTree``). Airflow's defaults (parallelism 32: LocalExecutor
+forks that many workers at once) are sized for a server; here they follow the machine.
 """
 
 from __future__ import annotations
@@ -9,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from postpurchase.demo.processes import ProcessTree
 from postpurchase.exceptions import PostpurchaseError
 from postpurchase.settings import PROJECT_ROOT
 
@@ -26,14 +27,24 @@ class AirflowNotReady(PostpurchaseError):
     """Airflow did not come up; the message points at its log."""
 
 
+def parallelism(cpus: int | None = None) -> int:
+    """Task slots for a local Airflow: two per core (tasks mostly wait on the database and
+    providers), at least 4 so a dispatch run's mapped chunks overlap, at most Airflow's 32."""
+    cores = cpus if cpus is not None else (os.cpu_count() or 1)
+    return max(4, min(32, 2 * cores))
+
+
 class LocalAirflow:
     def __init__(self, home: Path, *, port: int = 8080, extra_env: dict[str, str]) -> None:
         self.home = home
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
+        # Airflow's log servers (8793, 8794 by default) move with the UI's port, so a second
+        # local Airflow on another port does not collide with the first.
+        self.log_ports = (port + 713, port + 714)
         self.log_path = home / "standalone.log"
         self._extra_env = extra_env
-        self._process: subprocess.Popen[bytes] | None = None
+        self._tree: ProcessTree | None = None
         self._token: str | None = None
 
     def env(self) -> dict[str, str]:
@@ -49,6 +60,12 @@ class LocalAirflow:
             # task processes reach Airflow through this; its default assumes port 8080
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.base_url}/execution/",
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
+            # LocalExecutor forks `parallelism` workers up front: 32 on a 2-core box is
+            # gigabytes of idle processes
+            AIRFLOW__CORE__PARALLELISM=str(parallelism()),
+            AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES=str(min(2, os.cpu_count() or 1)),
+            AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(self.log_ports[0]),
+            AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(self.log_ports[1]),
             NO_PROXY="127.0.0.1,localhost",
             # tasks write their run's note through the public API with this
             AIRFLOW_CONN_POSTPURCHASE_AIRFLOW_API=json.dumps(
@@ -78,21 +95,17 @@ class LocalAirflow:
                 )
         self.home.mkdir(parents=True, exist_ok=True)
         airflow = Path(sys.executable).with_name("airflow")
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                [str(airflow), "standalone"],
-                env=self.env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, stopped as a whole
-            )
+        self._tree = ProcessTree(
+            [str(airflow), "standalone"], env=self.env(), log_path=self.log_path
+        )
+        self._tree.start()
 
     def wait_ready(self, *, timeout: float, tick: Callable[[], None]) -> None:
         """Wait until the API server and the mounted webhook app both answer."""
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=2) as client:
             while time.monotonic() < deadline:
-                if self._process is not None and self._process.poll() is not None:
+                if self._tree is not None and self._tree.exited():
                     raise AirflowNotReady(f"airflow standalone exited; see {self.log_path}")
                 try:
                     version = client.get(f"{self.base_url}/api/v2/version")
@@ -145,16 +158,6 @@ class LocalAirflow:
             ).raise_for_status()
 
     def stop(self, *, grace: float = 15) -> None:
-        if self._process is None or self._process.poll() is not None:
-            return
-        pgid = os.getpgid(self._process.pid)
-        os.killpg(pgid, signal.SIGTERM)
-        try:
-            self._process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-        try:  # children outlive the standalone parent: end the whole group
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self._process.wait()
+        """Stop standalone and every process under it (SIGTERM, then SIGKILL after ``grace``)."""
+        if self._tree is not None:
+            self._tree.stop(grace=grace)

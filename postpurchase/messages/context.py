@@ -6,10 +6,14 @@ Shape (every key is always present, so ``StrictUndefined`` only trips on templat
     shop:     name, url, support_email, postal_address
     customer: first_name (may be None), last_name, email, tier (may be None), points_balance
     order:    None, or name, currency, subtotal, total, total_tax, total_shipping,
-              total_discounts, placed_at, delivered_at, tracking_url,
+              total_discounts, placed_at, delivered_at, delivery_confirmed, tracking_url,
               items: [title, quantity, unit_price, line_total, image_url, product_url, review_url]
     loyalty:  points_earned (for this order), points_balance, page_url
     links:    unsubscribe, survey: [{score, url}] for 1..5, loyalty, shop
+
+``delivery_confirmed`` is true when a carrier reported the delivery (``delivered_at`` is then
+that report's time); false when delivery is only assumed from the fulfilment (WooCommerce
+always, Shopify without carrier events), and templates must not claim it happened then.
 
 Amounts are Decimal, times timezone-aware UTC (the ``localdate`` filter shows them in
 ``time_zone``).
@@ -144,7 +148,8 @@ def build_context(
                 "total_discounts": order.total_discounts,
             },
             placed_at=order.placed_at,
-            delivered_at=order.delivered_at,
+            delivered_at=order.delivery_confirmed_at or order.delivered_at,
+            delivery_confirmed=order.delivery_confirmed_at is not None,
             tracking_url=order.tracking_url,
             items=[
                 (i.title, i.quantity, i.unit_price, i.image_url, i.product_url) for i in order.items
@@ -176,6 +181,8 @@ def sample_context(
     locale: str | None = None,
     first_name: str | None = "Amélie",
     order: dict[str, Any] | None = None,
+    delivery_confirmed: bool = True,
+    loyalty: LoyaltyFigures | None = None,
 ) -> dict[str, Any]:
     """A realistic context without a database: for previews and config validation.
 
@@ -195,6 +202,7 @@ def sample_context(
         },
         placed_at=placed_at,
         delivered_at=placed_at,
+        delivery_confirmed=delivery_confirmed,
         tracking_url=order.get("tracking_url"),
         items=[
             (
@@ -207,7 +215,8 @@ def sample_context(
             for line in order.get("lines", [])
         ],
     )
-    loyalty = LoyaltyFigures(points_earned=129, points_balance=1_840, tier="Gold")
+    if loyalty is None:
+        loyalty = LoyaltyFigures(points_earned=129, points_balance=1_840, tier="Gold")
     return _assemble(
         shop,
         customer_id=0,
@@ -283,6 +292,7 @@ def _order_view(
     amounts: dict[str, Decimal],
     placed_at: datetime | None,
     delivered_at: datetime | None,
+    delivery_confirmed: bool,
     tracking_url: str | None,
     items: list[tuple[str, int, Decimal, str | None, str | None]],
 ) -> dict[str, Any]:
@@ -292,6 +302,7 @@ def _order_view(
         **amounts,
         "placed_at": placed_at,
         "delivered_at": delivered_at,
+        "delivery_confirmed": delivery_confirmed,
         "tracking_url": tracking_url,
         "items": [
             {

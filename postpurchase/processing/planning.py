@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.conditions import ConditionError
@@ -28,6 +28,8 @@ from postpurchase.processing.statements import insert_ignoring_conflicts
 from postpurchase.store.models import (
     Channel,
     Customer,
+    LedgerKind,
+    LoyaltyLedgerEntry,
     Order,
     OrderItem,
     Touchpoint,
@@ -108,8 +110,14 @@ def item_context(item: Any) -> dict[str, Any]:
     return {name: getattr(item, name) for name in _ITEM_FIELDS}
 
 
-def order_context(order: Any, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """An order (stored row or snapshot) as conditions see it; absent timestamps are None."""
+def order_context(
+    order: Any, items: Sequence[dict[str, Any]], *, points_earned: int = 0
+) -> dict[str, Any]:
+    """An order (stored row or snapshot) as conditions see it; absent timestamps are None.
+
+    ``points_earned`` is what the order brought in loyalty points (awards less reversals):
+    0 for an order in another currency than the shop's, which earns nothing by rule.
+    """
     context = {
         name: getattr(order, name, None)
         for name in (
@@ -126,6 +134,7 @@ def order_context(order: Any, items: Sequence[dict[str, Any]]) -> dict[str, Any]
             "paid_at",
             "fulfilled_at",
             "delivered_at",
+            "delivery_confirmed_at",  # None while delivery is only assumed
             "cancelled_at",
             "returned_at",
             "reviewed_at",
@@ -133,6 +142,7 @@ def order_context(order: Any, items: Sequence[dict[str, Any]]) -> dict[str, Any]
     }
     context["refunded_amount"] = getattr(order, "refunded_amount", None) or 0
     context["item_count"] = sum(item["quantity"] for item in items)
+    context["points_earned"] = points_earned
     for key, name in (("product_types", "product_type"), ("skus", "sku"), ("vendors", "vendor")):
         context[key] = sorted({item[name] for item in items if item[name]})
     return context
@@ -247,13 +257,31 @@ def load_facts(
             select(OrderItem).where(OrderItem.order_id.in_(missing_items)).order_by(OrderItem.id)
         ):
             items[item.order_id].append(item_context(item))
+    # Loyalty is applied before planning in the same transaction: the award is there to see.
+    points: dict[int | None, int] = {}
+    if order_ids:
+        points.update(
+            (order_id, int(total or 0))
+            for order_id, total in session.execute(
+                select(LoyaltyLedgerEntry.order_id, func.sum(LoyaltyLedgerEntry.points))
+                .where(
+                    LoyaltyLedgerEntry.order_id.in_(order_ids),
+                    LoyaltyLedgerEntry.kind.in_([LedgerKind.AWARD, LedgerKind.REVERSAL]),
+                )
+                .group_by(LoyaltyLedgerEntry.order_id)
+            )
+        )
     facts = {}
     for occurrence in occurrences:
         customer = customers[occurrence.customer_id]
         order = orders.get(occurrence.order_id) if occurrence.order_id is not None else None
         lines = items.get(occurrence.order_id, []) if occurrence.order_id is not None else []
         facts[(occurrence.customer_id, occurrence.order_id)] = Facts(
-            order=order_context(order, lines) if order is not None else None,
+            order=(
+                order_context(order, lines, points_earned=points.get(order.id, 0))
+                if order is not None
+                else None
+            ),
             customer=customer_context(customer),
             items=lines,
             zone=zone_or(customer.time_zone, shop_zone),

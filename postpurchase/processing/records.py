@@ -151,6 +151,7 @@ class OrderRecord:
     paid_at: datetime | None
     fulfilled_at: datetime | None
     delivered_at: datetime | None
+    delivery_confirmed_at: datetime | None
     cancelled_at: datetime | None
     returned_at: datetime | None
     reviewed_at: datetime | None
@@ -389,6 +390,11 @@ def _merge_order(
         current = getattr(row, column)
         if current is None or moment < current:
             setattr(row, column, moment)
+        if event.type is EventType.ORDER_DELIVERED and (
+            row.delivery_confirmed_at is None or moment < row.delivery_confirmed_at
+        ):
+            # a carrier's report, unlike the fallback's assumed delivered_at
+            row.delivery_confirmed_at = moment
     # Paid is a fact, like a refund: even a stale snapshot in a paid status proves payment.
     paid = snapshot.paid_at
     if paid is None and (snapshot.financial_status or "").lower() in PAID_STATUSES:

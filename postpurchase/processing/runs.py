@@ -12,6 +12,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -66,7 +67,10 @@ def drain_inbox(settings: Settings | None = None, *, now: datetime | None = None
         time_budget=TIME_BUDGET,
         loyalty=loyalty,
     )
-    log.info("%s", "\n".join(summary.lines()))
+    if summary.events or summary.failed or summary.retried:
+        log.info("%s", "\n".join(summary.lines()))
+    else:
+        log.info("%s", IDLE)
     return summary.counts()
 
 
@@ -75,16 +79,46 @@ def drain_summary(parts: Iterable[Mapping[str, Any]]) -> str:
     return "\n".join(InboxSummary.combined(parts).lines())
 
 
-def plan_followups(settings: Settings | None = None, *, now: datetime | None = None) -> str:
-    """Plan assumed deliveries and win-backs due by ``now``; returns the summary."""
+IDLE = "idle: inbox empty"
+
+
+@dataclass(frozen=True)
+class Followups:
+    """What ``plan_followups`` did."""
+
+    assumed: int  # orders assumed delivered
+    deliveries: int  # touchpoints planned for them
+    winbacks: int  # win-back touchpoints planned
+
+    @property
+    def idle(self) -> bool:
+        return not (self.assumed or self.deliveries or self.winbacks)
+
+    def text(self) -> str:
+        return (
+            f"{self.assumed} order(s) assumed delivered, {self.deliveries} touchpoint(s) "
+            f"planned for them; {self.winbacks} win-back touchpoint(s) planned"
+        )
+
+
+def plan_followups(settings: Settings | None = None, *, now: datetime | None = None) -> Followups:
+    """Plan assumed deliveries and win-backs due by ``now``; logs and returns the counts."""
     settings, config, zone = _setup(settings)
     moment = now or utc_now()
     with transaction(open_store(settings)) as session:
         assumed, deliveries = plan_assumed_deliveries(session, config, now=moment, shop_zone=zone)
         lapses = plan_lapsed_customers(session, config, now=moment, shop_zone=zone)
-    text = (
-        f"{assumed} order(s) assumed delivered, {deliveries.planned} touchpoint(s) planned "
-        f"for them; {lapses.planned} win-back touchpoint(s) planned"
-    )
-    log.info("%s", text)
-    return text
+    followups = Followups(assumed, deliveries.planned, lapses.planned)
+    log.info("%s", followups.text())
+    return followups
+
+
+def processing_note(drained: Iterable[Mapping[str, Any]], followups: Followups) -> str:
+    """The run's note: the drain's counts and the follow-ups, or the one line
+    ``idle: inbox empty`` for a run that found nothing to do (most runs: the DAG runs every
+    minute and on each webhook), so ops tell a quiet run from a broken one at a glance."""
+    summary = InboxSummary.combined(drained)
+    if followups.idle and not (summary.events or summary.failed or summary.retried):
+        log.info("%s", IDLE)
+        return IDLE
+    return "\n".join(summary.lines()) + "\n\n" + followups.text()

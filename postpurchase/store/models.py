@@ -202,7 +202,9 @@ class Order(Base):
     placed_at: Mapped[datetime | None]
     paid_at: Mapped[datetime | None]
     fulfilled_at: Mapped[datetime | None]
-    delivered_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]  # reported, or assumed by the delivery fallback
+    # set only by a delivery event: None while delivery is assumed (messages say it differently)
+    delivery_confirmed_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
     returned_at: Mapped[datetime | None]
     reviewed_at: Mapped[datetime | None]

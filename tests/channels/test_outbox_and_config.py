@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import json
+from datetime import UTC, datetime, timedelta
 from email import policy
 
 import pytest
@@ -45,6 +47,32 @@ def test_outbox_writes_an_eml_and_a_json_and_rewrites_on_retry(tmp_path):
     assert message.get_body(("html",)).get_content().strip() == "<p>Hi Zoë</p>"
     summary = json.loads((tmp_path / "outbox" / files[1]).read_text())
     assert summary["subject"] == EMAIL.subject
+
+
+def test_outbox_eml_has_date_of_sending_and_a_stable_message_id(tmp_path):
+    sent_at = datetime(2026, 11, 30, 14, 5, 9, tzinfo=UTC)
+    outbox = OutboxSender(tmp_path, clock=lambda: sent_at)
+    outbox.send_email(EMAIL)
+    first = email.message_from_bytes(
+        (tmp_path / "00000042-delivery_checkin.eml").read_bytes(), policy=policy.default
+    )
+    assert first["Date"].datetime == sent_at
+    assert first["Date"] == "Mon, 30 Nov 2026 14:05:09 +0000"
+    assert first["Message-ID"] == "<touchpoint-42.delivery_checkin@shop.example.com>"
+
+    # Re-written later (a retried send): same identity, new date; another touchpoint differs.
+    later = OutboxSender(tmp_path, clock=lambda: sent_at + timedelta(minutes=3))
+    later.send_email(EMAIL)
+    later.send_email(dataclasses.replace(EMAIL, touchpoint_id=43))
+    again = email.message_from_bytes(
+        (tmp_path / "00000042-delivery_checkin.eml").read_bytes(), policy=policy.default
+    )
+    other = email.message_from_bytes(
+        (tmp_path / "00000043-delivery_checkin.eml").read_bytes(), policy=policy.default
+    )
+    assert again["Message-ID"] == first["Message-ID"]
+    assert again["Date"].datetime == sent_at + timedelta(minutes=3)
+    assert other["Message-ID"] != first["Message-ID"]
 
 
 def test_outbox_sms(tmp_path):

@@ -116,3 +116,13 @@ def test_a_dag_run_processes_the_inbox_and_a_second_run_changes_nothing(store, r
         * 3
     )
     assert _touchpoints(store) == first
+
+
+@pytest.mark.airflow
+def test_an_idle_run_succeeds_and_its_note_is_one_line(store, run_dag):
+    dag_run = run_dag("process_purchase_events")
+
+    tis = dag_run.get_task_instances()
+    assert {ti.state for ti in tis} == {"success"}
+    last = next(ti for ti in tis if ti.task_id == "plan_followups")
+    assert last.xcom_pull(task_ids="plan_followups") == "idle: inbox empty"

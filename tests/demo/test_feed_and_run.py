@@ -154,7 +154,8 @@ def test_postpurchase_run_once_shows_the_whole_product_and_leaves_nothing_runnin
     out = result.stdout
     for expected in (
         "answers: HTTP 202 ×",
-        "events received:",
+        "events received from the platform:",
+        "touchpoints: sent ",
         "points_earned (email)",
         "loyalty points awarded:",
         "customers per tier:",

@@ -14,10 +14,21 @@ from fakes.fixtures import SPECS, add_customer, add_order, add_touchpoint
 from fakes.http_fake import Fault
 from sqlalchemy import select, update
 
+from postpurchase.campaigns.config import load_campaigns
+from postpurchase.dispatch_tasks import campaign_lookup
 from postpurchase.feedback import opt_out_sms, suppress
+from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.claims import claim_due_touchpoints, mark_sending
 from postpurchase.store.database import transaction
-from postpurchase.store.models import Channel, Customer, Suppression, Touchpoint, TouchpointStatus
+from postpurchase.store.models import (
+    Channel,
+    Customer,
+    LedgerKind,
+    LoyaltyLedgerEntry,
+    Suppression,
+    Touchpoint,
+    TouchpointStatus,
+)
 
 NOW = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)  # 15:00 in Paris: no quiet hours
 
@@ -548,3 +559,50 @@ def test_one_message_that_breaks_the_sender_does_not_hold_back_the_others(
     assert broken.status is TouchpointStatus.UNKNOWN
     assert "UnicodeEncodeError" in broken.reason
     assert [_touchpoint(store, i).status for i in (ids[0], ids[2])] == [TouchpointStatus.SENT] * 2
+
+
+def test_a_points_email_for_an_order_without_points_is_skipped_at_send_time(
+    store, make_dispatcher, fake_sendgrid
+):
+    # The shipped points_earned campaign, as the DAG looks it up. Order #1030 (CAD, in a USD
+    # shop) earned nothing; the other order's award was fully reversed by a refund since it
+    # was planned; the third still has its points and gets its email.
+    lookup = campaign_lookup(load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml"))
+    with transaction(store) as session:
+        customer = add_customer(session)
+        cad = add_order(session, customer, name="#1030", currency="CAD")
+        refunded = add_order(session, customer, currency="USD")
+        kept = add_order(session, customer, currency="USD")
+        session.add_all(
+            [
+                _ledger(customer, refunded, LedgerKind.AWARD, 129),
+                _ledger(customer, refunded, LedgerKind.REVERSAL, -129),
+                _ledger(customer, kept, LedgerKind.AWARD, 229),
+            ]
+        )
+        tps = [
+            add_touchpoint(session, customer, o, "points_earned", Channel.EMAIL, NOW)
+            for o in (cad, refunded, kept)
+        ]
+
+    dispatcher = make_dispatcher(NOW)
+    dispatcher.lookup = lookup
+    assert _run(store, dispatcher) == {"sent": 1, "skipped": 2}
+
+    rows = [_touchpoint(store, tp.id) for tp in tps]
+    assert [(r.status, r.reason) for r in rows[:2]] == [
+        (TouchpointStatus.SKIPPED, "the order has earned no loyalty points")
+    ] * 2
+    assert rows[2].status is TouchpointStatus.SENT
+    [sent] = fake_sendgrid.sent
+    assert "229" in sent["content"][0]["value"]
+
+
+def _ledger(customer, order, kind, points):
+    return LoyaltyLedgerEntry(
+        customer_id=customer.id,
+        order_id=order.id,
+        kind=kind,
+        points=points,
+        cause=f"{kind.value}:order:{order.id}",
+    )

@@ -11,7 +11,13 @@ from fakes.fixtures import add_customer, add_order, add_touchpoint
 from sqlalchemy import select
 
 from postpurchase.store.database import transaction
-from postpurchase.store.models import Channel, Touchpoint, TouchpointStatus
+from postpurchase.store.models import (
+    Channel,
+    LedgerKind,
+    LoyaltyLedgerEntry,
+    Touchpoint,
+    TouchpointStatus,
+)
 
 
 @pytest.mark.airflow
@@ -43,9 +49,18 @@ def test_dispatch_dag_sends_due_touchpoints_in_mapped_chunks(
                 due,
             )
         texter = add_customer(session)
-        add_touchpoint(
-            session, texter, add_order(session, texter), "points_earned", Channel.SMS, due
+        paid = add_order(session, texter)
+        # the points message goes only for an order that earned points (rechecked at sending)
+        session.add(
+            LoyaltyLedgerEntry(
+                customer_id=texter.id,
+                order_id=paid.id,
+                kind=LedgerKind.AWARD,
+                points=129,
+                cause=f"award:order:{paid.id}",
+            )
         )
+        add_touchpoint(session, texter, paid, "points_earned", Channel.SMS, due)
         silent = add_customer(session, email_marketing_consent=False)
         add_touchpoint(session, silent, None, "win_back", Channel.EMAIL, due)
         add_touchpoint(  # not due yet: stays planned
@@ -79,3 +94,19 @@ def test_dispatch_dag_sends_due_touchpoints_in_mapped_chunks(
     assert len(claimants) == 3
     run_keys = {c.rsplit("/", 1)[0] for c in claimants}
     assert len(run_keys) == 1 and run_keys.pop().startswith("dispatch:manual__")
+
+
+@pytest.mark.airflow
+@pytest.mark.slow
+def test_an_idle_dispatch_run_succeeds_cleanly_and_says_so(store, run_dag):
+    # Nothing due (the usual minute): no skipped task instances, one line as the result.
+    dag_run = run_dag("dispatch_touchpoints")
+
+    states = {(ti.task_id, ti.map_index): ti.state for ti in dag_run.get_task_instances()}
+    assert states == {
+        ("claim", -1): "success",
+        ("send", 0): "success",
+        ("summarize", -1): "success",
+    }
+    summarize = next(ti for ti in dag_run.get_task_instances() if ti.task_id == "summarize")
+    assert summarize.xcom_pull(task_ids="summarize") == "idle: nothing due"

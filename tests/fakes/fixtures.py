@@ -33,6 +33,7 @@ class Spec:
     smart_sending: bool = False
     cancel_on: frozenset[str] = frozenset()
     expires_after: timedelta | None = None
+    needs_points: bool = False
 
 
 SPECS = {

@@ -65,7 +65,7 @@ class FakeServer:
                     fake._idle.discard(self.connection)
                 fake._serve(self)
 
-            do_GET = do_POST
+            do_GET = do_PATCH = do_POST
 
             def log_message(self, format: str, *args: Any) -> None:
                 return

@@ -27,6 +27,8 @@ from postpurchase.campaigns.timeline import order_timeline
 from postpurchase.campaigns.validation import load_valid_campaigns
 from postpurchase.dispatch import claim_chunks
 from postpurchase.dispatch_tasks import build_dispatcher
+from postpurchase.loyalty.config import load_loyalty_config
+from postpurchase.loyalty.estimate import estimated_award
 from postpurchase.platforms import woocommerce
 from postpurchase.processing.runs import drain_inbox, plan_followups
 from postpurchase.settings import Settings
@@ -368,7 +370,11 @@ def test_woocommerce_order_first_seen_completed_counts_as_paid(shop):
     event = woocommerce.normalise("order.updated", body)
     assert event is not None and event.order is not None
     config = load_valid_campaigns(shop.settings.campaigns_file, shop.settings.templates_dir)
-    timeline = order_timeline(event.order, config, shop_zone=UTC, fulfilled_at=modified)
+    award = estimated_award(event.order, load_loyalty_config(shop.settings.loyalty_config))
+    assert award is not None
+    timeline = order_timeline(
+        event.order, config, shop_zone=UTC, fulfilled_at=modified, points_earned=award.points
+    )
     assert any(row.campaign == "points_earned" and row.due_at for row in timeline)
 
     shop.now += timedelta(minutes=10)

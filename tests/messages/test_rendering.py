@@ -156,3 +156,43 @@ def test_templates_cannot_reach_python_internals(renderer, shop, source):
 def test_a_typo_in_a_template_is_an_error_not_an_empty_string(renderer, shop):
     with pytest.raises(UndefinedError):
         renderer.env.from_string("{{ customer.frist_name }}").render(sample_context(shop))
+
+
+# What each delivery check-in says, confirmed (a carrier reported it) or assumed (fulfilled
+# long enough ago): an assumed delivery never reads "was delivered on".
+CHECKIN_WORDING = {
+    "en": {
+        True: ("How did your order #9001 arrive?", "was delivered on", "has been delivered"),
+        False: ("Has your order #9001 arrived?", "should have arrived by now", "should have"),
+    },
+    "fr": {
+        True: ("Votre commande #9001 est-elle bien arrivée ?", "a été livrée le", "a été livrée"),
+        False: (
+            "Avez-vous reçu votre commande #9001 ?",
+            "devrait vous être parvenue",
+            "devrait être arrivée",
+        ),
+    },
+}
+
+
+@pytest.mark.parametrize("locale", ["en", "fr"])
+@pytest.mark.parametrize("confirmed", [True, False])
+def test_the_delivery_checkin_says_whether_delivery_was_confirmed_or_assumed(
+    renderer, shop, locale, confirmed
+):
+    who = "french" if locale == "fr" else "long product name"
+    context = sample_context(shop, order=CUSTOMERS[who], delivery_confirmed=confirmed)
+    subject, body, sms_words = CHECKIN_WORDING[locale][confirmed]
+    other_subject, other_body, other_sms = CHECKIN_WORDING[locale][not confirmed]
+
+    email = renderer.render_email("delivery_checkin", context)
+    sms = renderer.render_sms("delivery_checkin", context, marketing=False)
+
+    assert email.subject == subject
+    assert body in email.text and body in email.html.replace("&#39;", "'")
+    assert other_body not in email.text and other_body not in email.html
+    assert sms_words in sms.body and other_sms not in sms.body
+    for claim in ("delivered on", "livrée le", "has been delivered", "a été livrée"):
+        if not confirmed:
+            assert claim not in email.text + email.html + sms.body

@@ -9,6 +9,7 @@ import pytest
 from journeys import at
 
 from postpurchase.campaigns.config import load_campaigns
+from postpurchase.loyalty.config import load_loyalty_config
 from postpurchase.processing.inbox import process_inbox
 from postpurchase.settings import PROJECT_ROOT
 
@@ -19,13 +20,22 @@ def campaigns():
 
 
 @pytest.fixture
-def drain(store, campaigns):
-    """Process the whole inbox at a fixed time, with the shipped campaigns by default (and
-    no loyalty unless given)."""
+def shipped_loyalty():
+    return load_loyalty_config(PROJECT_ROOT / "config" / "loyalty.yaml")
+
+
+@pytest.fixture
+def drain(store, campaigns, shipped_loyalty):
+    """Process the whole inbox at a fixed time, with the shipped campaigns and loyalty rules
+    by default (``loyalty=False``: without a loyalty programme)."""
 
     def run(
         now: str = "2026-03-20T12:00:00+00:00", config=None, worker="test-worker", loyalty=None
     ):
+        if loyalty is None:
+            loyalty = shipped_loyalty
+        elif loyalty is False:
+            loyalty = None
         moment = at(now)
         return process_inbox(
             store,

@@ -8,10 +8,18 @@ from zoneinfo import ZoneInfo
 from journeys import at, order_event, put, touchpoints
 from sqlalchemy import select, update
 
+from postpurchase.messages.context import LoyaltyFigures, ShopProfile, build_context
 from postpurchase.processing.followups import plan_assumed_deliveries, plan_lapsed_customers
 from postpurchase.processing.inbox import process_batch, process_inbox
 from postpurchase.store.database import transaction
-from postpurchase.store.models import ClaimStatus, InboxEvent, Order, Touchpoint, TouchpointStatus
+from postpurchase.store.models import (
+    ClaimStatus,
+    Customer,
+    InboxEvent,
+    Order,
+    Touchpoint,
+    TouchpointStatus,
+)
 
 UTC_ZONE = ZoneInfo("UTC")
 
@@ -113,11 +121,12 @@ def test_conditions_select_campaigns(store, drain):
         order_event("order.paid", JOURNEY[1][1], order_id="8", total="0.00"),
     )
 
-    summary = drain()
+    # without a loyalty programme nothing earns points, not even a first order
+    summary = drain(loyalty=False)
 
     campaigns = {c for c, *_ in _planned(store)}
     assert "setup_tips" not in campaigns  # apparel needs no setup
-    assert "points_earned" not in campaigns  # a free order earns nothing
+    assert "points_earned" not in campaigns
     assert (
         summary.skipped[
             'setup_tips: condition not met: "electronics" in order.product_types '
@@ -441,7 +450,9 @@ def test_a_bad_row_fails_with_its_reason_and_does_not_block_the_others(store, dr
     assert summary.failed == 1 and summary.planned == 5
 
 
-def test_a_row_that_keeps_failing_is_marked_failed_after_a_few_attempts(store, campaigns):
+def test_a_row_that_keeps_failing_is_marked_failed_after_a_few_attempts(
+    store, campaigns, shipped_loyalty
+):
     good = put(store, *_journey())
     poison = put(store, order_event("order.paid", "2026-03-01T15:01:00+00:00", order_id="666"))
 
@@ -460,6 +471,7 @@ def test_a_row_that_keeps_failing_is_marked_failed_after_a_few_attempts(store, c
         lease=timedelta(minutes=5),
         clock=lambda: now,
         processor=processor,
+        loyalty=shipped_loyalty,
     )
 
     with store() as session:
@@ -468,3 +480,91 @@ def test_a_row_that_keeps_failing_is_marked_failed_after_a_few_attempts(store, c
     assert (rows[poison[0]].status, rows[poison[0]].attempts) == (ClaimStatus.FAILED, 3)
     assert rows[poison[0]].last_error == "RuntimeError: order 666 cannot be stored"
     assert (summary.failed, summary.retried, summary.planned) == (1, 2, 5)
+
+
+def test_an_order_in_another_currency_earns_no_points_and_gets_no_points_email(store, drain):
+    # The shop counts in USD (config/loyalty.yaml). A Canadian customer's CAD order: paid,
+    # delivered, reviewed like any other, but it earns nothing, so "You earned 0 points"
+    # must not be sent. The USD order of the same customer still gets its message.
+    cad = order_event("order.paid", JOURNEY[1][1], order_id="1030", total="129.00")
+    cad["order"]["currency"] = "CAD"
+    put(store, cad, order_event("order.paid", JOURNEY[1][1], order_id="1031", total="129.00"))
+
+    summary = drain()
+
+    planned = {(o, c) for o, c in _planned_by_order(store)}
+    assert ("1031", "points_earned") in planned
+    assert ("1030", "points_earned") not in planned
+    assert summary.skipped["points_earned: condition not met: order.points_earned > 0"] == 1
+    assert summary.points == 229  # 129 base + 100 first-order bonus, for the USD order only
+
+
+def _planned_by_order(store):
+    with store() as session:
+        return list(
+            session.execute(
+                select(Order.external_id, Touchpoint.campaign_id).join(
+                    Order, Order.id == Touchpoint.order_id
+                )
+            )
+        )
+
+
+def test_an_assumed_delivery_is_not_told_as_a_confirmed_one(store, drain, campaigns):
+    # Fulfilled 3 March, no carrier report: assumed delivered 13 March by the fallback.
+    put(store, *_journey()[:3])
+    drain()
+    with transaction(store) as session:
+        plan_assumed_deliveries(
+            session, campaigns, now=at("2026-03-14T08:00:00+00:00"), shop_zone=UTC_ZONE
+        )
+    assumed = _checkin_context(store)
+    assert assumed["order"]["delivery_confirmed"] is False
+    assert assumed["order"]["delivered_at"] == at("2026-03-13T14:00:00+00:00")
+
+    # The carrier's report comes in later: the planned check-in keeps its time, but now
+    # says delivery happened, on the reported day.
+    put(store, order_event("order.delivered", "2026-03-16T15:00:00+00:00"))
+    drain()
+    with store() as session:
+        order = session.scalars(select(Order)).one()
+        assert order.delivered_at == at("2026-03-13T14:00:00+00:00")
+        assert order.delivery_confirmed_at == at("2026-03-16T15:00:00+00:00")
+    confirmed = _checkin_context(store)
+    assert confirmed["order"]["delivery_confirmed"] is True
+    assert confirmed["order"]["delivered_at"] == at("2026-03-16T15:00:00+00:00")
+
+
+def test_a_reported_delivery_is_confirmed(store, drain):
+    put(store, *_journey())
+    drain()
+    with store() as session:
+        order = session.scalars(select(Order)).one()
+        assert order.delivery_confirmed_at == order.delivered_at == at(JOURNEY[3][1])
+    assert _checkin_context(store)["order"]["delivery_confirmed"] is True
+
+
+def _checkin_context(store):
+    shop = ShopProfile(
+        name="Northwind Goods",
+        url="https://shop.example.com",
+        support_email="help@shop.example.com",
+        postal_address="12 Harbour Street, Portland, ME 04101, USA",
+        public_base_url="https://hooks.shop.example.com/postpurchase",
+        loyalty_page_url="https://shop.example.com/pages/rewards",
+        review_link_template="{product_url}#write-a-review",
+        default_locale="en",
+        default_time_zone="UTC",
+        signing_key=b"k" * 32,
+    )
+    with store() as session:
+        tp = session.scalars(
+            select(Touchpoint).where(Touchpoint.campaign_id == "delivery_checkin")
+        ).one()
+        return build_context(
+            shop,
+            touchpoint=tp,
+            customer=session.get(Customer, tp.customer_id),
+            order=session.get(Order, tp.order_id),
+            loyalty=LoyaltyFigures(points_earned=0, points_balance=0, tier=None),
+        )
