@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
@@ -27,7 +28,7 @@ from postpurchase.exceptions import ConfigError
 from postpurchase.inbox import IGNORED_EVENT_TYPE, InboxEntry
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import SessionFactory, engine_of, open_store
-from postpurchase.webhooks import providers
+from postpurchase.webhooks import links, opt_out_spool, providers
 from postpurchase.webhooks.group_commit import GroupCommitter
 from postpurchase.webhooks.intake import (
     Ping,
@@ -75,6 +76,30 @@ class _Runtime:
         return self._committer
 
 
+def _docs_wanted(settings: Settings | None) -> bool:
+    if settings is not None:
+        return settings.api_docs
+    try:
+        return load_settings().api_docs
+    except ConfigError:
+        return False  # the first request reports the configuration; docs stay off
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Served on its own: apply opt-outs spooled while the database was away, at start.
+
+    (Mounted in Airflow, a sub-app gets no lifespan: the next opt-out request and the
+    housekeeping DAG apply them.)
+    """
+    try:
+        await run_in_threadpool(opt_out_spool.replayer.replay_now)
+    except Exception:  # noqa: BLE001 - never keep the app from starting over the spool
+        log.exception("could not replay spooled opt-outs at start")
+    yield
+    opt_out_spool.replayer.stop()
+
+
 def _unavailable(what: str) -> JSONResponse:
     return JSONResponse(
         {"status": "unavailable", "reason": what}, status_code=503, headers={"Retry-After": "30"}
@@ -88,10 +113,17 @@ def create_app(
     clock: Clock = _utc_now,
 ) -> FastAPI:
     """Build the app. Settings and the database are read at the first request, unless given."""
+    docs = _docs_wanted(settings)
     app = FastAPI(
         title="postpurchase webhooks",
         version="1",
         description=__doc__,
+        # Public by default (nothing in front of the app, nor Airflow's mount, guards them):
+        # a map of every route for anyone. POSTPURCHASE_API_DOCS=true turns them on.
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+        lifespan=_lifespan,
     )
     runtime = _Runtime(settings, session_factory)
 
@@ -146,6 +178,7 @@ def create_app(
     app.add_route("/webhooks/events", events, methods=["POST"])
     # Provider feedback (SendGrid events, Twilio status and inbound, unsubscribe, survey).
     app.include_router(providers.router)
+    app.include_router(links.router)
 
     @app.get("/webhooks/health")
     async def health() -> JSONResponse:

@@ -74,8 +74,8 @@ def test_sendgrid_events_are_stored_once_and_bounces_suppress(client, store, fak
     again = client.post("/webhooks/sendgrid/events", content=body, headers=headers)
 
     assert first.status_code == 200, first.text
-    assert first.json() == {"received": 6, "new": 6}
-    assert again.json() == {"received": 6, "new": 0}
+    assert first.json() == {"received": 6, "new": 6, "skipped": 0}
+    assert again.json() == {"received": 6, "new": 0, "skipped": 0}
     assert _count(store, MessageEvent) == 6
     with store() as session:
         suppressed = dict(session.execute(select(Suppression.address, Suppression.reason)).all())
@@ -290,17 +290,18 @@ def test_link_tokens_cannot_be_forged_or_moved_to_another_customer(client, store
         assert session.get(Customer, anna.id).email_marketing_consent is True
 
 
-def test_survey_link_records_the_last_score(client, store):
+def test_survey_link_records_the_answer_posted_from_its_page(client, store):
     with transaction(store) as session:
         anna = add_customer(session)
         bert = add_customer(session)
         order = add_order(session, anna)
         tp = add_touchpoint(session, anna, order, "delivery_checkin", Channel.EMAIL, NOW)
+    four, two = _link("survey", anna.id, tp.id, 4), _link("survey", anna.id, tp.id, 2)
 
-    first = client.get(f"/s/{_link('survey', anna.id, tp.id, 4)}")
-    second = client.get(f"/s/{_link('survey', anna.id, tp.id, 2)}")
+    first = client.post(f"/s/{four}")  # the link's own score when the form sends none
+    second = client.post(f"/s/{two}", data={"score": "2"})
     # Signed, but the touchpoint is not Bert's: refused.
-    not_his = client.get(f"/s/{_link('survey', bert.id, tp.id, 1)}")
+    not_his = client.post(f"/s/{_link('survey', bert.id, tp.id, 1)}")
 
     assert first.status_code == second.status_code == 200
     assert "You rated your delivery 2 out of 5" in second.text
