@@ -179,6 +179,7 @@ def create_app(
     # Provider feedback (SendGrid events, Twilio status and inbound, unsubscribe, survey).
     app.include_router(providers.router)
     app.include_router(links.router)
+    app.add_exception_handler(links.Misconfigured, lambda _r, _e: links.misconfigured_page())
 
     @app.get("/webhooks/health")
     async def health() -> JSONResponse:

@@ -41,6 +41,26 @@ _BUTTON = "padding:12px 22px;font-size:16px;"
 _FORM_LIMIT = 4096  # a score or the one-click marker: a bigger body is no form of ours
 
 
+class Misconfigured(Exception):
+    """The settings cannot be read: answered with a plain 503 page (no shop name to show)."""
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        log.error("customer links are misconfigured: %s", exc)
+        raise Misconfigured from None
+
+
+def misconfigured_page() -> HTMLResponse:
+    return HTMLResponse(
+        "<!DOCTYPE html><title>Please try again</title><p>Please try again later.</p>",
+        status_code=503,
+        headers={"Retry-After": "60"},
+    )
+
+
 def _claim(settings: Settings, token: str, purpose: str) -> LinkClaim | None:
     try:
         claim = verify(signing_key(settings), token, purpose)  # type: ignore[arg-type]
@@ -65,7 +85,7 @@ def _busy(settings: Settings) -> HTMLResponse:
 
 @router.get("/u/{token}")
 def unsubscribe_page(token: str) -> HTMLResponse:
-    settings = load_settings()
+    settings = _settings()
     if _claim(settings, token, "unsubscribe") is None:
         return _invalid(settings, "unsubscribe")
     form = (
@@ -83,7 +103,7 @@ def unsubscribe_page(token: str) -> HTMLResponse:
 
 @router.post("/u/{token}")
 async def unsubscribe(token: str, request: Request) -> HTMLResponse:
-    settings = load_settings()
+    settings = _settings()
     try:
         await read_body(request, _FORM_LIMIT)  # "List-Unsubscribe=One-Click": nothing to use
     except Rejection as rejection:
@@ -126,7 +146,7 @@ def _unsubscribe(settings: Settings, customer_id: int) -> bool:
 
 @router.get("/s/{token}")
 def survey_page(token: str) -> HTMLResponse:
-    settings = load_settings()
+    settings = _settings()
     claim = _claim(settings, token, "survey")
     if claim is None:
         return _invalid(settings, "survey")
@@ -150,7 +170,7 @@ def survey_page(token: str) -> HTMLResponse:
 
 @router.post("/s/{token}")
 async def survey_answer(token: str, request: Request) -> HTMLResponse:
-    settings = load_settings()
+    settings = _settings()
     try:
         body = await read_body(request, _FORM_LIMIT)
     except Rejection as rejection:
