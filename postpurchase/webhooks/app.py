@@ -37,7 +37,7 @@ from postpurchase.webhooks.intake import (
     shopify_entry,
     woocommerce_entry,
 )
-from postpurchase.webhooks.rejections import Rejection, record_rejection
+from postpurchase.webhooks.rejections import Rejection, RejectionCounter
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,8 @@ def _docs_wanted(settings: Settings | None) -> bool:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Served on its own: apply opt-outs spooled while the database was away, at start.
+    """Served on its own: apply opt-outs spooled while the database was away, at start;
+    write the rejection counts still in memory at the end.
 
     (Mounted in Airflow, a sub-app gets no lifespan: the next opt-out request and the
     housekeeping DAG apply them.)
@@ -98,6 +99,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.exception("could not replay spooled opt-outs at start")
     yield
     opt_out_spool.replayer.stop()
+    await run_in_threadpool(app.state.rejections.flush)  # counts still held in memory
 
 
 def _unavailable(what: str) -> JSONResponse:
@@ -126,6 +128,8 @@ def create_app(
         lifespan=_lifespan,
     )
     runtime = _Runtime(settings, session_factory)
+    rejections = RejectionCounter()
+    app.state.rejections = rejections  # provider routes count their refusals here too
 
     async def intake(request: Request, route: str, parse: EntryParser) -> Response:
         try:
@@ -141,7 +145,7 @@ def create_app(
         except Rejection as rejection:
             log.info("rejected %s with %d: %s", route, rejection.status_code, rejection.reason)
             await run_in_threadpool(
-                record_rejection,
+                rejections.record,
                 factory,
                 route=route,
                 rejection=rejection,

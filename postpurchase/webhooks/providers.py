@@ -48,7 +48,7 @@ from postpurchase.store.database import open_store, transaction
 from postpurchase.store.models import Channel, Touchpoint
 from postpurchase.webhooks import opt_out_spool
 from postpurchase.webhooks.intake import read_body
-from postpurchase.webhooks.rejections import Rejection, record_rejection
+from postpurchase.webhooks.rejections import Rejection
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -80,7 +80,7 @@ async def _reject(
 ) -> JSONResponse:
     """Refuse a provider's request and count it for ops, as refused purchase webhooks are."""
     await run_in_threadpool(
-        record_rejection,
+        request.app.state.rejections.record,
         open_store(settings),
         route=_route(request),
         rejection=Rejection(status, reason),

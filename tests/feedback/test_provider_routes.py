@@ -101,11 +101,17 @@ def test_forged_sendgrid_events_are_rejected(client, store, fake_sendgrid):
     # kept for ops, without the signature
     with store() as session:
         kept = session.execute(select(RejectedWebhook).order_by(RejectedWebhook.id)).scalars().all()
-    assert [(r.route, r.status_code) for r in kept] == [("/webhooks/sendgrid/events", 401)] * 3
+    # counted per kind of reason, with samples
+    assert [(r.route, r.status_code, r.count) for r in kept] == [
+        ("/webhooks/sendgrid/events", 401, 2),
+        ("/webhooks/sendgrid/events", 401, 1),
+    ]
     assert "does not verify" in kept[0].reason
-    assert "missing X-Twilio-Email-Event-Webhook-Signature" in kept[2].reason
+    assert "missing X-Twilio-Email-Event-Webhook-Signature" in kept[1].reason
     assert "anna@example.org" in kept[0].body_excerpt
+    assert "bert@example.org" in kept[0].samples[1]["body_excerpt"]
     assert not any("signature" in name for r in kept for name in r.headers)
+    assert not any("signature" in name for r in kept for s in r.samples for name in s["headers"])
 
 
 def test_bounce_event_suppresses_the_next_email(client, store, make_dispatcher, fake_sendgrid):
@@ -208,7 +214,9 @@ def test_forged_twilio_requests_change_nothing(client, store, fake_twilio):
         assert session.get(Customer, customer.id).sms_consent is True
         kept = session.execute(select(RejectedWebhook).order_by(RejectedWebhook.id)).scalars().all()
     assert _count(store, Suppression) == 0
-    assert [(r.route, r.status_code) for r in kept] == [("/webhooks/twilio/inbound", 401)] * 2
+    assert [(r.route, r.status_code, r.count) for r in kept] == [
+        ("/webhooks/twilio/inbound", 401, 2)
+    ]
     assert "Body=STOP" in kept[0].body_excerpt
     assert "x-twilio-signature" not in kept[0].headers
 
