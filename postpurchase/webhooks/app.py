@@ -17,8 +17,10 @@ import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,7 +30,7 @@ from postpurchase.exceptions import ConfigError
 from postpurchase.inbox import IGNORED_EVENT_TYPE, InboxEntry
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import SessionFactory, engine_of, open_store
-from postpurchase.webhooks import links, opt_out_spool, providers
+from postpurchase.webhooks import links, openapi, opt_out_spool, providers
 from postpurchase.webhooks.group_commit import GroupCommitter
 from postpurchase.webhooks.intake import (
     Ping,
@@ -184,6 +186,17 @@ def create_app(
     app.include_router(providers.router)
     app.include_router(links.router)
     app.add_exception_handler(links.Misconfigured, lambda _r, _e: links.misconfigured_page())
+
+    def schema() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            document["paths"] = {**openapi.INTAKE_PATHS, **document["paths"]}
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = schema  # type: ignore[method-assign]
 
     @app.get("/webhooks/health")
     async def health() -> JSONResponse:

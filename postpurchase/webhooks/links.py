@@ -30,7 +30,7 @@ from postpurchase.exceptions import ConfigError, InvalidInput
 from postpurchase.messages.tokens import LinkClaim, signing_key, verify
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store, transaction
-from postpurchase.webhooks import opt_out_spool
+from postpurchase.webhooks import openapi, opt_out_spool
 from postpurchase.webhooks.intake import read_body
 from postpurchase.webhooks.rejections import Rejection
 
@@ -101,7 +101,7 @@ def unsubscribe_page(token: str) -> HTMLResponse:
     )
 
 
-@router.post("/u/{token}")
+@router.post("/u/{token}", openapi_extra=openapi.ONE_CLICK)
 async def unsubscribe(token: str, request: Request) -> HTMLResponse:
     settings = _settings()
     try:
@@ -168,7 +168,7 @@ def survey_page(token: str) -> HTMLResponse:
     )
 
 
-@router.post("/s/{token}")
+@router.post("/s/{token}", openapi_extra=openapi.SURVEY_ANSWER)
 async def survey_answer(token: str, request: Request) -> HTMLResponse:
     settings = _settings()
     try:

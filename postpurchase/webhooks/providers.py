@@ -46,7 +46,7 @@ from postpurchase.exceptions import ConfigError
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store, transaction
 from postpurchase.store.models import Channel, Touchpoint
-from postpurchase.webhooks import opt_out_spool
+from postpurchase.webhooks import openapi, opt_out_spool
 from postpurchase.webhooks.intake import read_body
 from postpurchase.webhooks.rejections import Rejection
 
@@ -107,7 +107,7 @@ def _settings() -> Settings | Response:
         return _unavailable("the server's configuration is invalid")
 
 
-@router.post("/webhooks/sendgrid/events")
+@router.post("/webhooks/sendgrid/events", openapi_extra=openapi.SENDGRID_EVENTS)
 async def sendgrid_events(request: Request) -> Response:
     settings = _settings()
     if isinstance(settings, Response):
@@ -253,7 +253,7 @@ async def _twilio_form(request: Request, settings: Settings) -> dict[str, str] |
     return params
 
 
-@router.post("/webhooks/twilio/status")
+@router.post("/webhooks/twilio/status", openapi_extra=openapi.TWILIO_STATUS)
 async def twilio_status(request: Request) -> Response:
     settings = _settings()
     if isinstance(settings, Response):
@@ -297,7 +297,7 @@ def _store_twilio_status(settings: Settings, form: dict[str, str], sid: str, sta
             feedback.opt_out_sms(session, phone=form["To"], source="twilio:21610", now=now)
 
 
-@router.post("/webhooks/twilio/inbound")
+@router.post("/webhooks/twilio/inbound", openapi_extra=openapi.TWILIO_INBOUND)
 async def twilio_inbound(request: Request) -> Response:
     settings = _settings()
     if isinstance(settings, Response):
