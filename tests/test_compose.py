@@ -120,3 +120,10 @@ def test_run_notes_log_in_as_an_op_not_the_admin(compose):
     assert "AIRFLOW_NOTES_USERNAME" in worker_env["AIRFLOW_CONN_POSTPURCHASE_AIRFLOW_API"]
     assert '"login": "admin"' not in example
     assert "--role Op" in compose["services"]["airflow-init"]["command"][-1]
+
+
+def test_the_opt_out_spool_outlives_its_containers(compose):
+    spool = "opt-out-spool:/opt/postpurchase/var/opt-out-spool"
+    for name in ("airflow-apiserver", "webhooks", "airflow-worker"):
+        assert spool in compose["services"][name]["volumes"], name
+    assert "opt-out-spool" in compose["volumes"]

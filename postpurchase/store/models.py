@@ -410,7 +410,7 @@ class MessageEvent(Base):
 
 
 class SurveyResponse(Base):
-    """A one-click 1-5 score from a delivery check-in; one per touchpoint, last click wins."""
+    """A 1-5 score sent from the survey page; one per touchpoint, the last answer sent wins."""
 
     __tablename__ = "survey_responses"
 
