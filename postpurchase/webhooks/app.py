@@ -78,6 +78,18 @@ class _Runtime:
         return self._committer
 
 
+# The setting a route cannot verify anything without, when it is missing. WooCommerce is left
+# out: its creation ping comes unsigned and must be answered before a secret is set.
+_UNCONFIGURED: dict[str, Callable[[Settings], str | None]] = {
+    "/webhooks/shopify": lambda s: (
+        None
+        if s.shopify_webhook_secret or s.shopify_webhook_secrets
+        else "POSTPURCHASE_SHOPIFY_WEBHOOK_SECRET"
+    ),
+    "/webhooks/events": lambda s: None if s.webhook_secret else "POSTPURCHASE_WEBHOOK_SECRET",
+}
+
+
 def _docs_wanted(settings: Settings | None) -> bool:
     if settings is not None:
         return settings.api_docs
@@ -140,6 +152,10 @@ def create_app(
         except ConfigError as exc:
             log.error("webhook intake is misconfigured: %s", exc)
             return _unavailable("the server's configuration is invalid")
+        unconfigured = _UNCONFIGURED.get(route)
+        missing = unconfigured(current) if unconfigured is not None else None
+        if missing is not None:  # before reading: an unconfigured route holds no body at all
+            return _unavailable(f"{route} is not configured ({missing})")
         body = b""
         try:
             body = await read_body(request, current.webhook_max_body_bytes)
