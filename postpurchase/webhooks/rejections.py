@@ -110,6 +110,7 @@ class _Pending:
     route: str
     status_code: int
     reason: str
+    cap: int
     count: int = 0
     last_seen: datetime | None = None
 
@@ -156,7 +157,7 @@ class RejectionCounter:
             taken = self._samples_taken.get(key, 0)
             if taken >= SAMPLES_KEPT:
                 pending = self._pending.setdefault(
-                    (key, bucket), _Pending(factory, route, status, rejection.summary())
+                    (key, bucket), _Pending(factory, route, status, rejection.summary(), cap)
                 )
                 pending.count += 1
                 pending.last_seen = now
@@ -198,7 +199,7 @@ class RejectionCounter:
                 now=entry.last_seen or bucket,
                 count=entry.count,
                 sample=None,
-                cap=None,
+                cap=entry.cap,
             )
 
     def _schedule_flush(self) -> None:  # called with the lock held
@@ -219,7 +220,7 @@ def _write(
     now: datetime,
     count: int,
     sample: dict[str, Any] | None,
-    cap: int | None,
+    cap: int,
 ) -> bool:
     """Add ``count`` (and ``sample``) to the kind's row of the hour, creating it if needed."""
     try:
@@ -229,7 +230,7 @@ def _write(
             )
             row = session.execute(found.with_for_update()).scalar_one_or_none()
             if row is None:
-                if cap is not None and _full(session, cap):
+                if _full(session, cap):
                     log.warning("rejected_webhooks holds %d rows: not recording %s", cap, route)
                     return False
                 try:
