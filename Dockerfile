@@ -7,6 +7,8 @@ USER airflow
 
 # Same pinned set as developers and CI: constraints.txt resolves every dependency.
 RUN pip install --no-cache-dir -c /opt/postpurchase/constraints.txt /opt/postpurchase
+# Made here, owned by airflow, so the named volumes mounted on them start writable.
+RUN mkdir -p /opt/postpurchase/var/outbox /opt/postpurchase/var/opt-out-spool
 
 ENV AIRFLOW__CORE__DAGS_FOLDER=/opt/postpurchase/dags \
     AIRFLOW__CORE__PLUGINS_FOLDER=/opt/postpurchase/plugins \

@@ -6,8 +6,11 @@ bodies) are kept for ops to inspect, then pruned after
 `POSTPURCHASE_REJECTED_WEBHOOK_RETENTION_DAYS`
 days, and never more than `POSTPURCHASE_REJECTED_WEBHOOK_CAP` rows.
 
-The run's note and the task's return value say what was pruned. Safe to re-run or clear at
-any time: a second run prunes nothing new.
+It also applies STOP and unsubscribe requests that the webhook app spooled to disk while the
+database was down (where this worker sees `POSTPURCHASE_OPT_OUT_SPOOL_DIR`).
+
+The run's note and the task's return value say what was pruned and applied. Safe to re-run or
+clear at any time: a second run prunes nothing new.
 """
 
 from __future__ import annotations

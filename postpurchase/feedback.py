@@ -2,7 +2,8 @@
 
 Every writer is idempotent: message events are unique per provider event id, a suppression is
 one row per channel and address (re-activated rather than duplicated), a survey response is one
-row per touchpoint (the last click wins). Providers redeliver; a second delivery changes nothing.
+row per touchpoint (the last answer sent wins). Providers redeliver; a second delivery changes
+nothing.
 """
 
 from __future__ import annotations

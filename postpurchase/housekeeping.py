@@ -1,4 +1,5 @@
-"""Keeping the engine's database small: rejected webhooks are kept for ops, but not forever."""
+"""Keeping the engine's database small and whole: rejected webhooks are kept for ops, but not
+forever; opt-outs spooled while the database was away are applied."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store, transaction
 from postpurchase.store.models import RejectedWebhook
+from postpurchase.webhooks import opt_out_spool
 
 
 def prune_rejected_webhooks(
@@ -35,6 +37,8 @@ def prune_rejected_webhooks(
 def run_housekeeping(settings: Settings | None = None, *, now: datetime | None = None) -> str:
     """The housekeeping DAG's task: prune with the configured limits; returns a summary line."""
     settings = settings or load_settings()
+    # Only where this process sees the spool (the same host, or a shared spool directory).
+    applied = opt_out_spool.replay(settings, open_store(settings))
     with transaction(open_store(settings)) as session:
         pruned = prune_rejected_webhooks(
             session,
@@ -42,4 +46,4 @@ def run_housekeeping(settings: Settings | None = None, *, now: datetime | None =
             retention=timedelta(days=settings.rejected_webhook_retention_days),
             cap=settings.rejected_webhook_cap,
         )
-    return f"pruned {pruned} rejected webhook(s)"
+    return f"pruned {pruned} rejected webhook(s); applied {applied} spooled opt-out(s)"

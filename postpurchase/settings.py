@@ -127,6 +127,17 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(
         default=1_048_576, gt=0, description="Larger webhook bodies are refused with 413."
     )
+    sendgrid_event_tolerance_seconds: int = Field(
+        default=300, gt=0, description="SendGrid event batches signed longer ago are replays."
+    )
+    opt_out_spool_dir: Path | None = Field(
+        default=None,
+        description="STOP and unsubscribe requests received while the database is down wait "
+        "here until it is back. Default: opt-out-spool under var_dir.",
+    )
+    api_docs: bool = Field(
+        default=False, description="Serve /docs, /redoc and /openapi.json (off: they are public)."
+    )
 
     @field_validator("shopify_webhook_secrets")
     @classmethod
@@ -251,14 +262,27 @@ class Settings(BaseSettings):
         )
 
 
+# scheme://user:password@host...: whatever sits between the first ':' after '//' and the last
+# '@' is taken for the password, so a password containing ':' or '@' is hidden whole.
+_URL_PASSWORD = re.compile(r"(?P<head>^[^:/]*:?//[^:/@]*:)(?P<password>.*)(?=@)", re.DOTALL)
+
+
+def mask_password(raw: str) -> str:
+    """``raw`` with the password of a URL-like string replaced by ``***``, parseable or not.
+
+    Errors and logs show a malformed database URL this way, never its password.
+    """
+    return _URL_PASSWORD.sub(r"\g<head>***", raw, count=1)
+
+
 def parse_database_url(raw: str) -> URL:
     """Parse and normalise a database URL (``postgresql://`` gets the psycopg 3 driver)."""
     setting = f"{ENV_PREFIX}DATABASE_URL"
     try:
         url = make_url(raw)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigError(
-            f"{setting}: cannot parse {raw!r}; expected e.g. "
+            f"{setting}: cannot parse {mask_password(raw)!r}; expected e.g. "
             "postgresql://user:password@host:5432/dbname or sqlite:////path/to/file.db"
         ) from None
     backend = url.get_backend_name()

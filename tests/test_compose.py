@@ -1,5 +1,6 @@
 """docker-compose.yml: no Docker engine runs here, so the file is checked by reading it."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,64 @@ def test_every_variable_the_file_requires_is_documented_in_the_example(compose):
     assert required
     for variable in required:
         assert f"{variable}=" in example, variable
+
+
+def _postpurchase_env(service) -> set[str]:
+    env = service.get("environment") or {}
+    return {name for name in env if not name.startswith(("AIRFLOW__", "_AIRFLOW"))}
+
+
+SENDING = {
+    "POSTPURCHASE_SENDGRID_API_KEY",
+    "POSTPURCHASE_TWILIO_ACCOUNT_SID",
+    "POSTPURCHASE_TWILIO_MESSAGING_SERVICE_SID",
+    "AIRFLOW_CONN_POSTPURCHASE_AIRFLOW_API",
+}
+VERIFYING = {
+    "POSTPURCHASE_SHOPIFY_WEBHOOK_SECRET",
+    "POSTPURCHASE_WOOCOMMERCE_WEBHOOK_SECRET",
+    "POSTPURCHASE_WEBHOOK_SECRET",
+    "POSTPURCHASE_SENDGRID_EVENT_PUBLIC_KEY",
+}
+
+
+def test_each_service_gets_only_the_secrets_it_uses(compose):
+    services = compose["services"]
+    # An env_file would hand every variable of .env to the container.
+    assert not [name for name, service in services.items() if "env_file" in service]
+    for name in ("airflow-apiserver", "webhooks"):
+        env = _postpurchase_env(services[name])
+        assert VERIFYING <= env, name
+        assert not env & SENDING, f"{name} gets sending credentials: {env & SENDING}"
+        assert "POSTPURCHASE_SIGNING_SECRET" in env, name
+    worker = _postpurchase_env(services["airflow-worker"])
+    assert SENDING <= worker
+    assert not worker & VERIFYING, f"the worker gets webhook secrets: {worker & VERIFYING}"
+    for name in ("airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-init"):
+        env = _postpurchase_env(services[name])
+        secrets = {v for v in env if "SECRET" in v or "TOKEN" in v or "KEY" in v or "CONN" in v}
+        assert not secrets, f"{name} gets {secrets}"
+
+
+def test_every_variable_the_file_reads_is_in_the_example(compose):
+    text = (ROOT / "docker-compose.yml").read_text()
+    example = (ROOT / ".env.example").read_text()
+    read = set(re.findall(r"(?<!\$)\$\{(\w+)", text))  # $${...} is the container's own
+    assert "POSTPURCHASE_SHOPIFY_WEBHOOK_SECRET" in read
+    for variable in read:
+        assert f"{variable}=" in example, variable
+
+
+def test_run_notes_log_in_as_an_op_not_the_admin(compose):
+    example = (ROOT / ".env.example").read_text()
+    worker_env = compose["services"]["airflow-worker"]["environment"]
+    assert "AIRFLOW_NOTES_USERNAME" in worker_env["AIRFLOW_CONN_POSTPURCHASE_AIRFLOW_API"]
+    assert '"login": "admin"' not in example
+    assert "--role Op" in compose["services"]["airflow-init"]["command"][-1]
+
+
+def test_the_opt_out_spool_outlives_its_containers(compose):
+    spool = "opt-out-spool:/opt/postpurchase/var/opt-out-spool"
+    for name in ("airflow-apiserver", "webhooks", "airflow-worker"):
+        assert spool in compose["services"][name]["volumes"], name
+    assert "opt-out-spool" in compose["volumes"]

@@ -35,6 +35,7 @@ def make_engine(
         return _sqlite_engine(url, busy_timeout_ms)
     return create_engine(
         url,
+        hide_parameters=True,  # errors and logs never show customers' data (see _sqlite_engine)
         pool_pre_ping=True,
         connect_args={"connect_timeout": max(1, int(connect_timeout))},
     )
@@ -43,7 +44,11 @@ def make_engine(
 def _sqlite_engine(url: URL, busy_timeout_ms: int) -> Engine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+    # hide_parameters: a failed statement's error (logged, kept as a row's last_error) would
+    # otherwise carry the values of every row in the batch: emails, names, addresses.
+    engine = create_engine(
+        url, hide_parameters=True, connect_args={"timeout": busy_timeout_ms / 1000}
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

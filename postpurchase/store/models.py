@@ -144,7 +144,13 @@ class InboxEvent(Base):
 
 
 class RejectedWebhook(Base):
-    """A request refused at intake, kept for ops with safe headers and a truncated body."""
+    """Requests refused at the door, counted per route, status and kind of reason per hour.
+
+    ``reason``, ``headers`` and ``body_excerpt`` are those of the first request of the kind in
+    that hour; ``samples`` keeps the first few (safe headers, start of the body) and ``count``
+    how many there were, up to ``last_seen_at``. Rows from before counting (migration 0008)
+    have no ``reason_key`` and count 1.
+    """
 
     __tablename__ = "rejected_webhooks"
 
@@ -155,6 +161,13 @@ class RejectedWebhook(Base):
     reason: Mapped[str] = mapped_column(Text)
     headers: Mapped[dict[str, Any]]
     body_excerpt: Mapped[str] = mapped_column(Text, default="")
+    reason_key: Mapped[str | None] = mapped_column(String(64))
+    bucket_start: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]
+    count: Mapped[int] = mapped_column(BigInteger, default=1, server_default="1")
+    samples: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
+
+    __table_args__ = (UniqueConstraint("reason_key", "bucket_start"),)
 
 
 class Customer(Base):
@@ -399,7 +412,7 @@ class MessageEvent(Base):
 
 
 class SurveyResponse(Base):
-    """A one-click 1-5 score from a delivery check-in; one per touchpoint, last click wins."""
+    """A 1-5 score sent from the survey page; one per touchpoint, the last answer sent wins."""
 
     __tablename__ = "survey_responses"
 

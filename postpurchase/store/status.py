@@ -26,9 +26,14 @@ def table_counts(engine: Engine) -> list[str]:
             total = sum(n for _, n in rows)
             detail = ", ".join(f"{status.value} {n}" for status, n in rows)
             lines.append(f"{model.__tablename__}: {total}" + (f" ({detail})" if detail else ""))
-        for plain in (Customer, Order, LoyaltyLedgerEntry, RejectedWebhook):
+        for plain in (Customer, Order, LoyaltyLedgerEntry):
             count = conn.execute(select(func.count()).select_from(plain)).scalar_one()
             lines.append(f"{plain.__tablename__}: {count}")
+        # A row counts every refused request of one kind in an hour: show both numbers.
+        kinds, requests = conn.execute(
+            select(func.count(), func.coalesce(func.sum(RejectedWebhook.count), 0))
+        ).one()
+        lines.append(f"rejected_webhooks: {kinds} ({requests} requests)")
     return lines
 
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,7 +30,7 @@ from postpurchase.exceptions import ConfigError
 from postpurchase.inbox import IGNORED_EVENT_TYPE, InboxEntry
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import SessionFactory, engine_of, open_store
-from postpurchase.webhooks import providers
+from postpurchase.webhooks import links, openapi, opt_out_spool, providers
 from postpurchase.webhooks.group_commit import GroupCommitter
 from postpurchase.webhooks.intake import (
     Ping,
@@ -37,7 +39,7 @@ from postpurchase.webhooks.intake import (
     shopify_entry,
     woocommerce_entry,
 )
-from postpurchase.webhooks.rejections import Rejection, record_rejection
+from postpurchase.webhooks.rejections import Rejection, RejectionCounter
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,44 @@ class _Runtime:
         return self._committer
 
 
+# The setting a route cannot verify anything without, when it is missing. WooCommerce is left
+# out: its creation ping comes unsigned and must be answered before a secret is set.
+_UNCONFIGURED: dict[str, Callable[[Settings], str | None]] = {
+    "/webhooks/shopify": lambda s: (
+        None
+        if s.shopify_webhook_secret or s.shopify_webhook_secrets
+        else "POSTPURCHASE_SHOPIFY_WEBHOOK_SECRET"
+    ),
+    "/webhooks/events": lambda s: None if s.webhook_secret else "POSTPURCHASE_WEBHOOK_SECRET",
+}
+
+
+def _docs_wanted(settings: Settings | None) -> bool:
+    if settings is not None:
+        return settings.api_docs
+    try:
+        return load_settings().api_docs
+    except ConfigError:
+        return False  # the first request reports the configuration; docs stay off
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Served on its own: apply opt-outs spooled while the database was away, at start;
+    write the rejection counts still in memory at the end.
+
+    (Mounted in Airflow, a sub-app gets no lifespan: the next opt-out request and the
+    housekeeping DAG apply them.)
+    """
+    try:
+        await run_in_threadpool(opt_out_spool.replayer.replay_now)
+    except Exception:  # noqa: BLE001 - never keep the app from starting over the spool
+        log.exception("could not replay spooled opt-outs at start")
+    yield
+    opt_out_spool.replayer.stop()
+    await run_in_threadpool(app.state.rejections.flush)  # counts still held in memory
+
+
 def _unavailable(what: str) -> JSONResponse:
     return JSONResponse(
         {"status": "unavailable", "reason": what}, status_code=503, headers={"Retry-After": "30"}
@@ -89,12 +129,21 @@ def create_app(
     clock: Clock = _utc_now,
 ) -> FastAPI:
     """Build the app. Settings and the database are read at the first request, unless given."""
+    docs = _docs_wanted(settings)
     app = FastAPI(
         title="postpurchase webhooks",
         version="1",
         description=__doc__,
+        # Public by default (nothing in front of the app, nor Airflow's mount, guards them):
+        # a map of every route for anyone. POSTPURCHASE_API_DOCS=true turns them on.
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+        lifespan=_lifespan,
     )
     runtime = _Runtime(settings, session_factory)
+    rejections = RejectionCounter()
+    app.state.rejections = rejections  # provider routes count their refusals here too
 
     async def intake(request: Request, route: str, parse: EntryParser) -> Response:
         try:
@@ -103,6 +152,10 @@ def create_app(
         except ConfigError as exc:
             log.error("webhook intake is misconfigured: %s", exc)
             return _unavailable("the server's configuration is invalid")
+        unconfigured = _UNCONFIGURED.get(route)
+        missing = unconfigured(current) if unconfigured is not None else None
+        if missing is not None:  # before reading: an unconfigured route holds no body at all
+            return _unavailable(f"{route} is not configured ({missing})")
         body = b""
         try:
             body = await read_body(request, current.webhook_max_body_bytes)
@@ -110,7 +163,7 @@ def create_app(
         except Rejection as rejection:
             log.info("rejected %s with %d: %s", route, rejection.status_code, rejection.reason)
             await run_in_threadpool(
-                record_rejection,
+                rejections.record,
                 factory,
                 route=route,
                 rejection=rejection,
@@ -151,6 +204,19 @@ def create_app(
     app.add_route("/webhooks/events", events, methods=["POST"])
     # Provider feedback (SendGrid events, Twilio status and inbound, unsubscribe, survey).
     app.include_router(providers.router)
+    app.include_router(links.router)
+    app.add_exception_handler(links.Misconfigured, lambda _r, _e: links.misconfigured_page())
+
+    def schema() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            document["paths"] = {**openapi.INTAKE_PATHS, **document["paths"]}
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = schema  # type: ignore[method-assign]
 
     @app.get("/webhooks/health")
     async def health() -> JSONResponse:

@@ -1,18 +1,22 @@
-"""Routes for what providers and customers send back: delivery events, STOP, links.
+"""Routes for what providers send back: delivery events, delivery status, STOP.
 
-- ``POST /webhooks/sendgrid/events``: ECDSA-verified (raw body); every event becomes a message
-  event, deduplicated by ``sg_event_id``; bounce (not ``blocked``), dropped, spamreport,
-  unsubscribe and group_unsubscribe suppress the address; group_resubscribe lifts it.
+- ``POST /webhooks/sendgrid/events``: ECDSA-verified (raw body), signed within
+  ``POSTPURCHASE_SENDGRID_EVENT_TOLERANCE_SECONDS``; every event becomes a message event,
+  deduplicated by ``sg_event_id``; bounce (not ``blocked``), dropped, spamreport,
+  unsubscribe and group_unsubscribe suppress the address; group_resubscribe lifts it. An
+  event that cannot be stored (a field out of range) is skipped and counted, the rest stored.
 - ``POST /webhooks/twilio/status``: ``X-Twilio-Signature``-verified delivery status.
 - ``POST /webhooks/twilio/inbound``: STOP family opts the number out at once, START opts it
   back in, HELP answers with the shop's help text (TwiML).
-- ``GET /u/{token}`` shows a one-button page, ``POST /u/{token}`` unsubscribes (also the
-  List-Unsubscribe-Post one-click target). GET does not unsubscribe by itself: mail security
-  scanners open every link in a message, and must not unsubscribe anyone.
-- ``GET /s/{token}`` records a 1-5 survey score (last click wins) and thanks the customer.
 
-Refused provider requests (bad signature, malformed body) are kept in ``rejected_webhooks``
-like refused purchase webhooks, so ops can see a provider sending with an old key.
+Every route checks its configuration first, then reads the body through the same
+size-limited reader as intake (413 before a byte too many is held), then verifies.
+Refused requests are counted in ``rejected_webhooks`` like refused purchase webhooks, so ops
+can see a provider sending with an old key.
+
+Database down: SendGrid and Twilio status callbacks are retried by the sender, so they get
+503 + Retry-After. Twilio never retries an inbound message: a STOP is spooled to disk
+(``opt_out_spool``) and confirmed, and applied when the database is back.
 
 Signed URLs are checked against ``POSTPURCHASE_PUBLIC_BASE_URL``: behind a proxy or mounted
 in Airflow, the URL the provider called is the public one, not the one this process sees.
@@ -21,49 +25,64 @@ in Airflow, the URL the provider called is the public one, not the one this proc
 from __future__ import annotations
 
 import binascii
-import html
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sqlalchemy import select
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from postpurchase import feedback
 from postpurchase.channels.configured import twilio_auth_token
-from postpurchase.exceptions import InvalidInput
-from postpurchase.messages.tokens import signing_key, verify
+from postpurchase.exceptions import ConfigError
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store, transaction
 from postpurchase.store.models import Channel, Touchpoint
-from postpurchase.webhooks.rejections import Rejection, record_rejection
+from postpurchase.webhooks import openapi, opt_out_spool
+from postpurchase.webhooks.intake import read_body
+from postpurchase.webhooks.rejections import Rejection
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 
 _SUPPRESSING = {"bounce", "dropped", "spamreport", "unsubscribe", "group_unsubscribe"}
 _STOP = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
 _START = {"START", "YES", "UNSTOP"}
 _HELP = {"HELP", "INFO"}
+_BIGINT_MAX = 2**63 - 1
+# Spooled opt-outs are applied before the next opt-out is handled, and retried meanwhile.
+spool = opt_out_spool.replayer
 
 
 def _refuse(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"error": reason}, status_code=status)
 
 
+def _unavailable(reason: str) -> JSONResponse:
+    """503 with Retry-After: for senders that retry (SendGrid for 24 h, Twilio callbacks)."""
+    return JSONResponse({"error": reason}, status_code=503, headers={"Retry-After": "60"})
+
+
+def _route(request: Request) -> str:
+    return request.url.path.removeprefix(request.scope.get("root_path", ""))
+
+
 async def _reject(
     request: Request, settings: Settings, raw: bytes, status: int, reason: str
 ) -> JSONResponse:
-    """Refuse a provider's request and keep it for ops, as refused purchase webhooks are."""
+    """Refuse a provider's request and count it for ops, as refused purchase webhooks are."""
     await run_in_threadpool(
-        record_rejection,
+        request.app.state.rejections.record,
         open_store(settings),
-        route=request.url.path.removeprefix(request.scope.get("root_path", "")),
+        route=_route(request),
         rejection=Rejection(status, reason),
         headers=request.headers.items(),
         body=raw,
@@ -72,12 +91,32 @@ async def _reject(
     return _refuse(status, reason)
 
 
-@router.post("/webhooks/sendgrid/events")
+async def _read(request: Request, settings: Settings) -> bytes | Response:
+    """The raw body through intake's size-limited reader, or the refusal to send back."""
+    try:
+        return await read_body(request, settings.webhook_max_body_bytes)
+    except Rejection as rejection:
+        return await _reject(request, settings, b"", rejection.status_code, rejection.reason)
+
+
+def _settings() -> Settings | Response:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        log.error("provider webhooks are misconfigured: %s", exc)
+        return _unavailable("the server's configuration is invalid")
+
+
+@router.post("/webhooks/sendgrid/events", openapi_extra=openapi.SENDGRID_EVENTS)
 async def sendgrid_events(request: Request) -> Response:
-    raw = await request.body()
-    settings = load_settings()
+    settings = _settings()
+    if isinstance(settings, Response):
+        return settings
     if not settings.sendgrid_event_public_key:
-        return _refuse(503, "POSTPURCHASE_SENDGRID_EVENT_PUBLIC_KEY is not configured")
+        return _unavailable("POSTPURCHASE_SENDGRID_EVENT_PUBLIC_KEY is not configured")
+    raw = await _read(request, settings)
+    if isinstance(raw, Response):
+        return raw
     signature = request.headers.get("X-Twilio-Email-Event-Webhook-Signature")
     timestamp = request.headers.get("X-Twilio-Email-Event-Webhook-Timestamp")
     if not signature or not timestamp:
@@ -98,6 +137,15 @@ async def sendgrid_events(request: Request) -> Response:
         return await _reject(
             request, settings, raw, 401, "SendGrid event signature does not verify"
         )
+    now = datetime.now(UTC)
+    # Signed, but possibly captured and replayed: the signed timestamp must be recent.
+    age = _age_seconds(timestamp, now)
+    if age is None or abs(age) > settings.sendgrid_event_tolerance_seconds:
+        reason = (
+            f"SendGrid event timestamp is not within "
+            f"{settings.sendgrid_event_tolerance_seconds} s of now"
+        )
+        return await _reject(request, settings, raw, 401, reason)
     try:
         events = json.loads(raw)
     except ValueError as exc:
@@ -106,59 +154,96 @@ async def sendgrid_events(request: Request) -> Response:
         return await _reject(
             request, settings, raw, 400, "body must be a JSON array of event objects"
         )
+    try:
+        new, skipped = await run_in_threadpool(_store_sendgrid_batch, settings, events, now)
+    except SQLAlchemyError as exc:
+        log.error("could not store SendGrid events: %s", type(exc).__name__)
+        return _unavailable("the database is unavailable")
+    return JSONResponse({"received": len(events), "new": new, "skipped": skipped})
+
+
+def _age_seconds(timestamp: str, now: datetime) -> float | None:
+    try:
+        return now.timestamp() - int(timestamp.strip())
+    except ValueError:
+        return None
+
+
+def _store_sendgrid_batch(
+    settings: Settings, events: list[dict[str, Any]], now: datetime
+) -> tuple[int, int]:
     with transaction(open_store(settings)) as session:
-        new = _store_sendgrid_events(session, events, now=datetime.now(UTC))
-    return JSONResponse({"received": len(events), "new": new})
+        return _store_sendgrid_events(session, events, now=now)
 
 
-def _store_sendgrid_events(session: Any, events: list[dict[str, Any]], *, now: datetime) -> int:
+def _store_sendgrid_events(
+    session: Any, events: list[dict[str, Any]], *, now: datetime
+) -> tuple[int, int]:
+    """Store and act on each event; returns (new, skipped as unstorable).
+
+    Each event runs in a savepoint: one whose values the database refuses (a NUL in a string,
+    a number out of range) is skipped and counted without losing the others. Any other
+    database error (connection lost) fails the whole batch, and SendGrid sends it again.
+    """
     claimed = {_int(e.get("touchpoint_id")) for e in events} - {None}
     known = set(session.execute(select(Touchpoint.id).where(Touchpoint.id.in_(claimed))).scalars())
-    new = 0
+    new = skipped = 0
     for event in events:
         event_id, kind = event.get("sg_event_id"), str(event.get("event") or "")
         if not event_id or not kind:
             continue  # nothing to deduplicate on: SendGrid always sends both
-        touchpoint_id = _int(event.get("touchpoint_id"))
-        row = {
-            "provider": "sendgrid",
-            "provider_event_id": str(event_id),
-            "touchpoint_id": touchpoint_id if touchpoint_id in known else None,
-            "provider_message_id": str(event.get("sg_message_id") or "").split(".")[0] or None,
-            "event": kind[:32],
-            "occurred_at": _from_unix(event.get("timestamp")) or now,
-            "detail": event,
-        }
-        if not feedback.record_events(session, [row]):
-            continue  # a redelivered event: already acted on
-        new += 1
-        email = str(event.get("email") or "").strip().lower()
-        if not email:
-            continue
-        if kind in _SUPPRESSING and not (kind == "bounce" and event.get("type") == "blocked"):
-            feedback.suppress(
-                session,
-                channel=Channel.EMAIL,
-                address=email,
-                reason=kind,
-                source="sendgrid",
-                now=now,
-            )
-        elif kind == "group_resubscribe":
-            feedback.lift_suppression(session, channel=Channel.EMAIL, address=email, now=now)
-    return new
+        try:
+            with session.begin_nested():
+                new += _store_sendgrid_event(session, event, kind, known, now=now)
+        except (DataError, IntegrityError) as exc:
+            skipped += 1
+            log.warning("skipped a SendGrid event the database refused: %s", type(exc).__name__)
+    return new, skipped
+
+
+def _store_sendgrid_event(
+    session: Any, event: dict[str, Any], kind: str, known: set[int], *, now: datetime
+) -> int:
+    touchpoint_id = _int(event.get("touchpoint_id"))
+    message_id = str(event.get("sg_message_id") or "").split(".")[0][:128] or None
+    row = {
+        "provider": "sendgrid",
+        "provider_event_id": str(event["sg_event_id"])[:255],
+        "touchpoint_id": touchpoint_id if touchpoint_id in known else None,
+        "provider_message_id": message_id,
+        "event": kind[:32],
+        "occurred_at": _from_unix(event.get("timestamp")) or now,
+        "detail": event,
+    }
+    if not feedback.record_events(session, [row]):
+        return 0  # a redelivered event: already acted on
+    email = str(event.get("email") or "").strip().lower()
+    if not email:
+        return 1
+    if kind in _SUPPRESSING and not (kind == "bounce" and event.get("type") == "blocked"):
+        feedback.suppress(
+            session,
+            channel=Channel.EMAIL,
+            address=email,
+            reason=kind,
+            source="sendgrid",
+            now=now,
+        )
+    elif kind == "group_resubscribe":
+        feedback.lift_suppression(session, channel=Channel.EMAIL, address=email, now=now)
+    return 1
 
 
 async def _twilio_form(request: Request, settings: Settings) -> dict[str, str] | Response:
     """The verified form of a Twilio webhook, or the refusal to send back."""
-    raw = await request.body()
-    params = dict(parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True))
     token = twilio_auth_token(settings)
     if not token:
-        return _refuse(503, "no Twilio auth token configured to verify X-Twilio-Signature")
-    url = settings.public_base_url.rstrip("/") + request.url.path.removeprefix(
-        request.scope.get("root_path", "")
-    )
+        return _unavailable("no Twilio auth token configured to verify X-Twilio-Signature")
+    raw = await _read(request, settings)
+    if isinstance(raw, Response):
+        return raw
+    params = dict(parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True))
+    url = settings.public_base_url.rstrip("/") + _route(request)
     if request.url.query:
         url += f"?{request.url.query}"
     signature = request.headers.get("X-Twilio-Signature", "")
@@ -168,29 +253,40 @@ async def _twilio_form(request: Request, settings: Settings) -> dict[str, str] |
     return params
 
 
-@router.post("/webhooks/twilio/status")
+@router.post("/webhooks/twilio/status", openapi_extra=openapi.TWILIO_STATUS)
 async def twilio_status(request: Request) -> Response:
-    settings = load_settings()
+    settings = _settings()
+    if isinstance(settings, Response):
+        return settings
     form = await _twilio_form(request, settings)
     if isinstance(form, Response):
         return form
     sid, status = form.get("MessageSid"), form.get("MessageStatus")
     if not sid or not status:
         reason = "MessageSid and MessageStatus are required"
-        return await _reject(request, settings, await request.body(), 400, reason)
+        return await _reject(request, settings, b"", 400, reason)
+    try:
+        await run_in_threadpool(_store_twilio_status, settings, form, sid, status)
+    except SQLAlchemyError as exc:
+        log.error("could not store a Twilio status: %s", type(exc).__name__)
+        return _unavailable("the database is unavailable")  # Twilio retries callbacks
+    return Response(status_code=204)
+
+
+def _store_twilio_status(settings: Settings, form: dict[str, str], sid: str, status: str) -> None:
     now = datetime.now(UTC)
     with transaction(open_store(settings)) as session:
         touchpoint_id = session.execute(
-            select(Touchpoint.id).where(Touchpoint.provider_message_id == sid)
+            select(Touchpoint.id).where(Touchpoint.provider_message_id == sid[:128])
         ).scalar_one_or_none()
         new = feedback.record_events(
             session,
             [
                 {
                     "provider": "twilio",
-                    "provider_event_id": f"{sid}:{status}",
+                    "provider_event_id": f"{sid}:{status}"[:255],
                     "touchpoint_id": touchpoint_id,
-                    "provider_message_id": sid,
+                    "provider_message_id": sid[:128],
                     "event": status[:32],
                     "occurred_at": now,
                     "detail": form,
@@ -199,120 +295,66 @@ async def twilio_status(request: Request) -> Response:
         )
         if new and form.get("ErrorCode") == "21610" and form.get("To"):
             feedback.opt_out_sms(session, phone=form["To"], source="twilio:21610", now=now)
-    return Response(status_code=204)
 
 
-@router.post("/webhooks/twilio/inbound")
+@router.post("/webhooks/twilio/inbound", openapi_extra=openapi.TWILIO_INBOUND)
 async def twilio_inbound(request: Request) -> Response:
-    settings = load_settings()
+    settings = _settings()
+    if isinstance(settings, Response):
+        return settings
     form = await _twilio_form(request, settings)
     if isinstance(form, Response):
         return form
     keyword = form.get("Body", "").strip().upper()
     phone = form.get("From", "").strip()
     reply = MessagingResponse()
-    now = datetime.now(UTC)
-    if keyword in _STOP and phone:
-        with transaction(open_store(settings)) as session:
-            feedback.opt_out_sms(session, phone=phone, source="sms:stop", now=now)
-    elif keyword in _START and phone:
-        with transaction(open_store(settings)) as session:
-            feedback.opt_in_sms(session, phone=phone, now=now)
-    elif keyword in _HELP:
-        reply.message(settings.shop_sms_help_text)
+    try:
+        if keyword in _STOP and phone:
+            await run_in_threadpool(_stop, settings, phone)
+        elif keyword in _START and phone:
+            await run_in_threadpool(_start, settings, phone)
+        elif keyword in _HELP:
+            reply.message(settings.shop_sms_help_text)
+    except SQLAlchemyError as exc:
+        # Only a START gets here (a STOP is spooled): Twilio does not retry, and the
+        # customer can send START again; never opt a number in on a guess.
+        log.error("could not record an SMS opt-in: %s", type(exc).__name__)
+        return _unavailable("the database is unavailable")
     return Response(str(reply), media_type="application/xml")
 
 
-@router.get("/u/{token}")
-def unsubscribe_page(token: str) -> HTMLResponse:
-    settings = load_settings()
+def _stop(settings: Settings, phone: str) -> None:
+    """Opt the number out now, or spool the STOP if the database is away (never drop it)."""
+    now = datetime.now(UTC)
     try:
-        verify(signing_key(settings), token, "unsubscribe")
-    except InvalidInput:
-        return _page(settings, "Link not valid", "This unsubscribe link is not valid.", 400)
-    form = (
-        f'<form method="post" action="{html.escape(token)}">'
-        '<button type="submit" style="padding:12px 22px;font-size:16px;">'
-        "Unsubscribe me</button></form>"
-    )
-    return _page(
-        settings,
-        "Unsubscribe",
-        f"Stop receiving emails from {html.escape(settings.shop_name)}?",
-        200,
-        extra=form,
-    )
+        spool.replay_now()
+        with transaction(open_store(settings)) as session:
+            feedback.opt_out_sms(session, phone=phone, source="sms:stop", now=now)
+    except SQLAlchemyError as exc:
+        log.error("database unavailable for a STOP (%s): spooling it", type(exc).__name__)
+        opt_out_spool.keep(settings, opt_out_spool.SMS_STOP, at=now, phone=phone, source="sms:stop")
+        spool.start_retrying()
 
 
-@router.post("/u/{token}")
-def unsubscribe(token: str) -> HTMLResponse:
-    settings = load_settings()
-    try:
-        claim = verify(signing_key(settings), token, "unsubscribe")
-    except InvalidInput:
-        return _page(settings, "Link not valid", "This unsubscribe link is not valid.", 400)
+def _start(settings: Settings, phone: str) -> None:
+    spool.replay_now()  # a STOP spooled earlier must not be applied after this START
+    if opt_out_spool.pending(settings):
+        raise _SpoolNotDrained()
     with transaction(open_store(settings)) as session:
-        done = feedback.unsubscribe_email(
-            session, customer_id=claim.customer_id, source="link", now=datetime.now(UTC)
-        )
-    if not done:
-        return _page(settings, "Link not valid", "This unsubscribe link is not valid.", 404)
-    return _page(
-        settings,
-        "Unsubscribed",
-        f"You will no longer receive emails from {html.escape(settings.shop_name)}.",
-        200,
-    )
+        feedback.opt_in_sms(session, phone=phone, now=datetime.now(UTC))
 
 
-@router.get("/s/{token}")
-def survey(token: str) -> HTMLResponse:
-    settings = load_settings()
-    try:
-        claim = verify(signing_key(settings), token, "survey")
-    except InvalidInput:
-        return _page(settings, "Link not valid", "This survey link is not valid.", 400)
-    if claim.score is None or not 1 <= claim.score <= 5:
-        return _page(settings, "Link not valid", "This survey link is not valid.", 400)
-    with transaction(open_store(settings)) as session:
-        recorded = feedback.record_survey(
-            session,
-            touchpoint_id=claim.touchpoint_id,
-            customer_id=claim.customer_id,
-            score=claim.score,
-            now=datetime.now(UTC),
-        )
-    if not recorded:
-        return _page(settings, "Link not valid", "This survey link is not valid.", 404)
-    return _page(
-        settings,
-        "Thank you!",
-        f"You rated your delivery {claim.score} out of 5. Thank you for telling us.",
-        200,
-    )
-
-
-def _page(settings: Settings, title: str, text: str, status: int, extra: str = "") -> HTMLResponse:
-    shop = html.escape(settings.shop_name)
-    body = (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{html.escape(title)} · {shop}</title></head>"
-        "<body style='font-family:Helvetica,Arial,sans-serif;background:#f4f1ec;color:#2b2b2b;'>"
-        "<div style='max-width:480px;margin:64px auto;background:#fff;padding:32px;"
-        "border-radius:8px;text-align:center;'>"
-        f"<h1 style='color:#1f3d36;font-size:22px;'>{html.escape(title)}</h1>"
-        f"<p>{text}</p>{extra}<p style='color:#7a746b;font-size:13px;'>{shop}</p>"
-        "</div></body></html>"
-    )
-    return HTMLResponse(body, status_code=status)
+class _SpoolNotDrained(SQLAlchemyError):
+    """Spooled opt-outs are still waiting: the database is not (all) back yet."""
 
 
 def _int(value: Any) -> int | None:
+    """A row id from a custom arg, or None: anything a BIGINT cannot hold is no id of ours."""
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if 0 < number <= _BIGINT_MAX else None
 
 
 def _from_unix(value: Any) -> datetime | None:

@@ -58,8 +58,8 @@ class EventSigner:
         )
         return base64.b64encode(der).decode()
 
-    def headers_for(self, body: bytes) -> dict[str, str]:
-        timestamp = str(int(time.time()))
+    def headers_for(self, body: bytes, *, signed_at: float | None = None) -> dict[str, str]:
+        timestamp = str(int(time.time() if signed_at is None else signed_at))
         signature = self._key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
         return {
             "Content-Type": "application/json",

@@ -74,8 +74,8 @@ def test_sendgrid_events_are_stored_once_and_bounces_suppress(client, store, fak
     again = client.post("/webhooks/sendgrid/events", content=body, headers=headers)
 
     assert first.status_code == 200, first.text
-    assert first.json() == {"received": 6, "new": 6}
-    assert again.json() == {"received": 6, "new": 0}
+    assert first.json() == {"received": 6, "new": 6, "skipped": 0}
+    assert again.json() == {"received": 6, "new": 0, "skipped": 0}
     assert _count(store, MessageEvent) == 6
     with store() as session:
         suppressed = dict(session.execute(select(Suppression.address, Suppression.reason)).all())
@@ -101,11 +101,17 @@ def test_forged_sendgrid_events_are_rejected(client, store, fake_sendgrid):
     # kept for ops, without the signature
     with store() as session:
         kept = session.execute(select(RejectedWebhook).order_by(RejectedWebhook.id)).scalars().all()
-    assert [(r.route, r.status_code) for r in kept] == [("/webhooks/sendgrid/events", 401)] * 3
+    # counted per kind of reason, with samples
+    assert [(r.route, r.status_code, r.count) for r in kept] == [
+        ("/webhooks/sendgrid/events", 401, 2),
+        ("/webhooks/sendgrid/events", 401, 1),
+    ]
     assert "does not verify" in kept[0].reason
-    assert "missing X-Twilio-Email-Event-Webhook-Signature" in kept[2].reason
+    assert "missing X-Twilio-Email-Event-Webhook-Signature" in kept[1].reason
     assert "anna@example.org" in kept[0].body_excerpt
+    assert "bert@example.org" in kept[0].samples[1]["body_excerpt"]
     assert not any("signature" in name for r in kept for name in r.headers)
+    assert not any("signature" in name for r in kept for s in r.samples for name in s["headers"])
 
 
 def test_bounce_event_suppresses_the_next_email(client, store, make_dispatcher, fake_sendgrid):
@@ -208,7 +214,9 @@ def test_forged_twilio_requests_change_nothing(client, store, fake_twilio):
         assert session.get(Customer, customer.id).sms_consent is True
         kept = session.execute(select(RejectedWebhook).order_by(RejectedWebhook.id)).scalars().all()
     assert _count(store, Suppression) == 0
-    assert [(r.route, r.status_code) for r in kept] == [("/webhooks/twilio/inbound", 401)] * 2
+    assert [(r.route, r.status_code, r.count) for r in kept] == [
+        ("/webhooks/twilio/inbound", 401, 2)
+    ]
     assert "Body=STOP" in kept[0].body_excerpt
     assert "x-twilio-signature" not in kept[0].headers
 
@@ -290,17 +298,18 @@ def test_link_tokens_cannot_be_forged_or_moved_to_another_customer(client, store
         assert session.get(Customer, anna.id).email_marketing_consent is True
 
 
-def test_survey_link_records_the_last_score(client, store):
+def test_survey_link_records_the_answer_posted_from_its_page(client, store):
     with transaction(store) as session:
         anna = add_customer(session)
         bert = add_customer(session)
         order = add_order(session, anna)
         tp = add_touchpoint(session, anna, order, "delivery_checkin", Channel.EMAIL, NOW)
+    four, two = _link("survey", anna.id, tp.id, 4), _link("survey", anna.id, tp.id, 2)
 
-    first = client.get(f"/s/{_link('survey', anna.id, tp.id, 4)}")
-    second = client.get(f"/s/{_link('survey', anna.id, tp.id, 2)}")
+    first = client.post(f"/s/{four}")  # the link's own score when the form sends none
+    second = client.post(f"/s/{two}", data={"score": "2"})
     # Signed, but the touchpoint is not Bert's: refused.
-    not_his = client.get(f"/s/{_link('survey', bert.id, tp.id, 1)}")
+    not_his = client.post(f"/s/{_link('survey', bert.id, tp.id, 1)}")
 
     assert first.status_code == second.status_code == 200
     assert "You rated your delivery 2 out of 5" in second.text

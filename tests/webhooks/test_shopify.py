@@ -374,15 +374,21 @@ def test_body_must_be_a_json_object(send, store):
     assert response.json()["errors"] == [{"field": "body", "problem": "must be a JSON object"}]
 
 
-def test_rejections_stop_being_recorded_at_the_cap(db_url, store):
-    settings = intake_settings(db_url, rejected_webhook_cap=3)
+def test_new_kinds_of_rejection_stop_being_recorded_at_the_cap(db_url, store):
+    settings = intake_settings(db_url, rejected_webhook_cap=1)
     with TestClient(create_app(settings, session_factory=store)) as client:
         sender = Sender(client)
         answers = [
             sender.shopify("orders/create", b"{}", secret="guess").status_code for _ in range(6)
         ]
-    assert answers == [401] * 6
-    assert len(rejected_rows(store)) == 3
+        answers += [
+            sender.shopify("orders/create", b"{}", headers={"Content-Type": ""}).status_code
+            for _ in range(6)
+        ]
+    assert answers == [401] * 6 + [415] * 6
+    # The 415s are a new kind: no room for their row. The 401s still count in theirs.
+    [kept] = rejected_rows(store)
+    assert (kept.status_code, kept.count) == (401, 6)
 
 
 def test_database_outage_answers_503_and_nothing_is_acknowledged(db_url, tmp_path):

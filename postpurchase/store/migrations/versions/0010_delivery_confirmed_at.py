@@ -7,7 +7,7 @@ Existing orders get none: before this revision the two cases could not be told a
 "should have arrived by now" is the safe wording.
 
 Revision ID: 0010
-Revises: 0005
+Revises: 0008
 Create Date: 2026-12-01 21:30:00
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0005"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

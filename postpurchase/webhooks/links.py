@@ -1,0 +1,226 @@
+"""Routes for the links customers click in messages: unsubscribe and the 1-5 survey.
+
+A GET never changes anything: mail security scanners open every link in a message (all five
+survey scores, the unsubscribe link), so a GET only shows a page with one button, and the
+POST that button sends is what counts.
+
+- ``GET /u/{token}`` shows the unsubscribe page; ``POST /u/{token}`` unsubscribes (also the
+  List-Unsubscribe-Post one-click target). With the database down the unsubscribe is spooled
+  to disk and applied when it is back (mail clients never retry a one-click unsubscribe).
+- ``GET /s/{token}`` shows the five scores with the clicked one preselected and one button;
+  ``POST /s/{token}`` records the score chosen on the page (the link's score if none is sent).
+  A later answer for the same message replaces an earlier one: what the person last chose is
+  kept. With the database down the page asks to try again (503); nothing is recorded.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
+from sqlalchemy.exc import SQLAlchemyError
+
+from postpurchase import feedback
+from postpurchase.exceptions import ConfigError, InvalidInput
+from postpurchase.messages.tokens import LinkClaim, signing_key, verify
+from postpurchase.settings import Settings, load_settings
+from postpurchase.store.database import open_store, transaction
+from postpurchase.webhooks import openapi, opt_out_spool
+from postpurchase.webhooks.intake import read_body
+from postpurchase.webhooks.rejections import Rejection
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+_BUTTON = "padding:12px 22px;font-size:16px;"
+_FORM_LIMIT = 4096  # a score or the one-click marker: a bigger body is no form of ours
+
+
+class Misconfigured(Exception):
+    """The settings cannot be read: answered with a plain 503 page (no shop name to show)."""
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        log.error("customer links are misconfigured: %s", exc)
+        raise Misconfigured from None
+
+
+def misconfigured_page() -> HTMLResponse:
+    return HTMLResponse(
+        "<!DOCTYPE html><title>Please try again</title><p>Please try again later.</p>",
+        status_code=503,
+        headers={"Retry-After": "60"},
+    )
+
+
+def _claim(settings: Settings, token: str, purpose: str) -> LinkClaim | None:
+    try:
+        claim = verify(signing_key(settings), token, purpose)  # type: ignore[arg-type]
+    except InvalidInput:
+        return None
+    if purpose == "survey" and (claim.score is None or not 1 <= claim.score <= 5):
+        return None
+    return claim
+
+
+def _invalid(settings: Settings, what: str, status: int = 400) -> HTMLResponse:
+    return page(settings, "Link not valid", f"This {what} link is not valid.", status)
+
+
+def _busy(settings: Settings) -> HTMLResponse:
+    response = page(
+        settings, "Please try again", "We could not save this just now. Please try again.", 503
+    )
+    response.headers["Retry-After"] = "60"
+    return response
+
+
+@router.get("/u/{token}")
+def unsubscribe_page(token: str) -> HTMLResponse:
+    settings = _settings()
+    if _claim(settings, token, "unsubscribe") is None:
+        return _invalid(settings, "unsubscribe")
+    form = (
+        f'<form method="post" action="{html.escape(token)}">'
+        f'<button type="submit" style="{_BUTTON}">Unsubscribe me</button></form>'
+    )
+    return page(
+        settings,
+        "Unsubscribe",
+        f"Stop receiving emails from {html.escape(settings.shop_name)}?",
+        200,
+        extra=form,
+    )
+
+
+@router.post("/u/{token}", openapi_extra=openapi.ONE_CLICK)
+async def unsubscribe(token: str, request: Request) -> HTMLResponse:
+    settings = _settings()
+    try:
+        await read_body(request, _FORM_LIMIT)  # "List-Unsubscribe=One-Click": nothing to use
+    except Rejection as rejection:
+        return page(settings, "Not accepted", html.escape(rejection.reason), 413)
+    claim = _claim(settings, token, "unsubscribe")
+    if claim is None:
+        return _invalid(settings, "unsubscribe")
+    done = await run_in_threadpool(_unsubscribe, settings, claim.customer_id)
+    if not done:
+        return _invalid(settings, "unsubscribe", 404)
+    return page(
+        settings,
+        "Unsubscribed",
+        f"You will no longer receive emails from {html.escape(settings.shop_name)}.",
+        200,
+    )
+
+
+def _unsubscribe(settings: Settings, customer_id: int) -> bool:
+    """Unsubscribe now, or spool it when the database is away; False for an unknown customer."""
+    now = datetime.now(UTC)
+    try:
+        opt_out_spool.replayer.replay_now()
+        with transaction(open_store(settings)) as session:
+            return feedback.unsubscribe_email(
+                session, customer_id=customer_id, source="link", now=now
+            )
+    except (SQLAlchemyError, ConfigError) as exc:
+        log.error("database unavailable for an unsubscribe (%s): spooling it", exc)
+        opt_out_spool.keep(
+            settings,
+            opt_out_spool.EMAIL_UNSUBSCRIBE,
+            at=now,
+            customer_id=customer_id,
+            source="link",
+        )
+        opt_out_spool.replayer.start_retrying()
+        return True  # the link is genuine: the customer is told it is done, and it will be
+
+
+@router.get("/s/{token}")
+def survey_page(token: str) -> HTMLResponse:
+    settings = _settings()
+    claim = _claim(settings, token, "survey")
+    if claim is None:
+        return _invalid(settings, "survey")
+    choices = "".join(
+        f'<label style="margin:0 8px;font-size:18px;"><input type="radio" name="score" '
+        f'value="{score}"{" checked" if score == claim.score else ""}> {score}</label>'
+        for score in range(1, 6)
+    )
+    form = (
+        f'<form method="post" action="{html.escape(token)}"><p>{choices}</p>'
+        f'<button type="submit" style="{_BUTTON}">Send my answer</button></form>'
+    )
+    return page(
+        settings,
+        "How was your delivery?",
+        "1 is poor, 5 is excellent. Check your score and send it.",
+        200,
+        extra=form,
+    )
+
+
+@router.post("/s/{token}", openapi_extra=openapi.SURVEY_ANSWER)
+async def survey_answer(token: str, request: Request) -> HTMLResponse:
+    settings = _settings()
+    try:
+        body = await read_body(request, _FORM_LIMIT)
+    except Rejection as rejection:
+        return page(settings, "Not accepted", html.escape(rejection.reason), 413)
+    claim = _claim(settings, token, "survey")
+    if claim is None:
+        return _invalid(settings, "survey")
+    form = dict(parse_qsl(body.decode("utf-8", errors="replace")))
+    chosen = form.get("score", str(claim.score)).strip()
+    if chosen not in {"1", "2", "3", "4", "5"}:
+        return page(settings, "Not accepted", "Please choose a score from 1 to 5.", 422)
+    score = int(chosen)
+    try:
+        recorded = await run_in_threadpool(_record_survey, settings, claim, score)
+    except (SQLAlchemyError, ConfigError) as exc:
+        log.error("could not record a survey answer: %s", type(exc).__name__)
+        return _busy(settings)
+    if not recorded:
+        return _invalid(settings, "survey", 404)
+    return page(
+        settings,
+        "Thank you!",
+        f"You rated your delivery {score} out of 5. Thank you for telling us.",
+        200,
+    )
+
+
+def _record_survey(settings: Settings, claim: LinkClaim, score: int) -> bool:
+    with transaction(open_store(settings)) as session:
+        return feedback.record_survey(
+            session,
+            touchpoint_id=claim.touchpoint_id,
+            customer_id=claim.customer_id,
+            score=score,
+            now=datetime.now(UTC),
+        )
+
+
+def page(settings: Settings, title: str, text: str, status: int, extra: str = "") -> HTMLResponse:
+    """A small page in the shop's colours; ``text`` and ``extra`` are HTML (escape first)."""
+    shop = html.escape(settings.shop_name)
+    body = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{html.escape(title)} · {shop}</title></head>"
+        "<body style='font-family:Helvetica,Arial,sans-serif;background:#f4f1ec;color:#2b2b2b;'>"
+        "<div style='max-width:480px;margin:64px auto;background:#fff;padding:32px;"
+        "border-radius:8px;text-align:center;'>"
+        f"<h1 style='color:#1f3d36;font-size:22px;'>{html.escape(title)}</h1>"
+        f"<p>{text}</p>{extra}<p style='color:#7a746b;font-size:13px;'>{shop}</p>"
+        "</div></body></html>"
+    )
+    return HTMLResponse(body, status_code=status)
