@@ -35,6 +35,7 @@ from postpurchase import gates
 from postpurchase.channels.delivery import send_with_retries
 from postpurchase.channels.messages import EmailSender, OutgoingEmail, OutgoingSms, SmsSender
 from postpurchase.channels.ratelimit import RateLimiter
+from postpurchase.consent import EmailMarketingRule
 from postpurchase.exceptions import (
     PermanentProviderError,
     RecipientOptedOut,
@@ -103,6 +104,8 @@ class GatePolicy:
     # each time (5 rounds: about 75 minutes of outage), before it is failed.
     send_rounds: int = 5
     round_backoff: timedelta = timedelta(minutes=5)
+    # Whether marketing email may go to customers whose consent is unknown (see consent.py).
+    email_marketing: EmailMarketingRule = "opt_out"
 
 
 @dataclass
@@ -254,7 +257,9 @@ class Dispatcher:
             reason = (
                 gates.expiry_gate(tp.due_at, now, spec.expires_after)
                 or gates.order_gate(order, spec.cancel_on)
-                or gates.consent_gate(customer, tp.channel, spec.consent)
+                or gates.consent_gate(
+                    customer, tp.channel, spec.consent, email_marketing=self.policy.email_marketing
+                )
                 or _suppression_reason(batch.suppressed, tp.channel, address)
             )
             if reason is None and tp.channel is Channel.SMS:

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from postpurchase import consent
 from postpurchase.store.models import (
     Channel,
     Customer,
@@ -62,31 +63,36 @@ def lift_suppression(session: Session, *, channel: Channel, address: str, now: d
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def opt_out_sms(session: Session, *, phone: str, source: str, now: datetime) -> None:
-    """The number said STOP: suppress it and withdraw SMS consent of every customer with it."""
+def opt_out_sms(
+    session: Session, *, phone: str, source: str, now: datetime, reference: str | None = None
+) -> None:
+    """The number said STOP: suppress it and deny SMS consent of every customer with it."""
     suppress(session, channel=Channel.SMS, address=phone, reason="stop", source=source, now=now)
-    session.execute(
-        update(Customer)
-        .where(Customer.phone == phone)
-        .values(sms_consent=False, sms_marketing_consent=False)
-    )
+    consent.stop_sms(session, phone=phone, reference=reference or source, now=now)
 
 
-def opt_in_sms(session: Session, *, phone: str, now: datetime) -> None:
-    """The number said START: lift the STOP and restore (transactional) SMS consent.
-
-    Marketing SMS consent is not restored: START re-opens the line, it does not ask for offers.
-    """
-    lift_suppression(session, channel=Channel.SMS, address=phone, now=now)
-    session.execute(update(Customer).where(Customer.phone == phone).values(sms_consent=True))
+def opt_in_sms(
+    session: Session, *, phone: str, now: datetime, reference: str | None = None
+) -> None:
+    """The number said START: undo its STOP, and only that (``consent.start_sms``)."""
+    consent.start_sms(session, phone=phone, reference=reference, now=now)
 
 
-def unsubscribe_email(session: Session, *, customer_id: int, source: str, now: datetime) -> bool:
+def unsubscribe_email(
+    session: Session,
+    *,
+    customer_id: int,
+    source: str,
+    now: datetime,
+    reference: str | None = None,
+) -> bool:
     """One-click unsubscribe: no more email to the customer's address; False if unknown."""
     customer = session.get(Customer, customer_id)
     if customer is None:
         return False
-    customer.email_marketing_consent = False
+    consent.unsubscribe_email(
+        session, [customer], source=consent.UNSUBSCRIBE_PAGE, reference=reference, at=now
+    )
     if customer.email:
         suppress(
             session,
@@ -95,6 +101,9 @@ def unsubscribe_email(session: Session, *, customer_id: int, source: str, now: d
             reason="unsubscribe",
             source=source,
             now=now,
+        )
+        consent.override_group_suppression(
+            session, address=customer.email, reason="unsubscribe", source=source
         )
     return True
 

@@ -43,6 +43,23 @@ class MoneySet(PlatformModel):
 
 class Consent(PlatformModel):
     state: str | None = None
+    consent_updated_at: Timestamp | None = None
+
+
+class EmailConsentUpdate(PlatformModel):
+    """``customers_email_marketing_consent/update``."""
+
+    customer_id: Identifier
+    email_address: str | None = None
+    email_marketing_consent: Consent | None = None
+
+
+class SmsConsentUpdate(PlatformModel):
+    """``customers_marketing_consent/update`` (SMS, despite its name)."""
+
+    id: Identifier
+    phone: str | None = None
+    sms_marketing_consent: Consent | None = None
 
 
 class Address(PlatformModel):
@@ -158,13 +175,22 @@ def _shop_money(plain: Decimal | None, money_set: MoneySet | None) -> Decimal:
 
 
 def _consent(consent: Consent | None) -> bool | None:
-    # Only clear answers count; pending, invalid or redacted say nothing either way.
-    state = consent.state if consent else None
+    # Only answers the customer gave count: "not_subscribed" is a customer who never said yes
+    # nor no (unknown, not a "no"); pending, invalid and redacted say nothing either way.
+    state = consent.state.lower() if consent and consent.state else None
     if state == "subscribed":
         return True
-    if state in ("unsubscribed", "not_subscribed"):
+    if state == "unsubscribed":
         return False
     return None
+
+
+def _consent_fields(name: str, consent: Consent | None) -> dict[str, Any]:
+    """``name`` and ``name_at`` of a canonical customer, for an answer the payload gives."""
+    given = _consent(consent)
+    if given is None or consent is None:
+        return {}
+    return {name: given, f"{name}_at": consent.consent_updated_at}
 
 
 def _customer(
@@ -192,8 +218,8 @@ def _customer(
         first_name=customer.first_name,
         last_name=customer.last_name,
         locale=locale,
-        email_marketing_consent=_consent(customer.email_marketing_consent),
-        sms_marketing_consent=_consent(customer.sms_marketing_consent),
+        **_consent_fields("email_marketing_consent", customer.email_marketing_consent),
+        **_consent_fields("sms_marketing_consent", customer.sms_marketing_consent),
         tags=tags,
         updated_at=customer.updated_at,
     )
@@ -317,6 +343,30 @@ def _customer_event(data: Any, received_at: datetime) -> dict[str, Any]:
     )
 
 
+def _email_consent_event(data: Any, received_at: datetime) -> dict[str, Any]:
+    update = parse_as(EmailConsentUpdate, data)
+    consent = update.email_marketing_consent
+    # Only the consent: the topic carries no record version, so it must not touch the rest.
+    return dict(
+        type=EventType.CUSTOMER_UPDATED,
+        occurred_at=(consent.consent_updated_at if consent else None) or received_at,
+        customer=dict(
+            external_id=update.customer_id,
+            **_consent_fields("email_marketing_consent", consent),
+        ),
+    )
+
+
+def _sms_consent_event(data: Any, received_at: datetime) -> dict[str, Any]:
+    update = parse_as(SmsConsentUpdate, data)
+    consent = update.sms_marketing_consent
+    return dict(
+        type=EventType.CUSTOMER_UPDATED,
+        occurred_at=(consent.consent_updated_at if consent else None) or received_at,
+        customer=dict(external_id=update.id, **_consent_fields("sms_marketing_consent", consent)),
+    )
+
+
 _TOPICS: dict[str, Callable[[Any, datetime], dict[str, Any]]] = {
     "orders/create": _order_event(EventType.ORDER_PLACED),
     "orders/paid": _order_event(EventType.ORDER_PAID),
@@ -328,6 +378,9 @@ _TOPICS: dict[str, Callable[[Any, datetime], dict[str, Any]]] = {
     "fulfillment_events/create": _fulfillment_event,
     "returns/request": _return_event,
     "customers/update": _customer_event,
+    # Since API 2025-01 customer payloads carry no consent: these topics do.
+    "customers_email_marketing_consent/update": _email_consent_event,
+    "customers_marketing_consent/update": _sms_consent_event,
 }
 HANDLED_TOPICS = frozenset(_TOPICS)
 

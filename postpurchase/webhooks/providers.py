@@ -35,7 +35,7 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from postpurchase import feedback
+from postpurchase import consent, feedback
 from postpurchase.channels.configured import twilio_auth_token
 from postpurchase.exceptions import InvalidInput
 from postpurchase.messages.tokens import signing_key, verify
@@ -120,13 +120,14 @@ def _store_sendgrid_events(session: Any, events: list[dict[str, Any]], *, now: d
         if not event_id or not kind:
             continue  # nothing to deduplicate on: SendGrid always sends both
         touchpoint_id = _int(event.get("touchpoint_id"))
+        occurred_at = _from_unix(event.get("timestamp")) or now
         row = {
             "provider": "sendgrid",
             "provider_event_id": str(event_id),
             "touchpoint_id": touchpoint_id if touchpoint_id in known else None,
             "provider_message_id": str(event.get("sg_message_id") or "").split(".")[0] or None,
             "event": kind[:32],
-            "occurred_at": _from_unix(event.get("timestamp")) or now,
+            "occurred_at": occurred_at,
             "detail": event,
         }
         if not feedback.record_events(session, [row]):
@@ -136,17 +137,39 @@ def _store_sendgrid_events(session: Any, events: list[dict[str, Any]], *, now: d
         if not email:
             continue
         if kind in _SUPPRESSING and not (kind == "bounce" and event.get("type") == "blocked"):
-            feedback.suppress(
-                session,
-                channel=Channel.EMAIL,
-                address=email,
-                reason=kind,
-                source="sendgrid",
-                now=now,
-            )
+            _sendgrid_opt_out(session, event, kind, email, occurred_at, now)
         elif kind == "group_resubscribe":
-            feedback.lift_suppression(session, channel=Channel.EMAIL, address=email, now=now)
+            # lifts only what the same group's unsubscribe did (consent.resubscribe_group)
+            consent.resubscribe_group(
+                session,
+                email=email,
+                group_id=event.get("asm_group_id"),
+                reference=f"sendgrid:{kind}:{event_id}",
+                now=occurred_at,
+            )
     return new
+
+
+def _sendgrid_opt_out(
+    session: Any, event: dict[str, Any], kind: str, email: str, at: datetime, now: datetime
+) -> None:
+    """Suppress the address; an unsubscribe also denies email marketing consent. A group
+    unsubscribe's suppression names its group, so only that group's resubscribe lifts it."""
+    grouped = kind == consent.GROUP_UNSUBSCRIBE
+    source = consent.group_source(event.get("asm_group_id")) if grouped else "sendgrid"
+    feedback.suppress(
+        session, channel=Channel.EMAIL, address=email, reason=kind, source=source, now=now
+    )
+    if not grouped:
+        consent.override_group_suppression(session, address=email, reason=kind, source=source)
+    if kind in ("unsubscribe", consent.GROUP_UNSUBSCRIBE):
+        consent.unsubscribe_email(
+            session,
+            consent.customers_with_email(session, email),
+            source=consent.SENDGRID_UNSUBSCRIBE,
+            reference=f"sendgrid:{kind}:{event.get('sg_event_id')}",
+            at=at,
+        )
 
 
 async def _twilio_form(request: Request, settings: Settings) -> dict[str, str] | Response:
@@ -198,7 +221,9 @@ async def twilio_status(request: Request) -> Response:
             ],
         )
         if new and form.get("ErrorCode") == "21610" and form.get("To"):
-            feedback.opt_out_sms(session, phone=form["To"], source="twilio:21610", now=now)
+            feedback.opt_out_sms(
+                session, phone=form["To"], source="twilio:21610", now=now, reference=f"twilio:{sid}"
+            )
     return Response(status_code=204)
 
 
@@ -210,14 +235,17 @@ async def twilio_inbound(request: Request) -> Response:
         return form
     keyword = form.get("Body", "").strip().upper()
     phone = form.get("From", "").strip()
+    reference = f"twilio:{form.get('MessageSid') or 'inbound'}"
     reply = MessagingResponse()
     now = datetime.now(UTC)
     if keyword in _STOP and phone:
         with transaction(open_store(settings)) as session:
-            feedback.opt_out_sms(session, phone=phone, source="sms:stop", now=now)
+            feedback.opt_out_sms(
+                session, phone=phone, source="sms:stop", now=now, reference=reference
+            )
     elif keyword in _START and phone:
         with transaction(open_store(settings)) as session:
-            feedback.opt_in_sms(session, phone=phone, now=now)
+            feedback.opt_in_sms(session, phone=phone, now=now, reference=reference)
     elif keyword in _HELP:
         reply.message(settings.shop_sms_help_text)
     return Response(str(reply), media_type="application/xml")
@@ -253,7 +281,11 @@ def unsubscribe(token: str) -> HTMLResponse:
         return _page(settings, "Link not valid", "This unsubscribe link is not valid.", 400)
     with transaction(open_store(settings)) as session:
         done = feedback.unsubscribe_email(
-            session, customer_id=claim.customer_id, source="link", now=datetime.now(UTC)
+            session,
+            customer_id=claim.customer_id,
+            source="link",
+            now=datetime.now(UTC),
+            reference=f"touchpoint:{claim.touchpoint_id}",
         )
     if not done:
         return _page(settings, "Link not valid", "This unsubscribe link is not valid.", 404)
