@@ -196,16 +196,21 @@ def _convert() -> None:
         )
         channel, reasons = _DENIAL_EVIDENCE[purpose]
         address = sa.func.lower(c.email) if channel == "email" else c.phone
-        evidence = sa.select(sa.func.min(suppressions.c.created_at)).where(
-            suppressions.c.channel == channel,
-            suppressions.c.address == address,
-            suppressions.c.reason.in_(reasons),
-            suppressions.c.lifted_at.is_(None),
+        evidence = (
+            sa.select(suppressions.c.created_at)
+            .where(
+                suppressions.c.channel == channel,
+                suppressions.c.address == address,
+                suppressions.c.reason.in_(reasons),
+                suppressions.c.lifted_at.is_(None),
+            )
+            .correlate(customers)
         )
+        since = evidence.with_only_columns(sa.func.min(suppressions.c.created_at))
         op.execute(
             customers.update()
             .where(c[old].is_(sa.false()), evidence.exists())
-            .values({state: "denied", source: "migration", at: evidence.scalar_subquery()})
+            .values({state: "denied", source: "migration", at: since.scalar_subquery()})
         )
         op.execute(
             changes.insert().from_select(
