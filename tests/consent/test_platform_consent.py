@@ -7,6 +7,7 @@ leaves stored, what the trail records, and who then gets a marketing message.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,8 @@ from sqlalchemy import select
 from webhooks.deliveries import fixture_bytes, fixture_json, inbox_rows
 
 from postpurchase.campaigns.config import load_campaigns
+from postpurchase.demo.feed import SHOP as DEMO_SHOP
+from postpurchase.demo.feed import build_feed
 from postpurchase.events import CanonicalEvent, EventType
 from postpurchase.processing.inbox import process_inbox
 from postpurchase.settings import PROJECT_ROOT
@@ -256,3 +259,41 @@ def test_sms_marketing_never_goes_without_a_yes(send, store, make_dispatcher, fa
     sent = _dispatch(store, make_dispatcher, customer.id, "vip_welcome", Channel.SMS, rule)
     assert sent.status is TouchpointStatus.SENT
     assert [m["To"] for m in fake_twilio.sent] == ["+15145550142"]
+
+
+def test_demo_feed_reaches_customers_who_never_answered_and_not_those_who_said_no(
+    send, store, make_dispatcher, fake_sendgrid
+):
+    """The demo shop's month, replayed through the signed route: consent only through the
+    consent topics, and review requests go out to customers with unknown consent too."""
+    feed = build_feed(orders=80, now=NOW, seed=7)
+    for delivery in feed:
+        response = send.shopify(
+            delivery.topic,
+            delivery.body,
+            shop=DEMO_SHOP,
+            webhook_id=delivery.webhook_id,
+            event_id=delivery.event_id,
+        )
+        assert response.status_code == 202, response.text
+    _drain(store)
+    with transaction(store) as session:
+        ids = claim_due_touchpoints(
+            session, worker="w", now=NOW, limit=1000, lease=timedelta(minutes=5)
+        )
+    make_dispatcher(NOW).run_chunk("w", ids)
+
+    with store() as session:
+        rows = session.execute(
+            select(Touchpoint.status, Touchpoint.reason, Customer.email_marketing_consent_state)
+            .join(Customer, Customer.id == Touchpoint.customer_id)
+            .where(Touchpoint.campaign_id == "review_request", Touchpoint.id.in_(ids))
+        ).all()
+        states = Counter(session.execute(select(Customer.email_marketing_consent_state)).scalars())
+    assert states[UNKNOWN] and states[GRANTED] and states[DENIED]
+    sent = Counter(state for status, _, state in rows if status is TouchpointStatus.SENT)
+    assert sent[UNKNOWN] > 0 and sent[GRANTED] > 0
+    assert sent[DENIED] == 0
+    assert {reason for _, reason, state in rows if state is DENIED} <= {
+        "email marketing consent denied"
+    }
