@@ -297,3 +297,40 @@ def test_demo_feed_reaches_customers_who_never_answered_and_not_those_who_said_n
     assert {reason for _, reason, state in rows if state is DENIED} <= {
         "email marketing consent denied"
     }
+
+
+def test_the_shops_own_system_states_consent_on_the_customers_word(send, store):
+    """A generic event (the shop's system) says yes to order texts and no to marketing email;
+    an earlier-dated event arriving after it does not undo that."""
+
+    def event(event_id, updated_at, **consent):
+        return {
+            "id": event_id,
+            "shop": "tea-house.example",
+            "type": "customer.updated",
+            "occurred_at": updated_at,
+            "customer": {
+                "external_id": "c-77",
+                "email": "mia@example.org",
+                "updated_at": updated_at,
+                **consent,
+            },
+        }
+
+    first = event(
+        "e1", "2026-11-27T10:00:00+01:00", sms_consent=True, email_marketing_consent=False
+    )
+    older = event("e2", "2026-11-26T10:00:00+01:00", email_marketing_consent=True)
+    for body in (first, older):
+        assert send.generic(body).status_code == 202
+        _drain(store)
+
+    customer = _customer(store, "generic", "c-77")
+    assert (customer.sms_consent_state, customer.email_marketing_consent_state) == (
+        GRANTED,
+        DENIED,
+    )
+    assert [row[:4] for row in _trail(store, customer.id)] == [
+        (ConsentPurpose.EMAIL_MARKETING, UNKNOWN, DENIED, "shop"),
+        (ConsentPurpose.SMS, UNKNOWN, GRANTED, "shop"),
+    ]
