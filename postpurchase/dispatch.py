@@ -201,7 +201,11 @@ class Dispatcher:
         for outcome in outcomes:
             if outcome.opted_out_phone:
                 opt_out_sms(
-                    session, phone=outcome.opted_out_phone, source="twilio:21610", now=self.clock()
+                    session,
+                    phone=outcome.opted_out_phone,
+                    source="twilio:21610",
+                    now=self.clock(),
+                    reference=f"twilio:21610 on touchpoint:{outcome.touchpoint_id}",
                 )
         return counts
 
