@@ -10,9 +10,9 @@ Consent only moves the way the customer (or the shop, on their word) moved it:
 
 - a statement older than the one stored is stale and ignored (a platform's
   ``consent_updated_at``, else its record's ``updated_at``, else when the event happened);
-- a "no" the customer gave us directly (STOP, an unsubscribe link, a SendGrid unsubscribe) is
-  only overridden by a platform statement that carries its own, newer consent time: a record
-  re-sent with an old "subscribed" and no consent time is not the customer saying yes again;
+- a "no" is only turned into a yes by an answer that says when it was given (a platform's
+  ``consent_updated_at``, a START, a resubscribe), and later than the "no": a record re-sent
+  with an old "subscribed" and no consent time is not the customer saying yes again;
 - START restores only what that number's STOP took away; a SendGrid group resubscribe only
   what that group's unsubscribe took away (see ``start_sms`` and ``resubscribe_group``).
 
@@ -56,10 +56,6 @@ SENDGRID_RESUBSCRIBE = "sendgrid_resubscribe"
 UNSUBSCRIBE_PAGE = "unsubscribe_page"
 MIGRATION = "migration"
 
-# A "no" said to us directly: only a dated, newer platform statement may override it.
-_DIRECT_DENIALS = frozenset({TWILIO_STOP, SENDGRID_UNSUBSCRIBE, UNSUBSCRIBE_PAGE})
-_PLATFORM_SOURCES = frozenset({PLATFORM_PAYLOAD, CONSENT_TOPIC, SHOP})
-
 # The suppression a SendGrid group unsubscribe makes: its source names the group, so that
 # only that group's resubscribe lifts it.
 GROUP_UNSUBSCRIBE = "group_unsubscribe"
@@ -98,14 +94,8 @@ def apply(customer: Any, statement: Statement, changes: list[dict[str, Any]]) ->
     if stored_at is not None and statement.at < stored_at:
         return False  # stale: the customer said something newer
     current = state_of(customer, statement.purpose)
-    stored_source = getattr(customer, f"{prefix}_source")
-    if (
-        current is DENIED
-        and stored_source in _DIRECT_DENIALS
-        and statement.source in _PLATFORM_SOURCES
-        and not statement.dated
-    ):
-        return False
+    if current is DENIED and statement.state is GRANTED and not statement.dated:
+        return False  # a yes after a no must say when it was given
     setattr(customer, f"{prefix}_source", statement.source)
     setattr(customer, f"{prefix}_at", statement.at)
     if current is statement.state:

@@ -108,7 +108,7 @@ def test_a_stale_statement_never_overwrites_a_newer_one(store):
     assert _trail(store, customer.id) == [(UNKNOWN, DENIED, "consent_topic")]
 
 
-def test_a_direct_no_outlives_a_platform_yes_that_carries_no_consent_time(store):
+def test_a_no_outlives_a_yes_that_does_not_say_when_it_was_given(store):
     """An unsubscribe from our own link, then an order webhook whose customer still reads
     "subscribed" without saying when: that is the old answer re-sent, not a new yes. A dated,
     newer yes (the customer subscribed again in the shop) does count."""
