@@ -116,7 +116,7 @@ def _seed(url: str, count: int) -> None:
                     "first_name": "Amélie" if i % 3 else None,
                     "locale": "fr" if i % 4 == 0 else "en",
                     "time_zone": "Europe/Paris",
-                    "email_marketing_consent": True,
+                    "email_marketing_consent_state": "granted",
                 }
                 for i in range(1, count + 1)
             ],

@@ -124,9 +124,9 @@ def load(engine: Engine, customers: int, orders_per_customer: int) -> int:
         conn.execute(
             text(
                 "INSERT INTO customers (source, external_id, email, first_name, "
-                "email_marketing_consent, sms_consent, sms_marketing_consent) "
+                "email_marketing_consent_state) "
                 f"SELECT 'bench', 'c' || g, 'c' || g || '@example.com', 'Bench', "
-                f"true, false, false FROM {_series(engine, customers)}"
+                f"'granted' FROM {_series(engine, customers)}"
             )
         )
         conn.execute(

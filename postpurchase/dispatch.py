@@ -35,6 +35,7 @@ from postpurchase import gates
 from postpurchase.channels.delivery import send_with_retries
 from postpurchase.channels.messages import EmailSender, OutgoingEmail, OutgoingSms, SmsSender
 from postpurchase.channels.ratelimit import RateLimiter
+from postpurchase.consent import EmailMarketingRule
 from postpurchase.exceptions import (
     PermanentProviderError,
     RecipientOptedOut,
@@ -105,6 +106,8 @@ class GatePolicy:
     # each time (5 rounds: about 75 minutes of outage), before it is failed.
     send_rounds: int = 5
     round_backoff: timedelta = timedelta(minutes=5)
+    # Whether marketing email may go to customers whose consent is unknown (see consent.py).
+    email_marketing: EmailMarketingRule = "opt_out"
 
 
 @dataclass
@@ -200,7 +203,11 @@ class Dispatcher:
         for outcome in outcomes:
             if outcome.opted_out_phone:
                 opt_out_sms(
-                    session, phone=outcome.opted_out_phone, source="twilio:21610", now=self.clock()
+                    session,
+                    phone=outcome.opted_out_phone,
+                    source="twilio:21610",
+                    now=self.clock(),
+                    reference=f"twilio:21610 on touchpoint:{outcome.touchpoint_id}",
                 )
         return counts
 
@@ -259,7 +266,9 @@ class Dispatcher:
                 or gates.points_gate(
                     spec.needs_points, batch.loyalty[(tp.customer_id, tp.order_id)].points_earned
                 )
-                or gates.consent_gate(customer, tp.channel, spec.consent)
+                or gates.consent_gate(
+                    customer, tp.channel, spec.consent, email_marketing=self.policy.email_marketing
+                )
                 or _suppression_reason(batch.suppressed, tp.channel, address)
             )
             if reason is None and tp.channel is Channel.SMS:

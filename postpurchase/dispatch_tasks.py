@@ -101,6 +101,7 @@ def build_dispatcher(settings: Settings, lookup: CampaignLookup | None = None) -
             smart_sms=timedelta(hours=settings.smart_sending_sms_hours),
             send_attempts=settings.send_attempts,
             max_retry_wait=settings.max_retry_wait_seconds,
+            email_marketing=settings.email_marketing_consent,
         ),
     )
 

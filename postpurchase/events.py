@@ -79,10 +79,15 @@ class CustomerSnapshot(_Model):
     last_name: str | None = Field(default=None, max_length=255)
     locale: str | None = Field(default=None, max_length=16)
     time_zone: str | None = Field(default=None, max_length=64)
-    # None: the platform said nothing, so a stored answer is kept as it is.
+    # True: granted, False: denied, None: the platform said nothing (a stored answer is kept).
+    # ``*_at``: when the customer gave that answer, if the platform says (Shopify's
+    # ``consent_updated_at``); it orders competing answers (``postpurchase.consent``).
     email_marketing_consent: bool | None = None
+    email_marketing_consent_at: AwareDatetime | None = None
     sms_consent: bool | None = None
+    sms_consent_at: AwareDatetime | None = None
     sms_marketing_consent: bool | None = None
+    sms_marketing_consent_at: AwareDatetime | None = None
     tags: list[str] = Field(default_factory=list)
     updated_at: AwareDatetime | None = None
 

@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from postpurchase import consent
 from postpurchase.store.models import (
     Channel,
     Customer,
@@ -49,45 +50,36 @@ def suppress(
     )
 
 
-def lift_suppression(session: Session, *, channel: Channel, address: str, now: datetime) -> int:
-    """Lift an active suppression (the row stays for audit); returns how many were lifted."""
-    result = session.execute(
-        update(Suppression)
-        .where(
-            Suppression.channel == channel,
-            Suppression.address == address.strip(),
-            Suppression.lifted_at.is_(None),
-        )
-        .values(lifted_at=now)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-def opt_out_sms(session: Session, *, phone: str, source: str, now: datetime) -> None:
-    """The number said STOP: suppress it and withdraw SMS consent of every customer with it."""
+def opt_out_sms(
+    session: Session, *, phone: str, source: str, now: datetime, reference: str | None = None
+) -> None:
+    """The number said STOP: suppress it and deny SMS consent of every customer with it."""
     suppress(session, channel=Channel.SMS, address=phone, reason="stop", source=source, now=now)
-    session.execute(
-        update(Customer)
-        .where(Customer.phone == phone)
-        .values(sms_consent=False, sms_marketing_consent=False)
-    )
+    consent.stop_sms(session, phone=phone, reference=reference or source, now=now)
 
 
-def opt_in_sms(session: Session, *, phone: str, now: datetime) -> None:
-    """The number said START: lift the STOP and restore (transactional) SMS consent.
-
-    Marketing SMS consent is not restored: START re-opens the line, it does not ask for offers.
-    """
-    lift_suppression(session, channel=Channel.SMS, address=phone, now=now)
-    session.execute(update(Customer).where(Customer.phone == phone).values(sms_consent=True))
+def opt_in_sms(
+    session: Session, *, phone: str, now: datetime, reference: str | None = None
+) -> None:
+    """The number said START: undo its STOP, and only that (``consent.start_sms``)."""
+    consent.start_sms(session, phone=phone, reference=reference, now=now)
 
 
-def unsubscribe_email(session: Session, *, customer_id: int, source: str, now: datetime) -> bool:
+def unsubscribe_email(
+    session: Session,
+    *,
+    customer_id: int,
+    source: str,
+    now: datetime,
+    reference: str | None = None,
+) -> bool:
     """One-click unsubscribe: no more email to the customer's address; False if unknown."""
     customer = session.get(Customer, customer_id)
     if customer is None:
         return False
-    customer.email_marketing_consent = False
+    consent.unsubscribe_email(
+        session, [customer], source=consent.UNSUBSCRIBE_PAGE, reference=reference, at=now
+    )
     if customer.email:
         suppress(
             session,
@@ -96,6 +88,9 @@ def unsubscribe_email(session: Session, *, customer_id: int, source: str, now: d
             reason="unsubscribe",
             source=source,
             now=now,
+        )
+        consent.override_group_suppression(
+            session, address=customer.email, reason="unsubscribe", source=source
         )
     return True
 

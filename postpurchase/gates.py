@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from postpurchase.consent import EmailMarketingRule, consent_reason
 from postpurchase.store.models import Channel, Customer, Order
 
 Consent = Literal["transactional", "marketing"]
@@ -74,22 +75,19 @@ def address_of(customer: Customer, channel: Channel) -> str | None:
     return customer.phone.strip() if customer.phone else None
 
 
-def consent_gate(customer: Customer, channel: Channel, consent: Consent) -> str | None:
-    """Marketing needs marketing consent on the channel; every SMS needs SMS consent.
-
-    A customer subscribed to marketing SMS has agreed to texts from the shop, so that covers
-    order messages too (Shopify records no other SMS consent).
-    """
+def consent_gate(
+    customer: Customer,
+    channel: Channel,
+    consent: Consent,
+    *,
+    email_marketing: EmailMarketingRule = "opt_out",
+) -> str | None:
+    """An address to send to, and the consent the message needs (``consent.consent_reason``:
+    marketing email unless denied, or only when granted under ``opt_in``; marketing SMS only
+    when granted; order texts when SMS, or SMS marketing, is granted)."""
     if address_of(customer, channel) is None:
         return f"customer has no {'email address' if channel is Channel.EMAIL else 'phone'}"
-    if channel is Channel.SMS:
-        if not (customer.sms_consent or customer.sms_marketing_consent):
-            return "no SMS consent"
-        if consent == "marketing" and not customer.sms_marketing_consent:
-            return "no SMS marketing consent"
-    elif consent == "marketing" and not customer.email_marketing_consent:
-        return "no email marketing consent"
-    return None
+    return consent_reason(customer, channel, consent, email_marketing=email_marketing)
 
 
 def customer_zone(name: str | None, default: str) -> ZoneInfo:

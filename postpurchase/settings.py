@@ -236,6 +236,13 @@ class Settings(BaseSettings):
     smart_sending_sms_hours: float = Field(
         default=24.0, ge=0, description="At most one SMS per customer per window."
     )
+    email_marketing_consent: Literal["opt_out", "opt_in"] = Field(
+        default="opt_out",
+        description=(
+            "Marketing email to customers who never said yes or no: opt_out sends it (they can"
+            " unsubscribe), opt_in needs a recorded yes. SMS marketing always needs a yes."
+        ),
+    )
     sms_segment_limit: int = Field(
         default=2, ge=1, description="Previews and validation warn above this many segments."
     )

@@ -7,7 +7,8 @@ The names an expression may use, and what they hold, are those of ``condition_co
   refunded_amount (Decimal), financial_status, fulfillment_status, item_count,
   product_types, skus, vendors (lists), placed_at ... delivered_at (aware datetimes or none);
 - ``customer``: first_name, last_name, email, phone, locale, time_zone,
-  email_marketing_consent, sms_consent, sms_marketing_consent;
+  email_marketing_consent, sms_consent, sms_marketing_consent ("granted", "denied" or
+  "unknown": compare them, e.g. ``customer.sms_marketing_consent == "granted"``);
 - ``items``: a list of {title, product_type, vendor, sku, quantity, unit_price};
 - ``tier``: {from_tier, to_tier} for ``tier.changed`` campaigns, else none.
 

@@ -51,13 +51,14 @@ def main(ctx: click.Context, debug: bool) -> None:
 def _register() -> None:
     # Imported here, not at the top, so that each group module can import ``main``'s helpers.
     from postpurchase.cli.campaigns import campaigns
+    from postpurchase.cli.consent import consent
     from postpurchase.cli.db import db
     from postpurchase.cli.loyalty import loyalty
     from postpurchase.cli.preview import preview
     from postpurchase.cli.run import run
     from postpurchase.cli.serve import serve
 
-    for group in (campaigns, db, loyalty, preview, run, serve):
+    for group in (campaigns, consent, db, loyalty, preview, run, serve):
         main.add_command(group)
 
 

@@ -112,7 +112,9 @@ class _FeedBuilder:
         first, last, _tz, country, phone = _PEOPLE[index % len(_PEOPLE)]
         serial = index // len(_PEOPLE)
         local = _ascii((first or "guest").lower())
-        subscribed = "subscribed" if index % 3 else "not_subscribed"
+        # Since API 2025-01 a customer in a webhook carries no marketing consent: it comes
+        # from the consent topics (``_consent_updates``). A third of the customers never
+        # answer (unknown), a few unsubscribe later.
         return {
             "id": 6_100_000_000 + index,
             "email": f"{local}.{_ascii(last.lower())}{serial or ''}@example.com",
@@ -120,10 +122,6 @@ class _FeedBuilder:
             "last_name": last,
             "phone": phone if serial == 0 else None,
             "currency": "USD",
-            "email_marketing_consent": {"state": subscribed, "opt_in_level": "single_opt_in"},
-            "sms_marketing_consent": (
-                {"state": "subscribed", "opt_in_level": "single_opt_in"} if phone else None
-            ),
             "default_address": {"country_code": country},
         }
 
@@ -183,7 +181,7 @@ class _FeedBuilder:
             "fulfillment_status": None,
             "cancelled_at": None,
             "cancel_reason": None,
-            "buyer_accepts_marketing": customer["email_marketing_consent"]["state"] == "subscribed",
+            "buyer_accepts_marketing": _accepts_marketing(customer),
             "line_items": lines,
             "shipping_address": {
                 "first_name": customer["first_name"],
@@ -196,9 +194,60 @@ class _FeedBuilder:
             "refunds": [],
         }
 
+    def consent_updates(self, customer: dict[str, Any], placed: datetime) -> Iterator[Delivery]:
+        """What Shopify sends when a customer answers the checkout's marketing boxes, and a
+        later unsubscribe for a few: the bodies of the two consent topics."""
+        if not _accepts_marketing(customer):
+            return  # never ticked the box: no topic, consent stays unknown
+        at = placed + timedelta(seconds=5)
+        yield self.delivery(
+            "customers_email_marketing_consent/update",
+            at,
+            _email_consent(customer, "subscribed", at),
+        )
+        if customer["phone"]:
+            yield self.delivery(
+                "customers_marketing_consent/update",
+                at,
+                {
+                    "id": customer["id"],
+                    "phone": customer["phone"],
+                    "sms_marketing_consent": {
+                        "state": "subscribed",
+                        "opt_in_level": "single_opt_in",
+                        "consent_updated_at": _iso(at),
+                        "consent_collected_from": "SHOPIFY",
+                    },
+                },
+            )
+        if customer["id"] % 11 == 4:  # changes their mind a week later
+            later = placed + timedelta(days=7)
+            if later < self.now:
+                yield self.delivery(
+                    "customers_email_marketing_consent/update",
+                    later,
+                    _email_consent(customer, "unsubscribed", later),
+                )
+
     def delivery(self, topic: str, at: datetime, body: dict[str, Any]) -> Delivery:
         event = self.next_id()
         return Delivery(topic, f"wh-{event}", f"ev-{event}", at, json.loads(json.dumps(body)))
+
+
+def _accepts_marketing(customer: dict[str, Any]) -> bool:
+    return bool(customer["id"] % 3)
+
+
+def _email_consent(customer: dict[str, Any], state: str, at: datetime) -> dict[str, Any]:
+    return {
+        "customer_id": customer["id"],
+        "email_address": customer["email"],
+        "email_marketing_consent": {
+            "state": state,
+            "opt_in_level": "single_opt_in",
+            "consent_updated_at": _iso(at),
+        },
+    }
 
 
 def build_feed(
@@ -215,6 +264,7 @@ def build_feed(
     rng = builder.rng
     customers = [builder.customer(i) for i in range(max(1, orders * 2 // 3))]
     deliveries: list[Delivery] = []
+    answered: set[int] = set()  # customers whose checkout consent was already sent
     for _ in range(orders):
         # repeat customers: a third of orders go to someone who already bought
         customer = rng.choice(
@@ -222,6 +272,9 @@ def build_feed(
         )
         placed = now - timedelta(minutes=rng.randint(10, 30 * 24 * 60))
         deliveries.extend(_journey(builder, customer, placed))
+        if customer["id"] not in answered:
+            answered.add(customer["id"])
+            deliveries.extend(builder.consent_updates(customer, placed))
     return sorted(deliveries, key=lambda d: d.triggered_at)
 
 

@@ -48,6 +48,23 @@ class MoneySet(PlatformModel):
 
 class Consent(PlatformModel):
     state: str | None = None
+    consent_updated_at: Timestamp | None = None
+
+
+class EmailConsentUpdate(PlatformModel):
+    """``customers_email_marketing_consent/update``."""
+
+    customer_id: Identifier
+    email_address: str | None = None
+    email_marketing_consent: Consent | None = None
+
+
+class SmsConsentUpdate(PlatformModel):
+    """``customers_marketing_consent/update`` (SMS, despite its name)."""
+
+    id: Identifier
+    phone: str | None = None
+    sms_marketing_consent: Consent | None = None
 
 
 class Address(PlatformModel):
@@ -163,11 +180,12 @@ def _shop_money(plain: Decimal | None, money_set: MoneySet | None) -> Decimal:
 
 
 def _consent(consent: Consent | None) -> bool | None:
-    # Only clear answers count; pending, invalid or redacted say nothing either way.
-    state = consent.state if consent else None
+    # Only answers the customer gave count: "not_subscribed" is a customer who never said yes
+    # nor no (unknown, not a "no"); pending, invalid and redacted say nothing either way.
+    state = consent.state.lower() if consent and consent.state else None
     if state == "subscribed":
         return True
-    if state in ("unsubscribed", "not_subscribed"):
+    if state == "unsubscribed":
         return False
     return None
 
@@ -182,6 +200,14 @@ def _email(candidates: tuple[str | None, ...], notes: list[str]) -> str | None:
         if problem is not None:
             notes.append(f"customer email left out: {problem}")
     return None
+
+
+def _consent_fields(name: str, consent: Consent | None) -> dict[str, Any]:
+    """``name`` and ``name_at`` of a canonical customer, for an answer the payload gives."""
+    given = _consent(consent)
+    if given is None or consent is None:
+        return {}
+    return {name: given, f"{name}_at": consent.consent_updated_at}
 
 
 def _customer(
@@ -212,8 +238,8 @@ def _customer(
         first_name=customer.first_name,
         last_name=customer.last_name,
         locale=locale,
-        email_marketing_consent=_consent(customer.email_marketing_consent),
-        sms_marketing_consent=_consent(customer.sms_marketing_consent),
+        **_consent_fields("email_marketing_consent", customer.email_marketing_consent),
+        **_consent_fields("sms_marketing_consent", customer.sms_marketing_consent),
         tags=tags,
         updated_at=customer.updated_at,
     )
@@ -344,6 +370,30 @@ def _customer_event(
     )
 
 
+def _email_consent_event(data: Any, received_at: datetime, *_: Any) -> dict[str, Any]:
+    update = parse_as(EmailConsentUpdate, data)
+    consent = update.email_marketing_consent
+    # Only the consent: the topic carries no record version, so it must not touch the rest.
+    return dict(
+        type=EventType.CUSTOMER_UPDATED,
+        occurred_at=(consent.consent_updated_at if consent else None) or received_at,
+        customer=dict(
+            external_id=update.customer_id,
+            **_consent_fields("email_marketing_consent", consent),
+        ),
+    )
+
+
+def _sms_consent_event(data: Any, received_at: datetime, *_: Any) -> dict[str, Any]:
+    update = parse_as(SmsConsentUpdate, data)
+    consent = update.sms_marketing_consent
+    return dict(
+        type=EventType.CUSTOMER_UPDATED,
+        occurred_at=(consent.consent_updated_at if consent else None) or received_at,
+        customer=dict(external_id=update.id, **_consent_fields("sms_marketing_consent", consent)),
+    )
+
+
 _TOPICS: dict[str, Builder] = {
     "orders/create": _order_event(EventType.ORDER_PLACED),
     "orders/paid": _order_event(EventType.ORDER_PAID),
@@ -355,6 +405,9 @@ _TOPICS: dict[str, Builder] = {
     "fulfillment_events/create": _fulfillment_event,
     "returns/request": _return_event,
     "customers/update": _customer_event,
+    # Since API 2025-01 customer payloads carry no consent: these topics do.
+    "customers_email_marketing_consent/update": _email_consent_event,
+    "customers_marketing_consent/update": _sms_consent_event,
 }
 HANDLED_TOPICS = frozenset(_TOPICS)
 

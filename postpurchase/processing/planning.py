@@ -149,21 +149,19 @@ def order_context(
 
 
 def customer_context(customer: Any) -> dict[str, Any]:
-    """A customer (stored row or snapshot) as conditions see it."""
-    return {
+    """A customer (stored row or snapshot) as conditions see it; consent as its state's name
+    ("granted", "denied", "unknown"), never a truthy string standing for a yes."""
+    context = {
         name: getattr(customer, name, None)
-        for name in (
-            "first_name",
-            "last_name",
-            "email",
-            "phone",
-            "locale",
-            "time_zone",
-            "email_marketing_consent",
-            "sms_consent",
-            "sms_marketing_consent",
-        )
+        for name in ("first_name", "last_name", "email", "phone", "locale", "time_zone")
     }
+    for name in ("email_marketing_consent", "sms_consent", "sms_marketing_consent"):
+        state = getattr(customer, f"{name}_state", None)
+        if state is None:  # a snapshot: True, False or None (said nothing)
+            given = getattr(customer, name, None)
+            state = "unknown" if given is None else "granted" if given else "denied"
+        context[name] = str(state)
+    return context
 
 
 def schedule(campaign: Campaign, anchor: datetime, zone: ZoneInfo) -> list[tuple[int, datetime]]:

@@ -45,9 +45,10 @@ from postpurchase.events import (
     Refund,
 )
 from postpurchase.exceptions import ConcurrentChange
+from postpurchase.processing.consents import consent_only, merge_consent
 from postpurchase.processing.statements import insert_ignoring_conflicts
 from postpurchase.store.membership import among, pairs_among
-from postpurchase.store.models import Customer, Order, OrderItem, OrderRefund
+from postpurchase.store.models import ConsentState, Customer, Order, OrderItem, OrderRefund
 
 Key = tuple[str, str]  # (source, platform id)
 _R = TypeVar("_R", "CustomerRecord", "OrderRecord")
@@ -69,9 +70,6 @@ _CUSTOMER_FIELDS = (
     "last_name",
     "locale",
     "time_zone",
-    "email_marketing_consent",
-    "sms_consent",
-    "sms_marketing_consent",
 )
 _ORDER_FIELDS = (
     "name",
@@ -122,9 +120,15 @@ class CustomerRecord:
     last_name: str | None
     locale: str | None
     time_zone: str | None
-    email_marketing_consent: bool
-    sms_consent: bool
-    sms_marketing_consent: bool
+    email_marketing_consent_state: ConsentState
+    email_marketing_consent_source: str | None
+    email_marketing_consent_at: datetime | None
+    sms_marketing_consent_state: ConsentState
+    sms_marketing_consent_source: str | None
+    sms_marketing_consent_at: datetime | None
+    sms_consent_state: ConsentState
+    sms_consent_source: str | None
+    sms_consent_at: datetime | None
     source_updated_at: datetime | None
 
 
@@ -319,8 +323,10 @@ def upsert_records(session: Session, items: Sequence[SourcedEvent]) -> Records:
     before = {key: _values(row) for key, row in records.customers.items()}
     for key, snapshot, version in sorted(customer_snaps, key=lambda s: s[2]):
         row = records.customers[key]
-        if _fresh(row, version):
+        # A consent topic's snapshot has no record version: it must not move the record's.
+        if not consent_only(snapshot) and _fresh(row, version):
             _apply_fields(row, snapshot, _CUSTOMER_FIELDS)
+    merge_consent(session, records.customers, items)
     _store(session, Customer, before, records.customers)
 
     with_orders = [i for i in items if i.event.order is not None]

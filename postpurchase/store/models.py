@@ -170,6 +170,20 @@ class RejectedWebhook(Base):
     __table_args__ = (UniqueConstraint("reason_key", "bucket_start"),)
 
 
+class ConsentState(enum.StrEnum):
+    GRANTED = "granted"
+    DENIED = "denied"
+    UNKNOWN = "unknown"
+
+
+class ConsentPurpose(enum.StrEnum):
+    """What a consent is for; each is a ``<purpose>_consent_*`` column set on customers."""
+
+    EMAIL_MARKETING = "email_marketing"
+    SMS_MARKETING = "sms_marketing"
+    SMS = "sms"  # texts about the customer's own orders (transactional)
+
+
 class Customer(Base):
     __tablename__ = "customers"
 
@@ -182,9 +196,29 @@ class Customer(Base):
     last_name: Mapped[str | None] = mapped_column(String(255))
     locale: Mapped[str | None] = mapped_column(String(16))
     time_zone: Mapped[str | None] = mapped_column(String(64))  # IANA name, for quiet hours
-    email_marketing_consent: Mapped[bool] = mapped_column(default=False)
-    sms_consent: Mapped[bool] = mapped_column(default=False)
-    sms_marketing_consent: Mapped[bool] = mapped_column(default=False)
+    # Consent per purpose (see ``postpurchase.consent``): what the customer said, who told us
+    # and when they said it. "unknown" is the customer who never said either way.
+    email_marketing_consent_state: Mapped[ConsentState] = mapped_column(
+        _enum(ConsentState, "email_marketing_consent_state"),
+        default=ConsentState.UNKNOWN,
+        server_default=ConsentState.UNKNOWN.value,
+    )
+    email_marketing_consent_source: Mapped[str | None] = mapped_column(String(32))
+    email_marketing_consent_at: Mapped[datetime | None]
+    sms_marketing_consent_state: Mapped[ConsentState] = mapped_column(
+        _enum(ConsentState, "sms_marketing_consent_state"),
+        default=ConsentState.UNKNOWN,
+        server_default=ConsentState.UNKNOWN.value,
+    )
+    sms_marketing_consent_source: Mapped[str | None] = mapped_column(String(32))
+    sms_marketing_consent_at: Mapped[datetime | None]
+    sms_consent_state: Mapped[ConsentState] = mapped_column(
+        _enum(ConsentState, "sms_consent_state"),
+        default=ConsentState.UNKNOWN,
+        server_default=ConsentState.UNKNOWN.value,
+    )
+    sms_consent_source: Mapped[str | None] = mapped_column(String(32))
+    sms_consent_at: Mapped[datetime | None]
     source_updated_at: Mapped[datetime | None]  # the platform's updated_at: newest wins
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
@@ -392,6 +426,27 @@ class Suppression(Base):
     lifted_at: Mapped[datetime | None]  # START/resubscribe lifts; the row stays for audit
 
     __table_args__ = (UniqueConstraint("channel", "address"),)
+
+
+class ConsentChange(Base):
+    """One change of one customer's consent: the audit trail a shop can show a regulator.
+
+    Append-only, enforced by the database: a wrong entry is corrected by a new change.
+    ``occurred_at`` is when the customer (or the shop, on their word) said it, as far as the
+    source tells; ``reference`` points at the evidence (inbox event, provider event/message).
+    """
+
+    __tablename__ = "consent_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    purpose: Mapped[ConsentPurpose] = mapped_column(_enum(ConsentPurpose, "consent_purpose"))
+    from_state: Mapped[ConsentState] = mapped_column(_enum(ConsentState, "consent_from_state"))
+    to_state: Mapped[ConsentState] = mapped_column(_enum(ConsentState, "consent_to_state"))
+    source: Mapped[str] = mapped_column(String(32))
+    reference: Mapped[str | None] = mapped_column(String(255))
+    occurred_at: Mapped[datetime]
+    recorded_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class MessageEvent(Base):

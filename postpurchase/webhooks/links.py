@@ -111,7 +111,9 @@ async def unsubscribe(token: str, request: Request) -> HTMLResponse:
     claim = _claim(settings, token, "unsubscribe")
     if claim is None:
         return _invalid(settings, "unsubscribe")
-    done = await run_in_threadpool(_unsubscribe, settings, claim.customer_id)
+    done = await run_in_threadpool(
+        _unsubscribe, settings, claim.customer_id, f"touchpoint:{claim.touchpoint_id}"
+    )
     if not done:
         return _invalid(settings, "unsubscribe", 404)
     return page(
@@ -122,14 +124,14 @@ async def unsubscribe(token: str, request: Request) -> HTMLResponse:
     )
 
 
-def _unsubscribe(settings: Settings, customer_id: int) -> bool:
+def _unsubscribe(settings: Settings, customer_id: int, reference: str) -> bool:
     """Unsubscribe now, or spool it when the database is away; False for an unknown customer."""
     now = datetime.now(UTC)
     try:
         opt_out_spool.replayer.replay_now()
         with transaction(open_store(settings)) as session:
             return feedback.unsubscribe_email(
-                session, customer_id=customer_id, source="link", now=now
+                session, customer_id=customer_id, source="link", now=now, reference=reference
             )
     except (SQLAlchemyError, ConfigError) as exc:
         log.error("database unavailable for an unsubscribe (%s): spooling it", exc)
@@ -139,6 +141,7 @@ def _unsubscribe(settings: Settings, customer_id: int) -> bool:
             at=now,
             customer_id=customer_id,
             source="link",
+            reference=reference,
         )
         opt_out_spool.replayer.start_retrying()
         return True  # the link is genuine: the customer is told it is done, and it will be

@@ -75,10 +75,20 @@ def pending(settings: Settings) -> list[Path]:
 def _apply(session: Any, record: dict[str, Any]) -> None:
     at = datetime.fromisoformat(record["at"])
     if record["kind"] == SMS_STOP:
-        feedback.opt_out_sms(session, phone=record["phone"], source=record["source"], now=at)
+        feedback.opt_out_sms(
+            session,
+            phone=record["phone"],
+            source=record["source"],
+            now=at,
+            reference=record.get("reference"),
+        )
     elif record["kind"] == EMAIL_UNSUBSCRIBE:
         done = feedback.unsubscribe_email(
-            session, customer_id=int(record["customer_id"]), source=record["source"], now=at
+            session,
+            customer_id=int(record["customer_id"]),
+            source=record["source"],
+            now=at,
+            reference=record.get("reference"),
         )
         if not done:
             log.warning("spooled unsubscribe for unknown customer %s", record["customer_id"])

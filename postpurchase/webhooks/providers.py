@@ -40,7 +40,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from postpurchase import feedback
+from postpurchase import consent, feedback
 from postpurchase.channels.configured import twilio_auth_token
 from postpurchase.exceptions import ConfigError
 from postpurchase.settings import Settings, load_settings
@@ -205,6 +205,7 @@ def _store_sendgrid_event(
     session: Any, event: dict[str, Any], kind: str, known: set[int], *, now: datetime
 ) -> int:
     touchpoint_id = _int(event.get("touchpoint_id"))
+    occurred_at = _from_unix(event.get("timestamp")) or now
     message_id = str(event.get("sg_message_id") or "").split(".")[0][:128] or None
     row = {
         "provider": "sendgrid",
@@ -212,7 +213,7 @@ def _store_sendgrid_event(
         "touchpoint_id": touchpoint_id if touchpoint_id in known else None,
         "provider_message_id": message_id,
         "event": kind[:32],
-        "occurred_at": _from_unix(event.get("timestamp")) or now,
+        "occurred_at": occurred_at,
         "detail": event,
     }
     if not feedback.record_events(session, [row]):
@@ -221,17 +222,39 @@ def _store_sendgrid_event(
     if not email:
         return 1
     if kind in _SUPPRESSING and not (kind == "bounce" and event.get("type") == "blocked"):
-        feedback.suppress(
-            session,
-            channel=Channel.EMAIL,
-            address=email,
-            reason=kind,
-            source="sendgrid",
-            now=now,
-        )
+        _sendgrid_opt_out(session, event, kind, email, occurred_at, now)
     elif kind == "group_resubscribe":
-        feedback.lift_suppression(session, channel=Channel.EMAIL, address=email, now=now)
+        # lifts only what the same group's unsubscribe did (consent.resubscribe_group)
+        consent.resubscribe_group(
+            session,
+            email=email,
+            group_id=event.get("asm_group_id"),
+            reference=f"sendgrid:{kind}:{event['sg_event_id']}",
+            now=occurred_at,
+        )
     return 1
+
+
+def _sendgrid_opt_out(
+    session: Any, event: dict[str, Any], kind: str, email: str, at: datetime, now: datetime
+) -> None:
+    """Suppress the address; an unsubscribe also denies email marketing consent. A group
+    unsubscribe's suppression names its group, so only that group's resubscribe lifts it."""
+    grouped = kind == consent.GROUP_UNSUBSCRIBE
+    source = consent.group_source(event.get("asm_group_id")) if grouped else "sendgrid"
+    feedback.suppress(
+        session, channel=Channel.EMAIL, address=email, reason=kind, source=source, now=now
+    )
+    if not grouped:
+        consent.override_group_suppression(session, address=email, reason=kind, source=source)
+    if kind in ("unsubscribe", consent.GROUP_UNSUBSCRIBE):
+        consent.unsubscribe_email(
+            session,
+            consent.customers_with_email(session, email),
+            source=consent.SENDGRID_UNSUBSCRIBE,
+            reference=f"sendgrid:{kind}:{event.get('sg_event_id')}",
+            at=at,
+        )
 
 
 async def _twilio_form(request: Request, settings: Settings) -> dict[str, str] | Response:
@@ -294,7 +317,9 @@ def _store_twilio_status(settings: Settings, form: dict[str, str], sid: str, sta
             ],
         )
         if new and form.get("ErrorCode") == "21610" and form.get("To"):
-            feedback.opt_out_sms(session, phone=form["To"], source="twilio:21610", now=now)
+            feedback.opt_out_sms(
+                session, phone=form["To"], source="twilio:21610", now=now, reference=f"twilio:{sid}"
+            )
 
 
 @router.post("/webhooks/twilio/inbound", openapi_extra=openapi.TWILIO_INBOUND)
@@ -307,12 +332,13 @@ async def twilio_inbound(request: Request) -> Response:
         return form
     keyword = form.get("Body", "").strip().upper()
     phone = form.get("From", "").strip()
+    reference = f"twilio:{form.get('MessageSid') or 'inbound'}"
     reply = MessagingResponse()
     try:
         if keyword in _STOP and phone:
-            await run_in_threadpool(_stop, settings, phone)
+            await run_in_threadpool(_stop, settings, phone, reference)
         elif keyword in _START and phone:
-            await run_in_threadpool(_start, settings, phone)
+            await run_in_threadpool(_start, settings, phone, reference)
         elif keyword in _HELP:
             reply.message(settings.shop_sms_help_text)
     except SQLAlchemyError as exc:
@@ -323,25 +349,34 @@ async def twilio_inbound(request: Request) -> Response:
     return Response(str(reply), media_type="application/xml")
 
 
-def _stop(settings: Settings, phone: str) -> None:
+def _stop(settings: Settings, phone: str, reference: str) -> None:
     """Opt the number out now, or spool the STOP if the database is away (never drop it)."""
     now = datetime.now(UTC)
     try:
         spool.replay_now()
         with transaction(open_store(settings)) as session:
-            feedback.opt_out_sms(session, phone=phone, source="sms:stop", now=now)
+            feedback.opt_out_sms(
+                session, phone=phone, source="sms:stop", now=now, reference=reference
+            )
     except SQLAlchemyError as exc:
         log.error("database unavailable for a STOP (%s): spooling it", type(exc).__name__)
-        opt_out_spool.keep(settings, opt_out_spool.SMS_STOP, at=now, phone=phone, source="sms:stop")
+        opt_out_spool.keep(
+            settings,
+            opt_out_spool.SMS_STOP,
+            at=now,
+            phone=phone,
+            source="sms:stop",
+            reference=reference,
+        )
         spool.start_retrying()
 
 
-def _start(settings: Settings, phone: str) -> None:
+def _start(settings: Settings, phone: str, reference: str) -> None:
     spool.replay_now()  # a STOP spooled earlier must not be applied after this START
     if opt_out_spool.pending(settings):
         raise _SpoolNotDrained()
     with transaction(open_store(settings)) as session:
-        feedback.opt_in_sms(session, phone=phone, now=datetime.now(UTC))
+        feedback.opt_in_sms(session, phone=phone, now=datetime.now(UTC), reference=reference)
 
 
 class _SpoolNotDrained(SQLAlchemyError):

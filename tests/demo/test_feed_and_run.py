@@ -25,6 +25,8 @@ from tests.e2e.cluster import free_port
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
+CONSENT_TOPICS = ("customers_email_marketing_consent/update", "customers_marketing_consent/update")
+
 
 def test_the_feed_is_a_believable_month_of_a_shop_and_reproducible():
     feed = build_feed(orders=120, now=NOW)
@@ -40,7 +42,12 @@ def test_the_feed_is_a_believable_month_of_a_shop_and_reproducible():
     created = {d.body["id"]: d.body for d in feed if d.topic == "orders/create"}
     buyers = Counter(order["customer"]["id"] for order in created.values())
     assert max(buyers.values()) > 1, "no repeat customer"
-    for delivery in feed:  # every follow-up is about an order the shop created before
+    # Consent comes only through Shopify's consent topics, about customers who ordered.
+    consent = [d for d in feed if d.topic in CONSENT_TOPICS]
+    assert consent and all("consent" not in key for o in created.values() for key in o["customer"])
+    assert {d.body.get("customer_id") or d.body.get("id") for d in consent} <= set(buyers)
+    for delivery in (d for d in feed if d.topic not in CONSENT_TOPICS):
+        # every follow-up is about an order the shop created before
         order_id = delivery.body.get("order_id") or (delivery.body.get("order") or {}).get("id")
         assert delivery.body["id"] in created or order_id in created
     assert all(order["email"].isascii() for order in created.values())
@@ -107,7 +114,8 @@ def test_feeds_with_different_offsets_share_no_order_or_delivery():
     first = build_feed(orders=50, now=NOW)
     second = build_feed(orders=50, now=NOW, id_offset=100_000)
     assert not {d.webhook_id for d in first} & {d.webhook_id for d in second}
-    assert not {d.body["id"] for d in first} & {d.body["id"] for d in second}
+    orders = [{d.body["id"] for d in f if d.topic not in CONSENT_TOPICS} for f in (first, second)]
+    assert not orders[0] & orders[1]
 
 
 def test_replayed_deliveries_are_signed_as_shopify_signs_them(tmp_path):

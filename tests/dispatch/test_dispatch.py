@@ -22,6 +22,7 @@ from postpurchase.store.claims import claim_due_touchpoints, mark_sending
 from postpurchase.store.database import transaction
 from postpurchase.store.models import (
     Channel,
+    ConsentState,
     Customer,
     LedgerKind,
     LoyaltyLedgerEntry,
@@ -124,7 +125,7 @@ def test_twilio_21610_records_the_stop_and_later_sms_are_skipped(
     with transaction(store) as session:
         suppression = session.execute(select(Suppression)).scalar_one()
         assert (suppression.channel, suppression.address) == (Channel.SMS, customer.phone)
-        assert session.get(Customer, customer.id).sms_consent is False
+        assert session.get(Customer, customer.id).sms_consent_state is ConsentState.DENIED
         later = add_touchpoint(
             session, customer, order, "setup_tips", Channel.SMS, NOW + timedelta(days=2)
         )
@@ -233,13 +234,13 @@ def test_refunded_order_gets_no_review_request(store, make_dispatcher, fake_send
 
 def test_consent_gates_marketing_but_not_transactional_email(store, make_dispatcher):
     with transaction(store) as session:
-        customer = add_customer(session, email_marketing_consent=False)
+        customer = add_customer(session, email_marketing_consent_state=ConsentState.DENIED)
         order = add_order(session, customer)
         review = add_touchpoint(session, customer, order, "review_request", Channel.EMAIL, NOW)
         points = add_touchpoint(session, customer, order, "points_earned", Channel.EMAIL, NOW)
 
     assert _run(store, make_dispatcher(NOW)) == {"sent": 1, "skipped": 1}
-    assert _touchpoint(store, review.id).reason == "no email marketing consent"
+    assert _touchpoint(store, review.id).reason == "email marketing consent denied"
     assert _touchpoint(store, points.id).status is TouchpointStatus.SENT
 
 
@@ -247,8 +248,13 @@ def test_sms_needs_sms_consent_and_marketing_sms_covers_order_texts(
     store, make_dispatcher, fake_twilio
 ):
     with transaction(store) as session:
-        never = add_customer(session, sms_consent=False, sms_marketing_consent=False)
-        subscribed = add_customer(session, sms_consent=False, sms_marketing_consent=True)
+        unknown = ConsentState.UNKNOWN
+        never = add_customer(
+            session, sms_consent_state=unknown, sms_marketing_consent_state=unknown
+        )
+        subscribed = add_customer(
+            session, sms_consent_state=unknown, sms_marketing_consent_state=ConsentState.GRANTED
+        )
         refused = add_touchpoint(
             session, never, add_order(session, never), "delivery_checkin", Channel.SMS, NOW
         )

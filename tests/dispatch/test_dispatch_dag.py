@@ -13,6 +13,7 @@ from sqlalchemy import select
 from postpurchase.store.database import transaction
 from postpurchase.store.models import (
     Channel,
+    ConsentState,
     LedgerKind,
     LoyaltyLedgerEntry,
     Touchpoint,
@@ -61,7 +62,7 @@ def test_dispatch_dag_sends_due_touchpoints_in_mapped_chunks(
             )
         )
         add_touchpoint(session, texter, paid, "points_earned", Channel.SMS, due)
-        silent = add_customer(session, email_marketing_consent=False)
+        silent = add_customer(session, email_marketing_consent_state=ConsentState.DENIED)
         add_touchpoint(session, silent, None, "win_back", Channel.EMAIL, due)
         add_touchpoint(  # not due yet: stays planned
             session,

@@ -9,7 +9,7 @@ from fakes.fixtures import add_customer, add_order, add_touchpoint
 from postpurchase.dispatch_notes import IDLE, dispatch_note, reason_key, skip_reasons
 from postpurchase.store.claims import claim_due_touchpoints
 from postpurchase.store.database import transaction
-from postpurchase.store.models import Channel
+from postpurchase.store.models import Channel, ConsentState
 
 NOW = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
 
@@ -21,8 +21,8 @@ def test_reasons_that_name_an_order_count_as_one():
     assert reason_key("review_request", "order 77-B is cancelled and returned") == (
         "review_request: order is cancelled and returned"
     )
-    assert reason_key("win_back", "no email marketing consent") == (
-        "win_back: no email marketing consent"
+    assert reason_key("win_back", "email marketing consent denied") == (
+        "win_back: email marketing consent denied"
     )
 
 
@@ -49,7 +49,7 @@ def test_the_note_lists_skip_reasons_most_frequent_first():
 
 def test_skip_reasons_are_read_from_what_the_chunk_recorded(store, make_dispatcher):
     with transaction(store) as session:
-        silent = add_customer(session, email_marketing_consent=False)
+        silent = add_customer(session, email_marketing_consent_state=ConsentState.DENIED)
         refunded = add_order(session, silent, financial_status="refunded", name="#1005")
         other = add_order(session, silent, financial_status="refunded", name="#1006")
         happy = add_customer(session)
@@ -70,9 +70,9 @@ def test_skip_reasons_are_read_from_what_the_chunk_recorded(store, make_dispatch
     assert counts == {"sent": 1, "skipped": 3}
     assert reasons == {
         "review_request: order is refunded": 2,
-        "win_back: no email marketing consent": 1,
+        "win_back: email marketing consent denied": 1,
     }
     assert dispatch_note([{"counts": counts, "skipped": reasons}]).splitlines()[1:] == [
         "  skipped, review_request: order is refunded: 2",
-        "  skipped, win_back: no email marketing consent: 1",
+        "  skipped, win_back: email marketing consent denied: 1",
     ]

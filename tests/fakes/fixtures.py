@@ -17,7 +17,14 @@ from postpurchase.channels.twilio_sms import TwilioSmsSender
 from postpurchase.dispatch import Dispatcher, GatePolicy
 from postpurchase.messages.context import ShopProfile
 from postpurchase.messages.rendering import DEFAULT_TEMPLATES_DIR, MessageRenderer
-from postpurchase.store.models import Channel, Customer, Order, OrderItem, Touchpoint
+from postpurchase.store.models import (
+    Channel,
+    ConsentState,
+    Customer,
+    Order,
+    OrderItem,
+    Touchpoint,
+)
 
 from .fake_sendgrid import API_KEY, FakeSendGrid
 from .fake_twilio import ACCOUNT_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID, FakeTwilio
@@ -104,9 +111,9 @@ def add_customer(session: Any, **values: Any) -> Customer:
         "last_name": "Martin",
         "locale": "en",
         "time_zone": "Europe/Paris",
-        "email_marketing_consent": True,
-        "sms_consent": True,
-        "sms_marketing_consent": True,
+        "email_marketing_consent_state": ConsentState.GRANTED,
+        "sms_consent_state": ConsentState.GRANTED,
+        "sms_marketing_consent_state": ConsentState.GRANTED,
     }
     customer = Customer(**{**defaults, **values})
     session.add(customer)

@@ -25,7 +25,14 @@ from postpurchase.store.database import (
     session_factory,
     transaction,
 )
-from postpurchase.store.models import Channel, Customer, MessageEvent, Suppression, SurveyResponse
+from postpurchase.store.models import (
+    Channel,
+    ConsentState,
+    Customer,
+    MessageEvent,
+    Suppression,
+    SurveyResponse,
+)
 from postpurchase.webhooks import opt_out_spool
 from postpurchase.webhooks.app import create_app
 
@@ -104,8 +111,8 @@ def test_opt_outs_are_kept_and_retrying_senders_told_to_retry(
     assert retried.status_code == later.status_code == 200
     assert opt_out_spool.pending(load_settings()) == []
     with store() as session:
-        assert session.get(Customer, anna.id).sms_consent is False
-        assert session.get(Customer, bert.id).email_marketing_consent is False
+        assert session.get(Customer, anna.id).sms_consent_state is ConsentState.DENIED
+        assert session.get(Customer, bert.id).email_marketing_consent_state is ConsentState.DENIED
         suppressed = set(session.execute(select(Suppression.channel, Suppression.address)).all())
         assert session.execute(select(MessageEvent.provider_event_id)).scalars().all() == ["ev-1"]
         assert session.execute(select(SurveyResponse)).first() is None
@@ -136,4 +143,4 @@ def test_housekeeping_applies_the_spool(app_on_private_postgres, fake_twilio):
 
     assert "applied 1 spooled opt-out(s)" in summary
     with store() as session:
-        assert session.get(Customer, anna.id).sms_consent is False
+        assert session.get(Customer, anna.id).sms_consent_state is ConsentState.DENIED

@@ -18,6 +18,7 @@ from postpurchase.store.claims import claim_due_touchpoints
 from postpurchase.store.database import transaction
 from postpurchase.store.models import (
     Channel,
+    ConsentState,
     Customer,
     MessageEvent,
     RejectedWebhook,
@@ -176,13 +177,13 @@ def test_inbound_stop_start_and_help(client, store, fake_twilio):
 
     stop = _twilio_post(client, fake_twilio, inbound, {**message, "Body": " stop "})
     with store() as session:
-        assert session.get(Customer, customer.id).sms_consent is False
+        assert session.get(Customer, customer.id).sms_consent_state is ConsentState.DENIED
         suppression = session.execute(select(Suppression)).scalar_one()
         assert (suppression.reason, suppression.lifted_at) == ("stop", None)
 
     start = _twilio_post(client, fake_twilio, inbound, {**message, "Body": "START"})
     with store() as session:
-        assert session.get(Customer, customer.id).sms_consent is True
+        assert session.get(Customer, customer.id).sms_consent_state is ConsentState.GRANTED
         assert session.execute(select(Suppression)).scalar_one().lifted_at is not None
 
     help_reply = _twilio_post(client, fake_twilio, inbound, {**message, "Body": "Help"})
@@ -211,7 +212,7 @@ def test_forged_twilio_requests_change_nothing(client, store, fake_twilio):
 
     assert forged.status_code == replayed.status_code == 401
     with store() as session:
-        assert session.get(Customer, customer.id).sms_consent is True
+        assert session.get(Customer, customer.id).sms_consent_state is ConsentState.GRANTED
         kept = session.execute(select(RejectedWebhook).order_by(RejectedWebhook.id)).scalars().all()
     assert _count(store, Suppression) == 0
     assert [(r.route, r.status_code, r.count) for r in kept] == [
@@ -265,17 +266,16 @@ def test_unsubscribe_link_shows_a_page_then_one_click_post(client, store):
 
     page = client.get(f"/u/{token}")
     with store() as session:
-        assert (
-            session.get(Customer, anna.id).email_marketing_consent is True
-        )  # a GET changes nothing
+        # a GET changes nothing
+        assert session.get(Customer, anna.id).email_marketing_consent_state is ConsentState.GRANTED
     done = client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"})
     again = client.post(f"/u/{token}")
 
     assert page.status_code == 200 and 'method="post"' in page.text
     assert done.status_code == again.status_code == 200
     with store() as session:
-        assert session.get(Customer, anna.id).email_marketing_consent is False
-        assert session.get(Customer, bert.id).email_marketing_consent is True
+        assert session.get(Customer, anna.id).email_marketing_consent_state is ConsentState.DENIED
+        assert session.get(Customer, bert.id).email_marketing_consent_state is ConsentState.GRANTED
         rows = session.execute(select(Suppression.address, Suppression.reason)).all()
     assert rows == [("anna@example.org", "unsubscribe")]
 
@@ -294,8 +294,8 @@ def test_link_tokens_cannot_be_forged_or_moved_to_another_customer(client, store
     for token in (f"{moved}.{mac}", other_key, survey_as_unsubscribe, "garbage"):
         assert client.post(f"/u/{token}").status_code == 400, token
     with store() as session:
-        assert session.get(Customer, bert.id).email_marketing_consent is True
-        assert session.get(Customer, anna.id).email_marketing_consent is True
+        assert session.get(Customer, bert.id).email_marketing_consent_state is ConsentState.GRANTED
+        assert session.get(Customer, anna.id).email_marketing_consent_state is ConsentState.GRANTED
 
 
 def test_survey_link_records_the_answer_posted_from_its_page(client, store):

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from postpurchase.settings import load_settings
 from postpurchase.store.database import transaction
-from postpurchase.store.models import Customer
+from postpurchase.store.models import ConsentState, Customer
 from postpurchase.webhooks import opt_out_spool
 from postpurchase.webhooks.app import create_app
 
@@ -51,4 +51,4 @@ def test_opt_outs_spooled_before_a_restart_are_applied_at_start(db_url, store):
 
     assert opt_out_spool.pending(load_settings()) == []
     with store() as session:
-        assert session.get(Customer, customer.id).sms_consent is False
+        assert session.get(Customer, customer.id).sms_consent_state is ConsentState.DENIED

@@ -74,7 +74,9 @@ def test_order_create_is_stored_as_a_canonical_order_placed(send, store):
     assert customer.email == "ines.moreau@example.com"
     assert customer.phone == "+15145550142"
     assert customer.email_marketing_consent is True
-    assert customer.sms_marketing_consent is False
+    assert customer.email_marketing_consent_at == datetime(2025, 3, 2, 22, 41, 12, tzinfo=UTC)
+    # "not_subscribed": never said yes nor no, which is no answer at all (unknown)
+    assert customer.sms_marketing_consent is None
     assert customer.tags == ["newsletter", "repeat buyer"]
     assert customer.locale == "en-US"
     # Money stays decimal text in the stored JSON, never a float.
@@ -198,6 +200,9 @@ def test_return_request_and_customer_update(send, store):
     assert updated.type is EventType.CUSTOMER_UPDATED
     assert updated.customer.email_marketing_consent is False  # unsubscribed
     assert updated.customer.sms_marketing_consent is True
+    assert updated.customer.sms_marketing_consent_at == datetime(
+        2026, 11, 25, 13, 3, 51, tzinfo=UTC
+    )
     assert updated.customer.tags == ["newsletter", "repeat buyer", "vip"]
 
 

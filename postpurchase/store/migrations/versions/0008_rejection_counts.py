@@ -7,7 +7,7 @@ and ``last_seen_at`` grow, ``samples`` keeps the first few. Existing rows keep t
 (count 1, no key); the unique key leaves them alone, as NULLs never collide.
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 Create Date: 2026-12-01 21:30:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0008"
-down_revision: str | None = "0005"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,80 @@
+"""Consent a batch of events states, merged into its customers (rules: ``postpurchase.consent``).
+
+Every answer a snapshot gives becomes a statement, dated by the consent's own time when the
+platform gives one (Shopify's ``consent_updated_at``), else by the snapshot's ``updated_at``,
+else by when the event happened. Statements are applied oldest first, so the order in which
+webhooks arrive does not decide the outcome; each change is kept in ``consent_changes`` with
+the inbox row it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from postpurchase import consent
+from postpurchase.events import CustomerSnapshot
+from postpurchase.store.models import ConsentPurpose, ConsentState
+
+if TYPE_CHECKING:
+    from postpurchase.processing.records import CustomerRecord, Key, SourcedEvent
+
+_FIELDS = {
+    "email_marketing_consent": ConsentPurpose.EMAIL_MARKETING,
+    "sms_marketing_consent": ConsentPurpose.SMS_MARKETING,
+    "sms_consent": ConsentPurpose.SMS,
+}
+_CONSENT_ONLY = {"external_id", *_FIELDS, *(f"{name}_at" for name in _FIELDS)}
+
+
+def consent_only(snapshot: CustomerSnapshot) -> bool:
+    """Whether the snapshot says nothing but consent (a Shopify consent topic)."""
+    return snapshot.model_fields_set <= _CONSENT_ONLY
+
+
+def _source(platform: str, snapshot: CustomerSnapshot) -> str:
+    if platform == "generic":
+        return consent.SHOP  # the shop's own system, on the customer's word
+    return consent.CONSENT_TOPIC if consent_only(snapshot) else consent.PLATFORM_PAYLOAD
+
+
+def statements_of(item: SourcedEvent) -> list[tuple[Key, consent.Statement]]:
+    """The consent statements ``item``'s customer snapshots make, by customer key."""
+    event = item.event
+    found = []
+    for snapshot in (event.customer, event.order.customer if event.order else None):
+        if snapshot is None:
+            continue
+        key = (item.source, snapshot.external_id)
+        version = snapshot.updated_at or event.occurred_at
+        for name, purpose in _FIELDS.items():
+            given = getattr(snapshot, name)
+            if given is None:
+                continue
+            stated_at = getattr(snapshot, f"{name}_at")
+            statement = consent.Statement(
+                purpose=purpose,
+                state=ConsentState.GRANTED if given else ConsentState.DENIED,
+                at=stated_at or version,
+                source=_source(item.source, snapshot),
+                reference=f"inbox:{item.inbox_id}",
+                dated=stated_at is not None,
+            )
+            found.append((key, statement))
+    return found
+
+
+def merge_consent(
+    session: Session, customers: Mapping[Key, CustomerRecord], items: Sequence[SourcedEvent]
+) -> int:
+    """Apply the batch's statements to ``customers`` (records, written back by the caller)
+    and insert the changes; returns how many changes there were."""
+    statements = [(key, s, item.inbox_id) for item in items for key, s in statements_of(item)]
+    statements.sort(key=lambda entry: (entry[1].at, entry[2]))
+    changes: list[dict[str, Any]] = []
+    for key, statement, _ in statements:
+        consent.apply(customers[key], statement, changes)
+    consent.record_changes(session, changes)
+    return len(changes)

@@ -1,0 +1,27 @@
+"""Consent tests reach the app through its signed routes: the webhook sender (``send``) and
+the provider fakes and dispatcher shared with the dispatch and feedback tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fakes.fixtures import (  # noqa: F401
+    fake_sendgrid,
+    fake_twilio,
+    make_dispatcher,
+    renderer,
+    shop,
+)
+from fastapi.testclient import TestClient
+from webhooks.deliveries import Sender, intake_settings
+
+from postpurchase.store.database import SessionFactory
+from postpurchase.webhooks.app import create_app
+
+
+@pytest.fixture
+def send(db_url: str, store: SessionFactory) -> Iterator[Sender]:
+    app = create_app(intake_settings(db_url), session_factory=store)
+    with TestClient(app) as client:
+        yield Sender(client)
