@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from postpurchase.events import NO_CURRENCY, CanonicalEvent, EventType
+from postpurchase.platforms import shopify_products
 from postpurchase.platforms.fields import (
     Identifier,
     InvalidPayload,
@@ -329,15 +330,20 @@ _TOPICS: dict[str, Callable[[Any, datetime], dict[str, Any]]] = {
     "returns/request": _return_event,
     "customers/update": _customer_event,
 }
-HANDLED_TOPICS = frozenset(_TOPICS)
+HANDLED_TOPICS = frozenset(_TOPICS) | shopify_products.TOPICS
 
 
-def normalise(topic: str, data: Any, *, received_at: datetime) -> CanonicalEvent | None:
+def normalise(
+    topic: str, data: Any, *, received_at: datetime, shop: str | None = None
+) -> CanonicalEvent | None:
     """The canonical event for a Shopify webhook, or None for a topic the engine ignores.
 
     ``received_at`` (Shopify's triggered-at time, else arrival) dates events whose payload
-    carries no time of its own. Raises InvalidPayload naming each wrong field.
+    carries no time of its own; ``shop`` (the shop's domain) makes product links. Raises
+    InvalidPayload naming each wrong field.
     """
+    if topic in shopify_products.TOPICS:
+        return shopify_products.normalise(topic, data, received_at=received_at, shop=shop)
     build = _TOPICS.get(topic)
     if build is None:
         return None

@@ -24,6 +24,7 @@ from sqlalchemy import Row, Text, cast, select
 from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import CampaignConfig
+from postpurchase.catalogue.products import note_products, store_product_events
 from postpurchase.events import CanonicalEvent, EventType
 from postpurchase.loyalty import ledger
 from postpurchase.loyalty.config import LoyaltyConfig
@@ -175,7 +176,21 @@ def process_batch(
     ``now`` is the run's clock, for per-event work that needs one. Without a ``loyalty``
     config no points are awarded or reversed.
     """
+    store_product_events(
+        session, [(item.source, item.event) for item in items if item.event.product is not None]
+    )
     records = upsert_records(session, items)
+    # Products first seen in these orders' lines: marked for a look-up (outside this path).
+    sources = {order.id: order.source for order in records.orders.values()}
+    note_products(
+        session,
+        (
+            (sources[order_id], str(line["product_id"]))
+            for order_id, lines in records.items.items()
+            for line in lines
+            if line.get("product_id")
+        ),
+    )
     # Loyalty comes before planning so that a points_earned message planned now finds its
     # points in the ledger.
     if loyalty is not None:

@@ -19,7 +19,7 @@ import msgspec
 from starlette.requests import Request
 
 from postpurchase.inbox import InboxEntry, dedupe_key, unstorable_field
-from postpurchase.platforms import generic, shopify, woocommerce
+from postpurchase.platforms import generic, shopify, woocommerce, woocommerce_products
 from postpurchase.platforms.fields import InvalidPayload
 from postpurchase.settings import ENV_PREFIX, Settings
 from postpurchase.webhooks.rejections import Rejection
@@ -162,7 +162,7 @@ def shopify_entry(
     key = dedupe_key(shopify.SOURCE, shop, topic, delivery)
     received_at = _triggered_at(headers, now)
     try:
-        event = shopify.normalise(topic, data, received_at=received_at)
+        event = shopify.normalise(topic, data, received_at=received_at, shop=shop)
     except InvalidPayload as exc:
         raise _invalid(exc) from None
     if event is None:
@@ -201,7 +201,7 @@ def woocommerce_entry(
     source = headers.get("x-wc-webhook-source", "").strip()[:255] or None
     data = parse_json(body)
     try:
-        event = woocommerce.normalise(topic, data)
+        event = woocommerce.normalise(topic, data, received_at=now)
     except InvalidPayload as exc:
         raise _invalid(exc) from None
     site = source or "-"
@@ -214,7 +214,12 @@ def woocommerce_entry(
             shop=source,
             received_at=now,
         )
-    key = dedupe_key(woocommerce.SOURCE, site, *woocommerce.dedupe_key_parts(webhook_id, event))
+    if event.product is not None:
+        delivery = headers.get("x-wc-webhook-delivery-id", "").strip()[:64]
+        parts = woocommerce_products.dedupe_key_parts(webhook_id, event, delivery)
+    else:
+        parts = woocommerce.dedupe_key_parts(webhook_id, event)
+    key = dedupe_key(woocommerce.SOURCE, site, *parts)
     return _checked(
         InboxEntry.for_event(
             event, source=woocommerce.SOURCE, dedupe_key=key, topic=topic, shop=source
