@@ -6,27 +6,12 @@ from __future__ import annotations
 
 import copy
 
-from genuine_payloads import genuine
+from genuine_payloads import CULT, DELIVERED, IPOD, ORDER, genuine
 from sqlalchemy import select
 
 from postpurchase.loyalty.config import load_loyalty_config
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.models import LoyaltyLedgerEntry, Product, Touchpoint
-
-ORDER = genuine("shopify/admin_api_order_ipod_nano.json")["order"]
-IPOD = genuine("shopify/admin_api_product_ipod_nano.json")["product"]
-CULT = '"cult products" in order.product_types'
-
-# What a carrier app posts for this order (hand-written, in the shape of
-# tests/fixtures/shopify/fulfillment_events_create.json).
-DELIVERED = {
-    "id": 944956401,
-    "fulfillment_id": 255858046,
-    "status": "delivered",
-    "happened_at": "2026-11-23T15:42:00-05:00",
-    "created_at": "2026-11-23T15:42:08-05:00",
-    "order_id": 450789469,
-}
 
 
 def _journey(send, *, product: bool) -> None:
