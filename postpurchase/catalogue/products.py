@@ -52,6 +52,7 @@ class CatalogueEntry:
     title: str | None
     product_type: str | None
     vendor: str | None
+    handle: str | None
     tags: tuple[str, ...]
     collections: tuple[str, ...]
     image_url: str | None
@@ -165,7 +166,7 @@ def catalogue_entries(session: Session, keys: Iterable[Key]) -> dict[Key, Catalo
             table.c.external_id,
             table.c.source_updated_at,
             table.c.deleted_at,
-            *(table.c[name] for name in _FIELDS if name != "handle"),
+            *(table.c[name] for name in _FIELDS),
         ).where(pairs_among(session, table.c.source, table.c.external_id, wanted))
     )
     return {
@@ -173,6 +174,7 @@ def catalogue_entries(session: Session, keys: Iterable[Key]) -> dict[Key, Catalo
             title=row.title,
             product_type=row.product_type,
             vendor=row.vendor,
+            handle=row.handle,
             tags=tuple(row.tags or ()),
             collections=tuple(row.collections or ()),
             image_url=row.image_url,
