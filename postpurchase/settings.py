@@ -172,7 +172,8 @@ class Settings(BaseSettings):
     )
     review_link_template: str = Field(
         default="{product_url}#write-a-review",
-        description="Per-product review link; {product_url} is the item's product page.",
+        description="Per-product review link: {product_url} (the product's page), "
+        "{product_id} and {handle} are the product's.",
     )
     sender_email: str = Field(default="hello@shop.example.com", description="Email From address.")
     default_locale: str = Field(default="en", description="Locale for customers without one.")
