@@ -185,3 +185,32 @@ def test_product_rows_go_through_the_inbox(send, store):
         "788032119674292922",
         ClaimStatus.PENDING,
     )
+
+
+def test_another_platform_keeps_the_catalogue_through_the_generic_route(send, store, drain, clock):
+    event = {
+        "id": "prod-evt-1",
+        "type": "product.updated",
+        "occurred_at": "2026-11-20T14:00:00Z",
+        "product": {
+            "external_id": "SKU-KETTLE-2",
+            "title": "Gooseneck Kettle",
+            "product_type": "Appliances",
+            "tags": ["needs-setup"],
+            "collections": ["Brewing"],
+            "image_url": "https://cdn.example.net/kettle.jpg",
+            "url": "https://shop.example.net/kettle",
+            "updated_at": "2026-11-20T14:00:00Z",
+        },
+    }
+    response = send.generic(event, timestamp=int(clock.now.timestamp()))
+    assert response.status_code == 202, response.text
+
+    drain()
+
+    kettle = products(store)["SKU-KETTLE-2"]
+    assert (kettle.source, kettle.product_type, kettle.collections) == (
+        "generic",
+        "Appliances",
+        ["Brewing"],
+    )
