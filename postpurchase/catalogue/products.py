@@ -81,7 +81,7 @@ def store_product_events(session: Session, items: Sequence[tuple[str, CanonicalE
     if not events:
         return 0
     keys = sorted({(source, e.product.external_id) for source, e in events if e.product})
-    insert_ignoring_conflicts(session, Product, [bare_row(key) for key in keys])
+    note_products(session, keys)
     table = Product.__table__
     query = select(table.c.id, table.c.source, table.c.external_id, table.c.source_updated_at)
     query = query.where(pairs_among(session, table.c.source, table.c.external_id, keys))
@@ -148,10 +148,24 @@ def _write(session: Session, changes: dict[int, dict[str, Any]]) -> None:
 def note_products(session: Session, keys: Iterable[Key]) -> int:
     """Give each product of ``keys`` that the catalogue lacks a bare row, due for a look-up.
 
-    One statement; rows already there are left as they are. Returns how many were added.
+    Rows already there are left as they are. The ones present are read first, so that a
+    batch naming known products (nearly every batch) writes nothing. Returns how many rows
+    were added.
     """
     wanted = sorted({key for key in keys if key[1]})
-    return insert_ignoring_conflicts(session, Product, [bare_row(key) for key in wanted])
+    if not wanted:
+        return 0
+    table = Product.__table__
+    present = {
+        (source, external_id)
+        for source, external_id in session.execute(
+            select(table.c.source, table.c.external_id).where(
+                pairs_among(session, table.c.source, table.c.external_id, wanted)
+            )
+        )
+    }
+    missing = [key for key in wanted if key not in present]
+    return insert_ignoring_conflicts(session, Product, [bare_row(key) for key in missing])
 
 
 def catalogue_entries(session: Session, keys: Iterable[Key]) -> dict[Key, CatalogueEntry]:

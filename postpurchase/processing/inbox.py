@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -160,6 +160,17 @@ def _refund_occurrence(item: SourcedEvent, order: OrderRecord | None) -> Occurre
     )
 
 
+def _named_products(items: Sequence[SourcedEvent]) -> Iterator[tuple[str, str]]:
+    for item in items:
+        event = item.event
+        if event.product is not None:
+            yield item.source, event.product.external_id
+        if event.order is not None:
+            yield from (
+                (item.source, line.product_id) for line in event.order.lines if line.product_id
+            )
+
+
 def process_batch(
     session: Session,
     items: Sequence[SourcedEvent],
@@ -176,21 +187,15 @@ def process_batch(
     ``now`` is the run's clock, for per-event work that needs one. Without a ``loyalty``
     config no points are awarded or reversed.
     """
+    # Every product the batch names gets its catalogue row first, in one insert in key order
+    # (concurrent drainers then wait for each other in one order, never each for the other):
+    # those of product events, and those first seen in order lines, marked unknown for a
+    # look-up that runs outside this path.
+    note_products(session, _named_products(items))
     store_product_events(
         session, [(item.source, item.event) for item in items if item.event.product is not None]
     )
     records = upsert_records(session, items)
-    # Products first seen in these orders' lines: marked for a look-up (outside this path).
-    sources = {order.id: order.source for order in records.orders.values()}
-    note_products(
-        session,
-        (
-            (sources[order_id], str(line["product_id"]))
-            for order_id, lines in records.items.items()
-            for line in lines
-            if line.get("product_id")
-        ),
-    )
     # Loyalty comes before planning so that a points_earned message planned now finds its
     # points in the ledger.
     if loyalty is not None:
