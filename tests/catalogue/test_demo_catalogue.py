@@ -5,6 +5,7 @@ configuration fire in ``make run``."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from processing.journeys import at
 from sqlalchemy import select
@@ -12,9 +13,17 @@ from webhooks.deliveries import SHOPIFY_SECRET
 
 from postpurchase.demo.feed import build_feed
 from postpurchase.demo.replay import shopify_request
+from postpurchase.dispatch_tasks import claim_for_run, dispatch_chunk
 from postpurchase.loyalty.config import load_loyalty_config
-from postpurchase.settings import PROJECT_ROOT
-from postpurchase.store.models import LoyaltyLedgerEntry, Order, OrderItem, Product, Touchpoint
+from postpurchase.settings import PROJECT_ROOT, Settings
+from postpurchase.store.models import (
+    LoyaltyLedgerEntry,
+    Order,
+    OrderItem,
+    Product,
+    Touchpoint,
+    TouchpointStatus,
+)
 
 NOW = "2026-11-27T12:00:00+00:00"
 
@@ -51,3 +60,26 @@ def test_the_demo_feed_gets_setup_tips_and_the_accessories_bonus(client, store, 
     assert tips, "no setup tips planned"
     assert tips <= electronic  # only orders with an electronics product get them
     assert any("double_points_on_accessories" in (note or "") for note in notes)
+
+
+def test_in_the_demo_setup_tips_go_out(client, store, drain, db_url, tmp_path):
+    """As ``make run`` does: the feed of the last 30 days up to now, processed, then what is
+    due dispatched to the outbox."""
+    now = datetime.now(UTC)
+    for delivery in (json.loads(d.to_json()) for d in build_feed(orders=60, now=now)):
+        body, headers = shopify_request(delivery, SHOPIFY_SECRET)
+        assert client.post("/webhooks/shopify", content=body, headers=headers).status_code == 202
+    drain(now=now.isoformat())
+    settings = Settings(database_url=db_url, var_dir=tmp_path / "var")
+
+    results = [dispatch_chunk(chunk, settings) for chunk in claim_for_run("manual__demo", settings)]
+
+    assert sum(r.get("sent", 0) for r in results) > 0
+    with store() as session:
+        sent = session.scalars(
+            select(Touchpoint.id).where(
+                Touchpoint.campaign_id == "setup_tips", Touchpoint.status == TouchpointStatus.SENT
+            )
+        ).all()
+    assert sent, "no setup tips went out"
+    assert len(list((tmp_path / "var" / "outbox").glob("*-setup_tips.eml"))) == len(sent)
