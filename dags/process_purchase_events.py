@@ -6,6 +6,9 @@ and items (stale updates ignored), plans touchpoints from `config/campaigns.yaml
 planned touchpoints that events made moot (refund, cancellation, return, review), and marks
 each event processed, or failed with its reason after a few attempts. Then plans what no
 event announces: deliveries assumed after the configured fallback, and win-backs.
+Beside that, `look_up_products` asks Shopify's or WooCommerce's API (when credentials are
+set) for products seen in orders but not yet described by a product webhook, a few per run
+with short timeouts; a platform that fails is asked again in a later run.
 
 **Drainers**: `drainers` decides how many `drain_inbox` task instances run side by side
 (`POSTPURCHASE_DRAIN_WORKERS`, default 2, on PostgreSQL; one on SQLite); each claims its
@@ -65,7 +68,16 @@ def process_purchase_events() -> None:
 
         return note_this_run(processing_note(drained, plan_followups()))
 
-    plan_followups(drain_inbox.expand(slot=drainers()))
+    @task
+    def look_up_products() -> str:
+        from postpurchase.catalogue.lookup import look_up_unknown_products
+
+        return look_up_unknown_products()
+
+    drained = drain_inbox.expand(slot=drainers())
+    plan_followups(drained)
+    # Its own branch: a slow or failing platform never holds back the follow-ups.
+    drained >> look_up_products()
 
 
 process_purchase_events()

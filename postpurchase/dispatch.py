@@ -32,6 +32,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
 from postpurchase import gates
+from postpurchase.catalogue.products import CatalogueEntry, Key, catalogue_entries
 from postpurchase.channels.delivery import send_with_retries
 from postpurchase.channels.messages import EmailSender, OutgoingEmail, OutgoingSms, SmsSender
 from postpurchase.channels.ratelimit import RateLimiter
@@ -241,7 +242,12 @@ class Dispatcher:
         suppressed = _suppressions(session, customers.values())
         recent = self._recent_sends(session, customers.keys(), now)
         loyalty = loyalty_figures(session, {(t.customer_id, t.order_id) for t in touchpoints})
-        return _Batch(now, touchpoints, customers, orders, suppressed, recent, loyalty)
+        # the lines' images and pages, from the product catalogue, in one query
+        catalogue = catalogue_entries(
+            session,
+            ((o.source, i.product_id or "") for o in orders.values() for i in o.items),
+        )
+        return _Batch(now, touchpoints, customers, orders, suppressed, recent, loyalty, catalogue)
 
     def _decide(self, batch: _Batch) -> Iterator[_Outcome | _Pending]:
         """Each touchpoint in turn: its outcome if it is not to be sent, else the rendered
@@ -291,6 +297,7 @@ class Dispatcher:
                     customer=customer,
                     order=order,
                     loyalty=batch.loyalty[(tp.customer_id, tp.order_id)],
+                    catalogue=batch.catalogue,
                 )
                 rendered = self.renderer.render(
                     tp.channel.value, spec.template, context, marketing=spec.consent == "marketing"
@@ -500,6 +507,7 @@ class _Batch:
     suppressed: dict[tuple[Channel, str], str]
     recent: defaultdict[tuple[int, Channel], list[datetime]]
     loyalty: dict[tuple[int, int | None], LoyaltyFigures]
+    catalogue: dict[Key, CatalogueEntry]
 
 
 def _by_id(session: Session, model: Any, ids: Collection[int]) -> dict[int, Any]:

@@ -31,6 +31,9 @@ class EventType(enum.StrEnum):
     REVIEW_SUBMITTED = "review.submitted"
     CUSTOMER_UPDATED = "customer.updated"
     TIER_CHANGED = "tier.changed"  # emitted by segment refreshes, not by platforms
+    # The shop's catalogue: no journey of their own, they update the products table.
+    PRODUCT_UPDATED = "product.updated"  # created, updated or restored
+    PRODUCT_DELETED = "product.deleted"
 
 
 def _aware(value: datetime) -> datetime:
@@ -176,6 +179,22 @@ class TierChange(_Model):
     to_tier: str = Field(max_length=64)
 
 
+class ProductSnapshot(_Model):
+    """A product as the platform last described it (``product.*`` events); lists hold what
+    the platform sent, in its order. A deletion carries only the id."""
+
+    external_id: str = Field(min_length=1, max_length=64)
+    title: str | None = None
+    product_type: str | None = Field(default=None, max_length=255)
+    vendor: str | None = Field(default=None, max_length=255)
+    handle: str | None = Field(default=None, max_length=255)
+    tags: list[str] = Field(default_factory=list)
+    collections: list[str] = Field(default_factory=list)
+    image_url: str | None = None
+    url: str | None = None
+    updated_at: AwareDatetime | None = None
+
+
 class CanonicalEvent(_Model):
     """One thing that happened. ``order`` is present for every ``order.*``/``return.*`` event."""
 
@@ -187,13 +206,17 @@ class CanonicalEvent(_Model):
     shipment: Shipment | None = None
     review: Review | None = None
     tier: TierChange | None = None
+    product: ProductSnapshot | None = None
 
     def subject_id(self) -> str | None:
-        """The platform id the event is about (order, else customer), for the inbox row."""
+        """The platform id the event is about (order, else customer, else product), for the
+        inbox row."""
         if self.order is not None:
             return self.order.external_id
         if self.customer is not None:
             return self.customer.external_id
+        if self.product is not None:
+            return self.product.external_id
         return None
 
     def times(self) -> list[tuple[str, datetime]]:

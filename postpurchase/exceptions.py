@@ -5,6 +5,8 @@
     ├── DatabaseUnavailable           the engine's database cannot be reached (may recover)
     ├── ConcurrentChange              another worker changed the same rows meanwhile; retry
     ├── InvalidInput                  data from outside (webhook, file) is malformed or invalid
+    ├── PlatformApiError              a shop platform's API (Shopify Admin, WooCommerce REST)
+    │                                 refused or failed a look-up; the product stays unknown
     └── ProviderError                 SendGrid, Twilio or another channel refused or failed
         ├── TransientProviderError    retry with backoff (429, 5xx, connection refused)
         ├── PermanentProviderError    do not retry (4xx): the request itself is wrong
@@ -36,6 +38,20 @@ class ConcurrentChange(PostpurchaseError):
 
 class InvalidInput(PostpurchaseError):
     """Input from outside the process is malformed or fails validation."""
+
+
+class PlatformApiError(PostpurchaseError):
+    """A shop platform's API did not answer a look-up usefully.
+
+    ``retry_after`` is the wait in seconds the platform asked for (429), if any;
+    ``stop`` says that the next look-ups would fail the same way (bad credentials, rate
+    limited, platform down), so a run stops asking until later.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, stop: bool = False):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.stop = stop
 
 
 class ProviderError(PostpurchaseError):

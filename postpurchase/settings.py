@@ -139,6 +139,35 @@ class Settings(BaseSettings):
         default=False, description="Serve /docs, /redoc and /openapi.json (off: they are public)."
     )
 
+    # --- the platforms' APIs: looking up products first seen in an order --------------------
+    shopify_shop: str | None = Field(
+        default=None,
+        description="The shop's myshopify domain for the Admin API (or its URL); else the "
+        "Airflow connection shopify_admin (host).",
+    )
+    shopify_admin_token: SecretStr | None = Field(
+        default=None,
+        description="Admin API access token (read_products); else shopify_admin's password.",
+    )
+    shopify_api_version: str = Field(default="2025-10", description="Admin API version.")
+    woocommerce_url: str | None = Field(
+        default=None,
+        description="The store's URL for the REST API; else the Airflow connection "
+        "woocommerce_api (host).",
+    )
+    woocommerce_consumer_key: str | None = Field(
+        default=None, description="REST API consumer key (read); else woocommerce_api's login."
+    )
+    woocommerce_consumer_secret: SecretStr | None = Field(
+        default=None, description="REST API consumer secret; else woocommerce_api's password."
+    )
+    product_lookups_per_run: int = Field(
+        default=50, ge=0, description="Unknown products looked up per processing run, at most."
+    )
+    platform_api_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="How long one product look-up may take."
+    )
+
     @field_validator("shopify_webhook_secrets")
     @classmethod
     def _lower_shop_domains(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
@@ -166,7 +195,8 @@ class Settings(BaseSettings):
     )
     review_link_template: str = Field(
         default="{product_url}#write-a-review",
-        description="Per-product review link; {product_url} is the item's product page.",
+        description="Per-product review link: {product_url} (the product's page), "
+        "{product_id} and {handle} are the product's.",
     )
     sender_email: str = Field(default="hello@shop.example.com", description="Email From address.")
     default_locale: str = Field(default="en", description="Locale for customers without one.")

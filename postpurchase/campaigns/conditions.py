@@ -5,11 +5,13 @@ The names an expression may use, and what they hold, are those of ``condition_co
 
 - ``order``: name, currency, total, subtotal, total_tax, total_discounts, total_shipping,
   refunded_amount (Decimal), financial_status, fulfillment_status, item_count,
-  product_types, skus, vendors (lists), placed_at ... delivered_at (aware datetimes or none);
+  skus, vendors, and product_types, product_tags, collections (lists; these three from the
+  product catalogue and lower-cased), placed_at ... delivered_at (aware datetimes or none);
 - ``customer``: first_name, last_name, email, phone, locale, time_zone,
   email_marketing_consent, sms_consent, sms_marketing_consent ("granted", "denied" or
   "unknown": compare them, e.g. ``customer.sms_marketing_consent == "granted"``);
-- ``items``: a list of {title, product_type, vendor, sku, quantity, unit_price};
+- ``items``: a list of {product_id, title, product_type, vendor, sku, quantity, unit_price,
+  tags, collections, image_url, product_url}, completed from the catalogue as stored;
 - ``tier``: {from_tier, to_tier} for ``tier.changed`` campaigns, else none.
 
 A name outside these is an error at validation; an attribute missing at evaluation

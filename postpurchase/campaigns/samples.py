@@ -17,20 +17,30 @@ def sample_condition_context() -> dict[str, Any]:
     placed = datetime(2026, 11, 2, 15, 4, tzinfo=UTC)
     items = [
         {
+            "product_id": "8123456789013",
             "title": "Espresso machine",
-            "product_type": "electronics",
+            "product_type": "Electronics",
             "vendor": "Brewco",
             "sku": "ESP-100",
             "quantity": 1,
             "unit_price": Decimal("189.00"),
+            "tags": ["coffee", "needs-setup"],
+            "collections": [],
+            "image_url": "https://cdn.shopify.com/s/files/1/0000/0001/products/espresso.jpg",
+            "product_url": "https://brewco.myshopify.com/products/espresso-machine",
         },
         {
+            "product_id": "8123456790037",
             "title": "Descaling tablets",
-            "product_type": "accessories",
+            "product_type": "Accessories",
             "vendor": "Brewco",
             "sku": "DSC-12",
             "quantity": 2,
             "unit_price": Decimal("9.50"),
+            "tags": ["coffee"],
+            "collections": [],
+            "image_url": None,
+            "product_url": "https://brewco.myshopify.com/products/descaling-tablets",
         },
     ]
     return {
@@ -47,7 +57,9 @@ def sample_condition_context() -> dict[str, Any]:
             "fulfillment_status": "fulfilled",
             "item_count": 3,
             "points_earned": 208,
-            "product_types": ["electronics", "accessories"],
+            "product_types": ["accessories", "electronics"],  # lower-cased, from the catalogue
+            "product_tags": ["coffee", "needs-setup"],
+            "collections": [],
             "skus": ["ESP-100", "DSC-12"],
             "vendors": ["Brewco"],
             "placed_at": placed,

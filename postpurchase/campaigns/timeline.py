@@ -8,8 +8,10 @@ fulfilment plus the configured fallback, as the processing DAG would.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from postpurchase.campaigns.config import CUSTOMER_LAPSED, CampaignConfig
@@ -80,10 +82,13 @@ def order_timeline(
     fulfilled_at: datetime | None = None,
     delivered_at: datetime | None = None,
     points_earned: int = 0,
+    catalogue: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
 ) -> list[TimelineRow]:
     """One row per planned step and channel, or per campaign that would plan nothing.
 
     ``points_earned``: what the order would earn (``loyalty.estimate``), for conditions.
+    ``catalogue`` completes the order's lines from the product catalogue (type, tags,
+    collections), as processing does; without it only what the lines say counts.
     """
     customer = order.customer
     zone = zone_or(customer.time_zone if customer else None, shop_zone)
@@ -96,6 +101,8 @@ def order_timeline(
         zone=shop_zone,
     )
     items = [item_context(line) for line in order.lines]
+    if catalogue is not None:
+        items = catalogue(items)
     context = order_context(order, items, points_earned=points_earned) | moments
     facts = Facts(
         order=context,

@@ -55,10 +55,11 @@ def _register() -> None:
     from postpurchase.cli.db import db
     from postpurchase.cli.loyalty import loyalty
     from postpurchase.cli.preview import preview
+    from postpurchase.cli.products import products
     from postpurchase.cli.run import run
     from postpurchase.cli.serve import serve
 
-    for group in (campaigns, consent, db, loyalty, preview, run, serve):
+    for group in (campaigns, consent, db, loyalty, preview, products, run, serve):
         main.add_command(group)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -79,6 +80,8 @@ def timeline(
     shape, order = read_order_file(order_file)
     award = estimated_award(order, load_loyalty_config(settings.loyalty_config))
     click.echo(f"{order.name or order.external_id}, read as a {shape}")
+    catalogue, note = _catalogue_for(shape, order)
+    click.echo(note)
     if order.placed_at is None:
         raise InvalidInput(f"{order_file}: the order has no placed_at")
     rows = order_timeline(
@@ -89,6 +92,7 @@ def timeline(
         fulfilled_at=_moment(fulfilled_at, "--fulfilled-at"),
         delivered_at=_moment(delivered_at, "--delivered-at"),
         points_earned=award.points if award is not None else 0,
+        catalogue=catalogue,
     )
     for row in rows:
         if row.due_at is None:
@@ -98,6 +102,41 @@ def timeline(
         step = "first" if row.step == 0 else f"reminder {row.step}"
         extra = f"  ({row.note})" if row.note else ""
         click.echo(f"{row.campaign:<18} {due:<22} {row.channel:<6} {step}{extra}")
+
+
+def _catalogue_for(shape: str, order: Any) -> tuple[Any, str]:
+    """A function completing the order's lines from the engine's product catalogue, and a
+    line saying what was found; without a database the lines count as they are."""
+    from postpurchase.catalogue.products import catalogue_entries, with_catalogue
+    from postpurchase.cli.db import open_database
+    from postpurchase.exceptions import PostpurchaseError
+    from postpurchase.settings import load_settings
+    from postpurchase.store.database import session_factory
+
+    source = {"Shopify order": "shopify", "WooCommerce order": "woocommerce"}.get(shape)
+    if source is None:
+        return None, "products: as the order's lines describe them"
+    url = load_settings().sqlalchemy_url
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        # no engine database here yet: none is created just to read it
+        return None, "products: no engine database, so no catalogue; lines count as they are"
+    try:
+        engine = open_database()
+    except PostpurchaseError as exc:
+        return None, f"products: the catalogue was not read ({exc}); lines count as they are"
+    try:
+        with session_factory(engine)() as session:
+            entries = catalogue_entries(
+                session, ((source, line.product_id or "") for line in order.lines)
+            )
+    finally:
+        engine.dispose()
+    known = sum(1 for entry in entries.values() if entry.known)
+    products = len({line.product_id for line in order.lines if line.product_id})
+    return (
+        lambda items: with_catalogue(items, source, entries),
+        f"products: {known} of {products} known to the catalogue",
+    )
 
 
 @campaigns.command("replan")

@@ -1,9 +1,12 @@
 """A realistic, reproducible feed of Shopify webhooks for a small shop's last 30 days.
 
-Orders are placed, paid, fulfilled and (mostly) delivered; some are refunded, cancelled or
-returned; some customers come back. Every delivery is what Shopify would POST: topic, ids and
-the REST-shaped JSON body with money as decimal strings. The same seed and ``now`` always give
-the same feed, so a run can be repeated and compared.
+The feed opens with a ``products/create`` for each of the shop's products (type, tags,
+vendor, handle, image), as Shopify sends them when products are added: order line items carry
+no product type, so that is how the engine learns what was bought. Orders are placed, paid,
+fulfilled and (mostly) delivered; some are refunded, cancelled or returned; some customers
+come back. Every delivery is what Shopify would POST: topic, ids and the REST-shaped JSON body
+with money as decimal strings. The same seed and ``now`` always give the same feed, so a run
+can be repeated and compared.
 
 Bodies carry only fields Shopify sends, in its shapes (checked against the genuine payloads
 in ``tests/fixtures/genuine/shopify``): line items have no product type (that comes from
@@ -36,7 +39,16 @@ _PRODUCTS = [
     (7006, "Wool Throw Blanket", "Bedding", "Hem & Co", Decimal("75.00")),
     (7007, "Cast Iron Skillet 26 cm", "Kitchen", "Krus", Decimal("59.90")),
     (7008, "Robot Vacuum R2", "Electronics", "Städa", Decimal("349.00")),
+    (7009, "Braided USB-C Cable 2 m", "Accessories", "Ljud", Decimal("19.90")),
 ]
+# Product tags, as the shop set them in its admin (by product type).
+_TAGS = {
+    "Electronics": "needs-setup, smart-home",
+    "Accessories": "add-on",
+    "Bedding": "bedroom, natural-fibres",
+    "Kitchen": "kitchen",
+    "Lighting": "living-room",
+}
 
 _PEOPLE = [
     ("Ana", "Lindqvist", "Europe/Stockholm", "SE", "+46701234567"),
@@ -81,6 +93,17 @@ def _ascii(name: str) -> str:
     """An email-safe form of a name: accents dropped, Ł as L, apostrophes removed."""
     folded = unicodedata.normalize("NFKD", name.replace("ł", "l").replace("Ł", "L"))
     return "".join(c for c in folded if c.isascii() and c.isalnum())
+
+
+def _handle(title: str) -> str:
+    """Shopify's handle of a title: lower-case ASCII words joined by hyphens."""
+    words = "".join(c if c.isalnum() else " " for c in _fold(title).lower()).split()
+    return "-".join(words)
+
+
+def _fold(text: str) -> str:
+    folded = unicodedata.normalize("NFKD", text.replace("ł", "l").replace("Ł", "L"))
+    return "".join(c for c in folded if c.isascii())
 
 
 def _iso(moment: datetime) -> str:
@@ -229,6 +252,74 @@ class _FeedBuilder:
                     _email_consent(customer, "unsubscribed", later),
                 )
 
+    def product(self, product: tuple[int, str, str, str, Decimal], at: datetime) -> dict[str, Any]:
+        """A ``products/create`` body in Shopify's REST product shape (one default variant)."""
+        product_id, title, product_type, vendor, price = product
+        handle = _handle(title)
+        created = _iso(at)
+        image = {
+            "id": product_id * 100 + 1,
+            "admin_graphql_api_id": f"gid://shopify/ProductImage/{product_id * 100 + 1}",
+            "product_id": product_id,
+            "position": 1,
+            "created_at": created,
+            "updated_at": created,
+            "alt": title,
+            "width": 1200,
+            "height": 1200,
+            "src": f"https://cdn.shopify.com/s/files/1/0612/3456/7890/products/{handle}.jpg",
+            "variant_ids": [],
+        }
+        return {
+            "id": product_id,
+            "admin_graphql_api_id": f"gid://shopify/Product/{product_id}",
+            "title": title,
+            "body_html": f"<p>{title} from {vendor}.</p>",
+            "vendor": vendor,
+            "product_type": product_type,
+            "created_at": created,
+            "handle": handle,
+            "updated_at": created,
+            "published_at": created,
+            "template_suffix": None,
+            "published_scope": "web",
+            "status": "active",
+            "tags": _TAGS.get(product_type, ""),
+            "variants": [
+                {
+                    "id": product_id * 10 + 1,
+                    "admin_graphql_api_id": f"gid://shopify/ProductVariant/{product_id * 10 + 1}",
+                    "product_id": product_id,
+                    "title": "Default Title",
+                    "price": _money(price),
+                    "sku": f"SKU-{product_id}",
+                    "position": 1,
+                    "inventory_policy": "deny",
+                    "compare_at_price": None,
+                    "option1": "Default Title",
+                    "option2": None,
+                    "option3": None,
+                    "created_at": created,
+                    "updated_at": created,
+                    "taxable": True,
+                    "barcode": None,
+                    "inventory_quantity": 40,
+                    "image_id": None,
+                }
+            ],
+            "options": [
+                {
+                    "id": product_id * 100 + 2,
+                    "product_id": product_id,
+                    "name": "Title",
+                    "position": 1,
+                    "values": ["Default Title"],
+                }
+            ],
+            "images": [image],
+            "image": image,
+        }
+
     def delivery(self, topic: str, at: datetime, body: dict[str, Any]) -> Delivery:
         event = self.next_id()
         return Delivery(topic, f"wh-{event}", f"ev-{event}", at, json.loads(json.dumps(body)))
@@ -263,7 +354,14 @@ def build_feed(
     builder = _FeedBuilder(seed, now, id_offset)
     rng = builder.rng
     customers = [builder.customer(i) for i in range(max(1, orders * 2 // 3))]
-    deliveries: list[Delivery] = []
+    # The catalogue first: the shop added its products before the month's orders.
+    listed = now - timedelta(days=31)
+    deliveries: list[Delivery] = [
+        builder.delivery(
+            "products/create", listed + timedelta(seconds=n), builder.product(p, listed)
+        )
+        for n, p in enumerate(_PRODUCTS)
+    ]
     answered: set[int] = set()  # customers whose checkout consent was already sent
     for _ in range(orders):
         # repeat customers: a third of orders go to someone who already bought

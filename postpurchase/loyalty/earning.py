@@ -17,7 +17,6 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Protocol
 
 from postpurchase.loyalty.config import Bonus, Earning, LoyaltyConfig, Rounding
-from postpurchase.store.models import OrderItem
 
 
 class OrderAmounts(Protocol):
@@ -31,6 +30,22 @@ class OrderAmounts(Protocol):
     def total_tax(self) -> Decimal: ...
     @property
     def total_shipping(self) -> Decimal: ...
+
+
+class BonusLine(Protocol):
+    """What bonuses read of an order line: a stored item, or a row with its product's type
+    from the catalogue."""
+
+    @property
+    def product_id(self) -> str | None: ...
+    @property
+    def product_type(self) -> str | None: ...
+    @property
+    def vendor(self) -> str | None: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def unit_price(self) -> Decimal: ...
 
 
 _ROUNDING_MODES = {
@@ -57,7 +72,7 @@ def earning_basis(order: OrderAmounts, earning: Earning) -> Decimal:
     return max(basis, Decimal("0"))
 
 
-def _matches(bonus: Bonus, item: OrderItem) -> bool:
+def _matches(bonus: Bonus, item: BonusLine) -> bool:
     def same(wanted: str | None, actual: str | None) -> bool:
         return wanted is None or (actual is not None and wanted.casefold() == actual.casefold())
 
@@ -84,7 +99,7 @@ class Award:
 
 def award_for(
     order: OrderAmounts,
-    items: Sequence[OrderItem],
+    items: Sequence[BonusLine],
     *,
     first_order: bool,
     multiplier: Decimal,

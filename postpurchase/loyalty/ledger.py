@@ -30,14 +30,20 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Insert, case, func, select
+from sqlalchemy import Insert, and_, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from postpurchase.events import CanonicalEvent, EventType, Refund
 from postpurchase.exceptions import ConcurrentChange, InvalidInput
 from postpurchase.loyalty.config import ExpiryMode, LoyaltyConfig
-from postpurchase.loyalty.earning import OrderAmounts, add_months, award_for, round_points
+from postpurchase.loyalty.earning import (
+    BonusLine,
+    OrderAmounts,
+    add_months,
+    award_for,
+    round_points,
+)
 from postpurchase.processing.statements import insert_ignoring_conflicts
 from postpurchase.store.membership import among
 from postpurchase.store.models import (
@@ -47,6 +53,7 @@ from postpurchase.store.models import (
     LoyaltyLedgerEntry,
     Order,
     OrderItem,
+    Product,
 )
 
 Ledger = LoyaltyLedgerEntry
@@ -285,7 +292,7 @@ class _AwardFacts:
 
     tiers: dict[int, str]  # customer id: tier name
     first_paid: dict[int, datetime]  # customer id: earliest paid_at of a paid, live order
-    items: dict[int, list[OrderItem]]  # order id: its lines
+    items: dict[int, list[BonusLine]]  # order id: its lines, typed from the catalogue
 
     def first_order(self, award: _Award, held: _Holdings) -> bool:
         """No other order of the customer earned points, and none was paid before this one."""
@@ -317,12 +324,26 @@ def _award_facts(session: Session, awards: list[_Award], config: LoyaltyConfig) 
             facts.first_paid[cast(int, customer_id)] = cast(datetime, paid_at)
     if any(bonus.has_product_condition for bonus in config.bonuses):
         order_ids = sorted({a.order.id for a in awards})
+        # A line's type is its product's in the catalogue (order lines carry none on Shopify
+        # or WooCommerce), else what the line itself said (a generic event may say it).
         lines = (
-            select(OrderItem)
+            select(
+                OrderItem.order_id,
+                OrderItem.product_id,
+                OrderItem.vendor,
+                func.coalesce(Product.product_type, OrderItem.product_type).label("product_type"),
+                OrderItem.quantity,
+                OrderItem.unit_price,
+            )
+            .join(Order, Order.id == OrderItem.order_id)
+            .outerjoin(
+                Product,
+                and_(Product.source == Order.source, Product.external_id == OrderItem.product_id),
+            )
             .where(among(session, OrderItem.order_id, order_ids))
             .order_by(OrderItem.id)
         )
-        for line in session.scalars(lines):
+        for line in session.execute(lines):
             facts.items.setdefault(line.order_id, []).append(line)
     return facts
 

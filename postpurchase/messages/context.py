@@ -8,6 +8,9 @@ Shape (every key is always present, so ``StrictUndefined`` only trips on templat
     order:    None, or name, currency, subtotal, total, total_tax, total_shipping,
               total_discounts, placed_at, delivered_at, delivery_confirmed, tracking_url,
               items: [title, quantity, unit_price, line_total, image_url, product_url, review_url]
+                     (one per order line: each variant bought),
+              products: [title, quantity, image_url, product_url, review_url]
+                     (one per product, in the order of its first line: what a review is of)
     loyalty:  points_earned (for this order), points_balance, page_url
     links:    unsubscribe, survey: [{score, url}] for 1..5, loyalty, shop
 
@@ -16,12 +19,15 @@ that report's time); false when delivery is only assumed from the fulfilment (Wo
 always, Shopify without carrier events), and templates must not claim it happened then.
 
 Amounts are Decimal, times timezone-aware UTC (the ``localdate`` filter shows them in
-``time_zone``).
+``time_zone``). Images and product pages come from the product catalogue (order lines carry
+none on Shopify or WooCommerce), else from the line itself, else the page is the shop's.
+A review link is ``review_link_template`` filled with the product's ``{product_url}``,
+``{product_id}`` and ``{handle}``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -31,6 +37,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from postpurchase.catalogue.products import CatalogueEntry, Key
 from postpurchase.messages.tokens import LinkClaim, sign
 from postpurchase.settings import Settings
 from postpurchase.store.models import (
@@ -132,10 +139,13 @@ def build_context(
     customer: Customer,
     order: Order | None,
     loyalty: LoyaltyFigures,
+    catalogue: Mapping[Key, CatalogueEntry] | None = None,
 ) -> dict[str, Any]:
-    """The template context for ``touchpoint`` (see the module docstring for its shape)."""
+    """The template context for ``touchpoint`` (see the module docstring for its shape);
+    ``catalogue`` holds the entries of the order's products (``catalogue_entries``)."""
     order_view = None
     if order is not None:
+        catalogue = catalogue or {}
         order_view = _order_view(
             shop,
             name=order.name or f"#{order.external_id}",
@@ -152,7 +162,16 @@ def build_context(
             delivery_confirmed=order.delivery_confirmed_at is not None,
             tracking_url=order.tracking_url,
             items=[
-                (i.title, i.quantity, i.unit_price, i.image_url, i.product_url) for i in order.items
+                _line(
+                    i.title,
+                    i.quantity,
+                    i.unit_price,
+                    i.product_id,
+                    i.image_url,
+                    i.product_url,
+                    catalogue.get((order.source, i.product_id or "")),
+                )
+                for i in order.items
             ],
         )
     return _assemble(
@@ -205,12 +224,14 @@ def sample_context(
         delivery_confirmed=delivery_confirmed,
         tracking_url=order.get("tracking_url"),
         items=[
-            (
+            _line(
                 line["title"],
                 int(line["quantity"]),
                 Decimal(str(line["unit_price"])),
+                line.get("product_id"),
                 line.get("image_url"),
                 line.get("product_url"),
+                None,
             )
             for line in order.get("lines", [])
         ],
@@ -284,6 +305,73 @@ def _assemble(
     }
 
 
+@dataclass(frozen=True)
+class _Line:
+    """An order line with what the catalogue knows of its product."""
+
+    title: str
+    quantity: int
+    unit_price: Decimal
+    product_id: str | None
+    product_title: str
+    handle: str | None
+    image_url: str | None
+    product_url: str | None
+
+
+def _line(
+    title: str,
+    quantity: int,
+    unit_price: Decimal,
+    product_id: str | None,
+    image_url: str | None,
+    product_url: str | None,
+    entry: CatalogueEntry | None,
+) -> _Line:
+    known = entry if entry is not None and entry.known else None
+    page = known.url if known is not None and not known.deleted else None
+    return _Line(
+        title=title,
+        quantity=quantity,
+        unit_price=unit_price,
+        product_id=product_id,
+        # variants share their product's title in the catalogue ("IPod Nano - 8GB")
+        product_title=(known.title if known is not None else None) or title,
+        handle=known.handle if known is not None else None,
+        image_url=(known.image_url if known is not None else None) or image_url,
+        product_url=page or product_url,
+    )
+
+
+def _review_url(shop: ShopProfile, line: _Line) -> str:
+    return shop.review_link_template.format(
+        product_url=line.product_url or shop.url,
+        product_id=line.product_id or "",
+        handle=line.handle or "",
+    )
+
+
+def _products(shop: ShopProfile, lines: list[_Line]) -> list[dict[str, Any]]:
+    """One entry per product: the variants of a product (lines with its id, or with its
+    title when the platform gave no id) are one thing to review."""
+    products: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        key = f"id:{line.product_id}" if line.product_id else f"title:{line.product_title}"
+        entry = products.get(key)
+        if entry is None:
+            products[key] = {
+                "title": line.product_title,
+                "quantity": line.quantity,
+                "image_url": line.image_url,
+                "product_url": line.product_url or shop.url,
+                "review_url": _review_url(shop, line),
+            }
+        else:
+            entry["quantity"] += line.quantity
+            entry["image_url"] = entry["image_url"] or line.image_url
+    return list(products.values())
+
+
 def _order_view(
     shop: ShopProfile,
     *,
@@ -294,7 +382,7 @@ def _order_view(
     delivered_at: datetime | None,
     delivery_confirmed: bool,
     tracking_url: str | None,
-    items: list[tuple[str, int, Decimal, str | None, str | None]],
+    items: list[_Line],
 ) -> dict[str, Any]:
     return {
         "name": name,
@@ -306,16 +394,17 @@ def _order_view(
         "tracking_url": tracking_url,
         "items": [
             {
-                "title": title,
-                "quantity": quantity,
-                "unit_price": unit_price,
-                "line_total": unit_price * quantity,
-                "image_url": image_url,
-                "product_url": product_url or shop.url,
-                "review_url": shop.review_link_template.format(product_url=product_url or shop.url),
+                "title": line.title,
+                "quantity": line.quantity,
+                "unit_price": line.unit_price,
+                "line_total": line.unit_price * line.quantity,
+                "image_url": line.image_url,
+                "product_url": line.product_url or shop.url,
+                "review_url": _review_url(shop, line),
             }
-            for title, quantity, unit_price, image_url, product_url in items
+            for line in items
         ],
+        "products": _products(shop, items),
     }
 
 

@@ -41,6 +41,9 @@ REQUIRED: dict[EventType, tuple[str, ...]] = {
     EventType.ORDER_REFUNDED: ("order", "refund"),
     EventType.REVIEW_SUBMITTED: ("review",),
     EventType.CUSTOMER_UPDATED: ("customer",),
+    # a platform without product webhooks of its own can keep the catalogue this way
+    EventType.PRODUCT_UPDATED: ("product",),
+    EventType.PRODUCT_DELETED: ("product",),
 }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from postpurchase.events import NO_CURRENCY, CanonicalEvent, EventType
+from postpurchase.platforms import shopify_products
 from postpurchase.platforms.fields import (
     Identifier,
     InvalidPayload,
@@ -409,7 +410,7 @@ _TOPICS: dict[str, Builder] = {
     "customers_email_marketing_consent/update": _email_consent_event,
     "customers_marketing_consent/update": _sms_consent_event,
 }
-HANDLED_TOPICS = frozenset(_TOPICS)
+HANDLED_TOPICS = frozenset(_TOPICS) | shopify_products.TOPICS
 
 
 def normalise(
@@ -417,17 +418,21 @@ def normalise(
     data: Any,
     *,
     received_at: datetime,
+    shop: str | None = None,
     default_region: str = DEFAULT_REGION,
     notes: list[str] | None = None,
 ) -> CanonicalEvent | None:
     """The canonical event for a Shopify webhook, or None for a topic the engine ignores.
 
     ``received_at`` (Shopify's triggered-at time, else arrival) dates events whose payload
-    carries no time of its own; ``default_region`` reads phone numbers written without a
-    country code when no address tells. What was left out (an unusable email) is appended
-    to ``notes``. Raises TopicMismatch when the body is wrapped or not of the topic's kind,
-    InvalidPayload naming each wrong field otherwise.
+    carries no time of its own; ``shop`` (the shop's domain) makes product links;
+    ``default_region`` reads phone numbers written without a country code when no address
+    tells. What was left out (an unusable email) is appended to ``notes``. Raises
+    TopicMismatch when the body is wrapped or not of the topic's kind, InvalidPayload naming
+    each wrong field otherwise.
     """
+    if topic in shopify_products.TOPICS:
+        return shopify_products.normalise(topic, data, received_at=received_at, shop=shop)
     build = _TOPICS.get(topic)
     if build is None:
         return None

@@ -12,12 +12,14 @@ they are decoded here, once, so stored text is plain.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from pydantic import Field, ValidationError
 
 from postpurchase.events import CanonicalEvent, EventType
+from postpurchase.platforms import woocommerce_products
 from postpurchase.platforms.fields import (
     GmtTimestamp,
     HtmlText,
@@ -33,7 +35,8 @@ from postpurchase.platforms.fields import (
 from postpurchase.platforms.zones import first_zone
 
 SOURCE = "woocommerce"
-HANDLED_TOPICS = frozenset({"order.created", "order.updated"})
+ORDER_TOPICS = frozenset({"order.created", "order.updated"})
+HANDLED_TOPICS = ORDER_TOPICS | woocommerce_products.TOPICS
 DEFAULT_REGION = "US"
 
 _STATUS_EVENTS = {
@@ -122,18 +125,23 @@ def normalise(
     topic: str,
     data: Any,
     *,
+    received_at: datetime | None = None,
     default_region: str = DEFAULT_REGION,
     notes: list[str] | None = None,
 ) -> CanonicalEvent | None:
-    """The canonical event for an order webhook, or None for a topic the engine ignores.
+    """The canonical event for an order or product webhook, or None for a topic the engine
+    ignores.
 
     The order's WooCommerce status is kept as ``order.financial_status``; its refunds, oldest
     first, as ``order.refunds`` (whatever the status: a partial refund does not change it).
-    Phones without a country code are read as the addresses' country, else
-    ``default_region``; an unusable email is left out with a note appended to ``notes``.
-    Raises InvalidPayload naming each wrong field.
+    ``received_at`` dates a product deletion, which carries no time. Phones without a country
+    code are read as the addresses' country, else ``default_region``; an unusable email is
+    left out with a note appended to ``notes``. Raises InvalidPayload naming each wrong field.
     """
-    if topic not in HANDLED_TOPICS:
+    if topic in woocommerce_products.TOPICS:
+        moment = received_at or datetime.now(UTC)
+        return woocommerce_products.normalise(topic, data, received_at=moment)
+    if topic not in ORDER_TOPICS:
         return None
     order = parse_as(WooOrder, data)
     kind = _STATUS_EVENTS.get(order.status)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +24,7 @@ from sqlalchemy import Row, Text, cast, select
 from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import CampaignConfig
+from postpurchase.catalogue.products import note_products, store_product_events
 from postpurchase.events import CanonicalEvent, EventType
 from postpurchase.loyalty import ledger
 from postpurchase.loyalty.config import LoyaltyConfig
@@ -162,6 +163,17 @@ def _implied_occurrence(
     )
 
 
+def _named_products(items: Sequence[SourcedEvent]) -> Iterator[tuple[str, str]]:
+    for item in items:
+        event = item.event
+        if event.product is not None:
+            yield item.source, event.product.external_id
+        if event.order is not None:
+            yield from (
+                (item.source, line.product_id) for line in event.order.lines if line.product_id
+            )
+
+
 def process_batch(
     session: Session,
     items: Sequence[SourcedEvent],
@@ -178,6 +190,14 @@ def process_batch(
     ``now`` is the run's clock, for per-event work that needs one. Without a ``loyalty``
     config no points are awarded or reversed.
     """
+    # Every product the batch names gets its catalogue row first, in one insert in key order
+    # (concurrent drainers then wait for each other in one order, never each for the other):
+    # those of product events, and those first seen in order lines, marked unknown for a
+    # look-up that runs outside this path.
+    note_products(session, _named_products(items))
+    store_product_events(
+        session, [(item.source, item.event) for item in items if item.event.product is not None]
+    )
     records = upsert_records(session, items)
     # Loyalty comes before planning so that a points_earned message planned now finds its
     # points in the ledger.

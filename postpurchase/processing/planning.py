@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from postpurchase.campaigns.conditions import ConditionError
 from postpurchase.campaigns.config import Campaign, CampaignConfig
 from postpurchase.campaigns.timing import zone_or
+from postpurchase.catalogue.products import catalogue_entries, with_catalogue
 from postpurchase.processing.records import Records
 from postpurchase.processing.statements import insert_ignoring_conflicts
 from postpurchase.store.models import (
@@ -102,12 +103,27 @@ class Facts:
         return {"order": self.order, "customer": self.customer, "items": self.items, "tier": tier}
 
 
-_ITEM_FIELDS = ("title", "product_type", "vendor", "sku", "quantity", "unit_price")
+_ITEM_FIELDS = (
+    "product_id",
+    "title",
+    "product_type",
+    "vendor",
+    "sku",
+    "quantity",
+    "unit_price",
+    "image_url",
+    "product_url",
+)
+# What the catalogue adds to a line (see ``catalogue.products.with_catalogue``).
+_CATALOGUE_FIELDS = ("tags", "collections")
 
 
 def item_context(item: Any) -> dict[str, Any]:
-    """An order line (stored row or snapshot) as conditions see it."""
-    return {name: getattr(item, name) for name in _ITEM_FIELDS}
+    """An order line (stored row or snapshot) as conditions see it, before the catalogue
+    completes it: no tags or collections yet."""
+    context = {name: getattr(item, name, None) for name in _ITEM_FIELDS}
+    context.update((name, list(getattr(item, name, None) or [])) for name in _CATALOGUE_FIELDS)
+    return context
 
 
 def order_context(
@@ -143,8 +159,14 @@ def order_context(
     context["refunded_amount"] = getattr(order, "refunded_amount", None) or 0
     context["item_count"] = sum(item["quantity"] for item in items)
     context["points_earned"] = points_earned
-    for key, name in (("product_types", "product_type"), ("skus", "sku"), ("vendors", "vendor")):
+    for key, name in (("skus", "sku"), ("vendors", "vendor")):
         context[key] = sorted({item[name] for item in items if item[name]})
+    # Lower-cased: a condition need not guess how the shop capitalised "Electronics".
+    context["product_types"] = sorted(
+        {item["product_type"].lower() for item in items if item.get("product_type")}
+    )
+    for key, name in (("product_tags", "tags"), ("collections", "collections")):
+        context[key] = sorted({value.lower() for item in items for value in item.get(name, ())})
     return context
 
 
@@ -233,7 +255,7 @@ def load_facts(
     customers: dict[int, Any] = dict(known.customers_by_id)
     orders: dict[int, Any] = {o.id: o for o in known.orders.values()}
     items: dict[int, list[dict[str, Any]]] = {
-        order_id: [{name: line[name] for name in _ITEM_FIELDS} for line in lines]
+        order_id: [{name: line.get(name) for name in _ITEM_FIELDS} for line in lines]
         for order_id, lines in known.items.items()
     }
     customer_ids = sorted({o.customer_id for o in occurrences} - customers.keys())
@@ -269,6 +291,21 @@ def load_facts(
                 .group_by(LoyaltyLedgerEntry.order_id)
             )
         )
+    # The lines' products, from the catalogue, in one query for the whole batch.
+    sources = {order_id: orders[order_id].source for order_id in order_ids if order_id in orders}
+    entries = catalogue_entries(
+        session,
+        (
+            (sources[order_id], str(line["product_id"]))
+            for order_id in order_ids
+            if order_id in sources
+            for line in items.get(order_id, [])
+            if line.get("product_id")
+        ),
+    )
+    for order_id in order_ids:
+        if order_id in sources and order_id in items:
+            items[order_id] = with_catalogue(items[order_id], sources[order_id], entries)
     facts = {}
     for occurrence in occurrences:
         customer = customers[occurrence.customer_id]

@@ -307,6 +307,48 @@ class OrderItem(Base):
     )
 
 
+class Product(Base):
+    """The shop's catalogue: what order lines do not say about their product (type, tags,
+    collections, image, page), kept from product webhooks or looked up through the platform.
+
+    A row whose ``source_updated_at`` is None is a product seen only in orders so far: its
+    fields are empty and a look-up is due at ``lookup_after`` (see ``catalogue.lookup``).
+    A deletion sets ``deleted_at`` and keeps the row, so past orders still show the product.
+    """
+
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(64))  # the platform's product id
+    title: Mapped[str | None] = mapped_column(Text)
+    product_type: Mapped[str | None] = mapped_column(String(255))
+    vendor: Mapped[str | None] = mapped_column(String(255))
+    handle: Mapped[str | None] = mapped_column(String(255))
+    tags: Mapped[list[str]] = mapped_column(Json, default=list)
+    collections: Mapped[list[str]] = mapped_column(Json, default=list)
+    image_url: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    deleted_at: Mapped[datetime | None]
+    source_updated_at: Mapped[datetime | None]  # the platform's updated_at: newest wins
+    lookup_attempts: Mapped[int] = mapped_column(default=0)
+    lookup_after: Mapped[datetime | None]  # when an unknown product may be looked up
+    lookup_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        # only the products still unknown: what a look-up run walks
+        Index(
+            "ix_products_unknown",
+            "lookup_after",
+            postgresql_where=text("source_updated_at IS NULL"),
+            sqlite_where=text("source_updated_at IS NULL"),
+        ),
+    )
+
+
 class Channel(enum.StrEnum):
     EMAIL = "email"
     SMS = "sms"

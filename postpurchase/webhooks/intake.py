@@ -20,7 +20,7 @@ from starlette.requests import Request
 
 from postpurchase.events import CanonicalEvent
 from postpurchase.inbox import InboxEntry, dedupe_key, unstorable_field
-from postpurchase.platforms import generic, shopify, woocommerce
+from postpurchase.platforms import generic, shopify, woocommerce, woocommerce_products
 from postpurchase.platforms.fields import InvalidPayload
 from postpurchase.settings import ENV_PREFIX, Settings
 from postpurchase.webhooks.rejections import Rejection
@@ -198,7 +198,12 @@ def shopify_entry(
     notes: list[str] = []
     try:
         event = shopify.normalise(
-            topic, data, received_at=received_at, default_region=settings.shop_country, notes=notes
+            topic,
+            data,
+            received_at=received_at,
+            shop=shop,
+            default_region=settings.shop_country,
+            notes=notes,
         )
     except shopify.TopicMismatch as exc:
         raise _mismatch(exc) from None
@@ -250,7 +255,7 @@ def woocommerce_entry(
     notes: list[str] = []
     try:
         event = woocommerce.normalise(
-            topic, data, default_region=settings.shop_country, notes=notes
+            topic, data, received_at=now, default_region=settings.shop_country, notes=notes
         )
     except InvalidPayload as exc:
         raise _invalid(exc) from None
@@ -265,7 +270,12 @@ def woocommerce_entry(
             received_at=now,
         )
     _not_ahead(event, now)
-    key = dedupe_key(woocommerce.SOURCE, site, *woocommerce.dedupe_key_parts(webhook_id, event))
+    if event.product is not None:
+        delivery = headers.get("x-wc-webhook-delivery-id", "").strip()[:64]
+        parts = woocommerce_products.dedupe_key_parts(webhook_id, event, delivery)
+    else:
+        parts = woocommerce.dedupe_key_parts(webhook_id, event)
+    key = dedupe_key(woocommerce.SOURCE, site, *parts)
     return _checked(
         InboxEntry.for_event(
             event,

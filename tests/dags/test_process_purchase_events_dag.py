@@ -34,7 +34,12 @@ def test_dag_is_woken_by_the_inbox_asset_and_backed_by_a_minute_schedule(airflow
     (asset,) = dag.timetable.asset_condition.objects
     assert asset.name == "postpurchase_inbox"
     assert isinstance(asset.watchers[0].trigger, InboxWatermarkTrigger)
-    assert {t.task_id for t in dag.tasks} == {"drainers", "drain_inbox", "plan_followups"}
+    assert {t.task_id for t in dag.tasks} == {
+        "drainers",
+        "drain_inbox",
+        "plan_followups",
+        "look_up_products",
+    }
     assert all(t.retries == 3 and t.owner == "postpurchase" for t in dag.tasks)
 
 

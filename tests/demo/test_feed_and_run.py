@@ -25,7 +25,9 @@ from tests.e2e.cluster import free_port
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
-CONSENT_TOPICS = ("customers_email_marketing_consent/update", "customers_marketing_consent/update")
+CONSENT_TOPICS = frozenset(
+    {"customers_email_marketing_consent/update", "customers_marketing_consent/update"}
+)
 
 
 def test_the_feed_is_a_believable_month_of_a_shop_and_reproducible():
@@ -46,7 +48,17 @@ def test_the_feed_is_a_believable_month_of_a_shop_and_reproducible():
     consent = [d for d in feed if d.topic in CONSENT_TOPICS]
     assert consent and all("consent" not in key for o in created.values() for key in o["customer"])
     assert {d.body.get("customer_id") or d.body.get("id") for d in consent} <= set(buyers)
-    for delivery in (d for d in feed if d.topic not in CONSENT_TOPICS):
+    products = [d for d in feed if d.topic == "products/create"]
+    assert products == feed[: len(products)], "the catalogue comes before the orders"
+    sold = {line["product_id"] for order in created.values() for line in order["line_items"]}
+    assert sold <= {d.body["id"] for d in products}
+    # as Shopify sends them: an order's lines carry no product type
+    assert not [
+        line for o in created.values() for line in o["line_items"] if "product_type" in line
+    ]
+    for delivery in feed[len(products) :]:
+        if delivery.topic in CONSENT_TOPICS:
+            continue
         # every follow-up is about an order the shop created before
         order_id = delivery.body.get("order_id") or (delivery.body.get("order") or {}).get("id")
         assert delivery.body["id"] in created or order_id in created
@@ -114,14 +126,16 @@ def test_feeds_with_different_offsets_share_no_order_or_delivery():
     first = build_feed(orders=50, now=NOW)
     second = build_feed(orders=50, now=NOW, id_offset=100_000)
     assert not {d.webhook_id for d in first} & {d.webhook_id for d in second}
-    orders = [{d.body["id"] for d in f if d.topic not in CONSENT_TOPICS} for f in (first, second)]
+    # the shop's products are the same in both; its orders and deliveries are not
+    skipped = CONSENT_TOPICS | {"products/create"}
+    orders = [{d.body["id"] for d in f if d.topic not in skipped} for f in (first, second)]
     assert not orders[0] & orders[1]
 
 
 def test_replayed_deliveries_are_signed_as_shopify_signs_them(tmp_path):
     path = tmp_path / "feed.jsonl"
     write_feed(path, build_feed(orders=3, now=NOW))
-    delivery = read_feed(path)[0]
+    delivery = next(d for d in read_feed(path) if d["topic"] == "orders/create")
     body, headers = shopify_request(delivery, "shpss_app_secret")
     verify_base64_hmac(  # raises BadSignature when it does not match
         body,
