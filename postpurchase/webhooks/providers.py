@@ -38,7 +38,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from postpurchase import feedback
 from postpurchase.channels.configured import twilio_auth_token
 from postpurchase.exceptions import InvalidInput
-from postpurchase.messages.tokens import signing_key, verify
+from postpurchase.messages.tokens import signing_keys, verify
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store, transaction
 from postpurchase.store.models import Channel, Touchpoint
@@ -227,7 +227,7 @@ async def twilio_inbound(request: Request) -> Response:
 def unsubscribe_page(token: str) -> HTMLResponse:
     settings = load_settings()
     try:
-        verify(signing_key(settings), token, "unsubscribe")
+        verify(signing_keys(settings), token, "unsubscribe")
     except InvalidInput:
         return _page(settings, "Link not valid", "This unsubscribe link is not valid.", 400)
     form = (
@@ -248,7 +248,7 @@ def unsubscribe_page(token: str) -> HTMLResponse:
 def unsubscribe(token: str) -> HTMLResponse:
     settings = load_settings()
     try:
-        claim = verify(signing_key(settings), token, "unsubscribe")
+        claim = verify(signing_keys(settings), token, "unsubscribe")
     except InvalidInput:
         return _page(settings, "Link not valid", "This unsubscribe link is not valid.", 400)
     with transaction(open_store(settings)) as session:
@@ -269,7 +269,7 @@ def unsubscribe(token: str) -> HTMLResponse:
 def survey(token: str) -> HTMLResponse:
     settings = load_settings()
     try:
-        claim = verify(signing_key(settings), token, "survey")
+        claim = verify(signing_keys(settings), token, "survey")
     except InvalidInput:
         return _page(settings, "Link not valid", "This survey link is not valid.", 400)
     if claim.score is None or not 1 <= claim.score <= 5:
