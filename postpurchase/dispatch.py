@@ -76,6 +76,7 @@ log = logging.getLogger(__name__)
 # Rows a chunk's worker holds: claimed, or being handed to the provider by an earlier try.
 _HELD = (TouchpointStatus.CLAIMED, TouchpointStatus.SENDING)
 _RECORD_GROUP = 50  # outcomes decided without sending, recorded per commit
+_RECORD_AFTER = 1.0  # seconds: an answer waits at most about this long to be recorded
 
 
 class MessageSpec(Protocol):
@@ -160,6 +161,15 @@ class Dispatcher:
                     counts.update(self._record(session, worker, decided))
                 decided.clear()
 
+        def collect(in_flight: set[Future[_Outcome | None]]) -> set[Future[_Outcome | None]]:
+            """Take the answers that came back; record them once a few are waiting (every
+            send already commits its own mark), or when no other answer came for a while."""
+            done, left = wait(in_flight, timeout=_RECORD_AFTER, return_when=FIRST_COMPLETED)
+            decided.extend(o for f in done if (o := f.result()) is not None)
+            if len(decided) >= self.send_concurrency or not done or not left:
+                record()
+            return left
+
         # Rendering runs here, a few messages ahead of the sends; each send marks its own row
         # right before it goes out (see _deliver), so a message that waits for the rate
         # limiter is never ``sending`` while it waits.
@@ -171,15 +181,11 @@ class Dispatcher:
                     if len(decided) >= _RECORD_GROUP:
                         record()
                     continue
-                if len(in_flight) >= 2 * self.send_concurrency:
-                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                    decided += [o for f in done if (o := f.result()) is not None]
-                    record()
+                while len(in_flight) >= 2 * self.send_concurrency:
+                    in_flight = collect(in_flight)
                 in_flight.add(pool.submit(self._deliver, worker, item, lease))
             while in_flight:
-                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                decided += [o for f in done if (o := f.result()) is not None]
-                record()
+                in_flight = collect(in_flight)
         record()
         return dict(+counts)  # drops kinds whose rows were all lost to the lease sweep
 

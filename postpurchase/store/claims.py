@@ -162,14 +162,22 @@ def mark_sending(
 def renew_leases(
     session: Session, model: Any, ids: Sequence[int], *, worker: str, until: datetime
 ) -> int:
-    """Extend the lease of the rows among ``ids`` this worker still holds; how many it holds."""
+    """Extend the lease of the rows among ``ids`` this worker still holds; how many it renewed.
+
+    On PostgreSQL rows locked by another transaction are skipped: they are the worker's own
+    rows being marked or recorded at this moment (which sets their lease anyway), and waiting
+    for them while holding the others could deadlock with that transaction.
+    """
+    rows = select(model.id).where(
+        among(session, model.id, ids),
+        model.claimed_by == worker,
+        model.status.in_(_KINDS[model].held),
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        rows = rows.order_by(model.id).with_for_update(skip_locked=True)
     result = session.execute(
         update(model)
-        .where(
-            among(session, model.id, ids),
-            model.claimed_by == worker,
-            model.status.in_(_KINDS[model].held),
-        )
+        .where(model.id.in_(rows.scalar_subquery()))
         .values(lease_until=until)
         .execution_options(synchronize_session=False)
     )
