@@ -76,7 +76,6 @@ log = logging.getLogger(__name__)
 # Rows a chunk's worker holds: claimed, or being handed to the provider by an earlier try.
 _HELD = (TouchpointStatus.CLAIMED, TouchpointStatus.SENDING)
 _RECORD_GROUP = 50  # outcomes decided without sending, recorded per commit
-_RECORD_AFTER = 1.0  # seconds: an answer waits at most about this long to be recorded
 
 
 class MessageSpec(Protocol):
@@ -138,6 +137,9 @@ class Dispatcher:
     # Each message's row gets a whole lease when it is marked sending; the chunk's other rows
     # are renewed whenever a third of the lease has passed (see _ChunkLease).
     lease: timedelta = timedelta(minutes=5)
+    # Seconds an answer waits at most to be recorded (and how often a waiting chunk looks at
+    # its lease).
+    record_after: float = 1.0
 
     def run_chunk(self, worker: str, ids: Sequence[int]) -> dict[str, int]:
         """Decide, send and record every touchpoint of the chunk ``worker`` holds.
@@ -154,8 +156,10 @@ class Dispatcher:
         lease = _ChunkLease(worker, [t.id for t in batch.touchpoints], self.lease, self.clock)
         decided: list[_Outcome] = []
 
-        def record() -> None:
-            if decided:
+        def record(*, waiting: bool = False) -> None:
+            # While the sends wait (for the rate limiter, say) the lease is renewed even with
+            # nothing to record: the rows stay ours for as long as this task is alive.
+            if decided or (waiting and lease.due()):
                 with transaction(self.store) as session:
                     lease.renew_if_due(session)
                     counts.update(self._record(session, worker, decided))
@@ -164,10 +168,10 @@ class Dispatcher:
         def collect(in_flight: set[Future[_Outcome | None]]) -> set[Future[_Outcome | None]]:
             """Take the answers that came back; record them once a few are waiting (every
             send already commits its own mark), or when no other answer came for a while."""
-            done, left = wait(in_flight, timeout=_RECORD_AFTER, return_when=FIRST_COMPLETED)
+            done, left = wait(in_flight, timeout=self.record_after, return_when=FIRST_COMPLETED)
             decided.extend(o for f in done if (o := f.result()) is not None)
             if len(decided) >= self.send_concurrency or not done or not left:
-                record()
+                record(waiting=not done)
             return left
 
         # Rendering runs here, a few messages ahead of the sends; each send marks its own row
@@ -470,6 +474,12 @@ class _ChunkLease:
         # None: renew at the first write, as the chunk may have waited since its claim
         self._renewed: datetime | None = None
         self._lock = threading.Lock()
+
+    def due(self) -> bool:
+        if not self.ids:
+            return False
+        with self._lock:
+            return self._renewed is None or self.clock() - self._renewed >= self.lease / 3
 
     def renew_if_due(self, session: Session) -> None:
         now = self.clock()

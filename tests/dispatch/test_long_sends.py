@@ -183,6 +183,47 @@ def test_a_rate_limited_chunk_keeps_its_rows_past_the_lease(store, make_dispatch
     ]
 
 
+class _LimiterThatWaits:
+    """A shared limiter that keeps every send of the chunk waiting until the test lets go."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def acquire(self, cost: float = 1.0) -> None:
+        self.entered.set()
+        assert self.release.wait(timeout=30)
+
+
+def test_a_chunk_whose_sends_all_wait_keeps_its_rows(store, make_dispatcher, fake_twilio):
+    [tp] = _due(store, Channel.SMS)
+    clock = _Time(NOW)
+    limiter = _LimiterThatWaits()
+    dispatcher = make_dispatcher(NOW)
+    dispatcher.clock = clock.wall
+    dispatcher.sms_limiter = limiter
+    dispatcher.record_after = 0.01
+    chunk = _claim(store, "run-1/0", NOW, timedelta(minutes=5))
+
+    running = _Background(dispatcher, "run-1/0", chunk)
+    try:
+        assert limiter.entered.wait(timeout=10)
+        clock.now = NOW + timedelta(seconds=200)  # over a third of the lease: renewal is due
+        renewed = NOW + timedelta(seconds=500)
+        for _ in range(1000):  # the waiting task renews on its own; wait for that, not a time
+            if _rows(store, [tp])[0].lease_until == renewed:
+                break
+            threading.Event().wait(0.01)
+        assert _rows(store, [tp])[0].lease_until == renewed
+        # The next run, after the claim's own lease would have run out, finds nothing to take.
+        assert _claim(store, "run-2/0", NOW + timedelta(seconds=350), timedelta(minutes=5)) == []
+    finally:
+        limiter.release.set()
+
+    assert running.join() == {"sent": 1}
+    assert len(fake_twilio.sent) == 1
+
+
 def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
