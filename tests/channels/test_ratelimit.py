@@ -155,10 +155,12 @@ def test_a_dead_redis_falls_back_to_a_local_bucket_and_says_so_once(caplog):
     assert f"{client.connection_pool.connection_kwargs['port']}/13" in record.getMessage()
 
 
-def test_rate_limiter_from_a_dead_url_does_not_raise():
+def test_rate_limiter_from_a_dead_url_does_not_raise_nor_log_the_password(caplog):
     limiter = rate_limiter(f"redis://:hunter2@127.0.0.1:{closed_port()}/13", "email", 1000)
-    limiter.acquire()
+    with caplog.at_level(logging.WARNING, logger="postpurchase.channels.ratelimit"):
+        limiter.acquire()
     assert isinstance(limiter, RedisRateLimiter) and limiter.degraded
+    assert caplog.records and "hunter2" not in caplog.text
 
 
 def test_redis_going_away_mid_run_then_coming_back(redis_client, caplog):
