@@ -461,7 +461,8 @@ class _ChunkLease:
     A chunk of SMS paced at one segment a second, shared by many chunks, can take far longer
     than one lease; rows still waiting would otherwise be claimed by the next run. Renewing at
     every write would cost a row update per message per row, so it is done once a third of the
-    lease has passed, in whatever transaction the chunk writes next.
+    lease has passed, in whatever transaction the chunk writes next (or in one of its own when
+    every send is waiting). Rows being sent are renewed too: a slow answer keeps its row.
     """
 
     def __init__(
