@@ -90,6 +90,8 @@ def _intake(url: str, distinct: int, workdir: Path) -> tuple[LoadResult, ServerU
         **os.environ,
         "POSTPURCHASE_DATABASE_URL": url,
         "POSTPURCHASE_SHOPIFY_WEBHOOK_SECRET": SECRET,
+        # PostgreSQL: serve refuses to start without the shared link-signing secret.
+        "POSTPURCHASE_SIGNING_SECRET": "link-signing-secret-for-tests-0123456789",
     }
     command = [str(BIN / "postpurchase"), "serve", "--port", str(port)]
     command += ["--workers", str(WORKERS), "--no-access-log"]

@@ -8,27 +8,33 @@ task per chunk can run on any worker. ``Dispatcher.run_chunk`` then decides each
 - deferred back to ``planned`` at the end of the customer's quiet hours (SMS only);
 - sent (provider message id, ``sent_at``), failed (the provider's message) or unknown.
 
-At most once: before a group of messages goes out their touchpoints are marked ``sending``
-and committed. If the task dies and is retried, a ``sending`` touchpoint is recorded
-``unknown`` instead of being sent again; if nobody retries it, the claim lease runs out and
-the claim sweep records it ``unknown``, while the rows the dead task had not reached yet are
-claimed again and sent (see ``store.claims``).
+At most once: right before a message goes out its touchpoint is marked ``sending`` (and
+committed), after the rate limiter let it through and only if the worker still holds the row;
+a row lost meanwhile (lease ran out, claimed by another run) is not sent. If the task dies and
+is retried, a ``sending`` touchpoint is recorded ``unknown`` instead of being sent again; if
+nobody retries it, the claim lease runs out and the claim sweep records it ``unknown``, while
+the rows the dead task had not reached yet are claimed again and sent (see
+``store.claims``). A provider's answer that arrives after the sweep still records what
+happened (sent with its id, or the refusal): the truth replaces ``unknown``.
+
+Only what can have reached the provider may end ``unknown``: a rate limiter that fails (Redis
+away and no fallback) puts the touchpoint back for a later run instead.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
-from itertools import chain
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from postpurchase import gates
@@ -51,7 +57,12 @@ from postpurchase.messages.context import (
     loyalty_figures,
 )
 from postpurchase.messages.rendering import MessageRenderer, RenderedEmail, RenderedSms
-from postpurchase.store.claims import claim_due_touchpoints, release_each
+from postpurchase.store.claims import (
+    claim_due_touchpoints,
+    mark_sending,
+    release_each,
+    renew_leases,
+)
 from postpurchase.store.database import SessionFactory, reading, transaction
 from postpurchase.store.models import (
     Channel,
@@ -66,7 +77,7 @@ log = logging.getLogger(__name__)
 
 # Rows a chunk's worker holds: claimed, or being handed to the provider by an earlier try.
 _HELD = (TouchpointStatus.CLAIMED, TouchpointStatus.SENDING)
-_SEND_GROUP = 50  # touchpoints marked in flight per commit: at most this many become unknown
+_RECORD_GROUP = 50  # outcomes decided without sending, recorded per commit
 
 
 class MessageSpec(Protocol):
@@ -129,78 +140,111 @@ class Dispatcher:
     sleep: Callable[[float], None] = time.sleep
     # Sends are network waits: a few at once keep a worker busy while one waits for an answer.
     send_concurrency: int = 4
-    lease: timedelta = timedelta(minutes=5)  # renewed for each group as it goes out
+    # Each message's row gets a whole lease when it is marked sending; the chunk's other rows
+    # are renewed whenever a third of the lease has passed (see _ChunkLease).
+    lease: timedelta = timedelta(minutes=5)
+    # Seconds an answer waits at most to be recorded (and how often a waiting chunk looks at
+    # its lease).
+    record_after: float = 1.0
 
     def run_chunk(self, worker: str, ids: Sequence[int]) -> dict[str, int]:
         """Decide, send and record every touchpoint of the chunk ``worker`` holds.
 
         Returns counts per outcome (sent, skipped, deferred, failed, unknown). Touchpoints no
-        longer held by ``worker`` (lease ran out, taken by another) are left alone.
+        longer held by ``worker`` (lease ran out, taken by another) are left alone and never
+        sent.
         """
         counts: Counter[str] = Counter()
         # Read in a snapshot and render outside any transaction: on SQLite a write transaction
         # holds the lock, and other workers must not wait while this one reads or renders.
         with reading(self.store) as session:
             batch = self._load(session, worker, ids)
-        # Groups go out one at a time, and the next group renders here while the current one
-        # is with the provider. Between them, one commit records what came back and marks the
-        # next group in flight: only one group is ever ``sending``.
-        with ThreadPoolExecutor(max_workers=self.send_concurrency) as pool:
-            in_flight: list[Future[_Outcome]] = []
-            for decided, group in chain(self._groups(batch), [([], [])]):
-                outcomes = decided + [f.result() for f in in_flight]
-                if not (outcomes or group):
-                    continue  # nothing to record or mark: no write transaction
+        lease = _ChunkLease(worker, [t.id for t in batch.touchpoints], self.lease, self.clock)
+        decided: list[_Outcome] = []
+
+        def record(*, waiting: bool = False) -> None:
+            # While the sends wait (for the rate limiter, say) the lease is renewed even with
+            # nothing to record: the rows stay ours for as long as this task is alive.
+            if decided or (waiting and lease.due()):
                 with transaction(self.store) as session:
-                    counts.update(self._record(session, worker, outcomes))
-                    held = self._mark_sending(session, worker, group)
-                in_flight = [pool.submit(self._send, p) for p in group if p.touchpoint_id in held]
+                    lease.renew_if_due(session)
+                    counts.update(self._record(session, worker, decided))
+                decided.clear()
+
+        def collect(in_flight: set[Future[_Outcome | None]]) -> set[Future[_Outcome | None]]:
+            """Take the answers that came back; record them once a few are waiting (every
+            send already commits its own mark), or when no other answer came for a while."""
+            done, left = wait(in_flight, timeout=self.record_after, return_when=FIRST_COMPLETED)
+            decided.extend(o for f in done if (o := f.result()) is not None)
+            if len(decided) >= self.send_concurrency or not done or not left:
+                record(waiting=not done)
+            return left
+
+        # Rendering runs here, a few messages ahead of the sends; each send marks its own row
+        # right before it goes out (see _deliver), so a message that waits for the rate
+        # limiter is never ``sending`` while it waits.
+        with ThreadPoolExecutor(max_workers=self.send_concurrency) as pool:
+            in_flight: set[Future[_Outcome | None]] = set()
+            for item in self._decide(batch):
+                if isinstance(item, _Outcome):
+                    decided.append(item)
+                    if len(decided) >= _RECORD_GROUP:
+                        record()
+                    continue
+                while len(in_flight) >= 2 * self.send_concurrency:
+                    in_flight = collect(in_flight)
+                in_flight.add(pool.submit(self._deliver, worker, item, lease))
+            while in_flight:
+                in_flight = collect(in_flight)
+        record()
         return dict(+counts)  # drops kinds whose rows were all lost to the lease sweep
 
-    def _groups(self, batch: _Batch) -> Iterator[tuple[list[_Outcome], list[_Pending]]]:
-        """Groups of up to ``_SEND_GROUP`` rendered messages, each with the outcomes decided
-        without sending since the previous group."""
-        decided: list[_Outcome] = []
-        group: list[_Pending] = []
-        for item in self._decide(batch):
-            if isinstance(item, _Outcome):
-                decided.append(item)
-                continue
-            group.append(item)
-            if len(group) == _SEND_GROUP:
-                yield decided, group
-                decided, group = [], []
-        if decided or group:
-            yield decided, group
+    def _deliver(self, worker: str, pending: _Pending, lease: _ChunkLease) -> _Outcome | None:
+        """Wait for the rate limiter, re-check the claim, then send. None: not ours any more.
 
-    def _mark_sending(self, session: Session, worker: str, group: Sequence[_Pending]) -> set[int]:
-        """Mark the group in flight and renew its lease; the ids still ours, the only ones to
-        send (a row whose lease ran out may already be recorded unknown by the claim sweep)."""
-        if not group:
-            return set()
-        return set(
-            session.execute(
-                update(Touchpoint)
-                .where(
-                    Touchpoint.id.in_([p.touchpoint_id for p in group]),
-                    Touchpoint.claimed_by == worker,
-                    Touchpoint.status == TouchpointStatus.CLAIMED,
-                )
-                .values(status=TouchpointStatus.SENDING, lease_until=self.clock() + self.lease)
-                .returning(Touchpoint.id)
-                .execution_options(synchronize_session=False)
-            ).scalars()
+        Nothing before the mark can have sent the message, so nothing before it may end as
+        ``unknown``: a limiter that fails puts the touchpoint back for a later run.
+        """
+        sms = isinstance(pending.rendered, RenderedSms)
+        limiter = self.sms_limiter if sms else self.email_limiter
+        cost = (
+            pending.rendered.segments.segments if isinstance(pending.rendered, RenderedSms) else 1
         )
+        try:
+            limiter.acquire(cost)
+        except Exception as exc:
+            log.exception("touchpoint %d: the rate limiter failed", pending.touchpoint_id)
+            until = self.clock() + self.policy.round_backoff
+            return _Outcome.retrying(
+                pending.touchpoint_id, until, f"rate limiter failed: {type(exc).__name__}: {exc}"
+            )
+        with transaction(self.store) as session:
+            lease.renew_if_due(session)
+            ours = mark_sending(
+                session, pending.touchpoint_id, worker=worker, lease_until=self.clock() + self.lease
+            )
+        if not ours:  # the lease ran out while it waited and the row went elsewhere
+            return None
+        return self._send(pending)
 
     def _record(self, session: Session, worker: str, outcomes: Sequence[_Outcome]) -> Counter[str]:
         """Store outcomes on the rows ``worker`` still holds, one statement per kind; counts
-        per kind of the rows actually updated."""
-        by_kind: defaultdict[str, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+        per kind of the rows actually updated. A provider's answer may also replace the
+        ``unknown`` of a row this worker claimed."""
+        by_kind: defaultdict[tuple[str, bool], list[tuple[int, dict[str, Any]]]]
+        by_kind = defaultdict(list)
         for outcome in outcomes:
-            by_kind[outcome.kind].append((outcome.touchpoint_id, outcome.values))
+            by_kind[(outcome.kind, outcome.answered)].append(
+                (outcome.touchpoint_id, outcome.values)
+            )
         counts: Counter[str] = Counter()
-        for kind, rows in by_kind.items():
-            counts[kind] += release_each(session, Touchpoint, rows, worker=worker)
+        for (kind, answered), rows in by_kind.items():
+            # The provider's answer is the truth, even when it came after the lease ran out
+            # and the sweep recorded the row unknown (still only on a row this worker claimed).
+            late_ok = (TouchpointStatus.UNKNOWN,) if answered else ()
+            counts[kind] += release_each(
+                session, Touchpoint, rows, worker=worker, also_from=late_ok
+            )
         for outcome in outcomes:
             if outcome.opted_out_phone:
                 opt_out_sms(
@@ -384,7 +428,6 @@ class Dispatcher:
                     text=rendered.text,
                     unsubscribe_url=pending.unsubscribe_url,
                 )
-                self.email_limiter.acquire()
                 message_id = send_with_retries(
                     lambda: self.email.send_email(email),
                     attempts=self.policy.send_attempts,
@@ -399,7 +442,6 @@ class Dispatcher:
                     body=rendered.body,
                     segments=rendered.segments.segments,
                 )
-                self.sms_limiter.acquire(rendered.segments.segments)
                 message_id = send_with_retries(
                     lambda: self.sms.send_sms(sms),
                     attempts=self.policy.send_attempts,
@@ -407,7 +449,7 @@ class Dispatcher:
                     sleep=self.sleep,
                 )
         except RecipientOptedOut as exc:
-            outcome = _Outcome.failed(pending.touchpoint_id, str(exc))
+            outcome = _Outcome.failed(pending.touchpoint_id, str(exc), answered=True)
             outcome.opted_out_phone = pending.address
             return outcome
         except UnknownOutcome as exc:
@@ -415,7 +457,7 @@ class Dispatcher:
         except TransientProviderError as exc:
             return self._after_outage(pending, exc)
         except PermanentProviderError as exc:
-            return _Outcome.failed(pending.touchpoint_id, str(exc))
+            return _Outcome.failed(pending.touchpoint_id, str(exc), answered=True)
         except Exception as exc:
             # A bug or an unforeseen SDK error: whether the message left is not known, so it is
             # recorded unknown (never sent again) and the rest of the group still goes out.
@@ -432,6 +474,42 @@ class Dispatcher:
             return _Outcome.failed(pending.touchpoint_id, f"{exc}; gave up after {rounds} rounds")
         until = self.clock() + self.policy.round_backoff * 2 ** max(rounds - 1, 0)
         return _Outcome.retrying(pending.touchpoint_id, until, f"round {rounds}: {exc}")
+
+
+class _ChunkLease:
+    """Keeps a chunk's rows with its worker while the chunk is worked through.
+
+    A chunk of SMS paced at one segment a second, shared by many chunks, can take far longer
+    than one lease; rows still waiting would otherwise be claimed by the next run. Renewing at
+    every write would cost a row update per message per row, so it is done once a third of the
+    lease has passed, in whatever transaction the chunk writes next (or in one of its own when
+    every send is waiting). Rows being sent are renewed too: a slow answer keeps its row.
+    """
+
+    def __init__(
+        self, worker: str, ids: Sequence[int], lease: timedelta, clock: Callable[[], datetime]
+    ) -> None:
+        self.worker = worker
+        self.ids = list(ids)
+        self.lease = lease
+        self.clock = clock
+        # None: renew at the first write, as the chunk may have waited since its claim
+        self._renewed: datetime | None = None
+        self._lock = threading.Lock()
+
+    def due(self) -> bool:
+        if not self.ids:
+            return False
+        with self._lock:
+            return self._renewed is None or self.clock() - self._renewed >= self.lease / 3
+
+    def renew_if_due(self, session: Session) -> None:
+        now = self.clock()
+        with self._lock:
+            if self._renewed is not None and now - self._renewed < self.lease / 3:
+                return
+            self._renewed = now
+        renew_leases(session, Touchpoint, self.ids, worker=self.worker, until=now + self.lease)
 
 
 @dataclass
@@ -452,6 +530,7 @@ class _Outcome:
     kind: str  # sent, skipped, deferred, retrying, failed, unknown
     values: dict[str, Any]
     opted_out_phone: str | None = None
+    answered: bool = False  # the provider said what became of it: true even if late
 
     @classmethod
     def sent(cls, tp: int, message_id: str, at: datetime) -> _Outcome:
@@ -461,15 +540,16 @@ class _Outcome:
             "sent_at": at,
             "reason": None,
         }
-        return cls(tp, "sent", values)
+        return cls(tp, "sent", values, answered=True)
 
     @classmethod
     def skipped(cls, tp: int, reason: str) -> _Outcome:
         return cls(tp, "skipped", {"status": TouchpointStatus.SKIPPED, "reason": reason})
 
     @classmethod
-    def failed(cls, tp: int, reason: str) -> _Outcome:
-        return cls(tp, "failed", {"status": TouchpointStatus.FAILED, "reason": reason})
+    def failed(cls, tp: int, reason: str, *, answered: bool = False) -> _Outcome:
+        values = {"status": TouchpointStatus.FAILED, "reason": reason}
+        return cls(tp, "failed", values, answered=answered)
 
     @classmethod
     def unknown(cls, tp: int, reason: str) -> _Outcome:

@@ -206,7 +206,14 @@ class Settings(BaseSettings):
     )
     signing_secret: SecretStr | None = Field(
         default=None,
-        description="Key for unsubscribe and survey links; default: a key made once in var_dir.",
+        description=(
+            "Key that signs unsubscribe and survey links, the same in every process. Required "
+            "with PostgreSQL or SendGrid/Twilio; only the embedded default makes its own."
+        ),
+    )
+    previous_signing_secrets: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated older keys still accepted for links already sent (rotation).",
     )
 
     # --- channels ----------------------------------------------------------------------------

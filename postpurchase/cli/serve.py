@@ -26,10 +26,13 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     """Serve the webhook routes (/webhooks/shopify, /webhooks/woocommerce, /webhooks/events,
     /webhooks/health) with uvicorn. Settings and the database are checked before listening."""
     from postpurchase.cli.db import open_database
+    from postpurchase.messages.tokens import signing_keys
+    from postpurchase.settings import load_settings
     from postpurchase.webhooks.server import serve as serve_webhooks
 
-    # Fail now, with one clear line, rather than on the first webhook.
+    # Fail now, with one clear line, rather than on the first webhook or link.
     open_database().dispose()
+    signing_keys(load_settings())
     click.echo(f"serving webhooks on http://{host}:{port}/webhooks/ with {workers} worker(s)")
     status = serve_webhooks(host=host, port=port, workers=workers, access_log=access_log)
     if status:

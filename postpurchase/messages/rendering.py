@@ -7,7 +7,9 @@ Template names::
     email/<name>.subject.j2  email/<name>.html.j2  email/<name>.txt.j2  sms/<name>.txt.j2
 
 A locale variant (``email/<name>.fr.html.j2``, or ``.fr_CA.``) wins over the default for
-customers of that locale. Sent HTML has its CSS inlined, as mail clients ignore ``<style>``.
+customers of that locale. Sent HTML has its CSS inlined, as mail clients ignore ``<style>``,
+and keeps only http(s) links (see ``links``). The sandbox also bounds what a template may
+build (see ``sandbox``): a template over the limits fails its message with TemplateTooLarge.
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ from jinja2 import (
     pass_context,
 )
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
 
 from postpurchase.exceptions import ConfigError
+from postpurchase.messages.links import strip_unsafe_links
+from postpurchase.messages.sandbox import BoundedSandbox, render_bounded
 from postpurchase.messages.segments import SegmentCount, count_segments
 from postpurchase.settings import PROJECT_ROOT, Settings
 
@@ -94,7 +97,7 @@ class MessageRenderer:
             raise ConfigError(f"templates directory {templates_dir} does not exist")
         self.templates_dir = templates_dir
         self.sms_segment_limit = sms_segment_limit
-        self.env = SandboxedEnvironment(
+        self.env = BoundedSandbox(
             loader=_ListedLoader(templates_dir),
             undefined=StrictUndefined,
             autoescape=lambda name: bool(name and name.endswith(".html.j2")),
@@ -106,6 +109,7 @@ class MessageRenderer:
             auto_reload=False,
         )
         self.env.filters.update(money=_money, localdate=_localdate, greeting=_greeting)
+        self.env.bound_filters()
         self._inliner = css_inline.CSSInliner(keep_style_tags=False)
         self._chosen: dict[tuple[str, str, str], Template] = {}
 
@@ -114,14 +118,18 @@ class MessageRenderer:
 
         Raises jinja2 errors (UndefinedError, SecurityError, TemplateNotFound) unchanged: a
         template that cannot render must stop the send, not send something broken.
+        TemplateTooLarge (a SecurityError) names the template that built too much.
         """
         locale = str(context["locale"])
         subject = self._render(f"email/{template}", "subject.j2", locale, context)
         html = self._render(f"email/{template}", "html.j2", locale, context)
         text = self._render(f"email/{template}", "txt.j2", locale, context)
+        support = (context.get("shop") or {}).get("support_email")
         return RenderedEmail(
             subject=" ".join(subject.split()),  # a header: one line, however the file wraps
-            html=self._inliner.inline(html),
+            html=strip_unsafe_links(
+                self._inliner.inline(html), mailto=[support] if support else []
+            ),
             text=text.strip() + "\n",
         )
 
@@ -163,7 +171,7 @@ class MessageRenderer:
         return all((self.templates_dir / channel / f"{template}.{p}").is_file() for p in parts)
 
     def _render(self, stem: str, suffix: str, locale: str, context: Mapping[str, Any]) -> str:
-        return self._template(stem, suffix, locale).render(context)
+        return render_bounded(self._template(stem, suffix, locale), context)
 
     def _template(self, stem: str, suffix: str, locale: str) -> Template:
         # Templates are fixed for the renderer's life (see _ListedLoader), so is each choice.

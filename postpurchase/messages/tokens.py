@@ -1,7 +1,8 @@
 """Signed tokens for the links in messages (one-click unsubscribe, 1-5 survey scores).
 
 A token carries what it acts on (purpose, customer, touchpoint, and the score for a survey
-link) and an HMAC-SHA256 of exactly that, keyed with the shop's signing secret. Changing any
+link) and an HMAC-SHA256 of exactly that, keyed with the shop's signing secret (several are
+accepted while one is rotated: see ``signing_keys``). Changing any
 part (another customer, another score) breaks the signature, so a token cannot be forged or
 replayed against another customer. Tokens do not expire: an unsubscribe link must keep working.
 """
@@ -14,11 +15,12 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from postpurchase.exceptions import InvalidInput
-from postpurchase.settings import Settings
+from postpurchase.exceptions import ConfigError, InvalidInput
+from postpurchase.settings import ENV_PREFIX, Settings
 
 Purpose = Literal["unsubscribe", "survey"]
 _PURPOSE_CODES: dict[str, Purpose] = {"u": "unsubscribe", "s": "survey"}
@@ -35,14 +37,48 @@ class LinkClaim:
     score: int | None = None
 
 
-def signing_key(settings: Settings) -> bytes:
-    """The secret for link tokens: the setting, else a key made once and kept in ``var_dir``.
+def signing_keys(settings: Settings) -> list[bytes]:
+    """The keys for link tokens: the first signs, any of them verifies.
 
-    The file fallback lets the embedded default work out of the box; deployments with several
-    hosts set ``POSTPURCHASE_SIGNING_SECRET`` so every process signs and verifies alike.
+    ``POSTPURCHASE_SIGNING_SECRET`` first, then each of ``POSTPURCHASE_PREVIOUS_SIGNING_SECRETS``
+    (so a secret can be rotated without breaking links already in inboxes). Without a secret,
+    the embedded default (SQLite and the outbox, one machine) makes a key once in ``var_dir``;
+    anything else (PostgreSQL, SendGrid, Twilio) runs several processes or containers that
+    would each make their own, so it is a ConfigError naming the variable.
     """
+    previous = settings.previous_signing_secrets
+    older = [k.strip().encode() for k in previous.get_secret_value().split(",")] if previous else []
     if settings.signing_secret is not None:
-        return settings.signing_secret.get_secret_value().encode()
+        return [settings.signing_secret.get_secret_value().encode(), *(k for k in older if k)]
+    shared = _why_shared(settings)
+    if shared:
+        raise ConfigError(
+            f"{ENV_PREFIX}SIGNING_SECRET is not set: required with {shared}, so that every "
+            "process signs and verifies unsubscribe and survey links with the same key (e.g. "
+            "python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
+    return [_local_key(settings), *(k for k in older if k)]
+
+
+def signing_key(settings: Settings) -> bytes:
+    """The key that signs new links (see ``signing_keys``)."""
+    return signing_keys(settings)[0]
+
+
+def _why_shared(settings: Settings) -> str:
+    """What in the settings means several processes share links; empty for the embedded default."""
+    reasons = []
+    if settings.sqlalchemy_url.get_backend_name() == "postgresql":
+        reasons.append("PostgreSQL")
+    if settings.email_channel != "outbox":
+        reasons.append(f"{ENV_PREFIX}EMAIL_CHANNEL={settings.email_channel}")
+    if settings.sms_channel != "outbox":
+        reasons.append(f"{ENV_PREFIX}SMS_CHANNEL={settings.sms_channel}")
+    return " and ".join(reasons)
+
+
+def _local_key(settings: Settings) -> bytes:
+    """The embedded default's key: made once and kept in ``var_dir``."""
     path = settings.var_dir / "signing-secret"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,15 +103,21 @@ def sign(key: bytes, claim: LinkClaim) -> str:
     return f"{_b64(payload)}.{_b64(_mac(key, payload))}"
 
 
-def verify(key: bytes, token: str, purpose: Purpose) -> LinkClaim:
-    """The claim inside ``token``; InvalidInput if it is malformed, forged or for another use."""
+def verify(keys: bytes | Sequence[bytes], token: str, purpose: Purpose) -> LinkClaim:
+    """The claim inside ``token``; InvalidInput if it is malformed, forged or for another use.
+
+    ``keys``: one key, or several (current and previous secrets); any of them may match.
+    """
     try:
         payload_part, mac_part = token.split(".")
         payload = _unb64(payload_part)
         mac = _unb64(mac_part)
     except (ValueError, binascii.Error):
         raise InvalidInput("link token is malformed") from None
-    if not hmac.compare_digest(mac, _mac(key, payload)):
+    candidates = [keys] if isinstance(keys, bytes) else list(keys)
+    # Every key is tried (no early exit), so timing does not tell which one matched.
+    matches = [hmac.compare_digest(mac, _mac(key, payload)) for key in candidates]
+    if not any(matches):
         raise InvalidInput("link token signature does not match")
     fields = payload.decode().split(".")
     claim = LinkClaim(

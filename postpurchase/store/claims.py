@@ -134,12 +134,18 @@ def claim_due_touchpoints(
     return _claim(session, _KINDS[Touchpoint], due, worker, now, limit, lease, max_attempts)
 
 
-def mark_sending(session: Session, touchpoint_id: int, *, worker: str) -> bool:
+def mark_sending(
+    session: Session, touchpoint_id: int, *, worker: str, lease_until: datetime | None = None
+) -> bool:
     """Mark a claimed touchpoint as being handed to its provider; commit before sending.
 
     Returns False when this worker no longer holds the row (its lease ran out and the row went
-    elsewhere): the message must then not be sent.
+    elsewhere, or the sweep recorded it): the message must then not be sent. ``lease_until``
+    renews the row's lease, so the send has a whole lease to be answered in.
     """
+    values: dict[str, Any] = {"status": TouchpointStatus.SENDING}
+    if lease_until is not None:
+        values["lease_until"] = lease_until
     result = session.execute(
         update(Touchpoint)
         .where(
@@ -147,10 +153,35 @@ def mark_sending(session: Session, touchpoint_id: int, *, worker: str) -> bool:
             Touchpoint.claimed_by == worker,
             Touchpoint.status == TouchpointStatus.CLAIMED,
         )
-        .values(status=TouchpointStatus.SENDING)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def renew_leases(
+    session: Session, model: Any, ids: Sequence[int], *, worker: str, until: datetime
+) -> int:
+    """Extend the lease of the rows among ``ids`` this worker still holds; how many it renewed.
+
+    On PostgreSQL rows locked by another transaction are skipped: they are the worker's own
+    rows being marked or recorded at this moment (which sets their lease anyway), and waiting
+    for them while holding the others could deadlock with that transaction.
+    """
+    rows = select(model.id).where(
+        among(session, model.id, ids),
+        model.claimed_by == worker,
+        model.status.in_(_KINDS[model].held),
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        rows = rows.order_by(model.id).with_for_update(skip_locked=True)
+    result = session.execute(
+        update(model)
+        .where(model.id.in_(rows.scalar_subquery()))
+        .values(lease_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def release(session: Session, model: Any, ids: Sequence[int], *, worker: str, **values: Any) -> int:
@@ -173,11 +204,18 @@ def release(session: Session, model: Any, ids: Sequence[int], *, worker: str, **
 
 
 def release_each(
-    session: Session, model: Any, rows: Sequence[tuple[int, dict[str, Any]]], *, worker: str
+    session: Session,
+    model: Any,
+    rows: Sequence[tuple[int, dict[str, Any]]],
+    *,
+    worker: str,
+    also_from: tuple[Any, ...] = (),
 ) -> int:
     """``release`` for rows that each get their own values, in one executemany statement.
 
     Every values dict must have the same keys. Returns the count of rows actually updated.
+    ``also_from``: further statuses the row may be released from, still only when this worker
+    claimed it (a provider's late answer replaces the ``unknown`` the lease sweep recorded).
     """
     if not rows:
         return 0
@@ -189,7 +227,7 @@ def release_each(
             table.c.id == bindparam("row_id"),
             table.c.claimed_by == worker,
             # not IN: an expanding list cannot go into an executemany statement
-            or_(*(table.c.status == status for status in _KINDS[model].held)),
+            or_(*(table.c.status == status for status in (*_KINDS[model].held, *also_from))),
         )
         .values(lease_until=None, **{name: bindparam(f"new_{name}") for name in names})
     )

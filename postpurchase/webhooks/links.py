@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from postpurchase import feedback
 from postpurchase.exceptions import ConfigError, InvalidInput
-from postpurchase.messages.tokens import LinkClaim, signing_key, verify
+from postpurchase.messages.tokens import LinkClaim, signing_keys, verify
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store, transaction
 from postpurchase.webhooks import openapi, opt_out_spool
@@ -63,7 +63,7 @@ def misconfigured_page() -> HTMLResponse:
 
 def _claim(settings: Settings, token: str, purpose: str) -> LinkClaim | None:
     try:
-        claim = verify(signing_key(settings), token, purpose)  # type: ignore[arg-type]
+        claim = verify(signing_keys(settings), token, purpose)  # type: ignore[arg-type]
     except InvalidInput:
         return None
     if purpose == "survey" and (claim.score is None or not 1 <= claim.score <= 5):

@@ -26,6 +26,8 @@ from postpurchase.store.models import (
 def test_dispatch_dag_sends_due_touchpoints_in_mapped_chunks(
     store, run_dag, monkeypatch, fake_sendgrid, fake_twilio
 ):
+    # Real channels: every process must share the link-signing secret.
+    monkeypatch.setenv("POSTPURCHASE_SIGNING_SECRET", "dispatch-dag-test-" + "s" * 32)
     monkeypatch.setenv("POSTPURCHASE_EMAIL_CHANNEL", "sendgrid")
     monkeypatch.setenv("POSTPURCHASE_SENDGRID_HOST", fake_sendgrid.url)
     monkeypatch.setenv("POSTPURCHASE_SENDGRID_API_KEY", API_KEY)

@@ -66,6 +66,7 @@ class AirflowCluster:
                 {"conn_type": "http", "host": self.base_url, "login": "admin", "password": "admin"}
             ),
             POSTPURCHASE_DATABASE_URL=engine_db,
+            POSTPURCHASE_SIGNING_SECRET="e2e-links-" + "s" * 40,  # shared by every process
             POSTPURCHASE_VAR_DIR=str(workdir / "var"),
             NO_PROXY="127.0.0.1,localhost",
         )

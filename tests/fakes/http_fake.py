@@ -32,6 +32,10 @@ class Fault:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    # A slow provider without sleeps: ``reached`` is set when the request has arrived (and is
+    # recorded), and the answer waits until the test sets ``hold``.
+    reached: threading.Event | None = None
+    hold: threading.Event | None = None
 
 
 @dataclass
@@ -118,6 +122,10 @@ class FakeServer:
             fault = self.faults.popleft() if self.faults else None
             if self.record:
                 self.requests.append(request)
+        if fault is not None and fault.reached is not None:
+            fault.reached.set()
+        if fault is not None and fault.hold is not None:
+            fault.hold.wait(timeout=30)
         if fault is not None and fault.delay:
             time.sleep(fault.delay)
         if fault is not None and fault.status:

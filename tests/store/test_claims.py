@@ -12,6 +12,7 @@ from postpurchase.store.claims import (
     mark_sending,
     release,
     release_each,
+    renew_leases,
 )
 from postpurchase.store.database import transaction
 from postpurchase.store.models import (
@@ -284,3 +285,20 @@ def test_inbox_claims_walk_only_the_rows_still_to_process(store, engine):
     with engine.connect() as conn:
         plan = conn.exec_driver_sql(f"{explain} {statement}", parameters).all()
     assert "ix_inbox_events_claimable" in str(plan)
+
+
+def test_renewing_leases_extends_only_the_workers_own_rows(store):
+    _touchpoints(store, [NOW, NOW, NOW])
+    with transaction(store) as session:
+        mine = claim_due_touchpoints(session, worker="a", now=NOW, limit=2, lease=LEASE)
+        theirs = claim_due_touchpoints(session, worker="b", now=NOW, limit=1, lease=LEASE)
+    later = NOW + timedelta(minutes=9)
+
+    with transaction(store) as session:
+        renewed = renew_leases(session, Touchpoint, [*mine, *theirs], worker="a", until=later)
+
+    assert renewed == 2
+    with store() as session:
+        leases = {t.id: t.lease_until for t in session.scalars(select(Touchpoint))}
+    assert [leases[i] for i in mine] == [later, later]
+    assert leases[theirs[0]] == NOW + LEASE

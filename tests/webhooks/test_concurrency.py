@@ -28,6 +28,8 @@ def served(db_url: str, tmp_path: Path) -> Iterator[str]:
         "POSTPURCHASE_SHOPIFY_WEBHOOK_SECRET": SHOPIFY_SECRET,
         "POSTPURCHASE_WOOCOMMERCE_WEBHOOK_SECRET": WOO_SECRET,
         "POSTPURCHASE_WEBHOOK_SECRET": GENERIC_SECRET,
+        # PostgreSQL: serve refuses to start without the shared link-signing secret.
+        "POSTPURCHASE_SIGNING_SECRET": "link-signing-secret-for-tests-0123456789",
     }
     log = tmp_path / "serve.log"
     command = [str(Path(sys.executable).with_name("postpurchase")), "serve", "--port", str(port)]
