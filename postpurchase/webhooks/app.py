@@ -28,7 +28,7 @@ from postpurchase.exceptions import ConfigError
 from postpurchase.inbox import IGNORED_EVENT_TYPE, InboxEntry
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import SessionFactory, engine_of, open_store
-from postpurchase.webhooks import providers
+from postpurchase.webhooks import clicks, providers
 from postpurchase.webhooks.group_commit import GroupCommitter
 from postpurchase.webhooks.intake import (
     Ping,
@@ -151,6 +151,8 @@ def create_app(
     app.add_route("/webhooks/events", events, methods=["POST"])
     # Provider feedback (SendGrid events, Twilio status and inbound, unsubscribe, survey).
     app.include_router(providers.router)
+    # Click links in messages (outcomes): count, then redirect.
+    app.include_router(clicks.router)
 
     @app.get("/webhooks/health")
     async def health() -> JSONResponse:

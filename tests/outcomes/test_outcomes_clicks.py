@@ -1,0 +1,112 @@
+"""Click links: signed, bound to touchpoint and destination, counted, then redirected."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from outcome_data import customers, touchpoint
+from sqlalchemy import select
+
+from postpurchase.exceptions import InvalidInput
+from postpurchase.messages.rendering import RenderedEmail, RenderedSms
+from postpurchase.messages.segments import count_segments
+from postpurchase.messages.tokens import LinkClaim, sign, signing_key, verify
+from postpurchase.outcomes.clicks import Click, click_token, read_click, track_links
+from postpurchase.settings import load_settings
+from postpurchase.store.database import transaction
+from postpurchase.store.models import MessageEvent
+from postpurchase.webhooks.app import create_app
+
+KEY = b"click-test-key"
+BASE = "https://hooks.shop.example.com/pp"
+REVIEW = "https://shop.example.com/products/merino?utm=a&amp;b=1#review"
+
+
+def _email() -> RenderedEmail:
+    return RenderedEmail(
+        subject="How is it?",
+        html=(
+            f'<p><a href="{REVIEW}" style="x">Write a review</a> or '
+            '<a href="https://shop.example.com/">visit us</a>. '
+            f'<a href="{BASE}/u/abc.def">Unsubscribe</a> <a href="mailto:help@shop.example">'
+            "help</a></p>"
+        ),
+        text=f"Write a review: {REVIEW.replace('&amp;', '&')}.\nUnsubscribe: {BASE}/u/abc.def\n",
+    )
+
+
+def test_links_are_rewritten_through_c_and_our_own_links_are_left_alone():
+    tracked = track_links(_email(), key=KEY, base_url=BASE, touchpoint_id=42)
+    assert isinstance(tracked, RenderedEmail)
+    assert f'href="{BASE}/u/abc.def"' in tracked.html
+    assert 'href="mailto:help@shop.example"' in tracked.html
+    assert "shop.example.com/products" not in tracked.html + tracked.text
+    assert tracked.text.endswith(f"Unsubscribe: {BASE}/u/abc.def\n")
+    tokens = [part.split('"')[0] for part in tracked.html.split(f"{BASE}/c/")[1:]]
+    clicks = [read_click(KEY, token) for token in tokens]
+    review_url = "https://shop.example.com/products/merino?utm=a&b=1#review"
+    assert clicks == [Click(42, 0, 2, review_url), Click(42, 1, 2, "https://shop.example.com/")]
+    # the text part names the same link (its trailing full stop stays outside the link)
+    text_token = tracked.text.split(f"{BASE}/c/")[1].split(".\n")[0]
+    assert read_click(KEY, text_token) == clicks[0]
+
+
+def test_sms_links_are_tracked_and_segments_recounted():
+    body = "Thanks! Review it: https://shop.example.com/r/9 Reply STOP to opt out."
+    sms = RenderedSms(body=body, segments=count_segments(body))
+    tracked = track_links(sms, key=KEY, base_url=BASE, touchpoint_id=7)
+    assert isinstance(tracked, RenderedSms)
+    assert "shop.example.com/r/9" not in tracked.body
+    assert tracked.segments == count_segments(tracked.body)
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "ftp://files.example.com/x", "//evil"])
+def test_only_http_destinations_are_accepted(url):
+    with pytest.raises(InvalidInput):
+        read_click(KEY, click_token(KEY, Click(1, 0, 1, url)))
+
+
+def test_a_click_token_cannot_be_forged_or_used_as_another_link():
+    token = click_token(KEY, Click(5, 0, 1, "https://shop.example.com/a"))
+    payload, mac = token.split(".")
+    other = click_token(KEY, Click(5, 0, 1, "https://evil.example.com/a")).split(".")[0]
+    with pytest.raises(InvalidInput):
+        read_click(KEY, f"{other}.{mac}")
+    with pytest.raises(InvalidInput):
+        read_click(b"another-key", token)
+    with pytest.raises(InvalidInput):  # a click token is no unsubscribe token
+        verify(KEY, token, "unsubscribe")
+    with pytest.raises(InvalidInput):  # nor the reverse
+        read_click(KEY, sign(KEY, LinkClaim("unsubscribe", 1, 5)))
+
+
+@pytest.fixture
+def client(db_url, monkeypatch):
+    monkeypatch.setenv("POSTPURCHASE_PUBLIC_BASE_URL", BASE)
+    monkeypatch.setenv("POSTPURCHASE_SIGNING_SECRET", "click-route-secret")
+    with TestClient(create_app()) as test_client:
+        yield test_client
+
+
+def test_the_redirect_counts_each_request_and_sends_the_customer_on(client, store):
+    with transaction(store) as session:
+        (customer,) = customers(session, 1)
+        tp = touchpoint(session, customer)
+    key = signing_key(load_settings())
+    token = click_token(key, Click(tp, 0, 2, "https://shop.example.com/p?x=1"))
+
+    got = client.get(f"/c/{token}", follow_redirects=False, headers={"User-Agent": "Mozilla"})
+    head = client.head(f"/c/{token}", follow_redirects=False)
+    forged = client.get(f"/c/{token[:-2]}xx", follow_redirects=False)
+
+    assert (got.status_code, got.headers["location"]) == (302, "https://shop.example.com/p?x=1")
+    assert head.status_code == 302
+    assert forged.status_code == 400 and "location" not in forged.headers
+    with store() as session:
+        events = session.scalars(select(MessageEvent).order_by(MessageEvent.id)).all()
+    assert [(e.provider, e.event, e.touchpoint_id) for e in events] == [
+        ("redirect", "click", tp)
+    ] * 2
+    assert [e.detail["method"] for e in events] == ["GET", "HEAD"]
+    assert events[0].detail["user_agent"] == "Mozilla"
+    assert (events[0].detail["link"], events[0].detail["links"]) == (0, 2)
