@@ -88,6 +88,8 @@ class Outcomes(_Model):
     salt: str = Field(default="postpurchase", min_length=1, max_length=64)
     attribution: Attribution = Field(default_factory=Attribution)
     guard: Guard = Field(default_factory=Guard)
+    # What one loyalty point is worth in the shop currency, to value the points outstanding.
+    point_value: Decimal | None = Field(default=None, ge=0)
 
 
 def experiment_problems(holdout: Decimal, variants: list[Variant]) -> list[str]:
