@@ -54,10 +54,11 @@ def _register() -> None:
     from postpurchase.cli.db import db
     from postpurchase.cli.loyalty import loyalty
     from postpurchase.cli.preview import preview
+    from postpurchase.cli.report import report
     from postpurchase.cli.run import run
     from postpurchase.cli.serve import serve
 
-    for group in (campaigns, db, loyalty, preview, run, serve):
+    for group in (campaigns, db, loyalty, preview, report, run, serve):
         main.add_command(group)
 
 

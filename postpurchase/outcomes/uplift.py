@@ -6,7 +6,8 @@ after the message's moment", clicked or not). The interval is the normal approxi
 
     (p1 - p0) ± 1.96 · sqrt(p1(1-p1)/n1 + p0(1-p0)/n0)
 
-and the uplift is significant when the interval leaves out 0. When it is not yet, the verdict
+and the uplift is significant when the interval leaves out 0 and each arm has at least
+``MIN_ARM`` recipients. When it is not yet, the verdict
 says roughly how many more recipients (at the same split and rates) would make the measured
 difference significant: N = 1.96² · (p1q1/(1-h) + p0q0/h) / (p1-p0)², h the holdout share.
 """
@@ -17,6 +18,9 @@ import math
 from dataclasses import dataclass
 
 Z95 = 1.96
+# The normal approximation needs enough of each arm: with 4 held-out customers and no buyer
+# among them the interval would claim certainty. Below this, never "significant".
+MIN_ARM = 30
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,8 @@ def measure_uplift(
     diff = p1 - p0
     se = math.sqrt(p1 * (1 - p1) / treated + p0 * (1 - p0) / held)
     low, high = diff - Z95 * se, diff + Z95 * se
-    significant = se > 0 and (low > 0 or high < 0)
+    enough = min(treated, held) >= MIN_ARM
+    significant = enough and se > 0 and (low > 0 or high < 0)
     more: int | None = None
     ci = f"95% CI {_points(low)}-{_points(high)}"
     if significant and diff > 0:
@@ -74,6 +79,9 @@ def measure_uplift(
     else:
         share = held / (treated + held)
         variance = p1 * (1 - p1) / (1 - share) + p0 * (1 - p0) / share
-        more = _round_up(Z95**2 * variance / diff**2 - (treated + held))
+        needed = Z95**2 * variance / diff**2
+        # at least MIN_ARM in the smaller arm, at the current split
+        needed = max(needed, MIN_ARM / min(share, 1 - share))
+        more = _round_up(needed - (treated + held))
         verdict = f"not significant yet; about {more:,} more recipients needed"
     return Uplift(campaign, p1, p0, diff, low, high, significant, treated, held, more, verdict)

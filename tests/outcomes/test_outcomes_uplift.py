@@ -40,3 +40,11 @@ def test_a_harmful_campaign_and_the_degenerate_cases():
     assert same.verdict == "not significant yet; no difference between the arms so far"
     none = measure_uplift("x", treated=100, treated_buyers=10, held=0, held_buyers=0)
     assert (none.significant, none.verdict) == (False, "no holdout recipients yet")
+
+
+def test_a_tiny_holdout_is_never_significant():
+    # 12/36 against 0/4 would give an interval of 17.9-48.7 points: four people prove nothing
+    result = measure_uplift("x", treated=36, treated_buyers=12, held=4, held_buyers=0)
+    assert not result.significant
+    # 30 held out at the current split (1 in 10) means 300 recipients: 260 more
+    assert result.verdict == "not significant yet; about 260 more recipients needed"
