@@ -17,12 +17,18 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, replace
+from datetime import datetime
 from urllib.parse import urlsplit
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from postpurchase import feedback
 from postpurchase.exceptions import InvalidInput
 from postpurchase.messages.rendering import RenderedEmail, RenderedSms
 from postpurchase.messages.segments import count_segments
 from postpurchase.messages.tokens import sign_fields, verify_fields
+from postpurchase.store.models import Touchpoint
 
 _CODE = "c"
 _HREF = re.compile(r'(href\s*=\s*")(https?://[^"]+)(")', re.IGNORECASE)
@@ -118,3 +124,28 @@ def track_links(
         return replace(rendered, html=html_part, text=in_text(rendered.text))
     body = in_text(rendered.body)
     return replace(rendered, body=body, segments=count_segments(body))
+
+
+def record_unsubscribe(session: Session, *, touchpoint_id: int, now: datetime) -> None:
+    """Count an unsubscribe through a message's own link against that message's campaign.
+
+    Provider unsubscribes (SendGrid) arrive as message events already; this gives the
+    one-click link the same standing. Once per touchpoint.
+    """
+    known = session.scalar(select(Touchpoint.id).where(Touchpoint.id == touchpoint_id))
+    if known is None:
+        return
+    feedback.record_events(
+        session,
+        [
+            {
+                "provider": "link",
+                "provider_event_id": f"unsubscribe:{touchpoint_id}",
+                "touchpoint_id": touchpoint_id,
+                "provider_message_id": None,
+                "event": "unsubscribe",
+                "occurred_at": now,
+                "detail": {},
+            }
+        ],
+    )

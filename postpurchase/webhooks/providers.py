@@ -39,6 +39,7 @@ from postpurchase import feedback
 from postpurchase.channels.configured import twilio_auth_token
 from postpurchase.exceptions import InvalidInput
 from postpurchase.messages.tokens import signing_key, verify
+from postpurchase.outcomes.clicks import record_unsubscribe
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store, transaction
 from postpurchase.store.models import Channel, Touchpoint
@@ -255,6 +256,8 @@ def unsubscribe(token: str) -> HTMLResponse:
         done = feedback.unsubscribe_email(
             session, customer_id=claim.customer_id, source="link", now=datetime.now(UTC)
         )
+        if done:  # counted against the message's campaign (outcomes)
+            record_unsubscribe(session, touchpoint_id=claim.touchpoint_id, now=datetime.now(UTC))
     if not done:
         return _page(settings, "Link not valid", "This unsubscribe link is not valid.", 404)
     return _page(

@@ -110,3 +110,17 @@ def test_the_redirect_counts_each_request_and_sends_the_customer_on(client, stor
     assert [e.detail["method"] for e in events] == ["GET", "HEAD"]
     assert events[0].detail["user_agent"] == "Mozilla"
     assert (events[0].detail["link"], events[0].detail["links"]) == (0, 2)
+
+
+def test_an_unsubscribe_through_the_message_link_counts_for_its_campaign(client, store):
+    with transaction(store) as session:
+        (customer,) = customers(session, 1)
+        tp = touchpoint(session, customer)
+    token = sign(signing_key(load_settings()), LinkClaim("unsubscribe", customer, tp))
+
+    assert client.post(f"/u/{token}").status_code == 200
+    assert client.post(f"/u/{token}").status_code == 200  # twice: counted once
+
+    with store() as session:
+        events = session.execute(select(MessageEvent.event, MessageEvent.touchpoint_id)).all()
+    assert events == [("unsubscribe", tp)]
