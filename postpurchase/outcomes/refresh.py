@@ -84,7 +84,8 @@ def _run(session: Session, sql: str, **params: object) -> int:
             statement = statement.bindparams(bindparam(name, type_=UtcDateTime()))
     result = session.execute(statement, params)
     count = int(result.rowcount)  # type: ignore[attr-defined]
-    if count < 0:  # Python's sqlite3 reports no count for a statement starting with WITH
+    if count < 0 and session.get_bind().dialect.name == "sqlite":
+        # Python's sqlite3 reports no count for a statement starting with WITH
         count = int(session.execute(text("SELECT changes()")).scalar_one())
     return count
 
@@ -96,8 +97,16 @@ def refresh_outcomes(
     since = datetime.combine(since.astimezone(UTC).date(), time(0), tzinfo=UTC)
     d = Dialect(session.get_bind().dialect.name)
     currency = shop_currency(session)
+    if d.postgres:
+        # Sorts and hashes over millions of events stay in memory instead of spilling to disk;
+        # the planner's row estimates through the CTEs are far off, and just-in-time
+        # compilation it then chooses cost more (about 0.9 s) than it saved.
+        session.execute(text("SET LOCAL work_mem = '256MB'"))
+        session.execute(text("SET LOCAL jit = off"))
     _run(session, "DELETE FROM touchpoint_outcomes WHERE moment >= :since", since=since)
     touchpoints = _run(session, _touchpoint_sql(d), since=since)
+    if d.postgres:  # fresh statistics, or the next joins probe orders once per message
+        session.execute(text("ANALYZE touchpoint_outcomes"))
     _run(session, "DELETE FROM attributed_orders WHERE paid_at >= :since", since=since)
     attributed = _run(session, _attribution_sql(d, config), since=since)
     _run(session, f"DELETE FROM campaign_days WHERE day >= '{since.date().isoformat()}'")
