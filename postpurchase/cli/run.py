@@ -177,10 +177,11 @@ def _show_outcomes(factory: SessionFactory) -> None:
     from postpurchase.settings import load_settings
     from postpurchase.store.database import transaction
 
-    later = datetime.now(UTC) + HORIZON
+    now = datetime.now(UTC)
+    later = now + HORIZON
     config = load_campaigns(load_settings().campaigns_file)
     with transaction(factory) as session:
-        simulated = simulate_outcomes(session)
+        simulated = simulate_outcomes(session, now=now)
         measure_outcomes(session, config, now=later)
     click.echo(
         f"    outcomes a week later, SIMULATED ({simulated.events} provider events and "

@@ -71,8 +71,9 @@ def _order(tp: Touchpoint, at: datetime, rng: random.Random, currency: str) -> d
     }
 
 
-def simulate_outcomes(session: Session, *, seed: int = 2026) -> Simulated:
-    """Add the simulated events and orders for every sent or held-out first message."""
+def simulate_outcomes(session: Session, *, now: datetime, seed: int = 2026) -> Simulated:
+    """Add simulated events for sent messages, and orders after first messages due by
+    ``now`` + ``HORIZON`` (in both arms alike, plus some after clicks)."""
     rng = random.Random(seed)
     currency = session.scalar(
         select(Order.currency).group_by(Order.currency).order_by(func.count().desc()).limit(1)
@@ -80,17 +81,20 @@ def simulate_outcomes(session: Session, *, seed: int = 2026) -> Simulated:
     touchpoints = session.scalars(
         select(Touchpoint)
         .where(
-            (Touchpoint.status == TouchpointStatus.SENT) | (Touchpoint.arm == "holdout"),
+            (Touchpoint.status == TouchpointStatus.SENT)
+            | ((Touchpoint.step == 0) & (Touchpoint.due_at <= now + HORIZON))
         )
         .order_by(Touchpoint.id)
     ).all()
     events: list[dict[str, Any]] = []
     orders: list[dict[str, Any]] = []
+    money = currency or "USD"
     for tp in touchpoints:
-        if tp.arm == "holdout":
-            if tp.step == 0 and rng.random() < 0.05:
-                at = tp.due_at + timedelta(hours=rng.randint(6, 110))
-                orders.append(_order(tp, at, rng, currency or "USD"))
+        # Some customers buy again anyway, in both arms alike, from when the message was due.
+        buys_anyway = tp.step == 0 and rng.random() < 0.05
+        if buys_anyway:
+            orders.append(_order(tp, tp.due_at + timedelta(hours=rng.randint(6, 110)), rng, money))
+        if tp.status != TouchpointStatus.SENT:
             continue
         sent = tp.sent_at or tp.due_at
         if rng.random() < 0.02:
@@ -105,17 +109,12 @@ def simulate_outcomes(session: Session, *, seed: int = 2026) -> Simulated:
             events.append(_event(tp, "open", delivered + timedelta(minutes=rng.randint(5, 600))))
         if rng.random() < 0.002:
             events.append(_event(tp, "spamreport", delivered + timedelta(hours=3)))
-        clicked = rng.random() < (0.15 if tp.channel == Channel.EMAIL else 0.10)
-        if clicked:
+        if rng.random() < (0.15 if tp.channel == Channel.EMAIL else 0.10):
             at = delivered + timedelta(minutes=rng.randint(20, 2000))
             events.append(_event(tp, "click", at, url=url, method="GET"))
-            if tp.step == 0 and rng.random() < 0.3:
-                orders.append(
-                    _order(tp, at + timedelta(minutes=rng.randint(5, 2000)), rng, currency or "USD")
-                )
-        elif tp.step == 0 and rng.random() < 0.05:
-            at = sent + timedelta(hours=rng.randint(6, 110))
-            orders.append(_order(tp, at, rng, currency or "USD"))
+            # the message's own effect: a clicker sometimes buys (once per touchpoint)
+            if tp.step == 0 and not buys_anyway and rng.random() < 0.3:
+                orders.append(_order(tp, at + timedelta(minutes=rng.randint(5, 2000)), rng, money))
     return Simulated(
         insert_ignoring_conflicts(session, MessageEvent, events),
         insert_ignoring_conflicts(session, Order, orders),

@@ -10,9 +10,13 @@ down to a UTC midnight) on, in four statements whatever the volume:
    (default 5 days after an email click, 1 day after an SMS click); revenue is the order's
    total less what has been refunded so far, so a later refund takes it back at the next
    refresh. Opens never attribute (Apple Mail Privacy Protection opens everything);
-3. the holdout comparison: for each first message (step 0, sent or held out, past its
-   moment), whether the customer paid an order within the window after it, clicked or not;
-4. ``campaign_days``: the funnel per day, campaign, variant and arm.
+3. the holdout comparison: for each first message (step 0, sent, skipped or held out, past
+   its due time), whether the customer paid an order within the window after its due time,
+   clicked or not (intention to treat: both arms start from when the message was due);
+4. ``campaign_days``: the funnel per day the messages were due, campaign, variant and arm.
+
+Messages are taken by their due time (a send comes at or after it), so a period holds the
+same messages in both arms however late some were sent.
 
 Each step deletes what it is about to rebuild: running it twice gives the same rows, and a
 wider ``since`` recomputes more history. Nothing is read or written per touchpoint.
@@ -103,7 +107,7 @@ def refresh_outcomes(
         # compilation it then chooses cost more (about 0.9 s) than it saved.
         session.execute(text("SET LOCAL work_mem = '256MB'"))
         session.execute(text("SET LOCAL jit = off"))
-    _run(session, "DELETE FROM touchpoint_outcomes WHERE moment >= :since", since=since)
+    _run(session, "DELETE FROM touchpoint_outcomes WHERE due_at >= :since", since=since)
     touchpoints = _run(session, _touchpoint_sql(d), since=since)
     if d.postgres:  # fresh statistics, or the next joins probe orders once per message
         session.execute(text("ANALYZE touchpoint_outcomes"))
@@ -133,9 +137,9 @@ def _touchpoint_sql(d: Dialect) -> str:
 WITH scope AS (
     SELECT t.id, t.campaign_id, COALESCE(t.variant, '') AS variant,
            COALESCE(t.arm, 'treatment') AS arm, t.channel, t.step, t.customer_id,
-           COALESCE(t.sent_at, t.due_at) AS moment, t.sent_at, t.status
+           COALESCE(t.sent_at, t.due_at) AS moment, t.due_at, t.sent_at, t.status
     FROM touchpoints t
-    WHERE COALESCE(t.sent_at, t.due_at) >= :since
+    WHERE t.due_at >= :since
 ),
 ev AS (
     SELECT e.touchpoint_id,
@@ -169,10 +173,11 @@ clicks AS (
     FROM judged GROUP BY touchpoint_id
 )
 INSERT INTO touchpoint_outcomes (
-    touchpoint_id, campaign_id, variant, arm, channel, step, customer_id, moment, sent,
-    delivered, opened, first_click_at, scanner_clicks, bounced, complained, unsubscribed
+    touchpoint_id, campaign_id, variant, arm, channel, step, customer_id, moment, due_at,
+    sent, delivered, opened, first_click_at, scanner_clicks, bounced, complained, unsubscribed
 )
 SELECT s.id, s.campaign_id, s.variant, s.arm, s.channel, s.step, s.customer_id, s.moment,
+       s.due_at,
        {d.true("s.status = 'sent'")},
        {d.true("COALESCE(ev.delivered, 0) = 1")},
        {d.true("COALESCE(ev.opened, 0) = 1")},
@@ -213,7 +218,8 @@ FROM candidates WHERE recency = 1
 
 
 def _days_sql(d: Dialect, config: CampaignConfig) -> str:
-    paid, moment = d.ms("o.paid_at"), d.ms("x.moment")
+    # the comparison starts at the due time in both arms (see TouchpointOutcome.due_at)
+    paid, due = d.ms("o.paid_at"), d.ms("x.due_at")
 
     def count(condition: str) -> str:
         return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
@@ -232,9 +238,9 @@ buys AS (
     JOIN orders o
       ON o.customer_id = x.customer_id
      AND o.cancelled_at IS NULL
-     AND {paid} > {moment}
-     AND {paid} - {moment} <= {window_ms(config, "x")}
-    WHERE x.step = 0 AND x.moment >= :since AND x.moment <= :now
+     AND {paid} > {due}
+     AND {paid} - {due} <= {window_ms(config, "x")}
+    WHERE x.step = 0 AND x.due_at >= :since AND x.due_at <= :now
     GROUP BY x.touchpoint_id
 )
 INSERT INTO campaign_days (
@@ -242,7 +248,7 @@ INSERT INTO campaign_days (
     scanner_clicks, bounced, complaints, unsubscribed, converted, revenue, recipients, buyers,
     buyer_revenue
 )
-SELECT {d.day("x.moment")}, x.campaign_id, x.variant, x.arm,
+SELECT {d.day("x.due_at")}, x.campaign_id, x.variant, x.arm,
        COUNT(*),
        {count("x.arm = 'holdout'")},
        {count("x.sent")},
@@ -255,12 +261,12 @@ SELECT {d.day("x.moment")}, x.campaign_id, x.variant, x.arm,
        {count("x.unsubscribed")},
        COALESCE(SUM(conversions.orders), 0),
        COALESCE(SUM(conversions.revenue), 0),
-       {count("x.step = 0 AND x.moment <= :now")},
+       {count("x.step = 0 AND x.due_at <= :now")},
        {count("buys.touchpoint_id IS NOT NULL")},
        COALESCE(SUM(buys.revenue), 0)
 FROM touchpoint_outcomes x
 LEFT JOIN conversions ON conversions.touchpoint_id = x.touchpoint_id
 LEFT JOIN buys ON buys.touchpoint_id = x.touchpoint_id
-WHERE x.moment >= :since
-GROUP BY {d.day("x.moment")}, x.campaign_id, x.variant, x.arm
+WHERE x.due_at >= :since
+GROUP BY {d.day("x.due_at")}, x.campaign_id, x.variant, x.arm
 """

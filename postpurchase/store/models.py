@@ -447,6 +447,9 @@ class TouchpointOutcome(Base):
     customer_id: Mapped[int] = mapped_column(BigId)
     # when it went, or (held out, not sent) when it would have gone
     moment: Mapped[datetime]
+    # when it was due: the start of the holdout comparison in both arms, so a late send
+    # (an outage, a pause, quiet hours) does not shift one arm's window against the other
+    due_at: Mapped[datetime]
     sent: Mapped[bool]
     delivered: Mapped[bool]
     opened: Mapped[bool]
@@ -476,7 +479,7 @@ class AttributedOrder(Base):
 
 
 class CampaignDay(Base):
-    """A campaign's funnel for the messages of one (UTC) day, per variant and arm."""
+    """A campaign's funnel for the messages due on one (UTC) day, per variant and arm."""
 
     __tablename__ = "campaign_days"
 

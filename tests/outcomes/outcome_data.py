@@ -92,6 +92,7 @@ def touchpoint(
     channel: Channel = Channel.EMAIL,
     step: int = 0,
     order_id: int | None = None,
+    due_at: datetime | None = None,
 ) -> int:
     held = arm == "holdout"
     row = Touchpoint(
@@ -101,7 +102,7 @@ def touchpoint(
         channel=channel,
         customer_id=customer_id,
         order_id=order_id,
-        due_at=sent_at or T0,
+        due_at=due_at or sent_at or T0,
         status=TouchpointStatus.SKIPPED if held or sent_at is None else TouchpointStatus.SENT,
         reason="held out (control group)" if held else None,
         sent_at=None if held else sent_at,

@@ -22,9 +22,9 @@ def test_simulated_outcomes_are_labelled_repeatable_and_summarised(store):
             order(session, customer, T0 - timedelta(days=9), "60.00")
             touchpoint(session, customer, arm="holdout" if n % 10 == 0 else "treatment")
     with transaction(store) as session:
-        first = simulate_outcomes(session)
+        first = simulate_outcomes(session, now=T0)
     with transaction(store) as session:
-        second = simulate_outcomes(session)  # the same draws: nothing new
+        second = simulate_outcomes(session, now=T0)  # the same draws: nothing new
         measure_outcomes(
             session,
             load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml"),

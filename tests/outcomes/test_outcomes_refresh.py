@@ -180,3 +180,25 @@ def test_holdout_customers_orders_count_the_same_way_for_the_comparison(store):
         ("treatment", "2026-11-07"): (1, 0, 1, 0, 0, Decimal("0")),
         ("holdout", "2026-11-02"): (2, 2, 0, 2, 1, Decimal("60.00")),
     }
+
+
+def test_a_late_send_does_not_move_its_arm_window_against_the_holdout(store):
+    with transaction(store) as session:
+        late, held = customers(session, 2)
+        touchpoint(session, late, due_at=T0, sent_at=T0 + timedelta(days=3))  # after an outage
+        touchpoint(session, held, arm="holdout")  # due at T0, never sent
+        for customer in (late, held):
+            order(session, customer, T0 + timedelta(days=1))  # before the late send
+
+    _refresh(store)
+
+    with store() as session:
+        rows = {
+            r.arm: (r.day, r.recipients, r.buyers) for r in session.scalars(select(CampaignDay))
+        }
+        outcome = session.scalars(
+            select(TouchpointOutcome).where(TouchpointOutcome.customer_id == late)
+        ).one()
+    # both counted from when they were due, in the same day's row
+    assert rows == {"treatment": ("2026-11-02", 1, 1), "holdout": ("2026-11-02", 1, 1)}
+    assert (outcome.moment, outcome.due_at) == (T0 + timedelta(days=3), T0)

@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("step", sa.Integer(), nullable=False),
         sa.Column("customer_id", _ID, nullable=False),
         sa.Column("moment", _TIME, nullable=False),
+        sa.Column("due_at", _TIME, nullable=False),
         sa.Column("sent", sa.Boolean(), nullable=False),
         sa.Column("delivered", sa.Boolean(), nullable=False),
         sa.Column("opened", sa.Boolean(), nullable=False),
