@@ -236,6 +236,8 @@ def funnel_lines(report: dict[str, Any]) -> list[str]:
         f"{'deliv':>7} {'opened':>7} {'clicked':>7} {'conv':>5} {'revenue':>11}"
     )
     lines = [head]
+    if not report["campaigns"]:
+        lines.append("(no messages measured in the period: measure_outcomes refreshes hourly)")
     for r in report["campaigns"]:
         lines.append(
             f"{r['id']:<18} {r['variant'] or '-':<8} {r['arm']:<9} {r['planned']:>7} "

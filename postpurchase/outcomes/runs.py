@@ -38,6 +38,10 @@ def _save_snapshot(session: Session, name: str, data: dict[str, object], now: da
     )
 
 
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate * 100:.1f}%"
+
+
 def measure_outcomes(
     session: Session, config: CampaignConfig, *, now: datetime, lookback: timedelta = LOOKBACK
 ) -> str:
@@ -54,8 +58,8 @@ def measure_outcomes(
         f"{counts.touchpoints} message(s) measured over {lookback.days} days: {sent} sent, "
         f"{clicked} clicked by people, {converted} order(s) attributed",
         *(f"{u['campaign']}: {u['verdict']}" for u in report["uplift"]),
-        f"repeat purchase rate {kpis.repeat_purchase_rate}, CSAT {kpis.csat}, "
-        f"review rate {kpis.review_rate}",
+        f"repeat purchase rate {_pct(kpis.repeat_purchase_rate)}, CSAT {_pct(kpis.csat)}, "
+        f"review rate {_pct(kpis.review_rate)}, points outstanding {kpis.points_outstanding}",
     ]
     for pause in pauses:
         lines.append(f"PAUSED {pause.campaign_id}: {pause.reason}")
