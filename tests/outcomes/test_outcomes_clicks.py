@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from fakes.fake_sendgrid import EventSigner
 from fastapi.testclient import TestClient
-from outcome_data import customers, touchpoint
+from outcome_data import T0, customers, order, touchpoint
 from sqlalchemy import select
 
+from postpurchase.campaigns.config import CampaignConfig
 from postpurchase.exceptions import InvalidInput
 from postpurchase.messages.rendering import RenderedEmail, RenderedSms
 from postpurchase.messages.segments import count_segments
 from postpurchase.messages.tokens import LinkClaim, sign, signing_key, verify
 from postpurchase.outcomes.clicks import Click, click_token, read_click, track_links
+from postpurchase.outcomes.refresh import refresh_outcomes
 from postpurchase.settings import load_settings
 from postpurchase.store.database import transaction
-from postpurchase.store.models import MessageEvent
+from postpurchase.store.models import AttributedOrder, MessageEvent, TouchpointOutcome
 from postpurchase.webhooks.app import create_app
 
 KEY = b"click-test-key"
@@ -124,3 +129,46 @@ def test_an_unsubscribe_through_the_message_link_counts_for_its_campaign(client,
     with store() as session:
         events = session.execute(select(MessageEvent.event, MessageEvent.touchpoint_id)).all()
     assert events == [("unsubscribe", tp)]
+
+
+def test_sendgrid_open_and_click_events_count_through_their_custom_args(db_url, monkeypatch, store):
+    signer = EventSigner()
+    monkeypatch.setenv("POSTPURCHASE_SENDGRID_EVENT_PUBLIC_KEY", signer.public_key)
+    with transaction(store) as session:
+        (customer,) = customers(session, 1)
+        tp = touchpoint(session, customer)
+        paid = order(session, customer, T0 + timedelta(days=1))
+
+    def sendgrid(kind: str, after: timedelta, n: int, **extra: str) -> dict:
+        return {
+            "email": "customer1@example.com",
+            "timestamp": int((T0 + after).timestamp()),
+            "event": kind,
+            "sg_event_id": f"sg-{n}",
+            "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001",
+            "touchpoint_id": str(tp),  # the send's custom_args come back as top-level keys
+            "campaign_id": "review_request",
+            **extra,
+        }
+
+    events = [
+        sendgrid("delivered", timedelta(seconds=30), 1),
+        sendgrid("click", timedelta(seconds=33), 2, url="https://shop.example.com/p"),
+        sendgrid("open", timedelta(hours=1), 3),
+        sendgrid("click", timedelta(hours=2), 4, url="https://shop.example.com/p"),
+    ]
+    body, headers = signer.signed_events(events)
+    with TestClient(create_app()) as client:
+        answer = client.post("/webhooks/sendgrid/events", content=body, headers=headers)
+    assert answer.json() == {"received": 4, "new": 4}
+
+    with transaction(store) as session:
+        refresh_outcomes(
+            session, CampaignConfig(), since=T0 - timedelta(days=1), now=T0 + timedelta(days=2)
+        )
+    with store() as session:
+        outcome = session.get(TouchpointOutcome, tp)
+        credited = session.get(AttributedOrder, paid)
+    assert (outcome.delivered, outcome.opened, outcome.scanner_clicks) == (True, True, 1)
+    assert outcome.first_click_at == T0 + timedelta(hours=2)
+    assert credited is not None and credited.touchpoint_id == tp
