@@ -9,13 +9,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from outcome_data import T0, customers, order
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from postpurchase.campaigns.config import CampaignConfig, parse_campaigns
+from postpurchase.campaigns.validation import campaign_problems
 from postpurchase.exceptions import ConfigError
 from postpurchase.outcomes.assignment import arm_of, variant_of
 from postpurchase.processing.planning import Occurrence, plan_touchpoints
 from postpurchase.processing.replan import replan_campaign
+from postpurchase.settings import PROJECT_ROOT
+from postpurchase.store.claims import claim_due_touchpoints
 from postpurchase.store.database import transaction
 from postpurchase.store.models import Order, Touchpoint, TouchpointStatus
 from postpurchase.yaml_source import SourceMap
@@ -155,3 +158,33 @@ def test_a_variant_is_recorded_and_may_bring_its_own_delay(store):
     assert due["later"] == {T0 + timedelta(days=7)}
     assert 70 <= len([r for r in rows if r.variant == "soon"]) <= 130
     assert Decimal(config.campaigns[0].holdout) == 0
+
+
+def test_dispatch_never_claims_a_held_out_touchpoint(store):
+    with transaction(store) as session:
+        ids = customers(session, 100)
+    _plan(store, _config("30%", "0s"), ids)
+    with transaction(store) as session:
+        claimed = claim_due_touchpoints(
+            session, worker="w", now=T0 + timedelta(days=1), limit=1000, lease=timedelta(minutes=5)
+        )
+        arms = set(session.scalars(select(Touchpoint.arm).where(Touchpoint.id.in_(claimed))).all())
+        held = session.scalar(select(func.count()).where(Touchpoint.arm == "holdout"))
+    assert arms == {"treatment"} and held and len(claimed) == 100 - held
+
+
+def test_validation_checks_variant_templates_and_subjects(tmp_path):
+    shipped = (PROJECT_ROOT / "config" / "campaigns.yaml").read_text()
+    broken = shipped.replace(
+        '        subject: "{{ loyalty.points_earned }} points are yours"',
+        '        subject: "{{ loyalty.nope }} points"\n        template: no_such_template',
+    )
+    path = tmp_path / "campaigns.yaml"
+    path.write_text(broken)
+    problems = campaign_problems(path, PROJECT_ROOT / "templates")
+    assert any("variant b: subject does not render" in p for p in problems), problems
+    assert any("variant b: template" in p and "is missing" in p for p in problems), problems
+    assert (
+        campaign_problems(PROJECT_ROOT / "config" / "campaigns.yaml", PROJECT_ROOT / "templates")
+        == []
+    )
