@@ -57,6 +57,8 @@ from postpurchase.messages.context import (
     loyalty_figures,
 )
 from postpurchase.messages.rendering import MessageRenderer, RenderedEmail, RenderedSms
+from postpurchase.outcomes.clicks import track_links
+from postpurchase.outcomes.variants import variant_template, with_variant_subject
 from postpurchase.store.claims import (
     claim_due_touchpoints,
     mark_sending,
@@ -343,8 +345,17 @@ class Dispatcher:
                     loyalty=batch.loyalty[(tp.customer_id, tp.order_id)],
                     catalogue=batch.catalogue,
                 )
+                template = variant_template(spec, tp.variant)
                 rendered = self.renderer.render(
-                    tp.channel.value, spec.template, context, marketing=spec.consent == "marketing"
+                    tp.channel.value, template, context, marketing=spec.consent == "marketing"
+                )
+                # outcomes: the A/B subject, and links through /c/ so clicks are counted
+                rendered = with_variant_subject(rendered, spec, tp.variant, self.renderer, context)
+                rendered = track_links(
+                    rendered,
+                    key=self.shop.signing_key,
+                    base_url=self.shop.public_base_url,
+                    touchpoint_id=tp.id,
                 )
             except Exception as exc:  # a broken template fails this message, not the chunk
                 yield _Outcome.failed(

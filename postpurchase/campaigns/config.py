@@ -10,6 +10,7 @@ lines; template checks live in ``template_check`` because they need the template
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,6 +18,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import ErrorDetails
 
 from postpurchase.campaigns.conditions import Condition, compile_condition
+from postpurchase.campaigns.experiments import (
+    Attribution,
+    Outcomes,
+    Share,
+    Variant,
+    experiment_problems,
+)
 from postpurchase.campaigns.timing import Delay, SendWindow, parse_delay, parse_window
 from postpurchase.exceptions import ConfigError
 from postpurchase.store.models import Channel
@@ -91,6 +99,10 @@ class Campaign(_Model):
     # A message not sent this long after it fell due is skipped, not sent late (after an
     # outage, or for orders imported from long ago); None sends however late.
     expires_after: DelayText | None = None
+    # Measuring it (campaigns/experiments.py): control group, A/B variants, attribution.
+    holdout: Share = Decimal(0)
+    variants: list[Variant] = Field(default_factory=list)
+    attribution: Attribution | None = None
 
     @property
     def customer_level(self) -> bool:
@@ -108,6 +120,7 @@ class CampaignConfig(_Model):
     # An order that never reports delivery is treated as delivered this long after fulfilment.
     delivery_fallback: DelayText = Field(default_factory=lambda: Delay(days=10))
     campaigns: list[Campaign] = Field(default_factory=list)
+    outcomes: Outcomes = Field(default_factory=Outcomes)
 
     def enabled(self) -> list[Campaign]:
         return [c for c in self.campaigns if c.enabled]
@@ -153,6 +166,9 @@ def _semantic_problems(config: CampaignConfig, source: SourceMap) -> Iterator[st
                 f"{source.where((*at, 'expires_after'))}: campaign {campaign.id}: "
                 "expires_after must be longer than 0 (leave it out to send however late)"
             )
+        for problem in experiment_problems(campaign.holdout, campaign.variants):
+            key = problem.split(":")[0]
+            yield f"{source.where((*at, key))}: campaign {campaign.id}: {problem}"
         if campaign.trigger in campaign.cancel_on and campaign.trigger != CUSTOMER_LAPSED:
             yield (
                 f"{source.where((*at, 'cancel_on'))}: campaign {campaign.id}: "

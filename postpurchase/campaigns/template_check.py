@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from jinja2 import TemplateError, TemplateSyntaxError
 
 from postpurchase.campaigns.conditions import ConditionError
-from postpurchase.campaigns.config import CampaignConfig
+from postpurchase.campaigns.config import Campaign, CampaignConfig
 from postpurchase.campaigns.samples import sample_condition_context
 from postpurchase.exceptions import ConfigError
 from postpurchase.messages.context import ShopProfile, sample_context
@@ -61,6 +62,7 @@ def check_templates(
             except ConditionError as exc:
                 yield f"{source.where(('campaigns', index, 'when'))}: campaign {campaign.id}: {exc}"
         context = sample_context(shop, campaign_id=campaign.id)
+        yield from _variant_problems(campaign, index, source, renderer, context)
         for channel in campaign.channels:
             for relative in template_paths(campaign.template, channel):
                 path = templates_dir / relative
@@ -83,3 +85,31 @@ def check_templates(
                         f"{where}: campaign {campaign.id}: {path}: "
                         f"does not render with sample data: {type(exc).__name__}: {exc}"
                     )
+
+
+def _variant_problems(
+    campaign: Campaign,
+    index: int,
+    source: SourceMap,
+    renderer: MessageRenderer,
+    context: dict[str, Any],
+) -> Iterator[str]:
+    """A/B variants: their templates exist and their subjects render with the sample data."""
+    for number, variant in enumerate(campaign.variants):
+        at = source.where(("campaigns", index, "variants", number))
+        if variant.template is not None:
+            for channel in campaign.channels:
+                for relative in template_paths(variant.template, channel):
+                    if not (renderer.templates_dir / relative).is_file():
+                        yield (
+                            f"{at}: campaign {campaign.id}: variant {variant.id}: template "
+                            f"{renderer.templates_dir / relative} is missing"
+                        )
+        if variant.subject is not None:
+            try:
+                renderer.env.from_string(variant.subject).render(context)
+            except (TemplateError, TypeError, ValueError, LookupError) as exc:
+                yield (
+                    f"{at}: campaign {campaign.id}: variant {variant.id}: subject does not "
+                    f"render with sample data: {exc}"
+                )

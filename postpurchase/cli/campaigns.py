@@ -165,3 +165,47 @@ def replan(campaign_id: str) -> None:
         f"{campaign_id}: {counts.moved} touchpoint(s) moved, {counts.added} added, "
         f"{counts.cancelled} cancelled, {counts.unchanged} unchanged"
     )
+
+
+@campaigns.command("resume")
+@click.argument("campaign_id", metavar="CAMPAIGN")
+def resume(campaign_id: str) -> None:
+    """Resume CAMPAIGN after the deliverability guard (or ``pause``) paused it.
+
+    Its waiting touchpoints go out at the next dispatch; only sends from now on count
+    towards the guard's rates.
+    """
+    from datetime import UTC
+
+    from postpurchase.cli.db import open_database
+    from postpurchase.outcomes.guard import resume_campaign
+    from postpurchase.store.database import session_factory, transaction
+
+    engine = open_database()
+    try:
+        with transaction(session_factory(engine)) as session:
+            row = resume_campaign(session, campaign_id, now=datetime.now(UTC))
+            reason = row.reason
+    finally:
+        engine.dispose()
+    click.echo(f"{campaign_id}: resumed (it was paused for: {reason})")
+
+
+@campaigns.command("pause")
+@click.argument("campaign_id", metavar="CAMPAIGN")
+@click.option("--reason", default="paused by hand", show_default=True)
+def pause(campaign_id: str, reason: str) -> None:
+    """Pause CAMPAIGN: its touchpoints wait, planned, until ``resume``."""
+    from datetime import UTC
+
+    from postpurchase.cli.db import open_database
+    from postpurchase.outcomes.guard import pause_campaign
+    from postpurchase.store.database import session_factory, transaction
+
+    engine = open_database()
+    try:
+        with transaction(session_factory(engine)) as session:
+            pause_campaign(session, campaign_id, reason=reason, now=datetime.now(UTC))
+    finally:
+        engine.dispose()
+    click.echo(f"{campaign_id}: paused ({reason})")

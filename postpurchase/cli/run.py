@@ -143,6 +143,7 @@ def _main_job(
             session, config=config, shop_zone=ZoneInfo(settings.shop_time_zone)
         ):
             click.echo(f"    {line}")
+    _show_outcomes(factory)
     click.echo(
         f"\n    Airflow UI: {airflow.base_url}  (user admin, password {airflow.admin_password()})"
     )
@@ -193,3 +194,27 @@ def _drain(airflow: LocalAirflow, factory: SessionFactory, timeout: int) -> None
         if time.monotonic() - last_trigger.get(dag_id, -60.0) > 45 and airflow.trigger(dag_id):
             last_trigger[dag_id] = time.monotonic()
         time.sleep(2)
+
+
+def _show_outcomes(factory: SessionFactory) -> None:
+    """Simulate a week of provider events and repeat orders, measure, show the funnel."""
+    from postpurchase.campaigns.config import load_campaigns
+    from postpurchase.demo.outcomes import HORIZON, simulate_outcomes
+    from postpurchase.demo.summary import outcome_lines
+    from postpurchase.outcomes.runs import measure_outcomes
+    from postpurchase.settings import load_settings
+    from postpurchase.store.database import transaction
+
+    now = datetime.now(UTC)
+    later = now + HORIZON
+    config = load_campaigns(load_settings().campaigns_file)
+    with transaction(factory) as session:
+        simulated = simulate_outcomes(session, now=now)
+        measure_outcomes(session, config, now=later)
+    click.echo(
+        f"    outcomes a week later, SIMULATED ({simulated.events} provider events and "
+        f"{simulated.orders} repeat orders made up by the demo, no real customer behind them):"
+    )
+    with factory() as session:
+        for line in outcome_lines(session, now=later):
+            click.echo(f"      {line}")

@@ -150,3 +150,14 @@ def _event_lines(session: Session) -> list[str]:
         )
         lines += [f"  {kind:<28} {status.value:<8} {n:>6}" for kind, status, n in internal]
     return lines
+
+
+def outcome_lines(session: Session, *, now: datetime) -> list[str]:
+    """The outcome report's funnel per campaign and uplift lines (the run's last lines).
+
+    ``now`` is when outcomes are measured: the demo passes a week after the run, with
+    simulated provider events and orders (demo/outcomes.py), and says so.
+    """
+    from postpurchase.outcomes.report import build_report, funnel_lines
+
+    return funnel_lines(build_report(session, now=now))

@@ -120,6 +120,8 @@ def verify(keys: bytes | Sequence[bytes], token: str, purpose: Purpose) -> LinkC
     if not any(matches):
         raise InvalidInput("link token signature does not match")
     fields = payload.decode().split(".")
+    if fields[0] not in _PURPOSE_CODES:  # e.g. a click token (sign_fields) offered here
+        raise InvalidInput(f"link token is not for {purpose}")
     claim = LinkClaim(
         purpose=_PURPOSE_CODES[fields[0]],
         customer_id=int(fields[1]),
@@ -129,6 +131,36 @@ def verify(keys: bytes | Sequence[bytes], token: str, purpose: Purpose) -> LinkC
     if claim.purpose != purpose:
         raise InvalidInput(f"link token is for {claim.purpose}, not {purpose}")
     return claim
+
+
+def sign_fields(key: bytes, code: str, fields: list[str]) -> str:
+    """A token for another kind of link (``code`` not one of the purposes above).
+
+    The last field may contain dots (a URL); the others must not.
+    """
+    if code in _PURPOSE_CODES:
+        raise ValueError(f"code {code!r} belongs to {_PURPOSE_CODES[code]} links")
+    payload = ".".join([code, *fields]).encode()
+    return f"{_b64(payload)}.{_b64(_mac(key, payload))}"
+
+
+def verify_fields(key: bytes, token: str, code: str, count: int) -> list[str]:
+    """The ``count`` fields of a ``sign_fields`` token; InvalidInput if forged or not ``code``."""
+    try:
+        payload_part, mac_part = token.split(".")
+        payload = _unb64(payload_part)
+        mac = _unb64(mac_part)
+    except (ValueError, binascii.Error):
+        raise InvalidInput("link token is malformed") from None
+    if not hmac.compare_digest(mac, _mac(key, payload)):
+        raise InvalidInput("link token signature does not match")
+    try:
+        parts = payload.decode().split(".", count)
+    except UnicodeDecodeError:
+        raise InvalidInput("link token is malformed") from None
+    if parts[0] != code or len(parts) != count + 1:
+        raise InvalidInput("link token is for another kind of link")
+    return parts[1:]
 
 
 def _mac(key: bytes, payload: bytes) -> bytes:

@@ -24,6 +24,7 @@ from postpurchase.campaigns.conditions import ConditionError
 from postpurchase.campaigns.config import Campaign, CampaignConfig
 from postpurchase.campaigns.timing import zone_or
 from postpurchase.catalogue.products import catalogue_entries, with_catalogue
+from postpurchase.outcomes.assignment import stamp, variant_campaign, variant_of
 from postpurchase.processing.records import Records
 from postpurchase.processing.statements import insert_ignoring_conflicts
 from postpurchase.store.models import (
@@ -348,12 +349,16 @@ def plan_touchpoints(
     rows: list[dict[str, Any]] = []
     for occurrence in relevant:
         for campaign in by_trigger[occurrence.trigger]:
+            # a variant may have its own delay; arm and variant are stamped on the rows below
+            variant = variant_of(campaign, occurrence.customer_id, config.outcomes.salt)
             decision = decide(
-                campaign, occurrence, facts[(occurrence.customer_id, occurrence.order_id)]
+                variant_campaign(campaign, variant),
+                occurrence,
+                facts[(occurrence.customer_id, occurrence.order_id)],
             )
             if decision.reason is not None:
                 counts.skipped[f"{campaign.id}: {decision.reason}"] += 1
-            rows.extend(
+            planned = [
                 {
                     "subject_key": occurrence.subject_key,
                     "campaign_id": campaign.id,
@@ -365,7 +370,9 @@ def plan_touchpoints(
                     "status": TouchpointStatus.PLANNED,
                 }
                 for step in decision.steps
-            )
+            ]
+            stamp(planned, campaign, config.outcomes.salt)
+            rows.extend(planned)
     # in unique-key order, like every batch insert that concurrent drainers may share rows of
     rows.sort(key=lambda r: (r["subject_key"], r["campaign_id"], r["step"], r["channel"]))
     counts.planned = insert_ignoring_conflicts(session, Touchpoint, rows)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import CUSTOMER_LAPSED, CampaignConfig
 from postpurchase.exceptions import InvalidInput
+from postpurchase.outcomes.assignment import TREATMENT, variant_campaign
 from postpurchase.processing.planning import Occurrence, decide, load_facts
 from postpurchase.processing.statements import insert_ignoring_conflicts
 from postpurchase.store.models import (
@@ -95,8 +96,13 @@ def replan_campaign(
                 row.status, row.reason = TouchpointStatus.CANCELLED, "replanned: start unknown"
             counts.cancelled += len(rows)
             continue
+        # Pending rows are never held out; additions keep their siblings' arm and variant,
+        # so a replan never moves a customer between arms (invariant 7).
+        arm, variant = rows[0].arm or TREATMENT, rows[0].variant
         decision = decide(
-            campaign, occurrence, facts[(occurrence.customer_id, occurrence.order_id)]
+            variant_campaign(campaign, variant),
+            occurrence,
+            facts[(occurrence.customer_id, occurrence.order_id)],
         )
         wanted = {(s.step, s.channel): s.due_at for s in decision.steps}
         for row in rows:
@@ -122,6 +128,8 @@ def replan_campaign(
                 "order_id": occurrence.order_id,
                 "due_at": due,
                 "status": TouchpointStatus.PLANNED,
+                "arm": arm,
+                "variant": variant,
             }
             for (step, channel), due in wanted.items()
         ]

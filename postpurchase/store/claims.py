@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from postpurchase.store.membership import among
 from postpurchase.store.models import (
     INBOX_CLAIMABLE,
+    CampaignPause,
     ClaimStatus,
     InboxEvent,
     Touchpoint,
@@ -131,6 +132,9 @@ def claim_due_touchpoints(
         .execution_options(synchronize_session=False)
     )
     due = Touchpoint.due_at <= now
+    # A paused campaign's touchpoints wait, unclaimed, until it is resumed (outcomes/guard.py).
+    paused = select(CampaignPause.campaign_id).where(CampaignPause.resumed_at.is_(None))
+    due = and_(due, Touchpoint.campaign_id.not_in(paused))
     return _claim(session, _KINDS[Touchpoint], due, worker, now, limit, lease, max_attempts)
 
 

@@ -30,7 +30,7 @@ from postpurchase.exceptions import ConfigError
 from postpurchase.inbox import IGNORED_EVENT_TYPE, InboxEntry
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import SessionFactory, engine_of, open_store
-from postpurchase.webhooks import links, openapi, opt_out_spool, providers
+from postpurchase.webhooks import clicks, links, openapi, opt_out_spool, providers
 from postpurchase.webhooks.group_commit import GroupCommitter
 from postpurchase.webhooks.intake import (
     Ping,
@@ -217,6 +217,8 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = schema  # type: ignore[method-assign]
+    # Click links in messages (outcomes): count, then redirect.
+    app.include_router(clicks.router)
 
     @app.get("/webhooks/health")
     async def health() -> JSONResponse:

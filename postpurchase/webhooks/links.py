@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from postpurchase import feedback
 from postpurchase.exceptions import ConfigError, InvalidInput
 from postpurchase.messages.tokens import LinkClaim, signing_keys, verify
+from postpurchase.outcomes.clicks import record_unsubscribe
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store, transaction
 from postpurchase.webhooks import openapi, opt_out_spool
@@ -111,9 +112,7 @@ async def unsubscribe(token: str, request: Request) -> HTMLResponse:
     claim = _claim(settings, token, "unsubscribe")
     if claim is None:
         return _invalid(settings, "unsubscribe")
-    done = await run_in_threadpool(
-        _unsubscribe, settings, claim.customer_id, f"touchpoint:{claim.touchpoint_id}"
-    )
+    done = await run_in_threadpool(_unsubscribe, settings, claim)
     if not done:
         return _invalid(settings, "unsubscribe", 404)
     return page(
@@ -124,15 +123,19 @@ async def unsubscribe(token: str, request: Request) -> HTMLResponse:
     )
 
 
-def _unsubscribe(settings: Settings, customer_id: int, reference: str) -> bool:
+def _unsubscribe(settings: Settings, claim: LinkClaim) -> bool:
     """Unsubscribe now, or spool it when the database is away; False for an unknown customer."""
     now = datetime.now(UTC)
+    customer_id, reference = claim.customer_id, f"touchpoint:{claim.touchpoint_id}"
     try:
         opt_out_spool.replayer.replay_now()
         with transaction(open_store(settings)) as session:
-            return feedback.unsubscribe_email(
+            done = feedback.unsubscribe_email(
                 session, customer_id=customer_id, source="link", now=now, reference=reference
             )
+            if done:  # counted against the message's campaign (outcomes)
+                record_unsubscribe(session, touchpoint_id=claim.touchpoint_id, now=now)
+            return done
     except (SQLAlchemyError, ConfigError) as exc:
         log.error("database unavailable for an unsubscribe (%s): spooling it", exc)
         opt_out_spool.keep(

@@ -181,6 +181,8 @@ def test_postpurchase_run_once_shows_the_whole_product_and_leaves_nothing_runnin
         "points_earned (email)",
         "loyalty points awarded:",
         "customers per tier:",
+        "outcomes a week later, SIMULATED",
+        "uplift review_request: ",
         "Airflow UI: http://127.0.0.1:",
         "local Airflow stopped",
     ):

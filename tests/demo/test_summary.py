@@ -23,7 +23,11 @@ NOW = at("2026-03-20T12:00:00+00:00")
 
 @pytest.fixture
 def summary(store):
-    campaigns = load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml")
+    shipped = load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml")
+    # the shipped control group would hold this one customer out by their id: left out here
+    campaigns = shipped.model_copy(
+        update={"campaigns": [c.model_copy(update={"holdout": 0}) for c in shipped.campaigns]}
+    )
     # A shop's first weeks: an apron delivered (no setup tips for apparel), a CAD order that
     # earns no points in this USD shop, and one customer's move to Silver by the refresh.
     cad = order_event("order.paid", "2026-03-02T09:00:00+00:00", order_id="1030")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -10,13 +11,14 @@ from decimal import Decimal
 
 from fakes.fake_sendgrid import error_body, server_error, too_many_requests
 from fakes.fake_twilio import error
-from fakes.fixtures import SPECS, add_customer, add_order, add_touchpoint
+from fakes.fixtures import SIGNING_KEY, SPECS, add_customer, add_order, add_touchpoint
 from fakes.http_fake import Fault
 from sqlalchemy import select, update
 
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.dispatch_tasks import campaign_lookup
 from postpurchase.feedback import opt_out_sms, suppress
+from postpurchase.outcomes.clicks import read_click
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.claims import claim_due_touchpoints, mark_sending
 from postpurchase.store.database import transaction
@@ -79,7 +81,11 @@ def test_email_goes_through_sendgrid_with_feedback_fields(store, make_dispatcher
     assert sent["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     html = sent["content"][1]["value"]
     assert "Merino Wool Crew Sweater" in html
-    assert "https://shop.example.com/products/merino-crew#write-a-review" in html
+    # the review link goes through the click redirect, bound to this touchpoint
+    clicks = [read_click(SIGNING_KEY, t) for t in re.findall(r"/postpurchase/c/([\w.-]+)", html)]
+    assert (tp.id, "https://shop.example.com/products/merino-crew#write-a-review") in {
+        (c.touchpoint_id, c.url) for c in clicks
+    }
 
 
 def test_sms_goes_through_twilio_with_status_callback(store, make_dispatcher, fake_twilio):

@@ -16,7 +16,12 @@ from postpurchase.settings import PROJECT_ROOT
 
 @pytest.fixture
 def campaigns():
-    return load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml")
+    # These tests follow given customers through every campaign; the shipped control group
+    # (holdout, tests/outcomes) would hold some of them out by their id, so it is left out.
+    shipped = load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml")
+    return shipped.model_copy(
+        update={"campaigns": [c.model_copy(update={"holdout": 0}) for c in shipped.campaigns]}
+    )
 
 
 @pytest.fixture

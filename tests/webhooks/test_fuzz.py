@@ -255,6 +255,8 @@ OPERATIONS = [
     ("POST", "/u/{token}"),
     ("GET", "/s/{token}"),
     ("POST", "/s/{token}"),
+    ("GET", "/c/{token}"),
+    ("HEAD", "/c/{token}"),
     ("GET", "/webhooks/health"),
 ]
 

@@ -1,0 +1,370 @@
+"""Benchmark ``outcomes``: the set-based outcome refresh against a per-touchpoint loop.
+
+Loads, in SQL, ``touchpoints`` touchpoints over 60 days (review_request with a 10% holdout
+and points_earned with two variants, a tenth by SMS), three provider events per touchpoint
+on average (delivered, opens, clicks by people and by scanners, bounces, a few complaints)
+and as many paid orders (some refunded) for half as many customers. Then times, each in a
+child process:
+
+- the refresh (``refresh_outcomes`` over 90 days, the measure_outcomes DAG's work without the
+  KPIs), twice: the second one replaces what the first wrote;
+- ``postpurchase report``'s query (``build_report`` over 30 days, KPIs from the snapshot);
+- the baseline: the per-message work one touchpoint at a time (read it and its events, judge
+  its clicks, read its customer's orders within the window after the first click by a
+  person), on ``baseline`` touchpoints, extrapolated linearly.
+
+Entry points: ``run(quick)`` for ``make bench``; ``python -m benchmarks.outcomes --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, select, text
+
+from postpurchase.campaigns.config import CampaignConfig, load_campaigns
+from postpurchase.outcomes.clicks import BURST_SECONDS, SCANNER_SECONDS
+from postpurchase.outcomes.refresh import refresh_outcomes
+from postpurchase.outcomes.report import build_report
+from postpurchase.outcomes.runs import _save_snapshot
+from postpurchase.settings import parse_database_url
+from postpurchase.store import schema
+from postpurchase.store.database import make_engine, session_factory, transaction
+from postpurchase.store.models import MessageEvent, Order, Touchpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+_SPAN = 60 * 86400  # seconds of history the data is spread over
+
+
+@dataclass(frozen=True)
+class Timing:
+    seconds: float
+    peak_rss_mib: float
+    detail: str
+
+
+@dataclass(frozen=True)
+class OutcomesResult:
+    backend: str
+    touchpoints: int
+    events: int
+    orders: int
+    load_seconds: float
+    first: Timing
+    second: Timing
+    report: Timing
+    baseline_touchpoints: int
+    baseline: Timing
+    goal_seconds: float
+
+    @property
+    def baseline_extrapolated(self) -> float:
+        return self.baseline.seconds / self.baseline_touchpoints * self.touchpoints
+
+    def markdown(self) -> str:
+        ratio = self.baseline_extrapolated / self.second.seconds
+        met = "met" if self.second.seconds < self.goal_seconds else "not met"
+        return "\n".join(
+            [
+                f"#### outcomes on {self.backend}: {self.touchpoints:,} touchpoints, "
+                f"{self.events:,} provider events, {self.orders:,} orders "
+                f"(loaded in {self.load_seconds:.1f} s)",
+                "",
+                "| run | time | peak RSS | detail |",
+                "| --- | --- | --- | --- |",
+                f"| refresh (first) | {self.first.seconds:.2f} s | "
+                f"{self.first.peak_rss_mib:.0f} MiB | {self.first.detail} |",
+                f"| refresh (again, replacing it) | {self.second.seconds:.2f} s | "
+                f"{self.second.peak_rss_mib:.0f} MiB | {self.second.detail} |",
+                f"| report (30 days, JSON data) | {self.report.seconds:.3f} s | "
+                f"{self.report.peak_rss_mib:.0f} MiB | {self.report.detail} |",
+                f"| baseline: per-touchpoint loop on {self.baseline_touchpoints:,} | "
+                f"{self.baseline.seconds:.2f} s | {self.baseline.peak_rss_mib:.0f} MiB | "
+                f"{self.baseline.detail}; extrapolated to all: "
+                f"{self.baseline_extrapolated:.0f} s |",
+                "",
+                f"Ratio: the refresh is {ratio:.0f}x the per-touchpoint loop measured in the same "
+                f"run. Goal: under {self.goal_seconds:.0f} s ({met}); report under 1 s "
+                f"({'met' if self.report.seconds < 1 else 'not met'}).",
+            ]
+        )
+
+
+def _reset(engine: Engine) -> None:
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    schema.upgrade(engine)
+
+
+def _series(engine: Engine, n: int) -> str:
+    if engine.dialect.name == "postgresql":
+        return f"(SELECT g::bigint AS g FROM generate_series(1, {n}) AS g) AS s"
+    return (
+        f"(WITH RECURSIVE r(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM r WHERE g < {n}) "
+        "SELECT g FROM r) AS s"
+    )
+
+
+def _ago(engine: Engine, seconds: str) -> str:
+    """NOW minus an SQL integer expression of seconds, as each backend stores a time."""
+    if engine.dialect.name == "postgresql":
+        return f"(TIMESTAMPTZ '{NOW.isoformat()}' - ({seconds}) * INTERVAL '1 second')"
+    start = f"{NOW:%Y-%m-%d %H:%M:%S}"
+    return f"strftime('%Y-%m-%d %H:%M:%f', '{start}', '-' || ({seconds}) || ' seconds')"
+
+
+def _later(engine: Engine, moment: str, seconds: str) -> str:
+    if engine.dialect.name == "postgresql":
+        return f"({moment} + ({seconds}) * INTERVAL '1 second')"
+    return f"strftime('%Y-%m-%d %H:%M:%f', {moment}, '+' || ({seconds}) || ' seconds')"
+
+
+def load(engine: Engine, touchpoints: int) -> tuple[int, int]:
+    """Customers, touchpoints, events and orders; returns (events, orders)."""
+    pg = engine.dialect.name == "postgresql"
+    customers = max(touchpoints // 2, 1)
+    orders = touchpoints
+    sent = _ago(engine, f"(g * 7919) % {_SPAN}")
+    json = "CAST({} AS JSONB)" if pg else "{}"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO customers (source, external_id, email, first_name, "
+                "email_marketing_consent, sms_consent, sms_marketing_consent) "
+                "SELECT 'bench', 'c' || g, 'c' || g || '@example.com', 'Bench', "
+                f"true, false, false FROM {_series(engine, customers)}"
+            )
+        )
+        # g % 10 = 0: held out (review_request) ; odd g: points_earned with variants a/b
+        conn.execute(
+            text(
+                "INSERT INTO touchpoints (subject_key, campaign_id, step, channel, customer_id, "
+                "due_at, status, attempts, sent_at, arm, variant, created_at, updated_at) "
+                "SELECT 'order:' || g, "
+                "CASE WHEN g % 2 = 1 THEN 'points_earned' ELSE 'review_request' END, 0, "
+                "CASE WHEN g % 10 = 4 THEN 'sms' ELSE 'email' END, "
+                f"1 + (g * 104729) % {customers}, {sent}, "
+                "CASE WHEN g % 20 = 0 THEN 'skipped' ELSE 'sent' END, 1, "
+                f"CASE WHEN g % 20 = 0 THEN NULL ELSE {sent} END, "
+                "CASE WHEN g % 20 = 0 THEN 'holdout' ELSE 'treatment' END, "
+                "CASE WHEN g % 2 = 1 THEN CASE WHEN g % 4 = 1 THEN 'a' ELSE 'b' END END, "
+                f"{sent}, {sent} "
+                f"FROM {_series(engine, touchpoints)}"
+            )
+        )
+        # Three events per touchpoint on average, by kind: delivered, opened, then a click
+        # (human, an hour later; or a scanner 2 s after delivery), a bounce or a complaint.
+        kind = (
+            "CASE WHEN g % 3 = 0 THEN 'delivered' WHEN g % 3 = 1 THEN 'open' "
+            "WHEN g % 300 = 2 THEN 'spamreport' WHEN g % 60 = 5 THEN 'bounce' ELSE 'click' END"
+        )
+        tp = f"1 + (g / 3) % {touchpoints}"
+        offset = "CASE WHEN g % 3 = 0 THEN 30 WHEN g % 9 = 2 THEN 32 ELSE 3600 + g % 7200 END"
+        events = touchpoints * 3
+        conn.execute(
+            text(
+                "INSERT INTO message_events (provider, provider_event_id, touchpoint_id, "
+                "provider_message_id, event, occurred_at, detail) "
+                f"SELECT 'sendgrid', 'ev' || g, t.id, NULL, {kind}, "
+                f"{_later(engine, 't.due_at', offset)}, "
+                + json.format("'{\"url\": \"https://shop.example.com/p/' || (g % 5) || '\"}'")
+                + f" FROM {_series(engine, events)} JOIN touchpoints t ON t.id = {tp}"
+            )
+        )
+        paid = _ago(engine, f"(g * 15485863) % {_SPAN}")
+        conn.execute(
+            text(
+                "INSERT INTO orders (source, external_id, customer_id, currency, subtotal, total, "
+                "total_tax, total_discounts, total_shipping, refunded_amount, financial_status, "
+                "paid_at, placed_at, created_at, updated_at) "
+                f"SELECT 'bench', 'o' || g, 1 + (g * 7919) % {customers}, 'USD', "
+                "CAST(5 + (g % 20000) / 100.0 AS NUMERIC(18, 4)), "
+                "CAST(5 + (g % 20000) / 100.0 AS NUMERIC(18, 4)), 0, 0, 0, "
+                "CASE WHEN g % 25 = 0 THEN 5 ELSE 0 END, 'paid', "
+                f"{paid}, {paid}, {paid}, {paid} FROM {_series(engine, orders)}"
+            )
+        )
+        if pg:
+            conn.execute(text("ANALYZE"))
+    return events, orders
+
+
+def _config() -> CampaignConfig:
+    return load_campaigns(ROOT / "config" / "campaigns.yaml")
+
+
+def _timed_refresh(url: str) -> tuple[float, int, str]:
+    engine = make_engine(parse_database_url(url))
+    start = time.perf_counter()
+    with transaction(session_factory(engine)) as session:
+        counts = refresh_outcomes(session, _config(), since=NOW - timedelta(days=90), now=NOW)
+        _save_snapshot(session, "kpis", {"customers": 0}, NOW)
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    detail = (
+        f"{counts.touchpoints:,} touchpoints measured, {counts.attributed:,} orders "
+        f"attributed, {counts.days:,} funnel rows"
+    )
+    return elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, detail
+
+
+def _timed_report(url: str) -> tuple[float, int, str]:
+    engine = make_engine(parse_database_url(url))
+    start = time.perf_counter()
+    with session_factory(engine)() as session:
+        report = build_report(session, since=NOW - timedelta(days=30), now=NOW)
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    detail = f"{len(report['campaigns'])} funnel rows, {len(report['uplift'])} uplift row(s)"
+    return elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, detail
+
+
+def _timed_baseline(url: str, count: int) -> tuple[float, int, str]:
+    """The same rules, one touchpoint at a time: its events, then its customer's orders."""
+    engine = make_engine(parse_database_url(url))
+    config = _config()
+    window = {
+        (c.id, ch): (c.attribution or config.outcomes.attribution).seconds(ch)
+        for c in config.campaigns
+        for ch in ("email", "sms")
+    }
+    attributed = 0
+    start = time.perf_counter()
+    with session_factory(engine)() as session:
+        ids = session.scalars(select(Touchpoint.id).order_by(Touchpoint.id).limit(count)).all()
+        for tp_id in ids:
+            tp = session.get(Touchpoint, tp_id)
+            assert tp is not None
+            events = session.scalars(
+                select(MessageEvent)
+                .where(MessageEvent.touchpoint_id == tp_id)
+                .order_by(MessageEvent.occurred_at, MessageEvent.id)
+            ).all()
+            delivered = next((e.occurred_at for e in events if e.event == "delivered"), None)
+            clicks = [e for e in events if e.event == "click"]
+            first_click = None
+            for n, click in enumerate(clicks):
+                near = [
+                    other
+                    for other in clicks[max(0, n - 1) : n + 2]
+                    if other is not click
+                    and other.detail.get("url") != click.detail.get("url")
+                    and abs((other.occurred_at - click.occurred_at).total_seconds())
+                    <= BURST_SECONDS
+                ]
+                early = any(
+                    moment is not None
+                    and 0 <= (click.occurred_at - moment).total_seconds() < SCANNER_SECONDS
+                    for moment in (tp.sent_at, delivered)
+                )
+                if not near and not early and click.detail.get("method") != "HEAD":
+                    first_click = click.occurred_at
+                    break
+            if first_click is None:
+                continue
+            limit = first_click + timedelta(seconds=window[(tp.campaign_id, tp.channel.value)])
+            attributed += len(
+                session.scalars(
+                    select(Order.id).where(
+                        Order.customer_id == tp.customer_id,
+                        Order.paid_at >= first_click,
+                        Order.paid_at <= limit,
+                        Order.cancelled_at.is_(None),
+                    )
+                ).all()
+            )
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    detail = f"{count / elapsed:,.0f} touchpoints/s ({attributed} candidate orders)"
+    return elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, detail
+
+
+def _in_child(target: object, *args: object) -> Timing:
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        seconds, rss_kib, detail = pool.apply(target, args)  # type: ignore[arg-type]
+    return Timing(seconds, rss_kib / 1024, detail)
+
+
+def run_outcomes_benchmark(
+    *, url: str, touchpoints: int, baseline: int = 2_000, goal_seconds: float = 60
+) -> OutcomesResult:
+    """Wipe and migrate the database at ``url``, load the data, time the runs."""
+    engine = make_engine(parse_database_url(url))
+    try:
+        _reset(engine)
+        start = time.perf_counter()
+        events, orders = load(engine, touchpoints)
+        load_seconds = time.perf_counter() - start
+    finally:
+        engine.dispose()
+    first = _in_child(_timed_refresh, url)
+    second = _in_child(_timed_refresh, url)
+    report = _in_child(_timed_report, url)
+    base = _in_child(_timed_baseline, url, min(baseline, touchpoints))
+    return OutcomesResult(
+        backend=parse_database_url(url).get_backend_name(),
+        touchpoints=touchpoints,
+        events=events,
+        orders=orders,
+        load_seconds=load_seconds,
+        first=first,
+        second=second,
+        report=report,
+        baseline_touchpoints=min(baseline, touchpoints),
+        baseline=base,
+        goal_seconds=goal_seconds,
+    )
+
+
+def run(quick: bool) -> str:
+    """``make bench``: SQLite at 100k touchpoints; PostgreSQL at 1M when
+    POSTPURCHASE_BENCH_POSTGRES_URL is set (a tenth of each with ``quick``)."""
+    scale = 10 if quick else 1
+    sections = []
+    with tempfile.TemporaryDirectory() as folder:
+        print("    outcomes on sqlite", flush=True)
+        sections.append(
+            run_outcomes_benchmark(
+                url=f"sqlite:///{folder}/bench.db", touchpoints=100_000 // scale, goal_seconds=10
+            ).markdown()
+        )
+    pg = os.environ.get("POSTPURCHASE_BENCH_POSTGRES_URL")
+    if pg:
+        print("    outcomes on postgresql", flush=True)
+        sections.append(run_outcomes_benchmark(url=pg, touchpoints=1_000_000 // scale).markdown())
+    return "\n\n".join(sections)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.outcomes", description=__doc__)
+    parser.add_argument(
+        "--url", help="database to WIPE and use (default: a SQLite file in a temporary folder)"
+    )
+    parser.add_argument("--touchpoints", type=int, default=100_000)
+    parser.add_argument("--baseline", type=int, default=2_000)
+    parser.add_argument("--goal", type=float, default=10.0, help="seconds (60 for PostgreSQL)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as folder:
+        url = args.url or f"sqlite:///{folder}/bench.db"
+        result = run_outcomes_benchmark(
+            url=url, touchpoints=args.touchpoints, baseline=args.baseline, goal_seconds=args.goal
+        )
+    sys.stdout.write(result.markdown() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

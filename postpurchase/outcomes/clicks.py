@@ -1,0 +1,151 @@
+"""Click links: every http(s) link of a message goes through ``/c/{token}`` on our own app.
+
+The token (``messages/tokens.py``, HMAC with the shop's signing key) binds the touchpoint, the
+link's place among the message's distinct links, how many there are, and the destination, so
+a token cannot be pointed anywhere else and a click is counted whatever the channel or
+provider. Our own links (unsubscribe, survey: under ``public_base_url``) are left alone: they
+are actions, not clicks to measure, and must keep working exactly as signed.
+
+Scanner detection happens when outcomes are refreshed, from what each click stored (see
+``refresh``): a HEAD request, a click in the first seconds after the send or delivery, or two
+different links of one message within two seconds (a person opens one link and lands in a
+browser; a mail scanner fetches them all at once).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from postpurchase import feedback
+from postpurchase.exceptions import InvalidInput
+from postpurchase.messages.rendering import RenderedEmail, RenderedSms
+from postpurchase.messages.segments import count_segments
+from postpurchase.messages.tokens import sign_fields, verify_fields
+from postpurchase.store.models import Touchpoint
+
+_CODE = "c"
+_HREF = re.compile(r'(href\s*=\s*")(https?://[^"]+)(")', re.IGNORECASE)
+_BARE = re.compile(r"https?://[^\s<>\"'()\[\]]+", re.IGNORECASE)
+_TRAILING = ".,;:!?"
+
+# A click sooner than this after the send or delivery came from a machine.
+SCANNER_SECONDS = 10
+# Two different links of one message clicked this close together: a scanner.
+BURST_SECONDS = 2
+
+
+@dataclass(frozen=True)
+class Click:
+    """A verified click link: the message, which of its links, and where it goes."""
+
+    touchpoint_id: int
+    link: int
+    links: int
+    url: str
+
+
+def click_token(key: bytes, click: Click) -> str:
+    return sign_fields(
+        key, _CODE, [str(click.touchpoint_id), str(click.link), str(click.links), click.url]
+    )
+
+
+def read_click(key: bytes, token: str) -> Click:
+    """The click inside ``token``; InvalidInput if forged, malformed or not an http(s) target."""
+    touchpoint, link, links, url = verify_fields(key, token, _CODE, 4)
+    if not _web(url):
+        raise InvalidInput("click link does not lead to an http(s) address")
+    try:
+        return Click(int(touchpoint), int(link), int(links), url)
+    except ValueError:
+        raise InvalidInput("click link token is malformed") from None
+
+
+def _web(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _bare_urls(text: str) -> list[str]:
+    return [m.group(0).rstrip(_TRAILING) for m in _BARE.finditer(text)]
+
+
+def track_links(
+    rendered: RenderedEmail | RenderedSms, *, key: bytes, base_url: str, touchpoint_id: int
+) -> RenderedEmail | RenderedSms:
+    """The message with each outside http(s) link replaced by its ``/c/`` link.
+
+    Links are numbered by first appearance (HTML, then text), so the same destination in the
+    HTML and the text part is one link. An SMS gets its segments counted again.
+    """
+    base = base_url.rstrip("/")
+    own = base + "/"
+
+    def outside(url: str) -> bool:
+        return _web(url) and not url.startswith(own)
+
+    if isinstance(rendered, RenderedEmail):
+        found = [html.unescape(m.group(2)) for m in _HREF.finditer(rendered.html)]
+        found += _bare_urls(rendered.text)
+    else:
+        found = _bare_urls(rendered.body)
+    order = list(dict.fromkeys(url for url in found if outside(url)))
+    if not order:
+        return rendered
+    links = {
+        url: f"{base}/c/" + click_token(key, Click(touchpoint_id, n, len(order), url))
+        for n, url in enumerate(order)
+    }
+
+    def in_text(text: str) -> str:
+        def swap(match: re.Match[str]) -> str:
+            raw = match.group(0)
+            url = raw.rstrip(_TRAILING)
+            return links.get(url, url) + raw[len(url) :]
+
+        return _BARE.sub(swap, text)
+
+    if isinstance(rendered, RenderedEmail):
+
+        def in_href(match: re.Match[str]) -> str:
+            url = html.unescape(match.group(2))
+            if url not in links:
+                return match.group(0)
+            return f"{match.group(1)}{html.escape(links[url])}{match.group(3)}"
+
+        html_part = _HREF.sub(in_href, rendered.html)
+        return replace(rendered, html=html_part, text=in_text(rendered.text))
+    body = in_text(rendered.body)
+    return replace(rendered, body=body, segments=count_segments(body))
+
+
+def record_unsubscribe(session: Session, *, touchpoint_id: int, now: datetime) -> None:
+    """Count an unsubscribe through a message's own link against that message's campaign.
+
+    Provider unsubscribes (SendGrid) arrive as message events already; this gives the
+    one-click link the same standing. Once per touchpoint.
+    """
+    known = session.scalar(select(Touchpoint.id).where(Touchpoint.id == touchpoint_id))
+    if known is None:
+        return
+    feedback.record_events(
+        session,
+        [
+            {
+                "provider": "link",
+                "provider_event_id": f"unsubscribe:{touchpoint_id}",
+                "touchpoint_id": touchpoint_id,
+                "provider_message_id": None,
+                "event": "unsubscribe",
+                "occurred_at": now,
+                "detail": {},
+            }
+        ],
+    )
