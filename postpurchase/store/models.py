@@ -318,6 +318,9 @@ class LedgerKind(enum.StrEnum):
     REVERSAL = "reversal"
     EXPIRY = "expiry"
     ADJUSTMENT = "adjustment"
+    REDEMPTION = "redemption"  # points spent on a reward (postpurchase.rewards)
+    REDEMPTION_REFUND = "redemption_refund"  # a redemption's points given back
+    BONUS = "bonus"  # points for a cause other than an order: sign-up, birthday, referral
 
 
 class LoyaltyLedgerEntry(Base):
@@ -409,3 +412,61 @@ class SurveyResponse(Base):
     responded_at: Mapped[datetime]
 
     __table_args__ = (CheckConstraint("score BETWEEN 1 AND 5", name="score_1_to_5"),)
+
+
+class RedemptionStatus(enum.StrEnum):
+    """Life of a redemption. ``pending``: points debited, the code not yet confirmed by the
+    platform (a recovery step completes or refunds it). ``refunded``: the platform refused, the
+    points came back and no code exists. ``expired``: unused past ``expires_at``."""
+
+    PENDING = "pending"
+    ISSUED = "issued"
+    USED = "used"
+    EXPIRED = "expired"
+    REFUNDED = "refunded"
+
+
+class Redemption(Base):
+    """Points spent on a reward: one ledger debit (cause ``redemption:<id>``) and one code.
+
+    The code is chosen before the platform is asked for it, so a retry asks for the same code
+    and can never make a second one for the same debit.
+    """
+
+    __tablename__ = "redemptions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    reward: Mapped[str] = mapped_column(String(64))
+    points: Mapped[int]
+    platform: Mapped[str] = mapped_column(String(32))  # shopify, woocommerce, pool
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    platform_ref: Mapped[str | None] = mapped_column(String(255))  # discount gid, coupon id
+    status: Mapped[RedemptionStatus] = mapped_column(
+        _enum(RedemptionStatus, "redemption_status"), default=RedemptionStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime]
+    issued_at: Mapped[datetime | None]
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))  # used on
+    used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+    __table_args__ = (Index("ix_redemptions_status_expires", "status", "expires_at"),)
+
+
+class PoolCode(Base):
+    """A code imported for a reward (platforms without an API): handed out once."""
+
+    __tablename__ = "reward_pool_codes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    reward: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    redemption_id: Mapped[int | None] = mapped_column(ForeignKey("redemptions.id"), unique=True)
+    imported_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (Index("ix_reward_pool_codes_free", "reward", "redemption_id"),)
