@@ -14,9 +14,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from postpurchase.exceptions import ConfigError
+from postpurchase.rewards.catalogue import MoreWaysToEarn, Reward, check_catalogue
 from postpurchase.yaml_source import YamlPath, parse_yaml
 
 CONFIG_ENV = "POSTPURCHASE_LOYALTY_CONFIG"
@@ -145,6 +154,8 @@ class LoyaltyConfig(_Model):
     bonuses: list[Bonus] = Field(default_factory=list)
     expiry: Expiry = Expiry()
     tiers: Tiers
+    rewards: list[Reward] = Field(default_factory=list)  # see postpurchase.rewards.catalogue
+    more_ways_to_earn: MoreWaysToEarn = MoreWaysToEarn()
 
     @model_validator(mode="after")
     def _unique_bonus_names(self) -> Self:
@@ -153,6 +164,17 @@ class LoyaltyConfig(_Model):
         if duplicated:
             raise ValueError(f"bonus names must be unique; repeated: {', '.join(duplicated)}")
         return self
+
+    @field_validator("rewards")
+    @classmethod
+    def _catalogue(cls, rewards: list[Reward], info: ValidationInfo) -> list[Reward]:
+        # tiers is declared (so validated) before rewards; absent when it was invalid itself.
+        tiers: Tiers | None = info.data.get("tiers")
+        check_catalogue(rewards, [level.name for level in tiers.levels] if tiers else None)
+        return rewards
+
+    def reward(self, name: str) -> Reward | None:
+        return next((r for r in self.rewards if r.name == name), None)
 
 
 def _where(path: YamlPath) -> str:
