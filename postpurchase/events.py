@@ -58,6 +58,7 @@ Money = Annotated[
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 Quantity = Annotated[int, Field(ge=0, le=2**31 - 1)]  # Integer column
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+DiscountCode = Annotated[str, Field(min_length=1, max_length=255)]
 # Shopify's financial statuses of a paid order, and WooCommerce's order statuses (kept as
 # financial_status) that follow payment: an order seen in one of them has been paid, whatever
 # event told us.
@@ -149,6 +150,9 @@ class OrderSnapshot(_Model):
     # update). Refunds are facts, not state: each counts once by its id, however stale the
     # snapshot that lists it.
     refunds: list[Refund] = Field(default_factory=list)
+    # Discount codes entered at checkout (Shopify discount_codes, WooCommerce coupon_lines):
+    # a loyalty reward's code here marks that redemption used (postpurchase.rewards).
+    discount_codes: list[DiscountCode] = Field(default_factory=list, max_length=100)
 
     @property
     def refunded_amount(self) -> Decimal:

@@ -91,6 +91,10 @@ class ShippingLine(PlatformModel):
     price_set: MoneySet | None = None
 
 
+class DiscountCodeLine(PlatformModel):
+    code: str
+
+
 class ShopifyOrder(PlatformModel):
     id: Identifier
     name: str | None = None
@@ -118,6 +122,7 @@ class ShopifyOrder(PlatformModel):
     billing_address: Address | None = None
     customer: ShopifyCustomer | None = None
     fulfillments: list[Fulfillment] = Field(default_factory=list)
+    discount_codes: list[DiscountCodeLine] = Field(default_factory=list)
 
 
 class Transaction(PlatformModel):
@@ -247,6 +252,7 @@ def _order(order: ShopifyOrder, notes: list[str], default_region: str) -> dict[s
         placed_at=order.created_at,
         updated_at=order.updated_at or order.created_at,
         cancelled_at=order.cancelled_at,
+        discount_codes=[d.code for d in order.discount_codes if d.code],
         lines=[
             dict(
                 external_id=line.id,

@@ -69,6 +69,10 @@ class WooRefund(PlatformModel):
     total: Money  # negative, as WooCommerce lists it
 
 
+class CouponLine(PlatformModel):
+    code: HtmlText
+
+
 class WooOrder(PlatformModel):
     id: Identifier
     number: str | None = None
@@ -86,6 +90,7 @@ class WooOrder(PlatformModel):
     shipping: Address | None = None
     line_items: list[LineItem] = Field(default_factory=list)
     refunds: list[WooRefund] = Field(default_factory=list)
+    coupon_lines: list[CouponLine] = Field(default_factory=list)
 
 
 def _customer(order: WooOrder, notes: list[str], default_region: str) -> dict[str, Any] | None:
@@ -156,6 +161,7 @@ def normalise(
             paid_at=order.date_paid_gmt,
             updated_at=order.date_modified_gmt,
             cancelled_at=order.date_modified_gmt if order.status == "cancelled" else None,
+            discount_codes=[c.code for c in order.coupon_lines if c.code],
             lines=[
                 dict(
                     external_id=line.id,
