@@ -2,9 +2,8 @@
 
 ``after_earned``: an award's points, net of that order's reversals, expire at the award's
 ``expires_at``. Points a customer spent (negative adjustments, rewards net of refunds) count
-against the oldest points
-first, so only unspent points expire: the customer's expired total becomes
-``max(0, due - spent)``, and each run writes the part not yet expired, never more than the
+against the oldest points first, so only unspent points expire: the customer's expired total
+becomes ``max(0, due - spent)``, and each run writes the part not yet expired, never more than the
 balance. Cause ``expiry:earned:<customer id>:<run date>``: one row per customer and day.
 
 ``after_inactivity``: a customer whose last paid, non-cancelled order is ``months`` old or
