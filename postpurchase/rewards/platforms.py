@@ -68,6 +68,10 @@ class CodeIssuer(Protocol):
         """The code's discount on the platform, or None when it does not exist."""
         ...
 
+    def close(self) -> None:
+        """Close kept-alive connections."""
+        ...
+
 
 def retry_after(response: httpx.Response) -> float | None:
     """Retry-After in seconds (the delta form; platforms do not send the date form here)."""

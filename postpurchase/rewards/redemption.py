@@ -355,6 +355,10 @@ class Redeemer:
             return self.complete(redemption_id)
         return self.view(redemption_id)
 
+    def close(self) -> None:
+        if self.issuer is not None:
+            self.issuer.close()
+
     def view(self, redemption_id: int) -> RedemptionView:
         with transaction(self.store) as session:
             return RedemptionView.of(session.get_one(Redemption, redemption_id))
