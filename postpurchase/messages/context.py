@@ -269,6 +269,9 @@ def _assemble(
             "unsubscribe": f"{base}/u/{unsubscribe}",
             "survey": survey,
             "loyalty": shop.loyalty_page_url,
+            # The customer's own rewards page (postpurchase.rewards.page): signed, no login.
+            "rewards": f"{base}/rewards/"
+            + sign(shop.signing_key, LinkClaim("rewards", customer_id, touchpoint_id)),
             "shop": shop.url,
         },
         "campaign": {"id": campaign_id},

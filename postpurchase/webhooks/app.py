@@ -151,6 +151,12 @@ def create_app(
     app.add_route("/webhooks/events", events, methods=["POST"])
     # Provider feedback (SendGrid events, Twilio status and inbound, unsubscribe, survey).
     app.include_router(providers.router)
+    # Where customers spend points: the hosted rewards page and the storefront API.
+    from postpurchase.rewards import page as rewards_page
+    from postpurchase.rewards import storefront
+
+    app.include_router(rewards_page.router)
+    app.include_router(storefront.router)
 
     @app.get("/webhooks/health")
     async def health() -> JSONResponse:

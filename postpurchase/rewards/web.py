@@ -1,0 +1,86 @@
+"""What the rewards page and the storefront API share: settings, the loyalty config and a
+redeemer built once per process (connections to the platform are kept alive), and a
+per-customer request limit."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from postpurchase.loyalty.config import LoyaltyConfig, load_loyalty_config
+from postpurchase.rewards.configured import (
+    RewardsSettings,
+    configured_redeemer,
+    load_rewards_settings,
+)
+from postpurchase.rewards.redemption import Redeemer
+from postpurchase.settings import Settings, load_settings
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    rewards: RewardsSettings
+    config: LoyaltyConfig
+    redeemer: Redeemer
+    limiter: PerCustomerLimit
+
+
+_lock = threading.Lock()
+_current: tuple[tuple[object, ...], Services] | None = None
+
+
+def services() -> Services:
+    """The services for the current settings; rebuilt when the settings or the loyalty file
+    change (checked by value and mtime on each call, which is cheap)."""
+    global _current
+    settings, rewards = load_settings(), load_rewards_settings()
+    path = settings.loyalty_config
+    mtime = path.stat().st_mtime if path.exists() else 0.0
+    identity = (settings, rewards, str(path), mtime)
+    with _lock:
+        if _current is not None and _current[0] == identity:
+            return _current[1]
+        old = _current[1] if _current else None
+        config = load_loyalty_config(path)
+        built = Services(
+            settings,
+            rewards,
+            config,
+            configured_redeemer(settings, config, rewards),
+            PerCustomerLimit(rewards.storefront_requests_per_minute, 60.0),
+        )
+        _current = (identity, built)
+    if old is not None:
+        old.redeemer.close()
+    return built
+
+
+class PerCustomerLimit:
+    """At most ``limit`` requests per customer in any ``window`` seconds, in this process.
+
+    Enough to stop a widget stuck in a loop or a scripted redeem storm per customer; the
+    storefront itself has its own protections in front."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self._seen: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def wait_needed(self, customer: str, now: float | None = None) -> float:
+        """0 when the request may go ahead (and counts it), else seconds until it may."""
+        moment = time.monotonic() if now is None else now
+        with self._lock:
+            seen = self._seen.setdefault(customer, deque())
+            while seen and seen[0] <= moment - self.window:
+                seen.popleft()
+            if len(seen) >= self.limit:
+                return seen[0] + self.window - moment
+            seen.append(moment)
+            if len(self._seen) > 100_000:  # forget idle customers; bounded memory
+                for key in [k for k, v in self._seen.items() if not v]:
+                    del self._seen[key]
+            return 0.0
