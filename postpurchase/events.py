@@ -9,7 +9,7 @@ shape directly.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -30,6 +30,7 @@ class EventType(enum.StrEnum):
     RETURN_REQUESTED = "return.requested"
     REVIEW_SUBMITTED = "review.submitted"
     CUSTOMER_UPDATED = "customer.updated"
+    CUSTOMER_CREATED = "customer.created"  # an account opened (loyalty: sign-up points)
     TIER_CHANGED = "tier.changed"  # emitted by segment refreshes, not by platforms
 
 
@@ -86,6 +87,8 @@ class CustomerSnapshot(_Model):
     sms_marketing_consent: bool | None = None
     tags: list[str] = Field(default_factory=list)
     updated_at: AwareDatetime | None = None
+    # Loyalty birthday points (Shopify: the customer metafield facts.birth_date).
+    birthday: date | None = None
 
     @field_validator("email")
     @classmethod

@@ -10,7 +10,7 @@ into the stored order without overwriting newer fields.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -56,6 +56,12 @@ class Address(PlatformModel):
     phone: str | None = None
 
 
+class Metafield(PlatformModel):
+    namespace: str | None = None
+    key: str | None = None
+    value: str | None = None
+
+
 class ShopifyCustomer(PlatformModel):
     id: Identifier
     email: str | None = None
@@ -67,6 +73,8 @@ class ShopifyCustomer(PlatformModel):
     sms_marketing_consent: Consent | None = None
     default_address: Address | None = None
     updated_at: Timestamp | None = None
+    # Present when the webhook subscription asks for the namespace (metafieldNamespaces).
+    metafields: list[Metafield] = Field(default_factory=list)
 
 
 class LineItem(PlatformModel):
@@ -221,7 +229,19 @@ def _customer(
         sms_marketing_consent=_consent(customer.sms_marketing_consent),
         tags=tags,
         updated_at=customer.updated_at,
+        **({"birthday": birthday} if (birthday := _birthday(customer.metafields)) else {}),
     )
+
+
+def _birthday(metafields: list[Metafield]) -> date | None:
+    """Shopify's standard customer birth date metafield (``facts.birth_date``), if valid."""
+    for field in metafields:
+        if (field.namespace, field.key) == ("facts", "birth_date") and field.value:
+            try:
+                return date.fromisoformat(field.value[:10])
+            except ValueError:
+                return None
+    return None
 
 
 def _order(order: ShopifyOrder, notes: list[str], default_region: str) -> dict[str, Any]:
@@ -342,9 +362,21 @@ def _return_event(data: Any, received_at: datetime, *_: Any) -> dict[str, Any]:
 def _customer_event(
     data: Any, received_at: datetime, notes: list[str], region: str
 ) -> dict[str, Any]:
+    return _customer_change(EventType.CUSTOMER_UPDATED, data, received_at, notes, region)
+
+
+def _customer_created(
+    data: Any, received_at: datetime, notes: list[str], region: str
+) -> dict[str, Any]:
+    return _customer_change(EventType.CUSTOMER_CREATED, data, received_at, notes, region)
+
+
+def _customer_change(
+    kind: EventType, data: Any, received_at: datetime, notes: list[str], region: str
+) -> dict[str, Any]:
     customer = parse_as(ShopifyCustomer, data)
     return dict(
-        type=EventType.CUSTOMER_UPDATED,
+        type=kind,
         occurred_at=customer.updated_at or received_at,
         customer=_customer(customer, notes=notes, default_region=region),
     )
@@ -361,6 +393,7 @@ _TOPICS: dict[str, Builder] = {
     "fulfillment_events/create": _fulfillment_event,
     "returns/request": _return_event,
     "customers/update": _customer_event,
+    "customers/create": _customer_created,
 }
 HANDLED_TOPICS = frozenset(_TOPICS)
 

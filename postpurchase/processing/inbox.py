@@ -209,6 +209,10 @@ def process_batch(
             config=loyalty,
         )
         summary.points += sum(change.points for of_event in changes for change in of_event)
+        # Sign-up points and birthdays (postpurchase.rewards.bonuses).
+        from postpurchase.rewards.bonuses import apply_customer_bonuses
+
+        summary.points += apply_customer_bonuses(session, records, items, loyalty)
     mark_reward_codes_used(session, records, items)
     occurrences: list[Occurrence] = []
     cancellations: list[Cancellation] = []

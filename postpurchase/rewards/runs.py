@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from postpurchase.loyalty.config import load_loyalty_config, loyalty_config_path
+from postpurchase.rewards.bonuses import give_birthday_points
 from postpurchase.rewards.configured import configured_redeemer, load_rewards_settings
 from postpurchase.rewards.lifecycle import complete_pending, expire_codes
 from postpurchase.settings import Settings, load_settings
@@ -32,6 +33,7 @@ def run_rewards_maintenance(
         redeemer.close()
     with transaction(redeemer.store) as session:
         expired = expire_codes(session, config=config, now=moment)
-    summary = f"{pending}; {expired}"
+        birthdays = give_birthday_points(session, config=config, today=moment.date())
+    summary = f"{pending}; {expired}; birthday points for {birthdays} customer(s)"
     log.info("rewards maintenance: %s", summary)
     return summary

@@ -470,3 +470,19 @@ class PoolCode(Base):
     imported_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (Index("ix_reward_pool_codes_free", "reward", "redemption_id"),)
+
+
+class CustomerBirthday(Base):
+    """A customer's birthday, for once-a-year loyalty points (no year: it is not needed)."""
+
+    __tablename__ = "customer_birthdays"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    month: Mapped[int]
+    day: Mapped[int]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+    __table_args__ = (
+        CheckConstraint("month BETWEEN 1 AND 12 AND day BETWEEN 1 AND 31", name="valid_date"),
+        Index("ix_customer_birthdays_month_day", "month", "day"),
+    )

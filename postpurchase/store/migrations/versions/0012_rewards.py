@@ -1,4 +1,5 @@
-"""Rewards: redemptions (a ledger debit and a discount code), a code pool, new ledger kinds.
+"""Rewards: redemptions (a ledger debit and a discount code), a code pool, new ledger kinds,
+and customers' birthdays (for birthday points).
 
 The ledger's kind CHECK grows ``redemption``, ``redemption_refund`` and ``bonus``. PostgreSQL
 swaps the constraint in place. SQLite cannot alter a CHECK, so the table is rebuilt from its
@@ -128,9 +129,30 @@ def upgrade() -> None:
         sa.UniqueConstraint("redemption_id", name=op.f("uq_reward_pool_codes_redemption_id")),
     )
     op.create_index("ix_reward_pool_codes_free", "reward_pool_codes", ["reward", "redemption_id"])
+    op.create_table(
+        "customer_birthdays",
+        sa.Column("customer_id", _Id, nullable=False),
+        sa.Column("month", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Integer(), nullable=False),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.CheckConstraint(
+            "month BETWEEN 1 AND 12 AND day BETWEEN 1 AND 31",
+            name=op.f("ck_customer_birthdays_valid_date"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"],
+            ["customers.id"],
+            name=op.f("fk_customer_birthdays_customer_id_customers"),
+        ),
+        sa.PrimaryKeyConstraint("customer_id", name=op.f("pk_customer_birthdays")),
+    )
+    op.create_index("ix_customer_birthdays_month_day", "customer_birthdays", ["month", "day"])
 
 
 def downgrade() -> None:
+    op.drop_table("customer_birthdays")
     op.drop_table("reward_pool_codes")
     op.drop_table("redemptions")
     _set_ledger_kinds(_OLD_KINDS, _NEW_KINDS)
