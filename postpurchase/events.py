@@ -9,6 +9,8 @@ shape directly.
 from __future__ import annotations
 
 import enum
+import hashlib
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -156,6 +158,11 @@ class OrderSnapshot(_Model):
     # Discount codes entered at checkout (Shopify discount_codes, WooCommerce coupon_lines):
     # a loyalty reward's code here marks that redemption used (postpurchase.rewards).
     discount_codes: list[DiscountCode] = Field(default_factory=list, max_length=100)
+    # A referral code the order came with (a cart attribute, order meta, or the generic field).
+    referral_code: str | None = Field(default=None, max_length=64)
+    # A one-way digest of the shipping address (address_key()): referral checks compare
+    # addresses without keeping them.
+    shipping_address_key: str | None = Field(default=None, max_length=64)
 
     @property
     def refunded_amount(self) -> Decimal:
@@ -221,3 +228,12 @@ class CanonicalEvent(_Model):
         stay out, so that processing can tell "absent" (keep the stored value) from an
         explicit value such as a total of 0."""
         return self.model_dump(mode="json", exclude_none=True, exclude_unset=True)
+
+
+def address_key(*parts: str | None) -> str | None:
+    """A digest of an address (street, postcode, country), the same however it is written
+    (case, spaces, punctuation); None when the street or postcode is missing."""
+    cleaned = [re.sub(r"[^0-9a-z]+", "", (part or "").casefold()) for part in parts]
+    if len(cleaned) < 2 or not cleaned[0] or not cleaned[1]:
+        return None
+    return hashlib.sha256("|".join(cleaned).encode()).hexdigest()[:32]

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from postpurchase.events import NO_CURRENCY, CanonicalEvent, EventType
+from postpurchase.events import NO_CURRENCY, CanonicalEvent, EventType, address_key
 from postpurchase.platforms.fields import (
     Identifier,
     InvalidPayload,
@@ -54,6 +54,13 @@ class Address(PlatformModel):
     country_code: str | None = None
     province_code: str | None = None
     phone: str | None = None
+    address1: str | None = None
+    zip: str | None = None
+
+
+class NoteAttribute(PlatformModel):
+    name: str | None = None
+    value: str | None = None
 
 
 class Metafield(PlatformModel):
@@ -103,6 +110,10 @@ class DiscountCodeLine(PlatformModel):
     code: str
 
 
+# The cart attribute a storefront sets from a referral link (?ref=CODE).
+REFERRAL_ATTRIBUTE = "referral_code"
+
+
 class ShopifyOrder(PlatformModel):
     id: Identifier
     name: str | None = None
@@ -131,6 +142,7 @@ class ShopifyOrder(PlatformModel):
     customer: ShopifyCustomer | None = None
     fulfillments: list[Fulfillment] = Field(default_factory=list)
     discount_codes: list[DiscountCodeLine] = Field(default_factory=list)
+    note_attributes: list[NoteAttribute] = Field(default_factory=list)  # cart attributes
 
 
 class Transaction(PlatformModel):
@@ -273,6 +285,19 @@ def _order(order: ShopifyOrder, notes: list[str], default_region: str) -> dict[s
         updated_at=order.updated_at or order.created_at,
         cancelled_at=order.cancelled_at,
         discount_codes=[d.code for d in order.discount_codes if d.code],
+        referral_code=next(
+            (
+                a.value.strip()[:64]
+                for a in order.note_attributes
+                if a.name == REFERRAL_ATTRIBUTE and a.value and a.value.strip()
+            ),
+            None,
+        ),
+        shipping_address_key=(
+            address_key(ship.address1, ship.zip, ship.country_code)
+            if (ship := order.shipping_address)
+            else None
+        ),
         lines=[
             dict(
                 external_id=line.id,

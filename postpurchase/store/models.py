@@ -486,3 +486,43 @@ class CustomerBirthday(Base):
         CheckConstraint("month BETWEEN 1 AND 12 AND day BETWEEN 1 AND 31", name="valid_date"),
         Index("ix_customer_birthdays_month_day", "month", "day"),
     )
+
+
+class ReferralCode(Base):
+    """A customer's own referral code (made when first shown), for links and checkout."""
+
+    __tablename__ = "referral_codes"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ReferralStatus(enum.StrEnum):
+    REWARDED = "rewarded"  # both got their points
+    REFUSED = "refused"  # see reason: same person, not a first order, refunded
+    REVERSED = "reversed"  # rewarded, then the order was refunded or cancelled
+
+
+class Referral(Base):
+    """A referred customer's first order with a referral code: decided once per customer."""
+
+    __tablename__ = "referrals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    referred_customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), unique=True)
+    referrer_customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    status: Mapped[ReferralStatus] = mapped_column(_enum(ReferralStatus, "referral_status"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class CustomerAddressKey(Base):
+    """Digests of the shipping addresses a customer ordered to (events.address_key), so a
+    referral to oneself at the same address is recognised without keeping the address."""
+
+    __tablename__ = "customer_address_keys"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    address_key: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)

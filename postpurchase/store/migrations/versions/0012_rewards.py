@@ -1,5 +1,6 @@
 """Rewards: redemptions (a ledger debit and a discount code), a code pool, new ledger kinds,
-and customers' birthdays (for birthday points).
+customers' birthdays (birthday points), and referrals with their codes and the address digests
+that tell a self-referral.
 
 The ledger's kind CHECK grows ``redemption``, ``redemption_refund`` and ``bonus``. PostgreSQL
 swaps the constraint in place. SQLite cannot alter a CHECK, so the table is rebuilt from its
@@ -149,9 +150,84 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("customer_id", name=op.f("pk_customer_birthdays")),
     )
     op.create_index("ix_customer_birthdays_month_day", "customer_birthdays", ["month", "day"])
+    op.create_table(
+        "referral_codes",
+        sa.Column("customer_id", _Id, nullable=False),
+        sa.Column("code", sa.String(length=32), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customers.id"], name=op.f("fk_referral_codes_customer_id_customers")
+        ),
+        sa.PrimaryKeyConstraint("customer_id", name=op.f("pk_referral_codes")),
+        sa.UniqueConstraint("code", name=op.f("uq_referral_codes_code")),
+    )
+    op.create_table(
+        "referrals",
+        sa.Column("id", _Id, autoincrement=True, nullable=False),
+        sa.Column("referred_customer_id", _Id, nullable=False),
+        sa.Column("referrer_customer_id", _Id, nullable=False),
+        sa.Column("order_id", _Id, nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "rewarded",
+                "refused",
+                "reversed",
+                name="referral_status",
+                native_enum=False,
+                create_constraint=True,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.ForeignKeyConstraint(
+            ["referred_customer_id"],
+            ["customers.id"],
+            name=op.f("fk_referrals_referred_customer_id_customers"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["referrer_customer_id"],
+            ["customers.id"],
+            name=op.f("fk_referrals_referrer_customer_id_customers"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["order_id"], ["orders.id"], name=op.f("fk_referrals_order_id_orders")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_referrals")),
+        sa.UniqueConstraint("referred_customer_id", name=op.f("uq_referrals_referred_customer_id")),
+    )
+    op.create_index(
+        op.f("ix_referrals_referrer_customer_id"), "referrals", ["referrer_customer_id"]
+    )
+    op.create_index(op.f("ix_referrals_order_id"), "referrals", ["order_id"])
+    op.create_table(
+        "customer_address_keys",
+        sa.Column("customer_id", _Id, nullable=False),
+        sa.Column("address_key", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["customer_id"],
+            ["customers.id"],
+            name=op.f("fk_customer_address_keys_customer_id_customers"),
+        ),
+        sa.PrimaryKeyConstraint(
+            "customer_id", "address_key", name=op.f("pk_customer_address_keys")
+        ),
+    )
+    op.create_index(
+        op.f("ix_customer_address_keys_address_key"), "customer_address_keys", ["address_key"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("customer_address_keys")
+    op.drop_table("referrals")
+    op.drop_table("referral_codes")
     op.drop_table("customer_birthdays")
     op.drop_table("reward_pool_codes")
     op.drop_table("redemptions")
