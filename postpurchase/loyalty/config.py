@@ -91,6 +91,8 @@ class ExpiryMode(enum.StrEnum):
 class Expiry(_Model):
     mode: ExpiryMode = ExpiryMode.NEVER
     months: int | None = Field(default=None, ge=1, le=120)
+    # The points.expiring message goes this many days before points expire (after_earned).
+    notice_days: int = Field(default=14, ge=1, le=90)
 
     @model_validator(mode="after")
     def _months_when_expiring(self) -> Self:
@@ -107,6 +109,8 @@ class TierLevel(_Model):
     min_orders: int | None = Field(default=None, ge=1)
     min_rfm: int | None = Field(default=None, ge=3, le=15)
     multiplier: Decimal = Field(default=Decimal("1"), ge=0, le=100, decimal_places=4)
+    # A reward given (free) to a customer reaching this tier, once: a VIP welcome gift.
+    welcome_reward: str | None = Field(default=None, max_length=64)
 
     @property
     def has_criteria(self) -> bool:
@@ -171,6 +175,12 @@ class LoyaltyConfig(_Model):
         # tiers is declared (so validated) before rewards; absent when it was invalid itself.
         tiers: Tiers | None = info.data.get("tiers")
         check_catalogue(rewards, [level.name for level in tiers.levels] if tiers else None)
+        names = {reward.name for reward in rewards}
+        for level in tiers.levels if tiers else []:
+            if level.welcome_reward and level.welcome_reward not in names:
+                raise ValueError(
+                    f"tier {level.name!r} welcome_reward {level.welcome_reward!r} is not a reward"
+                )
         return rewards
 
     def reward(self, name: str) -> Reward | None:

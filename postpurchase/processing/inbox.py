@@ -209,12 +209,10 @@ def process_batch(
             config=loyalty,
         )
         summary.points += sum(change.points for of_event in changes for change in of_event)
-        # Sign-up, birthday and referral points (postpurchase.rewards).
-        from postpurchase.rewards.bonuses import apply_customer_bonuses
-        from postpurchase.rewards.referrals import apply_referrals
+        # Sign-up, birthday and referral points, tier gifts (postpurchase.rewards).
+        from postpurchase.rewards.batches import apply_batch
 
-        summary.points += apply_customer_bonuses(session, records, items, loyalty)
-        summary.points += apply_referrals(session, records, items, loyalty)
+        summary.points += apply_batch(session, records, items, loyalty)
     mark_reward_codes_used(session, records, items)
     occurrences: list[Occurrence] = []
     cancellations: list[Cancellation] = []

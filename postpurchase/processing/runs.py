@@ -86,5 +86,9 @@ def plan_followups(settings: Settings | None = None, *, now: datetime | None = N
         f"{assumed} order(s) assumed delivered, {deliveries.planned} touchpoint(s) planned "
         f"for them; {lapses.planned} win-back touchpoint(s) planned"
     )
+    # Codes to issue and messages about rewards (postpurchase.rewards).
+    from postpurchase.rewards.batches import reward_followups
+
+    text += "; " + reward_followups(settings, config, now=moment, shop_zone=zone)
     log.info("%s", text)
     return text

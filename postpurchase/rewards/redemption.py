@@ -138,12 +138,14 @@ def reserve(
     platform: str,
     now: datetime,
     code_prefix: str = "PP",
+    gift: bool = False,
 ) -> tuple[Redemption, bool]:
     """Step 1, in the caller's transaction: the redemption for ``key``, and whether it is new.
 
     A key already used returns its redemption unchanged (InvalidInput if it was for another
     customer or reward). Else NotEnoughPoints, RewardUnavailable, or a new redemption with
-    its debit written.
+    its debit written. A ``gift`` (a tier's welcome reward) costs no points and ignores the
+    reward's tier limit.
     """
     lock_customer(session, customer.id)
     existing = session.scalars(select(Redemption).where(Redemption.idempotency_key == key)).first()
@@ -156,13 +158,14 @@ def reserve(
         known = ", ".join(r.name for r in config.rewards) or "none configured"
         raise RewardUnavailable(f"REWARD: no reward {reward_name!r} ({known})")
     tier = session.scalar(select(CustomerTier.tier).where(CustomerTier.customer_id == customer.id))
-    if not reward.allowed_for(tier):
+    if not gift and not reward.allowed_for(tier):
         raise RewardUnavailable(
             f"{reward.name} is for tier(s) {', '.join(reward.tiers)}; the customer is "
             f"{tier or config.tiers.base.name}"
         )
     points = balance(session, customer.id)
-    if points < reward.points:
+    cost = 0 if gift else reward.points
+    if points < cost:
         raise NotEnoughPoints(f"{reward.name} costs {reward.points} points; balance is {points}")
     pool_code = _claim_pool_code(session, reward.name) if platform == POOL else None
     if platform == POOL and pool_code is None:
@@ -171,7 +174,9 @@ def reserve(
         idempotency_key=key,
         customer_id=customer.id,
         reward=reward.name,
-        points=reward.points,
+        title=reward.title,
+        description=reward.describe(config.shop_currency)[:255],
+        points=cost,
         platform=platform,
         code=pool_code.code if pool_code else new_code(code_prefix),
         status=RedemptionStatus.ISSUED if pool_code else RedemptionStatus.PENDING,
@@ -183,6 +188,8 @@ def reserve(
     session.flush()
     if pool_code is not None:
         pool_code.redemption_id = row.id
+    if cost == 0:
+        return row, True
     _append(
         session,
         customer_id=customer.id,
@@ -197,6 +204,10 @@ def reserve(
 
 def refund(session: Session, row: Redemption, *, status: RedemptionStatus, why: str) -> None:
     """Give a redemption's points back once (cause ``redemption_refund:<id>``)."""
+    row.status = status
+    row.last_error = why[:1000]
+    if row.points == 0:  # a gift: nothing was debited
+        return
     _append(
         session,
         customer_id=row.customer_id,
@@ -206,8 +217,6 @@ def refund(session: Session, row: Redemption, *, status: RedemptionStatus, why: 
         cause=f"redemption_refund:{row.id}",
         note=f"{row.reward}: {why}"[:1000],
     )
-    row.status = status
-    row.last_error = why[:1000]
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ per-customer request limit."""
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 from collections import deque
@@ -30,6 +31,13 @@ class Services:
 
 _lock = threading.Lock()
 _current: tuple[tuple[object, ...], Services] | None = None
+
+
+@atexit.register
+def _close() -> None:
+    # Kept-alive platform connections are closed with the process, not left to the GC.
+    if _current is not None:
+        _current[1].redeemer.close()
 
 
 def services() -> Services:

@@ -439,7 +439,10 @@ class Redemption(Base):
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     reward: Mapped[str] = mapped_column(String(64))
-    points: Mapped[int]
+    # As the catalogue said when redeemed, for messages (which do not read the catalogue).
+    title: Mapped[str] = mapped_column(String(120), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    points: Mapped[int]  # 0 for a gift (a tier's welcome reward)
     platform: Mapped[str] = mapped_column(String(32))  # shopify, woocommerce, pool
     code: Mapped[str] = mapped_column(String(64), unique=True)
     platform_ref: Mapped[str | None] = mapped_column(String(255))  # discount gid, coupon id

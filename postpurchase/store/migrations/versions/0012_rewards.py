@@ -68,6 +68,8 @@ def upgrade() -> None:
         sa.Column("idempotency_key", sa.String(length=128), nullable=False),
         sa.Column("customer_id", _Id, nullable=False),
         sa.Column("reward", sa.String(length=64), nullable=False),
+        sa.Column("title", sa.String(length=120), nullable=False),
+        sa.Column("description", sa.String(length=255), nullable=False),
         sa.Column("points", sa.Integer(), nullable=False),
         sa.Column("platform", sa.String(length=32), nullable=False),
         sa.Column("code", sa.String(length=64), nullable=False),
