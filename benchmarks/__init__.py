@@ -10,4 +10,5 @@ REGISTRY: dict[str, str] = {
     "dispatch": "benchmarks.dispatch",
     "planning": "benchmarks.planning",
     "segments": "benchmarks.segments",
+    "rewards": "benchmarks.rewards",
 }

@@ -19,6 +19,7 @@ from postpurchase.exceptions import PostpurchaseError
 
 if TYPE_CHECKING:
     from postpurchase.demo.local_airflow import LocalAirflow
+    from postpurchase.settings import Settings
     from postpurchase.store.database import SessionFactory
 
 
@@ -104,6 +105,7 @@ def run(once: bool, orders: int, port: int, timeout: int) -> None:
         with factory() as session:
             for line in summary_lines(session):
                 click.echo(f"    {line}")
+        _simulated_redemptions(factory, settings)
         click.echo(
             f"\n    Airflow UI: {airflow.base_url}  (user admin, password "
             f"{airflow.admin_password()})"
@@ -123,6 +125,16 @@ def run(once: bool, orders: int, port: int, timeout: int) -> None:
         airflow.stop()
         engine.dispose()
         click.echo("local Airflow stopped")
+
+
+def _simulated_redemptions(factory: SessionFactory, settings: Settings) -> None:
+    """Spending points, simulated on the demo's customers (postpurchase.rewards.demo)."""
+    from postpurchase.loyalty.config import load_loyalty_config
+    from postpurchase.rewards.demo import simulated_redemptions
+
+    config = load_loyalty_config(settings.loyalty_config)
+    for line in simulated_redemptions(factory, config):
+        click.echo(f"    {line}")
 
 
 def _drain(airflow: LocalAirflow, factory: SessionFactory, timeout: int) -> None:

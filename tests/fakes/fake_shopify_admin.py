@@ -166,3 +166,16 @@ class FakeShopifyAdmin(FakeServer):
             gid = f"gid://shopify/DiscountCodeNode/{next(self._ids)}"
             self.discounts[code.upper()] = {"id": gid, "code": code, "kind": field, "input": given}
         return self._data({field: {"codeDiscountNode": {"id": gid}, "userErrors": []}})
+
+
+if (
+    __name__ == "__main__"
+):  # a separate process for benchmarks: python -m tests.fakes.fake_shopify_admin
+    import sys
+
+    fake = FakeShopifyAdmin(latency=float(sys.argv[1]) if len(sys.argv) > 1 else 0.0, record=False)
+    fake.start()
+    sys.stdout.write(fake.url + "\n")
+    sys.stdout.flush()
+    sys.stdin.read()  # serve until the parent closes our stdin
+    fake.stop()
