@@ -2,6 +2,7 @@
 
     bonus:account_created:<customer id>           a customers/create (or customer.created)
     bonus:birthday:<customer id>:<year>           once a year, on or after the birthday
+    bonus:review:<customer id>:<order>:<product>  a review.submitted (order or product "-")
 
 Birthdays come with customer snapshots (generic events, Shopify's ``facts.birth_date``
 metafield) and are kept in ``customer_birthdays``; the daily loyalty maintenance gives the
@@ -61,8 +62,8 @@ def _keep_birthday(session: Session, customer_id: int, birthday: date) -> None:
 def apply_customer_bonuses(
     session: Session, records: Records, items: Sequence[SourcedEvent], config: LoyaltyConfig
 ) -> int:
-    """Sign-up points for account-created events and birthdays kept, for a processed batch.
-    Returns the points given."""
+    """Sign-up and review points, and birthdays kept, for a processed batch. Returns the
+    points given."""
     given = 0
     earn = config.more_ways_to_earn
     for item in items:
@@ -73,6 +74,17 @@ def apply_customer_bonuses(
         snapshot = event.customer or (event.order.customer if event.order else None)
         if snapshot is not None and snapshot.birthday is not None:
             _keep_birthday(session, customer.id, snapshot.birthday)
+        if event.type is EventType.REVIEW_SUBMITTED:
+            order = records.order_for(item)
+            product = event.review.product_id if event.review else None
+            change = give_bonus(
+                session,
+                customer_id=customer.id,
+                points=earn.review,
+                cause=f"bonus:review:{customer.id}:{order.id if order else '-'}:{product or '-'}",
+                note="review published",
+            )
+            given += change.points if change else 0
         if event.type is EventType.CUSTOMER_CREATED:
             change = give_bonus(
                 session,

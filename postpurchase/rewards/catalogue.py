@@ -89,6 +89,7 @@ class MoreWaysToEarn(_Model):
 
     account_created: int = Field(default=0, ge=0)
     birthday: int = Field(default=0, ge=0)  # once a year, on or after the birthday
+    review: int = Field(default=0, ge=0)  # a published review, once per order and product
     referral: Referral = Referral()
 
 

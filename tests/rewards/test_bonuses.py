@@ -109,3 +109,36 @@ def test_no_points_configured_gives_nothing(store, config, customer_with):
     with transaction(store) as session:
         session.add(CustomerBirthday(customer_id=customer, month=11, day=30))
         assert give_birthday_points(session, config=config, today=NOW.date()) == 0
+
+
+def test_a_published_review_earns_points_once_per_order_and_product(store, config):
+    loyalty = config.model_copy(
+        update={
+            "more_ways_to_earn": config.more_ways_to_earn.model_copy(update={"review": 25}),
+            "earning": config.earning.model_copy(update={"points_per_unit": 0}),
+        }
+    )
+    order = {
+        "external_id": "4411",
+        "currency": "USD",
+        "customer": {"external_id": "rev-1", "email": "reviewer@example.com"},
+    }
+
+    def review(product):
+        return {
+            "type": "review.submitted",
+            "occurred_at": NOW.isoformat(),
+            "order": order,
+            "review": {"rating": 5, "product_id": product},
+        }
+
+    _deliver(store, review("p-1"), 10, loyalty)
+    _deliver(store, review("p-1"), 11, loyalty)  # the same review again
+    _deliver(store, review("p-2"), 12, loyalty)  # another product of the order
+    with transaction(store) as session:
+        customer = session.scalars(select(Customer)).one()
+        causes = session.scalars(
+            select(LoyaltyLedgerEntry.cause).order_by(LoyaltyLedgerEntry.id)
+        ).all()
+        assert balance(session, customer.id) == 50
+    assert [c.rsplit(":", 1)[-1] for c in causes] == ["p-1", "p-2"]
