@@ -70,6 +70,8 @@ def loyalty_rewards(customer: str) -> None:
     for offer in account.rewards:
         mark = "can redeem" if offer.affordable else f"needs {offer.missing} more"
         click.echo(f"  {offer.name:<20} {offer.points:>6} pts  {offer.description}  [{mark}]")
+    if account.referral_code:
+        click.echo(f"  referral code {account.referral_code}")
     for held in account.codes:
         until = held.expires_at.strftime("%Y-%m-%d")
         click.echo(f"  code {held.code or '-':<20} {held.reward:<20} {held.status.value} {until}")

@@ -13,7 +13,8 @@ from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.loyalty.customers import find_customer
 from postpurchase.loyalty.ledger import balance
 from postpurchase.rewards.redemption import RedemptionView, held_codes
-from postpurchase.store.database import SessionFactory, reading
+from postpurchase.rewards.referrals import referral_code_for
+from postpurchase.store.database import SessionFactory, reading, transaction
 from postpurchase.store.models import Customer, CustomerTier, RedemptionStatus
 
 
@@ -40,6 +41,7 @@ class Account:
     progress_text: str
     rewards: list[Offer]
     codes: list[RedemptionView]
+    referral_code: str | None = None  # when referrals earn points
 
     @property
     def live_codes(self) -> list[RedemptionView]:
@@ -57,6 +59,7 @@ class Account:
             "codes": [
                 code_json(c) for c in self.codes if c.status is not RedemptionStatus.REFUNDED
             ],
+            "referral_code": self.referral_code,
         }
 
 
@@ -115,6 +118,12 @@ def account_of(
             select(CustomerTier).where(CustomerTier.customer_id == customer.id)
         ).first()
         codes = held_codes(session, customer.id)
+    referral = config.more_ways_to_earn.referral
+    code = None
+    if referral.referrer or referral.referred:
+        # Made on first use: the one write an account view may do.
+        with transaction(store) as session:
+            code = referral_code_for(session, customer.id)
     tier, next_tier, progress, text = _progress(config, tier_row)
     offers = [
         Offer(
@@ -142,4 +151,5 @@ def account_of(
         text,
         offers,
         codes,
+        code,
     )

@@ -96,7 +96,13 @@ def render(svc: Services, account: Account, message: str = "") -> str:
         f"Tier: <strong>{_e(account.tier)}</strong>.</p>{progress}"
         f"<h2>Rewards</h2><ul>{''.join(offers) or '<li>No rewards on offer yet.</li>'}</ul>"
         f"<h2>Your codes</h2><ul>{codes or '<li class=muted>None yet.</li>'}</ul>"
-        f"<p class='muted'>Codes are for your account only and work once.</p></div></body></html>"
+        + (
+            f"<h2>Refer a friend</h2><p>Your referral code: <span class='code'>"
+            f"{_e(account.referral_code)}</span>. Points for you both on their first order.</p>"
+            if account.referral_code
+            else ""
+        )
+        + "<p class='muted'>Codes are for your account only and work once.</p></div></body></html>"
     )
 
 

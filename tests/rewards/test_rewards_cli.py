@@ -27,6 +27,7 @@ def test_pool_codes_redeemed_from_the_command_line(store, customer_with, tmp_pat
     assert "five_off" in listed.output and "[can redeem]" in listed.output
     assert "free_tote" in listed.output and "[needs 800 more]" in listed.output
     assert "vip_early_access" not in listed.output  # Gold and VIP only
+    assert "referral code REF-" in listed.output
 
     spent = _run("loyalty", "redeem", "7208815100001", "five_off", "--key", "desk-1")
     assert spent.exit_code == 0, spent.output

@@ -79,6 +79,9 @@ def test_account_through_the_app_proxy(client, customer_with):
     offered = {r["name"]: r["affordable"] for r in body["rewards"]}
     assert offered["five_off"] is True and offered["free_tote"] is False
     assert "vip_early_access" not in offered and body["codes"] == []
+    assert body["referral_code"].startswith("REF-")
+    again = client.get(f"/storefront/proxy/account?{proxied('7208815100001')}").json()
+    assert again["referral_code"] == body["referral_code"]
 
 
 @pytest.mark.parametrize(
@@ -183,6 +186,7 @@ def test_the_rewards_page_shows_and_redeems_only_on_post(client, store, customer
     )
     assert "Get it for 500 points" in text and "1000 more points needed" not in text
     assert "A free canvas tote" in text and "850 more points needed" in text
+    assert "Your referral code: <span class='code'>REF-" in text
     client.get(link)
     assert shopify.codes() == []  # showing the page (as a mail scanner does) spends nothing
     key = re.search(r"name='key' value='([^']+-five_off)'", text).group(1)
