@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from postpurchase.campaigns.config import load_campaigns
@@ -18,6 +19,8 @@ from postpurchase.rewards.lifecycle import expire_codes
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.database import transaction
 from postpurchase.store.models import InboxEvent, Order, Redemption, RedemptionStatus
+from postpurchase.webhooks.app import create_app
+from tests.webhooks.deliveries import Sender, intake_settings
 
 from .conftest import NOW
 
@@ -122,3 +125,33 @@ def test_expired_codes_give_points_back_when_the_catalogue_says_so(
     with transaction(store) as session:
         statuses = session.scalars(select(Redemption.status)).all()
     assert statuses == [RedemptionStatus.EXPIRED, RedemptionStatus.EXPIRED]
+
+
+def test_a_generic_event_with_the_code_through_intake_marks_it_used(
+    store, db_url, customer_with, shopify_redeemer
+):
+    view = shopify_redeemer.redeem(customer_with(600), "five_off", "k")
+    paid = {
+        "id": "evt_reward_1",
+        "shop": "tea-house.example",
+        "type": "order.paid",
+        "occurred_at": NOW.isoformat(),
+        "order": {
+            "external_id": "A-2001",
+            "currency": "USD",
+            "total": "42.00",
+            "discount_codes": [view.code],
+            "customer": {"external_id": "7208815100001", "email": "grace.hopper1@example.com"},
+        },
+    }
+    with TestClient(create_app(intake_settings(db_url), session_factory=store)) as client:
+        assert Sender(client).generic(paid).status_code == 202
+    process_inbox(
+        store,
+        load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml"),
+        worker="test",
+        shop_zone=ZoneInfo("UTC"),
+        lease=timedelta(minutes=5),
+        clock=lambda: NOW,
+    )
+    assert _redemption(store).status is RedemptionStatus.USED
