@@ -346,7 +346,9 @@ class Redeemer:
                     now=now,
                     code_prefix=self.code_prefix,
                 )
-                snapshot = (row.id, row.status)
+                # Read what the platform call needs now, in the transaction that wrote it:
+                # no second transaction before the call.
+                view, request = RedemptionView.of(row), self._request(row, customer)
         except IntegrityError:
             # The same key, written meanwhile by a request for another customer (ours would
             # have waited on the customer's lock): read it.
@@ -358,11 +360,17 @@ class Redeemer:
                     raise
                 if found.customer_id != customer_id or found.reward != reward_name:
                     raise InvalidInput(f"key {key!r} was used for another redemption") from None
-                snapshot = (found.id, found.status)
-        redemption_id, status = snapshot
-        if status is RedemptionStatus.PENDING:
-            return self.complete(redemption_id)
-        return self.view(redemption_id)
+                view = RedemptionView.of(found)
+                request = self._request(found, session.get_one(Customer, found.customer_id))
+        if view.status is RedemptionStatus.PENDING:
+            return self._ask_and_settle(view.id, request, attempts=self.attempts)
+        return view
+
+    def _request(self, row: Redemption, customer: Customer) -> CodeRequest | None:
+        reward = self.config.reward(row.reward)
+        if reward is None or row.status is not RedemptionStatus.PENDING:
+            return None
+        return code_request(row, customer, reward, self.config.shop_currency)
 
     def close(self) -> None:
         if self.issuer is not None:
@@ -378,20 +386,21 @@ class Redeemer:
             row = session.get_one(Redemption, redemption_id)
             if row.status is not RedemptionStatus.PENDING:
                 return RedemptionView.of(row)
-            customer = session.get_one(Customer, row.customer_id)
-            reward = self.config.reward(row.reward)
-            request = (
-                code_request(row, customer, reward, self.config.shop_currency) if reward else None
-            )
+            request = self._request(row, session.get_one(Customer, row.customer_id))
+        return self._ask_and_settle(redemption_id, request, attempts=attempts or self.attempts)
+
+    def _ask_and_settle(
+        self, redemption_id: int, request: CodeRequest | None, *, attempts: int
+    ) -> RedemptionView:
         if request is None:
-            outcome = Outcome(refused=f"reward {row.reward!r} is no longer in the catalogue")
+            outcome = Outcome(refused="the reward is no longer in the catalogue")
         elif self.issuer is None:
             outcome = Outcome(refused="a pending redemption without a platform to ask")
         else:
             outcome = ask_platform(
                 self.issuer,
                 request,
-                attempts=attempts or self.attempts,
+                attempts=attempts,
                 max_wait=self.max_wait,
                 sleep=self.sleep,
             )
