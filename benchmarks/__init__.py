@@ -11,4 +11,5 @@ REGISTRY: dict[str, str] = {
     "planning": "benchmarks.planning",
     "segments": "benchmarks.segments",
     "outcomes": "benchmarks.outcomes",
+    "rewards": "benchmarks.rewards",
 }

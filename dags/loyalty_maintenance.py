@@ -7,6 +7,10 @@ balance is negative. Expired points become `expiry` rows in the append-only ledg
 
 The run's note, the task's return value (XCom) and its log show how many points of how many
 customers expired. Safe to re-run or clear: a second run the same day expires nothing more.
+
+Rewards: redemptions left pending (platform unreachable, or a crash between the points debit
+and the code) are completed or refunded, and unused codes past their end are expired (their
+points given back when the reward says so).
 """
 
 from __future__ import annotations
@@ -37,7 +41,14 @@ def loyalty_maintenance() -> None:
 
         return note_this_run(run_loyalty_maintenance(CONFIG))
 
-    apply_expiry()
+    @task
+    def settle_rewards() -> str:
+        from postpurchase.rewards.runs import run_rewards_maintenance
+
+        return run_rewards_maintenance(CONFIG)
+
+    # Rewards first: points refunded by expired codes are then subject to points expiry.
+    settle_rewards() >> apply_expiry()
 
 
 loyalty_maintenance()

@@ -9,7 +9,9 @@ shape directly.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+import hashlib
+import re
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -30,6 +32,7 @@ class EventType(enum.StrEnum):
     RETURN_REQUESTED = "return.requested"
     REVIEW_SUBMITTED = "review.submitted"
     CUSTOMER_UPDATED = "customer.updated"
+    CUSTOMER_CREATED = "customer.created"  # an account opened (loyalty: sign-up points)
     TIER_CHANGED = "tier.changed"  # emitted by segment refreshes, not by platforms
     # The shop's catalogue: no journey of their own, they update the products table.
     PRODUCT_UPDATED = "product.updated"  # created, updated or restored
@@ -61,6 +64,7 @@ Money = Annotated[
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 Quantity = Annotated[int, Field(ge=0, le=2**31 - 1)]  # Integer column
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+DiscountCode = Annotated[str, Field(min_length=1, max_length=255)]
 # Shopify's financial statuses of a paid order, and WooCommerce's order statuses (kept as
 # financial_status) that follow payment: an order seen in one of them has been paid, whatever
 # event told us.
@@ -93,6 +97,8 @@ class CustomerSnapshot(_Model):
     sms_marketing_consent_at: AwareDatetime | None = None
     tags: list[str] = Field(default_factory=list)
     updated_at: AwareDatetime | None = None
+    # Loyalty birthday points (Shopify: the customer metafield facts.birth_date).
+    birthday: date | None = None
 
     @field_validator("email")
     @classmethod
@@ -157,6 +163,14 @@ class OrderSnapshot(_Model):
     # update). Refunds are facts, not state: each counts once by its id, however stale the
     # snapshot that lists it.
     refunds: list[Refund] = Field(default_factory=list)
+    # Discount codes entered at checkout (Shopify discount_codes, WooCommerce coupon_lines):
+    # a loyalty reward's code here marks that redemption used (postpurchase.rewards).
+    discount_codes: list[DiscountCode] = Field(default_factory=list, max_length=100)
+    # A referral code the order came with (a cart attribute, order meta, or the generic field).
+    referral_code: str | None = Field(default=None, max_length=64)
+    # A one-way digest of the shipping address (address_key()): referral checks compare
+    # addresses without keeping them.
+    shipping_address_key: str | None = Field(default=None, max_length=64)
 
     @property
     def refunded_amount(self) -> Decimal:
@@ -242,3 +256,12 @@ class CanonicalEvent(_Model):
         stay out, so that processing can tell "absent" (keep the stored value) from an
         explicit value such as a total of 0."""
         return self.model_dump(mode="json", exclude_none=True, exclude_unset=True)
+
+
+def address_key(*parts: str | None) -> str | None:
+    """A digest of an address (street, postcode, country), the same however it is written
+    (case, spaces, punctuation); None when the street or postcode is missing."""
+    cleaned = [re.sub(r"[^0-9a-z]+", "", (part or "").casefold()) for part in parts]
+    if len(cleaned) < 2 or not cleaned[0] or not cleaned[1]:
+        return None
+    return hashlib.sha256("|".join(cleaned).encode()).hexdigest()[:32]

@@ -33,7 +33,11 @@ from postpurchase.yaml_source import SourceMap, YamlPath, read_yaml
 # A synthetic trigger: no event carries it, a periodic planning step finds lapsed customers.
 CUSTOMER_LAPSED = "customer.lapsed"
 
-CUSTOMER_TRIGGERS = frozenset({"tier.changed", CUSTOMER_LAPSED})
+# Rewards (postpurchase.rewards.messages): a code was issued; points expire soon.
+REWARD_ISSUED = "reward.issued"
+POINTS_EXPIRING = "points.expiring"
+
+CUSTOMER_TRIGGERS = frozenset({"tier.changed", CUSTOMER_LAPSED, REWARD_ISSUED, POINTS_EXPIRING})
 
 
 def _parsed(parse: Any, what: str) -> Any:
@@ -60,6 +64,8 @@ Trigger = Literal[
     "review.submitted",
     "tier.changed",
     "customer.lapsed",
+    "reward.issued",
+    "points.expiring",
 ]
 # Events that make planned touchpoints moot. ``order.placed`` only makes sense for
 # customer-level campaigns (a new purchase ends a lapse).

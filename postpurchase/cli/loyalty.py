@@ -80,3 +80,9 @@ def loyalty_adjust(customer: str, points: int, reason: str, key: str | None) -> 
     finally:
         engine.dispose()
     click.echo(f"{label}: {change.points:+d} points, balance {change.balance}")
+
+
+# Spending points (postpurchase.rewards): redeem, rewards, import-codes.
+from postpurchase.cli.rewards import register_reward_commands  # noqa: E402
+
+register_reward_commands(loyalty)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from postpurchase.demo.local_airflow import LocalAirflow
+    from postpurchase.settings import Settings
     from postpurchase.store.database import SessionFactory
 
 
@@ -143,6 +144,7 @@ def _main_job(
             session, config=config, shop_zone=ZoneInfo(settings.shop_time_zone)
         ):
             click.echo(f"    {line}")
+    _simulated_redemptions(factory, settings)
     _show_outcomes(factory)
     click.echo(
         f"\n    Airflow UI: {airflow.base_url}  (user admin, password {airflow.admin_password()})"
@@ -152,6 +154,16 @@ def _main_job(
         "    why each DAG run did what it did: its note, at the top of the run's page in the UI "
         "(the runs list has no Note column; README: Run notes)"
     )
+
+
+def _simulated_redemptions(factory: SessionFactory, settings: Settings) -> None:
+    """Spending points, simulated on the demo's customers (postpurchase.rewards.demo)."""
+    from postpurchase.loyalty.config import load_loyalty_config
+    from postpurchase.rewards.demo import simulated_redemptions
+
+    config = load_loyalty_config(settings.loyalty_config)
+    for line in simulated_redemptions(factory, config):
+        click.echo(f"    {line}")
 
 
 def _drain(airflow: LocalAirflow, factory: SessionFactory, timeout: int) -> None:

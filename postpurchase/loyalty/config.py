@@ -14,9 +14,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from postpurchase.exceptions import ConfigError
+from postpurchase.rewards.catalogue import MoreWaysToEarn, Reward, check_catalogue
 from postpurchase.yaml_source import YamlPath, parse_yaml
 
 CONFIG_ENV = "POSTPURCHASE_LOYALTY_CONFIG"
@@ -82,6 +91,8 @@ class ExpiryMode(enum.StrEnum):
 class Expiry(_Model):
     mode: ExpiryMode = ExpiryMode.NEVER
     months: int | None = Field(default=None, ge=1, le=120)
+    # The points.expiring message goes this many days before points expire (after_earned).
+    notice_days: int = Field(default=14, ge=1, le=90)
 
     @model_validator(mode="after")
     def _months_when_expiring(self) -> Self:
@@ -98,6 +109,8 @@ class TierLevel(_Model):
     min_orders: int | None = Field(default=None, ge=1)
     min_rfm: int | None = Field(default=None, ge=3, le=15)
     multiplier: Decimal = Field(default=Decimal("1"), ge=0, le=100, decimal_places=4)
+    # A reward given (free) to a customer reaching this tier, once: a VIP welcome gift.
+    welcome_reward: str | None = Field(default=None, max_length=64)
 
     @property
     def has_criteria(self) -> bool:
@@ -145,6 +158,8 @@ class LoyaltyConfig(_Model):
     bonuses: list[Bonus] = Field(default_factory=list)
     expiry: Expiry = Expiry()
     tiers: Tiers
+    rewards: list[Reward] = Field(default_factory=list)  # see postpurchase.rewards.catalogue
+    more_ways_to_earn: MoreWaysToEarn = MoreWaysToEarn()
 
     @model_validator(mode="after")
     def _unique_bonus_names(self) -> Self:
@@ -153,6 +168,23 @@ class LoyaltyConfig(_Model):
         if duplicated:
             raise ValueError(f"bonus names must be unique; repeated: {', '.join(duplicated)}")
         return self
+
+    @field_validator("rewards")
+    @classmethod
+    def _catalogue(cls, rewards: list[Reward], info: ValidationInfo) -> list[Reward]:
+        # tiers is declared (so validated) before rewards; absent when it was invalid itself.
+        tiers: Tiers | None = info.data.get("tiers")
+        check_catalogue(rewards, [level.name for level in tiers.levels] if tiers else None)
+        names = {reward.name for reward in rewards}
+        for level in tiers.levels if tiers else []:
+            if level.welcome_reward and level.welcome_reward not in names:
+                raise ValueError(
+                    f"tier {level.name!r} welcome_reward {level.welcome_reward!r} is not a reward"
+                )
+        return rewards
+
+    def reward(self, name: str) -> Reward | None:
+        return next((r for r in self.rewards if r.name == name), None)
 
 
 def _where(path: YamlPath) -> str:

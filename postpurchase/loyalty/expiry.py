@@ -1,9 +1,9 @@
 """Points expiry, in set-based SQL (one INSERT ... SELECT per run, whatever the customer count).
 
 ``after_earned``: an award's points, net of that order's reversals, expire at the award's
-``expires_at``. Points a customer spent (negative adjustments) count against the oldest points
-first, so only unspent points expire: the customer's expired total becomes
-``max(0, due - spent)``, and each run writes the part not yet expired, never more than the
+``expires_at``. Points a customer spent (negative adjustments, rewards net of refunds) count
+against the oldest points first, so only unspent points expire: the customer's expired total
+becomes ``max(0, due - spent)``, and each run writes the part not yet expired, never more than the
 balance. Cause ``expiry:earned:<customer id>:<run date>``: one row per customer and day.
 
 ``after_inactivity``: a customer whose last paid, non-cancelled order is ``months`` old or
@@ -61,6 +61,8 @@ def _expire_earned(session: Session, now: datetime, months: int) -> None:
     spent_or_expired = case(
         (and_(Ledger.kind == LedgerKind.ADJUSTMENT, Ledger.points < 0), -Ledger.points),
         (Ledger.kind == LedgerKind.EXPIRY, -Ledger.points),
+        # Points spent on rewards, less what came back from refused or expired codes.
+        (Ledger.kind.in_([LedgerKind.REDEMPTION, LedgerKind.REDEMPTION_REFUND]), -Ledger.points),
         else_=0,
     )
     account = (

@@ -27,9 +27,9 @@ A review link is ``review_link_template`` filled with the product's ``{product_u
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -39,6 +39,12 @@ from sqlalchemy.orm import Session
 
 from postpurchase.catalogue.products import CatalogueEntry, Key
 from postpurchase.messages.tokens import LinkClaim, sign
+from postpurchase.rewards.subjects import (
+    expiring_of,
+    expiring_subject,
+    redemption_of,
+    reward_subject,
+)
 from postpurchase.settings import Settings
 from postpurchase.store.models import (
     Customer,
@@ -46,6 +52,8 @@ from postpurchase.store.models import (
     LedgerKind,
     LoyaltyLedgerEntry,
     Order,
+    Redemption,
+    RedemptionStatus,
     Touchpoint,
 )
 
@@ -86,6 +94,8 @@ class LoyaltyFigures:
     points_earned: int
     points_balance: int
     tier: str | None
+    # The customer's live reward codes, newest first (postpurchase.rewards).
+    codes: tuple[dict[str, Any], ...] = ()
 
 
 def loyalty_figures(
@@ -122,14 +132,40 @@ def loyalty_figures(
             )
         ).all()
     )
+    codes = live_codes(session, customer_ids)
     return {
         (c, o): LoyaltyFigures(
             points_earned=int(earned.get(o) or 0) if o is not None else 0,
             points_balance=int(balances.get(c) or 0),
             tier=tiers.get(c),
+            codes=tuple(codes.get(c, ())),
         )
         for c, o in pairs
     }
+
+
+def live_codes(session: Session, customer_ids: Collection[int]) -> dict[int, list[dict[str, Any]]]:
+    """Issued, unused reward codes per customer, newest first, as templates show them."""
+    found: dict[int, list[dict[str, Any]]] = {}
+    rows = session.scalars(
+        select(Redemption)
+        .where(
+            Redemption.customer_id.in_(customer_ids),
+            Redemption.status == RedemptionStatus.ISSUED,
+        )
+        .order_by(Redemption.id.desc())
+    )
+    for row in rows:
+        found.setdefault(row.customer_id, []).append(
+            {
+                "id": row.id,
+                "code": row.code,
+                "title": row.title,
+                "description": row.description,
+                "expires_at": row.expires_at,
+            }
+        )
+    return found
 
 
 def build_context(
@@ -190,6 +226,7 @@ def build_context(
         order=order_view,
         loyalty=loyalty,
         campaign_id=touchpoint.campaign_id,
+        subject_key=touchpoint.subject_key,
     )
 
 
@@ -237,7 +274,9 @@ def sample_context(
         ],
     )
     if loyalty is None:
-        loyalty = LoyaltyFigures(points_earned=129, points_balance=1_840, tier="Gold")
+        loyalty = LoyaltyFigures(
+            points_earned=129, points_balance=1_840, tier="Gold", codes=(_SAMPLE_CODE,)
+        )
     return _assemble(
         shop,
         customer_id=0,
@@ -254,7 +293,38 @@ def sample_context(
         order=view,
         loyalty=loyalty,
         campaign_id=campaign_id,
+        subject_key=_SAMPLE_SUBJECTS.get(campaign_id, ""),
     )
+
+
+# What reward messages show in previews and template checks.
+_SAMPLE_CODE: dict[str, Any] = {
+    "id": 7,
+    "code": "PP-7KQ9-MX4T-2B",
+    "title": "$5 off your next order",
+    "description": "5.00 USD off on orders of 25.00 USD or more",
+    "expires_at": datetime(2026, 12, 31, 23, 0, tzinfo=UTC),
+}
+_SAMPLE_SUBJECTS = {
+    "reward_issued": reward_subject(7),
+    "points_expiring": expiring_subject(0, date(2026, 12, 14), 320),
+}
+
+
+def reward_facts(subject_key: str, codes: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``loyalty.reward`` (the code a reward.issued message is about) and
+    ``loyalty.expiring`` (points and date of a points.expiring message), from the subject;
+    ``loyalty.codes``: every live code."""
+    facts: dict[str, Any] = {"codes": list(codes), "reward": None, "expiring": None}
+    redemption = redemption_of(subject_key)
+    if redemption is not None:
+        facts["reward"] = next((c for c in codes if c["id"] == redemption), None)
+    expiring = expiring_of(subject_key)
+    if expiring is not None:
+        # Noon UTC: the same calendar day in the customer's zone, wherever they are.
+        on = datetime(expiring[0].year, expiring[0].month, expiring[0].day, 12, tzinfo=UTC)
+        facts["expiring"] = {"date": on, "points": expiring[1]}
+    return facts
 
 
 def _assemble(
@@ -268,6 +338,7 @@ def _assemble(
     order: dict[str, Any] | None,
     loyalty: LoyaltyFigures,
     campaign_id: str,
+    subject_key: str = "",
 ) -> dict[str, Any]:
     base = shop.public_base_url
     unsubscribe = sign(shop.signing_key, LinkClaim("unsubscribe", customer_id, touchpoint_id))
@@ -294,11 +365,15 @@ def _assemble(
             "points_earned": loyalty.points_earned,
             "points_balance": loyalty.points_balance,
             "page_url": shop.loyalty_page_url,
+            **reward_facts(subject_key, loyalty.codes),
         },
         "links": {
             "unsubscribe": f"{base}/u/{unsubscribe}",
             "survey": survey,
             "loyalty": shop.loyalty_page_url,
+            # The customer's own rewards page (postpurchase.rewards.page): signed, no login.
+            "rewards": f"{base}/rewards/"
+            + sign(shop.signing_key, LinkClaim("rewards", customer_id, touchpoint_id)),
             "shop": shop.url,
         },
         "campaign": {"id": campaign_id},

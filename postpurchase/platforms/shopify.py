@@ -10,13 +10,13 @@ into the stored order without overwriting newer fields.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from pydantic import Field, ValidationError
 
-from postpurchase.events import NO_CURRENCY, CanonicalEvent, EventType
+from postpurchase.events import NO_CURRENCY, CanonicalEvent, EventType, address_key
 from postpurchase.platforms import shopify_products
 from postpurchase.platforms.fields import (
     Identifier,
@@ -72,6 +72,19 @@ class Address(PlatformModel):
     country_code: str | None = None
     province_code: str | None = None
     phone: str | None = None
+    address1: str | None = None
+    zip: str | None = None
+
+
+class NoteAttribute(PlatformModel):
+    name: str | None = None
+    value: str | None = None
+
+
+class Metafield(PlatformModel):
+    namespace: str | None = None
+    key: str | None = None
+    value: str | None = None
 
 
 class ShopifyCustomer(PlatformModel):
@@ -85,6 +98,8 @@ class ShopifyCustomer(PlatformModel):
     sms_marketing_consent: Consent | None = None
     default_address: Address | None = None
     updated_at: Timestamp | None = None
+    # Present when the webhook subscription asks for the namespace (metafieldNamespaces).
+    metafields: list[Metafield] = Field(default_factory=list)
 
 
 class LineItem(PlatformModel):
@@ -107,6 +122,14 @@ class Fulfillment(PlatformModel):
 class ShippingLine(PlatformModel):
     price: Money
     price_set: MoneySet | None = None
+
+
+class DiscountCodeLine(PlatformModel):
+    code: str
+
+
+# The cart attribute a storefront sets from a referral link (?ref=CODE).
+REFERRAL_ATTRIBUTE = "referral_code"
 
 
 class ShopifyOrder(PlatformModel):
@@ -136,6 +159,8 @@ class ShopifyOrder(PlatformModel):
     billing_address: Address | None = None
     customer: ShopifyCustomer | None = None
     fulfillments: list[Fulfillment] = Field(default_factory=list)
+    discount_codes: list[DiscountCodeLine] = Field(default_factory=list)
+    note_attributes: list[NoteAttribute] = Field(default_factory=list)  # cart attributes
 
 
 class Transaction(PlatformModel):
@@ -243,7 +268,19 @@ def _customer(
         **_consent_fields("sms_marketing_consent", customer.sms_marketing_consent),
         tags=tags,
         updated_at=customer.updated_at,
+        **({"birthday": birthday} if (birthday := _birthday(customer.metafields)) else {}),
     )
+
+
+def _birthday(metafields: list[Metafield]) -> date | None:
+    """Shopify's standard customer birth date metafield (``facts.birth_date``), if valid."""
+    for field in metafields:
+        if (field.namespace, field.key) == ("facts", "birth_date") and field.value:
+            try:
+                return date.fromisoformat(field.value[:10])
+            except ValueError:
+                return None
+    return None
 
 
 def _order(order: ShopifyOrder, notes: list[str], default_region: str) -> dict[str, Any]:
@@ -274,6 +311,20 @@ def _order(order: ShopifyOrder, notes: list[str], default_region: str) -> dict[s
         placed_at=order.created_at,
         updated_at=order.updated_at or order.created_at,
         cancelled_at=order.cancelled_at,
+        discount_codes=[d.code for d in order.discount_codes if d.code],
+        referral_code=next(
+            (
+                a.value.strip()[:64]
+                for a in order.note_attributes
+                if a.name == REFERRAL_ATTRIBUTE and a.value and a.value.strip()
+            ),
+            None,
+        ),
+        shipping_address_key=(
+            address_key(ship.address1, ship.zip, ship.country_code)
+            if (ship := order.shipping_address)
+            else None
+        ),
         lines=[
             dict(
                 external_id=line.id,
@@ -363,9 +414,21 @@ def _return_event(data: Any, received_at: datetime, *_: Any) -> dict[str, Any]:
 def _customer_event(
     data: Any, received_at: datetime, notes: list[str], region: str
 ) -> dict[str, Any]:
+    return _customer_change(EventType.CUSTOMER_UPDATED, data, received_at, notes, region)
+
+
+def _customer_created(
+    data: Any, received_at: datetime, notes: list[str], region: str
+) -> dict[str, Any]:
+    return _customer_change(EventType.CUSTOMER_CREATED, data, received_at, notes, region)
+
+
+def _customer_change(
+    kind: EventType, data: Any, received_at: datetime, notes: list[str], region: str
+) -> dict[str, Any]:
     customer = parse_as(ShopifyCustomer, data)
     return dict(
-        type=EventType.CUSTOMER_UPDATED,
+        type=kind,
         occurred_at=customer.updated_at or received_at,
         customer=_customer(customer, notes=notes, default_region=region),
     )
@@ -409,6 +472,7 @@ _TOPICS: dict[str, Builder] = {
     # Since API 2025-01 customer payloads carry no consent: these topics do.
     "customers_email_marketing_consent/update": _email_consent_event,
     "customers_marketing_consent/update": _sms_consent_event,
+    "customers/create": _customer_created,
 }
 HANDLED_TOPICS = frozenset(_TOPICS) | shopify_products.TOPICS
 

@@ -26,6 +26,7 @@ _BODY_KINDS = {
     "fulfillment_events/create": "fulfillment event",
     "returns/request": "return",
     "customers/update": "customer",
+    "customers/create": "customer",
 }
 # The Admin API wraps a resource in its name: {"order": {...}}. A webhook body is the object.
 _WRAPPERS = ("order", "refund", "fulfillment_event", "return", "customer")

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from postpurchase.events import CanonicalEvent, EventType
+from postpurchase.events import CanonicalEvent, EventType, address_key
 from postpurchase.platforms import woocommerce_products
 from postpurchase.platforms.fields import (
     GmtTimestamp,
@@ -48,6 +48,8 @@ _STATUS_EVENTS = {
 
 
 class Address(PlatformModel):
+    address_1: HtmlText | None = None
+    postcode: str | None = None
     first_name: HtmlText | None = None
     last_name: HtmlText | None = None
     email: str | None = None
@@ -72,6 +74,19 @@ class WooRefund(PlatformModel):
     total: Money  # negative, as WooCommerce lists it
 
 
+class CouponLine(PlatformModel):
+    code: HtmlText
+
+
+class MetaData(PlatformModel):
+    key: str | None = None
+    value: Any = None
+
+
+# The order meta key a referral plugin or checkout field stores the code in.
+REFERRAL_META_KEY = "referral_code"
+
+
 class WooOrder(PlatformModel):
     id: Identifier
     number: str | None = None
@@ -89,6 +104,8 @@ class WooOrder(PlatformModel):
     shipping: Address | None = None
     line_items: list[LineItem] = Field(default_factory=list)
     refunds: list[WooRefund] = Field(default_factory=list)
+    coupon_lines: list[CouponLine] = Field(default_factory=list)
+    meta_data: list[MetaData] = Field(default_factory=list)
 
 
 def _customer(order: WooOrder, notes: list[str], default_region: str) -> dict[str, Any] | None:
@@ -164,6 +181,20 @@ def normalise(
             paid_at=order.date_paid_gmt,
             updated_at=order.date_modified_gmt,
             cancelled_at=order.date_modified_gmt if order.status == "cancelled" else None,
+            discount_codes=[c.code for c in order.coupon_lines if c.code],
+            referral_code=next(
+                (
+                    str(m.value).strip()[:64]
+                    for m in order.meta_data
+                    if m.key == REFERRAL_META_KEY and isinstance(m.value, str) and m.value.strip()
+                ),
+                None,
+            ),
+            shipping_address_key=(
+                address_key(ship.address_1, ship.postcode, ship.country)
+                if (ship := order.shipping)
+                else None
+            ),
             lines=[
                 dict(
                     external_id=line.id,

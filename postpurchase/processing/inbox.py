@@ -39,6 +39,7 @@ from postpurchase.processing.planning import (
 from postpurchase.processing.records import (
     CustomerRecord,
     OrderRecord,
+    Records,
     SourcedEvent,
     upsert_records,
 )
@@ -174,6 +175,20 @@ def _named_products(items: Sequence[SourcedEvent]) -> Iterator[tuple[str, str]]:
             )
 
 
+def mark_reward_codes_used(
+    session: Session, records: Records, items: Sequence[SourcedEvent]
+) -> int:
+    """Reward codes on the batch's orders mark their redemptions used (postpurchase.rewards)."""
+    from postpurchase.rewards.lifecycle import mark_used
+
+    uses = []
+    for item in items:
+        snapshot, order = item.event.order, records.order_for(item)
+        if snapshot is not None and snapshot.discount_codes and order is not None:
+            uses.append((order.id, snapshot.discount_codes, item.event.occurred_at))
+    return mark_used(session, uses) if uses else 0
+
+
 def process_batch(
     session: Session,
     items: Sequence[SourcedEvent],
@@ -214,6 +229,11 @@ def process_batch(
             config=loyalty,
         )
         summary.points += sum(change.points for of_event in changes for change in of_event)
+        # Sign-up, birthday and referral points, tier gifts (postpurchase.rewards).
+        from postpurchase.rewards.batches import apply_batch
+
+        summary.points += apply_batch(session, records, items, loyalty)
+    mark_reward_codes_used(session, records, items)
     occurrences: list[Occurrence] = []
     cancellations: list[Cancellation] = []
     for item in items:

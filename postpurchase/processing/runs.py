@@ -89,16 +89,18 @@ class Followups:
     assumed: int  # orders assumed delivered
     deliveries: int  # touchpoints planned for them
     winbacks: int  # win-back touchpoints planned
+    rewards: str | None = None  # what the reward follow-ups did; None: nothing
 
     @property
     def idle(self) -> bool:
-        return not (self.assumed or self.deliveries or self.winbacks)
+        return not (self.assumed or self.deliveries or self.winbacks or self.rewards)
 
     def text(self) -> str:
-        return (
+        text = (
             f"{self.assumed} order(s) assumed delivered, {self.deliveries} touchpoint(s) "
             f"planned for them; {self.winbacks} win-back touchpoint(s) planned"
         )
+        return f"{text}; {self.rewards}" if self.rewards else text
 
 
 def plan_followups(settings: Settings | None = None, *, now: datetime | None = None) -> Followups:
@@ -108,7 +110,11 @@ def plan_followups(settings: Settings | None = None, *, now: datetime | None = N
     with transaction(open_store(settings)) as session:
         assumed, deliveries = plan_assumed_deliveries(session, config, now=moment, shop_zone=zone)
         lapses = plan_lapsed_customers(session, config, now=moment, shop_zone=zone)
-    followups = Followups(assumed, deliveries.planned, lapses.planned)
+    # Codes to issue and messages about rewards (postpurchase.rewards).
+    from postpurchase.rewards.batches import reward_followups
+
+    rewards = reward_followups(settings, config, now=moment, shop_zone=zone)
+    followups = Followups(assumed, deliveries.planned, lapses.planned, rewards)
     log.info("%s", followups.text())
     return followups
 

@@ -219,6 +219,12 @@ def create_app(
     app.openapi = schema  # type: ignore[method-assign]
     # Click links in messages (outcomes): count, then redirect.
     app.include_router(clicks.router)
+    # Where customers spend points: the hosted rewards page and the storefront API.
+    from postpurchase.rewards import page as rewards_page
+    from postpurchase.rewards import storefront
+
+    app.include_router(rewards_page.router)
+    app.include_router(storefront.router)
 
     @app.get("/webhooks/health")
     async def health() -> JSONResponse:

@@ -112,4 +112,6 @@ def test_campaigns_that_planned_nothing_say_why(summary):
         "vip_welcome": 'no tier change matched `when: tier.to_tier | lower == "vip"` '
         "(customers moved to Silver)",
         "win_back": "no customer inactive for 60 days yet (the longest: 18 days)",
+        "points_expiring": "no points.expiring event yet",
+        "reward_issued": "no reward.issued event yet",
     }

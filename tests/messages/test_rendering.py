@@ -17,6 +17,8 @@ CAMPAIGNS = [
     "points_earned",
     "vip_welcome",
     "win_back",
+    "reward_issued",
+    "points_expiring",
 ]
 
 LONG_TITLE = (

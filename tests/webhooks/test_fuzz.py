@@ -31,7 +31,13 @@ from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
 from postpurchase.messages.tokens import LinkClaim, sign
-from postpurchase.store.models import InboxEvent, MessageEvent, Suppression, SurveyResponse
+from postpurchase.store.models import (
+    InboxEvent,
+    MessageEvent,
+    Redemption,
+    Suppression,
+    SurveyResponse,
+)
 from postpurchase.webhooks.app import create_app
 from postpurchase.webhooks.signatures import base64_digest, sign_generic
 
@@ -241,7 +247,7 @@ FUZZ_EXAMPLES = 12
 TWILIO_TOKEN = "fuzz-twilio-auth-token"
 SIGNING_SECRET = "fuzz-signing-secret"
 PUBLIC_BASE = "https://hooks.shop.example.com"
-_STORED = (InboxEvent, MessageEvent, Suppression, SurveyResponse)
+_STORED = (InboxEvent, MessageEvent, Suppression, SurveyResponse, Redemption)
 
 
 OPERATIONS = [
@@ -257,6 +263,13 @@ OPERATIONS = [
     ("POST", "/s/{token}"),
     ("GET", "/c/{token}"),
     ("HEAD", "/c/{token}"),
+    ("GET", "/rewards/{token}"),
+    ("POST", "/rewards/{token}"),
+    ("GET", "/storefront/proxy/account"),
+    ("POST", "/storefront/proxy/redeem"),
+    ("GET", "/storefront/api/account"),
+    ("POST", "/storefront/api/redeem"),
+    ("OPTIONS", "/storefront/api/{action}"),
     ("GET", "/webhooks/health"),
 ]
 
@@ -273,6 +286,8 @@ def api_app(db_url, store, monkeypatch, signer):
         "SIGNING_SECRET": SIGNING_SECRET,
         "SENDGRID_EVENT_PUBLIC_KEY": signer.public_key,
         "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        # the storefront routes read their settings per process, from the environment
+        "SHOPIFY_WEBHOOK_SECRET": SHOPIFY_SECRET,
     }.items():
         monkeypatch.setenv(f"POSTPURCHASE_{name}", value)
     return create_app(intake_settings(db_url, api_docs=True), session_factory=store)

@@ -1,0 +1,203 @@
+"""Referrals: when a referred person's first order is paid, both customers get points.
+
+A customer's referral code (``referral_code_for``) travels with a link (the storefront puts
+it in a cart attribute / order meta ``referral_code``) or is typed as a discount code. The
+first paid order carrying it decides, once per referred customer (``referrals`` is unique on
+them), and is refused when:
+
+- the referrer is the same customer, or shares their email, phone or a shipping address
+  (compared as digests, ``events.address_key``);
+- it is not the customer's first paid order;
+- the order is already refunded or cancelled.
+
+Points go through the ledger as ``bonus:referral:<referral id>:referrer`` and ``:referred``.
+A rewarded referral whose order is later refunded or cancelled takes both back (reversal
+rows ``reversal:referral:<referral id>:<role>``, never below a zero balance).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from postpurchase.loyalty.config import LoyaltyConfig
+from postpurchase.loyalty.ledger import _append, balance
+from postpurchase.processing.records import OrderRecord, Records, SourcedEvent
+from postpurchase.rewards.bonuses import give_bonus
+from postpurchase.store.models import (
+    Customer,
+    CustomerAddressKey,
+    LedgerKind,
+    LoyaltyLedgerEntry,
+    Order,
+    Referral,
+    ReferralCode,
+    ReferralStatus,
+)
+
+_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+
+def referral_code_for(session: Session, customer_id: int) -> str:
+    """The customer's referral code, made on first use."""
+    found = session.scalar(select(ReferralCode.code).where(ReferralCode.customer_id == customer_id))
+    if found:
+        return found
+    code = "REF-" + "".join(secrets.choice(_ALPHABET) for _ in range(8))
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(
+        dialect.insert(ReferralCode)
+        .values(customer_id=customer_id, code=code)
+        .on_conflict_do_nothing(index_elements=["customer_id"])
+    )
+    return (
+        session.scalar(select(ReferralCode.code).where(ReferralCode.customer_id == customer_id))
+        or code
+    )
+
+
+def _keep_address(session: Session, customer_id: int, key: str) -> None:
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(
+        dialect.insert(CustomerAddressKey)
+        .values(customer_id=customer_id, address_key=key)
+        .on_conflict_do_nothing()
+    )
+
+
+def _ended(order: OrderRecord) -> str | None:
+    if order.cancelled_at is not None:
+        return "the order was cancelled"
+    if (order.financial_status or "").lower() == "refunded" or (
+        order.total > 0 and order.refunded_amount >= order.total
+    ):
+        return "the order was refunded"
+    return None
+
+
+def _same_person(session: Session, referrer: Customer, referred: Customer) -> str | None:
+    if referrer.id == referred.id:
+        return "a customer cannot refer themselves"
+    if referrer.email and referred.email and referrer.email.lower() == referred.email.lower():
+        return "the email matches the referrer's"
+    if referrer.phone and referred.phone and referrer.phone == referred.phone:
+        return "the phone matches the referrer's"
+    theirs = select(CustomerAddressKey.address_key).where(
+        CustomerAddressKey.customer_id == referrer.id
+    )
+    shared = session.scalar(
+        select(func.count()).where(
+            CustomerAddressKey.customer_id == referred.id,
+            CustomerAddressKey.address_key.in_(theirs),
+        )
+    )
+    return "the shipping address matches the referrer's" if shared else None
+
+
+def _decide(session: Session, order: OrderRecord, code: str) -> tuple[int, str | None] | None:
+    """(referrer id, refusal reason or None), or None when the code is nobody's."""
+    referrer_id = session.scalar(
+        select(ReferralCode.customer_id).where(func.upper(ReferralCode.code) == code.upper())
+    )
+    if referrer_id is None:
+        return None
+    assert order.customer_id is not None
+    referrer = session.get_one(Customer, referrer_id)
+    referred = session.get_one(Customer, order.customer_id)
+    earlier = session.scalar(
+        select(func.count()).where(
+            Order.customer_id == referred.id, Order.paid_at.is_not(None), Order.id != order.id
+        )
+    )
+    reason = (
+        _same_person(session, referrer, referred)
+        or ("not the customer's first order" if earlier else None)
+        or _ended(order)
+    )
+    return referrer_id, reason
+
+
+def _reverse(session: Session, referral: Referral, why: str) -> None:
+    for role, customer_id in (
+        ("referrer", referral.referrer_customer_id),
+        ("referred", referral.referred_customer_id),
+    ):
+        points = session.scalar(
+            select(LoyaltyLedgerEntry.points).where(
+                LoyaltyLedgerEntry.cause == f"bonus:referral:{referral.id}:{role}"
+            )
+        )
+        take = min(int(points or 0), balance(session, customer_id))
+        if take > 0:
+            _append(
+                session,
+                customer_id=customer_id,
+                order_id=referral.order_id,
+                kind=LedgerKind.REVERSAL,
+                points=-take,
+                cause=f"reversal:referral:{referral.id}:{role}",
+                note=f"referral reversed: {why}",
+            )
+    referral.status = ReferralStatus.REVERSED
+    referral.reason = why
+
+
+def apply_referrals(
+    session: Session, records: Records, items: Sequence[SourcedEvent], config: LoyaltyConfig
+) -> int:
+    """Decide referrals for a processed batch (see the module doc). Returns points given."""
+    earn = config.more_ways_to_earn.referral
+    given = 0
+    for item in items:
+        snapshot, order = item.event.order, records.order_for(item)
+        if snapshot is None or order is None or order.customer_id is None:
+            continue
+        if snapshot.shipping_address_key:
+            _keep_address(session, order.customer_id, snapshot.shipping_address_key)
+        existing = session.scalars(select(Referral).where(Referral.order_id == order.id)).first()
+        if existing is not None:
+            ended = _ended(order)
+            if existing.status is ReferralStatus.REWARDED and ended:
+                _reverse(session, existing, ended)
+            continue
+        codes = [snapshot.referral_code] if snapshot.referral_code else []
+        codes += list(snapshot.discount_codes)
+        if not codes or order.paid_at is None:
+            continue
+        taken = session.scalar(
+            select(Referral.id).where(Referral.referred_customer_id == order.customer_id)
+        )
+        if taken is not None:
+            continue  # decided before, on another order
+        decision = next((d for c in codes if (d := _decide(session, order, c)) is not None), None)
+        if decision is None:
+            continue
+        referrer_id, reason = decision
+        referral = Referral(
+            referred_customer_id=order.customer_id,
+            referrer_customer_id=referrer_id,
+            order_id=order.id,
+            status=ReferralStatus.REFUSED if reason else ReferralStatus.REWARDED,
+            reason=reason,
+        )
+        session.add(referral)
+        session.flush()
+        if reason:
+            continue
+        for role, customer_id, points in (
+            ("referrer", referrer_id, earn.referrer),
+            ("referred", order.customer_id, earn.referred),
+        ):
+            change = give_bonus(
+                session,
+                customer_id=customer_id,
+                points=points,
+                cause=f"bonus:referral:{referral.id}:{role}",
+                note=f"referral ({role}), order {order.name or order.external_id}",
+            )
+            given += change.points if change else 0
+    return given

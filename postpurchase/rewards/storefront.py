@@ -1,0 +1,248 @@
+"""The storefront API for a loyalty widget: the customer's account, and redeeming.
+
+Two ways in, both naming the customer in a way the caller cannot forge:
+
+- Shopify, through an App Proxy (``/apps/<subpath>`` on the shop forwards to
+  ``/storefront/proxy/...``): the query carries ``shop``, ``logged_in_customer_id``,
+  ``path_prefix``, ``timestamp`` and ``signature`` = hex HMAC-SHA256, keyed with the app's
+  client secret, of the other parameters as sorted ``key=value`` strings (repeated keys'
+  values joined by commas) concatenated without separator. An empty customer id means nobody
+  is logged in (401). Timestamps older than the webhook tolerance are replays.
+- Other platforms: ``/storefront/api/...`` with ``Authorization: Bearer <key>`` (one of
+  ``POSTPURCHASE_STOREFRONT_API_KEYS``), the customer as ``?customer=platform:id``; a key
+  needs the ``read`` scope for the account and ``redeem`` to redeem. A redeem key belongs on
+  the shop's server, never in a browser.
+
+Answers are JSON. Requests are limited per customer (429 with Retry-After); CORS allows the
+shop's own origin only (``POSTPURCHASE_STOREFRONT_ORIGIN``, default the shop URL). Redeeming
+takes an idempotency key (``Idempotency-Key`` header or ``key`` in the body): a widget that
+retries gets the same code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
+
+from postpurchase.exceptions import ConfigError, InvalidInput
+from postpurchase.rewards.account import account_of
+from postpurchase.rewards.redemption import NotEnoughPoints, RewardUnavailable
+from postpurchase.rewards.web import Services, services
+from postpurchase.store.database import reading
+from postpurchase.store.models import Customer
+
+router = APIRouter()
+
+
+def proxy_signature(params: Iterable[tuple[str, str]], secret: bytes) -> str:
+    """Shopify's app-proxy signature of query ``params`` (``signature`` itself left out)."""
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for key, value in params:
+        if key != "signature":
+            grouped[key].append(value)
+    message = "".join(sorted(f"{key}={','.join(values)}" for key, values in grouped.items()))
+    return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()
+
+
+class Refused(Exception):
+    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.headers = headers or {}
+
+
+def _origin(svc: Services) -> str:
+    parts = urlsplit(svc.rewards.storefront_origin or svc.settings.shop_url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _cors(request: Request, svc: Services, response: Response) -> Response:
+    allowed = _origin(svc)
+    if request.headers.get("origin") == allowed:
+        response.headers["Access-Control-Allow-Origin"] = allowed
+        response.headers["Vary"] = "Origin"
+    return response
+
+
+def _proxy_customer(request: Request, svc: Services) -> tuple[str, str]:
+    """(source, external id) of the logged-in Shopify customer, once the signature holds."""
+    params = list(request.query_params.multi_items())
+    given = request.query_params.get("signature", "")
+    shop = request.query_params.get("shop", "").lower()
+    settings = svc.settings
+    secret = settings.shopify_webhook_secrets.get(shop) or settings.shopify_webhook_secret
+    if secret is None:
+        raise Refused(503, "the Shopify app secret is not configured")
+    expected = proxy_signature(params, secret.get_secret_value().encode())
+    if not given or not hmac.compare_digest(given, expected):
+        raise Refused(401, "app proxy signature does not match")
+    try:
+        stamp = int(request.query_params.get("timestamp", ""))
+    except ValueError:
+        raise Refused(401, "app proxy request has no timestamp") from None
+    if abs(time.time() - stamp) > settings.webhook_tolerance_seconds:
+        raise Refused(401, "app proxy request is too old (a replay?)")
+    customer = request.query_params.get("logged_in_customer_id", "")
+    if not customer:
+        raise Refused(401, "no customer is logged in")
+    return "shopify", customer
+
+
+def _key_customer(request: Request, svc: Services, scope: str) -> tuple[str, str]:
+    header = request.headers.get("authorization", "")
+    token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+    name = next(
+        (
+            n
+            for n, key in svc.rewards.storefront_api_keys.items()
+            if token and hmac.compare_digest(token, key.get_secret_value())
+        ),
+        None,
+    )
+    if name is None:
+        raise Refused(401, "unknown API key")
+    if scope not in svc.rewards.storefront_api_scopes.get(name, []):
+        raise Refused(403, f"this API key lacks the {scope} scope")
+    source, _, external_id = request.query_params.get("customer", "").partition(":")
+    if not source or not external_id:
+        raise Refused(400, "give the customer as ?customer=platform:id")
+    return source, external_id
+
+
+def _customer_id(svc: Services, source: str, external_id: str) -> int:
+    with reading(svc.redeemer.store) as session:
+        found = session.scalar(
+            select(Customer.id).where(
+                Customer.source == source, Customer.external_id == external_id
+            )
+        )
+    if found is None:
+        # Shopify customers exist here once they ordered (or the account webhook came).
+        raise Refused(404, "no loyalty account yet: points come with the first order")
+    return found
+
+
+def _limit(svc: Services, customer_id: int) -> None:
+    wait = svc.limiter.wait_needed(str(customer_id))
+    if wait:
+        raise Refused(
+            429, "too many requests for this customer", {"Retry-After": str(math.ceil(wait))}
+        )
+
+
+async def _answer(request: Request, via: str, action: str) -> Response:
+    try:
+        svc = await run_in_threadpool(services)
+    except ConfigError:
+        return JSONResponse({"error": "the server's configuration is invalid"}, status_code=503)
+    try:
+        if via == "proxy":
+            source, external_id = _proxy_customer(request, svc)
+        else:
+            source, external_id = _key_customer(
+                request, svc, "read" if action == "account" else "redeem"
+            )
+        customer_id = await run_in_threadpool(_customer_id, svc, source, external_id)
+        _limit(svc, customer_id)
+        if action == "account":
+            account = await run_in_threadpool(
+                account_of, svc.redeemer.store, svc.config, customer_id=customer_id
+            )
+            body: dict[str, Any] = account.as_json()
+            status = 200
+        else:
+            body, status = await _redeem(request, svc, customer_id)
+    except Refused as refused:
+        return _cors(
+            request,
+            svc,
+            JSONResponse({"error": refused.reason}, refused.status, headers=refused.headers),
+        )
+    return _cors(request, svc, JSONResponse(body, status_code=status))
+
+
+async def _redeem(request: Request, svc: Services, customer_id: int) -> tuple[dict[str, Any], int]:
+    try:
+        given = await request.json()
+    except ValueError:
+        given = None
+    if not isinstance(given, dict) or not isinstance(given.get("reward"), str):
+        raise Refused(400, 'send JSON {"reward": "<name>"}')
+    key = request.headers.get("idempotency-key") or given.get("key") or uuid.uuid4().hex
+    if not isinstance(key, str) or not 1 <= len(key) <= 100:
+        raise Refused(400, "the idempotency key must be 1 to 100 characters")
+    try:
+        view = await run_in_threadpool(
+            svc.redeemer.redeem, customer_id, given["reward"], f"store:{customer_id}:{key}"
+        )
+    except NotEnoughPoints as exc:
+        raise Refused(409, str(exc)) from None
+    except RewardUnavailable as exc:
+        raise Refused(409, str(exc)) from None
+    except InvalidInput as exc:
+        raise Refused(400, str(exc)) from None
+    body = {
+        "status": view.status.value,
+        "reward": view.reward,
+        "code": view.code,
+        "points": view.points,
+        "expires_at": view.expires_at.isoformat(),
+        "key": key,
+    }
+    if view.error and view.code is None:
+        body["error"] = view.error
+    # 201 with a code; 202 while the platform is still making it (retry with the same key);
+    # 502 when the platform refused and the points came back.
+    status = {"issued": 201, "pending": 202, "refunded": 502}.get(view.status.value, 200)
+    return body, status
+
+
+@router.get("/storefront/proxy/account")
+async def proxy_account(request: Request) -> Response:
+    return await _answer(request, "proxy", "account")
+
+
+@router.post("/storefront/proxy/redeem")
+async def proxy_redeem(request: Request) -> Response:
+    return await _answer(request, "proxy", "redeem")
+
+
+@router.get("/storefront/api/account")
+async def api_account(request: Request) -> Response:
+    return await _answer(request, "api", "account")
+
+
+@router.post("/storefront/api/redeem")
+async def api_redeem(request: Request) -> Response:
+    return await _answer(request, "api", "redeem")
+
+
+@router.options("/storefront/api/{action}")
+async def api_preflight(request: Request, action: str) -> Response:
+    """CORS preflight: the shop's origin only, for the methods and headers the widget uses."""
+    svc = await run_in_threadpool(services)
+    response = Response(status_code=204)
+    if request.headers.get("origin") == _origin(svc):
+        response.headers.update(
+            {
+                "Access-Control-Allow-Origin": _origin(svc),
+                "Access-Control-Allow-Methods": "GET, POST",
+                "Access-Control-Allow-Headers": "Authorization, Content-Type, Idempotency-Key",
+                "Access-Control-Max-Age": "600",
+                "Vary": "Origin",
+            }
+        )
+    return response

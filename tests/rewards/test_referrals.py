@@ -1,0 +1,210 @@
+"""Referrals: both customers get points on the referred person's first paid order, once;
+refused for the same person (email, phone, address), a later order or a refunded one."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from postpurchase.campaigns.config import load_campaigns
+from postpurchase.events import CanonicalEvent, address_key
+from postpurchase.loyalty.ledger import balance
+from postpurchase.processing.inbox import process_inbox
+from postpurchase.rewards.referrals import referral_code_for
+from postpurchase.settings import PROJECT_ROOT
+from postpurchase.store.database import transaction
+from postpurchase.store.models import Customer, InboxEvent, Referral, ReferralStatus
+
+from .conftest import NOW
+
+_n = itertools.count(1)
+HOME = address_key("12 Harbour Street", "04101", "US")
+
+
+@pytest.fixture
+def loyalty(config):
+    earn = config.more_ways_to_earn.model_copy(
+        update={
+            "referral": config.more_ways_to_earn.referral.model_copy(
+                update={"referrer": 300, "referred": 150}
+            )
+        }
+    )
+    # No points per order here: only referral points show in the balances.
+    earning = config.earning.model_copy(update={"points_per_unit": 0})
+    return config.model_copy(update={"more_ways_to_earn": earn, "earning": earning})
+
+
+def order(
+    customer: str,
+    *,
+    kind="order.paid",
+    email=None,
+    phone=None,
+    ref=None,
+    address=HOME,
+    status="paid",
+    order_id=None,
+    codes=(),
+):
+    n = next(_n)
+    snapshot = {
+        "external_id": order_id or f"90{n}",
+        "name": f"#90{n}",
+        "currency": "USD",
+        "total": "80.00",
+        "subtotal": "80.00",
+        "financial_status": status,
+        "placed_at": NOW.isoformat(),
+        "updated_at": (NOW + timedelta(seconds=n)).isoformat(),
+        "discount_codes": list(codes),
+        "customer": {
+            "external_id": customer,
+            "email": email or f"{customer}@example.com",
+            **({"phone": phone} if phone else {}),
+        },
+        **({"referral_code": ref} if ref else {}),
+        **({"shipping_address_key": address} if address else {}),
+    }
+    event = {
+        "type": kind,
+        "occurred_at": (NOW + timedelta(seconds=n)).isoformat(),
+        "order": snapshot,
+    }
+    return CanonicalEvent.model_validate(event).as_payload()
+
+
+def deliver(store, loyalty, *payloads):
+    with transaction(store) as session:
+        for payload in payloads:
+            session.add(
+                InboxEvent(
+                    source="generic",
+                    dedupe_key=f"ref:{next(_n)}",
+                    event_type=payload["type"],
+                    occurred_at=NOW,
+                    payload=payload,
+                )
+            )
+    process_inbox(
+        store,
+        load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml"),
+        worker="test",
+        shop_zone=ZoneInfo("UTC"),
+        lease=timedelta(minutes=5),
+        clock=lambda: NOW,
+        loyalty=loyalty,
+    )
+
+
+def referrer_code(store, loyalty, external_id="ada", **kw):
+    deliver(store, loyalty, order(external_id, **kw))
+    with transaction(store) as session:
+        customer = session.scalars(
+            select(Customer).where(Customer.external_id == external_id)
+        ).one()
+        return customer.id, referral_code_for(session, customer.id)
+
+
+def points(store, external_id):
+    with transaction(store) as session:
+        customer = session.scalars(
+            select(Customer).where(Customer.external_id == external_id)
+        ).one()
+        return balance(session, customer.id)
+
+
+def referral(store):
+    with transaction(store) as session:
+        return session.scalars(select(Referral)).one()
+
+
+def test_both_get_points_once_on_the_first_paid_order(store, loyalty):
+    _, code = referrer_code(store, loyalty)
+    with transaction(store) as session:
+        assert referral_code_for(session, _) == code  # stable
+    placed = order(
+        "bea", kind="order.placed", status="pending", ref=code, address=None, order_id="777"
+    )
+    deliver(store, loyalty, placed)
+    assert points(store, "bea") == 0  # not paid yet
+    paid = order("bea", ref=code, address=address_key("1 Elm Road", "90210", "US"), order_id="777")
+    deliver(store, loyalty, paid)
+    deliver(store, loyalty, paid)  # redelivered
+    assert (points(store, "ada"), points(store, "bea")) == (300, 150)
+    assert referral(store).status is ReferralStatus.REWARDED
+    deliver(store, loyalty, order("bea", ref=code, address=None))  # a second order: nothing more
+    assert (points(store, "ada"), points(store, "bea")) == (300, 150)
+
+
+def test_a_referral_code_typed_as_a_discount_code_counts(store, loyalty):
+    _, code = referrer_code(store, loyalty)
+    deliver(store, loyalty, order("bea", codes=[code.lower()], address=None))
+    assert (points(store, "ada"), points(store, "bea")) == (300, 150)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"email": "ada@example.com"}, "the email matches the referrer's"),
+        ({"phone": "+12075550100"}, "the phone matches the referrer's"),
+        ({"address": HOME}, "the shipping address matches the referrer's"),
+        ({"status": "refunded"}, "the order was refunded"),
+    ],
+)
+def test_refused(store, loyalty, change, reason):
+    _, code = referrer_code(store, loyalty, phone="+12075550100")
+    fields = {"address": address_key("1 Elm Road", "90210", "US")} | change
+    deliver(store, loyalty, order("bea", ref=code, **fields))
+    assert (points(store, "ada"), points(store, "bea")) == (0, 0)
+    found = referral(store)
+    assert found.status is ReferralStatus.REFUSED and found.reason == reason
+
+
+def test_not_a_first_order_is_refused(store, loyalty):
+    _, code = referrer_code(store, loyalty)
+    deliver(store, loyalty, order("bea", address=None))
+    deliver(store, loyalty, order("bea", ref=code, address=None))
+    assert points(store, "ada") == 0 and referral(store).reason == "not the customer's first order"
+
+
+def test_a_rewarded_referral_is_taken_back_when_the_order_is_refunded(store, loyalty):
+    _, code = referrer_code(store, loyalty)
+    deliver(store, loyalty, order("bea", ref=code, address=None, order_id="555"))
+    assert points(store, "ada") == 300
+    deliver(
+        store,
+        loyalty,
+        order(
+            "bea", kind="order.refunded", status="refunded", ref=code, address=None, order_id="555"
+        ),
+    )
+    assert (points(store, "ada"), points(store, "bea")) == (0, 0)
+    assert referral(store).status is ReferralStatus.REVERSED
+
+
+def test_platforms_carry_the_referral_code_and_an_address_digest():
+    import json
+    from pathlib import Path
+
+    from postpurchase.platforms import shopify, woocommerce
+
+    genuine = Path(__file__).resolve().parents[1] / "fixtures" / "genuine"
+    data = json.loads((genuine / "shopify" / "admin_api_order_wrapped.json").read_text())["order"]
+    data["note_attributes"].append({"name": "referral_code", "value": "REF-7KQ9MX4T"})
+    event = shopify.normalise("orders/create", data, received_at=NOW)
+    ship = data["shipping_address"]
+    assert event.order.referral_code == "REF-7KQ9MX4T"
+    assert event.order.shipping_address_key == address_key(
+        ship["address1"], ship["zip"], ship["country_code"]
+    )
+    woo = json.loads((genuine / "woocommerce" / "order_processing_docs.json").read_text())
+    woo["meta_data"].append({"id": 9001, "key": "referral_code", "value": "REF-7KQ9MX4T"})
+    event = woocommerce.normalise("order.updated", woo)
+    assert event.order.referral_code == "REF-7KQ9MX4T"
+    assert event.order.shipping_address_key == address_key("969 Market", "94103", "US")
+    assert address_key("969  MARKET", "94103", "us") == address_key("969 Market", "94103", "US")
