@@ -22,8 +22,9 @@ from typing import Literal
 from postpurchase.exceptions import ConfigError, InvalidInput
 from postpurchase.settings import ENV_PREFIX, Settings
 
-Purpose = Literal["unsubscribe", "survey"]
-_PURPOSE_CODES: dict[str, Purpose] = {"u": "unsubscribe", "s": "survey"}
+Purpose = Literal["unsubscribe", "survey", "review"]
+# "r": the hosted review page of the touchpoint's order (bound to the order through it)
+_PURPOSE_CODES: dict[str, Purpose] = {"u": "unsubscribe", "s": "survey", "r": "review"}
 _SIGNATURE_BYTES = 16  # 128 bits: unguessable, and keeps links short
 
 

@@ -521,3 +521,7 @@ class SurveyResponse(Base):
     responded_at: Mapped[datetime]
 
     __table_args__ = (CheckConstraint("score BETWEEN 1 AND 5", name="score_1_to_5"),)
+
+
+# Tables of other packages that share this metadata (migrations compare against all of it).
+from postpurchase.reviews import models as _review_models  # noqa: E402, F401
