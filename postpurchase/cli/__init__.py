@@ -56,10 +56,11 @@ def _register() -> None:
     from postpurchase.cli.loyalty import loyalty
     from postpurchase.cli.preview import preview
     from postpurchase.cli.products import products
+    from postpurchase.cli.reviews import reviews
     from postpurchase.cli.run import run
     from postpurchase.cli.serve import serve
 
-    for group in (campaigns, consent, db, loyalty, preview, products, run, serve):
+    for group in (campaigns, consent, db, loyalty, preview, products, reviews, run, serve):
         main.add_command(group)
 
 
