@@ -53,7 +53,7 @@ def reviews_list(status: str, limit: int, fmt: str) -> None:
         held = f" held: {row['held_because']}" if row["held_because"] else ""
         click.echo(
             f"#{row['id']} [{row['status']}] {row['rating']}/5 {row['product_title']} "
-            f"by {row['display_name']} ({row['submitted_at'][:16]}){held}"
+            f"by {row['display_name']} ({str(row['submitted_at'])[:16]}){held}"
         )
         for text in (row["title"], row["body"]):
             if text:
