@@ -1,4 +1,8 @@
-"""The hosted review page of an order: ``GET /r/{token}`` shows it, ``POST /r/{token}`` stores.
+"""The hosted review page of an order, and the published reviews.
+
+``GET /r/{token}`` shows an order's review page, ``POST /r/{token}`` stores what it sends.
+``GET /reviews.json`` and ``GET /reviews/google-product-reviews.xml`` publish the reviews
+(see ``postpurchase.reviews.publishing``).
 
 The link in the review request is signed for the customer and the touchpoint (so for the
 order); it never expires, but a review can only be edited for ``review_edit_days``. A GET
@@ -16,12 +20,12 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from postpurchase.exceptions import ConfigError, InvalidInput
 from postpurchase.messages.tokens import LinkClaim, signing_keys, verify
-from postpurchase.reviews import collecting
+from postpurchase.reviews import collecting, publishing
 from postpurchase.reviews.settings import ReviewSettings, load_review_settings
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store, reading, transaction
@@ -235,3 +239,58 @@ def _save(
         )
         held = any(r.held_because for r in outcome.saved)
         return len(outcome.saved), held, list(outcome.refused.values())
+
+
+# Published reviews: public, read-only, cacheable. Storefront widgets and Google's fetcher
+# revalidate with If-None-Match and get a 304 until a review is published or withdrawn.
+_CACHE = "public, max-age=300"
+
+
+def _published(settings: Settings) -> list[publishing.PublicReview]:
+    with reading(open_store(settings)) as session:
+        return publishing.published_reviews(session, shop_url=settings.shop_url)
+
+
+def _cacheable(request: Request, body: bytes, media_type: str) -> Response:
+    etag = publishing.etag_of(body)
+    headers = {"ETag": etag, "Cache-Control": _CACHE}
+    asked = [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]
+    if etag in asked or "*" in asked:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
+
+
+def _unavailable() -> Response:
+    return Response(
+        '{"detail":"temporarily unavailable"}',
+        status_code=503,
+        media_type="application/json",
+        headers={"Retry-After": "60"},
+    )
+
+
+@router.get("/reviews.json")
+async def reviews_json(request: Request, product: str | None = None) -> Response:
+    """Published reviews and the average rating per product (``?product=ID``: one product)."""
+    settings, _ = _settings()
+    try:
+        found = await run_in_threadpool(_published, settings)
+    except (SQLAlchemyError, ConfigError) as exc:
+        log.error("could not list published reviews: %s", type(exc).__name__)
+        return _unavailable()
+    return _cacheable(
+        request, publishing.reviews_json(found, product_id=product), "application/json"
+    )
+
+
+@router.get("/reviews/google-product-reviews.xml")
+async def google_product_reviews(request: Request) -> Response:
+    """The Google Product Reviews feed (schema 2.3) of every published review."""
+    settings, _ = _settings()
+    try:
+        found = await run_in_threadpool(_published, settings)
+    except (SQLAlchemyError, ConfigError) as exc:
+        log.error("could not build the review feed: %s", type(exc).__name__)
+        return _unavailable()
+    feed = publishing.google_feed(found, shop_name=settings.shop_name, favicon=None)
+    return _cacheable(request, feed, "application/xml")
