@@ -51,6 +51,7 @@ Trigger = Literal[
     "order.cancelled",
     "return.requested",
     "review.submitted",
+    "feedback.negative",
     "tier.changed",
     "customer.lapsed",
 ]

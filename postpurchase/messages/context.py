@@ -12,7 +12,8 @@ Shape (every key is always present, so ``StrictUndefined`` only trips on templat
               products: [title, quantity, image_url, product_url, review_url]
                      (one per product, in the order of its first line: what a review is of)
     loyalty:  points_earned (for this order), points_balance, page_url
-    links:    unsubscribe, survey: [{score, url}] for 1..5, review (the order's review page),
+    links:    unsubscribe, survey: [{score, url}] for 1..5, nps: [{score, url}] for 0..10,
+              review (the order's review page),
               loyalty, shop
 
 ``delivery_confirmed`` is true when a carrier reported the delivery (``delivered_at`` is then
@@ -304,6 +305,14 @@ def _assemble(
             "unsubscribe": f"{base}/u/{unsubscribe}",
             "survey": survey,
             "review": review_page_url(shop, customer_id, touchpoint_id),
+            "nps": [
+                {
+                    "score": score,
+                    "url": f"{base}/n/"
+                    + sign(shop.signing_key, LinkClaim("nps", customer_id, touchpoint_id, score)),
+                }
+                for score in range(0, 11)
+            ],
             "loyalty": shop.loyalty_page_url,
             "shop": shop.url,
         },

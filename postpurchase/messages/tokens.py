@@ -22,9 +22,10 @@ from typing import Literal
 from postpurchase.exceptions import ConfigError, InvalidInput
 from postpurchase.settings import ENV_PREFIX, Settings
 
-Purpose = Literal["unsubscribe", "survey", "review"]
-# "r": the hosted review page of the touchpoint's order (bound to the order through it)
-_PURPOSE_CODES: dict[str, Purpose] = {"u": "unsubscribe", "s": "survey", "r": "review"}
+Purpose = Literal["unsubscribe", "survey", "review", "nps"]
+# "r": the hosted review page of the touchpoint's order (bound to the order through it);
+# "n": a 0-10 NPS answer, its score signed like a survey link's
+_PURPOSE_CODES: dict[str, Purpose] = {"u": "unsubscribe", "s": "survey", "r": "review", "n": "nps"}
 _SIGNATURE_BYTES = 16  # 128 bits: unguessable, and keeps links short
 
 

@@ -27,6 +27,8 @@ from postpurchase.reviews.models import ProductReview, ReviewStatus
 from postpurchase.reviews.moderation import hold_reasons
 from postpurchase.reviews.settings import ReviewSettings
 from postpurchase.store.models import Customer, Order, OrderItem, Product, Touchpoint
+from postpurchase.surveys.negative import note_negative
+from postpurchase.surveys.settings import SupportSettings, load_support_settings
 
 TITLE_LIMIT = 200
 BODY_LIMIT = 5000
@@ -147,12 +149,16 @@ def save_reviews(
     display_name: str,
     settings: ReviewSettings,
     now: datetime,
+    support: SupportSettings | None = None,
 ) -> SaveOutcome:
-    """Store ``answers`` for ``target``'s order; new reviews emit ``review.submitted``.
+    """Store ``answers`` for ``target``'s order; new reviews emit ``review.submitted``, and
+    a review of 1 or 2 stars ``feedback.negative`` with a note to the support team (once per
+    review, whatever its edits; ``support`` None: from the environment).
 
     Each text is moderated (``hold_reasons``): held ones are pending, others published at
     once when ``review_auto_publish`` is on. An edit of a published review is moderated again.
     """
+    support = support or load_support_settings()
     offered: Mapping[str, ReviewableProduct] = {p.key: p for p in target.products}
     saved: list[ProductReview] = []
     refused: dict[str, str] = {}
@@ -199,6 +205,18 @@ def save_reviews(
         session.flush()
         if product.review is None:
             _emit_submitted(session, target.order, product, review)
+        note_negative(
+            session,
+            kind="review",
+            answer_id=review.id,
+            score=review.rating,
+            comment="\n".join(t for t in (title, body) if t) or None,
+            customer=target.customer,
+            order=target.order,
+            support=support,
+            now=now,
+            product=product.title,
+        )
         saved.append(review)
     return SaveOutcome(saved, refused)
 
