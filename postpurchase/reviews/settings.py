@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from postpurchase.exceptions import ConfigError
@@ -43,3 +43,28 @@ def load_review_settings() -> ReviewSettings:
             for e in exc.errors()
         )
         raise ConfigError(problems) from None
+
+
+class ReviewAppSettings(BaseSettings):
+    """Secrets of the review services whose webhooks are accepted (none: route answers 503)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True
+    )
+
+    judgeme_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Judge.me's signing key: the OAuth app's secret, or the private API token "
+        "the webhook was created with.",
+    )
+    yotpo_webhook_token: SecretStr | None = Field(
+        default=None, description="The secret in the Yotpo webhook's URL: /webhooks/yotpo/TOKEN."
+    )
+    yotpo_app_key: str | None = Field(default=None, description="The shop's Yotpo app key.")
+
+
+def load_review_app_settings() -> ReviewAppSettings:
+    try:
+        return ReviewAppSettings()
+    except ValidationError as exc:
+        raise ConfigError(f"review app settings: {exc.errors()[0]['msg']}") from None
