@@ -79,19 +79,22 @@ def reviews_reject(review_ids: tuple[int, ...], by: str) -> None:
 def _decide(review_ids: tuple[int, ...], *, publish: bool, by: str) -> None:
     from postpurchase.exceptions import InvalidInput
     from postpurchase.reviews.moderation import NoSuchReview, decide
+    from postpurchase.reviews.rewards import reward_published, shop_loyalty_config
     from postpurchase.store.database import session_factory, transaction
 
+    loyalty = shop_loyalty_config()
+    now = datetime.now(UTC)
     engine = open_database()
     try:
         with transaction(session_factory(engine)) as session:
             for review_id in review_ids:
                 try:
-                    review = decide(
-                        session, review_id=review_id, publish=publish, by=by, now=datetime.now(UTC)
-                    )
+                    review = decide(session, review_id=review_id, publish=publish, by=by, now=now)
                 except NoSuchReview:
                     raise InvalidInput(f"no review #{review_id}: nothing was changed") from None
-                click.echo(f"#{review.id} {review.status.value}")
+                points = reward_published(session, review, now=now, config=loyalty)
+                earned = f" (+{points} points)" if points else ""
+                click.echo(f"#{review.id} {review.status.value}{earned}")
     finally:
         engine.dispose()
 

@@ -139,12 +139,19 @@ class Tiers(_Model):
         return next((lvl for lvl in self.levels if lvl.name == name), self.base)
 
 
+class ReviewReward(_Model):
+    """Points for a published review: once per product and customer (``reviews.rewards``)."""
+
+    points: int = Field(ge=1, le=1_000_000)
+
+
 class LoyaltyConfig(_Model):
     shop_currency: str = Field(pattern=r"^[A-Z]{3}$")
     earning: Earning
     bonuses: list[Bonus] = Field(default_factory=list)
     expiry: Expiry = Expiry()
     tiers: Tiers
+    review_reward: ReviewReward | None = None
 
     @model_validator(mode="after")
     def _unique_bonus_names(self) -> Self:

@@ -23,8 +23,10 @@ from sqlalchemy.orm import Session
 
 from postpurchase.events import NO_CURRENCY, CanonicalEvent, EventType, OrderSnapshot, Review
 from postpurchase.inbox import InboxEntry, add_to_inbox
+from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.reviews.models import ProductReview, ReviewStatus
 from postpurchase.reviews.moderation import hold_reasons
+from postpurchase.reviews.rewards import reward_published
 from postpurchase.reviews.settings import ReviewSettings
 from postpurchase.store.models import Customer, Order, OrderItem, Product, Touchpoint
 from postpurchase.surveys.negative import note_negative
@@ -150,6 +152,7 @@ def save_reviews(
     settings: ReviewSettings,
     now: datetime,
     support: SupportSettings | None = None,
+    loyalty: LoyaltyConfig | None = None,
 ) -> SaveOutcome:
     """Store ``answers`` for ``target``'s order; new reviews emit ``review.submitted``, and
     a review of 1 or 2 stars ``feedback.negative`` with a note to the support team (once per
@@ -157,6 +160,7 @@ def save_reviews(
 
     Each text is moderated (``hold_reasons``): held ones are pending, others published at
     once when ``review_auto_publish`` is on. An edit of a published review is moderated again.
+    A published review earns ``loyalty``'s ``review_reward`` once per product and customer.
     """
     support = support or load_support_settings()
     offered: Mapping[str, ReviewableProduct] = {p.key: p for p in target.products}
@@ -217,6 +221,7 @@ def save_reviews(
             now=now,
             product=product.title,
         )
+        reward_published(session, review, now=now, config=loyalty)
         saved.append(review)
     return SaveOutcome(saved, refused)
 

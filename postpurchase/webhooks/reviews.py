@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from postpurchase.exceptions import ConfigError, InvalidInput
 from postpurchase.messages.tokens import LinkClaim, signing_keys, verify
 from postpurchase.reviews import collecting, publishing
+from postpurchase.reviews.rewards import shop_loyalty_config
 from postpurchase.reviews.settings import ReviewSettings, load_review_settings
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store, reading, transaction
@@ -224,6 +225,7 @@ def _save(
 ) -> tuple[int, bool, list[str]] | None:
     """(reviews saved, whether one is held for a person, why others were refused)."""
     now = datetime.now(UTC)
+    loyalty = shop_loyalty_config()
     with transaction(open_store(settings)) as session:
         target = collecting.review_order(
             session,
@@ -235,7 +237,13 @@ def _save(
         if target is None:
             return None
         outcome = collecting.save_reviews(
-            session, target, answers, display_name=display_name, settings=reviews, now=now
+            session,
+            target,
+            answers,
+            display_name=display_name,
+            settings=reviews,
+            now=now,
+            loyalty=loyalty,
         )
         held = any(r.held_because for r in outcome.saved)
         return len(outcome.saved), held, list(outcome.refused.values())
