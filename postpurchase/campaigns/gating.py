@@ -48,7 +48,10 @@ _ENV = SandboxedEnvironment()
 
 
 def is_review_request(campaign: Mapping[str, Any]) -> bool:
-    """A campaign asking for a review: its id or template says so."""
+    """A campaign asking for a review: its id or template says so (one that follows a review,
+    triggered by ``review.submitted``, asks for none)."""
+    if campaign.get("trigger") == "review.submitted":
+        return False
     return any("review" in str(campaign.get(key, "")) for key in ("id", "template"))
 
 

@@ -154,7 +154,7 @@ def test_unknown_names_in_conditions(tmp_path, templates):
     text = GOOD.replace("consent:", "when: basket.total > 10\n    consent:")
     assert _problems(tmp_path, templates, text) == [
         "FILE:9: when: expression 'basket.total > 10' uses unknown name(s) basket; "
-        "conditions can use customer, items, order, tier"
+        "conditions can use customer, items, order, review, tier"
     ]
 
 
