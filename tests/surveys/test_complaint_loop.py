@@ -206,3 +206,20 @@ def test_the_dag_task_sends_through_the_configured_channels_once(client, store, 
         for p in outbox
         if p.is_file()
     )
+
+
+def test_the_demo_answers_through_the_pages_and_the_summary_shows_them(client, store, answered):
+    from postpurchase.demo.answers import answer_targets, simulate_answers
+    from postpurchase.demo.feedback_summary import feedback_lines
+
+    with store() as session:
+        targets = answer_targets(session)
+    done = simulate_answers(client, targets, key=SECRET.encode(), seed=3)
+    with store() as session:
+        lines = feedback_lines(session)
+
+    assert (done.checkins, done.nps, done.reviews, done.refused) == (1, 1, 1, 0)
+    assert done.line().startswith("simulated answers (demo only): 1 check-ins, 1 NPS")
+    assert lines[0].startswith("reviews: ") and "stars)" in lines[0]
+    assert lines[1].startswith("NPS: ") and "from 1 answers" in lines[1]
+    assert lines[2].startswith("CSAT (delivery): ")
