@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from postpurchase.channels.messages import EmailSender, OutgoingEmail
 from postpurchase.exceptions import ProviderError
@@ -42,6 +43,11 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=2)
 _BATCH = 50
+# A notification's payload names the customer (name, email, phone) and quotes their words:
+# once it is sent or given up, it is kept this long for the team to look back, then reduced
+# to what identifies the answer.
+PAYLOAD_RETENTION = timedelta(days=30)
+_KEPT_FIELDS = ("type", "id", "kind", "score", "scale", "answered_at")
 
 
 @dataclass
@@ -240,12 +246,34 @@ def notify_support(settings: Settings | None = None, *, now: datetime | None = N
     settings = settings or load_settings()
     support = load_support_settings()
     secret = support.support_webhook_secret
+    now = now or datetime.now(UTC)
+    factory = open_store(settings)
     summary = send_due_notifications(
-        open_store(settings),
+        factory,
         settings,
         support,
-        now=now or datetime.now(UTC),
+        now=now,
         email_sender=lambda: email_sender(settings),
         webhook_secret=secret.get_secret_value().encode() if secret else signing_key(settings),
     )
-    return summary.line()
+    with transaction(factory) as session:
+        reduced = reduce_old_payloads(session, now=now)
+    return summary.line() + (f"; {reduced} old payloads reduced" if reduced else "")
+
+
+def reduce_old_payloads(session: Session, *, now: datetime) -> int:
+    """Strip the personal fields of notifications sent or given up over
+    ``PAYLOAD_RETENTION`` ago; returns how many were reduced."""
+    rows = session.execute(
+        select(SupportNotification).where(
+            SupportNotification.status.in_([NotificationStatus.SENT, NotificationStatus.FAILED]),
+            SupportNotification.created_at < now - PAYLOAD_RETENTION,
+        )
+    ).scalars()
+    reduced = 0
+    for row in rows:
+        kept = {k: row.payload[k] for k in _KEPT_FIELDS if k in row.payload}
+        if kept != row.payload:
+            row.payload = kept
+            reduced += 1
+    return reduced

@@ -223,3 +223,24 @@ def test_the_demo_answers_through_the_pages_and_the_summary_shows_them(client, s
     assert lines[0].startswith("reviews: ") and "stars)" in lines[0]
     assert lines[1].startswith("NPS: ") and "from 1 answers" in lines[1]
     assert lines[2].startswith("CSAT (delivery): ")
+
+
+def test_sent_notifications_lose_the_customers_details_after_retention(client, store, answered):
+    from postpurchase.surveys.notify import PAYLOAD_RETENTION, notify_support
+
+    client.post(
+        link("nps", answered["customer"], answered["nps_survey"], 2),
+        data={"score": "2", "comment": "Never again."},
+    )
+    sent_at = datetime.now(UTC) + timedelta(seconds=5)
+    notify_support(now=sent_at)
+
+    kept = notify_support(now=sent_at + PAYLOAD_RETENTION - timedelta(hours=1))
+    later = notify_support(now=sent_at + PAYLOAD_RETENTION + timedelta(hours=1))
+
+    assert "reduced" not in kept and later.endswith("; 2 old payloads reduced")
+    with store() as session:
+        payloads = session.execute(select(SupportNotification.payload)).scalars().all()
+    for payload in payloads:
+        assert set(payload) == {"type", "id", "kind", "score", "scale", "answered_at"}
+        assert "Never again." not in str(payload) and "chloe" not in str(payload).lower()
