@@ -29,11 +29,30 @@ from postpurchase.webhooks.rejections import Rejection
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+_JUDGEME = "/webhooks/judgeme"
+_YOTPO = "/webhooks/yotpo/{token}"
 
 
 def _answer(status: int, **body: object) -> JSONResponse:
     headers = {"Retry-After": "60"} if status == 503 else None
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _refused(
+    request: Request, settings: Settings, raw: bytes, status: int, reason: str, route: str
+) -> JSONResponse:
+    """Refuse and count it in ``rejected_webhooks``, as other refused webhooks are; the
+    route is named by its pattern, so Yotpo's URL secret is never stored."""
+    await run_in_threadpool(
+        request.app.state.rejections.record,
+        open_store(settings),
+        route=route,
+        rejection=Rejection(status, reason),
+        headers=request.headers.items(),
+        body=raw,
+        cap=settings.rejected_webhook_cap,
+    )
+    return _answer(status, error=reason)
 
 
 def _configs() -> tuple[Settings, ReviewAppSettings] | None:
@@ -72,13 +91,14 @@ async def judgeme_review(request: Request) -> JSONResponse:
     if not external.judgeme_signature_valid(
         secret, raw, request.headers.get("JUDGEME-HMAC-SHA256")
     ):
-        return _answer(401, error="JUDGEME-HMAC-SHA256 does not verify")
+        reason = "JUDGEME-HMAC-SHA256 does not verify"
+        return await _refused(request, settings, raw, 401, reason, _JUDGEME)
     try:
         review = external.parse_judgeme(json.loads(raw))
     except ValueError:
         review = None
     if review is None:
-        return _answer(400, error="not a Judge.me review")
+        return await _refused(request, settings, raw, 400, "not a Judge.me review", _JUDGEME)
     return await _store(settings, review)
 
 
@@ -97,14 +117,14 @@ async def yotpo_review(token: str, request: Request) -> JSONResponse:
         return _answer(rejection.status_code, error=rejection.reason)
     expected = apps.yotpo_webhook_token.get_secret_value().encode()
     if not hmac.compare_digest(expected, token.encode()):
-        return _answer(401, error="unknown webhook URL")
+        return await _refused(request, settings, raw, 401, "unknown webhook URL", _YOTPO)
     try:
         review, app_key = external.parse_yotpo(json.loads(raw))
     except ValueError:
         review, app_key = None, None
     if review is None:
-        return _answer(400, error="not a Yotpo review")
+        return await _refused(request, settings, raw, 400, "not a Yotpo review", _YOTPO)
     shop_key = (apps.yotpo_app_key or "").encode()
     if app_key is None or not hmac.compare_digest(app_key.encode(), shop_key):
-        return _answer(401, error="app_key is not this shop's")
+        return await _refused(request, settings, raw, 401, "app_key is not this shop's", _YOTPO)
     return await _store(settings, review)

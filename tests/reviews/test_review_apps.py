@@ -124,3 +124,16 @@ def test_a_yotpo_review_naming_the_order_is_stored_once(apps, store, reviewable)
 def test_without_configuration_the_routes_ask_to_retry(client):
     assert client.post("/webhooks/judgeme", content=b"{}").status_code == 503
     assert client.post("/webhooks/yotpo/x", content=b"{}").status_code == 503
+
+
+def test_refusals_are_counted_without_the_url_secret(apps, store):
+    from postpurchase.store.models import RejectedWebhook
+
+    apps.post("/webhooks/judgeme", content=b'{"review": {}}', headers={"JUDGEME-HMAC-SHA256": "00"})
+    apps.post("/webhooks/yotpo/a-guessed-token", json={"data": {"id": 1}})
+
+    with store() as session:
+        rows = session.execute(select(RejectedWebhook)).scalars().all()
+    routes = sorted(str(getattr(r, "route", "")) for r in rows)
+    assert routes == ["/webhooks/judgeme", "/webhooks/yotpo/{token}"]
+    assert not any("a-guessed-token" in repr(vars(r)) for r in rows)
