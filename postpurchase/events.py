@@ -34,6 +34,8 @@ class EventType(enum.StrEnum):
     CUSTOMER_UPDATED = "customer.updated"
     CUSTOMER_CREATED = "customer.created"  # an account opened (loyalty: sign-up points)
     TIER_CHANGED = "tier.changed"  # emitted by segment refreshes, not by platforms
+    # emitted when a customer answers NPS 0-6, CSAT 1-2 or gives 1-2 stars, not by platforms
+    FEEDBACK_NEGATIVE = "feedback.negative"
     # The shop's catalogue: no journey of their own, they update the products table.
     PRODUCT_UPDATED = "product.updated"  # created, updated or restored
     PRODUCT_DELETED = "product.deleted"

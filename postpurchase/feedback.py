@@ -110,10 +110,16 @@ def record_events(session: Session, rows: Sequence[dict[str, Any]]) -> int:
 
 
 def record_survey(
-    session: Session, *, touchpoint_id: int, customer_id: int, score: int, now: datetime
+    session: Session,
+    *,
+    touchpoint_id: int,
+    customer_id: int,
+    score: int,
+    now: datetime,
+    comment: str | None = None,
 ) -> bool:
-    """Store the score for the touchpoint (a later click replaces it); False if no such
-    touchpoint belongs to the customer."""
+    """Store the score (and comment) for the touchpoint (a later answer replaces both);
+    False if no such touchpoint belongs to the customer."""
     touchpoint = session.execute(
         select(Touchpoint).where(
             Touchpoint.id == touchpoint_id, Touchpoint.customer_id == customer_id
@@ -128,10 +134,12 @@ def record_survey(
             customer_id=customer_id,
             order_id=touchpoint.order_id,
             score=score,
+            comment=comment,
             responded_at=now,
         )
         .on_conflict_do_update(
-            index_elements=["touchpoint_id"], set_={"score": score, "responded_at": now}
+            index_elements=["touchpoint_id"],
+            set_={"score": score, "comment": comment, "responded_at": now},
         )
     )
     return True

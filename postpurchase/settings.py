@@ -194,9 +194,10 @@ class Settings(BaseSettings):
         default="/pages/rewards", description="Path of the loyalty page under shop_url."
     )
     review_link_template: str = Field(
-        default="{product_url}#write-a-review",
-        description="Per-product review link: {product_url} (the product's page), "
-        "{product_id} and {handle} are the product's.",
+        default="{review_page}",
+        description="Per-product review link: {review_page} (the order's hosted review page, "
+        "at the product), or {product_url} (the product's page), {product_id} and {handle} "
+        "for a review app of the shop's.",
     )
     sender_email: str = Field(default="hello@shop.example.com", description="Email From address.")
     default_locale: str = Field(default="en", description="Locale for customers without one.")

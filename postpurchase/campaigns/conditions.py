@@ -12,7 +12,9 @@ The names an expression may use, and what they hold, are those of ``condition_co
   "unknown": compare them, e.g. ``customer.sms_marketing_consent == "granted"``);
 - ``items``: a list of {product_id, title, product_type, vendor, sku, quantity, unit_price,
   tags, collections, image_url, product_url}, completed from the catalogue as stored;
-- ``tier``: {from_tier, to_tier} for ``tier.changed`` campaigns, else none.
+- ``tier``: {from_tier, to_tier} for ``tier.changed`` campaigns, else none;
+- ``review``: {rating (1-5 or none), product_id} for ``review.submitted`` campaigns planned
+  from the event, else none.
 
 A name outside these is an error at validation; an attribute missing at evaluation
 (``order.totl``) raises, because the environment's undefined is strict.
@@ -27,7 +29,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
-CONDITION_NAMES = frozenset({"order", "customer", "items", "tier"})
+CONDITION_NAMES = frozenset({"order", "customer", "items", "tier", "review"})
 
 _ENV = SandboxedEnvironment(undefined=StrictUndefined)
 

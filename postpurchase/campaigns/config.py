@@ -25,6 +25,7 @@ from postpurchase.campaigns.experiments import (
     Variant,
     experiment_problems,
 )
+from postpurchase.campaigns.gating import gating_problems
 from postpurchase.campaigns.timing import Delay, SendWindow, parse_delay, parse_window
 from postpurchase.exceptions import ConfigError
 from postpurchase.store.models import Channel
@@ -62,6 +63,7 @@ Trigger = Literal[
     "order.cancelled",
     "return.requested",
     "review.submitted",
+    "feedback.negative",
     "tier.changed",
     "customer.lapsed",
     "reward.issued",
@@ -188,11 +190,19 @@ def parse_campaigns(data: Any, source: SourceMap) -> CampaignConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source.where(())}: expected a mapping with a 'campaigns' list")
+    gated = dict(gating_problems(data, source))
     try:
         config = CampaignConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{source.where(tuple(e['loc']))}: {_message(e)}" for e in exc.errors()]
+        problems = list(gated.values()) + [
+            f"{source.where(tuple(e['loc']))}: {_message(e)}"
+            for e in exc.errors()
+            # a gated condition's unknown name is said better by the gating reason
+            if not (len(e["loc"]) > 2 and e["loc"][1] in gated and e["loc"][2] == "when")
+        ]
         raise ConfigError("\n".join(problems)) from None
+    if gated:
+        raise ConfigError("\n".join(gated.values()))
     semantic = list(_semantic_problems(config, source))
     if semantic:
         raise ConfigError("\n".join(semantic))

@@ -80,4 +80,5 @@ def sample_condition_context() -> dict[str, Any]:
         },
         "items": items,
         "tier": {"from_tier": "member", "to_tier": "vip"},
+        "review": {"rating": 5, "product_id": "1001"},
     }

@@ -57,10 +57,12 @@ def _register() -> None:
     from postpurchase.cli.preview import preview
     from postpurchase.cli.products import products
     from postpurchase.cli.report import report
+    from postpurchase.cli.reviews import reviews
     from postpurchase.cli.run import run
     from postpurchase.cli.serve import serve
 
-    for group in (campaigns, consent, db, loyalty, preview, products, report, run, serve):
+    groups = (campaigns, consent, db, loyalty, preview, products, report, reviews, run, serve)
+    for group in groups:
         main.add_command(group)
 
 

@@ -26,6 +26,7 @@ from postpurchase.exceptions import PostpurchaseError
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from postpurchase.demo.answers import SimulatedAnswers
     from postpurchase.demo.local_airflow import LocalAirflow
     from postpurchase.settings import Settings
     from postpurchase.store.database import SessionFactory
@@ -104,6 +105,7 @@ def _main_job(
     """Steps 2 to 5 once Airflow is starting: wait for it, replay, drain, summarise."""
     from postpurchase.campaigns.validation import load_valid_campaigns
     from postpurchase.demo.feed import build_feed, write_feed
+    from postpurchase.demo.feedback_summary import feedback_lines
     from postpurchase.demo.replay import read_feed, replay
     from postpurchase.demo.summary import summary_lines
     from postpurchase.settings import load_settings
@@ -135,6 +137,8 @@ def _main_job(
     click.echo("==> [4/5] processing events and dispatching due touchpoints")
     factory = session_factory(engine)
     _drain(airflow, factory, timeout)
+    answered = _simulate_answers(airflow, factory)
+    _drain(airflow, factory, timeout)  # the answers' review.submitted and feedback.negative
 
     click.echo("==> [5/5] summary")
     settings = load_settings()
@@ -143,6 +147,9 @@ def _main_job(
         for line in summary_lines(
             session, config=config, shop_zone=ZoneInfo(settings.shop_time_zone)
         ):
+            click.echo(f"    {line}")
+        click.echo(f"    {answered.line()}")
+        for line in feedback_lines(session):
             click.echo(f"    {line}")
     _simulated_redemptions(factory, settings)
     _show_outcomes(factory)
@@ -164,6 +171,22 @@ def _simulated_redemptions(factory: SessionFactory, settings: Settings) -> None:
     config = load_loyalty_config(settings.loyalty_config)
     for line in simulated_redemptions(factory, config):
         click.echo(f"    {line}")
+
+
+def _simulate_answers(airflow: LocalAirflow, factory: SessionFactory) -> SimulatedAnswers:
+    """A few customers answer the check-in, the NPS survey and the review page through the
+    running app, like a browser (demo only: labelled as simulated in the summary)."""
+    import httpx
+
+    from postpurchase.demo.answers import answer_targets, simulate_answers
+    from postpurchase.messages.tokens import signing_key
+    from postpurchase.settings import load_settings
+
+    click.echo("    simulating a few customers' answers (check-ins, NPS, reviews; demo only)")
+    with factory() as session:
+        targets = answer_targets(session)
+    with httpx.Client(base_url=f"{airflow.base_url}/postpurchase", timeout=30) as client:
+        return simulate_answers(client, targets, key=signing_key(load_settings()))
 
 
 def _drain(airflow: LocalAirflow, factory: SessionFactory, timeout: int) -> None:

@@ -152,6 +152,12 @@ class Tiers(_Model):
         return next((lvl for lvl in self.levels if lvl.name == name), self.base)
 
 
+class ReviewReward(_Model):
+    """Points for a published review: once per product and customer (``reviews.rewards``)."""
+
+    points: int = Field(ge=1, le=1_000_000)
+
+
 class LoyaltyConfig(_Model):
     shop_currency: str = Field(pattern=r"^[A-Z]{3}$")
     earning: Earning
@@ -160,6 +166,7 @@ class LoyaltyConfig(_Model):
     tiers: Tiers
     rewards: list[Reward] = Field(default_factory=list)  # see postpurchase.rewards.catalogue
     more_ways_to_earn: MoreWaysToEarn = MoreWaysToEarn()
+    review_reward: ReviewReward | None = None
 
     @model_validator(mode="after")
     def _unique_bonus_names(self) -> Self:

@@ -12,7 +12,9 @@ Shape (every key is always present, so ``StrictUndefined`` only trips on templat
               products: [title, quantity, image_url, product_url, review_url]
                      (one per product, in the order of its first line: what a review is of)
     loyalty:  points_earned (for this order), points_balance, page_url
-    links:    unsubscribe, survey: [{score, url}] for 1..5, loyalty, shop
+    links:    unsubscribe, survey: [{score, url}] for 1..5, nps: [{score, url}] for 0..10,
+              review (the order's review page),
+              loyalty, shop
 
 ``delivery_confirmed`` is true when a carrier reported the delivery (``delivered_at`` is then
 that report's time); false when delivery is only assumed from the fulfilment (WooCommerce
@@ -22,7 +24,8 @@ Amounts are Decimal, times timezone-aware UTC (the ``localdate`` filter shows th
 ``time_zone``). Images and product pages come from the product catalogue (order lines carry
 none on Shopify or WooCommerce), else from the line itself, else the page is the shop's.
 A review link is ``review_link_template`` filled with the product's ``{product_url}``,
-``{product_id}`` and ``{handle}``.
+``{product_id}`` and ``{handle}``, or ``{review_page}``: the order's hosted review page
+(``links.review``, signed for the customer and touchpoint) at that product's section.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
@@ -197,6 +201,7 @@ def build_context(
             delivered_at=order.delivery_confirmed_at or order.delivered_at,
             delivery_confirmed=order.delivery_confirmed_at is not None,
             tracking_url=order.tracking_url,
+            review_page=review_page_url(shop, customer.id, touchpoint.id),
             items=[
                 _line(
                     i.title,
@@ -260,6 +265,7 @@ def sample_context(
         delivered_at=placed_at,
         delivery_confirmed=delivery_confirmed,
         tracking_url=order.get("tracking_url"),
+        review_page=review_page_url(shop, 0, 0),
         items=[
             _line(
                 line["title"],
@@ -370,6 +376,15 @@ def _assemble(
         "links": {
             "unsubscribe": f"{base}/u/{unsubscribe}",
             "survey": survey,
+            "review": review_page_url(shop, customer_id, touchpoint_id),
+            "nps": [
+                {
+                    "score": score,
+                    "url": f"{base}/n/"
+                    + sign(shop.signing_key, LinkClaim("nps", customer_id, touchpoint_id, score)),
+                }
+                for score in range(0, 11)
+            ],
             "loyalty": shop.loyalty_page_url,
             # The customer's own rewards page (postpurchase.rewards.page): signed, no login.
             "rewards": f"{base}/rewards/"
@@ -418,15 +433,23 @@ def _line(
     )
 
 
-def _review_url(shop: ShopProfile, line: _Line) -> str:
+def review_page_url(shop: ShopProfile, customer_id: int, touchpoint_id: int) -> str:
+    """The hosted review page of the touchpoint's order (``/r/{token}``)."""
+    token = sign(shop.signing_key, LinkClaim("review", customer_id, touchpoint_id))
+    return f"{shop.public_base_url}/r/{token}"
+
+
+def _review_url(shop: ShopProfile, line: _Line, review_page: str) -> str:
+    key = f"id-{line.product_id}" if line.product_id else f"title-{line.product_title}"
     return shop.review_link_template.format(
         product_url=line.product_url or shop.url,
         product_id=line.product_id or "",
         handle=line.handle or "",
+        review_page=f"{review_page}#{quote(key[:255], safe='')}",
     )
 
 
-def _products(shop: ShopProfile, lines: list[_Line]) -> list[dict[str, Any]]:
+def _products(shop: ShopProfile, lines: list[_Line], review_page: str) -> list[dict[str, Any]]:
     """One entry per product: the variants of a product (lines with its id, or with its
     title when the platform gave no id) are one thing to review."""
     products: dict[str, dict[str, Any]] = {}
@@ -439,7 +462,7 @@ def _products(shop: ShopProfile, lines: list[_Line]) -> list[dict[str, Any]]:
                 "quantity": line.quantity,
                 "image_url": line.image_url,
                 "product_url": line.product_url or shop.url,
-                "review_url": _review_url(shop, line),
+                "review_url": _review_url(shop, line, review_page),
             }
         else:
             entry["quantity"] += line.quantity
@@ -458,6 +481,7 @@ def _order_view(
     delivery_confirmed: bool,
     tracking_url: str | None,
     items: list[_Line],
+    review_page: str,
 ) -> dict[str, Any]:
     return {
         "name": name,
@@ -475,11 +499,11 @@ def _order_view(
                 "line_total": line.unit_price * line.quantity,
                 "image_url": line.image_url,
                 "product_url": line.product_url or shop.url,
-                "review_url": _review_url(shop, line),
+                "review_url": _review_url(shop, line, review_page),
             }
             for line in items
         ],
-        "products": _products(shop, items),
+        "products": _products(shop, items, review_page),
     }
 
 

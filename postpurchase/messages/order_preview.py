@@ -111,6 +111,7 @@ def _not_sent(order: OrderSnapshot, earned: int, condition: Condition | None) ->
         "customer": customer_context(order.customer) if order.customer else {},
         "items": items,
         "tier": None,
+        "review": None,
     }
     try:
         if condition.matches(facts):

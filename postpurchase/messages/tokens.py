@@ -22,9 +22,17 @@ from typing import Literal
 from postpurchase.exceptions import ConfigError, InvalidInput
 from postpurchase.settings import ENV_PREFIX, Settings
 
-Purpose = Literal["unsubscribe", "survey", "rewards"]
-# "rewards": the customer's hosted rewards page (postpurchase.rewards.page).
-_PURPOSE_CODES: dict[str, Purpose] = {"u": "unsubscribe", "s": "survey", "r": "rewards"}
+Purpose = Literal["unsubscribe", "survey", "rewards", "review", "nps"]
+# "r": the customer's hosted rewards page (postpurchase.rewards.page);
+# "v": the hosted review page of the touchpoint's order (bound to the order through it);
+# "n": a 0-10 NPS answer, its score signed like a survey link's
+_PURPOSE_CODES: dict[str, Purpose] = {
+    "u": "unsubscribe",
+    "s": "survey",
+    "r": "rewards",
+    "v": "review",
+    "n": "nps",
+}
 _SIGNATURE_BYTES = 16  # 128 bits: unguessable, and keeps links short
 
 

@@ -146,8 +146,16 @@ def _occurrence(
         return Occurrence(event.type.value, event.occurred_at, customer.id, None, subject, tier)
     if order is None or order.customer_id is None:
         return None
+    review = None
+    if event.type is EventType.REVIEW_SUBMITTED and event.review is not None:
+        review = {"rating": event.review.rating, "product_id": event.review.product_id}
     return Occurrence(
-        event.type.value, event.occurred_at, order.customer_id, order.id, order_subject(order.id)
+        event.type.value,
+        event.occurred_at,
+        order.customer_id,
+        order.id,
+        order_subject(order.id),
+        review=review,
     )
 
 

@@ -74,6 +74,7 @@ class Occurrence:
     order_id: int | None
     subject_key: str
     tier: dict[str, Any] | None = None
+    review: dict[str, Any] | None = None  # review.submitted: {rating, product_id}
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,16 @@ class Facts:
     items: list[dict[str, Any]]
     zone: ZoneInfo
 
-    def context(self, tier: dict[str, Any] | None) -> dict[str, Any]:
-        return {"order": self.order, "customer": self.customer, "items": self.items, "tier": tier}
+    def context(
+        self, tier: dict[str, Any] | None, review: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return {
+            "order": self.order,
+            "customer": self.customer,
+            "items": self.items,
+            "tier": tier,
+            "review": review,
+        }
 
 
 _ITEM_FIELDS = (
@@ -214,7 +223,7 @@ def decide(campaign: Campaign, occurrence: Occurrence, facts: Facts) -> Decision
                 return Decision(reason=f"{event} already happened")
     if campaign.when is not None:
         try:
-            if not campaign.when.matches(facts.context(occurrence.tier)):
+            if not campaign.when.matches(facts.context(occurrence.tier, occurrence.review)):
                 return Decision(reason=f"condition not met: {campaign.when.source}")
         except ConditionError as exc:
             return Decision(reason=f"condition failed: {exc}")

@@ -525,6 +525,7 @@ class SurveyResponse(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
     score: Mapped[int]
+    comment: Mapped[str | None] = mapped_column(Text)  # written on the page with the score
     responded_at: Mapped[datetime]
 
     __table_args__ = (CheckConstraint("score BETWEEN 1 AND 5", name="score_1_to_5"),)
@@ -749,3 +750,8 @@ class CustomerAddressKey(Base):
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
     address_key: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+# Tables of other packages that share this metadata (migrations compare against all of it).
+from postpurchase.reviews import models as _review_models  # noqa: E402, F401
+from postpurchase.surveys import models as _survey_models  # noqa: E402, F401

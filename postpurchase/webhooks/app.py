@@ -30,7 +30,16 @@ from postpurchase.exceptions import ConfigError
 from postpurchase.inbox import IGNORED_EVENT_TYPE, InboxEntry
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import SessionFactory, engine_of, open_store
-from postpurchase.webhooks import clicks, links, openapi, opt_out_spool, providers
+from postpurchase.webhooks import (
+    clicks,
+    links,
+    openapi,
+    opt_out_spool,
+    providers,
+    review_apps,
+    reviews,
+    surveys,
+)
 from postpurchase.webhooks.group_commit import GroupCommitter
 from postpurchase.webhooks.intake import (
     Ping,
@@ -205,6 +214,9 @@ def create_app(
     # Provider feedback (SendGrid events, Twilio status and inbound, unsubscribe, survey).
     app.include_router(providers.router)
     app.include_router(links.router)
+    app.include_router(reviews.router)
+    app.include_router(surveys.router)
+    app.include_router(review_apps.router)
     app.add_exception_handler(links.Misconfigured, lambda _r, _e: links.misconfigured_page())
 
     def schema() -> dict[str, Any]:

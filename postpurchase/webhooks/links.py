@@ -7,8 +7,10 @@ POST that button sends is what counts.
 - ``GET /u/{token}`` shows the unsubscribe page; ``POST /u/{token}`` unsubscribes (also the
   List-Unsubscribe-Post one-click target). With the database down the unsubscribe is spooled
   to disk and applied when it is back (mail clients never retry a one-click unsubscribe).
-- ``GET /s/{token}`` shows the five scores with the clicked one preselected and one button;
-  ``POST /s/{token}`` records the score chosen on the page (the link's score if none is sent).
+- ``GET /s/{token}`` shows the five scores with the clicked one preselected, a comment box
+  and one button; ``POST /s/{token}`` records the score chosen on the page (the link's
+  score if none is sent) and the comment. A 1 or 2 also emits ``feedback.negative`` and
+  tells the support team (``postpurchase.surveys``).
   A later answer for the same message replaces an earlier one: what the person last chose is
   kept. With the database down the page asks to try again (503); nothing is recorded.
 """
@@ -31,6 +33,8 @@ from postpurchase.messages.tokens import LinkClaim, signing_keys, verify
 from postpurchase.outcomes.clicks import record_unsubscribe
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store, transaction
+from postpurchase.surveys import answers
+from postpurchase.surveys.settings import load_support_settings
 from postpurchase.webhooks import openapi, opt_out_spool
 from postpurchase.webhooks.intake import read_body
 from postpurchase.webhooks.rejections import Rejection
@@ -39,7 +43,12 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 _BUTTON = "padding:12px 22px;font-size:16px;"
-_FORM_LIMIT = 4096  # a score or the one-click marker: a bigger body is no form of ours
+COMMENT_BOX = (
+    '<p><label>Anything to tell us? (optional)<br><textarea name="comment" rows="4" '
+    'maxlength="2000" style="width:100%;box-sizing:border-box;font-size:16px;padding:8px;">'
+    "</textarea></label></p>"
+)
+_FORM_LIMIT = 16384  # a score, a comment of 2000 characters encoded, or the one-click marker
 
 
 class Misconfigured(Exception):
@@ -163,6 +172,7 @@ def survey_page(token: str) -> HTMLResponse:
     )
     form = (
         f'<form method="post" action="{html.escape(token)}"><p>{choices}</p>'
+        f"{COMMENT_BOX}"
         f'<button type="submit" style="{_BUTTON}">Send my answer</button></form>'
     )
     return page(
@@ -190,7 +200,9 @@ async def survey_answer(token: str, request: Request) -> HTMLResponse:
         return page(settings, "Not accepted", "Please choose a score from 1 to 5.", 422)
     score = int(chosen)
     try:
-        recorded = await run_in_threadpool(_record_survey, settings, claim, score)
+        recorded = await run_in_threadpool(
+            _record_survey, settings, claim, score, form.get("comment")
+        )
     except (SQLAlchemyError, ConfigError) as exc:
         log.error("could not record a survey answer: %s", type(exc).__name__)
         return _busy(settings)
@@ -204,13 +216,16 @@ async def survey_answer(token: str, request: Request) -> HTMLResponse:
     )
 
 
-def _record_survey(settings: Settings, claim: LinkClaim, score: int) -> bool:
+def _record_survey(settings: Settings, claim: LinkClaim, score: int, comment: str | None) -> bool:
+    support = load_support_settings()
     with transaction(open_store(settings)) as session:
-        return feedback.record_survey(
+        return answers.record_csat(
             session,
             touchpoint_id=claim.touchpoint_id,
             customer_id=claim.customer_id,
             score=score,
+            comment=comment,
+            support=support,
             now=datetime.now(UTC),
         )
 

@@ -51,6 +51,8 @@ def test_every_shipped_campaign_validates_against_the_shipped_templates():
         "delivery_checkin",
         "setup_tips",
         "review_request",
+        "nps_survey",
+        "service_recovery",
         "points_earned",
         "vip_welcome",
         "win_back",
@@ -93,8 +95,8 @@ def test_structural_mistakes_are_all_reported_with_their_lines(tmp_path, templat
     assert problems == [
         "FILE:5: trigger: Input should be 'order.placed', 'order.paid', 'order.fulfilled', "
         "'order.delivered', 'order.refunded', 'order.cancelled', 'return.requested', "
-        "'review.submitted', 'tier.changed', 'customer.lapsed', 'reward.issued' or "
-        "'points.expiring'",
+        "'review.submitted', 'feedback.negative', 'tier.changed', 'customer.lapsed', "
+        "'reward.issued' or 'points.expiring'",
         "FILE:6: delay: '3 days' is not a duration; write e.g. 3d, 2h30m, 1w or ISO 8601 "
         "such as P3D, PT2H30M",
         "FILE:7: send_window: '9-17' is not a send window; write local hours like 10:00-19:00",
@@ -155,7 +157,7 @@ def test_unknown_names_in_conditions(tmp_path, templates):
     text = GOOD.replace("consent:", "when: basket.total > 10\n    consent:")
     assert _problems(tmp_path, templates, text) == [
         "FILE:9: when: expression 'basket.total > 10' uses unknown name(s) basket; "
-        "conditions can use customer, items, order, tier"
+        "conditions can use customer, items, order, review, tier"
     ]
 
 

@@ -72,7 +72,9 @@ def test_in_the_demo_setup_tips_go_out(client, store, drain, db_url, tmp_path, c
         body, headers = shopify_request(delivery, SHOPIFY_SECRET)
         assert client.post("/webhooks/shopify", content=body, headers=headers).status_code == 202
     drain(now=now.isoformat())
-    settings = Settings(database_url=db_url, var_dir=tmp_path / "var")
+    settings = Settings(
+        database_url=db_url, var_dir=tmp_path / "var", signing_secret="demo-catalogue-test-secret"
+    )
 
     results = [dispatch_chunk(chunk, settings) for chunk in claim_for_run("manual__demo", settings)]
 

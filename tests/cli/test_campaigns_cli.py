@@ -43,7 +43,7 @@ def test_validate_lists_every_problem_and_fails(tmp_path):
     text = (
         SHIPPED.read_text()
         .replace("delay: 1d", "delay: tomorrow")
-        .replace("[email, sms]", "[email, fax]")
+        .replace("[email, sms]", "[email, fax]", 1)
     )
     broken.write_text(text)
     source = text.splitlines()

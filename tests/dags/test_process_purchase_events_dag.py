@@ -117,7 +117,13 @@ def test_a_dag_run_processes_the_inbox_and_a_second_run_changes_nothing(store, r
         statuses = sorted(s.value for s in session.scalars(select(InboxEvent.status)))
     assert statuses == ["done"] * 6 + ["failed"]
     assert sorted((c, s) for _, c, s, *_ in first) == sorted(
-        [("delivery_checkin", 0), ("setup_tips", 0), ("review_request", 0), ("review_request", 1)]
+        [
+            ("delivery_checkin", 0),
+            ("setup_tips", 0),
+            ("review_request", 0),
+            ("review_request", 1),
+            ("nps_survey", 0),
+        ]
         * 3
     )
     assert _touchpoints(store) == first

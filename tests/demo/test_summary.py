@@ -94,13 +94,14 @@ def test_events_from_the_platform_are_counted_apart_from_internal_ones(summary):
 
 def test_planned_means_still_to_send_not_skipped(summary):
     assert summary[summary.index("events received from the platform: 5") + 7].startswith(
-        "touchpoints: sent 1, skipped 1, still planned 2"
+        "touchpoints: sent 1, skipped 1, still planned 3"
     )
     rows = {line.split()[0]: line.split()[2:] for line in summary if "(email)" in line}
     assert rows == {
         "delivery_checkin": ["0", "1", "0"],  # sent, skipped, still planned
         "points_earned": ["1", "0", "0"],
         "review_request": ["0", "0", "2"],
+        "nps_survey": ["0", "0", "1"],
     }
 
 
@@ -114,4 +115,5 @@ def test_campaigns_that_planned_nothing_say_why(summary):
         "win_back": "no customer inactive for 60 days yet (the longest: 18 days)",
         "points_expiring": "no points.expiring event yet",
         "reward_issued": "no reward.issued event yet",
+        "service_recovery": "no feedback.negative event yet",
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from decimal import Decimal
 
 import pytest
@@ -14,6 +15,8 @@ CAMPAIGNS = [
     "delivery_checkin",
     "setup_tips",
     "review_request",
+    "nps_survey",
+    "service_recovery",
     "points_earned",
     "vip_welcome",
     "win_back",
@@ -66,7 +69,7 @@ def test_every_template_renders_for_realistic_customers(renderer, shop, campaign
 
     email = renderer.render_email(campaign, context)
     sms = renderer.render_sms(
-        campaign, context, marketing=campaign in ("review_request", "win_back")
+        campaign, context, marketing=campaign in ("review_request", "win_back", "nps_survey")
     )
 
     assert email.subject and "\n" not in email.subject
@@ -198,3 +201,26 @@ def test_the_delivery_checkin_says_whether_delivery_was_confirmed_or_assumed(
     for claim in ("delivered on", "livrée le", "has been delivered", "a été livrée"):
         if not confirmed:
             assert claim not in email.text + email.html + sms.body
+
+
+def test_the_nps_message_links_each_score_to_its_own_signed_page(renderer, shop):
+    context = sample_context(shop, campaign_id="nps_survey", order=CUSTOMERS["french"])
+
+    email = renderer.render_email("nps_survey", context)
+    sms = renderer.render_sms("nps_survey", context, marketing=True)
+
+    urls = [link["url"] for link in context["links"]["nps"]]
+    assert [link["score"] for link in context["links"]["nps"]] == list(range(11))
+    assert len(set(urls)) == 11 and all("/n/" in url for url in urls)
+    assert all(url in email.text for url in urls)
+    assert all(html.escape(url) in email.html for url in urls)
+    assert urls[10] in sms.body
+
+
+def test_service_recovery_gives_a_direct_way_to_reach_a_person(renderer, shop):
+    context = sample_context(shop, campaign_id="service_recovery", order=CUSTOMERS["french"])
+
+    email = renderer.render_email("service_recovery", context)
+
+    assert f'href="mailto:{shop.support_email}?subject=Order%20%239001"' in email.html
+    assert shop.support_email in email.text and "#9001" in email.subject

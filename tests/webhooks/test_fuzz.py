@@ -31,6 +31,7 @@ from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
 from postpurchase.messages.tokens import LinkClaim, sign
+from postpurchase.reviews.models import ProductReview
 from postpurchase.store.models import (
     InboxEvent,
     MessageEvent,
@@ -247,7 +248,7 @@ FUZZ_EXAMPLES = 12
 TWILIO_TOKEN = "fuzz-twilio-auth-token"
 SIGNING_SECRET = "fuzz-signing-secret"
 PUBLIC_BASE = "https://hooks.shop.example.com"
-_STORED = (InboxEvent, MessageEvent, Suppression, SurveyResponse, Redemption)
+_STORED = (InboxEvent, MessageEvent, Suppression, SurveyResponse, Redemption, ProductReview)
 
 
 OPERATIONS = [
@@ -270,6 +271,14 @@ OPERATIONS = [
     ("GET", "/storefront/api/account"),
     ("POST", "/storefront/api/redeem"),
     ("OPTIONS", "/storefront/api/{action}"),
+    ("GET", "/r/{token}"),
+    ("POST", "/r/{token}"),
+    ("GET", "/reviews.json"),
+    ("GET", "/reviews/google-product-reviews.xml"),
+    ("GET", "/n/{token}"),
+    ("POST", "/n/{token}"),
+    ("POST", "/webhooks/judgeme"),
+    ("POST", "/webhooks/yotpo/{token}"),
     ("GET", "/webhooks/health"),
 ]
 
@@ -288,6 +297,9 @@ def api_app(db_url, store, monkeypatch, signer):
         "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
         # the storefront routes read their settings per process, from the environment
         "SHOPIFY_WEBHOOK_SECRET": SHOPIFY_SECRET,
+        "JUDGEME_WEBHOOK_SECRET": "fuzz-judgeme-secret",
+        "YOTPO_WEBHOOK_TOKEN": "fuzz-yotpo-token",
+        "YOTPO_APP_KEY": "fuzz-yotpo-app-key",
     }.items():
         monkeypatch.setenv(f"POSTPURCHASE_{name}", value)
     return create_app(intake_settings(db_url, api_docs=True), session_factory=store)
