@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from fakes.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID, Fa
 from fakes.http_fake import Fault
 from sqlalchemy import func, select
 
-from postpurchase.demo.feed import build_feed
+from postpurchase.demo.feed import Delivery, build_feed
 from postpurchase.demo.replay import replay
 from postpurchase.demo.summary import work_left
 from postpurchase.settings import parse_database_url
@@ -76,6 +76,10 @@ def cluster(cluster_factory, fakes, campaigns):
             "POSTPURCHASE_DISPATCH_CHUNK_SIZE": "20",
             "POSTPURCHASE_DISPATCH_SEND_CONCURRENCY": "2",
             "POSTPURCHASE_CLAIM_LEASE_SECONDS": "30",
+            # no SMS quiet hours (an empty span): the texts are sent whatever the time of day
+            # the test runs at, instead of deferred to the morning in the customers' zones
+            "POSTPURCHASE_QUIET_HOURS_START": "00:00",
+            "POSTPURCHASE_QUIET_HOURS_END": "00:00",
         }
     )
 
@@ -87,13 +91,42 @@ def store(cluster):
     engine.dispose()
 
 
-def _post_feed(cluster, *, orders, id_offset):
-    deliveries = [
-        json.loads(d.to_json())
-        for d in build_feed(
-            orders=orders, seed=id_offset, now=datetime.now(UTC), id_offset=id_offset
+def _sms_consent(feed: list[Delivery], now: datetime) -> list[Delivery]:
+    """Every customer of the feed with a phone agrees to texts (Shopify's SMS consent topic),
+    so that order texts are due to all of them: the feed itself leaves a third of its
+    customers' consent unknown, and those get no text."""
+    phones = {
+        d.body["customer"]["id"]: d.body["customer"]["phone"]
+        for d in feed
+        if d.topic == "orders/create" and d.body["customer"]["phone"]
+    }
+    at = now - timedelta(minutes=1)
+    stamp = at.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return [
+        Delivery(
+            "customers_marketing_consent/update",
+            f"wh-e2e-sms-{customer_id}-{stamp}",
+            f"ev-e2e-sms-{customer_id}-{stamp}",
+            at,
+            {
+                "id": customer_id,
+                "phone": phone,
+                "sms_marketing_consent": {
+                    "state": "subscribed",
+                    "opt_in_level": "single_opt_in",
+                    "consent_updated_at": stamp,
+                    "consent_collected_from": "SHOPIFY",
+                },
+            },
         )
+        for customer_id, phone in sorted(phones.items())
     ]
+
+
+def _post_feed(cluster, *, orders, id_offset):
+    now = datetime.now(UTC)
+    feed = build_feed(orders=orders, seed=id_offset, now=now, id_offset=id_offset)
+    deliveries = [json.loads(d.to_json()) for d in feed + _sms_consent(feed, now)]
     answers = replay(
         deliveries, url=f"{cluster.base_url}/postpurchase/webhooks/shopify", secret=SECRET
     )
