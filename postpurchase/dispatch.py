@@ -83,7 +83,7 @@ _RECORD_GROUP = 50  # outcomes decided without sending, recorded per commit
 class MessageSpec(Protocol):
     """What dispatch needs from a campaign (the campaign config satisfies it).
 
-    ``cancel_on``: order states (see ``gates.ORDER_STATES``) in which the message is skipped.
+    ``cancel_on``: order states (see ``journey.ORDER_STATES``) in which the message is skipped.
     """
 
     @property

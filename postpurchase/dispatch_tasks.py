@@ -19,6 +19,7 @@ from postpurchase.dispatch import (
     claim_chunks,
 )
 from postpurchase.dispatch_notes import IDLE, dispatch_note, skip_reasons
+from postpurchase.journey import CANCEL_STATES
 from postpurchase.messages.context import ShopProfile
 from postpurchase.messages.rendering import renderer_for
 from postpurchase.messages.tokens import signing_key
@@ -26,14 +27,6 @@ from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store
 
 log = logging.getLogger(__name__)
-
-# A campaign's cancel_on events, as the order states the send-time gate checks.
-_CANCEL_STATES = {
-    "order.cancelled": "cancelled",
-    "order.refunded": "refunded",
-    "return.requested": "returned",
-    "review.submitted": "reviewed",
-}
 
 
 @dataclass(frozen=True)
@@ -52,7 +45,7 @@ class CampaignSpec:
 
     @classmethod
     def of(cls, campaign: Campaign) -> CampaignSpec:
-        states = {_CANCEL_STATES[e] for e in campaign.cancel_on if e in _CANCEL_STATES}
+        states = {CANCEL_STATES[e] for e in campaign.cancel_on if e in CANCEL_STATES}
         expiry = campaign.expires_after
         return cls(
             campaign.id,

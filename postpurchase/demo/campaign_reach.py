@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.conditions import ConditionError
-from postpurchase.campaigns.config import CUSTOMER_LAPSED, Campaign, CampaignConfig
+from postpurchase.campaigns.config import Campaign, CampaignConfig
+from postpurchase.journey import CUSTOMER_LAPSED
 from postpurchase.processing.planning import Occurrence, decide, load_facts, order_subject
 from postpurchase.store.models import CustomerTierChange, Order, Touchpoint
 

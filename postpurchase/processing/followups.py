@@ -24,7 +24,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from postpurchase.campaigns.config import CUSTOMER_LAPSED, CampaignConfig
+from postpurchase.campaigns.config import CampaignConfig
+from postpurchase.journey import CUSTOMER_LAPSED
 from postpurchase.processing.planning import (
     Occurrence,
     PlanCounts,

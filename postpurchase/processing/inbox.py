@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from postpurchase.campaigns.config import CampaignConfig
 from postpurchase.catalogue.products import note_products, store_product_events
 from postpurchase.events import CanonicalEvent, EventType
+from postpurchase.journey import CANCELLING_EVENTS
 from postpurchase.loyalty import ledger
 from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.processing.planning import (
@@ -51,15 +52,6 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 BATCH_SIZE = 1000
-_CANCELLING = frozenset(
-    {
-        EventType.ORDER_REFUNDED,
-        EventType.ORDER_CANCELLED,
-        EventType.RETURN_REQUESTED,
-        EventType.REVIEW_SUBMITTED,
-        EventType.ORDER_PLACED,
-    }
-)
 
 Clock = Callable[[], datetime]
 
@@ -222,7 +214,7 @@ def process_batch(
         occurrence = _occurrence(item, order, customer)
         if occurrence is not None:
             occurrences.append(occurrence)
-        cancelling = [item.event.type] if item.event.type in _CANCELLING else []
+        cancelling = [item.event.type] if item.event.type in CANCELLING_EVENTS else []
         new_refunds = records.new_refunds.get(item.inbox_id, [])
         summary.refunds += len(new_refunds)
         if new_refunds and item.event.type is not EventType.ORDER_REFUNDED:

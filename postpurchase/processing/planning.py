@@ -11,7 +11,7 @@ already exist (unique per subject + campaign + step + channel), so planning twic
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,6 +24,7 @@ from postpurchase.campaigns.conditions import ConditionError
 from postpurchase.campaigns.config import Campaign, CampaignConfig
 from postpurchase.campaigns.timing import zone_or
 from postpurchase.catalogue.products import catalogue_entries, with_catalogue
+from postpurchase.journey import CANCEL_STATES, order_states
 from postpurchase.processing.records import Records
 from postpurchase.processing.statements import insert_ignoring_conflicts
 from postpurchase.store.models import (
@@ -37,17 +38,6 @@ from postpurchase.store.models import (
     TouchpointStatus,
 )
 
-# What each cancelling event leaves on an order, so a late trigger is not planned at all.
-_MOOT_WHEN: dict[str, Callable[[dict[str, Any]], bool]] = {
-    # as the send-time gate sees it: an order set to refunded may list no refund (yet)
-    "order.refunded": lambda order: (
-        bool(order["refunded_amount"] > 0)
-        or order["financial_status"] in ("refunded", "partially_refunded")
-    ),
-    "order.cancelled": lambda order: order["cancelled_at"] is not None,
-    "return.requested": lambda order: order["returned_at"] is not None,
-    "review.submitted": lambda order: order["reviewed_at"] is not None,
-}
 _ADDRESS = {Channel.EMAIL: "email", Channel.SMS: "phone"}
 
 
@@ -207,9 +197,17 @@ def schedule(campaign: Campaign, anchor: datetime, zone: ZoneInfo) -> list[tuple
 def decide(campaign: Campaign, occurrence: Occurrence, facts: Facts) -> Decision:
     """Whether ``campaign`` plans anything for ``occurrence``, and what. Never raises."""
     if facts.order is not None:
+        # What each cancelling event leaves on an order, so a late trigger is not planned.
+        states = order_states(
+            cancelled_at=facts.order.get("cancelled_at"),
+            financial_status=facts.order.get("financial_status"),
+            refunded_amount=facts.order.get("refunded_amount", 0),
+            returned_at=facts.order.get("returned_at"),
+            reviewed_at=facts.order.get("reviewed_at"),
+            status_cancels=False,
+        )
         for event in campaign.cancel_on:
-            moot = _MOOT_WHEN.get(event)
-            if moot is not None and moot(facts.order):
+            if CANCEL_STATES.get(event) in states:
                 return Decision(reason=f"{event} already happened")
     if campaign.when is not None:
         try:

@@ -37,7 +37,6 @@ from sqlalchemy.orm import Session
 
 from postpurchase.events import (
     NO_CURRENCY,
-    PAID_STATUSES,
     CanonicalEvent,
     CustomerSnapshot,
     EventType,
@@ -45,6 +44,7 @@ from postpurchase.events import (
     Refund,
 )
 from postpurchase.exceptions import ConcurrentChange
+from postpurchase.journey import EVENT_TIMESTAMPS, in_paid_status
 from postpurchase.processing.consents import consent_only, merge_consent
 from postpurchase.processing.statements import insert_ignoring_conflicts
 from postpurchase.store.membership import among, pairs_among
@@ -53,16 +53,6 @@ from postpurchase.store.models import ConsentState, Customer, Order, OrderItem, 
 Key = tuple[str, str]  # (source, platform id)
 _R = TypeVar("_R", "CustomerRecord", "OrderRecord")
 
-# Which journey timestamp an event type sets on its order.
-EVENT_TIMESTAMPS = {
-    EventType.ORDER_PLACED: "placed_at",
-    EventType.ORDER_PAID: "paid_at",
-    EventType.ORDER_FULFILLED: "fulfilled_at",
-    EventType.ORDER_DELIVERED: "delivered_at",
-    EventType.ORDER_CANCELLED: "cancelled_at",
-    EventType.RETURN_REQUESTED: "returned_at",
-    EventType.REVIEW_SUBMITTED: "reviewed_at",
-}
 _CUSTOMER_FIELDS = (
     "email",
     "phone",
@@ -403,7 +393,7 @@ def _merge_order(
             row.delivery_confirmed_at = moment
     # Paid is a fact, like a refund: even a stale snapshot in a paid status proves payment.
     paid = snapshot.paid_at
-    if paid is None and (snapshot.financial_status or "").lower() in PAID_STATUSES:
+    if paid is None and in_paid_status(snapshot.financial_status):
         paid = event.occurred_at
     if paid is not None and (row.paid_at is None or paid < row.paid_at):
         row.paid_at = paid
