@@ -15,10 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from postpurchase.campaigns.config import CampaignConfig
-from postpurchase.campaigns.timing import zone_or
-from postpurchase.events import OrderSnapshot
-from postpurchase.journey import ANCHORS, CUSTOMER_LAPSED, in_paid_status
-from postpurchase.processing.planning import (
+from postpurchase.campaigns.decisions import (
     Facts,
     Occurrence,
     customer_context,
@@ -26,6 +23,9 @@ from postpurchase.processing.planning import (
     item_context,
     order_context,
 )
+from postpurchase.campaigns.timing import zone_or
+from postpurchase.events import OrderSnapshot
+from postpurchase.journey import ANCHORS, CUSTOMER_LAPSED, in_paid_status
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ from decimal import Decimal
 from typing import Any, Protocol, cast
 
 from sqlalchemy import Insert, and_, case, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from postpurchase.events import CanonicalEvent, EventType, Refund
@@ -44,7 +43,6 @@ from postpurchase.loyalty.earning import (
     award_for,
     round_points,
 )
-from postpurchase.processing.statements import insert_ignoring_conflicts
 from postpurchase.store.membership import among
 from postpurchase.store.models import (
     Customer,
@@ -55,6 +53,7 @@ from postpurchase.store.models import (
     OrderItem,
     Product,
 )
+from postpurchase.store.statements import dialect_insert, insert_ignoring_conflicts
 
 Ledger = LoyaltyLedgerEntry
 
@@ -108,9 +107,10 @@ class LedgerEvent:
 
 def ledger_insert(session: Session) -> Insert:
     """An INSERT into the ledger that skips rows whose cause is already there."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(Ledger).on_conflict_do_nothing(index_elements=["cause"])
-    return sqlite.insert(Ledger).on_conflict_do_nothing(index_elements=["cause"])
+    insert: Insert = dialect_insert(session, Ledger).on_conflict_do_nothing(
+        index_elements=["cause"]
+    )
+    return insert
 
 
 def _append(

@@ -24,6 +24,7 @@ from sqlalchemy import Row, Text, cast, select
 from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import CampaignConfig
+from postpurchase.campaigns.decisions import Occurrence
 from postpurchase.catalogue.products import note_products, store_product_events
 from postpurchase.events import CanonicalEvent, EventType
 from postpurchase.journey import CANCELLING_EVENTS
@@ -31,7 +32,6 @@ from postpurchase.loyalty import ledger
 from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.processing.planning import (
     Cancellation,
-    Occurrence,
     cancel_touchpoints,
     order_subject,
     plan_touchpoints,

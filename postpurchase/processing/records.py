@@ -46,9 +46,9 @@ from postpurchase.events import (
 from postpurchase.exceptions import ConcurrentChange
 from postpurchase.journey import EVENT_TIMESTAMPS, in_paid_status
 from postpurchase.processing.consents import consent_only, merge_consent
-from postpurchase.processing.statements import insert_ignoring_conflicts
 from postpurchase.store.membership import among, pairs_among
 from postpurchase.store.models import ConsentState, Customer, Order, OrderItem, OrderRefund
+from postpurchase.store.statements import insert_ignoring_conflicts
 
 Key = tuple[str, str]  # (source, platform id)
 _R = TypeVar("_R", "CustomerRecord", "OrderRecord")

@@ -22,10 +22,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import CampaignConfig
+from postpurchase.campaigns.decisions import Occurrence, decide
 from postpurchase.exceptions import InvalidInput
 from postpurchase.journey import ANCHORS
-from postpurchase.processing.planning import Occurrence, decide, load_facts
-from postpurchase.processing.statements import insert_ignoring_conflicts
+from postpurchase.processing.planning import load_facts
 from postpurchase.store.models import (
     CustomerTierChange,
     Order,
@@ -33,6 +33,7 @@ from postpurchase.store.models import (
     Touchpoint,
     TouchpointStatus,
 )
+from postpurchase.store.statements import insert_ignoring_conflicts
 
 # (subject key, customer id, order id): the touchpoints of one occurrence
 _Key = tuple[str, int, int | None]
