@@ -54,7 +54,6 @@ def preview(
     """
     from postpurchase.campaigns.config import load_campaigns
     from postpurchase.cli.order_files import read_order_file
-    from postpurchase.dispatch_tasks import configured_lookup
     from postpurchase.exceptions import ConfigError
     from postpurchase.loyalty.config import load_loyalty_config
     from postpurchase.messages.context import ShopProfile, sample_context
@@ -62,6 +61,7 @@ def preview(
     from postpurchase.messages.rendering import RenderedEmail, renderer_for
     from postpurchase.messages.tokens import signing_key
     from postpurchase.settings import load_settings
+    from postpurchase.tasks.dispatch import configured_lookup
 
     settings = load_settings()
     renderer = renderer_for(settings)

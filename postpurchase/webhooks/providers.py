@@ -41,6 +41,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from postpurchase import consent, feedback
+from postpurchase.airflow_glue.connections import connection_fields
 from postpurchase.channels.configured import twilio_auth_token
 from postpurchase.exceptions import ConfigError
 from postpurchase.settings import Settings, load_settings
@@ -259,7 +260,7 @@ def _sendgrid_opt_out(
 
 async def _twilio_form(request: Request, settings: Settings) -> dict[str, str] | Response:
     """The verified form of a Twilio webhook, or the refusal to send back."""
-    token = twilio_auth_token(settings)
+    token = twilio_auth_token(settings, connection=connection_fields)
     if not token:
         return _unavailable("no Twilio auth token configured to verify X-Twilio-Signature")
     raw = await _read(request, settings)

@@ -15,7 +15,6 @@ from fakes.http_fake import Fault
 from sqlalchemy import select, update
 
 from postpurchase.campaigns.config import load_campaigns
-from postpurchase.dispatch_tasks import campaign_lookup
 from postpurchase.feedback import opt_out_sms, suppress
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.claims import claim_due_touchpoints, mark_sending
@@ -30,6 +29,7 @@ from postpurchase.store.models import (
     Touchpoint,
     TouchpointStatus,
 )
+from postpurchase.tasks.dispatch import campaign_lookup
 
 NOW = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)  # 15:00 in Paris: no quiet hours
 

@@ -22,7 +22,7 @@ from postpurchase.store.database import open_store, transaction
 log = logging.getLogger(__name__)
 
 
-def run_refresh_segments(
+def refresh_tiers(
     default_config: Path, *, settings: Settings | None = None, now: datetime | None = None
 ) -> str:
     """The refresh_segments task: recompute tiers in one transaction; returns the summary."""
@@ -33,7 +33,7 @@ def run_refresh_segments(
     return str(summary)
 
 
-def run_loyalty_maintenance(
+def apply_expiry(
     default_config: Path, *, settings: Settings | None = None, now: datetime | None = None
 ) -> str:
     """The loyalty_maintenance task: apply expiry, then check that no balance is negative.
