@@ -19,7 +19,7 @@ from postpurchase.dispatch import (
     GatePolicy,
     claim_chunks,
 )
-from postpurchase.dispatch_notes import IDLE, dispatch_note, skip_reasons
+from postpurchase.dispatch.notes import IDLE, dispatch_note, skip_reasons
 from postpurchase.journey import CANCEL_STATES
 from postpurchase.messages.context import ShopProfile
 from postpurchase.messages.rendering import renderer_for
