@@ -33,7 +33,7 @@ from sqlalchemy import Engine, event, func, insert, select, text
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.events import CanonicalEvent
 from postpurchase.loyalty.config import load_loyalty_config
-from postpurchase.processing.inbox import BATCH_SIZE, process_inbox
+from postpurchase.processing.drain import BATCH_SIZE, process_inbox
 from postpurchase.settings import PROJECT_ROOT, parse_database_url
 from postpurchase.store import schema
 from postpurchase.store.database import make_engine, session_factory

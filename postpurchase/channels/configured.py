@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from postpurchase.channels.messages import EmailSender, SmsSender
 from postpurchase.channels.outbox import OutboxSender
 from postpurchase.channels.ratelimit import RateLimiter, rate_limiter
+from postpurchase.channels.senders import EmailSender, SmsSender
 from postpurchase.exceptions import ConfigError
 from postpurchase.settings import Settings
 

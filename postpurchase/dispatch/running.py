@@ -35,8 +35,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from postpurchase.channels.messages import EmailSender, SmsSender
 from postpurchase.channels.ratelimit import RateLimiter
+from postpurchase.channels.senders import EmailSender, SmsSender
 from postpurchase.dispatch.deciding import (
     Batch,
     CampaignLookup,

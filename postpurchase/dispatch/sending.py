@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from postpurchase.channels.delivery import send_with_retries
-from postpurchase.channels.messages import EmailSender, OutgoingEmail, OutgoingSms, SmsSender
+from postpurchase.channels.senders import EmailSender, OutgoingEmail, OutgoingSms, SmsSender
 from postpurchase.dispatch.deciding import GatePolicy
 from postpurchase.dispatch.outcomes import Outcome, Pending
 from postpurchase.exceptions import (

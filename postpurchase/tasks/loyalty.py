@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from postpurchase.loyalty.config import load_loyalty_config, loyalty_config_path
 from postpurchase.loyalty.expiry import expire_points
 from postpurchase.loyalty.ledger import Ledger
-from postpurchase.loyalty.segments import refresh_segments
+from postpurchase.loyalty.tiers import refresh_segments
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store, transaction
 

@@ -12,8 +12,8 @@ import pytest
 
 from postpurchase.airflow_glue.connections import connection_fields
 from postpurchase.channels.configured import email_sender, sms_sender
-from postpurchase.channels.messages import OutgoingEmail, OutgoingSms
 from postpurchase.channels.outbox import OutboxSender
+from postpurchase.channels.senders import OutgoingEmail, OutgoingSms
 from postpurchase.channels.sendgrid_email import SendGridEmailSender
 from postpurchase.channels.twilio_sms import TwilioSmsSender
 from postpurchase.exceptions import ConfigError

@@ -20,7 +20,7 @@ from postpurchase.campaigns.config import load_campaigns
 from postpurchase.demo.feed import SHOP as DEMO_SHOP
 from postpurchase.demo.feed import build_feed
 from postpurchase.events import CanonicalEvent, EventType
-from postpurchase.processing.inbox import process_inbox
+from postpurchase.processing.drain import process_inbox
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.claims import claim_due_touchpoints
 from postpurchase.store.database import transaction

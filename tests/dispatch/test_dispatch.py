@@ -460,7 +460,7 @@ def test_a_disabled_or_removed_campaign_sends_nothing_more(store, make_dispatche
 
 def test_sendgrid_request_body_is_what_the_event_webhook_needs(fake_sendgrid):
     # custom_args must be strings or SendGrid answers 400; the fake checks that like the API.
-    from postpurchase.channels.messages import OutgoingEmail
+    from postpurchase.channels.senders import OutgoingEmail
     from postpurchase.channels.sendgrid_email import SendGridEmailSender
 
     sender = SendGridEmailSender(

@@ -10,7 +10,7 @@ from journeys import at, order_event, put, touchpoints
 from sqlalchemy import select
 
 from postpurchase.events import CanonicalEvent
-from postpurchase.processing.inbox import InboxSummary, process_batch
+from postpurchase.processing.drain import InboxSummary, process_batch
 from postpurchase.processing.records import SourcedEvent
 from postpurchase.store.claims import claim_inbox_events
 from postpurchase.store.database import transaction
