@@ -13,7 +13,6 @@ Answers: 202 accepted (or ignored, for topics recorded but not acted on), 200 du
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -29,9 +28,9 @@ from starlette.concurrency import run_in_threadpool
 from postpurchase.exceptions import ConfigError
 from postpurchase.inbox import IGNORED_EVENT_TYPE, InboxEntry
 from postpurchase.settings import Settings, load_settings
-from postpurchase.store.database import SessionFactory, engine_of, open_store
+from postpurchase.store.database import SessionFactory
 from postpurchase.webhooks import links, openapi, opt_out_spool, providers
-from postpurchase.webhooks.group_commit import GroupCommitter
+from postpurchase.webhooks.deps import Runtime
 from postpurchase.webhooks.intake import (
     Ping,
     generic_entry,
@@ -49,33 +48,6 @@ EntryParser = Callable[[Settings, Mapping[str, str], bytes, datetime], InboxEntr
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class _Runtime:
-    """Settings and the database, loaded on first use (the app is built at plugin import)."""
-
-    def __init__(self, settings: Settings | None, factory: SessionFactory | None) -> None:
-        self._settings = settings
-        self._factory = factory
-        self._committer: GroupCommitter | None = None
-        self._lock = threading.Lock()
-
-    def settings(self) -> Settings:
-        if self._settings is None:
-            with self._lock:
-                if self._settings is None:
-                    self._settings = load_settings()
-        return self._settings
-
-    def factory(self) -> SessionFactory:
-        if self._factory is None:
-            self._factory = open_store(self.settings())
-        return self._factory
-
-    def committer(self) -> GroupCommitter:
-        if self._committer is None:
-            self._committer = GroupCommitter(engine_of(self.factory()))
-        return self._committer
 
 
 # The setting a route cannot verify anything without, when it is missing. WooCommerce is left
@@ -141,7 +113,8 @@ def create_app(
         openapi_url="/openapi.json" if docs else None,
         lifespan=_lifespan,
     )
-    runtime = _Runtime(settings, session_factory)
+    runtime = Runtime(settings, session_factory)
+    app.state.runtime = runtime  # every route's settings and database (see deps)
     rejections = RejectionCounter()
     app.state.rejections = rejections  # provider routes count their refusals here too
 

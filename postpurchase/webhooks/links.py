@@ -28,9 +28,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from postpurchase import feedback
 from postpurchase.exceptions import ConfigError, InvalidInput
 from postpurchase.messages.tokens import LinkClaim, signing_keys, verify
-from postpurchase.settings import Settings, load_settings
-from postpurchase.store.database import open_store, transaction
+from postpurchase.settings import Settings
+from postpurchase.store.database import transaction
 from postpurchase.webhooks import openapi, opt_out_spool
+from postpurchase.webhooks.deps import Runtime, RuntimeDep
 from postpurchase.webhooks.intake import read_body
 from postpurchase.webhooks.rejections import Rejection
 
@@ -45,9 +46,9 @@ class Misconfigured(Exception):
     """The settings cannot be read: answered with a plain 503 page (no shop name to show)."""
 
 
-def _settings() -> Settings:
+def _settings(runtime: Runtime) -> Settings:
     try:
-        return load_settings()
+        return runtime.settings()
     except ConfigError as exc:
         log.error("customer links are misconfigured: %s", exc)
         raise Misconfigured from None
@@ -84,8 +85,8 @@ def _busy(settings: Settings) -> HTMLResponse:
 
 
 @router.get("/u/{token}")
-def unsubscribe_page(token: str) -> HTMLResponse:
-    settings = _settings()
+def unsubscribe_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
+    settings = _settings(runtime)
     if _claim(settings, token, "unsubscribe") is None:
         return _invalid(settings, "unsubscribe")
     form = (
@@ -102,8 +103,8 @@ def unsubscribe_page(token: str) -> HTMLResponse:
 
 
 @router.post("/u/{token}", openapi_extra=openapi.ONE_CLICK)
-async def unsubscribe(token: str, request: Request) -> HTMLResponse:
-    settings = _settings()
+async def unsubscribe(token: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
+    settings = _settings(runtime)
     try:
         await read_body(request, _FORM_LIMIT)  # "List-Unsubscribe=One-Click": nothing to use
     except Rejection as rejection:
@@ -112,7 +113,7 @@ async def unsubscribe(token: str, request: Request) -> HTMLResponse:
     if claim is None:
         return _invalid(settings, "unsubscribe")
     done = await run_in_threadpool(
-        _unsubscribe, settings, claim.customer_id, f"touchpoint:{claim.touchpoint_id}"
+        _unsubscribe, runtime, claim.customer_id, f"touchpoint:{claim.touchpoint_id}"
     )
     if not done:
         return _invalid(settings, "unsubscribe", 404)
@@ -124,12 +125,13 @@ async def unsubscribe(token: str, request: Request) -> HTMLResponse:
     )
 
 
-def _unsubscribe(settings: Settings, customer_id: int, reference: str) -> bool:
+def _unsubscribe(runtime: Runtime, customer_id: int, reference: str) -> bool:
     """Unsubscribe now, or spool it when the database is away; False for an unknown customer."""
     now = datetime.now(UTC)
+    settings = runtime.settings()
     try:
         opt_out_spool.replayer.replay_now()
-        with transaction(open_store(settings)) as session:
+        with transaction(runtime.factory()) as session:
             return feedback.unsubscribe_email(
                 session, customer_id=customer_id, source="link", now=now, reference=reference
             )
@@ -148,8 +150,8 @@ def _unsubscribe(settings: Settings, customer_id: int, reference: str) -> bool:
 
 
 @router.get("/s/{token}")
-def survey_page(token: str) -> HTMLResponse:
-    settings = _settings()
+def survey_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
+    settings = _settings(runtime)
     claim = _claim(settings, token, "survey")
     if claim is None:
         return _invalid(settings, "survey")
@@ -172,8 +174,8 @@ def survey_page(token: str) -> HTMLResponse:
 
 
 @router.post("/s/{token}", openapi_extra=openapi.SURVEY_ANSWER)
-async def survey_answer(token: str, request: Request) -> HTMLResponse:
-    settings = _settings()
+async def survey_answer(token: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
+    settings = _settings(runtime)
     try:
         body = await read_body(request, _FORM_LIMIT)
     except Rejection as rejection:
@@ -187,7 +189,7 @@ async def survey_answer(token: str, request: Request) -> HTMLResponse:
         return page(settings, "Not accepted", "Please choose a score from 1 to 5.", 422)
     score = int(chosen)
     try:
-        recorded = await run_in_threadpool(_record_survey, settings, claim, score)
+        recorded = await run_in_threadpool(_record_survey, runtime, claim, score)
     except (SQLAlchemyError, ConfigError) as exc:
         log.error("could not record a survey answer: %s", type(exc).__name__)
         return _busy(settings)
@@ -201,8 +203,8 @@ async def survey_answer(token: str, request: Request) -> HTMLResponse:
     )
 
 
-def _record_survey(settings: Settings, claim: LinkClaim, score: int) -> bool:
-    with transaction(open_store(settings)) as session:
+def _record_survey(runtime: Runtime, claim: LinkClaim, score: int) -> bool:
+    with transaction(runtime.factory()) as session:
         return feedback.record_survey(
             session,
             touchpoint_id=claim.touchpoint_id,
