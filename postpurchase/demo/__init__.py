@@ -1,1 +1,10 @@
 """The embedded demo behind ``make run``: a realistic sample feed and its replay over HTTP."""
+
+# The modules other packages import; the rest are this package's own.
+__all__ = [
+    "feed",
+    "local_airflow",
+    "processes",
+    "replay",
+    "summary",
+]

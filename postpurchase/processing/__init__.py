@@ -4,3 +4,11 @@
 events describe; ``planning`` plans (with ``campaigns.decisions``) and cancels touchpoints;
 ``followups`` plans what no event announces (assumed deliveries, lapsed customers).
 """
+
+# The modules other packages import; the rest are this package's own.
+__all__ = [
+    "drain",
+    "followups",
+    "planning",
+    "replan",
+]

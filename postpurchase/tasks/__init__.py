@@ -5,3 +5,11 @@ calls into the package and returns a short summary for the run's note. Each func
 named for the DAG task that calls it (``drain_inbox``, ``dispatch_chunk``, ``refresh_tiers``
 ...), so the Airflow UI and the code use one word for one step.
 """
+
+# The modules other packages import; the rest are this package's own.
+__all__ = [
+    "dispatch",
+    "housekeeping",
+    "loyalty",
+    "processing",
+]
