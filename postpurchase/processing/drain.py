@@ -305,17 +305,7 @@ def process_inbox(
             retried, last_id = summary.retried, 0
             continue
         last_id = max(ids)
-        with factory() as session:
-            # Plain rows, not ORM objects: only the payloads are wanted, and read once, as
-            # JSON text that pydantic parses and validates in one pass.
-            payload = cast(InboxEvent.payload, Text).label("payload")
-            rows = session.execute(
-                select(InboxEvent.id, InboxEvent.source, payload, InboxEvent.attempts)
-                .where(among(session, InboxEvent.id, ids))
-                .order_by(InboxEvent.id)
-            ).all()
-            attempts = {row.id: row.attempts for row in rows}
-            items, invalid = _parse(rows)
+        items, invalid, attempts = _read_claimed(factory, ids)
         for inbox_id, reason in invalid.items():
             _give_up(factory, inbox_id, reason, worker=worker, summary=summary)
         run = _BatchRun(factory, config, worker, shop_zone, clock, processor, loyalty)
@@ -327,24 +317,53 @@ def process_inbox(
                 "a batch of %d event(s) failed; retrying one by one", len(items), exc_info=True
             )
         for item in items:
-            try:
-                summary.add(run([item]))
-            except Exception as exc:  # this row's failure is recorded on it, never fatal
-                reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-                if attempts[item.inbox_id] >= MAX_ATTEMPTS:
-                    _give_up(factory, item.inbox_id, reason, worker=worker, summary=summary)
-                    continue
-                with transaction(factory) as session:
-                    release(
-                        session,
-                        InboxEvent,
-                        [item.inbox_id],
-                        worker=worker,
-                        status=ClaimStatus.PENDING,
-                        last_error=reason,
-                    )
-                summary.retried += 1
+            _one_by_one(factory, run, item, attempts[item.inbox_id], worker, summary)
     return summary
+
+
+def _read_claimed(
+    factory: SessionFactory, ids: list[int]
+) -> tuple[list[SourcedEvent], dict[int, str], dict[int, int]]:
+    """The claimed rows' events, the reasons of those that do not parse, and attempts."""
+    with factory() as session:
+        # Plain rows, not ORM objects: only the payloads are wanted, and read once, as
+        # JSON text that pydantic parses and validates in one pass.
+        payload = cast(InboxEvent.payload, Text).label("payload")
+        rows = session.execute(
+            select(InboxEvent.id, InboxEvent.source, payload, InboxEvent.attempts)
+            .where(among(session, InboxEvent.id, ids))
+            .order_by(InboxEvent.id)
+        ).all()
+        items, invalid = _parse(rows)
+        return items, invalid, {row.id: row.attempts for row in rows}
+
+
+def _one_by_one(
+    factory: SessionFactory,
+    run: _BatchRun,
+    item: SourcedEvent,
+    attempts: int,
+    worker: str,
+    summary: InboxSummary,
+) -> None:
+    """Process one row of a failed batch; its failure is recorded on it, never fatal."""
+    try:
+        summary.add(run([item]))
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        if attempts >= MAX_ATTEMPTS:
+            _give_up(factory, item.inbox_id, reason, worker=worker, summary=summary)
+            return
+        with transaction(factory) as session:
+            release(
+                session,
+                InboxEvent,
+                [item.inbox_id],
+                worker=worker,
+                status=ClaimStatus.PENDING,
+                last_error=reason,
+            )
+        summary.retried += 1
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,26 @@ class PlanCounts:
     skipped: Counter[str] = field(default_factory=Counter)
 
 
+def _points_earned(session: Session, order_ids: list[int]) -> dict[int | None, int]:
+    """Points each order earned so far (awards less reversals), for conditions.
+
+    Loyalty is applied before planning in the same transaction: the award is there to see.
+    """
+    if not order_ids:
+        return {}
+    return {
+        order_id: int(total or 0)
+        for order_id, total in session.execute(
+            select(LoyaltyLedgerEntry.order_id, func.sum(LoyaltyLedgerEntry.points))
+            .where(
+                LoyaltyLedgerEntry.order_id.in_(order_ids),
+                LoyaltyLedgerEntry.kind.in_([LedgerKind.AWARD, LedgerKind.REVERSAL]),
+            )
+            .group_by(LoyaltyLedgerEntry.order_id)
+        )
+    }
+
+
 def load_facts(
     session: Session,
     occurrences: Iterable[Occurrence],
@@ -102,20 +122,7 @@ def load_facts(
             select(OrderItem).where(OrderItem.order_id.in_(missing_items)).order_by(OrderItem.id)
         ):
             items[item.order_id].append(item_context(item))
-    # Loyalty is applied before planning in the same transaction: the award is there to see.
-    points: dict[int | None, int] = {}
-    if order_ids:
-        points.update(
-            (order_id, int(total or 0))
-            for order_id, total in session.execute(
-                select(LoyaltyLedgerEntry.order_id, func.sum(LoyaltyLedgerEntry.points))
-                .where(
-                    LoyaltyLedgerEntry.order_id.in_(order_ids),
-                    LoyaltyLedgerEntry.kind.in_([LedgerKind.AWARD, LedgerKind.REVERSAL]),
-                )
-                .group_by(LoyaltyLedgerEntry.order_id)
-            )
-        )
+    points = _points_earned(session, order_ids)
     # The lines' products, from the catalogue, in one query for the whole batch.
     sources = {order_id: orders[order_id].source for order_id in order_ids if order_id in orders}
     entries = catalogue_entries(

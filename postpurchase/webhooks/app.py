@@ -118,6 +118,20 @@ def create_app(
     rejections = RejectionCounter()
     app.state.rejections = rejections  # provider routes count their refusals here too
 
+    _add_intake(app, runtime, rejections, clock)
+    # Provider feedback (SendGrid events, Twilio status and inbound, unsubscribe, survey).
+    app.include_router(providers.router)
+    app.include_router(links.router)
+    app.add_exception_handler(links.Misconfigured, lambda _r, _e: links.misconfigured_page())
+
+    _add_openapi(app)
+    _add_health(app, runtime)
+    return app
+
+
+def _add_intake(app: FastAPI, runtime: Runtime, rejections: RejectionCounter, clock: Clock) -> None:
+    """The purchase webhook routes: verify, normalise, store in the inbox, answer."""
+
     async def intake(request: Request, route: str, parse: EntryParser) -> Response:
         try:
             current = runtime.settings()
@@ -175,10 +189,10 @@ def create_app(
     app.add_route("/webhooks/shopify", shopify, methods=["POST"])
     app.add_route("/webhooks/woocommerce", woocommerce, methods=["POST"])
     app.add_route("/webhooks/events", events, methods=["POST"])
-    # Provider feedback (SendGrid events, Twilio status and inbound, unsubscribe, survey).
-    app.include_router(providers.router)
-    app.include_router(links.router)
-    app.add_exception_handler(links.Misconfigured, lambda _r, _e: links.misconfigured_page())
+
+
+def _add_openapi(app: FastAPI) -> None:
+    """The schema: the intake routes (plain Starlette routes) described by hand, then the rest."""
 
     def schema() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -191,6 +205,8 @@ def create_app(
 
     app.openapi = schema  # type: ignore[method-assign]
 
+
+def _add_health(app: FastAPI, runtime: Runtime) -> None:
     @app.get("/webhooks/health")
     async def health() -> JSONResponse:
         """Liveness plus database reachability: 200 when both are fine, 503 otherwise."""
@@ -202,8 +218,6 @@ def create_app(
                 {"status": "unavailable", "database": type(exc).__name__}, status_code=503
             )
         return JSONResponse({"status": "ok", "database": "ok"})
-
-    return app
 
 
 def _ping_database(factory: SessionFactory) -> None:
