@@ -445,65 +445,65 @@ def _journey(
     if after > now:
         return
     if roll < 0.07:  # refund of the first line
-        line = order["line_items"][0]
-        amount = Decimal(line["price"]) * line["quantity"]
-        yield builder.delivery(
-            "refunds/create",
-            after,
+        yield builder.delivery("refunds/create", after, _refund(builder, order, after))
+    elif roll < 0.12:  # return requested
+        yield builder.delivery("returns/request", after, _return_request(builder, order))
+
+
+def _refund(builder: _FeedBuilder, order: dict[str, Any], after: datetime) -> dict[str, Any]:
+    """A refund of the order's first line, as Shopify's refunds/create sends it."""
+    line = order["line_items"][0]
+    amount = Decimal(line["price"]) * line["quantity"]
+    return {
+        "id": builder.next_id(),
+        "order_id": order["id"],
+        "created_at": _iso(after),
+        "processed_at": _iso(after),
+        "note": "Damaged in transit",
+        "restock": True,
+        "refund_line_items": [
+            {
+                "id": builder.next_id(),
+                "line_item_id": line["id"],
+                "quantity": line["quantity"],
+                "subtotal": _money(amount),
+                "line_item": line,
+            }
+        ],
+        "transactions": [
             {
                 "id": builder.next_id(),
                 "order_id": order["id"],
-                "created_at": _iso(after),
-                "processed_at": _iso(after),
-                "note": "Damaged in transit",
-                "restock": True,
-                "refund_line_items": [
-                    {
-                        "id": builder.next_id(),
-                        "line_item_id": line["id"],
-                        "quantity": line["quantity"],
-                        "subtotal": _money(amount),
-                        "line_item": line,
-                    }
-                ],
-                "transactions": [
-                    {
-                        "id": builder.next_id(),
-                        "order_id": order["id"],
-                        "kind": "refund",
-                        "status": "success",
-                        "amount": _money(amount),
-                        "currency": "USD",
-                    }
-                ],
-            },
-        )
-    elif roll < 0.12:  # return requested
-        return_id = builder.next_id()
-        yield builder.delivery(
-            "returns/request",
-            after,
+                "kind": "refund",
+                "status": "success",
+                "amount": _money(amount),
+                "currency": "USD",
+            }
+        ],
+    }
+
+
+def _return_request(builder: _FeedBuilder, order: dict[str, Any]) -> dict[str, Any]:
+    """A return of one unit of the first line, as Shopify's returns/request sends it."""
+    return_id = builder.next_id()
+    return {
+        "id": return_id,
+        "admin_graphql_api_id": f"gid://shopify/Return/{return_id}",
+        "status": "requested",
+        "name": f"{order['name']}-R1",
+        "order": {
+            "id": order["id"],
+            "admin_graphql_api_id": f"gid://shopify/Order/{order['id']}",
+        },
+        "return_line_items": [
             {
-                "id": return_id,
-                "admin_graphql_api_id": f"gid://shopify/Return/{return_id}",
-                "status": "requested",
-                "name": f"{order['name']}-R1",
-                "order": {
-                    "id": order["id"],
-                    "admin_graphql_api_id": f"gid://shopify/Order/{order['id']}",
-                },
-                "return_line_items": [
-                    {
-                        "id": builder.next_id(),
-                        "quantity": 1,
-                        "return_reason": "SIZE_TOO_SMALL",
-                        "fulfillment_line_item": {
-                            "line_item": {"id": order["line_items"][0]["id"]}
-                        },
-                    }
-                ],
-            },
-        )
+                "id": builder.next_id(),
+                "quantity": 1,
+                "return_reason": "SIZE_TOO_SMALL",
+                "fulfillment_line_item": {"line_item": {"id": order["line_items"][0]["id"]}},
+            }
+        ],
+    }
 
 
 def write_feed(path: Path, deliveries: list[Delivery]) -> None:
