@@ -8,5 +8,6 @@ __all__ = [
     "estimate",
     "expiry",
     "ledger",
+    "ledger_rows",
     "tiers",
 ]

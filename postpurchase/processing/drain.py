@@ -30,6 +30,7 @@ from postpurchase.events import CanonicalEvent, EventType
 from postpurchase.journey import CANCELLING_EVENTS
 from postpurchase.loyalty import ledger
 from postpurchase.loyalty.config import LoyaltyConfig
+from postpurchase.loyalty.ledger_rows import LedgerEvent
 from postpurchase.processing.planning import (
     Cancellation,
     cancel_touchpoints,
@@ -197,7 +198,7 @@ def process_batch(
         changes = ledger.apply_events(
             session,
             [
-                ledger.LedgerEvent(
+                LedgerEvent(
                     item.event, records.order_for(item), customer.id, records.refunds_of(item)
                 )
                 for item in items
