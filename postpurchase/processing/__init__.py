@@ -7,6 +7,7 @@ events describe; ``planning`` plans (with ``campaigns.decisions``) and cancels t
 
 # The modules other packages import; the rest are this package's own.
 __all__ = [
+    "batch",
     "drain",
     "followups",
     "planning",

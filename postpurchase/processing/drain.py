@@ -31,6 +31,7 @@ from postpurchase.journey import CANCELLING_EVENTS
 from postpurchase.loyalty import ledger
 from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.loyalty.ledger_rows import LedgerEvent
+from postpurchase.processing.batch import CustomerRecord, OrderRecord, SourcedEvent
 from postpurchase.processing.planning import (
     Cancellation,
     cancel_touchpoints,
@@ -38,12 +39,7 @@ from postpurchase.processing.planning import (
     plan_touchpoints,
     tier_subject,
 )
-from postpurchase.processing.records import (
-    CustomerRecord,
-    OrderRecord,
-    SourcedEvent,
-    upsert_records,
-)
+from postpurchase.processing.records import upsert_records
 from postpurchase.store.claims import claim_inbox_events, release
 from postpurchase.store.database import SessionFactory, transaction
 from postpurchase.store.membership import among

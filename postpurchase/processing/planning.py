@@ -31,7 +31,7 @@ from postpurchase.campaigns.decisions import (
 )
 from postpurchase.campaigns.timing import zone_or
 from postpurchase.catalogue.products import catalogue_entries, with_catalogue
-from postpurchase.processing.records import Records
+from postpurchase.processing.batch import Records
 from postpurchase.store.models import (
     Customer,
     LedgerKind,
