@@ -38,6 +38,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from postpurchase.catalogue.products import CatalogueEntry, Key
+from postpurchase.messages.order_view import (
+    build_order_view,
+    order_line,
+)
 from postpurchase.messages.tokens import LinkClaim, sign
 from postpurchase.settings import Settings
 from postpurchase.store.models import (
@@ -146,7 +150,7 @@ def build_context(
     order_view = None
     if order is not None:
         catalogue = catalogue or {}
-        order_view = _order_view(
+        order_view = build_order_view(
             shop,
             name=order.name or f"#{order.external_id}",
             currency=order.currency,
@@ -162,7 +166,7 @@ def build_context(
             delivery_confirmed=order.delivery_confirmed_at is not None,
             tracking_url=order.tracking_url,
             items=[
-                _line(
+                order_line(
                     i.title,
                     i.quantity,
                     i.unit_price,
@@ -211,7 +215,7 @@ def sample_context(
     order = order or _SAMPLE_ORDER
     customer = order.get("customer") or {}
     placed_at = _parse_time(order.get("placed_at"))
-    view = _order_view(
+    view = build_order_view(
         shop,
         name=order.get("name") or f"#{order['external_id']}",
         currency=order["currency"],
@@ -224,7 +228,7 @@ def sample_context(
         delivery_confirmed=delivery_confirmed,
         tracking_url=order.get("tracking_url"),
         items=[
-            _line(
+            order_line(
                 line["title"],
                 int(line["quantity"]),
                 Decimal(str(line["unit_price"])),
@@ -302,109 +306,6 @@ def _assemble(
             "shop": shop.url,
         },
         "campaign": {"id": campaign_id},
-    }
-
-
-@dataclass(frozen=True)
-class _Line:
-    """An order line with what the catalogue knows of its product."""
-
-    title: str
-    quantity: int
-    unit_price: Decimal
-    product_id: str | None
-    product_title: str
-    handle: str | None
-    image_url: str | None
-    product_url: str | None
-
-
-def _line(
-    title: str,
-    quantity: int,
-    unit_price: Decimal,
-    product_id: str | None,
-    image_url: str | None,
-    product_url: str | None,
-    entry: CatalogueEntry | None,
-) -> _Line:
-    known = entry if entry is not None and entry.known else None
-    page = known.url if known is not None and not known.deleted else None
-    return _Line(
-        title=title,
-        quantity=quantity,
-        unit_price=unit_price,
-        product_id=product_id,
-        # variants share their product's title in the catalogue ("IPod Nano - 8GB")
-        product_title=(known.title if known is not None else None) or title,
-        handle=known.handle if known is not None else None,
-        image_url=(known.image_url if known is not None else None) or image_url,
-        product_url=page or product_url,
-    )
-
-
-def _review_url(shop: ShopProfile, line: _Line) -> str:
-    return shop.review_link_template.format(
-        product_url=line.product_url or shop.url,
-        product_id=line.product_id or "",
-        handle=line.handle or "",
-    )
-
-
-def _products(shop: ShopProfile, lines: list[_Line]) -> list[dict[str, Any]]:
-    """One entry per product: the variants of a product (lines with its id, or with its
-    title when the platform gave no id) are one thing to review."""
-    products: dict[str, dict[str, Any]] = {}
-    for line in lines:
-        key = f"id:{line.product_id}" if line.product_id else f"title:{line.product_title}"
-        entry = products.get(key)
-        if entry is None:
-            products[key] = {
-                "title": line.product_title,
-                "quantity": line.quantity,
-                "image_url": line.image_url,
-                "product_url": line.product_url or shop.url,
-                "review_url": _review_url(shop, line),
-            }
-        else:
-            entry["quantity"] += line.quantity
-            entry["image_url"] = entry["image_url"] or line.image_url
-    return list(products.values())
-
-
-def _order_view(
-    shop: ShopProfile,
-    *,
-    name: str,
-    currency: str,
-    amounts: dict[str, Decimal],
-    placed_at: datetime | None,
-    delivered_at: datetime | None,
-    delivery_confirmed: bool,
-    tracking_url: str | None,
-    items: list[_Line],
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "currency": currency,
-        **amounts,
-        "placed_at": placed_at,
-        "delivered_at": delivered_at,
-        "delivery_confirmed": delivery_confirmed,
-        "tracking_url": tracking_url,
-        "items": [
-            {
-                "title": line.title,
-                "quantity": line.quantity,
-                "unit_price": line.unit_price,
-                "line_total": line.unit_price * line.quantity,
-                "image_url": line.image_url,
-                "product_url": line.product_url or shop.url,
-                "review_url": _review_url(shop, line),
-            }
-            for line in items
-        ],
-        "products": _products(shop, items),
     }
 
 
