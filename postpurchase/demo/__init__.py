@@ -6,5 +6,6 @@ __all__ = [
     "local_airflow",
     "processes",
     "replay",
+    "shop_payloads",
     "summary",
 ]
