@@ -25,7 +25,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import Selectable
 
 from postpurchase.events import CanonicalEvent
-from postpurchase.store.models import ClaimStatus, InboxEvent, UtcDateTime
+from postpurchase.store.columns import UtcDateTime
+from postpurchase.store.models import ClaimStatus, InboxEvent
 from postpurchase.store.statements import dialect_insert
 
 # Stored for rows of topics the engine records but does not act on.

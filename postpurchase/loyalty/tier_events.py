@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from postpurchase.events import EventType
 from postpurchase.inbox import add_selected_to_inbox, dedupe_key_sql, json_object_sql
-from postpurchase.store.models import ClaimStatus, Customer, CustomerTierChange, UtcDateTime
+from postpurchase.store.columns import UtcDateTime
+from postpurchase.store.models import ClaimStatus, Customer, CustomerTierChange
 
 
 def emit_tier_events(session: Session, now: datetime, after_change_id: int) -> None:

@@ -53,13 +53,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.loyalty.earning import add_months
 from postpurchase.loyalty.tier_events import emit_tier_events
-from postpurchase.store.models import (
-    CustomerTier,
-    CustomerTierChange,
-    Money,
-    Order,
-    UtcDateTime,
-)
+from postpurchase.store.columns import Money, UtcDateTime
+from postpurchase.store.models import CustomerTier, CustomerTierChange, Order
 
 REFRESH_WORK_MEM = "256MB"  # PostgreSQL only, for the refresh's transaction
 

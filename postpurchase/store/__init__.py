@@ -3,6 +3,7 @@
 # The modules other packages import; the rest are this package's own.
 __all__ = [
     "claims",
+    "columns",
     "database",
     "membership",
     "models",
