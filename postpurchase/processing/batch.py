@@ -1,9 +1,11 @@
 """What one processing batch holds: its events with their inbox rows, and the customer and
 order rows as the upsert left them (plain values, not ORM objects), which planning and
-loyalty read instead of querying again."""
+loyalty read instead of querying again; and ``InboxSummary``, what a drain did."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -129,3 +131,68 @@ class Records:
         """The recorded refunds of ``item``'s order (see ``refunds``)."""
         order = self.order_for(item)
         return self.refunds.get(order.id, []) if order is not None else []
+
+
+@dataclass
+class InboxSummary:
+    """What a drain did: events processed by type, touchpoints planned and cancelled."""
+
+    events: Counter[str] = field(default_factory=Counter)
+    planned: int = 0
+    cancelled: int = 0
+    points: int = 0  # loyalty points awarded minus reversed
+    refunds: int = 0  # refunds recorded for the first time
+    failed: int = 0
+    retried: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        total = sum(self.events.values())
+        lines = [
+            f"processed {total} event(s); planned {self.planned} touchpoint(s), "
+            f"cancelled {self.cancelled}; loyalty points {self.points:+d}; "
+            f"{self.failed} event(s) failed, "
+            f"{self.retried} to retry"
+        ]
+        lines += [f"  {kind}: {n}" for kind, n in sorted(self.events.items())]
+        if self.refunds:
+            lines.append(f"  refunds recorded: {self.refunds}")
+        lines += [f"  not planned, {reason}: {n}" for reason, n in self.skipped.most_common(10)]
+        lines += [f"  error: {error}" for error in self.errors[:10]]
+        return lines
+
+    def add(self, part: InboxSummary) -> None:
+        """Count ``part`` (another batch's or another drainer's summary) in this one."""
+        self.events.update(part.events)
+        self.planned += part.planned
+        self.cancelled += part.cancelled
+        self.points += part.points
+        self.refunds += part.refunds
+        self.failed += part.failed
+        self.retried += part.retried
+        self.skipped.update(part.skipped)
+        self.errors += part.errors
+
+    def counts(self) -> dict[str, Any]:
+        """The summary as JSON values: a drain task's return value, read by the next task."""
+        return {
+            "events": dict(self.events),
+            "planned": self.planned,
+            "cancelled": self.cancelled,
+            "points": self.points,
+            "refunds": self.refunds,
+            "failed": self.failed,
+            "retried": self.retried,
+            "skipped": dict(self.skipped),
+            "errors": self.errors[:10],
+        }
+
+    @classmethod
+    def combined(cls, parts: Iterable[Mapping[str, Any]]) -> InboxSummary:
+        """One summary from several drainers' ``counts()``."""
+        total = cls()
+        for part in parts:
+            counters = {name: Counter(part[name]) for name in ("events", "skipped")}
+            total.add(cls(**{**part, **counters, "errors": list(part["errors"])}))
+        return total

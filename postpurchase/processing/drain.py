@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -31,7 +29,7 @@ from postpurchase.journey import CANCELLING_EVENTS
 from postpurchase.loyalty import ledger
 from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.loyalty.ledger_rows import LedgerEvent
-from postpurchase.processing.batch import CustomerRecord, OrderRecord, SourcedEvent
+from postpurchase.processing.batch import CustomerRecord, InboxSummary, OrderRecord, SourcedEvent
 from postpurchase.processing.planning import (
     Cancellation,
     cancel_touchpoints,
@@ -55,71 +53,6 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass
-class InboxSummary:
-    """What a drain did: events processed by type, touchpoints planned and cancelled."""
-
-    events: Counter[str] = field(default_factory=Counter)
-    planned: int = 0
-    cancelled: int = 0
-    points: int = 0  # loyalty points awarded minus reversed
-    refunds: int = 0  # refunds recorded for the first time
-    failed: int = 0
-    retried: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
-
-    def lines(self) -> list[str]:
-        total = sum(self.events.values())
-        lines = [
-            f"processed {total} event(s); planned {self.planned} touchpoint(s), "
-            f"cancelled {self.cancelled}; loyalty points {self.points:+d}; "
-            f"{self.failed} event(s) failed, "
-            f"{self.retried} to retry"
-        ]
-        lines += [f"  {kind}: {n}" for kind, n in sorted(self.events.items())]
-        if self.refunds:
-            lines.append(f"  refunds recorded: {self.refunds}")
-        lines += [f"  not planned, {reason}: {n}" for reason, n in self.skipped.most_common(10)]
-        lines += [f"  error: {error}" for error in self.errors[:10]]
-        return lines
-
-    def add(self, part: InboxSummary) -> None:
-        """Count ``part`` (another batch's or another drainer's summary) in this one."""
-        self.events.update(part.events)
-        self.planned += part.planned
-        self.cancelled += part.cancelled
-        self.points += part.points
-        self.refunds += part.refunds
-        self.failed += part.failed
-        self.retried += part.retried
-        self.skipped.update(part.skipped)
-        self.errors += part.errors
-
-    def counts(self) -> dict[str, Any]:
-        """The summary as JSON values: a drain task's return value, read by the next task."""
-        return {
-            "events": dict(self.events),
-            "planned": self.planned,
-            "cancelled": self.cancelled,
-            "points": self.points,
-            "refunds": self.refunds,
-            "failed": self.failed,
-            "retried": self.retried,
-            "skipped": dict(self.skipped),
-            "errors": self.errors[:10],
-        }
-
-    @classmethod
-    def combined(cls, parts: Iterable[Mapping[str, Any]]) -> InboxSummary:
-        """One summary from several drainers' ``counts()``."""
-        total = cls()
-        for part in parts:
-            counters = {name: Counter(part[name]) for name in ("events", "skipped")}
-            total.add(cls(**{**part, **counters, "errors": list(part["errors"])}))
-        return total
 
 
 def _occurrence(

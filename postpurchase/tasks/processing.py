@@ -23,7 +23,8 @@ from postpurchase.campaigns.validation import load_valid_campaigns
 from postpurchase.catalogue.lookup import look_up_products
 from postpurchase.catalogue.platform_api import configured_apis
 from postpurchase.loyalty.config import load_loyalty_config
-from postpurchase.processing.drain import InboxSummary, process_inbox, utc_now
+from postpurchase.processing.batch import InboxSummary
+from postpurchase.processing.drain import process_inbox, utc_now
 from postpurchase.processing.followups import plan_assumed_deliveries, plan_lapsed_customers
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store, transaction

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.events import CanonicalEvent
-from postpurchase.processing.drain import InboxSummary, process_inbox
+from postpurchase.processing.batch import InboxSummary
+from postpurchase.processing.drain import process_inbox
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.models import ClaimStatus, InboxEvent, Product
 

@@ -18,7 +18,8 @@ from journeys import at, order_event, put
 from sqlalchemy import func, select
 
 from postpurchase.loyalty.config import load_loyalty_config
-from postpurchase.processing.drain import InboxSummary, process_inbox
+from postpurchase.processing.batch import InboxSummary
+from postpurchase.processing.drain import process_inbox
 from postpurchase.settings import PROJECT_ROOT, load_settings
 from postpurchase.store.models import (
     ClaimStatus,

@@ -24,7 +24,7 @@ from postpurchase.campaigns.config import CampaignConfig
 from postpurchase.inbox import InboxEntry, add_to_inbox
 from postpurchase.loyalty.config import load_loyalty_config
 from postpurchase.platforms import woocommerce
-from postpurchase.processing.drain import InboxSummary
+from postpurchase.processing.batch import InboxSummary
 from postpurchase.processing.followups import plan_assumed_deliveries
 from postpurchase.settings import PROJECT_ROOT, Settings
 from postpurchase.store.database import transaction
