@@ -30,14 +30,16 @@ test: $(STAMP) ## Lint, type-check and run the tests (PostgreSQL too when POSTPU
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	@# pytest exits 5 when it collected no test: a suite that tests nothing must not pass.
 	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 		if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; exit $$rc
 
-lint: $(STAMP) ## Lint and type-check only
+lint: $(STAMP) ## Lint, type-check and check the import layers only
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP) ## Run the benchmarks and write BENCHMARKS.md
 	$(BIN)/python -m benchmarks

@@ -201,11 +201,11 @@ def _worker(url: str, host: str, n: int) -> tuple[int, float, float]:
     from postpurchase.channels.ratelimit import LocalRateLimiter
     from postpurchase.channels.sendgrid_email import SendGridEmailSender
     from postpurchase.dispatch import Dispatcher
-    from postpurchase.dispatch_tasks import campaign_lookup
     from postpurchase.messages.rendering import DEFAULT_TEMPLATES_DIR, MessageRenderer
     from postpurchase.settings import parse_database_url
     from postpurchase.store.claims import claim_due_touchpoints
     from postpurchase.store.database import make_engine, session_factory, transaction
+    from postpurchase.tasks.dispatch import campaign_lookup
 
     store = session_factory(make_engine(parse_database_url(url)))
     dispatcher = Dispatcher(

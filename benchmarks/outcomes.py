@@ -35,11 +35,11 @@ from postpurchase.campaigns.config import CampaignConfig, load_campaigns
 from postpurchase.outcomes.clicks import BURST_SECONDS, SCANNER_SECONDS
 from postpurchase.outcomes.refresh import refresh_outcomes
 from postpurchase.outcomes.report import build_report
-from postpurchase.outcomes.runs import _save_snapshot
 from postpurchase.settings import parse_database_url
 from postpurchase.store import schema
 from postpurchase.store.database import make_engine, session_factory, transaction
 from postpurchase.store.models import MessageEvent, Order, Touchpoint
+from postpurchase.tasks.outcomes import _save_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)

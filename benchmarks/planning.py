@@ -33,11 +33,12 @@ from sqlalchemy import Engine, event, func, insert, select, text
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.events import CanonicalEvent
 from postpurchase.loyalty.config import load_loyalty_config
-from postpurchase.processing.inbox import BATCH_SIZE, process_inbox
+from postpurchase.processing.drain import BATCH_SIZE, process_inbox
 from postpurchase.settings import PROJECT_ROOT, parse_database_url
 from postpurchase.store import schema
+from postpurchase.store.columns import Base
 from postpurchase.store.database import make_engine, session_factory
-from postpurchase.store.models import Base, InboxEvent, Touchpoint
+from postpurchase.store.models import InboxEvent, Touchpoint
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ZONES = ["America/New_York", "Europe/Berlin", "Asia/Tokyo", None]

@@ -32,7 +32,7 @@ from sqlalchemy import Engine, func, select, text
 
 from postpurchase.loyalty.config import LoyaltyConfig, load_loyalty_config
 from postpurchase.loyalty.earning import add_months
-from postpurchase.loyalty.segments import refresh_segments
+from postpurchase.loyalty.tiers import refresh_segments
 from postpurchase.settings import parse_database_url
 from postpurchase.store import schema
 from postpurchase.store.database import make_engine, session_factory, transaction

@@ -37,20 +37,20 @@ from postpurchase.airflow_glue import DEFAULT_ARGS, START_DATE
 def dispatch_touchpoints() -> None:
     @task
     def claim(run_id: str | None = None) -> list[dict[str, Any]]:
-        from postpurchase.dispatch_tasks import claim_for_run
+        from postpurchase.tasks.dispatch import claim_for_run
 
         return claim_for_run(f"dispatch:{run_id}")
 
     @task
     def send(chunk: dict[str, Any]) -> dict[str, Any]:
-        from postpurchase.dispatch_tasks import dispatch_chunk
+        from postpurchase.tasks.dispatch import dispatch_chunk
 
         return dispatch_chunk(chunk)
 
     @task
     def summarize(results: list[dict[str, Any]]) -> str:
         from postpurchase.airflow_glue import note_this_run
-        from postpurchase.dispatch_tasks import dispatch_summary
+        from postpurchase.tasks.dispatch import dispatch_summary
 
         return note_this_run(dispatch_summary(results))
 

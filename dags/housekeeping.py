@@ -33,9 +33,9 @@ def housekeeping() -> None:
     @task
     def prune_rejected_webhooks() -> str:
         from postpurchase.airflow_glue import note_this_run
-        from postpurchase.housekeeping import run_housekeeping
+        from postpurchase.tasks.housekeeping import tidy_database
 
-        return note_this_run(run_housekeeping())
+        return note_this_run(tidy_database())
 
     prune_rejected_webhooks()
 

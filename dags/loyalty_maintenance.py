@@ -37,13 +37,13 @@ def loyalty_maintenance() -> None:
     @task
     def apply_expiry() -> str:
         from postpurchase.airflow_glue import note_this_run
-        from postpurchase.loyalty.runs import run_loyalty_maintenance
+        from postpurchase.tasks.loyalty import apply_expiry
 
-        return note_this_run(run_loyalty_maintenance(CONFIG))
+        return note_this_run(apply_expiry(CONFIG))
 
     @task
     def settle_rewards() -> str:
-        from postpurchase.rewards.runs import run_rewards_maintenance
+        from postpurchase.tasks.rewards import run_rewards_maintenance
 
         return run_rewards_maintenance(CONFIG)
 

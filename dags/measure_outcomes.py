@@ -38,7 +38,7 @@ def measure_outcomes() -> None:
     @task
     def refresh_outcomes() -> str:
         from postpurchase.airflow_glue import note_this_run
-        from postpurchase.outcomes.runs import run_measure_outcomes
+        from postpurchase.tasks.outcomes import run_measure_outcomes
 
         return note_this_run(run_measure_outcomes())
 

@@ -50,27 +50,27 @@ from postpurchase.airflow_glue import DEFAULT_ARGS, INBOX_ASSET, START_DATE
 def process_purchase_events() -> None:
     @task
     def drainers() -> list[int]:
-        from postpurchase.processing.runs import drainer_slots
+        from postpurchase.tasks.processing import drainer_slots
 
         return drainer_slots()
 
     @task
     def drain_inbox(slot: int) -> dict[str, Any]:
         # ``slot`` only tells the mapped instances apart: each claims whatever is pending.
-        from postpurchase.processing.runs import drain_inbox
+        from postpurchase.tasks.processing import drain_inbox
 
         return drain_inbox()
 
     @task
     def plan_followups(drained: list[dict[str, Any]]) -> str:
         from postpurchase.airflow_glue import note_this_run
-        from postpurchase.processing.runs import plan_followups, processing_note
+        from postpurchase.tasks.processing import plan_followups, processing_note
 
         return note_this_run(processing_note(drained, plan_followups()))
 
     @task
     def look_up_products() -> str:
-        from postpurchase.catalogue.lookup import look_up_unknown_products
+        from postpurchase.tasks.processing import look_up_unknown_products
 
         return look_up_unknown_products()
 

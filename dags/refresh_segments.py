@@ -41,9 +41,9 @@ def refresh_segments() -> None:
     @task
     def refresh_tiers() -> str:
         from postpurchase.airflow_glue import note_this_run
-        from postpurchase.loyalty.runs import run_refresh_segments
+        from postpurchase.tasks.loyalty import refresh_tiers
 
-        return note_this_run(run_refresh_segments(CONFIG))
+        return note_this_run(refresh_tiers(CONFIG))
 
     refresh_tiers()
 

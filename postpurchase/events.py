@@ -67,10 +67,6 @@ Id = Annotated[str, Field(min_length=1, max_length=64)]
 Quantity = Annotated[int, Field(ge=0, le=2**31 - 1)]  # Integer column
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 DiscountCode = Annotated[str, Field(min_length=1, max_length=255)]
-# Shopify's financial statuses of a paid order, and WooCommerce's order statuses (kept as
-# financial_status) that follow payment: an order seen in one of them has been paid, whatever
-# event told us.
-PAID_STATUSES = frozenset({"paid", "partially_refunded", "refunded", "processing", "completed"})
 # ISO 4217's "no currency": an event about an order that does not say the order's currency
 # (a fulfillment event, a return). It never overwrites a known currency.
 NO_CURRENCY = "XXX"

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from postpurchase import consent
@@ -25,11 +24,7 @@ from postpurchase.store.models import (
     SurveyResponse,
     Touchpoint,
 )
-
-
-def _insert(session: Session, model: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+from postpurchase.store.statements import dialect_insert
 
 
 def suppress(
@@ -37,7 +32,7 @@ def suppress(
 ) -> None:
     """Stop all messages on ``channel`` to ``address`` (an email is matched lower-cased)."""
     address = address.strip().lower() if channel is Channel.EMAIL else address.strip()
-    statement = _insert(session, Suppression).values(
+    statement = dialect_insert(session, Suppression).values(
         channel=channel, address=address, reason=reason, source=source, created_at=now
     )
     # A lifted suppression comes back with the new reason; an active one keeps its first reason.
@@ -100,7 +95,7 @@ def record_events(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     if not rows:
         return 0
     inserted = session.execute(
-        _insert(session, MessageEvent)
+        dialect_insert(session, MessageEvent)
         .values(list(rows))
         .on_conflict_do_nothing(index_elements=["provider", "provider_event_id"])
         .returning(MessageEvent.id)
@@ -128,7 +123,7 @@ def record_survey(
     if touchpoint is None:
         return False
     session.execute(
-        _insert(session, SurveyResponse)
+        dialect_insert(session, SurveyResponse)
         .values(
             touchpoint_id=touchpoint_id,
             customer_id=customer_id,

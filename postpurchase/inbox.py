@@ -4,6 +4,10 @@
 alike), so concurrent or repeated deliveries of one event leave exactly one row, and the
 caller learns whether its delivery was the one stored. The payload is
 ``CanonicalEvent.as_payload()``; processing reads nothing else.
+
+Set-based writers (a tier refresh that moves thousands of customers) build their rows in SQL
+and hand the ``SELECT`` to ``add_selected_to_inbox``, with keys from ``dedupe_key_sql`` (the
+same ``source:part:part`` form as ``dedupe_key``) and payloads from ``json_object_sql``.
 """
 
 from __future__ import annotations
@@ -14,12 +18,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import String, cast, func, literal, text
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.expression import Selectable
 
 from postpurchase.events import CanonicalEvent
-from postpurchase.store.models import ClaimStatus, UtcDateTime
+from postpurchase.store.columns import UtcDateTime
+from postpurchase.store.models import ClaimStatus, InboxEvent
+from postpurchase.store.statements import dialect_insert
 
 # Stored for rows of topics the engine records but does not act on.
 IGNORED_EVENT_TYPE = "ignored"
@@ -101,6 +109,49 @@ def dedupe_key(source: str, *parts: str) -> str:
     if len(key) <= _KEY_LENGTH:
         return key
     return f"{source}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def dedupe_key_sql(source: Any, *parts: Any) -> Any:
+    """``dedupe_key`` as a SQL expression, for rows built in SQL: ``source:part:part...``
+    (columns, or text taken as it is).
+
+    For parts of bounded length only (names, ids): the key is not hashed, so the caller makes
+    sure it fits the column.
+    """
+    key: Any = cast(source, String)
+    for part in parts:
+        key = key + literal(":") + (literal(part) if isinstance(part, str) else cast(part, String))
+    return key
+
+
+def json_object_sql(dialect: str, fields: dict[str, Any]) -> ColumnElement[Any]:
+    """A JSON object built in SQL, with null members left out (as ``as_payload()`` does)."""
+    pairs = [part for key, value in fields.items() for part in (literal(key), value)]
+    if dialect == "postgresql":
+        return func.jsonb_strip_nulls(func.jsonb_build_object(*pairs))
+    # JSON merge-patch drops members whose value is null, recursively.
+    return func.json_patch("{}", func.json_object(*pairs))
+
+
+# What a set-based writer's SELECT gives, in this order (see add_selected_to_inbox).
+SELECTED_COLUMNS = (
+    "source",
+    "dedupe_key",
+    "event_type",
+    "topic",
+    "subject_id",
+    "occurred_at",
+    "payload",
+    "status",
+    "attempts",
+)
+
+
+def add_selected_to_inbox(session: Session, rows: Selectable) -> None:
+    """Insert the inbox rows ``rows`` selects (``SELECTED_COLUMNS``, in order) in one
+    ``INSERT ... SELECT``, skipping dedupe keys already held. The caller commits."""
+    statement = dialect_insert(session, InboxEvent).from_select(list(SELECTED_COLUMNS), rows)
+    session.execute(statement.on_conflict_do_nothing(index_elements=["dedupe_key"]))
 
 
 def unstorable_field(entry: InboxEntry, *, texts: bool = True) -> str | None:

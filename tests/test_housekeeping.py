@@ -2,9 +2,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from postpurchase.housekeeping import prune_rejected_webhooks
 from postpurchase.store.database import transaction
 from postpurchase.store.models import RejectedWebhook
+from postpurchase.tasks.housekeeping import prune_rejected_webhooks
 
 
 def _reject(session, *, received_at, reason="bad signature"):

@@ -3,3 +3,14 @@
 (``conditions``), template checks against sample data (``template_check``, ``samples``), and
 the preview of an order's touchpoints (``timeline``).
 """
+
+# The modules other packages import; the rest are this package's own.
+__all__ = [
+    "conditions",
+    "config",
+    "decisions",
+    "experiments",
+    "timeline",
+    "timing",
+    "validation",
+]

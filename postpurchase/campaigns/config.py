@@ -28,17 +28,9 @@ from postpurchase.campaigns.experiments import (
 from postpurchase.campaigns.gating import gating_problems
 from postpurchase.campaigns.timing import Delay, SendWindow, parse_delay, parse_window
 from postpurchase.exceptions import ConfigError
+from postpurchase.journey import CUSTOMER_LAPSED, CUSTOMER_TRIGGERS, Canceller, Trigger
 from postpurchase.store.models import Channel
 from postpurchase.yaml_source import SourceMap, YamlPath, read_yaml
-
-# A synthetic trigger: no event carries it, a periodic planning step finds lapsed customers.
-CUSTOMER_LAPSED = "customer.lapsed"
-
-# Rewards (postpurchase.rewards.messages): a code was issued; points expire soon.
-REWARD_ISSUED = "reward.issued"
-POINTS_EXPIRING = "points.expiring"
-
-CUSTOMER_TRIGGERS = frozenset({"tier.changed", CUSTOMER_LAPSED, REWARD_ISSUED, POINTS_EXPIRING})
 
 
 def _parsed(parse: Any, what: str) -> Any:
@@ -53,27 +45,6 @@ def _parsed(parse: Any, what: str) -> Any:
 DelayText = Annotated[Delay, _parsed(parse_delay, "a duration such as 3d")]
 WindowText = Annotated[SendWindow, _parsed(parse_window, "a window such as 10:00-19:00")]
 ConditionText = Annotated[Condition, _parsed(compile_condition, "a Jinja expression")]
-# Events a campaign can start from: the journey of an order, a tier change, or a lapse.
-Trigger = Literal[
-    "order.placed",
-    "order.paid",
-    "order.fulfilled",
-    "order.delivered",
-    "order.refunded",
-    "order.cancelled",
-    "return.requested",
-    "review.submitted",
-    "feedback.negative",
-    "tier.changed",
-    "customer.lapsed",
-    "reward.issued",
-    "points.expiring",
-]
-# Events that make planned touchpoints moot. ``order.placed`` only makes sense for
-# customer-level campaigns (a new purchase ends a lapse).
-Canceller = Literal[
-    "order.refunded", "order.cancelled", "return.requested", "review.submitted", "order.placed"
-]
 
 
 class _Model(BaseModel):

@@ -14,10 +14,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from postpurchase.campaigns.config import CUSTOMER_LAPSED, CampaignConfig
-from postpurchase.campaigns.timing import zone_or
-from postpurchase.events import PAID_STATUSES, OrderSnapshot
-from postpurchase.processing.planning import (
+from postpurchase.campaigns.config import CampaignConfig
+from postpurchase.campaigns.decisions import (
     Facts,
     Occurrence,
     customer_context,
@@ -25,16 +23,9 @@ from postpurchase.processing.planning import (
     item_context,
     order_context,
 )
-
-# Journey moment each trigger starts from, by the name of the order timestamp.
-_MOMENT_OF = {
-    "order.placed": "placed_at",
-    "order.paid": "paid_at",
-    "order.fulfilled": "fulfilled_at",
-    "order.delivered": "delivered_at",
-    "order.cancelled": "cancelled_at",
-    CUSTOMER_LAPSED: "placed_at",
-}
+from postpurchase.campaigns.timing import zone_or
+from postpurchase.events import OrderSnapshot
+from postpurchase.journey import ANCHORS, CUSTOMER_LAPSED, in_paid_status
 
 
 @dataclass(frozen=True)
@@ -58,7 +49,7 @@ def journey_moments(
     """Known or assumed journey timestamps, and whether delivery is assumed."""
     if paid_at is None and order.paid_at is not None:
         paid_at = order.paid_at
-    if paid_at is None and (order.financial_status or "").lower() in PAID_STATUSES:
+    if paid_at is None and in_paid_status(order.financial_status):
         paid_at = order.placed_at
     assumed = delivered_at is None and fulfilled_at is not None
     if assumed and fulfilled_at is not None:
@@ -115,7 +106,7 @@ def order_timeline(
         if not campaign.enabled:
             rows.append(TimelineRow(campaign.id, None, None, None, "skipped: campaign disabled"))
             continue
-        column = _MOMENT_OF.get(campaign.trigger)
+        column = ANCHORS.get(campaign.trigger)
         anchor = moments.get(column) if column else None
         if anchor is None:
             reason = (

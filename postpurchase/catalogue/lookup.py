@@ -16,16 +16,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, func, or_, select, update
 
-from postpurchase.catalogue.platform_api import ProductApi, configured_apis
+from postpurchase.catalogue.platform_api import ProductApi
 from postpurchase.catalogue.products import store_product_events
 from postpurchase.events import CanonicalEvent, EventType
 from postpurchase.exceptions import PlatformApiError
-from postpurchase.settings import Settings, load_settings
-from postpurchase.store.database import SessionFactory, open_store, transaction
+from postpurchase.store.database import SessionFactory, transaction
 from postpurchase.store.models import Product
 
 log = logging.getLogger(__name__)
@@ -150,20 +149,3 @@ def _mark(
             .values(lookup_attempts=attempts, lookup_after=after, lookup_error=error[:500])
             .execution_options(synchronize_session=False)
         )
-
-
-def look_up_unknown_products(
-    settings: Settings | None = None, *, now: datetime | None = None
-) -> str:
-    """The processing DAG's look-up step (and ``postpurchase products lookup``): asks the
-    configured platforms for the unknown products due now; returns and logs the counts."""
-    settings = settings or load_settings()
-    counts = look_up_products(
-        open_store(settings),
-        configured_apis(settings),
-        now=now or datetime.now(UTC),
-        limit=settings.product_lookups_per_run,
-    )
-    text = counts.line()
-    log.info("%s", text)
-    return text

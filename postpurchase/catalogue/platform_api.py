@@ -12,6 +12,7 @@ every product still unknown is asked again in a later run.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -153,24 +154,21 @@ def _json(response: httpx.Response, source: str) -> Any:
         raise PlatformApiError(f"{source}: {response.status_code}: not JSON") from None
 
 
-def _connection(conn_id: str) -> dict[str, Any]:
-    """An Airflow connection's fields, or {} when it is not defined or Airflow is not there
-    (the command line outside Airflow)."""
-    try:
-        from postpurchase.airflow_glue import connection_fields
-
-        return connection_fields(conn_id) or {}
-    except Exception as exc:  # no Airflow, or no way to reach its connections here
-        log.debug("no Airflow connection %s: %s", conn_id, exc)
-        return {}
+def _no_connections(conn_id: str) -> None:
+    return None
 
 
-def configured_apis(settings: Settings) -> dict[str, ProductApi]:
-    """The platform APIs the settings (else the Airflow connections) give credentials for,
-    by source; empty when there are none, and unknown products then stay unknown."""
+def configured_apis(
+    settings: Settings,
+    *,
+    connection: Callable[[str], dict[str, Any] | None] = _no_connections,
+) -> dict[str, ProductApi]:
+    """The platform APIs the settings (else the connections ``connection`` finds: in Airflow
+    ``airflow_glue.connections``) give credentials for, by source; empty when there are
+    none, and unknown products then stay unknown."""
     apis: dict[str, ProductApi] = {}
     shop, token = settings.shopify_shop, settings.shopify_admin_token
-    conn = {} if shop and token else _connection(SHOPIFY_CONNECTION)
+    conn = {} if shop and token else (connection(SHOPIFY_CONNECTION) or {})
     shop = shop or conn.get("host")
     secret = token.get_secret_value() if token else conn.get("password")
     if shop and secret:
@@ -182,7 +180,7 @@ def configured_apis(settings: Settings) -> dict[str, ProductApi]:
         )
     url, key = settings.woocommerce_url, settings.woocommerce_consumer_key
     woo_secret = settings.woocommerce_consumer_secret
-    conn = {} if url and key and woo_secret else _connection(WOOCOMMERCE_CONNECTION)
+    conn = {} if url and key and woo_secret else (connection(WOOCOMMERCE_CONNECTION) or {})
     url, key = url or conn.get("host"), key or conn.get("login")
     consumer_secret = woo_secret.get_secret_value() if woo_secret else conn.get("password")
     if url and key and consumer_secret:

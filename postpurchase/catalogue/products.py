@@ -27,9 +27,9 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from postpurchase.events import CanonicalEvent, EventType, ProductSnapshot
-from postpurchase.processing.statements import insert_ignoring_conflicts
 from postpurchase.store.membership import pairs_among
 from postpurchase.store.models import Product
+from postpurchase.store.statements import insert_ignoring_conflicts
 
 Key = tuple[str, str]  # (source, platform product id)
 

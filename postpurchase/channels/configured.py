@@ -1,16 +1,30 @@
 """The senders and rate limiters the settings ask for, with credentials from settings or
-Airflow Connections (``sendgrid_default``: password = API key, extra ``{"sandbox": true}``;
+connections (``sendgrid_default``: password = API key, extra ``{"sandbox": true}``;
 ``twilio_default``: login = Account SID, password = auth token, extra
 ``{"messaging_service_sid": "MG...", "from": "+1..."}``). Settings win when both are set.
+
+The connection lookup is passed in by whoever wires the senders (the dispatch task passes
+Airflow's, ``airflow_glue.connections``), so channels never import Airflow-aware code.
 """
 
 from __future__ import annotations
 
-from postpurchase.channels.messages import EmailSender, SmsSender
+from collections.abc import Callable
+from typing import Any
+
 from postpurchase.channels.outbox import OutboxSender
 from postpurchase.channels.ratelimit import RateLimiter, rate_limiter
+from postpurchase.channels.senders import EmailSender, SmsSender
 from postpurchase.exceptions import ConfigError
 from postpurchase.settings import Settings
+
+# A connection's fields (login, password, host, extra) by id; None when it is not defined.
+ConnectionLookup = Callable[[str], dict[str, Any] | None]
+
+
+def no_connections(conn_id: str) -> None:
+    """The lookup outside Airflow: settings only."""
+    return None
 
 
 def outbox(settings: Settings) -> OutboxSender:
@@ -18,14 +32,15 @@ def outbox(settings: Settings) -> OutboxSender:
     return OutboxSender(settings.var_dir / "outbox")
 
 
-def email_sender(settings: Settings) -> EmailSender:
+def email_sender(
+    settings: Settings, *, connection: ConnectionLookup = no_connections
+) -> EmailSender:
     """The configured email channel; ConfigError if SendGrid is chosen without a key."""
     if settings.email_channel == "outbox":
         return outbox(settings)
-    from postpurchase.airflow_glue import connection_fields
     from postpurchase.channels.sendgrid_email import SendGridEmailSender
 
-    conn = connection_fields("sendgrid_default") if settings.sendgrid_api_key is None else None
+    conn = connection("sendgrid_default") if settings.sendgrid_api_key is None else None
     key = (
         settings.sendgrid_api_key.get_secret_value()
         if settings.sendgrid_api_key
@@ -45,14 +60,13 @@ def email_sender(settings: Settings) -> EmailSender:
     )
 
 
-def sms_sender(settings: Settings) -> SmsSender:
+def sms_sender(settings: Settings, *, connection: ConnectionLookup = no_connections) -> SmsSender:
     """The configured SMS channel; ConfigError if Twilio is chosen without credentials."""
     if settings.sms_channel == "outbox":
         return outbox(settings)
-    from postpurchase.airflow_glue import connection_fields
     from postpurchase.channels.twilio_sms import TwilioSmsSender
 
-    conn = connection_fields("twilio_default") if settings.twilio_auth_token is None else None
+    conn = connection("twilio_default") if settings.twilio_auth_token is None else None
     extra = (conn or {}).get("extra") or {}
     sid = settings.twilio_account_sid or (conn or {}).get("login")
     token = (
@@ -83,13 +97,13 @@ def sms_sender(settings: Settings) -> SmsSender:
     )
 
 
-def twilio_auth_token(settings: Settings) -> str | None:
+def twilio_auth_token(
+    settings: Settings, *, connection: ConnectionLookup = no_connections
+) -> str | None:
     """The token that signs Twilio's webhooks to us (same resolution as for sending)."""
     if settings.twilio_auth_token is not None:
         return settings.twilio_auth_token.get_secret_value()
-    from postpurchase.airflow_glue import connection_fields
-
-    conn = connection_fields("twilio_default")
+    conn = connection("twilio_default")
     return str(conn["password"]) if conn and conn.get("password") else None
 
 

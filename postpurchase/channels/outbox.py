@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from pathlib import Path
 
-from postpurchase.channels.messages import OutgoingEmail, OutgoingSms
+from postpurchase.channels.senders import OutgoingEmail, OutgoingSms
 
 
 class OutboxSender:

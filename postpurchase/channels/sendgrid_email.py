@@ -33,7 +33,7 @@ from python_http_client.client import Response
 from sendgrid import SendGridAPIClient
 
 from postpurchase.channels.connections import ConnectionPool
-from postpurchase.channels.messages import OutgoingEmail
+from postpurchase.channels.senders import OutgoingEmail
 from postpurchase.exceptions import (
     PermanentProviderError,
     TransientProviderError,

@@ -21,7 +21,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from urllib3.exceptions import NewConnectionError
 
-from postpurchase.channels.messages import OutgoingSms
+from postpurchase.channels.senders import OutgoingSms
 from postpurchase.exceptions import (
     PermanentProviderError,
     RecipientOptedOut,

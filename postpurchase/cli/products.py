@@ -57,8 +57,8 @@ def products_lookup(limit: int) -> None:
     Needs the API credentials (see the README); the processing DAG does the same a few
     products per run.
     """
-    from postpurchase.catalogue.lookup import look_up_unknown_products
     from postpurchase.settings import load_settings
+    from postpurchase.tasks.processing import look_up_unknown_products
 
     open_database().dispose()
     settings = load_settings().model_copy(update={"product_lookups_per_run": limit})

@@ -31,13 +31,14 @@ def _config() -> tuple[Settings, LoyaltyConfig]:
 )
 def loyalty_redeem(customer: str, reward: str, key: str | None) -> None:
     """Spend a customer's points on REWARD: a single-use code on the shop's platform."""
+    from postpurchase.airflow_glue.connections import connection_fields
     from postpurchase.loyalty.customers import find_customer
     from postpurchase.loyalty.ledger import balance
     from postpurchase.rewards.configured import configured_redeemer
     from postpurchase.store.database import transaction
 
     settings, config = _config()
-    redeemer = configured_redeemer(settings, config)
+    redeemer = configured_redeemer(settings, config, connection=connection_fields)
     with transaction(redeemer.store) as session:
         customer_id = find_customer(session, customer).id
     key = key or f"cli:{uuid.uuid4().hex}"

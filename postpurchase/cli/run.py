@@ -236,9 +236,9 @@ def _show_outcomes(factory: SessionFactory) -> None:
     from postpurchase.campaigns.config import load_campaigns
     from postpurchase.demo.outcomes import HORIZON, simulate_outcomes
     from postpurchase.demo.summary import outcome_lines
-    from postpurchase.outcomes.runs import measure_outcomes
     from postpurchase.settings import load_settings
     from postpurchase.store.database import transaction
+    from postpurchase.tasks.outcomes import measure_outcomes
 
     now = datetime.now(UTC)
     later = now + HORIZON

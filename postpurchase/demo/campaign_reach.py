@@ -2,8 +2,8 @@
 
 A campaign with no touchpoint at all looks broken ("is setup_tips even on?"). The planner's
 reasons are not stored (only counted in run notes), so they are worked out again here from
-what the store holds, with the planner's own rule (``planning.decide``) for order campaigns:
-each order that reached the campaign's trigger is checked, and the most common reason is
+what the store holds, with the planner's own rule (``campaigns.decisions.decide``) for order
+campaigns: each order that reached the campaign's trigger is checked, and the most common reason is
 given. Read-only; a few queries over the shop's orders, fine for the embedded demo's size.
 """
 
@@ -17,8 +17,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.conditions import ConditionError
-from postpurchase.campaigns.config import CUSTOMER_LAPSED, Campaign, CampaignConfig
-from postpurchase.processing.planning import Occurrence, decide, load_facts, order_subject
+from postpurchase.campaigns.config import Campaign, CampaignConfig
+from postpurchase.campaigns.decisions import Occurrence, decide
+from postpurchase.journey import CUSTOMER_LAPSED
+from postpurchase.processing.planning import load_facts, order_subject
 from postpurchase.store.models import CustomerTierChange, Order, Touchpoint
 
 # The order timestamp each order trigger starts from, and how to say an order reached it.

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from postpurchase.airflow_glue.rest import AirflowApi
 from postpurchase.demo.processes import ProcessTree
 from postpurchase.exceptions import PostpurchaseError
 from postpurchase.settings import PROJECT_ROOT
@@ -45,7 +46,7 @@ class LocalAirflow:
         self.log_path = home / "standalone.log"
         self._extra_env = extra_env
         self._tree: ProcessTree | None = None
-        self._token: str | None = None
+        self._client: AirflowApi | None = None
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -137,25 +138,16 @@ class LocalAirflow:
         Airflow did not take it (busy, or a passing error): the schedule runs the DAG anyway,
         so the caller only tries again later."""
         try:
-            self._post_run(dag_id)
+            self._api().trigger_run(dag_id)
         except httpx.HTTPError:
-            self._token = None  # an expired token is fetched anew next time
+            self._client = None  # an expired token is fetched anew next time
             return False
         return True
 
-    def _post_run(self, dag_id: str) -> None:
-        with httpx.Client(base_url=self.base_url, timeout=10) as client:
-            if self._token is None:
-                answer = client.post(
-                    "/auth/token", json={"username": "admin", "password": self.admin_password()}
-                )
-                answer.raise_for_status()
-                self._token = answer.json()["access_token"]
-            client.post(
-                f"/api/v2/dags/{dag_id}/dagRuns",
-                json={"logical_date": None},
-                headers={"Authorization": f"Bearer {self._token}"},
-            ).raise_for_status()
+    def _api(self) -> AirflowApi:
+        if self._client is None:
+            self._client = AirflowApi(self.base_url, "admin", self.admin_password())
+        return self._client
 
     def stop(self, *, grace: float = 15) -> None:
         """Stop standalone and every process under it (SIGTERM, then SIGKILL after ``grace``)."""

@@ -22,7 +22,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from postpurchase.processing.statements import insert_ignoring_conflicts
 from postpurchase.store.models import (
     Channel,
     MessageEvent,
@@ -30,6 +29,7 @@ from postpurchase.store.models import (
     Touchpoint,
     TouchpointStatus,
 )
+from postpurchase.store.statements import insert_ignoring_conflicts
 
 SIMULATED = "simulated"
 # Until when the simulation runs: the outcome summary is "as of" this long after the run.

@@ -24,7 +24,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from postpurchase.loyalty.config import ExpiryMode, LoyaltyConfig
 from postpurchase.loyalty.earning import add_months
 from postpurchase.loyalty.ledger import Ledger, ledger_insert
-from postpurchase.store.models import LedgerKind, Order, UtcDateTime
+from postpurchase.store.columns import UtcDateTime
+from postpurchase.store.models import LedgerKind, Order
 
 
 @dataclass(frozen=True)

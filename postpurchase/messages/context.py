@@ -30,25 +30,29 @@ A review link is ``review_link_template`` filled with the product's ``{product_u
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from postpurchase.catalogue.products import CatalogueEntry, Key
-from postpurchase.messages.tokens import LinkClaim, sign
-from postpurchase.rewards.subjects import (
-    expiring_of,
-    expiring_subject,
-    redemption_of,
-    reward_subject,
+from postpurchase.messages.order_view import (
+    build_order_view,
+    order_line,
+    review_page_url,
 )
+from postpurchase.messages.reward_view import (
+    SAMPLE_CODE,
+    SAMPLE_SUBJECTS,
+    live_codes,
+    reward_facts,
+)
+from postpurchase.messages.tokens import LinkClaim, sign
 from postpurchase.settings import Settings
 from postpurchase.store.models import (
     Customer,
@@ -56,8 +60,6 @@ from postpurchase.store.models import (
     LedgerKind,
     LoyaltyLedgerEntry,
     Order,
-    Redemption,
-    RedemptionStatus,
     Touchpoint,
 )
 
@@ -148,30 +150,6 @@ def loyalty_figures(
     }
 
 
-def live_codes(session: Session, customer_ids: Collection[int]) -> dict[int, list[dict[str, Any]]]:
-    """Issued, unused reward codes per customer, newest first, as templates show them."""
-    found: dict[int, list[dict[str, Any]]] = {}
-    rows = session.scalars(
-        select(Redemption)
-        .where(
-            Redemption.customer_id.in_(customer_ids),
-            Redemption.status == RedemptionStatus.ISSUED,
-        )
-        .order_by(Redemption.id.desc())
-    )
-    for row in rows:
-        found.setdefault(row.customer_id, []).append(
-            {
-                "id": row.id,
-                "code": row.code,
-                "title": row.title,
-                "description": row.description,
-                "expires_at": row.expires_at,
-            }
-        )
-    return found
-
-
 def build_context(
     shop: ShopProfile,
     *,
@@ -186,7 +164,7 @@ def build_context(
     order_view = None
     if order is not None:
         catalogue = catalogue or {}
-        order_view = _order_view(
+        order_view = build_order_view(
             shop,
             name=order.name or f"#{order.external_id}",
             currency=order.currency,
@@ -203,7 +181,7 @@ def build_context(
             tracking_url=order.tracking_url,
             review_page=review_page_url(shop, customer.id, touchpoint.id),
             items=[
-                _line(
+                order_line(
                     i.title,
                     i.quantity,
                     i.unit_price,
@@ -253,7 +231,7 @@ def sample_context(
     order = order or _SAMPLE_ORDER
     customer = order.get("customer") or {}
     placed_at = _parse_time(order.get("placed_at"))
-    view = _order_view(
+    view = build_order_view(
         shop,
         name=order.get("name") or f"#{order['external_id']}",
         currency=order["currency"],
@@ -267,7 +245,7 @@ def sample_context(
         tracking_url=order.get("tracking_url"),
         review_page=review_page_url(shop, 0, 0),
         items=[
-            _line(
+            order_line(
                 line["title"],
                 int(line["quantity"]),
                 Decimal(str(line["unit_price"])),
@@ -281,7 +259,7 @@ def sample_context(
     )
     if loyalty is None:
         loyalty = LoyaltyFigures(
-            points_earned=129, points_balance=1_840, tier="Gold", codes=(_SAMPLE_CODE,)
+            points_earned=129, points_balance=1_840, tier="Gold", codes=(SAMPLE_CODE,)
         )
     return _assemble(
         shop,
@@ -299,38 +277,8 @@ def sample_context(
         order=view,
         loyalty=loyalty,
         campaign_id=campaign_id,
-        subject_key=_SAMPLE_SUBJECTS.get(campaign_id, ""),
+        subject_key=SAMPLE_SUBJECTS.get(campaign_id, ""),
     )
-
-
-# What reward messages show in previews and template checks.
-_SAMPLE_CODE: dict[str, Any] = {
-    "id": 7,
-    "code": "PP-7KQ9-MX4T-2B",
-    "title": "$5 off your next order",
-    "description": "5.00 USD off on orders of 25.00 USD or more",
-    "expires_at": datetime(2026, 12, 31, 23, 0, tzinfo=UTC),
-}
-_SAMPLE_SUBJECTS = {
-    "reward_issued": reward_subject(7),
-    "points_expiring": expiring_subject(0, date(2026, 12, 14), 320),
-}
-
-
-def reward_facts(subject_key: str, codes: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """``loyalty.reward`` (the code a reward.issued message is about) and
-    ``loyalty.expiring`` (points and date of a points.expiring message), from the subject;
-    ``loyalty.codes``: every live code."""
-    facts: dict[str, Any] = {"codes": list(codes), "reward": None, "expiring": None}
-    redemption = redemption_of(subject_key)
-    if redemption is not None:
-        facts["reward"] = next((c for c in codes if c["id"] == redemption), None)
-    expiring = expiring_of(subject_key)
-    if expiring is not None:
-        # Noon UTC: the same calendar day in the customer's zone, wherever they are.
-        on = datetime(expiring[0].year, expiring[0].month, expiring[0].day, 12, tzinfo=UTC)
-        facts["expiring"] = {"date": on, "points": expiring[1]}
-    return facts
 
 
 def _assemble(
@@ -392,118 +340,6 @@ def _assemble(
             "shop": shop.url,
         },
         "campaign": {"id": campaign_id},
-    }
-
-
-@dataclass(frozen=True)
-class _Line:
-    """An order line with what the catalogue knows of its product."""
-
-    title: str
-    quantity: int
-    unit_price: Decimal
-    product_id: str | None
-    product_title: str
-    handle: str | None
-    image_url: str | None
-    product_url: str | None
-
-
-def _line(
-    title: str,
-    quantity: int,
-    unit_price: Decimal,
-    product_id: str | None,
-    image_url: str | None,
-    product_url: str | None,
-    entry: CatalogueEntry | None,
-) -> _Line:
-    known = entry if entry is not None and entry.known else None
-    page = known.url if known is not None and not known.deleted else None
-    return _Line(
-        title=title,
-        quantity=quantity,
-        unit_price=unit_price,
-        product_id=product_id,
-        # variants share their product's title in the catalogue ("IPod Nano - 8GB")
-        product_title=(known.title if known is not None else None) or title,
-        handle=known.handle if known is not None else None,
-        image_url=(known.image_url if known is not None else None) or image_url,
-        product_url=page or product_url,
-    )
-
-
-def review_page_url(shop: ShopProfile, customer_id: int, touchpoint_id: int) -> str:
-    """The hosted review page of the touchpoint's order (``/r/{token}``)."""
-    token = sign(shop.signing_key, LinkClaim("review", customer_id, touchpoint_id))
-    return f"{shop.public_base_url}/r/{token}"
-
-
-def _review_url(shop: ShopProfile, line: _Line, review_page: str) -> str:
-    key = f"id-{line.product_id}" if line.product_id else f"title-{line.product_title}"
-    return shop.review_link_template.format(
-        product_url=line.product_url or shop.url,
-        product_id=line.product_id or "",
-        handle=line.handle or "",
-        review_page=f"{review_page}#{quote(key[:255], safe='')}",
-    )
-
-
-def _products(shop: ShopProfile, lines: list[_Line], review_page: str) -> list[dict[str, Any]]:
-    """One entry per product: the variants of a product (lines with its id, or with its
-    title when the platform gave no id) are one thing to review."""
-    products: dict[str, dict[str, Any]] = {}
-    for line in lines:
-        key = f"id:{line.product_id}" if line.product_id else f"title:{line.product_title}"
-        entry = products.get(key)
-        if entry is None:
-            products[key] = {
-                "title": line.product_title,
-                "quantity": line.quantity,
-                "image_url": line.image_url,
-                "product_url": line.product_url or shop.url,
-                "review_url": _review_url(shop, line, review_page),
-            }
-        else:
-            entry["quantity"] += line.quantity
-            entry["image_url"] = entry["image_url"] or line.image_url
-    return list(products.values())
-
-
-def _order_view(
-    shop: ShopProfile,
-    *,
-    name: str,
-    currency: str,
-    amounts: dict[str, Decimal],
-    placed_at: datetime | None,
-    delivered_at: datetime | None,
-    delivery_confirmed: bool,
-    tracking_url: str | None,
-    items: list[_Line],
-    review_page: str,
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "currency": currency,
-        **amounts,
-        "placed_at": placed_at,
-        "delivered_at": delivered_at,
-        "delivery_confirmed": delivery_confirmed,
-        "tracking_url": tracking_url,
-        "items": [
-            {
-                "title": line.title,
-                "quantity": line.quantity,
-                "unit_price": line.unit_price,
-                "line_total": line.unit_price * line.quantity,
-                "image_url": line.image_url,
-                "product_url": line.product_url or shop.url,
-                "review_url": _review_url(shop, line, review_page),
-            }
-            for line in items
-        ],
-        "products": _products(shop, items, review_page),
     }
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from postpurchase.campaigns.conditions import Condition, ConditionError
+from postpurchase.campaigns.decisions import customer_context, item_context, order_context
 from postpurchase.events import OrderSnapshot
 from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.loyalty.estimate import estimated_award
@@ -100,9 +101,6 @@ def order_preview_context(
 
 
 def _not_sent(order: OrderSnapshot, earned: int, condition: Condition | None) -> str | None:
-    # Imported here: planning pulls in the store; previews without a condition need none of it.
-    from postpurchase.processing.planning import customer_context, item_context, order_context
-
     if condition is None:
         return None
     items = [item_context(line) for line in order.lines]

@@ -41,7 +41,7 @@ from jinja2.runtime import Context
 from postpurchase.exceptions import ConfigError
 from postpurchase.messages.links import strip_unsafe_links
 from postpurchase.messages.sandbox import BoundedSandbox, render_bounded
-from postpurchase.messages.segments import SegmentCount, count_segments
+from postpurchase.messages.sms_segments import SegmentCount, count_segments
 from postpurchase.settings import PROJECT_ROOT, Settings
 
 DEFAULT_TEMPLATES_DIR = PROJECT_ROOT / "templates"

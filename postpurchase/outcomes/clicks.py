@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from postpurchase import feedback
 from postpurchase.exceptions import InvalidInput
 from postpurchase.messages.rendering import RenderedEmail, RenderedSms
-from postpurchase.messages.segments import count_segments
+from postpurchase.messages.sms_segments import count_segments
 from postpurchase.messages.tokens import sign_fields, verify_fields
 from postpurchase.store.models import Touchpoint
 

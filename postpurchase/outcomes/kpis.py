@@ -24,6 +24,7 @@ from sqlalchemy import bindparam, case, func, select, text
 from sqlalchemy.orm import Session
 
 from postpurchase.outcomes.sql import Dialect
+from postpurchase.store.columns import UtcDateTime
 from postpurchase.store.models import (
     CustomerTier,
     LoyaltyLedgerEntry,
@@ -31,7 +32,6 @@ from postpurchase.store.models import (
     SurveyResponse,
     Touchpoint,
     TouchpointStatus,
-    UtcDateTime,
 )
 
 _DAY_MS = 86_400_000

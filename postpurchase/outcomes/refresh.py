@@ -33,7 +33,8 @@ from sqlalchemy.orm import Session
 from postpurchase.campaigns.config import CampaignConfig
 from postpurchase.outcomes.clicks import BURST_SECONDS, SCANNER_SECONDS
 from postpurchase.outcomes.sql import Dialect
-from postpurchase.store.models import Order, UtcDateTime
+from postpurchase.store.columns import UtcDateTime
+from postpurchase.store.models import Order
 
 _DELIVERED = "('delivered')"
 _BOUNCED = "('bounce', 'dropped', 'undelivered', 'failed')"

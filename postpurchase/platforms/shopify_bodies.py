@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from postpurchase.events import PAID_STATUSES
+from postpurchase.journey import PAID_STATUSES
 from postpurchase.platforms.fields import InvalidPayload
 
 

@@ -181,20 +181,7 @@ def normalise(
             paid_at=order.date_paid_gmt,
             updated_at=order.date_modified_gmt,
             cancelled_at=order.date_modified_gmt if order.status == "cancelled" else None,
-            discount_codes=[c.code for c in order.coupon_lines if c.code],
-            referral_code=next(
-                (
-                    str(m.value).strip()[:64]
-                    for m in order.meta_data
-                    if m.key == REFERRAL_META_KEY and isinstance(m.value, str) and m.value.strip()
-                ),
-                None,
-            ),
-            shipping_address_key=(
-                address_key(ship.address_1, ship.postcode, ship.country)
-                if (ship := order.shipping)
-                else None
-            ),
+            **_reward_fields(order),
             lines=[
                 dict(
                     external_id=line.id,
@@ -227,6 +214,27 @@ def normalise(
         return CanonicalEvent.model_validate(event)
     except ValidationError as exc:
         raise InvalidPayload(problems_of(exc, "canonical event: ")) from None
+
+
+def _reward_fields(order: WooOrder) -> dict[str, Any]:
+    """What rewards follow on an order: the codes used, the referral code the storefront
+    kept in the order's meta data, and the shipping address's key (postpurchase.rewards)."""
+    return dict(
+        discount_codes=[c.code for c in order.coupon_lines if c.code],
+        referral_code=next(
+            (
+                str(m.value).strip()[:64]
+                for m in order.meta_data
+                if m.key == REFERRAL_META_KEY and isinstance(m.value, str) and m.value.strip()
+            ),
+            None,
+        ),
+        shipping_address_key=(
+            address_key(ship.address_1, ship.postcode, ship.country)
+            if (ship := order.shipping)
+            else None
+        ),
+    )
 
 
 def dedupe_key_parts(webhook_id: str, event: CanonicalEvent) -> tuple[str, ...]:

@@ -1,6 +1,15 @@
 """Turning inbox events into customers, orders and scheduled touchpoints.
 
-``inbox.process_inbox`` drains the inbox in claimed batches; ``records`` upserts what the
-events describe; ``planning`` plans and cancels touchpoints from the campaign config;
+``drain.process_inbox`` drains the inbox in claimed batches; ``records`` upserts what the
+events describe; ``planning`` plans (with ``campaigns.decisions``) and cancels touchpoints;
 ``followups`` plans what no event announces (assumed deliveries, lapsed customers).
 """
+
+# The modules other packages import; the rest are this package's own.
+__all__ = [
+    "batch",
+    "drain",
+    "followups",
+    "planning",
+    "replan",
+]

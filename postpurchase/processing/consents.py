@@ -19,7 +19,7 @@ from postpurchase.events import CustomerSnapshot
 from postpurchase.store.models import ConsentPurpose, ConsentState
 
 if TYPE_CHECKING:
-    from postpurchase.processing.records import CustomerRecord, Key, SourcedEvent
+    from postpurchase.processing.batch import CustomerRecord, Key, SourcedEvent
 
 _FIELDS = {
     "email_marketing_consent": ConsentPurpose.EMAIL_MARKETING,

@@ -24,9 +24,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from postpurchase.campaigns.config import CUSTOMER_LAPSED, CampaignConfig
+from postpurchase.campaigns.config import CampaignConfig
+from postpurchase.campaigns.decisions import Occurrence
+from postpurchase.journey import CUSTOMER_LAPSED
 from postpurchase.processing.planning import (
-    Occurrence,
     PlanCounts,
     lapse_subject,
     order_subject,

@@ -1,17 +1,16 @@
 """Planning touchpoints from campaigns, and cancelling the ones events make moot.
 
-An ``Occurrence`` is something that can start campaigns: a trigger (``order.delivered``,
-``tier.changed``, ``customer.lapsed`` ...) at a moment, about an order or a customer.
-``decide`` is the pure rule (no database): for one campaign and the facts of the order and
-customer, either the steps to send with their due times, or the reason none is planned.
-``plan_touchpoints`` applies it to a batch and inserts the touchpoints, ignoring those that
+An ``Occurrence`` (``campaigns.decisions``) is something that can start campaigns: a trigger
+(``order.delivered``, ``tier.changed``, ``customer.lapsed`` ...) at a moment, about an order
+or a customer. ``decide`` there is the pure rule; ``load_facts`` reads what it looks at for a
+batch, and ``plan_touchpoints`` applies it and inserts the touchpoints, ignoring those that
 already exist (unique per subject + campaign + step + channel), so planning twice is a no-op.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,15 +19,21 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from postpurchase.campaigns.conditions import ConditionError
 from postpurchase.campaigns.config import Campaign, CampaignConfig
+from postpurchase.campaigns.decisions import (
+    ITEM_FIELDS,
+    Facts,
+    Occurrence,
+    customer_context,
+    decide,
+    item_context,
+    order_context,
+)
 from postpurchase.campaigns.timing import zone_or
 from postpurchase.catalogue.products import catalogue_entries, with_catalogue
 from postpurchase.outcomes.assignment import stamp, variant_campaign, variant_of
-from postpurchase.processing.records import Records
-from postpurchase.processing.statements import insert_ignoring_conflicts
+from postpurchase.processing.batch import Records
 from postpurchase.store.models import (
-    Channel,
     Customer,
     LedgerKind,
     LoyaltyLedgerEntry,
@@ -37,19 +42,7 @@ from postpurchase.store.models import (
     Touchpoint,
     TouchpointStatus,
 )
-
-# What each cancelling event leaves on an order, so a late trigger is not planned at all.
-_MOOT_WHEN: dict[str, Callable[[dict[str, Any]], bool]] = {
-    # as the send-time gate sees it: an order set to refunded may list no refund (yet)
-    "order.refunded": lambda order: (
-        bool(order["refunded_amount"] > 0)
-        or order["financial_status"] in ("refunded", "partially_refunded")
-    ),
-    "order.cancelled": lambda order: order["cancelled_at"] is not None,
-    "return.requested": lambda order: order["returned_at"] is not None,
-    "review.submitted": lambda order: order["reviewed_at"] is not None,
-}
-_ADDRESS = {Channel.EMAIL: "email", Channel.SMS: "phone"}
+from postpurchase.store.statements import insert_ignoring_conflicts
 
 
 def order_subject(order_id: int) -> str:
@@ -64,189 +57,32 @@ def lapse_subject(customer_id: int, last_order_id: int) -> str:
     return f"lapse:{customer_id}:{last_order_id}"
 
 
-@dataclass(frozen=True)
-class Occurrence:
-    """A trigger at a moment; ``order_id`` is None for customer-level triggers."""
-
-    trigger: str
-    at: datetime
-    customer_id: int
-    order_id: int | None
-    subject_key: str
-    tier: dict[str, Any] | None = None
-    review: dict[str, Any] | None = None  # review.submitted: {rating, product_id}
-
-
-@dataclass(frozen=True)
-class Step:
-    step: int
-    channel: Channel
-    due_at: datetime
-
-
-@dataclass(frozen=True)
-class Decision:
-    """Steps to plan, or (when empty) the reason nothing is planned."""
-
-    steps: tuple[Step, ...] = ()
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class Facts:
-    """What conditions, gates and send windows look at; see ``conditions`` for the shape."""
-
-    order: dict[str, Any] | None
-    customer: dict[str, Any]
-    items: list[dict[str, Any]]
-    zone: ZoneInfo
-
-    def context(
-        self, tier: dict[str, Any] | None, review: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        return {
-            "order": self.order,
-            "customer": self.customer,
-            "items": self.items,
-            "tier": tier,
-            "review": review,
-        }
-
-
-_ITEM_FIELDS = (
-    "product_id",
-    "title",
-    "product_type",
-    "vendor",
-    "sku",
-    "quantity",
-    "unit_price",
-    "image_url",
-    "product_url",
-)
-# What the catalogue adds to a line (see ``catalogue.products.with_catalogue``).
-_CATALOGUE_FIELDS = ("tags", "collections")
-
-
-def item_context(item: Any) -> dict[str, Any]:
-    """An order line (stored row or snapshot) as conditions see it, before the catalogue
-    completes it: no tags or collections yet."""
-    context = {name: getattr(item, name, None) for name in _ITEM_FIELDS}
-    context.update((name, list(getattr(item, name, None) or [])) for name in _CATALOGUE_FIELDS)
-    return context
-
-
-def order_context(
-    order: Any, items: Sequence[dict[str, Any]], *, points_earned: int = 0
-) -> dict[str, Any]:
-    """An order (stored row or snapshot) as conditions see it; absent timestamps are None.
-
-    ``points_earned`` is what the order brought in loyalty points (awards less reversals):
-    0 for an order in another currency than the shop's, which earns nothing by rule.
-    """
-    context = {
-        name: getattr(order, name, None)
-        for name in (
-            "name",
-            "currency",
-            "total",
-            "subtotal",
-            "total_tax",
-            "total_discounts",
-            "total_shipping",
-            "financial_status",
-            "fulfillment_status",
-            "placed_at",
-            "paid_at",
-            "fulfilled_at",
-            "delivered_at",
-            "delivery_confirmed_at",  # None while delivery is only assumed
-            "cancelled_at",
-            "returned_at",
-            "reviewed_at",
-        )
-    }
-    context["refunded_amount"] = getattr(order, "refunded_amount", None) or 0
-    context["item_count"] = sum(item["quantity"] for item in items)
-    context["points_earned"] = points_earned
-    for key, name in (("skus", "sku"), ("vendors", "vendor")):
-        context[key] = sorted({item[name] for item in items if item[name]})
-    # Lower-cased: a condition need not guess how the shop capitalised "Electronics".
-    context["product_types"] = sorted(
-        {item["product_type"].lower() for item in items if item.get("product_type")}
-    )
-    for key, name in (("product_tags", "tags"), ("collections", "collections")):
-        context[key] = sorted({value.lower() for item in items for value in item.get(name, ())})
-    return context
-
-
-def customer_context(customer: Any) -> dict[str, Any]:
-    """A customer (stored row or snapshot) as conditions see it; consent as its state's name
-    ("granted", "denied", "unknown"), never a truthy string standing for a yes."""
-    context = {
-        name: getattr(customer, name, None)
-        for name in ("first_name", "last_name", "email", "phone", "locale", "time_zone")
-    }
-    for name in ("email_marketing_consent", "sms_consent", "sms_marketing_consent"):
-        state = getattr(customer, f"{name}_state", None)
-        if state is None:  # a snapshot: True, False or None (said nothing)
-            given = getattr(customer, name, None)
-            state = "unknown" if given is None else "granted" if given else "denied"
-        context[name] = str(state)
-    return context
-
-
-def schedule(campaign: Campaign, anchor: datetime, zone: ZoneInfo) -> list[tuple[int, datetime]]:
-    """Due times of the first message and each reminder, in UTC, inside the send window.
-
-    Reminders count from the first message's due time, so a window shift carries over.
-    """
-    due = campaign.delay.after(anchor, zone)
-    if campaign.send_window is not None:
-        due = campaign.send_window.next_open(due, zone)
-    steps = [(0, due)]
-    if campaign.reminders is not None:
-        for step in range(1, campaign.reminders.count + 1):
-            due = campaign.reminders.delay.after(due, zone)
-            if campaign.send_window is not None:
-                due = campaign.send_window.next_open(due, zone)
-            steps.append((step, due))
-    return steps
-
-
-def decide(campaign: Campaign, occurrence: Occurrence, facts: Facts) -> Decision:
-    """Whether ``campaign`` plans anything for ``occurrence``, and what. Never raises."""
-    if facts.order is not None:
-        for event in campaign.cancel_on:
-            moot = _MOOT_WHEN.get(event)
-            if moot is not None and moot(facts.order):
-                return Decision(reason=f"{event} already happened")
-    if campaign.when is not None:
-        try:
-            if not campaign.when.matches(facts.context(occurrence.tier, occurrence.review)):
-                return Decision(reason=f"condition not met: {campaign.when.source}")
-        except ConditionError as exc:
-            return Decision(reason=f"condition failed: {exc}")
-    channels = [c for c in campaign.channels if facts.customer.get(_ADDRESS[c])]
-    if not channels:
-        wanted = " or ".join(_ADDRESS[c] for c in campaign.channels)
-        return Decision(reason=f"the customer has no {wanted}")
-    if campaign.channel_mode == "first":
-        channels = channels[:1]
-    steps = tuple(
-        Step(step, channel, due)
-        for step, due in schedule(campaign, occurrence.at, facts.zone)
-        for channel in channels
-    )
-    return Decision(steps=steps)
-
-
 @dataclass
 class PlanCounts:
     """Touchpoints inserted, and "campaign: reason" counts for those not planned."""
 
     planned: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+
+
+def _points_earned(session: Session, order_ids: list[int]) -> dict[int | None, int]:
+    """Points each order earned so far (awards less reversals), for conditions.
+
+    Loyalty is applied before planning in the same transaction: the award is there to see.
+    """
+    if not order_ids:
+        return {}
+    return {
+        order_id: int(total or 0)
+        for order_id, total in session.execute(
+            select(LoyaltyLedgerEntry.order_id, func.sum(LoyaltyLedgerEntry.points))
+            .where(
+                LoyaltyLedgerEntry.order_id.in_(order_ids),
+                LoyaltyLedgerEntry.kind.in_([LedgerKind.AWARD, LedgerKind.REVERSAL]),
+            )
+            .group_by(LoyaltyLedgerEntry.order_id)
+        )
+    }
 
 
 def load_facts(
@@ -265,7 +101,7 @@ def load_facts(
     customers: dict[int, Any] = dict(known.customers_by_id)
     orders: dict[int, Any] = {o.id: o for o in known.orders.values()}
     items: dict[int, list[dict[str, Any]]] = {
-        order_id: [{name: line.get(name) for name in _ITEM_FIELDS} for line in lines]
+        order_id: [{name: line.get(name) for name in ITEM_FIELDS} for line in lines]
         for order_id, lines in known.items.items()
     }
     customer_ids = sorted({o.customer_id for o in occurrences} - customers.keys())
@@ -287,20 +123,7 @@ def load_facts(
             select(OrderItem).where(OrderItem.order_id.in_(missing_items)).order_by(OrderItem.id)
         ):
             items[item.order_id].append(item_context(item))
-    # Loyalty is applied before planning in the same transaction: the award is there to see.
-    points: dict[int | None, int] = {}
-    if order_ids:
-        points.update(
-            (order_id, int(total or 0))
-            for order_id, total in session.execute(
-                select(LoyaltyLedgerEntry.order_id, func.sum(LoyaltyLedgerEntry.points))
-                .where(
-                    LoyaltyLedgerEntry.order_id.in_(order_ids),
-                    LoyaltyLedgerEntry.kind.in_([LedgerKind.AWARD, LedgerKind.REVERSAL]),
-                )
-                .group_by(LoyaltyLedgerEntry.order_id)
-            )
-        )
+    points = _points_earned(session, order_ids)
     # The lines' products, from the catalogue, in one query for the whole batch.
     sources = {order_id: orders[order_id].source for order_id in order_ids if order_id in orders}
     entries = catalogue_entries(

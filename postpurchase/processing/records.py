@@ -25,10 +25,9 @@ statement per table.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
-from functools import cached_property
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -37,7 +36,6 @@ from sqlalchemy.orm import Session
 
 from postpurchase.events import (
     NO_CURRENCY,
-    PAID_STATUSES,
     CanonicalEvent,
     CustomerSnapshot,
     EventType,
@@ -45,24 +43,15 @@ from postpurchase.events import (
     Refund,
 )
 from postpurchase.exceptions import ConcurrentChange
+from postpurchase.journey import EVENT_TIMESTAMPS, in_paid_status
+from postpurchase.processing.batch import CustomerRecord, Key, OrderRecord, Records, SourcedEvent
 from postpurchase.processing.consents import consent_only, merge_consent
-from postpurchase.processing.statements import insert_ignoring_conflicts
 from postpurchase.store.membership import among, pairs_among
-from postpurchase.store.models import ConsentState, Customer, Order, OrderItem, OrderRefund
+from postpurchase.store.models import Customer, Order, OrderItem, OrderRefund
+from postpurchase.store.statements import insert_ignoring_conflicts
 
-Key = tuple[str, str]  # (source, platform id)
 _R = TypeVar("_R", "CustomerRecord", "OrderRecord")
 
-# Which journey timestamp an event type sets on its order.
-EVENT_TIMESTAMPS = {
-    EventType.ORDER_PLACED: "placed_at",
-    EventType.ORDER_PAID: "paid_at",
-    EventType.ORDER_FULFILLED: "fulfilled_at",
-    EventType.ORDER_DELIVERED: "delivered_at",
-    EventType.ORDER_CANCELLED: "cancelled_at",
-    EventType.RETURN_REQUESTED: "returned_at",
-    EventType.REVIEW_SUBMITTED: "reviewed_at",
-}
 _CUSTOMER_FIELDS = (
     "email",
     "phone",
@@ -87,126 +76,11 @@ _ORDER_FIELDS = (
 )
 
 
-@dataclass(frozen=True)
-class SourcedEvent:
-    """A canonical event with the inbox row it came from."""
-
-    inbox_id: int
-    source: str
-    event: CanonicalEvent
-
-    # Computed once: a batch asks for each event's keys many times.
-    @cached_property
-    def order_key(self) -> Key | None:
-        order = self.event.order
-        return (self.source, order.external_id) if order else None
-
-    @cached_property
-    def customer_key(self) -> Key | None:
-        snapshot = self.event.customer or (self.event.order.customer if self.event.order else None)
-        return (self.source, snapshot.external_id) if snapshot else None
-
-
-@dataclass(slots=True)
-class CustomerRecord:
-    """A customer row as the batch left it (plain values, not an ORM object)."""
-
-    id: int
-    source: str
-    external_id: str
-    email: str | None
-    phone: str | None
-    first_name: str | None
-    last_name: str | None
-    locale: str | None
-    time_zone: str | None
-    email_marketing_consent_state: ConsentState
-    email_marketing_consent_source: str | None
-    email_marketing_consent_at: datetime | None
-    sms_marketing_consent_state: ConsentState
-    sms_marketing_consent_source: str | None
-    sms_marketing_consent_at: datetime | None
-    sms_consent_state: ConsentState
-    sms_consent_source: str | None
-    sms_consent_at: datetime | None
-    source_updated_at: datetime | None
-
-
-@dataclass(slots=True)
-class OrderRecord:
-    """An order row as the batch left it (plain values, not an ORM object)."""
-
-    id: int
-    source: str
-    external_id: str
-    customer_id: int | None
-    name: str | None
-    currency: str
-    subtotal: Decimal
-    total: Decimal
-    total_tax: Decimal
-    total_discounts: Decimal
-    total_shipping: Decimal
-    refunded_amount: Decimal
-    financial_status: str | None
-    fulfillment_status: str | None
-    tracking_url: str | None
-    placed_at: datetime | None
-    paid_at: datetime | None
-    fulfilled_at: datetime | None
-    delivered_at: datetime | None
-    delivery_confirmed_at: datetime | None
-    cancelled_at: datetime | None
-    returned_at: datetime | None
-    reviewed_at: datetime | None
-    source_updated_at: datetime | None
-
-
 # A record's values as one tuple, in field order: how the upsert tells a changed row.
 _VALUES = {
     record: attrgetter(*(f.name for f in fields(record)))
     for record in (CustomerRecord, OrderRecord)
 }
-
-
-@dataclass
-class Records:
-    """The rows a batch touched, after the upsert.
-
-    ``customers`` and ``orders`` are by platform key; ``customers_by_id`` also holds the
-    customers of the batch's orders that its events did not name. ``items`` holds the lines
-    of the orders whose items the batch replaced, as stored, by order id.
-
-    ``refunds`` holds, by order id, the recorded refunds of the batch's orders that have any,
-    oldest first, each with what the order's refunds add up to through it; ``new_refunds``
-    the refunds each event (by inbox id) was the first to record.
-    """
-
-    customers: dict[Key, CustomerRecord] = field(default_factory=dict)
-    orders: dict[Key, OrderRecord] = field(default_factory=dict)
-    customers_by_id: dict[int, CustomerRecord] = field(default_factory=dict)
-    items: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
-    refunds: dict[int, list[tuple[Refund, Decimal]]] = field(default_factory=dict)
-    new_refunds: dict[int, list[Refund]] = field(default_factory=dict)
-    # Inbox ids of the events, of any type, that first made their order paid.
-    newly_paid: set[int] = field(default_factory=set)
-
-    def order_for(self, item: SourcedEvent) -> OrderRecord | None:
-        return self.orders.get(item.order_key) if item.order_key else None
-
-    def customer_for(self, item: SourcedEvent) -> CustomerRecord | None:
-        key = item.customer_key
-        if key is not None:
-            return self.customers.get(key)
-        order = self.order_for(item)
-        if order is None or order.customer_id is None:
-            return None
-        return self.customers_by_id.get(order.customer_id)
-
-    def refunds_of(self, item: SourcedEvent) -> list[tuple[Refund, Decimal]]:
-        """The recorded refunds of ``item``'s order (see ``refunds``)."""
-        order = self.order_for(item)
-        return self.refunds.get(order.id, []) if order is not None else []
 
 
 def _named_refunds(event: CanonicalEvent) -> list[Refund]:
@@ -403,7 +277,7 @@ def _merge_order(
             row.delivery_confirmed_at = moment
     # Paid is a fact, like a refund: even a stale snapshot in a paid status proves payment.
     paid = snapshot.paid_at
-    if paid is None and (snapshot.financial_status or "").lower() in PAID_STATUSES:
+    if paid is None and in_paid_status(snapshot.financial_status):
         paid = event.occurred_at
     if paid is not None and (row.paid_at is None or paid < row.paid_at):
         row.paid_at = paid

@@ -21,11 +21,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from postpurchase.campaigns.config import CUSTOMER_LAPSED, CampaignConfig
+from postpurchase.campaigns.config import CampaignConfig
+from postpurchase.campaigns.decisions import Occurrence, decide
 from postpurchase.exceptions import InvalidInput
+from postpurchase.journey import ANCHORS
 from postpurchase.outcomes.assignment import TREATMENT, variant_campaign
-from postpurchase.processing.planning import Occurrence, decide, load_facts
-from postpurchase.processing.statements import insert_ignoring_conflicts
+from postpurchase.processing.planning import load_facts
 from postpurchase.store.models import (
     CustomerTierChange,
     Order,
@@ -33,18 +34,7 @@ from postpurchase.store.models import (
     Touchpoint,
     TouchpointStatus,
 )
-
-# The order timestamp each trigger is anchored at (win-back: the last order's placement).
-_ANCHOR = {
-    "order.placed": "placed_at",
-    "order.paid": "paid_at",
-    "order.fulfilled": "fulfilled_at",
-    "order.delivered": "delivered_at",
-    "order.cancelled": "cancelled_at",
-    "return.requested": "returned_at",
-    "review.submitted": "reviewed_at",
-    CUSTOMER_LAPSED: "placed_at",
-}
+from postpurchase.store.statements import insert_ignoring_conflicts
 
 # (subject key, customer id, order id): the touchpoints of one occurrence
 _Key = tuple[str, int, int | None]
@@ -153,7 +143,7 @@ def _occurrences(session: Session, trigger: str, keys: Iterable[_Key]) -> dict[_
         anchors: dict[int | None, datetime | None] = {
             order_id: moment for order_id, moment in session.execute(first_refund)
         }
-    elif (column := _ANCHOR.get(trigger)) is not None:
+    elif (column := ANCHORS.get(trigger)) is not None:
         anchors = {
             order.id: getattr(order, column)
             for order in session.scalars(select(Order).where(Order.id.in_(order_ids)))

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from postpurchase.store.models import Base, BigId, _enum
+from postpurchase.store.columns import Base, BigId, str_enum
 
 
 class ReviewStatus(enum.StrEnum):
@@ -42,7 +42,7 @@ class ProductReview(Base):
     display_name: Mapped[str] = mapped_column(String(64))
     verified_buyer: Mapped[bool] = mapped_column(default=False)
     status: Mapped[ReviewStatus] = mapped_column(
-        _enum(ReviewStatus, "review_status"), default=ReviewStatus.PENDING
+        str_enum(ReviewStatus, "review_status"), default=ReviewStatus.PENDING
     )
     held_because: Mapped[str | None] = mapped_column(Text)  # why moderation held it
     moderated_by: Mapped[str | None] = mapped_column(String(128))

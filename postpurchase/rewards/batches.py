@@ -11,9 +11,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import CampaignConfig
+from postpurchase.channels.configured import ConnectionLookup, no_connections
 from postpurchase.exceptions import ConfigError
 from postpurchase.loyalty.config import LoyaltyConfig, load_loyalty_config
-from postpurchase.processing.records import Records, SourcedEvent
+from postpurchase.processing.batch import Records, SourcedEvent
 from postpurchase.rewards.bonuses import apply_customer_bonuses
 from postpurchase.rewards.configured import configured_redeemer, load_rewards_settings
 from postpurchase.rewards.lifecycle import complete_pending
@@ -47,14 +48,19 @@ def apply_batch(
 
 
 def reward_followups(
-    settings: Settings, campaigns: CampaignConfig, *, now: datetime, shop_zone: ZoneInfo
+    settings: Settings,
+    campaigns: CampaignConfig,
+    *,
+    now: datetime,
+    shop_zone: ZoneInfo,
+    connection: ConnectionLookup = no_connections,
 ) -> str | None:
     """Issue pending codes (tier gifts; redemptions whose platform call failed) and plan
     reward.issued / points.expiring messages; what was done, or None when there was nothing
     to do (so an idle run stays one line). A broken loyalty file skips this step only."""
     try:
         loyalty = load_loyalty_config(settings.loyalty_config)
-        redeemer = configured_redeemer(settings, loyalty)
+        redeemer = configured_redeemer(settings, loyalty, connection=connection)
     except ConfigError as exc:
         log.error("reward follow-ups skipped: %s", exc)
         return "reward follow-ups skipped (configuration)"

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from postpurchase.events import EventType
 from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.loyalty.ledger import LedgerChange, _append
-from postpurchase.processing.records import Records, SourcedEvent
+from postpurchase.processing.batch import Records, SourcedEvent
 from postpurchase.store.models import CustomerBirthday, LedgerKind
 
 BIRTHDAY_GRACE_DAYS = 7

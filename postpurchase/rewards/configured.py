@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from postpurchase.channels.configured import ConnectionLookup, no_connections
 from postpurchase.exceptions import ConfigError
 from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.rewards.platforms import CodeIssuer
@@ -80,22 +81,19 @@ def load_rewards_settings() -> RewardsSettings:
         raise ConfigError(problems) from None
 
 
-def code_issuer(rewards: RewardsSettings) -> CodeIssuer | None:
+def code_issuer(
+    rewards: RewardsSettings, *, connection: ConnectionLookup = no_connections
+) -> CodeIssuer | None:
     """The configured platform's issuer (None for the code pool); ConfigError when its
-    credentials are missing."""
+    credentials are missing. ``connection``: Airflow's connections, passed in by the task
+    bodies and entry points (this package never imports Airflow)."""
     if rewards.rewards_platform == "pool":
         return None
-    from postpurchase.airflow_glue import connection_fields
-
     timeout = rewards.rewards_platform_timeout
     if rewards.rewards_platform == "shopify":
         from postpurchase.rewards.shopify_discounts import ShopifyDiscounts
 
-        conn = (
-            connection_fields("shopify_admin_default")
-            if rewards.shopify_admin_token is None
-            else None
-        )
+        conn = connection("shopify_admin_default") if rewards.shopify_admin_token is None else None
         token = (
             rewards.shopify_admin_token.get_secret_value()
             if rewards.shopify_admin_token
@@ -116,9 +114,7 @@ def code_issuer(rewards: RewardsSettings) -> CodeIssuer | None:
     from postpurchase.rewards.woocommerce_coupons import WooCommerceCoupons
 
     conn = (
-        connection_fields("woocommerce_default")
-        if rewards.woocommerce_consumer_secret is None
-        else None
+        connection("woocommerce_default") if rewards.woocommerce_consumer_secret is None else None
     )
     url = rewards.woocommerce_url or (conn or {}).get("host")
     key = rewards.woocommerce_consumer_key or (conn or {}).get("login")
@@ -137,14 +133,18 @@ def code_issuer(rewards: RewardsSettings) -> CodeIssuer | None:
 
 
 def configured_redeemer(
-    settings: Settings, config: LoyaltyConfig, rewards: RewardsSettings | None = None
+    settings: Settings,
+    config: LoyaltyConfig,
+    rewards: RewardsSettings | None = None,
+    *,
+    connection: ConnectionLookup = no_connections,
 ) -> Redeemer:
     """A redeemer on the configured store and platform."""
     rewards = rewards or load_rewards_settings()
     return Redeemer(
         open_store(settings),
         config,
-        code_issuer(rewards),
+        code_issuer(rewards, connection=connection),
         code_prefix=rewards.rewards_code_prefix,
         attempts=rewards.rewards_attempts,
     )

@@ -19,12 +19,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from postpurchase.campaigns.config import POINTS_EXPIRING, REWARD_ISSUED, CampaignConfig
+from postpurchase.campaigns.config import CampaignConfig
+from postpurchase.campaigns.decisions import Occurrence
 from postpurchase.events import EventType
 from postpurchase.exceptions import InvalidInput
+from postpurchase.journey import POINTS_EXPIRING, REWARD_ISSUED
 from postpurchase.loyalty.config import ExpiryMode, LoyaltyConfig
-from postpurchase.processing.planning import Occurrence, PlanCounts, plan_touchpoints
-from postpurchase.processing.records import Records, SourcedEvent
+from postpurchase.processing.batch import Records, SourcedEvent
+from postpurchase.processing.planning import PlanCounts, plan_touchpoints
 from postpurchase.rewards.redemption import reserve
 from postpurchase.rewards.subjects import expiring_subject, reward_subject
 from postpurchase.store.models import (

@@ -40,7 +40,6 @@ from postpurchase.exceptions import (
 )
 from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.loyalty.ledger import _append, balance
-from postpurchase.processing.statements import insert_ignoring_conflicts
 from postpurchase.rewards.catalogue import Reward
 from postpurchase.rewards.platforms import CodeIssuer, CodeRequest, CodeTaken, IssuedCode
 from postpurchase.store.database import SessionFactory, transaction
@@ -52,6 +51,7 @@ from postpurchase.store.models import (
     Redemption,
     RedemptionStatus,
 )
+from postpurchase.store.statements import insert_ignoring_conflicts
 
 log = logging.getLogger(__name__)
 

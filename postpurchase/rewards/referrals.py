@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.loyalty.ledger import _append, balance
-from postpurchase.processing.records import OrderRecord, Records, SourcedEvent
+from postpurchase.processing.batch import OrderRecord, Records, SourcedEvent
 from postpurchase.rewards.bonuses import give_bonus
 from postpurchase.store.models import (
     Customer,

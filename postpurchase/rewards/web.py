@@ -12,6 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from postpurchase.airflow_glue.connections import connection_fields
 from postpurchase.loyalty.config import LoyaltyConfig, load_loyalty_config
 from postpurchase.rewards.configured import (
     RewardsSettings,
@@ -72,7 +73,7 @@ def services() -> Services:
             settings,
             rewards,
             config,
-            configured_redeemer(settings, config, rewards),
+            configured_redeemer(settings, config, rewards, connection=connection_fields),
             PerCustomerLimit(rewards.storefront_requests_per_minute, 60.0),
         )
         _current = (identity, built)

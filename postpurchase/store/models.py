@@ -10,88 +10,29 @@ Money is ``Numeric`` with its ISO 4217 currency beside it; times are timezone-aw
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     CheckConstraint,
-    DateTime,
-    Enum,
     ForeignKey,
     Index,
-    Integer,
-    MetaData,
-    Numeric,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-# Stable constraint names, so migrations can refer to them on every backend.
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-# SQLite only auto-increments INTEGER PRIMARY KEY, not BIGINT.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
-Json = JSON().with_variant(JSONB(), "postgresql")
-# Enough for any ISO 4217 minor unit (up to 4 decimals) and totals far beyond a shop's order.
-Money = Numeric(18, 4, asdecimal=True)
-
-
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    # Stored as plain strings with a CHECK: adding a value is a one-line migration everywhere.
-    return Enum(
-        cls,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=32,
-        values_callable=lambda e: [m.value for m in e],
-        validate_strings=True,
-    )
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """A timestamp stored in UTC and always read back timezone-aware.
-
-    SQLite keeps no zone, so values are normalised to UTC before they are written and get UTC
-    attached when read. A naive datetime is refused: its zone would be a guess.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: the store needs timezone-aware times")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UtcDateTime(), Decimal: Money, dict[str, Any]: Json}
+from postpurchase.store.columns import (
+    Base,
+    BigId,
+    Json,
+    str_enum,
+)
 
 
 class ClaimStatus(enum.StrEnum):
@@ -124,7 +65,7 @@ class InboxEvent(Base):
     received_at: Mapped[datetime] = mapped_column(server_default=func.now())
     payload: Mapped[dict[str, Any]]
     status: Mapped[ClaimStatus] = mapped_column(
-        _enum(ClaimStatus, "claim_status"), default=ClaimStatus.PENDING
+        str_enum(ClaimStatus, "claim_status"), default=ClaimStatus.PENDING
     )
     attempts: Mapped[int] = mapped_column(default=0)
     claimed_by: Mapped[str | None] = mapped_column(String(128))
@@ -199,21 +140,21 @@ class Customer(Base):
     # Consent per purpose (see ``postpurchase.consent``): what the customer said, who told us
     # and when they said it. "unknown" is the customer who never said either way.
     email_marketing_consent_state: Mapped[ConsentState] = mapped_column(
-        _enum(ConsentState, "email_marketing_consent_state"),
+        str_enum(ConsentState, "email_marketing_consent_state"),
         default=ConsentState.UNKNOWN,
         server_default=ConsentState.UNKNOWN.value,
     )
     email_marketing_consent_source: Mapped[str | None] = mapped_column(String(32))
     email_marketing_consent_at: Mapped[datetime | None]
     sms_marketing_consent_state: Mapped[ConsentState] = mapped_column(
-        _enum(ConsentState, "sms_marketing_consent_state"),
+        str_enum(ConsentState, "sms_marketing_consent_state"),
         default=ConsentState.UNKNOWN,
         server_default=ConsentState.UNKNOWN.value,
     )
     sms_marketing_consent_source: Mapped[str | None] = mapped_column(String(32))
     sms_marketing_consent_at: Mapped[datetime | None]
     sms_consent_state: Mapped[ConsentState] = mapped_column(
-        _enum(ConsentState, "sms_consent_state"),
+        str_enum(ConsentState, "sms_consent_state"),
         default=ConsentState.UNKNOWN,
         server_default=ConsentState.UNKNOWN.value,
     )
@@ -382,12 +323,12 @@ class Touchpoint(Base):
     subject_key: Mapped[str] = mapped_column(String(128))
     campaign_id: Mapped[str] = mapped_column(String(64))
     step: Mapped[int] = mapped_column(default=0)  # 0 the first message, 1.. reminders
-    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    channel: Mapped[Channel] = mapped_column(str_enum(Channel, "channel"))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
     due_at: Mapped[datetime]
     status: Mapped[TouchpointStatus] = mapped_column(
-        _enum(TouchpointStatus, "touchpoint_status"), default=TouchpointStatus.PLANNED
+        str_enum(TouchpointStatus, "touchpoint_status"), default=TouchpointStatus.PLANNED
     )
     attempts: Mapped[int] = mapped_column(default=0)
     claimed_by: Mapped[str | None] = mapped_column(String(128))
@@ -426,7 +367,7 @@ class LoyaltyLedgerEntry(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
-    kind: Mapped[LedgerKind] = mapped_column(_enum(LedgerKind, "ledger_kind"))
+    kind: Mapped[LedgerKind] = mapped_column(str_enum(LedgerKind, "ledger_kind"))
     points: Mapped[int]
     cause: Mapped[str] = mapped_column(String(255), unique=True)  # e.g. "award:order:42"
     note: Mapped[str | None] = mapped_column(Text)
@@ -467,7 +408,7 @@ class Suppression(Base):
     __tablename__ = "suppressions"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    channel: Mapped[Channel] = mapped_column(str_enum(Channel, "channel"))
     address: Mapped[str] = mapped_column(String(320))  # lower-cased email or E.164 number
     reason: Mapped[str] = mapped_column(String(64))  # bounce, spamreport, unsubscribe, stop
     source: Mapped[str | None] = mapped_column(String(64))
@@ -489,9 +430,9 @@ class ConsentChange(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
-    purpose: Mapped[ConsentPurpose] = mapped_column(_enum(ConsentPurpose, "consent_purpose"))
-    from_state: Mapped[ConsentState] = mapped_column(_enum(ConsentState, "consent_from_state"))
-    to_state: Mapped[ConsentState] = mapped_column(_enum(ConsentState, "consent_to_state"))
+    purpose: Mapped[ConsentPurpose] = mapped_column(str_enum(ConsentPurpose, "consent_purpose"))
+    from_state: Mapped[ConsentState] = mapped_column(str_enum(ConsentState, "consent_from_state"))
+    to_state: Mapped[ConsentState] = mapped_column(str_enum(ConsentState, "consent_to_state"))
     source: Mapped[str] = mapped_column(String(32))
     reference: Mapped[str | None] = mapped_column(String(255))
     occurred_at: Mapped[datetime]
@@ -668,7 +609,7 @@ class Redemption(Base):
     code: Mapped[str] = mapped_column(String(64), unique=True)
     platform_ref: Mapped[str | None] = mapped_column(String(255))  # discount gid, coupon id
     status: Mapped[RedemptionStatus] = mapped_column(
-        _enum(RedemptionStatus, "redemption_status"), default=RedemptionStatus.PENDING
+        str_enum(RedemptionStatus, "redemption_status"), default=RedemptionStatus.PENDING
     )
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -737,7 +678,7 @@ class Referral(Base):
     referred_customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), unique=True)
     referrer_customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
-    status: Mapped[ReferralStatus] = mapped_column(_enum(ReferralStatus, "referral_status"))
+    status: Mapped[ReferralStatus] = mapped_column(str_enum(ReferralStatus, "referral_status"))
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 

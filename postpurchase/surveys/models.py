@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from postpurchase.store.models import Base, BigId, _enum
+from postpurchase.store.columns import Base, BigId, str_enum
 
 
 class NpsResponse(Base):
@@ -50,7 +50,7 @@ class SupportNotification(Base):
     channel: Mapped[str] = mapped_column(String(16))  # email, webhook
     payload: Mapped[dict[str, Any]]
     status: Mapped[NotificationStatus] = mapped_column(
-        _enum(NotificationStatus, "notification_status"), default=NotificationStatus.PENDING
+        str_enum(NotificationStatus, "notification_status"), default=NotificationStatus.PENDING
     )
     attempts: Mapped[int] = mapped_column(default=0)
     lease_until: Mapped[datetime | None]

@@ -32,7 +32,7 @@ import httpx
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from postpurchase.channels.messages import EmailSender, OutgoingEmail
+from postpurchase.channels.senders import EmailSender, OutgoingEmail
 from postpurchase.exceptions import ProviderError
 from postpurchase.settings import Settings
 from postpurchase.store.database import SessionFactory, transaction

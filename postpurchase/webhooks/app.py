@@ -13,7 +13,6 @@ Answers: 202 accepted (or ignored, for topics recorded but not acted on), 200 du
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from postpurchase.exceptions import ConfigError
 from postpurchase.inbox import IGNORED_EVENT_TYPE, InboxEntry
 from postpurchase.settings import Settings, load_settings
-from postpurchase.store.database import SessionFactory, engine_of, open_store
+from postpurchase.store.database import SessionFactory
 from postpurchase.webhooks import (
     clicks,
     links,
@@ -40,7 +39,7 @@ from postpurchase.webhooks import (
     reviews,
     surveys,
 )
-from postpurchase.webhooks.group_commit import GroupCommitter
+from postpurchase.webhooks.deps import Runtime
 from postpurchase.webhooks.intake import (
     Ping,
     generic_entry,
@@ -58,33 +57,6 @@ EntryParser = Callable[[Settings, Mapping[str, str], bytes, datetime], InboxEntr
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class _Runtime:
-    """Settings and the database, loaded on first use (the app is built at plugin import)."""
-
-    def __init__(self, settings: Settings | None, factory: SessionFactory | None) -> None:
-        self._settings = settings
-        self._factory = factory
-        self._committer: GroupCommitter | None = None
-        self._lock = threading.Lock()
-
-    def settings(self) -> Settings:
-        if self._settings is None:
-            with self._lock:
-                if self._settings is None:
-                    self._settings = load_settings()
-        return self._settings
-
-    def factory(self) -> SessionFactory:
-        if self._factory is None:
-            self._factory = open_store(self.settings())
-        return self._factory
-
-    def committer(self) -> GroupCommitter:
-        if self._committer is None:
-            self._committer = GroupCommitter(engine_of(self.factory()))
-        return self._committer
 
 
 # The setting a route cannot verify anything without, when it is missing. WooCommerce is left
@@ -150,9 +122,28 @@ def create_app(
         openapi_url="/openapi.json" if docs else None,
         lifespan=_lifespan,
     )
-    runtime = _Runtime(settings, session_factory)
+    runtime = Runtime(settings, session_factory)
+    app.state.runtime = runtime  # every route's settings and database (see deps)
     rejections = RejectionCounter()
     app.state.rejections = rejections  # provider routes count their refusals here too
+
+    _add_intake(app, runtime, rejections, clock)
+    # Provider feedback (SendGrid events, Twilio status and inbound, unsubscribe, survey).
+    app.include_router(providers.router)
+    app.include_router(links.router)
+    app.include_router(reviews.router)
+    app.include_router(surveys.router)
+    app.include_router(review_apps.router)
+    app.add_exception_handler(links.Misconfigured, lambda _r, _e: links.misconfigured_page())
+
+    _add_openapi(app)
+    _add_outcomes_and_rewards(app)
+    _add_health(app, runtime)
+    return app
+
+
+def _add_intake(app: FastAPI, runtime: Runtime, rejections: RejectionCounter, clock: Clock) -> None:
+    """The purchase webhook routes: verify, normalise, store in the inbox, answer."""
 
     async def intake(request: Request, route: str, parse: EntryParser) -> Response:
         try:
@@ -211,13 +202,10 @@ def create_app(
     app.add_route("/webhooks/shopify", shopify, methods=["POST"])
     app.add_route("/webhooks/woocommerce", woocommerce, methods=["POST"])
     app.add_route("/webhooks/events", events, methods=["POST"])
-    # Provider feedback (SendGrid events, Twilio status and inbound, unsubscribe, survey).
-    app.include_router(providers.router)
-    app.include_router(links.router)
-    app.include_router(reviews.router)
-    app.include_router(surveys.router)
-    app.include_router(review_apps.router)
-    app.add_exception_handler(links.Misconfigured, lambda _r, _e: links.misconfigured_page())
+
+
+def _add_openapi(app: FastAPI) -> None:
+    """The schema: the intake routes (plain Starlette routes) described by hand, then the rest."""
 
     def schema() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -229,6 +217,9 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = schema  # type: ignore[method-assign]
+
+
+def _add_outcomes_and_rewards(app: FastAPI) -> None:
     # Click links in messages (outcomes): count, then redirect.
     app.include_router(clicks.router)
     # Where customers spend points: the hosted rewards page and the storefront API.
@@ -238,6 +229,8 @@ def create_app(
     app.include_router(rewards_page.router)
     app.include_router(storefront.router)
 
+
+def _add_health(app: FastAPI, runtime: Runtime) -> None:
     @app.get("/webhooks/health")
     async def health() -> JSONResponse:
         """Liveness plus database reachability: 200 when both are fine, 503 otherwise."""
@@ -249,8 +242,6 @@ def create_app(
                 {"status": "unavailable", "database": type(exc).__name__}, status_code=503
             )
         return JSONResponse({"status": "ok", "database": "ok"})
-
-    return app
 
 
 def _ping_database(factory: SessionFactory) -> None:

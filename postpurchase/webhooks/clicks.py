@@ -21,9 +21,9 @@ from postpurchase import feedback
 from postpurchase.exceptions import InvalidInput
 from postpurchase.messages.tokens import signing_key
 from postpurchase.outcomes.clicks import read_click
-from postpurchase.settings import load_settings
-from postpurchase.store.database import open_store, transaction
+from postpurchase.store.database import transaction
 from postpurchase.store.models import Touchpoint
+from postpurchase.webhooks.deps import RuntimeDep
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -31,14 +31,14 @@ log = logging.getLogger(__name__)
 
 @router.get("/c/{token}")
 @router.head("/c/{token}")  # scanners probe with HEAD: answered, counted apart
-def click(token: str, request: Request) -> Response:
-    settings = load_settings()
+def click(token: str, request: Request, runtime: RuntimeDep) -> Response:
+    settings = runtime.settings()
     try:
         link = read_click(signing_key(settings), token)
     except InvalidInput:
         return HTMLResponse("<!DOCTYPE html><title>Link not valid</title>", status_code=400)
     try:
-        with transaction(open_store(settings)) as session:
+        with transaction(runtime.factory()) as session:
             known = session.scalar(select(Touchpoint.id).where(Touchpoint.id == link.touchpoint_id))
             feedback.record_events(
                 session,

@@ -31,11 +31,12 @@ from postpurchase import feedback
 from postpurchase.exceptions import ConfigError, InvalidInput
 from postpurchase.messages.tokens import LinkClaim, signing_keys, verify
 from postpurchase.outcomes.clicks import record_unsubscribe
-from postpurchase.settings import Settings, load_settings
-from postpurchase.store.database import open_store, transaction
+from postpurchase.settings import Settings
+from postpurchase.store.database import transaction
 from postpurchase.surveys import answers
 from postpurchase.surveys.settings import load_support_settings
 from postpurchase.webhooks import openapi, opt_out_spool
+from postpurchase.webhooks.deps import Runtime, RuntimeDep
 from postpurchase.webhooks.intake import read_body
 from postpurchase.webhooks.rejections import Rejection
 
@@ -55,9 +56,9 @@ class Misconfigured(Exception):
     """The settings cannot be read: answered with a plain 503 page (no shop name to show)."""
 
 
-def _settings() -> Settings:
+def _settings(runtime: Runtime) -> Settings:
     try:
-        return load_settings()
+        return runtime.settings()
     except ConfigError as exc:
         log.error("customer links are misconfigured: %s", exc)
         raise Misconfigured from None
@@ -94,8 +95,8 @@ def _busy(settings: Settings) -> HTMLResponse:
 
 
 @router.get("/u/{token}")
-def unsubscribe_page(token: str) -> HTMLResponse:
-    settings = _settings()
+def unsubscribe_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
+    settings = _settings(runtime)
     if _claim(settings, token, "unsubscribe") is None:
         return _invalid(settings, "unsubscribe")
     form = (
@@ -112,8 +113,8 @@ def unsubscribe_page(token: str) -> HTMLResponse:
 
 
 @router.post("/u/{token}", openapi_extra=openapi.ONE_CLICK)
-async def unsubscribe(token: str, request: Request) -> HTMLResponse:
-    settings = _settings()
+async def unsubscribe(token: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
+    settings = _settings(runtime)
     try:
         await read_body(request, _FORM_LIMIT)  # "List-Unsubscribe=One-Click": nothing to use
     except Rejection as rejection:
@@ -121,7 +122,7 @@ async def unsubscribe(token: str, request: Request) -> HTMLResponse:
     claim = _claim(settings, token, "unsubscribe")
     if claim is None:
         return _invalid(settings, "unsubscribe")
-    done = await run_in_threadpool(_unsubscribe, settings, claim)
+    done = await run_in_threadpool(_unsubscribe, runtime, claim)
     if not done:
         return _invalid(settings, "unsubscribe", 404)
     return page(
@@ -132,13 +133,14 @@ async def unsubscribe(token: str, request: Request) -> HTMLResponse:
     )
 
 
-def _unsubscribe(settings: Settings, claim: LinkClaim) -> bool:
+def _unsubscribe(runtime: Runtime, claim: LinkClaim) -> bool:
     """Unsubscribe now, or spool it when the database is away; False for an unknown customer."""
     now = datetime.now(UTC)
     customer_id, reference = claim.customer_id, f"touchpoint:{claim.touchpoint_id}"
+    settings = runtime.settings()
     try:
         opt_out_spool.replayer.replay_now()
-        with transaction(open_store(settings)) as session:
+        with transaction(runtime.factory()) as session:
             done = feedback.unsubscribe_email(
                 session, customer_id=customer_id, source="link", now=now, reference=reference
             )
@@ -160,8 +162,8 @@ def _unsubscribe(settings: Settings, claim: LinkClaim) -> bool:
 
 
 @router.get("/s/{token}")
-def survey_page(token: str) -> HTMLResponse:
-    settings = _settings()
+def survey_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
+    settings = _settings(runtime)
     claim = _claim(settings, token, "survey")
     if claim is None:
         return _invalid(settings, "survey")
@@ -185,8 +187,8 @@ def survey_page(token: str) -> HTMLResponse:
 
 
 @router.post("/s/{token}", openapi_extra=openapi.SURVEY_ANSWER)
-async def survey_answer(token: str, request: Request) -> HTMLResponse:
-    settings = _settings()
+async def survey_answer(token: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
+    settings = _settings(runtime)
     try:
         body = await read_body(request, _FORM_LIMIT)
     except Rejection as rejection:
@@ -201,7 +203,7 @@ async def survey_answer(token: str, request: Request) -> HTMLResponse:
     score = int(chosen)
     try:
         recorded = await run_in_threadpool(
-            _record_survey, settings, claim, score, form.get("comment")
+            _record_survey, runtime, claim, score, form.get("comment")
         )
     except (SQLAlchemyError, ConfigError) as exc:
         log.error("could not record a survey answer: %s", type(exc).__name__)
@@ -216,9 +218,9 @@ async def survey_answer(token: str, request: Request) -> HTMLResponse:
     )
 
 
-def _record_survey(settings: Settings, claim: LinkClaim, score: int, comment: str | None) -> bool:
+def _record_survey(runtime: Runtime, claim: LinkClaim, score: int, comment: str | None) -> bool:
     support = load_support_settings()
-    with transaction(open_store(settings)) as session:
+    with transaction(runtime.factory()) as session:
         return answers.record_csat(
             session,
             touchpoint_id=claim.touchpoint_id,

@@ -35,29 +35,32 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from sendgrid.helpers.eventwebhook import EventWebhook
-from sqlalchemy import select
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from postpurchase import consent, feedback
+from postpurchase import feedback
+from postpurchase.airflow_glue.connections import connection_fields
 from postpurchase.channels.configured import twilio_auth_token
 from postpurchase.exceptions import ConfigError
-from postpurchase.settings import Settings, load_settings
-from postpurchase.store.database import open_store, transaction
-from postpurchase.store.models import Channel, Touchpoint
+from postpurchase.provider_feedback import (
+    HELP_WORDS,
+    START_WORDS,
+    STOP_WORDS,
+    sms_keyword,
+    store_sendgrid_events,
+    store_twilio_status,
+)
+from postpurchase.settings import Settings
+from postpurchase.store.database import SessionFactory, transaction
 from postpurchase.webhooks import openapi, opt_out_spool
+from postpurchase.webhooks.deps import Runtime, RuntimeDep, app_runtime
 from postpurchase.webhooks.intake import read_body
 from postpurchase.webhooks.rejections import Rejection
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-_SUPPRESSING = {"bounce", "dropped", "spamreport", "unsubscribe", "group_unsubscribe"}
-_STOP = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
-_START = {"START", "YES", "UNSTOP"}
-_HELP = {"HELP", "INFO"}
-_BIGINT_MAX = 2**63 - 1
 # Spooled opt-outs are applied before the next opt-out is handled, and retried meanwhile.
 spool = opt_out_spool.replayer
 
@@ -81,7 +84,7 @@ async def _reject(
     """Refuse a provider's request and count it for ops, as refused purchase webhooks are."""
     await run_in_threadpool(
         request.app.state.rejections.record,
-        open_store(settings),
+        app_runtime(request).factory(),
         route=_route(request),
         rejection=Rejection(status, reason),
         headers=request.headers.items(),
@@ -99,17 +102,17 @@ async def _read(request: Request, settings: Settings) -> bytes | Response:
         return await _reject(request, settings, b"", rejection.status_code, rejection.reason)
 
 
-def _settings() -> Settings | Response:
+def _settings(runtime: Runtime) -> Settings | Response:
     try:
-        return load_settings()
+        return runtime.settings()
     except ConfigError as exc:
         log.error("provider webhooks are misconfigured: %s", exc)
         return _unavailable("the server's configuration is invalid")
 
 
 @router.post("/webhooks/sendgrid/events", openapi_extra=openapi.SENDGRID_EVENTS)
-async def sendgrid_events(request: Request) -> Response:
-    settings = _settings()
+async def sendgrid_events(request: Request, runtime: RuntimeDep) -> Response:
+    settings = _settings(runtime)
     if isinstance(settings, Response):
         return settings
     if not settings.sendgrid_event_public_key:
@@ -155,7 +158,9 @@ async def sendgrid_events(request: Request) -> Response:
             request, settings, raw, 400, "body must be a JSON array of event objects"
         )
     try:
-        new, skipped = await run_in_threadpool(_store_sendgrid_batch, settings, events, now)
+        new, skipped = await run_in_threadpool(
+            _store_sendgrid_batch, runtime.factory(), events, now
+        )
     except SQLAlchemyError as exc:
         log.error("could not store SendGrid events: %s", type(exc).__name__)
         return _unavailable("the database is unavailable")
@@ -170,96 +175,15 @@ def _age_seconds(timestamp: str, now: datetime) -> float | None:
 
 
 def _store_sendgrid_batch(
-    settings: Settings, events: list[dict[str, Any]], now: datetime
+    store: SessionFactory, events: list[dict[str, Any]], now: datetime
 ) -> tuple[int, int]:
-    with transaction(open_store(settings)) as session:
-        return _store_sendgrid_events(session, events, now=now)
-
-
-def _store_sendgrid_events(
-    session: Any, events: list[dict[str, Any]], *, now: datetime
-) -> tuple[int, int]:
-    """Store and act on each event; returns (new, skipped as unstorable).
-
-    Each event runs in a savepoint: one whose values the database refuses (a NUL in a string,
-    a number out of range) is skipped and counted without losing the others. Any other
-    database error (connection lost) fails the whole batch, and SendGrid sends it again.
-    """
-    claimed = {_int(e.get("touchpoint_id")) for e in events} - {None}
-    known = set(session.execute(select(Touchpoint.id).where(Touchpoint.id.in_(claimed))).scalars())
-    new = skipped = 0
-    for event in events:
-        event_id, kind = event.get("sg_event_id"), str(event.get("event") or "")
-        if not event_id or not kind:
-            continue  # nothing to deduplicate on: SendGrid always sends both
-        try:
-            with session.begin_nested():
-                new += _store_sendgrid_event(session, event, kind, known, now=now)
-        except (DataError, IntegrityError) as exc:
-            skipped += 1
-            log.warning("skipped a SendGrid event the database refused: %s", type(exc).__name__)
-    return new, skipped
-
-
-def _store_sendgrid_event(
-    session: Any, event: dict[str, Any], kind: str, known: set[int], *, now: datetime
-) -> int:
-    touchpoint_id = _int(event.get("touchpoint_id"))
-    occurred_at = _from_unix(event.get("timestamp")) or now
-    message_id = str(event.get("sg_message_id") or "").split(".")[0][:128] or None
-    row = {
-        "provider": "sendgrid",
-        "provider_event_id": str(event["sg_event_id"])[:255],
-        "touchpoint_id": touchpoint_id if touchpoint_id in known else None,
-        "provider_message_id": message_id,
-        "event": kind[:32],
-        "occurred_at": occurred_at,
-        "detail": event,
-    }
-    if not feedback.record_events(session, [row]):
-        return 0  # a redelivered event: already acted on
-    email = str(event.get("email") or "").strip().lower()
-    if not email:
-        return 1
-    if kind in _SUPPRESSING and not (kind == "bounce" and event.get("type") == "blocked"):
-        _sendgrid_opt_out(session, event, kind, email, occurred_at, now)
-    elif kind == "group_resubscribe":
-        # lifts only what the same group's unsubscribe did (consent.resubscribe_group)
-        consent.resubscribe_group(
-            session,
-            email=email,
-            group_id=event.get("asm_group_id"),
-            reference=f"sendgrid:{kind}:{event['sg_event_id']}",
-            now=occurred_at,
-        )
-    return 1
-
-
-def _sendgrid_opt_out(
-    session: Any, event: dict[str, Any], kind: str, email: str, at: datetime, now: datetime
-) -> None:
-    """Suppress the address; an unsubscribe also denies email marketing consent. A group
-    unsubscribe's suppression names its group, so only that group's resubscribe lifts it."""
-    grouped = kind == consent.GROUP_UNSUBSCRIBE
-    source = consent.group_source(event.get("asm_group_id")) if grouped else "sendgrid"
-    feedback.suppress(
-        session, channel=Channel.EMAIL, address=email, reason=kind, source=source, now=now
-    )
-    if not grouped:
-        consent.override_group_suppression(session, address=email, reason=kind, source=source)
-    if kind in ("unsubscribe", consent.GROUP_UNSUBSCRIBE):
-        consent.unsubscribe_email(
-            session,
-            consent.customers_with_email(session, email),
-            source=consent.SENDGRID_UNSUBSCRIBE,
-            reference=f"sendgrid:{kind}:{event.get('sg_event_id')}",
-            at=at,
-        )
+    with transaction(store) as session:
+        return store_sendgrid_events(session, events, now=now)
 
 
 async def _twilio_form(request: Request, settings: Settings) -> dict[str, str] | Response:
     """The verified form of a Twilio webhook, or the refusal to send back."""
-    token = twilio_auth_token(settings)
+    token = twilio_auth_token(settings, connection=connection_fields)
     if not token:
         return _unavailable("no Twilio auth token configured to verify X-Twilio-Signature")
     raw = await _read(request, settings)
@@ -277,8 +201,8 @@ async def _twilio_form(request: Request, settings: Settings) -> dict[str, str] |
 
 
 @router.post("/webhooks/twilio/status", openapi_extra=openapi.TWILIO_STATUS)
-async def twilio_status(request: Request) -> Response:
-    settings = _settings()
+async def twilio_status(request: Request, runtime: RuntimeDep) -> Response:
+    settings = _settings(runtime)
     if isinstance(settings, Response):
         return settings
     form = await _twilio_form(request, settings)
@@ -289,57 +213,31 @@ async def twilio_status(request: Request) -> Response:
         reason = "MessageSid and MessageStatus are required"
         return await _reject(request, settings, b"", 400, reason)
     try:
-        await run_in_threadpool(_store_twilio_status, settings, form, sid, status)
+        await run_in_threadpool(store_twilio_status, runtime.factory(), form, sid, status)
     except SQLAlchemyError as exc:
         log.error("could not store a Twilio status: %s", type(exc).__name__)
         return _unavailable("the database is unavailable")  # Twilio retries callbacks
     return Response(status_code=204)
 
 
-def _store_twilio_status(settings: Settings, form: dict[str, str], sid: str, status: str) -> None:
-    now = datetime.now(UTC)
-    with transaction(open_store(settings)) as session:
-        touchpoint_id = session.execute(
-            select(Touchpoint.id).where(Touchpoint.provider_message_id == sid[:128])
-        ).scalar_one_or_none()
-        new = feedback.record_events(
-            session,
-            [
-                {
-                    "provider": "twilio",
-                    "provider_event_id": f"{sid}:{status}"[:255],
-                    "touchpoint_id": touchpoint_id,
-                    "provider_message_id": sid[:128],
-                    "event": status[:32],
-                    "occurred_at": now,
-                    "detail": form,
-                }
-            ],
-        )
-        if new and form.get("ErrorCode") == "21610" and form.get("To"):
-            feedback.opt_out_sms(
-                session, phone=form["To"], source="twilio:21610", now=now, reference=f"twilio:{sid}"
-            )
-
-
 @router.post("/webhooks/twilio/inbound", openapi_extra=openapi.TWILIO_INBOUND)
-async def twilio_inbound(request: Request) -> Response:
-    settings = _settings()
+async def twilio_inbound(request: Request, runtime: RuntimeDep) -> Response:
+    settings = _settings(runtime)
     if isinstance(settings, Response):
         return settings
     form = await _twilio_form(request, settings)
     if isinstance(form, Response):
         return form
-    keyword = form.get("Body", "").strip().upper()
+    keyword = sms_keyword(form.get("Body", ""))
     phone = form.get("From", "").strip()
     reference = f"twilio:{form.get('MessageSid') or 'inbound'}"
     reply = MessagingResponse()
     try:
-        if keyword in _STOP and phone:
-            await run_in_threadpool(_stop, settings, phone, reference)
-        elif keyword in _START and phone:
-            await run_in_threadpool(_start, settings, phone, reference)
-        elif keyword in _HELP:
+        if keyword in STOP_WORDS and phone:
+            await run_in_threadpool(_stop, runtime, phone, reference)
+        elif keyword in START_WORDS and phone:
+            await run_in_threadpool(_start, runtime, phone, reference)
+        elif keyword in HELP_WORDS:
             reply.message(settings.shop_sms_help_text)
     except SQLAlchemyError as exc:
         # Only a START gets here (a STOP is spooled): Twilio does not retry, and the
@@ -349,12 +247,13 @@ async def twilio_inbound(request: Request) -> Response:
     return Response(str(reply), media_type="application/xml")
 
 
-def _stop(settings: Settings, phone: str, reference: str) -> None:
+def _stop(runtime: Runtime, phone: str, reference: str) -> None:
     """Opt the number out now, or spool the STOP if the database is away (never drop it)."""
     now = datetime.now(UTC)
+    settings = runtime.settings()
     try:
         spool.replay_now()
-        with transaction(open_store(settings)) as session:
+        with transaction(runtime.factory()) as session:
             feedback.opt_out_sms(
                 session, phone=phone, source="sms:stop", now=now, reference=reference
             )
@@ -371,29 +270,13 @@ def _stop(settings: Settings, phone: str, reference: str) -> None:
         spool.start_retrying()
 
 
-def _start(settings: Settings, phone: str, reference: str) -> None:
+def _start(runtime: Runtime, phone: str, reference: str) -> None:
     spool.replay_now()  # a STOP spooled earlier must not be applied after this START
-    if opt_out_spool.pending(settings):
+    if opt_out_spool.pending(runtime.settings()):
         raise _SpoolNotDrained()
-    with transaction(open_store(settings)) as session:
+    with transaction(runtime.factory()) as session:
         feedback.opt_in_sms(session, phone=phone, now=datetime.now(UTC), reference=reference)
 
 
 class _SpoolNotDrained(SQLAlchemyError):
     """Spooled opt-outs are still waiting: the database is not (all) back yet."""
-
-
-def _int(value: Any) -> int | None:
-    """A row id from a custom arg, or None: anything a BIGINT cannot hold is no id of ours."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return number if 0 < number <= _BIGINT_MAX else None
-
-
-def _from_unix(value: Any) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(int(value), UTC)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None

@@ -22,8 +22,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from postpurchase.exceptions import ConfigError
 from postpurchase.reviews import external
 from postpurchase.reviews.settings import ReviewAppSettings, load_review_app_settings
-from postpurchase.settings import Settings, load_settings
-from postpurchase.store.database import open_store, transaction
+from postpurchase.settings import Settings
+from postpurchase.store.database import transaction
+from postpurchase.webhooks.deps import Runtime, RuntimeDep
 from postpurchase.webhooks.intake import read_body
 from postpurchase.webhooks.rejections import Rejection
 
@@ -39,33 +40,33 @@ def _answer(status: int, **body: object) -> JSONResponse:
 
 
 async def _refused(
-    request: Request, settings: Settings, raw: bytes, status: int, reason: str, route: str
+    request: Request, runtime: Runtime, raw: bytes, status: int, reason: str, route: str
 ) -> JSONResponse:
     """Refuse and count it in ``rejected_webhooks``, as other refused webhooks are; the
     route is named by its pattern, so Yotpo's URL secret is never stored."""
     await run_in_threadpool(
         request.app.state.rejections.record,
-        open_store(settings),
+        runtime.factory(),
         route=route,
         rejection=Rejection(status, reason),
         headers=request.headers.items(),
         body=raw,
-        cap=settings.rejected_webhook_cap,
+        cap=runtime.settings().rejected_webhook_cap,
     )
     return _answer(status, error=reason)
 
 
-def _configs() -> tuple[Settings, ReviewAppSettings] | None:
+def _configs(runtime: Runtime) -> tuple[Settings, ReviewAppSettings] | None:
     try:
-        return load_settings(), load_review_app_settings()
+        return runtime.settings(), load_review_app_settings()
     except ConfigError as exc:
         log.error("review webhooks are misconfigured: %s", exc)
         return None
 
 
-async def _store(settings: Settings, review: external.ExternalReview) -> JSONResponse:
+async def _store(runtime: Runtime, review: external.ExternalReview) -> JSONResponse:
     def write() -> str:
-        with transaction(open_store(settings)) as session:
+        with transaction(runtime.factory()) as session:
             return external.record_external_review(session, review, now=datetime.now(UTC))
 
     try:
@@ -77,8 +78,8 @@ async def _store(settings: Settings, review: external.ExternalReview) -> JSONRes
 
 
 @router.post("/webhooks/judgeme")
-async def judgeme_review(request: Request) -> JSONResponse:
-    configs = _configs()
+async def judgeme_review(request: Request, runtime: RuntimeDep) -> JSONResponse:
+    configs = _configs(runtime)
     if configs is None or configs[1].judgeme_webhook_secret is None:
         return _answer(503, error="POSTPURCHASE_JUDGEME_WEBHOOK_SECRET is not configured")
     settings, apps = configs
@@ -92,19 +93,19 @@ async def judgeme_review(request: Request) -> JSONResponse:
         secret, raw, request.headers.get("JUDGEME-HMAC-SHA256")
     ):
         reason = "JUDGEME-HMAC-SHA256 does not verify"
-        return await _refused(request, settings, raw, 401, reason, _JUDGEME)
+        return await _refused(request, runtime, raw, 401, reason, _JUDGEME)
     try:
         review = external.parse_judgeme(json.loads(raw))
     except ValueError:
         review = None
     if review is None:
-        return await _refused(request, settings, raw, 400, "not a Judge.me review", _JUDGEME)
-    return await _store(settings, review)
+        return await _refused(request, runtime, raw, 400, "not a Judge.me review", _JUDGEME)
+    return await _store(runtime, review)
 
 
 @router.post("/webhooks/yotpo/{token}")
-async def yotpo_review(token: str, request: Request) -> JSONResponse:
-    configs = _configs()
+async def yotpo_review(token: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
+    configs = _configs(runtime)
     if configs is None or configs[1].yotpo_webhook_token is None or not configs[1].yotpo_app_key:
         return _answer(
             503, error="POSTPURCHASE_YOTPO_WEBHOOK_TOKEN and _YOTPO_APP_KEY are not configured"
@@ -117,14 +118,14 @@ async def yotpo_review(token: str, request: Request) -> JSONResponse:
         return _answer(rejection.status_code, error=rejection.reason)
     expected = apps.yotpo_webhook_token.get_secret_value().encode()
     if not hmac.compare_digest(expected, token.encode()):
-        return await _refused(request, settings, raw, 401, "unknown webhook URL", _YOTPO)
+        return await _refused(request, runtime, raw, 401, "unknown webhook URL", _YOTPO)
     try:
         review, app_key = external.parse_yotpo(json.loads(raw))
     except ValueError:
         review, app_key = None, None
     if review is None:
-        return await _refused(request, settings, raw, 400, "not a Yotpo review", _YOTPO)
+        return await _refused(request, runtime, raw, 400, "not a Yotpo review", _YOTPO)
     shop_key = (apps.yotpo_app_key or "").encode()
     if app_key is None or not hmac.compare_digest(app_key.encode(), shop_key):
-        return await _refused(request, settings, raw, 401, "app_key is not this shop's", _YOTPO)
-    return await _store(settings, review)
+        return await _refused(request, runtime, raw, 401, "app_key is not this shop's", _YOTPO)
+    return await _store(runtime, review)

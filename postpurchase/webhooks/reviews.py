@@ -28,8 +28,9 @@ from postpurchase.messages.tokens import LinkClaim, signing_keys, verify
 from postpurchase.reviews import collecting, publishing
 from postpurchase.reviews.rewards import shop_loyalty_config
 from postpurchase.reviews.settings import ReviewSettings, load_review_settings
-from postpurchase.settings import Settings, load_settings
-from postpurchase.store.database import open_store, reading, transaction
+from postpurchase.settings import Settings
+from postpurchase.store.database import reading, transaction
+from postpurchase.webhooks.deps import Runtime, RuntimeDep
 from postpurchase.webhooks.intake import read_body
 from postpurchase.webhooks.links import Misconfigured, page
 from postpurchase.webhooks.rejections import Rejection
@@ -42,9 +43,9 @@ _BUTTON = "padding:12px 22px;font-size:16px;width:100%;"
 _FIELD = "width:100%;box-sizing:border-box;font-size:16px;padding:8px;margin:4px 0;"
 
 
-def _settings() -> tuple[Settings, ReviewSettings]:
+def _settings(runtime: Runtime) -> tuple[Settings, ReviewSettings]:
     try:
-        return load_settings(), load_review_settings()
+        return runtime.settings(), load_review_settings()
     except ConfigError as exc:
         log.error("the review page is misconfigured: %s", exc)
         raise Misconfigured from None
@@ -70,9 +71,9 @@ def _busy(settings: Settings) -> HTMLResponse:
 
 
 def _load(
-    settings: Settings, reviews: ReviewSettings, claim: LinkClaim
+    runtime: Runtime, reviews: ReviewSettings, claim: LinkClaim
 ) -> tuple[collecting.ReviewOrder | None, str]:
-    with reading(open_store(settings)) as session:
+    with reading(runtime.factory()) as session:
         target = collecting.review_order(
             session,
             customer_id=claim.customer_id,
@@ -87,13 +88,13 @@ def _load(
 
 
 @router.get("/r/{token}")
-def review_page(token: str) -> HTMLResponse:
-    settings, reviews = _settings()
+def review_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
+    settings, reviews = _settings(runtime)
     claim = _claim(settings, token)
     if claim is None:
         return _invalid(settings)
     try:
-        target, name = _load(settings, reviews, claim)
+        target, name = _load(runtime, reviews, claim)
     except (SQLAlchemyError, ConfigError) as exc:
         log.error("could not show a review page: %s", type(exc).__name__)
         return _busy(settings)
@@ -181,8 +182,8 @@ def answers_from_form(form: dict[str, str]) -> list[collecting.Answer]:
 
 
 @router.post("/r/{token}")
-async def review_answer(token: str, request: Request) -> HTMLResponse:
-    settings, reviews = _settings()
+async def review_answer(token: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
+    settings, reviews = _settings(runtime)
     try:
         body = await read_body(request, _FORM_LIMIT)
     except Rejection as rejection:
@@ -199,7 +200,7 @@ async def review_answer(token: str, request: Request) -> HTMLResponse:
         return page(settings, "Not accepted", "Please choose stars for at least one product.", 422)
     try:
         outcome = await run_in_threadpool(
-            _save, settings, reviews, claim, answers, form.get("display_name", "")
+            _save, runtime, reviews, claim, answers, form.get("display_name", "")
         )
     except (SQLAlchemyError, ConfigError) as exc:
         log.error("could not store a review: %s", type(exc).__name__)
@@ -217,7 +218,7 @@ async def review_answer(token: str, request: Request) -> HTMLResponse:
 
 
 def _save(
-    settings: Settings,
+    runtime: Runtime,
     reviews: ReviewSettings,
     claim: LinkClaim,
     answers: list[collecting.Answer],
@@ -226,7 +227,7 @@ def _save(
     """(reviews saved, whether one is held for a person, why others were refused)."""
     now = datetime.now(UTC)
     loyalty = shop_loyalty_config()
-    with transaction(open_store(settings)) as session:
+    with transaction(runtime.factory()) as session:
         target = collecting.review_order(
             session,
             customer_id=claim.customer_id,
@@ -254,9 +255,9 @@ def _save(
 _CACHE = "public, max-age=300"
 
 
-def _published(settings: Settings) -> list[publishing.PublicReview]:
-    with reading(open_store(settings)) as session:
-        return publishing.published_reviews(session, shop_url=settings.shop_url)
+def _published(runtime: Runtime) -> list[publishing.PublicReview]:
+    with reading(runtime.factory()) as session:
+        return publishing.published_reviews(session, shop_url=runtime.settings().shop_url)
 
 
 def _cacheable(request: Request, body: bytes, media_type: str) -> Response:
@@ -278,11 +279,13 @@ def _unavailable() -> Response:
 
 
 @router.get("/reviews.json")
-async def reviews_json(request: Request, product: str | None = None) -> Response:
+async def reviews_json(
+    request: Request, runtime: RuntimeDep, product: str | None = None
+) -> Response:
     """Published reviews and the average rating per product (``?product=ID``: one product)."""
-    settings, _ = _settings()
+    settings, _ = _settings(runtime)
     try:
-        found = await run_in_threadpool(_published, settings)
+        found = await run_in_threadpool(_published, runtime)
     except (SQLAlchemyError, ConfigError) as exc:
         log.error("could not list published reviews: %s", type(exc).__name__)
         return _unavailable()
@@ -292,11 +295,11 @@ async def reviews_json(request: Request, product: str | None = None) -> Response
 
 
 @router.get("/reviews/google-product-reviews.xml")
-async def google_product_reviews(request: Request) -> Response:
+async def google_product_reviews(request: Request, runtime: RuntimeDep) -> Response:
     """The Google Product Reviews feed (schema 2.3) of every published review."""
-    settings, _ = _settings()
+    settings, _ = _settings(runtime)
     try:
-        found = await run_in_threadpool(_published, settings)
+        found = await run_in_threadpool(_published, runtime)
     except (SQLAlchemyError, ConfigError) as exc:
         log.error("could not build the review feed: %s", type(exc).__name__)
         return _unavailable()

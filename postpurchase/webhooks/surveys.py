@@ -21,10 +21,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from postpurchase.exceptions import ConfigError, InvalidInput
 from postpurchase.messages.tokens import LinkClaim, signing_keys, verify
-from postpurchase.settings import Settings, load_settings
-from postpurchase.store.database import open_store, transaction
+from postpurchase.settings import Settings
+from postpurchase.store.database import transaction
 from postpurchase.surveys import answers
 from postpurchase.surveys.settings import SupportSettings, load_support_settings
+from postpurchase.webhooks.deps import Runtime, RuntimeDep
 from postpurchase.webhooks.intake import read_body
 from postpurchase.webhooks.links import COMMENT_BOX, Misconfigured, page
 from postpurchase.webhooks.rejections import Rejection
@@ -36,9 +37,9 @@ _FORM_LIMIT = 16384
 _SCORES = [str(n) for n in range(11)]
 
 
-def _settings() -> tuple[Settings, SupportSettings]:
+def _settings(runtime: Runtime) -> tuple[Settings, SupportSettings]:
     try:
-        return load_settings(), load_support_settings()
+        return runtime.settings(), load_support_settings()
     except ConfigError as exc:
         log.error("the NPS page is misconfigured: %s", exc)
         raise Misconfigured from None
@@ -57,8 +58,8 @@ def _invalid(settings: Settings, status: int = 400) -> HTMLResponse:
 
 
 @router.get("/n/{token}")
-def nps_page(token: str) -> HTMLResponse:
-    settings, _ = _settings()
+def nps_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
+    settings, _ = _settings(runtime)
     claim = _claim(settings, token)
     if claim is None:
         return _invalid(settings)
@@ -86,8 +87,8 @@ def nps_page(token: str) -> HTMLResponse:
 
 
 @router.post("/n/{token}")
-async def nps_answer(token: str, request: Request) -> HTMLResponse:
-    settings, support = _settings()
+async def nps_answer(token: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
+    settings, support = _settings(runtime)
     try:
         body = await read_body(request, _FORM_LIMIT)
     except Rejection as rejection:
@@ -102,7 +103,7 @@ async def nps_answer(token: str, request: Request) -> HTMLResponse:
     score = int(chosen)
     try:
         recorded = await run_in_threadpool(
-            _record, settings, support, claim, score, form.get("comment")
+            _record, runtime, support, claim, score, form.get("comment")
         )
     except (SQLAlchemyError, ConfigError) as exc:
         log.error("could not record an NPS answer: %s", type(exc).__name__)
@@ -120,13 +121,13 @@ async def nps_answer(token: str, request: Request) -> HTMLResponse:
 
 
 def _record(
-    settings: Settings,
+    runtime: Runtime,
     support: SupportSettings,
     claim: LinkClaim,
     score: int,
     comment: str | None,
 ) -> bool:
-    with transaction(open_store(settings)) as session:
+    with transaction(runtime.factory()) as session:
         return answers.record_nps(
             session,
             touchpoint_id=claim.touchpoint_id,

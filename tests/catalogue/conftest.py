@@ -16,7 +16,8 @@ from processing.journeys import at
 from webhooks.deliveries import Sender, intake_settings
 
 from postpurchase.campaigns.config import CampaignConfig, load_campaigns
-from postpurchase.processing.inbox import InboxSummary, process_inbox
+from postpurchase.processing.batch import InboxSummary
+from postpurchase.processing.drain import process_inbox
 from postpurchase.settings import PROJECT_ROOT, Settings
 from postpurchase.store.database import SessionFactory
 from postpurchase.webhooks.app import create_app

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.events import CanonicalEvent
-from postpurchase.processing.inbox import InboxSummary, process_inbox
+from postpurchase.processing.batch import InboxSummary
+from postpurchase.processing.drain import process_inbox
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.models import ClaimStatus, InboxEvent, Product
 
@@ -84,7 +85,7 @@ def test_two_drainers_share_new_products_without_deadlock(db_url, store, caplog)
             )
         )
 
-    with caplog.at_level(logging.WARNING, logger="postpurchase.processing.inbox"):
+    with caplog.at_level(logging.WARNING, logger="postpurchase.processing.drain"):
         threads = [threading.Thread(target=drain, args=(f"w{i}",)) for i in range(2)]
         for thread in threads:
             thread.start()

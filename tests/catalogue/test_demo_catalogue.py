@@ -13,7 +13,6 @@ from webhooks.deliveries import SHOPIFY_SECRET
 
 from postpurchase.demo.feed import build_feed
 from postpurchase.demo.replay import shopify_request
-from postpurchase.dispatch_tasks import claim_for_run, dispatch_chunk
 from postpurchase.loyalty.config import load_loyalty_config
 from postpurchase.settings import PROJECT_ROOT, Settings
 from postpurchase.store.models import (
@@ -24,6 +23,7 @@ from postpurchase.store.models import (
     Touchpoint,
     TouchpointStatus,
 )
+from postpurchase.tasks.dispatch import claim_for_run, dispatch_chunk
 
 NOW = "2026-11-27T12:00:00+00:00"
 

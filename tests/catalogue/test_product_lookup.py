@@ -21,12 +21,13 @@ from genuine_payloads import CULT, DELIVERED, ORDER, genuine
 from processing.journeys import at
 from sqlalchemy import select
 
-from postpurchase.catalogue.lookup import MAX_ATTEMPTS, look_up_products, look_up_unknown_products
+from postpurchase.catalogue.lookup import MAX_ATTEMPTS, look_up_products
 from postpurchase.catalogue.platform_api import ShopifyAdminApi, WooCommerceApi, configured_apis
 from postpurchase.catalogue.products import note_products
 from postpurchase.settings import Settings
 from postpurchase.store.database import transaction
 from postpurchase.store.models import Product, Touchpoint
+from postpurchase.tasks.processing import look_up_unknown_products
 
 NOW = at("2026-11-20T15:00:00+00:00")
 IPOD_DOCUMENT = genuine("shopify/admin_api_product_ipod_nano.json")

@@ -10,9 +10,10 @@ from email import policy
 
 import pytest
 
+from postpurchase.airflow_glue.connections import connection_fields
 from postpurchase.channels.configured import email_sender, sms_sender
-from postpurchase.channels.messages import OutgoingEmail, OutgoingSms
 from postpurchase.channels.outbox import OutboxSender
+from postpurchase.channels.senders import OutgoingEmail, OutgoingSms
 from postpurchase.channels.sendgrid_email import SendGridEmailSender
 from postpurchase.channels.twilio_sms import TwilioSmsSender
 from postpurchase.exceptions import ConfigError
@@ -111,8 +112,8 @@ def test_credentials_come_from_airflow_connections(tmp_path, monkeypatch):
         ),
     )
     settings = Settings(var_dir=tmp_path, email_channel="sendgrid", sms_channel="twilio")
-    assert isinstance(email_sender(settings), SendGridEmailSender)
-    assert isinstance(sms_sender(settings), TwilioSmsSender)
+    assert isinstance(email_sender(settings, connection=connection_fields), SendGridEmailSender)
+    assert isinstance(sms_sender(settings, connection=connection_fields), TwilioSmsSender)
 
 
 def test_twilio_needs_a_sender(tmp_path):

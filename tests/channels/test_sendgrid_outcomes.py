@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fakes.fake_sendgrid import API_KEY, server_error
 
-from postpurchase.channels.messages import OutgoingEmail
+from postpurchase.channels.senders import OutgoingEmail
 from postpurchase.channels.sendgrid_email import SendGridEmailSender
 from postpurchase.exceptions import PermanentProviderError, TransientProviderError
 

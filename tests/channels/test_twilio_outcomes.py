@@ -6,7 +6,7 @@ import pytest
 from fakes.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, error
 from fakes.http_fake import Fault
 
-from postpurchase.channels.messages import OutgoingSms
+from postpurchase.channels.senders import OutgoingSms
 from postpurchase.channels.twilio_sms import TwilioSmsSender
 from postpurchase.exceptions import (
     PermanentProviderError,

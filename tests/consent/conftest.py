@@ -1,18 +1,11 @@
-"""Consent tests reach the app through its signed routes: the webhook sender (``send``) and
-the provider fakes and dispatcher shared with the dispatch and feedback tests."""
+"""Consent tests reach the app through its signed routes: the webhook sender (``send``); the
+provider fakes and dispatcher come from ``fakes.fixtures`` (registered in tests/conftest.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from fakes.fixtures import (  # noqa: F401
-    fake_sendgrid,
-    fake_twilio,
-    make_dispatcher,
-    renderer,
-    shop,
-)
 from fastapi.testclient import TestClient
 from webhooks.deliveries import Sender, intake_settings
 

@@ -17,10 +17,10 @@ from sqlalchemy import select
 from webhooks.deliveries import fixture_bytes, fixture_json, inbox_rows
 
 from postpurchase.campaigns.config import load_campaigns
-from postpurchase.demo.feed import SHOP as DEMO_SHOP
 from postpurchase.demo.feed import build_feed
+from postpurchase.demo.shop_payloads import SHOP as DEMO_SHOP
 from postpurchase.events import CanonicalEvent, EventType
-from postpurchase.processing.inbox import process_inbox
+from postpurchase.processing.drain import process_inbox
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.claims import claim_due_touchpoints
 from postpurchase.store.database import transaction

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+from servers import free_port
 
 from postpurchase.demo.feed import build_feed, write_feed
 from postpurchase.demo.replay import read_feed, shopify_request
@@ -21,7 +22,6 @@ from postpurchase.exceptions import InvalidInput
 from postpurchase.settings import Settings
 from postpurchase.webhooks.intake import shopify_entry
 from postpurchase.webhooks.signatures import verify_base64_hmac
-from tests.e2e.cluster import free_port
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

@@ -18,17 +18,12 @@ from pathlib import Path
 
 import psutil
 import pytest
+from servers import free_port
 
 from postpurchase.demo.local_airflow import LocalAirflow, parallelism
 from postpurchase.settings import PROJECT_ROOT
 
 ROLES = ("supervisor", "root", "stubborn", "spawner", "orphan")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _port_is_free(port: int) -> bool:
@@ -57,7 +52,7 @@ def _wait_for(condition, timeout: float = 20.0) -> None:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_a_stop_signal_ends_the_whole_tree_and_frees_its_ports(tmp_path: Path, signum):
-    ports = (_free_port(), _free_port())
+    ports = (free_port(), free_port())
     env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
     main = subprocess.Popen(
         [

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.demo.summary import summary_lines
 from postpurchase.loyalty.config import load_loyalty_config
-from postpurchase.processing.inbox import process_inbox
+from postpurchase.processing.drain import process_inbox
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.database import transaction
 from postpurchase.store.models import Customer, CustomerTierChange, Touchpoint, TouchpointStatus

@@ -16,7 +16,6 @@ from fakes.http_fake import Fault
 from sqlalchemy import select, update
 
 from postpurchase.campaigns.config import load_campaigns
-from postpurchase.dispatch_tasks import campaign_lookup
 from postpurchase.feedback import opt_out_sms, suppress
 from postpurchase.outcomes.clicks import read_click
 from postpurchase.settings import PROJECT_ROOT
@@ -32,6 +31,7 @@ from postpurchase.store.models import (
     Touchpoint,
     TouchpointStatus,
 )
+from postpurchase.tasks.dispatch import campaign_lookup
 
 NOW = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)  # 15:00 in Paris: no quiet hours
 
@@ -466,7 +466,7 @@ def test_a_disabled_or_removed_campaign_sends_nothing_more(store, make_dispatche
 
 def test_sendgrid_request_body_is_what_the_event_webhook_needs(fake_sendgrid):
     # custom_args must be strings or SendGrid answers 400; the fake checks that like the API.
-    from postpurchase.channels.messages import OutgoingEmail
+    from postpurchase.channels.senders import OutgoingEmail
     from postpurchase.channels.sendgrid_email import SendGridEmailSender
 
     sender = SendGridEmailSender(

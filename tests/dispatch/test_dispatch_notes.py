@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from fakes.fixtures import add_customer, add_order, add_touchpoint
 
-from postpurchase.dispatch_notes import IDLE, dispatch_note, reason_key, skip_reasons
+from postpurchase.dispatch.notes import IDLE, dispatch_note, reason_key, skip_reasons
 from postpurchase.store.claims import claim_due_touchpoints
 from postpurchase.store.database import transaction
 from postpurchase.store.models import Channel, ConsentState

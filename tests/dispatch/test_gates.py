@@ -3,7 +3,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from postpurchase.gates import expiry_gate, next_allowed_time
+from postpurchase.dispatch.gates import expiry_gate, next_allowed_time
 
 QUIET = {"quiet_start": time(21, 0), "quiet_end": time(9, 0)}
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,17 +14,12 @@ import uuid
 from pathlib import Path
 
 import httpx
+from servers import free_port
 
 from tests.conftest import DAGS, ROOT
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 POSTPURCHASE = str(Path(sys.executable).with_name("postpurchase"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class AirflowCluster:

@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from private_postgres import private_postgres  # noqa: F401
 from sqlalchemy import select
 
-from postpurchase.housekeeping import run_housekeeping
 from postpurchase.messages.tokens import LinkClaim, sign
 from postpurchase.settings import load_settings, parse_database_url
 from postpurchase.store import schema
@@ -33,6 +32,7 @@ from postpurchase.store.models import (
     Suppression,
     SurveyResponse,
 )
+from postpurchase.tasks.housekeeping import tidy_database
 from postpurchase.webhooks import opt_out_spool
 from postpurchase.webhooks.app import create_app
 
@@ -135,11 +135,11 @@ def test_housekeeping_applies_the_spool(app_on_private_postgres, fake_twilio):
     )
     assert stop.status_code == 200
     with pytest.raises(Exception):  # noqa: B017 - still down: housekeeping fails, spool kept
-        run_housekeeping()
+        tidy_database()
     assert len(opt_out_spool.pending(load_settings())) == 1
     server.start()
 
-    summary = run_housekeeping()
+    summary = tidy_database()
 
     assert "applied 1 spooled opt-out(s)" in summary
     with store() as session:

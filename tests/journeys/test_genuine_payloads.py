@@ -26,11 +26,9 @@ from twilio.request_validator import RequestValidator
 from postpurchase.campaigns.timeline import order_timeline
 from postpurchase.campaigns.validation import load_valid_campaigns
 from postpurchase.dispatch import claim_chunks
-from postpurchase.dispatch_tasks import build_dispatcher
 from postpurchase.loyalty.config import load_loyalty_config
 from postpurchase.loyalty.estimate import estimated_award
 from postpurchase.platforms import woocommerce
-from postpurchase.processing.runs import drain_inbox, plan_followups
 from postpurchase.settings import Settings
 from postpurchase.store.database import SessionFactory
 from postpurchase.store.models import (
@@ -44,6 +42,8 @@ from postpurchase.store.models import (
     Suppression,
     Touchpoint,
 )
+from postpurchase.tasks.dispatch import build_dispatcher
+from postpurchase.tasks.processing import drain_inbox, plan_followups
 from postpurchase.webhooks.app import create_app
 from tests.webhooks.deliveries import SHOPIFY_SECRET, WOO_SECRET, Sender
 

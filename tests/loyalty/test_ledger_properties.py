@@ -12,14 +12,8 @@ from sqlalchemy import func, select
 from postpurchase.events import CanonicalEvent, EventType, Refund
 from postpurchase.exceptions import InvalidInput
 from postpurchase.loyalty.expiry import expire_points
-from postpurchase.loyalty.ledger import (
-    LedgerEvent,
-    adjust,
-    apply_event,
-    apply_events,
-    balance,
-    points_for_order,
-)
+from postpurchase.loyalty.ledger import adjust, apply_event, apply_events, balance, points_for_order
+from postpurchase.loyalty.ledger_rows import LedgerEvent
 from postpurchase.store.database import transaction
 from postpurchase.store.models import Customer, LedgerKind, LoyaltyLedgerEntry, Order
 

@@ -1,4 +1,4 @@
-from postpurchase.messages.segments import count_segments
+from postpurchase.messages.sms_segments import count_segments
 
 
 def test_gsm7_single_and_split():

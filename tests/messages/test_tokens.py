@@ -83,7 +83,7 @@ def test_dispatcher_and_webhook_server_refuse_to_start_without_the_secret(
     from click.testing import CliRunner
 
     from postpurchase.cli.serve import serve
-    from postpurchase.dispatch_tasks import build_dispatcher
+    from postpurchase.tasks.dispatch import build_dispatcher
 
     settings = Settings(var_dir=tmp_path, email_channel="sendgrid", sendgrid_api_key="SG.x")
     with pytest.raises(ConfigError, match="POSTPURCHASE_SIGNING_SECRET is not set"):

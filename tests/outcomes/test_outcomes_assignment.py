@@ -12,10 +12,11 @@ from outcome_data import T0, customers, order
 from sqlalchemy import func, select
 
 from postpurchase.campaigns.config import CampaignConfig, parse_campaigns
+from postpurchase.campaigns.decisions import Occurrence
 from postpurchase.campaigns.validation import campaign_problems
 from postpurchase.exceptions import ConfigError
 from postpurchase.outcomes.assignment import arm_of, variant_of
-from postpurchase.processing.planning import Occurrence, plan_touchpoints
+from postpurchase.processing.planning import plan_touchpoints
 from postpurchase.processing.replan import replan_campaign
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.claims import claim_due_touchpoints

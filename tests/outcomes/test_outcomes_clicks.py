@@ -13,7 +13,7 @@ from sqlalchemy import select
 from postpurchase.campaigns.config import CampaignConfig
 from postpurchase.exceptions import InvalidInput
 from postpurchase.messages.rendering import RenderedEmail, RenderedSms
-from postpurchase.messages.segments import count_segments
+from postpurchase.messages.sms_segments import count_segments
 from postpurchase.messages.tokens import LinkClaim, sign, signing_key, verify
 from postpurchase.outcomes.clicks import Click, click_token, read_click, track_links
 from postpurchase.outcomes.refresh import refresh_outcomes

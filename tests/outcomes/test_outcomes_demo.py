@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.demo.outcomes import simulate_outcomes
 from postpurchase.demo.summary import outcome_lines
-from postpurchase.outcomes.runs import measure_outcomes
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.database import transaction
 from postpurchase.store.models import MessageEvent, Order
+from postpurchase.tasks.outcomes import measure_outcomes
 
 
 def test_simulated_outcomes_are_labelled_repeatable_and_summarised(store):

@@ -12,10 +12,10 @@ from sqlalchemy import select
 from postpurchase.campaigns.config import CampaignConfig
 from postpurchase.cli import main
 from postpurchase.outcomes.guard import check_deliverability, paused_campaigns
-from postpurchase.outcomes.runs import measure_outcomes
 from postpurchase.store.claims import claim_due_touchpoints
 from postpurchase.store.database import transaction
 from postpurchase.store.models import CampaignPause, Touchpoint, TouchpointStatus
+from postpurchase.tasks.outcomes import measure_outcomes
 
 CONFIG = CampaignConfig.model_validate(
     {

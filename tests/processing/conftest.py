@@ -10,7 +10,7 @@ from journeys import at
 
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.loyalty.config import load_loyalty_config
-from postpurchase.processing.inbox import process_inbox
+from postpurchase.processing.drain import process_inbox
 from postpurchase.settings import PROJECT_ROOT
 
 # Shipped campaigns with their own tests (tests/processing/test_feedback_campaigns.py): left

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from postpurchase.campaigns.config import CampaignConfig
 from postpurchase.cli import main
 from postpurchase.loyalty.config import load_loyalty_config
-from postpurchase.loyalty.segments import refresh_segments
+from postpurchase.loyalty.tiers import refresh_segments
 from postpurchase.processing.replan import replan_campaign
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.database import transaction

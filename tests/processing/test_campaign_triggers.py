@@ -8,9 +8,9 @@ from sqlalchemy import select
 
 from postpurchase.campaigns.config import CampaignConfig
 from postpurchase.exceptions import ConfigError
-from postpurchase.processing.runs import drain_inbox
 from postpurchase.settings import load_settings
 from postpurchase.store.models import ClaimStatus, InboxEvent
+from postpurchase.tasks.processing import drain_inbox
 
 ORDER_TRIGGERS = [
     "order.placed",

@@ -18,8 +18,8 @@ from journeys import at, order_event, put
 from sqlalchemy import func, select
 
 from postpurchase.loyalty.config import load_loyalty_config
-from postpurchase.processing.inbox import InboxSummary, process_inbox
-from postpurchase.processing.runs import drain_summary, drainer_slots
+from postpurchase.processing.batch import InboxSummary
+from postpurchase.processing.drain import process_inbox
 from postpurchase.settings import PROJECT_ROOT, load_settings
 from postpurchase.store.models import (
     ClaimStatus,
@@ -30,6 +30,7 @@ from postpurchase.store.models import (
     Touchpoint,
     TouchpointStatus,
 )
+from postpurchase.tasks.processing import drain_summary, drainer_slots
 
 NOW = at("2026-03-20T12:00:00+00:00")
 

@@ -10,8 +10,8 @@ from journeys import at, order_event, put, touchpoints
 from sqlalchemy import select
 
 from postpurchase.events import CanonicalEvent
-from postpurchase.processing.inbox import InboxSummary, process_batch
-from postpurchase.processing.records import SourcedEvent
+from postpurchase.processing.batch import InboxSummary, SourcedEvent
+from postpurchase.processing.drain import process_batch
 from postpurchase.store.claims import claim_inbox_events
 from postpurchase.store.database import transaction
 from postpurchase.store.models import (

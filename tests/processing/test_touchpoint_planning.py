@@ -9,8 +9,8 @@ from journeys import at, order_event, put, touchpoints
 from sqlalchemy import select, update
 
 from postpurchase.messages.context import LoyaltyFigures, ShopProfile, build_context
+from postpurchase.processing.drain import process_batch, process_inbox
 from postpurchase.processing.followups import plan_assumed_deliveries, plan_lapsed_customers
-from postpurchase.processing.inbox import process_batch, process_inbox
 from postpurchase.store.database import transaction
 from postpurchase.store.models import (
     ClaimStatus,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from journeys import at, put, touchpoints, vip_shop_orders
 
 from postpurchase.loyalty.config import load_loyalty_config
-from postpurchase.loyalty.segments import refresh_segments
+from postpurchase.loyalty.tiers import refresh_segments
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.database import transaction
 

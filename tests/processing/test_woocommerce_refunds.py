@@ -24,8 +24,8 @@ from postpurchase.campaigns.config import CampaignConfig
 from postpurchase.inbox import InboxEntry, add_to_inbox
 from postpurchase.loyalty.config import load_loyalty_config
 from postpurchase.platforms import woocommerce
+from postpurchase.processing.batch import InboxSummary
 from postpurchase.processing.followups import plan_assumed_deliveries
-from postpurchase.processing.inbox import InboxSummary
 from postpurchase.settings import PROJECT_ROOT, Settings
 from postpurchase.store.database import transaction
 from postpurchase.store.models import LoyaltyLedgerEntry, Order, OrderRefund

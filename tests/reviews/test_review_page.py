@@ -11,7 +11,7 @@ from review_links import SENT, review_link
 from sqlalchemy import func, select
 
 from postpurchase.campaigns.config import load_campaigns
-from postpurchase.processing.inbox import process_inbox
+from postpurchase.processing.drain import process_inbox
 from postpurchase.reviews.models import ProductReview, ReviewStatus
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.database import transaction

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.loyalty.ledger import balance
 from postpurchase.platforms import shopify as shopify_platform
-from postpurchase.processing.inbox import process_inbox
+from postpurchase.processing.drain import process_inbox
 from postpurchase.rewards.bonuses import give_birthday_points
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.database import transaction

@@ -14,7 +14,7 @@ from postpurchase.campaigns.config import load_campaigns
 from postpurchase.loyalty.ledger import balance
 from postpurchase.platforms import shopify as shopify_platform
 from postpurchase.platforms import woocommerce as woo_platform
-from postpurchase.processing.inbox import process_inbox
+from postpurchase.processing.drain import process_inbox
 from postpurchase.rewards.lifecycle import expire_codes
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.database import transaction

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.events import CanonicalEvent, address_key
 from postpurchase.loyalty.ledger import balance
-from postpurchase.processing.inbox import process_inbox
+from postpurchase.processing.drain import process_inbox
 from postpurchase.rewards.referrals import referral_code_for
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.database import transaction

@@ -15,7 +15,7 @@ from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.loyalty.ledger import adjust
 from postpurchase.messages.context import ShopProfile, build_context, loyalty_figures
 from postpurchase.messages.rendering import DEFAULT_TEMPLATES_DIR, MessageRenderer
-from postpurchase.processing.inbox import process_inbox
+from postpurchase.processing.drain import process_inbox
 from postpurchase.rewards.messages import expiring_points, plan_reward_messages
 from postpurchase.rewards.redemption import import_pool_codes
 from postpurchase.settings import PROJECT_ROOT, Settings

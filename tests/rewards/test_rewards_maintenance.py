@@ -9,10 +9,10 @@ from sqlalchemy import select
 
 from postpurchase.loyalty.config import load_loyalty_config
 from postpurchase.rewards.redemption import reserve
-from postpurchase.rewards.runs import run_rewards_maintenance
 from postpurchase.settings import PROJECT_ROOT, load_settings
 from postpurchase.store.database import transaction
 from postpurchase.store.models import Customer, Redemption, RedemptionStatus
+from postpurchase.tasks.rewards import run_rewards_maintenance
 from tests.fakes.fake_shopify_admin import ACCESS_TOKEN
 
 from .conftest import NOW

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from survey_links import SECRET, SENT, WEBHOOK_SECRET, link
 
 from postpurchase.campaigns.config import load_campaigns
-from postpurchase.processing.inbox import process_inbox
+from postpurchase.processing.drain import process_inbox
 from postpurchase.settings import PROJECT_ROOT, load_settings
 from postpurchase.store.models import InboxEvent, Touchpoint
 from postpurchase.surveys.models import NotificationStatus, SupportNotification

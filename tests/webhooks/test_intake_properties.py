@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from postpurchase.processing.runs import drain_inbox
 from postpurchase.store.models import ClaimStatus, InboxEvent, Order, OrderItem
+from postpurchase.tasks.processing import drain_inbox
 from postpurchase.webhooks.app import create_app
 
 _ids = itertools.count(1)

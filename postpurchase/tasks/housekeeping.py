@@ -34,7 +34,7 @@ def prune_rejected_webhooks(
     return int(deleted)
 
 
-def run_housekeeping(settings: Settings | None = None, *, now: datetime | None = None) -> str:
+def tidy_database(settings: Settings | None = None, *, now: datetime | None = None) -> str:
     """The housekeeping DAG's task: prune with the configured limits; returns a summary line."""
     settings = settings or load_settings()
     # Only where this process sees the spool (the same host, or a shared spool directory).

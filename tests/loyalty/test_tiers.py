@@ -4,7 +4,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from postpurchase.events import CanonicalEvent, EventType, TierChange
-from postpurchase.loyalty.segments import refresh_segments
+from postpurchase.loyalty.tiers import refresh_segments
 from postpurchase.store.database import transaction
 from postpurchase.store.models import (
     ClaimStatus,

@@ -15,14 +15,14 @@ from sqlalchemy import func, select
 from postpurchase.loyalty.config import load_loyalty_config, loyalty_config_path
 from postpurchase.loyalty.expiry import expire_points
 from postpurchase.loyalty.ledger import Ledger
-from postpurchase.loyalty.segments import refresh_segments
+from postpurchase.loyalty.tiers import refresh_segments
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store, transaction
 
 log = logging.getLogger(__name__)
 
 
-def run_refresh_segments(
+def refresh_tiers(
     default_config: Path, *, settings: Settings | None = None, now: datetime | None = None
 ) -> str:
     """The refresh_segments task: recompute tiers in one transaction; returns the summary."""
@@ -33,7 +33,7 @@ def run_refresh_segments(
     return str(summary)
 
 
-def run_loyalty_maintenance(
+def apply_expiry(
     default_config: Path, *, settings: Settings | None = None, now: datetime | None = None
 ) -> str:
     """The loyalty_maintenance task: apply expiry, then check that no balance is negative.

@@ -7,6 +7,7 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+from postpurchase.airflow_glue.connections import connection_fields
 from postpurchase.loyalty.config import load_loyalty_config, loyalty_config_path
 from postpurchase.rewards.bonuses import give_birthday_points
 from postpurchase.rewards.configured import configured_redeemer, load_rewards_settings
@@ -26,7 +27,7 @@ def run_rewards_maintenance(
     settings = settings or load_settings()
     rewards = load_rewards_settings()
     moment = now or datetime.now(UTC)
-    redeemer = configured_redeemer(settings, config, rewards)
+    redeemer = configured_redeemer(settings, config, rewards, connection=connection_fields)
     try:
         pending = complete_pending(redeemer, now=moment, older_than=rewards.pending_after)
     finally:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from postpurchase.dispatch import summarize
+from postpurchase.dispatch.running import summarize
 from postpurchase.store.models import Touchpoint, TouchpointStatus
 
 IDLE = "idle: nothing due"

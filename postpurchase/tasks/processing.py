@@ -13,15 +13,19 @@ import socket
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from postpurchase.airflow_glue.connections import connection_fields, connection_if_any
 from postpurchase.campaigns.config import CampaignConfig
 from postpurchase.campaigns.validation import load_valid_campaigns
+from postpurchase.catalogue.lookup import look_up_products
+from postpurchase.catalogue.platform_api import configured_apis
 from postpurchase.loyalty.config import load_loyalty_config
+from postpurchase.processing.batch import InboxSummary
+from postpurchase.processing.drain import process_inbox, utc_now
 from postpurchase.processing.followups import plan_assumed_deliveries, plan_lapsed_customers
-from postpurchase.processing.inbox import InboxSummary, process_inbox, utc_now
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store, transaction
 
@@ -113,7 +117,9 @@ def plan_followups(settings: Settings | None = None, *, now: datetime | None = N
     # Codes to issue and messages about rewards (postpurchase.rewards).
     from postpurchase.rewards.batches import reward_followups
 
-    rewards = reward_followups(settings, config, now=moment, shop_zone=zone)
+    rewards = reward_followups(
+        settings, config, now=moment, shop_zone=zone, connection=connection_fields
+    )
     followups = Followups(assumed, deliveries.planned, lapses.planned, rewards)
     log.info("%s", followups.text())
     return followups
@@ -128,3 +134,20 @@ def processing_note(drained: Iterable[Mapping[str, Any]], followups: Followups) 
         log.info("%s", IDLE)
         return IDLE
     return "\n".join(summary.lines()) + "\n\n" + followups.text()
+
+
+def look_up_unknown_products(
+    settings: Settings | None = None, *, now: datetime | None = None
+) -> str:
+    """The processing DAG's look-up step (and ``postpurchase products lookup``): asks the
+    configured platforms for the unknown products due now; returns and logs the counts."""
+    settings = settings or load_settings()
+    counts = look_up_products(
+        open_store(settings),
+        configured_apis(settings, connection=connection_if_any),
+        now=now or datetime.now(UTC),
+        limit=settings.product_lookups_per_run,
+    )
+    text = counts.line()
+    log.info("%s", text)
+    return text

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -24,25 +22,28 @@ from sqlalchemy import Row, Text, cast, select
 from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import CampaignConfig
+from postpurchase.campaigns.decisions import Occurrence
 from postpurchase.catalogue.products import note_products, store_product_events
 from postpurchase.events import CanonicalEvent, EventType
+from postpurchase.journey import CANCELLING_EVENTS
 from postpurchase.loyalty import ledger
 from postpurchase.loyalty.config import LoyaltyConfig
+from postpurchase.loyalty.ledger_rows import LedgerEvent
+from postpurchase.processing.batch import (
+    CustomerRecord,
+    InboxSummary,
+    OrderRecord,
+    Records,
+    SourcedEvent,
+)
 from postpurchase.processing.planning import (
     Cancellation,
-    Occurrence,
     cancel_touchpoints,
     order_subject,
     plan_touchpoints,
     tier_subject,
 )
-from postpurchase.processing.records import (
-    CustomerRecord,
-    OrderRecord,
-    Records,
-    SourcedEvent,
-    upsert_records,
-)
+from postpurchase.processing.records import upsert_records
 from postpurchase.store.claims import claim_inbox_events, release
 from postpurchase.store.database import SessionFactory, transaction
 from postpurchase.store.membership import among
@@ -52,86 +53,12 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 BATCH_SIZE = 1000
-_CANCELLING = frozenset(
-    {
-        EventType.ORDER_REFUNDED,
-        EventType.ORDER_CANCELLED,
-        EventType.RETURN_REQUESTED,
-        EventType.REVIEW_SUBMITTED,
-        EventType.ORDER_PLACED,
-    }
-)
 
 Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass
-class InboxSummary:
-    """What a drain did: events processed by type, touchpoints planned and cancelled."""
-
-    events: Counter[str] = field(default_factory=Counter)
-    planned: int = 0
-    cancelled: int = 0
-    points: int = 0  # loyalty points awarded minus reversed
-    refunds: int = 0  # refunds recorded for the first time
-    failed: int = 0
-    retried: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
-
-    def lines(self) -> list[str]:
-        total = sum(self.events.values())
-        lines = [
-            f"processed {total} event(s); planned {self.planned} touchpoint(s), "
-            f"cancelled {self.cancelled}; loyalty points {self.points:+d}; "
-            f"{self.failed} event(s) failed, "
-            f"{self.retried} to retry"
-        ]
-        lines += [f"  {kind}: {n}" for kind, n in sorted(self.events.items())]
-        if self.refunds:
-            lines.append(f"  refunds recorded: {self.refunds}")
-        lines += [f"  not planned, {reason}: {n}" for reason, n in self.skipped.most_common(10)]
-        lines += [f"  error: {error}" for error in self.errors[:10]]
-        return lines
-
-    def add(self, part: InboxSummary) -> None:
-        """Count ``part`` (another batch's or another drainer's summary) in this one."""
-        self.events.update(part.events)
-        self.planned += part.planned
-        self.cancelled += part.cancelled
-        self.points += part.points
-        self.refunds += part.refunds
-        self.failed += part.failed
-        self.retried += part.retried
-        self.skipped.update(part.skipped)
-        self.errors += part.errors
-
-    def counts(self) -> dict[str, Any]:
-        """The summary as JSON values: a drain task's return value, read by the next task."""
-        return {
-            "events": dict(self.events),
-            "planned": self.planned,
-            "cancelled": self.cancelled,
-            "points": self.points,
-            "refunds": self.refunds,
-            "failed": self.failed,
-            "retried": self.retried,
-            "skipped": dict(self.skipped),
-            "errors": self.errors[:10],
-        }
-
-    @classmethod
-    def combined(cls, parts: Iterable[Mapping[str, Any]]) -> InboxSummary:
-        """One summary from several drainers' ``counts()``."""
-        total = cls()
-        for part in parts:
-            counters = {name: Counter(part[name]) for name in ("events", "skipped")}
-            total.add(cls(**{**part, **counters, "errors": list(part["errors"])}))
-        return total
 
 
 def _occurrence(
@@ -197,6 +124,26 @@ def mark_reward_codes_used(
     return mark_used(session, uses) if uses else 0
 
 
+def _award_points(
+    session: Session, records: Records, items: Sequence[SourcedEvent], loyalty: LoyaltyConfig
+) -> int:
+    """The batch's points: the ledger's awards and reversals, then sign-up, birthday and
+    referral points and tier gifts (postpurchase.rewards)."""
+    changes = ledger.apply_events(
+        session,
+        [
+            LedgerEvent(item.event, records.order_for(item), customer.id, records.refunds_of(item))
+            for item in items
+            if (customer := records.customer_for(item)) is not None
+        ],
+        config=loyalty,
+    )
+    from postpurchase.rewards.batches import apply_batch
+
+    points = sum(change.points for of_event in changes for change in of_event)
+    return points + apply_batch(session, records, items, loyalty)
+
+
 def process_batch(
     session: Session,
     items: Sequence[SourcedEvent],
@@ -225,22 +172,7 @@ def process_batch(
     # Loyalty comes before planning so that a points_earned message planned now finds its
     # points in the ledger.
     if loyalty is not None:
-        changes = ledger.apply_events(
-            session,
-            [
-                ledger.LedgerEvent(
-                    item.event, records.order_for(item), customer.id, records.refunds_of(item)
-                )
-                for item in items
-                if (customer := records.customer_for(item)) is not None
-            ],
-            config=loyalty,
-        )
-        summary.points += sum(change.points for of_event in changes for change in of_event)
-        # Sign-up, birthday and referral points, tier gifts (postpurchase.rewards).
-        from postpurchase.rewards.batches import apply_batch
-
-        summary.points += apply_batch(session, records, items, loyalty)
+        summary.points += _award_points(session, records, items, loyalty)
     mark_reward_codes_used(session, records, items)
     occurrences: list[Occurrence] = []
     cancellations: list[Cancellation] = []
@@ -250,7 +182,7 @@ def process_batch(
         occurrence = _occurrence(item, order, customer)
         if occurrence is not None:
             occurrences.append(occurrence)
-        cancelling = [item.event.type] if item.event.type in _CANCELLING else []
+        cancelling = [item.event.type] if item.event.type in CANCELLING_EVENTS else []
         new_refunds = records.new_refunds.get(item.inbox_id, [])
         summary.refunds += len(new_refunds)
         if new_refunds and item.event.type is not EventType.ORDER_REFUNDED:
@@ -341,17 +273,7 @@ def process_inbox(
             retried, last_id = summary.retried, 0
             continue
         last_id = max(ids)
-        with factory() as session:
-            # Plain rows, not ORM objects: only the payloads are wanted, and read once, as
-            # JSON text that pydantic parses and validates in one pass.
-            payload = cast(InboxEvent.payload, Text).label("payload")
-            rows = session.execute(
-                select(InboxEvent.id, InboxEvent.source, payload, InboxEvent.attempts)
-                .where(among(session, InboxEvent.id, ids))
-                .order_by(InboxEvent.id)
-            ).all()
-            attempts = {row.id: row.attempts for row in rows}
-            items, invalid = _parse(rows)
+        items, invalid, attempts = _read_claimed(factory, ids)
         for inbox_id, reason in invalid.items():
             _give_up(factory, inbox_id, reason, worker=worker, summary=summary)
         run = _BatchRun(factory, config, worker, shop_zone, clock, processor, loyalty)
@@ -363,24 +285,53 @@ def process_inbox(
                 "a batch of %d event(s) failed; retrying one by one", len(items), exc_info=True
             )
         for item in items:
-            try:
-                summary.add(run([item]))
-            except Exception as exc:  # this row's failure is recorded on it, never fatal
-                reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-                if attempts[item.inbox_id] >= MAX_ATTEMPTS:
-                    _give_up(factory, item.inbox_id, reason, worker=worker, summary=summary)
-                    continue
-                with transaction(factory) as session:
-                    release(
-                        session,
-                        InboxEvent,
-                        [item.inbox_id],
-                        worker=worker,
-                        status=ClaimStatus.PENDING,
-                        last_error=reason,
-                    )
-                summary.retried += 1
+            _one_by_one(factory, run, item, attempts[item.inbox_id], worker, summary)
     return summary
+
+
+def _read_claimed(
+    factory: SessionFactory, ids: list[int]
+) -> tuple[list[SourcedEvent], dict[int, str], dict[int, int]]:
+    """The claimed rows' events, the reasons of those that do not parse, and attempts."""
+    with factory() as session:
+        # Plain rows, not ORM objects: only the payloads are wanted, and read once, as
+        # JSON text that pydantic parses and validates in one pass.
+        payload = cast(InboxEvent.payload, Text).label("payload")
+        rows = session.execute(
+            select(InboxEvent.id, InboxEvent.source, payload, InboxEvent.attempts)
+            .where(among(session, InboxEvent.id, ids))
+            .order_by(InboxEvent.id)
+        ).all()
+        items, invalid = _parse(rows)
+        return items, invalid, {row.id: row.attempts for row in rows}
+
+
+def _one_by_one(
+    factory: SessionFactory,
+    run: _BatchRun,
+    item: SourcedEvent,
+    attempts: int,
+    worker: str,
+    summary: InboxSummary,
+) -> None:
+    """Process one row of a failed batch; its failure is recorded on it, never fatal."""
+    try:
+        summary.add(run([item]))
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        if attempts >= MAX_ATTEMPTS:
+            _give_up(factory, item.inbox_id, reason, worker=worker, summary=summary)
+            return
+        with transaction(factory) as session:
+            release(
+                session,
+                InboxEvent,
+                [item.inbox_id],
+                worker=worker,
+                status=ClaimStatus.PENDING,
+                last_error=reason,
+            )
+        summary.retried += 1
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
-"""Bulk inserts that skip rows already present, on both SQLite and PostgreSQL.
+"""Inserts that skip (or update) rows already present, on both SQLite and PostgreSQL.
 
-This is how every planning step stays idempotent: the unique key says "already done".
+This is how every writing step stays idempotent: the unique key says "already done".
+``dialect_insert`` is the dialect's own INSERT (``on_conflict_do_nothing``/``_do_update``) for
+a handful of rows; ``insert_ignoring_conflicts`` is the bulk path.
 
 PostgreSQL gets one ``INSERT ... SELECT FROM json_to_recordset(<the rows as one JSON
 array>)`` per call: a short statement with one parameter, instead of thousands of
@@ -18,10 +20,17 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import DateTime, Table, text
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
+
+
+def dialect_insert(session: Session, model: Any) -> Any:
+    """An INSERT into ``model`` in the session's dialect, so ``on_conflict_do_nothing`` and
+    ``on_conflict_do_update`` are there on both SQLite and PostgreSQL."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
 def insert_ignoring_conflicts(

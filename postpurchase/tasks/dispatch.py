@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from postpurchase.campaigns.config import Campaign, CampaignConfig
+from postpurchase.airflow_glue.connections import connection_fields
+from postpurchase.campaigns.config import Campaign, CampaignConfig, load_campaigns
 from postpurchase.campaigns.validation import load_valid_campaigns
 from postpurchase.channels.configured import email_sender, limiters, sms_sender
 from postpurchase.dispatch import (
@@ -18,7 +19,8 @@ from postpurchase.dispatch import (
     GatePolicy,
     claim_chunks,
 )
-from postpurchase.dispatch_notes import IDLE, dispatch_note, skip_reasons
+from postpurchase.dispatch.notes import IDLE, dispatch_note, skip_reasons
+from postpurchase.journey import CANCEL_STATES
 from postpurchase.messages.context import ShopProfile
 from postpurchase.messages.rendering import renderer_for
 from postpurchase.messages.tokens import signing_key
@@ -26,14 +28,6 @@ from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store
 
 log = logging.getLogger(__name__)
-
-# A campaign's cancel_on events, as the order states the send-time gate checks.
-_CANCEL_STATES = {
-    "order.cancelled": "cancelled",
-    "order.refunded": "refunded",
-    "return.requested": "returned",
-    "review.submitted": "reviewed",
-}
 
 
 @dataclass(frozen=True)
@@ -52,7 +46,7 @@ class CampaignSpec:
 
     @classmethod
     def of(cls, campaign: Campaign) -> CampaignSpec:
-        states = {_CANCEL_STATES[e] for e in campaign.cancel_on if e in _CANCEL_STATES}
+        states = {CANCEL_STATES[e] for e in campaign.cancel_on if e in CANCEL_STATES}
         expiry = campaign.expires_after
         return cls(
             campaign.id,
@@ -87,8 +81,8 @@ def build_dispatcher(settings: Settings, lookup: CampaignLookup | None = None) -
         lookup=lookup,
         renderer=renderer_for(settings),
         shop=ShopProfile.from_settings(settings, signing_key(settings)),
-        email=email_sender(settings),
-        sms=sms_sender(settings),
+        email=email_sender(settings, connection=connection_fields),
+        sms=sms_sender(settings, connection=connection_fields),
         email_limiter=email_limiter,
         sms_limiter=sms_limiter,
         sender_email=settings.sender_email,
@@ -114,6 +108,9 @@ def claim_for_run(run_key: str, settings: Settings | None = None) -> list[dict[s
     (pink in the UI, on most runs, looking like something went wrong).
     """
     settings = settings or load_settings()
+    # The full check (every template rendered) once per run, before anything is claimed; the
+    # mapped chunks then only read the file.
+    load_valid_campaigns(settings.campaigns_file, settings.templates_dir)
     chunks = claim_chunks(
         open_store(settings),
         run_key=run_key,
@@ -132,7 +129,10 @@ def dispatch_chunk(chunk: dict[str, Any], settings: Settings | None = None) -> d
     if not ids:
         log.info("%s", IDLE)
         return {"counts": {}, "skipped": {}}
-    dispatcher = build_dispatcher(settings or load_settings())
+    settings = settings or load_settings()
+    # Templates were checked once for the whole run by claim_for_run.
+    lookup = campaign_lookup(load_campaigns(settings.campaigns_file))
+    dispatcher = build_dispatcher(settings, lookup)
     counts = dispatcher.run_chunk(str(chunk["worker"]), ids)
     with dispatcher.store() as session:
         reasons = skip_reasons(session, ids)

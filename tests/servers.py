@@ -1,4 +1,5 @@
-"""Starting and stopping real servers (uvicorn, Airflow's API server) for tests."""
+"""Starting and stopping real servers (uvicorn, Airflow's API server) for tests, and the one
+``free_port`` every test that opens a port uses."""
 
 import os
 import signal

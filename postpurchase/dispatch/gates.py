@@ -8,34 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime, time, timedelta
-from decimal import Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from postpurchase.consent import EmailMarketingRule, consent_reason
+from postpurchase.journey import order_states as journey_states
 from postpurchase.store.models import Channel, Customer, Order
 
 Consent = Literal["transactional", "marketing"]
 
-# The order states a campaign may list in its cancel rules.
-ORDER_STATES = ("cancelled", "refunded", "returned", "reviewed")
-
 
 def order_states(order: Order) -> set[str]:
-    """Which of ORDER_STATES the order is in now (a partial refund counts as refunded)."""
-    states = set()
-    if order.cancelled_at is not None or order.financial_status in ("voided", "cancelled"):
-        states.add("cancelled")
-    if order.refunded_amount > Decimal("0") or order.financial_status in (
-        "refunded",
-        "partially_refunded",
-    ):
-        states.add("refunded")
-    if order.returned_at is not None:
-        states.add("returned")
-    if order.reviewed_at is not None:
-        states.add("reviewed")
-    return states
+    """Which of ``journey.ORDER_STATES`` the order is in now."""
+    return journey_states(
+        cancelled_at=order.cancelled_at,
+        financial_status=order.financial_status,
+        refunded_amount=order.refunded_amount,
+        returned_at=order.returned_at,
+        reviewed_at=order.reviewed_at,
+    )
 
 
 def expiry_gate(due_at: datetime, now: datetime, expires_after: timedelta | None) -> str | None:

@@ -14,10 +14,7 @@ Set-based: a refresh runs a fixed handful of statements whatever the number of c
 2. One ``INSERT ... SELECT`` writes a ``customer_tier_history`` row per change; one
    ``UPDATE ... FROM`` rewrites the ``customer_tiers`` rows that differ and one insert adds
    customers new to tiers; one ``INSERT ... SELECT`` puts a canonical ``tier.changed`` event
-   per change into the inbox (pending, source = the customer's platform, so the planner finds
-   the same customer by (source, external id); topic ``tier.changed``; dedupe key
-   ``tier.changed:<customer id>:<history id>``, payload built in SQL) for the campaign
-   planner.
+   per change into the inbox (``tier_events``) for the campaign planner.
 
 Everything happens in the caller's transaction: a refresh is all or nothing. Running it twice
 with the same data changes no tier the second time.
@@ -53,19 +50,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from postpurchase.events import EventType
 from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.loyalty.earning import add_months
-from postpurchase.store.models import (
-    ClaimStatus,
-    Customer,
-    CustomerTier,
-    CustomerTierChange,
-    InboxEvent,
-    Money,
-    Order,
-    UtcDateTime,
-)
+from postpurchase.loyalty.tier_events import emit_tier_events
+from postpurchase.store.columns import Money, UtcDateTime
+from postpurchase.store.models import CustomerTier, CustomerTierChange, Order
 
 REFRESH_WORK_MEM = "256MB"  # PostgreSQL only, for the refresh's transaction
 
@@ -324,86 +313,6 @@ def _write_tiers(session: Session, config: LoyaltyConfig, now: datetime) -> None
     )
 
 
-def _json_object(dialect: str, fields: dict[str, Any]) -> ColumnElement[Any]:
-    """A JSON object built in SQL, with null members left out (as ``as_payload()`` does)."""
-    pairs = [part for key, value in fields.items() for part in (literal(key), value)]
-    if dialect == "postgresql":
-        return func.jsonb_strip_nulls(func.jsonb_build_object(*pairs))
-    # JSON merge-patch drops members whose value is null, recursively.
-    return func.json_patch("{}", func.json_object(*pairs))
-
-
-def _emit_events(session: Session, now: datetime, after_change_id: int) -> None:
-    """One ``tier.changed`` inbox event per history row after ``after_change_id`` (this run's),
-    in one INSERT ... SELECT.
-
-    The payload is ``CanonicalEvent(type=tier.changed, occurred_at=now, customer=snapshot,
-    tier=TierChange(...)).as_payload()``, built in SQL: a first refresh can move hundreds of
-    thousands of customers, and a round trip through Python per event cost more than all the
-    scoring. The tests parse it back with the model. Consent is left out (None: "said
-    nothing"), so a snapshot never overwrites a stored answer.
-    """
-    dialect = session.get_bind().dialect.name
-    h = CustomerTierChange
-    empty_list = func.jsonb_build_array() if dialect == "postgresql" else func.json_array()
-    customer = _json_object(
-        dialect,
-        {
-            "external_id": Customer.external_id,
-            "email": Customer.email,
-            "phone": Customer.phone,
-            "first_name": Customer.first_name,
-            "last_name": Customer.last_name,
-            "locale": Customer.locale,
-            "time_zone": Customer.time_zone,
-            "tags": empty_list,
-        },
-    )
-    payload = _json_object(
-        dialect,
-        {
-            "type": literal(EventType.TIER_CHANGED.value),
-            "occurred_at": literal(now.isoformat().replace("+00:00", "Z")),
-            "customer": customer,
-            "tier": _json_object(dialect, {"from_tier": h.from_tier, "to_tier": h.to_tier}),
-        },
-    )
-    rows = (
-        select(
-            Customer.source,  # customers are keyed by (platform, external id)
-            literal("tier.changed:")
-            + cast(h.customer_id, String)
-            + literal(":")
-            + cast(h.id, String),
-            literal(EventType.TIER_CHANGED.value),
-            literal(EventType.TIER_CHANGED.value),
-            Customer.external_id,
-            literal(now, UtcDateTime()),
-            payload,
-            literal(ClaimStatus.PENDING.value),
-            literal(0),
-        )
-        .join(Customer, Customer.id == h.customer_id)
-        .where(h.id > after_change_id)
-    )
-    session.execute(
-        insert(InboxEvent).from_select(
-            [
-                "source",
-                "dedupe_key",
-                "event_type",
-                "topic",
-                "subject_id",
-                "occurred_at",
-                "payload",
-                "status",
-                "attempts",
-            ],
-            rows,
-        )
-    )
-
-
 def refresh_segments(session: Session, *, config: LoyaltyConfig, now: datetime) -> RefreshSummary:
     """Recompute scores and tiers as of ``now`` and record every change (see module doc).
 
@@ -431,7 +340,7 @@ def refresh_segments(session: Session, *, config: LoyaltyConfig, now: datetime) 
     pending = session.scalar(select(func.count()).where(s.new_pending.is_not(None))) or 0
     last_change = session.scalar(select(func.max(CustomerTierChange.id))) or 0
     _write_tiers(session, config, now)
-    _emit_events(session, now, last_change)
+    emit_tier_events(session, now, last_change)
     _scores.drop(connection)
     sizes = dict(
         session.execute(

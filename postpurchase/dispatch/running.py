@@ -1,0 +1,234 @@
+"""Running dispatch: claim due touchpoints in chunks, then decide, send and record each chunk.
+
+``claim_chunks`` takes due touchpoints in chunks, each under its own claimant name, so a mapped
+task per chunk can run on any worker. ``Dispatcher.run_chunk`` then decides each touchpoint:
+
+- skipped (with the reason): cancel rules against the order's state now, no address, consent,
+  suppression, smart sending;
+- deferred back to ``planned`` at the end of the customer's quiet hours (SMS only);
+- sent (provider message id, ``sent_at``), failed (the provider's message) or unknown.
+
+At most once: right before a message goes out its touchpoint is marked ``sending`` (and
+committed), after the rate limiter let it through and only if the worker still holds the row;
+a row lost meanwhile (lease ran out, claimed by another run) is not sent. If the task dies and
+is retried, a ``sending`` touchpoint is recorded ``unknown`` instead of being sent again; if
+nobody retries it, the claim lease runs out and the claim sweep records it ``unknown``, while
+the rows the dead task had not reached yet are claimed again and sent (see
+``store.claims``). A provider's answer that arrives after the sweep still records what
+happened (sent with its id, or the refusal): the truth replaces ``unknown``.
+
+Only what can have reached the provider may end ``unknown``: a rate limiter that fails (Redis
+away and no fallback) puts the touchpoint back for a later run instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from postpurchase.channels.ratelimit import RateLimiter
+from postpurchase.channels.senders import EmailSender, SmsSender
+from postpurchase.dispatch.deciding import (
+    Batch,
+    CampaignLookup,
+    GatePolicy,
+    decide_batch,
+    load_batch,
+)
+from postpurchase.dispatch.outcomes import HELD, Outcome, Pending
+from postpurchase.dispatch.sending import ChunkLease, record_outcomes, send_message
+from postpurchase.messages.context import ShopProfile
+from postpurchase.messages.rendering import MessageRenderer, RenderedSms
+from postpurchase.store.claims import claim_due_touchpoints, mark_sending
+from postpurchase.store.database import SessionFactory, reading, transaction
+from postpurchase.store.models import Touchpoint
+
+log = logging.getLogger(__name__)
+
+_RECORD_GROUP = 50  # outcomes decided without sending, recorded per commit
+
+
+@dataclass
+class Dispatcher:
+    """Everything a chunk needs, injected: tests swap the senders, clock and sleep."""
+
+    store: SessionFactory
+    lookup: CampaignLookup
+    renderer: MessageRenderer
+    shop: ShopProfile
+    email: EmailSender
+    sms: SmsSender
+    email_limiter: RateLimiter
+    sms_limiter: RateLimiter
+    sender_email: str
+    policy: GatePolicy = field(default_factory=GatePolicy)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    sleep: Callable[[float], None] = time.sleep
+    # Sends are network waits: a few at once keep a worker busy while one waits for an answer.
+    send_concurrency: int = 4
+    # Each message's row gets a whole lease when it is marked sending; the chunk's other rows
+    # are renewed whenever a third of the lease has passed (see ChunkLease).
+    lease: timedelta = timedelta(minutes=5)
+    # Seconds an answer waits at most to be recorded (and how often a waiting chunk looks at
+    # its lease).
+    record_after: float = 1.0
+
+    def run_chunk(self, worker: str, ids: Sequence[int]) -> dict[str, int]:
+        """Decide, send and record every touchpoint of the chunk ``worker`` holds.
+
+        Returns counts per outcome (sent, skipped, deferred, failed, unknown). Touchpoints no
+        longer held by ``worker`` (lease ran out, taken by another) are left alone and never
+        sent.
+        """
+        counts: Counter[str] = Counter()
+        # Read in a snapshot and render outside any transaction: on SQLite a write transaction
+        # holds the lock, and other workers must not wait while this one reads or renders.
+        with reading(self.store) as session:
+            batch = self._load(session, worker, ids)
+        lease = ChunkLease(worker, [t.id for t in batch.touchpoints], self.lease, self.clock)
+        decided: list[Outcome] = []
+
+        def record(*, waiting: bool = False) -> None:
+            # While the sends wait (for the rate limiter, say) the lease is renewed even with
+            # nothing to record: the rows stay ours for as long as this task is alive.
+            if decided or (waiting and lease.due()):
+                with transaction(self.store) as session:
+                    lease.renew_if_due(session)
+                    counts.update(record_outcomes(session, worker, decided, now=self.clock()))
+                decided.clear()
+
+        def collect(in_flight: set[Future[Outcome | None]]) -> set[Future[Outcome | None]]:
+            """Take the answers that came back; record them once a few are waiting (every
+            send already commits its own mark), or when no other answer came for a while."""
+            done, left = wait(in_flight, timeout=self.record_after, return_when=FIRST_COMPLETED)
+            decided.extend(o for f in done if (o := f.result()) is not None)
+            if len(decided) >= self.send_concurrency or not done or not left:
+                record(waiting=not done)
+            return left
+
+        # Rendering runs here, a few messages ahead of the sends; each send marks its own row
+        # right before it goes out (see _deliver), so a message that waits for the rate
+        # limiter is never ``sending`` while it waits.
+        with ThreadPoolExecutor(max_workers=self.send_concurrency) as pool:
+            in_flight: set[Future[Outcome | None]] = set()
+            for item in self._decide(batch):
+                if isinstance(item, Outcome):
+                    decided.append(item)
+                    if len(decided) >= _RECORD_GROUP:
+                        record()
+                    continue
+                while len(in_flight) >= 2 * self.send_concurrency:
+                    in_flight = collect(in_flight)
+                in_flight.add(pool.submit(self._deliver, worker, item, lease))
+            while in_flight:
+                in_flight = collect(in_flight)
+        record()
+        return dict(+counts)  # drops kinds whose rows were all lost to the lease sweep
+
+    def _deliver(self, worker: str, pending: Pending, lease: ChunkLease) -> Outcome | None:
+        """Wait for the rate limiter, re-check the claim, then send. None: not ours any more.
+
+        Nothing before the mark can have sent the message, so nothing before it may end as
+        ``unknown``: a limiter that fails puts the touchpoint back for a later run.
+        """
+        sms = isinstance(pending.rendered, RenderedSms)
+        limiter = self.sms_limiter if sms else self.email_limiter
+        cost = (
+            pending.rendered.segments.segments if isinstance(pending.rendered, RenderedSms) else 1
+        )
+        try:
+            limiter.acquire(cost)
+        except Exception as exc:
+            log.exception("touchpoint %d: the rate limiter failed", pending.touchpoint_id)
+            until = self.clock() + self.policy.round_backoff
+            return Outcome.retrying(
+                pending.touchpoint_id, until, f"rate limiter failed: {type(exc).__name__}: {exc}"
+            )
+        with transaction(self.store) as session:
+            lease.renew_if_due(session)
+            ours = mark_sending(
+                session, pending.touchpoint_id, worker=worker, lease_until=self.clock() + self.lease
+            )
+        if not ours:  # the lease ran out while it waited and the row went elsewhere
+            return None
+        return send_message(
+            pending,
+            email=self.email,
+            sms=self.sms,
+            sender_email=self.sender_email,
+            shop_name=self.shop.name,
+            policy=self.policy,
+            sleep=self.sleep,
+            clock=self.clock,
+        )
+
+    def _load(self, session: Session, worker: str, ids: Sequence[int]) -> Batch:
+        """Everything the gates and templates need for the touchpoints ``worker`` holds."""
+        return load_batch(
+            session, worker, ids, now=self.clock(), lookup=self.lookup, policy=self.policy
+        )
+
+    def _decide(self, batch: Batch) -> Iterator[Outcome | Pending]:
+        return decide_batch(
+            batch, lookup=self.lookup, policy=self.policy, shop=self.shop, renderer=self.renderer
+        )
+
+
+def claim_chunks(
+    store: SessionFactory,
+    *,
+    run_key: str,
+    now: datetime,
+    chunk_size: int,
+    max_chunks: int,
+    lease: timedelta,
+) -> list[dict[str, Any]]:
+    """Claim up to ``max_chunks`` chunks of due touchpoints for one dispatch run.
+
+    Each chunk is ``{"worker": "<run_key>/<n>", "ids": [...]}``. Idempotent per ``run_key``:
+    chunks this run claimed before (a retried claim task) are returned again, not re-claimed.
+    """
+    chunks: list[dict[str, Any]] = []
+    with transaction(store) as session:
+        held = session.execute(
+            select(Touchpoint.claimed_by, Touchpoint.id)
+            .where(
+                Touchpoint.status.in_(HELD),
+                Touchpoint.claimed_by.startswith(f"{run_key}/", autoescape=True),
+            )
+            .order_by(Touchpoint.id)
+        ).all()
+        by_worker: defaultdict[str, list[int]] = defaultdict(list)
+        for worker, tp_id in held:
+            if worker is not None:
+                by_worker[worker].append(tp_id)
+        chunks = [{"worker": w, "ids": ids} for w, ids in sorted(by_worker.items())]
+    for n in range(len(chunks), max_chunks):
+        worker = f"{run_key}/{n}"
+        with transaction(store) as session:
+            ids = claim_due_touchpoints(
+                session, worker=worker, now=now, limit=chunk_size, lease=lease
+            )
+        if not ids:
+            break
+        chunks.append({"worker": worker, "ids": ids})
+    return chunks
+
+
+def summarize(results: Sequence[dict[str, int]]) -> str:
+    """One line with the counts per outcome of all chunks, e.g. for the run's log and XCom."""
+    total: Counter[str] = Counter()
+    for counts in results:
+        total.update(counts)
+    order = ("sent", "skipped", "deferred", "retrying", "failed", "unknown")
+    parts = [f"{kind} {total.get(kind, 0)}" for kind in order]
+    return f"{sum(total.values())} touchpoint(s): " + ", ".join(parts)

@@ -1,0 +1,319 @@
+"""What an event asks of the ledger, and the rows that carry it out.
+
+``intents`` reads an award (a paid order) and reversals (each refund, a cancellation, a
+refund without detail) from a ``LedgerEvent`` and its order alone; ``Holdings`` is what the
+ledger already holds for a batch, and ``award_row``/``reversal_row`` turn an intent into the
+row to append (or nothing, when its cause is already there), keeping the holdings current.
+``ledger.apply_events`` drives them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol, cast
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import Session
+
+from postpurchase.events import CanonicalEvent, EventType, Refund
+from postpurchase.loyalty.config import ExpiryMode, LoyaltyConfig
+from postpurchase.loyalty.earning import (
+    BonusLine,
+    OrderAmounts,
+    add_months,
+    award_for,
+    round_points,
+)
+from postpurchase.store.membership import among
+from postpurchase.store.models import (
+    CustomerTier,
+    LedgerKind,
+    LoyaltyLedgerEntry,
+    Order,
+    OrderItem,
+    Product,
+)
+
+
+class LedgerOrder(OrderAmounts, Protocol):
+    """What the ledger reads of an order: a stored row, or the values a batch holds for it."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def total(self) -> Decimal: ...
+    @property
+    def refunded_amount(self) -> Decimal: ...
+    @property
+    def financial_status(self) -> str | None: ...
+    @property
+    def paid_at(self) -> datetime | None: ...
+    @property
+    def cancelled_at(self) -> datetime | None: ...
+
+
+@dataclass(frozen=True)
+class LedgerEvent:
+    """An event to apply: its stored order after the event was applied to it (None for events
+    that are not about an order) and its customer.
+
+    ``refunds`` are the order's recorded refunds, oldest first, each with what they add up to
+    through it: every event about the order reverses those not reversed yet, so a refund
+    recorded before the award is reversed once the award is made. Left empty, only the
+    event's own refund is reversed, read against the order's whole ``refunded_amount``.
+    """
+
+    event: CanonicalEvent
+    order: LedgerOrder | None
+    customer_id: int
+    refunds: Sequence[tuple[Refund, Decimal]] = ()
+
+
+@dataclass(frozen=True)
+class Award:
+    """Award a paid order once, earned at ``paid_at``."""
+
+    order: LedgerOrder
+    customer_id: int
+    paid_at: datetime
+
+    @property
+    def cause(self) -> str:
+        return f"award:order:{self.order.id}"
+
+
+@dataclass(frozen=True)
+class Reversal:
+    """Reverse a refund's share of the order's award, or (without a refund) what remains.
+
+    ``refunded_through`` is the order's refunded total through this refund (None: read the
+    order's ``refunded_amount``)."""
+
+    order: LedgerOrder
+    customer_id: int
+    cause: str
+    note: str
+    refund: Refund | None = None
+    refunded_through: Decimal | None = None
+
+
+def refund_reversal(
+    order: LedgerOrder, customer_id: int, refund: Refund, refunded_through: Decimal | None
+) -> Reversal:
+    return Reversal(
+        order,
+        customer_id,
+        f"reversal:refund:{order.id}:{refund.external_id}",
+        f"refund {refund.external_id}: {refund.amount} {refund.currency} of {order.total}",
+        refund,
+        refunded_through,
+    )
+
+
+def intents(item: LedgerEvent, config: LoyaltyConfig) -> list[Award | Reversal]:
+    """What the event asks of the ledger, in order, from the event and its order alone: an
+    award (a paid order), then a reversal per refund of the order, then, for an order
+    refunded without refund detail, the remainder."""
+    order, event, customer_id = item.order, item.event, item.customer_id
+    if order is None:
+        return []
+    if order.cancelled_at is not None or event.type is EventType.ORDER_CANCELLED:
+        return [Reversal(order, customer_id, f"reversal:cancel:{order.id}", "order cancelled")]
+    intents: list[Award | Reversal] = []
+    paid = event.type is EventType.ORDER_PAID or order.paid_at is not None
+    if event.type is not EventType.ORDER_REFUNDED and paid:
+        if order.currency == config.shop_currency:  # amounts in another currency earn nothing
+            intents.append(Award(order, customer_id, order.paid_at or event.occurred_at))
+    refunds: Sequence[tuple[Refund, Decimal | None]] = item.refunds
+    if not refunds and event.refund is not None:
+        refunds = [(event.refund, None)]
+    intents += [refund_reversal(order, customer_id, refund, through) for refund, through in refunds]
+    refunded = (order.financial_status or "").lower() == "refunded"
+    if event.type is EventType.ORDER_REFUNDED and event.refund is None and refunded:
+        # After the listed refunds, so that each takes its own share first.
+        intents.append(
+            Reversal(order, customer_id, f"reversal:refunded:{order.id}", "order refunded")
+        )
+    return intents
+
+
+@dataclass
+class Holdings:
+    """What the ledger holds for a batch's customers and orders, kept current as rows are
+    added in memory."""
+
+    causes: set[str] = field(default_factory=set)
+    awards: dict[int, int] = field(default_factory=dict)  # order id: points awarded
+    net: dict[int, int] = field(default_factory=dict)  # order id: awarded less reversed
+    balances: dict[int, int] = field(default_factory=dict)  # customer id: balance
+    earners: set[int] = field(default_factory=set)  # customers with an award for any order
+
+    def add(self, row: dict[str, Any]) -> int:
+        """Count a new award or reversal row; the customer's balance after it."""
+        customer_id, order_id, points = row["customer_id"], row["order_id"], row["points"]
+        self.causes.add(row["cause"])
+        if row["kind"] is LedgerKind.AWARD:
+            self.awards[order_id] = points
+            self.earners.add(customer_id)
+        self.net[order_id] = self.net.get(order_id, 0) + points
+        self.balances[customer_id] = self.balances.get(customer_id, 0) + points
+        return self.balances[customer_id]
+
+
+def holdings(session: Session, customer_ids: list[int], order_ids: list[int]) -> Holdings:
+    held = Holdings()
+    order_rows = select(
+        LoyaltyLedgerEntry.order_id,
+        LoyaltyLedgerEntry.kind,
+        LoyaltyLedgerEntry.points,
+        LoyaltyLedgerEntry.cause,
+    ).where(among(session, LoyaltyLedgerEntry.order_id, order_ids))
+    for row_order_id, kind, points, cause in session.execute(order_rows):
+        order_id = cast(int, row_order_id)  # selected by order id: never None
+        held.causes.add(cause)
+        if kind is LedgerKind.AWARD:
+            held.awards[order_id] = points
+        if kind in (LedgerKind.AWARD, LedgerKind.REVERSAL):
+            held.net[order_id] = held.net.get(order_id, 0) + points
+    awards = func.sum(case((LoyaltyLedgerEntry.kind == LedgerKind.AWARD, 1), else_=0))
+    per_customer = (
+        select(LoyaltyLedgerEntry.customer_id, func.sum(LoyaltyLedgerEntry.points), awards)
+        .where(among(session, LoyaltyLedgerEntry.customer_id, customer_ids))
+        .group_by(LoyaltyLedgerEntry.customer_id)
+    )
+    for customer_id, total, awarded in session.execute(per_customer):
+        held.balances[customer_id] = int(total)
+        if awarded:
+            held.earners.add(customer_id)
+    return held
+
+
+@dataclass(frozen=True)
+class AwardFacts:
+    """What awards are computed from, besides the order itself."""
+
+    tiers: dict[int, str]  # customer id: tier name
+    first_paid: dict[int, datetime]  # customer id: earliest paid_at of a paid, live order
+    items: dict[int, list[BonusLine]]  # order id: its lines, typed from the catalogue
+
+    def first_order(self, award: Award, held: Holdings) -> bool:
+        """No other order of the customer earned points, and none was paid before this one."""
+        if award.customer_id in held.earners:
+            return False  # not this order's own award: that one would be a duplicate
+        earliest = self.first_paid.get(award.customer_id)
+        paid_at = award.order.paid_at
+        return earliest is None or (paid_at is not None and earliest >= paid_at)
+
+
+def award_facts(session: Session, awards: list[Award], config: LoyaltyConfig) -> AwardFacts:
+    customer_ids = sorted({a.customer_id for a in awards})
+    tiers = select(CustomerTier.customer_id, CustomerTier.tier).where(
+        among(session, CustomerTier.customer_id, customer_ids)
+    )
+    facts = AwardFacts({customer_id: tier for customer_id, tier in session.execute(tiers)}, {}, {})
+    if any(bonus.first_order for bonus in config.bonuses):
+        earliest = (
+            select(Order.customer_id, func.min(Order.paid_at))
+            .where(
+                among(session, Order.customer_id, customer_ids),
+                Order.paid_at.is_not(None),
+                Order.cancelled_at.is_(None),
+            )
+            .group_by(Order.customer_id)
+        )
+        for customer_id, paid_at in session.execute(earliest):
+            # selected by customer, among orders with paid_at: neither is None
+            facts.first_paid[cast(int, customer_id)] = cast(datetime, paid_at)
+    if any(bonus.has_product_condition for bonus in config.bonuses):
+        order_ids = sorted({a.order.id for a in awards})
+        # A line's type is its product's in the catalogue (order lines carry none on Shopify
+        # or WooCommerce), else what the line itself said (a generic event may say it).
+        lines = (
+            select(
+                OrderItem.order_id,
+                OrderItem.product_id,
+                OrderItem.vendor,
+                func.coalesce(Product.product_type, OrderItem.product_type).label("product_type"),
+                OrderItem.quantity,
+                OrderItem.unit_price,
+            )
+            .join(Order, Order.id == OrderItem.order_id)
+            .outerjoin(
+                Product,
+                and_(Product.source == Order.source, Product.external_id == OrderItem.product_id),
+            )
+            .where(among(session, OrderItem.order_id, order_ids))
+            .order_by(OrderItem.id)
+        )
+        for line in session.execute(lines):
+            facts.items.setdefault(line.order_id, []).append(line)
+    return facts
+
+
+def award_row(
+    award: Award, held: Holdings, facts: AwardFacts, config: LoyaltyConfig
+) -> dict[str, Any]:
+    tier = facts.tiers.get(award.customer_id)
+    points = award_for(
+        award.order,
+        facts.items.get(award.order.id, []),
+        first_order=facts.first_order(award, held),
+        multiplier=config.tiers.level(tier).multiplier,
+        config=config,
+    )
+    expiry = config.expiry
+    expires_at = (
+        add_months(award.paid_at, expiry.months)
+        if expiry.mode is ExpiryMode.AFTER_EARNED and expiry.months
+        else None
+    )
+    return {
+        "customer_id": award.customer_id,
+        "order_id": award.order.id,
+        "kind": LedgerKind.AWARD,
+        "points": points.points,
+        "cause": award.cause,
+        "note": points.note + (f", tier {tier}" if tier else ""),
+        "expires_at": expires_at,
+    }
+
+
+def reversal_row(
+    reversal: Reversal, held: Holdings, config: LoyaltyConfig
+) -> dict[str, Any] | None:
+    """The reversal, capped so neither the order nor the balance goes below zero; None when
+    the order earned nothing or nothing is left to take back."""
+    order = reversal.order
+    awarded = held.awards.get(order.id)
+    if awarded is None:
+        return None
+    wanted = None  # all that remains
+    refund = reversal.refund
+    if refund is not None:
+        # A refund that brings the refunded amount to the order's total (or beyond) takes what
+        # remains, so a fully refunded order ends at zero whatever the rounding did before.
+        through = reversal.refunded_through
+        refunded = order.refunded_amount if through is None else through
+        fully = order.total <= 0 or max(refund.amount, refunded) >= order.total
+        if not fully:
+            share = Decimal(awarded) * refund.amount / order.total
+            wanted = round_points(share, config.earning.rounding)
+    # Points already expired or spent cannot be taken back twice: the balance caps it too.
+    remaining = min(held.net.get(order.id, 0), held.balances.get(reversal.customer_id, 0))
+    points = remaining if wanted is None else min(wanted, remaining)
+    if points <= 0:
+        return None
+    return {
+        "customer_id": reversal.customer_id,
+        "order_id": order.id,
+        "kind": LedgerKind.REVERSAL,
+        "points": -points,
+        "cause": reversal.cause,
+        "note": reversal.note,
+        "expires_at": None,
+    }
