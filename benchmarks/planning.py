@@ -36,9 +36,8 @@ from postpurchase.loyalty.config import load_loyalty_config
 from postpurchase.processing.drain import BATCH_SIZE, process_inbox
 from postpurchase.settings import PROJECT_ROOT, parse_database_url
 from postpurchase.store import schema
-from postpurchase.store.columns import Base
 from postpurchase.store.database import make_engine, session_factory
-from postpurchase.store.models import InboxEvent, Touchpoint
+from postpurchase.store.models import Base, InboxEvent, Touchpoint
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ZONES = ["America/New_York", "Europe/Berlin", "Asia/Tokyo", None]

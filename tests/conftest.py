@@ -41,8 +41,8 @@ from sqlalchemy import Engine, text  # noqa: E402
 
 from postpurchase.settings import parse_database_url  # noqa: E402
 from postpurchase.store import schema  # noqa: E402
-from postpurchase.store.columns import Base  # noqa: E402
 from postpurchase.store.database import SessionFactory, make_engine, session_factory  # noqa: E402
+from postpurchase.store.models import Base  # noqa: E402
 
 # The provider fakes, shop, renderer and dispatcher fixtures, for every folder that needs them.
 pytest_plugins = ["fakes.fixtures"]

@@ -1,10 +1,11 @@
-"""Starting and stopping real servers (uvicorn, Airflow's API server) for tests, and the one
-``free_port`` every test that opens a port uses."""
+"""Starting and stopping real servers (``postpurchase serve``, Airflow's API server) for tests,
+and the one ``free_port`` every test that opens a port uses."""
 
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +17,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def start_serve(port: int, env: dict[str, str], log: Path, *, workers: int = 2) -> subprocess.Popen:
+    """``postpurchase serve`` on ``port`` in its own process group (see ``stop``), its output
+    in ``log``."""
+    command = [str(Path(sys.executable).with_name("postpurchase")), "serve", "--port", str(port)]
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [*command, "--workers", str(workers), "--no-access-log"],
+            env=env,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
 
 
 def wait_until_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:

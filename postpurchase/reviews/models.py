@@ -14,7 +14,8 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from postpurchase.store.columns import Base, BigId, str_enum
+from postpurchase.store.columns import BigId, str_enum
+from postpurchase.store.models import Base
 
 
 class ReviewStatus(enum.StrEnum):

@@ -1,12 +1,10 @@
 """How values are stored: the column types (UTC timestamps, money, JSON, big ids), enums
-kept as checked strings, and the declarative base that maps Python types to them."""
+kept as checked strings."""
 
 from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -14,13 +12,11 @@ from sqlalchemy import (
     DateTime,
     Enum,
     Integer,
-    MetaData,
     Numeric,
     TypeDecorator,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase
 
 # Stable constraint names, so migrations can refer to them on every backend.
 NAMING_CONVENTION = {
@@ -78,8 +74,3 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UtcDateTime(), Decimal: Money, dict[str, Any]: Json}

@@ -19,20 +19,21 @@ from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
     Index,
+    MetaData,
     String,
     Text,
     UniqueConstraint,
     func,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from postpurchase.store.columns import (
-    Base,
-    BigId,
-    Json,
-    str_enum,
-)
+from postpurchase.store.columns import NAMING_CONVENTION, BigId, Json, Money, UtcDateTime, str_enum
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UtcDateTime(), Decimal: Money, dict[str, Any]: Json}
 
 
 class ClaimStatus(enum.StrEnum):

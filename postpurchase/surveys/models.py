@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from postpurchase.store.columns import Base, BigId, str_enum
+from postpurchase.store.columns import BigId, str_enum
+from postpurchase.store.models import Base
 
 
 class NpsResponse(Base):

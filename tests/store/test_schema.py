@@ -10,9 +10,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from postpurchase.store import schema
-from postpurchase.store.columns import Base
 from postpurchase.store.database import transaction
 from postpurchase.store.models import (
+    Base,
     Channel,
     Customer,
     InboxEvent,

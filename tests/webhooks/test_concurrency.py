@@ -2,8 +2,6 @@
 
 import asyncio
 import os
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from deliveries import GENERIC_SECRET, SHOP, SHOPIFY_SECRET, WOO_SECRET, fixture_bytes, inbox_rows
-from servers import free_port, stop, wait_until_healthy
+from servers import free_port, start_serve, stop, wait_until_healthy
 
 from postpurchase.webhooks.signatures import base64_digest
 
@@ -32,15 +30,7 @@ def served(db_url: str, tmp_path: Path) -> Iterator[str]:
         "POSTPURCHASE_SIGNING_SECRET": "link-signing-secret-for-tests-0123456789",
     }
     log = tmp_path / "serve.log"
-    command = [str(Path(sys.executable).with_name("postpurchase")), "serve", "--port", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*command, "--workers", "2", "--no-access-log"],
-            env=env,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-        )
+    process = start_serve(port, env, log)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(f"{base}/webhooks/health", process, log, timeout=60)

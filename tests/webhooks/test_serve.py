@@ -4,14 +4,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
-from servers import free_port, stop, wait_until_healthy
+from servers import free_port, start_serve, stop, wait_until_healthy
 
 from postpurchase.settings import parse_database_url
 from postpurchase.store import schema
@@ -29,17 +28,8 @@ def _start(port: int, tmp_path: Path, log_name: str) -> tuple[subprocess.Popen, 
         schema.upgrade(engine)
         engine.dispose()
     env = {**os.environ, "POSTPURCHASE_DATABASE_URL": url}
-    command = [str(Path(sys.executable).with_name("postpurchase")), "serve", "--port", str(port)]
     log = tmp_path / log_name
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*command, "--workers", "2", "--no-access-log"],
-            env=env,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-        )
-    return process, log
+    return start_serve(port, env, log), log
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from postpurchase.store.columns import Base
+from postpurchase.store.models import Base
 
 connection = context.config.attributes["connection"]
 context.configure(
