@@ -10,26 +10,38 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from click.testing import CliRunner
 from deliveries import FIXTURES, fixture_json
 from sqlalchemy import JSON, String, Text, cast, func, select
 
 from postpurchase.campaigns.config import load_campaigns
+from postpurchase.cli import main
+from postpurchase.housekeeping import run_housekeeping
 from postpurchase.loyalty.config import load_loyalty_config
 from postpurchase.privacy.export import SECTIONS, export_dir
 from postpurchase.privacy.requests import export, fulfil_pending
 from postpurchase.privacy.retention import purge_personal_fields
 from postpurchase.processing.inbox import process_inbox
 from postpurchase.settings import PROJECT_ROOT
+from postpurchase.store.database import transaction
 from postpurchase.store.models import (
     Base,
+    Channel,
     ClaimStatus,
+    ConsentChange,
+    ConsentPurpose,
+    ConsentState,
     Customer,
     InboxEvent,
     LoyaltyLedgerEntry,
+    MessageEvent,
     PrivacyRequest,
+    RejectedWebhook,
+    Suppression,
     Touchpoint,
     TouchpointStatus,
 )
+from postpurchase.webhooks import opt_out_spool
 
 EMAIL = "john@example.com"  # the documented redact body's customer
 PHONE = "+15556251199"
@@ -93,6 +105,55 @@ def _places_mentioning(store, needles: list[str], outbox: Path) -> list[str]:
     return found
 
 
+def _leave_traces(store, settings, customer_id: int, touchpoint_id: int) -> None:
+    """What providers, refused requests and the spool keep about the customer."""
+    with transaction(store) as session:
+        session.add(
+            MessageEvent(
+                provider="sendgrid",
+                provider_event_id="ev-1",
+                touchpoint_id=touchpoint_id,
+                event="bounce",
+                occurred_at=NOW,
+                detail={"email": EMAIL, "reason": f"550 <{EMAIL}> unknown", "ip": "10.0.0.1"},
+            )
+        )
+        session.add(
+            MessageEvent(
+                provider="twilio",
+                provider_event_id="SM1:delivered",
+                event="delivered",
+                occurred_at=NOW,
+                detail={"To": PHONE, "MessageStatus": "delivered"},
+            )
+        )
+        session.add(Suppression(channel=Channel.EMAIL, address=EMAIL, reason="bounce"))
+        session.add(
+            RejectedWebhook(
+                route="/webhooks/shopify",
+                status_code=422,
+                reason="invalid content",
+                headers={},
+                body_excerpt=f'{{"email": "{EMAIL}"}}',
+                samples=[{"body": f'{{"phone": "{PHONE}"}}'}],
+            )
+        )
+        session.add(
+            ConsentChange(
+                customer_id=customer_id,
+                purpose=ConsentPurpose.SMS,
+                from_state=ConsentState.UNKNOWN,
+                to_state=ConsentState.DENIED,
+                source="sms:stop",
+                reference="twilio:SM1",
+                occurred_at=NOW,
+            )
+        )
+    opt_out_spool.keep(
+        settings, opt_out_spool.SMS_STOP, at=NOW, phone=PHONE, source="sms:stop", reference="x"
+    )
+
+
 def _balance(store) -> int:
     with store() as session:
         return int(
@@ -112,6 +173,7 @@ def test_customers_redact_erases_the_customer_everywhere(send, store, settings):
         assert customer.email == EMAIL and touchpoints
         planned = [t.id for t in touchpoints if t.status is TouchpointStatus.PLANNED]
         (outbox / f"{touchpoints[0].id:08d}-review.json").write_text(json.dumps({"to": EMAIL}))
+    _leave_traces(store, settings, customer.id, touchpoints[0].id)
     points = _balance(store)
     assert points > 0
     assert _places_mentioning(store, [EMAIL, PHONE, FIRST, LAST], outbox)
@@ -121,6 +183,7 @@ def test_customers_redact_erases_the_customer_everywhere(send, store, settings):
     assert fulfil_pending(store, settings, now=NOW) == 1
 
     assert _places_mentioning(store, [EMAIL, PHONE, FIRST, LAST], outbox) == []
+    assert opt_out_spool.pending(settings) == []
     assert _balance(store) == points
     with store() as session:
         request = session.scalars(select(PrivacyRequest)).one()
@@ -221,3 +284,48 @@ def test_retention_purges_only_old_processed_payloads(send, store, settings):
 @pytest.mark.parametrize("topic", ["customers/redact", "customers/data_request"])
 def test_a_request_naming_no_customer_is_422(send, topic):
     assert send.shopify(topic, {"shop_id": 1, "customer": {}}).status_code == 422
+
+
+def test_the_commands_export_then_erase_a_customer(send, store, settings):
+    send.shopify("orders/create", _order(299938))
+    send.shopify("orders/paid", _order(299938))
+    _process(store)
+    points = _balance(store)
+    runner = CliRunner()
+    exported = runner.invoke(main, ["customers", "export", EMAIL])
+    assert exported.exit_code == 0, exported.output
+    files = list(export_dir(settings).glob("customer-*.json"))
+    assert len(files) == 1 and EMAIL in files[0].read_text()
+    erased = runner.invoke(main, ["customers", "erase", EMAIL, "--yes"])
+    assert erased.exit_code == 0, erased.output
+    assert "erase" in erased.output
+    files[0].unlink()  # the export went to the shop; the engine keeps no copy to search
+    assert _places_mentioning(store, [EMAIL, PHONE, FIRST, LAST], settings.var_dir / "outbox") == []
+    assert _balance(store) == points
+    with store() as session:
+        kinds = session.scalars(select(PrivacyRequest.kind).order_by(PrivacyRequest.id)).all()
+    assert kinds == ["export", "erase"]
+    unknown = runner.invoke(main, ["customers", "erase", EMAIL, "--yes"])
+    assert unknown.exit_code == 2 and "no customer" in unknown.output
+
+
+def test_housekeeping_fulfils_requests_and_purges_old_details_with_counts(send, store, settings):
+    send.shopify("orders/create", _order(299938))
+    _process(store)
+    with transaction(store) as session:
+        session.add(
+            MessageEvent(
+                provider="sendgrid",
+                provider_event_id="ev-old",
+                event="open",
+                occurred_at=datetime.now(UTC) - timedelta(days=40),
+                detail={"email": EMAIL, "ip": "10.0.0.1", "sg_event_id": "ev-old"},
+            )
+        )
+    send.shopify("customers/data_request", _genuine("customers_data_request_docs"))
+    note = run_housekeeping(settings, now=datetime.now(UTC) + timedelta(days=31))
+    assert "fulfilled 1 privacy request(s)" in note
+    assert "from 1 inbox payload(s) and 1 provider event(s) older than 30 days" in note
+    with store() as session:
+        detail = session.scalars(select(MessageEvent.detail)).one()
+    assert detail == {"sg_event_id": "ev-old"}
