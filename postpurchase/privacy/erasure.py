@@ -82,7 +82,7 @@ class Files:
 
 def _like_any(column: Any, needles: Iterable[str]) -> Any:
     escaped = [n.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for n in needles]
-    return or_(*(cast(column, Text).like(f"%{n}%", escape="\\") for n in escaped if n))
+    return or_(*(cast(column, Text).ilike(f"%{n}%", escape="\\") for n in escaped if n))
 
 
 def _needles(customer: Customer) -> list[str]:

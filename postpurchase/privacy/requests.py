@@ -10,6 +10,7 @@ email and phone from its body. Shopify allows 30 days; the DAG runs daily.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +34,8 @@ from postpurchase.store.models import (
     PrivacyRequest,
 )
 from postpurchase.webhooks.opt_out_spool import spool_dir
+
+log = logging.getLogger(__name__)
 
 EXPORT, ERASE, ERASE_SHOP = "export", "erase", "erase_shop"
 SHOPIFY_TOPICS = {
@@ -150,8 +153,16 @@ def _record(
     return request
 
 
+class RequestsFailed(RuntimeError):
+    """Some requests could not be fulfilled (the others were): they wait for the next run."""
+
+
 def fulfil_pending(factory: SessionFactory, settings: Settings, *, now: datetime) -> int:
-    """Fulfil every compliance webhook still waiting in the inbox; returns how many."""
+    """Fulfil every compliance webhook still waiting in the inbox; returns how many.
+
+    Each request is one transaction. One that fails stays waiting; the others are fulfilled,
+    then RequestsFailed names the failed ones (so the Airflow task fails and is retried).
+    """
     with factory() as session:
         waiting = list(
             session.scalars(
@@ -163,13 +174,23 @@ def fulfil_pending(factory: SessionFactory, settings: Settings, *, now: datetime
                 .order_by(InboxEvent.id)
             )
         )
+    fulfilled, failed = 0, []
     for inbox_id in waiting:
-        with transaction(factory) as session:
-            row = session.get(InboxEvent, inbox_id, with_for_update=True)
-            if row is None or row.status != ClaimStatus.IGNORED:
-                continue  # another run fulfilled it meanwhile
-            _fulfil(session, row, settings, now)
-    return len(waiting)
+        try:
+            with transaction(factory) as session:
+                row = session.get(InboxEvent, inbox_id, with_for_update=True)
+                if row is None or row.status != ClaimStatus.IGNORED:
+                    continue  # another run fulfilled it meanwhile
+                _fulfil(session, row, settings, now)
+                fulfilled += 1
+        except Exception as exc:  # noqa: BLE001 - one request never holds up the others
+            log.exception("privacy request in inbox row %s failed", inbox_id)
+            failed.append(f"inbox {inbox_id}: {type(exc).__name__}")
+    if failed:
+        raise RequestsFailed(
+            f"fulfilled {fulfilled} privacy request(s); failed: {', '.join(failed)}"
+        )
+    return fulfilled
 
 
 def _fulfil(session: Session, row: InboxEvent, settings: Settings, now: datetime) -> None:

@@ -19,7 +19,7 @@ from postpurchase.cli import main
 from postpurchase.housekeeping import run_housekeeping
 from postpurchase.loyalty.config import load_loyalty_config
 from postpurchase.privacy.export import SECTIONS, export_dir
-from postpurchase.privacy.requests import export, fulfil_pending
+from postpurchase.privacy.requests import RequestsFailed, export, fulfil_pending
 from postpurchase.privacy.retention import purge_personal_fields
 from postpurchase.processing.inbox import process_inbox
 from postpurchase.settings import PROJECT_ROOT
@@ -329,3 +329,22 @@ def test_housekeeping_fulfils_requests_and_purges_old_details_with_counts(send, 
     with store() as session:
         detail = session.scalars(select(MessageEvent.detail)).one()
     assert detail == {"sg_event_id": "ev-old"}
+
+
+def test_a_request_that_fails_waits_and_does_not_hold_up_the_others(
+    send, store, settings, tmp_path
+):
+    send.shopify("orders/create", _order(299938))
+    _process(store)
+    send.shopify("customers/data_request", _genuine("customers_data_request_docs"))
+    send.shopify("customers/redact", _genuine("customers_redact_docs"))
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    broken = settings.model_copy(update={"privacy_export_dir": blocked})
+    with pytest.raises(RequestsFailed, match="fulfilled 1 privacy request"):
+        fulfil_pending(store, broken, now=NOW)
+    with store() as session:
+        statuses = dict(session.execute(select(InboxEvent.event_type, InboxEvent.status)).all())
+    assert statuses["privacy.export"] is ClaimStatus.IGNORED  # waits for the next run
+    assert statuses["privacy.erase"] is ClaimStatus.DONE
+    assert fulfil_pending(store, settings, now=NOW) == 1
