@@ -136,6 +136,7 @@ def _record(
     *,
     shop: str | None = None,
     inbox_event_id: int | None = None,
+    requested_at: datetime | None = None,
 ) -> PrivacyRequest:
     request = PrivacyRequest(
         kind=kind,
@@ -144,7 +145,7 @@ def _record(
         subject=subject,
         customer_id=customer_id,
         inbox_event_id=inbox_event_id,
-        requested_at=now,
+        requested_at=requested_at or now,
         fulfilled_at=now,
         result=result,
     )
@@ -241,6 +242,7 @@ def _fulfil(session: Session, row: InboxEvent, settings: Settings, now: datetime
         result,
         shop=row.shop,
         inbox_event_id=row.id,
+        requested_at=row.received_at,
     )
     row.payload = scrub(data, [], keys=_REQUEST_KEYS)
     row.status = ClaimStatus.DONE
