@@ -9,6 +9,11 @@ days, and never more than `POSTPURCHASE_REJECTED_WEBHOOK_CAP` rows.
 It also applies STOP and unsubscribe requests that the webhook app spooled to disk while the
 database was down (where this worker sees `POSTPURCHASE_OPT_OUT_SPOOL_DIR`).
 
+Privacy (see the README's "Privacy"): it fulfils the Shopify compliance requests waiting in
+the inbox (export, erase a customer, erase a shop), and drops personal fields from processed
+inbox payloads and provider event details older than
+`POSTPURCHASE_PAYLOAD_RETENTION_DAYS`.
+
 The run's note and the task's return value say what was pruned and applied. Safe to re-run or
 clear at any time: a second run prunes nothing new.
 """

@@ -68,6 +68,17 @@ class Settings(BaseSettings):
     rejected_webhook_cap: int = Field(
         default=10_000, gt=0, description="At most this many rejected webhooks are kept."
     )
+    payload_retention_days: int = Field(
+        default=30,
+        gt=0,
+        description="Processed inbox payloads and provider event details keep customers' "
+        "personal fields this long, then only what dedupe and audit need.",
+    )
+    privacy_export_dir: Path | None = Field(
+        default=None,
+        description="Where customer data exports are written. Default: privacy-exports "
+        "under var_dir.",
+    )
 
     campaigns_file: Path = Field(
         default=PROJECT_ROOT / "config" / "campaigns.yaml",

@@ -52,6 +52,7 @@ def _register() -> None:
     # Imported here, not at the top, so that each group module can import ``main``'s helpers.
     from postpurchase.cli.campaigns import campaigns
     from postpurchase.cli.consent import consent
+    from postpurchase.cli.customers import customers
     from postpurchase.cli.db import db
     from postpurchase.cli.loyalty import loyalty
     from postpurchase.cli.preview import preview
@@ -61,8 +62,19 @@ def _register() -> None:
     from postpurchase.cli.run import run
     from postpurchase.cli.serve import serve
 
-    groups = (campaigns, consent, db, loyalty, preview, products, report, reviews, run, serve)
-    for group in groups:
+    for group in (
+        campaigns,
+        consent,
+        customers,
+        db,
+        loyalty,
+        preview,
+        products,
+        report,
+        reviews,
+        run,
+        serve,
+    ):
         main.add_command(group)
 
 

@@ -48,6 +48,8 @@ class ClaimStatus(enum.StrEnum):
 
 # The inbox rows a claim looks at, as the claim index's condition (SQL).
 INBOX_CLAIMABLE = "status IN ('pending', 'claimed')"
+# The inbox rows whose payload may still hold personal fields (retention's index condition).
+INBOX_PERSONAL = "personal_data_removed_at IS NULL"
 
 
 class InboxEvent(Base):
@@ -73,6 +75,8 @@ class InboxEvent(Base):
     lease_until: Mapped[datetime | None]
     processed_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # When the payload lost its personal fields (retention or erasure: postpurchase.privacy).
+    personal_data_removed_at: Mapped[datetime | None]
 
     # Only rows still to be processed (migration 0005 says why).
     __table_args__ = (
@@ -81,6 +85,13 @@ class InboxEvent(Base):
             "id",
             postgresql_where=text(INBOX_CLAIMABLE),
             sqlite_where=text(INBOX_CLAIMABLE),
+        ),
+        # only the rows whose payload may still hold personal data: what retention walks
+        Index(
+            "ix_inbox_events_personal",
+            "id",
+            postgresql_where=text(INBOX_PERSONAL),
+            sqlite_where=text(INBOX_PERSONAL),
         ),
     )
 
@@ -453,6 +464,8 @@ class MessageEvent(Base):
     event: Mapped[str] = mapped_column(String(32))
     occurred_at: Mapped[datetime]
     detail: Mapped[dict[str, Any]]
+    # When ``detail`` lost its personal fields (retention or erasure: postpurchase.privacy).
+    personal_data_removed_at: Mapped[datetime | None]
 
     __table_args__ = (UniqueConstraint("provider", "provider_event_id"),)
 
@@ -692,6 +705,32 @@ class CustomerAddressKey(Base):
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
     address_key: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+# --- privacy (postpurchase/privacy): data subject requests and their fulfilment ----------
+
+
+class PrivacyRequest(Base):
+    """A request to export or erase a customer's data (or all of a shop's), and its outcome.
+
+    ``subject`` names what the request is about without personal data: a platform customer id
+    (``shopify:191167``), an engine customer id (``customer:42``) or a shop domain. ``result``
+    says what was done (counts, the export's file); ``fulfilled_at`` is None while it waits.
+    """
+
+    __tablename__ = "privacy_requests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # export, erase, erase_shop
+    origin: Mapped[str] = mapped_column(String(32))  # shopify, cli
+    shop: Mapped[str | None] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(String(255))
+    inbox_event_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    customer_id: Mapped[int | None] = mapped_column(BigInteger)
+    requested_at: Mapped[datetime]
+    fulfilled_at: Mapped[datetime | None]
+    result: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 # Tables of other packages that share this metadata (migrations compare against all of it).

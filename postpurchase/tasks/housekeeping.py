@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from postpurchase.privacy.runs import run_privacy
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store, transaction
 from postpurchase.store.models import RejectedWebhook
@@ -46,4 +47,5 @@ def tidy_database(settings: Settings | None = None, *, now: datetime | None = No
             retention=timedelta(days=settings.rejected_webhook_retention_days),
             cap=settings.rejected_webhook_cap,
         )
-    return f"pruned {pruned} rejected webhook(s); applied {applied} spooled opt-out(s)"
+    privacy = run_privacy(settings, now=now or datetime.now(UTC))
+    return f"pruned {pruned} rejected webhook(s); applied {applied} spooled opt-out(s); {privacy}"

@@ -22,6 +22,7 @@ from postpurchase.events import CanonicalEvent
 from postpurchase.inbox import InboxEntry, dedupe_key, unstorable_field
 from postpurchase.platforms import generic, shopify, woocommerce, woocommerce_products
 from postpurchase.platforms.fields import InvalidPayload
+from postpurchase.privacy import requests as privacy_requests
 from postpurchase.settings import ENV_PREFIX, Settings
 from postpurchase.webhooks.rejections import Rejection
 from postpurchase.webhooks.signatures import (
@@ -184,6 +185,14 @@ def shopify_entry(
     data = parse_json(body)
     key = dedupe_key(shopify.SOURCE, shop, topic, delivery)
     received_at = _triggered_at(headers, now)
+    if topic in privacy_requests.SHOPIFY_TOPICS:  # compliance webhooks: postpurchase.privacy
+        try:
+            entry = privacy_requests.shopify_entry(
+                topic, data, source=shopify.SOURCE, shop=shop, key=key, received_at=received_at
+            )
+        except InvalidPayload as exc:
+            raise _invalid(exc) from None
+        return _checked(entry, body)
     if not settings.include_test_orders and shopify.is_test_order(topic, data):
         # Recorded (a redelivery stays a duplicate) but never processed: no customer, order,
         # points or message comes from a test order, and its body is not kept.

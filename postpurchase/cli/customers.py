@@ -1,0 +1,64 @@
+"""``postpurchase customers``: answer a customer's request to see or erase their data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from postpurchase.cli.db import open_database
+
+
+@click.group()
+def customers() -> None:
+    """Data subject requests. CUSTOMER is an email, a platform customer id, or platform:id."""
+
+
+@customers.command("export")
+@click.argument("customer")
+def customers_export(customer: str) -> None:
+    """Write everything held about CUSTOMER as one JSON file (POSTPURCHASE_PRIVACY_EXPORT_DIR)."""
+    _answer(customer, "export")
+
+
+@customers.command("erase")
+@click.argument("customer")
+@click.confirmation_option(prompt="Erase this customer's personal data for good?")
+def customers_erase(customer: str) -> None:
+    """Remove CUSTOMER's personal data from every table, payload and file (orders' totals,
+    loyalty ledger and consent trail stay, without the person)."""
+    _answer(customer, "erase")
+
+
+@customers.command("fulfil")
+def customers_fulfil() -> None:
+    """Fulfil the compliance webhooks waiting in the inbox now (housekeeping does it daily)."""
+    from postpurchase.privacy.requests import fulfil_pending
+    from postpurchase.settings import load_settings
+    from postpurchase.store.database import session_factory
+
+    engine = open_database()
+    try:
+        done = fulfil_pending(session_factory(engine), load_settings(), now=datetime.now(UTC))
+    finally:
+        engine.dispose()
+    click.echo(f"fulfilled {done} privacy request(s)")
+
+
+def _answer(reference: str, kind: str) -> None:
+    from postpurchase.loyalty.customers import find_customer
+    from postpurchase.privacy import requests
+    from postpurchase.settings import load_settings
+    from postpurchase.store.database import session_factory, transaction
+
+    settings = load_settings()
+    engine = open_database()
+    try:
+        with transaction(session_factory(engine)) as session:
+            found = find_customer(session, reference)
+            answer = requests.erase if kind == "erase" else requests.export
+            request = answer(session, found, settings=settings, now=datetime.now(UTC))
+            shown = ", ".join(f"{k}: {v}" for k, v in request.result.items())
+            click.echo(f"request {request.id} ({kind}, customer {found.id}) fulfilled: {shown}")
+    finally:
+        engine.dispose()
