@@ -16,12 +16,11 @@ from sqlalchemy import JSON, String, Text, cast, func, select
 
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.cli import main
-from postpurchase.housekeeping import run_housekeeping
 from postpurchase.loyalty.config import load_loyalty_config
 from postpurchase.privacy.export import SECTIONS, export_dir
 from postpurchase.privacy.requests import RequestsFailed, export, fulfil_pending
 from postpurchase.privacy.retention import purge_personal_fields
-from postpurchase.processing.inbox import process_inbox
+from postpurchase.processing.drain import process_inbox
 from postpurchase.reviews.models import ProductReview
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.database import transaction
@@ -44,6 +43,7 @@ from postpurchase.store.models import (
     TouchpointStatus,
 )
 from postpurchase.surveys.models import NpsResponse, SupportNotification
+from postpurchase.tasks.housekeeping import tidy_database
 from postpurchase.webhooks import opt_out_spool
 
 EMAIL = "john@example.com"  # the documented redact body's customer
@@ -383,7 +383,7 @@ def test_housekeeping_fulfils_requests_and_purges_old_details_with_counts(send, 
             )
         )
     send.shopify("customers/data_request", _genuine("customers_data_request_docs"))
-    note = run_housekeeping(settings, now=datetime.now(UTC) + timedelta(days=31))
+    note = tidy_database(settings, now=datetime.now(UTC) + timedelta(days=31))
     assert "fulfilled 1 privacy request(s)" in note
     assert "from 1 inbox payload(s) and 1 provider event(s) older than 30 days" in note
     with store() as session:
