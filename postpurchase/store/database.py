@@ -7,10 +7,11 @@ to upgrade its read lock. That makes SQLite single-writer, which is what the emb
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -135,12 +136,28 @@ def wait_for_database(engine: Engine, *, timeout: float, setting: str) -> None:
             delay = min(delay * 2, 2.0)
 
 
-@lru_cache(maxsize=8)
+_OPEN_STORES: OrderedDict[tuple[str, int, float], SessionFactory] = OrderedDict()
+_OPEN_STORES_LOCK = threading.Lock()
+_OPEN_STORES_KEPT = 8
+
+
 def _factory_for(url: str, busy_timeout_ms: int, connect_timeout: float) -> SessionFactory:
-    engine = make_engine(
-        make_url(url), busy_timeout_ms=busy_timeout_ms, connect_timeout=connect_timeout
-    )
-    return session_factory(engine)
+    key = (url, busy_timeout_ms, connect_timeout)
+    with _OPEN_STORES_LOCK:
+        factory = _OPEN_STORES.get(key)
+        if factory is not None:
+            _OPEN_STORES.move_to_end(key)
+            return factory
+        engine = make_engine(
+            make_url(url), busy_timeout_ms=busy_timeout_ms, connect_timeout=connect_timeout
+        )
+        factory = _OPEN_STORES[key] = session_factory(engine)
+        if len(_OPEN_STORES) > _OPEN_STORES_KEPT:
+            # The least recently used store's pooled connections are closed now, not left to
+            # the garbage collector (which would drop them unclosed, at some random moment).
+            _, evicted = _OPEN_STORES.popitem(last=False)
+            engine_of(evicted).dispose()
+        return factory
 
 
 def open_store(settings: Settings) -> SessionFactory:
