@@ -19,7 +19,6 @@ Entry points: ``run(quick)`` for ``make bench``; ``python -m benchmarks.outcomes
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import resource
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select, text
 
+from benchmarks.child_timing import Timing, in_child
 from postpurchase.campaigns.config import CampaignConfig, load_campaigns
 from postpurchase.outcomes.clicks import BURST_SECONDS, SCANNER_SECONDS
 from postpurchase.outcomes.refresh import refresh_outcomes
@@ -44,13 +44,6 @@ from postpurchase.tasks.outcomes import _save_snapshot
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 _SPAN = 60 * 86400  # seconds of history the data is spread over
-
-
-@dataclass(frozen=True)
-class Timing:
-    seconds: float
-    peak_rss_mib: float
-    detail: str
 
 
 @dataclass(frozen=True)
@@ -142,9 +135,9 @@ def load(engine: Engine, touchpoints: int) -> tuple[int, int]:
         conn.execute(
             text(
                 "INSERT INTO customers (source, external_id, email, first_name, "
-                "email_marketing_consent, sms_consent, sms_marketing_consent) "
+                "email_marketing_consent_state) "
                 "SELECT 'bench', 'c' || g, 'c' || g || '@example.com', 'Bench', "
-                f"true, false, false FROM {_series(engine, customers)}"
+                f"'granted' FROM {_series(engine, customers)}"
             )
         )
         # g % 10 = 0: held out (review_request) ; odd g: points_earned with variants a/b
@@ -291,13 +284,6 @@ def _timed_baseline(url: str, count: int) -> tuple[float, int, str]:
     return elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, detail
 
 
-def _in_child(target: object, *args: object) -> Timing:
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(1) as pool:
-        seconds, rss_kib, detail = pool.apply(target, args)  # type: ignore[arg-type]
-    return Timing(seconds, rss_kib / 1024, detail)
-
-
 def run_outcomes_benchmark(
     *, url: str, touchpoints: int, baseline: int = 2_000, goal_seconds: float = 60
 ) -> OutcomesResult:
@@ -310,10 +296,10 @@ def run_outcomes_benchmark(
         load_seconds = time.perf_counter() - start
     finally:
         engine.dispose()
-    first = _in_child(_timed_refresh, url)
-    second = _in_child(_timed_refresh, url)
-    report = _in_child(_timed_report, url)
-    base = _in_child(_timed_baseline, url, min(baseline, touchpoints))
+    first = in_child(_timed_refresh, url)
+    second = in_child(_timed_refresh, url)
+    report = in_child(_timed_report, url)
+    base = in_child(_timed_baseline, url, min(baseline, touchpoints))
     return OutcomesResult(
         backend=parse_database_url(url).get_backend_name(),
         touchpoints=touchpoints,

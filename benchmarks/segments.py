@@ -18,7 +18,6 @@ for BENCHMARKS.md); ``python -m benchmarks.segments --help`` runs it from the sh
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import resource
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select, text
 
+from benchmarks.child_timing import Timing, in_child
 from postpurchase.loyalty.config import LoyaltyConfig, load_loyalty_config
 from postpurchase.loyalty.earning import add_months
 from postpurchase.loyalty.tiers import refresh_segments
@@ -41,13 +41,6 @@ from postpurchase.store.models import CustomerTier, Order
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "loyalty.yaml"
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Timing:
-    seconds: float
-    peak_rss_mib: float
-    detail: str
 
 
 @dataclass(frozen=True)
@@ -203,13 +196,6 @@ def _timed_baseline(url: str, customers: int) -> tuple[float, int, str]:
     return elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, detail
 
 
-def _in_child(target: object, *args: object) -> Timing:
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(1) as pool:
-        seconds, rss_kib, detail = pool.apply(target, args)  # type: ignore[arg-type]
-    return Timing(seconds, rss_kib / 1024, detail)
-
-
 def run_segments_benchmark(
     *, url: str, customers: int, orders_per_customer: int = 5, baseline_customers: int = 2_000
 ) -> SegmentsResult:
@@ -222,9 +208,9 @@ def run_segments_benchmark(
         load_seconds = time.perf_counter() - start
     finally:
         engine.dispose()
-    first = _in_child(_timed_refresh, url, NOW)
-    steady = _in_child(_timed_refresh, url, NOW + timedelta(days=1))
-    baseline = _in_child(_timed_baseline, url, min(baseline_customers, customers))
+    first = in_child(_timed_refresh, url, NOW)
+    steady = in_child(_timed_refresh, url, NOW + timedelta(days=1))
+    baseline = in_child(_timed_baseline, url, min(baseline_customers, customers))
     return SegmentsResult(
         backend=parse_database_url(url).get_backend_name(),
         customers=customers,
