@@ -125,11 +125,15 @@ def load_facts(
             items[item.order_id].append(item_context(item))
     points = _points_earned(session, order_ids)
     # The lines' products, from the catalogue, in one query for the whole batch.
-    sources = {order_id: orders[order_id].source for order_id in order_ids if order_id in orders}
+    sources = {
+        order_id: (orders[order_id].source, orders[order_id].shop)
+        for order_id in order_ids
+        if order_id in orders
+    }
     entries = catalogue_entries(
         session,
         (
-            (sources[order_id], str(line["product_id"]))
+            (*sources[order_id], str(line["product_id"]))
             for order_id in order_ids
             if order_id in sources
             for line in items.get(order_id, [])
@@ -138,7 +142,7 @@ def load_facts(
     )
     for order_id in order_ids:
         if order_id in sources and order_id in items:
-            items[order_id] = with_catalogue(items[order_id], sources[order_id], entries)
+            items[order_id] = with_catalogue(items[order_id], *sources[order_id], entries)
     facts = {}
     for occurrence in occurrences:
         customer = customers[occurrence.customer_id]
@@ -153,6 +157,7 @@ def load_facts(
             customer=customer_context(customer),
             items=lines,
             zone=zone_or(customer.time_zone, shop_zone),
+            shop=customer.shop,
         )
     return facts
 
@@ -183,11 +188,8 @@ def plan_touchpoints(
         for campaign in by_trigger[occurrence.trigger]:
             # a variant may have its own delay; arm and variant are stamped on the rows below
             variant = variant_of(campaign, occurrence.customer_id, config.outcomes.salt)
-            decision = decide(
-                variant_campaign(campaign, variant),
-                occurrence,
-                facts[(occurrence.customer_id, occurrence.order_id)],
-            )
+            known_facts = facts[(occurrence.customer_id, occurrence.order_id)]
+            decision = decide(variant_campaign(campaign, variant), occurrence, known_facts)
             if decision.reason is not None:
                 counts.skipped[f"{campaign.id}: {decision.reason}"] += 1
             planned = [
@@ -197,6 +199,7 @@ def plan_touchpoints(
                     "step": step.step,
                     "channel": step.channel,
                     "customer_id": occurrence.customer_id,
+                    "shop": known_facts.shop,
                     "order_id": occurrence.order_id,
                     "due_at": step.due_at,
                     "status": TouchpointStatus.PLANNED,
