@@ -25,6 +25,10 @@ How, so that it cannot drift from production and cannot touch it:
   not simulated.
 - Not replayed: rewards issued and points expiring (planned by the rewards and loyalty runs,
   not from the inbox), and win-back for customers with no event in the window.
+
+The candidate comes from ``campaigns.validation.load_campaign_source`` (a file, or the YAML
+text of an edited copy, checked in full with file:line errors). The replay takes about as long
+as processing those events took: ``progress`` is called after each batch.
 """
 
 from __future__ import annotations
