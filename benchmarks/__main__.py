@@ -24,9 +24,10 @@ HEADER = (
     "# Benchmarks\n\n"
     "Written by `make bench` (`python -m benchmarks`); each section is replaced when its\n"
     "benchmark runs again. Numbers are from the machine named in the section, measured with\n"
-    "the baseline and the ceiling in the same run; the stable figure on a shared machine is the\n"
-    "CPU time per item, which each section gives for every process involved (see\n"
-    "benchmarks/harness.py).\n"
+    "the baseline and the ceiling in the same run. Each section gives the load average before\n"
+    "and after, and the CPU time per item of every process involved: on a shared machine the\n"
+    "rates move with the other users, CPU per item much less (though it too rises when the load\n"
+    "is well above the cores), so compare the lines of one run (see benchmarks/harness.py).\n"
 )
 
 

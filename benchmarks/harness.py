@@ -2,8 +2,9 @@
 
 A reader of BENCHMARKS.md must be able to judge a figure and reproduce it, so each section
 says: the machine's load average before and after (``load_average`` read at the moments it
-names), the CPU time per item of every process involved (``CpuMeter``: the stable figure on a
-shared machine, where wall-clock rates move with the other users), the statistics state of
+names), the CPU time per item of every process involved (``CpuMeter``: on a shared machine
+wall-clock rates move with the other users, CPU per item much less, though it rises too when
+the load is well above the cores), the statistics state of
 its tables (``analyze`` or ``NOT_ANALYZED``), its ceiling and baseline measured in the same
 run, and the command that reruns it (``rerun_command``).
 """

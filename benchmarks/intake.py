@@ -289,7 +289,9 @@ def markdown(measured: dict[str, Measured], quick: bool) -> str:
         "workers), the load generator (this benchmark's process, with its samplers) and the "
         "PostgreSQL backends of the run's database (its shared WAL writer and checkpointer are "
         "not counted: other databases use them). On a machine shared with other work, the rates "
-        "move with the load; CPU per request is the stable figure.",
+        "move with the load; CPU per request moves much less, but it rises too once the load "
+        "average is well above the core count (caches, shared cores): compare the lines of one "
+        "run, not runs made under different loads.",
         "",
         "| path | requests | accepted | accepted/s | p50 ms | p99 ms | server peak MiB "
         "| server CPU ms/req | load generator CPU ms/req | PostgreSQL CPU ms/req | inbox rows "
