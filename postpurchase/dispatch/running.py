@@ -9,7 +9,8 @@ task per chunk can run on any worker. ``Dispatcher.run_chunk`` then decides each
 - sent (provider message id, ``sent_at``), failed (the provider's message) or unknown.
 
 At most once: right before a message goes out its touchpoint is marked ``sending`` (and
-committed), after the rate limiter let it through and only if the worker still holds the row;
+committed; sends that are ready together share the commit, see ``marking``), after the rate
+limiter let it through and only if the worker still holds the row;
 a row lost meanwhile (lease ran out, claimed by another run) is not sent. If the task dies and
 is retried, a ``sending`` touchpoint is recorded ``unknown`` instead of being sent again; if
 nobody retries it, the claim lease runs out and the claim sweep records it ``unknown``, while
@@ -44,11 +45,12 @@ from postpurchase.dispatch.deciding import (
     decide_batch,
     load_batch,
 )
+from postpurchase.dispatch.marking import MarkGroup
 from postpurchase.dispatch.outcomes import HELD, Outcome, Pending
 from postpurchase.dispatch.sending import ChunkLease, record_outcomes, send_message
 from postpurchase.messages.context import ShopProfile
 from postpurchase.messages.rendering import MessageRenderer, RenderedSms
-from postpurchase.store.claims import claim_due_touchpoints, mark_sending
+from postpurchase.store.claims import claim_due_touchpoints
 from postpurchase.store.database import SessionFactory, reading, transaction
 from postpurchase.store.models import Touchpoint
 
@@ -95,6 +97,7 @@ class Dispatcher:
         with reading(self.store) as session:
             batch = self._load(session, worker, ids)
         lease = ChunkLease(worker, [t.id for t in batch.touchpoints], self.lease, self.clock)
+        marks = MarkGroup(self.store, lease, self.lease, self.clock)
         decided: list[Outcome] = []
 
         def record(*, waiting: bool = False) -> None:
@@ -128,13 +131,13 @@ class Dispatcher:
                     continue
                 while len(in_flight) >= 2 * self.send_concurrency:
                     in_flight = collect(in_flight)
-                in_flight.add(pool.submit(self._deliver, worker, item, lease))
+                in_flight.add(pool.submit(self._deliver, item, marks))
             while in_flight:
                 in_flight = collect(in_flight)
         record()
         return dict(+counts)  # drops kinds whose rows were all lost to the lease sweep
 
-    def _deliver(self, worker: str, pending: Pending, lease: ChunkLease) -> Outcome | None:
+    def _deliver(self, pending: Pending, marks: MarkGroup) -> Outcome | None:
         """Wait for the rate limiter, re-check the claim, then send. None: not ours any more.
 
         Nothing before the mark can have sent the message, so nothing before it may end as
@@ -153,12 +156,9 @@ class Dispatcher:
             return Outcome.retrying(
                 pending.touchpoint_id, until, f"rate limiter failed: {type(exc).__name__}: {exc}"
             )
-        with transaction(self.store) as session:
-            lease.renew_if_due(session)
-            ours = mark_sending(
-                session, pending.touchpoint_id, worker=worker, lease_until=self.clock() + self.lease
-            )
-        if not ours:  # the lease ran out while it waited and the row went elsewhere
+        if not marks.mark(
+            pending.touchpoint_id
+        ):  # the lease ran out while it waited and the row went elsewhere
             return None
         return send_message(
             pending,

@@ -147,20 +147,29 @@ def mark_sending(
     elsewhere, or the sweep recorded it): the message must then not be sent. ``lease_until``
     renews the row's lease, so the send has a whole lease to be answered in.
     """
+    return bool(mark_sending_many(session, [touchpoint_id], worker=worker, lease_until=lease_until))
+
+
+def mark_sending_many(
+    session: Session, ids: Sequence[int], *, worker: str, lease_until: datetime | None = None
+) -> set[int]:
+    """``mark_sending`` for several touchpoints in one statement: the ids this worker held
+    (and marked); the others must not be sent."""
     values: dict[str, Any] = {"status": TouchpointStatus.SENDING}
     if lease_until is not None:
         values["lease_until"] = lease_until
-    result = session.execute(
+    marked = session.execute(
         update(Touchpoint)
         .where(
-            Touchpoint.id == touchpoint_id,
+            among(session, Touchpoint.id, ids),
             Touchpoint.claimed_by == worker,
             Touchpoint.status == TouchpointStatus.CLAIMED,
         )
         .values(**values)
+        .returning(Touchpoint.id)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return set(marked.scalars())
 
 
 def renew_leases(
