@@ -175,38 +175,8 @@ def save_reviews(
         if not product.editable:
             refused[answer.product_key] = "the time to edit this review is over"
             continue
-        title, body = answer.title.strip()[:TITLE_LIMIT], answer.body.strip()[:BODY_LIMIT]
-        reasons = hold_reasons(f"{title}\n{body}\n{name}", settings.blocked_words)
-        status = (
-            ReviewStatus.PUBLISHED
-            if not reasons and settings.review_auto_publish
-            else ReviewStatus.PENDING
-        )
-        review = product.review
-        if review is None:
-            # A concurrent first save of the same product from another tab loses on the
-            # unique key (order, product) and the request fails: the page asks to try again.
-            review = ProductReview(
-                source="page",
-                customer_id=target.customer.id,
-                order_id=target.order.id,
-                touchpoint_id=target.touchpoint_id,
-                product_key=product.key,
-                product_title=product.title,
-                verified_buyer=True,
-                submitted_at=now,
-            )
-            session.add(review)
-        review.rating = answer.rating
-        review.title = title
-        review.body = body
-        review.display_name = name
-        review.status = status
-        review.held_because = "; ".join(reasons) or None
-        review.moderated_by = None if reasons or not settings.review_auto_publish else "auto"
-        review.moderated_at = None if reasons or not settings.review_auto_publish else now
-        review.edited_at = now
-        session.flush()
+        review = _write_review(session, target, product, answer, name, settings=settings, now=now)
+        title, body = review.title, review.body
         if product.review is None:
             _emit_submitted(session, target.order, product, review)
         note_negative(
@@ -224,6 +194,52 @@ def save_reviews(
         reward_published(session, review, now=now, config=loyalty)
         saved.append(review)
     return SaveOutcome(saved, refused)
+
+
+def _write_review(
+    session: Session,
+    target: ReviewOrder,
+    product: ReviewableProduct,
+    answer: Answer,
+    name: str,
+    *,
+    settings: ReviewSettings,
+    now: datetime,
+) -> ProductReview:
+    """Write ``answer`` as ``product``'s review, new or edited, moderated (``hold_reasons``)."""
+    title, body = answer.title.strip()[:TITLE_LIMIT], answer.body.strip()[:BODY_LIMIT]
+    reasons = hold_reasons(f"{title}\n{body}\n{name}", settings.blocked_words)
+    status = (
+        ReviewStatus.PUBLISHED
+        if not reasons and settings.review_auto_publish
+        else ReviewStatus.PENDING
+    )
+    review = product.review
+    if review is None:
+        # A concurrent first save of the same product from another tab loses on the
+        # unique key (order, product) and the request fails: the page asks to try again.
+        review = ProductReview(
+            source="page",
+            customer_id=target.customer.id,
+            order_id=target.order.id,
+            touchpoint_id=target.touchpoint_id,
+            product_key=product.key,
+            product_title=product.title,
+            verified_buyer=True,
+            submitted_at=now,
+        )
+        session.add(review)
+    review.rating = answer.rating
+    review.title = title
+    review.body = body
+    review.display_name = name
+    review.status = status
+    review.held_because = "; ".join(reasons) or None
+    review.moderated_by = None if reasons or not settings.review_auto_publish else "auto"
+    review.moderated_at = None if reasons or not settings.review_auto_publish else now
+    review.edited_at = now
+    session.flush()
+    return review
 
 
 def _emit_submitted(

@@ -22,7 +22,7 @@ from postpurchase.channels.configured import ConnectionLookup, no_connections
 from postpurchase.exceptions import ConfigError
 from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.rewards.platforms import CodeIssuer
-from postpurchase.rewards.redemption import Redeemer
+from postpurchase.rewards.redeemer import Redeemer
 from postpurchase.settings import ENV_PREFIX, Settings
 from postpurchase.store.database import open_store
 

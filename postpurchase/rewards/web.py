@@ -19,7 +19,7 @@ from postpurchase.rewards.configured import (
     configured_redeemer,
     load_rewards_settings,
 )
-from postpurchase.rewards.redemption import Redeemer
+from postpurchase.rewards.redeemer import Redeemer
 from postpurchase.settings import ENV_PREFIX, Settings, load_settings
 
 

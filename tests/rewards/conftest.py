@@ -10,7 +10,7 @@ import pytest
 
 from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.loyalty.ledger import adjust
-from postpurchase.rewards.redemption import Redeemer
+from postpurchase.rewards.redeemer import Redeemer
 from postpurchase.rewards.shopify_discounts import ShopifyDiscounts
 from postpurchase.rewards.woocommerce_coupons import WooCommerceCoupons
 from postpurchase.store.database import SessionFactory, transaction

@@ -15,12 +15,8 @@ from sqlalchemy import select
 from postpurchase.exceptions import InvalidInput
 from postpurchase.loyalty.ledger import balance
 from postpurchase.rewards.lifecycle import complete_pending
-from postpurchase.rewards.redemption import (
-    NotEnoughPoints,
-    RewardUnavailable,
-    import_pool_codes,
-    reserve,
-)
+from postpurchase.rewards.pool_codes import import_pool_codes
+from postpurchase.rewards.redemption import NotEnoughPoints, RewardUnavailable, reserve
 from postpurchase.store.database import transaction
 from postpurchase.store.models import (
     Customer,

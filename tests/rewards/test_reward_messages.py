@@ -17,7 +17,7 @@ from postpurchase.messages.context import ShopProfile, build_context, loyalty_fi
 from postpurchase.messages.rendering import DEFAULT_TEMPLATES_DIR, MessageRenderer
 from postpurchase.processing.drain import process_inbox
 from postpurchase.rewards.messages import expiring_points, plan_reward_messages
-from postpurchase.rewards.redemption import import_pool_codes
+from postpurchase.rewards.pool_codes import import_pool_codes
 from postpurchase.settings import PROJECT_ROOT, Settings
 from postpurchase.store.database import transaction
 from postpurchase.store.models import (
