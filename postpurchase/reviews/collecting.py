@@ -22,15 +22,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from postpurchase.events import NO_CURRENCY, CanonicalEvent, EventType, OrderSnapshot, Review
+from postpurchase.feature_settings import ReviewSettings, SupportSettings
 from postpurchase.inbox import InboxEntry, add_to_inbox
 from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.reviews.models import ProductReview, ReviewStatus
 from postpurchase.reviews.moderation import hold_reasons
 from postpurchase.reviews.rewards import reward_published
-from postpurchase.reviews.settings import ReviewSettings
 from postpurchase.store.models import Customer, Order, OrderItem, Product, Touchpoint
 from postpurchase.surveys.negative import note_negative
-from postpurchase.surveys.settings import SupportSettings, load_support_settings
 
 TITLE_LIMIT = 200
 BODY_LIMIT = 5000
@@ -151,18 +150,17 @@ def save_reviews(
     display_name: str,
     settings: ReviewSettings,
     now: datetime,
-    support: SupportSettings | None = None,
+    support: SupportSettings,
     loyalty: LoyaltyConfig | None = None,
 ) -> SaveOutcome:
     """Store ``answers`` for ``target``'s order; new reviews emit ``review.submitted``, and
     a review of 1 or 2 stars ``feedback.negative`` with a note to the support team (once per
-    review, whatever its edits; ``support`` None: from the environment).
+    review, whatever its edits).
 
     Each text is moderated (``hold_reasons``): held ones are pending, others published at
     once when ``review_auto_publish`` is on. An edit of a published review is moderated again.
     A published review earns ``loyalty``'s ``review_reward`` once per product and customer.
     """
-    support = support or load_support_settings()
     offered: Mapping[str, ReviewableProduct] = {p.key: p for p in target.products}
     saved: list[ProductReview] = []
     refused: dict[str, str] = {}

@@ -21,7 +21,7 @@ from postpurchase.exceptions import (
     UnknownOutcome,
 )
 from postpurchase.loyalty.config import LoyaltyConfig
-from postpurchase.rewards.catalogue import Reward
+from postpurchase.loyalty.reward_catalogue import Reward
 from postpurchase.rewards.platforms import CodeIssuer, CodeRequest, CodeTaken
 from postpurchase.rewards.redemption import POOL, Outcome, RedemptionView, reserve, settle
 from postpurchase.store.database import SessionFactory, transaction

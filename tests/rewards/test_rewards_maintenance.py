@@ -12,7 +12,7 @@ from postpurchase.rewards.redemption import reserve
 from postpurchase.settings import PROJECT_ROOT, load_settings
 from postpurchase.store.database import transaction
 from postpurchase.store.models import Customer, Redemption, RedemptionStatus
-from postpurchase.tasks.rewards import run_rewards_maintenance
+from postpurchase.tasks.rewards import settle_rewards
 from tests.fakes.fake_shopify_admin import ACCESS_TOKEN
 
 from .conftest import NOW
@@ -38,14 +38,14 @@ def test_pending_completed_and_expired_refunded(store, customer_with, shopify, m
             now=NOW,
         )
     settings = load_settings()
-    first = run_rewards_maintenance(SHIPPED, settings=settings, now=NOW + timedelta(minutes=10))
+    first = settle_rewards(SHIPPED, settings=settings, now=NOW + timedelta(minutes=10))
     assert first.startswith("pending redemptions: 1 issued, 0 refunded, 0 still pending")
     with transaction(store) as session:
         row = session.scalars(select(Redemption)).one()
     assert row.status is RedemptionStatus.ISSUED and shopify.codes() == [row.code]
     later = NOW + timedelta(days=61)
-    expired = run_rewards_maintenance(SHIPPED, settings=settings, now=later)
+    expired = settle_rewards(SHIPPED, settings=settings, now=later)
     assert "codes expired: 1 (300 point(s) given back)" in expired
-    again = run_rewards_maintenance(SHIPPED, settings=settings, now=later)
+    again = settle_rewards(SHIPPED, settings=settings, now=later)
     assert "0 issued" in again and "codes expired: 0" in again
     assert len(shopify.requests) == 1
