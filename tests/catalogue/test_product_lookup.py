@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from event_journeys import at
 from fake_platform_apis import (
     SHOPIFY_TOKEN,
     WOO_KEY,
@@ -18,7 +19,6 @@ from fake_platform_apis import (
 )
 from fakes.http_fake import Fault
 from genuine_payloads import CULT, DELIVERED, ORDER, genuine
-from processing.journeys import at
 from sqlalchemy import select
 
 from postpurchase.catalogue.lookup import MAX_ATTEMPTS, look_up_products

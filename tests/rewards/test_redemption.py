@@ -10,6 +10,8 @@ import time
 from datetime import timedelta
 
 import pytest
+from fakes.http_fake import Fault
+from shop_rewards import NOW
 from sqlalchemy import select
 
 from postpurchase.exceptions import InvalidInput
@@ -25,9 +27,6 @@ from postpurchase.store.models import (
     Redemption,
     RedemptionStatus,
 )
-from tests.fakes.http_fake import Fault
-
-from .conftest import NOW
 
 
 def ledger_rows(store, customer_id):

@@ -7,6 +7,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from shop_rewards import CONFIG, NOW
 from sqlalchemy import select
 
 from postpurchase.campaigns.config import load_campaigns
@@ -30,8 +31,6 @@ from postpurchase.store.models import (
     RedemptionStatus,
     Touchpoint,
 )
-
-from .conftest import CONFIG, NOW
 
 UTC_ZONE = ZoneInfo("UTC")
 

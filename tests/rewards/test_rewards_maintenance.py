@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from fakes.fake_shopify_admin import ACCESS_TOKEN
+from shop_rewards import NOW
 from sqlalchemy import select
 
 from postpurchase.loyalty.config import load_loyalty_config
@@ -13,9 +15,6 @@ from postpurchase.settings import PROJECT_ROOT, load_settings
 from postpurchase.store.database import transaction
 from postpurchase.store.models import Customer, Redemption, RedemptionStatus
 from postpurchase.tasks.rewards import settle_rewards
-from tests.fakes.fake_shopify_admin import ACCESS_TOKEN
-
-from .conftest import NOW
 
 SHIPPED = PROJECT_ROOT / "config" / "loyalty.yaml"
 

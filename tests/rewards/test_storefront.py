@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from fakes.fake_shopify_admin import ACCESS_TOKEN
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -21,7 +22,6 @@ from postpurchase.settings import Settings
 from postpurchase.store.database import transaction
 from postpurchase.store.models import Redemption
 from postpurchase.webhooks.app import create_app
-from tests.fakes.fake_shopify_admin import ACCESS_TOKEN
 
 APP_SECRET = "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"
 SIGNING = "rewards-page-test-secret"

@@ -7,20 +7,19 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
-from deliveries import FIXTURES, fixture_json
+from deliveries import fixture_json
+from event_journeys import process
+from genuine import genuine
 from sqlalchemy import JSON, String, Text, cast, func, select
 
-from postpurchase.campaigns.config import load_campaigns
 from postpurchase.cli import main
 from postpurchase.loyalty.config import load_loyalty_config
 from postpurchase.privacy.export import SECTIONS, export_dir
 from postpurchase.privacy.requests import RequestsFailed, export, fulfil_pending
 from postpurchase.privacy.retention import purge_personal_fields
-from postpurchase.processing.drain import process_inbox
 from postpurchase.reviews.models import ProductReview
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.database import transaction
@@ -67,20 +66,7 @@ def _order(order_id: int, topic_time: str = "2026-11-20T10:00:00-05:00") -> dict
 
 
 def _process(store) -> None:
-    campaigns = load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml")
-    process_inbox(
-        store,
-        campaigns,
-        worker="test",
-        shop_zone=ZoneInfo("UTC"),
-        lease=timedelta(minutes=5),
-        clock=lambda: NOW,
-        loyalty=load_loyalty_config(PROJECT_ROOT / "config" / "loyalty.yaml"),
-    )
-
-
-def _genuine(name: str) -> dict:
-    return json.loads((FIXTURES / "genuine" / "shopify" / f"{name}.json").read_text())
+    process(store, now=NOW, loyalty=load_loyalty_config(PROJECT_ROOT / "config" / "loyalty.yaml"))
 
 
 def _places_mentioning(store, needles: list[str], outbox: Path) -> list[str]:
@@ -236,7 +222,7 @@ def test_customers_redact_erases_the_customer_everywhere(send, store, settings):
     assert points > 0
     assert _places_mentioning(store, [EMAIL, PHONE, FIRST, LAST], outbox)
 
-    answer = send.shopify("customers/redact", _genuine("customers_redact_docs"))
+    answer = send.shopify("customers/redact", genuine("shopify/customers_redact_docs.json"))
     assert answer.status_code == 202, answer.text
     assert fulfil_pending(store, settings, now=NOW) == 1
 
@@ -272,7 +258,9 @@ def test_data_request_writes_an_export_with_every_section(send, store, settings)
     send.shopify("orders/paid", _order(299938))
     _process(store)
     assert (
-        send.shopify("customers/data_request", _genuine("customers_data_request_docs")).status_code
+        send.shopify(
+            "customers/data_request", genuine("shopify/customers_data_request_docs.json")
+        ).status_code
         == 202
     )
     assert fulfil_pending(store, settings, now=NOW) == 1
@@ -299,7 +287,7 @@ def test_data_request_writes_an_export_with_every_section(send, store, settings)
 def test_shop_redact_erases_what_came_from_the_shop(send, store, settings):
     send.shopify("orders/create", _order(299938))
     _process(store)
-    assert send.shopify("shop/redact", _genuine("shop_redact_docs")).status_code == 202
+    assert send.shopify("shop/redact", genuine("shopify/shop_redact_docs.json")).status_code == 202
     assert fulfil_pending(store, settings, now=NOW) == 1
     assert _places_mentioning(store, [EMAIL, PHONE, FIRST, LAST], settings.var_dir / "outbox") == []
     with store() as session:
@@ -310,7 +298,9 @@ def test_shop_redact_erases_what_came_from_the_shop(send, store, settings):
 
 
 def test_a_compliance_webhook_with_a_bad_signature_is_refused(send):
-    answer = send.shopify("customers/redact", _genuine("customers_redact_docs"), secret="wrong")
+    answer = send.shopify(
+        "customers/redact", genuine("shopify/customers_redact_docs.json"), secret="wrong"
+    )
     assert answer.status_code == 401
 
 
@@ -382,7 +372,7 @@ def test_housekeeping_fulfils_requests_and_purges_old_details_with_counts(send, 
                 detail={"email": EMAIL, "ip": "10.0.0.1", "sg_event_id": "ev-old"},
             )
         )
-    send.shopify("customers/data_request", _genuine("customers_data_request_docs"))
+    send.shopify("customers/data_request", genuine("shopify/customers_data_request_docs.json"))
     note = tidy_database(settings, now=datetime.now(UTC) + timedelta(days=31))
     assert "fulfilled 1 privacy request(s)" in note
     assert "from 1 inbox payload(s) and 1 provider event(s) older than 30 days" in note
@@ -396,8 +386,8 @@ def test_a_request_that_fails_waits_and_does_not_hold_up_the_others(
 ):
     send.shopify("orders/create", _order(299938))
     _process(store)
-    send.shopify("customers/data_request", _genuine("customers_data_request_docs"))
-    send.shopify("customers/redact", _genuine("customers_redact_docs"))
+    send.shopify("customers/data_request", genuine("shopify/customers_data_request_docs.json"))
+    send.shopify("customers/redact", genuine("shopify/customers_redact_docs.json"))
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("")
     broken = settings.model_copy(update={"privacy_export_dir": blocked})
