@@ -171,6 +171,7 @@ def reserve(
         points=-reward.points,
         cause=f"redemption:{row.id}",
         note=f"{reward.name}: {reward.title}",
+        balance_before=points,
     )
     return row, True
 
