@@ -92,8 +92,9 @@ class RewardsRuntime:
             self._current[1].redeemer.close()
 
 
-def app_rewards(request: Request) -> RewardsRuntime:
-    """The ``RewardsRuntime`` that ``create_app`` set up for this app."""
+async def app_rewards(request: Request) -> RewardsRuntime:
+    """The ``RewardsRuntime`` that ``create_app`` set up for this app (async: FastAPI runs a
+    plain function dependency in its thread pool, a thread hop per request for nothing)."""
     return cast(RewardsRuntime, request.app.state.rewards)
 
 
