@@ -43,9 +43,9 @@ def loyalty_maintenance() -> None:
 
     @task
     def settle_rewards() -> str:
-        from postpurchase.tasks.rewards import run_rewards_maintenance
+        from postpurchase.tasks.rewards import settle_rewards
 
-        return run_rewards_maintenance(CONFIG)
+        return settle_rewards(CONFIG)
 
     # Rewards first: points refunded by expired codes are then subject to points expiry.
     settle_rewards() >> apply_expiry()

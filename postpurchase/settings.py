@@ -19,6 +19,12 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from postpurchase.exceptions import ConfigError
+from postpurchase.feature_settings import (
+    ReviewAppSettings,
+    ReviewSettings,
+    RewardsSettings,
+    SupportSettings,
+)
 
 ENV_PREFIX = "POSTPURCHASE_"
 # The checkout the package is installed from (editable install): config/ and templates/ live here.
@@ -28,8 +34,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _SUPPORTED_BACKENDS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
 
 
-class Settings(BaseSettings):
-    """Every knob of the engine. Field names map to ``POSTPURCHASE_<NAME>`` variables."""
+class Settings(BaseSettings, RewardsSettings, ReviewSettings, ReviewAppSettings, SupportSettings):
+    """Every knob of the engine. Field names map to ``POSTPURCHASE_<NAME>`` variables; the
+    optional features' groups of fields are in ``feature_settings``."""
 
     # An empty variable (``KEY=`` in .env) means "not set", never an empty secret.
     model_config = SettingsConfigDict(
@@ -158,7 +165,8 @@ class Settings(BaseSettings):
     )
     shopify_admin_token: SecretStr | None = Field(
         default=None,
-        description="Admin API access token (read_products); else shopify_admin's password.",
+        description="Admin API access token (read_products; write_discounts for rewards); "
+        "else shopify_admin's password.",
     )
     shopify_api_version: str = Field(default="2025-10", description="Admin API version.")
     woocommerce_url: str | None = Field(

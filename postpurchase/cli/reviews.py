@@ -80,9 +80,10 @@ def _decide(review_ids: tuple[int, ...], *, publish: bool, by: str) -> None:
     from postpurchase.exceptions import InvalidInput
     from postpurchase.reviews.moderation import NoSuchReview, decide
     from postpurchase.reviews.rewards import reward_published, shop_loyalty_config
+    from postpurchase.settings import load_settings
     from postpurchase.store.database import session_factory, transaction
 
-    loyalty = shop_loyalty_config()
+    loyalty = shop_loyalty_config(load_settings())
     now = datetime.now(UTC)
     engine = open_database()
     try:

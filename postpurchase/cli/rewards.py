@@ -88,8 +88,7 @@ def loyalty_rewards(customer: str, shop: str | None) -> None:
 def loyalty_import_codes(reward: str, csv_file: Path) -> None:
     """Add codes to REWARD's pool from a CSV file (first column, or a column named code)."""
     from postpurchase.exceptions import InvalidInput
-    from postpurchase.rewards.pool_import import read_codes
-    from postpurchase.rewards.redemption import free_pool_codes, import_pool_codes
+    from postpurchase.rewards.pool_codes import free_pool_codes, import_pool_codes, read_codes
     from postpurchase.store.database import open_store, transaction
 
     settings, config = _config()

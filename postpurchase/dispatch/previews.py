@@ -174,7 +174,7 @@ def _order_context(
     order_id = None if campaign.customer_level else order.id
     figures = loyalty_figures(session, [(stored.id, order.id)])[(stored.id, order.id)]
     catalogue = catalogue_entries(
-        session, ((order.source, item.product_id or "") for item in order.items)
+        session, ((order.source, order.shop, item.product_id or "") for item in order.items)
     )
     nobody = Customer(
         id=0,

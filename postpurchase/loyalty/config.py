@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from postpurchase.exceptions import ConfigError
-from postpurchase.rewards.catalogue import MoreWaysToEarn, Reward, check_catalogue
+from postpurchase.loyalty.reward_catalogue import MoreWaysToEarn, Reward, check_catalogue
 from postpurchase.yaml_source import YamlPath, parse_yaml
 
 CONFIG_ENV = "POSTPURCHASE_LOYALTY_CONFIG"
@@ -164,7 +164,7 @@ class LoyaltyConfig(_Model):
     bonuses: list[Bonus] = Field(default_factory=list)
     expiry: Expiry = Expiry()
     tiers: Tiers
-    rewards: list[Reward] = Field(default_factory=list)  # see postpurchase.rewards.catalogue
+    rewards: list[Reward] = Field(default_factory=list)  # see postpurchase.loyalty.reward_catalogue
     more_ways_to_earn: MoreWaysToEarn = MoreWaysToEarn()
     review_reward: ReviewReward | None = None
 

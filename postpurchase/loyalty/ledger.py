@@ -85,8 +85,12 @@ def _append(
     cause: str,
     note: str | None,
     expires_at: datetime | None = None,
+    balance_before: int | None = None,
 ) -> LedgerChange | None:
-    """Insert one row unless its cause exists; the change, or None when it was a duplicate."""
+    """Insert one row unless its cause exists; the change, or None when it was a duplicate.
+
+    ``balance_before``: the customer's balance, when the caller read it under the customer's
+    lock in this transaction (saves reading it again)."""
     values: dict[str, Any] = {
         "customer_id": customer_id,
         "order_id": order_id,
@@ -99,7 +103,8 @@ def _append(
     inserted = session.execute(ledger_insert(session).values(**values).returning(Ledger.id))
     if inserted.scalar_one_or_none() is None:
         return None
-    return LedgerChange(kind, points, cause, order_id, balance(session, customer_id))
+    after = balance(session, customer_id) if balance_before is None else balance_before + points
+    return LedgerChange(kind, points, cause, order_id, after)
 
 
 def balance(session: Session, customer_id: int) -> int:

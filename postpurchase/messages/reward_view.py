@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from postpurchase.rewards.subjects import (
+from postpurchase.messages.reward_subjects import (
     expiring_of,
     expiring_subject,
     redemption_of,

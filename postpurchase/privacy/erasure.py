@@ -129,25 +129,7 @@ def erase_customer(
         order.tracking_url = None
     counts.orders = len(orders)
 
-    touchpoint_ids = list(
-        session.scalars(select(Touchpoint.id).where(Touchpoint.customer_id == customer.id))
-    )
-    counts.touchpoints_cancelled = session.execute(
-        update(Touchpoint)
-        .where(Touchpoint.customer_id == customer.id, Touchpoint.status.in_(_OPEN))
-        .values(
-            status=TouchpointStatus.SKIPPED,
-            reason=ERASED_REASON,
-            claimed_by=None,
-            lease_until=None,
-        )
-    ).rowcount  # type: ignore[attr-defined]
-    if needles:
-        session.execute(
-            update(Touchpoint)
-            .where(Touchpoint.customer_id == customer.id, _like_any(Touchpoint.reason, needles))
-            .values(reason=ERASED_REASON)
-        )
+    touchpoint_ids, counts.touchpoints_cancelled = _cancel_touchpoints(session, customer, needles)
 
     counts.inbox_payloads = scrub_inbox(
         session,
@@ -160,20 +142,7 @@ def erase_customer(
     )
     counts.message_events = _scrub_message_events(session, touchpoint_ids, needles, now)
     if needles:
-        counts.rejected_webhooks = session.execute(
-            delete(RejectedWebhook).where(
-                or_(
-                    _like_any(RejectedWebhook.reason, needles),
-                    _like_any(RejectedWebhook.body_excerpt, needles),
-                    _like_any(RejectedWebhook.headers, needles),
-                    _like_any(RejectedWebhook.samples, needles),
-                )
-            )
-        ).rowcount  # type: ignore[attr-defined]
-        addresses = [n.lower() for n in needles]
-        counts.suppressions = session.execute(
-            delete(Suppression).where(Suppression.address.in_(addresses + needles))
-        ).rowcount  # type: ignore[attr-defined]
+        counts.rejected_webhooks, counts.suppressions = _drop_mentions(session, needles)
 
     counts.extras.update(_scrub_feedback(session, customer.id, needles, names))
     for model in (CustomerBirthday, CustomerAddressKey, ReferralCode):
@@ -197,6 +166,51 @@ def erase_customer(
     session.flush()
     log.info("erased customer %s: %s", customer.id, counts.as_dict())
     return counts
+
+
+def _cancel_touchpoints(
+    session: Session, customer: Customer, needles: list[str]
+) -> tuple[list[int], int]:
+    """The customer's touchpoint ids, and how many open ones were cancelled as erased."""
+    touchpoint_ids = list(
+        session.scalars(select(Touchpoint.id).where(Touchpoint.customer_id == customer.id))
+    )
+    cancelled = session.execute(
+        update(Touchpoint)
+        .where(Touchpoint.customer_id == customer.id, Touchpoint.status.in_(_OPEN))
+        .values(
+            status=TouchpointStatus.SKIPPED,
+            reason=ERASED_REASON,
+            claimed_by=None,
+            lease_until=None,
+        )
+    ).rowcount  # type: ignore[attr-defined]
+    if needles:
+        session.execute(
+            update(Touchpoint)
+            .where(Touchpoint.customer_id == customer.id, _like_any(Touchpoint.reason, needles))
+            .values(reason=ERASED_REASON)
+        )
+    return touchpoint_ids, cancelled
+
+
+def _drop_mentions(session: Session, needles: list[str]) -> tuple[int, int]:
+    """Delete rejected webhooks and suppressions naming the customer: the counts of each."""
+    rejected = session.execute(
+        delete(RejectedWebhook).where(
+            or_(
+                _like_any(RejectedWebhook.reason, needles),
+                _like_any(RejectedWebhook.body_excerpt, needles),
+                _like_any(RejectedWebhook.headers, needles),
+                _like_any(RejectedWebhook.samples, needles),
+            )
+        )
+    ).rowcount  # type: ignore[attr-defined]
+    addresses = [n.lower() for n in needles]
+    suppressed = session.execute(
+        delete(Suppression).where(Suppression.address.in_(addresses + needles))
+    ).rowcount  # type: ignore[attr-defined]
+    return rejected, suppressed
 
 
 def scrub_inbox(

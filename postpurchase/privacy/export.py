@@ -89,34 +89,8 @@ def _rows(objs: Any, **kwargs: Any) -> list[dict[str, Any]]:
 def customer_document(session: Session, customer: Customer, *, now: datetime) -> dict[str, Any]:
     """Everything held about ``customer``, section by section (see the module docstring)."""
     cid = customer.id
-    orders = session.scalars(select(Order).where(Order.customer_id == cid).order_by(Order.id))
-    order_docs = []
-    for order in orders:
-        doc = _row(order) or {}
-        doc["items"] = _rows(
-            session.scalars(select(OrderItem).where(OrderItem.order_id == order.id))
-        )
-        doc["refunds"] = _rows(
-            session.scalars(select(OrderRefund).where(OrderRefund.order_id == order.id))
-        )
-        order_docs.append(doc)
-    touchpoint_docs = []
-    touchpoints = session.scalars(
-        select(Touchpoint).where(Touchpoint.customer_id == cid).order_by(Touchpoint.id)
-    )
-    for touchpoint in touchpoints:
-        doc = _row(touchpoint, leave_out=("claimed_by", "lease_until", "attempts")) or {}
-        events = _rows(
-            session.scalars(
-                select(MessageEvent)
-                .where(MessageEvent.touchpoint_id == touchpoint.id)
-                .order_by(MessageEvent.occurred_at)
-            )
-        )
-        doc["provider_events"] = events
-        doc["clicks"] = [e for e in events if e["event"] == "click"]
-        doc["outcome"] = _row(session.get(TouchpointOutcome, touchpoint.id))
-        touchpoint_docs.append(doc)
+    order_docs = _order_docs(session, cid)
+    touchpoint_docs = _touchpoint_docs(session, cid)
     ledger = _rows(
         session.scalars(
             select(LoyaltyLedgerEntry)
@@ -172,6 +146,44 @@ def customer_document(session: Session, customer: Customer, *, now: datetime) ->
         ),
         "birthday": _row(session.get(CustomerBirthday, cid)),
     }
+
+
+def _order_docs(session: Session, cid: int) -> list[dict[str, Any]]:
+    """The customer's orders, each with its items and refunds."""
+    orders = session.scalars(select(Order).where(Order.customer_id == cid).order_by(Order.id))
+    order_docs = []
+    for order in orders:
+        doc = _row(order) or {}
+        doc["items"] = _rows(
+            session.scalars(select(OrderItem).where(OrderItem.order_id == order.id))
+        )
+        doc["refunds"] = _rows(
+            session.scalars(select(OrderRefund).where(OrderRefund.order_id == order.id))
+        )
+        order_docs.append(doc)
+    return order_docs
+
+
+def _touchpoint_docs(session: Session, cid: int) -> list[dict[str, Any]]:
+    """The customer's messages, each with its provider events, clicks and outcome."""
+    touchpoint_docs = []
+    touchpoints = session.scalars(
+        select(Touchpoint).where(Touchpoint.customer_id == cid).order_by(Touchpoint.id)
+    )
+    for touchpoint in touchpoints:
+        doc = _row(touchpoint, leave_out=("claimed_by", "lease_until", "attempts")) or {}
+        events = _rows(
+            session.scalars(
+                select(MessageEvent)
+                .where(MessageEvent.touchpoint_id == touchpoint.id)
+                .order_by(MessageEvent.occurred_at)
+            )
+        )
+        doc["provider_events"] = events
+        doc["clicks"] = [e for e in events if e["event"] == "click"]
+        doc["outcome"] = _row(session.get(TouchpointOutcome, touchpoint.id))
+        touchpoint_docs.append(doc)
+    return touchpoint_docs
 
 
 def write_export(directory: Path, document: dict[str, Any], *, name: str) -> Path:

@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, Row, Text, cast, func, select
 from postpurchase.events import CanonicalEvent
 from postpurchase.processing.batch import SourcedEvent
 from postpurchase.store.database import SessionFactory, reading
-from postpurchase.store.membership import among, pairs_among
+from postpurchase.store.membership import among, keys_among
 from postpurchase.store.models import ClaimStatus, InboxEvent
 
 PAGE_SIZE = 500
@@ -38,20 +38,20 @@ def _window(since: datetime, until: datetime) -> list[ColumnElement[bool]]:
 
 def window_size(
     factory: SessionFactory, since: datetime, until: datetime
-) -> tuple[int, list[tuple[str, str]]]:
-    """How many events the window holds, and the (source, subject id) pairs they name."""
+) -> tuple[int, list[tuple[str, str, str]]]:
+    """How many events the window holds, and the (source, shop, subject id) keys they name."""
     with reading(factory) as session:
         total = session.scalar(select(func.count(InboxEvent.id)).where(*_window(since, until))) or 0
         subjects = session.execute(
-            select(InboxEvent.source, InboxEvent.subject_id)
+            select(InboxEvent.source, InboxEvent.shop, InboxEvent.subject_id)
             .where(*_window(since, until), InboxEvent.subject_id.is_not(None))
             .distinct()
         ).all()
-    return int(total), [(row.source, row.subject_id) for row in subjects]
+    return int(total), [(row.source, row.shop or "", row.subject_id) for row in subjects]
 
 
 def warm_up_ids(
-    factory: SessionFactory, since: datetime, subjects: list[tuple[str, str]]
+    factory: SessionFactory, since: datetime, subjects: list[tuple[str, str, str]]
 ) -> list[int]:
     """Ids of the events processed before ``since`` about the window's subjects, in order."""
     ids: set[int] = set()
@@ -63,19 +63,27 @@ def warm_up_ids(
                     select(InboxEvent.id).where(
                         InboxEvent.status == ClaimStatus.DONE,
                         InboxEvent.processed_at < since,
-                        pairs_among(session, InboxEvent.source, InboxEvent.subject_id, chunk),
+                        keys_among(
+                            session,
+                            (
+                                InboxEvent.source,
+                                func.coalesce(InboxEvent.shop, ""),
+                                InboxEvent.subject_id,
+                            ),
+                            chunk,
+                        ),
                     )
                 )
             )
     return sorted(ids)
 
 
-_Page = Sequence[Row[tuple[int, str, str, datetime]]]
+_Page = Sequence[Row[tuple[int, str, str | None, str, datetime]]]
 
 
 def _columns() -> tuple[object, ...]:
     payload = cast(InboxEvent.payload, Text).label("payload")
-    return InboxEvent.id, InboxEvent.source, payload, InboxEvent.processed_at
+    return InboxEvent.id, InboxEvent.source, InboxEvent.shop, payload, InboxEvent.processed_at
 
 
 def window_pages(factory: SessionFactory, since: datetime, until: datetime) -> Iterator[_Page]:
@@ -119,9 +127,9 @@ class Batch:
     def end(self) -> datetime:
         return max(self.processed_at.values())
 
-    def planned_at(self) -> dict[tuple[str, str], datetime]:
+    def planned_at(self) -> dict[tuple[str, str, str], datetime]:
         """When production first processed an event about each order (by platform key)."""
-        moments: dict[tuple[str, str], datetime] = {}
+        moments: dict[tuple[str, str, str], datetime] = {}
         for item in self.items:
             if item.order_key is not None:
                 at = self.processed_at[item.inbox_id]
@@ -143,7 +151,7 @@ def batches(pages: Iterator[_Page]) -> Iterator[Batch]:
                 event = CanonicalEvent.model_validate_json(row.payload)
             except ValueError:
                 continue
-            batch.items.append(SourcedEvent(row.id, row.source, event))
+            batch.items.append(SourcedEvent(row.id, row.source, event, row.shop or ""))
             batch.processed_at[row.id] = row.processed_at
         if batch.items:
             yield batch

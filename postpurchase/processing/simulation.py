@@ -278,7 +278,7 @@ class _Replay:
         }
         new = session.execute(
             select(Touchpoint.id, Touchpoint.campaign_id, Touchpoint.due_at, Order.source)
-            .add_columns(Order.external_id)
+            .add_columns(Order.shop, Order.external_id)
             .outerjoin(Order, Order.id == Touchpoint.order_id)
             .where(Touchpoint.id > before, Touchpoint.campaign_id.in_(expiry))
         ).all()
@@ -286,7 +286,7 @@ class _Replay:
         late = [
             row.id
             for row in new
-            if planned_at.get((row.source, row.external_id), batch.end) - row.due_at
+            if planned_at.get((row.source, row.shop, row.external_id), batch.end) - row.due_at
             > expiry[row.campaign_id]
         ]
         for start in range(0, len(late), PAGE_SIZE):

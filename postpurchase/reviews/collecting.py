@@ -22,15 +22,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from postpurchase.events import NO_CURRENCY, CanonicalEvent, EventType, OrderSnapshot, Review
+from postpurchase.feature_settings import ReviewSettings, SupportSettings
 from postpurchase.inbox import InboxEntry, add_to_inbox
 from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.reviews.models import ProductReview, ReviewStatus
 from postpurchase.reviews.moderation import hold_reasons
 from postpurchase.reviews.rewards import reward_published
-from postpurchase.reviews.settings import ReviewSettings
 from postpurchase.store.models import Customer, Order, OrderItem, Product, Touchpoint
 from postpurchase.surveys.negative import note_negative
-from postpurchase.surveys.settings import SupportSettings, load_support_settings
 
 TITLE_LIMIT = 200
 BODY_LIMIT = 5000
@@ -155,18 +154,17 @@ def save_reviews(
     display_name: str,
     settings: ReviewSettings,
     now: datetime,
-    support: SupportSettings | None = None,
+    support: SupportSettings,
     loyalty: LoyaltyConfig | None = None,
 ) -> SaveOutcome:
     """Store ``answers`` for ``target``'s order; new reviews emit ``review.submitted``, and
     a review of 1 or 2 stars ``feedback.negative`` with a note to the support team (once per
-    review, whatever its edits; ``support`` None: from the environment).
+    review, whatever its edits).
 
     Each text is moderated (``hold_reasons``): held ones are pending, others published at
     once when ``review_auto_publish`` is on. An edit of a published review is moderated again.
     A published review earns ``loyalty``'s ``review_reward`` once per product and customer.
     """
-    support = support or load_support_settings()
     offered: Mapping[str, ReviewableProduct] = {p.key: p for p in target.products}
     saved: list[ProductReview] = []
     refused: dict[str, str] = {}
@@ -179,39 +177,8 @@ def save_reviews(
         if not product.editable:
             refused[answer.product_key] = "the time to edit this review is over"
             continue
-        title, body = answer.title.strip()[:TITLE_LIMIT], answer.body.strip()[:BODY_LIMIT]
-        reasons = hold_reasons(f"{title}\n{body}\n{name}", settings.blocked_words)
-        status = (
-            ReviewStatus.PUBLISHED
-            if not reasons and settings.review_auto_publish
-            else ReviewStatus.PENDING
-        )
-        review = product.review
-        if review is None:
-            # A concurrent first save of the same product from another tab loses on the
-            # unique key (order, product) and the request fails: the page asks to try again.
-            review = ProductReview(
-                source="page",
-                shop=target.order.shop,
-                customer_id=target.customer.id,
-                order_id=target.order.id,
-                touchpoint_id=target.touchpoint_id,
-                product_key=product.key,
-                product_title=product.title,
-                verified_buyer=True,
-                submitted_at=now,
-            )
-            session.add(review)
-        review.rating = answer.rating
-        review.title = title
-        review.body = body
-        review.display_name = name
-        review.status = status
-        review.held_because = "; ".join(reasons) or None
-        review.moderated_by = None if reasons or not settings.review_auto_publish else "auto"
-        review.moderated_at = None if reasons or not settings.review_auto_publish else now
-        review.edited_at = now
-        session.flush()
+        review = _write_review(session, target, product, answer, name, settings=settings, now=now)
+        title, body = review.title, review.body
         if product.review is None:
             _emit_submitted(session, target.order, product, review)
         note_negative(
@@ -229,6 +196,53 @@ def save_reviews(
         reward_published(session, review, now=now, config=loyalty)
         saved.append(review)
     return SaveOutcome(saved, refused)
+
+
+def _write_review(
+    session: Session,
+    target: ReviewOrder,
+    product: ReviewableProduct,
+    answer: Answer,
+    name: str,
+    *,
+    settings: ReviewSettings,
+    now: datetime,
+) -> ProductReview:
+    """Write ``answer`` as ``product``'s review, new or edited, moderated (``hold_reasons``)."""
+    title, body = answer.title.strip()[:TITLE_LIMIT], answer.body.strip()[:BODY_LIMIT]
+    reasons = hold_reasons(f"{title}\n{body}\n{name}", settings.blocked_words)
+    status = (
+        ReviewStatus.PUBLISHED
+        if not reasons and settings.review_auto_publish
+        else ReviewStatus.PENDING
+    )
+    review = product.review
+    if review is None:
+        # A concurrent first save of the same product from another tab loses on the
+        # unique key (order, product) and the request fails: the page asks to try again.
+        review = ProductReview(
+            source="page",
+            shop=target.order.shop,
+            customer_id=target.customer.id,
+            order_id=target.order.id,
+            touchpoint_id=target.touchpoint_id,
+            product_key=product.key,
+            product_title=product.title,
+            verified_buyer=True,
+            submitted_at=now,
+        )
+        session.add(review)
+    review.rating = answer.rating
+    review.title = title
+    review.body = body
+    review.display_name = name
+    review.status = status
+    review.held_because = "; ".join(reasons) or None
+    review.moderated_by = None if reasons or not settings.review_auto_publish else "auto"
+    review.moderated_at = None if reasons or not settings.review_auto_publish else now
+    review.edited_at = now
+    session.flush()
+    return review
 
 
 def _emit_submitted(

@@ -19,14 +19,13 @@ from postpurchase.loyalty.config import ExpiryMode, LoyaltyConfig, load_loyalty_
 from postpurchase.loyalty.earning import add_months
 from postpurchase.loyalty.ledger import ledger_insert
 from postpurchase.reviews.models import ProductReview, ReviewStatus
+from postpurchase.settings import Settings
 from postpurchase.store.models import LedgerKind, LoyaltyLedgerEntry
 
 
-def shop_loyalty_config() -> LoyaltyConfig | None:
+def shop_loyalty_config(settings: Settings) -> LoyaltyConfig | None:
     """The configured loyalty file, or None when there is none."""
-    from postpurchase.settings import load_settings
-
-    path = load_settings().loyalty_config
+    path = settings.loyalty_config
     return load_loyalty_config(path) if path.exists() else None
 
 

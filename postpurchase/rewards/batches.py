@@ -16,12 +16,12 @@ from postpurchase.exceptions import ConfigError
 from postpurchase.loyalty.config import LoyaltyConfig, load_loyalty_config
 from postpurchase.processing.batch import Records, SourcedEvent
 from postpurchase.rewards.bonuses import apply_customer_bonuses
-from postpurchase.rewards.configured import configured_redeemer, load_rewards_settings
+from postpurchase.rewards.configured import configured_redeemer
 from postpurchase.rewards.lifecycle import complete_pending
 from postpurchase.rewards.messages import plan_reward_messages, reserve_tier_gifts
 from postpurchase.rewards.redemption import POOL
 from postpurchase.rewards.referrals import apply_referrals
-from postpurchase.settings import Settings
+from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store, transaction
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,8 @@ def apply_batch(
     points = apply_customer_bonuses(session, records, items, loyalty)
     points += apply_referrals(session, records, items, loyalty)
     if any(level.welcome_reward for level in loyalty.tiers.levels):
-        rewards = load_rewards_settings()
+        # The processing path carries no settings; the rewards platform is read here.
+        rewards = load_settings()
         reserve_tier_gifts(
             session,
             records,

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from postpurchase.exceptions import ProviderError
 from postpurchase.loyalty.config import LoyaltyConfig
-from postpurchase.rewards.redemption import Outcome, Redeemer, RedemptionView, refund, settle
+from postpurchase.rewards.redeemer import Redeemer
+from postpurchase.rewards.redemption import Outcome, RedemptionView, refund, settle
 from postpurchase.store.database import transaction
 from postpurchase.store.models import Customer, Order, Redemption, RedemptionStatus
 

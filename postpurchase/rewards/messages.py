@@ -25,10 +25,10 @@ from postpurchase.events import EventType
 from postpurchase.exceptions import InvalidInput
 from postpurchase.journey import POINTS_EXPIRING, REWARD_ISSUED
 from postpurchase.loyalty.config import ExpiryMode, LoyaltyConfig
+from postpurchase.messages.reward_subjects import expiring_subject, reward_subject
 from postpurchase.processing.batch import Records, SourcedEvent
 from postpurchase.processing.planning import PlanCounts, plan_touchpoints
 from postpurchase.rewards.redemption import reserve
-from postpurchase.rewards.subjects import expiring_subject, reward_subject
 from postpurchase.store.models import (
     Customer,
     LedgerKind,

@@ -20,7 +20,7 @@ from postpurchase.exceptions import ConfigError, InvalidInput
 from postpurchase.messages.tokens import LinkClaim, sign, signing_key, verify
 from postpurchase.rewards.account import Account, account_of
 from postpurchase.rewards.redemption import RedemptionView
-from postpurchase.rewards.web import Services, services
+from postpurchase.rewards.web import RewardsDep, RewardsRuntime, Services
 from postpurchase.store.models import RedemptionStatus
 
 router = APIRouter()
@@ -113,8 +113,8 @@ def _invalid(status: int = 400) -> HTMLResponse:
     )
 
 
-async def _claim(token: str) -> tuple[Services, LinkClaim] | None:
-    svc = await run_in_threadpool(services)
+async def _claim(rewards: RewardsRuntime, token: str) -> tuple[Services, LinkClaim] | None:
+    svc = await run_in_threadpool(rewards.services)
     try:
         return svc, verify(signing_key(svc.settings), token, "rewards")
     except InvalidInput:
@@ -122,9 +122,9 @@ async def _claim(token: str) -> tuple[Services, LinkClaim] | None:
 
 
 @router.get("/rewards/{token}")
-async def rewards_page(token: str) -> HTMLResponse:
+async def rewards_page(token: str, rewards: RewardsDep) -> HTMLResponse:
     try:
-        found = await _claim(token)
+        found = await _claim(rewards, token)
     except ConfigError:
         return HTMLResponse("Rewards are unavailable right now.", status_code=503)
     if found is None:
@@ -141,10 +141,14 @@ async def rewards_page(token: str) -> HTMLResponse:
 
 @router.post("/rewards/{token}")
 async def redeem_from_page(
-    request: Request, token: str, reward: str = Form(...), key: str = Form(...)
+    request: Request,
+    token: str,
+    rewards: RewardsDep,
+    reward: str = Form(...),
+    key: str = Form(...),
 ) -> HTMLResponse:
     try:
-        found = await _claim(token)
+        found = await _claim(rewards, token)
     except ConfigError:
         return HTMLResponse("Rewards are unavailable right now.", status_code=503)
     if found is None:

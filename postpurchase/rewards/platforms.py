@@ -25,7 +25,7 @@ from postpurchase.exceptions import (
     TransientProviderError,
     UnknownOutcome,
 )
-from postpurchase.rewards.catalogue import Reward
+from postpurchase.loyalty.reward_catalogue import Reward
 
 
 class CodeTaken(PermanentProviderError):

@@ -15,45 +15,31 @@ A redemption happens in three steps, so no network call is made while a transact
    transiently: it stays ``pending`` for ``complete_pending`` (the loyalty maintenance DAG).
 
 Hence: a debit always ends with its code or its refund, never both and never two codes; the
-same key again returns the same redemption (and its code).
+same key again returns the same redemption (and its code). This module holds the steps that
+write (1 and 3); ``redeemer`` asks the platform and runs the three in order.
 """
 
 from __future__ import annotations
 
-import logging
 import secrets
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from postpurchase.exceptions import (
-    InvalidInput,
-    PermanentProviderError,
-    ProviderError,
-    TransientProviderError,
-    UnknownOutcome,
-)
+from postpurchase.exceptions import InvalidInput
 from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.loyalty.ledger import _append, balance
-from postpurchase.rewards.catalogue import Reward
-from postpurchase.rewards.platforms import CodeIssuer, CodeRequest, CodeTaken, IssuedCode
-from postpurchase.store.database import SessionFactory, transaction
+from postpurchase.rewards.platforms import IssuedCode
+from postpurchase.rewards.pool_codes import claim_pool_code
 from postpurchase.store.models import (
     Customer,
     CustomerTier,
     LedgerKind,
-    PoolCode,
     Redemption,
     RedemptionStatus,
 )
-from postpurchase.store.statements import insert_ignoring_conflicts
-
-log = logging.getLogger(__name__)
 
 POOL = "pool"
 # No 0/O, 1/I/L: codes are read off emails and typed at a till.
@@ -115,19 +101,6 @@ def lock_customer(session: Session, customer_id: int) -> None:
         session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
 
 
-def _claim_pool_code(session: Session, reward: str) -> PoolCode | None:
-    query = (
-        select(PoolCode)
-        .where(PoolCode.reward == reward, PoolCode.redemption_id.is_(None))
-        .order_by(PoolCode.id)
-        .limit(1)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        # Other customers' redemptions claim from the same pool at the same time.
-        query = query.with_for_update(skip_locked=True)
-    return session.scalars(query).first()
-
-
 def reserve(
     session: Session,
     *,
@@ -167,7 +140,7 @@ def reserve(
     cost = 0 if gift else reward.points
     if points < cost:
         raise NotEnoughPoints(f"{reward.name} costs {reward.points} points; balance is {points}")
-    pool_code = _claim_pool_code(session, reward.name) if platform == POOL else None
+    pool_code = claim_pool_code(session, reward.name) if platform == POOL else None
     if platform == POOL and pool_code is None:
         raise RewardUnavailable(f"no pool codes left for {reward.name}: import more")
     row = Redemption(
@@ -198,6 +171,7 @@ def reserve(
         points=-reward.points,
         cause=f"redemption:{row.id}",
         note=f"{reward.name}: {reward.title}",
+        balance_before=points,
     )
     return row, True
 
@@ -228,45 +202,6 @@ class Outcome:
     pending: str | None = None
 
 
-def ask_platform(
-    issuer: CodeIssuer,
-    request: CodeRequest,
-    *,
-    attempts: int,
-    max_wait: float,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Outcome:
-    """Step 2: create ``request.code`` on the platform, retrying what can be retried."""
-    delay = 0.2
-    last = ""
-    for attempt in range(attempts):
-        if attempt:
-            sleep(delay)
-            delay = min(delay * 2, max_wait)
-        try:
-            return Outcome(issued=issuer.create(request))
-        except CodeTaken:
-            # Ours from an earlier attempt that got through (the code is random and stored
-            # before the first ask): confirm and keep it.
-            try:
-                found = issuer.find(request.code)
-            except ProviderError as exc:
-                last = str(exc)
-                continue
-            if found is not None:
-                return Outcome(issued=found)
-            last = "the platform says the code exists but cannot find it"
-        except TransientProviderError as exc:
-            last = str(exc)
-            if exc.retry_after is not None:
-                delay = min(exc.retry_after, max_wait)
-        except UnknownOutcome as exc:
-            last = str(exc)
-        except PermanentProviderError as exc:
-            return Outcome(refused=str(exc))
-    return Outcome(pending=last or "not issued")
-
-
 def settle(session: Session, redemption_id: int, outcome: Outcome, *, now: datetime) -> Redemption:
     """Step 3, in the caller's transaction: record ``outcome`` on a still pending redemption.
 
@@ -291,126 +226,6 @@ def settle(session: Session, redemption_id: int, outcome: Outcome, *, now: datet
     return row
 
 
-def code_request(row: Redemption, customer: Customer, reward: Reward, currency: str) -> CodeRequest:
-    return CodeRequest(
-        code=row.code,
-        reward=reward,
-        currency=currency,
-        customer_email=customer.email,
-        customer_platform_id=customer.external_id if customer.source == "shopify" else None,
-        starts_at=row.created_at,
-        ends_at=row.expires_at,
-    )
-
-
-@dataclass
-class Redeemer:
-    """Redeems rewards against one store and one platform (``issuer`` None: the code pool)."""
-
-    store: SessionFactory
-    config: LoyaltyConfig
-    issuer: CodeIssuer | None
-    code_prefix: str = "PP"
-    attempts: int = 3
-    max_wait: float = 2.0  # a customer is waiting: longer waits are left to recovery
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    sleep: Callable[[float], None] = time.sleep
-
-    @property
-    def platform(self) -> str:
-        return self.issuer.platform if self.issuer is not None else POOL
-
-    def redeem(self, customer_id: int, reward_name: str, key: str) -> RedemptionView:
-        """Spend points on ``reward_name`` once per ``key``; see the module doc.
-
-        Returns the redemption: ``issued`` with its code, ``refunded`` when the platform
-        refused (points back), or ``pending`` when the platform could not be reached yet
-        (the same key later returns the code). NotEnoughPoints, RewardUnavailable or
-        InvalidInput (a key reused for something else) change nothing.
-        """
-        if not key or len(key) > 128:
-            raise InvalidInput("key: give 1 to 128 characters")
-        now = self.clock()
-        try:
-            with transaction(self.store) as session:
-                customer = session.get(Customer, customer_id)
-                if customer is None:
-                    raise InvalidInput(f"no customer {customer_id}")
-                row, _ = reserve(
-                    session,
-                    customer=customer,
-                    reward_name=reward_name,
-                    key=key,
-                    config=self.config,
-                    platform=self.platform,
-                    now=now,
-                    code_prefix=self.code_prefix,
-                )
-                # Read what the platform call needs now, in the transaction that wrote it:
-                # no second transaction before the call.
-                view, request = RedemptionView.of(row), self._request(row, customer)
-        except IntegrityError:
-            # The same key, written meanwhile by a request for another customer (ours would
-            # have waited on the customer's lock): read it.
-            with transaction(self.store) as session:
-                found = session.scalars(
-                    select(Redemption).where(Redemption.idempotency_key == key)
-                ).first()
-                if found is None:
-                    raise
-                if found.customer_id != customer_id or found.reward != reward_name:
-                    raise InvalidInput(f"key {key!r} was used for another redemption") from None
-                view = RedemptionView.of(found)
-                request = self._request(found, session.get_one(Customer, found.customer_id))
-        if view.status is RedemptionStatus.PENDING:
-            return self._ask_and_settle(view.id, request, attempts=self.attempts)
-        return view
-
-    def _request(self, row: Redemption, customer: Customer) -> CodeRequest | None:
-        reward = self.config.reward(row.reward)
-        if reward is None or row.status is not RedemptionStatus.PENDING:
-            return None
-        return code_request(row, customer, reward, self.config.shop_currency)
-
-    def close(self) -> None:
-        if self.issuer is not None:
-            self.issuer.close()
-
-    def view(self, redemption_id: int) -> RedemptionView:
-        with transaction(self.store) as session:
-            return RedemptionView.of(session.get_one(Redemption, redemption_id))
-
-    def complete(self, redemption_id: int, *, attempts: int | None = None) -> RedemptionView:
-        """Steps 2 and 3 for a pending redemption (safe to run again, and concurrently)."""
-        with transaction(self.store) as session:
-            row = session.get_one(Redemption, redemption_id)
-            if row.status is not RedemptionStatus.PENDING:
-                return RedemptionView.of(row)
-            request = self._request(row, session.get_one(Customer, row.customer_id))
-        return self._ask_and_settle(redemption_id, request, attempts=attempts or self.attempts)
-
-    def _ask_and_settle(
-        self, redemption_id: int, request: CodeRequest | None, *, attempts: int
-    ) -> RedemptionView:
-        if request is None:
-            outcome = Outcome(refused="the reward is no longer in the catalogue")
-        elif self.issuer is None:
-            outcome = Outcome(refused="a pending redemption without a platform to ask")
-        else:
-            outcome = ask_platform(
-                self.issuer,
-                request,
-                attempts=attempts,
-                max_wait=self.max_wait,
-                sleep=self.sleep,
-            )
-        with transaction(self.store) as session:
-            settled = settle(session, redemption_id, outcome, now=self.clock())
-            if settled.status is RedemptionStatus.PENDING:
-                log.warning("redemption %s still pending: %s", redemption_id, outcome.pending)
-            return RedemptionView.of(settled)
-
-
 def held_codes(session: Session, customer_id: int) -> list[RedemptionView]:
     """The customer's redemptions, newest first."""
     rows = session.scalars(
@@ -419,25 +234,3 @@ def held_codes(session: Session, customer_id: int) -> list[RedemptionView]:
         .order_by(Redemption.id.desc())
     )
     return [RedemptionView.of(row) for row in rows]
-
-
-def import_pool_codes(session: Session, reward: str, codes: list[str]) -> int:
-    """Add codes to ``reward``'s pool; codes already imported are skipped. The count added."""
-    cleaned = sorted({c.strip() for c in codes if c.strip()})
-    too_long = [c for c in cleaned if len(c) > 64]
-    if too_long:
-        raise InvalidInput(f"codes longer than 64 characters: {', '.join(too_long[:3])}")
-    rows = [{"reward": reward, "code": code} for code in cleaned]
-    return insert_ignoring_conflicts(session, PoolCode, rows) if rows else 0
-
-
-def free_pool_codes(session: Session, reward: str) -> int:
-    """How many of ``reward``'s pool codes are still to be handed out."""
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(PoolCode)
-            .where(PoolCode.reward == reward, PoolCode.redemption_id.is_(None))
-        )
-        or 0
-    )

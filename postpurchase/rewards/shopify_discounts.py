@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from postpurchase.exceptions import PermanentProviderError, TransientProviderError
-from postpurchase.rewards.catalogue import RewardKind
+from postpurchase.loyalty.reward_catalogue import RewardKind
 from postpurchase.rewards.platforms import CodeRequest, CodeTaken, IssuedCode, send
 
 DEFAULT_API_VERSION = "2025-10"

@@ -41,7 +41,7 @@ from sqlalchemy import select
 from postpurchase.exceptions import ConfigError, InvalidInput
 from postpurchase.rewards.account import account_of
 from postpurchase.rewards.redemption import NotEnoughPoints, RewardUnavailable
-from postpurchase.rewards.web import Services, services
+from postpurchase.rewards.web import RewardsDep, RewardsRuntime, Services
 from postpurchase.store.database import reading
 from postpurchase.store.models import Customer
 
@@ -67,7 +67,7 @@ class Refused(Exception):
 
 
 def _origin(svc: Services) -> str:
-    parts = urlsplit(svc.rewards.storefront_origin or svc.settings.shop_url)
+    parts = urlsplit(svc.settings.storefront_origin or svc.settings.shop_url)
     return f"{parts.scheme}://{parts.netloc}"
 
 
@@ -110,14 +110,14 @@ def _key_customer(request: Request, svc: Services, scope: str) -> tuple[str, str
     name = next(
         (
             n
-            for n, key in svc.rewards.storefront_api_keys.items()
+            for n, key in svc.settings.storefront_api_keys.items()
             if token and hmac.compare_digest(token, key.get_secret_value())
         ),
         None,
     )
     if name is None:
         raise Refused(401, "unknown API key")
-    if scope not in svc.rewards.storefront_api_scopes.get(name, []):
+    if scope not in svc.settings.storefront_api_scopes.get(name, []):
         raise Refused(403, f"this API key lacks the {scope} scope")
     source, _, external_id = request.query_params.get("customer", "").partition(":")
     if not source or not external_id:
@@ -151,9 +151,9 @@ def _limit(svc: Services, customer_id: int) -> None:
         )
 
 
-async def _answer(request: Request, via: str, action: str) -> Response:
+async def _answer(request: Request, rewards: RewardsRuntime, via: str, action: str) -> Response:
     try:
-        svc = await run_in_threadpool(services)
+        svc = await run_in_threadpool(rewards.services)
     except ConfigError:
         return JSONResponse({"error": "the server's configuration is invalid"}, status_code=503)
     try:
@@ -219,29 +219,29 @@ async def _redeem(request: Request, svc: Services, customer_id: int) -> tuple[di
 
 
 @router.get("/storefront/proxy/account")
-async def proxy_account(request: Request) -> Response:
-    return await _answer(request, "proxy", "account")
+async def proxy_account(request: Request, rewards: RewardsDep) -> Response:
+    return await _answer(request, rewards, "proxy", "account")
 
 
 @router.post("/storefront/proxy/redeem")
-async def proxy_redeem(request: Request) -> Response:
-    return await _answer(request, "proxy", "redeem")
+async def proxy_redeem(request: Request, rewards: RewardsDep) -> Response:
+    return await _answer(request, rewards, "proxy", "redeem")
 
 
 @router.get("/storefront/api/account")
-async def api_account(request: Request) -> Response:
-    return await _answer(request, "api", "account")
+async def api_account(request: Request, rewards: RewardsDep) -> Response:
+    return await _answer(request, rewards, "api", "account")
 
 
 @router.post("/storefront/api/redeem")
-async def api_redeem(request: Request) -> Response:
-    return await _answer(request, "api", "redeem")
+async def api_redeem(request: Request, rewards: RewardsDep) -> Response:
+    return await _answer(request, rewards, "api", "redeem")
 
 
 @router.options("/storefront/api/{action}")
-async def api_preflight(request: Request, action: str) -> Response:
+async def api_preflight(request: Request, action: str, rewards: RewardsDep) -> Response:
     """CORS preflight: the shop's origin only, for the methods and headers the widget uses."""
-    svc = await run_in_threadpool(services)
+    svc = await run_in_threadpool(rewards.services)
     response = Response(status_code=204)
     if request.headers.get("origin") == _origin(svc):
         response.headers.update(

@@ -1,85 +1,104 @@
-"""What the rewards page and the storefront API share: settings, the loyalty config and a
-redeemer built once per process (connections to the platform are kept alive), and a
-per-customer request limit."""
+"""What the rewards page and the storefront API share, set up once per app by ``create_app``:
+the loyalty config, a redeemer (connections to the platform are kept alive) and a
+per-customer request limit.
+
+Routes declare ``rewards: RewardsDep`` (a FastAPI dependency, like the app's ``RuntimeDep``)
+and call ``rewards.services()``: built at first use from the app's settings and database,
+rebuilt only when the loyalty file changes (a cheap check per call). Credentials of the
+platform come through the ``connection`` lookup the app is wired with.
+"""
 
 from __future__ import annotations
 
 import atexit
-import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, cast
 
-from postpurchase.airflow_glue.connections import connection_fields
+from fastapi import Depends, Request
+
+from postpurchase.channels.configured import ConnectionLookup
 from postpurchase.loyalty.config import LoyaltyConfig, load_loyalty_config
-from postpurchase.rewards.configured import (
-    RewardsSettings,
-    configured_redeemer,
-    load_rewards_settings,
-)
-from postpurchase.rewards.redemption import Redeemer
-from postpurchase.settings import ENV_PREFIX, Settings, load_settings
+from postpurchase.rewards.configured import configured_redeemer
+from postpurchase.rewards.redeemer import Redeemer
+from postpurchase.settings import Settings
+from postpurchase.store.database import SessionFactory
 
 
 @dataclass(frozen=True)
 class Services:
     settings: Settings
-    rewards: RewardsSettings
     config: LoyaltyConfig
     redeemer: Redeemer
     limiter: PerCustomerLimit
 
 
-_lock = threading.Lock()
-_current: tuple[tuple[object, float], Services] | None = None
+def _modified(path: Path) -> float:
+    return path.stat().st_mtime if path.exists() else 0.0
 
 
-@atexit.register
-def _close() -> None:
-    # Kept-alive platform connections are closed with the process, not left to the GC.
-    if _current is not None:
-        _current[1].redeemer.close()
+class RewardsRuntime:
+    """The rewards services of one app."""
 
+    def __init__(
+        self,
+        settings: Callable[[], Settings],
+        store: Callable[[], SessionFactory],
+        *,
+        connection: ConnectionLookup,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._connection = connection
+        self._lock = threading.Lock()
+        self._current: tuple[float, Services] | None = None
 
-def _environment() -> tuple[object, ...]:
-    # What settings are read from: POSTPURCHASE_ variables and the .env file. Comparing these
-    # costs microseconds; building both settings objects costs some 3 ms per request.
-    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(ENV_PREFIX)))
-    dotenv = Path(".env")
-    return env, dotenv.stat().st_mtime if dotenv.exists() else None
-
-
-def services() -> Services:
-    """The services for the current settings; rebuilt when the environment, the .env file or
-    the loyalty file change (checked on each call, cheaply)."""
-    global _current
-    environment = _environment()
-    current = _current
-    if current is not None and current[0][0] == environment:
-        path = current[1].settings.loyalty_config
-        if (path.stat().st_mtime if path.exists() else 0.0) == current[0][1]:
+    def services(self) -> Services:
+        """The services; ConfigError when the settings, the loyalty file or the platform's
+        credentials are unusable."""
+        settings = self._settings()
+        modified = _modified(settings.loyalty_config)
+        current = self._current
+        if current is not None and current[0] == modified:
             return current[1]
-    settings, rewards = load_settings(), load_rewards_settings()
-    path = settings.loyalty_config
-    identity = (environment, path.stat().st_mtime if path.exists() else 0.0)
-    with _lock:
-        if _current is not None and _current[0] == identity:
-            return _current[1]
-        old = _current[1] if _current else None
-        config = load_loyalty_config(path)
-        built = Services(
-            settings,
-            rewards,
-            config,
-            configured_redeemer(settings, config, rewards, connection=connection_fields),
-            PerCustomerLimit(rewards.storefront_requests_per_minute, 60.0),
-        )
-        _current = (identity, built)
-    if old is not None:
-        old.redeemer.close()
-    return built
+        with self._lock:
+            if self._current is not None and self._current[0] == modified:
+                return self._current[1]
+            old = self._current[1] if self._current else None
+            config = load_loyalty_config(settings.loyalty_config)
+            redeemer = configured_redeemer(
+                settings, config, store=self._store(), connection=self._connection
+            )
+            built = Services(
+                settings,
+                config,
+                redeemer,
+                PerCustomerLimit(settings.storefront_requests_per_minute, 60.0),
+            )
+            if old is None:
+                # Kept-alive platform connections close with the process, not with the GC.
+                atexit.register(self.close)
+            self._current = (modified, built)
+        if old is not None:
+            old.redeemer.close()
+        return built
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current[1].redeemer.close()
+
+
+async def app_rewards(request: Request) -> RewardsRuntime:
+    """The ``RewardsRuntime`` that ``create_app`` set up for this app (async: FastAPI runs a
+    plain function dependency in its thread pool, a thread hop per request for nothing)."""
+    return cast(RewardsRuntime, request.app.state.rewards)
+
+
+RewardsDep = Annotated[RewardsRuntime, Depends(app_rewards)]
 
 
 class PerCustomerLimit:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from postpurchase.exceptions import PermanentProviderError
-from postpurchase.rewards.catalogue import RewardKind
+from postpurchase.loyalty.reward_catalogue import RewardKind
 from postpurchase.rewards.platforms import CodeRequest, CodeTaken, IssuedCode, send
 
 _ALREADY_EXISTS = "woocommerce_rest_coupon_code_already_exists"

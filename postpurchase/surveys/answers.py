@@ -14,10 +14,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from postpurchase import feedback
+from postpurchase.feature_settings import SupportSettings
 from postpurchase.store.models import Customer, Order, Touchpoint
 from postpurchase.surveys.models import NpsResponse, SupportNotification
 from postpurchase.surveys.negative import note_negative
-from postpurchase.surveys.settings import SupportSettings
 
 COMMENT_LIMIT = 2000
 

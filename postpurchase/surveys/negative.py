@@ -22,10 +22,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from postpurchase.events import NO_CURRENCY, CanonicalEvent, EventType, OrderSnapshot
+from postpurchase.feature_settings import SupportSettings
 from postpurchase.inbox import InboxEntry, add_to_inbox
 from postpurchase.store.models import Customer, Order
 from postpurchase.surveys.models import NotificationStatus, SupportNotification
-from postpurchase.surveys.settings import SupportSettings
 
 _COMMENT_LIMIT = 2000  # what a notification carries of the customer's words
 

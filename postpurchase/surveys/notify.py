@@ -34,10 +34,10 @@ from sqlalchemy.orm import Session
 
 from postpurchase.channels.senders import EmailSender, OutgoingEmail
 from postpurchase.exceptions import ProviderError
+from postpurchase.feature_settings import SupportSettings
 from postpurchase.settings import Settings
 from postpurchase.store.database import SessionFactory, transaction
 from postpurchase.surveys.models import NotificationStatus, SupportNotification
-from postpurchase.surveys.settings import SupportSettings
 
 log = logging.getLogger(__name__)
 
@@ -241,10 +241,9 @@ def notify_support(settings: Settings | None = None, *, now: datetime | None = N
     from postpurchase.messages.tokens import signing_key
     from postpurchase.settings import load_settings
     from postpurchase.store.database import open_store
-    from postpurchase.surveys.settings import load_support_settings
 
     settings = settings or load_settings()
-    support = load_support_settings()
+    support = settings
     secret = support.support_webhook_secret
     now = now or datetime.now(UTC)
     factory = open_store(settings)

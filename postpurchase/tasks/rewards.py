@@ -10,7 +10,7 @@ from pathlib import Path
 from postpurchase.airflow_glue.connections import connection_fields
 from postpurchase.loyalty.config import load_loyalty_config, loyalty_config_path
 from postpurchase.rewards.bonuses import give_birthday_points
-from postpurchase.rewards.configured import configured_redeemer, load_rewards_settings
+from postpurchase.rewards.configured import configured_redeemer
 from postpurchase.rewards.lifecycle import complete_pending, expire_codes
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import transaction
@@ -18,18 +18,17 @@ from postpurchase.store.database import transaction
 log = logging.getLogger(__name__)
 
 
-def run_rewards_maintenance(
+def settle_rewards(
     default_config: Path, *, settings: Settings | None = None, now: datetime | None = None
 ) -> str:
     """Settle pending redemptions (each in its own transactions, with platform calls between)
     and expire codes past their end. Safe to re-run: settled rows are skipped."""
     config = load_loyalty_config(loyalty_config_path(default_config))
     settings = settings or load_settings()
-    rewards = load_rewards_settings()
     moment = now or datetime.now(UTC)
-    redeemer = configured_redeemer(settings, config, rewards, connection=connection_fields)
+    redeemer = configured_redeemer(settings, config, connection=connection_fields)
     try:
-        pending = complete_pending(redeemer, now=moment, older_than=rewards.pending_after)
+        pending = complete_pending(redeemer, now=moment, older_than=settings.pending_after)
     finally:
         redeemer.close()
     with transaction(redeemer.store) as session:

@@ -25,15 +25,16 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from postpurchase.airflow_glue.connections import connection_fields
 from postpurchase.exceptions import ConfigError
 from postpurchase.inbox import IGNORED_EVENT_TYPE, InboxEntry
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import SessionFactory
 from postpurchase.webhooks import (
     clicks,
+    link_pages,
     links,
     openapi,
-    opt_out_spool,
     providers,
     review_apps,
     reviews,
@@ -88,12 +89,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     (Mounted in Airflow, a sub-app gets no lifespan: the next opt-out request and the
     housekeeping DAG apply them.)
     """
+    replayer = app.state.runtime.replayer
     try:
-        await run_in_threadpool(opt_out_spool.replayer.replay_now)
+        await run_in_threadpool(replayer.replay_now)
     except Exception:  # noqa: BLE001 - never keep the app from starting over the spool
         log.exception("could not replay spooled opt-outs at start")
     yield
-    opt_out_spool.replayer.stop()
+    replayer.stop()
     await run_in_threadpool(app.state.rejections.flush)  # counts still held in memory
 
 
@@ -134,10 +136,12 @@ def create_app(
     app.include_router(reviews.router)
     app.include_router(surveys.router)
     app.include_router(review_apps.router)
-    app.add_exception_handler(links.Misconfigured, lambda _r, _e: links.misconfigured_page())
+    app.add_exception_handler(
+        link_pages.Misconfigured, lambda _r, _e: link_pages.misconfigured_page()
+    )
 
     _add_openapi(app)
-    _add_outcomes_and_rewards(app)
+    _add_outcomes_and_rewards(app, runtime)
     _add_health(app, runtime)
     return app
 
@@ -219,12 +223,18 @@ def _add_openapi(app: FastAPI) -> None:
     app.openapi = schema  # type: ignore[method-assign]
 
 
-def _add_outcomes_and_rewards(app: FastAPI) -> None:
+def _add_outcomes_and_rewards(app: FastAPI, runtime: Runtime) -> None:
     # Click links in messages (outcomes): count, then redirect.
     app.include_router(clicks.router)
     # Where customers spend points: the hosted rewards page and the storefront API.
     from postpurchase.rewards import page as rewards_page
     from postpurchase.rewards import storefront
+    from postpurchase.rewards.web import RewardsRuntime
+
+    # Mounted in Airflow's API server, the platform's credentials may be a connection.
+    app.state.rewards = RewardsRuntime(
+        runtime.settings, runtime.factory, connection=connection_fields
+    )
 
     app.include_router(rewards_page.router)
     app.include_router(storefront.router)

@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import SessionFactory, engine_of, open_store
 from postpurchase.webhooks.group_commit import GroupCommitter
+from postpurchase.webhooks.opt_out_spool import Replayer
 
 
 class Runtime:
@@ -29,6 +30,8 @@ class Runtime:
         self._factory = factory
         self._committer: GroupCommitter | None = None
         self._lock = threading.Lock()
+        # Opt-outs spooled while the database was away, applied with this app's settings.
+        self.replayer = Replayer(self.settings, self.factory)
 
     def settings(self) -> Settings:
         if self._settings is None:

@@ -28,77 +28,44 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from postpurchase import feedback
-from postpurchase.exceptions import ConfigError, InvalidInput
-from postpurchase.messages.tokens import LinkClaim, signing_keys, verify
+from postpurchase.exceptions import ConfigError
+from postpurchase.messages.tokens import LinkClaim, Purpose
 from postpurchase.outcomes.clicks import record_unsubscribe
 from postpurchase.settings import Settings
 from postpurchase.store.database import transaction
 from postpurchase.surveys import answers
-from postpurchase.surveys.settings import load_support_settings
 from postpurchase.webhooks import openapi, opt_out_spool
 from postpurchase.webhooks.deps import Runtime, RuntimeDep
 from postpurchase.webhooks.intake import read_body
+from postpurchase.webhooks.link_pages import (
+    COMMENT_BOX,
+    busy_page,
+    invalid_page,
+    link_claim,
+    link_settings,
+    page,
+)
 from postpurchase.webhooks.rejections import Rejection
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
 _BUTTON = "padding:12px 22px;font-size:16px;"
-COMMENT_BOX = (
-    '<p><label>Anything to tell us? (optional)<br><textarea name="comment" rows="4" '
-    'maxlength="2000" style="width:100%;box-sizing:border-box;font-size:16px;padding:8px;">'
-    "</textarea></label></p>"
-)
 _FORM_LIMIT = 16384  # a score, a comment of 2000 characters encoded, or the one-click marker
 
 
-class Misconfigured(Exception):
-    """The settings cannot be read: answered with a plain 503 page (no shop name to show)."""
-
-
-def _settings(runtime: Runtime) -> Settings:
-    try:
-        return runtime.settings()
-    except ConfigError as exc:
-        log.error("customer links are misconfigured: %s", exc)
-        raise Misconfigured from None
-
-
-def misconfigured_page() -> HTMLResponse:
-    return HTMLResponse(
-        "<!DOCTYPE html><title>Please try again</title><p>Please try again later.</p>",
-        status_code=503,
-        headers={"Retry-After": "60"},
-    )
-
-
-def _claim(settings: Settings, token: str, purpose: str) -> LinkClaim | None:
-    try:
-        claim = verify(signing_keys(settings), token, purpose)  # type: ignore[arg-type]
-    except InvalidInput:
-        return None
-    if purpose == "survey" and (claim.score is None or not 1 <= claim.score <= 5):
-        return None
+def _claim(settings: Settings, token: str, purpose: Purpose) -> LinkClaim | None:
+    claim = link_claim(settings, token, purpose)
+    if claim is not None and purpose == "survey":
+        return claim if claim.score is not None and 1 <= claim.score <= 5 else None
     return claim
-
-
-def _invalid(settings: Settings, what: str, status: int = 400) -> HTMLResponse:
-    return page(settings, "Link not valid", f"This {what} link is not valid.", status)
-
-
-def _busy(settings: Settings) -> HTMLResponse:
-    response = page(
-        settings, "Please try again", "We could not save this just now. Please try again.", 503
-    )
-    response.headers["Retry-After"] = "60"
-    return response
 
 
 @router.get("/u/{token}")
 def unsubscribe_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
-    settings = _settings(runtime)
+    settings = link_settings(runtime, "a customer link")
     if _claim(settings, token, "unsubscribe") is None:
-        return _invalid(settings, "unsubscribe")
+        return invalid_page(settings, "unsubscribe")
     form = (
         f'<form method="post" action="{html.escape(token)}">'
         f'<button type="submit" style="{_BUTTON}">Unsubscribe me</button></form>'
@@ -114,17 +81,17 @@ def unsubscribe_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
 
 @router.post("/u/{token}", openapi_extra=openapi.ONE_CLICK)
 async def unsubscribe(token: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
-    settings = _settings(runtime)
+    settings = link_settings(runtime, "a customer link")
     try:
         await read_body(request, _FORM_LIMIT)  # "List-Unsubscribe=One-Click": nothing to use
     except Rejection as rejection:
         return page(settings, "Not accepted", html.escape(rejection.reason), 413)
     claim = _claim(settings, token, "unsubscribe")
     if claim is None:
-        return _invalid(settings, "unsubscribe")
+        return invalid_page(settings, "unsubscribe")
     done = await run_in_threadpool(_unsubscribe, runtime, claim)
     if not done:
-        return _invalid(settings, "unsubscribe", 404)
+        return invalid_page(settings, "unsubscribe", 404)
     return page(
         settings,
         "Unsubscribed",
@@ -139,7 +106,7 @@ def _unsubscribe(runtime: Runtime, claim: LinkClaim) -> bool:
     customer_id, reference = claim.customer_id, f"touchpoint:{claim.touchpoint_id}"
     settings = runtime.settings()
     try:
-        opt_out_spool.replayer.replay_now()
+        runtime.replayer.replay_now()
         with transaction(runtime.factory()) as session:
             done = feedback.unsubscribe_email(
                 session, customer_id=customer_id, source="link", now=now, reference=reference
@@ -157,16 +124,16 @@ def _unsubscribe(runtime: Runtime, claim: LinkClaim) -> bool:
             source="link",
             reference=reference,
         )
-        opt_out_spool.replayer.start_retrying()
+        runtime.replayer.start_retrying()
         return True  # the link is genuine: the customer is told it is done, and it will be
 
 
 @router.get("/s/{token}")
 def survey_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
-    settings = _settings(runtime)
+    settings = link_settings(runtime, "a customer link")
     claim = _claim(settings, token, "survey")
     if claim is None:
-        return _invalid(settings, "survey")
+        return invalid_page(settings, "survey")
     choices = "".join(
         f'<label style="margin:0 8px;font-size:18px;"><input type="radio" name="score" '
         f'value="{score}"{" checked" if score == claim.score else ""}> {score}</label>'
@@ -188,14 +155,14 @@ def survey_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
 
 @router.post("/s/{token}", openapi_extra=openapi.SURVEY_ANSWER)
 async def survey_answer(token: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
-    settings = _settings(runtime)
+    settings = link_settings(runtime, "a customer link")
     try:
         body = await read_body(request, _FORM_LIMIT)
     except Rejection as rejection:
         return page(settings, "Not accepted", html.escape(rejection.reason), 413)
     claim = _claim(settings, token, "survey")
     if claim is None:
-        return _invalid(settings, "survey")
+        return invalid_page(settings, "survey")
     form = dict(parse_qsl(body.decode("utf-8", errors="replace")))
     chosen = form.get("score", str(claim.score)).strip()
     if chosen not in {"1", "2", "3", "4", "5"}:
@@ -207,9 +174,9 @@ async def survey_answer(token: str, request: Request, runtime: RuntimeDep) -> HT
         )
     except (SQLAlchemyError, ConfigError) as exc:
         log.error("could not record a survey answer: %s", type(exc).__name__)
-        return _busy(settings)
+        return busy_page(settings)
     if not recorded:
-        return _invalid(settings, "survey", 404)
+        return invalid_page(settings, "survey", 404)
     return page(
         settings,
         "Thank you!",
@@ -219,7 +186,7 @@ async def survey_answer(token: str, request: Request, runtime: RuntimeDep) -> HT
 
 
 def _record_survey(runtime: Runtime, claim: LinkClaim, score: int, comment: str | None) -> bool:
-    support = load_support_settings()
+    support = runtime.settings()
     with transaction(runtime.factory()) as session:
         return answers.record_csat(
             session,
@@ -230,20 +197,3 @@ def _record_survey(runtime: Runtime, claim: LinkClaim, score: int, comment: str 
             support=support,
             now=datetime.now(UTC),
         )
-
-
-def page(settings: Settings, title: str, text: str, status: int, extra: str = "") -> HTMLResponse:
-    """A small page in the shop's colours; ``text`` and ``extra`` are HTML (escape first)."""
-    shop = html.escape(settings.shop_name)
-    body = (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{html.escape(title)} · {shop}</title></head>"
-        "<body style='font-family:Helvetica,Arial,sans-serif;background:#f4f1ec;color:#2b2b2b;'>"
-        "<div style='max-width:480px;margin:64px auto;background:#fff;padding:32px;"
-        "border-radius:8px;text-align:center;'>"
-        f"<h1 style='color:#1f3d36;font-size:22px;'>{html.escape(title)}</h1>"
-        f"<p>{text}</p>{extra}<p style='color:#7a746b;font-size:13px;'>{shop}</p>"
-        "</div></body></html>"
-    )
-    return HTMLResponse(body, status_code=status)

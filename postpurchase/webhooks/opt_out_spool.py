@@ -25,8 +25,8 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from postpurchase import feedback
-from postpurchase.settings import Settings, load_settings
-from postpurchase.store.database import SessionFactory, open_store, transaction
+from postpurchase.settings import Settings
+from postpurchase.store.database import SessionFactory, transaction
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,8 @@ def replay(settings: Settings, factory: SessionFactory) -> int:
 
 
 class Replayer:
-    """Retries the spool in the background while it holds files, one thread per process."""
+    """Retries the spool in the background while it holds files, one thread per app (the
+    web app's ``Runtime`` holds it, with the app's settings and database)."""
 
     def __init__(
         self, settings: Callable[[], Settings], factory: Callable[[], SessionFactory]
@@ -168,7 +169,3 @@ class Replayer:
                 log.exception("replaying the opt-out spool failed")
             if not pending(self._settings()):
                 return
-
-
-# The process's replayer for the web app's routes (settings read from the environment).
-replayer = Replayer(load_settings, lambda: open_store(load_settings()))

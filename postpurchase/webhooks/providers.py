@@ -61,9 +61,6 @@ from postpurchase.webhooks.rejections import Rejection
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-# Spooled opt-outs are applied before the next opt-out is handled, and retried meanwhile.
-spool = opt_out_spool.replayer
-
 
 def _refuse(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"error": reason}, status_code=status)
@@ -252,7 +249,7 @@ def _stop(runtime: Runtime, phone: str, reference: str) -> None:
     now = datetime.now(UTC)
     settings = runtime.settings()
     try:
-        spool.replay_now()
+        runtime.replayer.replay_now()  # spooled opt-outs first, in the order they came
         with transaction(runtime.factory()) as session:
             feedback.opt_out_sms(
                 session, phone=phone, source="sms:stop", now=now, reference=reference
@@ -267,11 +264,11 @@ def _stop(runtime: Runtime, phone: str, reference: str) -> None:
             source="sms:stop",
             reference=reference,
         )
-        spool.start_retrying()
+        runtime.replayer.start_retrying()
 
 
 def _start(runtime: Runtime, phone: str, reference: str) -> None:
-    spool.replay_now()  # a STOP spooled earlier must not be applied after this START
+    runtime.replayer.replay_now()  # a STOP spooled earlier must not be applied after this START
     if opt_out_spool.pending(runtime.settings()):
         raise _SpoolNotDrained()
     with transaction(runtime.factory()) as session:

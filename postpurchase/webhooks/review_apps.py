@@ -20,8 +20,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from postpurchase.exceptions import ConfigError
+from postpurchase.feature_settings import ReviewAppSettings
 from postpurchase.reviews import external
-from postpurchase.reviews.settings import ReviewAppSettings, load_review_app_settings
 from postpurchase.settings import Settings
 from postpurchase.store.database import transaction
 from postpurchase.webhooks.deps import Runtime, RuntimeDep
@@ -58,7 +58,8 @@ async def _refused(
 
 def _configs(runtime: Runtime) -> tuple[Settings, ReviewAppSettings] | None:
     try:
-        return runtime.settings(), load_review_app_settings()
+        settings = runtime.settings()
+        return settings, settings
     except ConfigError as exc:
         log.error("review webhooks are misconfigured: %s", exc)
         return None

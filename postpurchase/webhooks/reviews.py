@@ -23,16 +23,22 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
-from postpurchase.exceptions import ConfigError, InvalidInput
-from postpurchase.messages.tokens import LinkClaim, signing_keys, verify
+from postpurchase.exceptions import ConfigError
+from postpurchase.feature_settings import ReviewSettings
+from postpurchase.messages.tokens import LinkClaim
 from postpurchase.reviews import collecting, publishing
 from postpurchase.reviews.rewards import shop_loyalty_config
-from postpurchase.reviews.settings import ReviewSettings, load_review_settings
 from postpurchase.settings import Settings
 from postpurchase.store.database import reading, transaction
 from postpurchase.webhooks.deps import Runtime, RuntimeDep
 from postpurchase.webhooks.intake import read_body
-from postpurchase.webhooks.links import Misconfigured, page
+from postpurchase.webhooks.link_pages import (
+    busy_page,
+    invalid_page,
+    link_claim,
+    link_settings,
+    page,
+)
 from postpurchase.webhooks.rejections import Rejection
 
 log = logging.getLogger(__name__)
@@ -41,33 +47,6 @@ router = APIRouter()
 _FORM_LIMIT = 128 * 1024  # a few products' texts of 5000 characters, percent-encoded
 _BUTTON = "padding:12px 22px;font-size:16px;width:100%;"
 _FIELD = "width:100%;box-sizing:border-box;font-size:16px;padding:8px;margin:4px 0;"
-
-
-def _settings(runtime: Runtime) -> tuple[Settings, ReviewSettings]:
-    try:
-        return runtime.settings(), load_review_settings()
-    except ConfigError as exc:
-        log.error("the review page is misconfigured: %s", exc)
-        raise Misconfigured from None
-
-
-def _claim(settings: Settings, token: str) -> LinkClaim | None:
-    try:
-        return verify(signing_keys(settings), token, "review")
-    except InvalidInput:
-        return None
-
-
-def _invalid(settings: Settings, status: int = 400) -> HTMLResponse:
-    return page(settings, "Link not valid", "This review link is not valid.", status)
-
-
-def _busy(settings: Settings) -> HTMLResponse:
-    response = page(
-        settings, "Please try again", "We could not save this just now. Please try again.", 503
-    )
-    response.headers["Retry-After"] = "60"
-    return response
 
 
 def _load(
@@ -89,17 +68,17 @@ def _load(
 
 @router.get("/r/{token}")
 def review_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
-    settings, reviews = _settings(runtime)
-    claim = _claim(settings, token)
+    settings = link_settings(runtime, "the review page")
+    claim = link_claim(settings, token, "review")
     if claim is None:
-        return _invalid(settings)
+        return invalid_page(settings, "review")
     try:
-        target, name = _load(runtime, reviews, claim)
+        target, name = _load(runtime, settings, claim)
     except (SQLAlchemyError, ConfigError) as exc:
         log.error("could not show a review page: %s", type(exc).__name__)
-        return _busy(settings)
+        return busy_page(settings)
     if target is None:
-        return _invalid(settings, 404)
+        return invalid_page(settings, "review", 404)
     order_name = html.escape(target.order.name or f"#{target.order.external_id}")
     return page(
         settings,
@@ -107,7 +86,7 @@ def review_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
         f"Your order {order_name}: rate what you bought. Your review is shown with the name "
         "below and a verified-buyer mark.",
         200,
-        extra=_form(token, target, name, reviews.review_edit_days),
+        extra=_form(token, target, name, settings.review_edit_days),
     )
 
 
@@ -183,14 +162,14 @@ def answers_from_form(form: dict[str, str]) -> list[collecting.Answer]:
 
 @router.post("/r/{token}")
 async def review_answer(token: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
-    settings, reviews = _settings(runtime)
+    settings = link_settings(runtime, "the review page")
     try:
         body = await read_body(request, _FORM_LIMIT)
     except Rejection as rejection:
         return page(settings, "Not accepted", html.escape(rejection.reason), 413)
-    claim = _claim(settings, token)
+    claim = link_claim(settings, token, "review")
     if claim is None:
-        return _invalid(settings)
+        return invalid_page(settings, "review")
     form = dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
     try:
         answers = answers_from_form(form)
@@ -200,13 +179,13 @@ async def review_answer(token: str, request: Request, runtime: RuntimeDep) -> HT
         return page(settings, "Not accepted", "Please choose stars for at least one product.", 422)
     try:
         outcome = await run_in_threadpool(
-            _save, runtime, reviews, claim, answers, form.get("display_name", "")
+            _save, runtime, settings, claim, answers, form.get("display_name", "")
         )
     except (SQLAlchemyError, ConfigError) as exc:
         log.error("could not store a review: %s", type(exc).__name__)
-        return _busy(settings)
+        return busy_page(settings)
     if outcome is None:
-        return _invalid(settings, 404)
+        return invalid_page(settings, "review", 404)
     saved, held, refused = outcome
     if not saved:
         why = html.escape("; ".join(sorted(set(refused))))
@@ -219,20 +198,20 @@ async def review_answer(token: str, request: Request, runtime: RuntimeDep) -> HT
 
 def _save(
     runtime: Runtime,
-    reviews: ReviewSettings,
+    settings: Settings,
     claim: LinkClaim,
     answers: list[collecting.Answer],
     display_name: str,
 ) -> tuple[int, bool, list[str]] | None:
     """(reviews saved, whether one is held for a person, why others were refused)."""
     now = datetime.now(UTC)
-    loyalty = shop_loyalty_config()
+    loyalty = shop_loyalty_config(settings)
     with transaction(runtime.factory()) as session:
         target = collecting.review_order(
             session,
             customer_id=claim.customer_id,
             touchpoint_id=claim.touchpoint_id,
-            settings=reviews,
+            settings=settings,
             now=now,
         )
         if target is None:
@@ -242,8 +221,9 @@ def _save(
             target,
             answers,
             display_name=display_name,
-            settings=reviews,
+            settings=settings,
             now=now,
+            support=settings,
             loyalty=loyalty,
         )
         held = any(r.held_because for r in outcome.saved)
@@ -283,7 +263,7 @@ async def reviews_json(
     request: Request, runtime: RuntimeDep, product: str | None = None
 ) -> Response:
     """Published reviews and the average rating per product (``?product=ID``: one product)."""
-    settings, _ = _settings(runtime)
+    link_settings(runtime, "the review feed")  # unusable settings: the 503 page
     try:
         found = await run_in_threadpool(_published, runtime)
     except (SQLAlchemyError, ConfigError) as exc:
@@ -297,7 +277,7 @@ async def reviews_json(
 @router.get("/reviews/google-product-reviews.xml")
 async def google_product_reviews(request: Request, runtime: RuntimeDep) -> Response:
     """The Google Product Reviews feed (schema 2.3) of every published review."""
-    settings, _ = _settings(runtime)
+    settings = link_settings(runtime, "the review feed")
     try:
         found = await run_in_threadpool(_published, runtime)
     except (SQLAlchemyError, ConfigError) as exc:

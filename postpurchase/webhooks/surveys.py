@@ -19,15 +19,21 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from postpurchase.exceptions import ConfigError, InvalidInput
-from postpurchase.messages.tokens import LinkClaim, signing_keys, verify
+from postpurchase.exceptions import ConfigError
+from postpurchase.feature_settings import SupportSettings
+from postpurchase.messages.tokens import LinkClaim
 from postpurchase.settings import Settings
 from postpurchase.store.database import transaction
 from postpurchase.surveys import answers
-from postpurchase.surveys.settings import SupportSettings, load_support_settings
 from postpurchase.webhooks.deps import Runtime, RuntimeDep
 from postpurchase.webhooks.intake import read_body
-from postpurchase.webhooks.links import COMMENT_BOX, Misconfigured, page
+from postpurchase.webhooks.link_pages import (
+    COMMENT_BOX,
+    invalid_page,
+    link_claim,
+    link_settings,
+    page,
+)
 from postpurchase.webhooks.rejections import Rejection
 
 log = logging.getLogger(__name__)
@@ -37,32 +43,17 @@ _FORM_LIMIT = 16384
 _SCORES = [str(n) for n in range(11)]
 
 
-def _settings(runtime: Runtime) -> tuple[Settings, SupportSettings]:
-    try:
-        return runtime.settings(), load_support_settings()
-    except ConfigError as exc:
-        log.error("the NPS page is misconfigured: %s", exc)
-        raise Misconfigured from None
-
-
 def _claim(settings: Settings, token: str) -> LinkClaim | None:
-    try:
-        claim = verify(signing_keys(settings), token, "nps")
-    except InvalidInput:
-        return None
-    return claim if claim.score is not None and 0 <= claim.score <= 10 else None
-
-
-def _invalid(settings: Settings, status: int = 400) -> HTMLResponse:
-    return page(settings, "Link not valid", "This survey link is not valid.", status)
+    claim = link_claim(settings, token, "nps")
+    return claim if claim and claim.score is not None and 0 <= claim.score <= 10 else None
 
 
 @router.get("/n/{token}")
 def nps_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
-    settings, _ = _settings(runtime)
+    settings = link_settings(runtime, "the NPS page")
     claim = _claim(settings, token)
     if claim is None:
-        return _invalid(settings)
+        return invalid_page(settings, "survey")
     choices = "".join(
         f'<label style="display:inline-block;margin:4px;font-size:18px;min-width:36px;">'
         f'<input type="radio" name="score" value="{n}"{" checked" if n == claim.score else ""}>'
@@ -88,14 +79,14 @@ def nps_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
 
 @router.post("/n/{token}")
 async def nps_answer(token: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
-    settings, support = _settings(runtime)
+    settings = support = link_settings(runtime, "the NPS page")
     try:
         body = await read_body(request, _FORM_LIMIT)
     except Rejection as rejection:
         return page(settings, "Not accepted", html.escape(rejection.reason), 413)
     claim = _claim(settings, token)
     if claim is None:
-        return _invalid(settings)
+        return invalid_page(settings, "survey")
     form = dict(parse_qsl(body.decode("utf-8", errors="replace")))
     chosen = form.get("score", str(claim.score)).strip()
     if chosen not in _SCORES:
@@ -113,7 +104,7 @@ async def nps_answer(token: str, request: Request, runtime: RuntimeDep) -> HTMLR
         response.headers["Retry-After"] = "60"
         return response
     if not recorded:
-        return _invalid(settings, 404)
+        return invalid_page(settings, "survey", 404)
     follow_up = (
         " We are sorry to hear it: someone from our team will be in touch." if score <= 6 else ""
     )

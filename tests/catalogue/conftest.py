@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from deliveries import Sender, intake_settings
+from event_journeys import at, process
 from fastapi.testclient import TestClient
-from processing.journeys import at
-from webhooks.deliveries import Sender, intake_settings
 
 from postpurchase.campaigns.config import CampaignConfig, load_campaigns
 from postpurchase.processing.batch import InboxSummary
-from postpurchase.processing.drain import process_inbox
 from postpurchase.settings import PROJECT_ROOT, Settings
 from postpurchase.store.database import SessionFactory
 from postpurchase.webhooks.app import create_app
@@ -74,15 +72,6 @@ def campaigns_with(tmp_path: Path) -> Callable[..., CampaignConfig]:
 @pytest.fixture
 def drain(store: SessionFactory) -> Callable[..., InboxSummary]:
     def run(now: str = "2026-11-20T15:00:00+00:00", config=None, loyalty=None) -> InboxSummary:
-        moment = at(now)
-        return process_inbox(
-            store,
-            config or load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml"),
-            worker="test-worker",
-            shop_zone=ZoneInfo("UTC"),
-            lease=timedelta(minutes=5),
-            clock=lambda: moment,
-            loyalty=loyalty,
-        )
+        return process(store, now=at(now), campaigns=config, loyalty=loyalty, worker="test-worker")
 
     return run

@@ -1,18 +1,8 @@
-"""Genuine platform payloads from tests/fixtures/genuine (each with its ``.source.md``)."""
+"""The genuine payloads the catalogue tests share (see ``genuine`` for where they come from)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
-GENUINE = Path(__file__).resolve().parents[1] / "fixtures" / "genuine"
-
-
-def genuine(name: str) -> Any:
-    """The payload at ``GENUINE / name``, parsed (a fresh copy each call)."""
-    return json.loads((GENUINE / name).read_text(encoding="utf-8"))
-
+from genuine import genuine
 
 # Shopify's documented order #1001: three variants of "IPod Nano - 8gb" (product 632910392),
 # lines without a product type, as Shopify's order webhooks send them (the object under

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import copy
 
+from event_journeys import at
 from genuine_payloads import CULT, DELIVERED, IPOD, ORDER, genuine
-from processing.journeys import at
 from sqlalchemy import select
 
 from postpurchase.loyalty.config import load_loyalty_config
@@ -114,7 +114,7 @@ def test_conditions_on_collections_do_not_match_other_products(
 def woo_order(*, product_id: int) -> dict:
     """The project's WooCommerce order fixture (status processing) with its first line's
     product set to ``product_id``."""
-    from webhooks.deliveries import fixture_json
+    from deliveries import fixture_json
 
     order = copy.deepcopy(fixture_json("woocommerce/order_processing.json"))
     order["line_items"][0]["product_id"] = product_id

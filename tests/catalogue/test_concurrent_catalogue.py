@@ -10,7 +10,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from processing.journeys import at, put
+from event_journeys import at, put
 from sqlalchemy import select
 
 from postpurchase.campaigns.config import load_campaigns

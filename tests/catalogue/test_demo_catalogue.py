@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from processing.journeys import at
+from deliveries import SHOPIFY_SECRET
+from event_journeys import at
 from sqlalchemy import select
-from webhooks.deliveries import SHOPIFY_SECRET
 
 from postpurchase.demo.feed import build_feed
 from postpurchase.demo.replay import shopify_request

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from deliveries import SHOP
+from event_journeys import at
 from fake_platform_apis import (
     SHOPIFY_TOKEN,
     WOO_KEY,
@@ -18,7 +20,6 @@ from fake_platform_apis import (
 )
 from fakes.http_fake import Fault
 from genuine_payloads import CULT, DELIVERED, ORDER, genuine
-from processing.journeys import at
 from sqlalchemy import select
 
 from postpurchase.catalogue.lookup import MAX_ATTEMPTS, look_up_products
@@ -28,7 +29,6 @@ from postpurchase.settings import Settings
 from postpurchase.store.database import transaction
 from postpurchase.store.models import Product, Touchpoint
 from postpurchase.tasks.processing import look_up_unknown_products
-from tests.webhooks.deliveries import SHOP
 
 NOW = at("2026-11-20T15:00:00+00:00")
 WOO_SITE = "https://shop.example.de/"  # the deliveries' X-WC-Webhook-Source

@@ -7,8 +7,8 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime
 
+from event_journeys import at
 from genuine_payloads import genuine
-from processing.journeys import at
 from sqlalchemy import select
 
 from postpurchase.store.models import ClaimStatus, InboxEvent, Product

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
+from deliveries import SHOP
 from fake_platform_apis import SHOPIFY_TOKEN, FakeShopifyAdmin
 from genuine_payloads import IPOD, ORDER, genuine
 
 from postpurchase.cli import main
-from tests.webhooks.deliveries import SHOP
 
 
 def test_status_then_lookup_through_the_admin_api(send, drain, monkeypatch):

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from click.testing import CliRunner
+from deliveries import SHOPIFY_SECRET, intake_settings
 from fastapi.testclient import TestClient
-from webhooks.deliveries import SHOPIFY_SECRET, intake_settings
 
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.cli import main

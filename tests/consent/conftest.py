@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from deliveries import Sender, intake_settings
 from fastapi.testclient import TestClient
-from webhooks.deliveries import Sender, intake_settings
 
 from postpurchase.store.database import SessionFactory
 from postpurchase.webhooks.app import create_app

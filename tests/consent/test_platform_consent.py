@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from deliveries import fixture_bytes, fixture_json, inbox_rows
 from fakes.fixtures import add_touchpoint
 from sqlalchemy import select
-from webhooks.deliveries import fixture_bytes, fixture_json, inbox_rows
 
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.demo.feed import build_feed

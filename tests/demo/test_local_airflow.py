@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from fakes.http_fake import FakeServer, Fault, Recorded, Reply
 
 from postpurchase.demo.local_airflow import LocalAirflow
-from tests.fakes.http_fake import FakeServer, Fault, Recorded, Reply
 
 
 class FakeAirflowApi(FakeServer):

@@ -3,17 +3,15 @@ planned nothing shown with why (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from processing.journeys import at, order_event, put
+from event_journeys import at, order_event, process, put
 from sqlalchemy import select, update
 
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.demo.summary import summary_lines
 from postpurchase.loyalty.config import load_loyalty_config
-from postpurchase.processing.drain import process_inbox
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.database import transaction
 from postpurchase.store.models import Customer, CustomerTierChange, Touchpoint, TouchpointStatus
@@ -51,13 +49,10 @@ def summary(store):
             "tier": {"from_tier": "Bronze", "to_tier": "Silver"},
         },
     )
-    process_inbox(
+    process(
         store,
-        campaigns,
-        worker="test",
-        shop_zone=ZoneInfo("UTC"),
-        lease=timedelta(minutes=5),
-        clock=lambda: NOW,
+        now=NOW,
+        campaigns=campaigns,
         loyalty=load_loyalty_config(PROJECT_ROOT / "config" / "loyalty.yaml"),
     )
     with transaction(store) as session:

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from deliveries import Sender, intake_settings
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from webhooks.deliveries import Sender, intake_settings
 
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.dispatch.previews import preview_campaign

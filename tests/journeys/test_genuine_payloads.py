@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from deliveries import SHOPIFY_SECRET, WOO_SECRET, Sender
 from fastapi.testclient import TestClient
+from genuine import genuine
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
@@ -45,17 +47,11 @@ from postpurchase.store.models import (
 from postpurchase.tasks.dispatch import build_dispatcher
 from postpurchase.tasks.processing import drain_inbox, plan_followups
 from postpurchase.webhooks.app import create_app
-from tests.webhooks.deliveries import SHOPIFY_SECRET, WOO_SECRET, Sender
 
-GENUINE = Path(__file__).resolve().parents[1] / "fixtures" / "genuine"
 BASE = "https://hooks.shop.example.com/postpurchase"
 TWILIO_TOKEN = "twilio-auth-token-genuine-9c1d"
 # The shipped loyalty file: 1 point per unit of subtotal in USD, 100 for a first order.
 FIRST_ORDER_BONUS = 100
-
-
-def genuine(name: str) -> Any:
-    return json.loads((GENUINE / name).read_bytes())
 
 
 def utc(text: str) -> datetime:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from deliveries import OTHER_SHOP, OTHER_SHOP_SECRET, SHOP, SHOPIFY_SECRET
 from sqlalchemy import select
 
 from postpurchase.cli import main
@@ -28,7 +29,6 @@ from postpurchase.store.models import (
     TouchpointStatus,
 )
 from tests.journeys.test_genuine_payloads import Shop, _shop, genuine, utc
-from tests.webhooks.deliveries import OTHER_SHOP, OTHER_SHOP_SECRET, SHOP, SHOPIFY_SECRET
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SITE_DE, SITE_FR = "https://shop.example.de/", "https://shop.example.fr/"

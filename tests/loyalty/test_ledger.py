@@ -15,6 +15,23 @@ from postpurchase.store.models import CustomerTier, LedgerKind, LoyaltyLedgerEnt
 PAID_AT = datetime(2026, 3, 10, 14, 30, tzinfo=UTC)  # the factories' default paid_at
 
 
+@pytest.fixture
+def apply(make_event):
+    """``apply(session, kind, order, config, refund=...)``: an event of ``order`` (placed by
+    its customer) through the ledger."""
+
+    def run(session, kind, order, config, **event):
+        return apply_event(
+            session,
+            event=make_event(kind, **event),
+            order=order,
+            customer=order.customer,
+            config=config,
+        )
+
+    return run
+
+
 def _rows(session, customer_id):
     return session.scalars(
         select(LoyaltyLedgerEntry)
@@ -28,25 +45,17 @@ def _refund(rid, amount):
 
 
 def test_award_once_under_duplicate_deliveries(
-    store, make_config, make_customer, make_order, make_event
+    store, make_config, make_customer, make_order, apply
 ):
     config = make_config()
     with transaction(store) as session:
         customer = make_customer(session)
         order = make_order(session, customer, subtotal="120.50", total="131.20")
-        first = apply_event(
-            session,
-            event=make_event(EventType.ORDER_PAID),
-            order=order,
-            customer=customer,
-            config=config,
-        )
+        first = apply(session, EventType.ORDER_PAID, order, config)
     assert first is not None and first.points == 120 and first.balance == 120
     for kind in (EventType.ORDER_PAID, EventType.ORDER_PAID, EventType.ORDER_FULFILLED):
         with transaction(store) as session:
-            again = apply_event(
-                session, event=make_event(kind), order=order, customer=customer, config=config
-            )
+            again = apply(session, kind, order, config)
             assert again is None
     with store() as session:
         rows = _rows(session, customer.id)
@@ -57,7 +66,7 @@ def test_award_once_under_duplicate_deliveries(
 
 
 def test_points_exclude_tax_and_shipping_and_optionally_discounts(
-    store, make_config, make_customer, make_order, make_event
+    store, make_config, make_customer, make_order, apply
 ):
     with transaction(store) as session:
         customer = make_customer(session)
@@ -71,105 +80,56 @@ def test_points_exclude_tax_and_shipping_and_optionally_discounts(
             total_discounts="20.00",
         )
         config = make_config(earning={"subtract_discounts": True, "points_per_unit": "2"})
-        change = apply_event(
-            session,
-            event=make_event(EventType.ORDER_PAID),
-            order=order,
-            customer=customer,
-            config=config,
-        )
+        change = apply(session, EventType.ORDER_PAID, order, config)
     assert change is not None and change.points == 360  # (200 - 20) * 2
 
 
-def test_cancelled_before_paid_earns_nothing(
-    store, make_config, make_customer, make_order, make_event
-):
+def test_cancelled_before_paid_earns_nothing(store, make_config, make_customer, make_order, apply):
     config = make_config()
     with transaction(store) as session:
         customer = make_customer(session)
         order = make_order(session, customer, paid_at=None)
         order.cancelled_at = PAID_AT
         for kind in (EventType.ORDER_CANCELLED, EventType.ORDER_PAID):
-            assert (
-                apply_event(
-                    session, event=make_event(kind), order=order, customer=customer, config=config
-                )
-                is None
-            )
+            assert apply(session, kind, order, config) is None
         assert _rows(session, customer.id) == []
 
 
 def test_cancelled_after_paid_reverses_the_remainder(
-    store, make_config, make_customer, make_order, make_event
+    store, make_config, make_customer, make_order, apply
 ):
     config = make_config()
     with transaction(store) as session:
         customer = make_customer(session)
         order = make_order(session, customer, subtotal="100.00")
-        apply_event(
-            session,
-            event=make_event(EventType.ORDER_PAID),
-            order=order,
-            customer=customer,
-            config=config,
-        )
+        apply(session, EventType.ORDER_PAID, order, config)
         order.refunded_amount = Decimal("30.00")
-        apply_event(
-            session,
-            event=make_event(EventType.ORDER_REFUNDED, refund=_refund("r1", "30.00")),
-            order=order,
-            customer=customer,
-            config=config,
-        )
+        apply(session, EventType.ORDER_REFUNDED, order, config, refund=_refund("r1", "30.00"))
         order.cancelled_at = PAID_AT + timedelta(days=1)
-        change = apply_event(
-            session,
-            event=make_event(EventType.ORDER_CANCELLED),
-            order=order,
-            customer=customer,
-            config=config,
-        )
+        change = apply(session, EventType.ORDER_CANCELLED, order, config)
         assert change is not None and change.points == -70 and change.balance == 0
         assert points_for_order(session, order.id) == 0
 
 
 def test_partial_then_full_refund_reverses_proportionally(
-    store, make_config, make_customer, make_order, make_event
+    store, make_config, make_customer, make_order, apply
 ):
     config = make_config(earning={"rounding": "nearest"})
     with transaction(store) as session:
         customer = make_customer(session)
         order = make_order(session, customer, subtotal="90.00", total="100.00")
-        apply_event(
-            session,
-            event=make_event(EventType.ORDER_PAID),
-            order=order,
-            customer=customer,
-            config=config,
-        )
+        apply(session, EventType.ORDER_PAID, order, config)
         order.refunded_amount = Decimal("25.00")
-        partial = apply_event(
-            session,
-            event=make_event(EventType.ORDER_REFUNDED, refund=_refund("r1", "25.00")),
-            order=order,
-            customer=customer,
-            config=config,
+        partial = apply(
+            session, EventType.ORDER_REFUNDED, order, config, refund=_refund("r1", "25.00")
         )
         # A redelivery of the same refund changes nothing.
-        duplicate = apply_event(
-            session,
-            event=make_event(EventType.ORDER_REFUNDED, refund=_refund("r1", "25.00")),
-            order=order,
-            customer=customer,
-            config=config,
+        duplicate = apply(
+            session, EventType.ORDER_REFUNDED, order, config, refund=_refund("r1", "25.00")
         )
         order.refunded_amount = Decimal("100.00")
-        rest = apply_event(
-            session,
-            event=make_event(EventType.ORDER_REFUNDED, refund=_refund("r2", "75.00")),
-            order=order,
-            customer=customer,
-            config=config,
+        rest = apply(
+            session, EventType.ORDER_REFUNDED, order, config, refund=_refund("r2", "75.00")
         )
         assert partial is not None and partial.points == -23  # 25% of 90, 22.5 rounded half up
         assert duplicate is None
@@ -183,7 +143,7 @@ def test_partial_then_full_refund_reverses_proportionally(
 
 
 def test_refund_larger_than_award_never_leaves_order_negative(
-    store, make_config, make_customer, make_order, make_event
+    store, make_config, make_customer, make_order, apply
 ):
     config = make_config()
     with transaction(store) as session:
@@ -191,37 +151,15 @@ def test_refund_larger_than_award_never_leaves_order_negative(
         other = make_order(session, customer, subtotal="500.00")
         order = make_order(session, customer, subtotal="40.00")
         for paid in (other, order):
-            apply_event(
-                session,
-                event=make_event(EventType.ORDER_PAID),
-                order=paid,
-                customer=customer,
-                config=config,
-            )
+            apply(session, EventType.ORDER_PAID, paid, config)
         # Refunds on the platform can exceed the order (goodwill, shipping); they reverse no
         # more than the order earned, and never eat into points from the other order.
         order.refunded_amount = Decimal("30.00")
-        apply_event(
-            session,
-            event=make_event(EventType.ORDER_REFUNDED, refund=_refund("r1", "30.00")),
-            order=order,
-            customer=customer,
-            config=config,
-        )
+        apply(session, EventType.ORDER_REFUNDED, order, config, refund=_refund("r1", "30.00"))
         order.refunded_amount = Decimal("90.00")
-        apply_event(
-            session,
-            event=make_event(EventType.ORDER_REFUNDED, refund=_refund("r2", "60.00")),
-            order=order,
-            customer=customer,
-            config=config,
-        )
-        late = apply_event(
-            session,
-            event=make_event(EventType.ORDER_REFUNDED, refund=_refund("r3", "60.00")),
-            order=order,
-            customer=customer,
-            config=config,
+        apply(session, EventType.ORDER_REFUNDED, order, config, refund=_refund("r2", "60.00"))
+        late = apply(
+            session, EventType.ORDER_REFUNDED, order, config, refund=_refund("r3", "60.00")
         )
         assert late is None
         assert points_for_order(session, order.id) == 0
@@ -229,31 +167,19 @@ def test_refund_larger_than_award_never_leaves_order_negative(
 
 
 def test_refund_without_detail_on_a_refunded_order_reverses_the_rest(
-    store, make_config, make_customer, make_order, make_event
+    store, make_config, make_customer, make_order, apply
 ):
     config = make_config()
     with transaction(store) as session:
         customer = make_customer(session)
         order = make_order(session, customer, subtotal="80.00")
-        apply_event(
-            session,
-            event=make_event(EventType.ORDER_PAID),
-            order=order,
-            customer=customer,
-            config=config,
-        )
+        apply(session, EventType.ORDER_PAID, order, config)
         order.financial_status = "refunded"
-        change = apply_event(
-            session,
-            event=make_event(EventType.ORDER_REFUNDED),
-            order=order,
-            customer=customer,
-            config=config,
-        )
+        change = apply(session, EventType.ORDER_REFUNDED, order, config)
         assert change is not None and change.points == -80
 
 
-def test_tier_multiplier_and_bonuses(store, make_config, make_customer, make_order, make_event):
+def test_tier_multiplier_and_bonuses(store, make_config, make_customer, make_order, apply):
     config = make_config(
         bonuses=[
             {"name": "welcome", "first_order": True, "points": 50},
@@ -270,42 +196,21 @@ def test_tier_multiplier_and_bonuses(store, make_config, make_customer, make_ord
             lines=[("Accessories", 2, "20.50"), ("Shoes", 1, "60.00")],
         )
         second = make_order(session, customer, subtotal="10.00", paid_at=PAID_AT + timedelta(1))
-        one = apply_event(
-            session,
-            event=make_event(EventType.ORDER_PAID),
-            order=first,
-            customer=customer,
-            config=config,
-        )
-        two = apply_event(
-            session,
-            event=make_event(EventType.ORDER_PAID),
-            order=second,
-            customer=customer,
-            config=config,
-        )
+        one = apply(session, EventType.ORDER_PAID, first, config)
+        two = apply(session, EventType.ORDER_PAID, second, config)
     # Silver x1.5 on the base only: floor(101 * 1.5) = 151, + 50 welcome + 41 on accessories.
     assert one is not None and one.points == 151 + 50 + 41
     assert two is not None and two.points == 15  # not a first order any more
 
 
 def test_order_in_another_currency_earns_nothing(
-    store, make_config, make_customer, make_order, make_event
+    store, make_config, make_customer, make_order, apply
 ):
     with transaction(store) as session:
         customer = make_customer(session)
         order = make_order(session, customer)
         order.currency = "EUR"
-        assert (
-            apply_event(
-                session,
-                event=make_event(EventType.ORDER_PAID),
-                order=order,
-                customer=customer,
-                config=make_config(),
-            )
-            is None
-        )
+        assert apply(session, EventType.ORDER_PAID, order, make_config()) is None
 
 
 def test_adjustments_refuse_a_negative_balance_and_honour_keys(store, make_customer):

@@ -6,7 +6,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from journeys import at
+from event_journeys import at
 
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.loyalty.config import load_loyalty_config

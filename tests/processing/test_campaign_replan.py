@@ -5,7 +5,7 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from click.testing import CliRunner
-from journeys import at, order_event, put, touchpoints, vip_shop_orders
+from event_journeys import at, order_event, put, touchpoints, vip_shop_orders
 from sqlalchemy import select
 
 from postpurchase.campaigns.config import CampaignConfig

@@ -10,10 +10,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from deliveries import SHOPIFY_SECRET, intake_settings
+from event_journeys import at
 from fastapi.testclient import TestClient
-from journeys import at
 from sqlalchemy import func, select, text, update
-from webhooks.deliveries import SHOPIFY_SECRET, intake_settings
 
 from postpurchase.campaigns.config import CampaignConfig, load_campaigns
 from postpurchase.campaigns.validation import load_campaign_source

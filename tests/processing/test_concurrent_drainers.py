@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from journeys import at, order_event, put
+from event_journeys import at, order_event, put
 from sqlalchemy import func, select
 
 from postpurchase.loyalty.config import load_loyalty_config

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from journeys import at, order_event, put, touchpoints
+from event_journeys import at, order_event, put, touchpoints
 
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.settings import PROJECT_ROOT

@@ -2,7 +2,7 @@
 the ledger they would give one after the other, and the ledger's invariants hold."""
 
 import pytest
-from journeys import order_event, put
+from event_journeys import order_event, put
 from sqlalchemy import func, select
 
 from postpurchase.loyalty.config import load_loyalty_config

@@ -6,7 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from journeys import at, order_event, put, touchpoints
+from event_journeys import at, order_event, put, touchpoints
 from sqlalchemy import select
 
 from postpurchase.events import CanonicalEvent

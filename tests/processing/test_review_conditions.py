@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from journeys import at, order_event, put, touchpoints
+from event_journeys import at, order_event, put, touchpoints
 
 from postpurchase.campaigns.config import CampaignConfig
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from journeys import at, order_event, put, touchpoints
+from event_journeys import at, order_event, put, touchpoints
 from sqlalchemy import select, update
 
 from postpurchase.messages.context import LoyaltyFigures, ShopProfile, build_context

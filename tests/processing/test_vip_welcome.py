@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from journeys import at, put, touchpoints, vip_shop_orders
+from event_journeys import at, put, touchpoints, vip_shop_orders
 
 from postpurchase.loyalty.config import load_loyalty_config
 from postpurchase.loyalty.tiers import refresh_segments

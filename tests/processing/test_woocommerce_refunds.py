@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from journeys import at, put, touchpoints
+from event_journeys import at, put, touchpoints
 from sqlalchemy import select
 
 from postpurchase.campaigns.config import CampaignConfig

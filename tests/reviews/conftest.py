@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from fakes.fixtures import add_customer, add_order, add_touchpoint
 from fastapi.testclient import TestClient
 from review_links import BASE, SECRET, SENT
 
+from postpurchase.settings import Settings
 from postpurchase.store.database import transaction
 from postpurchase.store.models import Channel, OrderItem
 from postpurchase.webhooks.app import create_app
 
 
 @pytest.fixture
-def client(db_url, monkeypatch):
-    monkeypatch.setenv("POSTPURCHASE_PUBLIC_BASE_URL", BASE)
-    monkeypatch.setenv("POSTPURCHASE_SIGNING_SECRET", SECRET)
-    monkeypatch.setenv("POSTPURCHASE_SHOP_NAME", "Northline Outdoor")
-    with TestClient(create_app()) as test_client:
-        yield test_client
+def app_client(db_url, store):
+    """``app_client(**settings)``: a client of the app built with the review tests' settings
+    and these."""
+    with ExitStack() as clients:
+
+        def make(**overrides: Any) -> TestClient:
+            settings = Settings(
+                database_url=db_url,
+                public_base_url=BASE,
+                signing_secret=SECRET,
+                shop_name="Northline Outdoor",
+                **overrides,
+            )
+            return clients.enter_context(TestClient(create_app(settings, session_factory=store)))
+
+        yield make
+
+
+@pytest.fixture
+def client(app_client):
+    return app_client()
 
 
 @pytest.fixture

@@ -21,11 +21,13 @@ YOTPO_APP_KEY = "StmYvzud6bHLtosn5k5DoGoA7M0kghzjMdH25DST"
 
 
 @pytest.fixture
-def apps(client, monkeypatch):
-    monkeypatch.setenv("POSTPURCHASE_JUDGEME_WEBHOOK_SECRET", JUDGEME_SECRET)
-    monkeypatch.setenv("POSTPURCHASE_YOTPO_WEBHOOK_TOKEN", YOTPO_TOKEN)
-    monkeypatch.setenv("POSTPURCHASE_YOTPO_APP_KEY", YOTPO_APP_KEY)
-    return client
+def apps(app_client):
+    """The app with both review services configured."""
+    return app_client(
+        judgeme_webhook_secret=JUDGEME_SECRET,
+        yotpo_webhook_token=YOTPO_TOKEN,
+        yotpo_app_key=YOTPO_APP_KEY,
+    )
 
 
 def _judgeme(review_id, email, product="p-81", rating=5):

@@ -48,10 +48,8 @@ def _fields(page_html):
     return dict(re.findall(r'type="hidden" name="(product-\d+)" value="([^"]+)"', page_html))
 
 
-def test_held_review_waits_then_the_cli_publishes_or_rejects(
-    client, store, reviewable, monkeypatch
-):
-    monkeypatch.setenv("POSTPURCHASE_REVIEW_BLOCKED_WORDS", "scam, rip off")
+def test_held_review_waits_then_the_cli_publishes_or_rejects(app_client, store, reviewable):
+    client = app_client(review_blocked_words="scam, rip off")
     link = review_link(reviewable["customer"], reviewable["touchpoint"])
     fields = _fields(client.get(link).text)
     answer = client.post(
@@ -95,8 +93,8 @@ def test_held_review_waits_then_the_cli_publishes_or_rejects(
     assert decided.moderated_by == "cli" and decided.moderated_at is not None
 
 
-def test_with_auto_publish_off_every_review_waits(client, store, reviewable, monkeypatch):
-    monkeypatch.setenv("POSTPURCHASE_REVIEW_AUTO_PUBLISH", "false")
+def test_with_auto_publish_off_every_review_waits(app_client, store, reviewable):
+    client = app_client(review_auto_publish=False)
     link = review_link(reviewable["customer"], reviewable["touchpoint"])
     client.post(link, data={**_fields(client.get(link).text), "rating-0": "5"})
 

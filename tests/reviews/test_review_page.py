@@ -105,8 +105,8 @@ def test_an_edit_replaces_the_review_and_emits_nothing_more(client, store, revie
     assert "Shrank a bit; the shop replaced it quickly." in page.text  # the form shows it
 
 
-def test_no_edit_after_the_edit_window(client, store, reviewable, monkeypatch):
-    monkeypatch.setenv("POSTPURCHASE_REVIEW_EDIT_DAYS", "0")
+def test_no_edit_after_the_edit_window(app_client, store, reviewable):
+    client = app_client(review_edit_days=0)
     link = review_link(reviewable["customer"], reviewable["touchpoint"])
     fields = _form_fields(client.get(link).text)
     client.post(link, data={**fields, "rating-0": "5"})

@@ -15,11 +15,13 @@ from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.models import LoyaltyLedgerEntry
 
 
-def _loyalty_with_review_reward(tmp_path, monkeypatch, points=50):
+def _loyalty_with_review_reward(app_client, tmp_path, monkeypatch, points=50):
+    """The app with a loyalty file that rewards reviews (the command line reads it too)."""
     path = tmp_path / "loyalty.yaml"
     shipped = (PROJECT_ROOT / "config" / "loyalty.yaml").read_text()
     path.write_text(shipped + f"\nreview_reward:\n  points: {points}\n")
     monkeypatch.setenv("POSTPURCHASE_LOYALTY_CONFIG", str(path))
+    return app_client(loyalty_config=path)
 
 
 def _fields(page_html):
@@ -27,9 +29,9 @@ def _fields(page_html):
 
 
 def test_a_published_review_earns_points_once_per_product(
-    client, store, reviewable, tmp_path, monkeypatch
+    app_client, store, reviewable, tmp_path, monkeypatch
 ):
-    _loyalty_with_review_reward(tmp_path, monkeypatch)
+    client = _loyalty_with_review_reward(app_client, tmp_path, monkeypatch)
     link = review_link(reviewable["customer"], reviewable["touchpoint"])
     fields = _fields(client.get(link).text)
 
@@ -58,8 +60,10 @@ def test_a_published_review_earns_points_once_per_product(
     ]
 
 
-def test_rejected_or_held_reviews_earn_nothing(client, store, reviewable, tmp_path, monkeypatch):
-    _loyalty_with_review_reward(tmp_path, monkeypatch)
+def test_rejected_or_held_reviews_earn_nothing(
+    app_client, store, reviewable, tmp_path, monkeypatch
+):
+    client = _loyalty_with_review_reward(app_client, tmp_path, monkeypatch)
     link = review_link(reviewable["customer"], reviewable["touchpoint"])
     client.post(
         link, data={**_fields(client.get(link).text), "rating-0": "5", "body-0": "www.x.com"}

@@ -1,71 +1,26 @@
-"""Rewards fixtures: the shipped-like catalogue, customers with points, fake platforms."""
+"""Rewards fixtures: the shipped-like catalogue, customers with points, fake platforms, and
+events delivered to the inbox and processed."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from event_journeys import process
+from fakes.fake_shopify_admin import ACCESS_TOKEN, API_VERSION, FakeShopifyAdmin
+from fakes.fake_woocommerce import CONSUMER_KEY, CONSUMER_SECRET, FakeWooCommerce
+from shop_rewards import CONFIG, NOW
 
+from postpurchase.events import CanonicalEvent
 from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.loyalty.ledger import adjust
-from postpurchase.rewards.redemption import Redeemer
+from postpurchase.rewards.redeemer import Redeemer
 from postpurchase.rewards.shopify_discounts import ShopifyDiscounts
 from postpurchase.rewards.woocommerce_coupons import WooCommerceCoupons
 from postpurchase.store.database import SessionFactory, transaction
-from postpurchase.store.models import Customer, CustomerTier
-from tests.fakes.fake_shopify_admin import ACCESS_TOKEN, API_VERSION, FakeShopifyAdmin
-from tests.fakes.fake_woocommerce import CONSUMER_KEY, CONSUMER_SECRET, FakeWooCommerce
-
-NOW = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
-
-CONFIG: dict[str, Any] = {
-    "shop_currency": "USD",
-    "earning": {"points_per_unit": "1"},
-    "tiers": {"levels": [{"name": "Bronze"}, {"name": "VIP", "min_spend": "1000"}]},
-    "rewards": [
-        {
-            "name": "five_off",
-            "title": "$5 off",
-            "kind": "amount_off",
-            "amount": "5.00",
-            "points": 500,
-            "min_order": "25.00",
-            "valid_days": 30,
-            "refund_on_expiry": True,
-        },
-        {
-            "name": "ten_percent",
-            "title": "10% off",
-            "kind": "percent_off",
-            "percent": 10,
-            "points": 400,
-        },
-        {
-            "name": "free_shipping",
-            "title": "Free shipping",
-            "kind": "free_shipping",
-            "points": 300,
-            "valid_days": 60,
-        },
-        {
-            "name": "free_tote",
-            "title": "A free tote",
-            "kind": "free_product",
-            "sku": "TOTE-CANVAS-01",
-            "points": 200,
-        },
-        {
-            "name": "vip_gift",
-            "title": "VIP gift",
-            "kind": "percent_off",
-            "percent": 20,
-            "points": 100,
-            "tiers": ["VIP"],
-        },
-    ],
-}
+from postpurchase.store.models import Customer, CustomerTier, InboxEvent
 
 
 @pytest.fixture
@@ -155,3 +110,41 @@ def woo_redeemer(
 @pytest.fixture
 def pool_redeemer(store: SessionFactory, config: LoyaltyConfig) -> Redeemer:
     return Redeemer(store, config, None, clock=lambda: NOW)
+
+
+@pytest.fixture
+def drain(store: SessionFactory) -> Callable[..., object]:
+    """``drain(loyalty=None)``: process the inbox with the shipped campaigns, at ``NOW``."""
+    return lambda loyalty=None: process(store, now=NOW, loyalty=loyalty)
+
+
+@pytest.fixture
+def deliver(store: SessionFactory, drain: Callable[..., object]) -> Callable[..., None]:
+    """``deliver(*events, source=..., loyalty=None)``: canonical events (or their payloads,
+    dated ``NOW``) into the inbox, each a delivery of its own, then processed."""
+    keys = itertools.count()
+
+    def run(
+        *events: CanonicalEvent | dict[str, Any],
+        source: str,
+        loyalty: LoyaltyConfig | None = None,
+    ) -> None:
+        with transaction(store) as session:
+            for event in events:
+                if isinstance(event, CanonicalEvent):
+                    payload, subject, at = event.as_payload(), event.subject_id(), event.occurred_at
+                else:
+                    payload, subject, at = event, None, NOW
+                session.add(
+                    InboxEvent(
+                        source=source,
+                        dedupe_key=f"rewards-test:{source}:{next(keys)}",
+                        event_type=payload["type"],
+                        subject_id=subject,
+                        occurred_at=at,
+                        payload=payload,
+                    )
+                )
+        drain(loyalty)
+
+    return run

@@ -3,29 +3,23 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
+from shop_rewards import NOW
 from sqlalchemy import select
 
-from postpurchase.campaigns.config import load_campaigns
 from postpurchase.loyalty.ledger import balance
 from postpurchase.platforms import shopify as shopify_platform
-from postpurchase.processing.drain import process_inbox
 from postpurchase.rewards.bonuses import give_birthday_points
-from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.database import transaction
 from postpurchase.store.models import (
     Customer,
     CustomerBirthday,
-    InboxEvent,
     LedgerKind,
     LoyaltyLedgerEntry,
 )
-
-from .conftest import NOW
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "shopify" / "customers_update.json"
 
@@ -41,29 +35,7 @@ def earning_config(config):
     )
 
 
-def _deliver(store, payload, n, loyalty):
-    with transaction(store) as session:
-        session.add(
-            InboxEvent(
-                source="shopify",
-                dedupe_key=f"bonus-test:{n}",
-                event_type=payload["type"],
-                occurred_at=NOW,
-                payload=payload,
-            )
-        )
-    process_inbox(
-        store,
-        load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml"),
-        worker="test",
-        shop_zone=ZoneInfo("UTC"),
-        lease=timedelta(minutes=5),
-        clock=lambda: NOW,
-        loyalty=loyalty,
-    )
-
-
-def test_account_created_gives_points_once_and_keeps_the_birthday(store, earning_config):
+def test_account_created_gives_points_once_and_keeps_the_birthday(store, earning_config, deliver):
     data = json.loads(FIXTURE.read_text())
     data["metafields"] = [
         {"namespace": "facts", "key": "birth_date", "value": "1990-12-02", "type": "date"}
@@ -71,8 +43,8 @@ def test_account_created_gives_points_once_and_keeps_the_birthday(store, earning
     event = shopify_platform.normalise("customers/create", data, received_at=NOW)
     assert event is not None and event.type.value == "customer.created"
     assert event.customer is not None and event.customer.birthday == date(1990, 12, 2)
-    _deliver(store, event.as_payload(), 1, earning_config)
-    _deliver(store, event.as_payload(), 2, earning_config)  # a second delivery
+    deliver(event.as_payload(), source="shopify", loyalty=earning_config)
+    deliver(event.as_payload(), source="shopify", loyalty=earning_config)  # a second delivery
     with transaction(store) as session:
         customer = session.scalars(select(Customer)).one()
         rows = session.scalars(select(LoyaltyLedgerEntry)).all()
@@ -111,7 +83,7 @@ def test_no_points_configured_gives_nothing(store, config, customer_with):
         assert give_birthday_points(session, config=config, today=NOW.date()) == 0
 
 
-def test_a_published_review_earns_points_once_per_order_and_product(store, config):
+def test_a_published_review_earns_points_once_per_order_and_product(store, config, deliver):
     loyalty = config.model_copy(
         update={
             "more_ways_to_earn": config.more_ways_to_earn.model_copy(update={"review": 25}),
@@ -132,9 +104,9 @@ def test_a_published_review_earns_points_once_per_order_and_product(store, confi
             "review": {"rating": 5, "product_id": product},
         }
 
-    _deliver(store, review("p-1"), 10, loyalty)
-    _deliver(store, review("p-1"), 11, loyalty)  # the same review again
-    _deliver(store, review("p-2"), 12, loyalty)  # another product of the order
+    deliver(review("p-1"), source="shopify", loyalty=loyalty)
+    deliver(review("p-1"), source="shopify", loyalty=loyalty)  # the same review again
+    deliver(review("p-2"), source="shopify", loyalty=loyalty)  # another product of the order
     with transaction(store) as session:
         customer = session.scalars(select(Customer)).one()
         causes = session.scalars(

@@ -7,7 +7,7 @@ import pytest
 
 from postpurchase.exceptions import ConfigError
 from postpurchase.loyalty.config import load_loyalty_config, parse_loyalty_config
-from postpurchase.rewards.catalogue import RewardKind
+from postpurchase.loyalty.reward_catalogue import RewardKind
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "loyalty.yaml"
 

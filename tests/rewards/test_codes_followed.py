@@ -2,53 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
-from pathlib import Path
-from zoneinfo import ZoneInfo
 
+from deliveries import Sender, intake_settings
 from fastapi.testclient import TestClient
+from genuine import genuine
+from shop_rewards import NOW
 from sqlalchemy import select
 
-from postpurchase.campaigns.config import load_campaigns
 from postpurchase.loyalty.ledger import balance
 from postpurchase.platforms import shopify as shopify_platform
 from postpurchase.platforms import woocommerce as woo_platform
-from postpurchase.processing.drain import process_inbox
 from postpurchase.rewards.lifecycle import expire_codes
-from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.database import transaction
-from postpurchase.store.models import InboxEvent, Order, Redemption, RedemptionStatus
+from postpurchase.store.models import Order, Redemption, RedemptionStatus
 from postpurchase.webhooks.app import create_app
-from tests.webhooks.deliveries import Sender, intake_settings
-
-from .conftest import NOW
-
-GENUINE = Path(__file__).resolve().parents[1] / "fixtures" / "genuine"
-
-
-def _drain(store, *events, source):
-    with transaction(store) as session:
-        for n, event in enumerate(events):
-            payload = event.as_payload()
-            session.add(
-                InboxEvent(
-                    source=source,
-                    dedupe_key=f"codes-test:{source}:{n}",
-                    event_type=payload["type"],
-                    subject_id=event.subject_id(),
-                    occurred_at=event.occurred_at,
-                    payload=payload,
-                )
-            )
-    process_inbox(
-        store,
-        load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml"),
-        worker="test",
-        shop_zone=ZoneInfo("UTC"),
-        lease=timedelta(minutes=5),
-        clock=lambda: NOW,
-    )
 
 
 def _redemption(store):
@@ -56,15 +24,17 @@ def _redemption(store):
         return session.scalars(select(Redemption)).one()
 
 
-def test_a_shopify_order_with_the_code_marks_it_used(store, customer_with, shopify_redeemer):
+def test_a_shopify_order_with_the_code_marks_it_used(
+    store, deliver, customer_with, shopify_redeemer
+):
     view = shopify_redeemer.redeem(customer_with(600), "five_off", "k")
-    data = json.loads((GENUINE / "shopify" / "admin_api_order_wrapped.json").read_text())["order"]
+    data = genuine("shopify/admin_api_order_wrapped.json")["order"]
     assert data["discount_codes"] == [{"code": "TENOFF", "amount": "10.00"}]  # genuine shape
     data["discount_codes"] = [{"code": view.code, "amount": "5.00", "type": "fixed_amount"}]
     event = shopify_platform.normalise("orders/create", data, received_at=NOW)
     assert event is not None and event.order is not None
     assert event.order.discount_codes == [view.code]
-    _drain(store, event, source="shopify")
+    deliver(event, source="shopify")
     row = _redemption(store)
     with transaction(store) as session:
         order = session.scalars(select(Order).where(Order.external_id == "450789469")).one()
@@ -76,9 +46,11 @@ def test_a_shopify_order_with_the_code_marks_it_used(store, customer_with, shopi
     assert result.expired == 0 and _redemption(store).status is RedemptionStatus.USED
 
 
-def test_a_woocommerce_coupon_line_matches_whatever_the_case(store, customer_with, woo_redeemer):
+def test_a_woocommerce_coupon_line_matches_whatever_the_case(
+    store, deliver, customer_with, woo_redeemer
+):
     view = woo_redeemer.redeem(customer_with(600, source="woocommerce"), "five_off", "k")
-    data = json.loads((GENUINE / "woocommerce" / "order_processing_docs.json").read_text())
+    data = genuine("woocommerce/order_processing_docs.json")
     assert data["coupon_lines"] == []
     data["coupon_lines"] = [
         {
@@ -91,16 +63,14 @@ def test_a_woocommerce_coupon_line_matches_whatever_the_case(store, customer_wit
     ]
     event = woo_platform.normalise("order.updated", data)
     assert event is not None and event.order is not None
-    _drain(store, event, source="woocommerce")
+    deliver(event, source="woocommerce")
     assert _redemption(store).status is RedemptionStatus.USED
 
 
-def test_another_code_on_an_order_changes_nothing(store, customer_with, shopify_redeemer):
+def test_another_code_on_an_order_changes_nothing(store, deliver, customer_with, shopify_redeemer):
     shopify_redeemer.redeem(customer_with(600), "five_off", "k")
-    data = json.loads((GENUINE / "shopify" / "admin_api_order_wrapped.json").read_text())["order"]
-    _drain(
-        store, shopify_platform.normalise("orders/create", data, received_at=NOW), source="shopify"
-    )
+    data = genuine("shopify/admin_api_order_wrapped.json")["order"]
+    deliver(shopify_platform.normalise("orders/create", data, received_at=NOW), source="shopify")
     assert _redemption(store).status is RedemptionStatus.ISSUED
 
 
@@ -128,7 +98,7 @@ def test_expired_codes_give_points_back_when_the_catalogue_says_so(
 
 
 def test_a_generic_event_with_the_code_through_intake_marks_it_used(
-    store, db_url, customer_with, shopify_redeemer
+    store, db_url, customer_with, shopify_redeemer, drain
 ):
     view = shopify_redeemer.redeem(customer_with(600, shop="tea-house.example"), "five_off", "k")
 
@@ -162,14 +132,7 @@ def test_a_generic_event_with_the_code_through_intake_marks_it_used(
             == 202
         )
         assert Sender(client).generic(paid).status_code == 202
-    process_inbox(
-        store,
-        load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml"),
-        worker="test",
-        shop_zone=ZoneInfo("UTC"),
-        lease=timedelta(minutes=5),
-        clock=lambda: NOW,
-    )
+    drain()
     redemption = _redemption(store)
     assert redemption.status is RedemptionStatus.USED
     with store() as session:

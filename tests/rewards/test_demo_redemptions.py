@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shop_rewards import NOW
 from sqlalchemy import select
 
 from postpurchase.loyalty.config import load_loyalty_config
@@ -9,8 +10,6 @@ from postpurchase.rewards.demo import simulated_redemptions
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.database import transaction
 from postpurchase.store.models import Order, Redemption, RedemptionStatus
-
-from .conftest import NOW
 
 
 def test_simulated_redemptions_issue_and_use_codes(store, customer_with):

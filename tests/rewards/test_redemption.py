@@ -10,17 +10,15 @@ import time
 from datetime import timedelta
 
 import pytest
+from fakes.http_fake import Fault
+from shop_rewards import NOW
 from sqlalchemy import select
 
 from postpurchase.exceptions import InvalidInput
 from postpurchase.loyalty.ledger import balance
 from postpurchase.rewards.lifecycle import complete_pending
-from postpurchase.rewards.redemption import (
-    NotEnoughPoints,
-    RewardUnavailable,
-    import_pool_codes,
-    reserve,
-)
+from postpurchase.rewards.pool_codes import import_pool_codes
+from postpurchase.rewards.redemption import NotEnoughPoints, RewardUnavailable, reserve
 from postpurchase.store.database import transaction
 from postpurchase.store.models import (
     Customer,
@@ -29,9 +27,6 @@ from postpurchase.store.models import (
     Redemption,
     RedemptionStatus,
 )
-from tests.fakes.http_fake import Fault
-
-from .conftest import NOW
 
 
 def ledger_rows(store, customer_id):

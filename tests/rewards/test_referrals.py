@@ -5,21 +5,16 @@ from __future__ import annotations
 
 import itertools
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
+from shop_rewards import NOW
 from sqlalchemy import select
 
-from postpurchase.campaigns.config import load_campaigns
 from postpurchase.events import CanonicalEvent, address_key
 from postpurchase.loyalty.ledger import balance
-from postpurchase.processing.drain import process_inbox
 from postpurchase.rewards.referrals import referral_code_for
-from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.database import transaction
-from postpurchase.store.models import Customer, InboxEvent, Referral, ReferralStatus
-
-from .conftest import NOW
+from postpurchase.store.models import Customer, Referral, ReferralStatus
 
 _n = itertools.count(1)
 HOME = address_key("12 Harbour Street", "04101", "US")
@@ -78,31 +73,14 @@ def order(
     return CanonicalEvent.model_validate(event).as_payload()
 
 
-def deliver(store, loyalty, *payloads):
-    with transaction(store) as session:
-        for payload in payloads:
-            session.add(
-                InboxEvent(
-                    source="generic",
-                    dedupe_key=f"ref:{next(_n)}",
-                    event_type=payload["type"],
-                    occurred_at=NOW,
-                    payload=payload,
-                )
-            )
-    process_inbox(
-        store,
-        load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml"),
-        worker="test",
-        shop_zone=ZoneInfo("UTC"),
-        lease=timedelta(minutes=5),
-        clock=lambda: NOW,
-        loyalty=loyalty,
-    )
+@pytest.fixture
+def send(deliver, loyalty):
+    """``send(*payloads)``: generic deliveries, processed with the referral config."""
+    return lambda *payloads: deliver(*payloads, source="generic", loyalty=loyalty)
 
 
-def referrer_code(store, loyalty, external_id="ada", **kw):
-    deliver(store, loyalty, order(external_id, **kw))
+def referrer_code(store, send, external_id="ada", **kw):
+    send(order(external_id, **kw))
     with transaction(store) as session:
         customer = session.scalars(
             select(Customer).where(Customer.external_id == external_id)
@@ -123,27 +101,27 @@ def referral(store):
         return session.scalars(select(Referral)).one()
 
 
-def test_both_get_points_once_on_the_first_paid_order(store, loyalty):
-    _, code = referrer_code(store, loyalty)
+def test_both_get_points_once_on_the_first_paid_order(store, send):
+    _, code = referrer_code(store, send)
     with transaction(store) as session:
         assert referral_code_for(session, _) == code  # stable
     placed = order(
         "bea", kind="order.placed", status="pending", ref=code, address=None, order_id="777"
     )
-    deliver(store, loyalty, placed)
+    send(placed)
     assert points(store, "bea") == 0  # not paid yet
     paid = order("bea", ref=code, address=address_key("1 Elm Road", "90210", "US"), order_id="777")
-    deliver(store, loyalty, paid)
-    deliver(store, loyalty, paid)  # redelivered
+    send(paid)
+    send(paid)  # redelivered
     assert (points(store, "ada"), points(store, "bea")) == (300, 150)
     assert referral(store).status is ReferralStatus.REWARDED
-    deliver(store, loyalty, order("bea", ref=code, address=None))  # a second order: nothing more
+    send(order("bea", ref=code, address=None))  # a second order: nothing more
     assert (points(store, "ada"), points(store, "bea")) == (300, 150)
 
 
-def test_a_referral_code_typed_as_a_discount_code_counts(store, loyalty):
-    _, code = referrer_code(store, loyalty)
-    deliver(store, loyalty, order("bea", codes=[code.lower()], address=None))
+def test_a_referral_code_typed_as_a_discount_code_counts(store, send):
+    _, code = referrer_code(store, send)
+    send(order("bea", codes=[code.lower()], address=None))
     assert (points(store, "ada"), points(store, "bea")) == (300, 150)
 
 
@@ -156,29 +134,27 @@ def test_a_referral_code_typed_as_a_discount_code_counts(store, loyalty):
         ({"status": "refunded"}, "the order was refunded"),
     ],
 )
-def test_refused(store, loyalty, change, reason):
-    _, code = referrer_code(store, loyalty, phone="+12075550100")
+def test_refused(store, send, change, reason):
+    _, code = referrer_code(store, send, phone="+12075550100")
     fields = {"address": address_key("1 Elm Road", "90210", "US")} | change
-    deliver(store, loyalty, order("bea", ref=code, **fields))
+    send(order("bea", ref=code, **fields))
     assert (points(store, "ada"), points(store, "bea")) == (0, 0)
     found = referral(store)
     assert found.status is ReferralStatus.REFUSED and found.reason == reason
 
 
-def test_not_a_first_order_is_refused(store, loyalty):
-    _, code = referrer_code(store, loyalty)
-    deliver(store, loyalty, order("bea", address=None))
-    deliver(store, loyalty, order("bea", ref=code, address=None))
+def test_not_a_first_order_is_refused(store, send):
+    _, code = referrer_code(store, send)
+    send(order("bea", address=None))
+    send(order("bea", ref=code, address=None))
     assert points(store, "ada") == 0 and referral(store).reason == "not the customer's first order"
 
 
-def test_a_rewarded_referral_is_taken_back_when_the_order_is_refunded(store, loyalty):
-    _, code = referrer_code(store, loyalty)
-    deliver(store, loyalty, order("bea", ref=code, address=None, order_id="555"))
+def test_a_rewarded_referral_is_taken_back_when_the_order_is_refunded(store, send):
+    _, code = referrer_code(store, send)
+    send(order("bea", ref=code, address=None, order_id="555"))
     assert points(store, "ada") == 300
-    deliver(
-        store,
-        loyalty,
+    send(
         order(
             "bea", kind="order.refunded", status="refunded", ref=code, address=None, order_id="555"
         ),

@@ -7,6 +7,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from shop_rewards import CONFIG, NOW
 from sqlalchemy import select
 
 from postpurchase.campaigns.config import load_campaigns
@@ -17,7 +18,7 @@ from postpurchase.messages.context import ShopProfile, build_context, loyalty_fi
 from postpurchase.messages.rendering import DEFAULT_TEMPLATES_DIR, MessageRenderer
 from postpurchase.processing.drain import process_inbox
 from postpurchase.rewards.messages import expiring_points, plan_reward_messages
-from postpurchase.rewards.redemption import import_pool_codes
+from postpurchase.rewards.pool_codes import import_pool_codes
 from postpurchase.settings import PROJECT_ROOT, Settings
 from postpurchase.store.database import transaction
 from postpurchase.store.models import (
@@ -30,8 +31,6 @@ from postpurchase.store.models import (
     RedemptionStatus,
     Touchpoint,
 )
-
-from .conftest import CONFIG, NOW
 
 UTC_ZONE = ZoneInfo("UTC")
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from click.testing import CliRunner
+from fakes.fake_shopify_admin import ACCESS_TOKEN
 
 from postpurchase.cli import main
-from tests.fakes.fake_shopify_admin import ACCESS_TOKEN
 
 
 def _run(*args):

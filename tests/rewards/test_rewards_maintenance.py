@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from fakes.fake_shopify_admin import ACCESS_TOKEN
+from shop_rewards import NOW
 from sqlalchemy import select
 
 from postpurchase.loyalty.config import load_loyalty_config
@@ -12,10 +14,7 @@ from postpurchase.rewards.redemption import reserve
 from postpurchase.settings import PROJECT_ROOT, load_settings
 from postpurchase.store.database import transaction
 from postpurchase.store.models import Customer, Redemption, RedemptionStatus
-from postpurchase.tasks.rewards import run_rewards_maintenance
-from tests.fakes.fake_shopify_admin import ACCESS_TOKEN
-
-from .conftest import NOW
+from postpurchase.tasks.rewards import settle_rewards
 
 SHIPPED = PROJECT_ROOT / "config" / "loyalty.yaml"
 
@@ -38,14 +37,14 @@ def test_pending_completed_and_expired_refunded(store, customer_with, shopify, m
             now=NOW,
         )
     settings = load_settings()
-    first = run_rewards_maintenance(SHIPPED, settings=settings, now=NOW + timedelta(minutes=10))
+    first = settle_rewards(SHIPPED, settings=settings, now=NOW + timedelta(minutes=10))
     assert first.startswith("pending redemptions: 1 issued, 0 refunded, 0 still pending")
     with transaction(store) as session:
         row = session.scalars(select(Redemption)).one()
     assert row.status is RedemptionStatus.ISSUED and shopify.codes() == [row.code]
     later = NOW + timedelta(days=61)
-    expired = run_rewards_maintenance(SHIPPED, settings=settings, now=later)
+    expired = settle_rewards(SHIPPED, settings=settings, now=later)
     assert "codes expired: 1 (300 point(s) given back)" in expired
-    again = run_rewards_maintenance(SHIPPED, settings=settings, now=later)
+    again = settle_rewards(SHIPPED, settings=settings, now=later)
     assert "0 issued" in again and "codes expired: 0" in again
     assert len(shopify.requests) == 1

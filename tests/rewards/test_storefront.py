@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import ExitStack
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from fakes.fake_shopify_admin import ACCESS_TOKEN
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -15,10 +18,10 @@ from postpurchase.loyalty.ledger import adjust, balance
 from postpurchase.messages.tokens import LinkClaim, sign
 from postpurchase.rewards.page import rewards_link
 from postpurchase.rewards.storefront import proxy_signature
+from postpurchase.settings import Settings
 from postpurchase.store.database import transaction
 from postpurchase.store.models import Customer, Redemption
 from postpurchase.webhooks.app import create_app
-from tests.fakes.fake_shopify_admin import ACCESS_TOKEN
 
 APP_SECRET = "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"
 SIGNING = "rewards-page-test-secret"
@@ -27,19 +30,33 @@ SHOP = "northwind.myshopify.com"
 
 
 @pytest.fixture
-def client(store, shopify, monkeypatch):
-    monkeypatch.setenv("POSTPURCHASE_SHOPIFY_WEBHOOK_SECRET", APP_SECRET)
-    monkeypatch.setenv("POSTPURCHASE_SIGNING_SECRET", SIGNING)
-    monkeypatch.setenv("POSTPURCHASE_SHOP_URL", "https://northwind-goods.example")
-    monkeypatch.setenv("POSTPURCHASE_REWARDS_PLATFORM", "shopify")
-    monkeypatch.setenv("POSTPURCHASE_SHOPIFY_SHOP_DOMAIN", SHOP)
-    monkeypatch.setenv("POSTPURCHASE_SHOPIFY_ADMIN_TOKEN", ACCESS_TOKEN)
-    monkeypatch.setenv("POSTPURCHASE_SHOPIFY_ADMIN_URL", shopify.url)
-    monkeypatch.setenv("POSTPURCHASE_STOREFRONT_API_KEYS", f'{{"widget": "{WIDGET_KEY}"}}')
-    monkeypatch.setenv("POSTPURCHASE_STOREFRONT_API_SCOPES", '{"widget": ["read", "redeem"]}')
-    monkeypatch.setenv("POSTPURCHASE_STOREFRONT_REQUESTS_PER_MINUTE", "8")
-    with TestClient(create_app()) as test_client:
-        yield test_client
+def app_client(db_url, store, shopify):
+    """``app_client(**settings)``: a client of the app, redeeming on the fake Shopify."""
+    with ExitStack() as clients:
+
+        def make(**overrides: Any) -> TestClient:
+            values: dict[str, Any] = {
+                "database_url": db_url,
+                "shopify_webhook_secret": APP_SECRET,
+                "signing_secret": SIGNING,
+                "shop_url": "https://northwind-goods.example",
+                "rewards_platform": "shopify",
+                "shopify_shop_domain": SHOP,
+                "shopify_admin_token": ACCESS_TOKEN,
+                "shopify_admin_url": shopify.url,
+                "storefront_api_keys": {"widget": WIDGET_KEY},
+                "storefront_api_scopes": {"widget": ["read", "redeem"]},
+                "storefront_requests_per_minute": 8,
+            }
+            app = create_app(Settings(**{**values, **overrides}), session_factory=store)
+            return clients.enter_context(TestClient(app))
+
+        yield make
+
+
+@pytest.fixture
+def client(app_client):
+    return app_client()
 
 
 def proxied(customer: str, *, secret: str = APP_SECRET, stamp: int | None = None, **extra) -> str:
@@ -124,7 +141,7 @@ def test_redeem_through_the_app_proxy_is_idempotent(client, store, customer_with
     assert {c["code"] for c in account["codes"]} == set(shopify.codes())
 
 
-def test_api_key_scopes_and_customer(client, customer_with, monkeypatch):
+def test_api_key_scopes_and_customer(client, app_client, customer_with):
     customer_with(700, source="woocommerce")
     auth = {"Authorization": f"Bearer {WIDGET_KEY}"}
     url = "/storefront/api/account?customer=woocommerce:7208815100001"
@@ -132,8 +149,8 @@ def test_api_key_scopes_and_customer(client, customer_with, monkeypatch):
     assert client.get(url, headers={"Authorization": "Bearer pk_wrong"}).status_code == 401
     answer = client.get(url, headers=auth)
     assert answer.status_code == 200 and answer.json()["balance"] == 700
-    monkeypatch.setenv("POSTPURCHASE_STOREFRONT_API_SCOPES", '{"widget": ["read"]}')
-    refused = client.post(
+    read_only = app_client(storefront_api_scopes={"widget": ["read"]})
+    refused = read_only.post(
         "/storefront/api/redeem?customer=woocommerce:7208815100001",
         json={"reward": "five_off"},
         headers=auth,

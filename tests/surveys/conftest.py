@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
+from typing import Any
 
 import pytest
 from fakes.fixtures import add_customer, add_order, add_touchpoint
@@ -10,6 +12,7 @@ from fakes.http_fake import FakeServer, Recorded, Reply
 from fastapi.testclient import TestClient
 from survey_links import BASE, SECRET, SENT, WEBHOOK_SECRET
 
+from postpurchase.settings import Settings
 from postpurchase.store.database import transaction
 from postpurchase.store.models import Channel
 from postpurchase.surveys.notify import signature
@@ -42,15 +45,32 @@ def helpdesk():
 
 
 @pytest.fixture
-def client(db_url, monkeypatch, helpdesk):
-    monkeypatch.setenv("POSTPURCHASE_PUBLIC_BASE_URL", BASE)
-    monkeypatch.setenv("POSTPURCHASE_SIGNING_SECRET", SECRET)
-    monkeypatch.setenv("POSTPURCHASE_SHOP_NAME", "Northline Outdoor")
-    monkeypatch.setenv("POSTPURCHASE_SUPPORT_EMAIL", "care@northline-outdoor.example")
-    monkeypatch.setenv("POSTPURCHASE_SUPPORT_WEBHOOK_URL", f"{helpdesk.url}/hooks/feedback")
-    monkeypatch.setenv("POSTPURCHASE_SUPPORT_WEBHOOK_SECRET", WEBHOOK_SECRET)
-    with TestClient(create_app()) as test_client:
-        yield test_client
+def app_client(db_url, store, monkeypatch, helpdesk):
+    """``app_client(**settings)``: a client of the app built with the complaint loop's settings
+    and these. The same settings are in the environment, where the notification task reads
+    them."""
+    values = {
+        "public_base_url": BASE,
+        "signing_secret": SECRET,
+        "shop_name": "Northline Outdoor",
+        "support_email": "care@northline-outdoor.example",
+        "support_webhook_url": f"{helpdesk.url}/hooks/feedback",
+        "support_webhook_secret": WEBHOOK_SECRET,
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(f"POSTPURCHASE_{name.upper()}", value)
+    with ExitStack() as clients:
+
+        def make(**overrides: Any) -> TestClient:
+            settings = Settings(**{"database_url": db_url, **values, **overrides})
+            return clients.enter_context(TestClient(create_app(settings, session_factory=store)))
+
+        yield make
+
+
+@pytest.fixture
+def client(app_client):
+    return app_client()
 
 
 @pytest.fixture

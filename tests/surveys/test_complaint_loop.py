@@ -21,7 +21,6 @@ from postpurchase.settings import PROJECT_ROOT, load_settings
 from postpurchase.store.models import InboxEvent, Touchpoint
 from postpurchase.surveys.models import NotificationStatus, SupportNotification
 from postpurchase.surveys.notify import send_due_notifications
-from postpurchase.surveys.settings import load_support_settings
 
 
 class RecordingEmail:
@@ -60,7 +59,7 @@ def _send(store, email, now):
     return send_due_notifications(
         store,
         load_settings(),
-        load_support_settings(),
+        load_settings(),
         now=now,
         email_sender=lambda: email,
         webhook_secret=WEBHOOK_SECRET.encode(),
@@ -143,9 +142,10 @@ def test_the_helpdesk_gets_exactly_one_notification_per_answer_whatever_is_retri
 
 
 def test_a_helpdesk_that_never_answers_is_given_up_after_the_last_attempt(
-    client, store, answered, helpdesk, monkeypatch
+    app_client, store, answered, helpdesk, monkeypatch
 ):
-    monkeypatch.setenv("POSTPURCHASE_SUPPORT_NOTIFY_ATTEMPTS", "2")
+    client = app_client(support_notify_attempts=2, support_email=None)
+    monkeypatch.setenv("POSTPURCHASE_SUPPORT_NOTIFY_ATTEMPTS", "2")  # for the sending task
     monkeypatch.delenv("POSTPURCHASE_SUPPORT_EMAIL")
     client.post(link("survey", answered["customer"], answered["delivery_checkin"], 2))
     helpdesk.fail_next(Fault(status=500), Fault(status=500))

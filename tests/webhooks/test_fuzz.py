@@ -289,20 +289,19 @@ def signer():
 
 
 @pytest.fixture
-def api_app(db_url, store, monkeypatch, signer):
-    for name, value in {
-        "PUBLIC_BASE_URL": PUBLIC_BASE,
-        "SIGNING_SECRET": SIGNING_SECRET,
-        "SENDGRID_EVENT_PUBLIC_KEY": signer.public_key,
-        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-        # the storefront routes read their settings per process, from the environment
-        "SHOPIFY_WEBHOOK_SECRET": SHOPIFY_SECRET,
-        "JUDGEME_WEBHOOK_SECRET": "fuzz-judgeme-secret",
-        "YOTPO_WEBHOOK_TOKEN": "fuzz-yotpo-token",
-        "YOTPO_APP_KEY": "fuzz-yotpo-app-key",
-    }.items():
-        monkeypatch.setenv(f"POSTPURCHASE_{name}", value)
-    return create_app(intake_settings(db_url, api_docs=True), session_factory=store)
+def api_app(db_url, store, signer):
+    settings = intake_settings(
+        db_url,
+        api_docs=True,
+        public_base_url=PUBLIC_BASE,
+        signing_secret=SIGNING_SECRET,
+        sendgrid_event_public_key=signer.public_key,
+        twilio_auth_token=TWILIO_TOKEN,
+        judgeme_webhook_secret="fuzz-judgeme-secret",
+        yotpo_webhook_token="fuzz-yotpo-token",
+        yotpo_app_key="fuzz-yotpo-app-key",
+    )
+    return create_app(settings, session_factory=store)
 
 
 def test_the_schema_lists_every_route(api_app):

@@ -4,30 +4,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from deliveries import GENERIC_PAID as PAID
 from deliveries import Sender, inbox_rows, rejected_rows
 from fastapi.testclient import TestClient
 
 from postpurchase.events import CanonicalEvent
 from postpurchase.webhooks.app import create_app
-
-PAID = {
-    "id": "evt_01JD7Q",
-    "shop": "tea-house.example",
-    "type": "order.paid",
-    "occurred_at": "2026-11-27T10:00:00+01:00",
-    "order": {
-        "external_id": "A-1001",
-        "name": "A-1001",
-        "currency": "EUR",
-        "total": "59.90",
-        "updated_at": "2026-11-27T10:00:00+01:00",
-        "lines": [
-            {"external_id": "1", "title": "Sencha 100 g", "quantity": 2, "unit_price": "12.50"},
-            {"external_id": "2", "title": "Teapot", "quantity": 1, "unit_price": "34.90"},
-        ],
-        "customer": {"external_id": "c-77", "email": "Mia@Example.org", "sms_consent": True},
-    },
-}
 
 
 def test_canonical_event_is_stored_as_sent(send, store):

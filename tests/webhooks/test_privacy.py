@@ -7,20 +7,19 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
-from deliveries import FIXTURES, SHOP, fixture_json
+from deliveries import SHOP, fixture_json
+from event_journeys import process
+from genuine import genuine
 from sqlalchemy import JSON, String, Text, cast, func, select
 
-from postpurchase.campaigns.config import load_campaigns
 from postpurchase.cli import main
 from postpurchase.loyalty.config import load_loyalty_config
 from postpurchase.privacy.export import SECTIONS, export_dir
 from postpurchase.privacy.requests import RequestsFailed, export, fulfil_pending
 from postpurchase.privacy.retention import purge_personal_fields
-from postpurchase.processing.drain import process_inbox
 from postpurchase.reviews.models import ProductReview
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.database import transaction
@@ -67,22 +66,13 @@ def _order(order_id: int, topic_time: str = "2026-11-20T10:00:00-05:00") -> dict
 
 
 def _process(store) -> None:
-    campaigns = load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml")
-    process_inbox(
-        store,
-        campaigns,
-        worker="test",
-        shop_zone=ZoneInfo("UTC"),
-        lease=timedelta(minutes=5),
-        clock=lambda: NOW,
-        loyalty=load_loyalty_config(PROJECT_ROOT / "config" / "loyalty.yaml"),
-    )
+    process(store, now=NOW, loyalty=load_loyalty_config(PROJECT_ROOT / "config" / "loyalty.yaml"))
 
 
 def _genuine(name: str) -> dict:
     """A documented compliance body as Shopify sends it for our shop: the docs' placeholder
     ``{shop}.myshopify.com`` is the shop's domain."""
-    text = (FIXTURES / "genuine" / "shopify" / f"{name}.json").read_text()
+    text = json.dumps(genuine(f"shopify/{name}.json"))
     return json.loads(text.replace("{shop}.myshopify.com", SHOP))
 
 

@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 
 from postpurchase.exceptions import InvalidInput
 from postpurchase.loyalty.ledger import balance
-from postpurchase.rewards.redemption import NotEnoughPoints, import_pool_codes
+from postpurchase.rewards.pool_codes import import_pool_codes
+from postpurchase.rewards.redemption import NotEnoughPoints
 from postpurchase.store.database import transaction
 from postpurchase.store.models import LedgerKind, LoyaltyLedgerEntry, Redemption, RedemptionStatus
 

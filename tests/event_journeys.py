@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from postpurchase.campaigns.config import CampaignConfig, load_campaigns
 from postpurchase.events import CanonicalEvent
+from postpurchase.loyalty.config import LoyaltyConfig
+from postpurchase.processing.batch import InboxSummary
+from postpurchase.processing.drain import process_inbox
+from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.database import transaction
 from postpurchase.store.models import InboxEvent, Touchpoint
 
@@ -85,6 +90,27 @@ def put(
         session.add_all(rows)
         session.flush()
         return [r.id for r in rows]
+
+
+def process(
+    store,
+    *,
+    now: datetime,
+    campaigns: CampaignConfig | None = None,
+    loyalty: LoyaltyConfig | None = None,
+    worker: str = "test",
+) -> InboxSummary:
+    """Process the inbox as the processing DAG does, at ``now``, with the shipped campaigns
+    unless others are given (and loyalty only when a config is)."""
+    return process_inbox(
+        store,
+        campaigns or load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml"),
+        worker=worker,
+        shop_zone=ZoneInfo("UTC"),
+        lease=timedelta(minutes=5),
+        clock=lambda: now,
+        loyalty=loyalty,
+    )
 
 
 def touchpoints(store) -> list[tuple]:

@@ -21,7 +21,7 @@ from postpurchase.store.database import SessionFactory
 from postpurchase.store.models import InboxEvent, RejectedWebhook
 from postpurchase.webhooks.signatures import base64_digest, sign_generic
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHOP = "northline-outdoor.myshopify.com"
 SHOPIFY_SECRET = "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"
 OTHER_SHOP = "second-store.myshopify.com"
@@ -32,6 +32,27 @@ GENERIC_SECRET = "pp-generic-secret-Zt41"
 
 def fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
+
+
+# An order.paid in the generic format, as a shop's own system posts it.
+GENERIC_PAID: dict[str, Any] = {
+    "id": "evt_01JD7Q",
+    "shop": "tea-house.example",
+    "type": "order.paid",
+    "occurred_at": "2026-11-27T10:00:00+01:00",
+    "order": {
+        "external_id": "A-1001",
+        "name": "A-1001",
+        "currency": "EUR",
+        "total": "59.90",
+        "updated_at": "2026-11-27T10:00:00+01:00",
+        "lines": [
+            {"external_id": "1", "title": "Sencha 100 g", "quantity": 2, "unit_price": "12.50"},
+            {"external_id": "2", "title": "Teapot", "quantity": 1, "unit_price": "34.90"},
+        ],
+        "customer": {"external_id": "c-77", "email": "Mia@Example.org", "sms_consent": True},
+    },
+}
 
 
 def fixture_json(name: str) -> Any:

@@ -1,0 +1,189 @@
+"""The redeemer: runs a redemption's three steps (see ``redemption``) against one store and
+one platform, asking the platform with no transaction open and retrying what can be retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from postpurchase.exceptions import (
+    InvalidInput,
+    PermanentProviderError,
+    ProviderError,
+    TransientProviderError,
+    UnknownOutcome,
+)
+from postpurchase.loyalty.config import LoyaltyConfig
+from postpurchase.loyalty.reward_catalogue import Reward
+from postpurchase.rewards.platforms import CodeIssuer, CodeRequest, CodeTaken
+from postpurchase.rewards.redemption import POOL, Outcome, RedemptionView, reserve, settle
+from postpurchase.store.database import SessionFactory, transaction
+from postpurchase.store.models import Customer, Redemption, RedemptionStatus
+
+log = logging.getLogger(__name__)
+
+
+def ask_platform(
+    issuer: CodeIssuer,
+    request: CodeRequest,
+    *,
+    attempts: int,
+    max_wait: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Outcome:
+    """Step 2: create ``request.code`` on the platform, retrying what can be retried."""
+    delay = 0.2
+    last = ""
+    for attempt in range(attempts):
+        if attempt:
+            sleep(delay)
+            delay = min(delay * 2, max_wait)
+        try:
+            return Outcome(issued=issuer.create(request))
+        except CodeTaken:
+            # Ours from an earlier attempt that got through (the code is random and stored
+            # before the first ask): confirm and keep it.
+            try:
+                found = issuer.find(request.code)
+            except ProviderError as exc:
+                last = str(exc)
+                continue
+            if found is not None:
+                return Outcome(issued=found)
+            last = "the platform says the code exists but cannot find it"
+        except TransientProviderError as exc:
+            last = str(exc)
+            if exc.retry_after is not None:
+                delay = min(exc.retry_after, max_wait)
+        except UnknownOutcome as exc:
+            last = str(exc)
+        except PermanentProviderError as exc:
+            return Outcome(refused=str(exc))
+    return Outcome(pending=last or "not issued")
+
+
+def code_request(row: Redemption, customer: Customer, reward: Reward, currency: str) -> CodeRequest:
+    return CodeRequest(
+        code=row.code,
+        reward=reward,
+        currency=currency,
+        customer_email=customer.email,
+        customer_platform_id=customer.external_id if customer.source == "shopify" else None,
+        starts_at=row.created_at,
+        ends_at=row.expires_at,
+    )
+
+
+@dataclass
+class Redeemer:
+    """Redeems rewards against one store and one platform (``issuer`` None: the code pool)."""
+
+    store: SessionFactory
+    config: LoyaltyConfig
+    issuer: CodeIssuer | None
+    code_prefix: str = "PP"
+    attempts: int = 3
+    max_wait: float = 2.0  # a customer is waiting: longer waits are left to recovery
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    sleep: Callable[[float], None] = time.sleep
+
+    @property
+    def platform(self) -> str:
+        return self.issuer.platform if self.issuer is not None else POOL
+
+    def redeem(self, customer_id: int, reward_name: str, key: str) -> RedemptionView:
+        """Spend points on ``reward_name`` once per ``key``; see the module doc.
+
+        Returns the redemption: ``issued`` with its code, ``refunded`` when the platform
+        refused (points back), or ``pending`` when the platform could not be reached yet
+        (the same key later returns the code). NotEnoughPoints, RewardUnavailable or
+        InvalidInput (a key reused for something else) change nothing.
+        """
+        if not key or len(key) > 128:
+            raise InvalidInput("key: give 1 to 128 characters")
+        now = self.clock()
+        try:
+            with transaction(self.store) as session:
+                customer = session.get(Customer, customer_id)
+                if customer is None:
+                    raise InvalidInput(f"no customer {customer_id}")
+                row, _ = reserve(
+                    session,
+                    customer=customer,
+                    reward_name=reward_name,
+                    key=key,
+                    config=self.config,
+                    platform=self.platform,
+                    now=now,
+                    code_prefix=self.code_prefix,
+                )
+                # Read what the platform call needs now, in the transaction that wrote it:
+                # no second transaction before the call.
+                view, request = RedemptionView.of(row), self._request(row, customer)
+        except IntegrityError:
+            # The same key, written meanwhile by a request for another customer (ours would
+            # have waited on the customer's lock): read it.
+            with transaction(self.store) as session:
+                found = session.scalars(
+                    select(Redemption).where(Redemption.idempotency_key == key)
+                ).first()
+                if found is None:
+                    raise
+                if found.customer_id != customer_id or found.reward != reward_name:
+                    raise InvalidInput(f"key {key!r} was used for another redemption") from None
+                view = RedemptionView.of(found)
+                request = self._request(found, session.get_one(Customer, found.customer_id))
+        if view.status is RedemptionStatus.PENDING:
+            return self._ask_and_settle(view.id, request, attempts=self.attempts)
+        return view
+
+    def _request(self, row: Redemption, customer: Customer) -> CodeRequest | None:
+        reward = self.config.reward(row.reward)
+        if reward is None or row.status is not RedemptionStatus.PENDING:
+            return None
+        return code_request(row, customer, reward, self.config.shop_currency)
+
+    def close(self) -> None:
+        if self.issuer is not None:
+            self.issuer.close()
+
+    def view(self, redemption_id: int) -> RedemptionView:
+        with transaction(self.store) as session:
+            return RedemptionView.of(session.get_one(Redemption, redemption_id))
+
+    def complete(self, redemption_id: int, *, attempts: int | None = None) -> RedemptionView:
+        """Steps 2 and 3 for a pending redemption (safe to run again, and concurrently)."""
+        with transaction(self.store) as session:
+            row = session.get_one(Redemption, redemption_id)
+            if row.status is not RedemptionStatus.PENDING:
+                return RedemptionView.of(row)
+            request = self._request(row, session.get_one(Customer, row.customer_id))
+        return self._ask_and_settle(redemption_id, request, attempts=attempts or self.attempts)
+
+    def _ask_and_settle(
+        self, redemption_id: int, request: CodeRequest | None, *, attempts: int
+    ) -> RedemptionView:
+        if request is None:
+            outcome = Outcome(refused="the reward is no longer in the catalogue")
+        elif self.issuer is None:
+            outcome = Outcome(refused="a pending redemption without a platform to ask")
+        else:
+            outcome = ask_platform(
+                self.issuer,
+                request,
+                attempts=attempts,
+                max_wait=self.max_wait,
+                sleep=self.sleep,
+            )
+        with transaction(self.store) as session:
+            settled = settle(session, redemption_id, outcome, now=self.clock())
+            if settled.status is RedemptionStatus.PENDING:
+                log.warning("redemption %s still pending: %s", redemption_id, outcome.pending)
+            return RedemptionView.of(settled)
