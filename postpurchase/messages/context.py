@@ -3,7 +3,8 @@
 Shape (every key is always present, so ``StrictUndefined`` only trips on template typos)::
 
     locale, time_zone
-    shop:     name, url, support_email, postal_address
+    shop:     name, url, support_email, postal_address, logo_url (may be None),
+              colours: primary, accent, background (hex), currency (amounts without their own)
     customer: first_name (may be None), last_name, email, tier (may be None), points_balance
     order:    None, or name, currency, subtotal, total, total_tax, total_shipping,
               total_discounts, placed_at, delivered_at, delivery_confirmed, tracking_url,
@@ -31,7 +32,7 @@ A review link is ``review_link_template`` filled with the product's ``{product_u
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -54,6 +55,7 @@ from postpurchase.messages.reward_view import (
 )
 from postpurchase.messages.tokens import LinkClaim, sign
 from postpurchase.settings import Settings
+from postpurchase.shop_settings.directory import DEFAULT_COLOURS, ShopSettings, default_shop
 from postpurchase.store.models import (
     Customer,
     CustomerTier,
@@ -66,7 +68,7 @@ from postpurchase.store.models import (
 
 @dataclass(frozen=True)
 class ShopProfile:
-    """What messages say about the shop, and how their links are made."""
+    """What messages say about one shop, how they look, and how their links are made."""
 
     name: str
     url: str
@@ -78,21 +80,39 @@ class ShopProfile:
     default_locale: str
     default_time_zone: str
     signing_key: bytes
+    sender_email: str = "hello@shop.example.com"
+    sender_name: str = ""  # "": the shop's name
+    logo_url: str | None = None
+    colours: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_COLOURS))
+    currency: str = "USD"
+    key: str = ""  # the shop key ('' the default shop)
+
+    @classmethod
+    def of(cls, shop: ShopSettings, settings: Settings, signing_key: bytes) -> ShopProfile:
+        """The profile of one resolved shop (``shop_settings.ShopDirectory.get``)."""
+        return cls(
+            name=shop.name,
+            url=shop.url,
+            support_email=shop.support_email,
+            postal_address=shop.postal_address,
+            public_base_url=shop.public_base_url,
+            loyalty_page_url=shop.url + settings.loyalty_page_path,
+            review_link_template=settings.review_link_template,
+            default_locale=shop.default_locale,
+            default_time_zone=shop.time_zone,
+            signing_key=signing_key,
+            sender_email=shop.sender_email,
+            sender_name=shop.sender_name,
+            logo_url=shop.logo_url,
+            colours=dict(shop.colours),
+            currency=shop.currency,
+            key=shop.key,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, signing_key: bytes) -> ShopProfile:
-        return cls(
-            name=settings.shop_name,
-            url=settings.shop_url.rstrip("/"),
-            support_email=settings.shop_support_email,
-            postal_address=settings.shop_postal_address,
-            public_base_url=settings.public_base_url.rstrip("/"),
-            loyalty_page_url=settings.shop_url.rstrip("/") + settings.loyalty_page_path,
-            review_link_template=settings.review_link_template,
-            default_locale=settings.default_locale,
-            default_time_zone=settings.shop_time_zone,
-            signing_key=signing_key,
-        )
+        """The default shop's profile: the engine's settings alone (no shops file read)."""
+        return cls.of(default_shop(settings), settings, signing_key)
 
 
 @dataclass(frozen=True)
@@ -312,6 +332,9 @@ def _assemble(
             "url": shop.url,
             "support_email": shop.support_email,
             "postal_address": shop.postal_address,
+            "logo_url": shop.logo_url,
+            "colours": dict(shop.colours),
+            "currency": shop.currency,
         },
         "customer": customer,
         "order": order,
