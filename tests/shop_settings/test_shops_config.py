@@ -133,7 +133,8 @@ def test_provider_accounts_must_say_where_their_secret_is(tmp_path: Path) -> Non
 
 
 def test_invalid_yaml_and_duplicate_shops_name_the_line(tmp_path: Path) -> None:
-    path = _write(tmp_path, "shops:\n  a.example.com:\n    name: A\n  a.example.com:\n    name: B\n")
+    text = "shops:\n  a.example.com:\n    name: A\n  a.example.com:\n    name: B\n"
+    path = _write(tmp_path, text)
     with pytest.raises(ConfigError, match=rf"{path}:4: duplicate key 'a.example.com'"):
         load_shops(path)
 
