@@ -182,14 +182,21 @@ def _store_sendgrid_batch(
 
 
 async def _twilio_form(request: Request, settings: Settings) -> dict[str, str] | Response:
-    """The verified form of a Twilio webhook, or the refusal to send back."""
-    token = twilio_auth_token(settings, connection=connection_fields)
-    if not token:
-        return _unavailable("no Twilio auth token configured to verify X-Twilio-Signature")
+    """The verified form of a Twilio webhook, or the refusal to send back. A shop with its
+    own Twilio account has its webhooks signed with that account's token."""
     raw = await _read(request, settings)
     if isinstance(raw, Response):
         return raw
     params = dict(parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True))
+    try:
+        token = twilio_auth_token(
+            settings, connection=connection_fields, account_sid=params.get("AccountSid")
+        )
+    except ConfigError as exc:
+        log.error("cannot verify a Twilio webhook: %s", exc)
+        return _unavailable("the shops' Twilio accounts cannot be read (see the log)")
+    if not token:
+        return _unavailable("no Twilio auth token configured to verify X-Twilio-Signature")
     url = settings.public_base_url.rstrip("/") + _route(request)
     if request.url.query:
         url += f"?{request.url.query}"
