@@ -19,9 +19,7 @@ FRENCH = "northwind-goods.fr"
 def _profiles(tmp_path: Path) -> dict[str, ShopProfile]:
     settings = Settings(var_dir=tmp_path, shops_file=PROJECT_ROOT / "config" / "shops.example.yaml")
     directory = shop_directory(settings)
-    return {
-        key: ShopProfile.of(directory.get(key), settings, KEY) for key in ("", NORDIC, FRENCH)
-    }
+    return {key: ShopProfile.of(directory.get(key), settings, KEY) for key in ("", NORDIC, FRENCH)}
 
 
 def _order(currency: str, locale: str | None = None) -> dict:
