@@ -58,6 +58,7 @@ class Facts:
     customer: dict[str, Any]
     items: list[dict[str, Any]]
     zone: ZoneInfo
+    shop: str = ""  # the customer's shop: what the touchpoints planned from these facts carry
 
     def context(
         self, tier: dict[str, Any] | None, review: dict[str, Any] | None = None

@@ -154,14 +154,14 @@ def replan(campaign_id: str) -> None:
     """Re-plan CAMPAIGN's pending touchpoints from the current configuration."""
     from zoneinfo import ZoneInfo
 
-    from postpurchase.campaigns.validation import load_valid_campaigns
     from postpurchase.cli.db import open_database
     from postpurchase.processing.replan import replan_campaign
     from postpurchase.settings import load_settings
     from postpurchase.store.database import session_factory, transaction
+    from postpurchase.tasks.processing import planning_campaigns
 
     settings = load_settings()
-    config = load_valid_campaigns(settings.campaigns_file, settings.templates_dir)
+    config = planning_campaigns(settings)
     engine = open_database()
     try:
         with transaction(session_factory(engine)) as session:
