@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 from postpurchase.settings import Settings
 from postpurchase.shop_settings.config import (
@@ -108,3 +110,19 @@ def shop_directory(settings: Settings) -> ShopDirectory:
 def default_shop(settings: Settings) -> ShopSettings:
     """The default shop alone, from ``settings`` (no file read): previews and checks."""
     return ShopDirectory(settings, ShopsFile(ShopsConfig(), None)).default
+
+
+def current_directory(settings: Settings) -> ShopDirectory:
+    """The directory for a long-running process (the webhook app's pages): the file is read
+    again only when it changed, not at every request."""
+    path = settings.shops_file
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:  # absent: one shop
+        stamp = 0
+    return ShopDirectory(settings, _read_once(path, stamp))
+
+
+@lru_cache(maxsize=4)
+def _read_once(path: Path, stamp: int) -> ShopsFile:
+    return load_shops(path)

@@ -32,6 +32,8 @@ from postpurchase.exceptions import ConfigError, InvalidInput
 from postpurchase.messages.tokens import LinkClaim, signing_keys, verify
 from postpurchase.outcomes.clicks import record_unsubscribe
 from postpurchase.settings import Settings
+from postpurchase.shop_settings.customers import customer_shop
+from postpurchase.shop_settings.directory import ShopSettings, default_shop
 from postpurchase.store.database import transaction
 from postpurchase.surveys import answers
 from postpurchase.surveys.settings import load_support_settings
@@ -97,8 +99,10 @@ def _busy(settings: Settings) -> HTMLResponse:
 @router.get("/u/{token}")
 def unsubscribe_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
     settings = _settings(runtime)
-    if _claim(settings, token, "unsubscribe") is None:
+    claim = _claim(settings, token, "unsubscribe")
+    if claim is None:
         return _invalid(settings, "unsubscribe")
+    shop = claim_shop(runtime, settings, claim)
     form = (
         f'<form method="post" action="{html.escape(token)}">'
         f'<button type="submit" style="{_BUTTON}">Unsubscribe me</button></form>'
@@ -106,9 +110,10 @@ def unsubscribe_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
     return page(
         settings,
         "Unsubscribe",
-        f"Stop receiving emails from {html.escape(settings.shop_name)}?",
+        f"Stop receiving emails from {html.escape(shop.name)}?",
         200,
         extra=form,
+        shop=shop,
     )
 
 
@@ -125,11 +130,13 @@ async def unsubscribe(token: str, request: Request, runtime: RuntimeDep) -> HTML
     done = await run_in_threadpool(_unsubscribe, runtime, claim)
     if not done:
         return _invalid(settings, "unsubscribe", 404)
+    shop = await run_in_threadpool(claim_shop, runtime, settings, claim)
     return page(
         settings,
         "Unsubscribed",
-        f"You will no longer receive emails from {html.escape(settings.shop_name)}.",
+        f"You will no longer receive emails from {html.escape(shop.name)}.",
         200,
+        shop=shop,
     )
 
 
@@ -183,6 +190,7 @@ def survey_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
         "1 is poor, 5 is excellent. Check your score and send it.",
         200,
         extra=form,
+        shop=claim_shop(runtime, settings, claim),
     )
 
 
@@ -215,7 +223,17 @@ async def survey_answer(token: str, request: Request, runtime: RuntimeDep) -> HT
         "Thank you!",
         f"You rated your delivery {score} out of 5. Thank you for telling us.",
         200,
+        shop=await run_in_threadpool(claim_shop, runtime, settings, claim),
     )
+
+
+def claim_shop(runtime: Runtime, settings: Settings, claim: LinkClaim) -> ShopSettings:
+    """The shop of the customer a link was signed for (blocking: a database read)."""
+    try:
+        store = runtime.factory()
+    except ConfigError:
+        return default_shop(settings)
+    return customer_shop(settings, store, claim.customer_id)
 
 
 def _record_survey(runtime: Runtime, claim: LinkClaim, score: int, comment: str | None) -> bool:
@@ -232,18 +250,30 @@ def _record_survey(runtime: Runtime, claim: LinkClaim, score: int, comment: str 
         )
 
 
-def page(settings: Settings, title: str, text: str, status: int, extra: str = "") -> HTMLResponse:
-    """A small page in the shop's colours; ``text`` and ``extra`` are HTML (escape first)."""
-    shop = html.escape(settings.shop_name)
+def page(
+    settings: Settings,
+    title: str,
+    text: str,
+    status: int,
+    extra: str = "",
+    *,
+    shop: ShopSettings | None = None,
+) -> HTMLResponse:
+    """A small page in the colours of ``shop`` (default: the engine's own shop); ``text``
+    and ``extra`` are HTML (escape first)."""
+    brand = shop or default_shop(settings)
+    name = html.escape(brand.name)
+    colours = brand.colours  # validated hex codes: safe in a style attribute
     body = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{html.escape(title)} · {shop}</title></head>"
-        "<body style='font-family:Helvetica,Arial,sans-serif;background:#f4f1ec;color:#2b2b2b;'>"
+        f"<title>{html.escape(title)} · {name}</title></head>"
+        "<body style='font-family:Helvetica,Arial,sans-serif;"
+        f"background:{colours['background']};color:#2b2b2b;'>"
         "<div style='max-width:480px;margin:64px auto;background:#fff;padding:32px;"
         "border-radius:8px;text-align:center;'>"
-        f"<h1 style='color:#1f3d36;font-size:22px;'>{html.escape(title)}</h1>"
-        f"<p>{text}</p>{extra}<p style='color:#7a746b;font-size:13px;'>{shop}</p>"
+        f"<h1 style='color:{colours['primary']};font-size:22px;'>{html.escape(title)}</h1>"
+        f"<p>{text}</p>{extra}<p style='color:#7a746b;font-size:13px;'>{name}</p>"
         "</div></body></html>"
     )
     return HTMLResponse(body, status_code=status)

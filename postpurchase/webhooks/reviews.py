@@ -32,7 +32,7 @@ from postpurchase.settings import Settings
 from postpurchase.store.database import reading, transaction
 from postpurchase.webhooks.deps import Runtime, RuntimeDep
 from postpurchase.webhooks.intake import read_body
-from postpurchase.webhooks.links import Misconfigured, page
+from postpurchase.webhooks.links import Misconfigured, claim_shop, page
 from postpurchase.webhooks.rejections import Rejection
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,7 @@ def review_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
         "below and a verified-buyer mark.",
         200,
         extra=_form(token, target, name, reviews.review_edit_days),
+        shop=claim_shop(runtime, settings, claim),
     )
 
 
@@ -214,7 +215,8 @@ async def review_answer(token: str, request: Request, runtime: RuntimeDep) -> HT
     text = "Thank you for your review!" + (
         " It will appear once a person has read it." if held else ""
     )
-    return page(settings, "Thank you!", text, 200)
+    shop = await run_in_threadpool(claim_shop, runtime, settings, claim)
+    return page(settings, "Thank you!", text, 200, shop=shop)
 
 
 def _save(

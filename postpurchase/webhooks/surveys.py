@@ -27,7 +27,7 @@ from postpurchase.surveys import answers
 from postpurchase.surveys.settings import SupportSettings, load_support_settings
 from postpurchase.webhooks.deps import Runtime, RuntimeDep
 from postpurchase.webhooks.intake import read_body
-from postpurchase.webhooks.links import COMMENT_BOX, Misconfigured, page
+from postpurchase.webhooks.links import COMMENT_BOX, Misconfigured, claim_shop, page
 from postpurchase.webhooks.rejections import Rejection
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ def nps_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
     claim = _claim(settings, token)
     if claim is None:
         return _invalid(settings)
+    shop = claim_shop(runtime, settings, claim)
     choices = "".join(
         f'<label style="display:inline-block;margin:4px;font-size:18px;min-width:36px;">'
         f'<input type="radio" name="score" value="{n}"{" checked" if n == claim.score else ""}>'
@@ -79,10 +80,11 @@ def nps_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
     return page(
         settings,
         "Would you recommend us?",
-        f"How likely are you to recommend {html.escape(settings.shop_name)} to a friend? "
+        f"How likely are you to recommend {html.escape(shop.name)} to a friend? "
         "Check your score, tell us why if you like, and send it.",
         200,
         extra=form,
+        shop=shop,
     )
 
 
