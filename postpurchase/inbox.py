@@ -139,6 +139,7 @@ SELECTED_COLUMNS = (
     "dedupe_key",
     "event_type",
     "topic",
+    "shop",
     "subject_id",
     "occurred_at",
     "payload",

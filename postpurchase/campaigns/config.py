@@ -38,7 +38,7 @@ from postpurchase.campaigns.gating import gating_problems
 from postpurchase.campaigns.timing import Delay, SendWindow, parse_delay, parse_window
 from postpurchase.exceptions import ConfigError
 from postpurchase.journey import CUSTOMER_LAPSED, CUSTOMER_TRIGGERS, Canceller, Trigger
-from postpurchase.shop_settings.config import SHOP_KEY
+from postpurchase.shop_settings.config import KEY_HINT, SHOP_KEY
 from postpurchase.store.models import Channel
 from postpurchase.yaml_source import SourceMap, YamlPath, read_yaml
 
@@ -223,8 +223,7 @@ def _shop_problems(config: CampaignConfig, source: SourceMap) -> Iterator[str]:
     for shop, overrides in config.shops.items():
         if re.fullmatch(SHOP_KEY, shop) is None:
             yield (
-                f"{source.where(('shops', shop))}: shop key {shop!r}: use the shop's domain or "
-                "id in lower case, as its events carry it (x.myshopify.com)"
+                f"{source.where(('shops', shop))}: shop key {shop!r}: {KEY_HINT}"
             )
         for campaign_id in overrides.campaigns:
             if campaign_id not in ids:

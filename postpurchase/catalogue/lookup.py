@@ -92,7 +92,13 @@ def _look_up(
     counts = LookupCounts()
     with factory() as session:
         due = session.execute(
-            select(Product.id, Product.source, Product.external_id, Product.lookup_attempts)
+            select(
+                Product.id,
+                Product.source,
+                Product.shop,
+                Product.external_id,
+                Product.lookup_attempts,
+            )
             .where(*_unknown(now), Product.source.in_(list(apis)))
             .order_by(Product.id)
             .limit(limit)
@@ -122,7 +128,7 @@ def _look_up(
             product=snapshot,
         )
         with transaction(factory) as session:
-            store_product_events(session, [(row.source, event)])
+            store_product_events(session, [(row.source, row.shop, event)])
         counts.found += 1
     with factory() as session:
         unknown = (

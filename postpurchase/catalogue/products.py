@@ -27,11 +27,11 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from postpurchase.events import CanonicalEvent, EventType, ProductSnapshot
-from postpurchase.store.membership import pairs_among
+from postpurchase.store.membership import keys_among
 from postpurchase.store.models import Product
 from postpurchase.store.statements import insert_ignoring_conflicts
 
-Key = tuple[str, str]  # (source, platform product id)
+Key = tuple[str, str, str]  # (source, shop, platform product id)
 
 _FIELDS = (
     "title",
@@ -69,34 +69,45 @@ def _version(event: CanonicalEvent) -> datetime:
 def bare_row(key: Key) -> dict[str, Any]:
     """The row of a product not described yet (the JSON lists must be given: a bulk insert
     does not apply Python-side defaults)."""
-    return {"source": key[0], "external_id": key[1], "tags": [], "collections": []}
+    return {
+        "source": key[0],
+        "shop": key[1],
+        "external_id": key[2],
+        "tags": [],
+        "collections": [],
+    }
 
 
-def store_product_events(session: Session, items: Sequence[tuple[str, CanonicalEvent]]) -> int:
-    """Apply ``(source, event)`` pairs of ``product.*`` events, in the caller's transaction.
+def _key_columns(table: Any) -> tuple[Any, Any, Any]:
+    return (table.c.source, table.c.shop, table.c.external_id)
+
+
+def store_product_events(session: Session, items: Sequence[tuple[str, str, CanonicalEvent]]) -> int:
+    """Apply ``(source, shop, event)`` triples of ``product.*`` events, in the caller's
+    transaction.
 
     Returns how many changed the catalogue (stale ones do not).
     """
-    events = [(source, e) for source, e in items if e.product is not None]
+    events = [(source, shop, e) for source, shop, e in items if e.product is not None]
     if not events:
         return 0
-    keys = sorted({(source, e.product.external_id) for source, e in events if e.product})
+    keys = sorted({(src, shop, e.product.external_id) for src, shop, e in events if e.product})
     note_products(session, keys)
     table = Product.__table__
-    query = select(table.c.id, table.c.source, table.c.external_id, table.c.source_updated_at)
-    query = query.where(pairs_among(session, table.c.source, table.c.external_id, keys))
+    query = select(*_key_columns(table), table.c.id, table.c.source_updated_at)
+    query = query.where(keys_among(session, _key_columns(table), keys))
     if session.get_bind().dialect.name == "postgresql":
         query = query.order_by(table.c.id).with_for_update()  # as orders: one lock order
     stored = {
-        (row.source, row.external_id): (row.id, row.source_updated_at)
+        (row.source, row.shop, row.external_id): (row.id, row.source_updated_at)
         for row in session.execute(query)
     }
     changes: dict[int, dict[str, Any]] = {}
     versions = {key: version for key, (_, version) in stored.items()}
-    for source, event in sorted(events, key=lambda pair: _version(pair[1])):
+    for source, shop, event in sorted(events, key=lambda triple: _version(triple[2])):
         product = event.product
         assert product is not None
-        key = (source, product.external_id)
+        key = (source, shop, product.external_id)
         version = _version(event)
         if versions[key] is not None and version < versions[key]:
             continue  # an older description than the one stored
@@ -152,16 +163,14 @@ def note_products(session: Session, keys: Iterable[Key]) -> int:
     batch naming known products (nearly every batch) writes nothing. Returns how many rows
     were added.
     """
-    wanted = sorted({key for key in keys if key[1]})
+    wanted = sorted({key for key in keys if key[2]})
     if not wanted:
         return 0
     table = Product.__table__
     present = {
-        (source, external_id)
-        for source, external_id in session.execute(
-            select(table.c.source, table.c.external_id).where(
-                pairs_among(session, table.c.source, table.c.external_id, wanted)
-            )
+        tuple(row)
+        for row in session.execute(
+            select(*_key_columns(table)).where(keys_among(session, _key_columns(table), wanted))
         )
     }
     missing = [key for key in wanted if key not in present]
@@ -170,21 +179,20 @@ def note_products(session: Session, keys: Iterable[Key]) -> int:
 
 def catalogue_entries(session: Session, keys: Iterable[Key]) -> dict[Key, CatalogueEntry]:
     """The catalogue's entries for ``keys`` (one query); a product with no row is absent."""
-    wanted = sorted({key for key in keys if key[1]})
+    wanted = sorted({key for key in keys if key[2]})
     if not wanted:
         return {}
     table = Product.__table__
     rows = session.execute(
         select(
-            table.c.source,
-            table.c.external_id,
+            *_key_columns(table),
             table.c.source_updated_at,
             table.c.deleted_at,
             *(table.c[name] for name in _FIELDS),
-        ).where(pairs_among(session, table.c.source, table.c.external_id, wanted))
+        ).where(keys_among(session, _key_columns(table), wanted))
     )
     return {
-        (row.source, row.external_id): CatalogueEntry(
+        (row.source, row.shop, row.external_id): CatalogueEntry(
             title=row.title,
             product_type=row.product_type,
             vendor=row.vendor,
@@ -201,7 +209,7 @@ def catalogue_entries(session: Session, keys: Iterable[Key]) -> dict[Key, Catalo
 
 
 def with_catalogue(
-    lines: Iterable[dict[str, Any]], source: str, entries: dict[Key, CatalogueEntry]
+    lines: Iterable[dict[str, Any]], source: str, shop: str, entries: dict[Key, CatalogueEntry]
 ) -> list[dict[str, Any]]:
     """Order lines (dicts with ``product_id``) completed from the catalogue: ``product_type``,
     ``tags``, ``collections``, ``image_url`` and ``product_url``.
@@ -211,7 +219,7 @@ def with_catalogue(
     """
     completed = []
     for line in lines:
-        entry = entries.get((source, line.get("product_id") or ""))
+        entry = entries.get((source, shop, line.get("product_id") or ""))
         if entry is None or not entry.known:
             completed.append(
                 {

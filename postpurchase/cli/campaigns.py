@@ -67,8 +67,18 @@ def validate(path: Path | None, templates: Path | None) -> None:
 @click.option("--paid-at", help="When the order was paid (ISO 8601); default: placed_at if paid.")
 @click.option("--fulfilled-at", help="When it was fulfilled (ISO 8601).")
 @click.option("--delivered-at", help="When it was delivered; default: assumed after fulfilment.")
+@click.option(
+    "--shop",
+    default="",
+    help="The shop whose product catalogue completes the lines (a Shopify shop domain, ...);"
+    ' default "", the shop of events that name none.',
+)
 def timeline(
-    order_file: Path, paid_at: str | None, fulfilled_at: str | None, delivered_at: str | None
+    order_file: Path,
+    paid_at: str | None,
+    fulfilled_at: str | None,
+    delivered_at: str | None,
+    shop: str,
 ) -> None:
     """The touchpoints an order would get, due in the customer's zone, or why not.
 
@@ -89,7 +99,7 @@ def timeline(
     shape, order = read_order_file(order_file)
     award = estimated_award(order, load_loyalty_config(settings.loyalty_config))
     click.echo(f"{order.name or order.external_id}, read as a {shape}")
-    catalogue, note = _catalogue_for(shape, order)
+    catalogue, note = _catalogue_for(shape, order, shop)
     click.echo(note)
     if order.placed_at is None:
         raise InvalidInput(f"{order_file}: the order has no placed_at")
@@ -113,7 +123,7 @@ def timeline(
         click.echo(f"{row.campaign:<18} {due:<22} {row.channel:<6} {step}{extra}")
 
 
-def _catalogue_for(shape: str, order: Any) -> tuple[Any, str]:
+def _catalogue_for(shape: str, order: Any, shop: str) -> tuple[Any, str]:
     """A function completing the order's lines from the engine's product catalogue, and a
     line saying what was found; without a database the lines count as they are."""
     from postpurchase.catalogue.products import catalogue_entries, with_catalogue
@@ -136,14 +146,14 @@ def _catalogue_for(shape: str, order: Any) -> tuple[Any, str]:
     try:
         with session_factory(engine)() as session:
             entries = catalogue_entries(
-                session, ((source, line.product_id or "") for line in order.lines)
+                session, ((source, shop, line.product_id or "") for line in order.lines)
             )
     finally:
         engine.dispose()
     known = sum(1 for entry in entries.values() if entry.known)
     products = len({line.product_id for line in order.lines if line.product_id})
     return (
-        lambda items: with_catalogue(items, source, entries),
+        lambda items: with_catalogue(items, source, shop, entries),
         f"products: {known} of {products} known to the catalogue",
     )
 

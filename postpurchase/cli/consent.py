@@ -5,19 +5,22 @@ from __future__ import annotations
 import click
 
 from postpurchase.cli.db import open_database
+from postpurchase.cli.shops import shop_option
 
 
 @click.group()
 def consent() -> None:
     """Customers' consent: current state per purpose and every change, with its evidence.
 
-    CUSTOMER is an email, a platform customer id, or platform:id when an id is ambiguous.
+    CUSTOMER is an email, a platform customer id, or platform:id when an id is ambiguous;
+    --shop names the shop when the engine serves several.
     """
 
 
 @consent.command("show")
 @click.argument("customer")
-def consent_show(customer: str) -> None:
+@shop_option
+def consent_show(customer: str, shop: str | None) -> None:
     """Show a customer's consent per purpose and every change of it, oldest first."""
     from sqlalchemy import select
 
@@ -28,7 +31,7 @@ def consent_show(customer: str) -> None:
     engine = open_database()
     try:
         with transaction(session_factory(engine)) as session:
-            found = find_customer(session, customer)
+            found = find_customer(session, customer, shop)
             label = f"{found.source}:{found.external_id}" + (
                 f" ({found.email})" if found.email else ""
             )

@@ -7,27 +7,31 @@ from datetime import UTC, datetime
 import click
 
 from postpurchase.cli.db import open_database
+from postpurchase.cli.shops import shop_option
 
 
 @click.group()
 def customers() -> None:
-    """Data subject requests. CUSTOMER is an email, a platform customer id, or platform:id."""
+    """Data subject requests. CUSTOMER is an email, a platform customer id, or platform:id;
+    --shop names the shop when the engine serves several."""
 
 
 @customers.command("export")
 @click.argument("customer")
-def customers_export(customer: str) -> None:
+@shop_option
+def customers_export(customer: str, shop: str | None) -> None:
     """Write everything held about CUSTOMER as one JSON file (POSTPURCHASE_PRIVACY_EXPORT_DIR)."""
-    _answer(customer, "export")
+    _answer(customer, shop, "export")
 
 
 @customers.command("erase")
 @click.argument("customer")
+@shop_option
 @click.confirmation_option(prompt="Erase this customer's personal data for good?")
-def customers_erase(customer: str) -> None:
+def customers_erase(customer: str, shop: str | None) -> None:
     """Remove CUSTOMER's personal data from every table, payload and file (orders' totals,
     loyalty ledger and consent trail stay, without the person)."""
-    _answer(customer, "erase")
+    _answer(customer, shop, "erase")
 
 
 @customers.command("fulfil")
@@ -45,7 +49,7 @@ def customers_fulfil() -> None:
     click.echo(f"fulfilled {done} privacy request(s)")
 
 
-def _answer(reference: str, kind: str) -> None:
+def _answer(reference: str, shop: str | None, kind: str) -> None:
     from postpurchase.loyalty.customers import find_customer
     from postpurchase.privacy import requests
     from postpurchase.settings import load_settings
@@ -55,7 +59,7 @@ def _answer(reference: str, kind: str) -> None:
     engine = open_database()
     try:
         with transaction(session_factory(engine)) as session:
-            found = find_customer(session, reference)
+            found = find_customer(session, reference, shop)
             answer = requests.erase if kind == "erase" else requests.export
             request = answer(session, found, settings=settings, now=datetime.now(UTC))
             shown = ", ".join(f"{k}: {v}" for k, v in request.result.items())

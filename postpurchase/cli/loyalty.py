@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from postpurchase.cli.db import open_database
+from postpurchase.cli.shops import shop_option
 
 if TYPE_CHECKING:
     from postpurchase.store.models import Customer
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
 def _describe(customer: Customer) -> str:
     name = " ".join(p for p in (customer.first_name, customer.last_name) if p)
     label = f"{customer.source}:{customer.external_id}"
+    if customer.shop:
+        label += f" of {customer.shop}"
     details = ", ".join(p for p in (name, customer.email or "") if p)
     return f"{label} ({details})" if details else label
 
@@ -23,14 +26,16 @@ def _describe(customer: Customer) -> str:
 def loyalty() -> None:
     """Loyalty points: balances and manual adjustments.
 
-    CUSTOMER is an email, a platform customer id, or platform:id when an id is ambiguous.
+    CUSTOMER is an email, a platform customer id, or platform:id when an id is ambiguous;
+    --shop names the shop when the engine serves several.
     """
 
 
 @loyalty.command("balance")
 @click.argument("customer")
 @click.option("--last", default=10, show_default=True, help="How many recent ledger rows to show.")
-def loyalty_balance(customer: str, last: int) -> None:
+@shop_option
+def loyalty_balance(customer: str, last: int, shop: str | None) -> None:
     """Show a customer's points balance and their latest ledger rows."""
     from sqlalchemy import select
 
@@ -41,7 +46,7 @@ def loyalty_balance(customer: str, last: int) -> None:
     engine = open_database()
     try:
         with transaction(session_factory(engine)) as session:
-            found = find_customer(session, customer)
+            found = find_customer(session, customer, shop)
             click.echo(f"{_describe(found)}: {balance(session, found.id)} points")
             rows = session.scalars(
                 select(Ledger)
@@ -65,7 +70,10 @@ def loyalty_balance(customer: str, last: int) -> None:
     default=None,
     help="An idempotency key: repeating the command with the same key changes nothing.",
 )
-def loyalty_adjust(customer: str, points: int, reason: str, key: str | None) -> None:
+@shop_option
+def loyalty_adjust(
+    customer: str, points: int, reason: str, key: str | None, shop: str | None
+) -> None:
     """Add POINTS to a customer's balance (negative to take points away)."""
     from postpurchase.loyalty.customers import find_customer
     from postpurchase.loyalty.ledger import adjust
@@ -74,7 +82,7 @@ def loyalty_adjust(customer: str, points: int, reason: str, key: str | None) -> 
     engine = open_database()
     try:
         with transaction(session_factory(engine)) as session:
-            found = find_customer(session, customer)
+            found = find_customer(session, customer, shop)
             change = adjust(session, customer_id=found.id, points=points, reason=reason, key=key)
             label = _describe(found)
     finally:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from postpurchase.cli.shops import shop_option
+
 if TYPE_CHECKING:
     from postpurchase.loyalty.config import LoyaltyConfig
     from postpurchase.settings import Settings
@@ -29,7 +31,8 @@ def _config() -> tuple[Settings, LoyaltyConfig]:
     default=None,
     help="An idempotency key: repeating the command with the same key returns the same code.",
 )
-def loyalty_redeem(customer: str, reward: str, key: str | None) -> None:
+@shop_option
+def loyalty_redeem(customer: str, reward: str, key: str | None, shop: str | None) -> None:
     """Spend a customer's points on REWARD: a single-use code on the shop's platform."""
     from postpurchase.airflow_glue.connections import connection_fields
     from postpurchase.loyalty.customers import find_customer
@@ -40,7 +43,7 @@ def loyalty_redeem(customer: str, reward: str, key: str | None) -> None:
     settings, config = _config()
     redeemer = configured_redeemer(settings, config, connection=connection_fields)
     with transaction(redeemer.store) as session:
-        customer_id = find_customer(session, customer).id
+        customer_id = find_customer(session, customer, shop).id
     key = key or f"cli:{uuid.uuid4().hex}"
     try:
         view = redeemer.redeem(customer_id, reward, key)
@@ -58,13 +61,14 @@ def loyalty_redeem(customer: str, reward: str, key: str | None) -> None:
 
 @click.command("rewards")
 @click.argument("customer")
-def loyalty_rewards(customer: str) -> None:
+@shop_option
+def loyalty_rewards(customer: str, shop: str | None) -> None:
     """Show the rewards a customer can afford and the codes they hold."""
     from postpurchase.rewards.account import account_of
     from postpurchase.store.database import open_store
 
     settings, config = _config()
-    account = account_of(open_store(settings), config, customer_reference=customer)
+    account = account_of(open_store(settings), config, customer_reference=customer, shop=shop)
     click.echo(f"{account.label}: {account.balance} points, tier {account.tier}")
     if account.next_tier:
         click.echo(f"  next tier {account.next_tier}: {account.progress_text}")

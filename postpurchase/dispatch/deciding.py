@@ -134,7 +134,7 @@ def load_batch(
     # the lines' images and pages, from the product catalogue, in one query
     catalogue = catalogue_entries(
         session,
-        ((o.source, i.product_id or "") for o in orders.values() for i in o.items),
+        ((o.source, o.shop, i.product_id or "") for o in orders.values() for i in o.items),
     )
     return Batch(now, touchpoints, customers, orders, suppressed, recent, loyalty, catalogue)
 

@@ -245,7 +245,11 @@ def award_facts(session: Session, awards: list[Award], config: LoyaltyConfig) ->
             .join(Order, Order.id == OrderItem.order_id)
             .outerjoin(
                 Product,
-                and_(Product.source == Order.source, Product.external_id == OrderItem.product_id),
+                and_(
+                    Product.source == Order.source,
+                    Product.shop == Order.shop,
+                    Product.external_id == OrderItem.product_id,
+                ),
             )
             .where(among(session, OrderItem.order_id, order_ids))
             .order_by(OrderItem.id)

@@ -1,8 +1,8 @@
 """The ``tier.changed`` events of a tier refresh: one canonical event per change, into the
 inbox, in one ``INSERT ... SELECT`` through the inbox's set-based writer.
 
-Pending, source = the customer's platform (so the planner finds the same customer by
-(source, external id)), topic ``tier.changed``, dedupe key
+Pending, source and shop = the customer's platform and shop (so the planner finds the same
+customer by (source, shop, external id)), topic ``tier.changed``, dedupe key
 ``<source>:tier.changed:<customer id>:<history id>`` (``inbox.dedupe_key_sql``, the form of
 every other event's key), payload built in SQL.
 """
@@ -57,10 +57,11 @@ def emit_tier_events(session: Session, now: datetime, after_change_id: int) -> N
     )
     rows = (
         select(
-            Customer.source,  # customers are keyed by (platform, external id)
+            Customer.source,  # customers are keyed by (platform, shop, external id)
             dedupe_key_sql(Customer.source, EventType.TIER_CHANGED.value, h.customer_id, h.id),
             literal(EventType.TIER_CHANGED.value),
             literal(EventType.TIER_CHANGED.value),
+            func.nullif(Customer.shop, ""),  # the customer's shop ("" is no shop: NULL)
             Customer.external_id,
             literal(now, UtcDateTime()),
             payload,

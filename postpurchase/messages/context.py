@@ -208,7 +208,7 @@ def build_context(
                     i.product_id,
                     i.image_url,
                     i.product_url,
-                    catalogue.get((order.source, i.product_id or "")),
+                    catalogue.get((order.source, order.shop, i.product_id or "")),
                 )
                 for i in order.items
             ],

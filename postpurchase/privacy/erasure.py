@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Text, cast, delete, or_, select, update
+from sqlalchemy import Text, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from postpurchase.privacy.personal import DETAIL_KEYS, PAYLOAD_PATHS, scrub
@@ -118,7 +118,9 @@ def erase_customer(
         select(Order).where(
             or_(
                 Order.customer_id == customer.id,
-                (Order.source == customer.source) & Order.external_id.in_(list(order_ids)),
+                (Order.source == customer.source)
+                & (Order.shop == customer.shop)
+                & Order.external_id.in_(list(order_ids)),
             )
         )
     ).all()
@@ -150,6 +152,7 @@ def erase_customer(
     counts.inbox_payloads = scrub_inbox(
         session,
         source=customer.source,
+        shop=customer.shop,
         subjects=[external_id, *order_external] if not external_id.startswith("erased:") else [],
         needles=needles,
         names=names,
@@ -200,11 +203,14 @@ def scrub_inbox(
     session: Session,
     *,
     source: str,
+    shop: str,
     subjects: list[str],
     needles: list[str],
     names: list[str],
     now: datetime,
 ) -> int:
+    """Scrub the personal fields of ``shop``'s inbox rows about ``subjects`` (platform ids of
+    ``source``) or holding one of ``needles``; other shops' rows are left alone."""
     conditions = []
     if subjects:
         conditions.append((InboxEvent.source == source) & InboxEvent.subject_id.in_(subjects))
@@ -212,7 +218,11 @@ def scrub_inbox(
         conditions.append(_like_any(InboxEvent.payload, needles))
     if not conditions:
         return 0
-    rows = session.execute(select(InboxEvent.id, InboxEvent.payload).where(or_(*conditions))).all()
+    # the inbox records no shop as NULL: the default shop, ""
+    of_shop = func.coalesce(InboxEvent.shop, "") == shop
+    rows = session.execute(
+        select(InboxEvent.id, InboxEvent.payload).where(of_shop, or_(*conditions))
+    ).all()
     changed = 0
     for row_id, payload in rows:
         cleaned = scrub(payload, [*needles, *names], keys=_PAYLOAD_KEYS)

@@ -6,6 +6,10 @@ delivery's dedupe key (a redelivery stays a duplicate), as ``privacy.<kind>`` wi
 housekeeping DAG (or ``postpurchase customers fulfil``) fulfils waiting requests: each one in
 one transaction that records it in ``privacy_requests``, marks the inbox row done and drops the
 email and phone from its body. Shopify allows 30 days; the DAG runs daily.
+
+A request only ever reaches the rows of the shop that signed it (``X-Shopify-Shop-Domain``,
+which a customer request's ``shop_domain`` repeats): customers, orders and inbox rows are
+matched on their ``shop``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from postpurchase.inbox import InboxEntry
@@ -32,6 +36,7 @@ from postpurchase.store.models import (
     InboxEvent,
     Order,
     PrivacyRequest,
+    Product,
 )
 from postpurchase.webhooks.opt_out_spool import spool_dir
 
@@ -200,24 +205,27 @@ def _fulfil(session: Session, row: InboxEvent, settings: Settings, now: datetime
     person = data.get("customer") if isinstance(data.get("customer"), dict) else {}
     assert isinstance(person, dict)
     external_id = str(person["id"]) if person.get("id") is not None else None
+    shop = row.shop or ""
+    refusal = _other_shop(row, data)
     customer = None
+    of_shop = (Customer.source == row.source, Customer.shop == shop)
     if external_id is not None:
         customer = session.scalars(
-            select(Customer).where(
-                Customer.source == row.source, Customer.external_id == external_id
-            )
+            select(Customer).where(*of_shop, Customer.external_id == external_id)
         ).one_or_none()
     elif person.get("email"):
         customer = session.scalars(
             select(Customer)
-            .where(Customer.source == row.source, Customer.email == str(person["email"]).lower())
+            .where(*of_shop, Customer.email == str(person["email"]).lower())
             .limit(1)
         ).one_or_none()
     subject = f"{row.source}:{external_id}" if external_id else f"{row.source}:by-email"
     result: dict[str, Any]
-    if kind == ERASE_SHOP:
-        result = erase_shop(session, row.source, row.shop or "", settings=settings, now=now)
-        subject = row.shop or ""
+    if refusal is not None:
+        customer, result = None, {"refused": refusal}
+    elif kind == ERASE_SHOP:
+        result = erase_shop(session, row.source, shop, settings=settings, now=now)
+        subject = shop
     elif kind == EXPORT:
         if customer is None:
             result = {"found": False}
@@ -230,7 +238,7 @@ def _fulfil(session: Session, row: InboxEvent, settings: Settings, now: datetime
                 session, customer, now=now, files=files_of(settings), order_ids=orders
             )
         else:
-            counts = _erase_traces(session, row.source, external_id, orders, person, now)
+            counts = _erase_traces(session, row.source, shop, external_id, orders, person, now)
         result = counts.as_dict()
     _record(
         session,
@@ -250,9 +258,19 @@ def _fulfil(session: Session, row: InboxEvent, settings: Settings, now: datetime
     row.personal_data_removed_at = now
 
 
+def _other_shop(row: InboxEvent, data: dict[str, Any]) -> str | None:
+    """Why the request is refused when its body names another shop than the one whose secret
+    signed it (it would reach rows of a shop that did not ask); None when it does not."""
+    named = data.get("shop_domain")
+    if named is None or str(named).strip().lower() == (row.shop or ""):
+        return None
+    return f"shop_domain {named!r} is not the shop that signed the request ({row.shop!r})"
+
+
 def _erase_traces(
     session: Session,
     source: str,
+    shop: str,
     external_id: str | None,
     order_ids: list[str],
     person: dict[str, Any],
@@ -263,10 +281,18 @@ def _erase_traces(
     needles = [str(v) for v in (person.get("email"), person.get("phone")) if v]
     subjects = [s for s in (external_id, *order_ids) if s]
     counts.inbox_payloads = scrub_inbox(
-        session, source=source, subjects=subjects, needles=needles, names=[], now=now
+        session,
+        source=source,
+        shop=shop,
+        subjects=subjects,
+        needles=needles,
+        names=[],
+        now=now,
     )
     for order in session.scalars(
-        select(Order).where(Order.source == source, Order.external_id.in_(order_ids))
+        select(Order).where(
+            Order.source == source, Order.shop == shop, Order.external_id.in_(order_ids)
+        )
     ):
         order.tracking_url = None
         counts.orders += 1
@@ -276,36 +302,32 @@ def _erase_traces(
 def erase_shop(
     session: Session, source: str, shop: str, *, settings: Settings, now: datetime
 ) -> dict[str, Any]:
-    """Erase every customer seen in ``shop``'s webhooks and delete its inbox rows.
+    """Erase every customer of ``shop`` (the ``shop`` column), cancel what was planned for
+    them, delete its product catalogue and its inbox rows.
 
-    Customers and orders are keyed by platform, not by shop, so the shop's customers are
-    found through its inbox payloads; orders stay (with their totals) for the ledger.
+    Orders stay, with their totals and without addresses, for the append-only ledger; other
+    shops' rows, even with the same platform ids, are not touched.
     """
-    rows = session.execute(
-        select(InboxEvent.id, InboxEvent.payload, InboxEvent.event_type).where(
-            InboxEvent.source == source, InboxEvent.shop == shop
-        )
-    ).all()
-    customer_ids: set[str] = set()
-    for _, payload, _ in rows:
-        if not isinstance(payload, dict):
-            continue
-        for holder in (payload.get("customer"), (payload.get("order") or {}).get("customer")):
-            if isinstance(holder, dict) and holder.get("external_id"):
-                customer_ids.add(str(holder["external_id"]))
     erased = 0
     for customer in session.scalars(
-        select(Customer).where(
-            Customer.source == source, Customer.external_id.in_(sorted(customer_ids))
-        )
+        select(Customer)
+        .where(Customer.source == source, Customer.shop == shop)
+        .order_by(Customer.id)
     ).all():
         erase_customer(session, customer, now=now, files=files_of(settings))
         erased += 1
+    products = session.execute(
+        delete(Product).where(Product.source == source, Product.shop == shop)
+    ).rowcount  # type: ignore[attr-defined]
     deleted = session.execute(
         delete(InboxEvent).where(
             InboxEvent.source == source,
-            InboxEvent.shop == shop,
+            func.coalesce(InboxEvent.shop, "") == shop,
             ~InboxEvent.event_type.like(EVENT_PREFIX + "%"),
         )
     ).rowcount  # type: ignore[attr-defined]
-    return {"customers": erased, "inbox_rows_deleted": int(deleted)}
+    return {
+        "customers": erased,
+        "products_deleted": int(products),
+        "inbox_rows_deleted": int(deleted),
+    }

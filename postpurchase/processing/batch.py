@@ -15,27 +15,29 @@ from typing import Any
 from postpurchase.events import CanonicalEvent, Refund
 from postpurchase.store.models import ConsentState
 
-Key = tuple[str, str]  # (source, platform id)
+Key = tuple[str, str, str]  # (source, shop, platform id)
 
 
 @dataclass(frozen=True)
 class SourcedEvent:
-    """A canonical event with the inbox row it came from."""
+    """A canonical event with the inbox row it came from; ``shop`` is the row's shop ("" when
+    it names none: the engine's default shop)."""
 
     inbox_id: int
     source: str
     event: CanonicalEvent
+    shop: str = ""
 
     # Computed once: a batch asks for each event's keys many times.
     @cached_property
     def order_key(self) -> Key | None:
         order = self.event.order
-        return (self.source, order.external_id) if order else None
+        return (self.source, self.shop, order.external_id) if order else None
 
     @cached_property
     def customer_key(self) -> Key | None:
         snapshot = self.event.customer or (self.event.order.customer if self.event.order else None)
-        return (self.source, snapshot.external_id) if snapshot else None
+        return (self.source, self.shop, snapshot.external_id) if snapshot else None
 
 
 @dataclass(slots=True)
@@ -44,6 +46,7 @@ class CustomerRecord:
 
     id: int
     source: str
+    shop: str
     external_id: str
     email: str | None
     phone: str | None
@@ -69,6 +72,7 @@ class OrderRecord:
 
     id: int
     source: str
+    shop: str
     external_id: str
     customer_id: int | None
     name: str | None

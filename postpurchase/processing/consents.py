@@ -47,7 +47,7 @@ def statements_of(item: SourcedEvent) -> list[tuple[Key, consent.Statement]]:
     for snapshot in (event.customer, event.order.customer if event.order else None):
         if snapshot is None:
             continue
-        key = (item.source, snapshot.external_id)
+        key = (item.source, item.shop, snapshot.external_id)
         version = snapshot.updated_at or event.occurred_at
         for name, purpose in _FIELDS.items():
             given = getattr(snapshot, name)

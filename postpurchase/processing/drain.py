@@ -99,14 +99,16 @@ def _implied_occurrence(
     )
 
 
-def _named_products(items: Sequence[SourcedEvent]) -> Iterator[tuple[str, str]]:
+def _named_products(items: Sequence[SourcedEvent]) -> Iterator[tuple[str, str, str]]:
     for item in items:
         event = item.event
         if event.product is not None:
-            yield item.source, event.product.external_id
+            yield item.source, item.shop, event.product.external_id
         if event.order is not None:
             yield from (
-                (item.source, line.product_id) for line in event.order.lines if line.product_id
+                (item.source, item.shop, line.product_id)
+                for line in event.order.lines
+                if line.product_id
             )
 
 
@@ -166,7 +168,8 @@ def process_batch(
     # look-up that runs outside this path.
     note_products(session, _named_products(items))
     store_product_events(
-        session, [(item.source, item.event) for item in items if item.event.product is not None]
+        session,
+        [(item.source, item.shop, item.event) for item in items if item.event.product is not None],
     )
     records = upsert_records(session, items)
     # Loyalty comes before planning so that a points_earned message planned now finds its
@@ -214,7 +217,9 @@ def process_batch(
     summary.events.update(item.event.type.value for item in items)
 
 
-def _parse(rows: Sequence[Row[int, str, str, int]]) -> tuple[list[SourcedEvent], dict[int, str]]:
+def _parse(
+    rows: Sequence[Row[int, str, str | None, str, int]],
+) -> tuple[list[SourcedEvent], dict[int, str]]:
     items, invalid = [], {}
     for row in rows:
         try:
@@ -224,7 +229,7 @@ def _parse(rows: Sequence[Row[int, str, str, int]]) -> tuple[list[SourcedEvent],
             where = ".".join(str(p) for p in first["loc"]) or "payload"
             invalid[row.id] = f"not a canonical event: {where}: {first['msg']}"
             continue
-        items.append(SourcedEvent(row.id, row.source, event))
+        items.append(SourcedEvent(row.id, row.source, event, row.shop or ""))
     return items, invalid
 
 
@@ -298,7 +303,7 @@ def _read_claimed(
         # JSON text that pydantic parses and validates in one pass.
         payload = cast(InboxEvent.payload, Text).label("payload")
         rows = session.execute(
-            select(InboxEvent.id, InboxEvent.source, payload, InboxEvent.attempts)
+            select(InboxEvent.id, InboxEvent.source, InboxEvent.shop, payload, InboxEvent.attempts)
             .where(among(session, InboxEvent.id, ids))
             .order_by(InboxEvent.id)
         ).all()

@@ -125,11 +125,15 @@ def load_facts(
             items[item.order_id].append(item_context(item))
     points = _points_earned(session, order_ids)
     # The lines' products, from the catalogue, in one query for the whole batch.
-    sources = {order_id: orders[order_id].source for order_id in order_ids if order_id in orders}
+    sources = {
+        order_id: (orders[order_id].source, orders[order_id].shop)
+        for order_id in order_ids
+        if order_id in orders
+    }
     entries = catalogue_entries(
         session,
         (
-            (sources[order_id], str(line["product_id"]))
+            (*sources[order_id], str(line["product_id"]))
             for order_id in order_ids
             if order_id in sources
             for line in items.get(order_id, [])
@@ -138,7 +142,7 @@ def load_facts(
     )
     for order_id in order_ids:
         if order_id in sources and order_id in items:
-            items[order_id] = with_catalogue(items[order_id], sources[order_id], entries)
+            items[order_id] = with_catalogue(items[order_id], *sources[order_id], entries)
     facts = {}
     for occurrence in occurrences:
         customer = customers[occurrence.customer_id]

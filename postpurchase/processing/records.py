@@ -46,7 +46,7 @@ from postpurchase.exceptions import ConcurrentChange
 from postpurchase.journey import EVENT_TIMESTAMPS, in_paid_status
 from postpurchase.processing.batch import CustomerRecord, Key, OrderRecord, Records, SourcedEvent
 from postpurchase.processing.consents import consent_only, merge_consent
-from postpurchase.store.membership import among, pairs_among
+from postpurchase.store.membership import among, keys_among
 from postpurchase.store.models import Customer, Order, OrderItem, OrderRefund
 from postpurchase.store.statements import insert_ignoring_conflicts
 
@@ -122,15 +122,16 @@ def _load(session: Session, record: type[_R], model: Any, keys: set[Key]) -> dic
     if not keys:
         return {}
     table = model.__table__
+    key_columns = (table.c.source, table.c.shop, table.c.external_id)
     query = select(*(table.c[f.name] for f in fields(record))).where(
-        pairs_among(session, table.c.source, table.c.external_id, sorted(keys))
+        keys_among(session, key_columns, sorted(keys))
     )
     if session.get_bind().dialect.name == "postgresql":
         # Concurrent batches merge one after the other; locking in id order, as the ledger
         # does, keeps two batches from each holding a row the other waits for.
         query = query.order_by(table.c.id).with_for_update()
     rows = session.execute(query)
-    return {(row.source, row.external_id): record(**row._mapping) for row in rows}
+    return {(row.source, row.shop, row.external_id): record(**row._mapping) for row in rows}
 
 
 def _values(row: CustomerRecord | OrderRecord) -> tuple[Any, ...]:
@@ -149,12 +150,12 @@ def _store(
         return
     table = model.__table__
     names = [f.name for f in fields(CustomerRecord if model is Customer else OrderRecord)]
-    kept = ("id", "source", "external_id")  # the key, never changed
+    kept = ("id", "source", "shop", "external_id")  # the key, never changed
     params = []
     for values in changed:
         param = dict(zip(names, values, strict=True))
         param["_id"] = param.pop("id")
-        del param["source"], param["external_id"]
+        del param["source"], param["shop"], param["external_id"]
         params.append(param)
     session.execute(
         update(table)
@@ -177,7 +178,7 @@ def _customer_snapshots(
         order = item.event.order
         for snapshot in (item.event.customer, order.customer if order else None):
             if snapshot is not None:
-                key = (item.source, snapshot.external_id)
+                key = (item.source, item.shop, snapshot.external_id)
                 found.append((key, snapshot, _version(snapshot, item.event.occurred_at)))
     return found
 
@@ -191,7 +192,10 @@ def upsert_records(session: Session, items: Sequence[SourcedEvent]) -> Records:
     insert_ignoring_conflicts(
         session,
         Customer,
-        [{"source": k[0], "external_id": k[1]} for k in sorted({k for k, _, _ in customer_snaps})],
+        [
+            {"source": k[0], "shop": k[1], "external_id": k[2]}
+            for k in sorted({k for k, _, _ in customer_snaps})
+        ],
     )
     records.customers = _load(session, CustomerRecord, Customer, {k for k, _, _ in customer_snaps})
     before = {key: _values(row) for key, row in records.customers.items()}
@@ -207,6 +211,7 @@ def upsert_records(session: Session, items: Sequence[SourcedEvent]) -> Records:
     bare_orders = {
         i.order_key: {
             "source": i.source,
+            "shop": i.shop,
             "external_id": i.event.order.external_id,
             "currency": i.event.order.currency,
         }

@@ -115,6 +115,7 @@ def replan_campaign(
                 "step": step,
                 "channel": channel,
                 "customer_id": occurrence.customer_id,
+                "shop": rows[0].shop,
                 "order_id": occurrence.order_id,
                 "due_at": due,
                 "status": TouchpointStatus.PLANNED,

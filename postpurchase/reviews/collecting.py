@@ -99,7 +99,11 @@ def review_order(
     catalogue = {
         p.external_id: p
         for p in session.execute(
-            select(Product).where(Product.source == order.source, Product.external_id.in_(ids))
+            select(Product).where(
+                Product.source == order.source,
+                Product.shop == order.shop,
+                Product.external_id.in_(ids),
+            )
         ).scalars()
     }
     existing = {
@@ -242,6 +246,6 @@ def _emit_submitted(
             source=order.source,
             dedupe_key=f"review-page:{review.id}",
             topic="review.page",
-            shop=None,
+            shop=order.shop or None,
         ),
     )

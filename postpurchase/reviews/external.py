@@ -13,15 +13,18 @@ How each service proves a delivery is its own:
 
 The review is matched to an order we know: the order the service names (Yotpo's
 ``external_order_id`` / ``order.external_id``), else the reviewer's most recent order of
-that product (by email). Unmatched reviews are acknowledged and ignored: they concern no
-order of ours. One inbox row per service review (``judgeme:<id>``, ``yotpo:<id>``), so a
-redelivery or a ``review_updated`` changes nothing.
+that product (by email). The services name no shop: a match in several shops is not guessed
+at. Unmatched reviews are acknowledged and ignored: they concern no order of ours. One
+inbox row per service review (``judgeme:<id>``, ``yotpo:<id>``), so a redelivery or a
+``review_updated`` changes nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +35,8 @@ from sqlalchemy.orm import Session
 from postpurchase.events import NO_CURRENCY, CanonicalEvent, EventType, OrderSnapshot, Review
 from postpurchase.inbox import InboxEntry, add_to_inbox
 from postpurchase.store.models import Customer, Order, OrderItem
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -116,14 +121,23 @@ def parse_yotpo(body: Any) -> tuple[ExternalReview | None, str | None]:
     )
 
 
+def _one_shop(orders: Sequence[Order]) -> Order | None:
+    """The first of ``orders`` when they are all of one shop. The review services' webhooks
+    name no shop: an order id or email found in several shops is not guessed at."""
+    if len({order.shop for order in orders}) > 1:
+        log.warning("a review matches orders of several shops; it is left unmatched")
+        return None
+    return orders[0] if orders else None
+
+
 def _matching_order(session: Session, review: ExternalReview) -> Order | None:
     if review.order_id is not None:
-        found = (
+        found = _one_shop(
             session.execute(
                 select(Order).where(Order.external_id == review.order_id).order_by(Order.id)
             )
             .scalars()
-            .first()
+            .all()
         )
         if found is not None:
             return found
@@ -141,7 +155,11 @@ def _matching_order(session: Session, review: ExternalReview) -> Order | None:
             .where(OrderItem.order_id == Order.id, OrderItem.product_id == review.product_id)
             .exists()
         )
-    return session.execute(statement.limit(1)).scalars().first()
+    latest = session.execute(statement.limit(1)).scalars().first()
+    if latest is None:
+        return None
+    elsewhere = session.execute(statement.where(Order.shop != latest.shop).limit(1)).scalars().all()
+    return _one_shop([latest, *elsewhere])
 
 
 def record_external_review(session: Session, review: ExternalReview, *, now: datetime) -> str:
@@ -163,7 +181,7 @@ def record_external_review(session: Session, review: ExternalReview, *, now: dat
             source=order.source,
             dedupe_key=f"{review.service}:{review.review_id}",
             topic=f"{review.service}.review",
-            shop=None,
+            shop=order.shop or None,
         ),
     )
     return "stored" if stored is not None else "duplicate"

@@ -55,29 +55,29 @@ def published_reviews(session: Session, *, shop_url: str) -> list[PublicReview]:
     """Every published review, oldest first, with its product's page (catalogue, else the
     order line's, else the shop's) and identifiers."""
     rows = session.execute(
-        select(ProductReview, Order.source)
+        select(ProductReview, Order.source, Order.shop)
         .outerjoin(Order, Order.id == ProductReview.order_id)
         .where(ProductReview.status == ReviewStatus.PUBLISHED)
         .order_by(ProductReview.submitted_at, ProductReview.id)
     ).all()
-    ids = {_product_id(r.product_key) for r, _ in rows} - {None}
+    ids = {_product_id(r.product_key) for r, _, _ in rows} - {None}
     catalogue = {
-        (p.source, p.external_id): p
+        (p.source, p.shop, p.external_id): p
         for p in session.execute(select(Product).where(Product.external_id.in_(ids))).scalars()
     }
     lines: dict[tuple[int | None, str | None], OrderItem] = {
         (i.order_id, i.product_id): i
         for i in session.execute(
             select(OrderItem).where(
-                OrderItem.order_id.in_({r.order_id for r, _ in rows} - {None}),
+                OrderItem.order_id.in_({r.order_id for r, _, _ in rows} - {None}),
                 OrderItem.product_id.in_(ids),
             )
         ).scalars()
     }
     found = []
-    for review, source in rows:
+    for review, source, shop in rows:
         product_id = _product_id(review.product_key)
-        known = catalogue.get((source or review.source, product_id or ""))
+        known = catalogue.get((source or review.source, shop or "", product_id or ""))
         line = lines.get((review.order_id, product_id))
         found.append(
             PublicReview(

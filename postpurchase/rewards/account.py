@@ -105,14 +105,16 @@ def account_of(
     *,
     customer_id: int | None = None,
     customer_reference: str | None = None,
+    shop: str | None = None,
     now: datetime | None = None,
 ) -> Account:
-    """The account of the customer given by id or by reference (email, platform id)."""
+    """The account of the customer given by id or by reference (email, platform id; in
+    ``shop`` when given)."""
     with reading(store) as session:
         if customer_id is not None:
             customer = session.get_one(Customer, customer_id)
         else:
-            customer = find_customer(session, customer_reference or "")
+            customer = find_customer(session, customer_reference or "", shop)
         points = balance(session, customer.id)
         tier_row = session.scalars(
             select(CustomerTier).where(CustomerTier.customer_id == customer.id)

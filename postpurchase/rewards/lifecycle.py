@@ -24,7 +24,7 @@ from postpurchase.exceptions import ProviderError
 from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.rewards.redemption import Outcome, Redeemer, RedemptionView, refund, settle
 from postpurchase.store.database import transaction
-from postpurchase.store.models import Redemption, RedemptionStatus
+from postpurchase.store.models import Customer, Order, Redemption, RedemptionStatus
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,8 @@ def _give_up(redeemer: Redeemer, redemption_id: int, *, now: datetime) -> Redemp
 
 def mark_used(session: Session, uses: Iterable[tuple[int, Sequence[str], datetime]]) -> int:
     """Mark redemptions used by orders: ``(order id, codes on it, when)``. Returns how many
-    changed; a code already used, or not one of ours, changes nothing."""
+    changed; a code already used, not one of ours, or of a customer of another shop than the
+    order's changes nothing."""
     changed = 0
     for order_id, codes, at in uses:
         wanted = sorted({c.strip().upper() for c in codes if c and c.strip()})
@@ -105,6 +106,11 @@ def mark_used(session: Session, uses: Iterable[tuple[int, Sequence[str], datetim
                     [RedemptionStatus.ISSUED, RedemptionStatus.PENDING, RedemptionStatus.EXPIRED]
                 ),
                 Redemption.order_id.is_(None),
+                # the code's customer is of the order's shop
+                select(Customer.id)
+                .join(Order, Order.shop == Customer.shop)
+                .where(Customer.id == Redemption.customer_id, Order.id == order_id)
+                .exists(),
             )
             .values(status=RedemptionStatus.USED, order_id=order_id, used_at=at)
             .execution_options(synchronize_session=False)

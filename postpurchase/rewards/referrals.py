@@ -99,9 +99,12 @@ def _same_person(session: Session, referrer: Customer, referred: Customer) -> st
 
 
 def _decide(session: Session, order: OrderRecord, code: str) -> tuple[int, str | None] | None:
-    """(referrer id, refusal reason or None), or None when the code is nobody's."""
+    """(referrer id, refusal reason or None), or None when the code is nobody's in the
+    order's shop."""
     referrer_id = session.scalar(
-        select(ReferralCode.customer_id).where(func.upper(ReferralCode.code) == code.upper())
+        select(ReferralCode.customer_id)
+        .join(Customer, Customer.id == ReferralCode.customer_id)
+        .where(func.upper(ReferralCode.code) == code.upper(), Customer.shop == order.shop)
     )
     if referrer_id is None:
         return None

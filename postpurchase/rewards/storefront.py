@@ -7,9 +7,11 @@ Two ways in, both naming the customer in a way the caller cannot forge:
   ``path_prefix``, ``timestamp`` and ``signature`` = hex HMAC-SHA256, keyed with the app's
   client secret, of the other parameters as sorted ``key=value`` strings (repeated keys'
   values joined by commas) concatenated without separator. An empty customer id means nobody
-  is logged in (401). Timestamps older than the webhook tolerance are replays.
+  is logged in (401). Timestamps older than the webhook tolerance are replays. The customer
+  is the one of that shop.
 - Other platforms: ``/storefront/api/...`` with ``Authorization: Bearer <key>`` (one of
-  ``POSTPURCHASE_STOREFRONT_API_KEYS``), the customer as ``?customer=platform:id``; a key
+  ``POSTPURCHASE_STOREFRONT_API_KEYS``), the customer as ``?customer=platform:id`` and,
+  when the engine serves several shops that share ids, ``&shop=<shop>`` (409 without it); a key
   needs the ``read`` scope for the account and ``redeem`` to redeem. A redeem key belongs on
   the shop's server, never in a browser.
 
@@ -77,8 +79,9 @@ def _cors(request: Request, svc: Services, response: Response) -> Response:
     return response
 
 
-def _proxy_customer(request: Request, svc: Services) -> tuple[str, str]:
-    """(source, external id) of the logged-in Shopify customer, once the signature holds."""
+def _proxy_customer(request: Request, svc: Services) -> tuple[str, str | None, str]:
+    """(source, shop, external id) of the logged-in Shopify customer, once the signature
+    holds."""
     params = list(request.query_params.multi_items())
     given = request.query_params.get("signature", "")
     shop = request.query_params.get("shop", "").lower()
@@ -98,10 +101,10 @@ def _proxy_customer(request: Request, svc: Services) -> tuple[str, str]:
     customer = request.query_params.get("logged_in_customer_id", "")
     if not customer:
         raise Refused(401, "no customer is logged in")
-    return "shopify", customer
+    return "shopify", shop, customer
 
 
-def _key_customer(request: Request, svc: Services, scope: str) -> tuple[str, str]:
+def _key_customer(request: Request, svc: Services, scope: str) -> tuple[str, str | None, str]:
     header = request.headers.get("authorization", "")
     token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
     name = next(
@@ -119,20 +122,25 @@ def _key_customer(request: Request, svc: Services, scope: str) -> tuple[str, str
     source, _, external_id = request.query_params.get("customer", "").partition(":")
     if not source or not external_id:
         raise Refused(400, "give the customer as ?customer=platform:id")
-    return source, external_id
+    return source, request.query_params.get("shop"), external_id
 
 
-def _customer_id(svc: Services, source: str, external_id: str) -> int:
+def _customer_id(svc: Services, source: str, shop: str | None, external_id: str) -> int:
+    """The customer's id, in ``shop`` when given (else the one shop it is known in)."""
+    query = select(Customer.id, Customer.shop).where(
+        Customer.source == source, Customer.external_id == external_id
+    )
+    if shop is not None:
+        query = query.where(Customer.shop == shop)
     with reading(svc.redeemer.store) as session:
-        found = session.scalar(
-            select(Customer.id).where(
-                Customer.source == source, Customer.external_id == external_id
-            )
-        )
-    if found is None:
+        found = session.execute(query.order_by(Customer.shop).limit(10)).all()
+    if not found:
         # Shopify customers exist here once they ordered (or the account webhook came).
         raise Refused(404, "no loyalty account yet: points come with the first order")
-    return found
+    if len(found) > 1:
+        shops = ", ".join(repr(row.shop) for row in found)
+        raise Refused(409, f"this customer id is known in several shops ({shops}): add &shop=")
+    return int(found[0].id)
 
 
 def _limit(svc: Services, customer_id: int) -> None:
@@ -150,12 +158,12 @@ async def _answer(request: Request, via: str, action: str) -> Response:
         return JSONResponse({"error": "the server's configuration is invalid"}, status_code=503)
     try:
         if via == "proxy":
-            source, external_id = _proxy_customer(request, svc)
+            source, shop, external_id = _proxy_customer(request, svc)
         else:
-            source, external_id = _key_customer(
+            source, shop, external_id = _key_customer(
                 request, svc, "read" if action == "account" else "redeem"
             )
-        customer_id = await run_in_threadpool(_customer_id, svc, source, external_id)
+        customer_id = await run_in_threadpool(_customer_id, svc, source, shop, external_id)
         _limit(svc, customer_id)
         if action == "account":
             account = await run_in_threadpool(

@@ -1,7 +1,8 @@
 """``config/shops.yaml``: the shops one engine serves, read into validated models.
 
 Keys are shop keys as events carry them: the Shopify shop domain (``x.myshopify.com``), the
-WooCommerce store host, or the generic event's ``shop``; always lower case. Every field is
+WooCommerce site's URL (``https://shop.example.de/``), or the generic event's ``shop``; in
+lower case. Every field is
 optional: what a shop leaves out is the engine's (``POSTPURCHASE_SHOP_*`` settings). Secrets
 never sit in the file: a shop names the environment variable or Airflow connection that holds
 them. Every problem is reported as ``FILE:LINE: message``, all of them at once.
@@ -22,8 +23,13 @@ from pydantic_core import ErrorDetails
 from postpurchase.exceptions import ConfigError
 from postpurchase.yaml_source import SourceMap, read_yaml
 
-# A shop key: a host name or a plain identifier, lower case (events' keys are lowered too).
-SHOP_KEY = r"^[a-z0-9][a-z0-9._-]{0,254}$"
+# A shop key as events carry it: a Shopify domain, a WooCommerce site's URL, a generic
+# event's shop; in lower case (looked up lower-cased), without spaces or quotes.
+SHOP_KEY = r"^[^\sA-Z'\"<>]{1,255}$"
+KEY_HINT = (
+    "use the shop's key as its events carry it, in lower case: x.myshopify.com, a WooCommerce "
+    "site's URL (https://shop.example.de/) or the generic events' shop"
+)
 _HEX_COLOUR = r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"
 _HTTP_URL = r"^https?://[^\s\"'<>]+$"
 _ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
@@ -182,8 +188,7 @@ def parse_shops(data: Any, source: SourceMap) -> ShopsFile:
         for key in shops:
             if not isinstance(key, str) or not _is_shop_key(key):
                 bad_keys.append(
-                    f"{source.where(('shops', str(key)))}: shop key {key!r}: use the shop's "
-                    "domain or id in lower case, as its events carry it (x.myshopify.com)"
+                    f"{source.where(('shops', str(key)))}: shop key {key!r}: {KEY_HINT}"
                 )
     try:
         config = ShopsConfig.model_validate(data)

@@ -2,13 +2,13 @@
 
 On PostgreSQL an ``IN`` list of a thousand values is a thousand placeholders, and psycopg
 re-parses the statement for every new length of list. One array parameter (``= ANY(...)``,
-or a join on ``unnest`` for keys of two columns) keeps the statement short and the same from
+or a join on ``unnest`` for keys of several columns) keeps the statement short and the same from
 batch to batch. SQLite has no arrays: it gets the plain ``IN`` list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, any_, bindparam, func, select, tuple_
@@ -24,18 +24,21 @@ def among(session: Session, column: Any, values: Collection[Any]) -> ColumnEleme
     return column.in_(values)  # type: ignore[no-any-return]
 
 
-def pairs_among(
-    session: Session, first: Any, second: Any, pairs: Collection[tuple[Any, Any]]
+def keys_among(
+    session: Session, columns: Sequence[Any], keys: Collection[tuple[Any, ...]]
 ) -> ColumnElement[bool]:
-    """Whether ``(first, second)`` is one of ``pairs``."""
+    """Whether the tuple of ``columns`` is one of ``keys`` (tuples of as many values)."""
     if session.get_bind().dialect.name != "postgresql":
-        return tuple_(first, second).in_(pairs)
+        return tuple_(*columns).in_(keys)
+    names = [f"k{i}" for i in range(len(columns))]
     wanted = (
         func.unnest(
-            bindparam(None, [a for a, _ in pairs], type_=postgresql.ARRAY(first.type)),
-            bindparam(None, [b for _, b in pairs], type_=postgresql.ARRAY(second.type)),
+            *(
+                bindparam(None, [key[i] for key in keys], type_=postgresql.ARRAY(column.type))
+                for i, column in enumerate(columns)
+            )
         )
-        .table_valued("a", "b")
+        .table_valued(*names)
         .render_derived()
     )
-    return tuple_(first, second).in_(select(wanted.c.a, wanted.c.b))
+    return tuple_(*columns).in_(select(*(wanted.c[name] for name in names)))

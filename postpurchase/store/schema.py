@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -29,11 +29,38 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate the database to ``revision``; a database already there is left untouched."""
+    """Migrate the database to ``revision``; a database already there is left untouched.
+
+    On SQLite, foreign keys are not enforced while migrating: batch mode rebuilds a table by
+    copying it and dropping the old one, and with them on, that drop would delete (cascade) or
+    refuse for every row referring to it. They are checked before the migration commits.
+    """
     config = _config()
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            # outside any transaction, where SQLite takes this pragma into account
+            _driver_pragma(conn, "foreign_keys=OFF")
+        try:
+            with conn.begin():
+                config.attributes["connection"] = conn
+                command.upgrade(config, revision)
+                if sqlite:
+                    _check_foreign_keys(conn)
+        finally:
+            if sqlite:
+                _driver_pragma(conn, "foreign_keys=ON")
+
+
+def _driver_pragma(conn: Connection, pragma: str) -> None:
+    conn.connection.driver_connection.execute(f"PRAGMA {pragma}")  # type: ignore[union-attr]
+
+
+def _check_foreign_keys(conn: Connection) -> None:
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        shown = ", ".join(f"{row[0]} row {row[1]} -> {row[2]}" for row in broken[:5])
+        raise RuntimeError(f"the migration left rows referring to nothing: {shown}")
 
 
 def new_revision(engine: Engine, message: str) -> None:

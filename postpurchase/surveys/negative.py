@@ -67,7 +67,7 @@ def note_negative(
                 source=order.source,
                 dedupe_key=f"feedback-negative:{answer}",
                 topic=f"feedback.{kind}",
-                shop=None,
+                shop=order.shop or None,
             ),
         )
     payload = _payload(kind, answer, score, comment, customer, order, now, product)

@@ -38,7 +38,7 @@ shops:
         template: thanks_nordic
       thanks:
         enabled: false
-  northwind-goods.fr:
+  "https://northwind-goods.fr/":
     campaigns:
       review_request: {enabled: false}
 """
@@ -71,7 +71,7 @@ def test_overrides_apply_to_their_shop_only(tmp_path: Path, templates: Path) -> 
     assert review is not None
     assert (review.delay, review.template) == (Delay(days=14), "thanks_nordic")
 
-    french = config.for_shop("northwind-goods.fr")
+    french = config.for_shop("https://northwind-goods.fr/")
     assert [c.id for c in french.enabled()] == ["thanks"]
 
     for other in ("", "another-shop.myshopify.com"):
@@ -87,7 +87,7 @@ def test_shop_zones_are_kept_by_the_shops_configs(tmp_path: Path) -> None:
     utc = ZoneInfo("UTC")
     nordic = config.for_shop("northwind-nordic.myshopify.com")
     assert nordic.shop_zone("northwind-nordic.myshopify.com", utc) == ZoneInfo("Europe/Oslo")
-    assert config.shop_zone("northwind-goods.fr", utc) == utc
+    assert config.shop_zone("https://northwind-goods.fr/", utc) == utc
 
 
 def test_override_mistakes_name_their_line(tmp_path: Path, templates: Path) -> None:
@@ -95,7 +95,7 @@ def test_override_mistakes_name_their_line(tmp_path: Path, templates: Path) -> N
         tmp_path,
         FILE
         + """\
-  Northwind.Example:
+  Northwind Example:
     campaigns:
       thanks: {enabled: false}
   third.example.com:
@@ -112,10 +112,10 @@ def test_override_mistakes_name_their_line(tmp_path: Path, templates: Path) -> N
     fixed = path.read_text().replace("{delay: soon, colour: red}", "{delay: 2d}")
     path.write_text(fixed)
     problems = campaign_problems(path, templates)
-    assert f"{path}:28: shop key 'Northwind.Example'" in problems[0]
+    assert f"{path}:28: shop key 'Northwind Example'" in problems[0]
     assert problems[1] == f"{path}:33: shop third.example.com: no campaign 'win_back' to override"
     # then the templates an override names
-    fixed = fixed.replace("Northwind.Example", "northwind.example").replace("win_back", "thanks")
+    fixed = fixed.replace("Northwind Example", "northwind.example").replace("win_back", "thanks")
     path.write_text(fixed.replace("      thanks: {delay: 2d}\n", ""))
     problems = campaign_problems(path, templates)
     assert len(problems) == 3  # subject, HTML and text

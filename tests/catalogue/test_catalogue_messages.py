@@ -46,7 +46,9 @@ def _context(store, campaign: str, shop: ShopProfile = SHOP):
         order = session.scalars(
             select(Order).where(Order.id == touchpoint.order_id).options(selectinload(Order.items))
         ).one()
-        entries = catalogue_entries(session, ((order.source, i.product_id) for i in order.items))
+        entries = catalogue_entries(
+            session, ((order.source, order.shop, i.product_id) for i in order.items)
+        )
         return build_context(
             shop,
             touchpoint=touchpoint,

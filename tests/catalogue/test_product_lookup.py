@@ -28,8 +28,10 @@ from postpurchase.settings import Settings
 from postpurchase.store.database import transaction
 from postpurchase.store.models import Product, Touchpoint
 from postpurchase.tasks.processing import look_up_unknown_products
+from tests.webhooks.deliveries import SHOP
 
 NOW = at("2026-11-20T15:00:00+00:00")
+WOO_SITE = "https://shop.example.de/"  # the deliveries' X-WC-Webhook-Source
 IPOD_DOCUMENT = genuine("shopify/admin_api_product_ipod_nano.json")
 
 
@@ -53,8 +55,10 @@ def shopify(fake: FakeShopifyAdmin, token: str = SHOPIFY_TOKEN, timeout: float =
 
 
 def unknown(store, *ids: str, source: str = "shopify") -> None:
+    """Products first seen in an order of the shop the tests' webhooks come from."""
+    shop = SHOP if source == "shopify" else WOO_SITE
     with transaction(store) as session:
-        note_products(session, [(source, product_id) for product_id in ids])
+        note_products(session, [(source, shop, product_id) for product_id in ids])
 
 
 def product(store, external_id: str) -> Product:

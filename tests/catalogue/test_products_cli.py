@@ -9,6 +9,7 @@ from fake_platform_apis import SHOPIFY_TOKEN, FakeShopifyAdmin
 from genuine_payloads import IPOD, ORDER, genuine
 
 from postpurchase.cli import main
+from tests.webhooks.deliveries import SHOP
 
 
 def test_status_then_lookup_through_the_admin_api(send, drain, monkeypatch):
@@ -46,6 +47,7 @@ def test_the_timeline_reads_products_from_the_catalogue(
     order = tmp_path / "order.json"
     order.write_text(json.dumps(ORDER))
     args = ["campaigns", "timeline", str(order), "--delivered-at", "2026-11-23T20:42:00Z"]
+    args += ["--shop", SHOP]  # the shop the product webhook comes from
 
     before = CliRunner().invoke(main, args)
     send.shopify("products/update", IPOD)

@@ -158,7 +158,7 @@ def test_preview_as_one_shop_uses_its_brand_and_its_campaign_overrides(tmp_path,
     campaigns = (PROJECT_ROOT / "config" / "campaigns.yaml").read_text()
     campaigns += (
         "shops:\n"
-        "  northwind-goods.fr:\n"
+        '  "https://northwind-goods.fr/":\n'
         "    campaigns:\n"
         "      win_back: {template: points_expiring}\n"
     )
@@ -167,7 +167,7 @@ def test_preview_as_one_shop_uses_its_brand_and_its_campaign_overrides(tmp_path,
     monkeypatch.setenv("POSTPURCHASE_CAMPAIGNS_FILE", str(tmp_path / "campaigns.yaml"))
     monkeypatch.setenv("POSTPURCHASE_SHOPS_FILE", str(PROJECT_ROOT / "config/shops.example.yaml"))
     result = CliRunner().invoke(
-        main, ["preview", "win_back", "--shop", "Northwind-Goods.fr", "--channel", "email"]
+        main, ["preview", "win_back", "--shop", "https://Northwind-Goods.fr/", "--channel", "email"]
     )
 
     assert result.exit_code == 0, result.output

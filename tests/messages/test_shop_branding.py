@@ -13,7 +13,7 @@ from postpurchase.shop_settings.directory import DEFAULT_COLOURS, shop_directory
 
 KEY = b"shop-branding-test-key"
 NORDIC = "northwind-nordic.myshopify.com"
-FRENCH = "northwind-goods.fr"
+FRENCH = "https://northwind-goods.fr/"  # a WooCommerce site: its URL
 
 
 def _profiles(tmp_path: Path) -> dict[str, ShopProfile]:

@@ -78,11 +78,14 @@ def customer_with(store: SessionFactory) -> Callable[..., int]:
     """``customer_with(600)``: a Shopify customer holding that many points; their id."""
     made = iter(range(1, 10_000))
 
-    def make(points: int, *, tier: str | None = None, source: str = "shopify") -> int:
+    def make(
+        points: int, *, tier: str | None = None, source: str = "shopify", shop: str = ""
+    ) -> int:
         n = next(made)
         with transaction(store) as session:
             customer = Customer(
                 source=source,
+                shop=shop,
                 external_id=str(7_208_815_100_000 + n),
                 email=f"grace.hopper{n}@example.com",
                 first_name="Grace",

@@ -130,7 +130,16 @@ def test_expired_codes_give_points_back_when_the_catalogue_says_so(
 def test_a_generic_event_with_the_code_through_intake_marks_it_used(
     store, db_url, customer_with, shopify_redeemer
 ):
-    view = shopify_redeemer.redeem(customer_with(600), "five_off", "k")
+    view = shopify_redeemer.redeem(customer_with(600, shop="tea-house.example"), "five_off", "k")
+
+    def paid_in(shop: str, event_id: str, order_id: str) -> dict:
+        return {
+            **paid,
+            "id": event_id,
+            "shop": shop,
+            "order": {**paid["order"], "external_id": order_id},
+        }
+
     paid = {
         "id": "evt_reward_1",
         "shop": "tea-house.example",
@@ -145,6 +154,13 @@ def test_a_generic_event_with_the_code_through_intake_marks_it_used(
         },
     }
     with TestClient(create_app(intake_settings(db_url), session_factory=store)) as client:
+        # another shop's order with the code first: the code is not that shop's to take
+        assert (
+            Sender(client)
+            .generic(paid_in("coffee-house.example", "evt_other_shop", "A-7"))
+            .status_code
+            == 202
+        )
         assert Sender(client).generic(paid).status_code == 202
     process_inbox(
         store,
@@ -154,4 +170,8 @@ def test_a_generic_event_with_the_code_through_intake_marks_it_used(
         lease=timedelta(minutes=5),
         clock=lambda: NOW,
     )
-    assert _redemption(store).status is RedemptionStatus.USED
+    redemption = _redemption(store)
+    assert redemption.status is RedemptionStatus.USED
+    with store() as session:
+        used_on = session.get_one(Order, redemption.order_id)
+    assert (used_on.shop, used_on.external_id) == ("tea-house.example", "A-2001")

@@ -11,12 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from postpurchase.loyalty.ledger import balance
+from postpurchase.loyalty.ledger import adjust, balance
 from postpurchase.messages.tokens import LinkClaim, sign
 from postpurchase.rewards.page import rewards_link
 from postpurchase.rewards.storefront import proxy_signature
 from postpurchase.store.database import transaction
-from postpurchase.store.models import Redemption
+from postpurchase.store.models import Customer, Redemption
 from postpurchase.webhooks.app import create_app
 from tests.fakes.fake_shopify_admin import ACCESS_TOKEN
 
@@ -71,7 +71,7 @@ def test_signature_matches_shopifys_documented_example():
 
 
 def test_account_through_the_app_proxy(client, customer_with):
-    customer_with(650)
+    customer_with(650, shop=SHOP)
     answer = client.get(f"/storefront/proxy/account?{proxied('7208815100001')}")
     assert answer.status_code == 200, answer.text
     body = answer.json()
@@ -99,14 +99,14 @@ def test_account_through_the_app_proxy(client, customer_with):
     ],
 )
 def test_app_proxy_refusals(client, customer_with, query, status, reason):
-    customer_with(650)
-    customer_with(900)
+    customer_with(650, shop=SHOP)
+    customer_with(900, shop=SHOP)
     answer = client.get(f"/storefront/proxy/account?{query()}")
     assert answer.status_code == status and reason in answer.json()["error"]
 
 
 def test_redeem_through_the_app_proxy_is_idempotent(client, store, customer_with, shopify):
-    customer = customer_with(1100)
+    customer = customer_with(1100, shop=SHOP)
     url = f"/storefront/proxy/redeem?{proxied('7208815100001')}"
     first = client.post(url, json={"reward": "five_off"}, headers={"Idempotency-Key": "tab-1"})
     assert first.status_code == 201, first.text
@@ -163,8 +163,8 @@ def test_cors_allows_the_shops_origin_only(client, customer_with):
 
 
 def test_requests_are_limited_per_customer(client, customer_with):
-    customer_with(700)
-    customer_with(700)
+    customer_with(700, shop=SHOP)
+    customer_with(700, shop=SHOP)
     statuses = [
         client.get(f"/storefront/proxy/account?{proxied('7208815100001')}").status_code
         for _ in range(10)
@@ -201,3 +201,23 @@ def test_the_rewards_page_shows_and_redeems_only_on_post(client, store, customer
     assert client.get(forged).status_code == 400
     unsubscribe = sign(SIGNING.encode(), LinkClaim("unsubscribe", customer, 41))
     assert client.get(f"/rewards/{unsubscribe}").status_code == 400
+
+
+def test_a_customer_id_known_in_two_shops_is_each_shops_own(client, store):
+    """Shopify customer ids are the shop's: the proxy's signed ``shop`` picks the account; an
+    API key must name the shop when the id is known in several."""
+    with transaction(store) as session:
+        for shop, points in ((SHOP, 650), ("second-store.myshopify.com", 80)):
+            customer = Customer(source="shopify", shop=shop, external_id="7208815100001")
+            session.add(customer)
+            session.flush()
+            adjust(session, customer_id=customer.id, points=points, reason="opening balance")
+    answer = client.get(f"/storefront/proxy/account?{proxied('7208815100001')}")
+    assert answer.status_code == 200 and answer.json()["balance"] == 650
+    auth = {"Authorization": f"Bearer {WIDGET_KEY}"}
+    url = "/storefront/api/account?customer=shopify:7208815100001"
+    ambiguous = client.get(url, headers=auth)
+    assert ambiguous.status_code == 409
+    assert "second-store.myshopify.com" in ambiguous.json()["error"]
+    named = client.get(f"{url}&shop=second-store.myshopify.com", headers=auth)
+    assert named.status_code == 200 and named.json()["balance"] == 80

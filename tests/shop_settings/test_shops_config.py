@@ -34,7 +34,7 @@ def test_the_shipped_example_is_valid_and_resolves_each_shop(tmp_path: Path) -> 
     assert nordic.currency == "NOK"
     assert nordic.colours["primary"] == "#0b3954"
     assert nordic.public_base_url == "https://engage.nordic.northwind.example/postpurchase"
-    french = directory.get("northwind-goods.fr")
+    french = directory.get("https://northwind-goods.fr/")
     # what the shop leaves out is the engine's
     assert french.logo_url is None
     assert french.colours == DEFAULT_COLOURS
@@ -87,7 +87,7 @@ shops:
       connection: sendgrid_nordic
     twilio:
       account_sid: AC0f9d4a6c2b8e41d7a3c5e9f1b2d4c6a8
-  Upper.Example.COM:
+  Upper Example.COM:
     name: Upper
 """
 
@@ -104,7 +104,7 @@ def test_every_mistake_is_reported_with_its_line(tmp_path: Path) -> None:
         assert found, f"{fragment!r} not in {lines}"
         return found[0]
 
-    assert line_of("Upper.Example.COM").startswith(f"{where}:17:")
+    assert line_of("Upper Example.COM").startswith(f"{where}:17:")
     assert line_of("colours.primary").startswith(f"{where}:6:")
     assert "unknown time zone 'Europe/Olso'" in line_of(f"{where}:7:")
     assert "unknown currency 'NKK'" in line_of(f"{where}:8:")

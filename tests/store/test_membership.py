@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import insert, select
 
 from postpurchase.store.database import transaction
-from postpurchase.store.membership import among, pairs_among
+from postpurchase.store.membership import among, keys_among
 from postpurchase.store.models import Customer
 
 
@@ -26,17 +26,19 @@ def test_among_picks_the_listed_values(store):
     assert none == []
 
 
-def test_pairs_among_matches_whole_pairs_only(store):
-    _customers(store, [("shopify", "1"), ("shopify", "2"), ("woo", "1"), ("woo", "2")])
+def test_keys_among_matches_whole_keys_only(store):
+    with transaction(store) as session:
+        session.execute(
+            insert(Customer),
+            [
+                {"source": source, "shop": shop, "external_id": external_id}
+                for source in ("shopify", "woo")
+                for shop in ("a.example", "b.example")
+                for external_id in ("1", "2")
+            ],
+        )
+    columns = (Customer.source, Customer.shop, Customer.external_id)
+    wanted = [("shopify", "a.example", "1"), ("woo", "b.example", "2"), ("woo", "", "1")]
     with store() as session:
-        found = session.execute(
-            select(Customer.source, Customer.external_id).where(
-                pairs_among(
-                    session,
-                    Customer.source,
-                    Customer.external_id,
-                    [("shopify", "1"), ("woo", "2"), ("woo", "3")],
-                )
-            )
-        ).all()
-    assert sorted(found) == [("shopify", "1"), ("woo", "2")]
+        found = session.execute(select(*columns).where(keys_among(session, columns, wanted))).all()
+    assert sorted(found) == [("shopify", "a.example", "1"), ("woo", "b.example", "2")]

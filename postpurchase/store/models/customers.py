@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import (
     ForeignKey,
     String,
+    Text,
     UniqueConstraint,
     func,
 )
@@ -46,6 +47,9 @@ class Customer(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(32))
+    # The shop of the inbox event that created the row ("" for the engine's single default
+    # shop); every look-up by platform id goes through it (see "Several shops" in README).
+    shop: Mapped[str] = mapped_column(Text, server_default="", default="")
     external_id: Mapped[str] = mapped_column(String(64))
     email: Mapped[str | None] = mapped_column(String(320), index=True)
     phone: Mapped[str | None] = mapped_column(String(32), index=True)  # E.164
@@ -82,7 +86,7 @@ class Customer(Base):
 
     orders: Mapped[list[Order]] = relationship(back_populates="customer")
 
-    __table_args__ = (UniqueConstraint("source", "external_id"),)
+    __table_args__ = (UniqueConstraint("source", "shop", "external_id"),)
 
 
 class Suppression(Base):

@@ -34,6 +34,9 @@ class Order(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(32))
+    # The shop of the inbox event that created the row ("" for the engine's single default
+    # shop); every look-up by platform id goes through it (see "Several shops" in README).
+    shop: Mapped[str] = mapped_column(Text, server_default="", default="")
     external_id: Mapped[str] = mapped_column(String(64))
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
     name: Mapped[str | None] = mapped_column(String(64))  # shown to the customer, e.g. "#1001"
@@ -65,7 +68,7 @@ class Order(Base):
         back_populates="order", cascade="all, delete-orphan"
     )
 
-    __table_args__ = (UniqueConstraint("source", "external_id"),)
+    __table_args__ = (UniqueConstraint("source", "shop", "external_id"),)
 
 
 class OrderRefund(Base):
@@ -121,6 +124,9 @@ class Product(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(32))
+    # The shop of the inbox event that created the row ("" for the engine's single default
+    # shop); every look-up by platform id goes through it (see "Several shops" in README).
+    shop: Mapped[str] = mapped_column(Text, server_default="", default="")
     external_id: Mapped[str] = mapped_column(String(64))  # the platform's product id
     title: Mapped[str | None] = mapped_column(Text)
     product_type: Mapped[str | None] = mapped_column(String(255))
@@ -139,7 +145,7 @@ class Product(Base):
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
     __table_args__ = (
-        UniqueConstraint("source", "external_id"),
+        UniqueConstraint("source", "shop", "external_id"),
         # only the products still unknown: what a look-up run walks
         Index(
             "ix_products_unknown",

@@ -62,6 +62,8 @@ class Touchpoint(Base):
     channel: Mapped[Channel] = mapped_column(str_enum(Channel, "channel"))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    # The customer's shop, so that a shop's messages are found without a join.
+    shop: Mapped[str] = mapped_column(Text, server_default="", default="")
     due_at: Mapped[datetime]
     status: Mapped[TouchpointStatus] = mapped_column(
         str_enum(TouchpointStatus, "touchpoint_status"), default=TouchpointStatus.PLANNED
