@@ -222,9 +222,7 @@ def _shop_problems(config: CampaignConfig, source: SourceMap) -> Iterator[str]:
     ids = {c.id for c in config.campaigns}
     for shop, overrides in config.shops.items():
         if re.fullmatch(SHOP_KEY, shop) is None:
-            yield (
-                f"{source.where(('shops', shop))}: shop key {shop!r}: {KEY_HINT}"
-            )
+            yield f"{source.where(('shops', shop))}: shop key {shop!r}: {KEY_HINT}"
         for campaign_id in overrides.campaigns:
             if campaign_id not in ids:
                 yield (
