@@ -20,7 +20,7 @@ from postpurchase.channels.ratelimit import RateLimiter, rate_limiter
 from postpurchase.channels.senders import EmailSender, SmsSender
 from postpurchase.exceptions import ConfigError
 from postpurchase.settings import Settings
-from postpurchase.shop_settings.directory import ShopSettings, shop_directory
+from postpurchase.shop_settings.directory import ShopSettings, current_directory
 
 # A connection's fields (login, password, host, extra) by id; None when it is not defined.
 ConnectionLookup = Callable[[str], dict[str, Any] | None]
@@ -214,7 +214,7 @@ def twilio_auth_token(
     of the shop whose own account is ``account_sid`` (the webhook's AccountSid), else the
     engine's. ConfigError when the shops file or a shop's account cannot be read."""
     if account_sid and settings.sms_channel == "twilio":
-        for shop in shop_directory(settings).configured():
+        for shop in current_directory(settings).configured():
             if shop.twilio is not None:
                 sid, token, _ = _twilio_credentials(shop, connection)
                 if sid == account_sid:
@@ -223,6 +223,16 @@ def twilio_auth_token(
         return settings.twilio_auth_token.get_secret_value()
     conn = connection("twilio_default")
     return str(conn["password"]) if conn and conn.get("password") else None
+
+
+def sendgrid_event_keys(settings: Settings) -> list[str]:
+    """The public keys that may sign SendGrid events to us: the engine's account's, then each
+    shop's own account's. ConfigError when the shops file cannot be read."""
+    keys = [settings.sendgrid_event_public_key] if settings.sendgrid_event_public_key else []
+    for shop in current_directory(settings).configured():
+        if shop.sendgrid is not None and shop.sendgrid.event_public_key:
+            keys.append(shop.sendgrid.event_public_key)
+    return keys
 
 
 def limiters(settings: Settings) -> tuple[RateLimiter, RateLimiter]:

@@ -61,6 +61,8 @@ class SendGridAccount(_Model):
     api_key_env: str | None = Field(default=None, pattern=_ENV_NAME)
     connection: str | None = Field(default=None, min_length=1)
     sandbox: bool = False
+    # the account's Event Webhook verification key (public, base64): its events are accepted
+    event_public_key: str | None = Field(default=None, pattern=r"^[A-Za-z0-9+/=]{40,400}$")
 
     def problem(self) -> str | None:
         if (self.api_key_env is None) == (self.connection is None):

@@ -41,7 +41,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from postpurchase import feedback
 from postpurchase.airflow_glue.connections import connection_fields
-from postpurchase.channels.configured import twilio_auth_token
+from postpurchase.channels.configured import sendgrid_event_keys, twilio_auth_token
 from postpurchase.exceptions import ConfigError
 from postpurchase.provider_feedback import (
     HELP_WORDS,
@@ -115,7 +115,12 @@ async def sendgrid_events(request: Request, runtime: RuntimeDep) -> Response:
     settings = _settings(runtime)
     if isinstance(settings, Response):
         return settings
-    if not settings.sendgrid_event_public_key:
+    try:
+        keys = sendgrid_event_keys(settings)
+    except ConfigError as exc:
+        log.error("cannot verify SendGrid events: %s", exc)
+        return _unavailable("the shops' SendGrid accounts cannot be read (see the log)")
+    if not keys:
         return _unavailable("POSTPURCHASE_SENDGRID_EVENT_PUBLIC_KEY is not configured")
     raw = await _read(request, settings)
     if isinstance(raw, Response):
@@ -130,13 +135,7 @@ async def sendgrid_events(request: Request, runtime: RuntimeDep) -> Response:
             401,
             "missing X-Twilio-Email-Event-Webhook-Signature or -Timestamp",
         )
-    try:
-        valid = EventWebhook(settings.sendgrid_event_public_key).verify_signature(
-            raw.decode("utf-8"), signature, timestamp
-        )
-    except (UnicodeDecodeError, ValueError, binascii.Error):
-        valid = False
-    if not valid:
+    if not any(_verifies(key, raw, signature, timestamp) for key in keys):
         return await _reject(
             request, settings, raw, 401, "SendGrid event signature does not verify"
         )
@@ -165,6 +164,14 @@ async def sendgrid_events(request: Request, runtime: RuntimeDep) -> Response:
         log.error("could not store SendGrid events: %s", type(exc).__name__)
         return _unavailable("the database is unavailable")
     return JSONResponse({"received": len(events), "new": new, "skipped": skipped})
+
+
+def _verifies(key: str, raw: bytes, signature: str, timestamp: str) -> bool:
+    """Whether the account of public ``key`` signed this event batch."""
+    try:
+        return bool(EventWebhook(key).verify_signature(raw.decode("utf-8"), signature, timestamp))
+    except (UnicodeDecodeError, ValueError, binascii.Error):
+        return False
 
 
 def _age_seconds(timestamp: str, now: datetime) -> float | None:

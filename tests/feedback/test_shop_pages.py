@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from fakes.fake_sendgrid import EventSigner
 from fakes.fake_twilio import AUTH_TOKEN
 from fakes.fixtures import add_customer, add_order, add_touchpoint
 from fastapi.testclient import TestClient
@@ -15,7 +16,7 @@ from twilio.request_validator import RequestValidator
 from postpurchase.messages.tokens import LinkClaim, sign
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.database import transaction
-from postpurchase.store.models import Channel, MessageEvent, TouchpointStatus
+from postpurchase.store.models import Channel, MessageEvent, Suppression, TouchpointStatus
 from postpurchase.webhooks.app import create_app
 
 BASE = "https://hooks.shop.example.com/postpurchase"
@@ -26,11 +27,25 @@ NORDIC_SID = "AC0f9d4a6c2b8e41d7a3c5e9f1b2d4c6a8"  # as in the shipped example
 NORDIC_TOKEN = "nordic-twilio-auth-token-5e7c9a1b"
 
 
+NORDIC_EVENTS = EventSigner()  # the shop's own SendGrid account's Event Webhook key
+ENGINE_EVENTS = EventSigner()
+
+
 @pytest.fixture
-def client(db_url, monkeypatch):
+def client(db_url, tmp_path, monkeypatch):
+    example = (PROJECT_ROOT / "config" / "shops.example.yaml").read_text()
+    shops = tmp_path / "shops.yaml"
+    shops.write_text(
+        example.replace(
+            "      api_key_env: NORDIC_SENDGRID_API_KEY\n",
+            "      api_key_env: NORDIC_SENDGRID_API_KEY\n"
+            f"      event_public_key: {NORDIC_EVENTS.public_key}\n",
+        )
+    )
     monkeypatch.setenv("POSTPURCHASE_PUBLIC_BASE_URL", BASE)
     monkeypatch.setenv("POSTPURCHASE_SIGNING_SECRET", SECRET)
-    monkeypatch.setenv("POSTPURCHASE_SHOPS_FILE", str(PROJECT_ROOT / "config/shops.example.yaml"))
+    monkeypatch.setenv("POSTPURCHASE_SHOPS_FILE", str(shops))
+    monkeypatch.setenv("POSTPURCHASE_SENDGRID_EVENT_PUBLIC_KEY", ENGINE_EVENTS.public_key)
     monkeypatch.setenv("POSTPURCHASE_SMS_CHANNEL", "twilio")
     monkeypatch.setenv("POSTPURCHASE_TWILIO_AUTH_TOKEN", AUTH_TOKEN)
     monkeypatch.setenv("NORDIC_TWILIO_AUTH_TOKEN", NORDIC_TOKEN)
@@ -99,3 +114,24 @@ def test_twilio_callbacks_are_verified_with_their_accounts_token(client, store):
     assert _status(client, NORDIC_TOKEN, "AC" + "1" * 32, "SM" + "a" * 32).status_code == 401
     with store() as session:
         assert session.scalars(select(MessageEvent.event)).all() == ["delivered"]
+
+
+def test_sendgrid_events_of_a_shops_own_account_are_accepted(client, store):
+    event = {
+        "email": "ingrid@example.no",
+        "timestamp": 1795960800,
+        "event": "bounce",
+        "type": "bounce",
+        "sg_event_id": "nordic-ev-1",
+        "sg_message_id": "nordic.filter0001.16648.5515E0B88.0",
+    }
+    for n, signer in enumerate((NORDIC_EVENTS, ENGINE_EVENTS)):
+        body, headers = signer.signed_events([{**event, "sg_event_id": f"nordic-ev-{n}"}])
+        answer = client.post("/webhooks/sendgrid/events", content=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+    body, headers = EventSigner().signed_events([event])  # an account nobody configured
+    assert (
+        client.post("/webhooks/sendgrid/events", content=body, headers=headers).status_code == 401
+    )
+    with store() as session:
+        assert session.scalars(select(Suppression.address)).all() == ["ingrid@example.no"]
