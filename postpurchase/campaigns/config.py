@@ -146,7 +146,7 @@ class CampaignConfig(_Model):
     def for_shop(self, shop: str) -> CampaignConfig:
         """The campaigns as they apply to ``shop``: its overrides applied (this config when
         it has none)."""
-        overrides = self.shops.get(shop)
+        overrides = self.shops.get(shop.strip().lower())
         if overrides is None or not overrides.campaigns:
             return self
         campaigns = [
@@ -167,7 +167,7 @@ class CampaignConfig(_Model):
 
     def shop_zone(self, shop: str, default: ZoneInfo) -> ZoneInfo:
         """``shop``'s time zone: the zone of customers without their own; else ``default``."""
-        return self._shop_zones.get(shop, default)
+        return self._shop_zones.get(shop.strip().lower(), default)
 
 
 def _message(error: ErrorDetails) -> str:

@@ -181,7 +181,7 @@ class Dispatcher:
 
     def outlet(self, shop: str) -> ShopOutlet:
         """The outlet of the shop ``shop``: its own when configured, else the default."""
-        return self.shops.get(shop) or self._default_outlet
+        return self.shops.get(shop.strip().lower()) or self._default_outlet
 
     @cached_property
     def _default_outlet(self) -> ShopOutlet:

@@ -189,7 +189,7 @@ def plan_touchpoints(
         known_facts = _in_shop_zone(
             facts[(occurrence.customer_id, occurrence.order_id)], config, shop_zone
         )
-        by_trigger = by_shop.get(known_facts.shop, by_shop[""])
+        by_trigger = by_shop.get(known_facts.shop.strip().lower(), by_shop[""])
         for campaign in by_trigger.get(occurrence.trigger, []):
             # a variant may have its own delay; arm and variant are stamped on the rows below
             variant = variant_of(campaign, occurrence.customer_id, config.outcomes.salt)

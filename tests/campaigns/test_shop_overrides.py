@@ -67,6 +67,8 @@ def test_overrides_apply_to_their_shop_only(tmp_path: Path, templates: Path) -> 
 
     nordic = config.for_shop("northwind-nordic.myshopify.com")
     assert [c.id for c in nordic.enabled()] == ["review_request"]
+    # keys are matched in lower case, as the shops file lists them
+    assert config.for_shop("Northwind-Nordic.MyShopify.com").enabled() == nordic.enabled()
     review = nordic.by_id("review_request")
     assert review is not None
     assert (review.delay, review.template) == (Delay(days=14), "thanks_nordic")
