@@ -204,25 +204,25 @@ def _connection(lookup: ConnectionLookup, conn_id: str, shop: ShopSettings) -> d
     return conn
 
 
-def twilio_auth_token(
-    settings: Settings,
-    *,
-    connection: ConnectionLookup = no_connections,
-    account_sid: str | None = None,
-) -> str | None:
-    """The token that signs Twilio's webhooks to us (same resolution as for sending): that
-    of the shop whose own account is ``account_sid`` (the webhook's AccountSid), else the
-    engine's. ConfigError when the shops file or a shop's account cannot be read."""
-    if account_sid and settings.sms_channel == "twilio":
+def twilio_auth_tokens(
+    settings: Settings, *, connection: ConnectionLookup = no_connections
+) -> dict[str, str]:
+    """The tokens that sign Twilio's webhooks to us (same resolution as for sending), by
+    Account SID: each shop's own account's, and the engine's under ``""``. Empty when none
+    is configured; ConfigError when the shops file or a shop's account cannot be read."""
+    tokens = {}
+    if settings.sms_channel == "twilio":
         for shop in current_directory(settings).configured():
             if shop.twilio is not None:
                 sid, token, _ = _twilio_credentials(shop, connection)
-                if sid == account_sid:
-                    return token
+                tokens[sid] = token
     if settings.twilio_auth_token is not None:
-        return settings.twilio_auth_token.get_secret_value()
-    conn = connection("twilio_default")
-    return str(conn["password"]) if conn and conn.get("password") else None
+        tokens[""] = settings.twilio_auth_token.get_secret_value()
+    else:
+        conn = connection("twilio_default")
+        if conn and conn.get("password"):
+            tokens[""] = str(conn["password"])
+    return tokens
 
 
 def sendgrid_event_keys(settings: Settings) -> list[str]:

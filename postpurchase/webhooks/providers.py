@@ -41,7 +41,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from postpurchase import feedback
 from postpurchase.airflow_glue.connections import connection_fields
-from postpurchase.channels.configured import sendgrid_event_keys, twilio_auth_token
+from postpurchase.channels.configured import sendgrid_event_keys, twilio_auth_tokens
 from postpurchase.exceptions import ConfigError
 from postpurchase.provider_feedback import (
     HELP_WORDS,
@@ -190,25 +190,25 @@ def _store_sendgrid_batch(
 
 async def _twilio_form(request: Request, settings: Settings) -> dict[str, str] | Response:
     """The verified form of a Twilio webhook, or the refusal to send back. A shop with its
-    own Twilio account has its webhooks signed with that account's token."""
+    own Twilio account has its webhooks signed with that account's token (its AccountSid
+    names it); any other with the engine's."""
+    try:
+        tokens = twilio_auth_tokens(settings, connection=connection_fields)
+    except ConfigError as exc:
+        log.error("cannot verify a Twilio webhook: %s", exc)
+        return _unavailable("the shops' Twilio accounts cannot be read (see the log)")
+    if not tokens:
+        return _unavailable("no Twilio auth token configured to verify X-Twilio-Signature")
     raw = await _read(request, settings)
     if isinstance(raw, Response):
         return raw
     params = dict(parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True))
-    try:
-        token = twilio_auth_token(
-            settings, connection=connection_fields, account_sid=params.get("AccountSid")
-        )
-    except ConfigError as exc:
-        log.error("cannot verify a Twilio webhook: %s", exc)
-        return _unavailable("the shops' Twilio accounts cannot be read (see the log)")
-    if not token:
-        return _unavailable("no Twilio auth token configured to verify X-Twilio-Signature")
+    token = tokens.get(params.get("AccountSid", "")) or tokens.get("")
     url = settings.public_base_url.rstrip("/") + _route(request)
     if request.url.query:
         url += f"?{request.url.query}"
     signature = request.headers.get("X-Twilio-Signature", "")
-    if not RequestValidator(token).validate(url, params, signature):
+    if token is None or not RequestValidator(token).validate(url, params, signature):
         reason = f"X-Twilio-Signature does not match a request to {url}"
         return await _reject(request, settings, raw, 401, reason)
     return params
