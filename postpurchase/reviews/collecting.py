@@ -192,6 +192,7 @@ def save_reviews(
             # unique key (order, product) and the request fails: the page asks to try again.
             review = ProductReview(
                 source="page",
+                shop=target.order.shop,
                 customer_id=target.customer.id,
                 order_id=target.order.id,
                 touchpoint_id=target.touchpoint_id,

@@ -65,15 +65,17 @@ def order_event(
     return CanonicalEvent.model_validate(payload).as_payload()
 
 
-def put(store, *payloads: dict, source: str = "shopify") -> list[int]:
-    """Store payloads in the inbox as intake would (each a distinct delivery)."""
+def put(
+    store, *payloads: dict, source: str = "shopify", shop: str = "demo.myshopify.com"
+) -> list[int]:
+    """Store payloads in the inbox as intake would (each a distinct delivery of ``shop``)."""
     with transaction(store) as session:
         rows = [
             InboxEvent(
                 source=source,
                 dedupe_key=f"test:{next(_dedupe)}",
                 event_type=p["type"],
-                shop="demo.myshopify.com",
+                shop=shop,
                 subject_id=(p.get("order") or p.get("customer") or {}).get("external_id"),
                 occurred_at=at(p["occurred_at"]) if "occurred_at" in p else None,
                 payload=p,

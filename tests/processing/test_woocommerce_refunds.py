@@ -308,7 +308,7 @@ def test_an_inbox_row_stored_before_refunds_were_listed_is_still_processed(shop,
     payload = event.as_payload()
     del payload["order"]["refunds"]
     payload["refund"] = {"external_id": "2003", "amount": "53.40", "currency": "EUR"}
-    put(store, payload, source="woocommerce")
+    put(store, payload, source="woocommerce", shop="https://shop.example.de/")  # the same site
 
     summary = drain("2026-11-24T09:00:00+00:00")
 
