@@ -186,7 +186,7 @@ def plan_touchpoints(
     facts = load_facts(session, relevant, shop_zone, known)
     rows: list[dict[str, Any]] = []
     for occurrence in relevant:
-        known_facts = _in_shop_zone(
+        known_facts = in_shop_zone(
             facts[(occurrence.customer_id, occurrence.order_id)], config, shop_zone
         )
         by_trigger = by_shop.get(known_facts.shop.strip().lower(), by_shop[""])
@@ -225,7 +225,7 @@ def _by_trigger(config: CampaignConfig) -> dict[str, list[Campaign]]:
     return by_trigger
 
 
-def _in_shop_zone(facts: Facts, config: CampaignConfig, default: ZoneInfo) -> Facts:
+def in_shop_zone(facts: Facts, config: CampaignConfig, default: ZoneInfo) -> Facts:
     """``facts`` in the zone of their shop when the customer has none of their own."""
     zone = config.shop_zone(facts.shop, default)
     if zone == default:

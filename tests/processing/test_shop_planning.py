@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from fakes.fixtures import add_customer, add_order
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.campaigns.decisions import Occurrence
@@ -32,7 +32,9 @@ shops:
 
 def _config(tmp_path):
     path = tmp_path / "campaigns.yaml"
-    path.write_text((PROJECT_ROOT / "config" / "campaigns.yaml").read_text() + OVERRIDES)
+    shipped = (PROJECT_ROOT / "config" / "campaigns.yaml").read_text()
+    # no control group: every customer here gets the messages
+    path.write_text(shipped.replace("holdout: 10%", "holdout: 0%") + OVERRIDES)
     return load_campaigns(path).with_shop_zones(
         {NORDIC: ZoneInfo("Europe/Oslo"), TOKYO: ZoneInfo("Asia/Tokyo")}
     )
@@ -41,7 +43,7 @@ def _config(tmp_path):
 def _delivered(store, shop: str, time_zone: str | None = None) -> tuple[int, Occurrence]:
     with transaction(store) as session:
         person = add_customer(session, shop=shop, time_zone=time_zone)
-        order = add_order(session, person, shop=shop)
+        order = add_order(session, person, shop=shop, delivered_at=DELIVERED)
         return order.id, Occurrence(
             "order.delivered", DELIVERED, person.id, order.id, order_subject(order.id)
         )
@@ -109,3 +111,26 @@ def test_a_campaign_enabled_for_one_shop_only_is_planned_for_it(store, tmp_path)
 
     assert ("delivery_checkin", 0) not in _due(store, default_order)
     assert ("delivery_checkin", 0) in _due(store, tokyo_order)
+
+
+def test_replan_keeps_each_shops_overrides_and_zone(store, tmp_path):
+    from postpurchase.processing.replan import replan_campaign
+
+    config = _config(tmp_path)
+    default_order, default = _delivered(store, "")
+    nordic_order, nordic = _delivered(store, NORDIC)
+    with transaction(store) as session:
+        plan_touchpoints(session, [default, nordic], config, shop_zone=ZoneInfo("UTC"))
+        # someone moved them by hand; the replan puts each back where its shop wants it
+        session.execute(update(Touchpoint).values(due_at=DELIVERED))
+
+    with transaction(store) as session:
+        counts = replan_campaign(session, config, "review_request", shop_zone=ZoneInfo("UTC"))
+
+    assert (counts.moved, counts.cancelled) == (4, 0)  # two steps each
+    assert _due(store, default_order)[("review_request", 0)][0] == datetime(
+        2026, 3, 13, 10, 0, tzinfo=UTC
+    )
+    assert _due(store, nordic_order)[("review_request", 0)][0] == datetime(
+        2026, 3, 20, 9, 30, tzinfo=UTC
+    )
