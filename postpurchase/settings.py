@@ -99,6 +99,11 @@ class Settings(BaseSettings, RewardsSettings, ReviewSettings, ReviewAppSettings,
         default=PROJECT_ROOT / "templates",
         description="Jinja templates per channel: email/<name>.*.j2 and sms/<name>.txt.j2.",
     )
+    shops_file: Path = Field(
+        default=PROJECT_ROOT / "config" / "shops.yaml",
+        description="Per-shop brand, zone, currency, locale, links and provider accounts "
+        "(see config/shops.example.yaml); absent: one shop, described by the shop_* settings.",
+    )
     shop_time_zone: str = Field(
         default="UTC",
         description="IANA zone for customers without one: send windows, quiet hours, dates.",
@@ -209,6 +214,16 @@ class Settings(BaseSettings, RewardsSettings, ReviewSettings, ReviewAppSettings,
         "Msg&data rates may apply. Reply STOP to opt out.",
         description="The answer to an SMS that says HELP.",
     )
+    shop_logo_url: str | None = Field(
+        default=None,
+        pattern=r"^https://[^\s\"'<>]+$",
+        description="HTTPS URL of the logo in the email header; without it the shop's name.",
+    )
+    shop_currency: str = Field(
+        default="USD",
+        pattern=r"^[A-Z]{3}$",
+        description="Currency of amounts that carry none in messages and pages (rewards).",
+    )
     loyalty_page_path: str = Field(
         default="/pages/rewards", description="Path of the loyalty page under shop_url."
     )
@@ -219,6 +234,9 @@ class Settings(BaseSettings, RewardsSettings, ReviewSettings, ReviewAppSettings,
         "for a review app of the shop's.",
     )
     sender_email: str = Field(default="hello@shop.example.com", description="Email From address.")
+    sender_name: str | None = Field(
+        default=None, description="Email From name; default the shop's name."
+    )
     default_locale: str = Field(default="en", description="Locale for customers without one.")
     public_base_url: str = Field(
         default="http://localhost:8080/postpurchase",

@@ -9,12 +9,21 @@ lines; template checks live in ``template_check`` because they need the template
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+)
 from pydantic_core import ErrorDetails
 
 from postpurchase.campaigns.conditions import Condition, compile_condition
@@ -29,6 +38,7 @@ from postpurchase.campaigns.gating import gating_problems
 from postpurchase.campaigns.timing import Delay, SendWindow, parse_delay, parse_window
 from postpurchase.exceptions import ConfigError
 from postpurchase.journey import CUSTOMER_LAPSED, CUSTOMER_TRIGGERS, Canceller, Trigger
+from postpurchase.shop_settings.config import KEY_HINT, SHOP_KEY
 from postpurchase.store.models import Channel
 from postpurchase.yaml_source import SourceMap, YamlPath, read_yaml
 
@@ -94,18 +104,70 @@ class Campaign(_Model):
         return 1 + (self.reminders.count if self.reminders else 0)
 
 
+class CampaignOverride(_Model):
+    """What one shop changes of a campaign; None: as the campaign says."""
+
+    enabled: bool | None = None
+    delay: DelayText | None = None
+    template: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_]*$")
+
+    def changes(self) -> dict[str, Any]:
+        """The campaign fields this override sets, as validated values."""
+        return {
+            name: value
+            for name in type(self).model_fields
+            if (value := getattr(self, name)) is not None
+        }
+
+
+class ShopCampaigns(_Model):
+    """The ``shops:`` entry of one shop: its campaign overrides by campaign id."""
+
+    campaigns: dict[str, CampaignOverride] = Field(default_factory=dict)
+
+
 class CampaignConfig(_Model):
     version: Literal[1] = 1
     # An order that never reports delivery is treated as delivered this long after fulfilment.
     delivery_fallback: DelayText = Field(default_factory=lambda: Delay(days=10))
     campaigns: list[Campaign] = Field(default_factory=list)
     outcomes: Outcomes = Field(default_factory=Outcomes)
+    # By shop key (as in shops.yaml): what that shop does differently.
+    shops: dict[str, ShopCampaigns] = Field(default_factory=dict)
+    # Each configured shop's time zone, attached by ``with_shop_zones`` (not from the file).
+    _shop_zones: dict[str, ZoneInfo] = PrivateAttr(default_factory=dict)
 
     def enabled(self) -> list[Campaign]:
         return [c for c in self.campaigns if c.enabled]
 
     def by_id(self, campaign_id: str) -> Campaign | None:
         return next((c for c in self.campaigns if c.id == campaign_id), None)
+
+    def for_shop(self, shop: str) -> CampaignConfig:
+        """The campaigns as they apply to ``shop``: its overrides applied (this config when
+        it has none)."""
+        overrides = self.shops.get(shop.strip().lower())
+        if overrides is None or not overrides.campaigns:
+            return self
+        campaigns = [
+            c.model_copy(update=overrides.campaigns[c.id].changes())
+            if c.id in overrides.campaigns
+            else c
+            for c in self.campaigns
+        ]
+        shop_config = self.model_copy(update={"campaigns": campaigns, "shops": {}})
+        shop_config._shop_zones = self._shop_zones
+        return shop_config
+
+    def with_shop_zones(self, zones: Mapping[str, ZoneInfo]) -> CampaignConfig:
+        """This config knowing each shop's time zone (``shop_zone``)."""
+        config = self.model_copy()
+        config._shop_zones = dict(zones)
+        return config
+
+    def shop_zone(self, shop: str, default: ZoneInfo) -> ZoneInfo:
+        """``shop``'s time zone: the zone of customers without their own; else ``default``."""
+        return self._shop_zones.get(shop.strip().lower(), default)
 
 
 def _message(error: ErrorDetails) -> str:
@@ -153,6 +215,20 @@ def _semantic_problems(config: CampaignConfig, source: SourceMap) -> Iterator[st
                 f"{source.where((*at, 'cancel_on'))}: campaign {campaign.id}: "
                 f"{campaign.trigger} both triggers and cancels it"
             )
+    yield from _shop_problems(config, source)
+
+
+def _shop_problems(config: CampaignConfig, source: SourceMap) -> Iterator[str]:
+    ids = {c.id for c in config.campaigns}
+    for shop, overrides in config.shops.items():
+        if re.fullmatch(SHOP_KEY, shop) is None:
+            yield f"{source.where(('shops', shop))}: shop key {shop!r}: {KEY_HINT}"
+        for campaign_id in overrides.campaigns:
+            if campaign_id not in ids:
+                yield (
+                    f"{source.where(('shops', shop, 'campaigns', campaign_id))}: shop {shop}: "
+                    f"no campaign {campaign_id!r} to override"
+                )
 
 
 def parse_campaigns(data: Any, source: SourceMap) -> CampaignConfig:

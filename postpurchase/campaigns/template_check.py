@@ -63,28 +63,48 @@ def check_templates(
                 yield f"{source.where(('campaigns', index, 'when'))}: campaign {campaign.id}: {exc}"
         context = sample_context(shop, campaign_id=campaign.id)
         yield from _variant_problems(campaign, index, source, renderer, context)
-        for channel in campaign.channels:
-            for relative in template_paths(campaign.template, channel):
-                path = templates_dir / relative
-                if not path.is_file():
-                    yield f"{where}: campaign {campaign.id}: template {path} is missing"
-                    continue
-                # Each file on its own, so every broken file is named, not just the first.
-                try:
-                    renderer.env.get_template(relative).render(context)
-                except TemplateSyntaxError as exc:
-                    yield f"{where}: campaign {campaign.id}: {path}:{exc.lineno}: {exc.message}"
-                except TemplateError as exc:
-                    yield (
-                        f"{where}: campaign {campaign.id}: {path}: "
-                        f"does not render with sample data: {exc.message or exc}"
-                    )
-                except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
-                    # Errors raised by the data a template touches (e.g. iterating a number).
-                    yield (
-                        f"{where}: campaign {campaign.id}: {path}: "
-                        f"does not render with sample data: {type(exc).__name__}: {exc}"
-                    )
+        yield from _file_problems(campaign, campaign.template, where, renderer, context)
+    for key, overrides in config.shops.items():
+        for campaign_id, override in overrides.campaigns.items():
+            overridden = config.by_id(campaign_id)
+            if override.template is None or overridden is None:
+                continue
+            where = source.where(("shops", key, "campaigns", campaign_id, "template"))
+            context = sample_context(shop, campaign_id=campaign_id)
+            yield from _file_problems(overridden, override.template, where, renderer, context)
+
+
+def _file_problems(
+    campaign: Campaign,
+    template: str,
+    where: str,
+    renderer: MessageRenderer,
+    context: dict[str, Any],
+) -> Iterator[str]:
+    """Each template file of ``template`` on the campaign's channels exists and renders."""
+    templates_dir = renderer.templates_dir
+    for channel in campaign.channels:
+        for relative in template_paths(template, channel):
+            path = templates_dir / relative
+            if not path.is_file():
+                yield f"{where}: campaign {campaign.id}: template {path} is missing"
+                continue
+            # Each file on its own, so every broken file is named, not just the first.
+            try:
+                renderer.env.get_template(relative).render(context)
+            except TemplateSyntaxError as exc:
+                yield f"{where}: campaign {campaign.id}: {path}:{exc.lineno}: {exc.message}"
+            except TemplateError as exc:
+                yield (
+                    f"{where}: campaign {campaign.id}: {path}: "
+                    f"does not render with sample data: {exc.message or exc}"
+                )
+            except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+                # Errors raised by the data a template touches (e.g. iterating a number).
+                yield (
+                    f"{where}: campaign {campaign.id}: {path}: "
+                    f"does not render with sample data: {type(exc).__name__}: {exc}"
+                )
 
 
 def _variant_problems(

@@ -2,6 +2,8 @@
 connections (``sendgrid_default``: password = API key, extra ``{"sandbox": true}``;
 ``twilio_default``: login = Account SID, password = auth token, extra
 ``{"messaging_service_sid": "MG...", "from": "+1..."}``). Settings win when both are set.
+A shop with its own provider account in ``shops.yaml`` gets senders of its own
+(``shop_email_sender``, ``shop_sms_sender``); the others share the engine's.
 
 The connection lookup is passed in by whoever wires the senders (the dispatch task passes
 Airflow's, ``airflow_glue.connections``), so channels never import Airflow-aware code.
@@ -9,6 +11,7 @@ Airflow's, ``airflow_glue.connections``), so channels never import Airflow-aware
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +20,7 @@ from postpurchase.channels.ratelimit import RateLimiter, rate_limiter
 from postpurchase.channels.senders import EmailSender, SmsSender
 from postpurchase.exceptions import ConfigError
 from postpurchase.settings import Settings
+from postpurchase.shop_settings.directory import ShopSettings, current_directory
 
 # A connection's fields (login, password, host, extra) by id; None when it is not defined.
 ConnectionLookup = Callable[[str], dict[str, Any] | None]
@@ -97,14 +101,138 @@ def sms_sender(settings: Settings, *, connection: ConnectionLookup = no_connecti
     )
 
 
-def twilio_auth_token(
+def shop_email_sender(
+    settings: Settings,
+    shop: ShopSettings,
+    *,
+    default: EmailSender,
+    connection: ConnectionLookup = no_connections,
+) -> EmailSender:
+    """``shop``'s email sender: its own SendGrid account when it has one and emails go
+    through SendGrid, else ``default`` (the engine's). ConfigError, naming the shop's line
+    in the file, when its key cannot be found."""
+    account = shop.sendgrid
+    if settings.email_channel == "outbox" or account is None:
+        return default
+    from postpurchase.channels.sendgrid_email import SendGridEmailSender
+
+    if account.api_key_env is not None:
+        key = _environment(account.api_key_env, f"{shop.origin}: shop {shop.key}: sendgrid")
+        sandbox = account.sandbox
+    else:
+        conn = _connection(connection, str(account.connection), shop)
+        key = str(conn.get("password") or "")
+        sandbox = account.sandbox or bool((conn.get("extra") or {}).get("sandbox"))
+        if not key:
+            raise ConfigError(
+                f"{shop.origin}: shop {shop.key}: the connection {account.connection} has no "
+                "password (the SendGrid API key)"
+            )
+    return SendGridEmailSender(
+        key,
+        host=settings.sendgrid_host,
+        sandbox=settings.sendgrid_sandbox or sandbox,
+        timeout=settings.provider_timeout_seconds,
+    )
+
+
+def shop_sms_sender(
+    settings: Settings,
+    shop: ShopSettings,
+    *,
+    default: SmsSender,
+    connection: ConnectionLookup = no_connections,
+) -> SmsSender:
+    """``shop``'s SMS sender: its own Twilio account when it has one and SMS go through
+    Twilio, else ``default``. Status callbacks go to the engine's public URL, where the
+    account's token verifies them (``twilio_auth_tokens``)."""
+    account = shop.twilio
+    if settings.sms_channel == "outbox" or account is None:
+        return default
+    from postpurchase.channels.twilio_sms import TwilioSmsSender
+
+    sid, token, extra = _twilio_credentials(shop, connection)
+    service = account.messaging_service_sid or extra.get("messaging_service_sid")
+    sender = account.from_number or extra.get("from")
+    if not service and not sender:
+        raise ConfigError(
+            f"{shop.origin}: shop {shop.key}: twilio needs messaging_service_sid or "
+            f"from_number (or messaging_service_sid/from in the connection {account.connection})"
+        )
+    return TwilioSmsSender(
+        sid,
+        token,
+        messaging_service_sid=service,
+        from_number=sender,
+        status_callback=settings.public_base_url.rstrip("/") + "/webhooks/twilio/status",
+        api_base_url=settings.twilio_api_base_url,
+        timeout=settings.provider_timeout_seconds,
+    )
+
+
+def _twilio_credentials(
+    shop: ShopSettings, connection: ConnectionLookup
+) -> tuple[str, str, dict[str, Any]]:
+    """(Account SID, auth token, the connection's extra) of ``shop``'s Twilio account."""
+    account = shop.twilio
+    assert account is not None  # callers checked
+    if account.auth_token_env is not None:
+        token = _environment(account.auth_token_env, f"{shop.origin}: shop {shop.key}: twilio")
+        return str(account.account_sid), token, {}
+    conn = _connection(connection, str(account.connection), shop)
+    if not conn.get("login") or not conn.get("password"):
+        raise ConfigError(
+            f"{shop.origin}: shop {shop.key}: the connection {account.connection} needs the "
+            "Account SID as login and the auth token as password"
+        )
+    return str(conn["login"]), str(conn["password"]), dict(conn.get("extra") or {})
+
+
+def _environment(name: str, where: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{where}: the environment variable {name} is not set")
+    return value
+
+
+def _connection(lookup: ConnectionLookup, conn_id: str, shop: ShopSettings) -> dict[str, Any]:
+    conn = lookup(conn_id)
+    if conn is None:
+        raise ConfigError(
+            f"{shop.origin}: shop {shop.key}: no Airflow connection {conn_id!r} is defined"
+        )
+    return conn
+
+
+def twilio_auth_tokens(
     settings: Settings, *, connection: ConnectionLookup = no_connections
-) -> str | None:
-    """The token that signs Twilio's webhooks to us (same resolution as for sending)."""
+) -> dict[str, str]:
+    """The tokens that sign Twilio's webhooks to us (same resolution as for sending), by
+    Account SID: each shop's own account's, and the engine's under ``""``. Empty when none
+    is configured; ConfigError when the shops file or a shop's account cannot be read."""
+    tokens = {}
+    if settings.sms_channel == "twilio":
+        for shop in current_directory(settings).configured():
+            if shop.twilio is not None:
+                sid, token, _ = _twilio_credentials(shop, connection)
+                tokens[sid] = token
     if settings.twilio_auth_token is not None:
-        return settings.twilio_auth_token.get_secret_value()
-    conn = connection("twilio_default")
-    return str(conn["password"]) if conn and conn.get("password") else None
+        tokens[""] = settings.twilio_auth_token.get_secret_value()
+    else:
+        conn = connection("twilio_default")
+        if conn and conn.get("password"):
+            tokens[""] = str(conn["password"])
+    return tokens
+
+
+def sendgrid_event_keys(settings: Settings) -> list[str]:
+    """The public keys that may sign SendGrid events to us: the engine's account's, then each
+    shop's own account's. ConfigError when the shops file cannot be read."""
+    keys = [settings.sendgrid_event_public_key] if settings.sendgrid_event_public_key else []
+    for shop in current_directory(settings).configured():
+        if shop.sendgrid is not None and shop.sendgrid.event_public_key:
+            keys.append(shop.sendgrid.event_public_key)
+    return keys
 
 
 def limiters(settings: Settings) -> tuple[RateLimiter, RateLimiter]:

@@ -36,21 +36,30 @@ def campaigns() -> None:
     help="Templates folder (default: POSTPURCHASE_TEMPLATES_DIR).",
 )
 def validate(path: Path | None, templates: Path | None) -> None:
-    """Check a campaign file: keys, durations, windows, events, conditions, templates.
+    """Check a campaign file: keys, durations, windows, events, conditions, templates,
+    per-shop overrides; and the shops file (POSTPURCHASE_SHOPS_FILE) when there is one.
 
     Prints one FILE:LINE: message per problem and exits 1 if there is any.
     """
     from postpurchase.campaigns.validation import campaign_problems
+    from postpurchase.exceptions import ConfigError
     from postpurchase.settings import load_settings
+    from postpurchase.shop_settings.config import load_shops
 
     settings = load_settings()
     path = path or settings.campaigns_file
     problems = campaign_problems(path, templates or settings.templates_dir)
+    try:
+        load_shops(settings.shops_file)
+    except ConfigError as exc:
+        problems += str(exc).splitlines()
     for problem in problems:
         click.echo(problem, err=True)
     if problems:
         raise SystemExit(1)
     click.echo(f"{path}: valid")
+    if settings.shops_file.exists():
+        click.echo(f"{settings.shops_file}: valid")
 
 
 @campaigns.command("timeline")
@@ -155,14 +164,14 @@ def replan(campaign_id: str) -> None:
     """Re-plan CAMPAIGN's pending touchpoints from the current configuration."""
     from zoneinfo import ZoneInfo
 
-    from postpurchase.campaigns.validation import load_valid_campaigns
     from postpurchase.cli.db import open_database
     from postpurchase.processing.replan import replan_campaign
     from postpurchase.settings import load_settings
     from postpurchase.store.database import session_factory, transaction
+    from postpurchase.tasks.processing import planning_campaigns
 
     settings = load_settings()
-    config = load_valid_campaigns(settings.campaigns_file, settings.templates_dir)
+    config = planning_campaigns(settings)
     engine = open_database()
     try:
         with transaction(session_factory(engine)) as session:

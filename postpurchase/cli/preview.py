@@ -39,6 +39,13 @@ if TYPE_CHECKING:  # the command line imports the package lazily, per command
     "(default: confirmed for the sample, assumed for --order).",
 )
 @click.option(
+    "--shop",
+    "shop_key",
+    default="",
+    help="As this shop's messages: its brand (shops.yaml) and campaign overrides "
+    "(default: the engine's own shop).",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -50,6 +57,7 @@ def preview(
     channel: Literal["email", "sms"] | None,
     locale: str | None,
     delivery: Literal["confirmed", "assumed"] | None,
+    shop_key: str,
     out_dir: Path | None,
 ) -> None:
     """Render CAMPAIGN with sample data (or --order) and print the files written.
@@ -62,11 +70,12 @@ def preview(
     from postpurchase.messages.rendering import renderer_for
     from postpurchase.messages.tokens import signing_key
     from postpurchase.settings import load_settings
+    from postpurchase.shop_settings.directory import shop_directory
     from postpurchase.tasks.dispatch import configured_lookup
 
     settings = load_settings()
     renderer = renderer_for(settings)
-    spec = configured_lookup(settings)(campaign)
+    spec = configured_lookup(settings, shop_key.strip().lower())(campaign)
     template = spec.template if spec is not None else campaign
     channels: list[Literal["email", "sms"]] = [
         c for c in ("email", "sms") if (channel is None or c == channel)
@@ -80,7 +89,7 @@ def preview(
             f"no {'/'.join(channels)} templates for {campaign!r} in {renderer.templates_dir}; "
             f"known: {', '.join(names)}"
         )
-    shop = ShopProfile.from_settings(settings, signing_key(settings))
+    shop = ShopProfile.of(shop_directory(settings).get(shop_key), settings, signing_key(settings))
     confirmed = None if delivery is None else delivery == "confirmed"
     if order_file is not None:
         context = _order_file_context(

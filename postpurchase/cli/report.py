@@ -31,13 +31,18 @@ def parse_since(value: str | None, now: datetime) -> datetime | None:
 @click.option("--since", default="30d", show_default=True, help="Period: 30d, 8w, a date, all.")
 @click.option("--campaign", "campaign_id", help="Only this campaign.")
 @click.option(
+    "--shop",
+    help="Only this shop (its key, e.g. x.myshopify.com; '' the default shop): its funnel and "
+    "KPIs. Default: every shop together.",
+)
+@click.option(
     "--format",
     "output",
     type=click.Choice(["table", "json", "csv"]),
     default="table",
     show_default=True,
 )
-def report(since: str, campaign_id: str | None, output: str) -> None:
+def report(since: str, campaign_id: str | None, shop: str | None, output: str) -> None:
     """Funnel per campaign, variant and arm; uplift with its 95% CI; shop KPIs.
 
     Reads the tables the measure_outcomes DAG refreshes (hourly); see README "Outcomes".
@@ -51,7 +56,13 @@ def report(since: str, campaign_id: str | None, output: str) -> None:
     engine = open_database()
     try:
         with session_factory(engine)() as session:
-            data = build_report(session, since=start, campaign=campaign_id, now=now)
+            data = build_report(
+                session,
+                since=start,
+                campaign=campaign_id,
+                now=now,
+                shop=shop.strip().lower() if shop is not None else None,
+            )
     finally:
         engine.dispose()
     render = {"json": as_json, "csv": as_csv, "table": as_table}[output]

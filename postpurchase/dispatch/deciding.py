@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 from postpurchase.catalogue.products import CatalogueEntry, Key, catalogue_entries
 from postpurchase.consent import EmailMarketingRule
 from postpurchase.dispatch import gates
-from postpurchase.dispatch.outcomes import HELD, Outcome, Pending
+from postpurchase.dispatch.outcomes import HELD, Outcome, Pending, ShopOutlets
 from postpurchase.messages.context import (
     LoyaltyFigures,
     ShopProfile,
@@ -142,22 +142,24 @@ def load_batch(
 def decide_batch(
     batch: Batch,
     *,
-    lookup: CampaignLookup,
+    shops: ShopOutlets,
     policy: GatePolicy,
-    shop: ShopProfile,
     renderer: MessageRenderer,
 ) -> Iterator[Outcome | Pending]:
     """Each touchpoint in turn: its outcome if it is not to be sent, else the rendered
-    message. Lazy, so rendering interleaves with the sends of earlier groups."""
+    message, in its shop's brand with its shop's campaigns. Lazy, so rendering interleaves
+    with the sends of earlier groups."""
     now, customers, orders, recent = batch.now, batch.customers, batch.orders, batch.recent
     for tp in batch.touchpoints:
         if tp.status == TouchpointStatus.SENDING:
             yield Outcome.unknown(tp.id, "an earlier try of this chunk may have sent it")
             continue
-        spec = lookup(tp.campaign_id)
+        outlet = shops(tp.shop)
+        shop = outlet.profile
+        spec = outlet.lookup(tp.campaign_id)
         customer = customers[tp.customer_id]
         order = orders.get(tp.order_id) if tp.order_id else None
-        if spec is None:  # disabling a campaign stops its pending messages
+        if spec is None:  # disabling a campaign (for all or for this shop) stops its messages
             yield Outcome.skipped(
                 tp.id, f"campaign {tp.campaign_id!r} is disabled or no longer configured"
             )
@@ -211,6 +213,7 @@ def decide_batch(
             rendered,
             context["links"]["unsubscribe"],
             tp.attempts,
+            outlet,
         )
 
 

@@ -4,15 +4,36 @@ the recording step writes. Shared by the deciding and the sending halves of disp
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from postpurchase.channels.senders import EmailSender, SmsSender
+from postpurchase.messages.context import ShopProfile
 from postpurchase.messages.rendering import RenderedEmail, RenderedSms
 from postpurchase.store.models import Channel, Customer, TouchpointStatus
 
+if TYPE_CHECKING:  # deciding builds on this module; the lookup is only a type here
+    from postpurchase.dispatch.deciding import CampaignLookup
+
 # Rows a chunk's worker holds: claimed, or being handed to the provider by an earlier try.
 HELD = (TouchpointStatus.CLAIMED, TouchpointStatus.SENDING)
+
+
+@dataclass(frozen=True)
+class ShopOutlet:
+    """One shop's side of dispatch: how its messages look (profile), its campaigns as they
+    apply to it (lookup, with its overrides), and the senders of its provider accounts."""
+
+    profile: ShopProfile
+    lookup: CampaignLookup
+    email: EmailSender
+    sms: SmsSender
+
+
+# The outlet of a touchpoint's shop, by shop key ('' the default shop).
+ShopOutlets = Callable[[str], ShopOutlet]
 
 
 @dataclass
@@ -25,6 +46,7 @@ class Pending:
     rendered: RenderedEmail | RenderedSms
     unsubscribe_url: str
     claims: int  # how many times the touchpoint was claimed, this time included
+    shop: ShopOutlet  # its shop: the sender and the From
 
 
 @dataclass

@@ -27,10 +27,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import select
@@ -46,7 +47,7 @@ from postpurchase.dispatch.deciding import (
     load_batch,
 )
 from postpurchase.dispatch.marking import MarkGroup
-from postpurchase.dispatch.outcomes import HELD, Outcome, Pending
+from postpurchase.dispatch.outcomes import HELD, Outcome, Pending, ShopOutlet
 from postpurchase.dispatch.sending import ChunkLease, record_outcomes, send_message
 from postpurchase.messages.context import ShopProfile
 from postpurchase.messages.rendering import MessageRenderer, RenderedSms
@@ -71,8 +72,10 @@ class Dispatcher:
     sms: SmsSender
     email_limiter: RateLimiter
     sms_limiter: RateLimiter
-    sender_email: str
     policy: GatePolicy = field(default_factory=GatePolicy)
+    # The configured shops by key; any other key (and '') is the default shop, made of
+    # lookup, shop, email and sms above.
+    shops: Mapping[str, ShopOutlet] = field(default_factory=dict)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], None] = time.sleep
     # Sends are network waits: a few at once keep a worker busy while one waits for an answer.
@@ -162,10 +165,6 @@ class Dispatcher:
             return None
         return send_message(
             pending,
-            email=self.email,
-            sms=self.sms,
-            sender_email=self.sender_email,
-            shop_name=self.shop.name,
             policy=self.policy,
             sleep=self.sleep,
             clock=self.clock,
@@ -178,9 +177,15 @@ class Dispatcher:
         )
 
     def _decide(self, batch: Batch) -> Iterator[Outcome | Pending]:
-        return decide_batch(
-            batch, lookup=self.lookup, policy=self.policy, shop=self.shop, renderer=self.renderer
-        )
+        return decide_batch(batch, shops=self.outlet, policy=self.policy, renderer=self.renderer)
+
+    def outlet(self, shop: str) -> ShopOutlet:
+        """The outlet of the shop ``shop``: its own when configured, else the default."""
+        return self.shops.get(shop.strip().lower()) or self._default_outlet
+
+    @cached_property
+    def _default_outlet(self) -> ShopOutlet:
+        return ShopOutlet(self.shop, self.lookup, self.email, self.sms)
 
 
 def claim_chunks(

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from postpurchase.channels.delivery import send_with_retries
-from postpurchase.channels.senders import EmailSender, OutgoingEmail, OutgoingSms, SmsSender
+from postpurchase.channels.senders import OutgoingEmail, OutgoingSms
 from postpurchase.dispatch.deciding import GatePolicy
 from postpurchase.dispatch.outcomes import Outcome, Pending
 from postpurchase.exceptions import (
@@ -39,17 +39,14 @@ log = logging.getLogger(__name__)
 def send_message(
     pending: Pending,
     *,
-    email: EmailSender,
-    sms: SmsSender,
-    sender_email: str,
-    shop_name: str,
     policy: GatePolicy,
     sleep: Callable[[float], None],
     clock: Callable[[], datetime],
 ) -> Outcome:
-    """Hand one rendered message to its provider (retrying what may be retried) and say how
-    its row ends; never raises."""
+    """Hand one rendered message to its shop's provider (retrying what may be retried) and
+    say how its row ends; never raises."""
     rendered = pending.rendered
+    email, sms, shop = pending.shop.email, pending.shop.sms, pending.shop.profile
     try:
         if isinstance(rendered, RenderedEmail):
             outgoing_email = OutgoingEmail(
@@ -57,8 +54,8 @@ def send_message(
                 campaign_id=pending.campaign_id,
                 to_email=pending.address,
                 to_name=pending.customer.first_name,
-                from_email=sender_email,
-                from_name=shop_name,
+                from_email=shop.sender_email,
+                from_name=shop.sender_name or shop.name,
                 subject=rendered.subject,
                 html=rendered.html,
                 text=rendered.text,

@@ -3,7 +3,8 @@
 Shape (every key is always present, so ``StrictUndefined`` only trips on template typos)::
 
     locale, time_zone
-    shop:     name, url, support_email, postal_address
+    shop:     name, url, support_email, postal_address, logo_url (may be None),
+              colours: primary, accent, background (hex), currency (amounts without their own)
     customer: first_name (may be None), last_name, email, tier (may be None), points_balance
     order:    None, or name, currency, subtotal, total, total_tax, total_shipping,
               total_discounts, placed_at, delivered_at, delivery_confirmed, tracking_url,
@@ -52,8 +53,10 @@ from postpurchase.messages.reward_view import (
     live_codes,
     reward_facts,
 )
+
+# the profile lives on its own; callers keep finding it here, beside the context it feeds
+from postpurchase.messages.shop_profile import ShopProfile as ShopProfile
 from postpurchase.messages.tokens import LinkClaim, sign
-from postpurchase.settings import Settings
 from postpurchase.store.models import (
     Customer,
     CustomerTier,
@@ -62,37 +65,6 @@ from postpurchase.store.models import (
     Order,
     Touchpoint,
 )
-
-
-@dataclass(frozen=True)
-class ShopProfile:
-    """What messages say about the shop, and how their links are made."""
-
-    name: str
-    url: str
-    support_email: str
-    postal_address: str
-    public_base_url: str  # the webhook app: /u/ and /s/ links
-    loyalty_page_url: str
-    review_link_template: str
-    default_locale: str
-    default_time_zone: str
-    signing_key: bytes
-
-    @classmethod
-    def from_settings(cls, settings: Settings, signing_key: bytes) -> ShopProfile:
-        return cls(
-            name=settings.shop_name,
-            url=settings.shop_url.rstrip("/"),
-            support_email=settings.shop_support_email,
-            postal_address=settings.shop_postal_address,
-            public_base_url=settings.public_base_url.rstrip("/"),
-            loyalty_page_url=settings.shop_url.rstrip("/") + settings.loyalty_page_path,
-            review_link_template=settings.review_link_template,
-            default_locale=settings.default_locale,
-            default_time_zone=settings.shop_time_zone,
-            signing_key=signing_key,
-        )
 
 
 @dataclass(frozen=True)
@@ -312,6 +284,9 @@ def _assemble(
             "url": shop.url,
             "support_email": shop.support_email,
             "postal_address": shop.postal_address,
+            "logo_url": shop.logo_url,
+            "colours": dict(shop.colours),
+            "currency": shop.currency,
         },
         "customer": customer,
         "order": order,

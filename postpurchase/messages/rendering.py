@@ -299,9 +299,11 @@ def _parse_locale(locale: str) -> Locale:
 
 
 @pass_context
-def _money(ctx: Context, amount: Decimal | int | str, currency: str) -> str:
-    """``{{ order.total | money(order.currency) }}``: Decimal formatted for the customer."""
-    return str(format_currency(Decimal(amount), currency, locale=_parse_locale(ctx["locale"])))
+def _money(ctx: Context, amount: Decimal | int | str, currency: str | None = None) -> str:
+    """``{{ order.total | money(order.currency) }}``: Decimal formatted for the customer's
+    locale; without a currency, in the shop's (``{{ reward.value | money }}``)."""
+    code = currency or ctx["shop"]["currency"]
+    return str(format_currency(Decimal(amount), code, locale=_parse_locale(ctx["locale"])))
 
 
 @pass_context

@@ -13,7 +13,8 @@ down to a UTC midnight) on, in four statements whatever the volume:
 3. the holdout comparison: for each first message (step 0, sent, skipped or held out, past
    its due time), whether the customer paid an order within the window after its due time,
    clicked or not (intention to treat: both arms start from when the message was due);
-4. ``campaign_days``: the funnel per day the messages were due, campaign, variant and arm.
+4. ``campaign_days``: the funnel per day the messages were due, campaign, shop, variant and
+   arm.
 
 Messages are taken by their due time (a send comes at or after it), so a period holds the
 same messages in both arms however late some were sent.
@@ -136,7 +137,7 @@ def _touchpoint_sql(d: Dialect) -> str:
 
     return f"""
 WITH scope AS (
-    SELECT t.id, t.campaign_id, COALESCE(t.variant, '') AS variant,
+    SELECT t.id, t.campaign_id, t.shop, COALESCE(t.variant, '') AS variant,
            COALESCE(t.arm, 'treatment') AS arm, t.channel, t.step, t.customer_id,
            COALESCE(t.sent_at, t.due_at) AS moment, t.due_at, t.sent_at, t.status
     FROM touchpoints t
@@ -174,10 +175,10 @@ clicks AS (
     FROM judged GROUP BY touchpoint_id
 )
 INSERT INTO touchpoint_outcomes (
-    touchpoint_id, campaign_id, variant, arm, channel, step, customer_id, moment, due_at,
+    touchpoint_id, campaign_id, shop, variant, arm, channel, step, customer_id, moment, due_at,
     sent, delivered, opened, first_click_at, scanner_clicks, bounced, complained, unsubscribed
 )
-SELECT s.id, s.campaign_id, s.variant, s.arm, s.channel, s.step, s.customer_id, s.moment,
+SELECT s.id, s.campaign_id, s.shop, s.variant, s.arm, s.channel, s.step, s.customer_id, s.moment,
        s.due_at,
        {d.true("s.status = 'sent'")},
        {d.true("COALESCE(ev.delivered, 0) = 1")},
@@ -245,11 +246,11 @@ buys AS (
     GROUP BY x.touchpoint_id
 )
 INSERT INTO campaign_days (
-    day, campaign_id, variant, arm, planned, held_out, sent, delivered, opened, clicked,
+    day, campaign_id, shop, variant, arm, planned, held_out, sent, delivered, opened, clicked,
     scanner_clicks, bounced, complaints, unsubscribed, converted, revenue, recipients, buyers,
     buyer_revenue
 )
-SELECT {d.day("x.due_at")}, x.campaign_id, x.variant, x.arm,
+SELECT {d.day("x.due_at")}, x.campaign_id, x.shop, x.variant, x.arm,
        COUNT(*),
        {count("x.arm = 'holdout'")},
        {count("x.sent")},
@@ -269,5 +270,5 @@ FROM touchpoint_outcomes x
 LEFT JOIN conversions ON conversions.touchpoint_id = x.touchpoint_id
 LEFT JOIN buys ON buys.touchpoint_id = x.touchpoint_id
 WHERE x.due_at >= :since
-GROUP BY {d.day("x.due_at")}, x.campaign_id, x.variant, x.arm
+GROUP BY {d.day("x.due_at")}, x.campaign_id, x.shop, x.variant, x.arm
 """

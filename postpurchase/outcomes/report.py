@@ -71,9 +71,10 @@ def _money(value: Any) -> str:
 
 
 def campaign_rows(
-    session: Session, *, since: datetime | None, campaign: str | None
+    session: Session, *, since: datetime | None, campaign: str | None, shop: str | None = None
 ) -> list[dict[str, Any]]:
-    """The funnel per campaign, variant and arm over the days from ``since`` on."""
+    """The funnel per campaign, variant and arm over the days from ``since`` on, of every
+    shop together or of ``shop`` alone."""
     t = CampaignDay
     query = select(
         t.campaign_id, t.variant, t.arm, *(func.sum(getattr(t, name)) for name in _SUMMED)
@@ -82,6 +83,8 @@ def campaign_rows(
         query = query.where(t.day >= since.astimezone(UTC).date().isoformat())
     if campaign is not None:
         query = query.where(t.campaign_id == campaign)
+    if shop is not None:
+        query = query.where(t.shop == shop)
     rows = []
     for campaign_id, variant, arm, *sums in session.execute(query).all():
         n = dict(zip(_SUMMED, sums, strict=True))
@@ -190,14 +193,21 @@ def build_report(
     since: datetime | None = None,
     campaign: str | None = None,
     now: datetime | None = None,
+    shop: str | None = None,
 ) -> dict[str, Any]:
-    """The report over the days from ``since`` on (all stored days when None)."""
+    """The report over the days from ``since`` on (all stored days when None), of every
+    shop or of ``shop`` alone ('' the default shop)."""
     now = now or datetime.now(UTC)
-    rows = campaign_rows(session, since=since, campaign=campaign)
+    rows = campaign_rows(session, since=since, campaign=campaign, shop=shop)
     snapshot = session.get(OutcomeSnapshot, "kpis")
-    # before the first refresh, computed here (a few grouped queries) rather than left empty
-    kpis = snapshot.data if snapshot is not None else shop_kpis(session, now=now).as_dict()
+    if shop is not None:  # one shop's: computed here, the snapshot is every shop's
+        kpis = shop_kpis(session, now=now, shop=shop).as_dict()
+    elif snapshot is not None:
+        kpis = snapshot.data
+    else:  # before the first refresh, computed here rather than left empty
+        kpis = shop_kpis(session, now=now).as_dict()
     return {
+        "shop": shop,
         "since": since.isoformat() if since else None,
         "currency": shop_currency(session),
         "refreshed_at": snapshot.refreshed_at.isoformat() if snapshot else None,
@@ -235,7 +245,9 @@ def funnel_lines(report: dict[str, Any]) -> list[str]:
         f"{'campaign':<18} {'variant':<8} {'arm':<9} {'planned':>7} {'sent':>7} "
         f"{'deliv':>7} {'opened':>7} {'clicked':>7} {'conv':>5} {'revenue':>11}"
     )
-    lines = [head]
+    lines = (
+        [head] if report.get("shop") is None else [f"shop {report['shop'] or '(default)'}", head]
+    )
     if not report["campaigns"]:
         lines.append("(no messages measured in the period: measure_outcomes refreshes hourly)")
     for r in report["campaigns"]:

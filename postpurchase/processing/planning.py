@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -172,23 +172,27 @@ def plan_touchpoints(
 ) -> PlanCounts:
     """Plan every enabled campaign each occurrence triggers; existing touchpoints are kept.
 
+    Each customer's shop has its campaigns as they apply to it (``CampaignConfig.for_shop``)
+    and its time zone for customers without one (``shop_zone`` for shops without their own).
     ``known`` is the batch's upsert, whose rows need not be read again. Returns how many
     touchpoints were inserted and why others were not planned.
     """
     counts = PlanCounts()
-    by_trigger: dict[str, list[Campaign]] = {}
-    for campaign in config.enabled():
-        by_trigger.setdefault(campaign.trigger, []).append(campaign)
-    relevant = [o for o in occurrences if o.trigger in by_trigger]
+    by_shop = {shop: _by_trigger(config.for_shop(shop)) for shop in ("", *config.shops)}
+    # a shop's override may enable a campaign the other shops do not run
+    relevant = [o for o in occurrences if any(o.trigger in t for t in by_shop.values())]
     if not relevant:
         return counts
     facts = load_facts(session, relevant, shop_zone, known)
     rows: list[dict[str, Any]] = []
     for occurrence in relevant:
-        for campaign in by_trigger[occurrence.trigger]:
+        known_facts = in_shop_zone(
+            facts[(occurrence.customer_id, occurrence.order_id)], config, shop_zone
+        )
+        by_trigger = by_shop.get(known_facts.shop.strip().lower(), by_shop[""])
+        for campaign in by_trigger.get(occurrence.trigger, []):
             # a variant may have its own delay; arm and variant are stamped on the rows below
             variant = variant_of(campaign, occurrence.customer_id, config.outcomes.salt)
-            known_facts = facts[(occurrence.customer_id, occurrence.order_id)]
             decision = decide(variant_campaign(campaign, variant), occurrence, known_facts)
             if decision.reason is not None:
                 counts.skipped[f"{campaign.id}: {decision.reason}"] += 1
@@ -212,6 +216,21 @@ def plan_touchpoints(
     rows.sort(key=lambda r: (r["subject_key"], r["campaign_id"], r["step"], r["channel"]))
     counts.planned = insert_ignoring_conflicts(session, Touchpoint, rows)
     return counts
+
+
+def _by_trigger(config: CampaignConfig) -> dict[str, list[Campaign]]:
+    by_trigger: dict[str, list[Campaign]] = {}
+    for campaign in config.enabled():
+        by_trigger.setdefault(campaign.trigger, []).append(campaign)
+    return by_trigger
+
+
+def in_shop_zone(facts: Facts, config: CampaignConfig, default: ZoneInfo) -> Facts:
+    """``facts`` in the zone of their shop when the customer has none of their own."""
+    zone = config.shop_zone(facts.shop, default)
+    if zone == default:
+        return facts
+    return replace(facts, zone=zone_or(facts.customer.get("time_zone"), zone))
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from postpurchase.campaigns.decisions import Occurrence, decide
 from postpurchase.exceptions import InvalidInput
 from postpurchase.journey import ANCHORS
 from postpurchase.outcomes.assignment import TREATMENT, variant_campaign
-from postpurchase.processing.planning import load_facts
+from postpurchase.processing.planning import in_shop_zone, load_facts
 from postpurchase.store.models import (
     CustomerTierChange,
     Order,
@@ -51,12 +51,15 @@ class ReplanCounts:
 def replan_campaign(
     session: Session, config: CampaignConfig, campaign_id: str, *, shop_zone: ZoneInfo
 ) -> ReplanCounts:
-    """Re-plan the ``planned`` touchpoints of ``campaign_id`` from the current ``config``.
+    """Re-plan the ``planned`` touchpoints of ``campaign_id`` from the current ``config``,
+    each as the campaign applies to its shop (overrides, the shop's zone).
 
     Raises InvalidInput for an unknown campaign, or one whose trigger's moment is not stored.
     """
     counts = ReplanCounts()
     campaign = config.by_id(campaign_id)
+    if campaign is not None and not campaign.enabled and _enabled_for_a_shop(config, campaign_id):
+        campaign = campaign.model_copy(update={"enabled": True})  # shops decide below
     pending = session.scalars(
         select(Touchpoint)
         .where(Touchpoint.campaign_id == campaign_id, Touchpoint.status == TouchpointStatus.PLANNED)
@@ -86,13 +89,19 @@ def replan_campaign(
                 row.status, row.reason = TouchpointStatus.CANCELLED, "replanned: start unknown"
             counts.cancelled += len(rows)
             continue
+        shop_campaign = config.for_shop(rows[0].shop).by_id(campaign_id)
+        if shop_campaign is None or not shop_campaign.enabled:
+            for row in rows:
+                row.status, row.reason = TouchpointStatus.CANCELLED, "replanned: off in its shop"
+            counts.cancelled += len(rows)
+            continue
         # Pending rows are never held out; additions keep their siblings' arm and variant,
         # so a replan never moves a customer between arms (invariant 7).
         arm, variant = rows[0].arm or TREATMENT, rows[0].variant
         decision = decide(
-            variant_campaign(campaign, variant),
+            variant_campaign(shop_campaign, variant),
             occurrence,
-            facts[(occurrence.customer_id, occurrence.order_id)],
+            in_shop_zone(facts[(occurrence.customer_id, occurrence.order_id)], config, shop_zone),
         )
         wanted = {(s.step, s.channel): s.due_at for s in decision.steps}
         for row in rows:
@@ -127,6 +136,13 @@ def replan_campaign(
     session.flush()
     counts.added = insert_ignoring_conflicts(session, Touchpoint, additions)
     return counts
+
+
+def _enabled_for_a_shop(config: CampaignConfig, campaign_id: str) -> bool:
+    return any(
+        (c := config.for_shop(shop).by_id(campaign_id)) is not None and c.enabled
+        for shop in config.shops
+    )
 
 
 def _occurrences(session: Session, trigger: str, keys: Iterable[_Key]) -> dict[_Key, Occurrence]:

@@ -21,6 +21,7 @@ from postpurchase.messages.tokens import LinkClaim, sign, signing_key, verify
 from postpurchase.rewards.account import Account, account_of
 from postpurchase.rewards.redemption import RedemptionView
 from postpurchase.rewards.web import RewardsDep, RewardsRuntime, Services
+from postpurchase.shop_settings.customers import customer_shop
 from postpurchase.store.models import RedemptionStatus
 
 router = APIRouter()
@@ -57,7 +58,8 @@ def _code_line(code: RedemptionView) -> str:
 
 
 def render(svc: Services, account: Account, message: str = "") -> str:
-    shop = _e(svc.settings.shop_name)
+    """The page, in the name of the customer's shop (blocking: may read the database)."""
+    shop = _e(customer_shop(svc.settings, svc.redeemer.store, account.customer_id).name)
     key = secrets.token_urlsafe(12)  # one per page shown: a resubmitted form spends once
     offers = []
     for offer in account.rewards:
@@ -136,7 +138,7 @@ async def rewards_page(token: str, rewards: RewardsDep) -> HTMLResponse:
         )
     except Exception:  # noqa: BLE001 - an erased customer's old link: not found, not a 500
         return _invalid(404)
-    return HTMLResponse(render(svc, account))
+    return HTMLResponse(await run_in_threadpool(render, svc, account))
 
 
 @router.post("/rewards/{token}")
@@ -172,4 +174,5 @@ async def redeem_from_page(
     account = await run_in_threadpool(
         account_of, svc.redeemer.store, svc.config, customer_id=claim.customer_id
     )
-    return HTMLResponse(render(svc, account, message), status_code=status)
+    page = await run_in_threadpool(render, svc, account, message)
+    return HTMLResponse(page, status_code=status)

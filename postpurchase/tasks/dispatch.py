@@ -12,7 +12,15 @@ from typing import Any, Literal
 from postpurchase.airflow_glue.connections import connection_fields
 from postpurchase.campaigns.config import Campaign, CampaignConfig, load_campaigns
 from postpurchase.campaigns.validation import load_valid_campaigns
-from postpurchase.channels.configured import email_sender, limiters, sms_sender
+from postpurchase.channels.configured import (
+    ConnectionLookup,
+    email_sender,
+    limiters,
+    shop_email_sender,
+    shop_sms_sender,
+    sms_sender,
+)
+from postpurchase.channels.senders import EmailSender, SmsSender
 from postpurchase.dispatch import (
     CampaignLookup,
     Dispatcher,
@@ -20,11 +28,13 @@ from postpurchase.dispatch import (
     claim_chunks,
 )
 from postpurchase.dispatch.notes import IDLE, dispatch_note, skip_reasons
+from postpurchase.dispatch.outcomes import ShopOutlet
 from postpurchase.journey import CANCEL_STATES
 from postpurchase.messages.context import ShopProfile
 from postpurchase.messages.rendering import renderer_for
 from postpurchase.messages.tokens import signing_key
 from postpurchase.settings import Settings, load_settings
+from postpurchase.shop_settings.directory import ShopDirectory, shop_directory
 from postpurchase.store.database import open_store
 
 log = logging.getLogger(__name__)
@@ -66,26 +76,58 @@ def campaign_lookup(config: CampaignConfig) -> CampaignLookup:
     return specs.get
 
 
-def configured_lookup(settings: Settings) -> CampaignLookup:
-    """The lookup for the campaign file as it is now (read per task: edits apply at once)."""
-    return campaign_lookup(load_valid_campaigns(settings.campaigns_file, settings.templates_dir))
+def configured_lookup(settings: Settings, shop: str = "") -> CampaignLookup:
+    """The lookup for the campaign file as it is now (read per task: edits apply at once),
+    with the overrides of ``shop``."""
+    config = load_valid_campaigns(settings.campaigns_file, settings.templates_dir)
+    return campaign_lookup(config.for_shop(shop))
 
 
-def build_dispatcher(settings: Settings, lookup: CampaignLookup | None = None) -> Dispatcher:
-    """A dispatcher wired from settings: campaigns, store, renderer, senders, limiters, gates."""
-    if lookup is None:
-        lookup = configured_lookup(settings)
+def shop_outlets(
+    settings: Settings,
+    config: CampaignConfig,
+    directory: ShopDirectory,
+    *,
+    key: bytes,
+    email: EmailSender,
+    sms: SmsSender,
+    connection: ConnectionLookup,
+) -> dict[str, ShopOutlet]:
+    """The outlet of every shop that differs from the default: those of ``shops.yaml``
+    (brand, accounts) and those with campaign overrides. ``email`` and ``sms`` are the
+    engine's senders, which shops without an account of their own share."""
+    keys = {shop.key for shop in directory.configured()} | set(config.shops)
+    outlets = {}
+    for shop_key in sorted(keys):
+        shop = directory.get(shop_key)
+        outlets[shop_key] = ShopOutlet(
+            ShopProfile.of(shop, settings, key),
+            campaign_lookup(config.for_shop(shop_key)),
+            shop_email_sender(settings, shop, default=email, connection=connection),
+            shop_sms_sender(settings, shop, default=sms, connection=connection),
+        )
+    return outlets
+
+
+def build_dispatcher(settings: Settings, config: CampaignConfig | None = None) -> Dispatcher:
+    """A dispatcher wired from settings: campaigns, store, renderer, senders, limiters, gates,
+    and every shop's profile, campaign overrides and senders (``shops.yaml``)."""
+    if config is None:
+        config = load_valid_campaigns(settings.campaigns_file, settings.templates_dir)
+    key = signing_key(settings)
+    directory = shop_directory(settings)
+    email = email_sender(settings, connection=connection_fields)
+    sms = sms_sender(settings, connection=connection_fields)
     email_limiter, sms_limiter = limiters(settings)
     return Dispatcher(
         store=open_store(settings),
-        lookup=lookup,
+        lookup=campaign_lookup(config),
         renderer=renderer_for(settings),
-        shop=ShopProfile.from_settings(settings, signing_key(settings)),
-        email=email_sender(settings, connection=connection_fields),
-        sms=sms_sender(settings, connection=connection_fields),
+        shop=ShopProfile.of(directory.default, settings, key),
+        email=email,
+        sms=sms,
         email_limiter=email_limiter,
         sms_limiter=sms_limiter,
-        sender_email=settings.sender_email,
         send_concurrency=settings.dispatch_send_concurrency,
         lease=timedelta(seconds=settings.claim_lease_seconds),
         policy=GatePolicy(
@@ -96,6 +138,9 @@ def build_dispatcher(settings: Settings, lookup: CampaignLookup | None = None) -
             send_attempts=settings.send_attempts,
             max_retry_wait=settings.max_retry_wait_seconds,
             email_marketing=settings.email_marketing_consent,
+        ),
+        shops=shop_outlets(
+            settings, config, directory, key=key, email=email, sms=sms, connection=connection_fields
         ),
     )
 
@@ -111,6 +156,7 @@ def claim_for_run(run_key: str, settings: Settings | None = None) -> list[dict[s
     # The full check (every template rendered) once per run, before anything is claimed; the
     # mapped chunks then only read the file.
     load_valid_campaigns(settings.campaigns_file, settings.templates_dir)
+    shop_directory(settings)  # and the shops file: an error stops the run before any claim
     chunks = claim_chunks(
         open_store(settings),
         run_key=run_key,
@@ -131,8 +177,7 @@ def dispatch_chunk(chunk: dict[str, Any], settings: Settings | None = None) -> d
         return {"counts": {}, "skipped": {}}
     settings = settings or load_settings()
     # Templates were checked once for the whole run by claim_for_run.
-    lookup = campaign_lookup(load_campaigns(settings.campaigns_file))
-    dispatcher = build_dispatcher(settings, lookup)
+    dispatcher = build_dispatcher(settings, load_campaigns(settings.campaigns_file))
     counts = dispatcher.run_chunk(str(chunk["worker"]), ids)
     with dispatcher.store() as session:
         reasons = skip_reasons(session, ids)

@@ -27,6 +27,7 @@ from postpurchase.processing.batch import InboxSummary
 from postpurchase.processing.drain import process_inbox, utc_now
 from postpurchase.processing.followups import plan_assumed_deliveries, plan_lapsed_customers
 from postpurchase.settings import Settings, load_settings
+from postpurchase.shop_settings.directory import shop_directory
 from postpurchase.store.database import open_store, transaction
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,15 @@ def worker_name() -> str:
 
 def _setup(settings: Settings | None) -> tuple[Settings, CampaignConfig, ZoneInfo]:
     settings = settings or load_settings()
+    return settings, planning_campaigns(settings), ZoneInfo(settings.shop_time_zone)
+
+
+def planning_campaigns(settings: Settings) -> CampaignConfig:
+    """The campaign file after the full check, knowing the time zone of each shop of the
+    shops file; ConfigError (``file:line``) when either file is invalid."""
     config = load_valid_campaigns(settings.campaigns_file, settings.templates_dir)
-    return settings, config, ZoneInfo(settings.shop_time_zone)
+    shops = shop_directory(settings).configured()
+    return config.with_shop_zones({shop.key: ZoneInfo(shop.time_zone) for shop in shops})
 
 
 def drainer_slots(settings: Settings | None = None) -> list[int]:

@@ -16,6 +16,8 @@ from fastapi.responses import HTMLResponse
 from postpurchase.exceptions import ConfigError, InvalidInput
 from postpurchase.messages.tokens import LinkClaim, Purpose, signing_keys, verify
 from postpurchase.settings import Settings
+from postpurchase.shop_settings.customers import customer_shop
+from postpurchase.shop_settings.directory import ShopSettings, default_shop
 from postpurchase.webhooks.deps import Runtime
 
 log = logging.getLogger(__name__)
@@ -68,18 +70,39 @@ def busy_page(settings: Settings) -> HTMLResponse:
     return response
 
 
-def page(settings: Settings, title: str, text: str, status: int, extra: str = "") -> HTMLResponse:
-    """A small page in the shop's colours; ``text`` and ``extra`` are HTML (escape first)."""
-    shop = html.escape(settings.shop_name)
+def claim_shop(runtime: Runtime, settings: Settings, claim: LinkClaim) -> ShopSettings:
+    """The shop of the customer a link was signed for (blocking: a database read)."""
+    try:
+        store = runtime.factory()
+    except ConfigError:
+        return default_shop(settings)
+    return customer_shop(settings, store, claim.customer_id)
+
+
+def page(
+    settings: Settings,
+    title: str,
+    text: str,
+    status: int,
+    extra: str = "",
+    *,
+    shop: ShopSettings | None = None,
+) -> HTMLResponse:
+    """A small page in the colours of ``shop`` (default: the engine's own shop); ``text``
+    and ``extra`` are HTML (escape first)."""
+    brand = shop or default_shop(settings)
+    name = html.escape(brand.name)
+    colours = brand.colours  # validated hex codes: safe in a style attribute
     body = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{html.escape(title)} · {shop}</title></head>"
-        "<body style='font-family:Helvetica,Arial,sans-serif;background:#f4f1ec;color:#2b2b2b;'>"
+        f"<title>{html.escape(title)} · {name}</title></head>"
+        "<body style='font-family:Helvetica,Arial,sans-serif;"
+        f"background:{colours['background']};color:#2b2b2b;'>"
         "<div style='max-width:480px;margin:64px auto;background:#fff;padding:32px;"
         "border-radius:8px;text-align:center;'>"
-        f"<h1 style='color:#1f3d36;font-size:22px;'>{html.escape(title)}</h1>"
-        f"<p>{text}</p>{extra}<p style='color:#7a746b;font-size:13px;'>{shop}</p>"
+        f"<h1 style='color:{colours['primary']};font-size:22px;'>{html.escape(title)}</h1>"
+        f"<p>{text}</p>{extra}<p style='color:#7a746b;font-size:13px;'>{name}</p>"
         "</div></body></html>"
     )
     return HTMLResponse(body, status_code=status)

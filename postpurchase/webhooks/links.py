@@ -40,6 +40,7 @@ from postpurchase.webhooks.intake import read_body
 from postpurchase.webhooks.link_pages import (
     COMMENT_BOX,
     busy_page,
+    claim_shop,
     invalid_page,
     link_claim,
     link_settings,
@@ -64,8 +65,10 @@ def _claim(settings: Settings, token: str, purpose: Purpose) -> LinkClaim | None
 @router.get("/u/{token}")
 def unsubscribe_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
     settings = link_settings(runtime, "a customer link")
-    if _claim(settings, token, "unsubscribe") is None:
+    claim = _claim(settings, token, "unsubscribe")
+    if claim is None:
         return invalid_page(settings, "unsubscribe")
+    shop = claim_shop(runtime, settings, claim)
     form = (
         f'<form method="post" action="{html.escape(token)}">'
         f'<button type="submit" style="{_BUTTON}">Unsubscribe me</button></form>'
@@ -73,9 +76,10 @@ def unsubscribe_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
     return page(
         settings,
         "Unsubscribe",
-        f"Stop receiving emails from {html.escape(settings.shop_name)}?",
+        f"Stop receiving emails from {html.escape(shop.name)}?",
         200,
         extra=form,
+        shop=shop,
     )
 
 
@@ -92,11 +96,13 @@ async def unsubscribe(token: str, request: Request, runtime: RuntimeDep) -> HTML
     done = await run_in_threadpool(_unsubscribe, runtime, claim)
     if not done:
         return invalid_page(settings, "unsubscribe", 404)
+    shop = await run_in_threadpool(claim_shop, runtime, settings, claim)
     return page(
         settings,
         "Unsubscribed",
-        f"You will no longer receive emails from {html.escape(settings.shop_name)}.",
+        f"You will no longer receive emails from {html.escape(shop.name)}.",
         200,
+        shop=shop,
     )
 
 
@@ -150,6 +156,7 @@ def survey_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
         "1 is poor, 5 is excellent. Check your score and send it.",
         200,
         extra=form,
+        shop=claim_shop(runtime, settings, claim),
     )
 
 
@@ -182,6 +189,7 @@ async def survey_answer(token: str, request: Request, runtime: RuntimeDep) -> HT
         "Thank you!",
         f"You rated your delivery {score} out of 5. Thank you for telling us.",
         200,
+        shop=await run_in_threadpool(claim_shop, runtime, settings, claim),
     )
 
 

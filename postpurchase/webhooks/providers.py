@@ -41,7 +41,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from postpurchase import feedback
 from postpurchase.airflow_glue.connections import connection_fields
-from postpurchase.channels.configured import twilio_auth_token
+from postpurchase.channels.configured import sendgrid_event_keys, twilio_auth_tokens
 from postpurchase.exceptions import ConfigError
 from postpurchase.provider_feedback import (
     HELP_WORDS,
@@ -112,7 +112,12 @@ async def sendgrid_events(request: Request, runtime: RuntimeDep) -> Response:
     settings = _settings(runtime)
     if isinstance(settings, Response):
         return settings
-    if not settings.sendgrid_event_public_key:
+    try:
+        keys = sendgrid_event_keys(settings)
+    except ConfigError as exc:
+        log.error("cannot verify SendGrid events: %s", exc)
+        return _unavailable("the shops' SendGrid accounts cannot be read (see the log)")
+    if not keys:
         return _unavailable("POSTPURCHASE_SENDGRID_EVENT_PUBLIC_KEY is not configured")
     raw = await _read(request, settings)
     if isinstance(raw, Response):
@@ -127,13 +132,7 @@ async def sendgrid_events(request: Request, runtime: RuntimeDep) -> Response:
             401,
             "missing X-Twilio-Email-Event-Webhook-Signature or -Timestamp",
         )
-    try:
-        valid = EventWebhook(settings.sendgrid_event_public_key).verify_signature(
-            raw.decode("utf-8"), signature, timestamp
-        )
-    except (UnicodeDecodeError, ValueError, binascii.Error):
-        valid = False
-    if not valid:
+    if not any(_verifies(key, raw, signature, timestamp) for key in keys):
         return await _reject(
             request, settings, raw, 401, "SendGrid event signature does not verify"
         )
@@ -164,6 +163,14 @@ async def sendgrid_events(request: Request, runtime: RuntimeDep) -> Response:
     return JSONResponse({"received": len(events), "new": new, "skipped": skipped})
 
 
+def _verifies(key: str, raw: bytes, signature: str, timestamp: str) -> bool:
+    """Whether the account of public ``key`` signed this event batch."""
+    try:
+        return bool(EventWebhook(key).verify_signature(raw.decode("utf-8"), signature, timestamp))
+    except (UnicodeDecodeError, ValueError, binascii.Error):
+        return False
+
+
 def _age_seconds(timestamp: str, now: datetime) -> float | None:
     try:
         return now.timestamp() - int(timestamp.strip())
@@ -179,19 +186,26 @@ def _store_sendgrid_batch(
 
 
 async def _twilio_form(request: Request, settings: Settings) -> dict[str, str] | Response:
-    """The verified form of a Twilio webhook, or the refusal to send back."""
-    token = twilio_auth_token(settings, connection=connection_fields)
-    if not token:
+    """The verified form of a Twilio webhook, or the refusal to send back. A shop with its
+    own Twilio account has its webhooks signed with that account's token (its AccountSid
+    names it); any other with the engine's."""
+    try:
+        tokens = twilio_auth_tokens(settings, connection=connection_fields)
+    except ConfigError as exc:
+        log.error("cannot verify a Twilio webhook: %s", exc)
+        return _unavailable("the shops' Twilio accounts cannot be read (see the log)")
+    if not tokens:
         return _unavailable("no Twilio auth token configured to verify X-Twilio-Signature")
     raw = await _read(request, settings)
     if isinstance(raw, Response):
         return raw
     params = dict(parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True))
+    token = tokens.get(params.get("AccountSid", "")) or tokens.get("")
     url = settings.public_base_url.rstrip("/") + _route(request)
     if request.url.query:
         url += f"?{request.url.query}"
     signature = request.headers.get("X-Twilio-Signature", "")
-    if not RequestValidator(token).validate(url, params, signature):
+    if token is None or not RequestValidator(token).validate(url, params, signature):
         reason = f"X-Twilio-Signature does not match a request to {url}"
         return await _reject(request, settings, raw, 401, reason)
     return params

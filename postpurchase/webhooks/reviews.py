@@ -34,6 +34,7 @@ from postpurchase.webhooks.deps import Runtime, RuntimeDep
 from postpurchase.webhooks.intake import read_body
 from postpurchase.webhooks.link_pages import (
     busy_page,
+    claim_shop,
     invalid_page,
     link_claim,
     link_settings,
@@ -87,6 +88,7 @@ def review_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
         "below and a verified-buyer mark.",
         200,
         extra=_form(token, target, name, settings.review_edit_days),
+        shop=claim_shop(runtime, settings, claim),
     )
 
 
@@ -193,7 +195,8 @@ async def review_answer(token: str, request: Request, runtime: RuntimeDep) -> HT
     text = "Thank you for your review!" + (
         " It will appear once a person has read it." if held else ""
     )
-    return page(settings, "Thank you!", text, 200)
+    shop = await run_in_threadpool(claim_shop, runtime, settings, claim)
+    return page(settings, "Thank you!", text, 200, shop=shop)
 
 
 def _save(

@@ -29,6 +29,7 @@ from postpurchase.webhooks.deps import Runtime, RuntimeDep
 from postpurchase.webhooks.intake import read_body
 from postpurchase.webhooks.link_pages import (
     COMMENT_BOX,
+    claim_shop,
     invalid_page,
     link_claim,
     link_settings,
@@ -54,6 +55,7 @@ def nps_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
     claim = _claim(settings, token)
     if claim is None:
         return invalid_page(settings, "survey")
+    shop = claim_shop(runtime, settings, claim)
     choices = "".join(
         f'<label style="display:inline-block;margin:4px;font-size:18px;min-width:36px;">'
         f'<input type="radio" name="score" value="{n}"{" checked" if n == claim.score else ""}>'
@@ -70,10 +72,11 @@ def nps_page(token: str, runtime: RuntimeDep) -> HTMLResponse:
     return page(
         settings,
         "Would you recommend us?",
-        f"How likely are you to recommend {html.escape(settings.shop_name)} to a friend? "
+        f"How likely are you to recommend {html.escape(shop.name)} to a friend? "
         "Check your score, tell us why if you like, and send it.",
         200,
         extra=form,
+        shop=shop,
     )
 
 

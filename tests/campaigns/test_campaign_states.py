@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from processing.journeys import at
+from event_journeys import at
 
 from postpurchase.campaigns.states import campaign_states
 from postpurchase.outcomes.guard import pause_campaign, resume_campaign

@@ -38,6 +38,28 @@ def test_validate_accepts_the_shipped_campaigns():
     assert result.output.strip().endswith("campaigns.yaml: valid")
 
 
+def test_validate_checks_the_shops_file_too(tmp_path, monkeypatch):
+    shops = tmp_path / "shops.yaml"
+    example = (PROJECT_ROOT / "config" / "shops.example.yaml").read_text()
+    monkeypatch.setenv("POSTPURCHASE_SHOPS_FILE", str(shops))
+    shops.write_text(example)
+    result = CliRunner().invoke(main, ["campaigns", "validate"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith(f"{shops}: valid")
+
+    shops.write_text(example.replace("time_zone: Europe/Oslo", "time_zone: Europe/Olso"))
+    line = (
+        example.splitlines().index(
+            "    time_zone: Europe/Oslo   # customers without a zone "
+            "of their own: windows, quiet hours"
+        )
+        + 1
+    )
+    result = CliRunner().invoke(main, ["campaigns", "validate"])
+    assert result.exit_code == 1
+    assert f"{shops}:{line}: time_zone: unknown time zone 'Europe/Olso'" in result.output
+
+
 def test_validate_lists_every_problem_and_fails(tmp_path):
     broken = tmp_path / "campaigns.yaml"
     text = (

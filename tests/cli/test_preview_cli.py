@@ -152,3 +152,27 @@ def test_preview_of_an_order_that_earns_nothing_says_so_and_invents_no_one(tmp_p
         "(condition not met: order.points_earned > 0)" in result.output
     )
     assert "delivery" not in result.output  # the points email does not speak of delivery
+
+
+def test_preview_as_one_shop_uses_its_brand_and_its_campaign_overrides(tmp_path, monkeypatch):
+    campaigns = (PROJECT_ROOT / "config" / "campaigns.yaml").read_text()
+    campaigns += (
+        "shops:\n"
+        '  "https://northwind-goods.fr/":\n'
+        "    campaigns:\n"
+        "      win_back: {template: points_expiring}\n"
+    )
+    (tmp_path / "campaigns.yaml").write_text(campaigns)
+    monkeypatch.setenv("POSTPURCHASE_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("POSTPURCHASE_CAMPAIGNS_FILE", str(tmp_path / "campaigns.yaml"))
+    monkeypatch.setenv("POSTPURCHASE_SHOPS_FILE", str(PROJECT_ROOT / "config/shops.example.yaml"))
+    result = CliRunner().invoke(
+        main, ["preview", "win_back", "--shop", "https://Northwind-Goods.fr/", "--channel", "email"]
+    )
+
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "preview" / "win_back" / "email.txt").read_text()
+    assert "Northwind France SAS, 8 rue du Port, 44000 Nantes, France" in text
+    assert "Northwind Goods" not in text
+    # the shop's template for the campaign: the points-expiring message
+    assert "points" in text.splitlines()[0].lower()

@@ -1,6 +1,7 @@
 """A fake SendGrid v3 API: mail send answers as the real one does, and signed event batches.
 
-- ``POST /v3/mail/send`` with ``Authorization: Bearer <api_key>``: 202 with an ``X-Message-Id``
+- ``POST /v3/mail/send`` with ``Authorization: Bearer <api_key>`` (or one of ``more_keys``):
+  202 with an ``X-Message-Id``
   (22 characters, base64url) and an empty body; 200 in sandbox mode; 401 on a wrong key; 400
   with SendGrid's error shape when required fields are missing or a custom_args value is not a
   string. Faults (429, 500, delays) come from ``fail_next``.
@@ -74,11 +75,16 @@ class EventSigner:
 
 
 class FakeSendGrid(FakeServer):
-    def __init__(self, *, api_key: str = API_KEY, record: bool = True) -> None:
+    def __init__(
+        self, *, api_key: str = API_KEY, record: bool = True, more_keys: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(record=record)
         self.api_key = api_key
+        # other accounts' keys (one engine, shops with SendGrid accounts of their own)
+        self.keys = {api_key, *more_keys}
         self.events = EventSigner()
         self.sent: list[dict[str, Any]] = []  # accepted mail send bodies, with their message id
+        self.key_of: dict[str, str] = {}  # the API key each message id was sent with
 
     @property
     def public_key(self) -> str:
@@ -90,7 +96,8 @@ class FakeSendGrid(FakeServer):
     def handle(self, request: Recorded) -> Reply:
         if request.path != "/v3/mail/send" or request.method != "POST":
             return Reply(404, error_body("not found"))
-        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if key not in self.keys:
             return Reply(
                 401,
                 error_body("The provided authorization grant is invalid, expired, or revoked"),
@@ -107,6 +114,7 @@ class FakeSendGrid(FakeServer):
         message_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode()[:22]
         if self.record:
             self.sent.append({"message_id": message_id, **body})
+            self.key_of[message_id] = key
         return Reply(202, b"", {"X-Message-Id": message_id})
 
 

@@ -42,10 +42,18 @@ def _error_body(status: int, code: int, message: str) -> bytes:
 
 
 class FakeTwilio(FakeServer):
-    def __init__(self, *, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN) -> None:
+    def __init__(
+        self,
+        *,
+        account_sid: str = ACCOUNT_SID,
+        auth_token: str = AUTH_TOKEN,
+        more_accounts: dict[str, str] | None = None,
+    ) -> None:
         super().__init__()
         self.account_sid = account_sid
         self.auth_token = auth_token
+        # other accounts by SID, with their tokens (shops with Twilio accounts of their own)
+        self.accounts = {account_sid: auth_token, **(more_accounts or {})}
         self.opted_out: set[str] = set()
         self.sent: list[dict[str, str]] = []
 
@@ -57,10 +65,12 @@ class FakeTwilio(FakeServer):
         return str(RequestValidator(self.auth_token).compute_signature(url, params))
 
     def handle(self, request: Recorded) -> Reply:
-        path = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
-        if request.method != "POST" or not re.fullmatch(re.escape(path), request.path):
+        found = re.fullmatch(r"/2010-04-01/Accounts/(AC\w+)/Messages\.json", request.path)
+        account = found.group(1) if found else ""
+        if request.method != "POST" or account not in self.accounts:
             return Reply(404, _error_body(404, 20404, "The requested resource was not found"))
-        expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        path = f"/2010-04-01/Accounts/{account}/Messages.json"
+        expected = base64.b64encode(f"{account}:{self.accounts[account]}".encode()).decode()
         if request.headers.get("Authorization") != f"Basic {expected}":
             return Reply(401, _error_body(401, 20003, "Authenticate"))
         form = {k: v[0] for k, v in parse_qs(request.body.decode()).items()}
@@ -77,10 +87,10 @@ class FakeTwilio(FakeServer):
                 400, _error_body(400, 21603, "A 'From' or 'MessagingServiceSid' is required.")
             )
         sid = "SM" + secrets.token_hex(16)
-        self.sent.append({"sid": sid, **form})
+        self.sent.append({"sid": sid, "account_sid": account, **form})
         message: dict[str, Any] = {
             "sid": sid,
-            "account_sid": self.account_sid,
+            "account_sid": account,
             "messaging_service_sid": form.get("MessagingServiceSid"),
             "to": to,
             "from": form.get("From"),

@@ -215,7 +215,6 @@ def make_dispatcher(store, shop, renderer, fake_sendgrid, fake_twilio):
             ),
             email_limiter=LocalRateLimiter(10_000),
             sms_limiter=LocalRateLimiter(10_000),
-            sender_email="hello@shop.example.com",
             policy=GatePolicy(**policy),
             clock=Clock(now),
             sleep=Sleeps(),

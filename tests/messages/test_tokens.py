@@ -1,5 +1,6 @@
 import pytest
 
+from postpurchase.campaigns.config import CampaignConfig
 from postpurchase.exceptions import ConfigError, InvalidInput
 from postpurchase.messages.tokens import LinkClaim, sign, signing_key, signing_keys, verify
 from postpurchase.settings import Settings
@@ -87,7 +88,7 @@ def test_dispatcher_and_webhook_server_refuse_to_start_without_the_secret(
 
     settings = Settings(var_dir=tmp_path, email_channel="sendgrid", sendgrid_api_key="SG.x")
     with pytest.raises(ConfigError, match="POSTPURCHASE_SIGNING_SECRET is not set"):
-        build_dispatcher(settings, lookup={}.get)
+        build_dispatcher(settings, CampaignConfig())
 
     # db_url: a migrated database on SQLite and PostgreSQL; Twilio makes the secret required
     # on either.

@@ -41,6 +41,7 @@ class TouchpointOutcome(Base):
 
     touchpoint_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     campaign_id: Mapped[str] = mapped_column(String(64))
+    shop: Mapped[str] = mapped_column(Text, server_default="", default="")  # the touchpoint's
     variant: Mapped[str] = mapped_column(String(32))  # "" without variants
     arm: Mapped[str] = mapped_column(String(16))
     channel: Mapped[str] = mapped_column(String(8))
@@ -80,12 +81,13 @@ class AttributedOrder(Base):
 
 
 class CampaignDay(Base):
-    """A campaign's funnel for the messages due on one (UTC) day, per variant and arm."""
+    """A campaign's funnel for the messages due on one (UTC) day, per shop, variant and arm."""
 
     __tablename__ = "campaign_days"
 
     day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD
     campaign_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    shop: Mapped[str] = mapped_column(Text, primary_key=True, server_default="", default="")
     variant: Mapped[str] = mapped_column(String(32), primary_key=True)
     arm: Mapped[str] = mapped_column(String(16), primary_key=True)
     planned: Mapped[int]
