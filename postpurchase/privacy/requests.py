@@ -20,6 +20,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from postpurchase.inbox import InboxEntry
+from postpurchase.messages.tokens import signing_key
 from postpurchase.platforms.fields import InvalidPayload
 from postpurchase.privacy.erasure import ErasureCounts, Files, erase_customer, scrub_inbox
 from postpurchase.privacy.export import customer_document, export_dir, write_export
@@ -97,7 +98,12 @@ def erase(
 ) -> PrivacyRequest:
     """Erase ``customer`` and record the request as fulfilled; the caller commits."""
     counts = erase_customer(
-        session, customer, now=now, files=files_of(settings), order_ids=order_ids
+        session,
+        customer,
+        now=now,
+        files=files_of(settings),
+        key=signing_key(settings),
+        order_ids=order_ids,
     )
     result = counts.as_dict()
     return _record(session, ERASE, origin, f"customer:{customer.id}", customer.id, now, result)
@@ -227,7 +233,12 @@ def _fulfil(session: Session, row: InboxEvent, settings: Settings, now: datetime
         orders = [str(o) for o in data.get("orders_to_redact") or []]
         if customer is not None:
             counts = erase_customer(
-                session, customer, now=now, files=files_of(settings), order_ids=orders
+                session,
+                customer,
+                now=now,
+                files=files_of(settings),
+                key=signing_key(settings),
+                order_ids=orders,
             )
         else:
             counts = _erase_traces(session, row.source, external_id, orders, person, now)
@@ -299,7 +310,9 @@ def erase_shop(
             Customer.source == source, Customer.external_id.in_(sorted(customer_ids))
         )
     ).all():
-        erase_customer(session, customer, now=now, files=files_of(settings))
+        erase_customer(
+            session, customer, now=now, files=files_of(settings), key=signing_key(settings)
+        )
         erased += 1
     deleted = session.execute(
         delete(InboxEvent).where(

@@ -23,7 +23,7 @@ from postpurchase.dispatch.notes import IDLE, dispatch_note, skip_reasons
 from postpurchase.journey import CANCEL_STATES
 from postpurchase.messages.context import ShopProfile
 from postpurchase.messages.rendering import renderer_for
-from postpurchase.messages.tokens import signing_key
+from postpurchase.messages.tokens import signing_key, signing_keys
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store
 
@@ -96,6 +96,7 @@ def build_dispatcher(settings: Settings, lookup: CampaignLookup | None = None) -
             send_attempts=settings.send_attempts,
             max_retry_wait=settings.max_retry_wait_seconds,
             email_marketing=settings.email_marketing_consent,
+            suppression_keys=tuple(signing_keys(settings)),
         ),
     )
 

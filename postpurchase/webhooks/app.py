@@ -30,6 +30,7 @@ from postpurchase.inbox import IGNORED_EVENT_TYPE, InboxEntry
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import SessionFactory
 from postpurchase.webhooks import (
+    access_log,
     clicks,
     links,
     openapi,
@@ -111,6 +112,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app. Settings and the database are read at the first request, unless given."""
     docs = _docs_wanted(settings)
+    access_log.install()  # Yotpo's URL secret never reaches the access log
     app = FastAPI(
         title="postpurchase webhooks",
         version="1",

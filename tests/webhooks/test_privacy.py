@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
-from deliveries import FIXTURES, fixture_json
+from deliveries import FIXTURES, fixture_json, intake_settings
 from sqlalchemy import JSON, String, Text, cast, func, select
 
 from postpurchase.campaigns.config import load_campaigns
@@ -50,6 +50,14 @@ EMAIL = "john@example.com"  # the documented redact body's customer
 PHONE = "+15556251199"
 FIRST, LAST = "Johnathan", "Privacyquist"
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+# Erasure keys the digests of suppressed addresses with it (required with PostgreSQL).
+SIGNING_SECRET = "privacy-test-signing-secret"
+
+
+@pytest.fixture
+def settings(db_url, monkeypatch):
+    monkeypatch.setenv("POSTPURCHASE_SIGNING_SECRET", SIGNING_SECRET)  # the commands' settings
+    return intake_settings(db_url, signing_secret=SIGNING_SECRET)
 
 
 def _order(order_id: int, topic_time: str = "2026-11-20T10:00:00-05:00") -> dict:
