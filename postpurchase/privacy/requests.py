@@ -253,7 +253,7 @@ def _fulfil(session: Session, row: InboxEvent, settings: Settings, now: datetime
         result,
         shop=row.shop,
         inbox_event_id=row.id,
-        requested_at=row.received_at,
+        requested_at=row.occurred_at or row.received_at,
     )
     row.payload = scrub(data, [], keys=_REQUEST_KEYS)
     row.status = ClaimStatus.DONE
