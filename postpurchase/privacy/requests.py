@@ -1,4 +1,5 @@
-"""Data subject requests: Shopify's compliance webhooks and the ``customers`` commands.
+"""Data subject requests: Shopify's compliance webhooks, the generic route's requests
+(``generic_requests``) and the ``customers`` commands.
 
 A compliance webhook is verified like any Shopify webhook and stored in the inbox under its
 delivery's dedupe key (a redelivery stays a duplicate), as ``privacy.<kind>`` with status
@@ -23,7 +24,8 @@ from postpurchase.inbox import InboxEntry
 from postpurchase.messages.tokens import signing_key
 from postpurchase.platforms.fields import InvalidPayload
 from postpurchase.privacy.erasure import ErasureCounts, Files, erase_customer, scrub_inbox
-from postpurchase.privacy.export import customer_document, export_dir, write_export
+from postpurchase.privacy.delivery import EmailSenderFactory, configured_sender, deliver_export
+from postpurchase.privacy.export import customer_document
 from postpurchase.privacy.personal import PAYLOAD_PATHS, scrub
 from postpurchase.settings import Settings
 from postpurchase.store.database import SessionFactory, transaction
@@ -116,19 +118,27 @@ def export(
     settings: Settings,
     now: datetime,
     origin: str = "cli",
+    sender: EmailSenderFactory | None = None,
 ) -> PrivacyRequest:
-    """Write ``customer``'s export and record the request; the caller commits."""
-    result = _export_file(session, customer, settings=settings, now=now)
+    """Deliver ``customer``'s export (``privacy.delivery``) and record the request; the
+    caller commits."""
+    result = _export_file(session, customer, settings=settings, now=now, sender=sender)
     return _record(session, EXPORT, origin, f"customer:{customer.id}", customer.id, now, result)
 
 
 def _export_file(
-    session: Session, customer: Customer, *, settings: Settings, now: datetime
+    session: Session,
+    customer: Customer,
+    *,
+    settings: Settings,
+    now: datetime,
+    sender: EmailSenderFactory | None,
 ) -> dict[str, Any]:
     document = customer_document(session, customer, now=now)
     name = f"customer-{customer.id}-{now.strftime('%Y%m%dT%H%M%S%f')}"
-    path = write_export(export_dir(settings), document, name=name)
-    return {"file": str(path)}
+    return deliver_export(
+        document, name=name, customer_id=customer.id, settings=settings, sender=sender
+    )
 
 
 def _record(
@@ -164,12 +174,20 @@ class RequestsFailed(RuntimeError):
     """Some requests could not be fulfilled (the others were): they wait for the next run."""
 
 
-def fulfil_pending(factory: SessionFactory, settings: Settings, *, now: datetime) -> int:
-    """Fulfil every compliance webhook still waiting in the inbox; returns how many.
+def fulfil_pending(
+    factory: SessionFactory,
+    settings: Settings,
+    *,
+    now: datetime,
+    sender: EmailSenderFactory | None = None,
+) -> int:
+    """Fulfil every data subject request still waiting in the inbox; returns how many.
 
-    Each request is one transaction. One that fails stays waiting; the others are fulfilled,
+    ``sender`` sends emailed exports (default: the configured email channel). Each request
+    is one transaction. One that fails stays waiting; the others are fulfilled,
     then RequestsFailed names the failed ones (so the Airflow task fails and is retried).
     """
+    sender = sender or configured_sender(settings)  # built once, and only for an emailed export
     with factory() as session:
         waiting = list(
             session.scalars(
@@ -188,7 +206,7 @@ def fulfil_pending(factory: SessionFactory, settings: Settings, *, now: datetime
                 row = session.get(InboxEvent, inbox_id, with_for_update=True)
                 if row is None or row.status != ClaimStatus.IGNORED:
                     continue  # another run fulfilled it meanwhile
-                _fulfil(session, row, settings, now)
+                _fulfil(session, row, settings, now, sender)
                 fulfilled += 1
         except Exception as exc:  # noqa: BLE001 - one request never holds up the others
             log.exception("privacy request in inbox row %s failed", inbox_id)
@@ -200,7 +218,13 @@ def fulfil_pending(factory: SessionFactory, settings: Settings, *, now: datetime
     return fulfilled
 
 
-def _fulfil(session: Session, row: InboxEvent, settings: Settings, now: datetime) -> None:
+def _fulfil(
+    session: Session,
+    row: InboxEvent,
+    settings: Settings,
+    now: datetime,
+    sender: EmailSenderFactory | None,
+) -> None:
     kind = row.event_type.removeprefix(EVENT_PREFIX)
     data = row.payload if isinstance(row.payload, dict) else {}
     person = data.get("customer") if isinstance(data.get("customer"), dict) else {}
@@ -228,7 +252,9 @@ def _fulfil(session: Session, row: InboxEvent, settings: Settings, now: datetime
         if customer is None:
             result = {"found": False}
         else:
-            result = _export_file(session, customer, settings=settings, now=now)
+            result = _export_file(
+                session, customer, settings=settings, now=now, sender=sender
+            )
     else:
         orders = [str(o) for o in data.get("orders_to_redact") or []]
         if customer is not None:
