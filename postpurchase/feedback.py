@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from postpurchase import consent
@@ -27,7 +27,6 @@ from postpurchase.store.models import (
     Touchpoint,
 )
 from postpurchase.store.statements import dialect_insert
-
 
 # An erased customer's suppressions keep this instead of the address (postpurchase.privacy):
 # it is no email or E.164 number, so it never matches one by accident.
@@ -81,9 +80,27 @@ def opt_out_sms(
 
 
 def opt_in_sms(
-    session: Session, *, phone: str, now: datetime, reference: str | None = None
+    session: Session,
+    *,
+    phone: str,
+    now: datetime,
+    reference: str | None = None,
+    keys: Sequence[bytes] = (),
 ) -> None:
-    """The number said START: undo its STOP, and only that (``consent.start_sms``)."""
+    """The number said START: undo its STOP, and only that (``consent.start_sms``), also a
+    STOP kept as a digest when its customer was erased (``keys``: the signing keys)."""
+    digests = [address_digest(Channel.SMS, phone, key) for key in keys]
+    if digests:
+        session.execute(
+            update(Suppression)
+            .where(
+                Suppression.channel == Channel.SMS,
+                Suppression.address.in_(digests),
+                Suppression.reason == "stop",
+                Suppression.lifted_at.is_(None),
+            )
+            .values(lifted_at=now)
+        )
     consent.start_sms(session, phone=phone, reference=reference, now=now)
 
 

@@ -17,7 +17,9 @@ def customers() -> None:
 @customers.command("export")
 @click.argument("customer")
 def customers_export(customer: str) -> None:
-    """Write everything held about CUSTOMER as one JSON file (POSTPURCHASE_PRIVACY_EXPORT_DIR)."""
+    """Export everything held about CUSTOMER as one JSON document: a file in
+    POSTPURCHASE_PRIVACY_EXPORT_DIR, or (POSTPURCHASE_PRIVACY_EXPORT_TO=email) an email to
+    POSTPURCHASE_PRIVACY_CONTACT_EMAIL with the document attached."""
     _answer(customer, "export")
 
 
@@ -32,7 +34,8 @@ def customers_erase(customer: str) -> None:
 
 @customers.command("fulfil")
 def customers_fulfil() -> None:
-    """Fulfil the compliance webhooks waiting in the inbox now (housekeeping does it daily)."""
+    """Fulfil the requests waiting in the inbox now (Shopify's compliance webhooks and
+    POST /privacy/requests; housekeeping does it daily)."""
     from postpurchase.privacy.requests import fulfil_pending
     from postpurchase.settings import load_settings
     from postpurchase.store.database import session_factory

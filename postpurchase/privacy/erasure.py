@@ -175,7 +175,7 @@ def erase_customer(
                 )
             )
         ).rowcount  # type: ignore[attr-defined]
-    counts.suppressions = keep_suppressions_digested(session, customer, key)
+    counts.suppressions = keep_suppressions_digested(session, customer.email, customer.phone, key)
 
     counts.extras.update(_scrub_feedback(session, customer.id, needles, names))
     for model in (CustomerBirthday, CustomerAddressKey, ReferralCode):
@@ -201,11 +201,13 @@ def erase_customer(
     return counts
 
 
-def keep_suppressions_digested(session: Session, customer: Customer, key: bytes) -> int:
-    """The customer's active suppressions keep the address's digest instead of the address;
-    lifted ones go. Returns how many rows changed."""
+def keep_suppressions_digested(
+    session: Session, email: str | None, phone: str | None, key: bytes
+) -> int:
+    """Active suppressions of ``email`` and ``phone`` keep the address's digest instead of
+    the address; lifted ones go. Returns how many rows changed."""
     changed = 0
-    for channel, address in ((Channel.EMAIL, customer.email), (Channel.SMS, customer.phone)):
+    for channel, address in ((Channel.EMAIL, email), (Channel.SMS, phone)):
         if not address:
             continue
         plain = suppression_key(channel, address)

@@ -24,8 +24,8 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from postpurchase.settings import Settings
 from postpurchase.reviews.models import ProductReview
+from postpurchase.settings import Settings
 from postpurchase.store.models import (
     AttributedOrder,
     Base,
@@ -45,8 +45,8 @@ from postpurchase.store.models import (
     Redemption,
     Referral,
     ReferralCode,
-    SurveyResponse,
     Suppression,
+    SurveyResponse,
     Touchpoint,
     TouchpointOutcome,
 )

@@ -23,8 +23,14 @@ from sqlalchemy.orm import Session
 from postpurchase.inbox import InboxEntry
 from postpurchase.messages.tokens import signing_key
 from postpurchase.platforms.fields import InvalidPayload
-from postpurchase.privacy.erasure import ErasureCounts, Files, erase_customer, scrub_inbox
 from postpurchase.privacy.delivery import EmailSenderFactory, configured_sender, deliver_export
+from postpurchase.privacy.erasure import (
+    ErasureCounts,
+    Files,
+    erase_customer,
+    keep_suppressions_digested,
+    scrub_inbox,
+)
 from postpurchase.privacy.export import customer_document
 from postpurchase.privacy.personal import PAYLOAD_PATHS, scrub
 from postpurchase.settings import Settings
@@ -230,19 +236,7 @@ def _fulfil(
     person = data.get("customer") if isinstance(data.get("customer"), dict) else {}
     assert isinstance(person, dict)
     external_id = str(person["id"]) if person.get("id") is not None else None
-    customer = None
-    if external_id is not None:
-        customer = session.scalars(
-            select(Customer).where(
-                Customer.source == row.source, Customer.external_id == external_id
-            )
-        ).one_or_none()
-    elif person.get("email"):
-        customer = session.scalars(
-            select(Customer)
-            .where(Customer.source == row.source, Customer.email == str(person["email"]).lower())
-            .limit(1)
-        ).one_or_none()
+    customer = _requested_customer(session, row.source, external_id, person.get("email"))
     subject = f"{row.source}:{external_id}" if external_id else f"{row.source}:by-email"
     result: dict[str, Any]
     if kind == ERASE_SHOP:
@@ -252,9 +246,7 @@ def _fulfil(
         if customer is None:
             result = {"found": False}
         else:
-            result = _export_file(
-                session, customer, settings=settings, now=now, sender=sender
-            )
+            result = _export_file(session, customer, settings=settings, now=now, sender=sender)
     else:
         orders = [str(o) for o in data.get("orders_to_redact") or []]
         if customer is not None:
@@ -267,7 +259,9 @@ def _fulfil(
                 order_ids=orders,
             )
         else:
-            counts = _erase_traces(session, row.source, external_id, orders, person, now)
+            counts = _erase_traces(
+                session, row.source, external_id, orders, person, now, signing_key(settings)
+            )
         result = counts.as_dict()
     _record(
         session,
@@ -287,6 +281,23 @@ def _fulfil(
     row.personal_data_removed_at = now
 
 
+def _requested_customer(
+    session: Session, source: str, external_id: str | None, email: Any
+) -> Customer | None:
+    """The customer a request names: by platform id, else by email."""
+    if external_id is not None:
+        return session.scalars(
+            select(Customer).where(Customer.source == source, Customer.external_id == external_id)
+        ).one_or_none()
+    if email:
+        return session.scalars(
+            select(Customer)
+            .where(Customer.source == source, Customer.email == str(email).lower())
+            .limit(1)
+        ).one_or_none()
+    return None
+
+
 def _erase_traces(
     session: Session,
     source: str,
@@ -294,9 +305,17 @@ def _erase_traces(
     order_ids: list[str],
     person: dict[str, Any],
     now: datetime,
+    key: bytes,
 ) -> ErasureCounts:
-    """A redact request for a customer the engine never stored: scrub what mentions them."""
+    """A redact request for a customer the engine never stored: scrub what mentions them,
+    and keep their suppressions as digests."""
     counts = ErasureCounts()
+    counts.suppressions = keep_suppressions_digested(
+        session,
+        str(person["email"]) if person.get("email") else None,
+        str(person["phone"]) if person.get("phone") else None,
+        key,
+    )
     needles = [str(v) for v in (person.get("email"), person.get("phone")) if v]
     subjects = [s for s in (external_id, *order_ids) if s]
     counts.inbox_payloads = scrub_inbox(

@@ -54,10 +54,14 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 SIGNING_SECRET = "privacy-test-signing-secret"
 
 
-@pytest.fixture
-def settings(db_url, monkeypatch):
+def privacy_settings(db_url: str, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("POSTPURCHASE_SIGNING_SECRET", SIGNING_SECRET)  # the commands' settings
     return intake_settings(db_url, signing_secret=SIGNING_SECRET)
+
+
+@pytest.fixture
+def settings(db_url, monkeypatch):
+    return privacy_settings(db_url, monkeypatch)
 
 
 def _order(order_id: int, topic_time: str = "2026-11-20T10:00:00-05:00") -> dict:

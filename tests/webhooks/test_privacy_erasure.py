@@ -11,17 +11,18 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 import uvicorn
 from deliveries import fixture_json, intake_settings
 from fakes.fixtures import add_customer, add_order, add_touchpoint
 from servers import free_port
 from sqlalchemy import select
-from test_privacy import EMAIL, NOW, PHONE, _genuine, _order, _process, settings  # noqa: F401
+from test_privacy import EMAIL, NOW, PHONE, _genuine, _order, _process, privacy_settings
 
-from postpurchase.store.claims import claim_due_touchpoints
 from postpurchase.messages.tokens import signing_key
 from postpurchase.privacy.requests import erase, fulfil_pending
 from postpurchase.privacy.retention import purge_personal_fields
+from postpurchase.store.claims import claim_due_touchpoints
 from postpurchase.store.database import transaction
 from postpurchase.store.models import (
     Channel,
@@ -34,6 +35,11 @@ from postpurchase.store.models import (
     Touchpoint,
 )
 from postpurchase.webhooks.app import create_app
+
+
+@pytest.fixture
+def settings(db_url, monkeypatch):
+    return privacy_settings(db_url, monkeypatch)
 
 
 def test_a_late_update_of_an_erased_customers_order_starts_a_new_profile(send, store, settings):
@@ -162,3 +168,15 @@ def test_the_yotpo_url_secret_never_reaches_the_access_log(db_url, store, monkey
     lines = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
     assert any("/webhooks/yotpo/[redacted]" in line for line in lines), lines
     assert token not in caplog.text
+
+
+def test_a_redact_for_a_customer_never_stored_keeps_their_suppression_as_a_digest(
+    send, store, settings
+):
+    with transaction(store) as session:  # a bounce from a guest checkout's email
+        session.add(Suppression(channel=Channel.EMAIL, address=EMAIL, reason="bounce"))
+    send.shopify("customers/redact", _genuine("customers_redact_docs"))
+    assert fulfil_pending(store, settings, now=NOW) == 1
+    with store() as session:
+        kept = session.scalars(select(Suppression)).one()
+    assert kept.address.startswith("hmac:") and kept.reason == "bounce"

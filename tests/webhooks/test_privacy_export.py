@@ -17,7 +17,7 @@ from fakes.fake_sendgrid import API_KEY
 from fakes.http_fake import Fault
 from pydantic import SecretStr
 from sqlalchemy import select
-from test_privacy import (  # noqa: F401
+from test_privacy import (
     EMAIL,
     NOW,
     PHONE,
@@ -26,7 +26,7 @@ from test_privacy import (  # noqa: F401
     _order,
     _places_mentioning,
     _process,
-    settings,
+    privacy_settings,
 )
 
 from postpurchase.privacy.export import SECTIONS, TABLES, export_dir
@@ -46,6 +46,11 @@ from postpurchase.store.models import (
 )
 
 CONTACT = "privacy@northline-outdoor.example"
+
+
+@pytest.fixture
+def settings(db_url, monkeypatch):
+    return privacy_settings(db_url, monkeypatch)
 
 
 def test_every_table_has_a_section_or_a_reason():

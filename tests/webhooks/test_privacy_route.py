@@ -12,7 +12,7 @@ import pytest
 from deliveries import GENERIC_SECRET
 from sqlalchemy import select
 from test_generic import PAID
-from test_privacy import NOW, _places_mentioning, _process, settings  # noqa: F401
+from test_privacy import NOW, _places_mentioning, _process, privacy_settings
 
 from postpurchase.privacy.requests import fulfil_pending
 from postpurchase.store.models import ClaimStatus, Customer, InboxEvent, PrivacyRequest
@@ -27,6 +27,11 @@ ERASE = {
     "orders": ["A-1001"],
     "requested_at": "2026-11-30T09:00:00Z",
 }
+
+
+@pytest.fixture
+def settings(db_url, monkeypatch):
+    return privacy_settings(db_url, monkeypatch)
 
 
 def _post(client, body, *, secret: str = GENERIC_SECRET, content_type="application/json"):
