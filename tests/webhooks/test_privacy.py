@@ -259,7 +259,8 @@ def test_customers_redact_erases_the_customer_everywhere(send, store, settings):
         request = session.scalars(select(PrivacyRequest)).one()
         assert request.kind == "erase" and request.fulfilled_at == NOW
         asked = session.get(InboxEvent, request.inbox_event_id)
-        assert asked is not None and request.requested_at == asked.received_at
+        # dated when Shopify asked (X-Shopify-Triggered-At), not when it arrived or was fulfilled
+        assert asked is not None and request.requested_at == asked.occurred_at
         assert request.subject == "shopify:191167"
         erased = session.get(Customer, customer.id)
         assert erased is not None and erased.external_id == f"erased:{customer.id}"
