@@ -149,12 +149,15 @@ def _measure(url: str, rows: int, workdir: Path) -> dict[str, object]:
             with ServerUsage(server.process.pid) as usage:
                 during, waves = _waves(port, pending.ready, 1)
             purge_seconds, note = pending.get()
+        print(f"    after: {BASELINE_WAVES} waves of {WAVE:,} webhooks", flush=True)
+        after, _ = _waves(port, lambda: True, BASELINE_WAVES)
     finally:
         server.stop()
     return {
         "loaded": loaded,
         "baseline": baseline,
         "during": during,
+        "after": after,
         "waves": waves,
         "purge_seconds": purge_seconds,
         "note": note,
@@ -182,14 +185,15 @@ def run(quick: bool) -> str:
     print(f"    retention on PostgreSQL: {rows:,} processed inbox rows", flush=True)
     with tempfile.TemporaryDirectory(prefix="postpurchase-bench-") as tmp:
         found = _measure(url, rows, Path(tmp))
-    baseline, during = found["baseline"], found["during"]
+    baseline, during, after = found["baseline"], found["during"], found["after"]
     assert isinstance(baseline, LoadResult) and isinstance(during, LoadResult)
+    assert isinstance(after, LoadResult)
     seconds = float(found["purge_seconds"])  # type: ignore[arg-type]
     ratio = during.p99_ms / baseline.p99_ms if baseline.p99_ms else float("inf")
     return "\n".join(
         [
-            f"Command: `POSTPURCHASE_BENCH_RETENTION_ROWS={rows} python -m benchmarks retention`"
-            f"{' --quick' if quick else ''}. PostgreSQL: {rows:,} processed inbox rows 60 days "
+            f"Command: `POSTPURCHASE_BENCH_RETENTION_ROWS={rows} python -m benchmarks retention"
+            f"{' --quick' if quick else ''}`. PostgreSQL: {rows:,} processed inbox rows 60 days "
             "old (canonical `order.placed` payloads with a customer's email, phone, names, "
             f"birthday and a tracking URL), loaded with `generate_series` in "
             f"{float(found['loaded']):.0f} s (`VACUUM ANALYZE` included). "  # type: ignore[arg-type]
@@ -198,22 +202,23 @@ def run(quick: bool) -> str:
             "partial index of rows still holding personal data. Meanwhile `postpurchase serve "
             f"--workers {WORKERS}` takes signed Shopify `orders/create` webhooks from "
             f"{CONCURRENCY} keep-alive connections (closed loop, waves of {WAVE:,}); the "
-            f"baseline is {BASELINE_WAVES} waves just before, in the same run, with nothing "
-            "else running. Load generator, server, database and purge share the machine's 2 "
-            "cores (and its other users).",
+            f"baselines are {BASELINE_WAVES} waves just before and just after, in the same "
+            "run, with nothing else of ours running. Load generator, server, database and purge "
+            "share the machine's 2 cores (and its other users).",
             "",
             "| intake | webhooks | accepted/s | p50 ms | p99 ms | max ms | other answers |",
             "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
-            _line("without a purge (baseline)", baseline),
+            _line("before the purge (baseline)", baseline),
             _line("during the purge", during),
+            _line("after the purge (baseline)", after),
             "",
             f"Purge: {seconds:,.1f} s for {rows:,} rows ({rows / seconds:,.0f} rows/s); run "
             f'note: "{found["note"]}". Rows still holding personal data past the retention '
             f"period afterwards: {found['left']:,}.",
             "",
             f"Intake p99 during the purge is {ratio:.2f}x the baseline's "
-            f"({during.p99_ms:.1f} ms against {baseline.p99_ms:.1f} ms); no webhook was "
-            "refused or timed out"
+            f"before it ({during.p99_ms:.1f} ms against {baseline.p99_ms:.1f} ms; "
+            f"{after.p99_ms:.1f} ms after it); no webhook was refused or timed out."
             if set(during.statuses) == {202}
             else f"Intake p99 during the purge is {ratio:.2f}x the baseline's; other answers: "
             f"{dict(during.statuses)}",
