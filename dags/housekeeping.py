@@ -9,9 +9,10 @@ days, and never more than `POSTPURCHASE_REJECTED_WEBHOOK_CAP` rows.
 It also applies STOP and unsubscribe requests that the webhook app spooled to disk while the
 database was down (where this worker sees `POSTPURCHASE_OPT_OUT_SPOOL_DIR`).
 
-Privacy (see the README's "Privacy"): it fulfils the Shopify compliance requests waiting in
-the inbox (export, erase a customer, erase a shop), and drops personal fields from processed
-inbox payloads and provider event details older than
+Privacy (see the README's "Privacy"): it fulfils the data subject requests waiting in the
+inbox (Shopify's compliance webhooks and `POST /privacy/requests`: export, to the folder or
+by email to the privacy contact; erase a customer; erase a shop), and drops personal fields
+from processed inbox payloads and provider event details older than
 `POSTPURCHASE_PAYLOAD_RETENTION_DAYS`.
 
 The run's note and the task's return value say what was pruned and applied. Safe to re-run or

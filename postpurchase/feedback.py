@@ -8,11 +8,13 @@ nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import hmac
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from postpurchase import consent
@@ -26,12 +28,36 @@ from postpurchase.store.models import (
 )
 from postpurchase.store.statements import dialect_insert
 
+# An erased customer's suppressions keep this instead of the address (postpurchase.privacy):
+# it is no email or E.164 number, so it never matches one by accident.
+ERASED_ADDRESS_PREFIX = "hmac:"
+
+
+def suppression_key(channel: Channel, address: str) -> str:
+    """The address as suppressions store it: an email lower-cased, a number as given."""
+    return address.strip().lower() if channel is Channel.EMAIL else address.strip()
+
+
+def address_digest(channel: Channel, address: str, key: bytes) -> str:
+    """A keyed one-way digest of ``address``: what stays suppressed after an erasure, without
+    the address (whoever has no key cannot check a guess against it)."""
+    message = f"{channel.value}:{suppression_key(channel, address)}".encode()
+    return ERASED_ADDRESS_PREFIX + hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def suppression_forms(channel: Channel, address: str, keys: Iterable[bytes]) -> list[str]:
+    """Every stored form that suppresses ``address``: itself, and its digest under each key
+    (the current signing key and the older ones still accepted)."""
+    return [suppression_key(channel, address)] + [
+        address_digest(channel, address, key) for key in keys
+    ]
+
 
 def suppress(
     session: Session, *, channel: Channel, address: str, reason: str, source: str, now: datetime
 ) -> None:
     """Stop all messages on ``channel`` to ``address`` (an email is matched lower-cased)."""
-    address = address.strip().lower() if channel is Channel.EMAIL else address.strip()
+    address = suppression_key(channel, address)
     statement = dialect_insert(session, Suppression).values(
         channel=channel, address=address, reason=reason, source=source, created_at=now
     )
@@ -54,9 +80,27 @@ def opt_out_sms(
 
 
 def opt_in_sms(
-    session: Session, *, phone: str, now: datetime, reference: str | None = None
+    session: Session,
+    *,
+    phone: str,
+    now: datetime,
+    reference: str | None = None,
+    keys: Sequence[bytes] = (),
 ) -> None:
-    """The number said START: undo its STOP, and only that (``consent.start_sms``)."""
+    """The number said START: undo its STOP, and only that (``consent.start_sms``), also a
+    STOP kept as a digest when its customer was erased (``keys``: the signing keys)."""
+    digests = [address_digest(Channel.SMS, phone, key) for key in keys]
+    if digests:
+        session.execute(
+            update(Suppression)
+            .where(
+                Suppression.channel == Channel.SMS,
+                Suppression.address.in_(digests),
+                Suppression.reason == "stop",
+                Suppression.lifted_at.is_(None),
+            )
+            .values(lifted_at=now)
+        )
     consent.start_sms(session, phone=phone, reference=reference, now=now)
 
 

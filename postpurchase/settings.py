@@ -86,6 +86,16 @@ class Settings(BaseSettings, RewardsSettings, ReviewSettings, ReviewAppSettings,
         description="Where customer data exports are written. Default: privacy-exports "
         "under var_dir.",
     )
+    privacy_export_to: Literal["folder", "email"] = Field(
+        default="folder",
+        description="Where a customer's data export goes: a file in privacy_export_dir, or an "
+        "email (the JSON attached) to privacy_contact_email through the email channel.",
+    )
+    privacy_contact_email: str | None = Field(
+        default=None,
+        description="The shop's privacy contact, who receives emailed exports and answers the "
+        "customer. Default: shop_support_email.",
+    )
 
     campaigns_file: Path = Field(
         default=PROJECT_ROOT / "config" / "campaigns.yaml",

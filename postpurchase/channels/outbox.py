@@ -45,6 +45,16 @@ class OutboxSender:
         mail["X-Postpurchase-Touchpoint"] = str(message.touchpoint_id)
         mail.set_content(message.text)
         mail.add_alternative(message.html, subtype="html")
+        for attachment in message.attachments:
+            maintype, _, subtype = attachment.content_type.partition("/")
+            # 8bit, not base64: the file stays readable (and searchable, for an erasure)
+            mail.add_attachment(
+                attachment.data,
+                maintype=maintype,
+                subtype=subtype,
+                filename=attachment.filename,
+                cte="8bit",
+            )
         stem = f"{message.touchpoint_id:08d}-{message.campaign_id}"
         self._write(f"{stem}.eml", mail.as_bytes())
         summary = {
@@ -55,6 +65,7 @@ class OutboxSender:
             "subject": message.subject,
             "text": message.text,
             "unsubscribe_url": message.unsubscribe_url,
+            "attachments": [a.filename for a in message.attachments],
         }
         self._write(f"{stem}.json", json.dumps(summary, indent=2, ensure_ascii=False).encode())
         return f"outbox-{message.touchpoint_id}"

@@ -7,6 +7,15 @@ from typing import Protocol
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent with an email (a customer's data export to the shop's privacy contact)."""
+
+    filename: str
+    content_type: str  # e.g. application/json
+    data: bytes
+
+
+@dataclass(frozen=True)
 class OutgoingEmail:
     touchpoint_id: int
     campaign_id: str
@@ -18,6 +27,7 @@ class OutgoingEmail:
     html: str
     text: str
     unsubscribe_url: str  # List-Unsubscribe, and the target of the one-click POST
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ host, the SDK's client is left as it is (a new connection per request).
 
 from __future__ import annotations
 
+import base64
 import http.client
 import io
 import json
@@ -89,6 +90,16 @@ class SendGridEmailSender:
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             },
         }
+        if message.attachments:
+            body["attachments"] = [
+                {
+                    "content": base64.b64encode(a.data).decode("ascii"),
+                    "filename": a.filename,
+                    "type": a.content_type,
+                    "disposition": "attachment",
+                }
+                for a in message.attachments
+            ]
         if self.sandbox:
             body["mail_settings"] = {"sandbox_mode": {"enable": True}}
         return body

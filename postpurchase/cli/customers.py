@@ -20,7 +20,9 @@ def customers() -> None:
 @click.argument("customer")
 @shop_option
 def customers_export(customer: str, shop: str | None) -> None:
-    """Write everything held about CUSTOMER as one JSON file (POSTPURCHASE_PRIVACY_EXPORT_DIR)."""
+    """Export everything held about CUSTOMER as one JSON document: a file in
+    POSTPURCHASE_PRIVACY_EXPORT_DIR, or (POSTPURCHASE_PRIVACY_EXPORT_TO=email) an email to
+    POSTPURCHASE_PRIVACY_CONTACT_EMAIL with the document attached."""
     _answer(customer, shop, "export")
 
 
@@ -36,7 +38,8 @@ def customers_erase(customer: str, shop: str | None) -> None:
 
 @customers.command("fulfil")
 def customers_fulfil() -> None:
-    """Fulfil the compliance webhooks waiting in the inbox now (housekeeping does it daily)."""
+    """Fulfil the requests waiting in the inbox now (Shopify's compliance webhooks and
+    POST /privacy/requests; housekeeping does it daily)."""
     from postpurchase.privacy.requests import fulfil_pending
     from postpurchase.settings import load_settings
     from postpurchase.store.database import session_factory

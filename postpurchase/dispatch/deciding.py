@@ -23,6 +23,7 @@ from postpurchase.catalogue.products import CatalogueEntry, Key, catalogue_entri
 from postpurchase.consent import EmailMarketingRule
 from postpurchase.dispatch import gates
 from postpurchase.dispatch.outcomes import HELD, Outcome, Pending, ShopOutlets
+from postpurchase.feedback import suppression_forms
 from postpurchase.messages.context import (
     LoyaltyFigures,
     ShopProfile,
@@ -82,6 +83,8 @@ class GatePolicy:
     round_backoff: timedelta = timedelta(minutes=5)
     # Whether marketing email may go to customers whose consent is unknown (see consent.py).
     email_marketing: EmailMarketingRule = "opt_out"
+    # The keys of erased customers' suppressions (feedback.address_digest): the signing keys.
+    suppression_keys: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ def load_batch(
             .options(selectinload(Order.items))
         ).scalars()
     }
-    suppressed = _suppressions(session, customers.values())
+    suppressed = _suppressions(session, customers.values(), policy.suppression_keys)
     recent = recent_sends(session, customers.keys(), now, lookup=lookup, policy=policy)
     loyalty = loyalty_figures(session, {(t.customer_id, t.order_id) for t in touchpoints})
     # the lines' images and pages, from the product catalogue, in one query
@@ -296,17 +299,28 @@ def _by_id(session: Session, model: Any, ids: Collection[int]) -> dict[int, Any]
 
 
 def _suppressions(
-    session: Session, customers: Collection[Customer]
+    session: Session, customers: Collection[Customer], keys: Sequence[bytes]
 ) -> dict[tuple[Channel, str], str]:
-    emails = {a for c in customers if (a := gates.address_of(c, Channel.EMAIL))}
-    phones = {a for c in customers if (a := gates.address_of(c, Channel.SMS))}
+    """Active suppressions of the customers' addresses, by (channel, address as the customer
+    row has it); an erased customer's digest counts for the address it was made from."""
+    forms: dict[tuple[Channel, str], str] = {}
+    for channel in (Channel.EMAIL, Channel.SMS):
+        for customer in customers:
+            address = gates.address_of(customer, channel)
+            if address:
+                for form in suppression_forms(channel, address, keys):
+                    forms[(channel, form)] = address
     rows = session.execute(
         select(Suppression.channel, Suppression.address, Suppression.reason).where(
             Suppression.lifted_at.is_(None),
-            Suppression.address.in_(emails | phones),
+            Suppression.address.in_({form for _, form in forms}),
         )
     ).all()
-    return {(channel, address): reason for channel, address, reason in rows}
+    return {
+        (channel, forms[(channel, stored)]): reason
+        for channel, stored, reason in rows
+        if (channel, stored) in forms
+    }
 
 
 def _suppression_reason(

@@ -8,8 +8,10 @@ platform customer starts a new, unlinked profile. Consent trail references are e
 (``inbox:12``, ``touchpoint:34``, ``sendgrid:<kind>:<event id>``, ``twilio:<sid>``), never
 personal data; the evidence they point at is scrubbed here.
 
-Suppressions of the customer's address and number are deleted with them: keeping them would
-keep the address. Nothing is sent to an erased customer anyway (there is no address left).
+Suppressions of the customer's address and number keep only a keyed digest of it
+(``feedback.address_digest``, keyed with the signing key): an address that had opted out or
+bounced stays suppressed when it comes back in a later order, while the table no longer holds
+it in clear. Lifted suppressions (which stop nothing) are deleted.
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ from typing import Any
 from sqlalchemy import Text, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from postpurchase.privacy.personal import DETAIL_KEYS, PAYLOAD_PATHS, scrub
+from postpurchase.feedback import address_digest, suppression_key
+from postpurchase.privacy.personal import DETAIL_KEYS, PAYLOAD_LIST_KEYS, PAYLOAD_PATHS, scrub
 from postpurchase.reviews.models import ProductReview
 from postpurchase.store.models import (
+    ERASED_PREFIX,
+    Channel,
     Customer,
     CustomerAddressKey,
     CustomerBirthday,
@@ -49,12 +54,14 @@ ERASED_REASON = "customer erased"
 # What an erased customer's reviews are signed with (published ones stay, anonymous).
 ANONYMOUS_REVIEWER = "A verified buyer"
 _OPEN = (TouchpointStatus.PLANNED, TouchpointStatus.CLAIMED)
-_PAYLOAD_KEYS = frozenset(path[-1] for path in PAYLOAD_PATHS if len(path) > 1)
+_PAYLOAD_KEYS = frozenset(path[-1] for path in PAYLOAD_PATHS if len(path) > 1) | {
+    key for _, key in PAYLOAD_LIST_KEYS
+}
 
 
 def tombstone(customer_id: int) -> str:
     """The platform id an erased customer row keeps: unique, and no platform's id."""
-    return f"erased:{customer_id}"
+    return f"{ERASED_PREFIX}{customer_id}"
 
 
 @dataclass
@@ -102,13 +109,14 @@ def erase_customer(
     *,
     now: datetime,
     files: Files,
+    key: bytes,
     order_ids: Iterable[str] = (),
 ) -> ErasureCounts:
     """Remove ``customer``'s personal data everywhere; the caller commits.
 
-    ``order_ids`` are further platform order ids to scrub (a redact request's
-    ``orders_to_redact``, which may name orders of a guest checkout). Running it twice
-    changes nothing the second time.
+    ``key`` digests the addresses that stay suppressed (the signing key). ``order_ids`` are
+    further platform order ids to scrub (a redact request's ``orders_to_redact``, which may
+    name orders of a guest checkout). Running it twice changes nothing the second time.
     """
     counts = ErasureCounts()
     needles = _needles(customer)
@@ -135,14 +143,15 @@ def erase_customer(
         session,
         source=customer.source,
         shop=customer.shop,
-        subjects=[external_id, *order_external] if not external_id.startswith("erased:") else [],
+        subjects=[] if external_id.startswith(ERASED_PREFIX) else [external_id, *order_external],
         needles=needles,
         names=names,
         now=now,
     )
     counts.message_events = _scrub_message_events(session, touchpoint_ids, needles, now)
     if needles:
-        counts.rejected_webhooks, counts.suppressions = _drop_mentions(session, needles)
+        counts.rejected_webhooks = _drop_rejected(session, needles)
+    counts.suppressions = keep_suppressions_digested(session, customer.email, customer.phone, key)
 
     counts.extras.update(_scrub_feedback(session, customer.id, needles, names))
     for model in (CustomerBirthday, CustomerAddressKey, ReferralCode):
@@ -194,23 +203,51 @@ def _cancel_touchpoints(
     return touchpoint_ids, cancelled
 
 
-def _drop_mentions(session: Session, needles: list[str]) -> tuple[int, int]:
-    """Delete rejected webhooks and suppressions naming the customer: the counts of each."""
-    rejected = session.execute(
-        delete(RejectedWebhook).where(
-            or_(
-                _like_any(RejectedWebhook.reason, needles),
-                _like_any(RejectedWebhook.body_excerpt, needles),
-                _like_any(RejectedWebhook.headers, needles),
-                _like_any(RejectedWebhook.samples, needles),
+def _drop_rejected(session: Session, needles: list[str]) -> int:
+    """Delete the rejected webhooks naming the customer: how many."""
+    return int(
+        session.execute(
+            delete(RejectedWebhook).where(
+                or_(
+                    _like_any(RejectedWebhook.reason, needles),
+                    _like_any(RejectedWebhook.body_excerpt, needles),
+                    _like_any(RejectedWebhook.headers, needles),
+                    _like_any(RejectedWebhook.samples, needles),
+                )
             )
-        )
-    ).rowcount  # type: ignore[attr-defined]
-    addresses = [n.lower() for n in needles]
-    suppressed = session.execute(
-        delete(Suppression).where(Suppression.address.in_(addresses + needles))
-    ).rowcount  # type: ignore[attr-defined]
-    return rejected, suppressed
+        ).rowcount  # type: ignore[attr-defined]
+    )
+
+
+def keep_suppressions_digested(
+    session: Session, email: str | None, phone: str | None, key: bytes
+) -> int:
+    """Active suppressions of ``email`` and ``phone`` keep the address's digest instead of
+    the address; lifted ones go. Returns how many rows changed."""
+    changed = 0
+    for channel, address in ((Channel.EMAIL, email), (Channel.SMS, phone)):
+        if not address:
+            continue
+        plain = suppression_key(channel, address)
+        digest = address_digest(channel, address, key)
+        rows = session.scalars(
+            select(Suppression).where(
+                Suppression.channel == channel, Suppression.address.in_({plain, address})
+            )
+        ).all()
+        for row in rows:
+            kept = session.scalars(
+                select(Suppression.id).where(
+                    Suppression.channel == channel, Suppression.address == digest
+                )
+            ).first()
+            if row.lifted_at is not None or kept is not None:
+                session.delete(row)  # stops nothing, or the digest is already suppressed
+            else:
+                row.address = digest
+            session.flush()
+            changed += 1
+    return changed
 
 
 def scrub_inbox(

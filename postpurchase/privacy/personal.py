@@ -22,8 +22,12 @@ PAYLOAD_PATHS: tuple[tuple[str, ...], ...] = (
     ("order", "tracking_url"),  # carries the parcel's tracking number
     ("order", "shipping_address_key"),
     ("order", "referral_code"),
+    ("refund", "reason"),  # free text a shop's staff or the customer wrote
     ("orders_requested",),  # privacy request bodies: not personal, but not needed either
 )
+# Keys dropped from every element of a JSON list: (path of the list, key). WooCommerce lists
+# an order's refunds, each with its free-text reason.
+PAYLOAD_LIST_KEYS: tuple[tuple[tuple[str, ...], str], ...] = ((("order", "refunds"), "reason"),)
 # Top-level keys of provider event details that name or locate a person: SendGrid's
 # ``email``/``ip``/``useragent`` and bounce ``reason``/``response`` (which quote the address),
 # Twilio's ``To``/``From``/``Body``.
@@ -59,6 +63,36 @@ def without_paths(
             expression = expression.op("#-")(literal_column(literal))
         return expression
     return func.json_remove(column, *("$." + ".".join(path) for path in paths))
+
+
+def without_list_keys(
+    column: Any, lists: Iterable[tuple[tuple[str, ...], str]], dialect: Dialect
+) -> ColumnElement[Any]:
+    """SQL for ``column`` (a JSON column of the table being updated) with ``key`` removed from
+    every element of each list at ``path``; a document without the list comes back as it was.
+
+    Paths and keys are our own constants, never input: they are written into the SQL.
+    """
+    expression = f"{column.table.name}.{column.name}"
+    for path, key in lists:
+        if dialect.name == "postgresql":
+            at = "'{" + ",".join(path) + "}'"
+            expression = (
+                f"CASE WHEN jsonb_typeof(({expression}) #> {at}) = 'array' "
+                f"THEN jsonb_set({expression}, {at}, (SELECT coalesce(jsonb_agg(CASE WHEN "
+                f"jsonb_typeof(e.value) = 'object' THEN e.value - '{key}' ELSE e.value END "
+                f"ORDER BY e.n), '[]'::jsonb) FROM jsonb_array_elements(({expression}) #> {at}) "
+                f"WITH ORDINALITY AS e(value, n))) ELSE {expression} END"
+            )
+        else:
+            at = "'$." + ".".join(path) + "'"
+            expression = (
+                f"CASE WHEN json_type({expression}, {at}) = 'array' "
+                f"THEN json_set({expression}, {at}, (SELECT json_group_array(json_remove("
+                f"json_quote(e.value), '$.{key}')) FROM json_each({expression}, {at}) AS e)) "
+                f"ELSE {expression} END"
+            )
+    return literal_column(expression, type_=column.type)
 
 
 def scrub(value: Any, needles: Iterable[str], *, keys: Iterable[str] = ()) -> Any:

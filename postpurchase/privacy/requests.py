@@ -1,4 +1,5 @@
-"""Data subject requests: Shopify's compliance webhooks and the ``customers`` commands.
+"""Data subject requests: Shopify's compliance webhooks, the generic route's requests
+(``generic_requests``) and the ``customers`` commands.
 
 A compliance webhook is verified like any Shopify webhook and stored in the inbox under its
 delivery's dedupe key (a redelivery stays a duplicate), as ``privacy.<kind>`` with status
@@ -24,9 +25,17 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from postpurchase.inbox import InboxEntry
+from postpurchase.messages.tokens import signing_key
 from postpurchase.platforms.fields import InvalidPayload
-from postpurchase.privacy.erasure import ErasureCounts, Files, erase_customer, scrub_inbox
-from postpurchase.privacy.export import customer_document, export_dir, write_export
+from postpurchase.privacy.delivery import EmailSenderFactory, configured_sender, deliver_export
+from postpurchase.privacy.erasure import (
+    ErasureCounts,
+    Files,
+    erase_customer,
+    keep_suppressions_digested,
+    scrub_inbox,
+)
+from postpurchase.privacy.export import customer_document
 from postpurchase.privacy.personal import PAYLOAD_PATHS, scrub
 from postpurchase.settings import Settings
 from postpurchase.store.database import SessionFactory, transaction
@@ -102,7 +111,12 @@ def erase(
 ) -> PrivacyRequest:
     """Erase ``customer`` and record the request as fulfilled; the caller commits."""
     counts = erase_customer(
-        session, customer, now=now, files=files_of(settings), order_ids=order_ids
+        session,
+        customer,
+        now=now,
+        files=files_of(settings),
+        key=signing_key(settings),
+        order_ids=order_ids,
     )
     result = counts.as_dict()
     return _record(session, ERASE, origin, f"customer:{customer.id}", customer.id, now, result)
@@ -115,19 +129,27 @@ def export(
     settings: Settings,
     now: datetime,
     origin: str = "cli",
+    sender: EmailSenderFactory | None = None,
 ) -> PrivacyRequest:
-    """Write ``customer``'s export and record the request; the caller commits."""
-    result = _export_file(session, customer, settings=settings, now=now)
+    """Deliver ``customer``'s export (``privacy.delivery``) and record the request; the
+    caller commits."""
+    result = _export_file(session, customer, settings=settings, now=now, sender=sender)
     return _record(session, EXPORT, origin, f"customer:{customer.id}", customer.id, now, result)
 
 
 def _export_file(
-    session: Session, customer: Customer, *, settings: Settings, now: datetime
+    session: Session,
+    customer: Customer,
+    *,
+    settings: Settings,
+    now: datetime,
+    sender: EmailSenderFactory | None,
 ) -> dict[str, Any]:
     document = customer_document(session, customer, now=now)
     name = f"customer-{customer.id}-{now.strftime('%Y%m%dT%H%M%S%f')}"
-    path = write_export(export_dir(settings), document, name=name)
-    return {"file": str(path)}
+    return deliver_export(
+        document, name=name, customer_id=customer.id, settings=settings, sender=sender
+    )
 
 
 def _record(
@@ -163,12 +185,20 @@ class RequestsFailed(RuntimeError):
     """Some requests could not be fulfilled (the others were): they wait for the next run."""
 
 
-def fulfil_pending(factory: SessionFactory, settings: Settings, *, now: datetime) -> int:
-    """Fulfil every compliance webhook still waiting in the inbox; returns how many.
+def fulfil_pending(
+    factory: SessionFactory,
+    settings: Settings,
+    *,
+    now: datetime,
+    sender: EmailSenderFactory | None = None,
+) -> int:
+    """Fulfil every data subject request still waiting in the inbox; returns how many.
 
-    Each request is one transaction. One that fails stays waiting; the others are fulfilled,
+    ``sender`` sends emailed exports (default: the configured email channel). Each request
+    is one transaction. One that fails stays waiting; the others are fulfilled,
     then RequestsFailed names the failed ones (so the Airflow task fails and is retried).
     """
+    sender = sender or configured_sender(settings)  # built once, and only for an emailed export
     with factory() as session:
         waiting = list(
             session.scalars(
@@ -187,7 +217,7 @@ def fulfil_pending(factory: SessionFactory, settings: Settings, *, now: datetime
                 row = session.get(InboxEvent, inbox_id, with_for_update=True)
                 if row is None or row.status != ClaimStatus.IGNORED:
                     continue  # another run fulfilled it meanwhile
-                _fulfil(session, row, settings, now)
+                _fulfil(session, row, settings, now, sender)
                 fulfilled += 1
         except Exception as exc:  # noqa: BLE001 - one request never holds up the others
             log.exception("privacy request in inbox row %s failed", inbox_id)
@@ -199,7 +229,13 @@ def fulfil_pending(factory: SessionFactory, settings: Settings, *, now: datetime
     return fulfilled
 
 
-def _fulfil(session: Session, row: InboxEvent, settings: Settings, now: datetime) -> None:
+def _fulfil(
+    session: Session,
+    row: InboxEvent,
+    settings: Settings,
+    now: datetime,
+    sender: EmailSenderFactory | None,
+) -> None:
     kind = row.event_type.removeprefix(EVENT_PREFIX)
     data = row.payload if isinstance(row.payload, dict) else {}
     person = data.get("customer") if isinstance(data.get("customer"), dict) else {}
@@ -207,18 +243,7 @@ def _fulfil(session: Session, row: InboxEvent, settings: Settings, now: datetime
     external_id = str(person["id"]) if person.get("id") is not None else None
     shop = row.shop or ""
     refusal = _other_shop(row, data)
-    customer = None
-    of_shop = (Customer.source == row.source, Customer.shop == shop)
-    if external_id is not None:
-        customer = session.scalars(
-            select(Customer).where(*of_shop, Customer.external_id == external_id)
-        ).one_or_none()
-    elif person.get("email"):
-        customer = session.scalars(
-            select(Customer)
-            .where(*of_shop, Customer.email == str(person["email"]).lower())
-            .limit(1)
-        ).one_or_none()
+    customer = _requested_customer(session, row.source, shop, external_id, person.get("email"))
     subject = f"{row.source}:{external_id}" if external_id else f"{row.source}:by-email"
     result: dict[str, Any]
     if refusal is not None:
@@ -230,15 +255,22 @@ def _fulfil(session: Session, row: InboxEvent, settings: Settings, now: datetime
         if customer is None:
             result = {"found": False}
         else:
-            result = _export_file(session, customer, settings=settings, now=now)
+            result = _export_file(session, customer, settings=settings, now=now, sender=sender)
     else:
         orders = [str(o) for o in data.get("orders_to_redact") or []]
         if customer is not None:
             counts = erase_customer(
-                session, customer, now=now, files=files_of(settings), order_ids=orders
+                session,
+                customer,
+                now=now,
+                files=files_of(settings),
+                key=signing_key(settings),
+                order_ids=orders,
             )
         else:
-            counts = _erase_traces(session, row.source, shop, external_id, orders, person, now)
+            counts = _erase_traces(
+                session, row.source, shop, external_id, orders, person, now, signing_key(settings)
+            )
         result = counts.as_dict()
     _record(
         session,
@@ -250,7 +282,7 @@ def _fulfil(session: Session, row: InboxEvent, settings: Settings, now: datetime
         result,
         shop=row.shop,
         inbox_event_id=row.id,
-        requested_at=row.received_at,
+        requested_at=row.occurred_at or row.received_at,
     )
     row.payload = scrub(data, [], keys=_REQUEST_KEYS)
     row.status = ClaimStatus.DONE
@@ -267,6 +299,22 @@ def _other_shop(row: InboxEvent, data: dict[str, Any]) -> str | None:
     return f"shop_domain {named!r} is not the shop that signed the request ({row.shop!r})"
 
 
+def _requested_customer(
+    session: Session, source: str, shop: str, external_id: str | None, email: Any
+) -> Customer | None:
+    """The customer of ``shop`` a request names: by platform id, else by email."""
+    of_shop = (Customer.source == source, Customer.shop == shop)
+    if external_id is not None:
+        return session.scalars(
+            select(Customer).where(*of_shop, Customer.external_id == external_id)
+        ).one_or_none()
+    if email:
+        return session.scalars(
+            select(Customer).where(*of_shop, Customer.email == str(email).lower()).limit(1)
+        ).one_or_none()
+    return None
+
+
 def _erase_traces(
     session: Session,
     source: str,
@@ -275,9 +323,17 @@ def _erase_traces(
     order_ids: list[str],
     person: dict[str, Any],
     now: datetime,
+    key: bytes,
 ) -> ErasureCounts:
-    """A redact request for a customer the engine never stored: scrub what mentions them."""
+    """A redact request for a customer the engine never stored: scrub what mentions them,
+    and keep their suppressions as digests."""
     counts = ErasureCounts()
+    counts.suppressions = keep_suppressions_digested(
+        session,
+        str(person["email"]) if person.get("email") else None,
+        str(person["phone"]) if person.get("phone") else None,
+        key,
+    )
     needles = [str(v) for v in (person.get("email"), person.get("phone")) if v]
     subjects = [s for s in (external_id, *order_ids) if s]
     counts.inbox_payloads = scrub_inbox(
@@ -314,7 +370,9 @@ def erase_shop(
         .where(Customer.source == source, Customer.shop == shop)
         .order_by(Customer.id)
     ).all():
-        erase_customer(session, customer, now=now, files=files_of(settings))
+        erase_customer(
+            session, customer, now=now, files=files_of(settings), key=signing_key(settings)
+        )
         erased += 1
     products = session.execute(
         delete(Product).where(Product.source == source, Product.shop == shop)

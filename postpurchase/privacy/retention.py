@@ -14,7 +14,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, not_, or_, select, update
 
-from postpurchase.privacy.personal import DETAIL_KEYS, PAYLOAD_PATHS, without_paths
+from postpurchase.privacy.personal import (
+    DETAIL_KEYS,
+    PAYLOAD_LIST_KEYS,
+    PAYLOAD_PATHS,
+    without_list_keys,
+    without_paths,
+)
 from postpurchase.store.database import SessionFactory, engine_of, transaction
 from postpurchase.store.models import ClaimStatus, InboxEvent, MessageEvent
 
@@ -66,7 +72,11 @@ def purge_personal_fields(
                 )
             )
             .values(
-                payload=without_paths(InboxEvent.payload, PAYLOAD_PATHS, dialect),
+                payload=without_paths(
+                    without_list_keys(InboxEvent.payload, PAYLOAD_LIST_KEYS, dialect),
+                    PAYLOAD_PATHS,
+                    dialect,
+                ),
                 personal_data_removed_at=now,
             )
             .execution_options(synchronize_session=False)

@@ -15,6 +15,9 @@ Rules, so that events may arrive late, twice, or out of order:
   lists (``order.refunds``, WooCommerce's way), whatever the snapshot's freshness: the first
   event of the batch (oldest first) that names a refund the store lacks records it, and the
   batch reports it as new, so that it is acted on once.
+- An order of an erased customer (``ERASED_PREFIX``) that an event names a customer for goes
+  to that customer's (new) profile, however stale the snapshot: the erased profile never
+  gets anything new.
 
 Work is set-based per batch: missing rows are inserted bare (conflicts ignored, so concurrent
 workers cannot collide), then every row the batch touches is read once as plain values (locked on
@@ -47,7 +50,7 @@ from postpurchase.journey import EVENT_TIMESTAMPS, in_paid_status
 from postpurchase.processing.batch import CustomerRecord, Key, OrderRecord, Records, SourcedEvent
 from postpurchase.processing.consents import consent_only, merge_consent
 from postpurchase.store.membership import among, keys_among
-from postpurchase.store.models import Customer, Order, OrderItem, OrderRefund
+from postpurchase.store.models import ERASED_PREFIX, Customer, Order, OrderItem, OrderRefund
 from postpurchase.store.statements import insert_ignoring_conflicts
 
 _R = TypeVar("_R", "CustomerRecord", "OrderRecord")
@@ -223,8 +226,9 @@ def upsert_records(session: Session, items: Sequence[SourcedEvent]) -> Records:
     before = {key: _values(row) for key, row in records.orders.items()}
     replaced_lines: dict[int, OrderSnapshot] = {}
     oldest_first = sorted(with_orders, key=_order_version)
+    erased = _erased(session, {o.customer_id for o in records.orders.values()})
     for item in oldest_first:
-        _merge_order(records, item, replaced_lines)
+        _merge_order(records, item, replaced_lines, erased)
     _record_refunds(session, records, oldest_first)
     _store(session, Order, before, records.orders)
     records.customers_by_id = {c.id: c for c in records.customers.values()}
@@ -250,21 +254,40 @@ def _load_order_customers(session: Session, records: Records) -> None:
         records.customers_by_id[row.id] = CustomerRecord(**row._mapping)
 
 
+def _erased(session: Session, customer_ids: set[int | None]) -> set[int]:
+    """Which of ``customer_ids`` are erased customers (postpurchase.privacy)."""
+    wanted = sorted(i for i in customer_ids if i is not None)
+    if not wanted:
+        return set()
+    return set(
+        session.scalars(
+            select(Customer.id).where(
+                Customer.id.in_(wanted), Customer.external_id.startswith(ERASED_PREFIX)
+            )
+        )
+    )
+
+
 def _merge_order(
-    records: Records, item: SourcedEvent, replaced_lines: dict[int, OrderSnapshot]
+    records: Records,
+    item: SourcedEvent,
+    replaced_lines: dict[int, OrderSnapshot],
+    erased: set[int],
 ) -> None:
     event = item.event
     snapshot = event.order
     assert snapshot is not None and item.order_key is not None
     row = records.orders[item.order_key]
     was_paid = row.paid_at is not None
+    customer_key = item.customer_key
     if _fresh(row, _version(snapshot, event.occurred_at)):
         _apply_fields(row, snapshot, _ORDER_FIELDS)
-        customer_key = item.customer_key
         if customer_key is not None:
             row.customer_id = records.customers[customer_key].id
         if snapshot.lines:
             replaced_lines[row.id] = snapshot
+    elif customer_key is not None and row.customer_id in erased:
+        row.customer_id = records.customers[customer_key].id
     if event.shipment is not None and event.shipment.tracking_url:
         row.tracking_url = event.shipment.tracking_url
     column = EVENT_TIMESTAMPS.get(event.type)

@@ -32,7 +32,7 @@ from postpurchase.dispatch.outcomes import ShopOutlet
 from postpurchase.journey import CANCEL_STATES
 from postpurchase.messages.context import ShopProfile
 from postpurchase.messages.rendering import renderer_for
-from postpurchase.messages.tokens import signing_key
+from postpurchase.messages.tokens import signing_key, signing_keys
 from postpurchase.settings import Settings, load_settings
 from postpurchase.shop_settings.directory import ShopDirectory, shop_directory
 from postpurchase.store.database import open_store
@@ -138,6 +138,7 @@ def build_dispatcher(settings: Settings, config: CampaignConfig | None = None) -
             send_attempts=settings.send_attempts,
             max_retry_wait=settings.max_retry_wait_seconds,
             email_marketing=settings.email_marketing_consent,
+            suppression_keys=tuple(signing_keys(settings)),
         ),
         shops=shop_outlets(
             settings, config, directory, key=key, email=email, sms=sms, connection=connection_fields

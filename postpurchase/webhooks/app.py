@@ -31,6 +31,7 @@ from postpurchase.inbox import IGNORED_EVENT_TYPE, InboxEntry
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import SessionFactory
 from postpurchase.webhooks import (
+    access_log,
     clicks,
     link_pages,
     links,
@@ -44,6 +45,7 @@ from postpurchase.webhooks.deps import Runtime
 from postpurchase.webhooks.intake import (
     Ping,
     generic_entry,
+    privacy_entry,
     read_body,
     shopify_entry,
     woocommerce_entry,
@@ -69,6 +71,7 @@ _UNCONFIGURED: dict[str, Callable[[Settings], str | None]] = {
         else "POSTPURCHASE_SHOPIFY_WEBHOOK_SECRET"
     ),
     "/webhooks/events": lambda s: None if s.webhook_secret else "POSTPURCHASE_WEBHOOK_SECRET",
+    "/privacy/requests": lambda s: None if s.webhook_secret else "POSTPURCHASE_WEBHOOK_SECRET",
 }
 
 
@@ -113,6 +116,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app. Settings and the database are read at the first request, unless given."""
     docs = _docs_wanted(settings)
+    access_log.install()  # Yotpo's URL secret never reaches the access log
     app = FastAPI(
         title="postpurchase webhooks",
         version="1",
@@ -201,11 +205,16 @@ def _add_intake(app: FastAPI, runtime: Runtime, rejections: RejectionCounter, cl
     async def events(request: Request) -> Response:
         return await intake(request, "/webhooks/events", generic_entry)
 
+    async def privacy(request: Request) -> Response:
+        return await intake(request, "/privacy/requests", privacy_entry)
+
     # Plain Starlette routes: they read the raw body themselves, and skip FastAPI's
     # per-request dependency solving, a noticeable share of the cost of a webhook.
     app.add_route("/webhooks/shopify", shopify, methods=["POST"])
     app.add_route("/webhooks/woocommerce", woocommerce, methods=["POST"])
     app.add_route("/webhooks/events", events, methods=["POST"])
+    # Data subject requests from platforms without Shopify's compliance webhooks.
+    app.add_route("/privacy/requests", privacy, methods=["POST"])
 
 
 def _add_openapi(app: FastAPI) -> None:

@@ -22,6 +22,7 @@ from postpurchase.events import CanonicalEvent
 from postpurchase.inbox import InboxEntry, dedupe_key, unstorable_field
 from postpurchase.platforms import generic, shopify, woocommerce, woocommerce_products
 from postpurchase.platforms.fields import InvalidPayload
+from postpurchase.privacy import generic_requests as privacy_generic
 from postpurchase.privacy import requests as privacy_requests
 from postpurchase.settings import ENV_PREFIX, Settings
 from postpurchase.webhooks.rejections import Rejection
@@ -298,10 +299,10 @@ def woocommerce_entry(
     )
 
 
-def generic_entry(
+def _verified_generic(
     settings: Settings, headers: Mapping[str, str], body: bytes, now: datetime
-) -> InboxEntry:
-    """Generic events: timestamped HMAC (replays refused), dedupe on the sender's event id."""
+) -> Any:
+    """The JSON of a body signed with the generic secret (timestamped HMAC, replays refused)."""
     _require_json(headers)
     secret = settings.webhook_secret
     if secret is None:
@@ -316,7 +317,27 @@ def generic_entry(
         )
     except BadSignature as exc:
         raise _signature_failed(exc) from None
-    data = parse_json(body)
+    return parse_json(body)
+
+
+def privacy_entry(
+    settings: Settings, headers: Mapping[str, str], body: bytes, now: datetime
+) -> InboxEntry:
+    """A data subject request from another platform (``postpurchase.privacy.generic_requests``),
+    signed like generic events; dedupe on the sender's request id."""
+    data = _verified_generic(settings, headers, body, now)
+    try:
+        entry = privacy_generic.entry(data, now=now)
+    except InvalidPayload as exc:
+        raise _invalid(exc) from None
+    return _checked(entry, body)
+
+
+def generic_entry(
+    settings: Settings, headers: Mapping[str, str], body: bytes, now: datetime
+) -> InboxEntry:
+    """Generic events: timestamped HMAC (replays refused), dedupe on the sender's event id."""
+    data = _verified_generic(settings, headers, body, now)
     notes: list[str] = []
     try:
         event_id, shop, event = generic.parse(

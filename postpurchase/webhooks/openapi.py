@@ -55,6 +55,10 @@ INTAKE_PATHS: dict[str, Any] = {
         ["X-WC-Webhook-Signature", "X-WC-Webhook-Topic", "X-WC-Webhook-ID", "X-WC-Webhook-Source"],
     ),
     "/webhooks/events": _intake("Generic event (timestamped HMAC)", ["X-Postpurchase-Signature"]),
+    "/privacy/requests": _intake(
+        "Data subject request, export or erase (timestamped HMAC, as generic events)",
+        ["X-Postpurchase-Signature"],
+    ),
 }
 
 SENDGRID_EVENTS: dict[str, Any] = {

@@ -43,6 +43,7 @@ from postpurchase import feedback
 from postpurchase.airflow_glue.connections import connection_fields
 from postpurchase.channels.configured import sendgrid_event_keys, twilio_auth_tokens
 from postpurchase.exceptions import ConfigError
+from postpurchase.messages.tokens import signing_keys
 from postpurchase.provider_feedback import (
     HELP_WORDS,
     START_WORDS,
@@ -285,8 +286,14 @@ def _start(runtime: Runtime, phone: str, reference: str) -> None:
     runtime.replayer.replay_now()  # a STOP spooled earlier must not be applied after this START
     if opt_out_spool.pending(runtime.settings()):
         raise _SpoolNotDrained()
+    try:  # an erased customer's STOP is kept as a digest under the signing keys
+        keys = signing_keys(runtime.settings())
+    except ConfigError:
+        keys = []
     with transaction(runtime.factory()) as session:
-        feedback.opt_in_sms(session, phone=phone, now=datetime.now(UTC), reference=reference)
+        feedback.opt_in_sms(
+            session, phone=phone, now=datetime.now(UTC), reference=reference, keys=keys
+        )
 
 
 class _SpoolNotDrained(SQLAlchemyError):

@@ -133,6 +133,15 @@ def _validate(body: dict[str, Any]) -> tuple[str, str] | None:
     for key, value in (body.get("custom_args") or {}).items():
         if not isinstance(value, str):
             return f"Custom args values must be strings: {key}", "custom_args"
+    for index, attachment in enumerate(body.get("attachments") or []):
+        if not attachment.get("filename"):
+            return "The attachment filename parameter is required.", f"attachments.{index}"
+        try:
+            base64.b64decode(attachment.get("content") or "", validate=True)
+        except ValueError:
+            return "The attachment content must be base64 encoded.", f"attachments.{index}"
+        if not attachment.get("content"):
+            return "The attachment content is required.", f"attachments.{index}"
     return None
 
 

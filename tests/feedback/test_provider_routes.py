@@ -13,6 +13,7 @@ from fakes.fixtures import add_customer, add_order, add_touchpoint
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from postpurchase.feedback import address_digest
 from postpurchase.messages.tokens import LinkClaim, sign
 from postpurchase.store.claims import claim_due_touchpoints
 from postpurchase.store.database import transaction
@@ -327,3 +328,22 @@ def test_event_webhook_body_must_be_an_array(client, fake_sendgrid):
 
     assert response.status_code == 400
     assert response.json() == {"error": "body must be a JSON array of event objects"}
+
+
+def test_start_lifts_a_stop_kept_as_a_digest_after_an_erasure(client, store, fake_twilio):
+    phone = "+14155550123"
+    with transaction(store) as session:
+        session.add(
+            Suppression(
+                channel=Channel.SMS,
+                address=address_digest(Channel.SMS, phone, SECRET.encode()),
+                reason="stop",
+            )
+        )
+        add_customer(session, phone=phone)  # the number came back with a new order
+    message = {"From": phone, "To": "+14155559999", "MessageSid": "SM9", "AccountSid": "AC1"}
+    inbound = "/webhooks/twilio/inbound"
+    answer = _twilio_post(client, fake_twilio, inbound, {**message, "Body": "START"})
+    assert answer.status_code == 200
+    with store() as session:
+        assert session.execute(select(Suppression)).scalar_one().lifted_at is not None

@@ -63,6 +63,14 @@ GENERIC_BASE = {
     },
     "refund": {"external_id": "r-1", "amount": "10.00", "currency": "EUR"},
 }
+PRIVACY_BASE = {
+    "id": "dsr-base",
+    "kind": "erase",
+    "shop": "tea-house.example",
+    "customer": {"external_id": "c-1", "email": "a@example.org", "phone": "+15556251199"},
+    "orders": ["A-1"],
+    "requested_at": "2026-11-27T10:00:00Z",
+}
 
 scalars = st.one_of(
     st.none(),
@@ -239,6 +247,27 @@ def test_generic_route_survives_anything(client, store, body, skew, sign, noise)
     _check(client.post("/webhooks/events", content=raw, headers=headers), store, before)
 
 
+@SETTINGS
+@given(
+    body=st.one_of(mutated(PRIVACY_BASE), json_values, st.binary(max_size=200)),
+    sign=st.booleans() | st.just(True),
+    noise=header_noise,
+)
+def test_privacy_route_survives_anything(client, store, body, sign, noise):
+    raw = _raw(body)
+    if isinstance(body, dict) and isinstance(body.get("id"), str) and body["id"]:
+        raw = _raw({**body, "id": f"{body['id'][:20]}-{uuid.uuid4()}"})  # never a duplicate
+    headers = {
+        "Content-Type": "application/json",
+        "X-Postpurchase-Signature": sign_generic(
+            raw, GENERIC_SECRET if sign else "guess", int(time.time())
+        ),
+        **noise,
+    }
+    before = _inbox_count(store)
+    _check(client.post("/privacy/requests", content=raw, headers=headers), store, before)
+
+
 # --- Every route, from the app's own OpenAPI schema (schemathesis) ---------------------------
 # Requests are generated from what /openapi.json says each route takes. Provider requests are
 # also sent signed (SendGrid's key, Twilio's token), so fuzzing reaches parsing and storing,
@@ -255,6 +284,7 @@ OPERATIONS = [
     ("POST", "/webhooks/shopify"),
     ("POST", "/webhooks/woocommerce"),
     ("POST", "/webhooks/events"),
+    ("POST", "/privacy/requests"),
     ("POST", "/webhooks/sendgrid/events"),
     ("POST", "/webhooks/twilio/status"),
     ("POST", "/webhooks/twilio/inbound"),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from deliveries import SHOP, fixture_json
+from deliveries import SHOP, fixture_json, intake_settings
 from event_journeys import process
 from genuine import genuine
 from sqlalchemy import JSON, String, Text, cast, func, select
@@ -49,6 +49,18 @@ EMAIL = "john@example.com"  # the documented redact body's customer
 PHONE = "+15556251199"
 FIRST, LAST = "Johnathan", "Privacyquist"
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+# Erasure keys the digests of suppressed addresses with it (required with PostgreSQL).
+SIGNING_SECRET = "privacy-test-signing-secret"
+
+
+def privacy_settings(db_url: str, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("POSTPURCHASE_SIGNING_SECRET", SIGNING_SECRET)  # the commands' settings
+    return intake_settings(db_url, signing_secret=SIGNING_SECRET)
+
+
+@pytest.fixture
+def settings(db_url, monkeypatch):
+    return privacy_settings(db_url, monkeypatch)
 
 
 def _order(order_id: int, topic_time: str = "2026-11-20T10:00:00-05:00") -> dict:
@@ -240,7 +252,8 @@ def test_customers_redact_erases_the_customer_everywhere(send, store, settings):
         request = session.scalars(select(PrivacyRequest)).one()
         assert request.kind == "erase" and request.fulfilled_at == NOW
         asked = session.get(InboxEvent, request.inbox_event_id)
-        assert asked is not None and request.requested_at == asked.received_at
+        # dated when Shopify asked (X-Shopify-Triggered-At), not when it arrived or was fulfilled
+        assert asked is not None and request.requested_at == asked.occurred_at
         assert request.subject == "shopify:191167"
         erased = session.get(Customer, customer.id)
         assert erased is not None and erased.external_id == f"erased:{customer.id}"

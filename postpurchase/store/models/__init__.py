@@ -14,6 +14,7 @@ from postpurchase.store.models.base import (
     Base,
 )
 from postpurchase.store.models.customers import (
+    ERASED_PREFIX,
     ConsentChange,
     ConsentPurpose,
     ConsentState,
@@ -82,6 +83,7 @@ __all__ = [
     "ClaimStatus",
     "ConsentChange",
     "ConsentPurpose",
+    "ERASED_PREFIX",
     "ConsentState",
     "Customer",
     "CustomerAddressKey",

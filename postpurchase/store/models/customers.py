@@ -42,6 +42,11 @@ class ConsentPurpose(enum.StrEnum):
     SMS = "sms"  # texts about the customer's own orders (transactional)
 
 
+# An erased customer's ``external_id`` starts with this (postpurchase.privacy.erasure): the
+# row stays as an anonymous husk that the ledger and consent trail refer to.
+ERASED_PREFIX = "erased:"
+
+
 class Customer(Base):
     __tablename__ = "customers"
 
