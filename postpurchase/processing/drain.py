@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from postpurchase.campaigns.config import CampaignConfig
 from postpurchase.campaigns.decisions import Occurrence
 from postpurchase.catalogue.products import note_products, store_product_events
-from postpurchase.events import CanonicalEvent, EventType
+from postpurchase.events import STORED, CanonicalEvent, EventType
 from postpurchase.journey import CANCELLING_EVENTS
 from postpurchase.loyalty import ledger
 from postpurchase.loyalty.config import LoyaltyConfig
@@ -214,11 +214,14 @@ def process_batch(
     summary.events.update(item.event.type.value for item in items)
 
 
+_STORED = {STORED: True}
+
+
 def _parse(rows: Sequence[Row[int, str, str, int]]) -> tuple[list[SourcedEvent], dict[int, str]]:
     items, invalid = [], {}
     for row in rows:
         try:
-            event = CanonicalEvent.model_validate_json(row.payload)
+            event = CanonicalEvent.model_validate_json(row.payload, context=_STORED)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "payload"
