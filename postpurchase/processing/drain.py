@@ -15,10 +15,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import Row, Text, cast, select
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import CampaignConfig
@@ -44,9 +45,8 @@ from postpurchase.processing.planning import (
     tier_subject,
 )
 from postpurchase.processing.records import upsert_records
-from postpurchase.store.claims import claim_inbox_events, release
+from postpurchase.store.claims import claim_inbox_rows, release
 from postpurchase.store.database import SessionFactory, transaction
-from postpurchase.store.membership import among
 from postpurchase.store.models import ClaimStatus, InboxEvent
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ def process_batch(
 _STORED = {STORED: True}
 
 
-def _parse(rows: Sequence[Row[int, str, str, int]]) -> tuple[list[SourcedEvent], dict[int, str]]:
+def _parse(rows: Sequence[Row[Any]]) -> tuple[list[SourcedEvent], dict[int, str]]:
     items, invalid = [], {}
     for row in rows:
         try:
@@ -258,7 +258,7 @@ def process_inbox(
     retried = 0
     while deadline is None or time.monotonic() < deadline:
         with transaction(factory) as session:
-            ids = claim_inbox_events(
+            rows = claim_inbox_rows(
                 session,
                 worker=worker,
                 now=clock(),
@@ -269,14 +269,15 @@ def process_inbox(
                 reclaim_expired=not last_id,
                 after_id=last_id,
             )
-        if not ids:
+        if not rows:
             if summary.retried == retried:
                 break
             # rows sent back to be retried lie behind: one more pass from the start
             retried, last_id = summary.retried, 0
             continue
-        last_id = max(ids)
-        items, invalid, attempts = _read_claimed(factory, ids)
+        last_id = rows[-1].id
+        items, invalid = _parse(rows)
+        attempts = {row.id: row.attempts for row in rows}
         for inbox_id, reason in invalid.items():
             _give_up(factory, inbox_id, reason, worker=worker, summary=summary)
         run = _BatchRun(factory, config, worker, shop_zone, clock, processor, loyalty)
@@ -290,23 +291,6 @@ def process_inbox(
         for item in items:
             _one_by_one(factory, run, item, attempts[item.inbox_id], worker, summary)
     return summary
-
-
-def _read_claimed(
-    factory: SessionFactory, ids: list[int]
-) -> tuple[list[SourcedEvent], dict[int, str], dict[int, int]]:
-    """The claimed rows' events, the reasons of those that do not parse, and attempts."""
-    with factory() as session:
-        # Plain rows, not ORM objects: only the payloads are wanted, and read once, as
-        # JSON text that pydantic parses and validates in one pass.
-        payload = cast(InboxEvent.payload, Text).label("payload")
-        rows = session.execute(
-            select(InboxEvent.id, InboxEvent.source, payload, InboxEvent.attempts)
-            .where(among(session, InboxEvent.id, ids))
-            .order_by(InboxEvent.id)
-        ).all()
-        items, invalid = _parse(rows)
-        return items, invalid, {row.id: row.attempts for row in rows}
 
 
 def _one_by_one(

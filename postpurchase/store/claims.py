@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, or_, select, text, update
+from sqlalchemy import ColumnElement, Row, Text, and_, bindparam, cast, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from postpurchase.store.membership import among
@@ -44,9 +44,11 @@ class _Claimable:
     given_up: Any  # status once leases ran out max_attempts times
     reason_column: str
     given_up_reason: str
-    # The condition of the partial index claims walk, repeated in every claim: SQLite uses a
-    # partial index only for a query that states the index's condition itself.
-    indexed: str | None = None
+    # The status condition of rows ready to be claimed, as SQL, when it is the exact condition
+    # of the partial index claims walk (else ``status = ready``): SQLite uses a partial index
+    # only for a query that states the index's condition itself, and PostgreSQL then needs no
+    # filter beyond it.
+    ready_sql: str | None = None
 
 
 _KINDS = {
@@ -58,7 +60,7 @@ _KINDS = {
         ClaimStatus.FAILED,
         "last_error",
         "processing did not finish within the claim lease, {n} time(s)",
-        indexed=INBOX_CLAIMABLE,
+        ready_sql=INBOX_CLAIMABLE,
     ),
     Touchpoint: _Claimable(
         Touchpoint,
@@ -92,13 +94,40 @@ def claim_inbox_events(
 
     Rows of a crashed claimant (lease run out) are taken back first, unless
     ``reclaim_expired`` is False: a drain does that on its first claim only, since its own
-    leases do not run out while it works, and the search costs more as the table grows.
+    leases do not run out while it works.
 
     Pending rows are looked for above ``after_id`` only. A drain passes the highest id of its
     previous claim: the rows it just processed stay in the claim index until the table is
     vacuumed, and walking past them made every claim slower than the one before. Rows below
     it that go back to pending (to be retried) need a claim from the start.
     """
+    rows = claim_inbox_rows(
+        session,
+        worker=worker,
+        now=now,
+        limit=limit,
+        lease=lease,
+        max_attempts=max_attempts,
+        reclaim_expired=reclaim_expired,
+        after_id=after_id,
+    )
+    return [row.id for row in rows]
+
+
+def claim_inbox_rows(
+    session: Session,
+    *,
+    worker: str,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    max_attempts: int = 5,
+    reclaim_expired: bool = True,
+    after_id: int = 0,
+) -> list[Row[Any]]:
+    """``claim_inbox_events``, returning the claimed rows' ``id``, ``source``, ``payload`` (as
+    JSON text) and ``attempts`` (this claim counted): the claim reads what it takes in the
+    same statement."""
     return _claim(
         session,
         _KINDS[InboxEvent],
@@ -109,6 +138,11 @@ def claim_inbox_events(
         lease,
         max_attempts,
         reclaim_expired=reclaim_expired,
+        returning=(
+            InboxEvent.source,
+            cast(InboxEvent.payload, Text).label("payload"),
+            InboxEvent.attempts,
+        ),
     )
 
 
@@ -135,7 +169,8 @@ def claim_due_touchpoints(
     # A paused campaign's touchpoints wait, unclaimed, until it is resumed (outcomes/guard.py).
     paused = select(CampaignPause.campaign_id).where(CampaignPause.resumed_at.is_(None))
     due = and_(due, Touchpoint.campaign_id.not_in(paused))
-    return _claim(session, _KINDS[Touchpoint], due, worker, now, limit, lease, max_attempts)
+    rows = _claim(session, _KINDS[Touchpoint], due, worker, now, limit, lease, max_attempts)
+    return [row.id for row in rows]
 
 
 def mark_sending(
@@ -254,13 +289,12 @@ def _claim(
     max_attempts: int,
     *,
     reclaim_expired: bool = True,
-) -> list[int]:
+    returning: Sequence[Any] = (),
+) -> list[Row[Any]]:
+    """Claim rows of ``kind``; the claimed rows' ids and ``returning`` columns, by id."""
     model = kind.model
     expired = and_(_status_is(model, kind.claimed), model.lease_until < now)
-    ready = _status_is(model, kind.ready)
-    if kind.indexed is not None:
-        expired = and_(expired, text(kind.indexed))
-        ready = and_(ready, text(kind.indexed))
+    ready = _status_is(model, kind.ready) if kind.ready_sql is None else text(kind.ready_sql)
     if extra is not None:
         ready = and_(ready, extra)
     conditions = [ready]
@@ -277,9 +311,9 @@ def _claim(
         )
         # Rows whose lease ran out go first: they have waited longest.
         conditions.insert(0, and_(expired, model.attempts < max_attempts))
-    claimed: list[int] = []
-    # One query per condition, each walking the (status, ...) index: one query with an OR of
-    # the two made PostgreSQL visit every row that was ever claimed, on each claim.
+    claimed: list[Row[Any]] = []
+    # One query per condition, each walking its own index: one query with an OR of the two
+    # made PostgreSQL visit every row that was ever claimed, on each claim.
     for condition in conditions:
         if len(claimed) >= limit:
             break
@@ -296,11 +330,11 @@ def _claim(
                 lease_until=now + lease,
                 attempts=model.attempts + 1,
             )
-            .returning(model.id)
+            .returning(model.id, *returning)
             .execution_options(synchronize_session=False)
         )
-        claimed += result.scalars().all()
-    return sorted(claimed)
+        claimed += result.all()
+    return sorted(claimed, key=lambda row: row[0])
 
 
 def _status_is(model: Any, status: Any) -> ColumnElement[bool]:

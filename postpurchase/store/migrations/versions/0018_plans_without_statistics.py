@@ -1,0 +1,58 @@
+"""Indexes whose use does not depend on table statistics: the inbox claim and the cancels.
+
+A fresh table has no statistics until it is analysed (autovacuum may run late, or never), and
+PostgreSQL then guesses that an equality on a column matches 0.5% of rows. Two statements got
+plans that grew with the backlog:
+
+- The claim (``status = 'pending' ... ORDER BY id LIMIT n``), guessing few pending rows,
+  fetched every pending row above the last claim and sorted them, on each claim (90-180 ms per
+  1,000-row claim on a large backlog). The claim index now holds the rows of the claim's own
+  condition, written as "none of the other statuses", which PostgreSQL guesses most rows
+  match: it walks the index in id order and stops at the limit, with or without statistics.
+  A crashed claimant's rows (status ``claimed``) get an index of their own, on their lease.
+- Cancelling (an order's or a customer's planned touchpoints) walked every planned touchpoint
+  through ``ix_touchpoints_due``, which looked as selective as the plain index on the order or
+  customer. Partial indexes on the two columns holding planned rows only are cheaper in every
+  estimate, so each key is looked up on its own.
+
+Revision ID: 0018
+Revises: 0014
+Create Date: 2026-12-02 01:30:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0018"
+down_revision: str | None = "0014"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_CLAIMABLE = "ix_inbox_events_claimable"
+_PENDING = sa.text("status NOT IN ('claimed', 'done', 'failed', 'ignored')")
+_OLD_CLAIMABLE = sa.text("status IN ('pending', 'claimed')")
+_CLAIMED = sa.text("status = 'claimed'")
+_PLANNED = sa.text("status = 'planned'")
+
+
+def _where(condition: sa.TextClause) -> dict[str, sa.TextClause]:
+    return {"postgresql_where": condition, "sqlite_where": condition}
+
+
+def upgrade() -> None:
+    op.drop_index(_CLAIMABLE, table_name="inbox_events")
+    op.create_index(_CLAIMABLE, "inbox_events", ["id"], **_where(_PENDING))
+    op.create_index("ix_inbox_events_claimed", "inbox_events", ["lease_until"], **_where(_CLAIMED))
+    for column in ("order_id", "customer_id"):
+        name = f"ix_touchpoints_planned_{column.removesuffix('_id')}"
+        op.create_index(name, "touchpoints", [column], **_where(_PLANNED))
+
+
+def downgrade() -> None:
+    for column in ("order_id", "customer_id"):
+        op.drop_index(f"ix_touchpoints_planned_{column.removesuffix('_id')}", "touchpoints")
+    op.drop_index("ix_inbox_events_claimed", table_name="inbox_events")
+    op.drop_index(_CLAIMABLE, table_name="inbox_events")
+    op.create_index(_CLAIMABLE, "inbox_events", ["id"], **_where(_OLD_CLAIMABLE))
