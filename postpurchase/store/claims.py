@@ -16,7 +16,8 @@ each other's rows instead of waiting. SQLite: the same statement inside the stor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +27,6 @@ from sqlalchemy.orm import Session
 
 from postpurchase.store.membership import among
 from postpurchase.store.models import (
-    INBOX_CLAIMABLE,
     CampaignPause,
     ClaimStatus,
     InboxEvent,
@@ -44,11 +44,10 @@ class _Claimable:
     given_up: Any  # status once leases ran out max_attempts times
     reason_column: str
     given_up_reason: str
-    # The status condition of rows ready to be claimed, as SQL, when it is the exact condition
-    # of the partial index claims walk (else ``status = ready``): SQLite uses a partial index
-    # only for a query that states the index's condition itself, and PostgreSQL then needs no
-    # filter beyond it.
-    ready_sql: str | None = None
+    # Whether ready rows are claimed by walking a partial index of them in id order (see
+    # ``_in_id_order``). Its condition is the claim's own ``status = ready``, with the status
+    # as a literal: SQLite uses a partial index only for a query that states its condition.
+    walk_in_order: bool = False
 
 
 _KINDS = {
@@ -60,7 +59,7 @@ _KINDS = {
         ClaimStatus.FAILED,
         "last_error",
         "processing did not finish within the claim lease, {n} time(s)",
-        ready_sql=INBOX_CLAIMABLE,
+        walk_in_order=True,
     ),
     Touchpoint: _Claimable(
         Touchpoint,
@@ -94,7 +93,7 @@ def claim_inbox_events(
 
     Rows of a crashed claimant (lease run out) are taken back first, unless
     ``reclaim_expired`` is False: a drain does that on its first claim only, since its own
-    leases do not run out while it works.
+    leases do not run out while it works, and the search costs more as the table grows.
 
     Pending rows are looked for above ``after_id`` only. A drain passes the highest id of its
     previous claim: the rows it just processed stay in the claim index until the table is
@@ -294,7 +293,7 @@ def _claim(
     """Claim rows of ``kind``; the claimed rows' ids and ``returning`` columns, by id."""
     model = kind.model
     expired = and_(_status_is(model, kind.claimed), model.lease_until < now)
-    ready = _status_is(model, kind.ready) if kind.ready_sql is None else text(kind.ready_sql)
+    ready = _status_is(model, kind.ready)
     if extra is not None:
         ready = and_(ready, extra)
     conditions = [ready]
@@ -321,7 +320,7 @@ def _claim(
         candidates = candidates.limit(limit - len(claimed))
         if session.get_bind().dialect.name == "postgresql":
             candidates = candidates.with_for_update(skip_locked=True)
-        result = session.execute(
+        statement = (
             update(model)
             .where(model.id.in_(candidates.scalar_subquery()))
             .values(
@@ -333,8 +332,35 @@ def _claim(
             .returning(model.id, *returning)
             .execution_options(synchronize_session=False)
         )
-        claimed += result.all()
+        if kind.walk_in_order and condition is ready:
+            with _in_id_order(session):
+                claimed += session.execute(statement).all()
+        else:
+            claimed += session.execute(statement).all()
     return sorted(claimed, key=lambda row: row[0])
+
+
+@contextmanager
+def _in_id_order(session: Session) -> Iterator[None]:
+    """On PostgreSQL, plan the statements run inside without sorting, then as before.
+
+    A claim wants the first ``limit`` ready rows by id: a walk of the partial index of ready
+    rows, in order, that stops at the limit. On a table without statistics (new, or not
+    analysed yet) PostgreSQL guesses that few rows are ready, and would rather fetch all of
+    them and sort them: on a backlog of a million rows, every claim fetched and sorted all
+    that lay ahead. Without sorting, that walk is the cheapest plan whatever the statistics
+    say, and with few ready rows it costs no more than the sort would.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    previous = session.execute(
+        text("SELECT current_setting('enable_sort'), set_config('enable_sort', 'off', true)")
+    ).scalar_one()
+    try:
+        yield
+    finally:
+        session.execute(text("SELECT set_config('enable_sort', :on, true)"), {"on": previous})
 
 
 def _status_is(model: Any, status: Any) -> ColumnElement[bool]:
