@@ -1,7 +1,8 @@
 """``python -m benchmarks [NAME ...] [--quick]``: run benchmarks, update BENCHMARKS.md.
 
 Each benchmark owns one ``## <name>`` section; other sections are left as they are, so
-benchmarks can be run one at a time. The section starts with the machine and the date.
+benchmarks can be run one at a time. The section starts with the machine, the date, the load
+average read before the benchmark started and after it ended, and the command that reruns it.
 """
 
 from __future__ import annotations
@@ -16,18 +17,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks import REGISTRY
+from benchmarks.harness import load_average, rerun_command
 
 RESULTS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 HEADER = (
     "# Benchmarks\n\n"
     "Written by `make bench` (`python -m benchmarks`); each section is replaced when its\n"
     "benchmark runs again. Numbers are from the machine named in the section, measured with\n"
-    "the baseline in the same run.\n"
+    "the baseline and the ceiling in the same run; the stable figure on a shared machine is the\n"
+    "CPU time per item, which each section gives for every process involved (see\n"
+    "benchmarks/harness.py).\n"
 )
 
 
 def machine() -> str:
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     cpu = platform.processor() or platform.machine()
     memory = ""
     try:
@@ -38,15 +41,19 @@ def machine() -> str:
         pass
     return (
         f"{platform.node()}: {os.cpu_count()} CPU ({cpu}){memory}, {platform.system()} "
-        f"{platform.release()}, Python {platform.python_version()}; load average before "
-        f"the run {load}"
+        f"{platform.release()}, Python {platform.python_version()}"
     )
 
 
-def write_section(name: str, body: str) -> None:
+def write_section(name: str, body: str, load_before: str, command: str) -> None:
+    """Replace (or add) the ``## name`` section; the load average after is read now."""
     text = RESULTS.read_text() if RESULTS.exists() else HEADER
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    section = f"## {name}\n\nRun {stamp} on {machine()}.\n\n{body.strip()}\n"
+    section = (
+        f"## {name}\n\nRun {stamp} on {machine()}; load average {load_before} before the "
+        f"benchmark started, {load_average()} after it ended. Rerun: {command}.\n\n"
+        f"{body.strip()}\n"
+    )
     pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
@@ -67,8 +74,15 @@ def main(argv: list[str]) -> int:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
     for name in args.names or list(REGISTRY):
         module = importlib.import_module(REGISTRY[name])
-        print(f"==> benchmark {name}{' (quick)' if args.quick else ''}", flush=True)
-        write_section(name, module.run(quick=args.quick))
+        command = rerun_command(
+            "benchmarks",
+            name,
+            *(["--quick"] if args.quick else []),
+            postgres="POSTPURCHASE_BENCH_POSTGRES_URL" in os.environ,
+        )
+        print(f"==> benchmark {name} (rerun: {command})", flush=True)
+        load_before = load_average()
+        write_section(name, module.run(quick=args.quick), load_before, command)
         print(f"==> {name}: results in {RESULTS.name}", flush=True)
     return 0
 

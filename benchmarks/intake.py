@@ -1,17 +1,22 @@
 """Benchmark ``intake``: signed Shopify ``orders/create`` webhooks into the inbox.
 
-What runs: ``postpurchase serve`` on 127.0.0.1 (uvicorn, ``WORKERS`` processes), a load
-generator on loopback posting distinct signed webhooks at concurrency 32 plus 10% duplicate
-deliveries, shuffled; on SQLite and, when ``POSTPURCHASE_BENCH_POSTGRES_URL`` names a database
-the benchmark may wipe, on PostgreSQL. Then the naive baseline in the same run: one Airflow
+What runs, one server at a time: the floor (``benchmarks.minimal_endpoint``, a FastAPI route
+that reads the body and answers 202, under the same server code and settings), then
+``postpurchase serve`` on 127.0.0.1 (uvicorn, ``WORKERS`` processes) with a load generator on
+loopback posting distinct signed webhooks at concurrency 32 plus 10% duplicate deliveries,
+shuffled; on SQLite and, when ``POSTPURCHASE_BENCH_POSTGRES_URL`` names a database the
+benchmark may wipe, on PostgreSQL. Then the naive baseline in the same run: one Airflow
 REST call per webhook (``POST /api/v2/dags/{id}/dagRuns``, the order as ``conf``) against a
 real ``airflow api-server`` started here on a throwaway SQLite metadata database, one call at
 a time (its best case there). The baseline's load generator calls Airflow directly, leaving
 out the webhook handling a naive intake would also do, so it flatters the baseline.
+
+Run one path alone: ``python -m benchmarks.intake --path floor|sqlite|postgresql|naive``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -20,11 +25,13 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from sqlalchemy import func, select, text
 
+from benchmarks.harness import NOT_ANALYZED, CpuMeter, rerun_command
 from benchmarks.loadgen import LoadResult, Server, ServerUsage, free_port, post_bytes, run_load
 from postpurchase.settings import parse_database_url
 from postpurchase.store import schema
@@ -42,6 +49,9 @@ CONCURRENCY = 32
 NAIVE_CONCURRENCY = 1
 WORKERS = int(os.environ.get("POSTPURCHASE_BENCH_WORKERS", "2"))
 BIN = Path(sys.executable).parent
+PATHS = ("floor", "sqlite", "postgresql", "naive")
+FLOOR = "floor: minimal FastAPI endpoint"
+ROLES = ("server", "load generator", "PostgreSQL backends")
 
 
 def _webhooks(port: int, count: int, prefix: str) -> list[tuple[str, bytes]]:
@@ -82,8 +92,40 @@ def _inbox_count(url: str) -> int:
     return int(count)
 
 
-def _intake(url: str, distinct: int, workdir: Path) -> tuple[LoadResult, ServerUsage, int]:
-    """(load result, server usage, inbox rows) for one database."""
+@dataclass
+class Measured:
+    """One line of the table: a load run against one server."""
+
+    path: str
+    result: LoadResult
+    ok_status: int
+    meter: CpuMeter | None
+    peak_mib: float | None
+    stored: str = "-"
+
+
+def _load_server(
+    command: list[str], env: dict[str, str], port: int, workdir: Path, url: str, distinct: int
+) -> tuple[LoadResult, CpuMeter, float]:
+    """Start a server, warm it up, post ``distinct`` deliveries and 10% duplicates; stop it."""
+    deliveries = [raw for _, raw in _webhooks(port, distinct, "bench")]
+    server = Server(command, env, workdir / "serve.log")
+    try:
+        server.wait_ready(f"http://127.0.0.1:{port}/webhooks/health", timeout=60)
+        run_load(port, [raw for _, raw in _webhooks(port, 300, "warm")], CONCURRENCY)
+        rng = random.Random(2026)
+        requests = deliveries + rng.sample(deliveries, len(deliveries) // 10)
+        rng.shuffle(requests)
+        meter = CpuMeter().process_tree("server", server.process.pid)
+        meter.this_process("load generator").postgres("PostgreSQL backends", url)
+        with ServerUsage(server.process.pid) as usage, meter:
+            result = run_load(port, requests, CONCURRENCY)
+    finally:
+        server.stop()
+    return result, meter, usage.peak_mib
+
+
+def _intake(name: str, url: str, distinct: int, workdir: Path) -> Measured:
     _fresh_database(url)
     port = free_port()
     env = {
@@ -95,20 +137,16 @@ def _intake(url: str, distinct: int, workdir: Path) -> tuple[LoadResult, ServerU
     }
     command = [str(BIN / "postpurchase"), "serve", "--port", str(port)]
     command += ["--workers", str(WORKERS), "--no-access-log"]
-    server = Server(command, env, workdir / "serve.log")
-    try:
-        server.wait_ready(f"http://127.0.0.1:{port}/webhooks/health", timeout=60)
-        warmup = [raw for _, raw in _webhooks(port, 300, "warm")]
-        run_load(port, warmup, CONCURRENCY)
-        deliveries = [raw for _, raw in _webhooks(port, distinct, "bench")]
-        rng = random.Random(2026)
-        requests = deliveries + rng.sample(deliveries, distinct // 10)
-        rng.shuffle(requests)
-        with ServerUsage(server.process.pid) as usage:
-            result = run_load(port, requests, CONCURRENCY)
-    finally:
-        server.stop()
-    return result, usage, _inbox_count(url) - len(warmup)
+    result, meter, peak = _load_server(command, env, port, workdir, url, distinct)
+    stored = f"{_inbox_count(url) - 300:,} of {distinct:,}"
+    return Measured(f"intake, {name}", result, 202, meter, peak, stored)
+
+
+def _minimal(distinct: int, workdir: Path) -> Measured:
+    port = free_port()
+    command = [sys.executable, "-m", "benchmarks.minimal_endpoint", str(port), str(WORKERS)]
+    result, meter, peak = _load_server(command, dict(os.environ), port, workdir, "", distinct)
+    return Measured(FLOOR, result, 202, meter, peak)
 
 
 NAIVE_DAG = '''
@@ -129,7 +167,7 @@ naive_intake()
 '''
 
 
-def _naive(triggers: int, workdir: Path) -> LoadResult:
+def _naive(triggers: int, workdir: Path) -> Measured:
     home = workdir / "airflow"
     dags = home / "dags"
     dags.mkdir(parents=True)
@@ -170,104 +208,156 @@ def _naive(triggers: int, workdir: Path) -> LoadResult:
             return post_bytes(port, "/api/v2/dags/naive_intake/dagRuns", body, headers)
 
         run_load(port, [trigger(-n) for n in range(1, 11)], NAIVE_CONCURRENCY)  # warm-up
-        return run_load(port, [trigger(n) for n in range(triggers)], NAIVE_CONCURRENCY)
+        result = run_load(port, [trigger(n) for n in range(triggers)], NAIVE_CONCURRENCY)
+        return Measured("naive: Airflow REST trigger per webhook", result, 200, None, None)
     finally:
         server.stop()
 
 
-def _row(
-    name: str, result: LoadResult, ok_status: int, usage: ServerUsage | None, stored: str
-) -> str:
+def _row(line: Measured, command: str) -> str:
+    result = line.result
     sent = sum(result.statuses.values())
-    others = {s: n for s, n in result.statuses.items() if s not in (ok_status, 200)}
-    memory = f"{usage.peak_bytes / 2**20:,.0f}" if usage else "-"
-    cpu = f"{usage.cpu_seconds / sent * 1000:.2f}" if usage and sent else "-"
+    others = {s: n for s, n in result.statuses.items() if s not in (line.ok_status, 200)}
+    cpu = line.meter.per_item_ms(sent) if line.meter else {}
+    cells = [f"{cpu[role]:.3f}" if role in cpu else "-" for role in ROLES]
+    memory = f"{line.peak_mib:,.0f}" if line.peak_mib else "-"
     return (
-        f"| {name} | {sent:,} | {result.statuses[ok_status]:,} | {result.rate(ok_status):,.1f} "
-        f"| {result.p50_ms:.1f} | {result.p99_ms:.1f} | {memory} | {cpu} | {stored} "
-        f"| {others or 'none'} |"
+        f"| {line.path} | {sent:,} | {result.statuses[line.ok_status]:,} "
+        f"| {result.rate(line.ok_status):,.1f} | {result.p50_ms:.1f} | {result.p99_ms:.1f} "
+        f"| {memory} | {' | '.join(cells)} | {line.stored} | {others or 'none'} | {command} |"
     )
 
 
-def run(quick: bool) -> str:
+def measure(paths: list[str], quick: bool) -> dict[str, Measured]:
+    """Run the named ``PATHS`` one after the other (each server alone on the machine)."""
     distinct = 2_000 if quick else 20_000
-    triggers = 30 if quick else 150
     postgres = os.environ.get("POSTPURCHASE_BENCH_POSTGRES_URL")
-    rows: list[str] = []
-    rates: dict[str, float] = {}
-    p99_ms: dict[str, float] = {}
-    cpu_ms: dict[str, float] = {}
-    generator_ms: dict[str, float] = {}
+    measured: dict[str, Measured] = {}
     with tempfile.TemporaryDirectory(prefix="postpurchase-bench-") as tmp:
         workdir = Path(tmp)
-        targets = [("SQLite", f"sqlite:///{workdir / 'bench.db'}")]
-        if postgres:
-            targets.append(("PostgreSQL", postgres))
-        for name, url in targets:
-            print(f"    intake on {name}: {distinct:,} distinct + {distinct // 10:,} duplicates")
+        for path in paths:
+            print(
+                f"    {path}: {rerun_command(*_args(path, quick), postgres=path == 'postgresql')}"
+            )
             started = time.perf_counter()
-            result, usage, stored = _intake(url, distinct, workdir)
-            took = time.perf_counter() - started
-            print(f"    ... {result.rate(202):,.0f} accepted/s ({took:.0f} s in all)")
-            rates[name] = result.rate(202)
-            p99_ms[name] = result.p99_ms
-            cpu_ms[name] = usage.cpu_seconds / sum(result.statuses.values()) * 1000
-            generator_ms[name] = result.cpu_seconds / sum(result.statuses.values()) * 1000
-            rows.append(_row(f"intake, {name}", result, 202, usage, f"{stored:,} of {distinct:,}"))
-        print(f"    naive baseline: {triggers} Airflow REST triggers")
-        naive = _naive(triggers, workdir)
-        rows.append(_row("naive: Airflow REST trigger per webhook", naive, 200, None, "-"))
-    naive_rate = naive.rate(200)
-    best = "PostgreSQL" if "PostgreSQL" in rates else "SQLite"
-    ratio = rates[best] / naive_rate if naive_rate else float("inf")
-    p99 = p99_ms.get("PostgreSQL", float("inf"))
-    verdicts = [
-        f"2,000 accepted/s: {'met' if rates.get('PostgreSQL', 0) >= 2000 else 'not met'} "
-        f"({rates.get('PostgreSQL', 0):,.0f})",
-        f"p99 under 50 ms: {'met' if p99 < 50 else 'not met'} ({p99:.1f} ms)",
-        f"100x the naive path: {'met' if ratio >= 100 else 'not met'} ({ratio:,.0f}x)",
+            if path == "floor":
+                measured[path] = _minimal(distinct, workdir)
+            elif path == "sqlite":
+                measured[path] = _intake(
+                    "SQLite", f"sqlite:///{workdir / 'bench.db'}", distinct, workdir
+                )
+            elif path == "postgresql" and postgres:
+                measured[path] = _intake("PostgreSQL", postgres, distinct, workdir)
+            elif path == "naive":
+                measured[path] = _naive(30 if quick else 150, workdir)
+            else:
+                print("    ... skipped: set POSTPURCHASE_BENCH_POSTGRES_URL")
+                continue
+            line = measured[path]
+            print(
+                f"    ... {line.result.rate(line.ok_status):,.0f}/s, p99 "
+                f"{line.result.p99_ms:.1f} ms ({time.perf_counter() - started:.0f} s in all)"
+            )
+    return measured
+
+
+def _args(path: str, quick: bool) -> list[str]:
+    return ["benchmarks.intake", "--path", path, *(["--quick"] if quick else [])]
+
+
+def markdown(measured: dict[str, Measured], quick: bool) -> str:
+    distinct = 2_000 if quick else 20_000
+    rows = [
+        _row(line, rerun_command(*_args(path, quick), postgres=path == "postgresql"))
+        for path, line in measured.items()
     ]
     lines = [
-        f"Command: `make bench`{' --quick' if quick else ''} (`python -m benchmarks intake`). "
         f"{distinct:,} distinct signed Shopify `orders/create` webhooks (the 7.6 KB order "
         f"fixture, 3 line items) plus {distinct // 10:,} duplicate deliveries, shuffled, at "
         f"concurrency {CONCURRENCY} over keep-alive connections on loopback, against "
-        f"`postpurchase serve --workers {WORKERS}`; 300 warm-up webhooks first, not counted. "
-        f"Baseline: {triggers} `POST /api/v2/dags/naive_intake/dagRuns` calls (the order as "
-        "`conf`) against `airflow api-server --workers 1` on its default SQLite metadata "
-        f"database, one at a time (concurrency {NAIVE_CONCURRENCY}, its best case: at the "
-        f"intake's concurrency {CONCURRENCY} the api-server answered 500 'database is locked' "
-        "after some 80 s per request, then stopped answering). "
-        "Load generator and servers share the machine's cores (and its other users).",
+        f"`postpurchase serve --workers {WORKERS} --no-access-log`; 300 warm-up webhooks "
+        "first, not counted. The floor is a FastAPI app that reads the body and answers 202, "
+        "served by the same code with the same settings and sent the same requests. The naive "
+        f"baseline: `POST /api/v2/dags/naive_intake/dagRuns` calls (the order as `conf`) "
+        "against `airflow api-server --workers 1` on its default SQLite metadata database, "
+        f"one at a time (its best case: at concurrency {CONCURRENCY} it answered 500 'database "
+        "is locked'). Each server runs alone, one after the other, in the same run; the load "
+        f"generator shares the machine's cores with it. Statistics: {NOT_ANALYZED} (the inbox "
+        "starts empty and is only inserted into, under its unique dedupe key).",
+        "",
+        "CPU per request is user + system time of every process involved: the server (all its "
+        "workers), the load generator (this benchmark's process, with its samplers) and the "
+        "PostgreSQL backends of the run's database (its shared WAL writer and checkpointer are "
+        "not counted: other databases use them). On a machine shared with other work, the rates "
+        "move with the load; CPU per request is the stable figure.",
         "",
         "| path | requests | accepted | accepted/s | p50 ms | p99 ms | server peak MiB "
-        "| server CPU ms/request | inbox rows | other answers |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        "| server CPU ms/req | load generator CPU ms/req | PostgreSQL CPU ms/req | inbox rows "
+        "| other answers | rerun |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |",
         *rows,
         "",
-        f"Ratio, intake on {best} against the naive path: **{ratio:,.0f}x** "
-        f"({rates[best]:,.0f} vs {naive_rate:,.1f} webhooks/s).",
-        "",
-        "Server CPU per request (all uvicorn workers, user + system) depends much less on what "
-        "else the machine runs than the rates do (cache and scheduler contention still move it "
-        "by some 20%): "
-        + "; ".join(
-            f"{name} {ms:.2f} ms, so two idle cores could serve about {2000 / ms:,.0f}/s"
-            for name, ms in cpu_ms.items()
-        )
-        + " (the database server's own CPU not included). The load generator (with the memory "
-        "sampler), on the same "
-        "cores, used "
-        + "; ".join(f"{ms:.3f} ms per request ({name})" for name, ms in generator_ms.items())
-        + ".",
-        "",
-        "Goals (PostgreSQL, this 2-core machine): " + "; ".join(verdicts) + ".",
-        "",
-        f"100x the naive path means {100 * naive_rate:,.0f} accepted/s here; at "
-        f"{cpu_ms[best]:.2f} ms of server CPU per request, two otherwise idle cores serve at "
-        f"most {2000 / cpu_ms[best]:,.0f}/s, before the load generator and the database take "
-        "their share.",
     ]
-    if not postgres:
-        lines.append("\nPostgreSQL was not measured: set POSTPURCHASE_BENCH_POSTGRES_URL.")
+    for path, line in measured.items():
+        if line.meter:
+            lines.append(
+                f"Load average while {path} ran: {line.meter.load_before} at its start, "
+                f"{line.meter.load_after} at its end."
+            )
+    lines.append("")
+    lines += _verdicts(measured)
     return "\n".join(lines)
+
+
+def _server_ms(line: Measured) -> float:
+    assert line.meter is not None
+    return line.meter.per_item_ms(sum(line.result.statuses.values()))["server"]
+
+
+def _verdicts(measured: dict[str, Measured]) -> list[str]:
+    out = []
+    best = measured.get("postgresql") or measured.get("sqlite")
+    floor = measured.get("floor")
+    if best and floor:
+        out.append(
+            f"Ratio, server CPU per request of the intake ({best.path}) to the floor's: "
+            f"**{_server_ms(best) / _server_ms(floor):.1f}x** ({_server_ms(best):.3f} ms vs "
+            f"{_server_ms(floor):.3f} ms); accepted/s {best.result.rate(202):,.0f} vs the "
+            f"floor's {floor.result.rate(202):,.0f}/s "
+            f"({best.result.rate(202) / floor.result.rate(202):.2f})."
+        )
+    naive = measured.get("naive")
+    if best and naive and naive.result.rate(200):
+        out.append(
+            f"Against the naive path: {best.result.rate(202) / naive.result.rate(200):,.0f}x "
+            f"({best.result.rate(202):,.0f} vs {naive.result.rate(200):,.1f} webhooks/s)."
+        )
+    pg = measured.get("postgresql")
+    if pg:
+        rate, p99, cpu = pg.result.rate(202), pg.result.p99_ms, _server_ms(pg)
+        out.append(
+            "Goals (PostgreSQL, this 2-core machine): 5,000 accepted/s: "
+            f"{'met' if rate >= 5000 else 'not met'} ({rate:,.0f}); p99 under 50 ms: "
+            f"{'met' if p99 < 50 else 'not met'} ({p99:.1f} ms); server CPU at most 0.2 ms per "
+            f"request: {'met' if cpu <= 0.2 else 'not met'} ({cpu:.3f} ms)."
+        )
+    else:
+        out.append("PostgreSQL was not measured: set POSTPURCHASE_BENCH_POSTGRES_URL.")
+    return [line for item in out for line in (item, "")]
+
+
+def run(quick: bool) -> str:
+    """``make bench``: every path, the floor first, in one run."""
+    return markdown(measure(list(PATHS), quick), quick)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--path", action="append", choices=PATHS, help="default: all")
+    parser.add_argument("--quick", action="store_true", help="2,000 webhooks, not 20,000")
+    args = parser.parse_args()
+    sys.stdout.write(markdown(measure(args.path or list(PATHS), args.quick), args.quick))
+
+
+if __name__ == "__main__":
+    main()

@@ -3,7 +3,8 @@
 ``add_to_inbox`` inserts with ``ON CONFLICT (dedupe_key) DO NOTHING`` (SQLite and PostgreSQL
 alike), so concurrent or repeated deliveries of one event leave exactly one row, and the
 caller learns whether its delivery was the one stored. The payload is
-``CanonicalEvent.as_payload()``; processing reads nothing else.
+``CanonicalEvent.as_payload()`` (written as ``payload_json()``); processing reads nothing
+else.
 
 Set-based writers (a tier refresh that moves thousands of customers) build their rows in SQL
 and hand the ``SELECT`` to ``add_selected_to_inbox``, with keys from ``dedupe_key_sql`` (the
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import String, cast, func, literal, text
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
@@ -36,7 +38,9 @@ _KEY_LENGTH = 255  # inbox_events.dedupe_key is String(255)
 
 @dataclass(frozen=True)
 class InboxEntry:
-    """One row to store; ``payload`` is the canonical event's JSON form."""
+    """One row to store. ``payload`` is the canonical event (stored as its JSON form), or the
+    small object stored for a delivery that carries none (ignored topics, privacy requests).
+    """
 
     source: str
     dedupe_key: str
@@ -45,7 +49,7 @@ class InboxEntry:
     shop: str | None
     subject_id: str | None
     occurred_at: datetime | None
-    payload: dict[str, Any] = field(repr=False)  # customer data: kept out of logs
+    payload: CanonicalEvent | dict[str, Any] = field(repr=False)  # customer data: not logged
     status: ClaimStatus = ClaimStatus.PENDING
     # Told the sender, not stored: what intake left out of an accepted event (an unusable
     # email) or why it ignored a delivery (a test order).
@@ -70,7 +74,7 @@ class InboxEntry:
             shop=shop,
             subject_id=event.subject_id(),
             occurred_at=event.occurred_at,
-            payload=event.as_payload(),
+            payload=event,
             notes=notes,
         )
 
@@ -172,7 +176,8 @@ def unstorable_field(entry: InboxEntry, *, texts: bool = True) -> str | None:
     pending: list[tuple[str, Any]] = [
         (name, getattr(entry, name)) for name in ("topic", "shop", "subject_id", "dedupe_key")
     ]
-    pending.append(("", entry.payload))
+    payload = entry.payload
+    pending.append(("", payload.as_payload() if isinstance(payload, CanonicalEvent) else payload))
     while pending:
         path, value = pending.pop()
         if isinstance(value, dict):
@@ -248,7 +253,12 @@ def _row(entry: InboxEntry, dialect: Dialect) -> dict[str, Any]:
         # As the ORM stores it: UTC with its offset, or on SQLite naive UTC in SQLAlchemy's
         # text format, so comparisons and reads see no difference.
         "occurred_at": None if occurred_at is None else occurred_at.isoformat(" ", "microseconds"),
-        "payload": entry.payload,
+        # Already JSON: embedded as it is, not decoded and encoded again.
+        "payload": msgspec.Raw(
+            payload.payload_json().encode()
+            if isinstance(payload := entry.payload, CanonicalEvent)
+            else json.dumps(payload).encode()  # refuses what JSON cannot hold (a set)
+        ),
         "status": entry.status.value,
     }
 
@@ -272,7 +282,7 @@ def add_many_to_inbox(connection: Connection, entries: list[InboxEntry]) -> list
     if not entries:
         return []
     dialect = connection.dialect
-    document = json.dumps([_row(e, dialect) for e in entries])
+    document = msgspec.json.encode([_row(e, dialect) for e in entries]).decode()
     rows = connection.execute(_INSERTS[dialect.name], {"rows": document}).all()
     stored = {key: int(row_id) for row_id, key in rows}
     # pop: a later entry with the same key is the duplicate, not a second "accepted".

@@ -7,13 +7,15 @@ Template names::
     email/<name>.subject.j2  email/<name>.html.j2  email/<name>.txt.j2  sms/<name>.txt.j2
 
 A locale variant (``email/<name>.fr.html.j2``, or ``.fr_CA.``) wins over the default for
-customers of that locale. Sent HTML has its CSS inlined, as mail clients ignore ``<style>``,
-and keeps only http(s) links (see ``links``). The sandbox also bounds what a template may
+customers of that locale. Sent HTML has its CSS inlined, as mail clients ignore ``<style>``:
+once per template file when the templates load (see ``inlined_css``), and it keeps only
+http(s) links (see ``links``). The sandbox also bounds what a template may
 build (see ``sandbox``): a template over the limits fails its message with TemplateTooLarge.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,10 +41,18 @@ from jinja2 import (
 from jinja2.runtime import Context
 
 from postpurchase.exceptions import ConfigError
+from postpurchase.messages.inlined_css import (
+    NotInlinable,
+    inline_source,
+    same_document,
+    stylesheet,
+)
 from postpurchase.messages.links import strip_unsafe_links
 from postpurchase.messages.sandbox import BoundedSandbox, render_bounded
 from postpurchase.messages.sms_segments import SegmentCount, count_segments
 from postpurchase.settings import PROJECT_ROOT, Settings
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATES_DIR = PROJECT_ROOT / "templates"
 OPT_OUT_LINE = "Reply STOP to opt out."
@@ -77,41 +87,54 @@ class _ListedLoader(FileSystemLoader):
     this means templates added under a running worker are seen after its restart.
     """
 
-    def __init__(self, templates_dir: Path) -> None:
+    def __init__(self, templates_dir: Path, *, inline_css: bool = False) -> None:
         super().__init__(templates_dir)
         self._names = frozenset(self.list_templates())
+        self.inlined: dict[str, str] = {}  # email HTML sources with their CSS inlined
+        if inline_css:
+            self.inlined = self._inlined_sources(templates_dir)
+
+    def _inlined_sources(self, templates_dir: Path) -> dict[str, str]:
+        html = [n for n in self._names if n.startswith("email/") and n.endswith(".html.j2")]
+        sources = {name: (templates_dir / name).read_text(encoding="utf-8") for name in html}
+        css = stylesheet(sources)
+        try:
+            return {name: inline_source(source, css) for name, source in sources.items()}
+        except NotInlinable as exc:
+            log.warning("email CSS is inlined for each message: %s", exc)
+            return {}
 
     def get_source(
         self, environment: Environment, template: str
     ) -> tuple[str, str, Callable[[], bool]]:
         if template not in self._names:
             raise TemplateNotFound(template)
-        return super().get_source(environment, template)
+        source, filename, uptodate = super().get_source(environment, template)
+        return self.inlined.get(template, source), filename, uptodate
 
 
 class MessageRenderer:
-    """Renders templates from one directory; build it once per process (see ``renderer_for``)."""
+    """Renders templates from one directory; build it once per process (see ``renderer_for``).
 
-    def __init__(self, templates_dir: Path, *, sms_segment_limit: int = 2) -> None:
+    ``css_once=False`` inlines the CSS of each message as it is rendered, the slower way the
+    inlined sources are checked against.
+    """
+
+    def __init__(
+        self, templates_dir: Path, *, sms_segment_limit: int = 2, css_once: bool = True
+    ) -> None:
         if not templates_dir.is_dir():
             raise ConfigError(f"templates directory {templates_dir} does not exist")
         self.templates_dir = templates_dir
         self.sms_segment_limit = sms_segment_limit
-        self.env = BoundedSandbox(
-            loader=_ListedLoader(templates_dir),
-            undefined=StrictUndefined,
-            autoescape=lambda name: bool(name and name.endswith(".html.j2")),
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=False,
-            # Templates do not change under a running worker; skipping the per-render stat of
-            # every template file is a fifth of the render time.
-            auto_reload=False,
-        )
-        self.env.filters.update(money=_money, localdate=_localdate, greeting=_greeting)
-        self.env.bound_filters()
+        loader = _ListedLoader(templates_dir, inline_css=css_once)
+        self.env = _environment(loader)
+        # The sources as written, whose HTML is inlined per message: when the stylesheet could
+        # not be inlined ahead, and to check each template's first message against.
+        self._as_written = _environment(_ListedLoader(templates_dir)) if loader.inlined else None
+        self._inlined_ok: dict[tuple[str, str], bool] = {}
         self._inliner = css_inline.CSSInliner(keep_style_tags=False)
-        self._chosen: dict[tuple[str, str, str], Template] = {}
+        self._chosen: dict[tuple[int, str, str, str], Template] = {}
 
     def render_email(self, template: str, context: Mapping[str, Any]) -> RenderedEmail:
         """Subject, inlined HTML and text of ``email/<template>`` in the context's locale.
@@ -122,16 +145,39 @@ class MessageRenderer:
         """
         locale = str(context["locale"])
         subject = self._render(f"email/{template}", "subject.j2", locale, context)
-        html = self._render(f"email/{template}", "html.j2", locale, context)
+        html = self._html(f"email/{template}", locale, context)
         text = self._render(f"email/{template}", "txt.j2", locale, context)
         support = (context.get("shop") or {}).get("support_email")
         return RenderedEmail(
             subject=" ".join(subject.split()),  # a header: one line, however the file wraps
-            html=strip_unsafe_links(
-                self._inliner.inline(html), mailto=[support] if support else []
-            ),
+            html=strip_unsafe_links(html, mailto=[support] if support else []),
             text=text.strip() + "\n",
         )
+
+    def _html(self, stem: str, locale: str, context: Mapping[str, Any]) -> str:
+        """The HTML with its CSS inlined: rendered from the inlined sources once the first
+        message of the template (in this locale) came out as inlining it would make it."""
+        if self._as_written is None:
+            return self._inliner.inline(self._render(stem, "html.j2", locale, context))
+        ok = self._inlined_ok.get((stem, locale))
+        if ok is False:
+            written = self._render(stem, "html.j2", locale, context, self._as_written)
+            return self._inliner.inline(written)
+        # Written as the HTML serialiser writes them (every attribute in the inlined sources
+        # is double-quoted), so the text is what inlining each message produced.
+        once = (
+            self._render(stem, "html.j2", locale, context)
+            .replace("&#39;", "'")
+            .replace("&#34;", "&quot;")
+        )
+        if ok is None:
+            written = self._render(stem, "html.j2", locale, context, self._as_written)
+            each = self._inliner.inline(written)
+            ok = self._inlined_ok[(stem, locale)] = same_document(once, each)
+            if not ok:
+                log.warning("%s (%s): CSS inlined per message, a style spans files", stem, locale)
+                return each
+        return once
 
     def render_sms(
         self, template: str, context: Mapping[str, Any], *, marketing: bool
@@ -170,23 +216,47 @@ class MessageRenderer:
         parts = ("subject.j2", "html.j2", "txt.j2") if channel == "email" else ("txt.j2",)
         return all((self.templates_dir / channel / f"{template}.{p}").is_file() for p in parts)
 
-    def _render(self, stem: str, suffix: str, locale: str, context: Mapping[str, Any]) -> str:
-        return render_bounded(self._template(stem, suffix, locale), context)
+    def _render(
+        self,
+        stem: str,
+        suffix: str,
+        locale: str,
+        context: Mapping[str, Any],
+        env: Environment | None = None,
+    ) -> str:
+        return render_bounded(self._template(stem, suffix, locale, env or self.env), context)
 
-    def _template(self, stem: str, suffix: str, locale: str) -> Template:
+    def _template(self, stem: str, suffix: str, locale: str, env: Environment) -> Template:
         # Templates are fixed for the renderer's life (see _ListedLoader), so is each choice.
-        key = (stem, suffix, locale)
+        key = (id(env), stem, suffix, locale)
         chosen = self._chosen.get(key)
         if chosen is None:
             candidates = [f"{stem}.{variant}.{suffix}" for variant in _locale_variants(locale)]
             try:
-                chosen = self.env.select_template([*candidates, f"{stem}.{suffix}"])
+                chosen = env.select_template([*candidates, f"{stem}.{suffix}"])
             except TemplateNotFound:
                 raise ConfigError(
                     f"template {stem}.{suffix} not found in {self.templates_dir}"
                 ) from None
             self._chosen[key] = chosen
         return chosen
+
+
+def _environment(loader: _ListedLoader) -> BoundedSandbox:
+    env = BoundedSandbox(
+        loader=loader,
+        undefined=StrictUndefined,
+        autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        # Templates do not change under a running worker; skipping the per-render stat of
+        # every template file is a fifth of the render time.
+        auto_reload=False,
+    )
+    env.filters.update(money=_money, localdate=_localdate, greeting=_greeting)
+    env.bound_filters()
+    return env
 
 
 def render_message(

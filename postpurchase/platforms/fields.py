@@ -15,9 +15,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, TypeVar
 
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
+from postpurchase.events import normalised_email
 from postpurchase.exceptions import InvalidInput
 
 
@@ -134,10 +135,9 @@ def usable_email(raw: str | None) -> tuple[str | None, str | None]:
     if raw is None or not raw.strip():
         return None, None
     try:
-        checked = validate_email(raw.strip(), check_deliverability=False)
+        return normalised_email(raw.strip()), None
     except EmailNotValidError as exc:
         return None, str(exc)
-    return checked.normalized.lower(), None
 
 
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")

@@ -37,15 +37,18 @@ _BACKLOG = 2048  # uvicorn's default
 log = logging.getLogger(__name__)
 
 
-def serve(*, host: str, port: int, workers: int, access_log: bool) -> int:
+def serve(*, host: str, port: int, workers: int, access_log: bool, app: str = APP) -> int:
     """Serve until SIGINT or SIGTERM; returns the exit status for the command.
+
+    ``app`` is the factory's import string (another app runs under the same server settings,
+    as the intake benchmark's minimal endpoint does).
 
     Raises ConfigError when the address cannot be listened on (in use, not local).
     """
     if workers == 1 or not sys.platform.startswith("linux"):
         # Elsewhere SO_REUSEPORT does not balance (or does not exist): uvicorn's own workers.
         uvicorn.run(
-            APP,
+            app,
             factory=True,
             host=host,
             port=port,
@@ -59,7 +62,7 @@ def serve(*, host: str, port: int, workers: int, access_log: bool) -> int:
         sockets = [_bind(host, port) for _ in range(workers)]
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return _supervise(sockets, access_log)
+    return _supervise(sockets, access_log, app)
 
 
 def _family(host: str) -> socket.AddressFamily:
@@ -86,17 +89,17 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _run_worker(sock: socket.socket, access_log: bool) -> None:
-    config = uvicorn.Config(APP, factory=True, access_log=access_log, log_level="info")
+def _run_worker(sock: socket.socket, access_log: bool, app: str) -> None:
+    config = uvicorn.Config(app, factory=True, access_log=access_log, log_level="info")
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def _supervise(sockets: list[socket.socket], access_log: bool) -> int:
+def _supervise(sockets: list[socket.socket], access_log: bool, app: str) -> int:
     context = multiprocessing.get_context("spawn")
     stopping = threading.Event()
 
     def start(sock: socket.socket) -> BaseProcess:
-        process = context.Process(target=_run_worker, args=(sock, access_log))
+        process = context.Process(target=_run_worker, args=(sock, access_log, app))
         process.start()
         return process
 
