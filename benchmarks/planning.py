@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, event, func, insert, select, text
 
 from benchmarks import planning_ceiling
-from benchmarks.harness import NOT_ANALYZED, CpuMeter, analyze
+from benchmarks.harness import NOT_ANALYZED, CpuMeter, analyze, rerun_command
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.events import CanonicalEvent
 from postpurchase.loyalty.config import load_loyalty_config
@@ -307,6 +307,11 @@ def run(quick: bool) -> str:
     )
 
 
+def _command(orders: int, backend: str) -> str:
+    command = rerun_command("benchmarks", "planning", postgres=backend == "postgresql")
+    return f"`POSTPURCHASE_BENCH_ORDERS={orders} {command.strip('`')}`"
+
+
 def _cpu(m: dict[str, Any]) -> str:
     us = m["cpu_us"]
     total = sum(us.values())
@@ -330,7 +335,8 @@ def _report(
     lines = [
         f"{orders:,} orders x 4 events ({events:,} events) drained into {touchpoints:,} "
         f"touchpoints on {backend} by {drainers} drainer process(es) side by side, in batches "
-        f"of {BATCH_SIZE:,}, with loyalty applied as the DAG does. Statistics: {statistics}.",
+        f"of {BATCH_SIZE:,}, with loyalty applied as the DAG does. Statistics: {statistics}. "
+        f"Rerun at this size: {_command(orders, backend)}.",
         "",
         "| run | events | events/s | CPU us/event: workers | database | total "
         "| statements/event | RSS per worker at 10% / end | load average before / after |",

@@ -33,6 +33,7 @@ from postpurchase.campaigns.timing import zone_or
 from postpurchase.catalogue.products import catalogue_entries, with_catalogue
 from postpurchase.outcomes.assignment import stamp, variant_campaign, variant_of
 from postpurchase.processing.batch import Records
+from postpurchase.store.membership import among
 from postpurchase.store.models import (
     TOUCHPOINT_PLANNED,
     Customer,
@@ -78,7 +79,7 @@ def _points_earned(session: Session, order_ids: list[int]) -> dict[int | None, i
         for order_id, total in session.execute(
             select(LoyaltyLedgerEntry.order_id, func.sum(LoyaltyLedgerEntry.points))
             .where(
-                LoyaltyLedgerEntry.order_id.in_(order_ids),
+                among(session, LoyaltyLedgerEntry.order_id, order_ids),
                 LoyaltyLedgerEntry.kind.in_([LedgerKind.AWARD, LedgerKind.REVERSAL]),
             )
             .group_by(LoyaltyLedgerEntry.order_id)
@@ -121,7 +122,9 @@ def load_facts(
     if missing_items:
         items.update((order_id, []) for order_id in missing_items)
         for item in session.scalars(
-            select(OrderItem).where(OrderItem.order_id.in_(missing_items)).order_by(OrderItem.id)
+            select(OrderItem)
+            .where(among(session, OrderItem.order_id, missing_items))
+            .order_by(OrderItem.id)
         ):
             items[item.order_id].append(item_context(item))
     points = _points_earned(session, order_ids)

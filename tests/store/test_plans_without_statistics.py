@@ -15,14 +15,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, select, text
 
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.processing.planning import Cancellation, cancel_touchpoints
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.claims import claim_inbox_rows
 from postpurchase.store.database import session_factory, transaction
-from postpurchase.store.models import Base
+from postpurchase.store.membership import among, pairs_among
+from postpurchase.store.models import Base, Customer, Order
 
 pytestmark = pytest.mark.postgres
 
@@ -200,3 +201,21 @@ def test_a_cancel_looks_up_its_keys_not_every_planned_touchpoint(
     assert "ix_touchpoints_due" not in scanned  # no walk of every planned touchpoint
     assert "Seq Scan" not in scanned
     assert index in scanned, f"{level}-level cancels look each {level} up: {scanned}"
+
+
+def test_batch_lookups_by_key_and_by_list_use_their_indexes(fresh):
+    """What a batch reads by its keys (customers and orders by platform id, rows by a list of
+    ids of another table) is looked up, not found by scanning tables that grow."""
+    _fill(fresh)
+    store = session_factory(fresh)
+    keys = [("shopify", f"c{n}") for n in range(5_000, 5_250)]
+    with store() as session:
+        by_key = select(Customer.id).where(
+            pairs_among(session, Customer.source, Customer.external_id, keys)
+        )
+        by_list = select(Order.id).where(among(session, Order.customer_id, range(5_000, 5_250)))
+        statements = [(query, query.compile(fresh)) for query in (by_key, by_list)]
+        assert len(session.execute(by_key).all()) == len(session.execute(by_list).all()) == 250
+    for query, compiled in statements:
+        nodes = _plan_nodes(fresh, str(compiled), compiled.params)
+        assert "Seq Scan" not in [node["Node Type"] for node in nodes], str(query)

@@ -38,22 +38,21 @@ _CLAIMED = sa.text("status = 'claimed'")
 _PLANNED = sa.text("status = 'planned'")
 
 
-def _where(condition: sa.TextClause) -> dict[str, sa.TextClause]:
-    return {"postgresql_where": condition, "sqlite_where": condition}
+def _index(name: str, table: str, column: str, where: sa.TextClause) -> None:
+    op.create_index(name, table, [column], postgresql_where=where, sqlite_where=where)
 
 
 def upgrade() -> None:
     op.drop_index(_CLAIMABLE, table_name="inbox_events")
-    op.create_index(_CLAIMABLE, "inbox_events", ["id"], **_where(_PENDING))
-    op.create_index("ix_inbox_events_claimed", "inbox_events", ["lease_until"], **_where(_CLAIMED))
-    for column in ("order_id", "customer_id"):
-        name = f"ix_touchpoints_planned_{column.removesuffix('_id')}"
-        op.create_index(name, "touchpoints", [column], **_where(_PLANNED))
+    _index(_CLAIMABLE, "inbox_events", "id", _PENDING)
+    _index("ix_inbox_events_claimed", "inbox_events", "lease_until", _CLAIMED)
+    _index("ix_touchpoints_planned_order", "touchpoints", "order_id", _PLANNED)
+    _index("ix_touchpoints_planned_customer", "touchpoints", "customer_id", _PLANNED)
 
 
 def downgrade() -> None:
-    for column in ("order_id", "customer_id"):
-        op.drop_index(f"ix_touchpoints_planned_{column.removesuffix('_id')}", "touchpoints")
+    op.drop_index("ix_touchpoints_planned_customer", table_name="touchpoints")
+    op.drop_index("ix_touchpoints_planned_order", table_name="touchpoints")
     op.drop_index("ix_inbox_events_claimed", table_name="inbox_events")
     op.drop_index(_CLAIMABLE, table_name="inbox_events")
-    op.create_index(_CLAIMABLE, "inbox_events", ["id"], **_where(_OLD_CLAIMABLE))
+    _index(_CLAIMABLE, "inbox_events", "id", _OLD_CLAIMABLE)
