@@ -1,39 +1,47 @@
 """``planning``: purchase events drained from the inbox into touchpoints, as one DAG run does.
 
-Each order has placed, paid, fulfilled and delivered events; the shipped campaigns plan five
-touchpoints per order. The drain is timed as a DAG run does it: ``POSTPURCHASE_BENCH_DRAINERS``
-processes (default 2, the DAG's ``drain_workers``; one on SQLite) each running
-``process_inbox`` with the DAG's batch size, side by side. It is timed against a per-event
-baseline measured in the same run on the same data shape: the same code in one process,
-claiming and committing one event at a time, which is what a naive per-event ORM loop does.
-Each drainer runs in a fresh process, so its peak RSS is its own; statements sent to the
-database are counted (round trips per event). CPU is counted for the drainers (their own
-process time) and for the rest of the machine while they run (``/proc/stat``: PostgreSQL, its
-autovacuum workers, the kernel), which gives the most two cores can drain.
+Each order has placed, paid, fulfilled and delivered events; the shipped campaigns and loyalty
+settings apply (points on payment, touchpoints on delivery and payment, the win-back cancel on
+each new order). ``POSTPURCHASE_BENCH_DRAINERS`` processes (default 2, the DAG's
+``drain_workers``; one on SQLite) each run ``process_inbox`` with the DAG's batch size, side by
+side, on tables that have no planner statistics unless ``POSTPURCHASE_BENCH_ANALYZE=1`` (then
+they are analysed after loading, as autovacuum would). Measured in the same run, on the same
+events:
+
+- the ceiling (PostgreSQL only): as many processes doing the same writes in SQL alone
+  (``benchmarks.planning_ceiling``), so the drain's rate over it says how much is left;
+- the baseline: the same code claiming and committing one event at a time (a naive loop).
+
+Reported: events/s over the whole backlog and in each tenth of it (a rate that falls as the
+tables grow is a plan or an index going wrong), CPU per event of the drainers and of the
+database's backends (``benchmarks.harness.CpuMeter``; the stable figure on a shared machine),
+resident memory per drainer at the first tenth and at the end, statements per event.
 
 Settings (environment): ``POSTPURCHASE_BENCH_POSTGRES_URL``, a PostgreSQL database the
-benchmark may wipe (default: a temporary SQLite file); ``POSTPURCHASE_BENCH_ORDERS``
-(default 100,000 orders = 400,000 events, the size the goal is set for);
-``POSTPURCHASE_BENCH_BASELINE_ORDERS`` (default 500); ``POSTPURCHASE_BENCH_DRAINERS``.
+benchmark may wipe (default: a temporary SQLite file); ``POSTPURCHASE_BENCH_ORDERS`` (default
+250,000 orders = 1,000,000 events); ``POSTPURCHASE_BENCH_BASELINE_ORDERS`` (default 100);
+``POSTPURCHASE_BENCH_DRAINERS``; ``POSTPURCHASE_BENCH_ANALYZE``.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import resource
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, event, func, insert, select, text
 
+from benchmarks import planning_ceiling
+from benchmarks.harness import NOT_ANALYZED, CpuMeter, analyze, rerun_command
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.events import CanonicalEvent
 from postpurchase.loyalty.config import load_loyalty_config
-from postpurchase.processing.drain import BATCH_SIZE, process_inbox
+from postpurchase.processing.drain import BATCH_SIZE, process_batch, process_inbox
 from postpurchase.settings import PROJECT_ROOT, parse_database_url
 from postpurchase.store import schema
 from postpurchase.store.database import make_engine, session_factory
@@ -125,9 +133,40 @@ def _fill(engine: Engine, orders: int) -> int:
     return total
 
 
+# The generated events, kept aside for the ceiling (PostgreSQL): generating them is slow.
+_TEMPLATE = "planning_bench_events"
+
+
+def _load(engine: Engine, orders: int, *, keep: bool = False) -> int:
+    """Empty tables and an inbox of ``orders`` x 4 pending events; returns the event count.
+    ``keep``: also copy the events aside (PostgreSQL), for ``_reload``."""
+    _reset(engine)
+    events = _fill(engine, orders)
+    if keep:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {_TEMPLATE} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {_TEMPLATE}"))
+            conn.execute(text(f"CREATE TABLE {_TEMPLATE}.inbox_events AS TABLE inbox_events"))
+    return events
+
+
+def _reload(engine: Engine) -> None:
+    """Empty tables and the inbox ``_load`` kept aside, which is then dropped."""
+    _reset(engine)
+    with engine.begin() as conn:
+        conn.execute(text(f"INSERT INTO inbox_events SELECT * FROM {_TEMPLATE}.inbox_events"))
+        conn.execute(text(f"DROP SCHEMA {_TEMPLATE} CASCADE"))
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def _drain(url: str, batch_size: int, start: Any, results: Any) -> None:
     """Child process, one drainer: drain the inbox once every drainer is ready; report its
-    start and end (wall clock), events, planned touchpoints, statements sent and peak RSS."""
+    start and end (wall clock), events, planned touchpoints, statements sent, CPU time and,
+    per batch, when it finished, its size and the resident memory then."""
     engine = make_engine(parse_database_url(url))
     statements = 0
 
@@ -139,9 +178,14 @@ def _drain(url: str, batch_size: int, start: Any, results: Any) -> None:
     config = load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml")
     # loyalty as the DAG applies it: award on paid, in the same transaction as planning
     loyalty = load_loyalty_config(PROJECT_ROOT / "config" / "loyalty.yaml")
+    progress: list[tuple[float, int, float]] = []
+
+    def recorded(session: Any, items: Any, *args: Any, **kwargs: Any) -> None:
+        process_batch(session, items, *args, **kwargs)
+        progress.append((time.time(), len(items), _rss_mb()))
+
     start.wait()
-    began = time.time()
-    cpu = time.process_time()
+    began, cpu = time.time(), time.process_time()
     summary = process_inbox(
         session_factory(engine),
         config,
@@ -150,131 +194,193 @@ def _drain(url: str, batch_size: int, start: Any, results: Any) -> None:
         lease=timedelta(minutes=30),
         clock=lambda: datetime(2026, 6, 1, tzinfo=UTC),
         batch_size=batch_size,
+        processor=recorded,
         loyalty=loyalty,
     )
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     results.put(
         {
             "began": began,
             "ended": time.time(),
             "events": sum(summary.events.values()),
-            "planned": summary.planned,
             "failed": summary.failed,
             "statements": statements,
             "cpu": time.process_time() - cpu,
-            "peak_mb": peak_kib / 1024,
+            "progress": progress,
         }
     )
 
 
-_SUMMED = ("events", "planned", "failed", "statements", "cpu")
-
-
-def _measure(url: str, batch_size: int, drainers: int) -> dict[str, Any]:
-    """Drain with ``drainers`` processes at once, as a DAG run's mapped drain tasks do."""
+def _measure(target: Callable[..., None], args: tuple[Any, ...], workers: int, url: str) -> Any:
+    """Run ``workers`` processes of ``target(*args, start, results)`` side by side; their
+    reports summed, with the CPU of the database's backends while they ran."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    start = context.Barrier(drainers + 1)  # the drainers, and this process counting CPU
+    start = context.Barrier(workers + 1)  # the workers, and this process starting the meter
     children = [
-        context.Process(target=_drain, args=(url, batch_size, start, results))
-        for _ in range(drainers)
+        context.Process(target=target, args=(*args, start, results)) for _ in range(workers)
     ]
     for child in children:
         child.start()
-    start.wait()
-    busy = _machine_busy()
-    parts = [results.get() for _ in children]
-    busy = _machine_busy() - busy
+    meter = CpuMeter().postgres("PostgreSQL", url)
+    with meter:
+        start.wait()
+        parts = [results.get() for _ in children]
     for child in children:
         child.join()
+    events = sum(p["events"] for p in parts)
+    meter.add("workers", sum(p["cpu"] for p in parts))
     return {
         "seconds": max(p["ended"] for p in parts) - min(p["began"] for p in parts),
-        **{key: sum(p[key] for p in parts) for key in _SUMMED},
-        # the rest: PostgreSQL with its autovacuum workers, the kernel's loopback traffic
-        "database_cpu": max(busy - sum(p["cpu"] for p in parts), 0.0),
-        "peak_mb": max(p["peak_mb"] for p in parts),
+        "events": events,
+        "failed": sum(p.get("failed", 0) for p in parts),
+        "statements": sum(p.get("statements", 0) for p in parts),
+        "cpu_us": {role: ms * 1000 for role, ms in meter.per_item_ms(events).items()},
+        "load": (meter.load_before, meter.load_after),
+        "tenths": _tenths(parts),
+        "rss": _rss(parts),
     }
 
 
-def _machine_busy() -> float:
-    """CPU seconds this machine's cores have been busy so far, all processes and the kernel
-    (``/proc/stat``: everything but idle and I/O wait)."""
-    with open("/proc/stat") as stat:
-        user, nice, system, _idle, _iowait, irq, softirq, steal = map(
-            int, stat.readline().split()[1:9]
-        )
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+def _tenths(parts: list[dict[str, Any]]) -> list[float]:
+    """Events per second within each tenth of the backlog, all workers together."""
+    batches = sorted(b for p in parts for b in p["progress"])
+    total = sum(n for _, n, _ in batches)
+    rates, done, mark, since = [], 0, 1, min(p["began"] for p in parts)
+    counted = 0
+    for at, n, _ in batches:
+        done += n
+        while mark <= 10 and done >= total * mark / 10:
+            rates.append((done - counted) / max(at - since, 1e-9))
+            counted, since, mark = done, at, mark + 1
+    return rates
+
+
+def _rss(parts: list[dict[str, Any]]) -> tuple[float, float]:
+    """Largest resident memory of a worker after a tenth of its batches, and at its end."""
+    firsts = [p["progress"][len(p["progress"]) // 10][2] for p in parts if p["progress"]]
+    lasts = [p["progress"][-1][2] for p in parts if p["progress"]]
+    return max(firsts, default=0.0), max(lasts, default=0.0)
+
+
+def _statistics(url: str, backend: str) -> str:
+    if os.environ.get("POSTPURCHASE_BENCH_ANALYZE") == "1":
+        return analyze(url)
+    return NOT_ANALYZED if backend == "postgresql" else "SQLite, no ANALYZE"
 
 
 def run(quick: bool) -> str:
-    """Drain a filled inbox batched and one event at a time; the Markdown section body."""
-    default_orders = "1000" if quick else "100000"
-    orders = int(os.environ.get("POSTPURCHASE_BENCH_ORDERS", default_orders))
-    baseline_orders = int(os.environ.get("POSTPURCHASE_BENCH_BASELINE_ORDERS", "500"))
+    """Drain a filled inbox batched, with its ceiling and baseline; the Markdown section."""
+    orders = int(os.environ.get("POSTPURCHASE_BENCH_ORDERS", "1000" if quick else "250000"))
+    baseline_orders = int(os.environ.get("POSTPURCHASE_BENCH_BASELINE_ORDERS", "100"))
     drainers = int(os.environ.get("POSTPURCHASE_BENCH_DRAINERS", "2"))
     url = os.environ.get("POSTPURCHASE_BENCH_POSTGRES_URL")
     if not url:
         url = f"sqlite:///{tempfile.mkdtemp(prefix='postpurchase-bench-')}/bench.db"
     engine = make_engine(parse_database_url(url))
     backend = engine.dialect.name
-
-    _reset(engine)
-    events = _fill(engine, orders)
     if backend != "postgresql":
         drainers = 1  # as the DAG does: SQLite has a single writer
-    batched = _measure(url, BATCH_SIZE, drainers)
+
+    events = _load(engine, orders, keep=backend == "postgresql")
+    statistics = _statistics(url, backend)
+    print(f"    draining {events:,} events with {drainers} drainer(s)", flush=True)
+    batched = _measure(_drain, (url, BATCH_SIZE), drainers, url)
     with engine.connect() as conn:
         touchpoints = conn.execute(select(func.count()).select_from(Touchpoint)).scalar_one()
-
-    _reset(engine)
-    baseline_events = _fill(engine, baseline_orders)
-    baseline = _measure(url, 1, 1)
+    ceiling = None
+    if backend == "postgresql":
+        _reload(engine)
+        _statistics(url, backend)
+        print(f"    ceiling: the same writes in SQL, {drainers} process(es)", flush=True)
+        plans = planning_ceiling.plans(load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml"))
+        ceiling = _measure(planning_ceiling.drain, (url, plans), drainers, url)
+        with engine.connect() as conn:
+            ceiling["touchpoints"] = conn.execute(
+                select(func.count()).select_from(Touchpoint)
+            ).scalar_one()
+    baseline_events = _load(engine, baseline_orders)
+    print(f"    baseline: {baseline_events:,} events one at a time", flush=True)
+    baseline = _measure(_drain, (url, 1), 1, url)
     engine.dispose()
+    return _report(
+        orders, events, touchpoints, drainers, backend, statistics, batched, ceiling, baseline
+    )
 
+
+def _command(orders: int, backend: str) -> str:
+    command = rerun_command("benchmarks", "planning", postgres=backend == "postgresql")
+    return f"`POSTPURCHASE_BENCH_ORDERS={orders} {command.strip('`')}`"
+
+
+def _cpu(m: dict[str, Any]) -> str:
+    us = m["cpu_us"]
+    total = sum(us.values())
+    return f"{us.get('workers', 0):.0f} | {us.get('PostgreSQL', 0):.0f} | {total:.0f}"
+
+
+def _report(
+    orders: int,
+    events: int,
+    touchpoints: int,
+    drainers: int,
+    backend: str,
+    statistics: str,
+    batched: dict[str, Any],
+    ceiling: dict[str, Any] | None,
+    baseline: dict[str, Any],
+) -> str:
     rate = batched["events"] / batched["seconds"]
-    client_us = batched["cpu"] / batched["events"] * 1e6
-    database_us = batched["database_cpu"] / batched["events"] * 1e6
     cores = os.cpu_count() or 1
-    ceiling = cores / ((client_us + database_us) / 1e6)
-    trips = batched["statements"] / batched["events"]
-    baseline_trips = baseline["statements"] / baseline["events"]
-    baseline_rate = baseline["events"] / baseline["seconds"]
-    summary = {
-        "benchmark": "planning",
-        "backend": backend,
-        "orders": orders,
-        "events": events,
-        "touchpoints": touchpoints,
-        "events_per_second": round(rate),
-        "peak_rss_mb": round(batched["peak_mb"]),
-        "round_trips_per_event": round(trips, 3),
-        "failed": batched["failed"],
-        "baseline_events": baseline_events,
-        "baseline_events_per_second": round(baseline_rate),
-        "baseline_peak_rss_mb": round(baseline["peak_mb"]),
-        "baseline_round_trips_per_event": round(baseline_trips, 1),
-        "speedup": round(rate / baseline_rate, 1),
-        "drainer_cpu_us_per_event": round(client_us),
-        "database_cpu_us_per_event": round(database_us),
-    }
-    print(f"    {summary}", flush=True)
-    return (
+    total_us = sum(batched["cpu_us"].values())
+    lines = [
         f"{orders:,} orders x 4 events ({events:,} events) drained into {touchpoints:,} "
         f"touchpoints on {backend} by {drainers} drainer process(es) side by side, in batches "
-        f"of {BATCH_SIZE:,}, with loyalty applied as the DAG does "
-        "(points awarded on payment, for the whole batch in its transaction).\n\n"
-        "| run | events | events/s | round trips/event | peak RSS |\n"
-        "| --- | ---: | ---: | ---: | ---: |\n"
-        f"| batched ({drainers} x `process_inbox`, {BATCH_SIZE:,} a claim) | {events:,} | "
-        f"{rate:,.0f} | {trips:.3f} | {batched['peak_mb']:.0f} MB per drainer |\n"
-        f"| baseline (same code, one event per claim and commit) | {baseline_events:,} | "
-        f"{baseline_rate:,.0f} | {baseline_trips:.1f} | {baseline['peak_mb']:.0f} MB |\n\n"
-        f"Ratio: {rate / baseline_rate:.1f}x the per-event baseline. Goal: 10,000 events/s "
-        f"({'met' if rate >= 10_000 else 'not met'}) with memory that stays flat.\n\n"
-        f"CPU per event: {client_us:.0f} us in the drainers (all of them) and {database_us:.0f} us "
-        "in the rest of the machine while they ran (PostgreSQL with its autovacuum, the kernel), "
-        "so this machine's "
-        f"{cores} core(s) drain at most about {ceiling:,.0f} events/s when nothing else runs; "
-        f"10,000 events/s here needs at most {cores / 10_000 * 1e6:.0f} us per event, "
-        "database included.\n"
+        f"of {BATCH_SIZE:,}, with loyalty applied as the DAG does. Statistics: {statistics}. "
+        f"Rerun at this size: {_command(orders, backend)}.",
+        "",
+        "| run | events | events/s | CPU us/event: workers | database | total "
+        "| statements/event | RSS per worker at 10% / end | load average before / after |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+
+    def row(name: str, m: dict[str, Any]) -> str:
+        trips = m["statements"] / max(m["events"], 1)
+        rss = f"{m['rss'][0]:.0f} / {m['rss'][1]:.0f} MB" if m["rss"][1] else "-"
+        return (
+            f"| {name} | {m['events']:,} | {m['events'] / m['seconds']:,.0f} | {_cpu(m)} | "
+            f"{f'{trips:.3f}' if m['statements'] else '-'} | {rss} | "
+            f"{m['load'][0]} / {m['load'][1]} |"
+        )
+
+    lines.append(row(f"drain ({drainers} x `process_inbox`)", batched))
+    if ceiling is not None:
+        lines.append(row(f"ceiling: the same writes in SQL alone ({drainers} processes)", ceiling))
+    lines.append(row("baseline: same code, one event per claim and commit", baseline))
+    tenths = ", ".join(f"{10 * (i + 1)}%: {r:,.0f}" for i, r in enumerate(batched["tenths"]))
+    lines += ["", f"Drain events/s in each tenth of the backlog: {tenths}."]
+    if ceiling is not None:
+        ceiling_rate = ceiling["events"] / ceiling["seconds"]
+        ceiling_us = sum(ceiling["cpu_us"].values())
+        efficiency = ceiling_us / total_us
+        lines += [
+            "",
+            f"Against the ceiling measured in the same run: **{rate / ceiling_rate:.2f}** of its "
+            f"rate ({rate:,.0f} vs {ceiling_rate:,.0f} events/s) and **{efficiency:.2f}**"
+            f" of its CPU efficiency ({ceiling_us:.0f} vs {total_us:.0f} us of CPU per event, all "
+            f"processes); the ceiling planned {ceiling['touchpoints']:,} touchpoints (first step "
+            "of every campaign an event triggers, no conditions).",
+        ]
+    lines += [
+        "",
+        f"Against the baseline: {rate / (baseline['events'] / baseline['seconds']):.0f}x.",
+        "",
+        f"At {total_us:.0f} us of CPU per event (drainers and database), this machine's {cores} "
+        f"cores would drain at most {cores / total_us * 1e6:,.0f} events/s with nothing else "
+        f"running. Goal: 10,000 events/s ({'met' if rate >= 10_000 else 'not met'} in wall-clock "
+        f"time; {'within' if cores / total_us * 1e6 >= 10_000 else 'beyond'} reach in CPU).",
+    ]
+    print(
+        f"    drain {rate:,.0f} events/s, {total_us:.0f} us CPU/event; tenths {tenths}",
+        flush=True,
     )
+    return "\n".join(lines) + "\n"

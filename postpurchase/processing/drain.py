@@ -15,16 +15,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import Row, Text, cast, select
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import CampaignConfig
 from postpurchase.campaigns.decisions import Occurrence
 from postpurchase.catalogue.products import note_products, store_product_events
-from postpurchase.events import CanonicalEvent, EventType
+from postpurchase.events import STORED, CanonicalEvent, EventType
 from postpurchase.journey import CANCELLING_EVENTS
 from postpurchase.loyalty import ledger
 from postpurchase.loyalty.config import LoyaltyConfig
@@ -44,9 +45,8 @@ from postpurchase.processing.planning import (
     tier_subject,
 )
 from postpurchase.processing.records import upsert_records
-from postpurchase.store.claims import claim_inbox_events, release
+from postpurchase.store.claims import claim_inbox_rows, release
 from postpurchase.store.database import SessionFactory, transaction
-from postpurchase.store.membership import among
 from postpurchase.store.models import ClaimStatus, InboxEvent
 
 log = logging.getLogger(__name__)
@@ -217,13 +217,14 @@ def process_batch(
     summary.events.update(item.event.type.value for item in items)
 
 
-def _parse(
-    rows: Sequence[Row[int, str, str | None, str, int]],
-) -> tuple[list[SourcedEvent], dict[int, str]]:
+_STORED = {STORED: True}
+
+
+def _parse(rows: Sequence[Row[Any]]) -> tuple[list[SourcedEvent], dict[int, str]]:
     items, invalid = [], {}
     for row in rows:
         try:
-            event = CanonicalEvent.model_validate_json(row.payload)
+            event = CanonicalEvent.model_validate_json(row.payload, context=_STORED)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "payload"
@@ -260,7 +261,7 @@ def process_inbox(
     retried = 0
     while deadline is None or time.monotonic() < deadline:
         with transaction(factory) as session:
-            ids = claim_inbox_events(
+            rows = claim_inbox_rows(
                 session,
                 worker=worker,
                 now=clock(),
@@ -271,14 +272,15 @@ def process_inbox(
                 reclaim_expired=not last_id,
                 after_id=last_id,
             )
-        if not ids:
+        if not rows:
             if summary.retried == retried:
                 break
             # rows sent back to be retried lie behind: one more pass from the start
             retried, last_id = summary.retried, 0
             continue
-        last_id = max(ids)
-        items, invalid, attempts = _read_claimed(factory, ids)
+        last_id = rows[-1].id
+        items, invalid = _parse(rows)
+        attempts = {row.id: row.attempts for row in rows}
         for inbox_id, reason in invalid.items():
             _give_up(factory, inbox_id, reason, worker=worker, summary=summary)
         run = _BatchRun(factory, config, worker, shop_zone, clock, processor, loyalty)
@@ -292,23 +294,6 @@ def process_inbox(
         for item in items:
             _one_by_one(factory, run, item, attempts[item.inbox_id], worker, summary)
     return summary
-
-
-def _read_claimed(
-    factory: SessionFactory, ids: list[int]
-) -> tuple[list[SourcedEvent], dict[int, str], dict[int, int]]:
-    """The claimed rows' events, the reasons of those that do not parse, and attempts."""
-    with factory() as session:
-        # Plain rows, not ORM objects: only the payloads are wanted, and read once, as
-        # JSON text that pydantic parses and validates in one pass.
-        payload = cast(InboxEvent.payload, Text).label("payload")
-        rows = session.execute(
-            select(InboxEvent.id, InboxEvent.source, InboxEvent.shop, payload, InboxEvent.attempts)
-            .where(among(session, InboxEvent.id, ids))
-            .order_by(InboxEvent.id)
-        ).all()
-        items, invalid = _parse(rows)
-        return items, invalid, {row.id: row.attempts for row in rows}
 
 
 def _one_by_one(

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import Campaign, CampaignConfig
@@ -33,7 +33,9 @@ from postpurchase.campaigns.timing import zone_or
 from postpurchase.catalogue.products import catalogue_entries, with_catalogue
 from postpurchase.outcomes.assignment import stamp, variant_campaign, variant_of
 from postpurchase.processing.batch import Records
+from postpurchase.store.membership import among
 from postpurchase.store.models import (
+    TOUCHPOINT_PLANNED,
     Customer,
     LedgerKind,
     LoyaltyLedgerEntry,
@@ -77,7 +79,7 @@ def _points_earned(session: Session, order_ids: list[int]) -> dict[int | None, i
         for order_id, total in session.execute(
             select(LoyaltyLedgerEntry.order_id, func.sum(LoyaltyLedgerEntry.points))
             .where(
-                LoyaltyLedgerEntry.order_id.in_(order_ids),
+                among(session, LoyaltyLedgerEntry.order_id, order_ids),
                 LoyaltyLedgerEntry.kind.in_([LedgerKind.AWARD, LedgerKind.REVERSAL]),
             )
             .group_by(LoyaltyLedgerEntry.order_id)
@@ -120,7 +122,9 @@ def load_facts(
     if missing_items:
         items.update((order_id, []) for order_id in missing_items)
         for item in session.scalars(
-            select(OrderItem).where(OrderItem.order_id.in_(missing_items)).order_by(OrderItem.id)
+            select(OrderItem)
+            .where(among(session, OrderItem.order_id, missing_items))
+            .order_by(OrderItem.id)
         ):
             items[item.order_id].append(item_context(item))
     points = _points_earned(session, order_ids)
@@ -260,21 +264,47 @@ def cancel_touchpoints(
                 for c in config.campaigns
                 if event in c.cancel_on and c.customer_level == customer_level
             ]
-            if customer_level:
-                scope = Touchpoint.customer_id.in_({h.customer_id for h in hits if h.customer_id})
-            else:
-                scope = Touchpoint.order_id.in_({h.order_id for h in hits if h.order_id})
-            if not campaign_ids:
-                continue
-            result = session.execute(
-                update(Touchpoint)
-                .where(
-                    Touchpoint.status == TouchpointStatus.PLANNED,
-                    Touchpoint.campaign_id.in_(campaign_ids),
-                    scope,
-                )
-                .values(status=TouchpointStatus.CANCELLED, reason=f"cancelled by {event}")
-                .execution_options(synchronize_session=False)
-            )
-            cancelled += int(result.rowcount)  # type: ignore[attr-defined]
+            column = "customer_id" if customer_level else "order_id"
+            keys = sorted({key for h in hits if (key := getattr(h, column))})
+            if campaign_ids and keys:
+                cancelled += _cancel(session, column, keys, campaign_ids, f"cancelled by {event}")
     return cancelled
+
+
+# PostgreSQL: each key's planned touchpoints are looked up on their own (a lateral subquery,
+# kept apart by OFFSET 0 so the planner cannot turn it into one join), through the partial
+# index of planned rows on that column, and locked; then those rows are updated by id. As one
+# statement with "column IN (keys)", a table without statistics made PostgreSQL walk every
+# planned touchpoint instead.
+_CANCEL = """
+UPDATE touchpoints SET status = 'cancelled', reason = :reason, updated_at = now()
+WHERE id = ANY(ARRAY(
+    SELECT t.id FROM unnest(CAST(:keys AS BIGINT[])) AS k(id)
+    CROSS JOIN LATERAL (
+        SELECT id FROM touchpoints
+        WHERE {column} = k.id AND {planned} AND campaign_id = ANY(CAST(:campaigns AS TEXT[]))
+        OFFSET 0 FOR UPDATE
+    ) AS t
+))
+"""
+
+
+def _cancel(
+    session: Session, column: str, keys: list[int], campaign_ids: list[str], reason: str
+) -> int:
+    """Cancel the planned touchpoints of ``campaign_ids`` whose ``column`` is among ``keys``."""
+    if session.get_bind().dialect.name == "postgresql":
+        statement = text(_CANCEL.format(column=column, planned=TOUCHPOINT_PLANNED))
+        params = {"reason": reason, "keys": keys, "campaigns": campaign_ids}
+        return int(session.execute(statement, params).rowcount)  # type: ignore[attr-defined]
+    result = session.execute(
+        update(Touchpoint)
+        .where(
+            Touchpoint.status == TouchpointStatus.PLANNED,
+            Touchpoint.campaign_id.in_(campaign_ids),
+            getattr(Touchpoint, column).in_(keys),
+        )
+        .values(status=TouchpointStatus.CANCELLED, reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -34,7 +34,7 @@ from decimal import Decimal
 from operator import attrgetter
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from postpurchase.events import (
@@ -51,7 +51,7 @@ from postpurchase.processing.batch import CustomerRecord, Key, OrderRecord, Reco
 from postpurchase.processing.consents import consent_only, merge_consent
 from postpurchase.store.membership import among, keys_among
 from postpurchase.store.models import ERASED_PREFIX, Customer, Order, OrderItem, OrderRefund
-from postpurchase.store.statements import insert_ignoring_conflicts
+from postpurchase.store.statements import insert_ignoring_conflicts, update_by_id
 
 _R = TypeVar("_R", "CustomerRecord", "OrderRecord")
 
@@ -151,21 +151,15 @@ def _store(
     changed = [values for key, r in after.items() if (values := _values(r)) != before[key]]
     if not changed:
         return
-    table = model.__table__
     names = [f.name for f in fields(CustomerRecord if model is Customer else OrderRecord)]
-    kept = ("id", "source", "shop", "external_id")  # the key, never changed
-    params = []
+    kept = ("source", "shop", "external_id")  # the key, never changed
+    rows = []
     for values in changed:
-        param = dict(zip(names, values, strict=True))
-        param["_id"] = param.pop("id")
-        del param["source"], param["shop"], param["external_id"]
-        params.append(param)
-    session.execute(
-        update(table)
-        .where(table.c.id == bindparam("_id"))
-        .values({name: bindparam(name) for name in names if name not in kept}),
-        params,
-    )
+        row = dict(zip(names, values, strict=True))
+        for name in kept:
+            del row[name]
+        rows.append(row)
+    update_by_id(session, model, rows)
 
 
 def _order_version(item: SourcedEvent) -> tuple[datetime, int]:

@@ -28,6 +28,7 @@ from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.loyalty.ledger import _append, balance
 from postpurchase.processing.batch import OrderRecord, Records, SourcedEvent
 from postpurchase.rewards.bonuses import give_bonus
+from postpurchase.store.membership import among
 from postpurchase.store.models import (
     Customer,
     CustomerAddressKey,
@@ -38,6 +39,7 @@ from postpurchase.store.models import (
     ReferralCode,
     ReferralStatus,
 )
+from postpurchase.store.statements import dialect_insert
 
 _ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
@@ -60,13 +62,12 @@ def referral_code_for(session: Session, customer_id: int) -> str:
     )
 
 
-def _keep_address(session: Session, customer_id: int, key: str) -> None:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    session.execute(
-        dialect.insert(CustomerAddressKey)
-        .values(customer_id=customer_id, address_key=key)
-        .on_conflict_do_nothing()
-    )
+def _keep_addresses(session: Session, keys: set[tuple[int, str]]) -> None:
+    """Store (customer id, address digest) pairs, in key order, in one statement."""
+    if keys:
+        rows = [{"customer_id": c, "address_key": k} for c, k in sorted(keys)]
+        session.execute(dialect_insert(session, CustomerAddressKey).on_conflict_do_nothing(), rows)
+        keys.clear()
 
 
 def _ended(order: OrderRecord) -> str | None:
@@ -155,17 +156,31 @@ def apply_referrals(
     """Decide referrals for a processed batch (see the module doc). Returns points given."""
     earn = config.more_ways_to_earn.referral
     given = 0
+    # The batch's referrals in one query: looking them up order by order was a round trip per
+    # event. Address digests are written in one insert, before any decision that reads them.
+    order_ids = sorted({o.id for item in items if (o := records.order_for(item)) is not None})
+    existing = (
+        {
+            r.order_id: r
+            for r in session.scalars(
+                select(Referral).where(among(session, Referral.order_id, order_ids))
+            )
+        }
+        if order_ids
+        else {}
+    )
+    addresses: set[tuple[int, str]] = set()
     for item in items:
         snapshot, order = item.event.order, records.order_for(item)
         if snapshot is None or order is None or order.customer_id is None:
             continue
         if snapshot.shipping_address_key:
-            _keep_address(session, order.customer_id, snapshot.shipping_address_key)
-        existing = session.scalars(select(Referral).where(Referral.order_id == order.id)).first()
-        if existing is not None:
+            addresses.add((order.customer_id, snapshot.shipping_address_key))
+        referral = existing.get(order.id)
+        if referral is not None:
             ended = _ended(order)
-            if existing.status is ReferralStatus.REWARDED and ended:
-                _reverse(session, existing, ended)
+            if referral.status is ReferralStatus.REWARDED and ended:
+                _reverse(session, referral, ended)
             continue
         codes = [snapshot.referral_code] if snapshot.referral_code else []
         codes += list(snapshot.discount_codes)
@@ -176,6 +191,7 @@ def apply_referrals(
         )
         if taken is not None:
             continue  # decided before, on another order
+        _keep_addresses(session, addresses)
         decision = next((d for c in codes if (d := _decide(session, order, c)) is not None), None)
         if decision is None:
             continue
@@ -189,6 +205,7 @@ def apply_referrals(
         )
         session.add(referral)
         session.flush()
+        existing[order.id] = referral
         if reason:
             continue
         for role, customer_id, points in (
@@ -203,4 +220,5 @@ def apply_referrals(
                 note=f"referral ({role}), order {order.name or order.external_id}",
             )
             given += change.points if change else 0
+    _keep_addresses(session, addresses)
     return given

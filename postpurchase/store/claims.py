@@ -16,17 +16,17 @@ each other's rows instead of waiting. SQLite: the same statement inside the stor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, or_, select, text, update
+from sqlalchemy import ColumnElement, Row, Text, and_, bindparam, cast, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from postpurchase.store.membership import among
 from postpurchase.store.models import (
-    INBOX_CLAIMABLE,
     CampaignPause,
     ClaimStatus,
     InboxEvent,
@@ -44,9 +44,10 @@ class _Claimable:
     given_up: Any  # status once leases ran out max_attempts times
     reason_column: str
     given_up_reason: str
-    # The condition of the partial index claims walk, repeated in every claim: SQLite uses a
-    # partial index only for a query that states the index's condition itself.
-    indexed: str | None = None
+    # Whether ready rows are claimed by walking a partial index of them in id order (see
+    # ``_in_id_order``). Its condition is the claim's own ``status = ready``, with the status
+    # as a literal: SQLite uses a partial index only for a query that states its condition.
+    walk_in_order: bool = False
 
 
 _KINDS = {
@@ -58,7 +59,7 @@ _KINDS = {
         ClaimStatus.FAILED,
         "last_error",
         "processing did not finish within the claim lease, {n} time(s)",
-        indexed=INBOX_CLAIMABLE,
+        walk_in_order=True,
     ),
     Touchpoint: _Claimable(
         Touchpoint,
@@ -99,6 +100,33 @@ def claim_inbox_events(
     vacuumed, and walking past them made every claim slower than the one before. Rows below
     it that go back to pending (to be retried) need a claim from the start.
     """
+    rows = claim_inbox_rows(
+        session,
+        worker=worker,
+        now=now,
+        limit=limit,
+        lease=lease,
+        max_attempts=max_attempts,
+        reclaim_expired=reclaim_expired,
+        after_id=after_id,
+    )
+    return [row.id for row in rows]
+
+
+def claim_inbox_rows(
+    session: Session,
+    *,
+    worker: str,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    max_attempts: int = 5,
+    reclaim_expired: bool = True,
+    after_id: int = 0,
+) -> list[Row[Any]]:
+    """``claim_inbox_events``, returning the claimed rows' ``id``, ``source``, ``shop``,
+    ``payload`` (as JSON text) and ``attempts`` (this claim counted): the claim reads what it
+    takes in the same statement."""
     return _claim(
         session,
         _KINDS[InboxEvent],
@@ -109,6 +137,12 @@ def claim_inbox_events(
         lease,
         max_attempts,
         reclaim_expired=reclaim_expired,
+        returning=(
+            InboxEvent.source,
+            InboxEvent.shop,
+            cast(InboxEvent.payload, Text).label("payload"),
+            InboxEvent.attempts,
+        ),
     )
 
 
@@ -135,7 +169,8 @@ def claim_due_touchpoints(
     # A paused campaign's touchpoints wait, unclaimed, until it is resumed (outcomes/guard.py).
     paused = select(CampaignPause.campaign_id).where(CampaignPause.resumed_at.is_(None))
     due = and_(due, Touchpoint.campaign_id.not_in(paused))
-    return _claim(session, _KINDS[Touchpoint], due, worker, now, limit, lease, max_attempts)
+    rows = _claim(session, _KINDS[Touchpoint], due, worker, now, limit, lease, max_attempts)
+    return [row.id for row in rows]
 
 
 def mark_sending(
@@ -263,13 +298,12 @@ def _claim(
     max_attempts: int,
     *,
     reclaim_expired: bool = True,
-) -> list[int]:
+    returning: Sequence[Any] = (),
+) -> list[Row[Any]]:
+    """Claim rows of ``kind``; the claimed rows' ids and ``returning`` columns, by id."""
     model = kind.model
     expired = and_(_status_is(model, kind.claimed), model.lease_until < now)
     ready = _status_is(model, kind.ready)
-    if kind.indexed is not None:
-        expired = and_(expired, text(kind.indexed))
-        ready = and_(ready, text(kind.indexed))
     if extra is not None:
         ready = and_(ready, extra)
     conditions = [ready]
@@ -286,9 +320,9 @@ def _claim(
         )
         # Rows whose lease ran out go first: they have waited longest.
         conditions.insert(0, and_(expired, model.attempts < max_attempts))
-    claimed: list[int] = []
-    # One query per condition, each walking the (status, ...) index: one query with an OR of
-    # the two made PostgreSQL visit every row that was ever claimed, on each claim.
+    claimed: list[Row[Any]] = []
+    # One query per condition, each walking its own index: one query with an OR of the two
+    # made PostgreSQL visit every row that was ever claimed, on each claim.
     for condition in conditions:
         if len(claimed) >= limit:
             break
@@ -296,7 +330,7 @@ def _claim(
         candidates = candidates.limit(limit - len(claimed))
         if session.get_bind().dialect.name == "postgresql":
             candidates = candidates.with_for_update(skip_locked=True)
-        result = session.execute(
+        statement = (
             update(model)
             .where(model.id.in_(candidates.scalar_subquery()))
             .values(
@@ -305,11 +339,38 @@ def _claim(
                 lease_until=now + lease,
                 attempts=model.attempts + 1,
             )
-            .returning(model.id)
+            .returning(model.id, *returning)
             .execution_options(synchronize_session=False)
         )
-        claimed += result.scalars().all()
-    return sorted(claimed)
+        if kind.walk_in_order and condition is ready:
+            with _in_id_order(session):
+                claimed += session.execute(statement).all()
+        else:
+            claimed += session.execute(statement).all()
+    return sorted(claimed, key=lambda row: row[0])
+
+
+@contextmanager
+def _in_id_order(session: Session) -> Iterator[None]:
+    """On PostgreSQL, plan the statements run inside without sorting, then as before.
+
+    A claim wants the first ``limit`` ready rows by id: a walk of the partial index of ready
+    rows, in order, that stops at the limit. On a table without statistics (new, or not
+    analysed yet) PostgreSQL guesses that few rows are ready, and would rather fetch all of
+    them and sort them: on a backlog of a million rows, every claim fetched and sorted all
+    that lay ahead. Without sorting, that walk is the cheapest plan whatever the statistics
+    say, and with few ready rows it costs no more than the sort would.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    previous = session.execute(
+        text("SELECT current_setting('enable_sort'), set_config('enable_sort', 'off', true)")
+    ).scalar_one()
+    try:
+        yield
+    finally:
+        session.execute(text("SELECT set_config('enable_sort', :on, true)"), {"on": previous})
 
 
 def _status_is(model: Any, status: Any) -> ColumnElement[bool]:

@@ -38,7 +38,14 @@ def make_engine(
         url,
         hide_parameters=True,  # errors and logs never show customers' data (see _sqlite_engine)
         pool_pre_ping=True,
-        connect_args={"connect_timeout": max(1, int(connect_timeout))},
+        connect_args={
+            "connect_timeout": max(1, int(connect_timeout)),
+            # Statements the driver prepares are planned for their parameters and the tables
+            # as they are at each run. A generic plan is made once and kept: made while a new
+            # table was a few pages long (a scan of it was then cheapest), it went on scanning
+            # the whole table, every batch, as the table grew.
+            "options": "-c plan_cache_mode=force_custom_plan",
+        },
     )
 
 

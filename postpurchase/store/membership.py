@@ -2,8 +2,9 @@
 
 On PostgreSQL an ``IN`` list of a thousand values is a thousand placeholders, and psycopg
 re-parses the statement for every new length of list. One array parameter (``= ANY(...)``,
-or a join on ``unnest`` for keys of several columns) keeps the statement short and the same from
-batch to batch. SQLite has no arrays: it gets the plain ``IN`` list.
+or a lookup per pair from ``unnest`` for keys of several columns) keeps the statement short and
+the same from batch to batch, and its plan the same whether the tables have statistics or
+not. SQLite has no arrays: it gets the plain ``IN`` list.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, any_, bindparam, func, select, tuple_
+from sqlalchemy import ColumnElement, any_, bindparam, func, select, true, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -20,14 +21,21 @@ def among(session: Session, column: Any, values: Collection[Any]) -> ColumnEleme
     """Whether ``column`` is one of ``values``."""
     if session.get_bind().dialect.name == "postgresql":
         array = bindparam(None, list(values), type_=postgresql.ARRAY(column.type))
-        return column == any_(array)  # type: ignore[no-any-return]
+        # Through a subquery (ARRAY(SELECT unnest(...))), the planner takes the list for a
+        # short one whatever its length. Given as it is, a few hundred values on a column of a
+        # table without statistics looked like most of the table, and the lookup became a
+        # scan of all of it, every batch, growing with the table.
+        listed = func.array(select(func.unnest(array)).scalar_subquery())
+        return column == any_(listed)  # type: ignore[no-any-return]
     return column.in_(values)  # type: ignore[no-any-return]
 
 
 def keys_among(
     session: Session, columns: Sequence[Any], keys: Collection[tuple[Any, ...]]
 ) -> ColumnElement[bool]:
-    """Whether the tuple of ``columns`` is one of ``keys`` (tuples of as many values)."""
+    """Whether the tuple of ``columns`` is one of ``keys`` (tuples of as many values); on
+    PostgreSQL ``columns[0]`` must be a column of a table whose primary key is ``id``, and the
+    columns those of an index of it (a unique key, as a rule)."""
     if session.get_bind().dialect.name != "postgresql":
         return tuple_(*columns).in_(keys)
     names = [f"k{i}" for i in range(len(columns))]
@@ -39,6 +47,17 @@ def keys_among(
             )
         )
         .table_valued(*names)
-        .render_derived()
+        .render_derived(name="k")
     )
-    return tuple_(*columns).in_(select(*(wanted.c[name] for name in names)))
+    # Each key is looked up on its own through the index (a lateral subquery that OFFSET keeps
+    # apart, so the planner cannot make one join of it), and the rows are then taken by id: as
+    # a join, tables without statistics were scanned whole, every batch.
+    table = columns[0].table
+    found = (
+        select(table.c.id)
+        .where(*(column == wanted.c[name] for column, name in zip(columns, names, strict=True)))
+        .offset(0)
+    )
+    each = found.lateral("found")
+    ids = select(each.c.id).select_from(wanted).join(each, true())
+    return table.c.id == any_(func.array(ids.scalar_subquery()))  # type: ignore[no-any-return]

@@ -2,14 +2,16 @@
 
 This is how every writing step stays idempotent: the unique key says "already done".
 ``dialect_insert`` is the dialect's own INSERT (``on_conflict_do_nothing``/``_do_update``) for
-a handful of rows; ``insert_ignoring_conflicts`` is the bulk path.
+a handful of rows; ``insert_ignoring_conflicts`` is the bulk path. ``update_by_id`` writes back
+rows a batch changed, each with its own values.
 
 PostgreSQL gets one ``INSERT ... SELECT FROM json_to_recordset(<the rows as one JSON
 array>)`` per call: a short statement with one parameter, instead of thousands of
 placeholders that the driver would have to parse for every batch. The array is encoded in C
 (msgspec): handing the driver one Python list per column cost more client time than the
 database spent inserting. SQLite gets ``INSERT ... ON CONFLICT DO NOTHING`` in multi-row
-chunks.
+chunks. Updates go the same way: one ``UPDATE ... FROM json_to_recordset`` on PostgreSQL
+instead of a statement per row, an executemany on SQLite.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import DateTime, Table, text
+from sqlalchemy import DateTime, Table, bindparam, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
@@ -87,3 +89,42 @@ def _insert_json(
         "ON CONFLICT DO NOTHING RETURNING id"
     )
     return len(session.execute(text(statement), params).all())
+
+
+def update_by_id(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Set each row's values (dicts with the same keys, ``id`` naming the row) on ``model``'s
+    table, in one statement on PostgreSQL."""
+    if not rows:
+        return
+    table: Table = model.__table__
+    names = [name for name in rows[0] if name != "id"]
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql":
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("_id"))
+            .values({name: bindparam(name) for name in names}),
+            [{"_id": row["id"], **{name: row[name] for name in names}} for row in rows],
+        )
+        return
+    quote = dialect.identifier_preparer.quote
+    record = ", ".join(
+        f"{quote(name)} {table.c[name].type.compile(dialect)}" for name in ["id", *names]
+    )
+    assigned = [f"{quote(name)} = u.{quote(name)}" for name in names]
+    # Columns set on every update (``onupdate=func.now()``), as the ORM's UPDATE would.
+    assigned += [
+        f"{quote(c.name)} = {c.onupdate.arg.compile(dialect=dialect)}"  # type: ignore[attr-defined]
+        for c in table.columns
+        if c.name not in names and c.onupdate is not None and c.onupdate.is_clause_element
+    ]
+    # Rows go in id order: the order the batch locked them in.
+    ordered = sorted(rows, key=lambda row: row["id"])
+    session.execute(
+        text(
+            f"UPDATE {quote(table.name)} SET {', '.join(assigned)} "
+            f"FROM json_to_recordset(CAST(:rows AS json)) AS u({record}) "
+            f"WHERE {quote(table.name)}.id = u.id"
+        ),
+        {"rows": _ENCODER.encode(ordered).decode()},
+    )

@@ -23,6 +23,7 @@ from postpurchase.store.models.customers import (
 )
 from postpurchase.store.models.inbox import (
     INBOX_CLAIMABLE,
+    INBOX_CLAIMED,
     INBOX_PERSONAL,
     ClaimStatus,
     InboxEvent,
@@ -61,6 +62,7 @@ from postpurchase.store.models.rewards import (
     ReferralStatus,
 )
 from postpurchase.store.models.touchpoints import (
+    TOUCHPOINT_PLANNED,
     Channel,
     MessageEvent,
     SurveyResponse,
@@ -91,6 +93,7 @@ __all__ = [
     "CustomerTier",
     "CustomerTierChange",
     "INBOX_CLAIMABLE",
+    "INBOX_CLAIMED",
     "INBOX_PERSONAL",
     "InboxEvent",
     "LedgerKind",
@@ -113,5 +116,6 @@ __all__ = [
     "SurveyResponse",
     "Touchpoint",
     "TouchpointOutcome",
+    "TOUCHPOINT_PLANNED",
     "TouchpointStatus",
 ]

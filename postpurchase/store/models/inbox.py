@@ -35,8 +35,10 @@ class ClaimStatus(enum.StrEnum):
     IGNORED = "ignored"
 
 
-# The inbox rows a claim looks at, as the claim index's condition (SQL).
-INBOX_CLAIMABLE = "status IN ('pending', 'claimed')"
+# The inbox rows a claim takes, as the claim index's condition (SQL).
+INBOX_CLAIMABLE = f"status = '{ClaimStatus.PENDING.value}'"
+# The rows claimants hold (their leases are checked when a drain starts).
+INBOX_CLAIMED = f"status = '{ClaimStatus.CLAIMED.value}'"
 # The inbox rows whose payload may still hold personal fields (retention's index condition).
 INBOX_PERSONAL = "personal_data_removed_at IS NULL"
 
@@ -67,13 +69,19 @@ class InboxEvent(Base):
     # When the payload lost its personal fields (retention or erasure: postpurchase.privacy).
     personal_data_removed_at: Mapped[datetime | None]
 
-    # Only rows still to be processed (migration 0005 says why).
+    # Only rows still to be processed (migrations 0005 and 0018 say why).
     __table_args__ = (
         Index(
             "ix_inbox_events_claimable",
             "id",
             postgresql_where=text(INBOX_CLAIMABLE),
             sqlite_where=text(INBOX_CLAIMABLE),
+        ),
+        Index(
+            "ix_inbox_events_claimed",
+            "lease_until",
+            postgresql_where=text(INBOX_CLAIMED),
+            sqlite_where=text(INBOX_CLAIMED),
         ),
         # only the rows whose payload may still hold personal data: what retention walks
         Index(

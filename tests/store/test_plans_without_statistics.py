@@ -1,0 +1,221 @@
+"""The inbox claim and the touchpoint cancels keep their plans on tables PostgreSQL has no
+statistics for (new tables that autovacuum has not analysed yet, or a server that runs it late).
+
+Without statistics the planner guesses that an equality matches 0.5% of rows. With a plain
+``status = 'pending'`` the claim then fetched and sorted every pending row on each claim, and a
+cancel walked every planned touchpoint through ``ix_touchpoints_due``: both grew with the
+backlog. Here the tables are new, in a schema of their own, filled in SQL and never analysed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, event, select, text
+
+from postpurchase.campaigns.config import load_campaigns
+from postpurchase.processing.planning import Cancellation, cancel_touchpoints
+from postpurchase.settings import PROJECT_ROOT
+from postpurchase.store.claims import claim_inbox_rows
+from postpurchase.store.database import session_factory, transaction
+from postpurchase.store.membership import among, keys_among
+from postpurchase.store.models import Base, Customer, Order
+
+pytestmark = pytest.mark.postgres
+
+SCHEMA = "plans_without_statistics"
+INBOX_ROWS = 60_000
+ORDERS = 12_000  # one customer each; five planned touchpoints each, one of them win-back
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def fresh() -> Iterator[Engine]:
+    """New, unanalysed tables in their own schema of the test database."""
+    url = os.environ.get("POSTPURCHASE_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("POSTPURCHASE_TEST_POSTGRES_URL is not set")
+    url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
+    engine = create_engine(url, connect_args={"options": f"-c search_path={SCHEMA}"})
+    Base.metadata.create_all(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {SCHEMA} CASCADE"))
+        admin.dispose()
+
+
+def _fill(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO inbox_events (source, dedupe_key, event_type, payload, status, "
+                "attempts) SELECT 'shopify', 'shopify:orders/paid:' || n, 'order.paid', "
+                "jsonb_build_object('n', n), CASE WHEN n <= :done THEN 'done' ELSE 'pending' END,"
+                " 0 FROM generate_series(1, :rows) AS n"
+            ),
+            {"rows": INBOX_ROWS, "done": INBOX_ROWS // 4},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO customers (source, external_id, email_marketing_consent_state, "
+                "sms_marketing_consent_state, sms_consent_state) "
+                "SELECT 'shopify', 'c' || n, 'unknown', 'unknown', 'unknown' "
+                "FROM generate_series(1, :n) AS n"
+            ),
+            {"n": ORDERS},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO orders (source, external_id, customer_id, currency, subtotal, total,"
+                " total_tax, total_discounts, total_shipping, refunded_amount) "
+                "SELECT 'shopify', 'o' || n, n, 'USD', 10, 10, 0, 0, 0, 0 "
+                "FROM generate_series(1, :n) AS n"
+            ),
+            {"n": ORDERS},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO touchpoints (subject_key, campaign_id, step, channel, customer_id,"
+                " order_id, due_at, status, attempts) "
+                "SELECT 'order:' || o, c, 0, 'email', o, o, :now + o * interval '1 minute', "
+                "'planned', 0 FROM generate_series(1, :n) AS o, unnest(CAST(:campaigns AS "
+                "TEXT[])) AS c"
+            ),
+            {
+                "n": ORDERS,
+                "now": NOW,
+                "campaigns": ["delivery_checkin", "setup_tips", "review_request", "win_back", "x"],
+            },
+        )
+        analysed = conn.execute(
+            text("SELECT count(*) FROM pg_stats WHERE schemaname = :schema"), {"schema": SCHEMA}
+        ).scalar_one()
+    assert analysed == 0, "the tables must have no statistics for this test to mean anything"
+
+
+class _Statements:
+    """The statements an engine sends, with their parameters, while recording."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.sent: list[tuple[str, Any]] = []
+        self._engine = engine
+
+    def __enter__(self) -> _Statements:
+        event.listen(self._engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self._engine, "before_cursor_execute", self._record)
+
+    def _record(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        self.sent.append((statement, parameters))
+
+    def starting(self, prefix: str) -> tuple[str, Any]:
+        return next(s for s in self.sent if s[0].lstrip().startswith(prefix))
+
+
+def _plan_nodes(
+    engine: Engine, statement: str, parameters: Any, before: list[tuple[str, Any]] = ()
+) -> list[dict[str, Any]]:
+    """Every node of the statement's plan (init plans and subplans included), planned after
+    the statements ``before`` it in its transaction (settings it made for itself)."""
+    with engine.connect() as conn:
+        for sent, sent_with in before:
+            conn.exec_driver_sql(sent, sent_with)
+        [[plan]] = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters).all()
+        conn.rollback()
+    nodes, todo = [], [plan[0]["Plan"]]
+    while todo:
+        node = todo.pop()
+        nodes.append(node)
+        todo += node.get("Plans", [])
+    return nodes
+
+
+def test_the_claim_walks_its_index_in_order_and_stops_at_its_limit(fresh):
+    _fill(fresh)
+    store = session_factory(fresh)
+    with _Statements(fresh) as statements, transaction(store) as session:
+        rows = claim_inbox_rows(
+            session,
+            worker="w",
+            now=NOW,
+            limit=1000,
+            lease=timedelta(minutes=5),
+            after_id=INBOX_ROWS // 4,
+        )
+    assert [row.id for row in rows] == list(range(INBOX_ROWS // 4 + 1, INBOX_ROWS // 4 + 1001))
+
+    claims = [s for s in statements.sent if s[0].startswith("UPDATE inbox_events")]
+    [ready] = [s for s in claims if "LIMIT" in s[0] and "status = 'pending'" in s[0]]
+    at = statements.sent.index(ready)
+    nodes = _plan_nodes(fresh, *ready, before=statements.sent[:at])
+    kinds = [node["Node Type"] for node in nodes]
+    assert "Sort" not in kinds  # no sort of every pending row above the last claim
+    assert "Bitmap Heap Scan" not in kinds
+    walks = [n for n in nodes if n.get("Index Name") == "ix_inbox_events_claimable"]
+    assert [n["Node Type"] for n in walks] == ["Index Scan"]
+    assert "Limit" in kinds
+    # Taking back the rows of a crashed claimant (and giving up on some) looks at claimed rows
+    # only, not at the whole inbox.
+    for statement in claims:
+        if statement is not ready:
+            nodes = _plan_nodes(
+                fresh, *statement, before=statements.sent[: statements.sent.index(statement)]
+            )
+            assert "Seq Scan" not in [node["Node Type"] for node in nodes]
+            assert "ix_inbox_events_claimed" in [node.get("Index Name") for node in nodes]
+
+
+@pytest.mark.parametrize(
+    ("event", "level", "index", "per_key"),
+    [
+        ("order.placed", "customer", "ix_touchpoints_planned_customer", 1),  # win-back
+        ("order.refunded", "order", "ix_touchpoints_planned_order", 3),  # checkin, tips, review
+    ],
+)
+def test_a_cancel_looks_up_its_keys_not_every_planned_touchpoint(
+    fresh, event, level, index, per_key
+):
+    _fill(fresh)
+    config = load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml")
+    keys = range(5_000, 5_250)
+    hits = [Cancellation(event, order_id=k, customer_id=k) for k in keys]
+    store = session_factory(fresh)
+    with _Statements(fresh) as statements, transaction(store) as session:
+        assert cancel_touchpoints(session, hits, config) == per_key * len(keys)
+
+    nodes = _plan_nodes(fresh, *statements.starting("UPDATE touchpoints"))
+    scanned = {n.get("Index Name") or n["Node Type"] for n in nodes if "Scan" in n["Node Type"]}
+    assert "ix_touchpoints_due" not in scanned  # no walk of every planned touchpoint
+    assert "Seq Scan" not in scanned
+    assert index in scanned, f"{level}-level cancels look each {level} up: {scanned}"
+
+
+def test_batch_lookups_by_key_and_by_list_use_their_indexes(fresh):
+    """What a batch reads by its keys (customers and orders by platform id, rows by a list of
+    ids of another table) is looked up, not found by scanning tables that grow."""
+    _fill(fresh)
+    store = session_factory(fresh)
+    keys = [("shopify", "", f"c{n}") for n in range(5_000, 5_250)]
+    with store() as session:
+        by_key = select(Customer.id).where(
+            keys_among(session, (Customer.source, Customer.shop, Customer.external_id), keys)
+        )
+        by_list = select(Order.id).where(among(session, Order.customer_id, range(5_000, 5_250)))
+        statements = [(query, query.compile(fresh)) for query in (by_key, by_list)]
+        assert len(session.execute(by_key).all()) == len(session.execute(by_list).all()) == 250
+    for query, compiled in statements:
+        nodes = _plan_nodes(fresh, str(compiled), compiled.params)
+        assert "Seq Scan" not in [node["Node Type"] for node in nodes], str(query)
