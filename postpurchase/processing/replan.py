@@ -49,19 +49,26 @@ class ReplanCounts:
 
 
 def replan_campaign(
-    session: Session, config: CampaignConfig, campaign_id: str, *, shop_zone: ZoneInfo
+    session: Session,
+    config: CampaignConfig,
+    campaign_id: str,
+    *,
+    shop_zone: ZoneInfo,
+    customer_id: int | None = None,
 ) -> ReplanCounts:
-    """Re-plan the ``planned`` touchpoints of ``campaign_id`` from the current ``config``.
+    """Re-plan the ``planned`` touchpoints of ``campaign_id`` from the current ``config``
+    (only ``customer_id``'s when given).
 
     Raises InvalidInput for an unknown campaign, or one whose trigger's moment is not stored.
     """
     counts = ReplanCounts()
     campaign = config.by_id(campaign_id)
-    pending = session.scalars(
-        select(Touchpoint)
-        .where(Touchpoint.campaign_id == campaign_id, Touchpoint.status == TouchpointStatus.PLANNED)
-        .order_by(Touchpoint.id)
-    ).all()
+    query = select(Touchpoint).where(
+        Touchpoint.campaign_id == campaign_id, Touchpoint.status == TouchpointStatus.PLANNED
+    )
+    if customer_id is not None:
+        query = query.where(Touchpoint.customer_id == customer_id)
+    pending = session.scalars(query.order_by(Touchpoint.id)).all()
     if campaign is None or not campaign.enabled:
         if campaign is None and not pending:
             known = ", ".join(c.id for c in config.campaigns)
