@@ -35,8 +35,13 @@ def search_page(request: Request, user: Reader, q: str = "") -> HTMLResponse:
     with context.factory()() as session:
         found = find_customers(session, q)
         rows = [
-            {"id": c.id, "name": " ".join(filter(None, [c.first_name, c.last_name])),
-             "email": c.email, "phone": c.phone, "platform": f"{c.source}:{c.external_id}"}
+            {
+                "id": c.id,
+                "name": " ".join(filter(None, [c.first_name, c.last_name])),
+                "email": c.email,
+                "phone": c.phone,
+                "platform": f"{c.source}:{c.external_id}",
+            }
             for c in found
         ]
     return page(request, "customers.html", user=user, q=q, found=rows)
@@ -49,8 +54,14 @@ def customer_page(request: Request, user: Reader, customer_id: int) -> HTMLRespo
         customer = session.get(Customer, customer_id)
         if customer is None:
             return page(
-                request, "customers.html", user=user, root="../", q="", found=[],
-                status_code=404, missing=customer_id,
+                request,
+                "customers.html",
+                user=user,
+                root="../",
+                q="",
+                found=[],
+                status_code=404,
+                missing=customer_id,
             )
         view = customer_view(session, customer, now=context.clock())
         return page(request, "customer.html", user=user, root="../", **view)
@@ -69,8 +80,15 @@ def adjust_points(
     try:
         with transaction(context.factory()) as session:
             change = adjust(session, customer_id=customer_id, points=points, reason=why)
-            _record(session, user, customer_id, "adjust_points", why,
-                    {"points": points, "balance": change.balance}, context.clock())
+            _record(
+                session,
+                user,
+                customer_id,
+                "adjust_points",
+                why,
+                {"points": points, "balance": change.balance},
+                context.clock(),
+            )
     except InvalidInput as exc:
         return back_to(here, problem=str(exc).replace("--reason", "why"))
     return back_to(here, notice=f"{points:+d} points; the balance is now {change.balance}")
@@ -96,9 +114,20 @@ def lift_suppression(
         if suppression is None or suppression.lifted_at is not None:
             return back_to(here, problem="that suppression is not an active one of this customer")
         suppression.lifted_at = now
-        _record(session, user, customer_id, "lift_suppression", why,
-                {"suppression": suppression_id, "channel": str(suppression.channel),
-                 "reason": suppression.reason, "source": suppression.source}, now)
+        _record(
+            session,
+            user,
+            customer_id,
+            "lift_suppression",
+            why,
+            {
+                "suppression": suppression_id,
+                "channel": str(suppression.channel),
+                "reason": suppression.reason,
+                "source": suppression.source,
+            },
+            now,
+        )
     return back_to(here, notice=f"{suppression.channel} suppression ({suppression.reason}) lifted")
 
 
@@ -119,17 +148,30 @@ def replan_customer(
     with transaction(context.factory()) as session:
         campaigns = session.scalars(
             select(Touchpoint.campaign_id)
-            .where(Touchpoint.customer_id == customer_id,
-                   Touchpoint.status == TouchpointStatus.PLANNED)
+            .where(
+                Touchpoint.customer_id == customer_id, Touchpoint.status == TouchpointStatus.PLANNED
+            )
             .distinct()
         ).all()
         for campaign_id in sorted(campaigns):
-            counts = replan_campaign(session, config, campaign_id, customer_id=customer_id,
-                                     shop_zone=ZoneInfo(settings.shop_time_zone))
+            counts = replan_campaign(
+                session,
+                config,
+                campaign_id,
+                customer_id=customer_id,
+                shop_zone=ZoneInfo(settings.shop_time_zone),
+            )
             for field in ("moved", "added", "cancelled", "unchanged"):
                 setattr(total, field, getattr(total, field) + getattr(counts, field))
-        _record(session, user, customer_id, "replan", why,
-                {"campaigns": sorted(campaigns), **vars(total)}, context.clock())
+        _record(
+            session,
+            user,
+            customer_id,
+            "replan",
+            why,
+            {"campaigns": sorted(campaigns), **vars(total)},
+            context.clock(),
+        )
     return back_to(
         here,
         notice=f"re-planned: {total.moved} moved, {total.added} added, "
@@ -138,5 +180,12 @@ def replan_customer(
 
 
 def _record(session, user: PageUser, customer_id: int, action: str, why: str, detail, now) -> None:
-    record_action(session, user_name=user.name, action=action, subject=f"customer:{customer_id}",
-                  reason=why.strip(), detail=detail, now=now)
+    record_action(
+        session,
+        user_name=user.name,
+        action=action,
+        subject=f"customer:{customer_id}",
+        reason=why.strip(),
+        detail=detail,
+        now=now,
+    )

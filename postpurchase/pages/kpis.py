@@ -1,5 +1,41 @@
-"""stub"""
+"""The KPIs page for the shop owner: today's numbers, and by week as charts read at a glance
+(drawn on the server as SVG, see ``charts``)."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from postpurchase.pages.auth import Reader
+from postpurchase.pages.charts import bar_chart, line_chart
+from postpurchase.pages.context import pages_context
+from postpurchase.pages.kpi_data import WEEKS, current_kpis, weekly_series
+from postpurchase.pages.rendering import page
 
 router = APIRouter()
+
+
+@router.get("/kpis", response_class=HTMLResponse)
+def kpis_page(request: Request, user: Reader) -> HTMLResponse:
+    context = pages_context(request)
+    now = context.clock()
+    with context.factory()() as session:
+        kpis, refreshed_at = current_kpis(session, now=now)
+        series = weekly_series(session, now=now)
+    tiers = sorted(kpis.get("tiers", {}).items())
+    charts = {
+        "repeat": line_chart(series["repeat"], title="Repeat purchase rate by week", unit="%"),
+        "csat": line_chart(series["csat"], title="CSAT by week (share of 4-5 answers)", unit="%"),
+        "points": line_chart(series["points"], title="Points outstanding at each week's end"),
+        "orders": bar_chart(series["orders"], title="Paid orders per week"),
+        "tiers": bar_chart([(t, float(n)) for t, n in tiers], title="Customers per tier"),
+    }
+    return page(
+        request,
+        "kpis.html",
+        user=user,
+        kpis=kpis,
+        refreshed_at=refreshed_at,
+        charts=charts,
+        weeks=WEEKS,
+    )

@@ -3,6 +3,8 @@ demo feed, and the pages' app on it (``client``), asked as anyone with ``as_role
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -10,8 +12,8 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-
 from pages.shop_data import fill_demo_shop, shop_settings
+
 from postpurchase.pages.airflow_runs import AirflowState, DagRunSeen
 from postpurchase.pages.app import create_pages_app
 from postpurchase.pages.auth import AirflowGatekeeper
@@ -23,6 +25,8 @@ ROLES = ("viewer", "user", "op", "admin")
 @pytest.fixture(scope="session")
 def auth_manager(airflow_db: Path) -> object:
     """Airflow's simple auth manager (its revoked-token check reads Airflow's database)."""
+    # A key as long as the signature (Airflow generates a shorter one, and PyJWT warns).
+    os.environ["AIRFLOW__API_AUTH__JWT_SECRET"] = secrets.token_hex(64)
     from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
 
     return SimpleAuthManager()
