@@ -7,12 +7,14 @@ uses the same package function as the command line does.
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.validation import load_valid_campaigns
 from postpurchase.exceptions import ConfigError, InvalidInput
@@ -179,7 +181,15 @@ def replan_customer(
     )
 
 
-def _record(session, user: PageUser, customer_id: int, action: str, why: str, detail, now) -> None:
+def _record(
+    session: Session,
+    user: PageUser,
+    customer_id: int,
+    action: str,
+    why: str,
+    detail: dict[str, Any],
+    now: datetime,
+) -> None:
     record_action(
         session,
         user_name=user.name,

@@ -115,12 +115,12 @@ def _channel_rates(session: Session, since: datetime) -> list[dict[str, Any]]:
     """Per channel, the outcomes of sends finished since ``since`` (by their last update)."""
     finished = [TouchpointStatus.SENT, TouchpointStatus.FAILED, TouchpointStatus.UNKNOWN]
     counts: dict[str, dict[str, int]] = {}
-    for channel, status, n in session.execute(
+    for channel_of, status, n in session.execute(
         select(Touchpoint.channel, Touchpoint.status, func.count())
         .where(Touchpoint.status.in_(finished), Touchpoint.updated_at >= since)
         .group_by(Touchpoint.channel, Touchpoint.status)
     ):
-        counts.setdefault(str(channel), {})[str(status)] = int(n)
+        counts.setdefault(str(channel_of), {})[str(status)] = int(n)
     rows = []
     for channel, by_status in sorted(counts.items()):
         total = sum(by_status.values())

@@ -11,7 +11,7 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import case, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from postpurchase.outcomes.kpis import shop_kpis
@@ -37,7 +37,7 @@ def _weeks(now: datetime) -> list[date]:
 
 
 def _by_day(session: Session, column: Any, *values: Any, where: Any, since: datetime) -> list[Any]:
-    day = literal_column(Dialect(session.get_bind().dialect.name).day(column.key))
+    day: Any = literal_column(Dialect(session.get_bind().dialect.name).day(column.key))
     return list(
         session.execute(
             select(day.label("day"), *values).where(where, column >= since).group_by(day)
@@ -58,12 +58,12 @@ def weekly_series(session: Session, *, now: datetime) -> dict[str, list[tuple[st
         .subquery()
     )
     orders: dict[date, list[int]] = defaultdict(lambda: [0, 0])
-    day = literal_column(Dialect(session.get_bind().dialect.name).day("orders.paid_at"))
+    day: Any = literal_column(Dialect(session.get_bind().dialect.name).day("orders.paid_at"))
     for d, total, repeat in session.execute(
         select(
             day,
             func.count(),
-            func.sum((Order.paid_at > first.c.first_paid).cast(type_=Order.id.type)),
+            func.sum(case((Order.paid_at > first.c.first_paid, 1), else_=0)),
         )
         .join(first, first.c.customer_id == Order.customer_id)
         .where(paid, Order.paid_at >= since)
@@ -76,7 +76,7 @@ def weekly_series(session: Session, *, now: datetime) -> dict[str, list[tuple[st
         session,
         SurveyResponse.responded_at,
         func.count(),
-        func.sum((SurveyResponse.score >= 4).cast(type_=SurveyResponse.id.type)),
+        func.sum(case((SurveyResponse.score >= 4, 1), else_=0)),
         where=SurveyResponse.score.is_not(None),
         since=since,
     ):
@@ -96,7 +96,8 @@ def weekly_series(session: Session, *, now: datetime) -> dict[str, list[tuple[st
         since=since,
     ):
         moved[_week(d)] += int(points or 0)
-    outstanding, running = [], int(before or 0)
+    outstanding: list[tuple[str, float | None]] = []
+    running = int(before or 0)
     for week in weeks:
         running += moved[week]
         outstanding.append((week.strftime("%b %d"), float(running)))
@@ -104,7 +105,7 @@ def weekly_series(session: Session, *, now: datetime) -> dict[str, list[tuple[st
         "repeat": [(w.strftime("%b %d"), _share(*orders[w][::-1])) for w in weeks],
         "csat": [(w.strftime("%b %d"), _share(*answers[w][::-1])) for w in weeks],
         "points": outstanding,
-        "orders": [(w.strftime("%b %d"), float(orders[w][0])) for w in weeks],
+        "orders": [(w.strftime("%b %d"), float(orders[w][0])) for w in weeks],  # never None
     }
 
 

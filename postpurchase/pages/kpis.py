@@ -27,7 +27,9 @@ def kpis_page(request: Request, user: Reader) -> HTMLResponse:
         "repeat": line_chart(series["repeat"], title="Repeat purchase rate by week", unit="%"),
         "csat": line_chart(series["csat"], title="CSAT by week (share of 4-5 answers)", unit="%"),
         "points": line_chart(series["points"], title="Points outstanding at each week's end"),
-        "orders": bar_chart(series["orders"], title="Paid orders per week"),
+        "orders": bar_chart(
+            [(week, n or 0.0) for week, n in series["orders"]], title="Paid orders per week"
+        ),
         "tiers": bar_chart([(t, float(n)) for t, n in tiers], title="Customers per tier"),
     }
     return page(

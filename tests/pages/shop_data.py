@@ -36,6 +36,8 @@ def shop_settings(db_url: str, var_dir: Path, **overrides: Any) -> Settings:
         "database_url": db_url,
         "shopify_webhook_secret": SecretStr(SECRET),
         "var_dir": var_dir,
+        # every process signs the customers' links alike (required on PostgreSQL)
+        "signing_secret": SecretStr("pages-demo-link-signing-secret-0123456789abcdef"),
     }
     values.update(overrides)
     return Settings(**values)
