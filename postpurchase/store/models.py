@@ -735,5 +735,5 @@ class PrivacyRequest(Base):
 
 # Tables of other packages that share this metadata (migrations compare against all of it).
 from postpurchase.reviews import models as _review_models  # noqa: E402, F401
-from postpurchase.surveys import models as _survey_models  # noqa: E402, F401
 from postpurchase.store import page_actions as _page_actions  # noqa: E402, F401
+from postpurchase.surveys import models as _survey_models  # noqa: E402, F401

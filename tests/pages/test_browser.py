@@ -21,10 +21,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pages.shop_data import SECRET, fill_demo_shop, shop_settings
 from servers import free_port, stop, wait_until_healthy
 from sqlalchemy import select
 
-from pages.shop_data import SECRET, fill_demo_shop, shop_settings
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.database import open_store
 from postpurchase.store.models import Customer, Touchpoint, TouchpointStatus
@@ -129,7 +129,7 @@ def browser() -> Iterator[object]:
 
 
 def _logged_in(browser, airflow: Airflow, user: str | None):
-    """A browser session; with ``user``, logged in as the Airflow UI leaves it: the _token cookie."""
+    """A browser session; with ``user``, logged in as the Airflow UI leaves it (_token cookie)."""
     context = browser.new_context(viewport={"width": 1366, "height": 860})
     if user is not None:
         context.add_cookies([{"name": "_token", "value": airflow.token(user), "url": airflow.url}])
