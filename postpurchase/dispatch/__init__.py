@@ -8,6 +8,8 @@
 - sending and recording (``sending``): hand the message to its provider, then write how each
   touchpoint ended (sent, failed, unknown, or back for a later round).
 - ``notes``: what a dispatch run tells ops in its run note.
+- ``previews``: a campaign's messages rendered as they would be sent, in every locale, about
+  the sample or a real order, for the campaigns page.
 
 ``outcomes`` holds what passes between the halves.
 """
