@@ -13,7 +13,7 @@ from importlib.resources import files
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
-from postpurchase.pages import campaigns, customer, health, kpis
+from postpurchase.pages import campaigns, customer, health, kpis, whatif
 from postpurchase.pages.airflow_runs import AirflowReader, read_airflow_state
 from postpurchase.pages.auth import AirflowGatekeeper, Gatekeeper, Reader, Refused
 from postpurchase.pages.context import PagesContext
@@ -31,6 +31,7 @@ PAGES = (
     ("Customers", "customers", "postpurchase-customers"),
     ("Campaigns", "campaigns", "postpurchase-campaigns"),
     ("KPIs", "kpis", "postpurchase-kpis"),
+    ("What if", "whatif", "postpurchase-whatif"),
 )
 
 
@@ -69,6 +70,6 @@ def create_pages_app(
             _STYLESHEET, media_type="text/css", headers={"Cache-Control": "max-age=3600"}
         )
 
-    for router in (health.router, customer.router, campaigns.router, kpis.router):
+    for router in (health.router, customer.router, campaigns.router, kpis.router, whatif.router):
         app.include_router(router)
     return app

@@ -107,16 +107,28 @@ async def reader(request: Request) -> PageUser:
     return await gatekeeper.user_for(token)
 
 
+async def form_reader(request: Request, user: Annotated[PageUser, Depends(reader)]) -> PageUser:
+    """The signed-in user, on a form that came from one of these pages (a form that changes
+    nothing but costs work, such as the what-if replay: any reader may post it, no other site)."""
+    await _check_form(request, user)
+    return user
+
+
 async def actor(request: Request, user: Annotated[PageUser, Depends(reader)]) -> PageUser:
     """The signed-in user, allowed to act, on a form that came from one of these pages."""
     if not user.may_act:
         raise Refused(403, f"{user.name} may look but not act: actions need Airflow's Op role")
+    await _check_form(request, user)
+    return user
+
+
+async def _check_form(request: Request, user: PageUser) -> None:
     form = await request.form()
     sent = form.get(CSRF_FIELD)
     if not isinstance(sent, str) or not hmac.compare_digest(sent, user.csrf_token):
         raise Refused(403, "the form is stale or did not come from these pages: reload and retry")
-    return user
 
 
 Reader = Annotated[PageUser, Depends(reader)]
 Actor = Annotated[PageUser, Depends(actor)]
+FormReader = Annotated[PageUser, Depends(form_reader)]

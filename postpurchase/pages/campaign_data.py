@@ -1,15 +1,11 @@
 """What the campaigns pages show: each campaign's state and timing in words, its last 7 and 30
 days from the outcomes report, and for one campaign its messages in every locale and its
-recent touchpoints.
-
-State: ``invalid`` (with the file:line problems ``campaigns validate`` prints), ``paused``
-(by the deliverability guard or ops, with the reason), ``disabled`` or ``enabled``.
+recent touchpoints. The campaign package says each of these; this module gathers them.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,37 +13,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import Campaign, CampaignConfig, load_campaigns
-from postpurchase.campaigns.validation import campaign_problems
-from postpurchase.campaigns.wording import CampaignDescription, describe_campaign
+from postpurchase.campaigns.states import campaign_states
+from postpurchase.campaigns.wording import describe_campaign
+from postpurchase.dispatch.previews import MessagePreview, preview_campaign
 from postpurchase.exceptions import ConfigError
-from postpurchase.messages.context import ShopProfile, sample_context
-from postpurchase.messages.rendering import RenderedEmail, renderer_for
+from postpurchase.messages.context import ShopProfile
+from postpurchase.messages.rendering import renderer_for
 from postpurchase.messages.tokens import signing_key
-from postpurchase.outcomes.guard import paused_campaigns
 from postpurchase.outcomes.report import build_report
 from postpurchase.settings import Settings
 from postpurchase.store.models import Touchpoint
-
-
-@dataclass(frozen=True)
-class CampaignsFile:
-    config: CampaignConfig | None  # None when the file's structure is broken
-    problems: list[str]  # every problem as file:line: message
-
-
-def read_campaigns(settings: Settings) -> CampaignsFile:
-    problems = campaign_problems(settings.campaigns_file, settings.templates_dir)
-    try:
-        config = load_campaigns(settings.campaigns_file)
-    except ConfigError:
-        return CampaignsFile(None, problems)
-    return CampaignsFile(config, problems)
-
-
-def _problems_of(campaign: Campaign, index: int, problems: list[str]) -> list[str]:
-    """The problems that name the campaign (by id, or by its place in the list)."""
-    marks = (f"campaigns[{index}]", f"campaigns.{index}", f"'{campaign.id}'", f" {campaign.id}:")
-    return [p for p in problems if any(mark in p for mark in marks) or campaign.id in p.split()]
 
 
 def _period(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -65,100 +40,55 @@ def _period(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def campaigns_overview(session: Session, settings: Settings, *, now: datetime) -> dict[str, Any]:
-    """Every campaign with its state, timing, and 7- and 30-day results."""
-    found = read_campaigns(settings)
-    paused = paused_campaigns(session)
+    """Every campaign with its state (``campaigns.states``), timing and description in words
+    (``campaigns.wording``), and 7- and 30-day results (``outcomes.report``)."""
+    states = campaign_states(settings.campaigns_file, settings.templates_dir, session=session)
+    try:
+        config: CampaignConfig | None = load_campaigns(settings.campaigns_file)
+    except ConfigError:
+        config = None  # its structure is broken: the states carry the file:line problems
     week = build_report(session, since=now - timedelta(days=7), now=now)
     month = build_report(session, since=now - timedelta(days=30), now=now)
     last_7, last_30 = _period(week["campaigns"]), _period(month["campaigns"])
     uplift = {row["campaign"]: row for row in month["uplift"]}
     campaigns = []
-    for index, campaign in enumerate(found.config.campaigns if found.config else []):
-        problems = _problems_of(campaign, index, found.problems)
-        pause = paused.get(campaign.id)
-        state = (
-            "invalid"
-            if problems
-            else "paused"
-            if pause
-            else "enabled"
-            if campaign.enabled
-            else "disabled"
-        )
+    for state in states.campaigns:
+        campaign = config.by_id(state.campaign_id) if config else None
         campaigns.append(
             {
-                "about": describe_campaign(campaign, settings.templates_dir),
-                "state": state,
-                "problems": problems,
-                "paused_reason": pause.reason if pause else None,
-                "last_7": last_7.get(campaign.id, {}),
-                "last_30": last_30.get(campaign.id, {}),
-                "uplift": uplift.get(campaign.id),
-                "variants": [v for v in month["variants"] if v["campaign"] == campaign.id],
+                "id": state.campaign_id,
+                "about": describe_campaign(campaign, settings.templates_dir) if campaign else None,
+                "state": state.state,
+                "problems": state.problems,
+                "paused_reason": state.paused_reason,
+                "last_7": last_7.get(state.campaign_id, {}),
+                "last_30": last_30.get(state.campaign_id, {}),
+                "uplift": uplift.get(state.campaign_id),
+                "variants": [v for v in month["variants"] if v["campaign"] == state.campaign_id],
             }
         )
     return {
         "campaigns": campaigns,
-        "problems": found.problems,
-        "broken": found.config is None,
+        "problems": [p for p in states.problems if not any(p in c["problems"] for c in campaigns)],
         "currency": month["currency"],
         "refreshed_at": month["refreshed_at"],
         "file": str(settings.campaigns_file),
+        "config": config,
     }
 
 
-@dataclass(frozen=True)
-class Preview:
-    locale: str
-    channel: str
-    subject: str | None
-    html: str | None  # the email as the recipient sees it (shown in a sandboxed iframe)
-    text: str
-    segments: int | None
-    encoding: str | None
-    problem: str | None = None
-
-
-def previews(settings: Settings, campaign: Campaign, about: CampaignDescription) -> list[Preview]:
-    """The campaign's email and SMS in every locale it has texts for, with the sample order."""
-    renderer = renderer_for(settings)
-    shop = ShopProfile.from_settings(settings, signing_key(settings))
-    shown = []
-    for locale in about.locales:
-        context = sample_context(
-            shop, campaign_id=campaign.id, locale=None if locale == "default" else locale
-        )
-        for channel in ("email", "sms"):
-            if channel not in campaign.channels or not renderer.has_template(
-                channel, campaign.template
-            ):
-                continue
-            try:
-                rendered = renderer.render(
-                    channel, campaign.template, context, marketing=campaign.consent == "marketing"
-                )
-            except Exception as exc:  # noqa: BLE001 - one broken locale must not hide the rest
-                shown.append(Preview(locale, channel, None, None, "", None, None, str(exc)))
-                continue
-            if isinstance(rendered, RenderedEmail):
-                shown.append(
-                    Preview(
-                        locale, channel, rendered.subject, rendered.html, rendered.text, None, None
-                    )
-                )
-            else:
-                shown.append(
-                    Preview(
-                        locale,
-                        channel,
-                        None,
-                        None,
-                        rendered.body,
-                        rendered.segments.segments,
-                        rendered.segments.encoding,
-                    )
-                )
-    return shown
+def campaign_previews(
+    session: Session, settings: Settings, campaign: Campaign, order_number: str | None
+) -> list[MessagePreview]:
+    """The campaign's email and SMS in every locale (``dispatch.previews``), about a real order
+    when ``order_number`` is given, else the sample one. InvalidInput for an unknown order."""
+    return preview_campaign(
+        campaign,
+        shop=ShopProfile.from_settings(settings, signing_key(settings)),
+        renderer=renderer_for(settings),
+        session=session,
+        order_number=order_number or None,
+    )
 
 
 def recent_touchpoints(

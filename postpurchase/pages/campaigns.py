@@ -1,16 +1,17 @@
 """The campaigns pages for marketers: every campaign's state, timing and results, and one
-campaign's conditions, cancel rules, messages in every locale and recent touchpoints."""
+campaign's conditions, cancel rules, messages in every locale (about the sample order, or a
+real one by its number) and recent touchpoints."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from postpurchase.exceptions import InvalidInput
 from postpurchase.pages.auth import Reader
 from postpurchase.pages.campaign_data import (
+    campaign_previews,
     campaigns_overview,
-    previews,
-    read_campaigns,
     recent_touchpoints,
     skip_reasons,
 )
@@ -30,26 +31,31 @@ def campaigns_page(request: Request, user: Reader) -> HTMLResponse:
 
 
 @router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
-def campaign_page(request: Request, user: Reader, campaign_id: str) -> HTMLResponse:
+def campaign_page(
+    request: Request, user: Reader, campaign_id: str, order: str = ""
+) -> HTMLResponse:
     context = pages_context(request)
     settings = context.settings()
     with context.factory()() as session:
         overview = campaigns_overview(session, settings, now=context.clock())
-        shown = next((c for c in overview["campaigns"] if c["about"].id == campaign_id), None)
+        shown = next((c for c in overview["campaigns"] if c["id"] == campaign_id), None)
         if shown is None:
             return page(
-                request,
-                "campaigns.html",
-                user=user,
-                root="../",
-                status_code=404,
-                missing=campaign_id,
-                **overview,
-            )
+                request, "campaigns.html", user=user, root="../", status_code=404,
+                missing=campaign_id, **overview,
+            )  # fmt: skip
+        config = overview["config"]
+        campaign = config.by_id(campaign_id) if config else None
+        problem = None
+        previews = []
+        if campaign is not None:
+            try:
+                previews = campaign_previews(session, settings, campaign, order.strip())
+            except InvalidInput as exc:
+                problem = str(exc)
+                previews = campaign_previews(session, settings, campaign, None)
         touchpoints = recent_touchpoints(session, campaign_id)
         reasons = skip_reasons(session, campaign_id)
-    config = read_campaigns(settings).config
-    campaign = config.by_id(campaign_id) if config else None
     return page(
         request,
         "campaign.html",
@@ -57,7 +63,9 @@ def campaign_page(request: Request, user: Reader, campaign_id: str) -> HTMLRespo
         root="../",
         c=shown,
         currency=overview["currency"],
-        previews=previews(settings, campaign, shown["about"]) if campaign else [],
+        previews=previews,
+        order=order,
+        order_problem=problem,
         touchpoints=touchpoints,
         reasons=reasons,
     )

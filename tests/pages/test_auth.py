@@ -9,7 +9,7 @@ from postpurchase.pages.auth import csrf_token_for
 
 pytestmark = pytest.mark.airflow
 
-PAGES = ["health", "customers", "campaigns", "kpis"]
+PAGES = ["health", "customers", "campaigns", "kpis", "whatif"]
 
 
 @pytest.mark.parametrize("path", PAGES)

@@ -144,7 +144,7 @@ def _shot(page, name: str) -> None:
 def test_anonymous_is_refused_every_page(browser, airflow):
     context = _logged_in(browser, airflow, None)
     page = context.new_page()
-    for path in ("health", "customers", "campaigns", "kpis"):
+    for path in ("health", "customers", "campaigns", "kpis", "whatif"):
         response = page.goto(airflow.pages(path))
         assert response.status == 401
         assert "log in to Airflow" in page.inner_text("body")
@@ -199,6 +199,18 @@ def test_a_viewer_sees_every_page_and_cannot_act(browser, airflow):
     page.goto(airflow.pages("kpis"))
     assert page.locator("svg.chart").count() == 5
     _shot(page, "kpis")
+
+    page.goto(airflow.pages("whatif"))
+    text = page.locator("#text")
+    text.fill(
+        text.input_value().replace(
+            "id: review_request\n", "id: review_request\n    enabled: false\n", 1
+        )
+    )
+    page.get_by_role("button", name="Replay").click()
+    row = page.locator("#whatif-result tr", has_text="review_request")
+    assert row.locator("td").nth(1).inner_text() == "off"
+    _shot(page, "whatif")
     context.close()
 
 

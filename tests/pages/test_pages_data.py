@@ -167,3 +167,26 @@ def test_kpis_show_cards_and_weekly_charts(as_role, shop):
     assert 'id="kpi-repeat"' in html and 'id="kpi-points"' in html
     assert html.count("<svg") == 5
     assert "Customers per tier" in html
+
+
+def test_what_if_replays_an_edited_file_next_to_the_current_one(as_role, shop, settings):
+    client = as_role("viewer")  # it changes nothing: any signed-in user may replay
+    form = client.get("whatif").text
+    current = settings.campaigns_file.read_text(encoding="utf-8")
+    assert "review_request" in form  # the current file, ready to edit
+    edited = current.replace("id: review_request\n", "id: review_request\n    enabled: false\n", 1)
+    assert edited != current
+    answer = client.post("whatif", data={"text": edited, "days": "30", "csrf_token": _csrf(form)})
+    assert answer.status_code == 200
+    row = re.search(r"<tr><td>review_request</td>(.*?)</tr>", answer.text, re.S).group(1)
+    cells = re.findall(r'<td class="num[^"]*">([^<]*)</td>', row)
+    assert cells[0] == "off" and int(cells[1]) > 0  # off in this file, planned in the current
+
+    broken = client.post(
+        "whatif", data={"text": "campaigns:\n  - id: Bad Id\n", "csrf_token": _csrf(form)}
+    )
+    assert broken.status_code == 422 and "campaigns.yaml (edited):2" in broken.text
+    outside = client.post("whatif", data={"path": "../../etc/passwd", "csrf_token": _csrf(form)})
+    assert outside.status_code == 422 and "not a file in" in outside.text
+    forged = client.post("whatif", data={"text": edited})
+    assert forged.status_code == 403
