@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from fastapi import Request
@@ -16,6 +17,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from postpurchase.pages.auth import CSRF_FIELD, PageUser
+from postpurchase.settings import PROJECT_ROOT
 
 _ENV = Environment(
     loader=PackageLoader("postpurchase.pages", "templates"),
@@ -68,7 +70,15 @@ def money(value: Decimal | str | None, currency: str | None = None) -> str:
     return f"{amount:,} {currency}" if currency else f"{amount:,}"
 
 
-_ENV.filters.update(ago=ago, percent=percent, stamp=stamp, money=money)
+def project_path(path: Path | str) -> str:
+    """A path as the project names it (``config/campaigns.yaml``) when it is inside the project."""
+    try:
+        return str(Path(path).resolve().relative_to(PROJECT_ROOT.resolve()))
+    except ValueError:
+        return str(path)
+
+
+_ENV.filters.update(ago=ago, percent=percent, stamp=stamp, money=money, project_path=project_path)
 
 
 def page(

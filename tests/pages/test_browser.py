@@ -230,3 +230,20 @@ def test_op_adjusts_points_and_the_page_records_who_and_why(browser, airflow):
     assert "op" in actions and "goodwill for a late parcel" in actions
     _shot(page, "customer-after-action")
     context.close()
+
+
+def test_airflow_lists_the_pages_as_external_views(airflow):
+    answer = httpx.get(
+        f"{airflow.url}/api/v2/plugins",
+        headers={"Authorization": f"Bearer {airflow.token('viewer')}"},
+        timeout=30,
+    )
+    views = {
+        view["url_route"]: view["href"]
+        for plugin in answer.json()["plugins"]
+        for view in plugin["external_views"]
+    }
+    assert views == {
+        f"postpurchase-{page}": f"/postpurchase/pages/{page}"
+        for page in ("health", "customers", "campaigns", "kpis", "whatif")
+    }
