@@ -12,4 +12,5 @@ REGISTRY: dict[str, str] = {
     "segments": "benchmarks.segments",
     "outcomes": "benchmarks.outcomes",
     "rewards": "benchmarks.rewards",
+    "pages": "benchmarks.pages",
 }

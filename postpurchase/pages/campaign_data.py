@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import Campaign, CampaignConfig, load_campaigns
-from postpurchase.campaigns.states import campaign_states
+from postpurchase.campaigns.states import CampaignStates, campaign_states
 from postpurchase.campaigns.wording import describe_campaign
 from postpurchase.dispatch.previews import MessagePreview, preview_campaign
 from postpurchase.exceptions import ConfigError
@@ -22,7 +23,7 @@ from postpurchase.messages.rendering import renderer_for
 from postpurchase.messages.tokens import signing_key
 from postpurchase.outcomes.report import build_report
 from postpurchase.settings import Settings
-from postpurchase.store.models import Touchpoint
+from postpurchase.store.models import CampaignPause, Touchpoint
 
 
 def _period(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -39,14 +40,53 @@ def _period(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {k: dict(v) for k, v in summed.items()}
 
 
+# The full check of the campaigns file renders every template against sample data: about a
+# second. The file, the templates and the pauses rarely change between two page views, so the
+# result is kept while all three stay the same (the key says exactly that).
+_CHECKED: dict[tuple[Any, ...], tuple[CampaignStates, CampaignConfig | None]] = {}
+
+
+def _signature(path: Path) -> tuple[Any, ...]:
+    try:
+        found = path.stat()
+    except OSError:
+        return (str(path), None)
+    return (str(path), found.st_mtime_ns, found.st_size)
+
+
+def checked_campaigns(
+    session: Session, settings: Settings
+) -> tuple[CampaignStates, CampaignConfig | None]:
+    """The campaigns file's states (``campaigns.states``) and its campaigns (None when its
+    structure is broken), recomputed only when the file, a template or a pause changed."""
+    templates = settings.templates_dir
+    key = (
+        _signature(settings.campaigns_file),
+        str(templates),
+        tuple(sorted(_signature(p) for p in templates.rglob("*") if p.is_file())),
+        tuple(
+            session.execute(
+                select(CampaignPause.campaign_id, CampaignPause.paused_at)
+                .where(CampaignPause.resumed_at.is_(None))
+                .order_by(CampaignPause.campaign_id)
+            ).all()
+        ),
+    )
+    if key not in _CHECKED:
+        states = campaign_states(settings.campaigns_file, templates, session=session)
+        try:
+            config: CampaignConfig | None = load_campaigns(settings.campaigns_file)
+        except ConfigError:
+            config = None  # its structure is broken: the states carry the file:line problems
+        _CHECKED.clear()  # only the newest version is ever asked for again
+        _CHECKED[key] = (states, config)
+    return _CHECKED[key]
+
+
 def campaigns_overview(session: Session, settings: Settings, *, now: datetime) -> dict[str, Any]:
     """Every campaign with its state (``campaigns.states``), timing and description in words
     (``campaigns.wording``), and 7- and 30-day results (``outcomes.report``)."""
-    states = campaign_states(settings.campaigns_file, settings.templates_dir, session=session)
-    try:
-        config: CampaignConfig | None = load_campaigns(settings.campaigns_file)
-    except ConfigError:
-        config = None  # its structure is broken: the states carry the file:line problems
+    states, config = checked_campaigns(session, settings)
     week = build_report(session, since=now - timedelta(days=7), now=now)
     month = build_report(session, since=now - timedelta(days=30), now=now)
     last_7, last_30 = _period(week["campaigns"]), _period(month["campaigns"])
@@ -67,9 +107,11 @@ def campaigns_overview(session: Session, settings: Settings, *, now: datetime) -
                 "variants": [v for v in month["variants"] if v["campaign"] == state.campaign_id],
             }
         )
+    owned = {p for state in states.campaigns for p in state.problems}
     return {
         "campaigns": campaigns,
-        "problems": [p for p in states.problems if not any(p in c["problems"] for c in campaigns)],
+        # the file's own problems: those no campaign's lines hold
+        "problems": [p for p in states.problems if p not in owned],
         "currency": month["currency"],
         "refreshed_at": month["refreshed_at"],
         "file": str(settings.campaigns_file),

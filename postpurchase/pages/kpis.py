@@ -6,10 +6,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from postpurchase.outcomes.weekly import WEEKS, latest_kpis
 from postpurchase.pages.auth import Reader
 from postpurchase.pages.charts import bar_chart, line_chart
 from postpurchase.pages.context import pages_context
-from postpurchase.pages.kpi_data import WEEKS, current_kpis, weekly_series
 from postpurchase.pages.rendering import page
 
 router = APIRouter()
@@ -20,8 +20,7 @@ def kpis_page(request: Request, user: Reader) -> HTMLResponse:
     context = pages_context(request)
     now = context.clock()
     with context.factory()() as session:
-        kpis, refreshed_at = current_kpis(session, now=now)
-        series = weekly_series(session, now=now)
+        kpis, series, refreshed_at = latest_kpis(session, now=now)
     tiers = sorted(kpis.get("tiers", {}).items())
     charts = {
         "repeat": line_chart(series["repeat"], title="Repeat purchase rate by week", unit="%"),

@@ -18,6 +18,7 @@ from postpurchase.outcomes.guard import check_deliverability
 from postpurchase.outcomes.kpis import shop_kpis
 from postpurchase.outcomes.refresh import refresh_outcomes
 from postpurchase.outcomes.report import build_report
+from postpurchase.outcomes.weekly import weekly_series
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store, transaction
 from postpurchase.store.models import OutcomeSnapshot
@@ -49,6 +50,7 @@ def measure_outcomes(
     counts = refresh_outcomes(session, config, since=now - lookback, now=now)
     kpis = shop_kpis(session, now=now, point_value=config.outcomes.point_value)
     _save_snapshot(session, "kpis", kpis.as_dict(), now)
+    _save_snapshot(session, "kpis_weekly", dict(weekly_series(session, now=now)), now)
     pauses = check_deliverability(session, config, now=now)
     report = build_report(session, since=now - lookback, now=now)
     sent = sum(r["sent"] for r in report["campaigns"])

@@ -1,8 +1,10 @@
-"""The KPIs page's figures: today's numbers (``outcomes.kpis.shop_kpis``, or the last
-refresh's snapshot) and, by ISO week over the last few months, the ones that move.
+"""The shop's KPIs by ISO week over the last twelve weeks, for the KPIs page's charts:
+repeat purchase rate, paid orders, CSAT and points outstanding.
 
-Weekly series are grouped by day in SQL (``outcomes.sql.Dialect.day``) and folded into weeks
-here: a handful of rows per day, whatever the volume.
+They scan every paid order, so the hourly measure_outcomes run computes them and keeps them
+as the ``kpis_weekly`` snapshot next to today's ``kpis``; the page reads the snapshot
+(``latest_kpis``) and computes them itself only before the first run. Grouped by day in SQL
+(``outcomes.sql.Dialect.day``) and folded into weeks here: a handful of rows per day.
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ def _by_day(session: Session, column: Any, *values: Any, where: Any, since: date
     )
 
 
-def weekly_series(session: Session, *, now: datetime) -> dict[str, list[tuple[str, float | None]]]:
+Series = dict[str, list[tuple[str, float | None]]]
+
+
+def weekly_series(session: Session, *, now: datetime) -> Series:
     """Per week (label "Mon dd"): repeat purchase rate (share of paid orders from customers who
     had paid before), CSAT (share of 4-5 answers), and points outstanding at the week's end."""
     weeks = _weeks(now)
@@ -113,9 +118,14 @@ def _share(part: int, whole: int) -> float | None:
     return 100 * part / whole if whole else None
 
 
-def current_kpis(session: Session, *, now: datetime) -> tuple[dict[str, Any], datetime | None]:
-    """Today's KPIs from the last outcomes refresh (computed now before the first one)."""
-    snapshot = session.get(OutcomeSnapshot, "kpis")
-    if snapshot is not None:
-        return snapshot.data, snapshot.refreshed_at
-    return shop_kpis(session, now=now).as_dict(), None
+def latest_kpis(
+    session: Session, *, now: datetime
+) -> tuple[dict[str, Any], Series, datetime | None]:
+    """Today's KPIs and the weekly series from the last outcomes refresh, with its time;
+    computed now (and None for the time) before the first refresh."""
+    today = session.get(OutcomeSnapshot, "kpis")
+    weekly = session.get(OutcomeSnapshot, "kpis_weekly")
+    if today is not None and weekly is not None:
+        series = {k: [(str(w), v) for w, v in rows] for k, rows in weekly.data.items()}
+        return today.data, series, today.refreshed_at
+    return shop_kpis(session, now=now).as_dict(), weekly_series(session, now=now), None
