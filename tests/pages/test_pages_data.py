@@ -190,3 +190,16 @@ def test_what_if_replays_an_edited_file_next_to_the_current_one(as_role, shop, s
     assert outside.status_code == 422 and "not a file in" in outside.text
     forged = client.post("whatif", data={"text": edited})
     assert forged.status_code == 403
+
+
+def test_an_invalid_campaign_shows_its_file_line_problem(as_role, settings, tmp_path):
+    broken = settings.campaigns_file.read_text(encoding="utf-8").replace(
+        "template: review_request", "template: review_requst", 1
+    )
+    path = tmp_path / "campaigns.yaml"
+    path.write_text(broken, encoding="utf-8")
+    object.__setattr__(settings, "campaigns_file", path)  # the app reads these settings
+    html = as_role("viewer").get("campaigns").text
+    row = re.search(r'<a href="./campaigns/review_request">.*?</tr>', html, re.S).group(0)
+    assert ">invalid</span>" in row
+    assert re.search(r"campaigns\.yaml:\d+: .*review_requst", row)
