@@ -5,8 +5,8 @@ recent touchpoints. The campaign package says each of these; this module gathers
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +23,24 @@ from postpurchase.messages.rendering import renderer_for
 from postpurchase.messages.tokens import signing_key
 from postpurchase.outcomes.report import build_report
 from postpurchase.settings import Settings
-from postpurchase.store.models import CampaignPause, Touchpoint
+from postpurchase.store.models import CampaignPause, Touchpoint, TouchpointStatus
+
+_COUNTED = ("planned", "held_out", "sent", "delivered", "opened", "clicked", "converted")
 
 
 def _period(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per campaign, the treatment arm's funnel summed over its variants."""
-    summed: dict[str, dict[str, Any]] = defaultdict(lambda: defaultdict(int))
+    """Per campaign, the treatment arm's funnel summed over its variants (and how many were
+    held out); revenue stays Decimal."""
+    summed: dict[str, dict[str, Any]] = {}
     for row in rows:
-        total = summed[row["id"]]
+        total = summed.setdefault(row["id"], {**dict.fromkeys(_COUNTED, 0), "revenue": Decimal(0)})
         total["held_out"] += row["held_out"]
         if row["arm"] != "treatment":
             continue
-        for key in ("planned", "sent", "delivered", "opened", "clicked", "converted"):
+        for key in _COUNTED[:1] + _COUNTED[2:]:
             total[key] += row[key]
-        total["revenue"] += float(row["revenue"])
-    return {k: dict(v) for k, v in summed.items()}
+        total["revenue"] += Decimal(row["revenue"])
+    return summed
 
 
 # The full check of the campaigns file renders every template against sample data: about a
@@ -160,7 +163,9 @@ def skip_reasons(session: Session, campaign_id: str) -> list[tuple[str, int]]:
         (str(reason), int(n))
         for reason, n in session.execute(
             select(Touchpoint.reason, func.count())
-            .where(Touchpoint.campaign_id == campaign_id, Touchpoint.status == "skipped")
+            .where(
+                Touchpoint.campaign_id == campaign_id, Touchpoint.status == TouchpointStatus.SKIPPED
+            )
             .group_by(Touchpoint.reason)
             .order_by(func.count().desc())
             .limit(10)
