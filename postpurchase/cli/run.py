@@ -158,7 +158,7 @@ def _main_job(
     )
     click.echo(
         f"    pages:      {airflow.base_url}/plugin/postpurchase-health (Health, Customers, "
-        "Campaigns, KPIs: in the UI's Post-purchase menu, behind the same login)"
+        "Campaigns, KPIs, What if: in the UI's Plugins menu, behind the same login)"
     )
     click.echo(f"    outbox:     {var_dir / 'outbox'}")
     click.echo(
