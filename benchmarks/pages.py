@@ -26,6 +26,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import Engine, select, text
 
 from benchmarks.outcomes import NOW, _ago, _config, _reset, _series, load
@@ -87,20 +88,24 @@ def _time(client: TestClient, path: str) -> PageTiming:
     return PageTiming(path, statistics.median(times), max(times))
 
 
-def run_pages_benchmark(*, url: str, touchpoints: int) -> tuple[str, list[PageTiming]]:
+def run_pages_benchmark(
+    *, url: str, touchpoints: int, reuse: bool = False
+) -> tuple[str, list[PageTiming]]:
+    """Wipe, load and measure the shop (unless ``reuse``: a previous run's data), then time."""
     engine = make_engine(parse_database_url(url))
     try:
-        _reset(engine)
-        load(engine, touchpoints)
-        _inbox(engine, touchpoints // 2)
         factory = session_factory(engine)
-        with transaction(factory) as session:
-            measure_outcomes(session, _config(), now=NOW)  # as the hourly DAG leaves it
+        if not reuse:
+            _reset(engine)
+            load(engine, touchpoints)
+            _inbox(engine, touchpoints // 2)
+            with transaction(factory) as session:
+                measure_outcomes(session, _config(), now=NOW)  # as the hourly DAG leaves it
         with factory() as session:
             customer = session.scalars(select(Customer).limit(1)).one()
             order = session.scalars(select(Order).limit(1)).one()
         app = create_pages_app(
-            Settings(database_url=url),
+            Settings(database_url=url, signing_secret=SecretStr("bench-link-signing-secret")),
             session_factory=factory,
             gatekeeper=_Everyone(),
             airflow=lambda: AirflowState(unavailable="not timed"),
@@ -163,10 +168,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.pages", description=__doc__)
     parser.add_argument("--url", help="database to WIPE and use (default: SQLite in a temp folder)")
     parser.add_argument("--touchpoints", type=int, default=100_000)
+    parser.add_argument(
+        "--reuse", action="store_true", help="time on the data a previous run left at --url"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         url = args.url or f"sqlite:///{Path(folder) / 'bench.db'}"
-        backend, timings = run_pages_benchmark(url=url, touchpoints=args.touchpoints)
+        backend, timings = run_pages_benchmark(
+            url=url, touchpoints=args.touchpoints, reuse=args.reuse
+        )
     sys.stdout.write(markdown(backend, args.touchpoints, timings) + "\n")
     return 0
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from postpurchase.exceptions import InvalidInput
+from postpurchase.exceptions import ConfigError, InvalidInput
 from postpurchase.pages.auth import Reader
 from postpurchase.pages.campaign_data import (
     campaign_previews,
@@ -52,8 +52,10 @@ def campaign_page(
             try:
                 previews = campaign_previews(session, settings, campaign, order.strip())
             except InvalidInput as exc:
-                problem = str(exc)
+                problem = f"{exc}; showing the sample order"
                 previews = campaign_previews(session, settings, campaign, None)
+            except ConfigError as exc:  # e.g. no signing secret: the links cannot be made
+                problem = f"the messages cannot be rendered here: {exc}"
         touchpoints = recent_touchpoints(session, campaign_id)
         reasons = skip_reasons(session, campaign_id)
     return page(
