@@ -1,6 +1,7 @@
 """What the campaigns pages show: each campaign's state and timing in words, its last 7 and 30
 days from the outcomes report, and for one campaign its messages in every locale and its
-recent touchpoints. The campaign package says each of these; this module gathers them.
+recent touchpoints. The campaign and outcomes packages say each of these; this module gathers
+them, reading what the hourly outcomes run keeps rather than scanning orders on each view.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -21,9 +22,10 @@ from postpurchase.exceptions import ConfigError
 from postpurchase.messages.context import ShopProfile
 from postpurchase.messages.rendering import renderer_for
 from postpurchase.messages.tokens import signing_key
-from postpurchase.outcomes.report import build_report
+from postpurchase.outcomes.refresh import shop_currency
+from postpurchase.outcomes.report import campaign_rows, uplift_rows, variant_rows
 from postpurchase.settings import Settings
-from postpurchase.store.models import CampaignPause, Touchpoint, TouchpointStatus
+from postpurchase.store.models import CampaignPause, OutcomeSnapshot, Touchpoint, TouchpointStatus
 
 _COUNTED = ("planned", "held_out", "sent", "delivered", "opened", "clicked", "converted")
 
@@ -90,10 +92,13 @@ def campaigns_overview(session: Session, settings: Settings, *, now: datetime) -
     """Every campaign with its state (``campaigns.states``), timing and description in words
     (``campaigns.wording``), and 7- and 30-day results (``outcomes.report``)."""
     states, config = checked_campaigns(session, settings)
-    week = build_report(session, since=now - timedelta(days=7), now=now)
-    month = build_report(session, since=now - timedelta(days=30), now=now)
-    last_7, last_30 = _period(week["campaigns"]), _period(month["campaigns"])
-    uplift = {row["campaign"]: row for row in month["uplift"]}
+    # the outcomes report's parts (``outcomes.report``), each period read once
+    last_7 = _period(campaign_rows(session, since=now - timedelta(days=7), campaign=None))
+    month = campaign_rows(session, since=now - timedelta(days=30), campaign=None)
+    last_30 = _period(month)
+    uplift = {row["campaign"]: row for row in uplift_rows(month)}
+    variants = variant_rows(month)
+    kpis = session.get(OutcomeSnapshot, "kpis")
     campaigns = []
     for state in states.campaigns:
         campaign = config.by_id(state.campaign_id) if config else None
@@ -107,7 +112,7 @@ def campaigns_overview(session: Session, settings: Settings, *, now: datetime) -
                 "last_7": last_7.get(state.campaign_id, {}),
                 "last_30": last_30.get(state.campaign_id, {}),
                 "uplift": uplift.get(state.campaign_id),
-                "variants": [v for v in month["variants"] if v["campaign"] == state.campaign_id],
+                "variants": [v for v in variants if v["campaign"] == state.campaign_id],
             }
         )
     owned = {p for state in states.campaigns for p in state.problems}
@@ -115,11 +120,20 @@ def campaigns_overview(session: Session, settings: Settings, *, now: datetime) -
         "campaigns": campaigns,
         # the file's own problems: those no campaign's lines hold
         "problems": [p for p in states.problems if p not in owned],
-        "currency": month["currency"],
-        "refreshed_at": month["refreshed_at"],
+        "currency": currency_of_shop(session),
+        "refreshed_at": kpis.refreshed_at if kpis else None,
         "file": str(settings.campaigns_file),
         "config": config,
     }
+
+
+def currency_of_shop(session: Session) -> str | None:
+    """The shop's currency as the last outcomes run found it (``outcomes.refresh.shop_currency``
+    scans every paid order: computed here only before the first run)."""
+    snapshot = session.get(OutcomeSnapshot, "shop")
+    if snapshot is not None:
+        return cast(str | None, snapshot.data.get("currency"))
+    return shop_currency(session)
 
 
 def campaign_previews(

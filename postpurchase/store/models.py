@@ -50,6 +50,8 @@ class ClaimStatus(enum.StrEnum):
 INBOX_CLAIMABLE = "status IN ('pending', 'claimed')"
 # The inbox rows whose payload may still hold personal fields (retention's index condition).
 INBOX_PERSONAL = "personal_data_removed_at IS NULL"
+# The inbox rows processing gave up on (the health page's index condition).
+INBOX_FAILED = "status = 'failed'"
 
 
 class InboxEvent(Base):
@@ -92,6 +94,13 @@ class InboxEvent(Base):
             "id",
             postgresql_where=text(INBOX_PERSONAL),
             sqlite_where=text(INBOX_PERSONAL),
+        ),
+        # only failed rows, by reason: the health page groups them and retries one reason
+        Index(
+            "ix_inbox_events_failed",
+            "last_error",
+            postgresql_where=text(INBOX_FAILED),
+            sqlite_where=text(INBOX_FAILED),
         ),
     )
 
@@ -178,7 +187,11 @@ class Customer(Base):
 
     orders: Mapped[list[Order]] = relationship(back_populates="customer")
 
-    __table_args__ = (UniqueConstraint("source", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        # support finds a customer by the platform's id without knowing the platform
+        Index("ix_customers_external_id", "external_id"),
+    )
 
 
 class Order(Base):
@@ -217,7 +230,12 @@ class Order(Base):
         back_populates="order", cascade="all, delete-orphan"
     )
 
-    __table_args__ = (UniqueConstraint("source", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        # support finds an order by its number ("#1001") or the platform's id
+        Index("ix_orders_name", "name"),
+        Index("ix_orders_external_id", "external_id"),
+    )
 
 
 class OrderRefund(Base):
