@@ -172,13 +172,19 @@ def recent_touchpoints(
     return [row._asdict() for row in rows]
 
 
-def skip_reasons(session: Session, campaign_id: str) -> list[tuple[str, int]]:
+def skip_reasons(
+    session: Session, campaign_id: str, *, since: datetime, now: datetime
+) -> list[tuple[str, int]]:
+    """Why the campaign's messages due between ``since`` and ``now`` were skipped, most common
+    first (a range of the touchpoints' (status, due_at) index)."""
     return [
         (str(reason), int(n))
         for reason, n in session.execute(
             select(Touchpoint.reason, func.count())
             .where(
-                Touchpoint.campaign_id == campaign_id, Touchpoint.status == TouchpointStatus.SKIPPED
+                Touchpoint.status == TouchpointStatus.SKIPPED,
+                Touchpoint.due_at.between(since, now),
+                Touchpoint.campaign_id == campaign_id,
             )
             .group_by(Touchpoint.reason)
             .order_by(func.count().desc())

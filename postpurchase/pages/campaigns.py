@@ -4,6 +4,8 @@ real one by its number) and recent touchpoints."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
@@ -57,7 +59,8 @@ def campaign_page(
             except ConfigError as exc:  # e.g. no signing secret: the links cannot be made
                 problem = f"the messages cannot be rendered here: {exc}"
         touchpoints = recent_touchpoints(session, campaign_id)
-        reasons = skip_reasons(session, campaign_id)
+        now = context.clock()
+        reasons = skip_reasons(session, campaign_id, since=now - timedelta(days=7), now=now)
     return page(
         request,
         "campaign.html",
