@@ -3,7 +3,8 @@
 ``drain.process_inbox`` drains the inbox in claimed batches; ``records`` upserts what the
 events describe; ``planning`` plans (with ``campaigns.decisions``) and cancels touchpoints;
 ``followups`` plans what no event announces (assumed deliveries, lapsed customers);
-``simulation`` replays recent history against a campaigns file in scratch databases (what-if).
+``simulation`` replays recent history (read back by ``history``) against a campaigns file in
+scratch databases, for a what-if.
 """
 
 # The modules other packages import; the rest are this package's own.

@@ -8,16 +8,18 @@ same counts for the current file computed the same way, so the two compare fairl
 How, so that it cannot drift from production and cannot touch it:
 
 - The processed inbox events of the window are read from the store in pages, each in its own
-  short read-only transaction: nothing is written there and no lock is held that intake or
-  processing would wait for.
+  short read-only transaction (``history``): nothing is written there and no lock is held
+  that intake or processing would wait for.
 - They are fed, in inbox order, to the production batch step (``drain.process_batch``:
   upserts, loyalty, cancelling and planning) and the planning follow-ups (assumed
   deliveries, lapsed customers), in a scratch SQLite database per file, built from the
   migrations in a temporary folder that is deleted afterwards. The store's product catalogue
   is copied in, as conditions read it.
-- Each page runs at the moment production processed it (``processed_at``). Earlier events of
-  the orders and customers the window names are replayed first (the warm-up), so an order paid
-  before the window is not paid again in it; what the warm-up plans is not counted.
+- Events are replayed in batches of those production processed within a few hours
+  (``history.BATCH_SPAN``); lateness is measured from when production processed each one.
+  Earlier events of the orders and customers the window names are replayed first (the
+  warm-up), so an order paid before the window is not paid again in it; what the warm-up
+  plans is not counted.
 - Dispatch is simulated only as time passing: a touchpoint whose due time has passed counts
   as dispatched (a later refund no longer cancels it); one planned already more than its
   campaign's ``expires_after`` past its due time is "too late", as the send-time gate would
@@ -25,6 +27,10 @@ How, so that it cannot drift from production and cannot touch it:
   not simulated.
 - Not replayed: rewards issued and points expiring (planned by the rewards and loyalty runs,
   not from the inbox), and win-back for customers with no event in the window.
+
+The candidate comes from ``campaigns.validation.load_campaign_source`` (a file, or the YAML
+text of an edited copy, checked in full with file:line errors). The replay takes about as long
+as processing those events took: ``progress`` is called after each batch.
 """
 
 from __future__ import annotations
@@ -32,22 +38,31 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Row, Text, cast, event, func, insert, select, update
+from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import CampaignConfig
-from postpurchase.events import CanonicalEvent
 from postpurchase.loyalty.config import LoyaltyConfig
-from postpurchase.processing.batch import InboxSummary, SourcedEvent
+from postpurchase.processing.batch import InboxSummary
 from postpurchase.processing.drain import process_batch
 from postpurchase.processing.followups import plan_assumed_deliveries, plan_lapsed_customers
+from postpurchase.processing.history import (
+    PAGE_SIZE,
+    Batch,
+    batches,
+    pages_of_ids,
+    warm_up_ids,
+    window_pages,
+    window_size,
+)
 from postpurchase.store import schema
 from postpurchase.store.database import (
     SessionFactory,
@@ -57,19 +72,13 @@ from postpurchase.store.database import (
     session_factory,
     transaction,
 )
-from postpurchase.store.membership import among, pairs_among
 from postpurchase.store.models import (
-    ClaimStatus,
-    InboxEvent,
+    Order,
     Product,
     Touchpoint,
     TouchpointStatus,
 )
 
-PAGE_SIZE = 500
-# Events processed this far apart are replayed as separate batches: lateness is measured
-# from each batch's moment, so a batch must not stretch over much time.
-BATCH_SPAN = timedelta(hours=1)
 TOO_LATE = "simulated: planned too late to send"
 
 Progress = Callable[[int, int], None]  # (events replayed so far, events in the window)
@@ -122,21 +131,21 @@ def simulate_campaigns(
     Reads the store only (see the module docstring); raises nothing of its own.
     """
     since = now - timedelta(days=days)
-    total, subjects = _window_size(factory, since, now)
-    warm_up = _warm_up_ids(factory, since, subjects)
+    total, subjects = window_size(factory, since, now)
+    warm_up = warm_up_ids(factory, since, subjects)
     with tempfile.TemporaryDirectory(prefix="postpurchase-simulation-") as folder:
         replays = _scratch_replays(factory, Path(folder), (candidate, current), shop_zone, loyalty)
         try:
-            for items, moment in _batches(_pages_of_ids(factory, warm_up)):
+            for batch in batches(pages_of_ids(factory, warm_up)):
                 for replay in replays:
-                    replay.feed(items, moment)
+                    replay.feed(batch)
             for replay in replays:
                 replay.start_counting()
             done = 0
-            for items, moment in _batches(_window_pages(factory, since, now)):
+            for batch in batches(window_pages(factory, since, now)):
                 for replay in replays:
-                    replay.feed(items, moment)
-                done += len(items)
+                    replay.feed(batch)
+                done += len(batch.items)
                 if progress is not None:
                     progress(done, total)
             candidate_counts, current_counts = (replay.counts() for replay in replays)
@@ -154,105 +163,6 @@ def simulate_campaigns(
             CampaignComparison(i, candidate_counts.get(i), current_counts.get(i)) for i in ids
         ),
     )
-
-
-def _window(since: datetime, until: datetime) -> list[ColumnElement[bool]]:
-    return [
-        InboxEvent.status == ClaimStatus.DONE,
-        InboxEvent.processed_at >= since,
-        InboxEvent.processed_at < until,
-    ]
-
-
-def _window_size(
-    factory: SessionFactory, since: datetime, until: datetime
-) -> tuple[int, list[tuple[str, str]]]:
-    """How many events the window holds, and the (source, subject id) pairs they name."""
-    with reading(factory) as session:
-        total = session.scalar(select(func.count(InboxEvent.id)).where(*_window(since, until))) or 0
-        subjects = session.execute(
-            select(InboxEvent.source, InboxEvent.subject_id)
-            .where(*_window(since, until), InboxEvent.subject_id.is_not(None))
-            .distinct()
-        ).all()
-    return int(total), [(row.source, row.subject_id) for row in subjects]
-
-
-def _warm_up_ids(
-    factory: SessionFactory, since: datetime, subjects: list[tuple[str, str]]
-) -> list[int]:
-    """Ids of the events processed before ``since`` about the window's subjects, in order."""
-    ids: set[int] = set()
-    for start in range(0, len(subjects), PAGE_SIZE):
-        chunk = subjects[start : start + PAGE_SIZE]
-        with reading(factory) as session:
-            ids.update(
-                session.scalars(
-                    select(InboxEvent.id).where(
-                        InboxEvent.status == ClaimStatus.DONE,
-                        InboxEvent.processed_at < since,
-                        pairs_among(session, InboxEvent.source, InboxEvent.subject_id, chunk),
-                    )
-                )
-            )
-    return sorted(ids)
-
-
-_Page = Sequence[Row[tuple[int, str, str, datetime]]]
-
-
-def _columns() -> tuple[object, ...]:
-    payload = cast(InboxEvent.payload, Text).label("payload")
-    return InboxEvent.id, InboxEvent.source, payload, InboxEvent.processed_at
-
-
-def _window_pages(factory: SessionFactory, since: datetime, until: datetime) -> Iterator[_Page]:
-    last = 0
-    while True:
-        with reading(factory) as session:
-            rows = session.execute(
-                select(*_columns())  # type: ignore[call-overload]
-                .where(*_window(since, until), InboxEvent.id > last)
-                .order_by(InboxEvent.id)
-                .limit(PAGE_SIZE)
-            ).all()
-        if not rows:
-            return
-        yield rows
-        last = rows[-1].id
-
-
-def _pages_of_ids(factory: SessionFactory, ids: list[int]) -> Iterator[_Page]:
-    for start in range(0, len(ids), PAGE_SIZE):
-        with reading(factory) as session:
-            yield session.execute(
-                select(*_columns())  # type: ignore[call-overload]
-                .where(among(session, InboxEvent.id, ids[start : start + PAGE_SIZE]))
-                .order_by(InboxEvent.id)
-            ).all()
-
-
-def _batches(pages: Iterator[_Page]) -> Iterator[tuple[list[SourcedEvent], datetime]]:
-    """The pages' events in runs processed within ``BATCH_SPAN``, each with its moment (when
-    its last event was processed). Payloads that are not canonical events were failed, not
-    processed, so none is expected; one is passed over."""
-    for page in pages:
-        run: list[SourcedEvent] = []
-        first: datetime | None = None
-        moment: datetime | None = None
-        for row in page:
-            if first is not None and moment is not None and row.processed_at - first > BATCH_SPAN:
-                yield run, moment
-                run, first = [], None
-            try:
-                event = CanonicalEvent.model_validate_json(row.payload)
-            except ValueError:
-                continue
-            run.append(SourcedEvent(row.id, row.source, event))
-            first = first or row.processed_at
-            moment = row.processed_at
-        if run and moment is not None:
-            yield run, moment
 
 
 def _scratch_replays(
@@ -323,19 +233,22 @@ class _Replay:
         self.cancelled_before: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
 
-    def feed(self, items: list[SourcedEvent], moment: datetime) -> None:
-        """Process ``items`` as production did at ``moment``, after what fell due before."""
+    def feed(self, batch: Batch) -> None:
+        """Process the batch's events as production did, after what fell due before them."""
         summary = InboxSummary()
+        moment = batch.end
         with transaction(self.factory) as session:
             session.execute(
                 update(Touchpoint)
-                .where(Touchpoint.status == TouchpointStatus.PLANNED, Touchpoint.due_at <= moment)
+                .where(
+                    Touchpoint.status == TouchpointStatus.PLANNED, Touchpoint.due_at <= batch.start
+                )
                 .values(status=TouchpointStatus.SENT, sent_at=Touchpoint.due_at)
             )
             before = session.scalar(select(func.max(Touchpoint.id))) or 0
             process_batch(
                 session,
-                items,
+                batch.items,
                 self.config,
                 shop_zone=self.shop_zone,
                 now=moment,
@@ -348,25 +261,40 @@ class _Replay:
             lapses = plan_lapsed_customers(
                 session, self.config, now=moment, shop_zone=self.shop_zone
             )
-            for campaign in self.config.enabled():
-                expiry = campaign.expires_after
-                if expiry is None:
-                    continue
-                session.execute(
-                    update(Touchpoint)
-                    .where(
-                        Touchpoint.id > before,
-                        Touchpoint.campaign_id == campaign.id,
-                        Touchpoint.status == TouchpointStatus.PLANNED,
-                        Touchpoint.due_at
-                        < moment - timedelta(days=expiry.days, seconds=expiry.seconds),
-                    )
-                    .values(status=TouchpointStatus.SKIPPED, reason=TOO_LATE)
-                )
+            self._skip_too_late(session, before, batch)
         if self.counting:
             self.skipped.update(summary.skipped)
             self.skipped.update(deliveries.skipped)
             self.skipped.update(lapses.skipped)
+
+    def _skip_too_late(self, session: Session, before: int, batch: Batch) -> None:
+        """Mark the batch's new touchpoints planned more than their campaign's expires_after
+        after falling due (planned when production processed their order's first event of
+        the batch; the batch's end for the others) as skipped, as dispatch would."""
+        expiry = {
+            c.id: timedelta(days=c.expires_after.days, seconds=c.expires_after.seconds)
+            for c in self.config.campaigns
+            if c.expires_after is not None
+        }
+        new = session.execute(
+            select(Touchpoint.id, Touchpoint.campaign_id, Touchpoint.due_at, Order.source)
+            .add_columns(Order.external_id)
+            .outerjoin(Order, Order.id == Touchpoint.order_id)
+            .where(Touchpoint.id > before, Touchpoint.campaign_id.in_(expiry))
+        ).all()
+        planned_at = batch.planned_at()
+        late = [
+            row.id
+            for row in new
+            if planned_at.get((row.source, row.external_id), batch.end) - row.due_at
+            > expiry[row.campaign_id]
+        ]
+        for start in range(0, len(late), PAGE_SIZE):
+            session.execute(
+                update(Touchpoint)
+                .where(Touchpoint.id.in_(late[start : start + PAGE_SIZE]))
+                .values(status=TouchpointStatus.SKIPPED, reason=TOO_LATE)
+            )
 
     def start_counting(self) -> None:
         """From now on, what is planned and cancelled counts (the warm-up is over)."""

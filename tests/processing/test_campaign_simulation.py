@@ -170,11 +170,19 @@ def test_events_processed_long_after_they_happened_are_too_late(db_url, store, s
         loyalty=loyalty,
     )
 
-    counts = by_campaign(simulate(store, shipped, shipped, loyalty))
+    without_win_back = shipped.model_copy(
+        update={"campaigns": [c for c in shipped.campaigns if c.id != "win_back"]}
+    )
+    simulation = simulate(store, without_win_back, shipped, loyalty)
 
+    counts = by_campaign(simulation)
     planned, _, too_late = counts["delivery_checkin"]
     assert planned > 0 and 0 < too_late <= planned
     assert counts["points_earned"][2] > 0
+    # a campaign only the current file has is listed last, with nothing on the file's side
+    last = simulation.campaigns[-1]
+    assert (last.campaign_id, last.candidate) == ("win_back", None)
+    assert last.current is not None and last.current.enabled
 
 
 def _snapshot(store: SessionFactory) -> dict[str, object]:
