@@ -13,4 +13,5 @@ REGISTRY: dict[str, str] = {
     "outcomes": "benchmarks.outcomes",
     "rewards": "benchmarks.rewards",
     "retention": "benchmarks.retention",
+    "pages": "benchmarks.pages",
 }

@@ -156,6 +156,10 @@ def _main_job(
     click.echo(
         f"\n    Airflow UI: {airflow.base_url}  (user admin, password {airflow.admin_password()})"
     )
+    click.echo(
+        f"    pages:      {airflow.base_url}/plugin/postpurchase-health (Health, Customers, "
+        "Campaigns, KPIs, What if: in the UI's Plugins menu, behind the same login)"
+    )
     click.echo(f"    outbox:     {var_dir / 'outbox'}")
     click.echo(
         "    why each DAG run did what it did: its note, at the top of the run's page in the UI "

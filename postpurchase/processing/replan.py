@@ -49,10 +49,16 @@ class ReplanCounts:
 
 
 def replan_campaign(
-    session: Session, config: CampaignConfig, campaign_id: str, *, shop_zone: ZoneInfo
+    session: Session,
+    config: CampaignConfig,
+    campaign_id: str,
+    *,
+    shop_zone: ZoneInfo,
+    customer_id: int | None = None,
 ) -> ReplanCounts:
-    """Re-plan the ``planned`` touchpoints of ``campaign_id`` from the current ``config``,
-    each as the campaign applies to its shop (overrides, the shop's zone).
+    """Re-plan the ``planned`` touchpoints of ``campaign_id`` from the current ``config``
+    (only ``customer_id``'s when given), each as the campaign applies to its shop (overrides,
+    the shop's zone).
 
     Raises InvalidInput for an unknown campaign, or one whose trigger's moment is not stored.
     """
@@ -60,11 +66,12 @@ def replan_campaign(
     campaign = config.by_id(campaign_id)
     if campaign is not None and not campaign.enabled and _enabled_for_a_shop(config, campaign_id):
         campaign = campaign.model_copy(update={"enabled": True})  # shops decide below
-    pending = session.scalars(
-        select(Touchpoint)
-        .where(Touchpoint.campaign_id == campaign_id, Touchpoint.status == TouchpointStatus.PLANNED)
-        .order_by(Touchpoint.id)
-    ).all()
+    query = select(Touchpoint).where(
+        Touchpoint.campaign_id == campaign_id, Touchpoint.status == TouchpointStatus.PLANNED
+    )
+    if customer_id is not None:
+        query = query.where(Touchpoint.customer_id == customer_id)
+    pending = session.scalars(query.order_by(Touchpoint.id)).all()
     if campaign is None or not campaign.enabled:
         if campaign is None and not pending:
             known = ", ".join(c.id for c in config.campaigns)

@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 from postpurchase.campaigns.config import CampaignConfig, load_campaigns
 from postpurchase.outcomes.guard import check_deliverability
 from postpurchase.outcomes.kpis import shop_kpis
-from postpurchase.outcomes.refresh import refresh_outcomes
+from postpurchase.outcomes.refresh import refresh_outcomes, shop_currency
 from postpurchase.outcomes.report import build_report
+from postpurchase.outcomes.weekly import weekly_series
 from postpurchase.settings import Settings, load_settings
 from postpurchase.store.database import open_store, transaction
 from postpurchase.store.models import OutcomeSnapshot
@@ -49,6 +50,9 @@ def measure_outcomes(
     counts = refresh_outcomes(session, config, since=now - lookback, now=now)
     kpis = shop_kpis(session, now=now, point_value=config.outcomes.point_value)
     _save_snapshot(session, "kpis", kpis.as_dict(), now)
+    _save_snapshot(session, "kpis_weekly", dict(weekly_series(session, now=now)), now)
+    # pages show money in it without scanning every order on each view
+    _save_snapshot(session, "shop", {"currency": shop_currency(session)}, now)
     pauses = check_deliverability(session, config, now=now)
     report = build_report(session, since=now - lookback, now=now)
     sent = sum(r["sent"] for r in report["campaigns"])

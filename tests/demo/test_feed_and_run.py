@@ -184,6 +184,7 @@ def test_postpurchase_run_once_shows_the_whole_product_and_leaves_nothing_runnin
         "outcomes a week later, SIMULATED",
         "uplift review_request: ",
         "Airflow UI: http://127.0.0.1:",
+        "/plugin/postpurchase-health (Health, Customers, Campaigns, KPIs",
         "local Airflow stopped",
     ):
         assert expected in out, expected

@@ -24,6 +24,7 @@ from postpurchase.store.models.customers import (
 from postpurchase.store.models.inbox import (
     INBOX_CLAIMABLE,
     INBOX_CLAIMED,
+    INBOX_FAILED,
     INBOX_PERSONAL,
     ClaimStatus,
     InboxEvent,
@@ -74,6 +75,7 @@ from postpurchase.store.models.touchpoints import (
 # Tables of other packages that share this metadata (migrations compare against all of it);
 # imported last, as they import ``Base`` from here.
 from postpurchase.reviews import models as _review_models  # noqa: F401
+from postpurchase.store import page_actions as _page_actions  # noqa: F401
 from postpurchase.surveys import models as _survey_models  # noqa: F401
 
 __all__ = [
@@ -94,6 +96,7 @@ __all__ = [
     "CustomerTierChange",
     "INBOX_CLAIMABLE",
     "INBOX_CLAIMED",
+    "INBOX_FAILED",
     "INBOX_PERSONAL",
     "InboxEvent",
     "LedgerKind",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     ForeignKey,
+    Index,
     String,
     Text,
     UniqueConstraint,
@@ -91,7 +92,11 @@ class Customer(Base):
 
     orders: Mapped[list[Order]] = relationship(back_populates="customer")
 
-    __table_args__ = (UniqueConstraint("source", "shop", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "shop", "external_id"),
+        # support finds a customer by the platform's id without knowing the platform or shop
+        Index("ix_customers_external_id", "external_id"),
+    )
 
 
 class Suppression(Base):

@@ -41,6 +41,8 @@ INBOX_CLAIMABLE = f"status = '{ClaimStatus.PENDING.value}'"
 INBOX_CLAIMED = f"status = '{ClaimStatus.CLAIMED.value}'"
 # The inbox rows whose payload may still hold personal fields (retention's index condition).
 INBOX_PERSONAL = "personal_data_removed_at IS NULL"
+# The inbox rows processing gave up on (the health page's index condition).
+INBOX_FAILED = "status = 'failed'"
 
 
 class InboxEvent(Base):
@@ -89,6 +91,13 @@ class InboxEvent(Base):
             "id",
             postgresql_where=text(INBOX_PERSONAL),
             sqlite_where=text(INBOX_PERSONAL),
+        ),
+        # only failed rows, by reason: the health page groups them and retries one reason
+        Index(
+            "ix_inbox_events_failed",
+            "last_error",
+            postgresql_where=text(INBOX_FAILED),
+            sqlite_where=text(INBOX_FAILED),
         ),
     )
 

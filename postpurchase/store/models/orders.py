@@ -68,7 +68,12 @@ class Order(Base):
         back_populates="order", cascade="all, delete-orphan"
     )
 
-    __table_args__ = (UniqueConstraint("source", "shop", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "shop", "external_id"),
+        # support finds an order by its number ("#1001") or the platform's id
+        Index("ix_orders_name", "name"),
+        Index("ix_orders_external_id", "external_id"),
+    )
 
 
 class OrderRefund(Base):

@@ -1,0 +1,42 @@
+"""The KPIs page for the shop owner: today's numbers, and by week as charts read at a glance
+(drawn on the server as SVG, see ``charts``)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from postpurchase.outcomes.weekly import WEEKS, latest_kpis
+from postpurchase.pages.auth import Reader
+from postpurchase.pages.charts import bar_chart, line_chart
+from postpurchase.pages.context import pages_context
+from postpurchase.pages.rendering import page
+
+router = APIRouter()
+
+
+@router.get("/kpis", response_class=HTMLResponse)
+def kpis_page(request: Request, user: Reader) -> HTMLResponse:
+    context = pages_context(request)
+    now = context.clock()
+    with context.factory()() as session:
+        kpis, series, refreshed_at = latest_kpis(session, now=now)
+    tiers = sorted(kpis.get("tiers", {}).items())
+    charts = {
+        "repeat": line_chart(series["repeat"], title="Repeat purchase rate by week", unit="%"),
+        "csat": line_chart(series["csat"], title="CSAT by week (share of 4-5 answers)", unit="%"),
+        "points": line_chart(series["points"], title="Points outstanding at each week's end"),
+        "orders": bar_chart(
+            [(week, n or 0.0) for week, n in series["orders"]], title="Paid orders per week"
+        ),
+        "tiers": bar_chart([(t, float(n)) for t, n in tiers], title="Customers per tier"),
+    }
+    return page(
+        request,
+        "kpis.html",
+        user=user,
+        kpis=kpis,
+        refreshed_at=refreshed_at,
+        charts=charts,
+        weeks=WEEKS,
+    )
