@@ -68,8 +68,6 @@ def sms_sender(settings: Settings, *, connection: ConnectionLookup = no_connecti
     """The configured SMS channel; ConfigError if Twilio is chosen without credentials."""
     if settings.sms_channel == "outbox":
         return outbox(settings)
-    from postpurchase.channels.twilio_sms import TwilioSmsSender
-
     conn = connection("twilio_default") if settings.twilio_auth_token is None else None
     extra = (conn or {}).get("extra") or {}
     sid = settings.twilio_account_sid or (conn or {}).get("login")
@@ -90,15 +88,7 @@ def sms_sender(settings: Settings, *, connection: ConnectionLookup = no_connecti
             "Twilio needs POSTPURCHASE_TWILIO_MESSAGING_SERVICE_SID or "
             "POSTPURCHASE_TWILIO_FROM_NUMBER (or messaging_service_sid/from in the connection)"
         )
-    return TwilioSmsSender(
-        sid,
-        token,
-        messaging_service_sid=service,
-        from_number=sender,
-        status_callback=settings.public_base_url.rstrip("/") + "/webhooks/twilio/status",
-        api_base_url=settings.twilio_api_base_url,
-        timeout=settings.provider_timeout_seconds,
-    )
+    return _twilio_sender(settings, sid, token, service=service, sender=sender)
 
 
 def shop_email_sender(
@@ -149,8 +139,6 @@ def shop_sms_sender(
     account = shop.twilio
     if settings.sms_channel == "outbox" or account is None:
         return default
-    from postpurchase.channels.twilio_sms import TwilioSmsSender
-
     sid, token, extra = _twilio_credentials(shop, connection)
     service = account.messaging_service_sid or extra.get("messaging_service_sid")
     sender = account.from_number or extra.get("from")
@@ -159,15 +147,7 @@ def shop_sms_sender(
             f"{shop.origin}: shop {shop.key}: twilio needs messaging_service_sid or "
             f"from_number (or messaging_service_sid/from in the connection {account.connection})"
         )
-    return TwilioSmsSender(
-        sid,
-        token,
-        messaging_service_sid=service,
-        from_number=sender,
-        status_callback=settings.public_base_url.rstrip("/") + "/webhooks/twilio/status",
-        api_base_url=settings.twilio_api_base_url,
-        timeout=settings.provider_timeout_seconds,
-    )
+    return _twilio_sender(settings, sid, token, service=service, sender=sender)
 
 
 def _twilio_credentials(
@@ -240,4 +220,21 @@ def limiters(settings: Settings) -> tuple[RateLimiter, RateLimiter]:
     return (
         rate_limiter(settings.redis_url, "email", settings.email_rate_per_second),
         rate_limiter(settings.redis_url, "sms", settings.sms_rate_per_second),
+    )
+
+
+def _twilio_sender(
+    settings: Settings, sid: str, token: str, *, service: str | None, sender: str | None
+) -> SmsSender:
+    """A Twilio sender of the account ``sid``, its delivery callbacks to this engine."""
+    from postpurchase.channels.twilio_sms import TwilioSmsSender
+
+    return TwilioSmsSender(
+        sid,
+        token,
+        messaging_service_sid=service,
+        from_number=sender,
+        status_callback=settings.public_base_url.rstrip("/") + "/webhooks/twilio/status",
+        api_base_url=settings.twilio_api_base_url,
+        timeout=settings.provider_timeout_seconds,
     )

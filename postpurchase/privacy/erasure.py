@@ -46,6 +46,7 @@ from postpurchase.store.models import (
     Touchpoint,
     TouchpointStatus,
 )
+from postpurchase.store.page_actions import PageAction
 from postpurchase.surveys.models import NpsResponse, SupportNotification
 
 log = logging.getLogger(__name__)
@@ -312,10 +313,22 @@ def _scrub_feedback(
             .where(_like_any(SupportNotification.payload, [*needles, *names]))
             .values(payload={"erased": True})
         ).rowcount  # type: ignore[attr-defined]
+    actions = 0
+    if needles or names:
+        # why support acted on the customer (the pages' action log) stays, unless it names them
+        actions = session.execute(
+            update(PageAction)
+            .where(
+                PageAction.subject == f"customer:{customer_id}",
+                _like_any(PageAction.reason, [*needles, *names]),
+            )
+            .values(reason=ERASED_REASON)
+        ).rowcount  # type: ignore[attr-defined]
     return {
         "reviews_anonymised": int(reviews),
         "comments": int(comments),
         "support_notifications": int(notifications),
+        "page_action_reasons": int(actions),
     }
 
 

@@ -50,6 +50,7 @@ from postpurchase.store.models import (
     Touchpoint,
     TouchpointOutcome,
 )
+from postpurchase.store.page_actions import PageAction
 from postpurchase.surveys.models import NpsResponse
 
 SECTIONS = (
@@ -72,6 +73,7 @@ SECTIONS = (
     "birthday",
     "address_keys",
     "privacy_requests",
+    "support_actions",
 )
 _NOT_ABOUT_ONE_PERSON = "no section: "
 # Every table: the section that exports it, or why none does.
@@ -98,6 +100,7 @@ TABLES: dict[str, str] = {
     "customer_birthdays": "birthday",
     "customer_address_keys": "address_keys",
     "privacy_requests": "privacy_requests",
+    "page_actions": "support_actions",
     "inbox_events": _NOT_ABOUT_ONE_PERSON + "what the platforms sent, in the sections above",
     "rejected_webhooks": _NOT_ABOUT_ONE_PERSON + "refused requests, linked to no customer",
     "support_notifications": _NOT_ABOUT_ONE_PERSON + "copies of answers (in survey sections)",
@@ -280,6 +283,15 @@ def _rewards(session: Session, cid: int) -> dict[str, Any]:
             )
         ),
         "birthday": _row(session.get(CustomerBirthday, cid)),
+        # what support did about the customer from the pages, and why (not who: staff's own)
+        "support_actions": _rows(
+            session.scalars(
+                select(PageAction)
+                .where(PageAction.subject == f"customer:{cid}")
+                .order_by(PageAction.id)
+            ),
+            leave_out=("user_name",),
+        ),
         "address_keys": [
             key
             for key in session.scalars(

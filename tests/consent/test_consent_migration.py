@@ -2,44 +2,24 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from old_schemas import DIALECTS, engine_at
+from sqlalchemy import Engine, text
 
-from postpurchase.settings import parse_database_url
 from postpurchase.store import schema
-from postpurchase.store.database import make_engine
-
-POSTGRES_URL_ENV = "POSTPURCHASE_TEST_POSTGRES_URL"
-SCHEMA = "consent_migration_test"  # beside the shared test schema, never in it
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DIALECTS)
 def old_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """An empty engine database migrated only to 0005, the schema before consent states."""
-    if request.param == "sqlite":
-        engine = make_engine(parse_database_url(f"sqlite:///{tmp_path / 'old.db'}"))
-    else:
-        raw = os.environ.get(POSTGRES_URL_ENV)
-        if not raw:
-            pytest.skip(f"{POSTGRES_URL_ENV} is not set")
-        url = parse_database_url(raw)
-        admin = create_engine(url)
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-            conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
-        engine = create_engine(url, connect_args={"options": f"-csearch_path={SCHEMA}"})
-    schema.upgrade(engine, "0005")
-    yield engine
-    engine.dispose()
-    if request.param == "postgres":
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {SCHEMA} CASCADE"))
-        admin.dispose()
+    with engine_at(
+        request.param, "0005", tmp_path=tmp_path, name="consent_migration_test"
+    ) as engine:
+        yield engine
 
 
 def _customer(conn, external_id, email, phone, email_yes, sms_yes, sms_marketing_yes):

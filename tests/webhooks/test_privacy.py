@@ -41,6 +41,7 @@ from postpurchase.store.models import (
     Touchpoint,
     TouchpointStatus,
 )
+from postpurchase.store.page_actions import record_action
 from postpurchase.surveys.models import NpsResponse, SupportNotification
 from postpurchase.tasks.housekeeping import tidy_database
 from postpurchase.webhooks import opt_out_spool
@@ -114,8 +115,18 @@ def _places_mentioning(store, needles: list[str], outbox: Path) -> list[str]:
 
 
 def _leave_traces(store, settings, customer_id: int, touchpoint_id: int) -> None:
-    """What providers, refused requests and the spool keep about the customer."""
+    """What providers, refused requests, the spool and support's page actions keep about the
+    customer."""
     with transaction(store) as session:
+        record_action(
+            session,
+            user_name="support-anna",
+            action="adjust_points",
+            subject=f"customer:{customer_id}",
+            reason=f"{FIRST} {LAST} phoned from {PHONE}: a parcel arrived damaged",
+            detail={"points": 50},
+            now=NOW,
+        )
         session.add(
             MessageEvent(
                 provider="sendgrid",
