@@ -1,7 +1,8 @@
 """Benchmark ``rewards``: redemptions through the storefront API against a slow platform.
 
-What runs: ``postpurchase serve`` on 127.0.0.1 (``WORKERS`` uvicorn processes, a fresh SQLite
-engine database with ``customers`` customers of 600 points each) configured for Shopify; the
+What runs: ``postpurchase serve`` on 127.0.0.1 (``WORKERS`` uvicorn processes, a fresh engine
+database with ``customers`` customers of 600 points each: PostgreSQL when
+``POSTPURCHASE_BENCH_POSTGRES_URL`` names one it may wipe, else SQLite) configured for Shopify; the
 fake Shopify Admin GraphQL API in its own process, answering every request after
 ``LATENCY`` (50 ms) as a real platform's round trip would take. The load generator sends
 app-proxy-signed ``POST /storefront/proxy/redeem`` requests, one redemption of the 500-point
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from benchmarks.loadgen import LoadResult, Server, ServerUsage, free_port, post_bytes, run_load
 from postpurchase.loyalty.ledger import adjust
@@ -39,6 +40,7 @@ from postpurchase.store.models import Customer, Redemption, RedemptionStatus
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-app-secret"
 SHOP = "bench-shop.myshopify.com"
+POSTGRES_ENV = "POSTPURCHASE_BENCH_POSTGRES_URL"
 TOKEN = "shpat_0123456789abcdef0123456789abcdef"  # the fake's token
 LATENCY = 0.05
 CONCURRENCY = 50
@@ -48,11 +50,18 @@ BIN = Path(sys.executable).parent
 
 def _seed(url: str, customers: int) -> None:
     engine = make_engine(parse_database_url(url))
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
     schema.upgrade(engine)
     with transaction(session_factory(engine)) as session:
         for n in range(customers):
             customer = Customer(
-                source="shopify", external_id=str(8_100_000 + n), email=f"bench{n}@example.com"
+                source="shopify",
+                shop=SHOP,
+                external_id=str(8_100_000 + n),
+                email=f"bench{n}@example.com",
             )
             session.add(customer)
             session.flush()
@@ -103,7 +112,7 @@ def measure(count: int) -> tuple[LoadResult, LoadResult, ServerUsage, int]:
     warm = 100
     with tempfile.TemporaryDirectory(prefix="postpurchase-bench-rewards-") as tmp:
         workdir = Path(tmp)
-        url = f"sqlite:///{workdir / 'bench.db'}"
+        url = os.environ.get(POSTGRES_ENV) or f"sqlite:///{workdir / 'bench.db'}"
         _seed(url, count + warm)
         fake = subprocess.Popen(
             [sys.executable, "-m", "tests.fakes.fake_shopify_admin", str(LATENCY)],
@@ -121,6 +130,7 @@ def measure(count: int) -> tuple[LoadResult, LoadResult, ServerUsage, int]:
             env = {
                 **os.environ,
                 "POSTPURCHASE_DATABASE_URL": url,
+                "POSTPURCHASE_SIGNING_SECRET": "bench-signing-secret",
                 "POSTPURCHASE_VAR_DIR": str(workdir / "var"),
                 "POSTPURCHASE_SHOPIFY_WEBHOOK_SECRET": SECRET,
                 "POSTPURCHASE_REWARDS_PLATFORM": "shopify",
@@ -164,7 +174,8 @@ def markdown(
             f"Command: `python -m benchmarks rewards`. {count:,} redemptions (one 500-point "
             f"reward per customer of 600 points) through the storefront API "
             f"(`POST /storefront/proxy/redeem`, app-proxy signed) at concurrency {CONCURRENCY}, "
-            f"against `postpurchase serve --workers {WORKERS}` on SQLite; the platform is the "
+            f"against `postpurchase serve --workers {WORKERS}` on "
+            f"{'PostgreSQL' if os.environ.get(POSTGRES_ENV) else 'SQLite'}; the platform is the "
             f"fake Shopify Admin GraphQL API in its own process, answering after "
             f"{LATENCY * 1000:.0f} ms. 100 warm-up redemptions first, not counted. Baseline in "
             f"the same run: {count:,} `discountCodeBasicCreate` calls straight to the fake at "
