@@ -8,9 +8,10 @@ customers and orders each in one ``INSERT ... ON CONFLICT DO UPDATE`` (newest sn
 journey timestamps earliest first), order lines replaced, the loyalty award of each paid order,
 a touchpoint per event and campaign it triggers (first channel, first step, the campaign's
 delay; no conditions, consent or quiet hours), and the win-back cancel of customers who
-ordered. The client does nothing but send ten statements per batch, so what it drains per
-second is about the most PostgreSQL itself can take on this machine: the drain's rate over
-this one, measured in the same run, says how much is left.
+ordered. Its rows are the engine's default shop (``shop`` ''), keyed like the drain's by
+(source, shop, platform id). The client does nothing but send ten statements per batch, so
+what it drains per second is about the most PostgreSQL itself can take on this machine: the
+drain's rate over this one, measured in the same run, says how much is left.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ FROM (SELECT source, payload->'order'->'customer' AS c,
         CAST(payload->'order'->>'updated_at' AS timestamptz) AS version FROM batch) AS s
 WHERE c IS NOT NULL
 ORDER BY source, c->>'external_id', version DESC
-ON CONFLICT (source, external_id) DO UPDATE SET email = EXCLUDED.email,
+ON CONFLICT (source, shop, external_id) DO UPDATE SET email = EXCLUDED.email,
     first_name = EXCLUDED.first_name, time_zone = EXCLUDED.time_zone,
     source_updated_at = EXCLUDED.source_updated_at, updated_at = now()
 WHERE customers.source_updated_at IS NULL
@@ -67,7 +68,8 @@ SELECT DISTINCT ON (e.source, e.o->>'external_id') e.source, e.o->>'external_id'
 FROM (SELECT source, payload->'order' AS o, payload->>'type' AS type,
         CAST(payload->>'occurred_at' AS timestamptz) AS at,
         CAST(payload->'order'->>'updated_at' AS timestamptz) AS version FROM batch) AS e
-JOIN customers AS c ON c.source = e.source AND c.external_id = e.o->'customer'->>'external_id'
+JOIN customers AS c ON c.source = e.source AND c.shop = ''
+    AND c.external_id = e.o->'customer'->>'external_id'
 JOIN (SELECT source, payload->'order'->>'external_id' AS external_id,
         min(CAST(payload->>'occurred_at' AS timestamptz))
             FILTER (WHERE payload->>'type' = 'order.paid') AS paid,
@@ -78,7 +80,7 @@ JOIN (SELECT source, payload->'order'->>'external_id' AS external_id,
       FROM batch GROUP BY 1, 2) AS t
     ON t.source = e.source AND t.external_id = e.o->>'external_id'
 ORDER BY e.source, e.o->>'external_id', e.version DESC
-ON CONFLICT (source, external_id) DO UPDATE SET
+ON CONFLICT (source, shop, external_id) DO UPDATE SET
     name = CASE WHEN orders.source_updated_at <= EXCLUDED.source_updated_at
         THEN EXCLUDED.name ELSE orders.name END,
     total = CASE WHEN orders.source_updated_at <= EXCLUDED.source_updated_at
