@@ -14,6 +14,7 @@ from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.processing.batch import InboxSummary
 from postpurchase.processing.drain import process_inbox
 from postpurchase.settings import PROJECT_ROOT
+from postpurchase.store.claims import claim_inbox_rows
 from postpurchase.store.database import transaction
 from postpurchase.store.models import InboxEvent, Touchpoint
 
@@ -147,3 +148,8 @@ def vip_shop_orders() -> list[dict]:
                 )
             )
     return events
+
+
+def claimed_ids(session, **claim) -> list[int]:
+    """The ids of the inbox rows one claim takes (``claim_inbox_rows``' arguments)."""
+    return [row.id for row in claim_inbox_rows(session, **claim)]

@@ -257,7 +257,7 @@ def process_inbox(
     """
     summary = InboxSummary()
     deadline = time.monotonic() + time_budget.total_seconds() if time_budget else None
-    last_id = 0  # each claim starts above the previous one (see claim_inbox_events)
+    last_id = 0  # each claim starts above the previous one (see claim_inbox_rows)
     retried = 0
     while deadline is None or time.monotonic() < deadline:
         with transaction(factory) as session:

@@ -78,41 +78,6 @@ _SENDING_LOST = (
 )
 
 
-def claim_inbox_events(
-    session: Session,
-    *,
-    worker: str,
-    now: datetime,
-    limit: int,
-    lease: timedelta,
-    max_attempts: int = 5,
-    reclaim_expired: bool = True,
-    after_id: int = 0,
-) -> list[int]:
-    """Claim up to ``limit`` pending inbox rows (oldest first) and return their ids.
-
-    Rows of a crashed claimant (lease run out) are taken back first, unless
-    ``reclaim_expired`` is False: a drain does that on its first claim only, since its own
-    leases do not run out while it works, and the search costs more as the table grows.
-
-    Pending rows are looked for above ``after_id`` only. A drain passes the highest id of its
-    previous claim: the rows it just processed stay in the claim index until the table is
-    vacuumed, and walking past them made every claim slower than the one before. Rows below
-    it that go back to pending (to be retried) need a claim from the start.
-    """
-    rows = claim_inbox_rows(
-        session,
-        worker=worker,
-        now=now,
-        limit=limit,
-        lease=lease,
-        max_attempts=max_attempts,
-        reclaim_expired=reclaim_expired,
-        after_id=after_id,
-    )
-    return [row.id for row in rows]
-
-
 def claim_inbox_rows(
     session: Session,
     *,
@@ -124,9 +89,19 @@ def claim_inbox_rows(
     reclaim_expired: bool = True,
     after_id: int = 0,
 ) -> list[Row[Any]]:
-    """``claim_inbox_events``, returning the claimed rows' ``id``, ``source``, ``shop``,
-    ``payload`` (as JSON text) and ``attempts`` (this claim counted): the claim reads what it
-    takes in the same statement."""
+    """Claim up to ``limit`` pending inbox rows (oldest first) and return their ``id``,
+    ``source``, ``shop``, ``payload`` (as JSON text) and ``attempts`` (this claim counted):
+    the claim reads what it takes in the same statement.
+
+    Rows of a crashed claimant (lease run out) are taken back first, unless
+    ``reclaim_expired`` is False: a drain does that on its first claim only, since its own
+    leases do not run out while it works, and the search costs more as the table grows.
+
+    Pending rows are looked for above ``after_id`` only. A drain passes the highest id of its
+    previous claim: the rows it just processed stay in the claim index until the table is
+    vacuumed, and walking past them made every claim slower than the one before. Rows below
+    it that go back to pending (to be retried) need a claim from the start.
+    """
     return _claim(
         session,
         _KINDS[InboxEvent],

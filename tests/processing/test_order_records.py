@@ -6,13 +6,12 @@ from datetime import timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from event_journeys import at, order_event, put, touchpoints
+from event_journeys import at, claimed_ids, order_event, put, touchpoints
 from sqlalchemy import select
 
 from postpurchase.events import CanonicalEvent
 from postpurchase.processing.batch import InboxSummary, SourcedEvent
 from postpurchase.processing.drain import process_batch
-from postpurchase.store.claims import claim_inbox_events
 from postpurchase.store.database import transaction
 from postpurchase.store.models import (
     ClaimStatus,
@@ -132,7 +131,7 @@ def test_a_claimant_killed_mid_batch_loses_nothing(store, drain):
     put(store, *journey)
     claimed_at = at("2026-03-20T12:00:00+00:00")
     with transaction(store) as session:
-        ids = claim_inbox_events(
+        ids = claimed_ids(
             session, worker="doomed", now=claimed_at, limit=10, lease=timedelta(minutes=5)
         )
     # The doomed worker gets half-way through its batch, then dies: its transaction never

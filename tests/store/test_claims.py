@@ -4,11 +4,11 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+from event_journeys import claimed_ids
 from sqlalchemy import event, insert, select, text
 
 from postpurchase.store.claims import (
     claim_due_touchpoints,
-    claim_inbox_events,
     mark_sending,
     release,
     release_each,
@@ -57,7 +57,7 @@ def _drain(store, n, claimed, barrier, errors):
 def _claim_until_empty(store, worker, claimed):
     while True:
         with transaction(store) as session:
-            ids = claim_inbox_events(session, worker=worker, now=NOW, limit=25, lease=LEASE)
+            ids = claimed_ids(session, worker=worker, now=NOW, limit=25, lease=LEASE)
             if not ids:
                 return
             time.sleep(0.005)  # keep the transaction open so claimants really overlap
@@ -96,24 +96,24 @@ def test_concurrent_claimants_never_get_the_same_row(store, db_url):
 def test_a_claim_whose_lease_expired_is_claimable_again(store):
     _inbox(store, 3)
     with transaction(store) as session:
-        first = claim_inbox_events(session, worker="crashed", now=NOW, limit=10, lease=LEASE)
+        first = claimed_ids(session, worker="crashed", now=NOW, limit=10, lease=LEASE)
     assert len(first) == 3
 
     with transaction(store) as session:
         early = NOW + LEASE - timedelta(seconds=1)
-        assert claim_inbox_events(session, worker="other", now=early, limit=10, lease=LEASE) == []
+        assert claimed_ids(session, worker="other", now=early, limit=10, lease=LEASE) == []
 
     later = NOW + LEASE + timedelta(seconds=1)
     with transaction(store) as session:
         # a drain past its first claim leaves them to the next run's first claim
         assert (
-            claim_inbox_events(
+            claimed_ids(
                 session, worker="other", now=later, limit=10, lease=LEASE, reclaim_expired=False
             )
             == []
         )
     with transaction(store) as session:
-        second = claim_inbox_events(session, worker="other", now=later, limit=10, lease=LEASE)
+        second = claimed_ids(session, worker="other", now=later, limit=10, lease=LEASE)
     assert second == first
 
     # the first claimant waking up late must not overwrite the new owner's work
@@ -128,14 +128,12 @@ def test_a_row_that_keeps_timing_out_is_failed_and_no_longer_blocks(store):
     now = NOW
     for _ in range(3):
         with transaction(store) as session:
-            ids = claim_inbox_events(
-                session, worker="w", now=now, limit=1, lease=LEASE, max_attempts=3
-            )
+            ids = claimed_ids(session, worker="w", now=now, limit=1, lease=LEASE, max_attempts=3)
             assert ids == [1]  # row 1 is always taken first and always "crashes"
         now += LEASE + timedelta(seconds=1)
 
     with transaction(store) as session:
-        ids = claim_inbox_events(session, worker="w", now=now, limit=1, lease=LEASE, max_attempts=3)
+        ids = claimed_ids(session, worker="w", now=now, limit=1, lease=LEASE, max_attempts=3)
     assert ids == [2]
     with store() as session:
         poisoned = session.get(InboxEvent, 1)
@@ -261,7 +259,7 @@ def test_inbox_claims_walk_only_the_rows_still_to_process(store, engine):
     against the index's condition) and repeat that condition (SQLite needs it stated)."""
     _inbox(store, 3000)
     with transaction(store) as session:
-        done = claim_inbox_events(session, worker="w", now=NOW, limit=2990, lease=LEASE)
+        done = claimed_ids(session, worker="w", now=NOW, limit=2990, lease=LEASE)
         release(session, InboxEvent, done, worker="w", status=ClaimStatus.DONE)
         session.execute(text("ANALYZE inbox_events"))
 
@@ -274,7 +272,7 @@ def test_inbox_claims_walk_only_the_rows_still_to_process(store, engine):
     event.listen(engine, "before_cursor_execute", record)
     try:
         with transaction(store) as session:
-            ids = claim_inbox_events(session, worker="w2", now=NOW, limit=25, lease=LEASE)
+            ids = claimed_ids(session, worker="w2", now=NOW, limit=25, lease=LEASE)
     finally:
         event.remove(engine, "before_cursor_execute", record)
 
