@@ -17,9 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-DAGS = ROOT / "dags"
+from project_paths import DAGS, POSTGRES_URL_ENV, ROOT
 
 # Airflow reads its configuration when first imported: point it at a throwaway home before
 # any test imports it, so no developer's Airflow is touched.
@@ -32,7 +30,6 @@ os.environ.update(
     AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
     NO_PROXY="127.0.0.1,localhost",
 )
-POSTGRES_URL_ENV = "POSTPURCHASE_TEST_POSTGRES_URL"
 # Tests set the engine's settings themselves; a developer's own must not leak in.
 for _name in [n for n in os.environ if n.startswith("POSTPURCHASE_") and n != POSTGRES_URL_ENV]:
     del os.environ[_name]

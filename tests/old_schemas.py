@@ -12,13 +12,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from project_paths import POSTGRES_URL_ENV
 from sqlalchemy import Engine, create_engine, text
 
 from postpurchase.settings import parse_database_url
 from postpurchase.store import schema
 from postpurchase.store.database import make_engine
 
-POSTGRES_URL_ENV = "POSTPURCHASE_TEST_POSTGRES_URL"
 DIALECTS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-DAGS = Path(__file__).resolve().parents[2] / "dags"
+from project_paths import DAGS
 
 
 def test_dispatch_dag_parses_and_is_thin():

@@ -6,8 +6,7 @@ import subprocess
 import sys
 
 import pytest
-
-from tests.conftest import DAGS
+from project_paths import DAGS
 
 DAG_FILES = sorted(p.name for p in DAGS.glob("*.py"))
 

@@ -1,8 +1,8 @@
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
+from project_paths import DAGS
 from sqlalchemy import select
 
 from postpurchase.store.database import transaction
@@ -14,8 +14,6 @@ from postpurchase.store.models import (
     LoyaltyLedgerEntry,
     Order,
 )
-
-DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 
 def _customer_with_order(session, external_id, total, paid_at):

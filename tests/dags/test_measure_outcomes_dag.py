@@ -2,9 +2,9 @@
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
+from project_paths import DAGS
 from sqlalchemy import select
 
 from postpurchase.store.database import transaction
@@ -17,8 +17,6 @@ from postpurchase.store.models import (
     Touchpoint,
     TouchpointStatus,
 )
-
-DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 
 @pytest.mark.airflow

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import AssetOrTimeSchedule
+from project_paths import DAGS
 from sqlalchemy import select
 
 from postpurchase.airflow_glue import InboxWatermarkTrigger
 from postpurchase.events import CanonicalEvent
 from postpurchase.store.database import transaction
 from postpurchase.store.models import InboxEvent, Touchpoint
-
-DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 
 @pytest.mark.airflow

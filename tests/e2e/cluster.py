@@ -14,9 +14,8 @@ import uuid
 from pathlib import Path
 
 import httpx
+from project_paths import DAGS, ROOT
 from servers import free_port
-
-from tests.conftest import DAGS, ROOT
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 POSTPURCHASE = str(Path(sys.executable).with_name("postpurchase"))

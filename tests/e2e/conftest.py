@@ -4,10 +4,10 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from project_paths import POSTGRES_URL_ENV
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.conftest import POSTGRES_URL_ENV
 from tests.e2e.cluster import AirflowCluster
 
 

@@ -14,6 +14,7 @@ import pytest
 from fakes.fake_sendgrid import API_KEY, FakeSendGrid
 from fakes.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID, FakeTwilio
 from fakes.http_fake import Fault
+from project_paths import ROOT
 from sqlalchemy import func, select
 
 from postpurchase.demo.feed import Delivery, build_feed
@@ -26,7 +27,6 @@ from postpurchase.store.models import (
     Touchpoint,
     TouchpointStatus,
 )
-from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.airflow]
 
