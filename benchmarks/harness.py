@@ -86,6 +86,8 @@ def cpu_per_item(seconds: dict[str, float], items: int, unit: str) -> str:
     total = sum(seconds.values()) / max(items, 1)
     scale, name = (1e3, "ms") if total >= 1e-3 else (1e6, "us")
     parts = " + ".join(f"{role} {s * scale / max(items, 1):,.1f}" for role, s in seconds.items())
+    if len(seconds) == 1:
+        return f"{next(iter(seconds))} **{total * scale:,.1f}** {name} per {unit}"
     return f"{parts} = **{total * scale:,.1f}** {name} per {unit}"
 
 

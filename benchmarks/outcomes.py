@@ -58,8 +58,8 @@ INTRO = (
     "in the same run: the per-message work one touchpoint at a time (its events, its clicks "
     "judged, its customer's orders in the window after the first human click) on a sample, "
     "extrapolated linearly. Each runs alone in a fresh child process; CPU is user + system "
-    "time of the child, of the PostgreSQL backends of the run's database (on SQLite the engine "
-    "runs inside the child) and of the benchmark process waiting for it."
+    "time of the child, of the PostgreSQL backends of the run's database (in 10 ms ticks; on "
+    "SQLite the engine runs inside the child) and of the benchmark process waiting for it."
 )
 
 

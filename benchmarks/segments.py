@@ -54,8 +54,8 @@ INTRO = (
     "same run: a per-customer loop (one aggregate query and one upsert per customer) on a "
     "sample, extrapolated linearly. Each runs alone in a fresh child process. CPU per customer "
     "is user + system time of every process involved: the child, the PostgreSQL backends of "
-    "the run's database (on SQLite the engine runs inside the child) and the benchmark process "
-    "waiting for it. Peak RSS is the child's (PostgreSQL's server memory is not counted)."
+    "the run's database (in 10 ms ticks; on SQLite the engine runs inside the child) and the "
+    "benchmark process waiting for it. Peak RSS is the child's (PostgreSQL's server memory is not counted)."
 )
 
 
