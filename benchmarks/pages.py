@@ -50,13 +50,13 @@ REPEATS = 7
 INTRO = (
     f"Each page asked once to warm it, then {REPEATS} times, through the pages' app in the "
     "benchmark's process (the login check, Airflow's, left out), after the `outcomes` "
-    "benchmark's shop was loaded and measured as the hourly run leaves it, with an inbox of "
-    "half as many events as touchpoints (a few hundred pending and failed). The what-if page "
-    "is not timed: it replays history on purpose. The floor, in the same run: the app's top route, which goes through the same "
-    "client, mount and login dependency and answers a redirect without touching the database "
-    "or a template. CPU per request is user + system time of the benchmark process (app and "
-    "client together) and of the PostgreSQL backends of the run's database (counted in 10 ms "
-    "ticks; on SQLite the engine runs inside the benchmark process)."
+    "benchmark's shop was loaded and measured as the hourly run leaves it, with an inbox of half"
+    " as many events as touchpoints (a few hundred pending and failed). The what-if page is not "
+    "timed: it replays history on purpose. The floor, in the same run: the app's top route, "
+    "which goes through the same client, mount and login dependency and answers a redirect "
+    "without touching the database or a template. CPU per request is user + system time of the "
+    "benchmark process (app and client together) and of the PostgreSQL backends of the run's "
+    "database (counted in 10 ms ticks; on SQLite the engine runs inside the benchmark process)."
 )
 
 

@@ -55,7 +55,8 @@ INTRO = (
     "sample, extrapolated linearly. Each runs alone in a fresh child process. CPU per customer "
     "is user + system time of every process involved: the child, the PostgreSQL backends of "
     "the run's database (in 10 ms ticks; on SQLite the engine runs inside the child) and the "
-    "benchmark process waiting for it. Peak RSS is the child's (PostgreSQL's server memory is not counted)."
+    "benchmark process waiting for it. Peak RSS is the child's (PostgreSQL's server memory is "
+    "not counted)."
 )
 
 
