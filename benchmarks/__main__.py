@@ -21,13 +21,17 @@ from benchmarks.harness import load_average, rerun_command
 
 RESULTS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 HEADER = (
-    "# Benchmarks\n\n"
+    "# Benchmarks\n"
+    "\n"
     "Written by `make bench` (`python -m benchmarks`); each section is replaced when its\n"
     "benchmark runs again. Numbers are from the machine named in the section, measured with\n"
     "the baseline and the ceiling in the same run. Each section gives the load average before\n"
     "and after, and the CPU time per item of every process involved: on a shared machine the\n"
     "rates move with the other users, CPU per item much less (though it too rises when the load\n"
     "is well above the cores), so compare the lines of one run (see benchmarks/harness.py).\n"
+    "It also says whether its tables had planner statistics (ANALYZE after a bulk load, as\n"
+    "production's autovacuum would leave them, or none), and prints next to each line the\n"
+    "command that reruns it (`DB_TO_WIPE` stands for a PostgreSQL database it may wipe).\n"
 )
 
 
