@@ -191,7 +191,6 @@ def _drain(url: str, batch_size: int, start: Any, results: Any) -> None:
         config,
         worker=f"bench:{os.getpid()}",
         shop_zone=ZoneInfo("UTC"),
-        lease=timedelta(minutes=30),
         clock=lambda: datetime(2026, 6, 1, tzinfo=UTC),
         batch_size=batch_size,
         processor=recorded,

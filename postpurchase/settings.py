@@ -58,7 +58,7 @@ class Settings(BaseSettings, RewardsSettings, ReviewSettings, ReviewAppSettings,
         default=30_000, gt=0, description="How long a SQLite writer waits for the lock."
     )
     claim_lease_seconds: int = Field(
-        default=300, gt=0, description="How long a claimed row stays with its claimant."
+        default=300, gt=0, description="How long a claimed touchpoint stays with its dispatcher."
     )
     drain_workers: int = Field(
         default=2,

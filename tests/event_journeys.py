@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -14,8 +14,8 @@ from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.processing.batch import InboxSummary
 from postpurchase.processing.drain import process_inbox
 from postpurchase.settings import PROJECT_ROOT
-from postpurchase.store.claims import claim_inbox_rows
 from postpurchase.store.database import transaction
+from postpurchase.store.inbox_claims import claim_inbox_rows
 from postpurchase.store.models import InboxEvent, Touchpoint
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -108,7 +108,6 @@ def process(
         campaigns or load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml"),
         worker=worker,
         shop_zone=ZoneInfo("UTC"),
-        lease=timedelta(minutes=5),
         clock=lambda: now,
         loyalty=loyalty,
     )

@@ -1,11 +1,13 @@
 """Draining the inbox: claim a batch, upsert, plan, cancel, mark processed; repeat.
 
-Each batch is one transaction: its upserts, touchpoints and the rows' ``done`` status commit
-together, so a worker killed mid-batch leaves nothing half-done; its claim runs out and the
-rows are claimed again (the work is idempotent). When a batch fails, its rows are retried one
-by one so a bad row cannot hold back good ones; a row that still fails goes back to pending
-with its error and is marked ``failed`` after ``MAX_ATTEMPTS`` claims. A payload that is not a
-canonical event fails at once: retrying cannot fix it.
+Each batch is one transaction: its claim marks the rows ``done`` (``claim_inbox_rows``), and
+its upserts and touchpoints commit with that, so a worker killed mid-batch leaves nothing
+half-done: the transaction rolls back and the rows are pending again (the work is
+idempotent). When a batch fails, its rows are retried one by one, each in a transaction of its
+own, so a bad row cannot hold back good ones; a row that still fails stays pending with its
+error, its failure counted in a transaction of its own, and is marked ``failed`` once it has
+failed ``MAX_ATTEMPTS`` times. A payload that is not a canonical event fails at once: retrying
+cannot fix it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -45,9 +47,14 @@ from postpurchase.processing.planning import (
     tier_subject,
 )
 from postpurchase.processing.records import upsert_records
-from postpurchase.store.claims import claim_inbox_rows, release
 from postpurchase.store.database import SessionFactory, transaction
-from postpurchase.store.models import ClaimStatus, InboxEvent
+from postpurchase.store.inbox_claims import (
+    claim_inbox_rows,
+    fail_claimed_inbox_rows,
+    reclaim_expired_inbox_rows,
+    record_inbox_failure,
+)
+from postpurchase.store.models import ClaimStatus
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +250,6 @@ def process_inbox(
     *,
     worker: str,
     shop_zone: ZoneInfo,
-    lease: timedelta,
     clock: Clock = utc_now,
     batch_size: int = BATCH_SIZE,
     time_budget: timedelta | None = None,
@@ -252,81 +258,78 @@ def process_inbox(
 ) -> InboxSummary:
     """Process pending inbox rows until none is left (or ``time_budget`` is spent).
 
-    Rows claimed by a worker that died are taken over once their lease has run out.
-    ``processor`` does the work of one batch (``process_batch``; tests swap it).
+    Rows an earlier version's worker left claimed are taken back once their lease has run
+    out. ``processor`` does the work of one batch (``process_batch``; tests swap it).
     """
     summary = InboxSummary()
     deadline = time.monotonic() + time_budget.total_seconds() if time_budget else None
+    with transaction(factory) as session:
+        reclaim_expired_inbox_rows(session, now=clock(), max_attempts=MAX_ATTEMPTS)
+    run = _BatchRun(factory, config, worker, shop_zone, clock, processor, loyalty)
     last_id = 0  # each claim starts above the previous one (see claim_inbox_rows)
     retried = 0
     while deadline is None or time.monotonic() < deadline:
-        with transaction(factory) as session:
-            rows = claim_inbox_rows(
-                session,
-                worker=worker,
-                now=clock(),
-                limit=batch_size,
-                lease=lease,
-                max_attempts=MAX_ATTEMPTS,
-                # a crashed run's rows are taken back once, at the start
-                reclaim_expired=not last_id,
-                after_id=last_id,
-            )
-        if not rows:
-            if summary.retried == retried:
-                break
-            # rows sent back to be retried lie behind: one more pass from the start
-            retried, last_id = summary.retried, 0
-            continue
-        last_id = rows[-1].id
-        items, invalid = _parse(rows)
-        attempts = {row.id: row.attempts for row in rows}
-        for inbox_id, reason in invalid.items():
-            _give_up(factory, inbox_id, reason, worker=worker, summary=summary)
-        run = _BatchRun(factory, config, worker, shop_zone, clock, processor, loyalty)
+        batch = _Batch()
         try:
-            summary.add(run(items))
-            continue
+            with transaction(factory) as session:
+                run.claim(session, batch, limit=batch_size, after_id=last_id)
+                if batch.rows:
+                    batch.summary = run(session, batch.items)
         except Exception:
+            if not batch.rows:
+                raise  # the claim itself failed: nothing to retry row by row
             log.warning(
-                "a batch of %d event(s) failed; retrying one by one", len(items), exc_info=True
+                "a batch of %d event(s) failed; retrying one by one", len(batch.rows), exc_info=True
             )
-        for item in items:
-            _one_by_one(factory, run, item, attempts[item.inbox_id], worker, summary)
+            _one_by_one(run, batch, summary)
+        else:
+            if not batch.rows:
+                if summary.retried == retried:
+                    break
+                # rows sent back to be retried lie behind: one more pass from the start
+                retried, last_id = summary.retried, 0
+                continue
+            summary.add(batch.summary)
+            for inbox_id, reason in batch.invalid.items():
+                _note_failure(summary, inbox_id, reason)
+        last_id = batch.rows[-1].id
     return summary
 
 
-def _one_by_one(
-    factory: SessionFactory,
-    run: _BatchRun,
-    item: SourcedEvent,
-    attempts: int,
-    worker: str,
-    summary: InboxSummary,
-) -> None:
-    """Process one row of a failed batch; its failure is recorded on it, never fatal."""
-    try:
-        summary.add(run([item]))
-    except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-        if attempts >= MAX_ATTEMPTS:
-            _give_up(factory, item.inbox_id, reason, worker=worker, summary=summary)
-            return
-        with transaction(factory) as session:
-            release(
-                session,
-                InboxEvent,
-                [item.inbox_id],
-                worker=worker,
-                status=ClaimStatus.PENDING,
-                last_error=reason,
-            )
-        summary.retried += 1
+@dataclass
+class _Batch:
+    """A claimed batch: its rows, their events, the rows whose payload is not an event."""
+
+    rows: list[Row[Any]] = field(default_factory=list)
+    items: list[SourcedEvent] = field(default_factory=list)
+    invalid: dict[int, str] = field(default_factory=dict)
+    summary: InboxSummary = field(default_factory=InboxSummary)
+
+
+def _one_by_one(run: _BatchRun, batch: _Batch, summary: InboxSummary) -> None:
+    """After ``batch`` failed (and rolled back): its rows one by one, each claimed again in a
+    transaction of its own; a row's failure is recorded on it, never fatal."""
+    for inbox_id, reason in batch.invalid.items():
+        run.record_failure(inbox_id, reason, summary, max_attempts=0)
+    for item in batch.items:
+        try:
+            with transaction(run.factory) as session:
+                if not run.claim(session, _Batch(), limit=1, only=[item.inbox_id]):
+                    continue  # another drainer took it meanwhile
+                summary.add(run(session, [item]))
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            run.record_failure(item.inbox_id, reason, summary, max_attempts=MAX_ATTEMPTS)
+
+
+def _note_failure(summary: InboxSummary, inbox_id: int, reason: str) -> None:
+    summary.failed += 1
+    summary.errors.append(f"inbox event {inbox_id}: {reason}")
 
 
 @dataclass(frozen=True)
 class _BatchRun:
-    """Processes events and marks them done, in one transaction."""
+    """Claims rows and processes their events, in the caller's transaction."""
 
     factory: SessionFactory
     config: CampaignConfig
@@ -336,41 +339,36 @@ class _BatchRun:
     processor: BatchProcessor
     loyalty: LoyaltyConfig | None
 
-    def __call__(self, items: Sequence[SourcedEvent]) -> InboxSummary:
+    def claim(self, session: Session, batch: _Batch, **which: Any) -> bool:
+        """Claim rows (marked done) into ``batch``; those whose payload is not a canonical
+        event are marked failed at once. Whether any row was claimed."""
+        batch.rows = claim_inbox_rows(session, worker=self.worker, now=self.clock(), **which)
+        batch.items, batch.invalid = _parse(batch.rows)
+        fail_claimed_inbox_rows(session, batch.invalid)
+        return bool(batch.rows)
+
+    def __call__(self, session: Session, items: Sequence[SourcedEvent]) -> InboxSummary:
         part = InboxSummary()
-        with transaction(self.factory) as session:
-            self.processor(
-                session,
-                items,
-                self.config,
-                shop_zone=self.shop_zone,
-                now=self.clock(),
-                summary=part,
-                loyalty=self.loyalty,
-            )
-            release(
-                session,
-                InboxEvent,
-                [item.inbox_id for item in items],
-                worker=self.worker,
-                status=ClaimStatus.DONE,
-                processed_at=self.clock(),
-                last_error=None,
-            )
+        self.processor(
+            session,
+            items,
+            self.config,
+            shop_zone=self.shop_zone,
+            now=self.clock(),
+            summary=part,
+            loyalty=self.loyalty,
+        )
         return part
 
-
-def _give_up(
-    factory: SessionFactory, inbox_id: int, reason: str, *, worker: str, summary: InboxSummary
-) -> None:
-    with transaction(factory) as session:
-        release(
-            session,
-            InboxEvent,
-            [inbox_id],
-            worker=worker,
-            status=ClaimStatus.FAILED,
-            last_error=reason,
-        )
-    summary.failed += 1
-    summary.errors.append(f"inbox event {inbox_id}: {reason}")
+    def record_failure(
+        self, inbox_id: int, reason: str, summary: InboxSummary, *, max_attempts: int
+    ) -> None:
+        """Count a failed attempt on the (pending again) row, in a transaction of its own."""
+        with transaction(self.factory) as session:
+            status = record_inbox_failure(
+                session, inbox_id, reason, worker=self.worker, max_attempts=max_attempts
+            )
+        if status is ClaimStatus.FAILED:
+            _note_failure(summary, inbox_id, reason)
+        elif status is ClaimStatus.PENDING:
+            summary.retried += 1

@@ -1,35 +1,35 @@
-"""Claiming batches of work so that concurrent workers never take the same row.
+"""Claiming due touchpoints so that concurrent dispatchers never take the same row.
 
 A claim moves rows to ``claimed`` with a lease. If the claimant dies, the lease runs out and
 the rows are claimable again; a row whose leases keep running out is given up after
 ``max_attempts`` so one poisonous row never blocks the rest.
 
-Touchpoints add one step: right before a message is handed to a provider its row is marked
-``sending`` (and committed). A ``sending`` row whose lease runs out may or may not have been
-sent, so it becomes ``unknown`` and is never sent again blind; rows the dead worker had not
-reached yet are simply claimed again.
+Right before a message is handed to a provider its row is marked ``sending`` (and committed).
+A ``sending`` row whose lease runs out may or may not have been sent, so it becomes
+``unknown`` and is never sent again blind; rows the dead worker had not reached yet are simply
+claimed again.
 
 PostgreSQL: ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)``, so claimants skip
 each other's rows instead of waiting. SQLite: the same statement inside the store's
 ``BEGIN IMMEDIATE`` transaction, so claimants queue for the single writer lock.
+
+Inbox rows are claimed otherwise, inside the transaction that processes them
+(``postpurchase.store.inbox_claims``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Text, and_, bindparam, cast, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from postpurchase.store.membership import among
 from postpurchase.store.models import (
     CampaignPause,
-    ClaimStatus,
-    InboxEvent,
     Touchpoint,
     TouchpointStatus,
 )
@@ -37,30 +37,16 @@ from postpurchase.store.models import (
 
 @dataclass(frozen=True)
 class _Claimable:
-    model: Any  # InboxEvent or Touchpoint: both have status, claimed_by, lease_until, attempts
+    model: Any  # Touchpoint: status, claimed_by, lease_until, attempts
     ready: Any  # status of rows waiting for work
     claimed: Any
     held: tuple[Any, ...]  # statuses a worker holds a row in (and may release it from)
     given_up: Any  # status once leases ran out max_attempts times
     reason_column: str
     given_up_reason: str
-    # Whether ready rows are claimed by walking a partial index of them in id order (see
-    # ``_in_id_order``). Its condition is the claim's own ``status = ready``, with the status
-    # as a literal: SQLite uses a partial index only for a query that states its condition.
-    walk_in_order: bool = False
 
 
 _KINDS = {
-    InboxEvent: _Claimable(
-        InboxEvent,
-        ClaimStatus.PENDING,
-        ClaimStatus.CLAIMED,
-        (ClaimStatus.CLAIMED,),
-        ClaimStatus.FAILED,
-        "last_error",
-        "processing did not finish within the claim lease, {n} time(s)",
-        walk_in_order=True,
-    ),
     Touchpoint: _Claimable(
         Touchpoint,
         TouchpointStatus.PLANNED,
@@ -76,49 +62,6 @@ _SENDING_LOST = (
     "the dispatcher stopped while handing the message to the provider: it may or may not "
     "have been sent, so it is not sent again"
 )
-
-
-def claim_inbox_rows(
-    session: Session,
-    *,
-    worker: str,
-    now: datetime,
-    limit: int,
-    lease: timedelta,
-    max_attempts: int = 5,
-    reclaim_expired: bool = True,
-    after_id: int = 0,
-) -> list[Row[Any]]:
-    """Claim up to ``limit`` pending inbox rows (oldest first) and return their ``id``,
-    ``source``, ``shop``, ``payload`` (as JSON text) and ``attempts`` (this claim counted):
-    the claim reads what it takes in the same statement.
-
-    Rows of a crashed claimant (lease run out) are taken back first, unless
-    ``reclaim_expired`` is False: a drain does that on its first claim only, since its own
-    leases do not run out while it works, and the search costs more as the table grows.
-
-    Pending rows are looked for above ``after_id`` only. A drain passes the highest id of its
-    previous claim: the rows it just processed stay in the claim index until the table is
-    vacuumed, and walking past them made every claim slower than the one before. Rows below
-    it that go back to pending (to be retried) need a claim from the start.
-    """
-    return _claim(
-        session,
-        _KINDS[InboxEvent],
-        InboxEvent.id > after_id if after_id else None,
-        worker,
-        now,
-        limit,
-        lease,
-        max_attempts,
-        reclaim_expired=reclaim_expired,
-        returning=(
-            InboxEvent.source,
-            InboxEvent.shop,
-            cast(InboxEvent.payload, Text).label("payload"),
-            InboxEvent.attempts,
-        ),
-    )
 
 
 def claim_due_touchpoints(
@@ -144,8 +87,7 @@ def claim_due_touchpoints(
     # A paused campaign's touchpoints wait, unclaimed, until it is resumed (outcomes/guard.py).
     paused = select(CampaignPause.campaign_id).where(CampaignPause.resumed_at.is_(None))
     due = and_(due, Touchpoint.campaign_id.not_in(paused))
-    rows = _claim(session, _KINDS[Touchpoint], due, worker, now, limit, lease, max_attempts)
-    return [row.id for row in rows]
+    return _claim(session, _KINDS[Touchpoint], due, worker, now, limit, lease, max_attempts)
 
 
 def mark_sending(
@@ -271,41 +213,35 @@ def _claim(
     limit: int,
     lease: timedelta,
     max_attempts: int,
-    *,
-    reclaim_expired: bool = True,
-    returning: Sequence[Any] = (),
-) -> list[Row[Any]]:
-    """Claim rows of ``kind``; the claimed rows' ids and ``returning`` columns, by id."""
+) -> list[int]:
+    """Claim rows of ``kind``; the claimed rows' ids, in order."""
     model = kind.model
-    expired = and_(_status_is(model, kind.claimed), model.lease_until < now)
-    ready = _status_is(model, kind.ready)
+    expired = and_(status_is(model, kind.claimed), model.lease_until < now)
+    ready = status_is(model, kind.ready)
     if extra is not None:
         ready = and_(ready, extra)
-    conditions = [ready]
-    if reclaim_expired:
-        session.execute(
-            update(model)
-            .where(expired, model.attempts >= max_attempts)
-            .values(
-                status=kind.given_up,
-                lease_until=None,
-                **{kind.reason_column: kind.given_up_reason.format(n=max_attempts)},
-            )
-            .execution_options(synchronize_session=False)
+    session.execute(
+        update(model)
+        .where(expired, model.attempts >= max_attempts)
+        .values(
+            status=kind.given_up,
+            lease_until=None,
+            **{kind.reason_column: kind.given_up_reason.format(n=max_attempts)},
         )
-        # Rows whose lease ran out go first: they have waited longest.
-        conditions.insert(0, and_(expired, model.attempts < max_attempts))
-    claimed: list[Row[Any]] = []
-    # One query per condition, each walking its own index: one query with an OR of the two
-    # made PostgreSQL visit every row that was ever claimed, on each claim.
-    for condition in conditions:
+        .execution_options(synchronize_session=False)
+    )
+    claimed: list[int] = []
+    # Rows whose lease ran out go first: they have waited longest. One query per condition,
+    # each walking its own index: one query with an OR of the two made PostgreSQL visit every
+    # row that was ever claimed, on each claim.
+    for condition in (and_(expired, model.attempts < max_attempts), ready):
         if len(claimed) >= limit:
             break
         candidates = select(model.id).where(condition).order_by(model.id)
         candidates = candidates.limit(limit - len(claimed))
         if session.get_bind().dialect.name == "postgresql":
             candidates = candidates.with_for_update(skip_locked=True)
-        statement = (
+        claimed += session.scalars(
             update(model)
             .where(model.id.in_(candidates.scalar_subquery()))
             .values(
@@ -314,43 +250,16 @@ def _claim(
                 lease_until=now + lease,
                 attempts=model.attempts + 1,
             )
-            .returning(model.id, *returning)
+            .returning(model.id)
             .execution_options(synchronize_session=False)
         )
-        if kind.walk_in_order and condition is ready:
-            with _in_id_order(session):
-                claimed += session.execute(statement).all()
-        else:
-            claimed += session.execute(statement).all()
-    return sorted(claimed, key=lambda row: row[0])
+    return sorted(claimed)
 
 
-@contextmanager
-def _in_id_order(session: Session) -> Iterator[None]:
-    """On PostgreSQL, plan the statements run inside without sorting, then as before.
-
-    A claim wants the first ``limit`` ready rows by id: a walk of the partial index of ready
-    rows, in order, that stops at the limit. On a table without statistics (new, or not
-    analysed yet) PostgreSQL guesses that few rows are ready, and would rather fetch all of
-    them and sort them: on a backlog of a million rows, every claim fetched and sorted all
-    that lay ahead. Without sorting, that walk is the cheapest plan whatever the statistics
-    say, and with few ready rows it costs no more than the sort would.
-    """
-    if session.get_bind().dialect.name != "postgresql":
-        yield
-        return
-    previous = session.execute(
-        text("SELECT current_setting('enable_sort'), set_config('enable_sort', 'off', true)")
-    ).scalar_one()
-    try:
-        yield
-    finally:
-        session.execute(text("SELECT set_config('enable_sort', :on, true)"), {"on": previous})
-
-
-def _status_is(model: Any, status: Any) -> ColumnElement[bool]:
+def status_is(model: Any, status: Any) -> ColumnElement[bool]:
+    """``model.status = status``, the status written into the SQL as a literal."""
     # The status goes into the SQL as a literal: a bound parameter cannot match the partial
-    # index of claimable inbox rows once PostgreSQL switches to a prepared statement's
+    # index of claimable rows once PostgreSQL switches to a prepared statement's
     # generic plan, and the claim would then walk every row ever processed.
     column: ColumnElement[Any] = model.status
     return column == bindparam(None, status, type_=column.type, literal_execute=True)

@@ -74,7 +74,6 @@ def drain_inbox(settings: Settings | None = None, *, now: datetime | None = None
         config,
         worker=worker_name(),
         shop_zone=zone,
-        lease=timedelta(seconds=settings.claim_lease_seconds),
         clock=(lambda: now) if now is not None else utc_now,
         time_budget=TIME_BUDGET,
         loyalty=loyalty,

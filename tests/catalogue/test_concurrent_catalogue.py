@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -79,7 +78,6 @@ def test_two_drainers_share_new_products_without_deadlock(db_url, store, caplog)
                 campaigns,
                 worker=worker,
                 shop_zone=ZoneInfo("UTC"),
-                lease=timedelta(minutes=5),
                 clock=lambda: NOW,
                 batch_size=7,
             )

@@ -37,7 +37,6 @@ def test_simulate_prints_both_files_per_campaign(db_url, store, tmp_path):
         load_campaigns(SHIPPED),
         worker="test",
         shop_zone=ZoneInfo("UTC"),
-        lease=timedelta(minutes=5),
         clock=lambda: now,
         loyalty=load_loyalty_config(PROJECT_ROOT / "config" / "loyalty.yaml"),
     )

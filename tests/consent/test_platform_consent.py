@@ -47,7 +47,6 @@ def _drain(store):
         load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml"),
         worker="consent-test",
         shop_zone=ZoneInfo("UTC"),
-        lease=timedelta(minutes=5),
         clock=lambda: NOW,
     )
 

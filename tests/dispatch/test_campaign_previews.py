@@ -74,7 +74,6 @@ def test_a_real_order_by_its_number(db_url, store, shop, renderer):
         SHIPPED,
         worker="test",
         shop_zone=ZoneInfo("UTC"),
-        lease=timedelta(minutes=5),
         clock=lambda: now,
     )
 

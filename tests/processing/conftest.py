@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -55,7 +54,6 @@ def drain(store, campaigns, shipped_loyalty):
             config or campaigns,
             worker=worker,
             shop_zone=ZoneInfo("UTC"),
-            lease=timedelta(minutes=5),
             clock=lambda: moment,
             loyalty=loyalty,
         )

@@ -66,7 +66,6 @@ def history(db_url: str, store: SessionFactory, shipped, loyalty) -> SessionFact
                 shipped,
                 worker="test",
                 shop_zone=ZONE,
-                lease=timedelta(minutes=5),
                 clock=lambda moment=day: moment,
                 loyalty=loyalty,
             )
@@ -165,7 +164,6 @@ def test_events_processed_long_after_they_happened_are_too_late(db_url, store, s
         shipped,
         worker="test",
         shop_zone=ZONE,
-        lease=timedelta(minutes=5),
         clock=lambda: NOW,
         loyalty=loyalty,
     )

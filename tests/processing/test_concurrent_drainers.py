@@ -82,7 +82,6 @@ def _drainer(store, campaigns, loyalty, worker: str, batch_size: int) -> Callabl
             campaigns,
             worker=worker,
             shop_zone=ZoneInfo("UTC"),
-            lease=timedelta(minutes=5),
             clock=lambda: NOW,
             batch_size=batch_size,
             loyalty=loyalty,

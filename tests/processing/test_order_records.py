@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from event_journeys import at, claimed_ids, order_event, put, touchpoints
-from sqlalchemy import select
+from event_journeys import at, order_event, put, touchpoints
+from sqlalchemy import select, update
 
 from postpurchase.events import CanonicalEvent
 from postpurchase.processing.batch import InboxSummary, SourcedEvent
 from postpurchase.processing.drain import process_batch
 from postpurchase.store.database import transaction
+from postpurchase.store.inbox_claims import claim_inbox_rows
 from postpurchase.store.models import (
     ClaimStatus,
     Customer,
@@ -122,24 +122,29 @@ def test_new_lines_replace_the_items_of_an_order(store, drain):
     assert items == [("Speaker stand", 2, Decimal("19.9000"))]
 
 
-def test_a_claimant_killed_mid_batch_loses_nothing(store, drain):
-    journey = [
+def _three_events():
+    return [
         order_event("order.placed", "2026-03-01T15:00:00+00:00"),
         order_event("order.paid", "2026-03-01T15:01:00+00:00"),
         order_event("order.delivered", "2026-03-06T17:00:00+00:00"),
     ]
-    put(store, *journey)
+
+
+def _inbox(store):
+    with store() as session:
+        return {(r.status, r.attempts) for r in session.scalars(select(InboxEvent))}
+
+
+def test_a_claimant_killed_mid_batch_loses_nothing(store, drain):
+    put(store, *_three_events())
     claimed_at = at("2026-03-20T12:00:00+00:00")
-    with transaction(store) as session:
-        ids = claimed_ids(
-            session, worker="doomed", now=claimed_at, limit=10, lease=timedelta(minutes=5)
-        )
-    # The doomed worker gets half-way through its batch, then dies: its transaction never
-    # commits, and its rows stay claimed under its lease.
+    # The doomed worker claims the batch and gets half-way through it, then dies: its
+    # transaction, the claim's included, never commits.
     with store() as session, session.begin():
-        rows = session.scalars(select(InboxEvent).where(InboxEvent.id.in_(ids))).all()
+        rows = claim_inbox_rows(session, worker="doomed", now=claimed_at, limit=10)
         items = [
-            SourcedEvent(r.id, r.source, CanonicalEvent.model_validate(r.payload)) for r in rows
+            SourcedEvent(r.id, r.source, CanonicalEvent.model_validate_json(r.payload))
+            for r in rows
         ]
         process_batch(
             session,
@@ -150,6 +155,27 @@ def test_a_claimant_killed_mid_batch_loses_nothing(store, drain):
             summary=InboxSummary(),
         )
         session.rollback()
+    assert _inbox(store) == {(ClaimStatus.PENDING, 0)}
+
+    # No lease to wait for: the next run takes the rows at once and does everything once.
+    summary = drain(now="2026-03-20T12:01:00+00:00")
+
+    assert sum(summary.events.values()) == 3
+    assert _inbox(store) == {(ClaimStatus.DONE, 1)}
+    assert len(touchpoints(store)) == 5
+
+
+def test_rows_an_earlier_version_left_claimed_come_back_when_their_lease_runs_out(store, drain):
+    put(store, *_three_events())
+    with transaction(store) as session:  # claimed by a worker of the previous version
+        session.execute(
+            update(InboxEvent).values(
+                status=ClaimStatus.CLAIMED,
+                claimed_by="old",
+                lease_until=at("2026-03-20T12:05:00+00:00"),
+                attempts=1,
+            )
+        )
 
     # Within the lease nobody else may take the rows ...
     assert sum(drain(now="2026-03-20T12:04:00+00:00").events.values()) == 0
@@ -157,11 +183,7 @@ def test_a_claimant_killed_mid_batch_loses_nothing(store, drain):
     summary = drain(now="2026-03-20T12:06:00+00:00")
 
     assert sum(summary.events.values()) == 3
-    with store() as session:
-        statuses = {r.status for r in session.scalars(select(InboxEvent))}
-        attempts = {r.attempts for r in session.scalars(select(InboxEvent))}
-    assert statuses == {ClaimStatus.DONE}
-    assert attempts == {2}
+    assert _inbox(store) == {(ClaimStatus.DONE, 2)}
     assert len(touchpoints(store)) == 5
 
 

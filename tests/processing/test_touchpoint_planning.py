@@ -468,7 +468,6 @@ def test_a_row_that_keeps_failing_is_marked_failed_after_a_few_attempts(
         campaigns,
         worker="w",
         shop_zone=UTC_ZONE,
-        lease=timedelta(minutes=5),
         clock=lambda: now,
         processor=processor,
         loyalty=shipped_loyalty,

@@ -163,7 +163,6 @@ def test_review_submitted_from_the_page_cancels_the_reminder(client, store, revi
         load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml"),
         worker="test",
         shop_zone=ZoneInfo("UTC"),
-        lease=timedelta(minutes=5),
         clock=lambda: SENT + timedelta(days=1),
     )
 

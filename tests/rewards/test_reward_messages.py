@@ -166,7 +166,6 @@ def test_a_tier_upgrade_grants_the_welcome_reward_once(store, customer_with, cam
             campaigns,
             worker="t",
             shop_zone=UTC_ZONE,
-            lease=timedelta(minutes=5),
             clock=lambda: NOW,
             loyalty=loyalty,
         )

@@ -171,7 +171,6 @@ def test_feedback_negative_plans_the_service_recovery_within_the_hour(client, st
         load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml"),
         worker="test",
         shop_zone=ZoneInfo("UTC"),
-        lease=timedelta(minutes=5),
         clock=lambda: answered_at + timedelta(seconds=30),
     )
 

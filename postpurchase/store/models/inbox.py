@@ -37,7 +37,8 @@ class ClaimStatus(enum.StrEnum):
 
 # The inbox rows a claim takes, as the claim index's condition (SQL).
 INBOX_CLAIMABLE = f"status = '{ClaimStatus.PENDING.value}'"
-# The rows claimants hold (their leases are checked when a drain starts).
+# Rows a drainer of an earlier version left claimed (a drain takes them back when it starts,
+# once their lease has run out; claims no longer leave rows claimed: store/inbox_claims.py).
 INBOX_CLAIMED = f"status = '{ClaimStatus.CLAIMED.value}'"
 # The inbox rows whose payload may still hold personal fields (retention's index condition).
 INBOX_PERSONAL = "personal_data_removed_at IS NULL"

@@ -1,0 +1,181 @@
+"""Claiming inbox rows inside the transaction that processes them.
+
+A claim takes pending rows and marks them ``done`` in one statement, in the caller's
+transaction, the one that then does their work: the row versions the claim writes are the
+only ones a processed row gets. Until that transaction ends, its row locks keep the rows from
+other drainers (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so they take the next rows instead of
+waiting; SQLite: the store's ``BEGIN IMMEDIATE`` transaction holds the single writer lock). If
+the work fails or the worker dies, the transaction rolls back and the rows are simply pending
+again: no lease has to run out first.
+
+A failure is counted on the row in a transaction of its own (``record_inbox_failure``), after
+the failed one rolled back, and the row is ``failed`` once it has failed ``max_attempts``
+times: one poisonous row cannot come back for ever.
+
+Rows that an earlier version of the drain left ``claimed`` (claimed, then its worker died) are
+taken back once their lease has run out (``reclaim_expired_inbox_rows``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, Text, bindparam, case, cast, literal, select, text, update
+from sqlalchemy.orm import Session
+
+from postpurchase.store.claims import status_is
+from postpurchase.store.membership import among
+from postpurchase.store.models import ClaimStatus, InboxEvent
+
+_GIVEN_UP = "processing did not finish within the claim lease, {n} time(s)"
+
+
+def claim_inbox_rows(
+    session: Session,
+    *,
+    worker: str,
+    now: datetime,
+    limit: int,
+    after_id: int = 0,
+    only: Sequence[int] = (),
+) -> list[Row[Any]]:
+    """Take up to ``limit`` pending inbox rows (oldest first), marked ``done`` (processed at
+    ``now``, by ``worker``, one more attempt) in the caller's transaction, and return their
+    ``id``, ``source``, ``shop``, ``payload`` (as JSON text) and ``attempts``, by id.
+
+    The caller does the rows' work in the same transaction and rolls it back if that fails.
+    ``only``: take these rows only (if still pending and not held by another transaction).
+
+    Pending rows are looked for above ``after_id`` only. A drain passes the highest id of its
+    previous claim: the rows it just processed stay in the claim index until the table is
+    vacuumed, and walking past them made every claim slower than the one before. Rows below
+    it that go back to pending (to be retried) need a claim from the start.
+    """
+    candidates = select(InboxEvent.id).where(status_is(InboxEvent, ClaimStatus.PENDING))
+    if after_id:
+        candidates = candidates.where(InboxEvent.id > after_id)
+    if only:
+        candidates = candidates.where(among(session, InboxEvent.id, only))
+    candidates = candidates.order_by(InboxEvent.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    statement = (
+        update(InboxEvent)
+        .where(InboxEvent.id.in_(candidates.scalar_subquery()))
+        .values(
+            status=ClaimStatus.DONE,
+            claimed_by=worker,
+            lease_until=None,
+            attempts=InboxEvent.attempts + 1,
+            processed_at=now,
+            last_error=None,
+        )
+        .returning(
+            InboxEvent.id,
+            InboxEvent.source,
+            InboxEvent.shop,
+            cast(InboxEvent.payload, Text).label("payload"),
+            InboxEvent.attempts,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    with _in_id_order(session):
+        rows = session.execute(statement).all()
+    return sorted(rows, key=lambda row: int(row.id))  # type: ignore[arg-type]
+
+
+def fail_claimed_inbox_rows(session: Session, reasons: Mapping[int, str]) -> None:
+    """Mark rows this transaction claimed ``failed``, each with its reason (a payload that
+    retrying cannot fix)."""
+    if not reasons:
+        return
+    table: Any = InboxEvent.__table__  # the Core table: an executemany by its own key
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("row_id"))
+        .values(status=ClaimStatus.FAILED, processed_at=None, last_error=bindparam("reason")),
+        [{"row_id": row_id, "reason": reason} for row_id, reason in reasons.items()],
+    )
+
+
+def record_inbox_failure(
+    session: Session, inbox_id: int, reason: str, *, worker: str, max_attempts: int
+) -> ClaimStatus | None:
+    """Count a failed attempt at a pending row (its claim was rolled back) with its reason:
+    the row stays pending, or is ``failed`` once it has failed ``max_attempts`` times (or
+    at once with ``max_attempts`` 0). Returns the row's status, or None when the row is no
+    longer pending (another drainer has processed it meanwhile)."""
+    attempts = InboxEvent.attempts + 1
+    return session.execute(
+        update(InboxEvent)
+        .where(InboxEvent.id == inbox_id, status_is(InboxEvent, ClaimStatus.PENDING))
+        .values(
+            status=case(
+                (attempts >= max_attempts, _status(ClaimStatus.FAILED)),
+                else_=_status(ClaimStatus.PENDING),
+            ),
+            attempts=attempts,
+            claimed_by=worker,
+            last_error=reason,
+        )
+        .returning(InboxEvent.status)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+
+
+def reclaim_expired_inbox_rows(session: Session, *, now: datetime, max_attempts: int) -> int:
+    """Rows left ``claimed`` by a worker of an earlier version that died: once their lease has
+    run out, back to pending, or ``failed`` after ``max_attempts`` claims. How many moved.
+
+    A drain does this once, when it starts: claims no longer leave rows ``claimed``.
+    """
+    expired = (
+        status_is(InboxEvent, ClaimStatus.CLAIMED),
+        InboxEvent.lease_until < now,
+    )
+    moved = 0
+    for given_up, values in (
+        (
+            InboxEvent.attempts >= max_attempts,
+            {"status": ClaimStatus.FAILED, "last_error": _GIVEN_UP.format(n=max_attempts)},
+        ),
+        (InboxEvent.attempts < max_attempts, {"status": ClaimStatus.PENDING}),
+    ):
+        result = session.execute(
+            update(InboxEvent)
+            .where(*expired, given_up)
+            .values(lease_until=None, **values)
+            .execution_options(synchronize_session=False)
+        )
+        moved += int(result.rowcount)  # type: ignore[attr-defined]
+    return moved
+
+
+def _status(status: ClaimStatus) -> Any:
+    return literal(status, type_=InboxEvent.__table__.c.status.type)
+
+
+@contextmanager
+def _in_id_order(session: Session) -> Iterator[None]:
+    """On PostgreSQL, plan the statements run inside without sorting, then as before.
+
+    A claim wants the first ``limit`` pending rows by id: a walk of the partial index of
+    pending rows, in order, that stops at the limit. On a table without statistics (new, or
+    not analysed yet) PostgreSQL guesses that few rows are pending, and would rather fetch all
+    of them and sort them: on a backlog of a million rows, every claim fetched and sorted all
+    that lay ahead. Without sorting, that walk is the cheapest plan whatever the statistics
+    say, and with few pending rows it costs no more than the sort would.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    previous = session.execute(
+        text("SELECT current_setting('enable_sort'), set_config('enable_sort', 'off', true)")
+    ).scalar_one()
+    try:
+        yield
+    finally:
+        session.execute(text("SELECT set_config('enable_sort', :on, true)"), {"on": previous})
