@@ -28,9 +28,8 @@ from postpurchase.loyalty.config import ExpiryMode, LoyaltyConfig
 from postpurchase.messages.reward_subjects import expiring_subject, reward_subject
 from postpurchase.processing.batch import Records, SourcedEvent
 from postpurchase.processing.planning import PlanCounts, plan_touchpoints
-from postpurchase.rewards.redemption import reserve
+from postpurchase.rewards.redemption import lock_customer, reserve
 from postpurchase.store.models import (
-    Customer,
     LedgerKind,
     LoyaltyLedgerEntry,
     Redemption,
@@ -163,7 +162,7 @@ def reserve_tier_gifts(
         try:
             _, new = reserve(
                 session,
-                customer=session.get_one(Customer, customer.id),
+                customer=lock_customer(session, customer.id),
                 reward_name=level.welcome_reward,
                 key=f"tier_gift:{customer.id}:{level.name}",
                 config=config,

@@ -116,7 +116,7 @@ def _invalid(status: int = 400) -> HTMLResponse:
 
 
 async def _claim(rewards: RewardsRuntime, token: str) -> tuple[Services, LinkClaim] | None:
-    svc = await run_in_threadpool(rewards.services)
+    svc = await rewards.ready()
     try:
         return svc, verify(signing_key(svc.settings), token, "rewards")
     except InvalidInput:

@@ -27,6 +27,11 @@ from postpurchase.exceptions import (
 )
 from postpurchase.loyalty.reward_catalogue import Reward
 
+# Connections kept alive to the platform: one per call that can be in flight (the web app's
+# thread pool runs 40 at once). httpx keeps 20 by default; past those, every call in a busy
+# moment would open a new connection, with a TLS handshake to a real platform.
+KEPT_ALIVE = httpx.Limits(max_connections=100, max_keepalive_connections=40)
+
 
 class CodeTaken(PermanentProviderError):
     """The platform already has a discount with this code."""

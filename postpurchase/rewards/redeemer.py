@@ -23,7 +23,15 @@ from postpurchase.exceptions import (
 from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.loyalty.reward_catalogue import Reward
 from postpurchase.rewards.platforms import CodeIssuer, CodeRequest, CodeTaken
-from postpurchase.rewards.redemption import POOL, Outcome, RedemptionView, reserve, settle
+from postpurchase.rewards.redemption import (
+    POOL,
+    CustomerRef,
+    Outcome,
+    RedemptionView,
+    lock_customer,
+    reserve,
+    settle,
+)
 from postpurchase.store.database import SessionFactory, transaction
 from postpurchase.store.models import Customer, Redemption, RedemptionStatus
 
@@ -98,25 +106,39 @@ class Redeemer:
     def platform(self) -> str:
         return self.issuer.platform if self.issuer is not None else POOL
 
-    def redeem(self, customer_id: int, reward_name: str, key: str) -> RedemptionView:
+    def redeem(
+        self,
+        customer: int | CustomerRef,
+        reward_name: str,
+        key: str,
+        *,
+        key_scope: str | None = None,
+    ) -> RedemptionView:
         """Spend points on ``reward_name`` once per ``key``; see the module doc.
 
+        ``customer``: an id, or the platform's id as a storefront gives it (found and locked
+        by one statement of the transaction that spends). ``key_scope``: the key is made the
+        customer's own, ``<scope>:<customer id>:<key>``, for a caller that does not know the
+        id yet.
+
         Returns the redemption: ``issued`` with its code, ``refunded`` when the platform
-        refused (points back), or ``pending`` when the platform could not be reached yet
-        (the same key later returns the code). NotEnoughPoints, RewardUnavailable or
-        InvalidInput (a key reused for something else) change nothing.
+        refused (points back), or ``pending`` when the platform could not be reached yet (the
+        same key later returns the code). NotEnoughPoints, RewardUnavailable, UnknownCustomer,
+        AmbiguousCustomer or InvalidInput (a key reused for something else) change nothing.
         """
-        if not key or len(key) > 128:
-            raise InvalidInput("key: give 1 to 128 characters")
         now = self.clock()
+        customer_id = customer if isinstance(customer, int) else None
         try:
             with transaction(self.store) as session:
-                customer = session.get(Customer, customer_id)
-                if customer is None:
-                    raise InvalidInput(f"no customer {customer_id}")
+                locked = lock_customer(session, customer)
+                customer_id = locked.id
+                if key_scope is not None:
+                    key = f"{key_scope}:{customer_id}:{key}"
+                if not key or len(key) > 128:
+                    raise InvalidInput("key: give 1 to 128 characters")
                 row, _ = reserve(
                     session,
-                    customer=customer,
+                    customer=locked,
                     reward_name=reward_name,
                     key=key,
                     config=self.config,
@@ -126,7 +148,7 @@ class Redeemer:
                 )
                 # Read what the platform call needs now, in the transaction that wrote it:
                 # no second transaction before the call.
-                view, request = RedemptionView.of(row), self._request(row, customer)
+                view, request = RedemptionView.of(row), self._request(row, locked)
         except IntegrityError:
             # The same key, written meanwhile by a request for another customer (ours would
             # have waited on the customer's lock): read it.

@@ -25,18 +25,19 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from postpurchase.exceptions import InvalidInput
 from postpurchase.loyalty.config import LoyaltyConfig
-from postpurchase.loyalty.ledger import _append, balance
+from postpurchase.loyalty.ledger import _append
 from postpurchase.rewards.platforms import IssuedCode
 from postpurchase.rewards.pool_codes import claim_pool_code
 from postpurchase.store.models import (
     Customer,
     CustomerTier,
     LedgerKind,
+    LoyaltyLedgerEntry,
     Redemption,
     RedemptionStatus,
 )
@@ -94,11 +95,71 @@ class RedemptionView:
         )
 
 
-def lock_customer(session: Session, customer_id: int) -> None:
-    # Serialises spending per customer on PostgreSQL; a SQLite write transaction already
-    # holds the database's single write lock (BEGIN IMMEDIATE).
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
+@dataclass(frozen=True)
+class CustomerRef:
+    """A customer as a storefront names them: platform, shop (None: the one shop the id is
+    known in) and the platform's id."""
+
+    source: str
+    shop: str | None
+    external_id: str
+
+
+class UnknownCustomer(InvalidInput):
+    """No customer by that id or platform id (a storefront customer with no order yet)."""
+
+
+class AmbiguousCustomer(InvalidInput):
+    """A platform id known in several shops, and no shop named."""
+
+
+def lock_customer(session: Session, who: int | CustomerRef) -> Customer:
+    """The customer, locked for spending until the transaction ends.
+
+    ``FOR UPDATE`` serialises spending per customer on PostgreSQL; a SQLite write transaction
+    already holds the database's single write lock (BEGIN IMMEDIATE). UnknownCustomer, or
+    AmbiguousCustomer for a ``CustomerRef`` without a shop that matches several."""
+    return customer_for(session, who, lock=session.get_bind().dialect.name == "postgresql")
+
+
+def customer_for(session: Session, who: int | CustomerRef, *, lock: bool = False) -> Customer:
+    """The customer (``lock``: ``FOR UPDATE``); errors as ``lock_customer``."""
+    if isinstance(who, int):
+        query = select(Customer).where(Customer.id == who)
+    else:
+        query = select(Customer).where(
+            Customer.source == who.source, Customer.external_id == who.external_id
+        )
+        if who.shop is not None:
+            query = query.where(Customer.shop == who.shop)
+        query = query.order_by(Customer.shop).limit(10)
+    found = session.scalars(query.with_for_update() if lock else query).all()
+    if not found:
+        raise UnknownCustomer(f"no customer {who}")
+    if len(found) > 1:
+        shops = ", ".join(repr(customer.shop) for customer in found)
+        raise AmbiguousCustomer(f"this customer id is known in several shops ({shops})")
+    return found[0]
+
+
+def _standing(session: Session, customer_id: int, key: str) -> tuple[int | None, str | None, int]:
+    """(id of the redemption already made with ``key``, tier, balance) in one statement.
+
+    Not folded into ``lock_customer``'s statement: on PostgreSQL a statement that waited for a
+    row lock computes the rest of its row from the snapshot it started with, which would miss
+    the debit of the transaction it waited for."""
+    row = session.execute(
+        select(
+            select(Redemption.id).where(Redemption.idempotency_key == key).scalar_subquery(),
+            select(CustomerTier.tier)
+            .where(CustomerTier.customer_id == customer_id)
+            .scalar_subquery(),
+            select(func.sum(LoyaltyLedgerEntry.points))
+            .where(LoyaltyLedgerEntry.customer_id == customer_id)
+            .scalar_subquery(),
+        )
+    ).one()
+    return row[0], row[1], int(row[2] or 0)
 
 
 def reserve(
@@ -115,14 +176,17 @@ def reserve(
 ) -> tuple[Redemption, bool]:
     """Step 1, in the caller's transaction: the redemption for ``key``, and whether it is new.
 
+    ``customer``: as ``lock_customer`` returned it in this transaction (the lock is what keeps
+    two redemptions from spending the same points).
+
     A key already used returns its redemption unchanged (InvalidInput if it was for another
     customer or reward). Else NotEnoughPoints, RewardUnavailable, or a new redemption with
     its debit written. A ``gift`` (a tier's welcome reward) costs no points and ignores the
     reward's tier limit.
     """
-    lock_customer(session, customer.id)
-    existing = session.scalars(select(Redemption).where(Redemption.idempotency_key == key)).first()
-    if existing is not None:
+    existing_id, tier, points = _standing(session, customer.id, key)
+    if existing_id is not None:
+        existing = session.get_one(Redemption, existing_id)
         if existing.customer_id != customer.id or existing.reward != reward_name:
             raise InvalidInput(f"key {key!r} was used for another redemption")
         return existing, False
@@ -130,13 +194,11 @@ def reserve(
     if reward is None:
         known = ", ".join(r.name for r in config.rewards) or "none configured"
         raise RewardUnavailable(f"REWARD: no reward {reward_name!r} ({known})")
-    tier = session.scalar(select(CustomerTier.tier).where(CustomerTier.customer_id == customer.id))
     if not gift and not reward.allowed_for(tier):
         raise RewardUnavailable(
             f"{reward.name} is for tier(s) {', '.join(reward.tiers)}; the customer is "
             f"{tier or config.tiers.base.name}"
         )
-    points = balance(session, customer.id)
     cost = 0 if gift else reward.points
     if points < cost:
         raise NotEnoughPoints(f"{reward.name} costs {reward.points} points; balance is {points}")
@@ -207,6 +269,22 @@ def settle(session: Session, redemption_id: int, outcome: Outcome, *, now: datet
 
     A redemption settled meanwhile (a retry, the recovery step) is left as it is.
     """
+    if outcome.issued is not None:
+        # The common case in one statement: the WHERE on the status does what the row lock
+        # does below (a concurrent settle waits, then finds the row no longer pending).
+        issued = session.scalars(
+            update(Redemption)
+            .where(Redemption.id == redemption_id, Redemption.status == RedemptionStatus.PENDING)
+            .values(
+                status=RedemptionStatus.ISSUED,
+                platform_ref=outcome.issued.platform_ref,
+                issued_at=now,
+                last_error=None,
+                attempts=Redemption.attempts + 1,
+            )
+            .returning(Redemption)
+        ).one_or_none()
+        return issued or session.get_one(Redemption, redemption_id)
     query = select(Redemption).where(Redemption.id == redemption_id)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
@@ -214,12 +292,7 @@ def settle(session: Session, redemption_id: int, outcome: Outcome, *, now: datet
     if row.status is not RedemptionStatus.PENDING:
         return row
     row.attempts += 1
-    if outcome.issued is not None:
-        row.status = RedemptionStatus.ISSUED
-        row.platform_ref = outcome.issued.platform_ref
-        row.issued_at = now
-        row.last_error = None
-    elif outcome.refused is not None:
+    if outcome.refused is not None:
         refund(session, row, status=RedemptionStatus.REFUNDED, why=outcome.refused)
     else:
         row.last_error = (outcome.pending or "")[:1000]

@@ -19,7 +19,7 @@ import httpx
 
 from postpurchase.exceptions import PermanentProviderError, TransientProviderError
 from postpurchase.loyalty.reward_catalogue import RewardKind
-from postpurchase.rewards.platforms import CodeRequest, CodeTaken, IssuedCode, send
+from postpurchase.rewards.platforms import KEPT_ALIVE, CodeRequest, CodeTaken, IssuedCode, send
 
 DEFAULT_API_VERSION = "2025-10"
 
@@ -62,6 +62,7 @@ class ShopifyDiscounts:
             timeout=timeout,
             headers={"X-Shopify-Access-Token": access_token, "Content-Type": "application/json"},
             trust_env=False,
+            limits=KEPT_ALIVE,
         )
         self._variants: dict[str, str] = {}
         self._lock = threading.Lock()

@@ -36,16 +36,23 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
 
 from postpurchase.exceptions import ConfigError, InvalidInput
 from postpurchase.rewards.account import account_of
-from postpurchase.rewards.redemption import NotEnoughPoints, RewardUnavailable
+from postpurchase.rewards.redemption import (
+    AmbiguousCustomer,
+    CustomerRef,
+    NotEnoughPoints,
+    RewardUnavailable,
+    UnknownCustomer,
+    customer_for,
+)
 from postpurchase.rewards.web import RewardsDep, RewardsRuntime, Services
 from postpurchase.store.database import reading
-from postpurchase.store.models import Customer
 
 router = APIRouter()
+# Shopify customers exist here once they ordered (or the account webhook came).
+_NO_ACCOUNT = "no loyalty account yet: points come with the first order"
 
 
 def proxy_signature(params: Iterable[tuple[str, str]], secret: bytes) -> str:
@@ -79,9 +86,8 @@ def _cors(request: Request, svc: Services, response: Response) -> Response:
     return response
 
 
-def _proxy_customer(request: Request, svc: Services) -> tuple[str, str | None, str]:
-    """(source, shop, external id) of the logged-in Shopify customer, once the signature
-    holds."""
+def _proxy_customer(request: Request, svc: Services) -> CustomerRef:
+    """The logged-in Shopify customer of the signed shop, once the signature holds."""
     params = list(request.query_params.multi_items())
     given = request.query_params.get("signature", "")
     shop = request.query_params.get("shop", "").lower()
@@ -101,10 +107,10 @@ def _proxy_customer(request: Request, svc: Services) -> tuple[str, str | None, s
     customer = request.query_params.get("logged_in_customer_id", "")
     if not customer:
         raise Refused(401, "no customer is logged in")
-    return "shopify", shop, customer
+    return CustomerRef("shopify", shop, customer)
 
 
-def _key_customer(request: Request, svc: Services, scope: str) -> tuple[str, str | None, str]:
+def _key_customer(request: Request, svc: Services, scope: str) -> CustomerRef:
     header = request.headers.get("authorization", "")
     token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
     name = next(
@@ -122,29 +128,26 @@ def _key_customer(request: Request, svc: Services, scope: str) -> tuple[str, str
     source, _, external_id = request.query_params.get("customer", "").partition(":")
     if not source or not external_id:
         raise Refused(400, "give the customer as ?customer=platform:id")
-    return source, request.query_params.get("shop"), external_id
+    return CustomerRef(source, request.query_params.get("shop"), external_id)
 
 
-def _customer_id(svc: Services, source: str, shop: str | None, external_id: str) -> int:
-    """The customer's id, in ``shop`` when given (else the one shop it is known in)."""
-    query = select(Customer.id, Customer.shop).where(
-        Customer.source == source, Customer.external_id == external_id
-    )
-    if shop is not None:
-        query = query.where(Customer.shop == shop)
-    with reading(svc.redeemer.store) as session:
-        found = session.execute(query.order_by(Customer.shop).limit(10)).all()
-    if not found:
-        # Shopify customers exist here once they ordered (or the account webhook came).
-        raise Refused(404, "no loyalty account yet: points come with the first order")
-    if len(found) > 1:
-        shops = ", ".join(repr(row.shop) for row in found)
-        raise Refused(409, f"this customer id is known in several shops ({shops}): add &shop=")
-    return int(found[0].id)
+def _customer_id(svc: Services, who: CustomerRef) -> int:
+    """The customer's id, in ``who.shop`` when given (else the one shop it is known in)."""
+    try:
+        with reading(svc.redeemer.store) as session:
+            return customer_for(session, who).id
+    except UnknownCustomer:
+        raise Refused(404, _NO_ACCOUNT) from None
+    except AmbiguousCustomer as exc:
+        raise Refused(409, f"{exc}: add &shop=") from None
 
 
-def _limit(svc: Services, customer_id: int) -> None:
-    wait = svc.limiter.wait_needed(str(customer_id))
+def _account(svc: Services, who: CustomerRef) -> dict[str, Any]:
+    return account_of(svc.redeemer.store, svc.config, customer_id=_customer_id(svc, who)).as_json()
+
+
+def _limit(svc: Services, who: CustomerRef) -> None:
+    wait = svc.limiter.wait_needed(f"{who.source}:{who.shop or ''}:{who.external_id}")
     if wait:
         raise Refused(
             429, "too many requests for this customer", {"Retry-After": str(math.ceil(wait))}
@@ -153,26 +156,19 @@ def _limit(svc: Services, customer_id: int) -> None:
 
 async def _answer(request: Request, rewards: RewardsRuntime, via: str, action: str) -> Response:
     try:
-        svc = await run_in_threadpool(rewards.services)
+        svc = await rewards.ready()
     except ConfigError:
         return JSONResponse({"error": "the server's configuration is invalid"}, status_code=503)
     try:
         if via == "proxy":
-            source, shop, external_id = _proxy_customer(request, svc)
+            who = _proxy_customer(request, svc)
         else:
-            source, shop, external_id = _key_customer(
-                request, svc, "read" if action == "account" else "redeem"
-            )
-        customer_id = await run_in_threadpool(_customer_id, svc, source, shop, external_id)
-        _limit(svc, customer_id)
+            who = _key_customer(request, svc, "read" if action == "account" else "redeem")
+        _limit(svc, who)
         if action == "account":
-            account = await run_in_threadpool(
-                account_of, svc.redeemer.store, svc.config, customer_id=customer_id
-            )
-            body: dict[str, Any] = account.as_json()
-            status = 200
+            body, status = await run_in_threadpool(_account, svc, who), 200
         else:
-            body, status = await _redeem(request, svc, customer_id)
+            body, status = await _redeem(request, svc, who)
     except Refused as refused:
         return _cors(
             request,
@@ -182,7 +178,7 @@ async def _answer(request: Request, rewards: RewardsRuntime, via: str, action: s
     return _cors(request, svc, JSONResponse(body, status_code=status))
 
 
-async def _redeem(request: Request, svc: Services, customer_id: int) -> tuple[dict[str, Any], int]:
+async def _redeem(request: Request, svc: Services, who: CustomerRef) -> tuple[dict[str, Any], int]:
     try:
         given = await request.json()
     except ValueError:
@@ -193,9 +189,14 @@ async def _redeem(request: Request, svc: Services, customer_id: int) -> tuple[di
     if not isinstance(key, str) or not 1 <= len(key) <= 100:
         raise Refused(400, "the idempotency key must be 1 to 100 characters")
     try:
+        # One thread hop, one transaction: the customer is found as the points are spent.
         view = await run_in_threadpool(
-            svc.redeemer.redeem, customer_id, given["reward"], f"store:{customer_id}:{key}"
+            svc.redeemer.redeem, who, given["reward"], key, key_scope="store"
         )
+    except UnknownCustomer:
+        raise Refused(404, _NO_ACCOUNT) from None
+    except AmbiguousCustomer as exc:
+        raise Refused(409, f"{exc}: add &shop=") from None
     except NotEnoughPoints as exc:
         raise Refused(409, str(exc)) from None
     except RewardUnavailable as exc:
@@ -241,7 +242,7 @@ async def api_redeem(request: Request, rewards: RewardsDep) -> Response:
 @router.options("/storefront/api/{action}")
 async def api_preflight(request: Request, action: str, rewards: RewardsDep) -> Response:
     """CORS preflight: the shop's origin only, for the methods and headers the widget uses."""
-    svc = await run_in_threadpool(rewards.services)
+    svc = await rewards.ready()
     response = Response(status_code=204)
     if request.headers.get("origin") == _origin(svc):
         response.headers.update(

@@ -3,9 +3,10 @@ the loyalty config, a redeemer (connections to the platform are kept alive) and 
 per-customer request limit.
 
 Routes declare ``rewards: RewardsDep`` (a FastAPI dependency, like the app's ``RuntimeDep``)
-and call ``rewards.services()``: built at first use from the app's settings and database,
-rebuilt only when the loyalty file changes (a cheap check per call). Credentials of the
-platform come through the ``connection`` lookup the app is wired with.
+and await ``rewards.ready()`` (or call ``rewards.services()`` in a thread): built at first use
+from the app's settings and database, rebuilt only when the loyalty file changes (a cheap
+check per call). Credentials of the platform come through the ``connection`` lookup the app
+is wired with.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, cast
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 
 from postpurchase.channels.configured import ConnectionLookup
 from postpurchase.loyalty.config import LoyaltyConfig, load_loyalty_config
@@ -86,6 +88,14 @@ class RewardsRuntime:
         if old is not None:
             old.redeemer.close()
         return built
+
+    async def ready(self) -> Services:
+        """``services()`` for a route: in the event loop when they are built and current (a
+        stat of the loyalty file), else in the thread pool (building them reads files)."""
+        current = self._current
+        if current is not None and current[0] == _modified(self._settings().loyalty_config):
+            return current[1]
+        return await run_in_threadpool(self.services)
 
     def close(self) -> None:
         if self._current is not None:

@@ -19,7 +19,7 @@ import httpx
 
 from postpurchase.exceptions import PermanentProviderError
 from postpurchase.loyalty.reward_catalogue import RewardKind
-from postpurchase.rewards.platforms import CodeRequest, CodeTaken, IssuedCode, send
+from postpurchase.rewards.platforms import KEPT_ALIVE, CodeRequest, CodeTaken, IssuedCode, send
 
 _ALREADY_EXISTS = "woocommerce_rest_coupon_code_already_exists"
 
@@ -38,7 +38,10 @@ class WooCommerceCoupons:
     ) -> None:
         self.base = site_url.rstrip("/") + "/wp-json/wc/v3"
         self._client = httpx.Client(
-            timeout=timeout, auth=(consumer_key, consumer_secret), trust_env=False
+            timeout=timeout,
+            auth=(consumer_key, consumer_secret),
+            trust_env=False,
+            limits=KEPT_ALIVE,
         )
         self._products: dict[str, int] = {}
         self._lock = threading.Lock()

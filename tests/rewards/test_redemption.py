@@ -18,10 +18,14 @@ from postpurchase.exceptions import InvalidInput
 from postpurchase.loyalty.ledger import balance
 from postpurchase.rewards.lifecycle import complete_pending
 from postpurchase.rewards.pool_codes import import_pool_codes
-from postpurchase.rewards.redemption import NotEnoughPoints, RewardUnavailable, reserve
+from postpurchase.rewards.redemption import (
+    NotEnoughPoints,
+    RewardUnavailable,
+    lock_customer,
+    reserve,
+)
 from postpurchase.store.database import transaction
 from postpurchase.store.models import (
-    Customer,
     LedgerKind,
     LoyaltyLedgerEntry,
     Redemption,
@@ -210,7 +214,7 @@ def test_a_crash_between_debit_and_code_is_recovered(
     with transaction(store) as session:
         reserve(
             session,
-            customer=session.get_one(Customer, customer_id),
+            customer=lock_customer(session, customer_id),
             reward_name="five_off",
             key="crashed",
             config=config,

@@ -10,10 +10,10 @@ from shop_rewards import NOW
 from sqlalchemy import select
 
 from postpurchase.loyalty.config import load_loyalty_config
-from postpurchase.rewards.redemption import reserve
+from postpurchase.rewards.redemption import lock_customer, reserve
 from postpurchase.settings import PROJECT_ROOT, load_settings
 from postpurchase.store.database import transaction
-from postpurchase.store.models import Customer, Redemption, RedemptionStatus
+from postpurchase.store.models import Redemption, RedemptionStatus
 from postpurchase.tasks.rewards import settle_rewards
 
 SHIPPED = PROJECT_ROOT / "config" / "loyalty.yaml"
@@ -29,7 +29,7 @@ def test_pending_completed_and_expired_refunded(store, customer_with, shopify, m
     with transaction(store) as session:  # the debit committed, then the process died
         reserve(
             session,
-            customer=session.get_one(Customer, customer_id),
+            customer=lock_customer(session, customer_id),
             reward_name="free_shipping",  # 60 days, points back on expiry
             key="crashed",
             config=config,

@@ -238,3 +238,23 @@ def test_a_customer_id_known_in_two_shops_is_each_shops_own(client, store):
     assert "second-store.myshopify.com" in ambiguous.json()["error"]
     named = client.get(f"{url}&shop=second-store.myshopify.com", headers=auth)
     assert named.status_code == 200 and named.json()["balance"] == 80
+
+
+def test_redeeming_for_an_unknown_or_ambiguous_customer_spends_nothing(client, store, shopify):
+    with transaction(store) as session:
+        for shop in (SHOP, "second-store.myshopify.com"):
+            customer = Customer(source="shopify", shop=shop, external_id="7208815100001")
+            session.add(customer)
+            session.flush()
+            adjust(session, customer_id=customer.id, points=650, reason="opening balance")
+    unknown = client.post(f"/storefront/proxy/redeem?{proxied('999')}", json={"reward": "five_off"})
+    assert unknown.status_code == 404 and "no loyalty account yet" in unknown.json()["error"]
+    auth = {"Authorization": f"Bearer {WIDGET_KEY}"}
+    url = "/storefront/api/redeem?customer=shopify:7208815100001"
+    ambiguous = client.post(url, json={"reward": "five_off"}, headers=auth)
+    assert ambiguous.status_code == 409 and "add &shop=" in ambiguous.json()["error"]
+    assert shopify.codes() == []
+    with transaction(store) as session:
+        assert session.scalar(select(func.count()).select_from(Redemption)) == 0
+    named = client.post(f"{url}&shop={SHOP}", json={"reward": "five_off"}, headers=auth)
+    assert named.status_code == 201 and shopify.codes() == [named.json()["code"]]
