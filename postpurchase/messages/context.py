@@ -134,6 +134,7 @@ def build_context(
     """The template context for ``touchpoint`` (see the module docstring for its shape);
     ``catalogue`` holds the entries of the order's products (``catalogue_entries``)."""
     order_view = None
+    review_page = review_page_url(shop, customer.id, touchpoint.id)
     if order is not None:
         catalogue = catalogue or {}
         order_view = build_order_view(
@@ -151,7 +152,7 @@ def build_context(
             delivered_at=order.delivery_confirmed_at or order.delivered_at,
             delivery_confirmed=order.delivery_confirmed_at is not None,
             tracking_url=order.tracking_url,
-            review_page=review_page_url(shop, customer.id, touchpoint.id),
+            review_page=review_page,
             items=[
                 order_line(
                     i.title,
@@ -182,6 +183,7 @@ def build_context(
         loyalty=loyalty,
         campaign_id=touchpoint.campaign_id,
         subject_key=touchpoint.subject_key,
+        review_page=review_page,
     )
 
 
@@ -203,6 +205,7 @@ def sample_context(
     order = order or _SAMPLE_ORDER
     customer = order.get("customer") or {}
     placed_at = _parse_time(order.get("placed_at"))
+    review_page = review_page_url(shop, 0, 0)
     view = build_order_view(
         shop,
         name=order.get("name") or f"#{order['external_id']}",
@@ -215,7 +218,7 @@ def sample_context(
         delivered_at=placed_at,
         delivery_confirmed=delivery_confirmed,
         tracking_url=order.get("tracking_url"),
-        review_page=review_page_url(shop, 0, 0),
+        review_page=review_page,
         items=[
             order_line(
                 line["title"],
@@ -250,6 +253,7 @@ def sample_context(
         loyalty=loyalty,
         campaign_id=campaign_id,
         subject_key=SAMPLE_SUBJECTS.get(campaign_id, ""),
+        review_page=review_page,
     )
 
 
@@ -264,7 +268,8 @@ def _assemble(
     order: dict[str, Any] | None,
     loyalty: LoyaltyFigures,
     campaign_id: str,
-    subject_key: str = "",
+    subject_key: str,
+    review_page: str,
 ) -> dict[str, Any]:
     base = shop.public_base_url
     unsubscribe = sign(shop.signing_key, LinkClaim("unsubscribe", customer_id, touchpoint_id))
@@ -299,7 +304,7 @@ def _assemble(
         "links": {
             "unsubscribe": f"{base}/u/{unsubscribe}",
             "survey": survey,
-            "review": review_page_url(shop, customer_id, touchpoint_id),
+            "review": review_page,
             "nps": [
                 {
                     "score": score,
