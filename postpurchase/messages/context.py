@@ -13,7 +13,8 @@ Shape (every key is always present, so ``StrictUndefined`` only trips on templat
               products: [title, quantity, image_url, product_url, review_url]
                      (one per product, in the order of its first line: what a review is of)
     loyalty:  points_earned (for this order), points_balance, page_url
-    links:    unsubscribe, survey: [{score, url}] for 1..5, nps: [{score, url}] for 0..10,
+    links:    unsubscribe, survey: [{score, url}] for 1..5, nps: [{score, url}] for 0..10
+              (both signed as they are read, see ``scored_links``),
               review (the order's review page),
               loyalty, shop
 
@@ -53,6 +54,7 @@ from postpurchase.messages.reward_view import (
     live_codes,
     reward_facts,
 )
+from postpurchase.messages.scored_links import ScoredLinks
 
 # the profile lives on its own; callers keep finding it here, beside the context it feeds
 from postpurchase.messages.shop_profile import ShopProfile as ShopProfile
@@ -273,14 +275,8 @@ def _assemble(
 ) -> dict[str, Any]:
     base = shop.public_base_url
     unsubscribe = sign(shop.signing_key, LinkClaim("unsubscribe", customer_id, touchpoint_id))
-    survey = [
-        {
-            "score": score,
-            "url": f"{base}/s/"
-            + sign(shop.signing_key, LinkClaim("survey", customer_id, touchpoint_id, score)),
-        }
-        for score in range(1, 6)
-    ]
+    key = shop.signing_key
+    survey = ScoredLinks(key, f"{base}/s/", "survey", customer_id, touchpoint_id, range(1, 6))
     return {
         "locale": locale or shop.default_locale,
         "time_zone": _valid_zone(time_zone) or shop.default_time_zone,
@@ -305,14 +301,7 @@ def _assemble(
             "unsubscribe": f"{base}/u/{unsubscribe}",
             "survey": survey,
             "review": review_page,
-            "nps": [
-                {
-                    "score": score,
-                    "url": f"{base}/n/"
-                    + sign(shop.signing_key, LinkClaim("nps", customer_id, touchpoint_id, score)),
-                }
-                for score in range(0, 11)
-            ],
+            "nps": ScoredLinks(key, f"{base}/n/", "nps", customer_id, touchpoint_id, range(11)),
             "loyalty": shop.loyalty_page_url,
             # The customer's own rewards page (postpurchase.rewards.page): signed, no login.
             "rewards": f"{base}/rewards/"
