@@ -331,11 +331,11 @@ def markdown(figures: DispatchFigures) -> str:
             f"{'met' if figures.cpu_ratio() >= 0.6 else 'not met'} by the CPU figures).",
             "",
             "How a worker spends its time: each chunk is read in one snapshot; messages render "
-            "(plain Jinja: the CSS was inlined into the templates when they loaded) a few ahead "
-            "of the sending threads (on kept-alive connections); each send has its `sending` "
-            "mark committed right before it goes out, shared with the marks of the other "
-            "threads ready at that moment, and the answers are recorded a few per commit (one "
-            "executemany per kind).",
+            "(plain Jinja: the CSS was inlined into the templates when they loaded) a wave ahead "
+            "of the sending threads (on kept-alive connections); each wave (one message per "
+            "thread) has its `sending` marks committed together right before it goes out, once "
+            "each message passed its rate limiter, and the answers and skips waiting are recorded "
+            "in that same commit (about one commit per wave).",
             "",
         ]
     )
