@@ -1,27 +1,34 @@
-"""The ``sending`` marks of a chunk's sending threads, committed together when they coincide.
+"""A chunk's writes while its messages go out: ``sending`` marks, outcomes, lease renewals.
 
 Every message is marked ``sending`` (and the mark committed) right before it goes out, after
 its rate limiter let it through; a commit per message was most of the database work of a send.
-Threads that ask at the same time now share one transaction: the first to ask writes every
-mark waiting at that moment, the others wait for that commit, then each gets its own answer.
-A lone thread is written at once (no timer, no added delay), so no message is marked earlier
-than before or waits marked for the limiter, and none is sent before its mark is committed.
+So a chunk sends in waves: the messages rendered together (at most one per sending thread) go
+to the threads at once, each thread waits for its rate limiter, then for the others of its
+wave (nothing of the wave is marked while they wait), and the last to get there commits the
+marks of the whole wave. Then each thread sends its own message. The outcomes waiting to be
+recorded (answers, skips) go into the same commit, so a steady chunk commits about once per
+wave and no more.
+
+``ChunkWriter`` holds what waits to be recorded and makes the commits; ``MarkWave`` is one
+wave's meeting point.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
-from postpurchase.dispatch.sending import ChunkLease
+from postpurchase.dispatch.outcomes import Outcome
+from postpurchase.dispatch.sending import ChunkLease, record_outcomes
 from postpurchase.store.claims import mark_sending_many
 from postpurchase.store.database import SessionFactory, transaction
 
 
-class MarkGroup:
-    """Marks touchpoints ``sending`` for one chunk's threads, several per commit if they ask
-    together."""
+class ChunkWriter:
+    """The commits of one chunk: each renews the lease when due, records the outcomes waiting,
+    and marks the ids it is given. Safe to share by the chunk's threads."""
 
     def __init__(
         self,
@@ -34,47 +41,93 @@ class MarkGroup:
         self._lease = lease
         self._lease_length = lease_length
         self._clock = clock
-        self._changed = threading.Condition()
-        self._waiting: list[int] = []
-        self._answers: dict[int, bool | Exception] = {}
-        self._writing = False
+        self._lock = threading.Lock()
+        self._waiting: list[Outcome] = []
+        self.counts: Counter[str] = Counter()  # per kind, the rows actually recorded
 
-    def mark(self, touchpoint_id: int) -> bool:
-        """Mark one touchpoint and commit; False when the worker no longer holds it (then it
-        must not be sent). Raises what the database raised."""
-        with self._changed:
-            self._waiting.append(touchpoint_id)
-            while self._writing and touchpoint_id not in self._answers:
-                self._changed.wait()
-            leading = touchpoint_id not in self._answers
-            if leading:
-                batch, self._waiting = self._waiting, []
-                self._writing = True
-        if leading:
-            self._write(batch)
-        with self._changed:
-            answer = self._answers.pop(touchpoint_id)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
+    def add(self, outcomes: Iterable[Outcome]) -> None:
+        """Outcomes to record with the next commit."""
+        with self._lock:
+            self._waiting.extend(outcomes)
 
-    def _write(self, batch: list[int]) -> None:
-        answers: dict[int, bool | Exception] = {}
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._waiting)
+
+    def record(self, *, renew: bool = False) -> None:
+        """Commit the outcomes waiting, if any; with ``renew``, also when only the lease is
+        due (the sends wait, for the rate limiter say: the rows stay ours while this runs)."""
+        if self.waiting() or (renew and self._lease.due()):
+            self.commit([])
+
+    def commit(self, mark: Sequence[int]) -> set[int]:
+        """One transaction: renew the lease if due, record the outcomes waiting, mark ``mark``
+        ``sending``. Returns the ids marked (the others are not this worker's any more and
+        must not be sent). Raises what the database raised; the outcomes then wait still."""
+        with self._lock:
+            taken, self._waiting = self._waiting, []
         try:
             with transaction(self._store) as session:
                 self._lease.renew_if_due(session)
-                ours = mark_sending_many(
-                    session,
-                    batch,
-                    worker=self._lease.worker,
-                    lease_until=self._clock() + self._lease_length,
+                counts = record_outcomes(session, self._lease.worker, taken, now=self._clock())
+                marked = (
+                    mark_sending_many(
+                        session,
+                        mark,
+                        worker=self._lease.worker,
+                        lease_until=self._clock() + self._lease_length,
+                    )
+                    if mark
+                    else set()
                 )
-            answers = {tp_id: tp_id in ours for tp_id in batch}
-        except Exception as exc:  # each waiting thread gets it: nothing of the batch is sent
-            answers = dict.fromkeys(batch, exc)
+        except BaseException:
+            with self._lock:
+                self._waiting[:0] = taken
+            raise
+        with self._lock:
+            self.counts.update(counts)
+        return marked
+
+
+class MarkWave:
+    """The ``sending`` marks of one wave of ``size`` messages: committed together once each
+    of its threads has asked for its mark or withdrawn (its rate limiter failed)."""
+
+    def __init__(self, writer: ChunkWriter, size: int) -> None:
+        self._writer = writer
+        self._left = size
+        self._asked: list[int] = []
+        self._lock = threading.Lock()
+        self._written = threading.Event()
+        self._marked: set[int] = set()
+        self._error: BaseException | None = None
+
+    def mark(self, touchpoint_id: int) -> bool:
+        """Wait for the wave, then whether the touchpoint was marked (committed): False when
+        the worker no longer holds it (then it must not be sent). Raises what the database
+        raised, in every thread of the wave: nothing of the wave is sent."""
+        self._arrive(touchpoint_id)
+        self._written.wait()
+        if self._error is not None:
+            raise self._error
+        return touchpoint_id in self._marked
+
+    def withdraw(self) -> None:
+        """This thread's message is not sent: the wave does not wait for it."""
+        self._arrive(None)
+
+    def _arrive(self, touchpoint_id: int | None) -> None:
+        with self._lock:
+            if touchpoint_id is not None:
+                self._asked.append(touchpoint_id)
+            self._left -= 1
+            last = self._left == 0
+        if not last:
+            return
+        try:  # the last to arrive writes for all
+            if self._asked:
+                self._marked = self._writer.commit(self._asked)
+        except BaseException as exc:
+            self._error = exc
         finally:  # whatever happened, no thread waits forever
-            with self._changed:
-                for tp_id in batch:
-                    self._answers[tp_id] = answers.get(tp_id, RuntimeError("marking stopped"))
-                self._writing = False
-                self._changed.notify_all()
+            self._written.set()

@@ -9,8 +9,8 @@ task per chunk can run on any worker. ``Dispatcher.run_chunk`` then decides each
 - sent (provider message id, ``sent_at``), failed (the provider's message) or unknown.
 
 At most once: right before a message goes out its touchpoint is marked ``sending`` (and
-committed; sends that are ready together share the commit, see ``marking``), after the rate
-limiter let it through and only if the worker still holds the row;
+committed; the messages of a wave of sends share the commit, see ``marking``), after the
+rate limiter let it through and only if the worker still holds the row;
 a row lost meanwhile (lease ran out, claimed by another run) is not sent. If the task dies and
 is retried, a ``sending`` touchpoint is recorded ``unknown`` instead of being sent again; if
 nobody retries it, the claim lease runs out and the claim sweep records it ``unknown``, while
@@ -46,9 +46,9 @@ from postpurchase.dispatch.deciding import (
     decide_batch,
     load_batch,
 )
-from postpurchase.dispatch.marking import MarkGroup
+from postpurchase.dispatch.marking import ChunkWriter, MarkWave
 from postpurchase.dispatch.outcomes import HELD, Outcome, Pending, ShopOutlet
-from postpurchase.dispatch.sending import ChunkLease, record_outcomes, send_message
+from postpurchase.dispatch.sending import ChunkLease, send_message
 from postpurchase.messages.context import ShopProfile
 from postpurchase.messages.rendering import MessageRenderer, RenderedSms
 from postpurchase.store.claims import claim_due_touchpoints
@@ -94,54 +94,35 @@ class Dispatcher:
         longer held by ``worker`` (lease ran out, taken by another) are left alone and never
         sent.
         """
-        counts: Counter[str] = Counter()
         # Read in a snapshot and render outside any transaction: on SQLite a write transaction
         # holds the lock, and other workers must not wait while this one reads or renders.
         with reading(self.store) as session:
             batch = self._load(session, worker, ids)
         lease = ChunkLease(worker, [t.id for t in batch.touchpoints], self.lease, self.clock)
-        marks = MarkGroup(self.store, lease, self.lease, self.clock)
-        decided: list[Outcome] = []
-
-        def record(*, waiting: bool = False) -> None:
-            # While the sends wait (for the rate limiter, say) the lease is renewed even with
-            # nothing to record: the rows stay ours for as long as this task is alive.
-            if decided or (waiting and lease.due()):
-                with transaction(self.store) as session:
-                    lease.renew_if_due(session)
-                    counts.update(record_outcomes(session, worker, decided, now=self.clock()))
-                decided.clear()
-
-        def collect(in_flight: set[Future[Outcome | None]]) -> set[Future[Outcome | None]]:
-            """Take the answers that came back; record them once a few are waiting (every
-            send already commits its own mark), or when no other answer came for a while."""
-            done, left = wait(in_flight, timeout=self.record_after, return_when=FIRST_COMPLETED)
-            decided.extend(o for f in done if (o := f.result()) is not None)
-            if len(decided) >= self.send_concurrency or not done or not left:
-                record(waiting=not done)
-            return left
-
-        # Rendering runs here, a few messages ahead of the sends; each send marks its own row
-        # right before it goes out (see _deliver), so a message that waits for the rate
-        # limiter is never ``sending`` while it waits.
+        writer = ChunkWriter(self.store, lease, self.lease, self.clock)
+        # Rendering runs here, a wave ahead of the sends; each wave's marks are committed
+        # right before its messages go out (see marking), so a message that waits for the
+        # rate limiter is never ``sending`` while it waits.
         with ThreadPoolExecutor(max_workers=self.send_concurrency) as pool:
-            in_flight: set[Future[Outcome | None]] = set()
+            sends = _Sends(pool, writer, self._deliver, self.send_concurrency, self.record_after)
+            ready: list[Pending] = []
             for item in self._decide(batch):
                 if isinstance(item, Outcome):
-                    decided.append(item)
-                    if len(decided) >= _RECORD_GROUP:
-                        record()
+                    writer.add([item])
+                    if writer.waiting() >= _RECORD_GROUP:
+                        writer.record()
                     continue
-                while len(in_flight) >= 2 * self.send_concurrency:
-                    in_flight = collect(in_flight)
-                in_flight.add(pool.submit(self._deliver, item, marks))
-            while in_flight:
-                in_flight = collect(in_flight)
-        record()
-        return dict(+counts)  # drops kinds whose rows were all lost to the lease sweep
+                ready.append(item)
+                if len(ready) == self.send_concurrency:  # a wave's worth: send it
+                    sends.launch(ready)
+            if ready:
+                sends.launch(ready)
+            sends.finish()
+        writer.record()
+        return dict(+writer.counts)  # drops kinds whose rows were all lost to the lease sweep
 
-    def _deliver(self, pending: Pending, marks: MarkGroup) -> Outcome | None:
-        """Wait for the rate limiter, re-check the claim, then send. None: not ours any more.
+    def _deliver(self, pending: Pending, wave: MarkWave) -> Outcome | None:
+        """Wait for the rate limiter and the wave, then send. None: not ours any more.
 
         Nothing before the mark can have sent the message, so nothing before it may end as
         ``unknown``: a limiter that fails puts the touchpoint back for a later run.
@@ -154,12 +135,16 @@ class Dispatcher:
         try:
             limiter.acquire(cost)
         except Exception as exc:
+            wave.withdraw()
             log.exception("touchpoint %d: the rate limiter failed", pending.touchpoint_id)
             until = self.clock() + self.policy.round_backoff
             return Outcome.retrying(
                 pending.touchpoint_id, until, f"rate limiter failed: {type(exc).__name__}: {exc}"
             )
-        if not marks.mark(
+        except BaseException:
+            wave.withdraw()
+            raise
+        if not wave.mark(
             pending.touchpoint_id
         ):  # the lease ran out while it waited and the row went elsewhere
             return None
@@ -186,6 +171,57 @@ class Dispatcher:
     @cached_property
     def _default_outlet(self) -> ShopOutlet:
         return ShopOutlet(self.shop, self.lookup, self.email, self.sms)
+
+
+class _Sends:
+    """A chunk's sends in flight on ``pool``: waves of messages, answers taken back."""
+
+    def __init__(
+        self,
+        pool: ThreadPoolExecutor,
+        writer: ChunkWriter,
+        deliver: Callable[[Pending, MarkWave], Outcome | None],
+        threads: int,
+        record_after: float,
+    ) -> None:
+        self._pool = pool
+        self._writer = writer
+        self._deliver = deliver
+        self._threads = threads
+        self._record_after = record_after
+        self._in_flight: set[Future[Outcome | None]] = set()
+
+    def launch(self, ready: list[Pending]) -> None:
+        """Send the first of ``ready`` (taken off it), one per thread, as one wave, once there
+        is a free thread for each: a wave's messages are marked together, so none may wait
+        for a thread once marked. The answers that came back meanwhile are recorded with the
+        wave's marks."""
+        wave = ready[: self._threads]
+        del ready[: len(wave)]
+        self._take(block=False)
+        while len(self._in_flight) > self._threads - len(wave):
+            self._take(block=True)
+        marks = MarkWave(self._writer, len(wave))
+        self._in_flight.update(self._pool.submit(self._deliver, p, marks) for p in wave)
+
+    def finish(self) -> None:
+        """Wait for every answer, recording them a few per commit."""
+        while self._in_flight:
+            self._take(block=True)
+            if self._writer.waiting() >= self._threads or not self._in_flight:
+                self._writer.record()
+
+    def _take(self, *, block: bool) -> None:
+        """Take the answers that came back (waiting for one with ``block``). When none came
+        for a while, record what waits and renew the lease if due."""
+        done, self._in_flight = wait(
+            self._in_flight,
+            timeout=self._record_after if block else 0,
+            return_when=FIRST_COMPLETED,
+        )
+        self._writer.add(o for f in done if (o := f.result()) is not None)
+        if block and not done:
+            self._writer.record(renew=True)
 
 
 def claim_chunks(

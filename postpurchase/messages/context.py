@@ -13,7 +13,8 @@ Shape (every key is always present, so ``StrictUndefined`` only trips on templat
               products: [title, quantity, image_url, product_url, review_url]
                      (one per product, in the order of its first line: what a review is of)
     loyalty:  points_earned (for this order), points_balance, page_url
-    links:    unsubscribe, survey: [{score, url}] for 1..5, nps: [{score, url}] for 0..10,
+    links:    unsubscribe, survey: [{score, url}] for 1..5, nps: [{score, url}] for 0..10
+              (both signed as they are read, see ``scored_links``),
               review (the order's review page),
               loyalty, shop
 
@@ -53,6 +54,7 @@ from postpurchase.messages.reward_view import (
     live_codes,
     reward_facts,
 )
+from postpurchase.messages.scored_links import ScoredLinks
 
 # the profile lives on its own; callers keep finding it here, beside the context it feeds
 from postpurchase.messages.shop_profile import ShopProfile as ShopProfile
@@ -134,6 +136,7 @@ def build_context(
     """The template context for ``touchpoint`` (see the module docstring for its shape);
     ``catalogue`` holds the entries of the order's products (``catalogue_entries``)."""
     order_view = None
+    review_page = review_page_url(shop, customer.id, touchpoint.id)
     if order is not None:
         catalogue = catalogue or {}
         order_view = build_order_view(
@@ -151,7 +154,7 @@ def build_context(
             delivered_at=order.delivery_confirmed_at or order.delivered_at,
             delivery_confirmed=order.delivery_confirmed_at is not None,
             tracking_url=order.tracking_url,
-            review_page=review_page_url(shop, customer.id, touchpoint.id),
+            review_page=review_page,
             items=[
                 order_line(
                     i.title,
@@ -182,6 +185,7 @@ def build_context(
         loyalty=loyalty,
         campaign_id=touchpoint.campaign_id,
         subject_key=touchpoint.subject_key,
+        review_page=review_page,
     )
 
 
@@ -203,6 +207,7 @@ def sample_context(
     order = order or _SAMPLE_ORDER
     customer = order.get("customer") or {}
     placed_at = _parse_time(order.get("placed_at"))
+    review_page = review_page_url(shop, 0, 0)
     view = build_order_view(
         shop,
         name=order.get("name") or f"#{order['external_id']}",
@@ -215,7 +220,7 @@ def sample_context(
         delivered_at=placed_at,
         delivery_confirmed=delivery_confirmed,
         tracking_url=order.get("tracking_url"),
-        review_page=review_page_url(shop, 0, 0),
+        review_page=review_page,
         items=[
             order_line(
                 line["title"],
@@ -250,6 +255,7 @@ def sample_context(
         loyalty=loyalty,
         campaign_id=campaign_id,
         subject_key=SAMPLE_SUBJECTS.get(campaign_id, ""),
+        review_page=review_page,
     )
 
 
@@ -264,18 +270,13 @@ def _assemble(
     order: dict[str, Any] | None,
     loyalty: LoyaltyFigures,
     campaign_id: str,
-    subject_key: str = "",
+    subject_key: str,
+    review_page: str,
 ) -> dict[str, Any]:
     base = shop.public_base_url
     unsubscribe = sign(shop.signing_key, LinkClaim("unsubscribe", customer_id, touchpoint_id))
-    survey = [
-        {
-            "score": score,
-            "url": f"{base}/s/"
-            + sign(shop.signing_key, LinkClaim("survey", customer_id, touchpoint_id, score)),
-        }
-        for score in range(1, 6)
-    ]
+    key = shop.signing_key
+    survey = ScoredLinks(key, f"{base}/s/", "survey", customer_id, touchpoint_id, range(1, 6))
     return {
         "locale": locale or shop.default_locale,
         "time_zone": _valid_zone(time_zone) or shop.default_time_zone,
@@ -299,15 +300,8 @@ def _assemble(
         "links": {
             "unsubscribe": f"{base}/u/{unsubscribe}",
             "survey": survey,
-            "review": review_page_url(shop, customer_id, touchpoint_id),
-            "nps": [
-                {
-                    "score": score,
-                    "url": f"{base}/n/"
-                    + sign(shop.signing_key, LinkClaim("nps", customer_id, touchpoint_id, score)),
-                }
-                for score in range(0, 11)
-            ],
+            "review": review_page,
+            "nps": ScoredLinks(key, f"{base}/n/", "nps", customer_id, touchpoint_id, range(11)),
             "loyalty": shop.loyalty_page_url,
             # The customer's own rewards page (postpurchase.rewards.page): signed, no login.
             "rewards": f"{base}/rewards/"

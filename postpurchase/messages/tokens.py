@@ -17,6 +17,7 @@ import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from postpurchase.exceptions import ConfigError, InvalidInput
@@ -33,6 +34,7 @@ _PURPOSE_CODES: dict[str, Purpose] = {
     "v": "review",
     "n": "nps",
 }
+_CODES = {purpose: code for code, purpose in _PURPOSE_CODES.items()}
 _SIGNATURE_BYTES = 16  # 128 bits: unguessable, and keeps links short
 
 
@@ -104,8 +106,7 @@ def _local_key(settings: Settings) -> bytes:
 
 def sign(key: bytes, claim: LinkClaim) -> str:
     """The URL-safe token for ``claim``."""
-    code = next(c for c, p in _PURPOSE_CODES.items() if p == claim.purpose)
-    parts = [code, str(claim.customer_id), str(claim.touchpoint_id)]
+    parts = [_CODES[claim.purpose], str(claim.customer_id), str(claim.touchpoint_id)]
     if claim.score is not None:
         parts.append(str(claim.score))
     payload = ".".join(parts).encode()
@@ -173,7 +174,16 @@ def verify_fields(key: bytes, token: str, code: str, count: int) -> list[str]:
 
 
 def _mac(key: bytes, payload: bytes) -> bytes:
-    return hmac.new(key, payload, hashlib.sha256).digest()[:_SIGNATURE_BYTES]
+    mac = _keyed(key).copy()
+    mac.update(payload)
+    return mac.digest()[:_SIGNATURE_BYTES]
+
+
+@lru_cache(maxsize=16)
+def _keyed(key: bytes) -> hmac.HMAC:
+    # An HMAC with the key already set, copied for each token: a message signs about twenty
+    # links, and setting the key up again for each was most of what signing cost.
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
 def _b64(raw: bytes) -> str:

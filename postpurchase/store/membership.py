@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, any_, bindparam, func, select, true, tuple_
+from sqlalchemy import BindParameter, ColumnElement, any_, bindparam, func, select, true, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -20,14 +20,25 @@ from sqlalchemy.orm import Session
 def among(session: Session, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
     """Whether ``column`` is one of ``values``."""
     if session.get_bind().dialect.name == "postgresql":
-        array = bindparam(None, list(values), type_=postgresql.ARRAY(column.type))
-        # Through a subquery (ARRAY(SELECT unnest(...))), the planner takes the list for a
-        # short one whatever its length. Given as it is, a few hundred values on a column of a
-        # table without statistics looked like most of the table, and the lookup became a
-        # scan of all of it, every batch, growing with the table.
-        listed = func.array(select(func.unnest(array)).scalar_subquery())
-        return column == any_(listed)  # type: ignore[no-any-return]
+        return _any_of(column, bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
     return column.in_(values)  # type: ignore[no-any-return]
+
+
+def among_parameter(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
+    """``among`` for a statement built once: the values are the parameter ``name`` (a list)
+    given when the statement runs."""
+    if dialect == "postgresql":
+        return _any_of(column, bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))  # type: ignore[no-any-return]
+
+
+def _any_of(column: Any, array: BindParameter[Any]) -> ColumnElement[bool]:
+    # Through a subquery (ARRAY(SELECT unnest(...))), the planner takes the list for a
+    # short one whatever its length. Given as it is, a few hundred values on a column of a
+    # table without statistics looked like most of the table, and the lookup became a
+    # scan of all of it, every batch, growing with the table.
+    listed = func.array(select(func.unnest(array)).scalar_subquery())
+    return column == any_(listed)  # type: ignore[no-any-return]
 
 
 def keys_among(

@@ -1,8 +1,8 @@
-"""Sending threads that mark at the same time share a commit; each learns about its own row."""
+"""A wave of sends commits its marks once, with the outcomes waiting; each thread learns
+about its own row."""
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -10,7 +10,8 @@ import pytest
 from fakes.fixtures import add_customer, add_order, add_touchpoint
 from sqlalchemy import event, select, update
 
-from postpurchase.dispatch.marking import MarkGroup
+from postpurchase.dispatch.marking import ChunkWriter, MarkWave
+from postpurchase.dispatch.outcomes import Outcome
 from postpurchase.dispatch.sending import ChunkLease
 from postpurchase.store.claims import claim_due_touchpoints
 from postpurchase.store.database import engine_of, transaction
@@ -29,47 +30,78 @@ def _claimed(store, count, worker="w"):
         return claim_due_touchpoints(session, worker=worker, now=NOW, limit=count, lease=LEASE)
 
 
+def _writer(store, ids):
+    return ChunkWriter(store, ChunkLease("w", ids, LEASE, lambda: NOW), LEASE, lambda: NOW)
+
+
 def _statuses(store):
     with store() as session:
         return dict(session.execute(select(Touchpoint.id, Touchpoint.status)).all())
 
 
-def test_marks_asked_together_share_commits_and_each_gets_its_answer(store):
+def _commits(store):
+    commits = []
+    event.listen(engine_of(store), "commit", lambda conn: commits.append(1))
+    return commits
+
+
+def test_each_wave_commits_once_and_each_thread_gets_its_answer(store):
     ids = _claimed(store, 12)
     with transaction(store) as session:  # one row went to another run meanwhile
         session.execute(update(Touchpoint).where(Touchpoint.id == ids[0]).values(claimed_by="x"))
-    commits = []
-    event.listen(engine_of(store), "commit", lambda conn: commits.append(1))
-    marks = MarkGroup(store, ChunkLease("w", ids, LEASE, lambda: NOW), LEASE, lambda: NOW)
-    start = threading.Barrier(4)
+    writer = _writer(store, ids)
+    commits = _commits(store)
+    waves = [MarkWave(writer, 4) for _ in range(3)]
+    wave_of = {tp_id: waves[n // 4] for n, tp_id in enumerate(ids)}
 
-    def mark(tp_id):
-        if tp_id in ids[:4]:
-            start.wait()  # four threads ask at once
-        return marks.mark(tp_id)
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        answers = dict(zip(ids, pool.map(mark, ids), strict=True))
+    with ThreadPoolExecutor(max_workers=4) as pool:  # a wave's threads run at once
+        answers = dict(zip(ids, pool.map(lambda i: wave_of[i].mark(i), ids), strict=True))
 
     assert answers == {tp_id: tp_id != ids[0] for tp_id in ids}
-    assert len(commits) < len(ids)
+    assert len(commits) == 3
     statuses = _statuses(store)
     assert statuses[ids[0]] == TouchpointStatus.CLAIMED
     assert all(statuses[tp_id] == TouchpointStatus.SENDING for tp_id in ids[1:])
 
 
-def test_a_database_error_reaches_every_thread_of_the_batch_and_marks_nothing(store):
+def test_outcomes_waiting_go_into_the_next_marks_commit(store):
+    ids = _claimed(store, 2)
+    writer = _writer(store, ids)
+    writer.add([Outcome.skipped(ids[0], "smart sending")])
+    commits = _commits(store)
+
+    assert MarkWave(writer, 1).mark(ids[1]) is True
+    assert len(commits) == 1
+    assert writer.counts == {"skipped": 1}
+    assert _statuses(store) == {ids[0]: TouchpointStatus.SKIPPED, ids[1]: TouchpointStatus.SENDING}
+
+
+def test_a_withdrawn_thread_does_not_hold_the_wave(store):
     ids = _claimed(store, 1)
-    marks = MarkGroup(store, ChunkLease("w", ids, LEASE, lambda: NOW), LEASE, lambda: NOW)
+    wave = MarkWave(_writer(store, ids), 2)
+    wave.withdraw()  # its limiter failed
+    assert wave.mark(ids[0]) is True
+
+
+def test_a_database_error_reaches_every_thread_and_marks_nothing(store):
+    ids = _claimed(store, 3)
+    writer = _writer(store, ids)
+    writer.add([Outcome.skipped(ids[2], "smart sending")])
+    wave = MarkWave(writer, 2)
 
     def fail(*_):
         raise RuntimeError("database away")
 
     event.listen(engine_of(store), "before_cursor_execute", fail)
     try:
-        with pytest.raises(RuntimeError, match="database away"):
-            marks.mark(ids[0])
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            tries = [pool.submit(wave.mark, tp_id) for tp_id in ids[:2]]
+        for answer in tries:
+            with pytest.raises(RuntimeError, match="database away"):
+                answer.result()
     finally:
         event.remove(engine_of(store), "before_cursor_execute", fail)
-    assert _statuses(store)[ids[0]] == TouchpointStatus.CLAIMED
-    assert marks.mark(ids[0]) is True  # the group is not stuck
+    assert set(_statuses(store).values()) == {TouchpointStatus.CLAIMED}
+    assert writer.waiting() == 1  # the skip is recorded with the next commit
+    assert MarkWave(writer, 1).mark(ids[0]) is True
+    assert _statuses(store)[ids[2]] == TouchpointStatus.SKIPPED

@@ -1,0 +1,55 @@
+"""The scored answer links of a message (survey 1-5, NPS 0-10), signed when first read.
+
+Every context carries both lists, but a template shows one of them at most: signing all
+sixteen links for every message was half the cost of building its context. ``ScoredLinks``
+is a read-only sequence of ``{"score", "url"}`` dicts, as the lists were, that signs each
+link the first time a template (or anything else) reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, overload
+
+from postpurchase.messages.tokens import LinkClaim, Purpose, sign
+
+
+class ScoredLinks(Sequence[dict[str, Any]]):
+    """``{"score": n, "url": base + sign(claim for n)}`` for each score in ``scores``."""
+
+    def __init__(
+        self,
+        key: bytes,
+        base: str,
+        purpose: Purpose,
+        customer_id: int,
+        touchpoint_id: int,
+        scores: range,
+    ) -> None:
+        self._key = key
+        self._base = base
+        self._purpose = purpose
+        self._customer_id = customer_id
+        self._touchpoint_id = touchpoint_id
+        self._scores = scores
+        self._signed: dict[int, dict[str, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._scores)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        score = self._scores[index]  # IndexError past the end, as a list
+        link = self._signed.get(score)
+        if link is None:
+            claim = LinkClaim(self._purpose, self._customer_id, self._touchpoint_id, score)
+            link = self._signed[score] = {
+                "score": score,
+                "url": self._base + sign(self._key, claim),
+            }
+        return link
