@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -59,6 +60,21 @@ class Facts:
     items: list[dict[str, Any]]
     zone: ZoneInfo
     shop: str = ""  # the customer's shop: what the touchpoints planned from these facts carry
+
+    @cached_property
+    def order_states(self) -> set[str]:
+        """What each cancelling event leaves on the order (see ``decide``), found once for
+        all the campaigns the facts are decided for; empty without an order."""
+        if self.order is None:
+            return set()
+        return order_states(
+            cancelled_at=self.order.get("cancelled_at"),
+            financial_status=self.order.get("financial_status"),
+            refunded_amount=self.order.get("refunded_amount", 0),
+            returned_at=self.order.get("returned_at"),
+            reviewed_at=self.order.get("reviewed_at"),
+            status_cancels=False,
+        )
 
     def context(
         self, tier: dict[str, Any] | None, review: dict[str, Any] | None = None
@@ -177,14 +193,7 @@ def decide(campaign: Campaign, occurrence: Occurrence, facts: Facts) -> Decision
     """Whether ``campaign`` plans anything for ``occurrence``, and what. Never raises."""
     if facts.order is not None:
         # What each cancelling event leaves on an order, so a late trigger is not planned.
-        states = order_states(
-            cancelled_at=facts.order.get("cancelled_at"),
-            financial_status=facts.order.get("financial_status"),
-            refunded_amount=facts.order.get("refunded_amount", 0),
-            returned_at=facts.order.get("returned_at"),
-            reviewed_at=facts.order.get("reviewed_at"),
-            status_cancels=False,
-        )
+        states = facts.order_states
         for event in campaign.cancel_on:
             if CANCEL_STATES.get(event) in states:
                 return Decision(reason=f"{event} already happened")

@@ -67,10 +67,17 @@ def stamp(rows: Iterable[dict[str, Any]], campaign: Campaign, salt: str) -> None
 
     Held-out rows become ``skipped`` with the held-out reason: planned for measurement only.
     """
+    assigned: dict[int, tuple[str, str | None]] = {}  # by customer: each is hashed once
     for row in rows:
-        arm = arm_of(campaign, row["customer_id"], salt)
+        customer_id = row["customer_id"]
+        if customer_id not in assigned:
+            assigned[customer_id] = (
+                arm_of(campaign, customer_id, salt),
+                variant_of(campaign, customer_id, salt),
+            )
+        arm, variant = assigned[customer_id]
         row["arm"] = arm
-        row["variant"] = variant_of(campaign, row["customer_id"], salt)
+        row["variant"] = variant
         if arm == HOLDOUT:
             row["status"] = TouchpointStatus.SKIPPED
             row["reason"] = HELD_OUT_REASON

@@ -12,12 +12,14 @@ cannot fix it.
 
 from __future__ import annotations
 
+import functools
+import gc
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -242,8 +244,26 @@ def _parse(rows: Sequence[Row[Any]]) -> tuple[list[SourcedEvent], dict[int, str]
 
 
 BatchProcessor = Callable[..., None]
+_P = ParamSpec("_P")
 
 
+def _frozen_heap(drain: Callable[_P, InboxSummary]) -> Callable[_P, InboxSummary]:
+    """``drain`` with what is alive when it starts (modules, configs, the engine) frozen out
+    of the garbage collector's full collections: each batch's garbage triggers some, and they
+    walked all of it again each time (a sixth of a drainer's CPU)."""
+
+    @functools.wraps(drain)
+    def frozen(*args: _P.args, **kwargs: _P.kwargs) -> InboxSummary:
+        gc.freeze()
+        try:
+            return drain(*args, **kwargs)
+        finally:
+            gc.unfreeze()
+
+    return frozen
+
+
+@_frozen_heap
 def process_inbox(
     factory: SessionFactory,
     config: CampaignConfig,

@@ -147,8 +147,10 @@ def load_facts(
     for order_id in order_ids:
         if order_id in sources and order_id in items:
             items[order_id] = with_catalogue(items[order_id], *sources[order_id], entries)
-    facts = {}
+    facts: dict[tuple[int, int | None], Facts] = {}
     for occurrence in occurrences:
+        if (occurrence.customer_id, occurrence.order_id) in facts:
+            continue  # another of the batch's events about the same order and customer
         customer = customers[occurrence.customer_id]
         order = orders.get(occurrence.order_id) if occurrence.order_id is not None else None
         lines = items.get(occurrence.order_id, []) if occurrence.order_id is not None else []

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import CampaignConfig
 from postpurchase.channels.configured import ConnectionLookup, no_connections
+from postpurchase.events import EventType
 from postpurchase.exceptions import ConfigError
 from postpurchase.loyalty.config import LoyaltyConfig, load_loyalty_config
 from postpurchase.processing.batch import Records, SourcedEvent
@@ -34,8 +35,11 @@ def apply_batch(
     in its transaction. Returns the points given."""
     points = apply_customer_bonuses(session, records, items, loyalty)
     points += apply_referrals(session, records, items, loyalty)
-    if any(level.welcome_reward for level in loyalty.tiers.levels):
-        # The processing path carries no settings; the rewards platform is read here.
+    tier_changes = any(item.event.type is EventType.TIER_CHANGED for item in items)
+    if tier_changes and any(level.welcome_reward for level in loyalty.tiers.levels):
+        # The processing path carries no settings; the rewards platform is read here, for
+        # the batches that may reserve a gift (reading the environment costs more than a
+        # batch's events).
         rewards = load_settings()
         reserve_tier_gifts(
             session,
