@@ -274,8 +274,11 @@ class CanonicalEvent(_Model):
         for prefix, part in parts:
             if part is None:
                 continue
+            fields = type(part).model_fields
             for name in ("placed_at", "paid_at", "updated_at", "cancelled_at"):
-                value = getattr(part, name, None)
+                # Asked of the model's fields first: a name it lacks costs pydantic an
+                # exception, and this runs for every webhook.
+                value = getattr(part, name) if name in fields else None
                 if isinstance(value, datetime):
                     found.append((f"{prefix}.{name}", value))
         return found

@@ -53,7 +53,8 @@ def parse_as(model: type[M], data: Any, *, prefix: str = "") -> M:
         raise InvalidPayload(problems_of(exc, prefix)) from None
 
 
-def _money(value: Any) -> Decimal:
+def checked_money(value: Any) -> Decimal:
+    """A platform's amount as Decimal: a decimal string, an integer or a parsed JSON number."""
     # bool is an int: "true" is not an amount.
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise ValueError('must be a decimal string such as "19.99"')
@@ -66,7 +67,8 @@ def _money(value: Any) -> Decimal:
     return amount
 
 
-def _identifier(value: Any) -> str:
+def checked_identifier(value: Any) -> str:
+    """A platform's id (string or integer) as text of 1 to 64 characters."""
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValueError("must be an id (string or integer)")
     text = str(value).strip()
@@ -81,7 +83,8 @@ def _text_timestamp(value: Any) -> Any:
     return value
 
 
-def _aware_utc(value: datetime) -> datetime:
+def checked_aware(value: datetime) -> datetime:
+    """``value`` if it carries an offset and lies in years 1970 to 9000."""
     if value.tzinfo is None:
         raise ValueError("must include a time zone offset, e.g. 2026-11-27T10:00:00-05:00")
     return _in_range(value)
@@ -102,9 +105,9 @@ def _in_range(value: datetime) -> datetime:
     return value
 
 
-Money = Annotated[Decimal, BeforeValidator(_money)]
-Identifier = Annotated[str, BeforeValidator(_identifier)]
-Timestamp = Annotated[datetime, BeforeValidator(_text_timestamp), AfterValidator(_aware_utc)]
+Money = Annotated[Decimal, BeforeValidator(checked_money)]
+Identifier = Annotated[str, BeforeValidator(checked_identifier)]
+Timestamp = Annotated[datetime, BeforeValidator(_text_timestamp), AfterValidator(checked_aware)]
 GmtTimestamp = Annotated[datetime, BeforeValidator(_text_timestamp), AfterValidator(_gmt)]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from postpurchase.events import NO_CURRENCY, CanonicalEvent, EventType, address_key
-from postpurchase.platforms import shopify_products
+from postpurchase.platforms import shopify_products, shopify_structs
 from postpurchase.platforms.fields import (
     InvalidPayload,
     e164,
@@ -42,19 +42,27 @@ from postpurchase.platforms.shopify_models import (
 )
 from postpurchase.platforms.zones import first_zone
 
-__all__ = ["HANDLED_TOPICS", "SOURCE", "TopicMismatch", "is_test_order", "normalise"]
+__all__ = ["HANDLED_TOPICS", "SOURCE", "TopicMismatch", "decoded_order", "is_test_order"]
+__all__ += ["normalise", "normalise_order"]
 
 SOURCE = "shopify"
 DEFAULT_REGION = "US"
 
+# An order as the full path validates it, or as intake's fast path decodes it (shopify_structs)
+OrderBody = ShopifyOrder | shopify_structs.Order
+CustomerBody = ShopifyCustomer | shopify_structs.Customer
+ConsentBody = Consent | shopify_structs.Consent
 
-def _shop_money(plain: Decimal | None, money_set: MoneySet | None) -> Decimal:
+
+def _shop_money(
+    plain: Decimal | None, money_set: MoneySet | shopify_structs.MoneySet | None
+) -> Decimal:
     if money_set is not None and money_set.shop_money is not None:
         return money_set.shop_money.amount
     return plain if plain is not None else Decimal("0")
 
 
-def _consent(consent: Consent | None) -> bool | None:
+def _consent(consent: ConsentBody | None) -> bool | None:
     # Only answers the customer gave count: "not_subscribed" is a customer who never said yes
     # nor no (unknown, not a "no"); pending, invalid and redacted say nothing either way.
     state = consent.state.lower() if consent and consent.state else None
@@ -77,7 +85,7 @@ def _email(candidates: tuple[str | None, ...], notes: list[str]) -> str | None:
     return None
 
 
-def _consent_fields(name: str, consent: Consent | None) -> dict[str, Any]:
+def _consent_fields(name: str, consent: ConsentBody | None) -> dict[str, Any]:
     """``name`` and ``name_at`` of a canonical customer, for an answer the payload gives."""
     given = _consent(consent)
     if given is None or consent is None:
@@ -86,7 +94,7 @@ def _consent_fields(name: str, consent: Consent | None) -> dict[str, Any]:
 
 
 def _customer(
-    customer: ShopifyCustomer,
+    customer: CustomerBody,
     *,
     notes: list[str],
     default_region: str,
@@ -94,7 +102,7 @@ def _customer(
     phone: str | None = None,
     regions: tuple[str | None, ...] = (),
     locale: str | None = None,
-    addresses: tuple[Address | None, ...] = (),
+    addresses: tuple[Address | shopify_structs.Address | None, ...] = (),
 ) -> dict[str, Any]:
     """The canonical customer; ``addresses`` (most telling first) give a time zone when the
     platform sends none, and are followed by the customer's default address. Phones written
@@ -121,7 +129,7 @@ def _customer(
     )
 
 
-def _birthday(metafields: list[Metafield]) -> date | None:
+def _birthday(metafields: list[Metafield] | list[shopify_structs.Metafield]) -> date | None:
     """Shopify's standard customer birth date metafield (``facts.birth_date``), if valid."""
     for field in metafields:
         if (field.namespace, field.key) == ("facts", "birth_date") and field.value:
@@ -132,7 +140,7 @@ def _birthday(metafields: list[Metafield]) -> date | None:
     return None
 
 
-def _order(order: ShopifyOrder, notes: list[str], default_region: str) -> dict[str, Any]:
+def _order(order: OrderBody, notes: list[str], default_region: str) -> dict[str, Any]:
     regions = tuple(
         a.country_code for a in (order.shipping_address, order.billing_address) if a is not None
     )
@@ -210,10 +218,16 @@ Builder = Callable[[Any, datetime, list[str], str], dict[str, Any]]
 
 def _order_event(kind: EventType) -> Builder:
     def build(data: Any, received_at: datetime, notes: list[str], region: str) -> dict[str, Any]:
-        order = _order(parse_as(ShopifyOrder, data), notes, region)
-        return dict(type=kind, occurred_at=order["updated_at"] or received_at, order=order)
+        return _order_event_of(kind, parse_as(ShopifyOrder, data), received_at, notes, region)
 
     return build
+
+
+def _order_event_of(
+    kind: EventType, body: OrderBody, at: datetime, notes: list[str], region: str
+) -> dict[str, Any]:
+    order = _order(body, notes, region)
+    return dict(type=kind, occurred_at=order["updated_at"] or at, order=order)
 
 
 def _refund_event(data: Any, received_at: datetime, *_: Any) -> dict[str, Any]:
@@ -307,13 +321,16 @@ def _sms_consent_event(data: Any, received_at: datetime, *_: Any) -> dict[str, A
     )
 
 
+_ORDER_TOPICS = {
+    "orders/create": EventType.ORDER_PLACED,
+    "orders/paid": EventType.ORDER_PAID,
+    "orders/updated": EventType.ORDER_UPDATED,
+    "orders/fulfilled": EventType.ORDER_FULFILLED,
+    "orders/partially_fulfilled": EventType.ORDER_PARTIALLY_FULFILLED,
+    "orders/cancelled": EventType.ORDER_CANCELLED,
+}
 _TOPICS: dict[str, Builder] = {
-    "orders/create": _order_event(EventType.ORDER_PLACED),
-    "orders/paid": _order_event(EventType.ORDER_PAID),
-    "orders/updated": _order_event(EventType.ORDER_UPDATED),
-    "orders/fulfilled": _order_event(EventType.ORDER_FULFILLED),
-    "orders/partially_fulfilled": _order_event(EventType.ORDER_PARTIALLY_FULFILLED),
-    "orders/cancelled": _order_event(EventType.ORDER_CANCELLED),
+    **{topic: _order_event(kind) for topic, kind in _ORDER_TOPICS.items()},
     "refunds/create": _refund_event,
     "fulfillment_events/create": _fulfillment_event,
     "returns/request": _return_event,
@@ -351,7 +368,29 @@ def normalise(
         return None
     check_body(topic, data)
     event = build(data, received_at, notes if notes is not None else [], default_region)
+    return _canonical(event)
+
+
+def _canonical(event: dict[str, Any]) -> CanonicalEvent:
     try:
         return CanonicalEvent.model_validate(event)
     except ValidationError as exc:  # Shopify JSON that breaks a rule of the canonical event
         raise InvalidPayload(problems_of(exc, "canonical event: ")) from None
+
+
+def decoded_order(topic: str, body: bytes) -> shopify_structs.Order | None:
+    """The body of an ``orders/*`` webhook decoded on intake's fast path, or None when
+    ``parse_json`` and ``normalise`` must decide (``shopify_structs.decode_order``)."""
+    return shopify_structs.decode_order(topic, body) if topic in _ORDER_TOPICS else None
+
+
+def normalise_order(
+    topic: str,
+    order: shopify_structs.Order,
+    *,
+    received_at: datetime,
+    region: str,
+    notes: list[str],
+) -> CanonicalEvent:
+    """``normalise`` of an order from ``decoded_order`` (the same event, the same errors)."""
+    return _canonical(_order_event_of(_ORDER_TOPICS[topic], order, received_at, notes, region))

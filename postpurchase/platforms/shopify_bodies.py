@@ -75,21 +75,36 @@ def check_body(topic: str, data: Any) -> None:
         raise TopicMismatch([("body", f"is {_a(found)}, but {topic} needs {_a(expected)}")])
     if expected == "customer" and "line_items" in data:
         raise TopicMismatch([("body", f"is an order, but {topic} needs a customer")])
-    if topic == "orders/cancelled" and not data.get("cancelled_at"):
+    check_order_facts(
+        topic,
+        cancelled_at=data.get("cancelled_at"),
+        financial_status=data.get("financial_status"),
+        fulfillment_status=data.get("fulfillment_status"),
+    )
+
+
+def check_order_facts(
+    topic: str, *, cancelled_at: Any, financial_status: Any, fulfillment_status: Any
+) -> None:
+    """Refuse an order whose fields deny the fact its topic states (TopicMismatch)."""
+    if topic == "orders/cancelled" and not cancelled_at:
         raise TopicMismatch([("cancelled_at", "an order in orders/cancelled must be cancelled")])
-    status = data.get("financial_status")
-    if topic == "orders/paid" and status not in PAID_STATUSES:
+    if topic == "orders/paid" and financial_status not in PAID_STATUSES:
         raise TopicMismatch(
-            [("financial_status", f"{status!r} is not paid, but the topic is orders/paid")]
+            [
+                (
+                    "financial_status",
+                    f"{financial_status!r} is not paid, but the topic is orders/paid",
+                )
+            ]
         )
     wanted = {"orders/fulfilled": "fulfilled", "orders/partially_fulfilled": "partial"}
-    if topic in wanted and data.get("fulfillment_status") != wanted[topic]:
+    if topic in wanted and fulfillment_status != wanted[topic]:
         raise TopicMismatch(
             [
                 (
                     "fulfillment_status",
-                    f"{data.get('fulfillment_status')!r} in {topic}, where Shopify sends "
-                    f"{wanted[topic]!r}",
+                    f"{fulfillment_status!r} in {topic}, where Shopify sends {wanted[topic]!r}",
                 )
             ]
         )

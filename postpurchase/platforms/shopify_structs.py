@@ -1,0 +1,205 @@
+"""Shopify order bodies decoded straight from the webhook's bytes: intake's fast path.
+
+Parsing the JSON into dicts and then validating them with the pydantic models of
+``shopify_models`` costs most of an order webhook's time. Here msgspec decodes the bytes
+directly into these structs, reading only the fields the normaliser uses and skipping the rest
+in C. Every field goes through the checks of its pydantic twin (``checked_identifier``,
+``checked_aware``, the finite amounts of ``checked_money``), so what decodes here holds the
+values ``ShopifyOrder`` would. Anything unusual decodes to None instead (a value the models
+would coerce or refuse, a time in any but the plain RFC 3339 form, bytes that are not UTF-8):
+the caller then takes the full path, whose answers and messages are the ones the sender gets.
+A differential test holds the two paths to the same result.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+from msgspec import Struct
+
+from postpurchase.platforms.fields import checked_aware, checked_identifier
+from postpurchase.platforms.shopify_bodies import TopicMismatch, check_order_facts
+
+Id = str | int  # checked and made text by checked_identifier, as the models' Identifier is
+
+
+class ShopifyTime(datetime):
+    """A time written as RFC 3339 with at most microseconds, as Shopify writes them: the form
+    both this decoder and pydantic read the same way (they round and truncate longer
+    fractions differently, and pydantic reads more forms)."""
+
+
+_PLAIN_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _finite(*amounts: Decimal | None) -> None:
+    # msgspec makes a Decimal as checked_money does (from the string, or from the JSON
+    # number's own digits); what is left of checked_money is its refusal of NaN and infinity.
+    for amount in amounts:
+        if amount is not None and not amount.is_finite():
+            raise ValueError("must be a finite amount")
+
+
+def _decode_hook(kind: type, value: Any) -> Any:
+    if kind is ShopifyTime and isinstance(value, str) and _PLAIN_TIME.fullmatch(value):
+        when = ShopifyTime.fromisoformat(value)  # ValueError (a 30th of February) refuses
+        checked_aware(when)  # the models' range check
+        return when
+    raise ValueError("not a plain RFC 3339 time")
+
+
+class MoneyAmount(Struct):
+    amount: Decimal
+    currency_code: str
+
+    def __post_init__(self) -> None:
+        _finite(self.amount)
+
+
+class MoneySet(Struct):
+    shop_money: MoneyAmount | None = None
+
+
+class Consent(Struct):
+    state: str | None = None
+    consent_updated_at: ShopifyTime | None = None
+
+
+class Address(Struct):
+    country_code: str | None = None
+    province_code: str | None = None
+    phone: str | None = None
+    address1: str | None = None
+    zip: str | None = None
+
+
+class NoteAttribute(Struct):
+    name: str | None = None
+    value: str | None = None
+
+
+class Metafield(Struct):
+    namespace: str | None = None
+    key: str | None = None
+    value: str | None = None
+
+
+class Customer(Struct):
+    id: Id
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    tags: str | None = None
+    email_marketing_consent: Consent | None = None
+    sms_marketing_consent: Consent | None = None
+    default_address: Address | None = None
+    updated_at: ShopifyTime | None = None
+    metafields: list[Metafield] = []
+
+    def __post_init__(self) -> None:
+        self.id = checked_identifier(self.id)
+
+
+class LineItem(Struct):
+    id: Id
+    title: str
+    quantity: int
+    price: Decimal
+    product_id: Id | None = None
+    variant_id: Id | None = None
+    sku: str | None = None
+    vendor: str | None = None
+    price_set: MoneySet | None = None
+
+    def __post_init__(self) -> None:
+        self.id = checked_identifier(self.id)
+        _finite(self.price)
+        if self.product_id is not None:
+            self.product_id = checked_identifier(self.product_id)
+        if self.variant_id is not None:
+            self.variant_id = checked_identifier(self.variant_id)
+
+
+class Fulfillment(Struct):
+    tracking_url: str | None = None
+    status: str | None = None
+
+
+class ShippingLine(Struct):
+    price: Decimal
+    price_set: MoneySet | None = None
+
+    def __post_init__(self) -> None:
+        _finite(self.price)
+
+
+class DiscountCodeLine(Struct):
+    code: str
+
+
+class Order(Struct):
+    """``ShopifyOrder``'s fields, plus ``test`` (a test order). ``line_items`` is required
+    here: it is what tells an order's body from other kinds (``shopify_bodies``)."""
+
+    id: Id
+    currency: str
+    created_at: ShopifyTime
+    total_price: Decimal
+    line_items: list[LineItem]
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    updated_at: ShopifyTime | None = None
+    cancelled_at: ShopifyTime | None = None
+    subtotal_price: Decimal | None = None
+    total_tax: Decimal | None = None
+    total_discounts: Decimal | None = None
+    total_price_set: MoneySet | None = None
+    subtotal_price_set: MoneySet | None = None
+    total_tax_set: MoneySet | None = None
+    total_discounts_set: MoneySet | None = None
+    total_shipping_price_set: MoneySet | None = None
+    shipping_lines: list[ShippingLine] = []
+    financial_status: str | None = None
+    fulfillment_status: str | None = None
+    customer_locale: str | None = None
+    shipping_address: Address | None = None
+    billing_address: Address | None = None
+    customer: Customer | None = None
+    fulfillments: list[Fulfillment] = []
+    discount_codes: list[DiscountCodeLine] = []
+    note_attributes: list[NoteAttribute] = []
+    test: Any = None
+
+    def __post_init__(self) -> None:
+        self.id = checked_identifier(self.id)
+        _finite(self.total_price, self.subtotal_price, self.total_tax, self.total_discounts)
+
+
+_ORDER = msgspec.json.Decoder(Order, dec_hook=_decode_hook)
+
+
+def decode_order(topic: str, body: bytes) -> Order | None:
+    """``body``, the body of an ``orders/*`` webhook, as an order; None when the full path
+    must decide: a body that is not plainly a valid order, or whose fields deny the fact
+    ``topic`` states."""
+    try:
+        # UTF-8 checked first: msgspec does not look inside the strings it skips, where the
+        # full path's parser refuses bytes that are not UTF-8.
+        order = _ORDER.decode(body.decode("utf-8"))
+        check_order_facts(
+            topic,
+            cancelled_at=order.cancelled_at,
+            financial_status=order.financial_status,
+            fulfillment_status=order.fulfillment_status,
+        )
+    except (UnicodeDecodeError, msgspec.DecodeError, TopicMismatch):
+        return None
+    return order
