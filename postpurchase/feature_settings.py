@@ -3,8 +3,9 @@
 Spending points, the review page and review apps, the complaint loop, and privacy (retention,
 exports) each have their own knobs. They are read with every other setting, once, by
 ``load_settings()`` (same ``POSTPURCHASE_`` variables, same ``.env`` file), so a process has
-one ``Settings`` and a bad value is reported up front. Each group stays a type of its own: a function that needs only the
-support settings says so (``support: SupportSettings``) and is handed the one ``Settings``.
+one ``Settings`` and a bad value is reported up front. Each group stays a type of its own: a
+function that needs only the support settings says so (``support: SupportSettings``) and is
+handed the one ``Settings``.
 
 The platform credentials the rewards issuers share with product look-ups
 (``POSTPURCHASE_SHOPIFY_ADMIN_TOKEN``, ``POSTPURCHASE_WOOCOMMERCE_*``) are fields of
@@ -136,5 +137,6 @@ class PrivacySettings(BaseModel):
     privacy_contact_email: str | None = Field(
         default=None,
         description="The shop's privacy contact, who receives emailed exports and answers the "
-        "customer. Default: shop_support_email.",
+        "customer. Default: shop_support_email. A shop in shops.yaml may name its own "
+        "(privacy_email, else its support_email).",
     )

@@ -208,7 +208,8 @@ class Settings(
     shop_sms_help_text: str = Field(
         default="Northwind Goods: order updates and offers. Help: help@shop.example.com. "
         "Msg&data rates may apply. Reply STOP to opt out.",
-        description="The answer to an SMS that says HELP.",
+        description="The answer to an SMS that says HELP (a shop in shops.yaml may have its "
+        "own: sms_help_text).",
     )
     shop_logo_url: str | None = Field(
         default=None,
