@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from postpurchase.demo.shop_payloads import SHOP as DEMO
 from postpurchase.outcomes.kpis import shop_kpis
+from postpurchase.outcomes.weekly import weekly_series
 from postpurchase.pages.campaign_data import campaigns_overview
 from postpurchase.settings import Settings
 from postpurchase.shop_settings.directory import shop_directory
@@ -129,6 +130,9 @@ def test_kpis_of_one_shop_are_computed_for_it(as_role, two_shops, store):
     with store() as session:
         nordic = shop_kpis(session, now=two_shops, shop=NORDIC)
         demo = shop_kpis(session, now=two_shops, shop=DEMO)
+        weekly = [weekly_series(session, now=two_shops, shop=s) for s in (None, DEMO, NORDIC)]
+    every, *apart = ([n for _, n in series["orders"]] for series in weekly)
+    assert sum(every) > 0 and [a + b for a, b in zip(*apart, strict=True)] == every
     viewer = as_role("viewer")
 
     def paying(html: str) -> int:
