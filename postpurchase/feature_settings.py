@@ -1,10 +1,11 @@
 """The settings of the optional features, as groups of fields that ``Settings`` inherits.
 
-Spending points, the review page and review apps, and the complaint loop each have their own
-knobs. They are read with every other setting, once, by ``load_settings()`` (same
-``POSTPURCHASE_`` variables, same ``.env`` file), so a process has one ``Settings`` and a bad
-value is reported up front. Each group stays a type of its own: a function that needs only the
-support settings says so (``support: SupportSettings``) and is handed the one ``Settings``.
+Spending points, the review page and review apps, the complaint loop, and privacy (retention,
+exports) each have their own knobs. They are read with every other setting, once, by
+``load_settings()`` (same ``POSTPURCHASE_`` variables, same ``.env`` file), so a process has
+one ``Settings`` and a bad value is reported up front. Each group stays a type of its own: a
+function that needs only the support settings says so (``support: SupportSettings``) and is
+handed the one ``Settings``.
 
 The platform credentials the rewards issuers share with product look-ups
 (``POSTPURCHASE_SHOPIFY_ADMIN_TOKEN``, ``POSTPURCHASE_WOOCOMMERCE_*``) are fields of
@@ -14,6 +15,7 @@ The platform credentials the rewards issuers share with product look-ups
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
@@ -111,3 +113,30 @@ class SupportSettings(BaseModel):
         default=8, ge=1, le=50, description="Attempts before a notification is given up."
     )
     support_webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+
+class PrivacySettings(BaseModel):
+    """How long personal data stays, and where a customer's data export goes."""
+
+    payload_retention_days: int = Field(
+        default=30,
+        gt=0,
+        description="Processed inbox payloads and provider event details keep customers' "
+        "personal fields this long, then only what dedupe and audit need.",
+    )
+    privacy_export_dir: Path | None = Field(
+        default=None,
+        description="Where customer data exports are written. Default: privacy-exports "
+        "under var_dir.",
+    )
+    privacy_export_to: Literal["folder", "email"] = Field(
+        default="folder",
+        description="Where a customer's data export goes: a file in privacy_export_dir, or an "
+        "email (the JSON attached) to privacy_contact_email through the email channel.",
+    )
+    privacy_contact_email: str | None = Field(
+        default=None,
+        description="The shop's privacy contact, who receives emailed exports and answers the "
+        "customer. Default: shop_support_email. A shop in shops.yaml may name its own "
+        "(privacy_email, else its support_email).",
+    )

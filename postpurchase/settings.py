@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError
 
 from postpurchase.exceptions import ConfigError
 from postpurchase.feature_settings import (
+    PrivacySettings,
     ReviewAppSettings,
     ReviewSettings,
     RewardsSettings,
@@ -34,7 +35,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _SUPPORTED_BACKENDS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
 
 
-class Settings(BaseSettings, RewardsSettings, ReviewSettings, ReviewAppSettings, SupportSettings):
+class Settings(
+    BaseSettings,
+    RewardsSettings,
+    ReviewSettings,
+    ReviewAppSettings,
+    SupportSettings,
+    PrivacySettings,
+):
     """Every knob of the engine. Field names map to ``POSTPURCHASE_<NAME>`` variables; the
     optional features' groups of fields are in ``feature_settings``."""
 
@@ -75,28 +83,6 @@ class Settings(BaseSettings, RewardsSettings, ReviewSettings, ReviewAppSettings,
     rejected_webhook_cap: int = Field(
         default=10_000, gt=0, description="At most this many rejected webhooks are kept."
     )
-    payload_retention_days: int = Field(
-        default=30,
-        gt=0,
-        description="Processed inbox payloads and provider event details keep customers' "
-        "personal fields this long, then only what dedupe and audit need.",
-    )
-    privacy_export_dir: Path | None = Field(
-        default=None,
-        description="Where customer data exports are written. Default: privacy-exports "
-        "under var_dir.",
-    )
-    privacy_export_to: Literal["folder", "email"] = Field(
-        default="folder",
-        description="Where a customer's data export goes: a file in privacy_export_dir, or an "
-        "email (the JSON attached) to privacy_contact_email through the email channel.",
-    )
-    privacy_contact_email: str | None = Field(
-        default=None,
-        description="The shop's privacy contact, who receives emailed exports and answers the "
-        "customer. Default: shop_support_email.",
-    )
-
     campaigns_file: Path = Field(
         default=PROJECT_ROOT / "config" / "campaigns.yaml",
         description="The campaign configuration, read each time processing runs.",
@@ -222,7 +208,8 @@ class Settings(BaseSettings, RewardsSettings, ReviewSettings, ReviewAppSettings,
     shop_sms_help_text: str = Field(
         default="Northwind Goods: order updates and offers. Help: help@shop.example.com. "
         "Msg&data rates may apply. Reply STOP to opt out.",
-        description="The answer to an SMS that says HELP.",
+        description="The answer to an SMS that says HELP (a shop in shops.yaml may have its "
+        "own: sms_help_text).",
     )
     shop_logo_url: str | None = Field(
         default=None,

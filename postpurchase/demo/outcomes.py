@@ -59,6 +59,7 @@ def _order(tp: Touchpoint, at: datetime, rng: random.Random, currency: str) -> d
     total = rng.choice(_BASKETS)
     return {
         "source": SIMULATED,
+        "shop": tp.shop,  # the customer's shop buys again, not the default one
         "external_id": f"sim-{tp.id}",
         "customer_id": tp.customer_id,
         "name": f"#S{tp.id}",

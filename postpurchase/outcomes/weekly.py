@@ -5,6 +5,9 @@ They scan every paid order, so the hourly measure_outcomes run computes them and
 as the ``kpis_weekly`` snapshot next to today's ``kpis``; the page reads the snapshot
 (``latest_kpis``) and computes them itself only before the first run. Grouped by day in SQL
 (``outcomes.sql.Dialect.day``) and folded into weeks here: a handful of rows per day.
+
+One shop's series (the pages' shop choice) are computed when asked: the snapshots are every
+shop's together.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, literal_column, select
+from sqlalchemy import case, func, literal_column, select, true
 from sqlalchemy.orm import Session
 
 from postpurchase.outcomes.kpis import shop_kpis
 from postpurchase.outcomes.sql import Dialect
 from postpurchase.store.models import (
+    Customer,
     LoyaltyLedgerEntry,
     Order,
     OutcomeSnapshot,
@@ -50,12 +54,20 @@ def _by_day(session: Session, column: Any, *values: Any, where: Any, since: date
 Series = dict[str, list[tuple[str, float | None]]]
 
 
-def weekly_series(session: Session, *, now: datetime) -> Series:
+def weekly_series(session: Session, *, now: datetime, shop: str | None = None) -> Series:
     """Per week (label "Mon dd"): repeat purchase rate (share of paid orders from customers who
-    had paid before), CSAT (share of 4-5 answers), and points outstanding at the week's end."""
+    had paid before), CSAT (share of 4-5 answers), and points outstanding at the week's end;
+    of every shop, or of ``shop``'s orders and customers alone."""
     weeks = _weeks(now)
     since = datetime.combine(weeks[0], datetime.min.time(), tzinfo=now.tzinfo)
     paid = Order.paid_at.is_not(None) & Order.cancelled_at.is_(None)
+    customers_of_shop = select(Customer.id).where(Customer.shop == shop).scalar_subquery()
+
+    def of_shop(customer_id: Any) -> Any:
+        return true() if shop is None else customer_id.in_(customers_of_shop)
+
+    if shop is not None:
+        paid = paid & (Order.shop == shop)
     first = (
         select(Order.customer_id, func.min(Order.paid_at).label("first_paid"))
         .where(paid)
@@ -82,14 +94,14 @@ def weekly_series(session: Session, *, now: datetime) -> Series:
         SurveyResponse.responded_at,
         func.count(),
         func.sum(case((SurveyResponse.score >= 4, 1), else_=0)),
-        where=SurveyResponse.score.is_not(None),
+        where=SurveyResponse.score.is_not(None) & of_shop(SurveyResponse.customer_id),
         since=since,
     ):
         answers[_week(d)][0] += int(total)
         answers[_week(d)][1] += int(happy or 0)
     before = session.scalar(
         select(func.coalesce(func.sum(LoyaltyLedgerEntry.points), 0)).where(
-            LoyaltyLedgerEntry.created_at < since
+            LoyaltyLedgerEntry.created_at < since, of_shop(LoyaltyLedgerEntry.customer_id)
         )
     )
     moved: dict[date, int] = defaultdict(int)
@@ -97,7 +109,7 @@ def weekly_series(session: Session, *, now: datetime) -> Series:
         session,
         LoyaltyLedgerEntry.created_at,
         func.sum(LoyaltyLedgerEntry.points),
-        where=LoyaltyLedgerEntry.id.is_not(None),
+        where=of_shop(LoyaltyLedgerEntry.customer_id),
         since=since,
     ):
         moved[_week(d)] += int(points or 0)
@@ -119,10 +131,16 @@ def _share(part: int, whole: int) -> float | None:
 
 
 def latest_kpis(
-    session: Session, *, now: datetime
+    session: Session, *, now: datetime, shop: str | None = None
 ) -> tuple[dict[str, Any], Series, datetime | None]:
     """Today's KPIs and the weekly series from the last outcomes refresh, with its time;
-    computed now (and None for the time) before the first refresh."""
+    computed now (and None for the time) before the first refresh, and for ``shop`` alone."""
+    if shop is not None:
+        return (
+            shop_kpis(session, now=now, shop=shop).as_dict(),
+            weekly_series(session, now=now, shop=shop),
+            None,
+        )
     today = session.get(OutcomeSnapshot, "kpis")
     weekly = session.get(OutcomeSnapshot, "kpis_weekly")
     if today is not None and weekly is not None:

@@ -11,21 +11,28 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, true
 from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import Campaign, CampaignConfig, load_campaigns
 from postpurchase.campaigns.states import CampaignStates, campaign_states
 from postpurchase.campaigns.wording import describe_campaign
 from postpurchase.dispatch.previews import MessagePreview, preview_campaign
-from postpurchase.exceptions import ConfigError
+from postpurchase.exceptions import ConfigError, InvalidInput
 from postpurchase.messages.context import ShopProfile
 from postpurchase.messages.rendering import renderer_for
 from postpurchase.messages.tokens import signing_key
 from postpurchase.outcomes.refresh import shop_currency
 from postpurchase.outcomes.report import campaign_rows, uplift_rows, variant_rows
 from postpurchase.settings import Settings
-from postpurchase.store.models import CampaignPause, OutcomeSnapshot, Touchpoint, TouchpointStatus
+from postpurchase.shop_settings.directory import ShopSettings, default_shop
+from postpurchase.store.models import (
+    CampaignPause,
+    Order,
+    OutcomeSnapshot,
+    Touchpoint,
+    TouchpointStatus,
+)
 
 _COUNTED = ("planned", "held_out", "sent", "delivered", "opened", "clicked", "converted")
 
@@ -88,25 +95,38 @@ def checked_campaigns(
     return _CHECKED[key]
 
 
-def campaigns_overview(session: Session, settings: Settings, *, now: datetime) -> dict[str, Any]:
+def _state_for_shop(state: str, campaign: Campaign | None) -> str:
+    """A valid campaign's state as a shop's overrides make it (``shops:`` in the file)."""
+    if campaign is None or state not in ("enabled", "disabled"):
+        return state
+    return "enabled" if campaign.enabled else "disabled"
+
+
+def campaigns_overview(
+    session: Session, settings: Settings, *, now: datetime, shop: ShopSettings | None = None
+) -> dict[str, Any]:
     """Every campaign with its state (``campaigns.states``), timing and description in words
-    (``campaigns.wording``), and 7- and 30-day results (``outcomes.report``)."""
+    (``campaigns.wording``), and 7- and 30-day results (``outcomes.report``): of every shop,
+    or as ``shop``'s overrides make them and of its messages alone, in its currency."""
     states, config = checked_campaigns(session, settings)
+    key = shop.key if shop is not None else None
+    shown = config.for_shop(key) if config is not None and key is not None else config
     # the outcomes report's parts (``outcomes.report``), each period read once
-    last_7 = _period(campaign_rows(session, since=now - timedelta(days=7), campaign=None))
-    month = campaign_rows(session, since=now - timedelta(days=30), campaign=None)
+    week = campaign_rows(session, since=now - timedelta(days=7), campaign=None, shop=key)
+    last_7 = _period(week)
+    month = campaign_rows(session, since=now - timedelta(days=30), campaign=None, shop=key)
     last_30 = _period(month)
     uplift = {row["campaign"]: row for row in uplift_rows(month)}
     variants = variant_rows(month)
     kpis = session.get(OutcomeSnapshot, "kpis")
     campaigns = []
     for state in states.campaigns:
-        campaign = config.by_id(state.campaign_id) if config else None
+        campaign = shown.by_id(state.campaign_id) if shown else None
         campaigns.append(
             {
                 "id": state.campaign_id,
                 "about": describe_campaign(campaign, settings.templates_dir) if campaign else None,
-                "state": state.state,
+                "state": _state_for_shop(state.state, campaign) if key is not None else state.state,
                 "problems": state.problems,
                 "paused_reason": state.paused_reason,
                 "last_7": last_7.get(state.campaign_id, {}),
@@ -120,10 +140,10 @@ def campaigns_overview(session: Session, settings: Settings, *, now: datetime) -
         "campaigns": campaigns,
         # the file's own problems: those no campaign's lines hold
         "problems": [p for p in states.problems if p not in owned],
-        "currency": currency_of_shop(session),
+        "currency": shop.currency if shop is not None else currency_of_shop(session),
         "refreshed_at": kpis.refreshed_at if kpis else None,
         "file": str(settings.campaigns_file),
-        "config": config,
+        "config": shown,
     }
 
 
@@ -137,21 +157,45 @@ def currency_of_shop(session: Session) -> str | None:
 
 
 def campaign_previews(
-    session: Session, settings: Settings, campaign: Campaign, order_number: str | None
+    session: Session,
+    settings: Settings,
+    campaign: Campaign,
+    order_number: str | None,
+    shop: ShopSettings | None = None,
 ) -> list[MessagePreview]:
-    """The campaign's email and SMS in every locale (``dispatch.previews``), about a real order
-    when ``order_number`` is given, else the sample one. InvalidInput for an unknown order."""
+    """The campaign's email and SMS in every locale (``dispatch.previews``) in ``shop``'s
+    brand (None: the default shop's), about a real order when ``order_number`` is given, else
+    the sample one. InvalidInput for an unknown order, or one the shop does not have."""
+    if shop is not None and order_number and not _shop_has_order(session, shop.key, order_number):
+        raise InvalidInput(f"{shop.name} has no order {order_number!r}")
+    profile = ShopProfile.of(shop or default_shop(settings), settings, signing_key(settings))
     return preview_campaign(
         campaign,
-        shop=ShopProfile.from_settings(settings, signing_key(settings)),
+        shop=profile,
         renderer=renderer_for(settings),
         session=session,
         order_number=order_number or None,
     )
 
 
+def _shop_has_order(session: Session, shop: str, number: str) -> bool:
+    wanted = number.strip()
+    names = {wanted, f"#{wanted.lstrip('#')}"}
+    found = session.scalar(
+        select(Order.id)
+        .where(Order.shop == shop)
+        .where(or_(Order.name.in_(names), Order.external_id == wanted.lstrip("#")))
+        .limit(1)
+    )
+    return found is not None
+
+
+def _of_shop(shop: str | None) -> Any:
+    return true() if shop is None else Touchpoint.shop == shop
+
+
 def recent_touchpoints(
-    session: Session, campaign_id: str, *, limit: int = 50
+    session: Session, campaign_id: str, *, shop: str | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
     rows = session.execute(
         select(
@@ -165,7 +209,7 @@ def recent_touchpoints(
             Touchpoint.arm,
             Touchpoint.variant,
         )
-        .where(Touchpoint.campaign_id == campaign_id)
+        .where(Touchpoint.campaign_id == campaign_id, _of_shop(shop))
         .order_by(Touchpoint.id.desc())
         .limit(limit)
     ).all()
@@ -173,7 +217,12 @@ def recent_touchpoints(
 
 
 def skip_reasons(
-    session: Session, campaign_id: str, *, since: datetime, now: datetime
+    session: Session,
+    campaign_id: str,
+    *,
+    since: datetime,
+    now: datetime,
+    shop: str | None = None,
 ) -> list[tuple[str, int]]:
     """Why the campaign's messages due between ``since`` and ``now`` were skipped, most common
     first (a range of the touchpoints' (status, due_at) index)."""
@@ -185,6 +234,7 @@ def skip_reasons(
                 Touchpoint.status == TouchpointStatus.SKIPPED,
                 Touchpoint.due_at.between(since, now),
                 Touchpoint.campaign_id == campaign_id,
+                _of_shop(shop),
             )
             .group_by(Touchpoint.reason)
             .order_by(func.count().desc())

@@ -36,9 +36,15 @@ def pages_context(request: Request) -> PagesContext:
 
 
 def back_to(
-    path: str, *, notice: str | None = None, problem: str | None = None
+    path: str,
+    *,
+    shop: str | None = None,
+    notice: str | None = None,
+    problem: str | None = None,
 ) -> RedirectResponse:
-    """After a form: see the page again (303, a relative URL), with what happened."""
-    shown = {k: v for k, v in (("notice", notice), ("problem", problem)) if v}
+    """After a form: see the page again (303, a relative URL), with what happened, still
+    showing the shop ``shop`` (None: every shop)."""
+    shown = {"shop": shop} if shop is not None else {}
+    shown.update({k: v for k, v in (("notice", notice), ("problem", problem)) if v})
     query = f"?{urlencode(shown)}" if shown else ""
     return RedirectResponse(f"{path}{query}", status_code=303)

@@ -23,6 +23,7 @@ from postpurchase.pages.auth import Actor, PageUser, Reader
 from postpurchase.pages.context import back_to, pages_context
 from postpurchase.pages.customer_data import customer_view, find_customers, suppressions_of
 from postpurchase.pages.rendering import page
+from postpurchase.pages.shop_choice import chosen_key, shop_choice
 from postpurchase.processing.replan import ReplanCounts, replan_campaign
 from postpurchase.store.database import transaction
 from postpurchase.store.models import Customer, Touchpoint, TouchpointStatus
@@ -34,8 +35,9 @@ router = APIRouter()
 @router.get("/customers", response_class=HTMLResponse)
 def search_page(request: Request, user: Reader, q: str = "") -> HTMLResponse:
     context = pages_context(request)
+    shop = shop_choice(request, context.settings())
     with context.factory()() as session:
-        found = find_customers(session, q)
+        found = find_customers(session, q, shop.key)
         rows = [
             {
                 "id": c.id,
@@ -43,30 +45,33 @@ def search_page(request: Request, user: Reader, q: str = "") -> HTMLResponse:
                 "email": c.email,
                 "phone": c.phone,
                 "platform": f"{c.source}:{c.external_id}",
+                "shop": c.shop,
             }
             for c in found
         ]
-    return page(request, "customers.html", user=user, q=q, found=rows)
+    return page(request, "customers.html", user=user, shop=shop, keep={"q": q}, q=q, found=rows)
 
 
 @router.get("/customers/{customer_id}", response_class=HTMLResponse)
 def customer_page(request: Request, user: Reader, customer_id: int) -> HTMLResponse:
     context = pages_context(request)
+    shop = shop_choice(request, context.settings())
     with context.factory()() as session:
         customer = session.get(Customer, customer_id)
-        if customer is None:
+        if customer is None or shop.key not in (None, customer.shop):
             return page(
                 request,
                 "customers.html",
                 user=user,
                 root="../",
+                shop=shop,
                 q="",
                 found=[],
                 status_code=404,
                 missing=customer_id,
             )
         view = customer_view(session, customer, now=context.clock())
-        return page(request, "customer.html", user=user, root="../", **view)
+        return page(request, "customer.html", user=user, root="../", shop=shop, **view)
 
 
 @router.post("/customers/{customer_id}/points")
@@ -92,8 +97,12 @@ def adjust_points(
                 context.clock(),
             )
     except InvalidInput as exc:
-        return back_to(here, problem=str(exc).replace("--reason", "why"))
-    return back_to(here, notice=f"{points:+d} points; the balance is now {change.balance}")
+        return back_to(here, shop=chosen_key(request), problem=str(exc).replace("--reason", "why"))
+    return back_to(
+        here,
+        shop=chosen_key(request),
+        notice=f"{points:+d} points; the balance is now {change.balance}",
+    )
 
 
 @router.post("/customers/{customer_id}/lift")
@@ -107,14 +116,22 @@ def lift_suppression(
     context = pages_context(request)
     here = f"../{customer_id}"
     if not why.strip():
-        return back_to(here, problem="say why the suppression is lifted (the customer's words)")
+        return back_to(
+            here,
+            shop=chosen_key(request),
+            problem="say why the suppression is lifted (the customer's words)",
+        )
     now = context.clock()
     with transaction(context.factory()) as session:
         customer = session.get(Customer, customer_id)
         mine = {s.id: s for s in suppressions_of(session, customer)} if customer else {}
         suppression = mine.get(suppression_id)
         if suppression is None or suppression.lifted_at is not None:
-            return back_to(here, problem="that suppression is not an active one of this customer")
+            return back_to(
+                here,
+                shop=chosen_key(request),
+                problem="that suppression is not an active one of this customer",
+            )
         suppression.lifted_at = now
         _record(
             session,
@@ -130,7 +147,11 @@ def lift_suppression(
             },
             now,
         )
-    return back_to(here, notice=f"{suppression.channel} suppression ({suppression.reason}) lifted")
+    return back_to(
+        here,
+        shop=chosen_key(request),
+        notice=f"{suppression.channel} suppression ({suppression.reason}) lifted",
+    )
 
 
 @router.post("/customers/{customer_id}/replan")
@@ -140,12 +161,14 @@ def replan_customer(
     context = pages_context(request)
     here = f"../{customer_id}"
     if not why.strip():
-        return back_to(here, problem="say why the customer is re-planned")
+        return back_to(here, shop=chosen_key(request), problem="say why the customer is re-planned")
     settings = context.settings()
     try:
         config = load_valid_campaigns(settings.campaigns_file, settings.templates_dir)
     except ConfigError as exc:
-        return back_to(here, problem=f"the campaigns file is invalid: {exc}")
+        return back_to(
+            here, shop=chosen_key(request), problem=f"the campaigns file is invalid: {exc}"
+        )
     total = ReplanCounts()
     with transaction(context.factory()) as session:
         campaigns = session.scalars(
@@ -176,6 +199,7 @@ def replan_customer(
         )
     return back_to(
         here,
+        shop=chosen_key(request),
         notice=f"re-planned: {total.moved} moved, {total.added} added, "
         f"{total.cancelled} cancelled, {total.unchanged} unchanged",
     )

@@ -13,7 +13,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, union
+from sqlalchemy import or_, select, true, union
 from sqlalchemy.orm import Session
 
 from postpurchase.privacy.export import customer_document
@@ -24,9 +24,10 @@ _PHONE_MARKS = re.compile(r"[\s().-]")
 _MAX_FOUND = 20
 
 
-def find_customers(session: Session, query: str) -> list[Customer]:
-    """Customers whose email, phone, platform id (or ``platform:id``) or one of whose orders'
-    number or platform id is ``query``; at most twenty.
+def find_customers(session: Session, query: str, shop: str | None = None) -> list[Customer]:
+    """Customers (of every shop, or of ``shop``) whose email, phone, platform id (or
+    ``platform:id``) or one of whose orders' number or platform id is ``query``; at most
+    twenty.
 
     One indexed lookup per kind of reference, joined in a UNION: an OR across them would make
     the database walk every customer."""
@@ -59,9 +60,13 @@ def find_customers(session: Session, query: str) -> list[Customer]:
     ids = set(session.scalars(union(*lookups)).all())
     if not ids:
         return []
+    of_shop = Customer.shop == shop if shop is not None else true()
     return list(
         session.scalars(
-            select(Customer).where(Customer.id.in_(ids)).order_by(Customer.id).limit(_MAX_FOUND)
+            select(Customer)
+            .where(Customer.id.in_(ids), of_shop)
+            .order_by(Customer.id)
+            .limit(_MAX_FOUND)
         )
     )
 

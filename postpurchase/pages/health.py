@@ -5,6 +5,10 @@ hour; failed events grouped by reason, each group retryable; sends whose outcome
 ``unknown`` (never retried blind: someone settles them); error rates per channel over a day;
 rejected webhooks per route and reason over a week; each DAG's last run and whether the inbox
 asset still wakes the processing DAG. Every figure is one grouped query on an indexed column.
+
+With one shop chosen (``shop_choice``), the inbox and send figures are that shop's and a retry
+puts back that shop's failed events only; rejected webhooks and the DAGs stay the engine's
+(a refused webhook proved no shop, and every shop shares the DAGs).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, text, true, update
 from sqlalchemy.orm import Session
 
 from postpurchase.pages.airflow_runs import AirflowState
@@ -23,6 +27,7 @@ from postpurchase.pages.auth import Actor, Reader
 from postpurchase.pages.charts import bar_chart
 from postpurchase.pages.context import PagesContext, back_to, pages_context
 from postpurchase.pages.rendering import page
+from postpurchase.pages.shop_choice import chosen_key, shop_choice
 from postpurchase.store.database import transaction
 from postpurchase.store.models import (
     ClaimStatus,
@@ -80,34 +85,45 @@ def _first_id_received_since(session: Session, moment: datetime) -> int:
     return int(low)
 
 
-def _per_minute(session: Session, now: datetime) -> list[tuple[datetime, int]]:
+def _per_minute(session: Session, now: datetime, shop: str | None) -> list[tuple[datetime, int]]:
     start = (now - timedelta(minutes=59)).replace(second=0, microsecond=0)
     # rows committed a little out of order stay in: the time condition decides
     floor = _first_id_received_since(session, start - _COMMIT_SLACK)
     minute = _minute_sql(session.get_bind().dialect.name)
+    of_shop = "" if shop is None else "AND COALESCE(shop, '') = :shop "
     counted = session.execute(
         text(
             f"SELECT {minute} AS m, count(*) FROM inbox_events "
-            "WHERE id >= :floor AND received_at >= :start GROUP BY m"
+            f"WHERE id >= :floor AND received_at >= :start {of_shop}GROUP BY m"
         ),
-        {"floor": floor, "start": start},
+        {"floor": floor, "start": start, **({} if shop is None else {"shop": shop})},
     ).all()
     by_minute = {int(m): int(n) for m, n in counted}
     first = int(start.timestamp() // 60)
     return [(start + timedelta(minutes=i), by_minute.get(first + i, 0)) for i in range(60)]
 
 
-def health_facts(session: Session, *, now: datetime) -> Health:
-    """Everything the health page shows about the engine's own tables, as of ``now``."""
+def _inbox_of(shop: str | None) -> Any:
+    # an event without a shop (generic, internal) is the default shop's
+    return true() if shop is None else func.coalesce(InboxEvent.shop, "") == shop
+
+
+def _touchpoints_of(shop: str | None) -> Any:
+    return true() if shop is None else Touchpoint.shop == shop
+
+
+def health_facts(session: Session, *, now: datetime, shop: str | None = None) -> Health:
+    """Everything the health page shows about the engine's own tables, as of ``now``: the
+    inbox and sends of every shop, or of ``shop`` alone."""
     waiting = InboxEvent.status.in_([ClaimStatus.PENDING, ClaimStatus.CLAIMED])
     pending, oldest = session.execute(
-        select(func.count(), func.min(InboxEvent.received_at)).where(waiting)
+        select(func.count(), func.min(InboxEvent.received_at)).where(waiting, _inbox_of(shop))
     ).one()
     failed = [
         {"reason": reason or "(no reason recorded)", "events": n, "last_at": last}
         for reason, n, last in session.execute(
             select(InboxEvent.last_error, func.count(), func.max(InboxEvent.received_at))
-            .where(InboxEvent.status == ClaimStatus.FAILED)
+            .where(InboxEvent.status == ClaimStatus.FAILED, _inbox_of(shop))
             .group_by(InboxEvent.last_error)
             .order_by(func.count().desc())
             .limit(20)
@@ -115,23 +131,25 @@ def health_facts(session: Session, *, now: datetime) -> Health:
     ]
     unknown_rows = session.execute(
         select(Touchpoint.id, Touchpoint.campaign_id, Touchpoint.channel, Touchpoint.updated_at)
-        .where(Touchpoint.status == TouchpointStatus.UNKNOWN)
+        .where(Touchpoint.status == TouchpointStatus.UNKNOWN, _touchpoints_of(shop))
         .order_by(Touchpoint.id)
         .limit(20)
     ).all()
     unknown_total = session.scalar(
-        select(func.count()).where(Touchpoint.status == TouchpointStatus.UNKNOWN)
+        select(func.count()).where(
+            Touchpoint.status == TouchpointStatus.UNKNOWN, _touchpoints_of(shop)
+        )
     )
     return Health(
         pending=int(pending),
         oldest_pending_at=oldest,
-        per_minute=_per_minute(session, now),
+        per_minute=_per_minute(session, now, shop),
         failed=failed,
         unknown=[
             {"id": i, "campaign": c, "channel": str(ch), "at": at} for i, c, ch, at in unknown_rows
         ],
         unknown_total=int(unknown_total or 0),
-        channels=_channel_rates(session, now - timedelta(days=1), now),
+        channels=_channel_rates(session, now - timedelta(days=1), now, shop),
         rejections=_rejections(session, now - timedelta(days=7)),
         newest_received_at=session.scalar(
             select(InboxEvent.received_at).order_by(InboxEvent.id.desc()).limit(1)
@@ -139,14 +157,20 @@ def health_facts(session: Session, *, now: datetime) -> Health:
     )
 
 
-def _channel_rates(session: Session, since: datetime, now: datetime) -> list[dict[str, Any]]:
+def _channel_rates(
+    session: Session, since: datetime, now: datetime, shop: str | None
+) -> list[dict[str, Any]]:
     """Per channel, the outcomes of the sends that fell due between ``since`` and ``now`` (a
     range of the touchpoints' (status, due_at) index, whatever the table's size)."""
     finished = [TouchpointStatus.SENT, TouchpointStatus.FAILED, TouchpointStatus.UNKNOWN]
     counts: dict[str, dict[str, int]] = {}
     for channel_of, status, n in session.execute(
         select(Touchpoint.channel, Touchpoint.status, func.count())
-        .where(Touchpoint.status.in_(finished), Touchpoint.due_at.between(since, now))
+        .where(
+            Touchpoint.status.in_(finished),
+            Touchpoint.due_at.between(since, now),
+            _touchpoints_of(shop),
+        )
         .group_by(Touchpoint.channel, Touchpoint.status)
     ):
         counts.setdefault(str(channel_of), {})[str(status)] = int(n)
@@ -209,12 +233,13 @@ def wake_up_verdict(
     )
 
 
-def retry_failed(session: Session, *, reason: str | None) -> int:
-    """Put the failed inbox events with this ``last_error`` back to pending; how many."""
+def retry_failed(session: Session, *, reason: str | None, shop: str | None = None) -> int:
+    """Put the failed inbox events with this ``last_error`` (of every shop, or of ``shop``)
+    back to pending; how many."""
     matches = InboxEvent.last_error.is_(None) if reason is None else InboxEvent.last_error == reason
     result = session.execute(
         update(InboxEvent)
-        .where(InboxEvent.status == ClaimStatus.FAILED, matches)
+        .where(InboxEvent.status == ClaimStatus.FAILED, matches, _inbox_of(shop))
         .values(
             status=ClaimStatus.PENDING,
             attempts=0,
@@ -230,8 +255,9 @@ def retry_failed(session: Session, *, reason: str | None) -> int:
 def health_page(request: Request, user: Reader) -> HTMLResponse:
     context: PagesContext = pages_context(request)
     now = context.clock()
+    shop = shop_choice(request, context.settings())
     with context.factory()() as session:
-        facts = health_facts(session, now=now)
+        facts = health_facts(session, now=now, shop=shop.key)
     airflow = context.airflow()
     verdict, explanation = wake_up_verdict(airflow, facts.newest_received_at, now)
     lag = now - facts.oldest_pending_at if facts.oldest_pending_at else None
@@ -240,6 +266,7 @@ def health_page(request: Request, user: Reader) -> HTMLResponse:
         request,
         "health.html",
         user=user,
+        shop=shop,
         now=now,
         facts=facts,
         lag=lag,
@@ -262,18 +289,22 @@ def retry_page(
     why: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
     context = pages_context(request)
+    shop = chosen_key(request)
     stored_reason = None if reason == "(no reason recorded)" else reason
     if not why.strip():
-        return back_to("../health", problem="say why, then retry")
+        return back_to("../health", shop=shop, problem="say why, then retry")
     with transaction(context.factory()) as session:
-        count = retry_failed(session, reason=stored_reason)
+        count = retry_failed(session, reason=stored_reason, shop=shop)
+        detail: dict[str, Any] = {"last_error": stored_reason, "events": count}
+        if shop is not None:
+            detail["shop"] = shop
         record_action(
             session,
             user_name=user.name,
             action="retry_failed_events",
             subject="inbox:failed",
             reason=why.strip(),
-            detail={"last_error": stored_reason, "events": count},
+            detail=detail,
             now=context.clock(),
         )
-    return back_to("../health", notice=f"{count} failed event(s) back in the inbox")
+    return back_to("../health", shop=shop, notice=f"{count} failed event(s) back in the inbox")

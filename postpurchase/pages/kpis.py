@@ -1,5 +1,6 @@
 """The KPIs page for the shop owner: today's numbers, and by week as charts read at a glance
-(drawn on the server as SVG, see ``charts``)."""
+(drawn on the server as SVG, see ``charts``); every shop's together, or one shop's computed
+when it is chosen (the outcomes run keeps every shop's only)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from postpurchase.pages.auth import Reader
 from postpurchase.pages.charts import bar_chart, line_chart
 from postpurchase.pages.context import pages_context
 from postpurchase.pages.rendering import page
+from postpurchase.pages.shop_choice import shop_choice
 
 router = APIRouter()
 
@@ -19,8 +21,9 @@ router = APIRouter()
 def kpis_page(request: Request, user: Reader) -> HTMLResponse:
     context = pages_context(request)
     now = context.clock()
+    shop = shop_choice(request, context.settings())
     with context.factory()() as session:
-        kpis, series, refreshed_at = latest_kpis(session, now=now)
+        kpis, series, refreshed_at = latest_kpis(session, now=now, shop=shop.key)
     tiers = sorted(kpis.get("tiers", {}).items())
     charts = {
         "repeat": line_chart(series["repeat"], title="Repeat purchase rate by week", unit="%"),
@@ -35,6 +38,8 @@ def kpis_page(request: Request, user: Reader) -> HTMLResponse:
         request,
         "kpis.html",
         user=user,
+        shop=shop,
+        currency=shop.settings.currency if shop.key is not None else None,
         kpis=kpis,
         refreshed_at=refreshed_at,
         charts=charts,

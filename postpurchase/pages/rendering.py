@@ -17,6 +17,8 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from postpurchase.pages.auth import CSRF_FIELD, PageUser
+from postpurchase.pages.context import pages_context
+from postpurchase.pages.shop_choice import EVERY_SHOP, ShopChoice, shop_choice
 from postpurchase.settings import PROJECT_ROOT
 
 _ENV = Environment(
@@ -88,13 +90,22 @@ def page(
     user: PageUser,
     root: str = "",
     status_code: int = 200,
+    shop: ShopChoice | None = None,
+    keep: dict[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
     """The page ``template`` rendered for ``user``; ``root`` is the relative way back to the
-    pages' top from this URL ("" at the top level, "../" one level down)."""
+    pages' top from this URL ("" at the top level, "../" one level down). ``shop`` is the
+    shop shown (read from the request when not given); ``keep`` the page's own parameters,
+    kept when another shop is chosen."""
+    if shop is None:
+        shop = shop_choice(request, pages_context(request).settings())
     html = _ENV.get_template(template).render(
         user=user,
         root=root or "./",
+        shop=shop,
+        every_shop=EVERY_SHOP,
+        keep=keep or {},
         csrf_field=CSRF_FIELD,
         notice=request.query_params.get("notice"),
         problem=request.query_params.get("problem"),

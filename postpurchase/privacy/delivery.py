@@ -1,5 +1,9 @@
 """Where a customer's data export goes: a file in the export folder, or an email to the
-shop's privacy contact (``POSTPURCHASE_PRIVACY_EXPORT_TO``).
+privacy contact of the customer's shop (``POSTPURCHASE_PRIVACY_EXPORT_TO``).
+
+The contact is the shop's ``privacy_email`` in ``shops.yaml``, else its own support address,
+else the engine's ``POSTPURCHASE_PRIVACY_CONTACT_EMAIL`` or support address; the email is
+from the shop's sender, through the shop's own SendGrid account when it has one.
 
 Emailed exports go through the configured email channel (SendGrid, or the outbox in the
 embedded default), with the JSON document attached; the engine keeps no copy. The email is
@@ -16,15 +20,13 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from postpurchase.channels.configured import shop_email_sender
 from postpurchase.channels.senders import Attachment, EmailSender, OutgoingEmail
 from postpurchase.privacy.export import export_dir, write_export
 from postpurchase.settings import Settings
+from postpurchase.shop_settings.directory import ShopSettings, shop_directory
 
 EmailSenderFactory = Callable[[], EmailSender]
-
-
-def privacy_contact(settings: Settings) -> str:
-    return settings.privacy_contact_email or settings.shop_support_email
 
 
 def configured_sender(settings: Settings) -> EmailSenderFactory:
@@ -44,15 +46,18 @@ def deliver_export(
     *,
     name: str,
     customer_id: int,
+    shop_key: str,
     settings: Settings,
     sender: EmailSenderFactory | None = None,
 ) -> dict[str, Any]:
-    """Send or write ``document`` where the settings say; what to record of it."""
+    """Send or write ``document`` (of a customer of the shop ``shop_key``) where the settings
+    say; what to record of it. ConfigError when the shops file cannot be read for an email."""
     if settings.privacy_export_to == "email":
         return email_export(
             document,
             name=name,
             customer_id=customer_id,
+            shop=shop_directory(settings).get(shop_key),
             settings=settings,
             sender=sender or configured_sender(settings),
         )
@@ -64,30 +69,32 @@ def email_export(
     *,
     name: str,
     customer_id: int,
+    shop: ShopSettings,
     settings: Settings,
     sender: EmailSenderFactory,
 ) -> dict[str, Any]:
-    """Send ``document`` to the privacy contact as ``<name>.json``; what to record."""
+    """Send ``document`` to ``shop``'s privacy contact as ``<name>.json`` (from the shop's
+    sender, through its own account when it has one); what to record."""
     data = json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8")
-    contact = privacy_contact(settings)
+    contact = shop.privacy_email
     text = (
         f"The data export for customer {customer_id} is attached ({name}.json, "
-        f"{len(data)} bytes): everything {settings.shop_name} holds about them.\n\n"
+        f"{len(data)} bytes): everything {shop.name} holds about them.\n\n"
         "Send it to the customer over a channel where you have confirmed who they are, "
         "within the deadline that applies (30 days under the GDPR)."
     )
-    message_id = sender().send_email(
+    message_id = shop_email_sender(settings, shop, default=sender()).send_email(
         OutgoingEmail(
             touchpoint_id=0,  # no touchpoint: a message to the shop, not to a customer
             campaign_id=f"privacy_export_customer_{customer_id}",
             to_email=contact,
             to_name=None,
-            from_email=settings.sender_email,
-            from_name=settings.shop_name,
+            from_email=shop.sender_email,
+            from_name=shop.sender_name,
             subject=f"Data export for customer {customer_id}",
             html="<p>" + html.escape(text).replace("\n\n", "</p><p>") + "</p>",
             text=text,
-            unsubscribe_url=settings.shop_url,
+            unsubscribe_url=shop.url,
             attachments=(Attachment(f"{name}.json", "application/json", data),),
         )
     )

@@ -148,7 +148,12 @@ def _export_file(
     document = customer_document(session, customer, now=now)
     name = f"customer-{customer.id}-{now.strftime('%Y%m%dT%H%M%S%f')}"
     return deliver_export(
-        document, name=name, customer_id=customer.id, settings=settings, sender=sender
+        document,
+        name=name,
+        customer_id=customer.id,
+        shop_key=customer.shop,
+        settings=settings,
+        sender=sender,
     )
 
 

@@ -97,6 +97,10 @@ class ShopEntry(_Model):
     name: str | None = Field(default=None, min_length=1, max_length=100)
     url: str | None = Field(default=None, pattern=_HTTP_URL)
     support_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    # who receives the shop's emailed data exports; default its support_email
+    privacy_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    # the answer to an SMS that says HELP; default one naming the shop and its support_email
+    sms_help_text: str | None = Field(default=None, min_length=1, max_length=320)
     postal_address: str | None = Field(default=None, min_length=1)
     sender: Sender = Sender()
     logo_url: str | None = Field(default=None, pattern=r"^https://[^\s\"'<>]+$")

@@ -35,6 +35,8 @@ class ShopSettings:
     name: str
     url: str
     support_email: str
+    privacy_email: str
+    sms_help_text: str
     postal_address: str
     sender_email: str
     sender_name: str
@@ -82,6 +84,11 @@ class ShopDirectory:
             name=name,
             url=(entry.url or s.shop_url).rstrip("/"),
             support_email=entry.support_email or s.shop_support_email,
+            privacy_email=entry.privacy_email
+            or entry.support_email
+            or s.privacy_contact_email
+            or s.shop_support_email,
+            sms_help_text=entry.sms_help_text or _help_text(entry, s),
             postal_address=entry.postal_address or s.shop_postal_address,
             sender_email=entry.sender.email or s.sender_email,
             # a shop with its own name signs with it unless it chose another sender name
@@ -99,6 +106,19 @@ class ShopDirectory:
             twilio=entry.twilio,
             origin=self._file.where(key) if key else "settings",
         )
+
+
+def _help_text(entry: ShopEntry, settings: Settings) -> str:
+    """The HELP answer of a shop that wrote none: the engine's, unless the shop has a name or
+    support address of its own (the engine's text names the engine's shop and address)."""
+    if entry.name is None and entry.support_email is None:
+        return settings.shop_sms_help_text
+    name = entry.name or settings.shop_name
+    contact = entry.support_email or settings.shop_support_email
+    return (
+        f"{name}: order updates and offers. Help: {contact}. "
+        "Msg&data rates may apply. Reply STOP to opt out."
+    )
 
 
 def shop_directory(settings: Settings) -> ShopDirectory:

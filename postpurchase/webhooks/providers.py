@@ -7,7 +7,7 @@
   event that cannot be stored (a field out of range) is skipped and counted, the rest stored.
 - ``POST /webhooks/twilio/status``: ``X-Twilio-Signature``-verified delivery status.
 - ``POST /webhooks/twilio/inbound``: STOP family opts the number out at once, START opts it
-  back in, HELP answers with the shop's help text (TwiML).
+  back in, HELP answers with the help text of the shop texted (TwiML).
 
 Every route checks its configuration first, then reads the body through the same
 size-limited reader as intake (413 before a byte too many is held), then verifies.
@@ -53,6 +53,7 @@ from postpurchase.provider_feedback import (
     store_twilio_status,
 )
 from postpurchase.settings import Settings
+from postpurchase.shop_settings.sms_help import help_text
 from postpurchase.store.database import SessionFactory, transaction
 from postpurchase.webhooks import openapi, opt_out_spool
 from postpurchase.webhooks.deps import Runtime, RuntimeDep, app_runtime
@@ -250,7 +251,7 @@ async def twilio_inbound(request: Request, runtime: RuntimeDep) -> Response:
         elif keyword in START_WORDS and phone:
             await run_in_threadpool(_start, runtime, phone, reference)
         elif keyword in HELP_WORDS:
-            reply.message(settings.shop_sms_help_text)
+            reply.message(help_text(settings, form))
     except SQLAlchemyError as exc:
         # Only a START gets here (a STOP is spooled): Twilio does not retry, and the
         # customer can send START again; never opt a number in on a guess.

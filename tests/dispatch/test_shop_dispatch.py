@@ -14,10 +14,17 @@ from fakes.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID, Fa
 from fakes.fixtures import add_customer, add_order, add_touchpoint
 
 from postpurchase.exceptions import ConfigError
+from postpurchase.messages.reward_subjects import reward_subject
 from postpurchase.settings import PROJECT_ROOT, Settings
 from postpurchase.store.claims import claim_due_touchpoints
 from postpurchase.store.database import transaction
-from postpurchase.store.models import Channel, Touchpoint, TouchpointStatus
+from postpurchase.store.models import (
+    Channel,
+    Redemption,
+    RedemptionStatus,
+    Touchpoint,
+    TouchpointStatus,
+)
 from postpurchase.tasks.dispatch import build_dispatcher
 
 NOW = datetime(2026, 11, 27, 13, 0, tzinfo=UTC)  # 14:00 in Oslo and Paris: no quiet hours
@@ -197,3 +204,39 @@ def test_a_missing_secret_names_the_shop_and_its_line(settings, monkeypatch):
         f"{settings.shops_file}:2: shop {NORDIC}: sendgrid: the environment variable "
         "NORDIC_SENDGRID_API_KEY is not set"
     )
+
+
+def test_a_reward_message_goes_out_in_the_brand_of_the_customers_shop(settings, store, sendgrid):
+    # Messages about points and rewards are touchpoints of the customer's shop: its sender,
+    # its footer, its own account, like any campaign's.
+    with transaction(store) as session:
+        customer = add_customer(session, shop=NORDIC, time_zone=None)
+        redemption = Redemption(
+            idempotency_key="nordic-reward-1",
+            customer_id=customer.id,
+            reward="five_off",
+            title="5 off your next order",
+            points=500,
+            platform="pool",
+            code="NORDIC-5OFF-1",
+            status=RedemptionStatus.ISSUED,
+            expires_at=NOW + timedelta(days=30),
+            issued_at=NOW,
+        )
+        session.add(redemption)
+        session.flush()
+        row = add_touchpoint(
+            session, customer, None, "reward_issued", Channel.EMAIL, NOW, shop=NORDIC
+        )
+        row.subject_key = reward_subject(redemption.id)  # the message is about this code
+        touchpoint = row.id
+
+    assert _dispatch(settings, store) == {"sent": 1}
+
+    [mail] = sendgrid.sent
+    assert int(mail["custom_args"]["touchpoint_id"]) == touchpoint
+    assert sendgrid.key_of[mail["message_id"]] == NORDIC_KEY
+    assert mail["from"] == {"email": "hei@nordic.northwind.example", "name": "Northwind Nordic"}
+    html = next(c["value"] for c in mail["content"] if c["type"] == "text/html")
+    assert "NORDIC-5OFF-1" in html
+    assert "Northwind Nordic AS, Karl Johans gate 25, 0159 Oslo, Norway" in html

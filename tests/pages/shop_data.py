@@ -43,13 +43,19 @@ def shop_settings(db_url: str, var_dir: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def fill_demo_shop(settings: Settings, *, orders: int = 40) -> datetime:
-    """The demo feed of ``orders`` orders, processed and dispatched; returns the feed's now."""
-    now = datetime.now(UTC)
+def fill_demo_shop(
+    settings: Settings, *, orders: int = 40, shop: str | None = None, now: datetime | None = None
+) -> datetime:
+    """The demo feed of ``orders`` orders, processed and dispatched; returns the feed's now.
+    With ``shop``, the same feed (the same order and customer ids) as another shop's."""
+    now = now or datetime.now(UTC)
     factory = open_store(settings)
     with transaction(factory) as session:
         for delivery in build_feed(orders=orders, now=now):
-            body, headers = shopify_request(json.loads(delivery.to_json()), SECRET)
+            request = json.loads(delivery.to_json())
+            if shop is not None:
+                request["shop"] = shop
+            body, headers = shopify_request(request, SECRET)
             entry = shopify_entry(settings, Headers(headers=headers), body, now)
             if isinstance(entry, InboxEntry):
                 add_to_inbox(session, entry)

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,19 +63,15 @@ class Airflow:
         return f"{self.url}/postpurchase/pages/{path}"
 
 
-@pytest.fixture(scope="module")
-def airflow(airflow_db: Path, _sqlite_template: Path, tmp_path_factory) -> Iterator[Airflow]:
-    """One API server for the module, on the demo shop's month."""
-    home = tmp_path_factory.mktemp("browser-shop")
-    db = home / "shop.db"
-    shutil.copyfile(_sqlite_template, db)
-    settings = shop_settings(f"sqlite:///{db}", home / "var")
-    fill_demo_shop(settings)
-    with open_store(settings)() as session:
+@contextmanager
+def serve_pages(db: Path, home: Path, *, env: dict[str, str] | None = None) -> Iterator[Airflow]:
+    """An Airflow API server with the plugin, on the engine's database ``db``."""
+    with open_store(shop_settings(f"sqlite:///{db}", home / "var"))() as session:
         customer_id = session.scalars(
             select(Touchpoint.customer_id)
             .join(Customer, Customer.id == Touchpoint.customer_id)
             .where(Touchpoint.status == TouchpointStatus.SENT, Customer.email.is_not(None))
+            .order_by(Touchpoint.id)
             .limit(1)
         ).one()
     port = free_port()
@@ -88,6 +85,7 @@ def airflow(airflow_db: Path, _sqlite_template: Path, tmp_path_factory) -> Itera
         "POSTPURCHASE_DATABASE_URL": f"sqlite:///{db}",
         "POSTPURCHASE_SHOPIFY_WEBHOOK_SECRET": SECRET,
         "POSTPURCHASE_VAR_DIR": str(home / "var"),
+        **(env or {}),
     }
     log = home / "api-server.log"
     airflow_cli = str(Path(sys.executable).with_name("airflow"))
@@ -116,6 +114,17 @@ def airflow(airflow_db: Path, _sqlite_template: Path, tmp_path_factory) -> Itera
         yield Airflow(url, {u: passwords[u] for u in USERS}, customer_id)
     finally:
         stop(process)
+
+
+@pytest.fixture(scope="module")
+def airflow(airflow_db: Path, _sqlite_template: Path, tmp_path_factory) -> Iterator[Airflow]:
+    """One API server for the module, on the demo shop's month."""
+    home = tmp_path_factory.mktemp("browser-shop")
+    db = home / "shop.db"
+    shutil.copyfile(_sqlite_template, db)
+    fill_demo_shop(shop_settings(f"sqlite:///{db}", home / "var"))
+    with serve_pages(db, home) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -203,3 +203,8 @@ def test_an_invalid_campaign_shows_its_file_line_problem(as_role, settings, tmp_
     row = re.search(r'<a href="./campaigns/review_request">.*?</tr>', html, re.S).group(0)
     assert ">invalid</span>" in row
     assert re.search(r"campaigns\.yaml:\d+: .*review_requst", row)
+
+
+def test_an_engine_serving_one_shop_offers_no_shop_choice(as_role, shop):
+    html = as_role("viewer").get("health").text
+    assert 'id="shop-choice"' not in html and 'href="./kpis"' in html

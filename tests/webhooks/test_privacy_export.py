@@ -13,6 +13,7 @@ from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
+from deliveries import SHOP
 from fakes.fake_sendgrid import API_KEY
 from fakes.http_fake import Fault
 from pydantic import SecretStr
@@ -152,3 +153,32 @@ def test_an_emailed_export_in_the_embedded_default_lands_in_the_outbox(send, sto
     send.shopify("customers/redact", _genuine("customers_redact_docs"))
     assert fulfil_pending(store, emailing, now=NOW) == 1
     assert _places_mentioning(store, [EMAIL, PHONE], outbox) == []
+
+
+def test_an_emailed_export_goes_to_the_privacy_contact_of_the_customers_shop(
+    send, store, settings, tmp_path
+):
+    customer_id = _customer_with_history(send, store)
+    shops = tmp_path / "shops.yaml"
+    shops.write_text(
+        f"shops:\n  {SHOP}:\n    name: Northline Outdoor\n    privacy_email: {CONTACT}\n"
+        "    sender: {email: hello@northline-outdoor.example}\n",
+        encoding="utf-8",
+    )
+    emailing = settings.model_copy(
+        update={
+            "privacy_export_to": "email",
+            "privacy_contact_email": "dpo@agency.example",  # the engine's: not this shop's
+            "shops_file": shops,
+        }
+    )
+    send.shopify("customers/data_request", _genuine("customers_data_request_docs"))
+    assert fulfil_pending(store, emailing, now=NOW) == 1
+    [eml] = (settings.var_dir / "outbox").glob("*privacy_export*.eml")
+    mail = BytesParser(policy=policy.default).parsebytes(eml.read_bytes())
+    assert mail["To"] == CONTACT
+    assert mail["From"] == "Northline Outdoor <hello@northline-outdoor.example>"
+    assert mail["Subject"] == f"Data export for customer {customer_id}"
+    assert "everything Northline Outdoor holds about them" in (
+        mail.get_body(("plain",)).get_content()
+    )
