@@ -9,9 +9,12 @@ journey timestamps earliest first), order lines replaced, the loyalty award of e
 a touchpoint per event and campaign it triggers (first channel, first step, the campaign's
 delay; no conditions, consent or quiet hours), and the win-back cancel of customers who
 ordered. Its rows are the engine's default shop (``shop`` ''), keyed like the drain's by
-(source, shop, platform id). The client does nothing but send ten statements per batch, so
-what it drains per second is about the most PostgreSQL itself can take on this machine: the
-drain's rate over this one, measured in the same run, says how much is left.
+(source, shop, platform id), and looked up by that key one row at a time (a lateral
+subquery, as the drain's ``keys_among``): on tables without statistics a join may scan every
+customer or order for each event of the batch. The client does nothing but send ten
+statements per batch, so what it drains per second is about the most PostgreSQL itself can
+take on this machine: the drain's rate over this one, measured in the same run, says how much
+is left.
 """
 
 from __future__ import annotations
@@ -68,8 +71,8 @@ SELECT DISTINCT ON (e.source, e.o->>'external_id') e.source, e.o->>'external_id'
 FROM (SELECT source, payload->'order' AS o, payload->>'type' AS type,
         CAST(payload->>'occurred_at' AS timestamptz) AS at,
         CAST(payload->'order'->>'updated_at' AS timestamptz) AS version FROM batch) AS e
-JOIN customers AS c ON c.source = e.source AND c.shop = ''
-    AND c.external_id = e.o->'customer'->>'external_id'
+CROSS JOIN LATERAL (SELECT id FROM customers WHERE source = e.source AND shop = ''
+    AND external_id = e.o->'customer'->>'external_id' OFFSET 0) AS c
 JOIN (SELECT source, payload->'order'->>'external_id' AS external_id,
         min(CAST(payload->>'occurred_at' AS timestamptz))
             FILTER (WHERE payload->>'type' = 'order.paid') AS paid,
@@ -101,7 +104,8 @@ INSERT INTO order_items (order_id, external_id, title, product_type, quantity, u
 SELECT DISTINCT ON (o.id, line->>'external_id') o.id, line->>'external_id', line->>'title',
     line->>'product_type', CAST(line->>'quantity' AS int), CAST(line->>'unit_price' AS numeric)
 FROM batch AS b
-JOIN orders AS o ON o.source = b.source AND o.external_id = b.payload->'order'->>'external_id'
+CROSS JOIN LATERAL (SELECT id, customer_id, total, paid_at FROM orders WHERE source = b.source
+    AND shop = '' AND external_id = b.payload->'order'->>'external_id' OFFSET 0) AS o
 CROSS JOIN jsonb_array_elements(b.payload->'order'->'lines') AS line
 ORDER BY o.id, line->>'external_id', CAST(b.payload->'order'->>'updated_at' AS timestamptz) DESC
 ON CONFLICT DO NOTHING
@@ -112,7 +116,8 @@ INSERT INTO loyalty_ledger (customer_id, order_id, kind, points, cause, expires_
 SELECT o.customer_id, o.id, 'award', floor(o.total), 'award:order:' || o.id,
     o.paid_at + interval '365 days'
 FROM batch AS b
-JOIN orders AS o ON o.source = b.source AND o.external_id = b.payload->'order'->>'external_id'
+CROSS JOIN LATERAL (SELECT id, customer_id, total, paid_at FROM orders WHERE source = b.source
+    AND shop = '' AND external_id = b.payload->'order'->>'external_id' OFFSET 0) AS o
 WHERE b.payload->>'type' = 'order.paid'
 ORDER BY o.id
 ON CONFLICT (cause) DO NOTHING
@@ -124,7 +129,8 @@ INSERT INTO touchpoints (subject_key, campaign_id, step, channel, customer_id, o
 SELECT 'order:' || o.id, p.campaign, 0, p.channel, o.customer_id, o.id,
     CAST(b.payload->>'occurred_at' AS timestamptz) + p.delay * interval '1 second', 'planned', 0
 FROM batch AS b
-JOIN orders AS o ON o.source = b.source AND o.external_id = b.payload->'order'->>'external_id'
+CROSS JOIN LATERAL (SELECT id, customer_id, total, paid_at FROM orders WHERE source = b.source
+    AND shop = '' AND external_id = b.payload->'order'->>'external_id' OFFSET 0) AS o
 JOIN json_to_recordset(CAST(%(plans)s AS json)) AS p(trigger text, campaign text, channel text,
     delay float8) ON p.trigger = b.payload->>'type'
 ORDER BY 1, 2
@@ -135,8 +141,9 @@ _CANCEL = """
 UPDATE touchpoints SET status = 'cancelled', reason = 'cancelled by order.placed',
     updated_at = now()
 WHERE id = ANY(ARRAY(
-    SELECT t.id FROM (SELECT DISTINCT o.customer_id FROM batch AS b JOIN orders AS o
-            ON o.source = b.source AND o.external_id = b.payload->'order'->>'external_id'
+    SELECT t.id FROM (SELECT DISTINCT o.customer_id FROM batch AS b
+            CROSS JOIN LATERAL (SELECT customer_id FROM orders WHERE source = b.source AND shop = ''
+                AND external_id = b.payload->'order'->>'external_id' OFFSET 0) AS o
         WHERE b.payload->>'type' = 'order.placed') AS k
     CROSS JOIN LATERAL (SELECT id FROM touchpoints WHERE customer_id = k.customer_id
         AND status = 'planned' AND campaign_id = 'win_back' OFFSET 0 FOR UPDATE) AS t))
