@@ -87,7 +87,7 @@ def _give_up(redeemer: Redeemer, redemption_id: int, *, now: datetime) -> Redemp
         else Outcome(refused="the platform could not be reached for a day; the code was never made")
     )
     with transaction(redeemer.store) as session:
-        return RedemptionView.of(settle(session, redemption_id, outcome, now=now))
+        return settle(session, redemption_id, outcome, now=now)
 
 
 def mark_used(session: Session, uses: Iterable[tuple[int, Sequence[str], datetime]]) -> int:

@@ -208,4 +208,4 @@ class Redeemer:
             settled = settle(session, redemption_id, outcome, now=self.clock())
             if settled.status is RedemptionStatus.PENDING:
                 log.warning("redemption %s still pending: %s", redemption_id, outcome.pending)
-            return RedemptionView.of(settled)
+            return settled

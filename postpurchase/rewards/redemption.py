@@ -24,8 +24,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from postpurchase.exceptions import InvalidInput
@@ -43,6 +44,7 @@ from postpurchase.store.models import (
 )
 
 POOL = "pool"
+_REDEMPTIONS = cast(Table, Redemption.__table__)
 # No 0/O, 1/I/L: codes are read off emails and typed at a till.
 _ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
@@ -76,7 +78,8 @@ class RedemptionView:
     error: str | None
 
     @classmethod
-    def of(cls, row: Redemption) -> RedemptionView:
+    def of(cls, row: Redemption | Row[Any]) -> RedemptionView:
+        """From the ORM row, or a core row with the same column names."""
         shown = row.status in (
             RedemptionStatus.ISSUED,
             RedemptionStatus.USED,
@@ -113,6 +116,70 @@ class AmbiguousCustomer(InvalidInput):
     """A platform id known in several shops, and no shop named."""
 
 
+# The statements of a redemption are built once, here, with their values as bound parameters:
+# building one per call (and its cache key, which SQLAlchemy keeps on the statement object)
+# cost more client time than running it, several times per redemption. Each dict holds the
+# plain and the ``FOR UPDATE`` form.
+def _both(query: Select[Customer]) -> dict[bool, Select[Customer]]:
+    return {False: query, True: query.with_for_update()}
+
+
+_CUSTOMER_BY_ID = _both(select(Customer).where(Customer.id == bindparam("id")))
+_BY_REF = select(Customer).where(
+    Customer.source == bindparam("source"), Customer.external_id == bindparam("ref")
+)
+_CUSTOMER_BY_REF = _both(_BY_REF.order_by(Customer.shop).limit(10))
+_CUSTOMER_BY_REF_IN_SHOP = _both(
+    _BY_REF.where(Customer.shop == bindparam("shop")).order_by(Customer.shop).limit(10)
+)
+_STANDING = select(
+    select(_REDEMPTIONS.c.id)
+    .where(_REDEMPTIONS.c.idempotency_key == bindparam("key"))
+    .scalar_subquery(),
+    select(CustomerTier.tier)
+    .where(CustomerTier.customer_id == bindparam("customer_id"))
+    .scalar_subquery(),
+    select(func.sum(LoyaltyLedgerEntry.points))
+    .where(LoyaltyLedgerEntry.customer_id == bindparam("customer_id"))
+    .scalar_subquery(),
+)
+# A core INSERT: the ORM's unit of work (identity map, flush) is not needed for a row that is
+# written once and read back by its id.
+_INSERT = insert(_REDEMPTIONS).returning(_REDEMPTIONS.c.id)
+# The columns RedemptionView shows.
+_VIEWED = [
+    _REDEMPTIONS.c[name]
+    for name in (
+        "id",
+        "idempotency_key",
+        "reward",
+        "points",
+        "code",
+        "status",
+        "expires_at",
+        "order_id",
+        "last_error",
+    )
+]
+# The common settle, in one statement: the WHERE on the status does what the row lock does in
+# ``settle``'s other branches (a concurrent settle waits, then finds the row no longer pending).
+_ISSUE = (
+    update(_REDEMPTIONS)
+    .where(
+        _REDEMPTIONS.c.id == bindparam("redemption_id"),
+        _REDEMPTIONS.c.status == RedemptionStatus.PENDING,
+    )
+    .values(
+        status=RedemptionStatus.ISSUED,
+        platform_ref=bindparam("ref"),
+        issued_at=bindparam("now"),
+        last_error=None,
+        attempts=_REDEMPTIONS.c.attempts + 1,
+    )
+    .returning(*_VIEWED)
+)
+
+
 def lock_customer(session: Session, who: int | CustomerRef) -> Customer:
     """The customer, locked for spending until the transaction ends.
 
@@ -124,16 +191,15 @@ def lock_customer(session: Session, who: int | CustomerRef) -> Customer:
 
 def customer_for(session: Session, who: int | CustomerRef, *, lock: bool = False) -> Customer:
     """The customer (``lock``: ``FOR UPDATE``); errors as ``lock_customer``."""
+    params: dict[str, Any]
     if isinstance(who, int):
-        query = select(Customer).where(Customer.id == who)
+        query, params = _CUSTOMER_BY_ID[lock], {"id": who}
+    elif who.shop is None:
+        query, params = _CUSTOMER_BY_REF[lock], {"source": who.source, "ref": who.external_id}
     else:
-        query = select(Customer).where(
-            Customer.source == who.source, Customer.external_id == who.external_id
-        )
-        if who.shop is not None:
-            query = query.where(Customer.shop == who.shop)
-        query = query.order_by(Customer.shop).limit(10)
-    found = session.scalars(query.with_for_update() if lock else query).all()
+        query = _CUSTOMER_BY_REF_IN_SHOP[lock]
+        params = {"source": who.source, "ref": who.external_id, "shop": who.shop}
+    found = session.scalars(query, params).all()
     if not found:
         raise UnknownCustomer(f"no customer {who}")
     if len(found) > 1:
@@ -148,17 +214,7 @@ def _standing(session: Session, customer_id: int, key: str) -> tuple[int | None,
     Not folded into ``lock_customer``'s statement: on PostgreSQL a statement that waited for a
     row lock computes the rest of its row from the snapshot it started with, which would miss
     the debit of the transaction it waited for."""
-    row = session.execute(
-        select(
-            select(Redemption.id).where(Redemption.idempotency_key == key).scalar_subquery(),
-            select(CustomerTier.tier)
-            .where(CustomerTier.customer_id == customer_id)
-            .scalar_subquery(),
-            select(func.sum(LoyaltyLedgerEntry.points))
-            .where(LoyaltyLedgerEntry.customer_id == customer_id)
-            .scalar_subquery(),
-        )
-    ).one()
+    row = session.execute(_STANDING, {"key": key, "customer_id": customer_id}).one()
     return row[0], row[1], int(row[2] or 0)
 
 
@@ -181,8 +237,9 @@ def reserve(
 
     A key already used returns its redemption unchanged (InvalidInput if it was for another
     customer or reward). Else NotEnoughPoints, RewardUnavailable, or a new redemption with
-    its debit written. A ``gift`` (a tier's welcome reward) costs no points and ignores the
-    reward's tier limit.
+    its debit written (as written: not attached to the session, so changing it writes
+    nothing). A ``gift`` (a tier's welcome reward) costs no points and ignores the reward's
+    tier limit.
     """
     existing_id, tier, points = _standing(session, customer.id, key)
     if existing_id is not None:
@@ -205,22 +262,22 @@ def reserve(
     pool_code = claim_pool_code(session, reward.name) if platform == POOL else None
     if platform == POOL and pool_code is None:
         raise RewardUnavailable(f"no pool codes left for {reward.name}: import more")
-    row = Redemption(
-        idempotency_key=key,
-        customer_id=customer.id,
-        reward=reward.name,
-        title=reward.title,
-        description=reward.describe(config.shop_currency)[:255],
-        points=cost,
-        platform=platform,
-        code=pool_code.code if pool_code else new_code(code_prefix),
-        status=RedemptionStatus.ISSUED if pool_code else RedemptionStatus.PENDING,
-        issued_at=now if pool_code else None,
-        expires_at=now + timedelta(days=reward.valid_days),
-        created_at=now,
-    )
-    session.add(row)
-    session.flush()
+    values: dict[str, Any] = {
+        "idempotency_key": key,
+        "customer_id": customer.id,
+        "reward": reward.name,
+        "title": reward.title,
+        "description": reward.describe(config.shop_currency)[:255],
+        "points": cost,
+        "platform": platform,
+        "code": pool_code.code if pool_code else new_code(code_prefix),
+        "status": RedemptionStatus.ISSUED if pool_code else RedemptionStatus.PENDING,
+        "issued_at": now if pool_code else None,
+        "expires_at": now + timedelta(days=reward.valid_days),
+        "created_at": now,
+        "attempts": 0,
+    }
+    row = Redemption(id=session.execute(_INSERT, values).scalar_one(), **values)
     if pool_code is not None:
         pool_code.redemption_id = row.id
     if cost == 0:
@@ -264,39 +321,32 @@ class Outcome:
     pending: str | None = None
 
 
-def settle(session: Session, redemption_id: int, outcome: Outcome, *, now: datetime) -> Redemption:
-    """Step 3, in the caller's transaction: record ``outcome`` on a still pending redemption.
+def settle(
+    session: Session, redemption_id: int, outcome: Outcome, *, now: datetime
+) -> RedemptionView:
+    """Step 3, in the caller's transaction: record ``outcome`` on a still pending redemption,
+    and return the redemption as it then is.
 
     A redemption settled meanwhile (a retry, the recovery step) is left as it is.
     """
     if outcome.issued is not None:
-        # The common case in one statement: the WHERE on the status does what the row lock
-        # does below (a concurrent settle waits, then finds the row no longer pending).
-        issued = session.scalars(
-            update(Redemption)
-            .where(Redemption.id == redemption_id, Redemption.status == RedemptionStatus.PENDING)
-            .values(
-                status=RedemptionStatus.ISSUED,
-                platform_ref=outcome.issued.platform_ref,
-                issued_at=now,
-                last_error=None,
-                attempts=Redemption.attempts + 1,
-            )
-            .returning(Redemption)
-        ).one_or_none()
-        return issued or session.get_one(Redemption, redemption_id)
+        params = {"redemption_id": redemption_id, "ref": outcome.issued.platform_ref, "now": now}
+        issued = session.execute(_ISSUE, params).one_or_none()
+        if issued is not None:
+            return RedemptionView.of(issued)
+        return RedemptionView.of(session.get_one(Redemption, redemption_id))
     query = select(Redemption).where(Redemption.id == redemption_id)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
     row = session.scalars(query).one()
     if row.status is not RedemptionStatus.PENDING:
-        return row
+        return RedemptionView.of(row)
     row.attempts += 1
     if outcome.refused is not None:
         refund(session, row, status=RedemptionStatus.REFUNDED, why=outcome.refused)
     else:
         row.last_error = (outcome.pending or "")[:1000]
-    return row
+    return RedemptionView.of(row)
 
 
 def held_codes(session: Session, customer_id: int) -> list[RedemptionView]:
