@@ -38,6 +38,13 @@ def make_engine(
         url,
         hide_parameters=True,  # errors and logs never show customers' data (see _sqlite_engine)
         pool_pre_ping=True,
+        # At most 15 connections per process, as SQLAlchemy's default (5 kept + 10 overflow)
+        # allows, but all 15 kept once opened: the overflow ones were closed as soon as they
+        # went back, so a web worker serving 15 requests at once opened (and PostgreSQL
+        # forked a backend for) a connection for nearly every transaction. A process opens
+        # only the connections it uses at once: a one-thread task keeps one.
+        pool_size=15,
+        max_overflow=0,
         connect_args={
             "connect_timeout": max(1, int(connect_timeout)),
             # Statements the driver prepares are planned for their parameters and the tables
