@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fakes.fixtures import add_customer, add_order, add_touchpoint
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from postpurchase.dispatch.marking import ChunkWriter, MarkWave
 from postpurchase.dispatch.outcomes import Outcome
@@ -129,3 +130,25 @@ def test_a_chunks_commits_share_one_connection_given_back_at_close(store, writer
     assert len(checkouts) == 1
     writer.close()
     assert engine_of(store).pool.checkedout() == 0
+
+
+def test_a_connection_the_database_dropped_is_replaced_at_the_next_commit(store, writer_for):
+    engine = engine_of(store)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("dropping one session's connection from the server is PostgreSQL's")
+    ids = _claimed(store, 2)
+    writer = writer_for(ids)
+    assert MarkWave(writer, 1).mark(ids[0]) is True
+    with engine.begin() as conn:  # the server ends every other session, the writer's too
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    writer.add([Outcome.skipped(ids[1], "smart sending")])
+    with pytest.raises(DBAPIError):
+        writer.record()
+    assert writer.waiting() == 1  # the skip waits for the next commit
+    writer.record()
+    assert _statuses(store) == {ids[0]: TouchpointStatus.SENDING, ids[1]: TouchpointStatus.SKIPPED}
