@@ -203,7 +203,8 @@ def release_each(
     worker: str,
     also_from: tuple[Any, ...] = (),
 ) -> int:
-    """``release`` for rows that each get their own values, in one executemany statement.
+    """``release`` for rows that each get their own values, in one statement (on SQLite an
+    executemany of it).
 
     Every values dict must have the same keys. Returns the count of rows actually updated.
     ``also_from``: further statuses the row may be released from, still only when this worker
