@@ -64,6 +64,9 @@ class SendGridEmailSender:
             )
             # Idle sockets are closed with the sender, not left to the garbage collector.
             weakref.finalize(self, pool.close)
+        # The client of the mail send endpoint, built once: each attribute step of
+        # ``client.mail.send`` builds a new client.
+        self._mail_send = self._api.client.mail.send
         self.sandbox = sandbox
 
     def request_body(self, message: OutgoingEmail) -> dict[str, Any]:
@@ -106,7 +109,7 @@ class SendGridEmailSender:
 
     def send_email(self, message: OutgoingEmail) -> str:
         try:
-            response = self._api.client.mail.send.post(request_body=self.request_body(message))
+            response = self._mail_send.post(request_body=self.request_body(message))
         except http_errors.HTTPError as exc:
             raise _classify(exc) from None
         except urllib.error.URLError as exc:

@@ -17,7 +17,8 @@ from datetime import time as clock_time
 from typing import Any, Literal, Protocol
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from postpurchase.catalogue.products import CatalogueEntry, Key, catalogue_entries
 from postpurchase.consent import EmailMarketingRule
@@ -33,10 +34,12 @@ from postpurchase.messages.context import (
 from postpurchase.messages.rendering import MessageRenderer, RenderedEmail, RenderedSms
 from postpurchase.outcomes.clicks import track_links
 from postpurchase.outcomes.variants import variant_template, with_variant_subject
+from postpurchase.store.membership import among
 from postpurchase.store.models import (
     Channel,
     Customer,
     Order,
+    OrderItem,
     Suppression,
     Touchpoint,
     TouchpointStatus,
@@ -113,7 +116,7 @@ def load_batch(
         session.execute(
             select(Touchpoint)
             .where(
-                Touchpoint.id.in_(ids),
+                among(session, Touchpoint.id, ids),
                 Touchpoint.claimed_by == worker,
                 Touchpoint.status.in_(HELD),
             )
@@ -123,14 +126,8 @@ def load_batch(
         .all()
     )
     customers = _by_id(session, Customer, {t.customer_id for t in touchpoints})
-    orders = {
-        o.id: o
-        for o in session.execute(
-            select(Order)
-            .where(Order.id.in_({t.order_id for t in touchpoints if t.order_id}))
-            .options(selectinload(Order.items))
-        ).scalars()
-    }
+    orders = _by_id(session, Order, {t.order_id for t in touchpoints if t.order_id})
+    _load_items(session, orders)
     suppressed = _suppressions(session, customers.values(), policy.suppression_keys)
     recent = recent_sends(session, customers.keys(), now, lookup=lookup, policy=policy)
     loyalty = loyalty_figures(session, {(t.customer_id, t.order_id) for t in touchpoints})
@@ -260,7 +257,7 @@ def recent_sends(
             Touchpoint.campaign_id,
             Touchpoint.sent_at,
         ).where(
-            Touchpoint.customer_id.in_(customer_ids),
+            among(session, Touchpoint.customer_id, customer_ids),
             Touchpoint.status == TouchpointStatus.SENT,
             Touchpoint.sent_at >= since,
         )
@@ -293,9 +290,26 @@ def smart_sending_reason(
 
 
 def _by_id(session: Session, model: Any, ids: Collection[int]) -> dict[int, Any]:
-    return {
-        row.id: row for row in session.execute(select(model).where(model.id.in_(ids))).scalars()
-    }
+    if not ids:
+        return {}
+    statement = select(model).where(among(session, model.id, ids))
+    return {row.id: row for row in session.execute(statement).scalars()}
+
+
+def _load_items(session: Session, orders: dict[int, Order]) -> None:
+    """Each order's lines, in one query for all, set as its loaded ``items``: a
+    ``selectinload`` would send one placeholder per order, a statement psycopg parses anew
+    for every length of chunk."""
+    lines: dict[int, list[OrderItem]] = {order_id: [] for order_id in orders}
+    if orders:
+        for item in session.scalars(
+            select(OrderItem)
+            .where(among(session, OrderItem.order_id, orders.keys()))
+            .order_by(OrderItem.id)
+        ):
+            lines[item.order_id].append(item)
+    for order_id, order in orders.items():
+        set_committed_value(order, "items", lines[order_id])
 
 
 def _suppressions(
@@ -313,7 +327,7 @@ def _suppressions(
     rows = session.execute(
         select(Suppression.channel, Suppression.address, Suppression.reason).where(
             Suppression.lifted_at.is_(None),
-            Suppression.address.in_({form for _, form in forms}),
+            among(session, Suppression.address, {form for _, form in forms}),
         )
     ).all()
     return {

@@ -103,22 +103,27 @@ class Dispatcher:
         # Rendering runs here, a wave ahead of the sends; each wave's marks are committed
         # right before its messages go out (see marking), so a message that waits for the
         # rate limiter is never ``sending`` while it waits.
-        with ThreadPoolExecutor(max_workers=self.send_concurrency) as pool:
-            sends = _Sends(pool, writer, self._deliver, self.send_concurrency, self.record_after)
-            ready: list[Pending] = []
-            for item in self._decide(batch):
-                if isinstance(item, Outcome):
-                    writer.add([item])
-                    if writer.waiting() >= _RECORD_GROUP:
-                        writer.record()
-                    continue
-                ready.append(item)
-                if len(ready) == self.send_concurrency:  # a wave's worth: send it
+        try:
+            with ThreadPoolExecutor(max_workers=self.send_concurrency) as pool:
+                sends = _Sends(
+                    pool, writer, self._deliver, self.send_concurrency, self.record_after
+                )
+                ready: list[Pending] = []
+                for item in self._decide(batch):
+                    if isinstance(item, Outcome):
+                        writer.add([item])
+                        if writer.waiting() >= _RECORD_GROUP:
+                            writer.record()
+                        continue
+                    ready.append(item)
+                    if len(ready) == self.send_concurrency:  # a wave's worth: send it
+                        sends.launch(ready)
+                if ready:
                     sends.launch(ready)
-            if ready:
-                sends.launch(ready)
-            sends.finish()
-        writer.record()
+                sends.finish()
+            writer.record()
+        finally:
+            writer.close()
         return dict(+writer.counts)  # drops kinds whose rows were all lost to the lease sweep
 
     def _deliver(self, pending: Pending, wave: MarkWave) -> Outcome | None:

@@ -59,6 +59,7 @@ from postpurchase.messages.scored_links import ScoredLinks
 # the profile lives on its own; callers keep finding it here, beside the context it feeds
 from postpurchase.messages.shop_profile import ShopProfile as ShopProfile
 from postpurchase.messages.tokens import LinkClaim, sign
+from postpurchase.store.membership import among
 from postpurchase.store.models import (
     Customer,
     CustomerTier,
@@ -91,7 +92,7 @@ def loyalty_figures(
     balances = dict(
         session.execute(
             select(LoyaltyLedgerEntry.customer_id, func.sum(LoyaltyLedgerEntry.points))
-            .where(LoyaltyLedgerEntry.customer_id.in_(customer_ids))
+            .where(among(session, LoyaltyLedgerEntry.customer_id, customer_ids))
             .group_by(LoyaltyLedgerEntry.customer_id)
         ).all()
     )
@@ -99,7 +100,7 @@ def loyalty_figures(
         session.execute(
             select(LoyaltyLedgerEntry.order_id, func.sum(LoyaltyLedgerEntry.points))
             .where(
-                LoyaltyLedgerEntry.order_id.in_(order_ids),
+                among(session, LoyaltyLedgerEntry.order_id, order_ids),
                 LoyaltyLedgerEntry.kind.in_([LedgerKind.AWARD, LedgerKind.REVERSAL]),
             )
             .group_by(LoyaltyLedgerEntry.order_id)
@@ -108,7 +109,7 @@ def loyalty_figures(
     tiers = dict(
         session.execute(
             select(CustomerTier.customer_id, CustomerTier.tier).where(
-                CustomerTier.customer_id.in_(customer_ids)
+                among(session, CustomerTier.customer_id, customer_ids)
             )
         ).all()
     )

@@ -16,6 +16,7 @@ from postpurchase.messages.reward_subjects import (
     redemption_of,
     reward_subject,
 )
+from postpurchase.store.membership import among
 from postpurchase.store.models import Redemption, RedemptionStatus
 
 
@@ -25,7 +26,7 @@ def live_codes(session: Session, customer_ids: Collection[int]) -> dict[int, lis
     rows = session.scalars(
         select(Redemption)
         .where(
-            Redemption.customer_id.in_(customer_ids),
+            among(session, Redemption.customer_id, customer_ids),
             Redemption.status == RedemptionStatus.ISSUED,
         )
         .order_by(Redemption.id.desc())

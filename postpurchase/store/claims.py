@@ -31,11 +31,16 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
+    cast,
+    func,
     or_,
     select,
+    type_coerce,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import Grouping
 
 from postpurchase.store.membership import among, among_parameter
 from postpurchase.store.models import (
@@ -198,7 +203,8 @@ def release_each(
     worker: str,
     also_from: tuple[Any, ...] = (),
 ) -> int:
-    """``release`` for rows that each get their own values, in one executemany statement.
+    """``release`` for rows that each get their own values, in one statement (on SQLite an
+    executemany of it).
 
     Every values dict must have the same keys. Returns the count of rows actually updated.
     ``also_from``: further statuses the row may be released from, still only when this worker
@@ -207,6 +213,8 @@ def release_each(
     if not rows:
         return 0
     names = tuple(rows[0][1])
+    if session.get_bind().dialect.name == "postgresql":
+        return _release_rows_at_once(session, model, rows, names, worker, also_from)
     params = [
         {"row_id": row_id, "worker": worker, **{f"new_{name}": values[name] for name in names}}
         for row_id, values in rows
@@ -227,6 +235,57 @@ def _release_each(model: Any, names: tuple[str, ...], also_from: tuple[Any, ...]
             or_(*(table.c.status == status for status in (*_KINDS[model].held, *also_from))),
         )
         .values(lease_until=None, **{name: bindparam(f"new_{name}") for name in names})
+    )
+
+
+def _release_rows_at_once(
+    session: Session,
+    model: Any,
+    rows: Sequence[tuple[int, dict[str, Any]]],
+    names: tuple[str, ...],
+    worker: str,
+    also_from: tuple[Any, ...],
+) -> int:
+    """``release_each`` on PostgreSQL: one statement for all the rows (an executemany is a
+    statement per row there, each planned and run on its own). Values the rows share are
+    plain parameters, the others arrays in the order of ``row_ids``."""
+    first = rows[0][1]
+    same = tuple(name for name in names if all(v[name] == first[name] for _, v in rows))
+    each = tuple(name for name in names if name not in same)
+    params: dict[str, Any] = {"row_ids": [row_id for row_id, _ in rows], "worker": worker}
+    params.update((f"new_{name}", first[name]) for name in same)
+    params.update((f"each_{name}", [values[name] for _, values in rows]) for name in each)
+    result = session.execute(_release_rows(model, same, each, also_from), params)
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+@lru_cache(maxsize=64)
+def _release_rows(
+    model: Any, same: tuple[str, ...], each: tuple[str, ...], also_from: tuple[Any, ...]
+) -> Update:
+    table = model.__table__
+    row_ids = cast(bindparam("row_ids"), postgresql.ARRAY(table.c.id.type))
+    # Each row takes its value from the arrays at its own id's position: no join with the
+    # list of rows, whose plan would depend on the table's statistics (see membership).
+    at = func.array_position(row_ids, table.c.id)
+    return (
+        update(table)
+        .where(
+            among_parameter("postgresql", table.c.id, "row_ids"),
+            table.c.claimed_by == bindparam("worker"),
+            table.c.status.in_((*_KINDS[model].held, *also_from)),
+        )
+        .values(
+            lease_until=None,
+            **{name: bindparam(f"new_{name}") for name in same},
+            **{
+                name: type_coerce(
+                    Grouping(cast(bindparam(f"each_{name}"), postgresql.ARRAY(table.c[name].type))),
+                    postgresql.ARRAY(table.c[name].type),
+                )[at]
+                for name in each
+            },
+        )
     )
 
 

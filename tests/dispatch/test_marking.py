@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fakes.fixtures import add_customer, add_order, add_touchpoint
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from postpurchase.dispatch.marking import ChunkWriter, MarkWave
 from postpurchase.dispatch.outcomes import Outcome
@@ -30,8 +31,20 @@ def _claimed(store, count, worker="w"):
         return claim_due_touchpoints(session, worker=worker, now=NOW, limit=count, lease=LEASE)
 
 
-def _writer(store, ids):
-    return ChunkWriter(store, ChunkLease("w", ids, LEASE, lambda: NOW), LEASE, lambda: NOW)
+@pytest.fixture
+def writer_for(store):
+    """Writers for the test's chunks, their connections given back at its end."""
+    writers = []
+
+    def make(ids):
+        writers.append(
+            ChunkWriter(store, ChunkLease("w", ids, LEASE, lambda: NOW), LEASE, lambda: NOW)
+        )
+        return writers[-1]
+
+    yield make
+    for writer in writers:
+        writer.close()
 
 
 def _statuses(store):
@@ -45,11 +58,11 @@ def _commits(store):
     return commits
 
 
-def test_each_wave_commits_once_and_each_thread_gets_its_answer(store):
+def test_each_wave_commits_once_and_each_thread_gets_its_answer(store, writer_for):
     ids = _claimed(store, 12)
     with transaction(store) as session:  # one row went to another run meanwhile
         session.execute(update(Touchpoint).where(Touchpoint.id == ids[0]).values(claimed_by="x"))
-    writer = _writer(store, ids)
+    writer = writer_for(ids)
     commits = _commits(store)
     waves = [MarkWave(writer, 4) for _ in range(3)]
     wave_of = {tp_id: waves[n // 4] for n, tp_id in enumerate(ids)}
@@ -64,9 +77,9 @@ def test_each_wave_commits_once_and_each_thread_gets_its_answer(store):
     assert all(statuses[tp_id] == TouchpointStatus.SENDING for tp_id in ids[1:])
 
 
-def test_outcomes_waiting_go_into_the_next_marks_commit(store):
+def test_outcomes_waiting_go_into_the_next_marks_commit(store, writer_for):
     ids = _claimed(store, 2)
-    writer = _writer(store, ids)
+    writer = writer_for(ids)
     writer.add([Outcome.skipped(ids[0], "smart sending")])
     commits = _commits(store)
 
@@ -76,16 +89,16 @@ def test_outcomes_waiting_go_into_the_next_marks_commit(store):
     assert _statuses(store) == {ids[0]: TouchpointStatus.SKIPPED, ids[1]: TouchpointStatus.SENDING}
 
 
-def test_a_withdrawn_thread_does_not_hold_the_wave(store):
+def test_a_withdrawn_thread_does_not_hold_the_wave(store, writer_for):
     ids = _claimed(store, 1)
-    wave = MarkWave(_writer(store, ids), 2)
+    wave = MarkWave(writer_for(ids), 2)
     wave.withdraw()  # its limiter failed
     assert wave.mark(ids[0]) is True
 
 
-def test_a_database_error_reaches_every_thread_and_marks_nothing(store):
+def test_a_database_error_reaches_every_thread_and_marks_nothing(store, writer_for):
     ids = _claimed(store, 3)
-    writer = _writer(store, ids)
+    writer = writer_for(ids)
     writer.add([Outcome.skipped(ids[2], "smart sending")])
     wave = MarkWave(writer, 2)
 
@@ -105,3 +118,37 @@ def test_a_database_error_reaches_every_thread_and_marks_nothing(store):
     assert writer.waiting() == 1  # the skip is recorded with the next commit
     assert MarkWave(writer, 1).mark(ids[0]) is True
     assert _statuses(store)[ids[2]] == TouchpointStatus.SKIPPED
+
+
+def test_a_chunks_commits_share_one_connection_given_back_at_close(store, writer_for):
+    ids = _claimed(store, 3)
+    checkouts = []
+    event.listen(engine_of(store).pool, "checkout", lambda *_: checkouts.append(1))
+    writer = writer_for(ids)
+    for tp_id in ids:
+        assert MarkWave(writer, 1).mark(tp_id) is True
+    assert len(checkouts) == 1
+    writer.close()
+    assert engine_of(store).pool.checkedout() == 0
+
+
+def test_a_connection_the_database_dropped_is_replaced_at_the_next_commit(store, writer_for):
+    engine = engine_of(store)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("dropping one session's connection from the server is PostgreSQL's")
+    ids = _claimed(store, 2)
+    writer = writer_for(ids)
+    assert MarkWave(writer, 1).mark(ids[0]) is True
+    with engine.begin() as conn:  # the server ends every other session, the writer's too
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    writer.add([Outcome.skipped(ids[1], "smart sending")])
+    with pytest.raises(DBAPIError):
+        writer.record()
+    assert writer.waiting() == 1  # the skip waits for the next commit
+    writer.record()
+    assert _statuses(store) == {ids[0]: TouchpointStatus.SENDING, ids[1]: TouchpointStatus.SKIPPED}

@@ -169,3 +169,30 @@ def test_renewing_leases_extends_only_the_workers_own_rows(store):
         leases = {t.id: t.lease_until for t in session.scalars(select(Touchpoint))}
     assert [leases[i] for i in mine] == [later, later]
     assert leases[theirs[0]] == NOW + LEASE
+
+
+def test_release_each_gives_each_row_its_own_values_of_several_kinds(store):
+    _touchpoints(store, [NOW, NOW, NOW])
+    with transaction(store) as session:
+        ids = claim_due_touchpoints(session, worker="w", now=NOW, limit=3, lease=LEASE)
+        rows = [
+            (
+                tp_id,
+                {
+                    "status": TouchpointStatus.PLANNED,
+                    "due_at": NOW + timedelta(hours=n),
+                    "reason": None if n == 1 else f"r{n}",
+                },
+            )
+            for n, tp_id in enumerate(ids)
+        ]
+        assert release_each(session, Touchpoint, list(reversed(rows)), worker="w") == 3
+    with store() as session:
+        found = {
+            t.id: (t.status, t.due_at, t.reason, t.lease_until)
+            for t in session.scalars(select(Touchpoint))
+        }
+    assert found == {
+        tp_id: (TouchpointStatus.PLANNED, values["due_at"], values["reason"], None)
+        for tp_id, values in rows
+    }
