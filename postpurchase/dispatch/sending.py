@@ -31,7 +31,7 @@ from postpurchase.exceptions import (
 from postpurchase.feedback import opt_out_sms
 from postpurchase.messages.rendering import RenderedEmail
 from postpurchase.store.claims import release_each, renew_leases
-from postpurchase.store.models import Touchpoint, TouchpointStatus
+from postpurchase.store.models import TouchpointStatus
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def record_outcomes(
         # The provider's answer is the truth, even when it came after the lease ran out
         # and the sweep recorded the row unknown (still only on a row this worker claimed).
         late_ok = (TouchpointStatus.UNKNOWN,) if answered else ()
-        counts[kind] += release_each(session, Touchpoint, rows, worker=worker, also_from=late_ok)
+        counts[kind] += release_each(session, rows, worker=worker, also_from=late_ok)
     for outcome in outcomes:
         if outcome.opted_out_phone:
             opt_out_sms(
@@ -177,4 +177,4 @@ class ChunkLease:
             if self._renewed is not None and now - self._renewed < self.lease / 3:
                 return
             self._renewed = now
-        renew_leases(session, Touchpoint, self.ids, worker=self.worker, until=now + self.lease)
+        renew_leases(session, self.ids, worker=self.worker, until=now + self.lease)

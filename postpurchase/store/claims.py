@@ -20,7 +20,6 @@ Inbox rows are claimed otherwise, inside the transaction that processes them
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache, lru_cache
 from typing import Any
@@ -49,29 +48,10 @@ from postpurchase.store.models import (
     TouchpointStatus,
 )
 
-
-@dataclass(frozen=True)
-class _Claimable:
-    model: Any  # Touchpoint: status, claimed_by, lease_until, attempts
-    ready: Any  # status of rows waiting for work
-    claimed: Any
-    held: tuple[Any, ...]  # statuses a worker holds a row in (and may release it from)
-    given_up: Any  # status once leases ran out max_attempts times
-    reason_column: str
-    given_up_reason: str
-
-
-_KINDS = {
-    Touchpoint: _Claimable(
-        Touchpoint,
-        TouchpointStatus.PLANNED,
-        TouchpointStatus.CLAIMED,
-        (TouchpointStatus.CLAIMED, TouchpointStatus.SENDING),
-        TouchpointStatus.FAILED,
-        "reason",
-        "dispatch did not finish within the claim lease, {n} time(s)",
-    ),
-}
+_TABLE: Table = Touchpoint.__table__  # type: ignore[assignment]
+# The statuses a worker holds a row in (and may release it from).
+_HELD = (TouchpointStatus.CLAIMED, TouchpointStatus.SENDING)
+_GIVEN_UP = "dispatch did not finish within the claim lease, {n} time(s)"
 
 _SENDING_LOST = (
     "the dispatcher stopped while handing the message to the provider: it may or may not "
@@ -102,7 +82,7 @@ def claim_due_touchpoints(
     # A paused campaign's touchpoints wait, unclaimed, until it is resumed (outcomes/guard.py).
     paused = select(CampaignPause.campaign_id).where(CampaignPause.resumed_at.is_(None))
     due = and_(due, Touchpoint.campaign_id.not_in(paused))
-    return _claim(session, _KINDS[Touchpoint], due, worker, now, limit, lease, max_attempts)
+    return _claim(session, due, worker, now, limit, lease, max_attempts)
 
 
 def mark_sending(
@@ -135,7 +115,7 @@ def mark_sending_many(
 
 @cache
 def _mark_sending(dialect: str, renew: bool) -> Update:
-    table: Table = Touchpoint.__table__  # type: ignore[assignment]
+    table = _TABLE
     values: dict[str, Any] = {"status": TouchpointStatus.SENDING}
     if renew:
         values["lease_until"] = bindparam("lease_until")
@@ -151,45 +131,24 @@ def _mark_sending(dialect: str, renew: bool) -> Update:
     )
 
 
-def renew_leases(
-    session: Session, model: Any, ids: Sequence[int], *, worker: str, until: datetime
-) -> int:
+def renew_leases(session: Session, ids: Sequence[int], *, worker: str, until: datetime) -> int:
     """Extend the lease of the rows among ``ids`` this worker still holds; how many it renewed.
 
     On PostgreSQL rows locked by another transaction are skipped: they are the worker's own
     rows being marked or recorded at this moment (which sets their lease anyway), and waiting
     for them while holding the others could deadlock with that transaction.
     """
-    rows = select(model.id).where(
-        among(session, model.id, ids),
-        model.claimed_by == worker,
-        model.status.in_(_KINDS[model].held),
+    rows = select(Touchpoint.id).where(
+        among(session, Touchpoint.id, ids),
+        Touchpoint.claimed_by == worker,
+        Touchpoint.status.in_(_HELD),
     )
     if session.get_bind().dialect.name == "postgresql":
-        rows = rows.order_by(model.id).with_for_update(skip_locked=True)
+        rows = rows.order_by(Touchpoint.id).with_for_update(skip_locked=True)
     result = session.execute(
-        update(model)
-        .where(model.id.in_(rows.scalar_subquery()))
+        update(Touchpoint)
+        .where(Touchpoint.id.in_(rows.scalar_subquery()))
         .values(lease_until=until)
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-def release(session: Session, model: Any, ids: Sequence[int], *, worker: str, **values: Any) -> int:
-    """Set ``values`` (final status and the like) on rows this worker still holds.
-
-    Rows whose lease ran out and went to another worker are left alone; the count of rows
-    actually updated is returned so the caller can tell.
-    """
-    result = session.execute(
-        update(model)
-        .where(
-            among(session, model.id, ids),
-            model.claimed_by == worker,
-            model.status.in_(_KINDS[model].held),
-        )
-        .values(lease_until=None, **values)
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
@@ -197,14 +156,14 @@ def release(session: Session, model: Any, ids: Sequence[int], *, worker: str, **
 
 def release_each(
     session: Session,
-    model: Any,
     rows: Sequence[tuple[int, dict[str, Any]]],
     *,
     worker: str,
     also_from: tuple[Any, ...] = (),
 ) -> int:
-    """``release`` for rows that each get their own values, in one statement (on SQLite an
-    executemany of it).
+    """Set each row's own values (final status and the like) on the rows this worker still
+    holds, in one statement (on SQLite an executemany of it). Rows whose lease ran out and
+    went to another worker are left alone.
 
     Every values dict must have the same keys. Returns the count of rows actually updated.
     ``also_from``: further statuses the row may be released from, still only when this worker
@@ -214,25 +173,25 @@ def release_each(
         return 0
     names = tuple(rows[0][1])
     if session.get_bind().dialect.name == "postgresql":
-        return _release_rows_at_once(session, model, rows, names, worker, also_from)
+        return _release_rows_at_once(session, rows, names, worker, also_from)
     params = [
         {"row_id": row_id, "worker": worker, **{f"new_{name}": values[name] for name in names}}
         for row_id, values in rows
     ]
-    result = session.execute(_release_each(model, names, also_from), params)
+    result = session.execute(_release_each(names, also_from), params)
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 @lru_cache(maxsize=64)
-def _release_each(model: Any, names: tuple[str, ...], also_from: tuple[Any, ...]) -> Update:
-    table = model.__table__
+def _release_each(names: tuple[str, ...], also_from: tuple[Any, ...]) -> Update:
+    table = _TABLE
     return (
         update(table)
         .where(
             table.c.id == bindparam("row_id"),
             table.c.claimed_by == bindparam("worker"),
             # not IN: an expanding list cannot go into an executemany statement
-            or_(*(table.c.status == status for status in (*_KINDS[model].held, *also_from))),
+            or_(*(table.c.status == status for status in (*_HELD, *also_from))),
         )
         .values(lease_until=None, **{name: bindparam(f"new_{name}") for name in names})
     )
@@ -240,7 +199,6 @@ def _release_each(model: Any, names: tuple[str, ...], also_from: tuple[Any, ...]
 
 def _release_rows_at_once(
     session: Session,
-    model: Any,
     rows: Sequence[tuple[int, dict[str, Any]]],
     names: tuple[str, ...],
     worker: str,
@@ -255,15 +213,15 @@ def _release_rows_at_once(
     params: dict[str, Any] = {"row_ids": [row_id for row_id, _ in rows], "worker": worker}
     params.update((f"new_{name}", first[name]) for name in same)
     params.update((f"each_{name}", [values[name] for _, values in rows]) for name in each)
-    result = session.execute(_release_rows(model, same, each, also_from), params)
+    result = session.execute(_release_rows(same, each, also_from), params)
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 @lru_cache(maxsize=64)
 def _release_rows(
-    model: Any, same: tuple[str, ...], each: tuple[str, ...], also_from: tuple[Any, ...]
+    same: tuple[str, ...], each: tuple[str, ...], also_from: tuple[Any, ...]
 ) -> Update:
-    table = model.__table__
+    table = _TABLE
     row_ids = cast(bindparam("row_ids"), postgresql.ARRAY(table.c.id.type))
     # Each row takes its value from the arrays at its own id's position: no join with the
     # list of rows, whose plan would depend on the table's statistics (see membership).
@@ -273,7 +231,7 @@ def _release_rows(
         .where(
             among_parameter("postgresql", table.c.id, "row_ids"),
             table.c.claimed_by == bindparam("worker"),
-            table.c.status.in_((*_KINDS[model].held, *also_from)),
+            table.c.status.in_((*_HELD, *also_from)),
         )
         .values(
             lease_until=None,
@@ -291,27 +249,23 @@ def _release_rows(
 
 def _claim(
     session: Session,
-    kind: _Claimable,
-    extra: ColumnElement[bool] | None,
+    due: ColumnElement[bool],
     worker: str,
     now: datetime,
     limit: int,
     lease: timedelta,
     max_attempts: int,
 ) -> list[int]:
-    """Claim rows of ``kind``; the claimed rows' ids, in order."""
-    model = kind.model
-    expired = and_(status_is(model, kind.claimed), model.lease_until < now)
-    ready = status_is(model, kind.ready)
-    if extra is not None:
-        ready = and_(ready, extra)
+    """Claim due touchpoints; the claimed rows' ids, in order."""
+    expired = and_(status_is(Touchpoint, TouchpointStatus.CLAIMED), Touchpoint.lease_until < now)
+    ready = and_(status_is(Touchpoint, TouchpointStatus.PLANNED), due)
     session.execute(
-        update(model)
-        .where(expired, model.attempts >= max_attempts)
+        update(Touchpoint)
+        .where(expired, Touchpoint.attempts >= max_attempts)
         .values(
-            status=kind.given_up,
+            status=TouchpointStatus.FAILED,
             lease_until=None,
-            **{kind.reason_column: kind.given_up_reason.format(n=max_attempts)},
+            reason=_GIVEN_UP.format(n=max_attempts),
         )
         .execution_options(synchronize_session=False)
     )
@@ -319,23 +273,23 @@ def _claim(
     # Rows whose lease ran out go first: they have waited longest. One query per condition,
     # each walking its own index: one query with an OR of the two made PostgreSQL visit every
     # row that was ever claimed, on each claim.
-    for condition in (and_(expired, model.attempts < max_attempts), ready):
+    for condition in (and_(expired, Touchpoint.attempts < max_attempts), ready):
         if len(claimed) >= limit:
             break
-        candidates = select(model.id).where(condition).order_by(model.id)
+        candidates = select(Touchpoint.id).where(condition).order_by(Touchpoint.id)
         candidates = candidates.limit(limit - len(claimed))
         if session.get_bind().dialect.name == "postgresql":
             candidates = candidates.with_for_update(skip_locked=True)
         claimed += session.scalars(
-            update(model)
-            .where(model.id.in_(candidates.scalar_subquery()))
+            update(Touchpoint)
+            .where(Touchpoint.id.in_(candidates.scalar_subquery()))
             .values(
-                status=kind.claimed,
+                status=TouchpointStatus.CLAIMED,
                 claimed_by=worker,
                 lease_until=now + lease,
-                attempts=model.attempts + 1,
+                attempts=Touchpoint.attempts + 1,
             )
-            .returning(model.id)
+            .returning(Touchpoint.id)
             .execution_options(synchronize_session=False)
         )
     return sorted(claimed)

@@ -9,7 +9,6 @@ from sqlalchemy import select
 from postpurchase.store.claims import (
     claim_due_touchpoints,
     mark_sending,
-    release,
     release_each,
     renew_leases,
 )
@@ -72,7 +71,7 @@ def test_a_dead_dispatcher_loses_nothing_and_sends_nothing_twice(store):
     with transaction(store) as session:  # it sent touchpoint 1 and was handing over 2 ...
         assert mark_sending(session, 1, worker="dead")
     with transaction(store) as session:
-        release(session, Touchpoint, [1], worker="dead", status=TouchpointStatus.SENT)
+        assert release_each(session, [(1, {"status": TouchpointStatus.SENT})], worker="dead") == 1
     with transaction(store) as session:
         assert mark_sending(session, 2, worker="dead")
     # ... when it died.
@@ -143,7 +142,7 @@ def test_release_each_sets_each_rows_values_only_where_the_worker_holds_it(store
         theirs = claim_due_touchpoints(session, worker="other", now=NOW, limit=1, lease=LEASE)
         sent = {"status": TouchpointStatus.SENT, "provider_message_id": None}
         rows = [(i, {**sent, "provider_message_id": f"m{i}"}) for i in [*mine, *theirs]]
-        assert release_each(session, Touchpoint, rows, worker="w") == 2
+        assert release_each(session, rows, worker="w") == 2
     with store() as session:
         found = {
             t.id: (t.status, t.provider_message_id, t.lease_until)
@@ -162,7 +161,7 @@ def test_renewing_leases_extends_only_the_workers_own_rows(store):
     later = NOW + timedelta(minutes=9)
 
     with transaction(store) as session:
-        renewed = renew_leases(session, Touchpoint, [*mine, *theirs], worker="a", until=later)
+        renewed = renew_leases(session, [*mine, *theirs], worker="a", until=later)
 
     assert renewed == 2
     with store() as session:
@@ -186,7 +185,7 @@ def test_release_each_gives_each_row_its_own_values_of_several_kinds(store):
             )
             for n, tp_id in enumerate(ids)
         ]
-        assert release_each(session, Touchpoint, list(reversed(rows)), worker="w") == 3
+        assert release_each(session, list(reversed(rows)), worker="w") == 3
     with store() as session:
         found = {
             t.id: (t.status, t.due_at, t.reason, t.lease_until)
