@@ -34,11 +34,11 @@ class Delay:
     def after(self, moment: datetime, zone: ZoneInfo) -> datetime:
         """The UTC time this delay after ``moment`` (aware), counting days on ``zone``'s clock."""
         if self.days:
-            local = moment.astimezone(zone)
-            wall = local.replace(tzinfo=None) + timedelta(days=self.days)
+            # An aware time plus a timedelta moves its wall clock and keeps its zone, with
             # fold=0: in the repeated hour after a DST fall-back, the first occurrence is meant.
-            moment = wall.replace(tzinfo=zone)
-        return moment.astimezone(UTC) + timedelta(seconds=self.seconds)
+            moment = moment.astimezone(zone) + timedelta(days=self.days)
+        moment = moment.astimezone(UTC)
+        return moment + timedelta(seconds=self.seconds) if self.seconds else moment
 
 
 def parse_delay(text: str) -> Delay:

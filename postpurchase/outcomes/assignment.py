@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from postpurchase.campaigns.config import Campaign
@@ -28,6 +29,9 @@ HELD_OUT_REASON = "held out (control group)"
 _SCALE = 2**64
 
 
+# Kept for the customers seen last: planning asks for a customer's variant, then stamps the
+# rows with it (and their arm), and one customer's events come in runs.
+@lru_cache(maxsize=1024)
 def _unit(*parts: str) -> Decimal:
     digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
     return Decimal(int.from_bytes(digest[:8], "big")) / _SCALE

@@ -122,7 +122,7 @@ def plan_followups(settings: Settings | None = None, *, now: datetime | None = N
         assumed, deliveries = plan_assumed_deliveries(session, config, now=moment, shop_zone=zone)
         lapses = plan_lapsed_customers(session, config, now=moment, shop_zone=zone)
     # Codes to issue and messages about rewards (postpurchase.rewards).
-    from postpurchase.rewards.batches import reward_followups
+    from postpurchase.rewards.followups import reward_followups
 
     rewards = reward_followups(
         settings, config, now=moment, shop_zone=zone, connection=connection_fields

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -67,6 +67,32 @@ def test_a_day_landing_in_the_skipped_hour_is_just_after_it():
     # 02:30 on 8 March does not exist in New York: the moment is 03:30 EDT.
     moment = utc("2026-03-07T02:30:00-05:00")
     assert Delay(days=1).after(moment, NEW_YORK) == utc("2026-03-08T03:30:00-04:00")
+
+
+def _wall_clock_after(delay: Delay, moment: datetime, zone: ZoneInfo) -> datetime:
+    """What a delay means: the local wall clock moved by its days, read in the zone (the
+    first occurrence of a repeated hour), then its seconds of elapsed time."""
+    if delay.days:
+        wall = moment.astimezone(zone).replace(tzinfo=None, fold=0) + timedelta(days=delay.days)
+        moment = wall.replace(tzinfo=zone)
+    return moment.astimezone(UTC) + timedelta(seconds=delay.seconds)
+
+
+@pytest.mark.parametrize(
+    "zone", ["America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "America/Santiago"]
+)
+def test_delays_are_wall_clock_days_at_every_half_hour_around_the_changes(zone):
+    # Lord Howe moves by half an hour; Santiago changes at midnight; both in other months.
+    local = ZoneInfo(zone)
+    delays = [Delay(days=1), Delay(days=3, seconds=5400), Delay(seconds=86400)]
+    for start, end in (("2026-03-01", "2026-04-12"), ("2026-09-01", "2026-11-08")):
+        moment, stop = utc(start + "T00:00:00+00:00"), utc(end + "T00:00:00+00:00")
+        while moment < stop:
+            for delay in delays:
+                due = delay.after(moment, local)
+                assert due == _wall_clock_after(delay, moment, local), (moment, delay)
+                assert due.tzinfo is UTC and due.fold == 0
+            moment += timedelta(minutes=30)
 
 
 def test_window_opens_at_local_ten_on_the_switch_day():
