@@ -82,12 +82,11 @@ def blanks(
 def _new_ids(session: Session, model: Any, count: int) -> list[int]:
     table = model.__table__
     if session.get_bind().dialect.name == "postgresql":
+        # The sequence PostgreSQL made for the table's serial id, named as a constant: named
+        # by an expression (pg_get_serial_sequence), it was looked up again for every id.
         drawn = session.scalars(
-            text(
-                "SELECT nextval(s.id) FROM (SELECT CAST(pg_get_serial_sequence(:table, 'id') "
-                "AS regclass) AS id) AS s, generate_series(1, :count)"
-            ),
-            {"table": table.name, "count": count},
+            text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :count)"),
+            {"sequence": f"{table.name}_id_seq", "count": count},
         )
         return list(drawn)
     # SQLite: the transaction holds the database's write lock (BEGIN IMMEDIATE), so no other
