@@ -145,3 +145,52 @@ def test_a_new_customer_and_order_inserted_meanwhile_by_another_worker(store, dr
     with store() as session:
         customers = session.scalars(select(Customer)).all()
     assert [(c.id, c.email) for c in customers] == [(order.customer_id, "new@example.com")]
+
+
+def test_a_batch_that_keeps_losing_new_rows_to_another_worker_goes_one_by_one(
+    store, drain, monkeypatch, caplog
+):
+    if engine_of(store).dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: no other worker can insert meanwhile")
+    mine = [("5101", "c-a"), ("5102", "c-b"), ("5103", "c-c")]
+    put(
+        store,
+        *(
+            order_event("order.paid", "2026-03-01T15:01:00+00:00", order_id=o, customer_id=c)
+            for o, c in mine
+        ),
+    )
+    blanks = records_module.blanks
+    inserted: list[str] = []
+    other: list[str] = []
+
+    def read_as_new(session, record, model, keys):
+        if not other and model is Customer and keys and len(inserted) < len(mine):
+            # Each time this batch reads its customers, another worker inserts one more.
+            order_id, customer_id = mine[len(inserted)]
+            other.append("busy")
+            put(
+                store,
+                order_event(
+                    "order.placed",
+                    "2026-03-01T15:00:00+00:00",
+                    order_id=order_id,
+                    customer_id=customer_id,
+                ),
+            )
+            drain(worker="other")
+            other.clear()
+            inserted.append(customer_id)
+        return blanks(session, record, model, keys)
+
+    monkeypatch.setattr(records_module, "blanks", read_as_new)
+    summary = drain()
+
+    assert inserted == ["c-a", "c-b", "c-c"]  # the batch's three attempts each lost one
+    assert "retrying one by one" in caplog.text
+    assert sum(summary.events.values()) == 3 and not summary.failed
+    orders = _orders(store)
+    assert sorted(orders) == ["5101", "5102", "5103"]
+    assert all(o.paid_at == at("2026-03-01T15:01:00+00:00") for o in orders.values())
+    with store() as session:
+        assert session.scalar(select(func.count()).select_from(Customer)) == 3
