@@ -35,7 +35,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from postpurchase.consent import record_changes
@@ -51,9 +51,10 @@ from postpurchase.exceptions import ConcurrentChange
 from postpurchase.journey import EVENT_TIMESTAMPS, in_paid_status
 from postpurchase.processing.batch import CustomerRecord, Key, OrderRecord, Records, SourcedEvent
 from postpurchase.processing.consents import consent_only, merge_consent
+from postpurchase.processing.order_items import replace_items
 from postpurchase.processing.record_rows import RowsTaken, blanks, load, values, write
 from postpurchase.store.membership import among
-from postpurchase.store.models import ERASED_PREFIX, Customer, Order, OrderItem, OrderRefund
+from postpurchase.store.models import ERASED_PREFIX, Customer, Order, OrderRefund
 from postpurchase.store.statements import insert_ignoring_conflicts
 
 _R = TypeVar("_R", "CustomerRecord", "OrderRecord")
@@ -199,7 +200,7 @@ def _upsert(session: Session, items: Sequence[SourcedEvent]) -> Records:
     _insert_refunds(session, refunds)
     records.customers_by_id = {c.id: c for c in records.customers.values()}
     _load_order_customers(session, records)
-    records.items = _replace_items(session, replaced_lines, stored_ids)
+    records.items = replace_items(session, replaced_lines, stored_ids)
     return records
 
 
@@ -277,37 +278,6 @@ def _merge_order(
         row.paid_at = paid
     if not was_paid and row.paid_at is not None:
         records.newly_paid.add(item.inbox_id)
-
-
-def _replace_items(
-    session: Session, replaced: dict[int, OrderSnapshot], stored_ids: set[int]
-) -> dict[int, list[dict[str, Any]]]:
-    """The newest snapshot's lines are the order's items: edits and removals included.
-    Only orders among ``stored_ids`` (not inserted by this batch) can have items to remove.
-
-    Returns the new lines by order id, in the order they were inserted.
-    """
-    if not replaced:
-        return {}
-    if stale := [order_id for order_id in replaced if order_id in stored_ids]:
-        session.execute(
-            delete(OrderItem)
-            .where(among(session, OrderItem.order_id, stale))
-            .execution_options(synchronize_session=False)
-        )
-    lines = {
-        order_id: [
-            {**line.model_dump(exclude={"external_id"}), "external_id": line.external_id}
-            for line in {line.external_id: line for line in snapshot.lines}.values()
-        ]
-        for order_id, snapshot in replaced.items()
-    }
-    insert_ignoring_conflicts(
-        session,
-        OrderItem,
-        [{"order_id": order_id, **line} for order_id, rows in lines.items() for line in rows],
-    )
-    return lines
 
 
 def _record_refunds(

@@ -194,3 +194,36 @@ def test_a_batch_that_keeps_losing_new_rows_to_another_worker_goes_one_by_one(
     assert all(o.paid_at == at("2026-03-01T15:01:00+00:00") for o in orders.values())
     with store() as session:
         assert session.scalar(select(func.count()).select_from(Customer)) == 3
+
+
+def test_items_equal_to_the_new_lines_are_kept_and_any_change_replaces_them(store, drain):
+    def items():
+        with store() as session:
+            return session.execute(
+                select(OrderItem.id, OrderItem.title, OrderItem.quantity).order_by(OrderItem.id)
+            ).all()
+
+    two = [
+        {"external_id": "5001-1", "title": "Smart speaker", "quantity": 1, "unit_price": "249"},
+        {"external_id": "5001-2", "title": "Speaker stand", "quantity": 1, "unit_price": "19.9"},
+    ]
+
+    def event(kind: str, moment: str, lines: list[dict]) -> dict:
+        payload = order_event(kind, moment)
+        payload["order"]["lines"] = lines
+        return CanonicalEvent.model_validate(payload).as_payload()
+
+    put(store, event("order.placed", "2026-03-01T15:00:00+00:00", two))
+    drain()
+    placed = items()
+    put(store, event("order.paid", "2026-03-01T15:01:00+00:00", two))  # the same lines again
+    drain()
+    assert items() == placed
+    put(store, event("order.fulfilled", "2026-03-02T15:00:00+00:00", two[::-1]))
+    drain()
+    reordered = items()
+    assert [(t, q) for _, t, q in reordered] == [("Speaker stand", 1), ("Smart speaker", 1)]
+    edited = [{**two[0], "quantity": 2}]
+    put(store, event("order.delivered", "2026-03-03T15:00:00+00:00", edited))
+    drain()
+    assert [(t, q) for _, t, q in items()] == [("Smart speaker", 2)]
