@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
 from postpurchase import consent
 from postpurchase.events import CustomerSnapshot
 from postpurchase.store.models import ConsentPurpose, ConsentState
@@ -67,14 +65,14 @@ def statements_of(item: SourcedEvent) -> list[tuple[Key, consent.Statement]]:
 
 
 def merge_consent(
-    session: Session, customers: Mapping[Key, CustomerRecord], items: Sequence[SourcedEvent]
-) -> int:
-    """Apply the batch's statements to ``customers`` (records, written back by the caller)
-    and insert the changes; returns how many changes there were."""
+    customers: Mapping[Key, CustomerRecord], items: Sequence[SourcedEvent]
+) -> list[dict[str, Any]]:
+    """Apply the batch's statements to ``customers`` (records, written back by the caller);
+    returns the changes, rows for ``consent_changes`` that the caller inserts once the
+    customers they name are written."""
     statements = [(key, s, item.inbox_id) for item in items for key, s in statements_of(item)]
     statements.sort(key=lambda entry: (entry[1].at, entry[2]))
     changes: list[dict[str, Any]] = []
     for key, statement, _ in statements:
         consent.apply(customers[key], statement, changes)
-    consent.record_changes(session, changes)
-    return len(changes)
+    return changes

@@ -19,24 +19,26 @@ Rules, so that events may arrive late, twice, or out of order:
   to that customer's (new) profile, however stale the snapshot: the erased profile never
   gets anything new.
 
-Work is set-based per batch: missing rows are inserted bare (conflicts ignored, so concurrent
-workers cannot collide), then every row the batch touches is read once as plain values (locked on
-PostgreSQL), merged in memory, and the rows that changed are written back with one UPDATE
-statement per table.
+Work is set-based per batch (``postpurchase.processing.record_rows``): the stored rows the batch
+touches are read once as plain values (locked on PostgreSQL), the others start blank, all are
+merged in memory; new rows are then inserted once with their merged values and stored rows that
+changed are written back with one UPDATE statement per table. A new row another worker
+inserted meanwhile sends the batch's upsert back to its savepoint, to merge again from what is
+stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
-from operator import attrgetter
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from postpurchase.consent import record_changes
 from postpurchase.events import (
     NO_CURRENCY,
     CanonicalEvent,
@@ -49,9 +51,11 @@ from postpurchase.exceptions import ConcurrentChange
 from postpurchase.journey import EVENT_TIMESTAMPS, in_paid_status
 from postpurchase.processing.batch import CustomerRecord, Key, OrderRecord, Records, SourcedEvent
 from postpurchase.processing.consents import consent_only, merge_consent
-from postpurchase.store.membership import among, keys_among
-from postpurchase.store.models import ERASED_PREFIX, Customer, Order, OrderItem, OrderRefund
-from postpurchase.store.statements import insert_ignoring_conflicts, update_by_id
+from postpurchase.processing.order_items import replace_items
+from postpurchase.processing.record_rows import RowsTaken, blanks, load, values, write
+from postpurchase.store.membership import among
+from postpurchase.store.models import ERASED_PREFIX, Customer, Order, OrderRefund
+from postpurchase.store.statements import insert_ignoring_conflicts
 
 _R = TypeVar("_R", "CustomerRecord", "OrderRecord")
 
@@ -77,13 +81,6 @@ _ORDER_FIELDS = (
     "placed_at",
     "cancelled_at",
 )
-
-
-# A record's values as one tuple, in field order: how the upsert tells a changed row.
-_VALUES = {
-    record: attrgetter(*(f.name for f in fields(record)))
-    for record in (CustomerRecord, OrderRecord)
-}
 
 
 def _named_refunds(event: CanonicalEvent) -> list[Refund]:
@@ -120,48 +117,6 @@ def _fresh(row: CustomerRecord | OrderRecord, version: datetime) -> bool:
     return True
 
 
-def _load(session: Session, record: type[_R], model: Any, keys: set[Key]) -> dict[Key, _R]:
-    """The rows of ``keys`` as ``record`` values, locked on PostgreSQL."""
-    if not keys:
-        return {}
-    table = model.__table__
-    key_columns = (table.c.source, table.c.shop, table.c.external_id)
-    query = select(*(table.c[f.name] for f in fields(record))).where(
-        keys_among(session, key_columns, sorted(keys))
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        # Concurrent batches merge one after the other; locking in id order, as the ledger
-        # does, keeps two batches from each holding a row the other waits for.
-        query = query.order_by(table.c.id).with_for_update()
-    rows = session.execute(query)
-    return {(row.source, row.shop, row.external_id): record(**row._mapping) for row in rows}
-
-
-def _values(row: CustomerRecord | OrderRecord) -> tuple[Any, ...]:
-    return _VALUES[type(row)](row)
-
-
-def _store(
-    session: Session,
-    model: Any,
-    before: dict[Key, tuple[Any, ...]],
-    after: dict[Key, CustomerRecord] | dict[Key, OrderRecord],
-) -> None:
-    """UPDATE the rows of ``after`` whose values differ from ``before`` (by key)."""
-    changed = [values for key, r in after.items() if (values := _values(r)) != before[key]]
-    if not changed:
-        return
-    names = [f.name for f in fields(CustomerRecord if model is Customer else OrderRecord)]
-    kept = ("source", "shop", "external_id")  # the key, never changed
-    rows = []
-    for values in changed:
-        row = dict(zip(names, values, strict=True))
-        for name in kept:
-            del row[name]
-        rows.append(row)
-    update_by_id(session, model, rows)
-
-
 def _order_version(item: SourcedEvent) -> tuple[datetime, int]:
     assert item.event.order is not None
     return _version(item.event.order, item.event.occurred_at), item.inbox_id
@@ -180,54 +135,72 @@ def _customer_snapshots(
     return found
 
 
+_ATTEMPTS = 3
+
+
 def upsert_records(session: Session, items: Sequence[SourcedEvent]) -> Records:
-    """Insert or update the customers, orders, items and refunds ``items`` describe."""
+    """Insert or update the customers, orders, items and refunds ``items`` describe.
+
+    In a savepoint: when another worker inserted one of the batch's new customers or orders
+    meanwhile, the work is undone and done again from a new read, which finds that row.
+    """
+    for _ in range(_ATTEMPTS):
+        try:
+            with session.begin_nested():
+                return _upsert(session, items)
+        except RowsTaken:
+            continue
+    raise ConcurrentChange(
+        f"new customers or orders of this batch were inserted by other workers {_ATTEMPTS} "
+        "times over"
+    )
+
+
+def _read(
+    session: Session, record: type[_R], model: Any, keys: Mapping[Key, Mapping[str, Any]]
+) -> tuple[dict[Key, _R], dict[Key, tuple[Any, ...]]]:
+    """The rows of ``keys``: those stored (locked), and blank ones for the others (with the
+    values ``keys`` gives them); and the stored rows' values as read, for ``write``."""
+    stored = load(session, record, model, set(keys))
+    read = {key: values(row) for key, row in stored.items()}
+    missing = {key: given for key, given in keys.items() if key not in stored}
+    return {**stored, **blanks(session, record, model, missing)}, read
+
+
+def _upsert(session: Session, items: Sequence[SourcedEvent]) -> Records:
     records = Records()
     customer_snaps = _customer_snapshots(items)
-    # Rows go in in key order: two drainers inserting the same new rows then wait for each
-    # other in one order, never each for the other.
-    insert_ignoring_conflicts(
-        session,
-        Customer,
-        [
-            {"source": k[0], "shop": k[1], "external_id": k[2]}
-            for k in sorted({k for k, _, _ in customer_snaps})
-        ],
+    records.customers, read = _read(
+        session, CustomerRecord, Customer, {k: {} for k, _, _ in customer_snaps}
     )
-    records.customers = _load(session, CustomerRecord, Customer, {k for k, _, _ in customer_snaps})
-    before = {key: _values(row) for key, row in records.customers.items()}
     for key, snapshot, version in sorted(customer_snaps, key=lambda s: s[2]):
         row = records.customers[key]
         # A consent topic's snapshot has no record version: it must not move the record's.
         if not consent_only(snapshot) and _fresh(row, version):
             _apply_fields(row, snapshot, _CUSTOMER_FIELDS)
-    merge_consent(session, records.customers, items)
-    _store(session, Customer, before, records.customers)
+    consent_changes = merge_consent(records.customers, items)
+    write(session, Customer, read, records.customers)
+    record_changes(session, consent_changes)  # once the new customers they name exist
 
     with_orders = [i for i in items if i.event.order is not None]
-    bare_orders = {
-        i.order_key: {
-            "source": i.source,
-            "shop": i.shop,
-            "external_id": i.event.order.external_id,
-            "currency": i.event.order.currency,
-        }
+    currencies = {
+        i.order_key: {"currency": i.event.order.currency}
         for i in with_orders
         if i.event.order is not None and i.order_key is not None
     }
-    insert_ignoring_conflicts(session, Order, [bare_orders[key] for key in sorted(bare_orders)])
-    records.orders = _load(session, OrderRecord, Order, set(bare_orders))
-    before = {key: _values(row) for key, row in records.orders.items()}
+    records.orders, read = _read(session, OrderRecord, Order, currencies)
+    stored_ids = {records.orders[key].id for key in read}
     replaced_lines: dict[int, OrderSnapshot] = {}
     oldest_first = sorted(with_orders, key=_order_version)
-    erased = _erased(session, {o.customer_id for o in records.orders.values()})
+    erased = _erased(session, {records.orders[key].customer_id for key in read})
     for item in oldest_first:
         _merge_order(records, item, replaced_lines, erased)
-    _record_refunds(session, records, oldest_first)
-    _store(session, Order, before, records.orders)
+    refunds = _record_refunds(session, records, oldest_first, stored_ids)
+    write(session, Order, read, records.orders)
+    _insert_refunds(session, refunds)
     records.customers_by_id = {c.id: c for c in records.customers.values()}
     _load_order_customers(session, records)
-    records.items = _replace_items(session, replaced_lines)
+    records.items = replace_items(session, replaced_lines, stored_ids)
     return records
 
 
@@ -307,42 +280,16 @@ def _merge_order(
         records.newly_paid.add(item.inbox_id)
 
 
-def _replace_items(
-    session: Session, replaced: dict[int, OrderSnapshot]
-) -> dict[int, list[dict[str, Any]]]:
-    """The newest snapshot's lines are the order's items: edits and removals included.
-
-    Returns the new lines by order id, in the order they were inserted.
-    """
-    if not replaced:
-        return {}
-    session.execute(
-        delete(OrderItem)
-        .where(among(session, OrderItem.order_id, list(replaced)))
-        .execution_options(synchronize_session=False)
-    )
-    lines = {
-        order_id: [
-            {**line.model_dump(exclude={"external_id"}), "external_id": line.external_id}
-            for line in {line.external_id: line for line in snapshot.lines}.values()
-        ]
-        for order_id, snapshot in replaced.items()
-    }
-    insert_ignoring_conflicts(
-        session,
-        OrderItem,
-        [{"order_id": order_id, **line} for order_id, rows in lines.items() for line in rows],
-    )
-    return lines
-
-
-def _record_refunds(session: Session, records: Records, items: Sequence[SourcedEvent]) -> None:
-    """Record the refunds ``items`` (oldest first) name that the store lacks; set each order's
-    ``refunded_amount`` to the sum of its refunds, and fill ``records.refunds`` and
-    ``records.new_refunds``.
+def _record_refunds(
+    session: Session, records: Records, items: Sequence[SourcedEvent], stored_ids: set[int]
+) -> list[dict[str, Any]]:
+    """The refunds ``items`` (oldest first) name that the store lacks, as rows for
+    ``_insert_refunds``; set each order's ``refunded_amount`` to the sum of its refunds, and
+    fill ``records.refunds`` and ``records.new_refunds``.
 
     The batch's orders are locked (PostgreSQL) or the database is (SQLite), so the refunds
-    read here are all there are. A new refund is dated by the event that first names it.
+    read here are all there are; orders not among ``stored_ids`` are new, without any. A new
+    refund is dated by the event that first names it.
     """
     named = [
         (item, records.orders[item.order_key], refund)
@@ -353,14 +300,22 @@ def _record_refunds(session: Session, records: Records, items: Sequence[SourcedE
     order_ids = {order.id for _, order, _ in named}
     order_ids.update(o.id for o in records.orders.values() if o.refunded_amount > 0)
     if not order_ids:
-        return
-    stored = session.execute(
-        select(
-            OrderRefund.order_id, OrderRefund.external_id, OrderRefund.amount, OrderRefund.currency
-        )
-        .where(among(session, OrderRefund.order_id, sorted(order_ids)))
-        .order_by(OrderRefund.id)
-    ).all()
+        return []
+    wanted = sorted(order_ids & stored_ids)
+    stored = (
+        session.execute(
+            select(
+                OrderRefund.order_id,
+                OrderRefund.external_id,
+                OrderRefund.amount,
+                OrderRefund.currency,
+            )
+            .where(among(session, OrderRefund.order_id, wanted))
+            .order_by(OrderRefund.id)
+        ).all()
+        if wanted
+        else []
+    )
     totals: dict[int, Decimal] = dict.fromkeys(order_ids, Decimal(0))
     known: set[tuple[int, str]] = set()
 
@@ -386,12 +341,17 @@ def _record_refunds(session: Session, records: Records, items: Sequence[SourcedE
                 "refunded_at": item.event.occurred_at,
             }
         )
+    for order in records.orders.values():
+        if order.id in totals:
+            order.refunded_amount = totals[order.id]
+    return rows
+
+
+def _insert_refunds(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert the refunds ``_record_refunds`` found new, once their orders are written."""
     written = insert_ignoring_conflicts(session, OrderRefund, rows)
     if written < len(rows):
         raise ConcurrentChange(
             f"{len(rows) - written} refund(s) of this batch were recorded meanwhile by another "
             "worker"
         )
-    for order in records.orders.values():
-        if order.id in totals:
-            order.refunded_amount = totals[order.id]

@@ -11,7 +11,7 @@ placeholders that the driver would have to parse for every batch. The array is e
 (msgspec): handing the driver one Python list per column cost more client time than the
 database spent inserting. SQLite gets ``INSERT ... ON CONFLICT DO NOTHING`` in multi-row
 chunks. Updates go the same way: one ``UPDATE ... FROM json_to_recordset`` on PostgreSQL
-instead of a statement per row, an executemany on SQLite.
+instead of a statement per row (its rows looked up by id), an executemany on SQLite.
 """
 
 from __future__ import annotations
@@ -120,11 +120,14 @@ def update_by_id(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -
     ]
     # Rows go in id order: the order the batch locked them in.
     ordered = sorted(rows, key=lambda row: row["id"])
+    # The rows are taken by their ids as a list (an index lookup of each): joined to the
+    # function's rows alone, a table without statistics was scanned whole for every batch.
     session.execute(
         text(
-            f"UPDATE {quote(table.name)} SET {', '.join(assigned)} "
-            f"FROM json_to_recordset(CAST(:rows AS json)) AS u({record}) "
-            f"WHERE {quote(table.name)}.id = u.id"
+            f"WITH u AS MATERIALIZED (SELECT * FROM json_to_recordset(CAST(:rows AS json)) "
+            f"AS u({record})) UPDATE {quote(table.name)} SET {', '.join(assigned)} FROM u "
+            f"WHERE {quote(table.name)}.id = u.id "
+            f"AND {quote(table.name)}.id = ANY(ARRAY(SELECT id FROM u))"
         ),
         {"rows": _ENCODER.encode(ordered).decode()},
     )

@@ -24,6 +24,7 @@ from postpurchase.store.database import session_factory, transaction
 from postpurchase.store.inbox_claims import claim_inbox_rows, reclaim_expired_inbox_rows
 from postpurchase.store.membership import among, keys_among
 from postpurchase.store.models import Base, Customer, Order
+from postpurchase.store.statements import update_by_id
 
 pytestmark = pytest.mark.postgres
 
@@ -214,3 +215,20 @@ def test_batch_lookups_by_key_and_by_list_use_their_indexes(fresh):
     for query, compiled in statements:
         nodes = _plan_nodes(fresh, str(compiled), compiled.params)
         assert "Seq Scan" not in [node["Node Type"] for node in nodes], str(query)
+
+
+def test_a_batch_writes_its_changed_rows_back_by_id(fresh):
+    """The rows a batch changed are updated through the primary key, not found by scanning
+    the table they are in."""
+    _fill(fresh)
+    store = session_factory(fresh)
+    changed = [{"id": n, "name": f"#{n}", "total": 12} for n in range(5_000, 5_250)]
+    with _Statements(fresh) as statements, transaction(store) as session:
+        update_by_id(session, Order, changed)
+        assert session.scalar(select(Order.name).where(Order.id == 5_100)) == "#5100"
+
+    [update] = [s for s in statements.sent if "UPDATE orders" in s[0]]
+    nodes = _plan_nodes(fresh, *update)
+    scanned = {n.get("Index Name") or n["Node Type"] for n in nodes if "Scan" in n["Node Type"]}
+    assert "Seq Scan" not in scanned
+    assert "pk_orders" in scanned

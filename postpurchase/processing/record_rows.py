@@ -1,0 +1,128 @@
+"""The customer and order rows a batch upserts, read and written as plain values.
+
+A batch reads the rows of the keys it names that exist, locked on PostgreSQL, and gets a blank
+record (the columns' defaults) for every other key, with an id drawn ahead: the merge then
+sees every row with its id, and a new row is inserted once, with its merged values, instead of
+inserted bare and updated. Rows that existed are written back with one UPDATE per table, those
+that changed only.
+
+Another worker may insert one of the new keys between the read and the insert: the insert skips
+it (``ON CONFLICT DO NOTHING``) and ``write`` raises ``RowsTaken``; what was merged for that key
+went from a blank row, not the stored one, so the caller merges again from a new read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import fields
+from operator import attrgetter
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
+
+from postpurchase.processing.batch import CustomerRecord, Key, OrderRecord
+from postpurchase.store.membership import keys_among
+from postpurchase.store.statements import insert_ignoring_conflicts, update_by_id
+
+_R = TypeVar("_R", CustomerRecord, OrderRecord)
+
+_NAMES = {record: [f.name for f in fields(record)] for record in (CustomerRecord, OrderRecord)}
+# A record's values as one tuple, in field order: how a changed row is told.
+_VALUES = {record: attrgetter(*names) for record, names in _NAMES.items()}
+_KEY = ("source", "shop", "external_id")
+
+
+class RowsTaken(Exception):
+    """Another worker inserted rows of keys this batch read as new."""
+
+
+def load(session: Session, record: type[_R], model: Any, keys: set[Key]) -> dict[Key, _R]:
+    """The stored rows of ``keys`` (those that exist) as ``record`` values, locked on
+    PostgreSQL."""
+    if not keys:
+        return {}
+    table = model.__table__
+    key_columns = (table.c.source, table.c.shop, table.c.external_id)
+    query = select(*(table.c[name] for name in _NAMES[record])).where(
+        keys_among(session, key_columns, sorted(keys))
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # Concurrent batches merge one after the other; locking in id order, as the ledger
+        # does, keeps two batches from each holding a row the other waits for. The lock is an
+        # UPDATE's that keeps the key (FOR NO KEY UPDATE): rows that refer to these (items,
+        # touchpoints, ledger entries) can still be inserted by other workers meanwhile.
+        query = query.order_by(table.c.id).with_for_update(key_share=True)
+    rows = session.execute(query)
+    return {(row.source, row.shop, row.external_id): record(**row._mapping) for row in rows}
+
+
+def blanks(
+    session: Session, record: type[_R], model: Any, keys: Mapping[Key, Mapping[str, Any]]
+) -> dict[Key, _R]:
+    """New records for ``keys``, each with a new id, the columns' defaults and the values
+    given for it (columns without a default, such as an order's currency)."""
+    if not keys:
+        return {}
+    table = model.__table__
+    defaults = {
+        name: table.c[name].default.arg
+        if isinstance(table.c[name].default, ScalarElementColumnDefault)
+        else None
+        for name in _NAMES[record]
+    }
+    ids = _new_ids(session, model, len(keys))
+    return {
+        key: record(**{**defaults, **dict(zip(_KEY, key, strict=True)), **given, "id": new_id})
+        for (key, given), new_id in zip(sorted(keys.items()), ids, strict=True)
+    }
+
+
+def _new_ids(session: Session, model: Any, count: int) -> list[int]:
+    table = model.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        # The sequence PostgreSQL made for the table's serial id, named as a constant: named
+        # by an expression (pg_get_serial_sequence), it was looked up again for every id.
+        drawn = session.scalars(
+            text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :count)"),
+            {"sequence": f"{table.name}_id_seq", "count": count},
+        )
+        return list(drawn)
+    # SQLite: the transaction holds the database's write lock (BEGIN IMMEDIATE), so no other
+    # writer can take these ids before the insert.
+    top = session.scalar(select(func.max(table.c.id))) or 0
+    return list(range(top + 1, top + 1 + count))
+
+
+def values(row: CustomerRecord | OrderRecord) -> tuple[Any, ...]:
+    return _VALUES[type(row)](row)
+
+
+def write(
+    session: Session,
+    model: Any,
+    stored: Mapping[Key, tuple[Any, ...]],
+    rows: Mapping[Key, CustomerRecord] | Mapping[Key, OrderRecord],
+) -> None:
+    """Insert the rows of ``rows`` whose key ``stored`` (values as read, by key) lacks, in key
+    order; UPDATE those whose values differ from ``stored``. ``RowsTaken`` when another worker
+    inserted one of the new keys meanwhile."""
+    new: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    for key in sorted(rows):
+        row = rows[key]
+        names = _NAMES[type(row)]
+        now = values(row)
+        before = stored.get(key)
+        if before is None:
+            new.append(dict(zip(names, now, strict=True)))
+        elif now != before:
+            changed.append(
+                {name: value for name, value in zip(names, now, strict=True) if name not in _KEY}
+            )
+    # Rows go in in key order: two workers inserting the same new rows then wait for each
+    # other in one order, never each for the other.
+    if insert_ignoring_conflicts(session, model, new) < len(new):
+        raise RowsTaken(f"{model.__tablename__}: rows inserted meanwhile by another worker")
+    update_by_id(session, model, changed)
