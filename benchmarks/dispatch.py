@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from benchmarks.databases import fresh_schema
 from benchmarks.harness import NOT_ANALYZED, CpuMeter, rerun_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,19 +128,14 @@ def measure(count: int = 50_000, workers: int = 2) -> DispatchFigures:
 
 
 def _seed(url: str, count: int) -> None:
-    from sqlalchemy import insert, text
+    from sqlalchemy import insert
 
     from postpurchase.settings import parse_database_url
-    from postpurchase.store import schema
     from postpurchase.store.database import make_engine
     from postpurchase.store.models import Channel, Customer, Order, OrderItem, Touchpoint
 
     engine = make_engine(parse_database_url(url))
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    schema.upgrade(engine)
+    fresh_schema(engine)
     due = datetime.now(UTC) - timedelta(minutes=1)
     with engine.begin() as conn:
         conn.execute(

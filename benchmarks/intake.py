@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
+from benchmarks.databases import fresh_schema
 from benchmarks.harness import NOT_ANALYZED, CpuMeter, rerun_command
 from benchmarks.loadgen import LoadResult, Server, ServerUsage, free_port, post_bytes, run_load
 from postpurchase.settings import parse_database_url
-from postpurchase.store import schema
 from postpurchase.store.database import make_engine
 from postpurchase.store.models import InboxEvent
 from postpurchase.webhooks.signatures import base64_digest
@@ -76,11 +76,7 @@ def _webhooks(port: int, count: int, prefix: str) -> list[tuple[str, bytes]]:
 
 def _fresh_database(url: str) -> None:
     engine = make_engine(parse_database_url(url))
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    schema.upgrade(engine)
+    fresh_schema(engine)
     engine.dispose()
 
 

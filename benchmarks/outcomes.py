@@ -34,13 +34,13 @@ from pathlib import Path
 from sqlalchemy import Engine, select, text
 
 from benchmarks.child_timing import TABLE_HEAD, Timing, in_child
+from benchmarks.databases import fresh_schema, number_series
 from benchmarks.harness import analyze_as_production, rerun_command, url_option
 from postpurchase.campaigns.config import CampaignConfig, load_campaigns
 from postpurchase.outcomes.clicks import BURST_SECONDS, SCANNER_SECONDS
 from postpurchase.outcomes.refresh import refresh_outcomes
 from postpurchase.outcomes.report import build_report
 from postpurchase.settings import parse_database_url
-from postpurchase.store import schema
 from postpurchase.store.database import make_engine, session_factory, transaction
 from postpurchase.store.models import MessageEvent, Order, Touchpoint
 from postpurchase.tasks.outcomes import _save_snapshot
@@ -119,23 +119,6 @@ class OutcomesResult:
         )
 
 
-def _reset(engine: Engine) -> None:
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    schema.upgrade(engine)
-
-
-def _series(engine: Engine, n: int) -> str:
-    if engine.dialect.name == "postgresql":
-        return f"(SELECT g::bigint AS g FROM generate_series(1, {n}) AS g) AS s"
-    return (
-        f"(WITH RECURSIVE r(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM r WHERE g < {n}) "
-        "SELECT g FROM r) AS s"
-    )
-
-
 def _ago(engine: Engine, seconds: str) -> str:
     """NOW minus an SQL integer expression of seconds, as each backend stores a time."""
     if engine.dialect.name == "postgresql":
@@ -163,7 +146,7 @@ def load(engine: Engine, touchpoints: int) -> tuple[int, int]:
                 "INSERT INTO customers (source, external_id, email, first_name, "
                 "email_marketing_consent_state) "
                 "SELECT 'bench', 'c' || g, 'c' || g || '@example.com', 'Bench', "
-                f"'granted' FROM {_series(engine, customers)}"
+                f"'granted' FROM {number_series(engine, customers)}"
             )
         )
         # g % 10 = 0: held out (review_request) ; odd g: points_earned with variants a/b
@@ -180,7 +163,7 @@ def load(engine: Engine, touchpoints: int) -> tuple[int, int]:
                 "CASE WHEN g % 20 = 0 THEN 'holdout' ELSE 'treatment' END, "
                 "CASE WHEN g % 2 = 1 THEN CASE WHEN g % 4 = 1 THEN 'a' ELSE 'b' END END, "
                 f"{sent}, {sent} "
-                f"FROM {_series(engine, touchpoints)}"
+                f"FROM {number_series(engine, touchpoints)}"
             )
         )
         # Three events per touchpoint on average, by kind: delivered, opened, then a click
@@ -199,7 +182,7 @@ def load(engine: Engine, touchpoints: int) -> tuple[int, int]:
                 f"SELECT 'sendgrid', 'ev' || g, t.id, NULL, {kind}, "
                 f"{_later(engine, 't.due_at', offset)}, "
                 + json.format("'{\"url\": \"https://shop.example.com/p/' || (g % 5) || '\"}'")
-                + f" FROM {_series(engine, events)} JOIN touchpoints t ON t.id = {tp}"
+                + f" FROM {number_series(engine, events)} JOIN touchpoints t ON t.id = {tp}"
             )
         )
         paid = _ago(engine, f"(g * 15485863) % {_SPAN}")
@@ -212,7 +195,7 @@ def load(engine: Engine, touchpoints: int) -> tuple[int, int]:
                 "CAST(5 + (g % 20000) / 100.0 AS NUMERIC(18, 4)), "
                 "CAST(5 + (g % 20000) / 100.0 AS NUMERIC(18, 4)), 0, 0, 0, "
                 "CASE WHEN g % 25 = 0 THEN 5 ELSE 0 END, 'paid', "
-                f"{paid}, {paid}, {paid}, {paid} FROM {_series(engine, orders)}"
+                f"{paid}, {paid}, {paid}, {paid} FROM {number_series(engine, orders)}"
             )
         )
     return events, orders
@@ -316,7 +299,7 @@ def run_outcomes_benchmark(
     """Wipe and migrate the database at ``url``, load the data, time the runs."""
     engine = make_engine(parse_database_url(url))
     try:
-        _reset(engine)
+        fresh_schema(engine)
         start = time.perf_counter()
         events, orders = load(engine, touchpoints)
         load_seconds = time.perf_counter() - start

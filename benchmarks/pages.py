@@ -35,8 +35,9 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine, select, text
 
+from benchmarks.databases import fresh_schema, number_series
 from benchmarks.harness import CpuMeter, analyze_as_production, rerun_command, url_option
-from benchmarks.outcomes import NOW, _ago, _config, _reset, _series, load
+from benchmarks.outcomes import NOW, _ago, _config, load
 from postpurchase.pages.airflow_runs import AirflowState
 from postpurchase.pages.app import create_pages_app
 from postpurchase.pages.auth import PageUser
@@ -93,7 +94,7 @@ def _inbox(engine: Engine, events: int) -> None:
                 "subject_id, occurred_at, received_at, payload, status, attempts, last_error) "
                 "SELECT 'shopify', 'bench:' || g, 'order.paid', 'orders/paid', 'bench', "
                 f"'o' || g, {received}, {received}, {payload}, {status}, 1, {error} "
-                f"FROM {_series(engine, events)}"
+                f"FROM {number_series(engine, events)}"
             )
         )
 
@@ -133,7 +134,7 @@ def run_pages_benchmark(*, url: str, touchpoints: int, reuse: bool = False) -> P
         factory = session_factory(engine)
         statistics = "as the run that loaded the data left them"
         if not reuse:
-            _reset(engine)
+            fresh_schema(engine)
             load(engine, touchpoints)
             _inbox(engine, touchpoints // 2)
             statistics = analyze_as_production(url)

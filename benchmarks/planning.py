@@ -37,15 +37,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, event, func, insert, select, text
 
 from benchmarks import planning_ceiling
+from benchmarks.databases import fresh_schema
 from benchmarks.harness import NOT_ANALYZED, CpuMeter, analyze, rerun_command
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.events import CanonicalEvent
 from postpurchase.loyalty.config import load_loyalty_config
 from postpurchase.processing.drain import BATCH_SIZE, process_batch, process_inbox
 from postpurchase.settings import PROJECT_ROOT, parse_database_url
-from postpurchase.store import schema
 from postpurchase.store.database import make_engine, session_factory
-from postpurchase.store.models import Base, InboxEvent, Touchpoint
+from postpurchase.store.models import InboxEvent, Touchpoint
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ZONES = ["America/New_York", "Europe/Berlin", "Asia/Tokyo", None]
@@ -108,18 +108,6 @@ def _events(n: int) -> list[dict[str, Any]]:
     return rows
 
 
-def _reset(engine: Engine) -> None:
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    else:
-        Base.metadata.drop_all(engine)
-        with engine.begin() as conn:
-            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    schema.upgrade(engine)
-
-
 def _fill(engine: Engine, orders: int) -> int:
     total = 0
     chunk: list[dict[str, Any]] = []
@@ -140,7 +128,7 @@ _TEMPLATE = "planning_bench_events"
 def _load(engine: Engine, orders: int, *, keep: bool = False) -> int:
     """Empty tables and an inbox of ``orders`` x 4 pending events; returns the event count.
     ``keep``: also copy the events aside (PostgreSQL), for ``_reload``."""
-    _reset(engine)
+    fresh_schema(engine)
     events = _fill(engine, orders)
     if keep:
         with engine.begin() as conn:
@@ -152,7 +140,7 @@ def _load(engine: Engine, orders: int, *, keep: bool = False) -> int:
 
 def _reload(engine: Engine) -> None:
     """Empty tables and the inbox ``_load`` kept aside, which is then dropped."""
-    _reset(engine)
+    fresh_schema(engine)
     with engine.begin() as conn:
         conn.execute(text(f"INSERT INTO inbox_events SELECT * FROM {_TEMPLATE}.inbox_events"))
         conn.execute(text(f"DROP SCHEMA {_TEMPLATE} CASCADE"))

@@ -31,14 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
+from benchmarks.databases import fresh_schema
 from benchmarks.harness import CpuMeter
 from benchmarks.loadgen import LoadResult, Server, ServerUsage, free_port, post_bytes, run_load
 from postpurchase.loyalty.ledger import adjust
 from postpurchase.rewards.storefront import proxy_signature
 from postpurchase.settings import parse_database_url
-from postpurchase.store import schema
 from postpurchase.store.database import make_engine, session_factory, transaction
 from postpurchase.store.models import Customer, Redemption, RedemptionStatus
 
@@ -55,11 +55,7 @@ BIN = Path(sys.executable).parent
 
 def _seed(url: str, customers: int) -> None:
     engine = make_engine(parse_database_url(url))
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    schema.upgrade(engine)
+    fresh_schema(engine)
     with transaction(session_factory(engine)) as session:
         for n in range(customers):
             customer = Customer(

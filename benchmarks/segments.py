@@ -33,12 +33,12 @@ from pathlib import Path
 from sqlalchemy import Engine, func, select, text
 
 from benchmarks.child_timing import TABLE_HEAD, Timing, in_child
+from benchmarks.databases import fresh_schema, number_series
 from benchmarks.harness import analyze, analyze_as_production, rerun_command, url_option
 from postpurchase.loyalty.config import LoyaltyConfig, load_loyalty_config
 from postpurchase.loyalty.earning import add_months
 from postpurchase.loyalty.tiers import refresh_segments
 from postpurchase.settings import parse_database_url
-from postpurchase.store import schema
 from postpurchase.store.database import make_engine, session_factory, transaction
 from postpurchase.store.models import CustomerTier, Order
 
@@ -108,23 +108,6 @@ class SegmentsResult:
         )
 
 
-def _reset(engine: Engine) -> None:
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    schema.upgrade(engine)
-
-
-def _series(engine: Engine, n: int) -> str:
-    if engine.dialect.name == "postgresql":
-        return f"(SELECT g::bigint AS g FROM generate_series(1, {n}) AS g) AS s"
-    return (
-        f"(WITH RECURSIVE r(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM r WHERE g < {n}) "
-        "SELECT g FROM r) AS s"
-    )
-
-
 def load(engine: Engine, customers: int, orders_per_customer: int) -> int:
     """Fill customers and orders with deterministic, varied data; returns the order count."""
     orders = customers * orders_per_customer
@@ -147,7 +130,7 @@ def load(engine: Engine, customers: int, orders_per_customer: int) -> int:
                 "INSERT INTO customers (source, external_id, email, first_name, "
                 "email_marketing_consent_state) "
                 f"SELECT 'bench', 'c' || g, 'c' || g || '@example.com', 'Bench', "
-                f"'granted' FROM {_series(engine, customers)}"
+                f"'granted' FROM {number_series(engine, customers)}"
             )
         )
         conn.execute(
@@ -155,7 +138,7 @@ def load(engine: Engine, customers: int, orders_per_customer: int) -> int:
                 "INSERT INTO orders (source, external_id, customer_id, currency, subtotal, total, "
                 "total_tax, total_discounts, total_shipping, refunded_amount, paid_at) "
                 f"SELECT 'bench', 'o' || g, {customer}, 'USD', {amount}, "
-                f"{amount}, 0, 0, 0, 0, {paid_at} FROM {_series(engine, orders)}"
+                f"{amount}, 0, 0, 0, 0, {paid_at} FROM {number_series(engine, orders)}"
             )
         )
     return orders
@@ -227,7 +210,7 @@ def run_segments_benchmark(
     """Wipe and migrate the database at ``url``, load the data, time the three runs."""
     engine = make_engine(parse_database_url(url))
     try:
-        _reset(engine)
+        fresh_schema(engine)
         start = time.perf_counter()
         orders = load(engine, customers, orders_per_customer)
         load_seconds = time.perf_counter() - start
