@@ -4,9 +4,9 @@ import asyncio
 from datetime import UTC, datetime
 
 from deliveries import inbox_rows
-from sqlalchemy import event
 
 from postpurchase.inbox import InboxEntry
+from postpurchase.webhooks import group_commit
 from postpurchase.webhooks.group_commit import GroupCommitter
 
 
@@ -23,13 +23,15 @@ def _entry(key: str, payload=None) -> InboxEntry:
     )
 
 
-def test_concurrent_entries_share_one_statement_and_duplicates_are_told_apart(engine, store):
-    inserts = []
-    event.listen(
-        engine,
-        "before_cursor_execute",
-        lambda conn, cursor, statement, *rest: inserts.append(1) if "INSERT" in statement else None,
-    )
+def test_concurrent_entries_share_one_statement_and_duplicates_are_told_apart(
+    engine, store, monkeypatch
+):
+    inserts = []  # the batches handed to the database: one INSERT statement each
+    for name in ("add_many_to_inbox", "add_many_with_driver"):  # SQLite / PostgreSQL
+        insert = getattr(group_commit, name)
+        monkeypatch.setattr(
+            group_commit, name, lambda *args, insert=insert: inserts.append(1) or insert(*args)
+        )
     committer = GroupCommitter(engine)
     keys = [f"generic:-:evt-{n % 80}" for n in range(100)]  # 20 duplicates among them
 
