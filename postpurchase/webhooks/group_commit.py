@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -40,25 +41,57 @@ Outcome = int | None | Exception
 _WRITERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="inbox-writer")
 
 
-def write_batch(engine: Engine, entries: list[InboxEntry]) -> list[Outcome]:
-    """Store ``entries`` in one transaction; per entry its id, None (duplicate) or the error."""
-    try:
-        with engine.connect() as connection:
-            if connection.dialect.name == "postgresql":
-                return _write_postgres(connection, entries)
-            with connection.begin():  # SQLite: the BEGIN IMMEDIATE its writers rely on
-                return list(add_many_to_inbox(connection, entries))
-    except Exception as exc:  # handed to the waiting request, which answers for it
-        if len(entries) == 1:
-            return [exc]
-        # The type only: a database error's text carries the statement's parameters (PII).
-        log.warning(
-            "inbox batch of %d failed (%s); retrying one by one", len(entries), type(exc).__name__
-        )
-    outcomes: list[Outcome] = []
-    for entry in entries:
-        outcomes.extend(write_batch(engine, [entry]))
-    return outcomes
+class BatchWriter:
+    """Writes one drain's batches, on one connection checked out at the first of them.
+
+    A drain under load writes several batches in a row: the pool's checkout (with its ping,
+    a round trip to the server) and check-in then come once per run of batches, not once per
+    batch. Used by one thread at a time; the lock makes ``close`` wait for a write in flight.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Connection | None = None
+        self._lock = threading.Lock()
+
+    def write(self, entries: list[InboxEntry]) -> list[Outcome]:
+        """Store ``entries`` in one transaction; per entry its id, None (duplicate) or the
+        error."""
+        with self._lock:
+            return self._write(entries)
+
+    def _write(self, entries: list[InboxEntry]) -> list[Outcome]:
+        try:
+            if self._connection is None:
+                self._connection = self._engine.connect()
+            if self._connection.dialect.name == "postgresql":
+                return _write_postgres(self._connection, entries)
+            with self._connection.begin():  # SQLite: the BEGIN IMMEDIATE its writers rely on
+                return list(add_many_to_inbox(self._connection, entries))
+        except Exception as exc:  # handed to the waiting request, which answers for it
+            self._close()  # the next write starts on a connection the pool checks again
+            if len(entries) == 1:
+                return [exc]
+            # The type only: a database error's text carries the statement's parameters (PII).
+            log.warning(
+                "inbox batch of %d failed (%s); retrying one by one",
+                len(entries),
+                type(exc).__name__,
+            )
+        outcomes: list[Outcome] = []
+        for entry in entries:
+            outcomes.extend(self._write([entry]))
+        return outcomes
+
+    def close(self) -> None:
+        """Return the connection to the pool (no round trip: it holds no transaction)."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
 
 
 def _write_postgres(connection: Connection, entries: list[InboxEntry]) -> list[Outcome]:
@@ -119,6 +152,16 @@ class GroupCommitter:
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
+        writer = BatchWriter(self._engine)
+        try:
+            await self._write_queued(loop, writer)
+        except BaseException:
+            # Cancelled with a write in flight: closed by a writer thread once it is done.
+            _WRITERS.submit(writer.close)
+            raise
+        writer.close()
+
+    async def _write_queued(self, loop: asyncio.AbstractEventLoop, writer: BatchWriter) -> None:
         while True:
             mine = [item for item in self._queue if item[1].get_loop() is loop]
             if not mine:
@@ -128,7 +171,7 @@ class GroupCommitter:
             self._queue = [item for item in self._queue if id(item) not in taken]
             try:
                 outcomes = await loop.run_in_executor(
-                    _WRITERS, write_batch, self._engine, [entry for entry, _ in batch]
+                    _WRITERS, writer.write, [entry for entry, _ in batch]
                 )
             except BaseException as exc:  # a bug or cancellation: nobody may wait forever
                 for _, waiter in batch:
