@@ -4,6 +4,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from deliveries import inbox_rows
+from sqlalchemy import event
 
 from postpurchase.inbox import InboxEntry
 from postpurchase.webhooks import group_commit
@@ -66,3 +67,34 @@ def test_a_lone_entry_is_written_without_waiting_for_company(engine, store):
     first = asyncio.run(committer.add(_entry("solo")))
     again = asyncio.run(committer.add(_entry("solo")))  # another event loop, same committer
     assert (first, again) == (inbox_rows(store)[0].id, None)
+
+
+def test_a_drain_checks_one_connection_out_for_its_run_of_batches(engine, store):
+    checkouts = []
+    event.listen(engine, "checkout", lambda *args: checkouts.append(1))
+    committer = GroupCommitter(engine, max_batch=2)
+    keys = [f"generic:-:run-{n}" for n in range(6)]
+
+    async def deliver():
+        return await asyncio.gather(*(committer.add(_entry(k)) for k in keys))
+
+    results = asyncio.run(deliver())
+
+    assert len(checkouts) == 1  # three batches of two, one checkout (and ping) for all
+    assert results == [row.id for row in inbox_rows(store)]
+    assert engine.pool.checkedout() == 0  # returned once the queue was empty
+
+
+def test_a_failed_batch_gives_its_connection_back_and_the_retries_store_the_rest(engine, store):
+    committer = GroupCommitter(engine)
+    entries = [_entry("x"), _entry("y", payload={"bad": {1}}), _entry("z")]
+
+    async def deliver():
+        first = await asyncio.gather(*(committer.add(e) for e in entries), return_exceptions=True)
+        return first, await committer.add(_entry("after"))
+
+    (x, bad, z), after = asyncio.run(deliver())
+
+    assert isinstance(bad, Exception)
+    assert [row.dedupe_key for row in inbox_rows(store)] == ["x", "z", "after"]
+    assert engine.pool.checkedout() == 0
