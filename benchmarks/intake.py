@@ -59,7 +59,23 @@ def _webhooks(port: int, count: int, prefix: str) -> list[tuple[str, bytes]]:
     template = json.loads(ORDER.read_text())
     out = []
     for n in range(count):
-        order = dict(template, id=10_000_000 + n, name=f"#{prefix}{n}", email=f"c{n}@example.com")
+        # Each order its own customer, as in a real shop: checks that cache what they saw (an
+        # address's validation, say) must not get a free ride from repeated values.
+        email = f"c{n}@example.com"
+        customer = dict(
+            template["customer"],
+            id=7_000_000 + n,
+            email=email.capitalize(),
+            phone=f"+1514{5_550_000 + n % 1_000_000:07d}",
+        )
+        order = dict(
+            template,
+            id=10_000_000 + n,
+            name=f"#{prefix}{n}",
+            email=email,
+            contact_email=email,
+            customer=customer,
+        )
         body = json.dumps(order).encode()
         event_id = f"{prefix}-{n}-{uuid.uuid4()}"
         headers = {
