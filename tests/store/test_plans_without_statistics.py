@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, event, select, text
 
 from postpurchase.campaigns.config import load_campaigns
+from postpurchase.loyalty.ledger_rows import bonus_lines
 from postpurchase.processing.planning import Cancellation, cancel_touchpoints
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.database import session_factory, transaction
@@ -232,3 +233,25 @@ def test_a_batch_writes_its_changed_rows_back_by_id(fresh):
     scanned = {n.get("Index Name") or n["Node Type"] for n in nodes if "Scan" in n["Node Type"]}
     assert "Seq Scan" not in scanned
     assert "pk_orders" in scanned
+
+
+def test_the_lines_awards_are_computed_from_are_read_by_their_orders(fresh):
+    """The lines bonus conditions read for a batch's paid orders are looked up by order, with
+    their orders by id: no table that grows with the shop is scanned."""
+    _fill(fresh)
+    with fresh.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO order_items (order_id, external_id, title, quantity, unit_price) "
+                "SELECT o, 'l' || k, 'Beans', 1, 15 FROM generate_series(1, :n) AS o, "
+                "generate_series(1, 2) AS k"
+            ),
+            {"n": ORDERS},
+        )
+    store = session_factory(fresh)
+    with store() as session:
+        query = bonus_lines(session, range(5_000, 5_250))
+        compiled = query.compile(fresh)
+        assert len(session.execute(query).all()) == 500
+    nodes = _plan_nodes(fresh, str(compiled), compiled.params)
+    assert "Seq Scan" not in [node["Node Type"] for node in nodes]
