@@ -47,11 +47,16 @@ def make_engine(
         max_overflow=0,
         connect_args={
             "connect_timeout": max(1, int(connect_timeout)),
-            # Statements the driver prepares are planned for their parameters and the tables
-            # as they are at each run. A generic plan is made once and kept: made while a new
-            # table was a few pages long (a scan of it was then cheapest), it went on scanning
-            # the whole table, every batch, as the table grew.
-            "options": "-c plan_cache_mode=force_custom_plan",
+            # The driver prepares no statement: each is planned for its parameters and the
+            # tables as they are at each run. Prepared, a statement got a generic plan after
+            # a few runs and kept it: made while a new table was a few pages long (a scan of
+            # it was then cheapest), it went on scanning the whole table as the table grew.
+            # Forcing custom plans on the whole session instead (plan_cache_mode) replanned
+            # every foreign key check too, one per row inserted: a third of the database's
+            # time in a drain. Those checks keep PostgreSQL's own choice, a generic plan once
+            # it is no dearer: a lookup of the referenced key through its index, whatever the
+            # table's size (tests/store/test_plans_without_statistics.py).
+            "prepare_threshold": None,
         },
     )
 

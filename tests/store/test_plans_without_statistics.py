@@ -5,6 +5,10 @@ Without statistics the planner guesses that an equality matches 0.5% of rows. Wi
 ``status = 'pending'`` the claim then fetched and sorted every pending row on each claim, and a
 cancel walked every planned touchpoint through ``ix_touchpoints_due``: both grew with the
 backlog. Here the tables are new, in a schema of their own, filled in SQL and never analysed.
+
+Plans made once and kept are checked too: the store's connections prepare no statement, and
+the foreign key checks PostgreSQL plans once per connection look the referenced row up by its
+key even when that plan was made while the tables were empty.
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ from sqlalchemy import Engine, create_engine, event, select, text
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.loyalty.ledger_rows import bonus_lines
 from postpurchase.processing.planning import Cancellation, cancel_touchpoints
-from postpurchase.settings import PROJECT_ROOT
-from postpurchase.store.database import session_factory, transaction
+from postpurchase.settings import PROJECT_ROOT, parse_database_url
+from postpurchase.store.database import make_engine, session_factory, transaction
 from postpurchase.store.inbox_claims import claim_inbox_rows, reclaim_expired_inbox_rows
 from postpurchase.store.membership import among, keys_among
 from postpurchase.store.models import Base, Customer, Order
@@ -55,6 +59,23 @@ def fresh() -> Iterator[Engine]:
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {SCHEMA} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture
+def store_engine(fresh: Engine) -> Iterator[Engine]:
+    """An engine as the store makes them (``make_engine``), on the new tables."""
+    engine = make_engine(parse_database_url(str(fresh.url)))
+
+    @event.listens_for(engine, "connect")
+    def _in_schema(dbapi_conn: Any, _record: Any) -> None:
+        with dbapi_conn.cursor() as cursor:
+            cursor.execute(f"SET search_path TO {SCHEMA}")
+        dbapi_conn.commit()
+
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def _fill(engine: Engine) -> None:
@@ -255,3 +276,71 @@ def test_the_lines_awards_are_computed_from_are_read_by_their_orders(fresh):
         assert len(session.execute(query).all()) == 500
     nodes = _plan_nodes(fresh, str(compiled), compiled.params)
     assert "Seq Scan" not in [node["Node Type"] for node in nodes]
+
+
+def test_the_stores_connections_keep_no_statement_prepared(store_engine):
+    """A statement run again and again is planned anew each time, for the table as it is then:
+    none is kept prepared, whose generic plan would be kept with it."""
+    with store_engine.connect() as conn:
+        for n in range(20):
+            conn.execute(select(Customer.id).where(Customer.email == f"c{n}@example.com")).all()
+        kept = conn.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar_one()
+    assert kept == 0
+
+
+def test_foreign_key_checks_planned_on_empty_tables_look_rows_up_by_id(fresh, store_engine):
+    """PostgreSQL plans a foreign key's check once per connection and may keep that plan for
+    good: made while the referenced tables were empty, it must still look the row up through
+    the primary key, not scan the table, once the tables have grown (no statistics either)."""
+    touchpoint = text(
+        "INSERT INTO touchpoints (subject_key, campaign_id, step, channel, customer_id, "
+        "order_id, due_at, status, attempts) "
+        "VALUES ('order:' || :n, 'checked', 0, 'email', :n, :n, :now, 'planned', 0)"
+    )
+    with store_engine.connect() as conn:
+        # Plenty of checks while the tables hold a single customer and order: enough for
+        # PostgreSQL to settle on the plan it then keeps.
+        conn.execute(
+            text(
+                "INSERT INTO customers (id, source, external_id, email_marketing_consent_state,"
+                " sms_marketing_consent_state, sms_consent_state) "
+                "VALUES (:n, 'shopify', 'first', 'unknown', 'unknown', 'unknown')"
+            ),
+            {"n": ORDERS + 1},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO orders (id, source, external_id, customer_id, currency, subtotal, "
+                "total, total_tax, total_discounts, total_shipping, refunded_amount) "
+                "VALUES (:n, 'shopify', 'first', :n, 'USD', 10, 10, 0, 0, 0, 0)"
+            ),
+            {"n": ORDERS + 1},
+        )
+        conn.commit()
+        for campaign in range(10):
+            conn.execute(
+                text(
+                    "INSERT INTO touchpoints (subject_key, campaign_id, step, channel, "
+                    "customer_id, order_id, due_at, status, attempts) "
+                    "VALUES ('order:first', :c, 0, 'email', :n, :n, :now, 'planned', 0)"
+                ),
+                {"c": f"c{campaign}", "n": ORDERS + 1, "now": NOW},
+            )
+            conn.commit()
+        _fill(fresh)
+        for n in range(5_000, 5_050):
+            conn.execute(touchpoint, {"n": n, "now": NOW})
+        scans = conn.execute(
+            text(
+                "SELECT relname, seq_scan, idx_scan FROM pg_stat_xact_user_tables "
+                "WHERE schemaname = :schema AND relname IN ('customers', 'orders')"
+            ),
+            {"schema": SCHEMA},
+        ).all()
+        conn.rollback()
+    # (the counts may include this connection's earlier transactions: not yet reported)
+    assert [(table, seq_scan) for table, seq_scan, _ in sorted(scans)] == [
+        ("customers", 0),
+        ("orders", 0),
+    ]
+    assert all(idx_scan >= 50 for _, _, idx_scan in scans)
