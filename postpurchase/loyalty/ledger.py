@@ -52,7 +52,7 @@ from postpurchase.store.models import (
     LoyaltyLedgerEntry,
     Order,
 )
-from postpurchase.store.statements import dialect_insert, insert_ignoring_conflicts
+from postpurchase.store.statements import insert_ignoring_conflicts
 
 Ledger = LoyaltyLedgerEntry
 
@@ -68,25 +68,22 @@ class LedgerChange:
     balance: int
 
 
-def ledger_insert(session: Session) -> Insert:
-    """An INSERT into the ledger that skips rows whose cause is already there."""
-    insert: Insert = dialect_insert(session, Ledger).on_conflict_do_nothing(
-        index_elements=["cause"]
-    )
-    return insert
-
-
-# ``_append``'s statement per dialect, built once: it runs once per redemption and per manual
-# adjustment, and building it (with its cache key, which SQLAlchemy keeps on the statement)
-# cost more client time than executing it. On the table, not the entity: the ORM's bulk
-# INSERT path adds nothing to one row of values.
+# The INSERT into the ledger that skips rows whose cause is already there, per dialect, built
+# once and shared: ``_append`` runs once per redemption and per manual adjustment, and building
+# its statement (with its cache key, which SQLAlchemy keeps on the statement) cost more client
+# time than executing it. On the table, not the entity: the ORM's bulk INSERT path adds
+# nothing to one row of values or to an INSERT ... SELECT.
 _LEDGER_TABLE = cast(Table, Ledger.__table__)
-_APPEND = {
-    name: dialect.insert(_LEDGER_TABLE)
-    .on_conflict_do_nothing(index_elements=["cause"])
-    .returning(_LEDGER_TABLE.c.id)
+_SKIPPING_CAUSE: dict[str, Insert] = {
+    name: dialect.insert(_LEDGER_TABLE).on_conflict_do_nothing(index_elements=["cause"])
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
+_APPEND = {name: insert.returning(_LEDGER_TABLE.c.id) for name, insert in _SKIPPING_CAUSE.items()}
+
+
+def ledger_insert(session: Session) -> Insert:
+    """An INSERT into the ledger that skips rows whose cause is already there."""
+    return _SKIPPING_CAUSE[session.get_bind().dialect.name]
 
 
 def _append(
