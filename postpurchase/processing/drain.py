@@ -49,7 +49,7 @@ from postpurchase.processing.planning import (
     tier_subject,
 )
 from postpurchase.processing.records import upsert_records
-from postpurchase.store.database import SessionFactory, transaction
+from postpurchase.store.database import SessionFactory, cached_key_checks, transaction
 from postpurchase.store.inbox_claims import (
     claim_inbox_rows,
     fail_claimed_inbox_rows,
@@ -369,15 +369,17 @@ class _BatchRun:
 
     def __call__(self, session: Session, items: Sequence[SourcedEvent]) -> InboxSummary:
         part = InboxSummary()
-        self.processor(
-            session,
-            items,
-            self.config,
-            shop_zone=self.shop_zone,
-            now=self.clock(),
-            summary=part,
-            loyalty=self.loyalty,
-        )
+        # a batch inserts thousands of rows, each checked against the rows it refers to
+        with cached_key_checks(session):
+            self.processor(
+                session,
+                items,
+                self.config,
+                shop_zone=self.shop_zone,
+                now=self.clock(),
+                summary=part,
+                loyalty=self.loyalty,
+            )
         return part
 
     def record_failure(

@@ -47,16 +47,12 @@ def make_engine(
         max_overflow=0,
         connect_args={
             "connect_timeout": max(1, int(connect_timeout)),
-            # The driver prepares no statement: each is planned for its parameters and the
-            # tables as they are at each run. Prepared, a statement got a generic plan after
-            # a few runs and kept it: made while a new table was a few pages long (a scan of
-            # it was then cheapest), it went on scanning the whole table as the table grew.
-            # Forcing custom plans on the whole session instead (plan_cache_mode) replanned
-            # every foreign key check too, one per row inserted: a third of the database's
-            # time in a drain. Those checks keep PostgreSQL's own choice, a generic plan once
-            # it is no dearer: a lookup of the referenced key through its index, whatever the
-            # table's size (tests/store/test_plans_without_statistics.py).
-            "prepare_threshold": None,
+            # Statements the driver prepares are planned for their parameters and the tables
+            # as they are at each run. A generic plan is made once and kept: made while a new
+            # table was a few pages long (a scan of it was then cheapest), it went on scanning
+            # the whole table, every batch, as the table grew. (Bulk writers lift this for
+            # their foreign key checks: ``cached_key_checks``.)
+            "options": "-c plan_cache_mode=force_custom_plan",
         },
     )
 
@@ -130,6 +126,40 @@ def reading(factory: SessionFactory) -> Iterator[Session]:
     with factory() as session, session.begin():
         session.connection(execution_options={_READ_ONLY: True})
         yield session
+
+
+@contextmanager
+def cached_key_checks(session: Session) -> Iterator[None]:
+    """On PostgreSQL, inside: foreign key checks keep one plan per connection, our statements
+    are still planned at each run. For writers of many rows at a time (a drain batch).
+
+    PostgreSQL checks each row a statement inserts against the table it refers to, with a
+    query of its own that it plans once and keeps. The engine's ``force_custom_plan`` had it
+    planned again for every row: a third of the database's time in a drain. Inside, the
+    setting is PostgreSQL's own (a generic plan once it is no dearer: a lookup of the
+    referenced key through its index, even when made on empty tables without statistics),
+    and the driver prepares no statement meanwhile, so none of ours gets a generic plan.
+    Outside, prepared statements keep saving each run's parsing (a few statements per
+    webhook or message).
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    driver = session.connection().connection.dbapi_connection
+    assert driver is not None
+    prepared = driver.prepare_threshold
+    driver.prepare_threshold = None
+    mode = session.execute(
+        text(
+            "SELECT current_setting('plan_cache_mode'), set_config('plan_cache_mode', 'auto', true)"
+        )
+    ).scalar_one()
+    try:
+        yield
+        # (after an error the caller rolls back, which puts the setting back)
+        session.execute(text("SELECT set_config('plan_cache_mode', :mode, true)"), {"mode": mode})
+    finally:
+        driver.prepare_threshold = prepared
 
 
 def wait_for_database(engine: Engine, *, timeout: float, setting: str) -> None:

@@ -6,9 +6,10 @@ Without statistics the planner guesses that an equality matches 0.5% of rows. Wi
 cancel walked every planned touchpoint through ``ix_touchpoints_due``: both grew with the
 backlog. Here the tables are new, in a schema of their own, filled in SQL and never analysed.
 
-Plans made once and kept are checked too: the store's connections prepare no statement, and
-the foreign key checks PostgreSQL plans once per connection look the referenced row up by its
-key even when that plan was made while the tables were empty.
+Plans made once and kept are checked too: inside ``cached_key_checks`` (a drain batch) no
+statement of ours is prepared, and the foreign key checks PostgreSQL plans once per connection
+look the referenced row up by its key even when that plan was made while the tables were
+nearly empty.
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ from postpurchase.campaigns.config import load_campaigns
 from postpurchase.loyalty.ledger_rows import bonus_lines
 from postpurchase.processing.planning import Cancellation, cancel_touchpoints
 from postpurchase.settings import PROJECT_ROOT, parse_database_url
-from postpurchase.store.database import make_engine, session_factory, transaction
+from postpurchase.store.database import (
+    cached_key_checks,
+    make_engine,
+    session_factory,
+    transaction,
+)
 from postpurchase.store.inbox_claims import claim_inbox_rows, reclaim_expired_inbox_rows
 from postpurchase.store.membership import among, keys_among
 from postpurchase.store.models import Base, Customer, Order
@@ -278,66 +284,71 @@ def test_the_lines_awards_are_computed_from_are_read_by_their_orders(fresh):
     assert "Seq Scan" not in [node["Node Type"] for node in nodes]
 
 
-def test_the_stores_connections_keep_no_statement_prepared(store_engine):
-    """A statement run again and again is planned anew each time, for the table as it is then:
-    none is kept prepared, whose generic plan would be kept with it."""
-    with store_engine.connect() as conn:
-        for n in range(20):
-            conn.execute(select(Customer.id).where(Customer.email == f"c{n}@example.com")).all()
-        kept = conn.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar_one()
-    assert kept == 0
+def test_inside_cached_key_checks_our_statements_are_still_planned_at_each_run(store_engine):
+    """A statement run again and again inside is planned anew each time, for the table as it
+    is then: none is prepared (its generic plan would be kept with it). Outside, the store's
+    connections prepare their repeated statements again, with custom plans forced."""
+    lookup = select(Customer.id).where(Customer.email == "ana@example.com")
+    prepared = text("SELECT count(*) FROM pg_prepared_statements")
+    with transaction(session_factory(store_engine)) as session:
+        with cached_key_checks(session):
+            for _ in range(20):
+                session.execute(lookup).all()
+            assert session.execute(prepared).scalar_one() == 0
+        assert session.scalar(text("SELECT current_setting('plan_cache_mode')")) == (
+            "force_custom_plan"
+        )
+        for _ in range(20):
+            session.execute(lookup).all()
+        assert session.execute(prepared).scalar_one() == 1
 
 
 def test_foreign_key_checks_planned_on_empty_tables_look_rows_up_by_id(fresh, store_engine):
-    """PostgreSQL plans a foreign key's check once per connection and may keep that plan for
-    good: made while the referenced tables were empty, it must still look the row up through
-    the primary key, not scan the table, once the tables have grown (no statistics either)."""
-    touchpoint = text(
-        "INSERT INTO touchpoints (subject_key, campaign_id, step, channel, customer_id, "
-        "order_id, due_at, status, attempts) "
-        "VALUES ('order:' || :n, 'checked', 0, 'email', :n, :n, :now, 'planned', 0)"
-    )
-    with store_engine.connect() as conn:
-        # Plenty of checks while the tables hold a single customer and order: enough for
-        # PostgreSQL to settle on the plan it then keeps.
-        conn.execute(
+    """PostgreSQL plans a foreign key's check once per connection and, inside
+    ``cached_key_checks``, keeps that plan: made while the referenced tables were nearly empty,
+    it must still look the row up through the primary key, not scan the table, once the
+    tables have grown (no statistics either)."""
+    store = session_factory(store_engine)
+    first = ORDERS + 1  # ids _fill does not take
+    with transaction(store) as session:
+        session.execute(
             text(
                 "INSERT INTO customers (id, source, external_id, email_marketing_consent_state,"
                 " sms_marketing_consent_state, sms_consent_state) "
                 "VALUES (:n, 'shopify', 'first', 'unknown', 'unknown', 'unknown')"
             ),
-            {"n": ORDERS + 1},
+            {"n": first},
         )
-        conn.execute(
+        session.execute(
             text(
                 "INSERT INTO orders (id, source, external_id, customer_id, currency, subtotal, "
                 "total, total_tax, total_discounts, total_shipping, refunded_amount) "
                 "VALUES (:n, 'shopify', 'first', :n, 'USD', 10, 10, 0, 0, 0, 0)"
             ),
-            {"n": ORDERS + 1},
+            {"n": first},
         )
-        conn.commit()
-        for campaign in range(10):
-            conn.execute(
-                text(
-                    "INSERT INTO touchpoints (subject_key, campaign_id, step, channel, "
-                    "customer_id, order_id, due_at, status, attempts) "
-                    "VALUES ('order:first', :c, 0, 'email', :n, :n, :now, 'planned', 0)"
-                ),
-                {"c": f"c{campaign}", "n": ORDERS + 1, "now": NOW},
-            )
-            conn.commit()
-        _fill(fresh)
-        for n in range(5_000, 5_050):
-            conn.execute(touchpoint, {"n": n, "now": NOW})
-        scans = conn.execute(
+    touchpoint = text(
+        "INSERT INTO touchpoints (subject_key, campaign_id, step, channel, customer_id, "
+        "order_id, due_at, status, attempts) "
+        "VALUES ('order:' || :n, :campaign, 0, 'email', :n, :n, :now, 'planned', 0)"
+    )
+    # Plenty of checks while the tables hold one customer and one order, in transactions of
+    # their own, as batches: enough for PostgreSQL to settle on the plan it then keeps.
+    for campaign in range(10):
+        with transaction(store) as session, cached_key_checks(session):
+            session.execute(touchpoint, {"n": first, "campaign": f"c{campaign}", "now": NOW})
+    _fill(fresh)
+    with transaction(store) as session:
+        with cached_key_checks(session):
+            for n in range(5_000, 5_050):
+                session.execute(touchpoint, {"n": n, "campaign": "checked", "now": NOW})
+        scans = session.execute(
             text(
                 "SELECT relname, seq_scan, idx_scan FROM pg_stat_xact_user_tables "
                 "WHERE schemaname = :schema AND relname IN ('customers', 'orders')"
             ),
             {"schema": SCHEMA},
         ).all()
-        conn.rollback()
     # (the counts may include this connection's earlier transactions: not yet reported)
     assert [(table, seq_scan) for table, seq_scan, _ in sorted(scans)] == [
         ("customers", 0),
