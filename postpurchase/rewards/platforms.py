@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -87,33 +87,71 @@ def retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def send(client: httpx.Client, request: httpx.Request, what: str) -> httpx.Response:
-    """Send ``request``; transport failures become the project's errors (see module doc).
+class PlatformApi:
+    """Kept-alive connections to one platform's API, sent through httpx's transport alone.
 
-    HTTP statuses are left to the caller, except 429 and 5xx, which are transient for every
-    platform here.
-    """
-    try:
-        response = client.send(request)
-    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-        raise TransientProviderError(f"{what}: could not reach the platform: {exc}") from None
-    except httpx.TimeoutException as exc:
-        raise UnknownOutcome(
-            f"{what}: no answer in time, the request may have been applied: "
-            f"{exc.__class__.__name__}"
-        ) from None
-    except httpx.TransportError as exc:
-        raise UnknownOutcome(f"{what}: connection lost after sending: {exc}") from None
-    if response.status_code == 429:
-        raise TransientProviderError(
-            f"{what}: rate limited (429)", retry_after=retry_after(response)
+    The ``httpx.Client`` layers (auth flow, redirects, cookie jar, event hooks) cost a third
+    of a call's CPU in this process, and a platform's API needs none of them: credentials are
+    headers, set once here."""
+
+    def __init__(self, headers: dict[str, str], *, timeout: float) -> None:
+        self._headers = {"User-Agent": f"python-httpx/{httpx.__version__}", **headers}
+        self._timeout = httpx.Timeout(timeout).as_dict()
+        self._transport = httpx.HTTPTransport(limits=KEPT_ALIVE)
+
+    def request(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Request:
+        return httpx.Request(
+            method,
+            url,
+            params=params,
+            json=json,
+            headers=self._headers,
+            extensions={"timeout": self._timeout},
         )
-    if response.status_code >= 500:
-        raise TransientProviderError(
-            f"{what}: platform error {response.status_code}", retry_after=retry_after(response)
-        )
-    if response.status_code in (401, 403):
-        raise PermanentProviderError(
-            f"{what}: credentials refused ({response.status_code}): {response.text[:200]}"
-        )
-    return response
+
+    def send(self, request: httpx.Request, what: str) -> httpx.Response:
+        """Send ``request`` and read the answer; transport failures become the project's
+        errors (see module doc).
+
+        HTTP statuses are left to the caller, except 429 and 5xx, which are transient for
+        every platform here.
+        """
+        try:
+            response = self._transport.handle_request(request)
+            try:
+                response.read()
+            finally:
+                response.close()
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise TransientProviderError(f"{what}: could not reach the platform: {exc}") from None
+        except httpx.TimeoutException as exc:
+            raise UnknownOutcome(
+                f"{what}: no answer in time, the request may have been applied: "
+                f"{exc.__class__.__name__}"
+            ) from None
+        except httpx.TransportError as exc:
+            raise UnknownOutcome(f"{what}: connection lost after sending: {exc}") from None
+        if response.status_code == 429:
+            raise TransientProviderError(
+                f"{what}: rate limited (429)", retry_after=retry_after(response)
+            )
+        if response.status_code >= 500:
+            raise TransientProviderError(
+                f"{what}: platform error {response.status_code}",
+                retry_after=retry_after(response),
+            )
+        if response.status_code in (401, 403):
+            raise PermanentProviderError(
+                f"{what}: credentials refused ({response.status_code}): {response.text[:200]}"
+            )
+        return response
+
+    def close(self) -> None:
+        self._transport.close()

@@ -9,8 +9,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, Row, select
 from sqlalchemy.exc import IntegrityError
 
 from postpurchase.exceptions import (
@@ -28,11 +29,14 @@ from postpurchase.rewards.redemption import (
     CustomerRef,
     Outcome,
     RedemptionView,
+    lock_contact,
     lock_customer,
+    record_issued,
     reserve,
+    reserve_at_once,
     settle,
 )
-from postpurchase.store.database import SessionFactory, transaction
+from postpurchase.store.database import SessionFactory, engine_of, transaction
 from postpurchase.store.models import Customer, Redemption, RedemptionStatus
 
 log = logging.getLogger(__name__)
@@ -77,7 +81,9 @@ def ask_platform(
     return Outcome(pending=last or "not issued")
 
 
-def code_request(row: Redemption, customer: Customer, reward: Reward, currency: str) -> CodeRequest:
+def code_request(
+    row: Redemption | Row[Any], customer: Customer | Row[Any], reward: Reward, currency: str
+) -> CodeRequest:
     return CodeRequest(
         code=row.code,
         reward=reward,
@@ -129,44 +135,74 @@ class Redeemer:
         now = self.clock()
         customer_id = customer if isinstance(customer, int) else None
         try:
-            with transaction(self.store) as session:
-                locked = lock_customer(session, customer)
-                customer_id = locked.id
-                if key_scope is not None:
-                    key = f"{key_scope}:{customer_id}:{key}"
-                if not key or len(key) > 128:
-                    raise InvalidInput("key: give 1 to 128 characters")
-                row, _ = reserve(
-                    session,
-                    customer=locked,
-                    reward_name=reward_name,
-                    key=key,
-                    config=self.config,
-                    platform=self.platform,
-                    now=now,
-                    code_prefix=self.code_prefix,
-                )
-                # Read what the platform call needs now, in the transaction that wrote it:
-                # no second transaction before the call.
-                view, request = RedemptionView.of(row), self._request(row, locked)
+            if self.issuer is not None and self._engine.dialect.name == "postgresql":
+                # The storefront's path: a core connection, two statements (see
+                # ``reserve_at_once``).
+                with self._engine.begin() as conn:
+                    contact = lock_contact(conn, customer)
+                    customer_id = contact.id
+                    key = self._scoped(key, key_scope, customer_id)
+                    found = reserve_at_once(
+                        conn,
+                        customer=contact,
+                        reward_name=reward_name,
+                        key=key,
+                        config=self.config,
+                        platform=self.platform,
+                        now=now,
+                        code_prefix=self.code_prefix,
+                    )
+                    view, request = RedemptionView.of(found), self._request(found, contact)
+            else:
+                with transaction(self.store) as session:
+                    locked = lock_customer(session, customer)
+                    customer_id = locked.id
+                    key = self._scoped(key, key_scope, customer_id)
+                    row, _ = reserve(
+                        session,
+                        customer=locked,
+                        reward_name=reward_name,
+                        key=key,
+                        config=self.config,
+                        platform=self.platform,
+                        now=now,
+                        code_prefix=self.code_prefix,
+                    )
+                    # Read what the platform call needs now, in the transaction that wrote
+                    # it: no second transaction before the call.
+                    view, request = RedemptionView.of(row), self._request(row, locked)
         except IntegrityError:
             # The same key, written meanwhile by a request for another customer (ours would
             # have waited on the customer's lock): read it.
             with transaction(self.store) as session:
-                found = session.scalars(
+                written = session.scalars(
                     select(Redemption).where(Redemption.idempotency_key == key)
                 ).first()
-                if found is None:
+                if written is None:
                     raise
-                if found.customer_id != customer_id or found.reward != reward_name:
+                if written.customer_id != customer_id or written.reward != reward_name:
                     raise InvalidInput(f"key {key!r} was used for another redemption") from None
-                view = RedemptionView.of(found)
-                request = self._request(found, session.get_one(Customer, found.customer_id))
+                view = RedemptionView.of(written)
+                request = self._request(written, session.get_one(Customer, written.customer_id))
         if view.status is RedemptionStatus.PENDING:
             return self._ask_and_settle(view.id, request, attempts=self.attempts)
         return view
 
-    def _request(self, row: Redemption, customer: Customer) -> CodeRequest | None:
+    @property
+    def _engine(self) -> Engine:
+        return engine_of(self.store)
+
+    @staticmethod
+    def _scoped(key: str, scope: str | None, customer_id: int) -> str:
+        if scope is not None:
+            key = f"{scope}:{customer_id}:{key}"
+        if not key or len(key) > 128:
+            raise InvalidInput("key: give 1 to 128 characters")
+        return key
+
+    def _request(
+        self, row: Redemption | Row[Any], customer: Customer | Row[Any]
+    ) -> CodeRequest | None:
         reward = self.config.reward(row.reward)
         if reward is None or row.status is not RedemptionStatus.PENDING:
             return None
@@ -204,6 +240,11 @@ class Redeemer:
                 max_wait=self.max_wait,
                 sleep=self.sleep,
             )
+        if outcome.issued is not None:
+            # The common case in one statement, without the ORM's session.
+            issued = record_issued(self._engine, redemption_id, outcome.issued, now=self.clock())
+            if issued is not None:
+                return issued
         with transaction(self.store) as session:
             settled = settle(session, redemption_id, outcome, now=self.clock())
             if settled.status is RedemptionStatus.PENDING:

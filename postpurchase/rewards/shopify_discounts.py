@@ -19,7 +19,7 @@ import httpx
 
 from postpurchase.exceptions import PermanentProviderError, TransientProviderError
 from postpurchase.loyalty.reward_catalogue import RewardKind
-from postpurchase.rewards.platforms import KEPT_ALIVE, CodeRequest, CodeTaken, IssuedCode, send
+from postpurchase.rewards.platforms import CodeRequest, CodeTaken, IssuedCode, PlatformApi
 
 DEFAULT_API_VERSION = "2025-10"
 
@@ -57,24 +57,21 @@ class ShopifyDiscounts:
         timeout: float = 10.0,
     ) -> None:
         base = (admin_url or f"https://{shop_domain}").rstrip("/")
-        self.url = f"{base}/admin/api/{api_version}/graphql.json"
-        self._client = httpx.Client(
+        # Parsed once: every call goes to this one URL.
+        self.url = httpx.URL(f"{base}/admin/api/{api_version}/graphql.json")
+        self._api = PlatformApi(
+            {"X-Shopify-Access-Token": access_token, "Accept": "application/json"},
             timeout=timeout,
-            headers={"X-Shopify-Access-Token": access_token, "Content-Type": "application/json"},
-            trust_env=False,
-            limits=KEPT_ALIVE,
         )
         self._variants: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        self._client.close()
+        self._api.close()
 
     def _call(self, query: str, variables: dict[str, Any], what: str) -> dict[str, Any]:
-        request = self._client.build_request(
-            "POST", self.url, json={"query": query, "variables": variables}
-        )
-        response = send(self._client, request, what)
+        request = self._api.request("POST", self.url, json={"query": query, "variables": variables})
+        response = self._api.send(request, what)
         if response.status_code != 200:
             raise PermanentProviderError(
                 f"{what}: Shopify answered {response.status_code}: {response.text[:200]}"

@@ -47,7 +47,7 @@ from postpurchase.rewards.redemption import (
     UnknownCustomer,
     customer_for,
 )
-from postpurchase.rewards.web import RewardsDep, RewardsRuntime, Services
+from postpurchase.rewards.web import RewardsRuntime, Services, rewards_of
 from postpurchase.store.database import reading
 
 router = APIRouter()
@@ -220,29 +220,29 @@ async def _redeem(request: Request, svc: Services, who: CustomerRef) -> tuple[di
 
 
 @router.get("/storefront/proxy/account")
-async def proxy_account(request: Request, rewards: RewardsDep) -> Response:
-    return await _answer(request, rewards, "proxy", "account")
+async def proxy_account(request: Request) -> Response:
+    return await _answer(request, rewards_of(request), "proxy", "account")
 
 
 @router.post("/storefront/proxy/redeem")
-async def proxy_redeem(request: Request, rewards: RewardsDep) -> Response:
-    return await _answer(request, rewards, "proxy", "redeem")
+async def proxy_redeem(request: Request) -> Response:
+    return await _answer(request, rewards_of(request), "proxy", "redeem")
 
 
 @router.get("/storefront/api/account")
-async def api_account(request: Request, rewards: RewardsDep) -> Response:
-    return await _answer(request, rewards, "api", "account")
+async def api_account(request: Request) -> Response:
+    return await _answer(request, rewards_of(request), "api", "account")
 
 
 @router.post("/storefront/api/redeem")
-async def api_redeem(request: Request, rewards: RewardsDep) -> Response:
-    return await _answer(request, rewards, "api", "redeem")
+async def api_redeem(request: Request) -> Response:
+    return await _answer(request, rewards_of(request), "api", "redeem")
 
 
 @router.options("/storefront/api/{action}")
-async def api_preflight(request: Request, action: str, rewards: RewardsDep) -> Response:
+async def api_preflight(request: Request, action: str) -> Response:
     """CORS preflight: the shop's origin only, for the methods and headers the widget uses."""
-    svc = await rewards.ready()
+    svc = await rewards_of(request).ready()
     response = Response(status_code=204)
     if request.headers.get("origin") == _origin(svc):
         response.headers.update(

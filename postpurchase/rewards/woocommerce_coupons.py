@@ -11,15 +11,14 @@ an existing code is ``woocommerce_rest_coupon_code_already_exists``.
 
 from __future__ import annotations
 
+import base64
 import threading
 from decimal import Decimal
 from typing import Any
 
-import httpx
-
 from postpurchase.exceptions import PermanentProviderError
 from postpurchase.loyalty.reward_catalogue import RewardKind
-from postpurchase.rewards.platforms import KEPT_ALIVE, CodeRequest, CodeTaken, IssuedCode, send
+from postpurchase.rewards.platforms import CodeRequest, CodeTaken, IssuedCode, PlatformApi
 
 _ALREADY_EXISTS = "woocommerce_rest_coupon_code_already_exists"
 
@@ -37,25 +36,25 @@ class WooCommerceCoupons:
         self, site_url: str, consumer_key: str, consumer_secret: str, *, timeout: float = 10.0
     ) -> None:
         self.base = site_url.rstrip("/") + "/wp-json/wc/v3"
-        self._client = httpx.Client(
+        # HTTP Basic with the REST key, as WooCommerce takes it over HTTPS.
+        basic = base64.b64encode(f"{consumer_key}:{consumer_secret}".encode()).decode()
+        self._api = PlatformApi(
+            {"Authorization": f"Basic {basic}", "Accept": "application/json"},
             timeout=timeout,
-            auth=(consumer_key, consumer_secret),
-            trust_env=False,
-            limits=KEPT_ALIVE,
         )
         self._products: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        self._client.close()
+        self._api.close()
 
     def _product_for(self, sku: str) -> int:
         with self._lock:
             known = self._products.get(sku)
         if known:
             return known
-        request = self._client.build_request("GET", f"{self.base}/products", params={"sku": sku})
-        response = send(self._client, request, f"WooCommerce product for SKU {sku}")
+        request = self._api.request("GET", f"{self.base}/products", params={"sku": sku})
+        response = self._api.send(request, f"WooCommerce product for SKU {sku}")
         found = response.json() if response.status_code == 200 else []
         if not found:
             raise PermanentProviderError(f"WooCommerce has no product with SKU {sku!r}")
@@ -99,8 +98,8 @@ class WooCommerceCoupons:
 
     def create(self, request: CodeRequest) -> IssuedCode:
         what = f"WooCommerce coupon {request.code}"
-        http = self._client.build_request("POST", f"{self.base}/coupons", json=self._body(request))
-        response = send(self._client, http, what)
+        http = self._api.request("POST", f"{self.base}/coupons", json=self._body(request))
+        response = self._api.send(http, what)
         if response.status_code in (200, 201):
             return IssuedCode(request.code, str(response.json()["id"]))
         try:
@@ -115,8 +114,8 @@ class WooCommerceCoupons:
         )
 
     def find(self, code: str) -> IssuedCode | None:
-        request = self._client.build_request("GET", f"{self.base}/coupons", params={"code": code})
-        response = send(self._client, request, f"WooCommerce find {code}")
+        request = self._api.request("GET", f"{self.base}/coupons", params={"code": code})
+        response = self._api.send(request, f"WooCommerce find {code}")
         if response.status_code != 200:
             raise PermanentProviderError(f"WooCommerce find {code}: {response.status_code}")
         # The code filter matches exactly, but compare anyway: codes are case-insensitive.

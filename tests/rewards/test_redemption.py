@@ -100,6 +100,25 @@ def test_the_same_key_returns_the_same_code_and_debits_once(
     assert points_of(store, stranger) == 900
 
 
+def test_a_key_used_before_its_reward_left_the_catalogue_still_returns_its_code(
+    store, customer_with, shopify_redeemer, shopify, config
+):
+    customer = customer_with(600)
+    first = shopify_redeemer.redeem(customer, "five_off", "req-1")
+    with transaction(store) as session:
+        note = session.scalars(
+            select(LoyaltyLedgerEntry.note).where(LoyaltyLedgerEntry.points < 0)
+        ).one()
+    assert note == f"five_off: {config.reward('five_off').title}"
+    shopify_redeemer.config = config.model_copy(
+        update={"rewards": [r for r in config.rewards if r.name != "five_off"]}
+    )
+    assert shopify_redeemer.redeem(customer, "five_off", "req-1") == first
+    with pytest.raises(RewardUnavailable, match="no reward 'five_off'"):
+        shopify_redeemer.redeem(customer, "five_off", "req-2")
+    assert len(shopify.requests) == 1 and points_of(store, customer) == 100
+
+
 def test_free_shipping_and_free_product_use_their_mutations(
     store, customer_with, shopify_redeemer, shopify
 ):

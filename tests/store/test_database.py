@@ -1,6 +1,11 @@
-"""Sessions: what a read-only session locks, on SQLite and PostgreSQL."""
+"""Sessions: what a read-only session locks, on SQLite and PostgreSQL; pooled connections
+the server ended."""
 
-from sqlalchemy import func, select, update
+import time
+
+import psycopg
+import pytest
+from sqlalchemy import func, select, text, update
 
 from postpurchase.settings import parse_database_url
 from postpurchase.store.database import make_engine, reading, session_factory, transaction
@@ -21,3 +26,23 @@ def test_a_read_does_not_hold_up_another_processes_write(store, db_url):
         impatient.dispose()
     with store() as session:
         assert session.scalar(select(Customer.first_name)) == "Ana"
+
+
+def test_a_pooled_connection_the_server_ended_is_replaced_before_it_is_used(db_url):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("ending one session from the server is PostgreSQL's")
+    engine = make_engine(parse_database_url(db_url))
+    try:
+        with engine.connect() as conn:
+            pooled = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pooled])
+            while admin.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pooled]
+            ).fetchone():
+                time.sleep(0.01)  # the backend is gone once its exit is seen
+        with engine.connect() as conn:
+            fresh = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        assert fresh != pooled
+    finally:
+        engine.dispose()
