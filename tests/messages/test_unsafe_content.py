@@ -47,6 +47,17 @@ def test_an_entity_encoded_scheme_is_still_refused():
     assert strip_unsafe_links(html) == '<a>Sweater</a><a href="https://ok.example/x">ok</a>'
 
 
+def test_a_refused_link_goes_with_the_space_before_it_whatever_the_case_of_its_name():
+    html = (
+        '<a\n  HREF = "javascript:x">a</a><img SRC=data:x alt="">'
+        '<a href="https://ok.example/p?a=1&amp;b=2">b</a><a data-href="javascript:y">c</a>'
+    )
+    assert strip_unsafe_links(html) == (
+        '<a>a</a><img alt=""><a href="https://ok.example/p?a=1&amp;b=2">b</a>'
+        '<a data-href="javascript:y">c</a>'
+    )
+
+
 def _hostile_order():
     return {
         "external_id": "9002",
