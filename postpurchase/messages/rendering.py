@@ -135,6 +135,7 @@ class MessageRenderer:
         self._inlined_ok: dict[tuple[str, str], bool] = {}
         self._inliner = css_inline.CSSInliner(keep_style_tags=False)
         self._chosen: dict[tuple[int, str, str, str], Template] = {}
+        self._lines: dict[str, Template] = {}
 
     def render_email(self, template: str, context: Mapping[str, Any]) -> RenderedEmail:
         """Subject, inlined HTML and text of ``email/<template>`` in the context's locale.
@@ -178,6 +179,15 @@ class MessageRenderer:
                 log.warning("%s (%s): CSS inlined per message, a style spans files", stem, locale)
                 return each
         return once
+
+    def render_line(self, source: str, context: Mapping[str, Any]) -> str:
+        """``source``, a template given as text (an A/B variant's subject), rendered with
+        ``context``. Compiled once per renderer: compiling took longer than rendering the
+        whole email, and the campaigns hold a handful of such lines."""
+        template = self._lines.get(source)
+        if template is None:
+            template = self._lines[source] = self.env.from_string(source)
+        return template.render(context)
 
     def render_sms(
         self, template: str, context: Mapping[str, Any], *, marketing: bool

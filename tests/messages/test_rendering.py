@@ -9,7 +9,7 @@ import pytest
 from babel.numbers import format_currency
 from jinja2.exceptions import SecurityError, UndefinedError
 
-from postpurchase.messages.context import sample_context
+from postpurchase.messages.context import LoyaltyFigures, sample_context
 from postpurchase.messages.rendering import OPT_OUT_LINE, MessageRenderer
 
 CAMPAIGNS = [
@@ -135,6 +135,17 @@ def test_money_shows_each_amount_as_babel_formats_it(renderer, amount, locale):
     expected = format_currency(Decimal(amount), "EUR", locale=locale.replace("-", "_"))
     for _ in range(2):
         assert page.render(amount=amount, locale=locale, shop={"currency": "JPY"}) == expected
+
+
+def test_a_line_template_renders_each_context_with_the_sandbox(renderer, shop):
+    # An A/B variant's subject: compiled once, rendered for each message's own context.
+    line = "{{ loyalty.points_earned }} points are yours"
+    for points in (129, 40):
+        figures = LoyaltyFigures(points_earned=points, points_balance=2_000, tier=None)
+        context = sample_context(shop, loyalty=figures)
+        assert renderer.render_line(line, context) == f"{points} points are yours"
+    with pytest.raises(SecurityError):
+        renderer.render_line("{{ shop.__class__.__subclasses__() }}", context)
 
 
 def test_marketing_sms_carries_the_opt_out_line(renderer, shop):
