@@ -320,8 +320,8 @@ def _money(ctx: Context, amount: Decimal | int | str, currency: str | None = Non
 
 @lru_cache(maxsize=4096)
 def _formatted_money(amount: str, currency: str, locale: str) -> str:
-    # Prices repeat from message to message, and formatting one took Babel a tenth of what
-    # rendering a whole email does.
+    # Prices repeat from message to message, and Babel took about 10 us to format one (an
+    # email renders in about 150).
     return str(format_currency(Decimal(amount), currency, locale=_parse_locale(locale)))
 
 
