@@ -24,14 +24,16 @@ away and no fallback) puts the touchpoint back for a later run instead.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from queue import Empty, SimpleQueue
 from typing import Any
 
 from sqlalchemy import select
@@ -94,6 +96,19 @@ class Dispatcher:
         longer held by ``worker`` (lease ran out, taken by another) are left alone and never
         sent.
         """
+        # What is alive when the chunk starts (modules, templates, the SDK, the engine) is
+        # kept out of the garbage collector's full collections until it ends: the chunk's
+        # garbage triggers some, and each walked all of that again (three quarters of the
+        # collector's time, a fortieth of a worker's CPU). Freezing is process-wide, which
+        # suits the one caller, the dispatch task (a process of its own, or one task at a
+        # time in it), as it suits the drain (processing.drain).
+        gc.freeze()
+        try:
+            return self._run_chunk(worker, ids)
+        finally:
+            gc.unfreeze()
+
+    def _run_chunk(self, worker: str, ids: Sequence[int]) -> dict[str, int]:
         # Read in a snapshot and render outside any transaction: on SQLite a write transaction
         # holds the lock, and other workers must not wait while this one reads or renders.
         with reading(self.store) as session:
@@ -179,7 +194,11 @@ class Dispatcher:
 
 
 class _Sends:
-    """A chunk's sends in flight on ``pool``: waves of messages, answers taken back."""
+    """A chunk's sends in flight on ``pool``: waves of messages, answers taken back.
+
+    Each send puts its answer (or what it raised) on a queue the chunk's thread reads:
+    waiting on the sends' futures cost a waiter installed on each of them per look.
+    """
 
     def __init__(
         self,
@@ -194,7 +213,8 @@ class _Sends:
         self._deliver = deliver
         self._threads = threads
         self._record_after = record_after
-        self._in_flight: set[Future[Outcome | None]] = set()
+        self._in_flight = 0
+        self._answers: SimpleQueue[tuple[Outcome | None, BaseException | None]] = SimpleQueue()
 
     def launch(self, ready: list[Pending]) -> None:
         """Send the first of ``ready`` (taken off it), one per thread, as one wave, once there
@@ -204,10 +224,12 @@ class _Sends:
         wave = ready[: self._threads]
         del ready[: len(wave)]
         self._take(block=False)
-        while len(self._in_flight) > self._threads - len(wave):
+        while self._in_flight > self._threads - len(wave):
             self._take(block=True)
         marks = MarkWave(self._writer, len(wave))
-        self._in_flight.update(self._pool.submit(self._deliver, p, marks) for p in wave)
+        for pending in wave:
+            self._pool.submit(self._send, pending, marks)
+            self._in_flight += 1
 
     def finish(self) -> None:
         """Wait for every answer, recording them a few per commit."""
@@ -216,16 +238,32 @@ class _Sends:
             if self._writer.waiting() >= self._threads or not self._in_flight:
                 self._writer.record()
 
+    def _send(self, pending: Pending, marks: MarkWave) -> None:
+        """On a sending thread: deliver, and queue the answer or what it raised."""
+        try:
+            answer = self._deliver(pending, marks)
+        except BaseException as exc:  # raised again in the chunk's thread, as a future would
+            self._answers.put((None, exc))
+        else:
+            self._answers.put((answer, None))
+
     def _take(self, *, block: bool) -> None:
         """Take the answers that came back (waiting for one with ``block``). When none came
         for a while, record what waits and renew the lease if due."""
-        done, self._in_flight = wait(
-            self._in_flight,
-            timeout=self._record_after if block else 0,
-            return_when=FIRST_COMPLETED,
-        )
-        self._writer.add(o for f in done if (o := f.result()) is not None)
-        if block and not done:
+        answers = []
+        try:
+            if block:
+                answers.append(self._answers.get(timeout=self._record_after))
+            while True:
+                answers.append(self._answers.get(block=False))
+        except Empty:
+            pass
+        self._in_flight -= len(answers)
+        self._writer.add(outcome for outcome, _ in answers if outcome is not None)
+        for _, error in answers:
+            if error is not None:
+                raise error
+        if block and not answers:
             self._writer.record(renew=True)
 
 

@@ -31,8 +31,10 @@ from postpurchase.messages.tokens import sign_fields, verify_fields
 from postpurchase.store.models import Touchpoint
 
 _CODE = "c"
-_HREF = re.compile(r'(href\s*=\s*")(https?://[^"]+)(")', re.IGNORECASE)
-_BARE = re.compile(r"https?://[^\s<>\"'()\[\]]+", re.IGNORECASE)
+# In any case: the first letter spelled out (no other letter folds to an h) lets the regex
+# engine skip ahead to it; the rest keeps case-insensitive matching, long s included.
+_HREF = re.compile(r'([Hh](?i:ref)\s*=\s*")([Hh](?i:ttps?)://[^"]+)(")')
+_BARE = re.compile(r"[Hh](?i:ttps?)://[^\s<>\"'()\[\]]+")
 _TRAILING = ".,;:!?"
 
 # A click sooner than this after the send or delivery came from a machine.
@@ -73,8 +75,20 @@ def _web(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-def _bare_urls(text: str) -> list[str]:
-    return [m.group(0).rstrip(_TRAILING) for m in _BARE.finditer(text)]
+def _bare_urls(text: str) -> list[tuple[re.Match[str], str]]:
+    """Each URL of ``text`` with its match (which may end in punctuation the URL leaves)."""
+    return [(m, m.group(0).rstrip(_TRAILING)) for m in _BARE.finditer(text)]
+
+
+def _replaced(text: str, spans: list[tuple[int, int, str | None]]) -> str:
+    """``text`` with each (start, end) span given a replacement replaced by it."""
+    pieces: list[str] = []
+    kept = 0
+    for start, end, replacement in spans:
+        if replacement is not None:
+            pieces += (text[kept:start], replacement)
+            kept = end
+    return "".join((*pieces, text[kept:])) if pieces else text
 
 
 def track_links(
@@ -83,7 +97,8 @@ def track_links(
     """The message with each outside http(s) link replaced by its ``/c/`` link.
 
     Links are numbered by first appearance (HTML, then text), so the same destination in the
-    HTML and the text part is one link. An SMS gets its segments counted again.
+    HTML and the text part is one link. An SMS gets its segments counted again. Each part is
+    read once: the links found are replaced where they were found.
     """
     base = base_url.rstrip("/")
     own = base + "/"
@@ -92,11 +107,13 @@ def track_links(
         # our own links first: most of a message's links, and a prefix test costs less
         return not url.startswith(own) and _web(url)
 
+    hrefs: list[tuple[re.Match[str], str]] = []
     if isinstance(rendered, RenderedEmail):
-        found = [html.unescape(m.group(2)) for m in _HREF.finditer(rendered.html)]
-        found += _bare_urls(rendered.text)
+        hrefs = [(m, html.unescape(m.group(2))) for m in _HREF.finditer(rendered.html)]
+        bare = _bare_urls(rendered.text)
     else:
-        found = _bare_urls(rendered.body)
+        bare = _bare_urls(rendered.body)
+    found = [url for _, url in hrefs] + [url for _, url in bare]
     order = list(dict.fromkeys(url for url in found if outside(url)))
     if not order:
         return rendered
@@ -106,22 +123,19 @@ def track_links(
     }
 
     def in_text(text: str) -> str:
-        def swap(match: re.Match[str]) -> str:
-            raw = match.group(0)
-            url = raw.rstrip(_TRAILING)
-            return links.get(url, url) + raw[len(url) :]
-
-        return _BARE.sub(swap, text)
+        # the URL's own part of the match: trailing punctuation stays as it was
+        return _replaced(
+            text, [(m.start(), m.start() + len(url), links.get(url)) for m, url in bare]
+        )
 
     if isinstance(rendered, RenderedEmail):
-
-        def in_href(match: re.Match[str]) -> str:
-            url = html.unescape(match.group(2))
-            if url not in links:
-                return match.group(0)
-            return f"{match.group(1)}{html.escape(links[url])}{match.group(3)}"
-
-        html_part = _HREF.sub(in_href, rendered.html)
+        html_part = _replaced(
+            rendered.html,
+            [
+                (m.start(2), m.end(2), html.escape(links[url]) if url in links else None)
+                for m, url in hrefs
+            ],
+        )
         return replace(rendered, html=html_part, text=in_text(rendered.text))
     body = in_text(rendered.body)
     return replace(rendered, body=body, segments=count_segments(body))

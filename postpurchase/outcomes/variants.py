@@ -32,5 +32,5 @@ def with_variant_subject(
     variant = _variant(spec, variant_id)
     if variant is None or variant.subject is None or not isinstance(rendered, RenderedEmail):
         return rendered
-    subject = renderer.env.from_string(variant.subject).render(context)
+    subject = renderer.render_line(variant.subject, context)
     return RenderedEmail(subject=" ".join(subject.split()), html=rendered.html, text=rendered.text)

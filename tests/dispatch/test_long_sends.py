@@ -11,13 +11,15 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import redis
 from fakes.fixtures import add_customer, add_order, add_touchpoint
 from fakes.http_fake import Fault
+from sqlalchemy import event
 
 from postpurchase.channels.ratelimit import LocalRateLimiter, rate_limiter
 from postpurchase.store.claims import claim_due_touchpoints
-from postpurchase.store.database import transaction
+from postpurchase.store.database import engine_of, transaction
 from postpurchase.store.models import Channel, Touchpoint, TouchpointStatus
 
 NOW = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)  # 15:00 in Paris: no quiet hours
@@ -262,3 +264,27 @@ def test_a_failing_limiter_puts_the_message_back_instead_of_unknown(
     assert row.due_at == NOW + timedelta(minutes=5)
     assert row.reason.startswith("rate limiter failed: ConnectionError")
     assert fake_sendgrid.requests == []
+
+
+def test_a_database_error_at_the_marks_stops_the_chunk_before_anything_is_sent(
+    store, make_dispatcher, fake_sendgrid
+):
+    ids = _due(store, Channel.EMAIL, Channel.EMAIL)
+    dispatcher = make_dispatcher(NOW)
+    claimed = _claim(store, "w", NOW, timedelta(minutes=5))
+    engine = engine_of(store)
+
+    def refuse_marks(conn, cursor, statement, *_):  # the sending marks, and only them
+        if statement.startswith("UPDATE") and "RETURNING" in statement:
+            raise RuntimeError("database away")
+
+    event.listen(engine, "before_cursor_execute", refuse_marks)
+    try:
+        with pytest.raises(RuntimeError, match="database away"):
+            dispatcher.run_chunk("w", claimed)
+    finally:
+        event.remove(engine, "before_cursor_execute", refuse_marks)
+    # raised from the sending threads into the chunk's: nothing went out, and the rows are
+    # still only claimed, so the next claim sends them
+    assert fake_sendgrid.requests == []
+    assert [r.status for r in _rows(store, ids)] == [TouchpointStatus.CLAIMED] * 2

@@ -6,9 +6,10 @@ import html
 from decimal import Decimal
 
 import pytest
+from babel.numbers import format_currency
 from jinja2.exceptions import SecurityError, UndefinedError
 
-from postpurchase.messages.context import sample_context
+from postpurchase.messages.context import LoyaltyFigures, sample_context
 from postpurchase.messages.rendering import OPT_OUT_LINE, MessageRenderer
 
 CAMPAIGNS = [
@@ -121,6 +122,30 @@ def test_money_and_dates_follow_locale_and_zone(renderer, shop):
     # 23:30 UTC on the 20th is already the 21st in Tokyo.
     delivered = renderer.render_email("delivery_checkin", context).text
     assert "2026年11月21日" in delivered
+
+
+@pytest.mark.parametrize(
+    "amount", [Decimal("129.00"), Decimal("129.0"), Decimal("-0.00"), 129, "1e3", " 7.5 ", 2.675]
+)
+@pytest.mark.parametrize("locale", ["en", "fr", "ja", "de-CH"])
+def test_money_shows_each_amount_as_babel_formats_it(renderer, amount, locale):
+    # Formatted amounts are kept for the next message: every kind of amount a template may
+    # pass shows as Babel formats it, the same on the first message and the next.
+    page = renderer.env.from_string("{{ amount | money('EUR') }}")
+    expected = format_currency(Decimal(amount), "EUR", locale=locale.replace("-", "_"))
+    for _ in range(2):
+        assert page.render(amount=amount, locale=locale, shop={"currency": "JPY"}) == expected
+
+
+def test_a_line_template_renders_each_context_with_the_sandbox(renderer, shop):
+    # An A/B variant's subject: compiled once, rendered for each message's own context.
+    line = "{{ loyalty.points_earned }} points are yours"
+    for points in (129, 40):
+        figures = LoyaltyFigures(points_earned=points, points_balance=2_000, tier=None)
+        context = sample_context(shop, loyalty=figures)
+        assert renderer.render_line(line, context) == f"{points} points are yours"
+    with pytest.raises(SecurityError):
+        renderer.render_line("{{ shop.__class__.__subclasses__() }}", context)
 
 
 def test_marketing_sms_carries_the_opt_out_line(renderer, shop):

@@ -7,11 +7,13 @@ import shutil
 import tracemalloc
 
 import pytest
+from jinja2 import StrictUndefined, UndefinedError
+from jinja2.exceptions import SecurityError
 
 from postpurchase.messages.context import sample_context
 from postpurchase.messages.links import allowed_url, strip_unsafe_links
 from postpurchase.messages.rendering import DEFAULT_TEMPLATES_DIR, MessageRenderer
-from postpurchase.messages.sandbox import MAX_OUTPUT, TemplateTooLarge
+from postpurchase.messages.sandbox import MAX_OUTPUT, BoundedSandbox, TemplateTooLarge
 
 HOSTILE_URLS = [
     "javascript:alert(document.cookie)",
@@ -45,6 +47,17 @@ def test_ordinary_links_stay(url):
 def test_an_entity_encoded_scheme_is_still_refused():
     html = '<a href="&#106;avascript:alert(1)">Sweater</a><a href="https://ok.example/x">ok</a>'
     assert strip_unsafe_links(html) == '<a>Sweater</a><a href="https://ok.example/x">ok</a>'
+
+
+def test_a_refused_link_goes_with_the_space_before_it_whatever_the_case_of_its_name():
+    html = (
+        '<a\n  HREF = "javascript:x">a</a><img SRC=data:x alt="">'
+        '<a href="https://ok.example/p?a=1&amp;b=2">b</a><a data-href="javascript:y">c</a>'
+    )
+    assert strip_unsafe_links(html) == (
+        '<a>a</a><img alt=""><a href="https://ok.example/p?a=1&amp;b=2">b</a>'
+        '<a data-href="javascript:y">c</a>'
+    )
 
 
 def _hostile_order():
@@ -158,3 +171,14 @@ def test_ordinary_arithmetic_and_formatting_still_work(renderer, shop):
         "{{ 'ab' * 3 }} {{ ['a', 'b'] | join(', ') }} {{ 'x' | center(5) }}|"
     )
     assert renderer.env.from_string(source).render() == "03.14 1,234,567 1024 ababab a, b   x  |"
+
+
+def test_a_dotted_name_finds_a_key_or_a_method_of_dict_as_in_jinja():
+    env = BoundedSandbox(undefined=StrictUndefined)
+    order = {"name": "#1001", "items": [1, 2]}
+    page = "{{ order.name }} {{ order.items is callable }} {{ order['items'] | length }}"
+    assert env.from_string(page).render(order=order) == "#1001 True 2"
+    with pytest.raises(UndefinedError, match="'dict object' has no attribute 'missing'"):
+        env.from_string("{{ order.missing }}").render(order=order)
+    with pytest.raises(SecurityError):
+        env.from_string("{{ order.__class__.__subclasses__() }}").render(order=order)

@@ -56,6 +56,19 @@ def test_links_are_rewritten_through_c_and_our_own_links_are_left_alone():
     assert read_click(KEY, text_token) == clicks[0]
 
 
+def test_links_written_in_capitals_are_tracked_too():
+    email = RenderedEmail(
+        subject="s",
+        html='<A HREF = "HTTPS://Shop.example.com/x">x</A>',
+        text="Shop: HTTPS://Shop.example.com/x!\n",
+    )
+    tracked = track_links(email, key=KEY, base_url=BASE, touchpoint_id=3)
+    assert isinstance(tracked, RenderedEmail)
+    token = tracked.html.split(f'HREF = "{BASE}/c/')[1].split('"')[0]
+    assert read_click(KEY, token) == Click(3, 0, 1, "HTTPS://Shop.example.com/x")
+    assert tracked.text == f"Shop: {BASE}/c/{token}!\n"
+
+
 def test_sms_links_are_tracked_and_segments_recounted():
     body = "Thanks! Review it: https://shop.example.com/r/9 Reply STOP to opt out."
     sms = RenderedSms(body=body, segments=count_segments(body))
