@@ -13,7 +13,7 @@ opening. A window may wrap past midnight (``20:00-08:00``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,6 +22,7 @@ _ISO = re.compile(
     r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
 )
 _WINDOW = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
+_DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -30,15 +31,22 @@ class Delay:
 
     days: int = 0
     seconds: float = 0
+    # Both as timedeltas, made once: planning adds them for every campaign of every event.
+    _days: timedelta = field(init=False, repr=False, compare=False)
+    _seconds: timedelta = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_days", timedelta(days=self.days))
+        object.__setattr__(self, "_seconds", timedelta(seconds=self.seconds))
 
     def after(self, moment: datetime, zone: ZoneInfo) -> datetime:
         """The UTC time this delay after ``moment`` (aware), counting days on ``zone``'s clock."""
         if self.days:
             # An aware time plus a timedelta moves its wall clock and keeps its zone, with
             # fold=0: in the repeated hour after a DST fall-back, the first occurrence is meant.
-            moment = moment.astimezone(zone) + timedelta(days=self.days)
+            moment = moment.astimezone(zone) + self._days
         moment = moment.astimezone(UTC)
-        return moment + timedelta(seconds=self.seconds) if self.seconds else moment
+        return moment + self._seconds if self.seconds else moment
 
 
 def parse_delay(text: str) -> Delay:
@@ -78,17 +86,15 @@ class SendWindow:
         """
         local = moment.astimezone(zone)
         now = local.time()
-        if self._contains(now):
+        start, end = self.start, self.end
+        # a window that ends before it starts wraps past midnight
+        inside = start <= now < end if start < end else (now >= start or now < end)
+        if inside:
             return moment.astimezone(UTC)
         day: date = local.date()
-        if now >= self.start:  # past today's opening (and outside): tomorrow's
-            day += timedelta(days=1)
-        return datetime.combine(day, self.start, tzinfo=zone).astimezone(UTC)
-
-    def _contains(self, moment: time) -> bool:
-        if self.start < self.end:
-            return self.start <= moment < self.end
-        return moment >= self.start or moment < self.end  # wraps past midnight
+        if now >= start:  # past today's opening (and outside): tomorrow's
+            day += _DAY
+        return datetime.combine(day, start, tzinfo=zone).astimezone(UTC)
 
 
 def parse_window(text: str) -> SendWindow:

@@ -60,6 +60,8 @@ def variant_of(campaign: Campaign, customer_id: int, salt: str) -> str | None:
 
 def variant_campaign(campaign: Campaign, variant_id: str | None) -> Campaign:
     """The campaign as the variant plans it (its own delay, when it sets one)."""
+    if variant_id is None:
+        return campaign
     variant = next((v for v in campaign.variants if v.id == variant_id), None)
     if variant is None or variant.delay is None:
         return campaign

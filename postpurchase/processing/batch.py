@@ -9,7 +9,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from functools import cached_property
 from typing import Any
 
 from postpurchase.events import CanonicalEvent, Refund
@@ -21,23 +20,25 @@ Key = tuple[str, str, str]  # (source, shop, platform id)
 @dataclass(frozen=True)
 class SourcedEvent:
     """A canonical event with the inbox row it came from; ``shop`` is the row's shop ("" when
-    it names none: the engine's default shop)."""
+    it names none: the engine's default shop). ``order_key`` and ``customer_key`` are the
+    platform keys of its order and customer, if it names them."""
 
     inbox_id: int
     source: str
     event: CanonicalEvent
     shop: str = ""
+    order_key: Key | None = field(init=False, repr=False, compare=False)
+    customer_key: Key | None = field(init=False, repr=False, compare=False)
 
-    # Computed once: a batch asks for each event's keys many times.
-    @cached_property
-    def order_key(self) -> Key | None:
+    def __post_init__(self) -> None:
+        # Computed once, with the event: a batch asks for each event's keys many times (as
+        # cached properties, whose first reads took a lock, they cost twice as much).
         order = self.event.order
-        return (self.source, self.shop, order.external_id) if order else None
-
-    @cached_property
-    def customer_key(self) -> Key | None:
-        snapshot = self.event.customer or (self.event.order.customer if self.event.order else None)
-        return (self.source, self.shop, snapshot.external_id) if snapshot else None
+        customer = self.event.customer or (order.customer if order else None)
+        order_key = (self.source, self.shop, order.external_id) if order else None
+        customer_key = (self.source, self.shop, customer.external_id) if customer else None
+        object.__setattr__(self, "order_key", order_key)
+        object.__setattr__(self, "customer_key", customer_key)
 
 
 @dataclass(slots=True)

@@ -189,16 +189,22 @@ def plan_touchpoints(
     relevant = [o for o in occurrences if any(o.trigger in t for t in by_shop.values())]
     if not relevant:
         return counts
-    facts = load_facts(session, relevant, shop_zone, known)
+    # The facts in their shop's zone (``in_shop_zone``), each once for all the occurrences
+    # it is about, each shop's zone looked up once.
+    zones: dict[str, ZoneInfo] = {}
+    facts: dict[tuple[int, int | None], Facts] = {}
+    for key, found in load_facts(session, relevant, shop_zone, known).items():
+        if found.shop not in zones:
+            zones[found.shop] = config.shop_zone(found.shop, shop_zone)
+        facts[key] = _in_zone(found, zones[found.shop], shop_zone)
+    salt = config.outcomes.salt
     rows: list[dict[str, Any]] = []
     for occurrence in relevant:
-        known_facts = in_shop_zone(
-            facts[(occurrence.customer_id, occurrence.order_id)], config, shop_zone
-        )
+        known_facts = facts[(occurrence.customer_id, occurrence.order_id)]
         by_trigger = by_shop.get(known_facts.shop.strip().lower(), by_shop[""])
         for campaign in by_trigger.get(occurrence.trigger, []):
             # a variant may have its own delay; arm and variant are stamped on the rows below
-            variant = variant_of(campaign, occurrence.customer_id, config.outcomes.salt)
+            variant = variant_of(campaign, occurrence.customer_id, salt)
             decision = decide(variant_campaign(campaign, variant), occurrence, known_facts)
             if decision.reason is not None:
                 counts.skipped[f"{campaign.id}: {decision.reason}"] += 1
@@ -216,7 +222,7 @@ def plan_touchpoints(
                 }
                 for step in decision.steps
             ]
-            stamp(planned, campaign, config.outcomes.salt)
+            stamp(planned, campaign, salt)
             rows.extend(planned)
     # in unique-key order, like every batch insert that concurrent drainers may share rows of
     rows.sort(key=lambda r: (r["subject_key"], r["campaign_id"], r["step"], r["channel"]))
@@ -233,10 +239,14 @@ def _by_trigger(config: CampaignConfig) -> dict[str, list[Campaign]]:
 
 def in_shop_zone(facts: Facts, config: CampaignConfig, default: ZoneInfo) -> Facts:
     """``facts`` in the zone of their shop when the customer has none of their own."""
-    zone = config.shop_zone(facts.shop, default)
-    if zone == default:
+    return _in_zone(facts, config.shop_zone(facts.shop, default), default)
+
+
+def _in_zone(facts: Facts, shop_zone: ZoneInfo, default: ZoneInfo) -> Facts:
+    """``facts`` (in ``default`` when the customer has no zone) in ``shop_zone`` instead."""
+    if shop_zone == default:
         return facts
-    return replace(facts, zone=zone_or(facts.customer.get("time_zone"), zone))
+    return replace(facts, zone=zone_or(facts.customer.get("time_zone"), shop_zone))
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,8 @@ def load(session: Session, record: type[_R], model: Any, keys: set[Key]) -> dict
         # touchpoints, ledger entries) can still be inserted by other workers meanwhile.
         query = query.order_by(table.c.id).with_for_update(key_share=True)
     rows = session.execute(query)
-    return {(row.source, row.shop, row.external_id): record(**row._mapping) for row in rows}
+    # the columns are selected in the record's field order
+    return {(row.source, row.shop, row.external_id): record(*row) for row in rows}
 
 
 def blanks(

@@ -99,10 +99,8 @@ def _version(snapshot: CustomerSnapshot | OrderSnapshot, occurred_at: datetime) 
 
 
 def _apply_fields(row: Any, snapshot: Any, names: Iterable[str]) -> None:
-    given = snapshot.model_fields_set
-    for name in names:
-        if name not in given:
-            continue
+    # only the fields the payload carried (each sets a column of its own: any order will do)
+    for name in snapshot.model_fields_set.intersection(names):
         value = getattr(snapshot, name)
         if value is None or (name == "currency" and value == NO_CURRENCY):
             continue  # a partial order says nothing about its currency
