@@ -108,6 +108,23 @@ def _unavailable(what: str) -> JSONResponse:
     )
 
 
+class _StoredAnswer(Response):
+    """The 202 of nearly every webhook, ``{"status":…,"event_id":…}``: the bytes and headers
+    JSONResponse would make, written directly. Serialising a two-member dict and working out
+    the headers cost several microseconds a request, a measurable share of intake's own."""
+
+    media_type = "application/json"
+
+    def __init__(self, status: str, event_id: int) -> None:
+        self.status_code = 202
+        self.background = None
+        self.body = b'{"status":"%s","event_id":%d}' % (status.encode(), event_id)
+        self.raw_headers = [
+            (b"content-length", b"%d" % len(self.body)),
+            (b"content-type", b"application/json"),
+        ]
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -190,10 +207,10 @@ def _add_intake(app: FastAPI, runtime: Runtime, rejections: RejectionCounter, cl
         if event_id is None:
             return JSONResponse({"status": "duplicate"}, status_code=200)
         status = "ignored" if entry.event_type == IGNORED_EVENT_TYPE else "accepted"
-        answer: dict[str, Any] = {"status": status, "event_id": event_id}
-        if entry.notes:
-            log.info("%s %s event %d: %s", route, status, event_id, "; ".join(entry.notes))
-            answer["notes"] = list(entry.notes)
+        if not entry.notes:
+            return _StoredAnswer(status, event_id)
+        log.info("%s %s event %d: %s", route, status, event_id, "; ".join(entry.notes))
+        answer = {"status": status, "event_id": event_id, "notes": list(entry.notes)}
         return JSONResponse(answer, status_code=202)
 
     async def shopify(request: Request) -> Response:

@@ -11,7 +11,6 @@ Each check raises ``BadSignature`` with a reason safe to show the sender (never 
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 
 
@@ -21,8 +20,8 @@ class BadSignature(Exception):
 
 def base64_digest(body: bytes, secret: str) -> str:
     """``base64(HMAC-SHA256(body, secret))``: how Shopify and WooCommerce sign a body."""
-    mac = hmac.new(secret.encode(), body, hashlib.sha256).digest()
-    return base64.b64encode(mac).decode()
+    # hmac.digest: OpenSSL's one-shot HMAC, half the CPU of an hmac.new object on a webhook
+    return base64.b64encode(hmac.digest(secret.encode(), body, "sha256")).decode()
 
 
 def verify_base64_hmac(body: bytes, header: str | None, secret: str, *, header_name: str) -> None:
@@ -36,8 +35,8 @@ def verify_base64_hmac(body: bytes, header: str | None, secret: str, *, header_n
 
 def sign_generic(body: bytes, secret: str, timestamp: int) -> str:
     """The ``X-Postpurchase-Signature`` value for ``body`` sent at ``timestamp`` (unix seconds)."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={mac.hexdigest()}"
+    mac = hmac.digest(secret.encode(), f"{timestamp}.".encode() + body, "sha256")
+    return f"t={timestamp},v1={mac.hex()}"
 
 
 def verify_generic(

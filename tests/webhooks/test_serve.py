@@ -105,3 +105,22 @@ def test_a_port_in_use_is_refused_with_one_line(served, tmp_path):
     second, log = _start(port, tmp_path, "second.log")
     assert second.wait(timeout=60) == 2
     assert f"cannot listen on 127.0.0.1:{port}" in log.read_text()
+
+
+def test_one_worker_serves_in_the_process_itself_and_stops_cleanly(tmp_path):
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    engine = make_engine(parse_database_url(url))
+    schema.upgrade(engine)
+    engine.dispose()
+    port, log = free_port(), tmp_path / "serve.log"
+    env = {**os.environ, "POSTPURCHASE_DATABASE_URL": url}
+    process = start_serve(port, env, log, workers=1)
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}/webhooks/health", process, log, timeout=60)
+        assert psutil.Process(process.pid).children() == []  # no worker processes
+        process.send_signal(signal.SIGTERM)
+        # uvicorn shuts down, then raises the signal again for whoever waits on the process.
+        assert process.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        stop(process)
+    assert "Finished server process" in log.read_text()

@@ -18,6 +18,7 @@ from deliveries import (
     intake_settings,
     rejected_rows,
 )
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
 from postpurchase.events import CanonicalEvent, EventType
@@ -217,6 +218,23 @@ def test_unhandled_topic_is_recorded_as_ignored_without_its_body(send, store):
         "inventory_levels/update",
     )
     assert row.payload == {"topic": "inventory_levels/update"}
+
+
+@pytest.mark.parametrize(
+    ("topic", "body", "status"),
+    [
+        ("orders/create", fixture_bytes(ORDER), "accepted"),
+        ("inventory_levels/update", {"inventory_item_id": 1, "available": 3}, "ignored"),
+    ],
+)
+def test_the_stored_answer_is_the_json_a_json_response_sends(send, store, topic, body, status):
+    response = send.shopify(topic, body)
+    [row] = inbox_rows(store)
+    expected = JSONResponse({"status": status, "event_id": row.id}, status_code=202)
+    assert response.status_code == 202
+    assert response.content == expected.body
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-length"] == str(len(expected.body))
 
 
 def test_duplicate_delivery_changes_nothing(send, store):
