@@ -210,6 +210,11 @@ async def _twilio_form(request: Request, settings: Settings) -> dict[str, str] |
     if token is None or not RequestValidator(token).validate(url, params, signature):
         reason = f"X-Twilio-Signature does not match a request to {url}"
         return await _reject(request, settings, raw, 401, reason)
+    # Twilio sends none, and no database column can hold one: refused here, not a 503 later.
+    nul = next((name for name, value in params.items() if "\x00" in name + value), None)
+    if nul is not None:
+        reason = f"form field {nul.replace(chr(0), '?')!r} holds a NUL character"
+        return await _reject(request, settings, raw, 400, reason)
     return params
 
 

@@ -347,3 +347,25 @@ def test_start_lifts_a_stop_kept_as_a_digest_after_an_erasure(client, store, fak
     assert answer.status_code == 200
     with store() as session:
         assert session.execute(select(Suppression)).scalar_one().lifted_at is not None
+
+
+@pytest.mark.parametrize("path", ["/webhooks/twilio/status", "/webhooks/twilio/inbound"])
+def test_signed_twilio_form_with_a_nul_is_refused_and_nothing_stored(
+    client, store, fake_twilio, path
+):
+    params = {
+        "MessageSid": "SM" + "b" * 32,
+        "MessageStatus": "delivered\x00",
+        "From": "+14155550123",
+        "Body": "STOP",
+        "AccountSid": "AC1",
+    }
+
+    response = _twilio_post(client, fake_twilio, path, params)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "form field 'MessageStatus' holds a NUL character"
+    assert _count(store, MessageEvent) == _count(store, Suppression) == 0
+    with store() as session:
+        kept = session.execute(select(RejectedWebhook)).scalar_one()
+    assert (kept.route, kept.status_code) == (path, 400)
