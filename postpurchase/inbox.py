@@ -207,7 +207,7 @@ def _storable(text: str) -> bool:
 # and converted on their own: several times the client CPU per row, and the inbox insert is
 # the hot path of every webhook. Columns left out take their defaults (received_at = now).
 # Written in the driver's own parameter style: intake's group commit hands it to psycopg
-# itself (``add_many_with_driver``).
+# itself (``add_many_with_async_driver``).
 POSTGRES_INSERT = """
     INSERT INTO inbox_events
         (source, dedupe_key, event_type, topic, shop, subject_id, occurred_at, payload,
@@ -289,19 +289,21 @@ def add_many_to_inbox(connection: Connection, entries: list[InboxEntry]) -> list
     return _outcomes(entries, rows)
 
 
-def add_many_with_driver(
+async def add_many_with_async_driver(
     driver: Any, dialect: Dialect, entries: list[InboxEntry]
 ) -> list[int | None]:
-    """``add_many_to_inbox`` on PostgreSQL, run on the driver's own connection (psycopg).
+    """``add_many_to_inbox`` on PostgreSQL, run on the driver's own asynchronous connection
+    (``psycopg.AsyncConnection``).
 
-    For intake's group commit, where SQLAlchemy's statement handling cost more client CPU than
-    the insert itself. Raises the driver's errors as they are; the caller maps them.
+    For intake's group commit, which writes its batches on the event loop: SQLAlchemy's
+    statement handling cost more client CPU than the insert itself. Raises the driver's
+    errors as they are; the caller maps them.
     """
     if not entries:
         return []
-    with driver.cursor() as cursor:
-        cursor.execute(POSTGRES_INSERT, {"rows": _document(entries, dialect)})
-        rows = cursor.fetchall()
+    async with driver.cursor() as cursor:
+        await cursor.execute(POSTGRES_INSERT, {"rows": _document(entries, dialect)})
+        rows = await cursor.fetchall()
     return _outcomes(entries, rows)
 
 

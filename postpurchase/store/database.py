@@ -10,6 +10,7 @@ from __future__ import annotations
 import select
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +36,15 @@ def make_engine(
     """Create an engine for ``url`` with the per-backend setup the store relies on."""
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, busy_timeout_ms)
+    connect_args = {
+        "connect_timeout": max(1, int(connect_timeout)),
+        # Statements the driver prepares are planned for their parameters and the tables
+        # as they are at each run. A generic plan is made once and kept: made while a new
+        # table was a few pages long (a scan of it was then cheapest), it went on scanning
+        # the whole table, every batch, as the table grew. (Bulk writers lift this for
+        # their foreign key checks: ``cached_key_checks``.)
+        "options": "-c plan_cache_mode=force_custom_plan",
+    }
     engine = create_engine(
         url,
         hide_parameters=True,  # errors and logs never show customers' data (see _sqlite_engine)
@@ -45,18 +55,23 @@ def make_engine(
         # only the connections it uses at once: a one-thread task keeps one.
         pool_size=15,
         max_overflow=0,
-        connect_args={
-            "connect_timeout": max(1, int(connect_timeout)),
-            # Statements the driver prepares are planned for their parameters and the tables
-            # as they are at each run. A generic plan is made once and kept: made while a new
-            # table was a few pages long (a scan of it was then cheapest), it went on scanning
-            # the whole table, every batch, as the table grew. (Bulk writers lift this for
-            # their foreign key checks: ``cached_key_checks``.)
-            "options": "-c plan_cache_mode=force_custom_plan",
-        },
+        connect_args=connect_args,
     )
     event.listen(engine, "checkout", _alive_or_replaced)
+    _CONNECT_ARGS[engine] = connect_args
     return engine
+
+
+# What make_engine gave each PostgreSQL engine's driver beyond its URL. SQLAlchemy keeps them
+# inside its pool's connect function, out of reach.
+_CONNECT_ARGS: weakref.WeakKeyDictionary[Engine, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def driver_connect_params(engine: Engine) -> dict[str, Any]:
+    """The keyword arguments the pool of ``engine`` (PostgreSQL) hands ``psycopg.connect``:
+    for a connection of one's own, set up as the pooled ones are."""
+    _args, params = engine.dialect.create_connect_args(engine.url)
+    return {**params, **_CONNECT_ARGS.get(engine, {})}
 
 
 def _alive_or_replaced(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
@@ -66,9 +81,7 @@ def _alive_or_replaced(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
     connection with something to read is pinged; a failed ping has the pool open a new one."""
     if dbapi_conn.closed:
         raise DisconnectionError("the connection is closed")
-    readable = select.poll()
-    readable.register(dbapi_conn.fileno(), select.POLLIN)
-    if not readable.poll(0):
+    if not has_input(dbapi_conn):
         return
     try:
         with dbapi_conn.cursor() as cursor:
@@ -76,6 +89,14 @@ def _alive_or_replaced(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
         dbapi_conn.rollback()
     except Exception as exc:
         raise DisconnectionError(f"the server closed the connection: {exc}") from exc
+
+
+def has_input(driver_connection: Any) -> bool:
+    """Whether the server sent anything to an idle psycopg connection (sync or async): it
+    sends nothing between statements unless it is closing the connection. No round trip."""
+    readable = select.poll()
+    readable.register(driver_connection.fileno(), select.POLLIN)
+    return bool(readable.poll(0))
 
 
 def _sqlite_engine(url: URL, busy_timeout_ms: int) -> Engine:

@@ -10,6 +10,12 @@ grow by themselves. Nothing is acknowledged before its transaction has committed
 If a batch fails, its entries are retried one transaction each, so one bad entry cannot fail
 the others; an entry that still fails gets the exception (the route answers 503 for a
 database error).
+
+On PostgreSQL a batch is one statement in autocommit, written on the event loop itself on a
+``psycopg.AsyncConnection`` the loop's drain keeps while webhooks keep coming (closed after
+``idle_seconds`` without any, or when the loop shuts down). Handing each batch to a thread
+and back cost about as much client CPU as the insert, and the thread then fought the loop
+for the GIL. On SQLite, whose writes block, batches go to writer threads as before.
 """
 
 from __future__ import annotations
@@ -17,9 +23,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import weakref
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass, field
 
+import psycopg
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -27,22 +36,23 @@ from postpurchase.inbox import (
     POSTGRES_INSERT,
     InboxEntry,
     add_many_to_inbox,
-    add_many_with_driver,
+    add_many_with_async_driver,
 )
+from postpurchase.store.database import driver_connect_params, has_input
 
 log = logging.getLogger(__name__)
 
 Outcome = int | None | Exception
+Queued = tuple[InboxEntry, "asyncio.Future[int | None]"]
 
-# The threads that write batches (one batch at a time per event loop), shared by every
+# The threads that write SQLite batches (one batch at a time per event loop), shared by every
 # committer of the process and started as needed. Handing a batch to them costs about half
-# the CPU of a hop through anyio's thread pool (run_in_threadpool); with small batches that
-# hop is a noticeable share of each webhook.
+# the CPU of a hop through anyio's thread pool (run_in_threadpool).
 _WRITERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="inbox-writer")
 
 
 class BatchWriter:
-    """Writes one drain's batches, on one connection checked out at the first of them.
+    """Writes one drain's SQLite batches, on one connection checked out at the first of them.
 
     A drain under load writes several batches in a row: the pool's checkout (with its ping,
     a round trip to the server) and check-in then come once per run of batches, not once per
@@ -64,8 +74,6 @@ class BatchWriter:
         try:
             if self._connection is None:
                 self._connection = self._engine.connect()
-            if self._connection.dialect.name == "postgresql":
-                return _write_postgres(self._connection, entries)
             with self._connection.begin():  # SQLite: the BEGIN IMMEDIATE its writers rely on
                 return list(add_many_to_inbox(self._connection, entries))
         except Exception as exc:  # handed to the waiting request, which answers for it
@@ -94,46 +102,95 @@ class BatchWriter:
             connection.close()
 
 
-def _write_postgres(connection: Connection, entries: list[InboxEntry]) -> list[Outcome]:
-    """The batch as one statement on psycopg's own connection, in autocommit.
+class LoopWriter:
+    """Writes one drain's PostgreSQL batches on the event loop, on a connection of its own.
 
-    One statement is a transaction by itself: committed (and flushed) before its answer
-    arrives, without a BEGIN and a COMMIT round trip. Handed to psycopg directly, not through
-    SQLAlchemy's statement handling, which cost more client CPU than the insert. The pool
-    still checks the connection out (and pings it first); the driver's errors become
-    SQLAlchemy's, as the route expects, and a lost connection is dropped from the pool.
+    Each batch is one statement in autocommit: a transaction by itself, committed (and
+    flushed) before its answer arrives, without a BEGIN and a COMMIT round trip. Handed to
+    psycopg directly, not through SQLAlchemy's statement handling, which cost more client CPU
+    than the insert. The connection is set up as the engine's pooled ones are, checked before
+    each batch as the pool checks those (replaced if the server is closing it), and replaced
+    after a failure that left it unusable. The driver's errors become SQLAlchemy's, as the
+    route expects.
     """
-    dialect = connection.dialect
-    driver: Any = connection.connection.driver_connection  # psycopg.Connection
-    try:
-        driver.autocommit = True
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: psycopg.AsyncConnection[tuple[object, ...]] | None = None
+
+    async def write(self, entries: list[InboxEntry]) -> list[Outcome]:
+        """Store ``entries`` in one statement; per entry its id, None (duplicate) or the
+        error."""
         try:
-            return list(add_many_with_driver(driver, dialect, entries))
-        finally:
-            driver.autocommit = False  # as the pool hands connections out
-    except dialect.loaded_dbapi.Error as exc:
-        lost = dialect.is_disconnect(exc, connection.connection, None)
-        if lost:
-            connection.invalidate(exc)
-        raise DBAPIError.instance(
-            POSTGRES_INSERT,
-            None,
-            exc,
-            dialect.loaded_dbapi.Error,
-            hide_parameters=True,
-            connection_invalidated=lost,
-            dialect=dialect,
-        ) from exc
+            return list(await self._write(entries))
+        except Exception as exc:  # handed to the waiting request, which answers for it
+            if len(entries) == 1:
+                return [exc]
+            # The type only: a database error's text carries the statement's parameters (PII).
+            log.warning(
+                "inbox batch of %d failed (%s); retrying one by one",
+                len(entries),
+                type(exc).__name__,
+            )
+        return [outcome for entry in entries for outcome in await self.write([entry])]
+
+    async def _write(self, entries: list[InboxEntry]) -> list[int | None]:
+        dialect = self._engine.dialect
+        try:
+            connection = await self._connected()
+            try:
+                return await add_many_with_async_driver(connection, dialect, entries)
+            finally:
+                if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    await self.close()  # broken, or left mid-statement: not reused
+        except psycopg.Error as exc:
+            raise DBAPIError.instance(
+                POSTGRES_INSERT,
+                None,
+                exc,
+                psycopg.Error,
+                hide_parameters=True,
+                connection_invalidated=self._connection is None,
+                dialect=dialect,
+            ) from exc
+
+    async def _connected(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
+        connection = self._connection
+        if connection is not None and (connection.closed or has_input(connection)):
+            await self.close()  # a restart or a terminated backend: open a new one
+            connection = None
+        if connection is None:
+            connection = await psycopg.AsyncConnection.connect(
+                autocommit=True, **driver_connect_params(self._engine)
+            )
+            self._connection = connection
+        return connection
+
+    async def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
+
+
+@dataclass
+class _LoopQueue:
+    """One event loop's entries waiting to be written, and the task writing them."""
+
+    entries: list[Queued] = field(default_factory=list)
+    drain: asyncio.Task[None] | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class GroupCommitter:
     """Queues inbox entries from concurrent requests and commits them in shared batches."""
 
-    def __init__(self, engine: Engine, *, max_batch: int = 500) -> None:
+    def __init__(self, engine: Engine, *, max_batch: int = 500, idle_seconds: float = 30.0) -> None:
         self._engine = engine
         self._max_batch = max_batch
-        self._queue: list[tuple[InboxEntry, asyncio.Future[int | None]]] = []
-        self._drains: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+        self._idle_seconds = idle_seconds
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopQueue] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def add(self, entry: InboxEntry) -> int | None:
         """Store ``entry``; returns its new id, or None if its dedupe key was already held.
@@ -142,48 +199,72 @@ class GroupCommitter:
         when it could not be stored.
         """
         loop = asyncio.get_running_loop()
+        queue = self._queues.get(loop)
+        if queue is None:
+            queue = self._queues[loop] = _LoopQueue()
         waiter: asyncio.Future[int | None] = loop.create_future()
-        self._queue.append((entry, waiter))
-        drain = self._drains.get(loop)
-        if drain is None or drain.done():
-            self._drains[loop] = loop.create_task(self._drain())
+        queue.entries.append((entry, waiter))
+        if queue.drain is None or queue.drain.done():
+            if self._engine.dialect.name == "postgresql":
+                queue.drain = loop.create_task(self._drain_on_loop(queue))
+            else:
+                queue.drain = loop.create_task(self._drain_in_threads(loop, queue))
+        else:
+            queue.wake.set()
         # shield: a client hanging up must not cancel the write others share.
         return await asyncio.shield(waiter)
 
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _next_batch(self, queue: _LoopQueue) -> list[Queued]:
+        batch = queue.entries[: self._max_batch]
+        del queue.entries[: self._max_batch]
+        return batch
+
+    async def _drain_on_loop(self, queue: _LoopQueue) -> None:
+        writer = LoopWriter(self._engine)
+        try:
+            while True:
+                while queue.entries:
+                    batch = self._next_batch(queue)
+                    await _settle(batch, writer.write([entry for entry, _ in batch]))
+                queue.wake.clear()
+                try:
+                    await asyncio.wait_for(queue.wake.wait(), self._idle_seconds)
+                except TimeoutError:
+                    if not queue.entries:
+                        queue.drain = None  # the next entry starts a drain of its own
+                        return
+        finally:  # also when the loop shuts down, which cancels this task
+            await writer.close()
+
+    async def _drain_in_threads(self, loop: asyncio.AbstractEventLoop, queue: _LoopQueue) -> None:
         writer = BatchWriter(self._engine)
         try:
-            await self._write_queued(loop, writer)
+            while queue.entries:
+                batch = self._next_batch(queue)
+                entries = [entry for entry, _ in batch]
+                await _settle(batch, loop.run_in_executor(_WRITERS, writer.write, entries))
         except BaseException:
             # Cancelled with a write in flight: closed by a writer thread once it is done.
             _WRITERS.submit(writer.close)
             raise
         writer.close()
 
-    async def _write_queued(self, loop: asyncio.AbstractEventLoop, writer: BatchWriter) -> None:
-        while True:
-            mine = [item for item in self._queue if item[1].get_loop() is loop]
-            if not mine:
-                return
-            batch = mine[: self._max_batch]
-            taken = {id(item) for item in batch}
-            self._queue = [item for item in self._queue if id(item) not in taken]
-            try:
-                outcomes = await loop.run_in_executor(
-                    _WRITERS, writer.write, [entry for entry, _ in batch]
+
+async def _settle(batch: list[Queued], write: Awaitable[list[Outcome]]) -> None:
+    """Wait for ``write`` and give each waiter of ``batch`` its outcome."""
+    try:
+        outcomes = await write
+    except BaseException as exc:  # a bug or cancellation: nobody may wait forever
+        for _, waiter in batch:
+            if not waiter.done():
+                waiter.set_exception(
+                    exc if isinstance(exc, Exception) else RuntimeError("cancelled")
                 )
-            except BaseException as exc:  # a bug or cancellation: nobody may wait forever
-                for _, waiter in batch:
-                    if not waiter.done():
-                        waiter.set_exception(
-                            exc if isinstance(exc, Exception) else RuntimeError("cancelled")
-                        )
-                raise
-            for (_, waiter), outcome in zip(batch, outcomes, strict=True):
-                if waiter.done():
-                    continue
-                if isinstance(outcome, Exception):
-                    waiter.set_exception(outcome)
-                else:
-                    waiter.set_result(outcome)
+        raise
+    for (_, waiter), outcome in zip(batch, outcomes, strict=True):
+        if waiter.done():
+            continue
+        if isinstance(outcome, Exception):
+            waiter.set_exception(outcome)
+        else:
+            waiter.set_result(outcome)

@@ -3,8 +3,11 @@
 import asyncio
 from datetime import UTC, datetime
 
+import psycopg
+import pytest
 from deliveries import inbox_rows
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 
 from postpurchase.inbox import InboxEntry
 from postpurchase.webhooks import group_commit
@@ -28,7 +31,7 @@ def test_concurrent_entries_share_one_statement_and_duplicates_are_told_apart(
     engine, store, monkeypatch
 ):
     inserts = []  # the batches handed to the database: one INSERT statement each
-    for name in ("add_many_to_inbox", "add_many_with_driver"):  # SQLite / PostgreSQL
+    for name in ("add_many_to_inbox", "add_many_with_async_driver"):  # SQLite / PostgreSQL
         insert = getattr(group_commit, name)
         monkeypatch.setattr(
             group_commit, name, lambda *args, insert=insert: inserts.append(1) or insert(*args)
@@ -69,8 +72,8 @@ def test_a_lone_entry_is_written_without_waiting_for_company(engine, store):
     assert (first, again) == (inbox_rows(store)[0].id, None)
 
 
-def test_a_drain_checks_one_connection_out_for_its_run_of_batches(engine, store):
-    checkouts = []
+def test_a_drain_writes_its_run_of_batches_on_one_connection(engine, store, loop_connections):
+    checkouts = []  # SQLite: from the pool (each with its check); PostgreSQL: its own
     event.listen(engine, "checkout", lambda *args: checkouts.append(1))
     committer = GroupCommitter(engine, max_batch=2)
     keys = [f"generic:-:run-{n}" for n in range(6)]
@@ -80,9 +83,68 @@ def test_a_drain_checks_one_connection_out_for_its_run_of_batches(engine, store)
 
     results = asyncio.run(deliver())
 
-    assert len(checkouts) == 1  # three batches of two, one checkout (and ping) for all
+    # three batches of two, one connection for all
+    on_postgres = engine.dialect.name == "postgresql"
+    assert (len(checkouts), len(loop_connections)) == ((0, 1) if on_postgres else (1, 0))
     assert results == [row.id for row in inbox_rows(store)]
     assert engine.pool.checkedout() == 0  # returned once the queue was empty
+
+
+@pytest.fixture
+def loop_connections(monkeypatch) -> list[psycopg.AsyncConnection]:
+    """Every connection a committer opens for an event loop (PostgreSQL), in order."""
+    opened: list[psycopg.AsyncConnection] = []
+    connect = psycopg.AsyncConnection.connect
+
+    async def recorded(**kwargs):
+        connection = await connect(**kwargs)
+        opened.append(connection)
+        return connection
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "connect", recorded)
+    return opened
+
+
+ON_POSTGRES = pytest.mark.parametrize(
+    "db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+
+
+@ON_POSTGRES
+def test_the_loop_keeps_its_connection_between_drains_and_closes_it_when_it_ends(
+    engine, store, loop_connections
+):
+    committer = GroupCommitter(engine)
+
+    async def deliver():
+        first = await committer.add(_entry("first"))
+        await asyncio.sleep(0.05)  # the queue is empty: the drain waits for more
+        second = await committer.add(_entry("second"))
+        return first, second, loop_connections[0].closed
+
+    first, second, closed_meanwhile = asyncio.run(deliver())
+
+    assert (first, second) == tuple(row.id for row in inbox_rows(store))
+    assert len(loop_connections) == 1 and not closed_meanwhile
+    assert loop_connections[0].closed  # when asyncio.run cancelled the idle drain
+
+
+@ON_POSTGRES
+def test_an_idle_loop_connection_is_closed_and_the_next_entry_opens_another(
+    engine, store, loop_connections
+):
+    committer = GroupCommitter(engine, idle_seconds=0.01)
+
+    async def deliver():
+        first = await committer.add(_entry("early"))
+        await asyncio.sleep(0.2)
+        closed_when_idle = loop_connections[0].closed
+        return first, closed_when_idle, await committer.add(_entry("late"))
+
+    first, closed_when_idle, late = asyncio.run(deliver())
+
+    assert (first, late) == tuple(row.id for row in inbox_rows(store))
+    assert closed_when_idle and len(loop_connections) == 2
 
 
 def test_a_failed_batch_gives_its_connection_back_and_the_retries_store_the_rest(engine, store):
@@ -98,3 +160,22 @@ def test_a_failed_batch_gives_its_connection_back_and_the_retries_store_the_rest
     assert isinstance(bad, Exception)
     assert [row.dedupe_key for row in inbox_rows(store)] == ["x", "z", "after"]
     assert engine.pool.checkedout() == 0
+
+
+@ON_POSTGRES
+def test_an_entry_the_database_refuses_gets_sqlalchemys_error_and_the_connection_stays(
+    engine, store, loop_connections
+):
+    committer = GroupCommitter(engine)
+    # Valid JSON, but PostgreSQL's jsonb refuses the NUL escape (intake refuses it earlier).
+    entries = [_entry("p"), _entry("q", payload={"note": "a\x00b"}), _entry("r")]
+
+    async def deliver():
+        return await asyncio.gather(*(committer.add(e) for e in entries), return_exceptions=True)
+
+    first, refused, last = asyncio.run(deliver())
+
+    assert isinstance(refused, DBAPIError)  # the route answers 503 for it
+    assert [row.dedupe_key for row in inbox_rows(store)] == ["p", "r"]
+    assert {first, last} == {row.id for row in inbox_rows(store)}
+    assert len(loop_connections) == 1  # the failed statement left it usable
