@@ -226,3 +226,32 @@ def test_a_skip_alone_is_recorded_without_marking(store, writer_for):
     writer.record()
     assert writer.counts == {"skipped": 1}
     assert _statuses(store) == {ids[0]: TouchpointStatus.SKIPPED, ids[1]: TouchpointStatus.CLAIMED}
+
+
+def test_a_commit_recording_an_opt_out_after_one_statement_commits_is_still_one_transaction(
+    store, writer_for
+):
+    ids = _claimed(store, 3)
+    writer = writer_for(ids)
+    assert MarkWave(writer, 1).mark(ids[0]) is True  # renews the leases
+    writer.add([Outcome.skipped(ids[1], "smart sending")])
+    writer.record()  # one statement on PostgreSQL, run in autocommit
+    opted_out = Outcome.failed(ids[2], "Twilio 21610: the recipient said STOP", answered=True)
+    opted_out.opted_out_phone = "+14155550101"
+    writer.add([opted_out])
+
+    def fail(_conn, _cursor, statement, *_):
+        if "suppressions" in statement:
+            raise RuntimeError("database away")
+
+    event.listen(engine_of(store), "before_cursor_execute", fail)
+    try:
+        with pytest.raises(RuntimeError, match="database away"):
+            writer.record()
+    finally:
+        event.remove(engine_of(store), "before_cursor_execute", fail)
+    # the row's failure, written before the suppression failed, went back with it
+    assert _statuses(store)[ids[2]] == TouchpointStatus.CLAIMED
+    writer.record()
+    assert _statuses(store)[ids[2]] == TouchpointStatus.FAILED
+    assert writer.counts == {"skipped": 1, "failed": 1}
