@@ -7,7 +7,10 @@ to the threads at once, each thread waits for its rate limiter, then for the oth
 wave (nothing of the wave is marked while they wait), and the last to get there commits the
 marks of the whole wave. Then each thread sends its own message. The outcomes waiting to be
 recorded (answers, skips) go into the same commit, so a steady chunk commits about once per
-wave and no more.
+wave and no more. On PostgreSQL such a commit is one statement in autocommit (the marks and
+the outcomes as updates in its CTEs: one round trip, where BEGIN, a statement per kind of
+outcome, the marks and COMMIT were four or more); one that renews the lease or records an
+opt-out is still a transaction of a statement per step, as every commit is on SQLite.
 
 ``ChunkWriter`` holds what waits to be recorded and makes the commits, all on one database
 connection it keeps for the chunk (taking one from the pool for each commit cost a round trip
@@ -24,8 +27,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 
 from postpurchase.dispatch.outcomes import Outcome
-from postpurchase.dispatch.sending import ChunkLease, record_outcomes
-from postpurchase.store.claims import mark_sending_many
+from postpurchase.dispatch.sending import ChunkLease, outcome_rows, record_outcomes
+from postpurchase.store.claims import mark_sending_many, release_and_mark
 from postpurchase.store.database import SessionFactory, engine_of
 
 
@@ -48,6 +51,7 @@ class ChunkWriter:
         self._lock = threading.Lock()
         self._writing = threading.Lock()  # one transaction at a time on the connection
         self._connection: Connection | None = None
+        self._autocommitting = False
         self._waiting: list[Outcome] = []
         self.counts: Counter[str] = Counter()  # per kind, the rows actually recorded
 
@@ -73,19 +77,12 @@ class ChunkWriter:
         with self._lock:
             taken, self._waiting = self._waiting, []
         try:
-            with self._writing, self._store(bind=self._connect()) as session, session.begin():
-                self._lease.renew_if_due(session)
-                counts = record_outcomes(session, self._lease.worker, taken, now=self._clock())
-                marked = (
-                    mark_sending_many(
-                        session,
-                        mark,
-                        worker=self._lease.worker,
-                        lease_until=self._clock() + self._lease_length,
-                    )
-                    if mark
-                    else set()
-                )
+            with self._writing:
+                connection = self._connect()
+                if self._at_once(connection, taken):
+                    counts, marked = self._commit_at_once(connection, taken, mark)
+                else:
+                    counts, marked = self._commit_in_steps(connection, taken, mark)
         except BaseException:
             with self._lock:
                 self._waiting[:0] = taken
@@ -93,6 +90,62 @@ class ChunkWriter:
         with self._lock:
             self.counts.update(counts)
         return marked
+
+    def _at_once(self, connection: Connection, taken: Sequence[Outcome]) -> bool:
+        """Whether this commit can be one statement: on PostgreSQL, with no lease to renew
+        (whose rows include those recorded and marked) and no opt-out to record (a row
+        of another table)."""
+        return (
+            connection.dialect.name == "postgresql"
+            and not self._lease.due()
+            and not any(outcome.opted_out_phone for outcome in taken)
+        )
+
+    def _commit_at_once(
+        self, connection: Connection, taken: Sequence[Outcome], mark: Sequence[int]
+    ) -> tuple[Counter[str], set[int]]:
+        """The commit as one statement in autocommit: its own transaction, committed when
+        it returns (so the marks are before anything is sent), in one round trip."""
+        self._autocommit(connection, True)
+        groups = outcome_rows(taken)
+        with connection.begin():  # nothing to commit on the server: the statement did
+            released, marked = release_and_mark(
+                connection,
+                [(rows, also_from) for _, rows, also_from in groups],
+                mark,
+                worker=self._lease.worker,
+                lease_until=self._clock() + self._lease_length,
+            )
+        counts: Counter[str] = Counter()
+        for (kind, _, _), count in zip(groups, released, strict=True):
+            counts[kind] += count
+        return counts, marked
+
+    def _commit_in_steps(
+        self, connection: Connection, taken: Sequence[Outcome], mark: Sequence[int]
+    ) -> tuple[Counter[str], set[int]]:
+        """The commit as a transaction of a statement per step."""
+        self._autocommit(connection, False)
+        with self._store(bind=connection) as session, session.begin():
+            self._lease.renew_if_due(session)
+            counts = record_outcomes(session, self._lease.worker, taken, now=self._clock())
+            marked = (
+                mark_sending_many(
+                    session,
+                    mark,
+                    worker=self._lease.worker,
+                    lease_until=self._clock() + self._lease_length,
+                )
+                if mark
+                else set()
+            )
+        return counts, marked
+
+    def _autocommit(self, connection: Connection, on: bool) -> None:
+        if self._autocommitting != on:
+            level = "AUTOCOMMIT" if on else connection.default_isolation_level
+            connection.execution_options(isolation_level=level)
+            self._autocommitting = on
 
     def close(self) -> None:
         """Give the connection back; a later commit takes another."""
@@ -104,6 +157,7 @@ class ChunkWriter:
     def _connect(self) -> Connection:
         if self._connection is None or self._connection.closed:
             self._connection = engine_of(self._store).connect()
+            self._autocommitting = False  # as the pool gives connections back
         return self._connection
 
 

@@ -122,16 +122,9 @@ def record_outcomes(
     """Store outcomes on the rows ``worker`` still holds, one statement per kind; counts
     per kind of the rows actually updated. A provider's answer may also replace the
     ``unknown`` of a row this worker claimed."""
-    by_kind: defaultdict[tuple[str, bool], list[tuple[int, dict[str, Any]]]]
-    by_kind = defaultdict(list)
-    for outcome in outcomes:
-        by_kind[(outcome.kind, outcome.answered)].append((outcome.touchpoint_id, outcome.values))
     counts: Counter[str] = Counter()
-    for (kind, answered), rows in by_kind.items():
-        # The provider's answer is the truth, even when it came after the lease ran out
-        # and the sweep recorded the row unknown (still only on a row this worker claimed).
-        late_ok = (TouchpointStatus.UNKNOWN,) if answered else ()
-        counts[kind] += release_each(session, rows, worker=worker, also_from=late_ok)
+    for kind, rows, also_from in outcome_rows(outcomes):
+        counts[kind] += release_each(session, rows, worker=worker, also_from=also_from)
     for outcome in outcomes:
         if outcome.opted_out_phone:
             opt_out_sms(
@@ -142,6 +135,23 @@ def record_outcomes(
                 reference=f"twilio:21610 on touchpoint:{outcome.touchpoint_id}",
             )
     return counts
+
+
+def outcome_rows(
+    outcomes: Sequence[Outcome],
+) -> list[tuple[str, list[tuple[int, dict[str, Any]]], tuple[TouchpointStatus, ...]]]:
+    """The outcomes as ``release_each`` takes them: per kind, its rows and the statuses
+    besides the held ones they may be released from."""
+    by_kind: defaultdict[tuple[str, bool], list[tuple[int, dict[str, Any]]]]
+    by_kind = defaultdict(list)
+    for outcome in outcomes:
+        by_kind[(outcome.kind, outcome.answered)].append((outcome.touchpoint_id, outcome.values))
+    # The provider's answer is the truth, even when it came after the lease ran out and the
+    # sweep recorded the row unknown (still only on a row this worker claimed).
+    return [
+        (kind, rows, (TouchpointStatus.UNKNOWN,) if answered else ())
+        for (kind, answered), rows in by_kind.items()
+    ]
 
 
 class ChunkLease:

@@ -152,3 +152,106 @@ def test_a_connection_the_database_dropped_is_replaced_at_the_next_commit(store,
     assert writer.waiting() == 1  # the skip waits for the next commit
     writer.record()
     assert _statuses(store) == {ids[0]: TouchpointStatus.SENDING, ids[1]: TouchpointStatus.SKIPPED}
+
+
+def test_on_postgresql_a_waves_commit_is_one_statement_recording_each_kind(store, writer_for):
+    engine = engine_of(store)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the one-statement commit is PostgreSQL's; SQLite commits in steps")
+    ids = _claimed(store, 7)
+    writer = writer_for(ids)
+    assert MarkWave(writer, 1).mark(ids[0]) is True  # the first commit renews the leases too
+    assert MarkWave(writer, 1).mark(ids[1]) is True
+    with transaction(store) as session:  # the sweep recorded ids[1] unknown; ids[6] went away
+        session.execute(
+            update(Touchpoint)
+            .where(Touchpoint.id == ids[1])
+            .values(status=TouchpointStatus.UNKNOWN, lease_until=None)
+        )
+        session.execute(update(Touchpoint).where(Touchpoint.id == ids[6]).values(claimed_by="x"))
+    sent_at = NOW + timedelta(seconds=3)
+    writer.add(
+        [
+            Outcome.sent(ids[0], "msg-0", sent_at),
+            Outcome.sent(ids[1], "msg-1", sent_at + timedelta(seconds=1)),  # late: still the truth
+            Outcome.failed(ids[2], "SendGrid refused it", answered=True),
+            Outcome.skipped(ids[3], "smart sending"),
+        ]
+    )
+    statements = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(MarkWave(writer, 2).mark, [ids[4], ids[6]]))
+
+    assert answers == [True, False]
+    assert len(statements) == 1
+    assert writer.counts == {"sent": 2, "failed": 1, "skipped": 1}
+    with store() as session:
+        rows = {
+            row.id: row
+            for row in session.execute(
+                select(
+                    Touchpoint.id,
+                    Touchpoint.status,
+                    Touchpoint.provider_message_id,
+                    Touchpoint.sent_at,
+                    Touchpoint.reason,
+                    Touchpoint.lease_until,
+                )
+            )
+        }
+    assert [rows[i].status for i in ids] == [
+        TouchpointStatus.SENT,
+        TouchpointStatus.SENT,
+        TouchpointStatus.FAILED,
+        TouchpointStatus.SKIPPED,
+        TouchpointStatus.SENDING,
+        TouchpointStatus.CLAIMED,
+        TouchpointStatus.CLAIMED,
+    ]
+    assert (rows[ids[0]].provider_message_id, rows[ids[0]].sent_at) == ("msg-0", sent_at)
+    assert rows[ids[1]].provider_message_id == "msg-1"
+    assert rows[ids[1]].sent_at == sent_at + timedelta(seconds=1)
+    assert rows[ids[2]].reason == "SendGrid refused it"
+    assert all(rows[i].lease_until is None for i in ids[:4])
+    assert rows[ids[4]].lease_until == NOW + LEASE
+
+
+def test_a_skip_alone_is_recorded_without_marking(store, writer_for):
+    ids = _claimed(store, 2)
+    writer = writer_for(ids)
+    writer.record(renew=True)  # the leases, due at the first write
+    writer.add([Outcome.skipped(ids[0], "smart sending")])
+    writer.record()
+    assert writer.counts == {"skipped": 1}
+    assert _statuses(store) == {ids[0]: TouchpointStatus.SKIPPED, ids[1]: TouchpointStatus.CLAIMED}
+
+
+def test_a_commit_recording_an_opt_out_after_one_statement_commits_is_still_one_transaction(
+    store, writer_for
+):
+    ids = _claimed(store, 3)
+    writer = writer_for(ids)
+    assert MarkWave(writer, 1).mark(ids[0]) is True  # renews the leases
+    writer.add([Outcome.skipped(ids[1], "smart sending")])
+    writer.record()  # one statement on PostgreSQL, run in autocommit
+    opted_out = Outcome.failed(ids[2], "Twilio 21610: the recipient said STOP", answered=True)
+    opted_out.opted_out_phone = "+14155550101"
+    writer.add([opted_out])
+
+    def fail(_conn, _cursor, statement, *_):
+        if "suppressions" in statement:
+            raise RuntimeError("database away")
+
+    event.listen(engine_of(store), "before_cursor_execute", fail)
+    try:
+        with pytest.raises(RuntimeError, match="database away"):
+            writer.record()
+    finally:
+        event.remove(engine_of(store), "before_cursor_execute", fail)
+    # the row's failure, written before the suppression failed, went back with it
+    assert _statuses(store)[ids[2]] == TouchpointStatus.CLAIMED
+    writer.record()
+    assert _statuses(store)[ids[2]] == TouchpointStatus.FAILED
+    assert writer.counts == {"skipped": 1, "failed": 1}
