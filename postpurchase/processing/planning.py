@@ -33,7 +33,7 @@ from postpurchase.campaigns.timing import zone_or
 from postpurchase.catalogue.products import catalogue_entries, with_catalogue
 from postpurchase.outcomes.assignment import stamp, variant_campaign, variant_of
 from postpurchase.processing.batch import Records
-from postpurchase.store.membership import among
+from postpurchase.store.membership import among, array_literal
 from postpurchase.store.models import (
     TOUCHPOINT_PLANNED,
     Customer,
@@ -307,7 +307,11 @@ def _cancel(
     """Cancel the planned touchpoints of ``campaign_ids`` whose ``column`` is among ``keys``."""
     if session.get_bind().dialect.name == "postgresql":
         statement = text(_CANCEL.format(column=column, planned=TOUCHPOINT_PLANNED))
-        params = {"reason": reason, "keys": keys, "campaigns": campaign_ids}
+        params = {
+            "reason": reason,
+            "keys": array_literal(keys),
+            "campaigns": array_literal(campaign_ids),
+        }
         return int(session.execute(statement, params).rowcount)  # type: ignore[attr-defined]
     result = session.execute(
         update(Touchpoint)
