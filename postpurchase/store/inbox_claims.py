@@ -18,12 +18,23 @@ taken back once their lease has run out (``reclaim_expired_inbox_rows``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Text, bindparam, case, cast, literal, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from postpurchase.store.claims import status_is
@@ -60,11 +71,13 @@ def claim_inbox_rows(
     if only:
         candidates = candidates.where(among(session, InboxEvent.id, only))
     candidates = candidates.order_by(InboxEvent.id).limit(limit)
+    restoring: list[ColumnElement[bool]] = []
     if session.get_bind().dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
+        restoring.append(_restoring_sort(_without_sort(session)))
     statement = (
         update(InboxEvent)
-        .where(InboxEvent.id.in_(candidates.scalar_subquery()))
+        .where(InboxEvent.id.in_(candidates.scalar_subquery()), *restoring)
         .values(
             status=ClaimStatus.DONE,
             claimed_by=worker,
@@ -82,8 +95,7 @@ def claim_inbox_rows(
         )
         .execution_options(synchronize_session=False)
     )
-    with _in_id_order(session):
-        rows = session.execute(statement).all()
+    rows = session.execute(statement).all()
     return sorted(rows, key=lambda row: int(row.id))  # type: ignore[arg-type]
 
 
@@ -158,9 +170,9 @@ def _status(status: ClaimStatus) -> Any:
     return literal(status, type_=InboxEvent.__table__.c.status.type)
 
 
-@contextmanager
-def _in_id_order(session: Session) -> Iterator[None]:
-    """On PostgreSQL, plan the statements run inside without sorting, then as before.
+def _without_sort(session: Session) -> str:
+    """Have PostgreSQL plan the transaction's next statements without sorting; returns the
+    setting as it was, for ``_restoring_sort``.
 
     A claim wants the first ``limit`` pending rows by id: a walk of the partial index of
     pending rows, in order, that stops at the limit. On a table without statistics (new, or
@@ -169,13 +181,17 @@ def _in_id_order(session: Session) -> Iterator[None]:
     that lay ahead. Without sorting, that walk is the cheapest plan whatever the statistics
     say, and with few pending rows it costs no more than the sort would.
     """
-    if session.get_bind().dialect.name != "postgresql":
-        yield
-        return
-    previous = session.execute(
-        text("SELECT current_setting('enable_sort'), set_config('enable_sort', 'off', true)")
-    ).scalar_one()
-    try:
-        yield
-    finally:
-        session.execute(text("SELECT set_config('enable_sort', :on, true)"), {"on": previous})
+    return str(
+        session.execute(
+            text("SELECT current_setting('enable_sort'), set_config('enable_sort', 'off', true)")
+        ).scalar_one()
+    )
+
+
+def _restoring_sort(previous: str) -> ColumnElement[bool]:
+    """A condition that is always true and, evaluated once as the claim starts running (an
+    init plan; the claim has been planned by then), sets ``enable_sort`` back to
+    ``previous``: the statements after the claim are planned as before, and the claim needs
+    no round trip of its own to put the setting back."""
+    restore = select(func.set_config("enable_sort", previous, True)).scalar_subquery()
+    return restore.is_not(None)
