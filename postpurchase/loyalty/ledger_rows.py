@@ -27,7 +27,7 @@ from postpurchase.loyalty.earning import (
     award_for,
     round_points,
 )
-from postpurchase.store.membership import among
+from postpurchase.store.membership import among, each_among
 from postpurchase.store.models import (
     CustomerTier,
     LedgerKind,
@@ -167,12 +167,17 @@ class Holdings:
 
 def holdings(session: Session, customer_ids: list[int], order_ids: list[int]) -> Holdings:
     held = Holdings()
-    order_rows = select(
+    order_rows = each_among(
+        session,
+        select(
+            LoyaltyLedgerEntry.order_id,
+            LoyaltyLedgerEntry.kind,
+            LoyaltyLedgerEntry.points,
+            LoyaltyLedgerEntry.cause,
+        ),
         LoyaltyLedgerEntry.order_id,
-        LoyaltyLedgerEntry.kind,
-        LoyaltyLedgerEntry.points,
-        LoyaltyLedgerEntry.cause,
-    ).where(among(session, LoyaltyLedgerEntry.order_id, order_ids))
+        order_ids,
+    )
     for row_order_id, kind, points, cause in session.execute(order_rows):
         order_id = cast(int, row_order_id)  # selected by order id: never None
         held.causes.add(cause)
@@ -181,10 +186,13 @@ def holdings(session: Session, customer_ids: list[int], order_ids: list[int]) ->
         if kind in (LedgerKind.AWARD, LedgerKind.REVERSAL):
             held.net[order_id] = held.net.get(order_id, 0) + points
     awards = func.sum(case((LoyaltyLedgerEntry.kind == LedgerKind.AWARD, 1), else_=0))
-    per_customer = (
-        select(LoyaltyLedgerEntry.customer_id, func.sum(LoyaltyLedgerEntry.points), awards)
-        .where(among(session, LoyaltyLedgerEntry.customer_id, customer_ids))
-        .group_by(LoyaltyLedgerEntry.customer_id)
+    per_customer = each_among(
+        session,
+        select(
+            LoyaltyLedgerEntry.customer_id, func.sum(LoyaltyLedgerEntry.points), awards
+        ).group_by(LoyaltyLedgerEntry.customer_id),
+        LoyaltyLedgerEntry.customer_id,
+        customer_ids,
     )
     for customer_id, total, awarded in session.execute(per_customer):
         held.balances[customer_id] = int(total)

@@ -33,7 +33,7 @@ from postpurchase.campaigns.timing import zone_or
 from postpurchase.catalogue.products import catalogue_entries, with_catalogue
 from postpurchase.outcomes.assignment import stamp, variant_campaign, variant_of
 from postpurchase.processing.batch import Records
-from postpurchase.store.membership import among, array_literal
+from postpurchase.store.membership import among, array_literal, each_among
 from postpurchase.store.models import (
     TOUCHPOINT_PLANNED,
     Customer,
@@ -77,12 +77,14 @@ def _points_earned(session: Session, order_ids: list[int]) -> dict[int | None, i
     return {
         order_id: int(total or 0)
         for order_id, total in session.execute(
-            select(LoyaltyLedgerEntry.order_id, func.sum(LoyaltyLedgerEntry.points))
-            .where(
-                among(session, LoyaltyLedgerEntry.order_id, order_ids),
-                LoyaltyLedgerEntry.kind.in_([LedgerKind.AWARD, LedgerKind.REVERSAL]),
+            each_among(
+                session,
+                select(LoyaltyLedgerEntry.order_id, func.sum(LoyaltyLedgerEntry.points))
+                .where(LoyaltyLedgerEntry.kind.in_([LedgerKind.AWARD, LedgerKind.REVERSAL]))
+                .group_by(LoyaltyLedgerEntry.order_id),
+                LoyaltyLedgerEntry.order_id,
+                order_ids,
             )
-            .group_by(LoyaltyLedgerEntry.order_id)
         )
     }
 

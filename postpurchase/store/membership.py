@@ -15,13 +15,14 @@ times as much client time (a few percent of a drainer's CPU).
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import Any, TypeVarTuple, cast
 
 from sqlalchemy import (
     BigInteger,
     BindParameter,
     ColumnElement,
     Integer,
+    Select,
     SmallInteger,
     String,
     Text,
@@ -37,6 +38,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
+
+_Row = TypeVarTuple("_Row")
 
 
 def among(session: Session, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
@@ -94,6 +97,33 @@ def keys_among(
     each = found.lateral("found")
     ids = select(each.c.id).select_from(wanted).join(each, true())
     return table.c.id == any_(func.array(ids.scalar_subquery()))  # type: ignore[no-any-return]
+
+
+def each_among(
+    session: Session, statement: Select[*_Row], column: Any, values: Collection[Any]
+) -> Select[*_Row]:
+    """``statement`` (a select from ``column``'s table, grouped by ``column`` if grouped)
+    restricted to the rows whose ``column`` is one of ``values``, its columns as it selects
+    them. On PostgreSQL each value is looked up on its own through ``column``'s index.
+
+    For a column of a table that is not yet analysed and still small (under about a hundred
+    pages): ``among`` had the whole table scanned, each row checked against every value of
+    the list in turn (a thousand values made that 25 ms on 8,000 rows, the ledger of a new
+    shop at a few thousand orders), until the table grew past the size where the index
+    took over. Once analysed, or bigger, each lookup costs about a fifth of a microsecond
+    more per value than ``among``'s one index scan.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return statement.where(column.in_(values))
+    wanted = (
+        func.unnest(bindparam(None, list(set(values)), type_=array_of(column.type)))
+        .table_valued("value")
+        .render_derived(name="k")
+    )
+    # OFFSET 0 keeps the lateral subquery apart, so the planner cannot make one join of it.
+    found = statement.where(column == wanted.c.value).offset(0).lateral("found")
+    each = select(*found.c).select_from(wanted).join(found, true())
+    return cast("Select[*_Row]", each)  # the same columns as ``statement``
 
 
 def array_literal(values: Collection[Any]) -> Any:
