@@ -13,10 +13,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import Campaign, CampaignConfig
@@ -74,15 +74,16 @@ def _points_earned(session: Session, order_ids: list[int]) -> dict[int | None, i
     """
     if not order_ids:
         return {}
+    ledger = cast(Table, LoyaltyLedgerEntry.__table__).c  # plain rows: no ORM execution
     return {
         order_id: int(total or 0)
         for order_id, total in session.execute(
             each_among(
                 session,
-                select(LoyaltyLedgerEntry.order_id, func.sum(LoyaltyLedgerEntry.points))
-                .where(LoyaltyLedgerEntry.kind.in_([LedgerKind.AWARD, LedgerKind.REVERSAL]))
-                .group_by(LoyaltyLedgerEntry.order_id),
-                LoyaltyLedgerEntry.order_id,
+                select(ledger.order_id, func.sum(ledger.points))
+                .where(ledger.kind.in_([LedgerKind.AWARD, LedgerKind.REVERSAL]))
+                .group_by(ledger.order_id),
+                ledger.order_id,
                 order_ids,
             )
         )
