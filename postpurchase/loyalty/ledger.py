@@ -138,10 +138,11 @@ def _lock_customers(session: Session, customer_ids: Sequence[int]) -> None:
     # Serialises ledger writers per customer; rows are locked in id order, in one statement.
     # SQLite needs nothing: its transactions take the single write lock when they begin.
     if session.get_bind().dialect.name == "postgresql":
+        customers = cast(Table, Customer.__table__).c  # plain rows: no ORM execution
         session.execute(
-            select(Customer.id)
-            .where(among(session, Customer.id, customer_ids))
-            .order_by(Customer.id)
+            select(customers.id)
+            .where(among(session, customers.id, customer_ids))
+            .order_by(customers.id)
             .with_for_update()
         )
 

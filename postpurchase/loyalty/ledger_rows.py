@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Select, and_, case, func, select
+from sqlalchemy import Select, Table, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from postpurchase.events import CanonicalEvent, EventType, Refund
@@ -27,7 +27,7 @@ from postpurchase.loyalty.earning import (
     award_for,
     round_points,
 )
-from postpurchase.store.membership import among
+from postpurchase.store.membership import among, each_among
 from postpurchase.store.models import (
     CustomerTier,
     LedgerKind,
@@ -36,6 +36,17 @@ from postpurchase.store.models import (
     OrderItem,
     Product,
 )
+
+# The statements below are built on the tables' columns, not the entities': they return plain
+# rows, and SQLAlchemy runs them without its ORM layer (its execution path cost a batch more
+# client time than the rows it read).
+_LEDGER = cast(Table, LoyaltyLedgerEntry.__table__).c
+_TIERS = cast(Table, CustomerTier.__table__).c
+_ORDERS_TABLE = cast(Table, Order.__table__)
+_ORDERS = _ORDERS_TABLE.c
+_ITEMS = cast(Table, OrderItem.__table__).c
+_PRODUCTS_TABLE = cast(Table, Product.__table__)
+_PRODUCTS = _PRODUCTS_TABLE.c
 
 
 class LedgerOrder(OrderAmounts, Protocol):
@@ -167,12 +178,17 @@ class Holdings:
 
 def holdings(session: Session, customer_ids: list[int], order_ids: list[int]) -> Holdings:
     held = Holdings()
-    order_rows = select(
-        LoyaltyLedgerEntry.order_id,
-        LoyaltyLedgerEntry.kind,
-        LoyaltyLedgerEntry.points,
-        LoyaltyLedgerEntry.cause,
-    ).where(among(session, LoyaltyLedgerEntry.order_id, order_ids))
+    order_rows = each_among(
+        session,
+        select(
+            _LEDGER.order_id,
+            _LEDGER.kind,
+            _LEDGER.points,
+            _LEDGER.cause,
+        ),
+        _LEDGER.order_id,
+        order_ids,
+    )
     for row_order_id, kind, points, cause in session.execute(order_rows):
         order_id = cast(int, row_order_id)  # selected by order id: never None
         held.causes.add(cause)
@@ -180,11 +196,12 @@ def holdings(session: Session, customer_ids: list[int], order_ids: list[int]) ->
             held.awards[order_id] = points
         if kind in (LedgerKind.AWARD, LedgerKind.REVERSAL):
             held.net[order_id] = held.net.get(order_id, 0) + points
-    awards = func.sum(case((LoyaltyLedgerEntry.kind == LedgerKind.AWARD, 1), else_=0))
-    per_customer = (
-        select(LoyaltyLedgerEntry.customer_id, func.sum(LoyaltyLedgerEntry.points), awards)
-        .where(among(session, LoyaltyLedgerEntry.customer_id, customer_ids))
-        .group_by(LoyaltyLedgerEntry.customer_id)
+    awards = func.sum(case((_LEDGER.kind == LedgerKind.AWARD, 1), else_=0))
+    per_customer = each_among(
+        session,
+        select(_LEDGER.customer_id, func.sum(_LEDGER.points), awards).group_by(_LEDGER.customer_id),
+        _LEDGER.customer_id,
+        customer_ids,
     )
     for customer_id, total, awarded in session.execute(per_customer):
         held.balances[customer_id] = int(total)
@@ -212,19 +229,19 @@ class AwardFacts:
 
 def award_facts(session: Session, awards: list[Award], config: LoyaltyConfig) -> AwardFacts:
     customer_ids = sorted({a.customer_id for a in awards})
-    tiers = select(CustomerTier.customer_id, CustomerTier.tier).where(
-        among(session, CustomerTier.customer_id, customer_ids)
+    tiers = select(_TIERS.customer_id, _TIERS.tier).where(
+        among(session, _TIERS.customer_id, customer_ids)
     )
     facts = AwardFacts({customer_id: tier for customer_id, tier in session.execute(tiers)}, {}, {})
     if any(bonus.first_order for bonus in config.bonuses):
         earliest = (
-            select(Order.customer_id, func.min(Order.paid_at))
+            select(_ORDERS.customer_id, func.min(_ORDERS.paid_at))
             .where(
-                among(session, Order.customer_id, customer_ids),
-                Order.paid_at.is_not(None),
-                Order.cancelled_at.is_(None),
+                among(session, _ORDERS.customer_id, customer_ids),
+                _ORDERS.paid_at.is_not(None),
+                _ORDERS.cancelled_at.is_(None),
             )
-            .group_by(Order.customer_id)
+            .group_by(_ORDERS.customer_id)
         )
         for customer_id, paid_at in session.execute(earliest):
             # selected by customer, among orders with paid_at: neither is None
@@ -246,26 +263,26 @@ def bonus_lines(
     """
     return (
         select(
-            OrderItem.order_id,
-            OrderItem.product_id,
-            OrderItem.vendor,
-            func.coalesce(Product.product_type, OrderItem.product_type).label("product_type"),
-            OrderItem.quantity,
-            OrderItem.unit_price,
+            _ITEMS.order_id,
+            _ITEMS.product_id,
+            _ITEMS.vendor,
+            func.coalesce(_PRODUCTS.product_type, _ITEMS.product_type).label("product_type"),
+            _ITEMS.quantity,
+            _ITEMS.unit_price,
         )
-        .join(Order, Order.id == OrderItem.order_id)
+        .join(_ORDERS_TABLE, _ORDERS.id == _ITEMS.order_id)
         .outerjoin(
-            Product,
+            _PRODUCTS_TABLE,
             and_(
-                Product.source == Order.source,
-                Product.shop == Order.shop,
-                Product.external_id == OrderItem.product_id,
+                _PRODUCTS.source == _ORDERS.source,
+                _PRODUCTS.shop == _ORDERS.shop,
+                _PRODUCTS.external_id == _ITEMS.product_id,
             ),
         )
         # The orders too are named by the list: with the items alone named, a planner without
         # statistics on orders joined them by scanning the whole table, every batch.
-        .where(among(session, OrderItem.order_id, order_ids), among(session, Order.id, order_ids))
-        .order_by(OrderItem.id)
+        .where(among(session, _ITEMS.order_id, order_ids), among(session, _ORDERS.id, order_ids))
+        .order_by(_ITEMS.id)
     )
 
 

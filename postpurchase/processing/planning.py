@@ -13,10 +13,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import Campaign, CampaignConfig
@@ -33,7 +33,7 @@ from postpurchase.campaigns.timing import zone_or
 from postpurchase.catalogue.products import catalogue_entries, with_catalogue
 from postpurchase.outcomes.assignment import stamp, variant_campaign, variant_of
 from postpurchase.processing.batch import Records
-from postpurchase.store.membership import among
+from postpurchase.store.membership import among, array_literal, each_among
 from postpurchase.store.models import (
     TOUCHPOINT_PLANNED,
     Customer,
@@ -74,15 +74,18 @@ def _points_earned(session: Session, order_ids: list[int]) -> dict[int | None, i
     """
     if not order_ids:
         return {}
+    ledger = cast(Table, LoyaltyLedgerEntry.__table__).c  # plain rows: no ORM execution
     return {
         order_id: int(total or 0)
         for order_id, total in session.execute(
-            select(LoyaltyLedgerEntry.order_id, func.sum(LoyaltyLedgerEntry.points))
-            .where(
-                among(session, LoyaltyLedgerEntry.order_id, order_ids),
-                LoyaltyLedgerEntry.kind.in_([LedgerKind.AWARD, LedgerKind.REVERSAL]),
+            each_among(
+                session,
+                select(ledger.order_id, func.sum(ledger.points))
+                .where(ledger.kind.in_([LedgerKind.AWARD, LedgerKind.REVERSAL]))
+                .group_by(ledger.order_id),
+                ledger.order_id,
+                order_ids,
             )
-            .group_by(LoyaltyLedgerEntry.order_id)
         )
     }
 
@@ -307,7 +310,11 @@ def _cancel(
     """Cancel the planned touchpoints of ``campaign_ids`` whose ``column`` is among ``keys``."""
     if session.get_bind().dialect.name == "postgresql":
         statement = text(_CANCEL.format(column=column, planned=TOUCHPOINT_PLANNED))
-        params = {"reason": reason, "keys": keys, "campaigns": campaign_ids}
+        params = {
+            "reason": reason,
+            "keys": array_literal(keys),
+            "campaigns": array_literal(campaign_ids),
+        }
         return int(session.execute(statement, params).rowcount)  # type: ignore[attr-defined]
     result = session.execute(
         update(Touchpoint)

@@ -18,18 +18,32 @@ taken back once their lease has run out (``reclaim_expired_inbox_rows``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Text, bindparam, case, cast, literal, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from postpurchase.store.claims import status_is
 from postpurchase.store.membership import among
 from postpurchase.store.models import ClaimStatus, InboxEvent
 
+# The claim is built on the table: it returns plain rows, and SQLAlchemy's ORM execution path
+# added client time to each claim for nothing.
+_INBOX: Any = InboxEvent.__table__
 _GIVEN_UP = "processing did not finish within the claim lease, {n} time(s)"
 
 
@@ -54,37 +68,38 @@ def claim_inbox_rows(
     vacuumed, and walking past them made every claim slower than the one before. Rows below
     it that go back to pending (to be retried) need a claim from the start.
     """
-    candidates = select(InboxEvent.id).where(status_is(InboxEvent, ClaimStatus.PENDING))
+    inbox = _INBOX.c
+    candidates = select(inbox.id).where(status_is(inbox, ClaimStatus.PENDING))
     if after_id:
-        candidates = candidates.where(InboxEvent.id > after_id)
+        candidates = candidates.where(inbox.id > after_id)
     if only:
-        candidates = candidates.where(among(session, InboxEvent.id, only))
-    candidates = candidates.order_by(InboxEvent.id).limit(limit)
+        candidates = candidates.where(among(session, inbox.id, only))
+    candidates = candidates.order_by(inbox.id).limit(limit)
+    restoring: list[ColumnElement[bool]] = []
     if session.get_bind().dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
+        restoring.append(_restoring_sort(_without_sort(session)))
     statement = (
-        update(InboxEvent)
-        .where(InboxEvent.id.in_(candidates.scalar_subquery()))
+        update(_INBOX)
+        .where(inbox.id.in_(candidates.scalar_subquery()), *restoring)
         .values(
             status=ClaimStatus.DONE,
             claimed_by=worker,
             lease_until=None,
-            attempts=InboxEvent.attempts + 1,
+            attempts=inbox.attempts + 1,
             processed_at=now,
             last_error=None,
         )
         .returning(
-            InboxEvent.id,
-            InboxEvent.source,
-            InboxEvent.shop,
-            cast(InboxEvent.payload, Text).label("payload"),
-            InboxEvent.attempts,
+            inbox.id,
+            inbox.source,
+            inbox.shop,
+            cast(inbox.payload, Text).label("payload"),
+            inbox.attempts,
         )
-        .execution_options(synchronize_session=False)
     )
-    with _in_id_order(session):
-        rows = session.execute(statement).all()
-    return sorted(rows, key=lambda row: int(row.id))  # type: ignore[arg-type]
+    rows = session.execute(statement).all()
+    return sorted(rows, key=lambda row: int(row.id))
 
 
 def fail_claimed_inbox_rows(session: Session, reasons: Mapping[int, str]) -> None:
@@ -158,9 +173,9 @@ def _status(status: ClaimStatus) -> Any:
     return literal(status, type_=InboxEvent.__table__.c.status.type)
 
 
-@contextmanager
-def _in_id_order(session: Session) -> Iterator[None]:
-    """On PostgreSQL, plan the statements run inside without sorting, then as before.
+def _without_sort(session: Session) -> str:
+    """Have PostgreSQL plan the transaction's next statements without sorting; returns the
+    setting as it was, for ``_restoring_sort``.
 
     A claim wants the first ``limit`` pending rows by id: a walk of the partial index of
     pending rows, in order, that stops at the limit. On a table without statistics (new, or
@@ -169,13 +184,17 @@ def _in_id_order(session: Session) -> Iterator[None]:
     that lay ahead. Without sorting, that walk is the cheapest plan whatever the statistics
     say, and with few pending rows it costs no more than the sort would.
     """
-    if session.get_bind().dialect.name != "postgresql":
-        yield
-        return
-    previous = session.execute(
-        text("SELECT current_setting('enable_sort'), set_config('enable_sort', 'off', true)")
-    ).scalar_one()
-    try:
-        yield
-    finally:
-        session.execute(text("SELECT set_config('enable_sort', :on, true)"), {"on": previous})
+    return str(
+        session.execute(
+            text("SELECT current_setting('enable_sort'), set_config('enable_sort', 'off', true)")
+        ).scalar_one()
+    )
+
+
+def _restoring_sort(previous: str) -> ColumnElement[bool]:
+    """A condition that is always true and, evaluated once as the claim starts running (an
+    init plan; the claim has been planned by then), sets ``enable_sort`` back to
+    ``previous``: the statements after the claim are planned as before, and the claim needs
+    no round trip of its own to put the setting back."""
+    restore = select(func.set_config("enable_sort", previous, True)).scalar_subquery()
+    return restore.is_not(None)

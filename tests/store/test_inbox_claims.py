@@ -200,3 +200,19 @@ def test_inbox_claims_walk_only_the_rows_still_to_process(store, engine):
     with engine.connect() as conn:
         plan = conn.exec_driver_sql(f"{explain} {statement}", parameters).all()
     assert "ix_inbox_events_claimable" in str(plan)
+
+
+def test_a_claim_leaves_the_planner_settings_as_it_found_them(store, engine):
+    """The claim is planned without sorting (PostgreSQL); the statements after it in its
+    transaction are planned with the setting as it was, whether the claim took rows or not."""
+    if engine.dialect.name != "postgresql":
+        return  # SQLite has no such setting
+    _inbox(store, 2)
+    for before in ("on", "off"):
+        for after_id, rows in ((0, 2), (2, 0)):
+            with store() as session, session.begin():
+                session.execute(text(f"SET LOCAL enable_sort = {before}"))
+                taken = _ids(session, worker="w", limit=10, after_id=after_id)
+                setting = session.scalar(text("SELECT current_setting('enable_sort')"))
+                session.rollback()
+            assert (len(taken), setting) == (rows, before)

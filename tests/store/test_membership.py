@@ -42,3 +42,36 @@ def test_keys_among_matches_whole_keys_only(store):
     with store() as session:
         found = session.execute(select(*columns).where(keys_among(session, columns, wanted))).all()
     assert sorted(found) == [("shopify", "a.example", "1"), ("woo", "b.example", "2")]
+
+
+# Values that mean something in PostgreSQL's text form of an array, which carries the lists.
+_AWKWARD = ['say "hi"', "back\\slash", "{1,2}", "a,b", "NULL", "", " padded ", "né\tstop"]
+
+
+def test_among_keeps_awkward_strings_and_ints_exact(store):
+    _customers(store, [("shopify", value) for value in [*_AWKWARD, "null", "plain"]])
+    with store() as session:
+        found = session.scalars(
+            select(Customer.external_id).where(among(session, Customer.external_id, _AWKWARD))
+        ).all()
+        ids = session.scalars(select(Customer.id).where(Customer.external_id != "plain")).all()
+        by_id = session.scalars(
+            select(Customer.external_id).where(among(session, Customer.id, ids))
+        )
+        with_none = session.scalars(
+            select(Customer.external_id).where(
+                among(session, Customer.external_id, ["plain", None])
+            )
+        ).all()
+    assert sorted(found) == sorted(_AWKWARD)
+    assert sorted(by_id) == sorted([*_AWKWARD, "null"])
+    assert with_none == ["plain"]
+
+
+def test_keys_among_keeps_awkward_strings_exact(store):
+    _customers(store, [(source, value) for source in ("shopify", "woo") for value in _AWKWARD])
+    columns = (Customer.source, Customer.external_id)
+    wanted = [("woo", value) for value in _AWKWARD]
+    with store() as session:
+        found = session.execute(select(*columns).where(keys_among(session, columns, wanted))).all()
+    assert sorted(found) == sorted(wanted)

@@ -23,8 +23,8 @@ import pytest
 from sqlalchemy import Engine, create_engine, event, select, text
 
 from postpurchase.campaigns.config import load_campaigns
-from postpurchase.loyalty.ledger_rows import bonus_lines
-from postpurchase.processing.planning import Cancellation, cancel_touchpoints
+from postpurchase.loyalty.ledger_rows import bonus_lines, holdings
+from postpurchase.processing.planning import Cancellation, _points_earned, cancel_touchpoints
 from postpurchase.settings import PROJECT_ROOT, parse_database_url
 from postpurchase.store.database import (
     cached_key_checks,
@@ -282,6 +282,35 @@ def test_the_lines_awards_are_computed_from_are_read_by_their_orders(fresh):
         assert len(session.execute(query).all()) == 500
     nodes = _plan_nodes(fresh, str(compiled), compiled.params)
     assert "Seq Scan" not in [node["Node Type"] for node in nodes]
+
+
+def test_a_small_ledger_is_read_through_its_indexes(fresh):
+    """What a batch reads from the ledger by order and by customer is looked up through their
+    indexes even while the ledger is small: scanned whole, every row was checked against every
+    id of the batch in turn."""
+    _fill(fresh)
+    ledger_rows = 8_000  # some 70 pages: under the size at which a plain list takes the index
+    with fresh.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO loyalty_ledger (customer_id, order_id, kind, points, cause) "
+                "SELECT n, n, 'award', 10, 'award:order:' || n FROM generate_series(1, :n) AS n"
+            ),
+            {"n": ledger_rows},
+        )
+    store = session_factory(fresh)
+    wanted = list(range(5_000, 6_000))
+    with _Statements(fresh) as statements, store() as session:
+        held = holdings(session, wanted, wanted)
+        earned = _points_earned(session, wanted)
+    assert held.balances == dict.fromkeys(wanted, 10) == earned
+    reads = [s for s in statements.sent if "FROM loyalty_ledger" in s[0]]
+    assert len(reads) == 3
+    for statement, parameters in reads:
+        nodes = _plan_nodes(fresh, statement, parameters)
+        scanned = {n.get("Index Name") or n["Node Type"] for n in nodes if "Scan" in n["Node Type"]}
+        assert "Seq Scan" not in scanned, statement
+        assert scanned & {"ix_loyalty_ledger_order_id", "ix_loyalty_ledger_customer_id"}
 
 
 def test_inside_cached_key_checks_our_statements_are_still_planned_at_each_run(store_engine):
