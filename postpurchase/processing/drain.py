@@ -194,30 +194,33 @@ def process_batch(
         occurrence = _occurrence(item, order, customer)
         if occurrence is not None:
             occurrences.append(occurrence)
-        cancelling = [item.event.type] if item.event.type in CANCELLING_EVENTS else []
-        new_refunds = records.new_refunds.get(item.inbox_id, [])
-        summary.refunds += len(new_refunds)
-        if new_refunds and item.event.type is not EventType.ORDER_REFUNDED:
+        kind = item.event.type
+        cancelling = [kind] if kind in CANCELLING_EVENTS else []
+        new_refunds = records.new_refunds.get(item.inbox_id)
+        if new_refunds:
+            summary.refunds += len(new_refunds)
+        if new_refunds and kind is not EventType.ORDER_REFUNDED:
             # A refund the store had not seen, named by an event of another type (a
             # WooCommerce partial refund keeps the order's status): an order.refunded too.
             cancelling.append(EventType.ORDER_REFUNDED)
             refunded = _implied_occurrence(EventType.ORDER_REFUNDED, item, order)
             if refunded is not None:
                 occurrences.append(refunded)
-        if item.inbox_id in records.newly_paid and item.event.type is not EventType.ORDER_PAID:
+        if item.inbox_id in records.newly_paid and kind is not EventType.ORDER_PAID:
             # First seen paid without an order.paid (a WooCommerce order first seen completed):
             # it gets what any paid order gets.
             paid = _implied_occurrence(EventType.ORDER_PAID, item, order)
             if paid is not None:
                 occurrences.append(paid)
-        cancellations += [
-            Cancellation(
-                kind.value,
-                order.id if order is not None else None,
-                customer.id if customer is not None else (order.customer_id if order else None),
-            )
-            for kind in cancelling
-        ]
+        if cancelling:
+            cancellations += [
+                Cancellation(
+                    cancel.value,
+                    order.id if order is not None else None,
+                    customer.id if customer is not None else (order.customer_id if order else None),
+                )
+                for cancel in cancelling
+            ]
     # Cancel before planning; the plan itself skips orders already refunded, cancelled, ...
     summary.cancelled += cancel_touchpoints(session, cancellations, config)
     counts = plan_touchpoints(session, occurrences, config, shop_zone=shop_zone, known=records)
