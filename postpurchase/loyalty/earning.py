@@ -131,5 +131,7 @@ def add_months(moment: datetime, months: int) -> datetime:
     so 31 January + 1 month is the last day of February."""
     year, month0 = divmod(moment.year * 12 + moment.month - 1 + months, 12)
     month = month0 + 1
-    day = min(moment.day, calendar.monthrange(year, month)[1])
+    day = moment.day
+    if day > 28:  # every month has 28 days: only later ones may need the month's length
+        day = min(day, calendar.monthrange(year, month)[1])
     return moment.replace(year=year, month=month, day=day)

@@ -17,28 +17,34 @@ from postpurchase.store.models import ConsentState
 Key = tuple[str, str, str]  # (source, shop, platform id)
 
 
-@dataclass(frozen=True)
+@dataclass(init=False, slots=True)
 class SourcedEvent:
     """A canonical event with the inbox row it came from; ``shop`` is the row's shop ("" when
     it names none: the engine's default shop). ``order_key`` and ``customer_key`` are the
-    platform keys of its order and customer, if it names them."""
+    platform keys of its order and customer, if it names them.
+
+    Not frozen, though nothing changes one once made: a drain makes one per event, and a
+    frozen dataclass took three times as long to make (each field set through
+    ``object.__setattr__``). Its keys are computed once, with the event: a batch asks for
+    each event's keys many times.
+    """
 
     inbox_id: int
     source: str
     event: CanonicalEvent
-    shop: str = ""
-    order_key: Key | None = field(init=False, repr=False, compare=False)
-    customer_key: Key | None = field(init=False, repr=False, compare=False)
+    shop: str
+    order_key: Key | None = field(repr=False, compare=False)
+    customer_key: Key | None = field(repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        # Computed once, with the event: a batch asks for each event's keys many times (as
-        # cached properties, whose first reads took a lock, they cost twice as much).
-        order = self.event.order
-        customer = self.event.customer or (order.customer if order else None)
-        order_key = (self.source, self.shop, order.external_id) if order else None
-        customer_key = (self.source, self.shop, customer.external_id) if customer else None
-        object.__setattr__(self, "order_key", order_key)
-        object.__setattr__(self, "customer_key", customer_key)
+    def __init__(self, inbox_id: int, source: str, event: CanonicalEvent, shop: str = "") -> None:
+        self.inbox_id = inbox_id
+        self.source = source
+        self.event = event
+        self.shop = shop
+        order = event.order
+        customer = event.customer or (order.customer if order else None)
+        self.order_key = (source, shop, order.external_id) if order else None
+        self.customer_key = (source, shop, customer.external_id) if customer else None
 
 
 @dataclass(slots=True)

@@ -43,7 +43,8 @@ def statements_of(item: SourcedEvent) -> list[tuple[Key, consent.Statement]]:
     event = item.event
     found = []
     for snapshot in (event.customer, event.order.customer if event.order else None):
-        if snapshot is None:
+        # Most snapshots say nothing of consent: a field they do not carry is None.
+        if snapshot is None or snapshot.model_fields_set.isdisjoint(_FIELDS):
             continue
         key = (item.source, item.shop, snapshot.external_id)
         version = snapshot.updated_at or event.occurred_at

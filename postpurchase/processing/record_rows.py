@@ -32,6 +32,8 @@ _NAMES = {record: [f.name for f in fields(record)] for record in (CustomerRecord
 # A record's values as one tuple, in field order: how a changed row is told.
 _VALUES = {record: attrgetter(*names) for record, names in _NAMES.items()}
 _KEY = ("source", "shop", "external_id")
+# Each field's place in a record's values.
+_AT = {record: {name: i for i, name in enumerate(names)} for record, names in _NAMES.items()}
 
 
 class RowsTaken(Exception):
@@ -67,17 +69,27 @@ def blanks(
     if not keys:
         return {}
     table = model.__table__
-    defaults = {
-        name: table.c[name].default.arg
+    names = _NAMES[record]
+    at = _AT[record]
+    # Each record is made from its values in field order (by keyword, it took twice as long):
+    # the columns' defaults, then its key, the values given for it and its id.
+    defaults: list[Any] = [
+        table.c[name].default.arg
         if isinstance(table.c[name].default, ScalarElementColumnDefault)
         else None
-        for name in _NAMES[record]
-    }
+        for name in names
+    ]
     ids = _new_ids(session, model, len(keys))
-    return {
-        key: record(**{**defaults, **dict(zip(_KEY, key, strict=True)), **given, "id": new_id})
-        for (key, given), new_id in zip(sorted(keys.items()), ids, strict=True)
-    }
+    made: dict[Key, _R] = {}
+    for (key, given), new_id in zip(sorted(keys.items()), ids, strict=True):
+        values = defaults.copy()
+        for name, value in zip(_KEY, key, strict=True):
+            values[at[name]] = value
+        for name, value in given.items():
+            values[at[name]] = value
+        values[at["id"]] = new_id
+        made[key] = record(*values)
+    return made
 
 
 def _new_ids(session: Session, model: Any, count: int) -> list[int]:

@@ -29,7 +29,7 @@ stored.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
@@ -59,33 +59,40 @@ from postpurchase.store.statements import insert_ignoring_conflicts
 
 _R = TypeVar("_R", "CustomerRecord", "OrderRecord")
 
-_CUSTOMER_FIELDS = (
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "locale",
-    "time_zone",
+# Sets, so that a snapshot's given fields are intersected with them without building one.
+_CUSTOMER_FIELDS = frozenset(
+    (
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "locale",
+        "time_zone",
+    )
 )
-_ORDER_FIELDS = (
-    "name",
-    "currency",
-    "subtotal",
-    "total",
-    "total_tax",
-    "total_discounts",
-    "total_shipping",
-    "financial_status",
-    "fulfillment_status",
-    "tracking_url",
-    "placed_at",
-    "cancelled_at",
+_ORDER_FIELDS = frozenset(
+    (
+        "name",
+        "currency",
+        "subtotal",
+        "total",
+        "total_tax",
+        "total_discounts",
+        "total_shipping",
+        "financial_status",
+        "fulfillment_status",
+        "tracking_url",
+        "placed_at",
+        "cancelled_at",
+    )
 )
 
 
 def _named_refunds(event: CanonicalEvent) -> list[Refund]:
     """The refunds an event names: its own (a refund event), then those its order lists;
     the first of each refund id."""
+    if event.refund is None and (event.order is None or not event.order.refunds):
+        return []  # most events
     listed = [event.refund] if event.refund is not None else []
     listed += event.order.refunds if event.order is not None else []
     named: dict[str, Refund] = {}
@@ -98,9 +105,9 @@ def _version(snapshot: CustomerSnapshot | OrderSnapshot, occurred_at: datetime) 
     return snapshot.updated_at or occurred_at
 
 
-def _apply_fields(row: Any, snapshot: Any, names: Iterable[str]) -> None:
+def _apply_fields(row: Any, snapshot: Any, names: frozenset[str]) -> None:
     # only the fields the payload carried (each sets a column of its own: any order will do)
-    for name in snapshot.model_fields_set.intersection(names):
+    for name in snapshot.model_fields_set & names:
         value = getattr(snapshot, name)
         if value is None or (name == "currency" and value == NO_CURRENCY):
             continue  # a partial order says nothing about its currency

@@ -74,6 +74,13 @@ def test_basis_options_and_bonus_breakdown(make_config):
         (datetime(2028, 2, 29, tzinfo=UTC), 12, datetime(2029, 2, 28, tzinfo=UTC)),
         (datetime(2026, 3, 31, tzinfo=UTC), -1, datetime(2026, 2, 28, tzinfo=UTC)),
         (datetime(2026, 1, 10, tzinfo=UTC), -13, datetime(2024, 12, 10, tzinfo=UTC)),
+        (datetime(2026, 1, 28, tzinfo=UTC), 1, datetime(2026, 2, 28, tzinfo=UTC)),
+        (datetime(2026, 1, 29, tzinfo=UTC), 1, datetime(2026, 2, 28, tzinfo=UTC)),
+        (datetime(2027, 12, 30, tzinfo=UTC), 2, datetime(2028, 2, 29, tzinfo=UTC)),
+        (datetime(2028, 1, 29, tzinfo=UTC), 1, datetime(2028, 2, 29, tzinfo=UTC)),
+        (datetime(2026, 5, 31, tzinfo=UTC), 1, datetime(2026, 6, 30, tzinfo=UTC)),
+        (datetime(2026, 6, 30, tzinfo=UTC), 1, datetime(2026, 7, 30, tzinfo=UTC)),
+        (datetime(2026, 7, 31, tzinfo=UTC), 1, datetime(2026, 8, 31, tzinfo=UTC)),
     ],
 )
 def test_add_months_clamps_the_day(start, months, expected):

@@ -32,3 +32,36 @@ def test_the_drain_and_its_rewards_part_load_no_platform_client():
 
 def test_the_follow_up_step_does():
     assert _loaded("postpurchase.rewards.followups") == ["httpx", "redis"]
+
+
+_BATCH_WITHOUT_CODES = """
+import json, sys
+from postpurchase.events import CanonicalEvent
+from postpurchase.processing.batch import Records, SourcedEvent
+from postpurchase.processing.drain import mark_reward_codes_used
+event = CanonicalEvent.model_validate_json(open(sys.argv[1]).read())
+assert mark_reward_codes_used(None, Records(), [SourcedEvent(1, "shopify", event)]) == 0
+print(json.dumps(sorted(m for m in ("httpx", "redis") if m in sys.modules)))
+"""
+
+
+def test_a_batch_whose_orders_carry_no_discount_code_loads_no_platform_client(tmp_path):
+    payload = tmp_path / "event.json"
+    payload.write_text(
+        json.dumps(
+            {
+                "type": "order.paid",
+                "occurred_at": "2026-03-02T09:02:00Z",
+                "order": {"external_id": "5001", "currency": "USD", "total": "49.00"},
+            }
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", _BATCH_WITHOUT_CODES, str(payload)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []

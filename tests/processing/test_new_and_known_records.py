@@ -227,3 +227,35 @@ def test_items_equal_to_the_new_lines_are_kept_and_any_change_replaces_them(stor
     put(store, event("order.delivered", "2026-03-03T15:00:00+00:00", edited))
     drain()
     assert [(t, q) for _, t, q in items()] == [("Smart speaker", 2)]
+
+
+def test_only_the_consent_answers_a_snapshot_gives_move_consent(store, drain):
+    """Answers left out, or null (as another writer may store them), say nothing; the
+    customer's own snapshot answers as well as the order's."""
+    placed = order_event("order.placed", "2026-03-01T15:00:00+00:00", customer_id="c-1")
+    placed["order"]["customer"]["email_marketing_consent"] = True
+    put(store, placed)
+    drain()
+    silent = order_event("order.paid", "2026-03-02T10:00:00+00:00", customer_id="c-1")
+    silent["order"]["customer"].update(
+        email_marketing_consent=None, sms_consent=None, sms_marketing_consent_at=None
+    )
+    answer = {
+        "type": "customer.updated",
+        "occurred_at": "2026-03-03T10:00:00+00:00",
+        "customer": {"external_id": "c-1", "sms_marketing_consent": False},
+    }
+    put(store, silent, answer)
+    drain()
+
+    with store() as session:
+        customer = session.scalars(select(Customer)).one()
+        changes = session.execute(
+            select(ConsentChange.purpose, ConsentChange.to_state).order_by(ConsentChange.id)
+        ).all()
+    assert [(p.value, s.value) for p, s in changes] == [
+        ("email_marketing", "granted"),
+        ("sms_marketing", "denied"),
+    ]
+    assert customer.email_marketing_consent_state.value == "granted"
+    assert customer.sms_consent_state.value == "unknown"
