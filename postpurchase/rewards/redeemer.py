@@ -143,14 +143,7 @@ class Redeemer:
                     customer_id = contact.id
                     key = self._scoped(key, key_scope, customer_id)
                     found = reserve_at_once(
-                        conn,
-                        customer=contact,
-                        reward_name=reward_name,
-                        key=key,
-                        config=self.config,
-                        platform=self.platform,
-                        now=now,
-                        code_prefix=self.code_prefix,
+                        conn, customer=contact, key=key, **self._reserving(reward_name, now)
                     )
                     view, request = RedemptionView.of(found), self._request(found, contact)
             else:
@@ -159,14 +152,7 @@ class Redeemer:
                     customer_id = locked.id
                     key = self._scoped(key, key_scope, customer_id)
                     row, _ = reserve(
-                        session,
-                        customer=locked,
-                        reward_name=reward_name,
-                        key=key,
-                        config=self.config,
-                        platform=self.platform,
-                        now=now,
-                        code_prefix=self.code_prefix,
+                        session, customer=locked, key=key, **self._reserving(reward_name, now)
                     )
                     # Read what the platform call needs now, in the transaction that wrote
                     # it: no second transaction before the call.
@@ -187,6 +173,16 @@ class Redeemer:
         if view.status is RedemptionStatus.PENDING:
             return self._ask_and_settle(view.id, request, attempts=self.attempts)
         return view
+
+    def _reserving(self, reward_name: str, now: datetime) -> dict[str, Any]:
+        """What both ways of reserving are given besides the customer and the key."""
+        return {
+            "reward_name": reward_name,
+            "config": self.config,
+            "platform": self.platform,
+            "now": now,
+            "code_prefix": self.code_prefix,
+        }
 
     @property
     def _engine(self) -> Engine:

@@ -51,6 +51,11 @@ Queued = tuple[InboxEntry, "asyncio.Future[int | None]"]
 _WRITERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="inbox-writer")
 
 
+def _retrying_one_by_one(size: int, exc: Exception) -> None:
+    # The type only: a database error's text carries the statement's parameters (PII).
+    log.warning("inbox batch of %d failed (%s); retrying one by one", size, type(exc).__name__)
+
+
 class BatchWriter:
     """Writes one drain's SQLite batches, on one connection checked out at the first of them.
 
@@ -80,12 +85,7 @@ class BatchWriter:
             self._close()  # the next write starts on a connection the pool checks again
             if len(entries) == 1:
                 return [exc]
-            # The type only: a database error's text carries the statement's parameters (PII).
-            log.warning(
-                "inbox batch of %d failed (%s); retrying one by one",
-                len(entries),
-                type(exc).__name__,
-            )
+            _retrying_one_by_one(len(entries), exc)
         outcomes: list[Outcome] = []
         for entry in entries:
             outcomes.extend(self._write([entry]))
@@ -126,12 +126,7 @@ class LoopWriter:
         except Exception as exc:  # handed to the waiting request, which answers for it
             if len(entries) == 1:
                 return [exc]
-            # The type only: a database error's text carries the statement's parameters (PII).
-            log.warning(
-                "inbox batch of %d failed (%s); retrying one by one",
-                len(entries),
-                type(exc).__name__,
-            )
+            _retrying_one_by_one(len(entries), exc)
         return [outcome for entry in entries for outcome in await self.write([entry])]
 
     async def _write(self, entries: list[InboxEntry]) -> list[int | None]:
