@@ -71,7 +71,12 @@ def read_click(key: bytes, token: str) -> Click:
 
 
 def _web(url: str) -> bool:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        # an address no browser could open (an unclosed IPv6 bracket, a host that changes
+        # under NFKC normalisation): shop data can hold one, and it is no link to follow
+        return False
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 

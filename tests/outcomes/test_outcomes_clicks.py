@@ -78,7 +78,25 @@ def test_sms_links_are_tracked_and_segments_recounted():
     assert tracked.segments == count_segments(tracked.body)
 
 
-@pytest.mark.parametrize("url", ["javascript:alert(1)", "ftp://files.example.com/x", "//evil"])
+def test_an_address_that_cannot_be_parsed_is_left_as_written():
+    # shop data (a product name, a note) can carry text that looks like a link to the pattern
+    # but that urlsplit refuses; the message still goes, with its real links tracked
+    email = RenderedEmail(
+        subject="s",
+        html='<a href="http://[::1">old</a> <a href="https://shop.example.com/x">x</a>',
+        text="See http://\u2100.example and https://shop.example.com/x\n",
+    )
+    tracked = track_links(email, key=KEY, base_url=BASE, touchpoint_id=9)
+    assert isinstance(tracked, RenderedEmail)
+    assert 'href="http://[::1"' in tracked.html
+    assert tracked.text.startswith("See http://\u2100.example and " + BASE + "/c/")
+    token = tracked.html.split(f'href="{BASE}/c/')[1].split('"')[0]
+    assert read_click(KEY, token) == Click(9, 0, 1, "https://shop.example.com/x")
+
+
+@pytest.mark.parametrize(
+    "url", ["javascript:alert(1)", "ftp://files.example.com/x", "//evil", "http://[::1"]
+)
 def test_only_http_destinations_are_accepted(url):
     with pytest.raises(InvalidInput):
         read_click(KEY, click_token(KEY, Click(1, 0, 1, url)))
