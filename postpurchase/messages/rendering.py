@@ -180,14 +180,15 @@ class MessageRenderer:
                 return each
         return once
 
-    def render_line(self, source: str, context: Mapping[str, Any]) -> str:
-        """``source``, a template given as text (an A/B variant's subject), rendered with
-        ``context``. Compiled once per renderer: compiling took longer than rendering the
-        whole email, and the campaigns hold a handful of such lines."""
+    def render_line(self, source: str, context: Mapping[str, Any], *, name: str) -> str:
+        """``source``, a template given as text (an A/B variant's subject, called ``name`` in
+        errors), rendered with ``context`` within the sandbox's limits, like a file. Compiled
+        once per renderer: compiling took longer than rendering the whole email, and the
+        campaigns hold a handful of such lines."""
         template = self._lines.get(source)
         if template is None:
             template = self._lines[source] = self.env.from_string(source)
-        return template.render(context)
+        return render_bounded(template, context, name=name)
 
     def render_sms(
         self, template: str, context: Mapping[str, Any], *, marketing: bool

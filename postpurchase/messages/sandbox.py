@@ -211,10 +211,13 @@ class BoundedSandbox(SandboxedEnvironment):
         return _check_result(super().call(__context, __obj, *args, **kwargs), what)
 
 
-def render_bounded(template: Template, context: Mapping[str, Any]) -> str:
+def render_bounded(
+    template: Template, context: Mapping[str, Any], *, name: str | None = None
+) -> str:
     """Render ``template``, streaming, stopped past MAX_OUTPUT characters.
 
-    Raises TemplateTooLarge naming the template when it builds or writes too much.
+    Raises TemplateTooLarge naming the template (``name`` for one given as text, which has
+    none of its own) when it builds or writes too much.
     """
     token = _range_budget.set([0])
     try:
@@ -227,6 +230,6 @@ def render_bounded(template: Template, context: Mapping[str, Any]) -> str:
             pieces.append(piece)
         return "".join(pieces)
     except TemplateTooLarge as exc:
-        raise TemplateTooLarge(f"template {template.name}: {exc}") from None
+        raise TemplateTooLarge(f"template {name or template.name}: {exc}") from None
     finally:
         _range_budget.reset(token)

@@ -32,5 +32,6 @@ def with_variant_subject(
     variant = _variant(spec, variant_id)
     if variant is None or variant.subject is None or not isinstance(rendered, RenderedEmail):
         return rendered
-    subject = renderer.render_line(variant.subject, context)
+    name = f"subject of {spec.id} variant {variant.id}"
+    subject = renderer.render_line(variant.subject, context, name=name)
     return RenderedEmail(subject=" ".join(subject.split()), html=rendered.html, text=rendered.text)

@@ -11,6 +11,7 @@ from jinja2.exceptions import SecurityError, UndefinedError
 
 from postpurchase.messages.context import LoyaltyFigures, sample_context
 from postpurchase.messages.rendering import OPT_OUT_LINE, MessageRenderer
+from postpurchase.messages.sandbox import TemplateTooLarge
 
 CAMPAIGNS = [
     "delivery_checkin",
@@ -143,9 +144,20 @@ def test_a_line_template_renders_each_context_with_the_sandbox(renderer, shop):
     for points in (129, 40):
         figures = LoyaltyFigures(points_earned=points, points_balance=2_000, tier=None)
         context = sample_context(shop, loyalty=figures)
-        assert renderer.render_line(line, context) == f"{points} points are yours"
+        assert renderer.render_line(line, context, name="a subject") == f"{points} points are yours"
     with pytest.raises(SecurityError):
-        renderer.render_line("{{ shop.__class__.__subclasses__() }}", context)
+        renderer.render_line("{{ shop.__class__.__subclasses__() }}", context, name="a subject")
+
+
+def test_a_line_template_has_the_limits_of_a_file(renderer, shop):
+    # each range is small, and no value grows past the limit: only the limits of one whole
+    # render (the range budget, the output) stop it
+    line = (
+        "{% for i in range(1000) %}{% for j in range(1000) %}{{ 'x' * 100 }}"
+        "{% endfor %}{% endfor %}"
+    )
+    with pytest.raises(TemplateTooLarge, match=r"^template subject of win_back variant b: "):
+        renderer.render_line(line, sample_context(shop), name="subject of win_back variant b")
 
 
 def test_marketing_sms_carries_the_opt_out_line(renderer, shop):
