@@ -189,7 +189,8 @@ def plan_touchpoints(
     counts = PlanCounts()
     by_shop = {shop: _by_trigger(config.for_shop(shop)) for shop in ("", *config.shops)}
     # a shop's override may enable a campaign the other shops do not run
-    relevant = [o for o in occurrences if any(o.trigger in t for t in by_shop.values())]
+    triggers = {trigger for by_trigger in by_shop.values() for trigger in by_trigger}
+    relevant = [o for o in occurrences if o.trigger in triggers]
     if not relevant:
         return counts
     # The facts in their shop's zone (``in_shop_zone``), each once for all the occurrences
