@@ -69,7 +69,7 @@ class LedgerOrder(OrderAmounts, Protocol):
 
 
 # The events and intents below are named tuples, not frozen dataclasses: a drain makes one
-# LedgerEvent per event of every batch, and a frozen dataclass took three times as long to make
+# LedgerEvent per event of every batch, and a frozen dataclass took about twice as long to make
 # (each field set through ``object.__setattr__``).
 
 
