@@ -130,17 +130,20 @@ class Records:
         return self.orders.get(item.order_key) if item.order_key else None
 
     def customer_for(self, item: SourcedEvent) -> CustomerRecord | None:
+        return self.rows_for(item)[1]
+
+    def rows_for(self, item: SourcedEvent) -> tuple[OrderRecord | None, CustomerRecord | None]:
+        """``item``'s order and customer, its order looked up once for both."""
+        order = self.orders.get(item.order_key) if item.order_key else None
         key = item.customer_key
         if key is not None:
-            return self.customers.get(key)
-        order = self.order_for(item)
+            return order, self.customers.get(key)
         if order is None or order.customer_id is None:
-            return None
-        return self.customers_by_id.get(order.customer_id)
+            return order, None
+        return order, self.customers_by_id.get(order.customer_id)
 
-    def refunds_of(self, item: SourcedEvent) -> list[tuple[Refund, Decimal]]:
-        """The recorded refunds of ``item``'s order (see ``refunds``)."""
-        order = self.order_for(item)
+    def refunds_of(self, order: OrderRecord | None) -> list[tuple[Refund, Decimal]]:
+        """The recorded refunds of ``order`` (see ``refunds``)."""
         return self.refunds.get(order.id, []) if order is not None else []
 
 

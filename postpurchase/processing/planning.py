@@ -189,7 +189,8 @@ def plan_touchpoints(
     counts = PlanCounts()
     by_shop = {shop: _by_trigger(config.for_shop(shop)) for shop in ("", *config.shops)}
     # a shop's override may enable a campaign the other shops do not run
-    relevant = [o for o in occurrences if any(o.trigger in t for t in by_shop.values())]
+    triggers = {trigger for by_trigger in by_shop.values() for trigger in by_trigger}
+    relevant = [o for o in occurrences if o.trigger in triggers]
     if not relevant:
         return counts
     # The facts in their shop's zone (``in_shop_zone``), each once for all the occurrences
@@ -201,7 +202,9 @@ def plan_touchpoints(
             zones[found.shop] = config.shop_zone(found.shop, shop_zone)
         facts[key] = _in_zone(found, zones[found.shop], shop_zone)
     salt = config.outcomes.salt
-    rows: list[dict[str, Any]] = []
+    # Each campaign's rows (by the campaign object: a shop's override is another one), stamped
+    # with their arm and variant once all are decided, in one call per campaign.
+    planned: dict[int, tuple[Campaign, list[dict[str, Any]]]] = {}
     for occurrence in relevant:
         known_facts = facts[(occurrence.customer_id, occurrence.order_id)]
         by_trigger = by_shop.get(known_facts.shop.strip().lower(), by_shop[""])
@@ -211,7 +214,11 @@ def plan_touchpoints(
             decision = decide(variant_campaign(campaign, variant), occurrence, known_facts)
             if decision.reason is not None:
                 counts.skipped[f"{campaign.id}: {decision.reason}"] += 1
-            planned = [
+                continue
+            of_campaign = planned.get(id(campaign))
+            if of_campaign is None:
+                of_campaign = planned[id(campaign)] = (campaign, [])
+            of_campaign[1].extend(
                 {
                     "subject_key": occurrence.subject_key,
                     "campaign_id": campaign.id,
@@ -224,9 +231,11 @@ def plan_touchpoints(
                     "status": TouchpointStatus.PLANNED,
                 }
                 for step in decision.steps
-            ]
-            stamp(planned, campaign, salt)
-            rows.extend(planned)
+            )
+    rows: list[dict[str, Any]] = []
+    for campaign, campaign_rows in planned.values():
+        stamp(campaign_rows, campaign, salt)
+        rows += campaign_rows
     # in unique-key order, like every batch insert that concurrent drainers may share rows of
     rows.sort(key=lambda r: (r["subject_key"], r["campaign_id"], r["step"], r["channel"]))
     counts.planned = insert_ignoring_conflicts(session, Touchpoint, rows)

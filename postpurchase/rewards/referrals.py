@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from postpurchase.events import OrderSnapshot
 from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.loyalty.ledger import _append, balance
 from postpurchase.processing.batch import OrderRecord, Records, SourcedEvent
@@ -68,6 +69,12 @@ def _keep_addresses(session: Session, keys: set[tuple[int, str]]) -> None:
         rows = [{"customer_id": c, "address_key": k} for c, k in sorted(keys)]
         session.execute(dialect_insert(session, CustomerAddressKey).on_conflict_do_nothing(), rows)
         keys.clear()
+
+
+def _codes(snapshot: OrderSnapshot) -> list[str]:
+    """The codes an order came with that may be a referral's, the referral code first."""
+    codes = [snapshot.referral_code] if snapshot.referral_code else []
+    return codes + list(snapshot.discount_codes)
 
 
 def _ended(order: OrderRecord) -> str | None:
@@ -157,8 +164,19 @@ def apply_referrals(
     earn = config.more_ways_to_earn.referral
     given = 0
     # The batch's referrals in one query: looking them up order by order was a round trip per
-    # event. Address digests are written in one insert, before any decision that reads them.
-    order_ids = sorted({o.id for item in items if (o := records.order_for(item)) is not None})
+    # event. Only those of orders an event may act on: an order that ended (its rewarded
+    # referral is reversed) or that an event names a code for (a referral to decide, unless
+    # one was); for any other, the loop below moves on whether it has a referral or not.
+    # Address digests are written in one insert, before any decision that reads them.
+    order_ids = sorted(
+        {
+            order.id
+            for item in items
+            if item.event.order is not None
+            and (order := records.order_for(item)) is not None
+            and (_ended(order) or _codes(item.event.order))
+        }
+    )
     existing = (
         {
             r.order_id: r
@@ -182,8 +200,7 @@ def apply_referrals(
             if referral.status is ReferralStatus.REWARDED and ended:
                 _reverse(session, referral, ended)
             continue
-        codes = [snapshot.referral_code] if snapshot.referral_code else []
-        codes += list(snapshot.discount_codes)
+        codes = _codes(snapshot)
         if not codes or order.paid_at is None:
             continue
         taken = session.scalar(
