@@ -298,6 +298,14 @@ _ISSUE = (
     )
     .returning(*_VIEWED)
 )
+# ``record_issued``'s on PostgreSQL: its commit does not wait for the WAL to reach the disk
+# (the flush cost the database about 0.15 ms of CPU per redemption; the WAL writer flushes
+# within a fraction of a second). A crash in between loses only the mark: the redemption is
+# pending again, with its debit and its code, and asking the platform again (``complete``,
+# or a retry with the same key) finds that code and marks it once more. The debit's
+# transaction still waits for the disk. ``set_config(..., true)`` lasts for this statement's
+# own transaction only, so the connection goes back to the pool unchanged.
+_ISSUE_NOT_WAITING = _ISSUE.returning(func.set_config("synchronous_commit", "off", true()))
 
 
 def lock_customer(session: Session, who: int | CustomerRef) -> Customer:
@@ -585,13 +593,16 @@ def record_issued(
     engine: Engine, redemption_id: int, issued: IssuedCode, *, now: datetime
 ) -> RedemptionView | None:
     """``settle`` of a code the platform made, as one statement committed on its own
-    (PostgreSQL: in autocommit, no BEGIN and COMMIT round trips); None when the redemption
-    was no longer pending (``settle`` then reads it as it is)."""
+    (PostgreSQL: in autocommit, no BEGIN and COMMIT round trips, and without waiting for the
+    disk: ``_ISSUE_NOT_WAITING``); None when the redemption was no longer pending (``settle``
+    then reads it as it is)."""
     params = {"redemption_id": redemption_id, "ref": issued.platform_ref, "now": now}
     with engine.connect() as conn:
+        statement = _ISSUE
         if conn.dialect.name == "postgresql":
             conn.execution_options(isolation_level="AUTOCOMMIT")
-        row = conn.execute(_ISSUE, params).one_or_none()
+            statement = _ISSUE_NOT_WAITING
+        row = conn.execute(statement, params).one_or_none()
         conn.commit()
     return RedemptionView.of(row) if row is not None else None
 

@@ -26,7 +26,7 @@ from postpurchase.rewards.redemption import (
     new_code,
     reserve,
 )
-from postpurchase.store.database import transaction
+from postpurchase.store.database import engine_of, transaction
 from postpurchase.store.models import (
     LedgerKind,
     LoyaltyLedgerEntry,
@@ -346,3 +346,16 @@ def test_codes_are_ten_typeable_characters_each_drawn_from_the_whole_alphabet():
     # has a probability below 1e-40).
     assert all(len({body[n] for body in bodies}) == 31 for n in range(10))
     assert len(set(codes)) == len(codes)
+
+
+def test_marking_a_code_issued_leaves_its_pooled_connection_as_it_was(
+    store, customer_with, shopify_redeemer
+):
+    # On PostgreSQL the mark commits without waiting for the disk, for its own transaction
+    # only: the next transaction on that connection (a debit, say) waits again.
+    engine = engine_of(store)
+    customer = customer_with(600)
+    assert shopify_redeemer.redeem(customer, "five_off", "req-1").status is RedemptionStatus.ISSUED
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:  # the one connection this test's requests used
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
