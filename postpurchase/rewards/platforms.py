@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -130,16 +131,18 @@ class PlatformApi:
         )
         self._lock = threading.Lock()
         self._running: tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession] | None = None
+        self._pid = 0  # the process whose thread runs the loop
 
     def _started(self) -> tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession]:
         with self._lock:
-            if self._running is None:
+            # A forked child has the loop but not its thread: it starts its own.
+            if self._running is None or self._pid != os.getpid():
                 loop = asyncio.new_event_loop()
                 threading.Thread(
                     target=_serve, args=(loop,), name="platform-api", daemon=True
                 ).start()
                 session = asyncio.run_coroutine_threadsafe(self._session(), loop).result()
-                self._running = (loop, session)
+                self._running, self._pid = (loop, session), os.getpid()
             return self._running
 
     async def _session(self) -> aiohttp.ClientSession:
@@ -208,7 +211,7 @@ class PlatformApi:
         """Close the connections and stop the loop's thread (a later call starts them again)."""
         with self._lock:
             running, self._running = self._running, None
-        if running is None:
+        if running is None or self._pid != os.getpid():
             return
         loop, session = running
         asyncio.run_coroutine_threadsafe(session.close(), loop).result()
