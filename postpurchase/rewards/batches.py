@@ -2,7 +2,7 @@
 drain only gains one call (the follow-up step's part is ``rewards.followups``).
 
 Every drainer imports this module, so it stays clear of the rewards platforms' clients
-(httpx) and of the channels' rate limiter (redis): loading them cost each drainer about 0.3 s
+(aiohttp) and of the channels' rate limiter (redis): loading them cost each drainer about 0.3 s
 of CPU, as much as a batch of a thousand events.
 """
 

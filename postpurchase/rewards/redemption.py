@@ -74,6 +74,7 @@ _REDEMPTIONS = cast(Table, Redemption.__table__)
 _LEDGER = cast(Table, LoyaltyLedgerEntry.__table__)
 # No 0/O, 1/I/L: codes are read off emails and typed at a till.
 _ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+_CODES = len(_ALPHABET) ** 10
 
 
 class NotEnoughPoints(InvalidInput):
@@ -86,7 +87,14 @@ class RewardUnavailable(InvalidInput):
 
 def new_code(prefix: str) -> str:
     """A random code such as ``PP-7KQ9-MX4T-2B``: 50 bits, unguessable and easy to type."""
-    body = "".join(secrets.choice(_ALPHABET) for _ in range(10))
+    # One draw of a 10-digit number in base 31, uniform as ten draws of a letter are, at a
+    # tenth of their cost (a redemption's path makes one per code).
+    number = secrets.randbelow(_CODES)
+    digits = []
+    for _ in range(10):
+        number, digit = divmod(number, len(_ALPHABET))
+        digits.append(_ALPHABET[digit])
+    body = "".join(digits)
     return f"{prefix}-{body[:4]}-{body[4:8]}-{body[8:]}"
 
 
@@ -290,6 +298,14 @@ _ISSUE = (
     )
     .returning(*_VIEWED)
 )
+# ``record_issued``'s on PostgreSQL: its commit does not wait for the WAL to reach the disk
+# (the flush cost the database about 0.15 ms of CPU per redemption; the WAL writer flushes
+# within a fraction of a second). A crash in between loses only the mark: the redemption is
+# pending again, with its debit and its code, and asking the platform again (``complete``,
+# or a retry with the same key) finds that code and marks it once more. The debit's
+# transaction still waits for the disk. ``set_config(..., true)`` lasts for this statement's
+# own transaction only, so the connection goes back to the pool unchanged.
+_ISSUE_NOT_WAITING = _ISSUE.returning(func.set_config("synchronous_commit", "off", true()))
 
 
 def lock_customer(session: Session, who: int | CustomerRef) -> Customer:
@@ -577,13 +593,16 @@ def record_issued(
     engine: Engine, redemption_id: int, issued: IssuedCode, *, now: datetime
 ) -> RedemptionView | None:
     """``settle`` of a code the platform made, as one statement committed on its own
-    (PostgreSQL: in autocommit, no BEGIN and COMMIT round trips); None when the redemption
-    was no longer pending (``settle`` then reads it as it is)."""
+    (PostgreSQL: in autocommit, no BEGIN and COMMIT round trips, and without waiting for the
+    disk: ``_ISSUE_NOT_WAITING``); None when the redemption was no longer pending (``settle``
+    then reads it as it is)."""
     params = {"redemption_id": redemption_id, "ref": issued.platform_ref, "now": now}
     with engine.connect() as conn:
+        statement = _ISSUE
         if conn.dialect.name == "postgresql":
             conn.execution_options(isolation_level="AUTOCOMMIT")
-        row = conn.execute(_ISSUE, params).one_or_none()
+            statement = _ISSUE_NOT_WAITING
+        row = conn.execute(statement, params).one_or_none()
         conn.commit()
     return RedemptionView.of(row) if row is not None else None
 

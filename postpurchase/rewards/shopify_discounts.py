@@ -15,8 +15,6 @@ import threading
 from decimal import Decimal
 from typing import Any
 
-import httpx
-
 from postpurchase.exceptions import PermanentProviderError, TransientProviderError
 from postpurchase.loyalty.reward_catalogue import RewardKind
 from postpurchase.rewards.platforms import CodeRequest, CodeTaken, IssuedCode, PlatformApi
@@ -57,8 +55,7 @@ class ShopifyDiscounts:
         timeout: float = 10.0,
     ) -> None:
         base = (admin_url or f"https://{shop_domain}").rstrip("/")
-        # Parsed once: every call goes to this one URL.
-        self.url = httpx.URL(f"{base}/admin/api/{api_version}/graphql.json")
+        self.url = f"{base}/admin/api/{api_version}/graphql.json"
         self._api = PlatformApi(
             {"X-Shopify-Access-Token": access_token, "Accept": "application/json"},
             timeout=timeout,
@@ -70,8 +67,9 @@ class ShopifyDiscounts:
         self._api.close()
 
     def _call(self, query: str, variables: dict[str, Any], what: str) -> dict[str, Any]:
-        request = self._api.request("POST", self.url, json={"query": query, "variables": variables})
-        response = self._api.send(request, what)
+        response = self._api.send(
+            "POST", self.url, what, json={"query": query, "variables": variables}
+        )
         if response.status_code != 200:
             raise PermanentProviderError(
                 f"{what}: Shopify answered {response.status_code}: {response.text[:200]}"

@@ -53,8 +53,12 @@ class WooCommerceCoupons:
             known = self._products.get(sku)
         if known:
             return known
-        request = self._api.request("GET", f"{self.base}/products", params={"sku": sku})
-        response = self._api.send(request, f"WooCommerce product for SKU {sku}")
+        response = self._api.send(
+            "GET",
+            f"{self.base}/products",
+            f"WooCommerce product for SKU {sku}",
+            params={"sku": sku},
+        )
         found = response.json() if response.status_code == 200 else []
         if not found:
             raise PermanentProviderError(f"WooCommerce has no product with SKU {sku!r}")
@@ -98,8 +102,7 @@ class WooCommerceCoupons:
 
     def create(self, request: CodeRequest) -> IssuedCode:
         what = f"WooCommerce coupon {request.code}"
-        http = self._api.request("POST", f"{self.base}/coupons", json=self._body(request))
-        response = self._api.send(http, what)
+        response = self._api.send("POST", f"{self.base}/coupons", what, json=self._body(request))
         if response.status_code in (200, 201):
             return IssuedCode(request.code, str(response.json()["id"]))
         try:
@@ -114,8 +117,9 @@ class WooCommerceCoupons:
         )
 
     def find(self, code: str) -> IssuedCode | None:
-        request = self._api.request("GET", f"{self.base}/coupons", params={"code": code})
-        response = self._api.send(request, f"WooCommerce find {code}")
+        response = self._api.send(
+            "GET", f"{self.base}/coupons", f"WooCommerce find {code}", params={"code": code}
+        )
         if response.status_code != 200:
             raise PermanentProviderError(f"WooCommerce find {code}: {response.status_code}")
         # The code filter matches exactly, but compare anyway: codes are case-insensitive.

@@ -10,7 +10,7 @@ _LOADED = """
 import importlib, json, sys
 for name in sys.argv[1:]:
     importlib.import_module(name)
-print(json.dumps(sorted(m for m in ("httpx", "redis") if m in sys.modules)))
+print(json.dumps(sorted(m for m in ("aiohttp", "httpx", "redis") if m in sys.modules)))
 """
 
 
@@ -31,7 +31,7 @@ def test_the_drain_and_its_rewards_part_load_no_platform_client():
 
 
 def test_the_follow_up_step_does():
-    assert _loaded("postpurchase.rewards.followups") == ["httpx", "redis"]
+    assert _loaded("postpurchase.rewards.followups") == ["aiohttp", "redis"]
 
 
 _BATCH_WITHOUT_CODES = """
@@ -41,7 +41,7 @@ from postpurchase.processing.batch import Records, SourcedEvent
 from postpurchase.processing.drain import mark_reward_codes_used
 event = CanonicalEvent.model_validate_json(open(sys.argv[1]).read())
 assert mark_reward_codes_used(None, Records(), [SourcedEvent(1, "shopify", event)]) == 0
-print(json.dumps(sorted(m for m in ("httpx", "redis") if m in sys.modules)))
+print(json.dumps(sorted(m for m in ("aiohttp", "httpx", "redis") if m in sys.modules)))
 """
 
 

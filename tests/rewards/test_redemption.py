@@ -6,6 +6,7 @@ Against real SQLite and PostgreSQL and fake Shopify / WooCommerce servers on 127
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import timedelta
 
@@ -22,9 +23,10 @@ from postpurchase.rewards.redemption import (
     NotEnoughPoints,
     RewardUnavailable,
     lock_customer,
+    new_code,
     reserve,
 )
-from postpurchase.store.database import transaction
+from postpurchase.store.database import engine_of, transaction
 from postpurchase.store.models import (
     LedgerKind,
     LoyaltyLedgerEntry,
@@ -331,3 +333,29 @@ def test_pool_codes_are_handed_out_once(store, customer_with, pool_redeemer):
     with pytest.raises(RewardUnavailable, match="no pool codes left for five_off"):
         pool_redeemer.redeem(second, "five_off", "p-3")
     assert points_of(store, second) == 600
+
+
+def test_codes_are_ten_typeable_characters_each_drawn_from_the_whole_alphabet():
+    codes = [new_code("PP") for _ in range(3000)]
+    assert all(
+        re.fullmatch(r"PP-[A-HJKMNP-Z2-9]{4}-[A-HJKMNP-Z2-9]{4}-[A-HJKMNP-Z2-9]{2}", c)
+        for c in codes
+    )
+    bodies = [c.replace("-", "")[2:] for c in codes]
+    # Every position takes every one of the 31 characters (3000 draws: missing one by chance
+    # has a probability below 1e-40).
+    assert all(len({body[n] for body in bodies}) == 31 for n in range(10))
+    assert len(set(codes)) == len(codes)
+
+
+def test_marking_a_code_issued_leaves_its_pooled_connection_as_it_was(
+    store, customer_with, shopify_redeemer
+):
+    # On PostgreSQL the mark commits without waiting for the disk, for its own transaction
+    # only: the next transaction on that connection (a debit, say) waits again.
+    engine = engine_of(store)
+    customer = customer_with(600)
+    assert shopify_redeemer.redeem(customer, "five_off", "req-1").status is RedemptionStatus.ISSUED
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:  # the one connection this test's requests used
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
