@@ -125,6 +125,16 @@ class _StoredAnswer(Response):
         ]
 
 
+def _header_dict(request: Request) -> dict[str, str]:
+    """The request's headers as a plain dict, for a parser's dozen look-ups: Starlette's
+    ``Headers`` encodes the name and scans (and decodes) the raw list at each. Names arrive
+    lower-cased (ASGI); of a repeated name the first wins, as with ``Headers.get``."""
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in reversed(request.headers.raw)
+    }
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -185,7 +195,7 @@ def _add_intake(app: FastAPI, runtime: Runtime, rejections: RejectionCounter, cl
         body = b""
         try:
             body = await read_body(request, current.webhook_max_body_bytes)
-            entry = parse(current, request.headers, body, clock())
+            entry = parse(current, _header_dict(request), body, clock())
         except Rejection as rejection:
             log.info("rejected %s with %d: %s", route, rejection.status_code, rejection.reason)
             await run_in_threadpool(

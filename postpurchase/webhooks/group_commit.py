@@ -206,8 +206,10 @@ class GroupCommitter:
                 queue.drain = loop.create_task(self._drain_in_threads(loop, queue))
         else:
             queue.wake.set()
-        # shield: a client hanging up must not cancel the write others share.
-        return await asyncio.shield(waiter)
+        # A client hanging up cancels only its own waiter, never the write others share: the
+        # drain is a task of its own, and skips a waiter already done. (asyncio.shield would
+        # add a second future and callbacks to every webhook for the same guarantee.)
+        return await waiter
 
     def _next_batch(self, queue: _LoopQueue) -> list[Queued]:
         batch = queue.entries[: self._max_batch]
