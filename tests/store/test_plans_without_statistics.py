@@ -25,7 +25,7 @@ from sqlalchemy import Engine, create_engine, event, select, text
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.dispatch.marking import ChunkWriter
 from postpurchase.dispatch.outcomes import Outcome
-from postpurchase.dispatch.sending import ChunkLease
+from postpurchase.dispatch.sending import ChunkLease, outcome_rows
 from postpurchase.loyalty.ledger_rows import bonus_lines, holdings
 from postpurchase.processing.planning import Cancellation, _points_earned, cancel_touchpoints
 from postpurchase.settings import PROJECT_ROOT, parse_database_url
@@ -39,6 +39,7 @@ from postpurchase.store.inbox_claims import claim_inbox_rows, reclaim_expired_in
 from postpurchase.store.membership import among, keys_among
 from postpurchase.store.models import Base, Customer, Order
 from postpurchase.store.statements import update_by_id
+from postpurchase.store.wave_commit import wave_statement
 
 pytestmark = pytest.mark.postgres
 
@@ -253,13 +254,20 @@ def test_a_wave_commit_finds_its_rows_by_id_not_among_every_held_row(fresh, stor
         lambda: NOW,
     )
     writer.commit([])  # the chunk's first commit renews its lease
-    writer.add(Outcome.sent(n, f"m{n}", NOW) for n in range(1, 5))
-    with _Statements(store_engine) as statements:
-        assert writer.commit(list(range(5, 9))) == set(range(5, 9))
+    sent = [Outcome.sent(n, f"m{n}", NOW) for n in range(1, 5)]
+    writer.add(sent)
+    assert writer.commit(list(range(5, 9))) == set(range(5, 9))
     writer.close()
     assert writer.counts == {"sent": 4}
 
-    [commit] = statements.sent
+    commit = wave_statement(
+        [(rows, also_from) for _, rows, also_from in outcome_rows(sent)],
+        range(9, 13),
+        worker=worker,
+        lease_until=NOW + lease,
+        dialect=fresh.dialect,
+    )
+    assert commit is not None
     nodes = _plan_nodes(fresh, *commit)
     scanned = {n.get("Index Name") or n["Node Type"] for n in nodes if "Scan" in n["Node Type"]}
     assert scanned & {"Bitmap Heap Scan", "Index Scan"}
