@@ -9,8 +9,9 @@ marks of the whole wave. Then each thread sends its own message. The outcomes wa
 recorded (answers, skips) go into the same commit, so a steady chunk commits about once per
 wave and no more. On PostgreSQL such a commit is one statement in autocommit (the marks and
 the outcomes as updates in its CTEs: one round trip, where BEGIN, a statement per kind of
-outcome, the marks and COMMIT were four or more); one that renews the lease or records an
-opt-out is still a transaction of a statement per step, as every commit is on SQLite.
+outcome, the marks and COMMIT were four or more), handed to psycopg as SQL written once
+(``store.wave_commit``); one that renews the lease or records an opt-out is still a
+transaction of a statement per step, as every commit is on SQLite.
 
 ``ChunkWriter`` holds what waits to be recorded and makes the commits, all on one database
 connection it keeps for the chunk (taking one from the pool for each commit cost a round trip
