@@ -9,8 +9,9 @@ marks of the whole wave. Then each thread sends its own message. The outcomes wa
 recorded (answers, skips) go into the same commit, so a steady chunk commits about once per
 wave and no more. On PostgreSQL such a commit is one statement in autocommit (the marks and
 the outcomes as updates in its CTEs: one round trip, where BEGIN, a statement per kind of
-outcome, the marks and COMMIT were four or more); one that renews the lease or records an
-opt-out is still a transaction of a statement per step, as every commit is on SQLite.
+outcome, the marks and COMMIT were four or more), handed to psycopg as SQL written once
+(``store.wave_commit``); one that renews the lease or records an opt-out is still a
+transaction of a statement per step, as every commit is on SQLite.
 
 ``ChunkWriter`` holds what waits to be recorded and makes the commits, all on one database
 connection it keeps for the chunk (taking one from the pool for each commit cost a round trip
@@ -28,8 +29,9 @@ from sqlalchemy import Connection
 
 from postpurchase.dispatch.outcomes import Outcome
 from postpurchase.dispatch.sending import ChunkLease, outcome_rows, record_outcomes
-from postpurchase.store.claims import mark_sending_many, release_and_mark
+from postpurchase.store.claims import mark_sending_many
 from postpurchase.store.database import SessionFactory, engine_of
+from postpurchase.store.wave_commit import release_and_mark
 
 
 class ChunkWriter:
@@ -108,14 +110,13 @@ class ChunkWriter:
         it returns (so the marks are before anything is sent), in one round trip."""
         self._autocommit(connection, True)
         groups = outcome_rows(taken)
-        with connection.begin():  # nothing to commit on the server: the statement did
-            released, marked = release_and_mark(
-                connection,
-                [(rows, also_from) for _, rows, also_from in groups],
-                mark,
-                worker=self._lease.worker,
-                lease_until=self._clock() + self._lease_length,
-            )
+        released, marked = release_and_mark(
+            connection,
+            [(rows, also_from) for _, rows, also_from in groups],
+            mark,
+            worker=self._lease.worker,
+            lease_until=self._clock() + self._lease_length,
+        )
         counts: Counter[str] = Counter()
         for (kind, _, _), count in zip(groups, released, strict=True):
             counts[kind] += count
@@ -155,10 +156,13 @@ class ChunkWriter:
                 self._connection = None
 
     def _connect(self) -> Connection:
-        if self._connection is None or self._connection.closed:
-            self._connection = engine_of(self._store).connect()
+        connection = self._connection
+        if connection is not None and connection.invalidated:  # an error left it unusable
+            connection.close()
+        if connection is None or connection.closed:
+            connection = self._connection = engine_of(self._store).connect()
             self._autocommitting = False  # as the pool gives connections back
-        return self._connection
+        return connection
 
 
 class MarkWave:

@@ -26,21 +26,15 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    CompoundSelect,
-    Connection,
-    Integer,
-    Select,
     Table,
     Update,
     and_,
     bindparam,
     cast,
     func,
-    literal,
     or_,
     select,
     type_coerce,
-    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -130,7 +124,7 @@ def _mark_sending(dialect: str, renew: bool) -> Update:
         .where(
             among_parameter(dialect, table.c.id, "ids"),
             table.c.claimed_by == bindparam("worker"),
-            table.c.status == TouchpointStatus.CLAIMED,
+            status_among(dialect, (TouchpointStatus.CLAIMED,)),
         )
         .values(**values)
         .returning(table.c.id)
@@ -213,50 +207,50 @@ def _release_rows_at_once(
     """``release_each`` on PostgreSQL: one statement for all the rows (an executemany is a
     statement per row there, each planned and run on its own). Values the rows share are
     plain parameters, the others arrays in the order of ``row_ids``."""
-    same, each, params = _release_parameters(rows, names, "")
+    same, each, params = _release_parameters(rows, names)
     params["worker"] = worker
-    result = session.execute(_release_rows(same, each, also_from, ""), params)
+    result = session.execute(_release_rows(same, each, also_from), params)
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def _release_parameters(
-    rows: Sequence[tuple[int, dict[str, Any]]], names: tuple[str, ...], prefix: str
+    rows: Sequence[tuple[int, dict[str, Any]]], names: tuple[str, ...]
 ) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, Any]]:
     """The names whose value the rows share, the others, and the parameters of
-    ``_release_rows`` (each name starting with ``prefix``) for ``rows``."""
+    ``_release_rows`` for ``rows``."""
     first = rows[0][1]
     same = tuple(name for name in names if all(v[name] == first[name] for _, v in rows))
     each = tuple(name for name in names if name not in same)
-    params: dict[str, Any] = {f"{prefix}row_ids": [row_id for row_id, _ in rows]}
-    params.update((f"{prefix}new_{name}", first[name]) for name in same)
-    params.update((f"{prefix}each_{name}", [values[name] for _, values in rows]) for name in each)
+    params: dict[str, Any] = {"row_ids": [row_id for row_id, _ in rows]}
+    params.update((f"new_{name}", first[name]) for name in same)
+    params.update((f"each_{name}", [values[name] for _, values in rows]) for name in each)
     return same, each, params
 
 
 @lru_cache(maxsize=64)
 def _release_rows(
-    same: tuple[str, ...], each: tuple[str, ...], also_from: tuple[Any, ...], prefix: str
+    same: tuple[str, ...], each: tuple[str, ...], also_from: tuple[Any, ...]
 ) -> Update:
     table = _TABLE
-    row_ids = cast(bindparam(f"{prefix}row_ids"), postgresql.ARRAY(table.c.id.type))
+    row_ids = cast(bindparam("row_ids"), postgresql.ARRAY(table.c.id.type))
     # Each row takes its value from the arrays at its own id's position: no join with the
     # list of rows, whose plan would depend on the table's statistics (see membership).
     at = func.array_position(row_ids, table.c.id)
     return (
         update(table)
         .where(
-            among_parameter("postgresql", table.c.id, f"{prefix}row_ids"),
+            among_parameter("postgresql", table.c.id, "row_ids"),
             table.c.claimed_by == bindparam("worker"),
-            table.c.status.in_((*_HELD, *also_from)),
+            status_among("postgresql", (*_HELD, *also_from)),
         )
         .values(
             lease_until=None,
-            **{name: bindparam(f"{prefix}new_{name}") for name in same},
+            **{name: bindparam(f"new_{name}") for name in same},
             **{
                 name: type_coerce(
                     Grouping(
                         cast(
-                            bindparam(f"{prefix}each_{name}"),
+                            bindparam(f"each_{name}"),
                             postgresql.ARRAY(table.c[name].type),
                         )
                     ),
@@ -266,64 +260,6 @@ def _release_rows(
             },
         )
     )
-
-
-def release_and_mark(
-    connection: Connection,
-    groups: Sequence[tuple[Sequence[tuple[int, dict[str, Any]]], tuple[Any, ...]]],
-    mark: Sequence[int],
-    *,
-    worker: str,
-    lease_until: datetime,
-) -> tuple[list[int], set[int]]:
-    """PostgreSQL: ``release_each`` of every group (its rows and its ``also_from``) and
-    ``mark_sending_many`` of ``mark``, as one statement. Returns the count of rows released
-    per group, and the ids marked.
-
-    One statement is atomic on its own: on a connection in autocommit it is a transaction of
-    one round trip, where BEGIN, a statement per kind of row and COMMIT were four. A row is
-    never both released and marked: one is marked before it is sent, released after.
-    """
-    params: dict[str, Any] = {"worker": worker}
-    shapes = []
-    for n, (rows, also_from) in enumerate(groups):
-        same, each, group_params = _release_parameters(rows, tuple(rows[0][1]), f"g{n}_")
-        params.update(group_params)
-        shapes.append((same, each, also_from))
-    if mark:
-        params["ids"] = list(mark)
-        params["lease_until"] = lease_until
-    counts = [0] * len(groups)
-    marked: set[int] = set()
-    if not shapes and not mark:
-        return counts, marked
-    for group, value in connection.execute(_release_and_mark(tuple(shapes), bool(mark)), params):
-        if group < 0:
-            marked.add(value)
-        else:
-            counts[group] = value
-    return counts, marked
-
-
-@lru_cache(maxsize=64)
-def _release_and_mark(
-    shapes: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[Any, ...]], ...], mark: bool
-) -> Select[int, int] | CompoundSelect[int, int]:
-    # Each update is a CTE of the statement (PostgreSQL runs every data-modifying CTE, to
-    # the end, whether the query reads it or not); the query reads back, per group, how many
-    # rows it released (group n), then the ids marked (group -1).
-    parts: list[Select[int, int]] = []
-    for n, (same, each, also_from) in enumerate(shapes):
-        released = (
-            _release_rows(same, each, also_from, f"g{n}_")
-            .returning(_TABLE.c.id)
-            .cte(f"released_{n}")
-        )
-        parts.append(select(literal(n, Integer), func.count()).select_from(released))
-    if mark:
-        marked = _mark_sending("postgresql", True).cte("marked")
-        parts.append(select(literal(-1, Integer), marked.c.id))
-    return parts[0] if len(parts) == 1 else union_all(*parts)
 
 
 def _claim(
@@ -372,6 +308,23 @@ def _claim(
             .execution_options(synchronize_session=False)
         )
     return sorted(claimed)
+
+
+def status_among(dialect: str, statuses: Sequence[TouchpointStatus]) -> ColumnElement[bool]:
+    """Whether a touchpoint found by its id is in one of ``statuses``: a check of the rows,
+    never a way to find them.
+
+    On PostgreSQL the status is compared under the "C" collation, which no index has (the
+    same equality for these ASCII names), so the planner looks the rows up by their ids. On
+    tables without statistics it guessed that a status matches a few rows and walked
+    ``ix_touchpoints_due`` through every held row of every worker (a thousand rows for the
+    four of a wave, twice per commit: two thirds of the database's time per message).
+    """
+    column: ColumnElement[Any] = _TABLE.c.status
+    if dialect == "postgresql":
+        column = column.collate("C")
+    # not IN: an expanding list is written into the statement again at each run
+    return or_(*(column == status.value for status in statuses))
 
 
 def status_is(model: Any, status: Any) -> ColumnElement[bool]:

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 from babel.numbers import format_currency
-from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.exceptions import SecurityError, TemplatesNotFound, UndefinedError
 
 from postpurchase.messages.context import LoyaltyFigures, sample_context
 from postpurchase.messages.rendering import OPT_OUT_LINE, MessageRenderer
@@ -111,6 +111,15 @@ def test_locale_variant_wins_and_falls_back(renderer, shop):
     assert email.subject.startswith("You earned")
     assert "Hallo Zoë Þórdís 王芳," in email.text
     assert "1.234,50\N{NO-BREAK SPACE}€" in email.text
+
+
+def test_an_include_of_a_few_templates_takes_the_first_that_exists(renderer):
+    env = renderer.env
+    footer = ["email/_footer.de.html.j2", "email/_footer.fr.html.j2", "email/_footer.html.j2"]
+    assert env.select_template(footer).name == "email/_footer.fr.html.j2"
+    assert env.select_template(footer[::2]).name == "email/_footer.html.j2"
+    with pytest.raises(TemplatesNotFound, match="_footer.de.html.j2.*_footer.xx.html.j2"):
+        env.select_template(["email/_footer.de.html.j2", "email/_footer.xx.html.j2"])
 
 
 def test_money_and_dates_follow_locale_and_zone(renderer, shop):

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, event, select, text
 
 from postpurchase.campaigns.config import load_campaigns
+from postpurchase.dispatch.marking import ChunkWriter
+from postpurchase.dispatch.outcomes import Outcome
+from postpurchase.dispatch.sending import ChunkLease, outcome_rows
 from postpurchase.loyalty.ledger_rows import bonus_lines, holdings
 from postpurchase.processing.planning import Cancellation, _points_earned, cancel_touchpoints
 from postpurchase.settings import PROJECT_ROOT, parse_database_url
@@ -36,6 +39,7 @@ from postpurchase.store.inbox_claims import claim_inbox_rows, reclaim_expired_in
 from postpurchase.store.membership import among, keys_among
 from postpurchase.store.models import Base, Customer, Order
 from postpurchase.store.statements import update_by_id
+from postpurchase.store.wave_commit import wave_statement
 
 pytestmark = pytest.mark.postgres
 
@@ -225,6 +229,49 @@ def test_a_cancel_looks_up_its_keys_not_every_planned_touchpoint(
     assert "ix_touchpoints_due" not in scanned  # no walk of every planned touchpoint
     assert "Seq Scan" not in scanned
     assert index in scanned, f"{level}-level cancels look each {level} up: {scanned}"
+
+
+def test_a_wave_commit_finds_its_rows_by_id_not_among_every_held_row(fresh, store_engine):
+    """A sending wave's commit (the answers of one wave recorded, the next wave marked
+    ``sending``) looks its few rows up by id: not through the status index, which walked
+    every row held by every worker, twice per commit."""
+    _fill(fresh)
+    worker, held = "bench/0", range(1, 3_001)
+    with fresh.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE touchpoints SET status = 'claimed', claimed_by = :worker "
+                "WHERE id BETWEEN 1 AND :last"
+            ),
+            {"worker": worker, "last": held[-1]},
+        )
+        conn.execute(text("UPDATE touchpoints SET status = 'sending' WHERE id <= 4"))
+    lease = timedelta(minutes=5)
+    writer = ChunkWriter(
+        session_factory(store_engine),
+        ChunkLease(worker, held, lease, lambda: NOW),
+        lease,
+        lambda: NOW,
+    )
+    writer.commit([])  # the chunk's first commit renews its lease
+    sent = [Outcome.sent(n, f"m{n}", NOW) for n in range(1, 5)]
+    writer.add(sent)
+    assert writer.commit(list(range(5, 9))) == set(range(5, 9))
+    writer.close()
+    assert writer.counts == {"sent": 4}
+
+    commit = wave_statement(
+        [(rows, also_from) for _, rows, also_from in outcome_rows(sent)],
+        range(9, 13),
+        worker=worker,
+        lease_until=NOW + lease,
+        dialect=fresh.dialect,
+    )
+    assert commit is not None
+    nodes = _plan_nodes(fresh, *commit)
+    scanned = {n.get("Index Name") or n["Node Type"] for n in nodes if "Scan" in n["Node Type"]}
+    assert scanned & {"Bitmap Heap Scan", "Index Scan"}
+    assert scanned - {"Bitmap Heap Scan", "Index Scan", "CTE Scan"} == {"pk_touchpoints"}
 
 
 def test_batch_lookups_by_key_and_by_list_use_their_indexes(fresh):
