@@ -317,10 +317,12 @@ class CanonicalEvent(_Model):
         explicit value such as a total of 0."""
         return self.model_dump(mode="json", exclude_none=True, exclude_unset=True)
 
-    def payload_json(self) -> str:
-        """``as_payload()`` as JSON text, encoded by pydantic without the dict in between
-        (the intake's hot path stores it as it is)."""
-        return self.model_dump_json(exclude_none=True, exclude_unset=True)
+    def payload_json(self) -> bytes:
+        """``as_payload()`` as UTF-8 JSON, encoded by pydantic without the dict in between
+        (the intake's hot path stores it as it is). Its serializer is called directly: what
+        ``model_dump_json`` does, without the decoding to text (encoded again for the
+        database) and the argument handling, about a microsecond of every webhook."""
+        return self.__pydantic_serializer__.to_json(self, exclude_none=True, exclude_unset=True)
 
 
 @cache

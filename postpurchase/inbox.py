@@ -257,7 +257,7 @@ def _row(entry: InboxEntry, dialect: Dialect) -> dict[str, Any]:
         "occurred_at": None if occurred_at is None else occurred_at.isoformat(" ", "microseconds"),
         # Already JSON: embedded as it is, not decoded and encoded again.
         "payload": msgspec.Raw(
-            payload.payload_json().encode()
+            payload.payload_json()
             if isinstance(payload := entry.payload, CanonicalEvent)
             else json.dumps(payload).encode()  # refuses what JSON cannot hold (a set)
         ),

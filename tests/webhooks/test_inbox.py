@@ -1,5 +1,6 @@
 """The inbox's own contract, for any writer (webhooks, internal events)."""
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 from deliveries import inbox_rows
@@ -81,3 +82,26 @@ def test_times_are_stored_as_the_orm_stores_them(store):
     with store() as session:
         later = session.scalars(select(InboxEvent).where(InboxEvent.occurred_at > cutoff)).all()
     assert [row.occurred_at for row in later] == [datetime(2026, 11, 27, 10, 30, tzinfo=UTC)]
+
+
+def test_the_stored_json_is_what_pydantic_writes_for_the_payload():
+    # The inbox stores payload_json() as it is: the bytes model_dump_json gives (Decimal as
+    # text, the time's own offset, non-ASCII unescaped, unset and null fields left out).
+    event = CanonicalEvent.model_validate(
+        {
+            "type": "order.placed",
+            "occurred_at": "2026-11-27T03:00:00.250000-05:00",
+            "order": {
+                "external_id": "1001",
+                "currency": "EUR",
+                "total": "12.50",
+                "placed_at": "2026-11-27T08:00:00Z",
+                "lines": [{"external_id": "1", "title": "Crème", "quantity": 2, "unit_price": 5}],
+                "customer": {"external_id": "7", "first_name": "Inès", "phone": None},
+            },
+        }
+    )
+    stored = event.payload_json()
+    assert stored == event.model_dump_json(exclude_none=True, exclude_unset=True).encode()
+    assert b"Cr\xc3\xa8me" in stored and b'"phone"' not in stored and b"subtotal" not in stored
+    assert json.loads(stored) == event.as_payload()
