@@ -26,6 +26,7 @@ from postpurchase.loyalty.reward_catalogue import Reward
 from postpurchase.rewards.platforms import CodeIssuer, CodeRequest, CodeTaken
 from postpurchase.rewards.redemption import (
     POOL,
+    Contact,
     CustomerRef,
     Outcome,
     RedemptionView,
@@ -82,7 +83,10 @@ def ask_platform(
 
 
 def code_request(
-    row: Redemption | Row[Any], customer: Customer | Row[Any], reward: Reward, currency: str
+    row: Redemption | Row[Any],
+    customer: Customer | Row[Any] | Contact,
+    reward: Reward,
+    currency: str,
 ) -> CodeRequest:
     return CodeRequest(
         code=row.code,
@@ -197,7 +201,7 @@ class Redeemer:
         return key
 
     def _request(
-        self, row: Redemption | Row[Any], customer: Customer | Row[Any]
+        self, row: Redemption | Row[Any], customer: Customer | Row[Any] | Contact
     ) -> CodeRequest | None:
         reward = self.config.reward(row.reward)
         if reward is None or row.status is not RedemptionStatus.PENDING:

@@ -29,8 +29,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, cast
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     Connection,
@@ -60,6 +60,7 @@ from postpurchase.loyalty.ledger import _append
 from postpurchase.loyalty.reward_catalogue import Reward
 from postpurchase.rewards.platforms import IssuedCode
 from postpurchase.rewards.pool_codes import claim_pool_code
+from postpurchase.store.driver_statements import fetch_all
 from postpurchase.store.models import (
     Customer,
     CustomerTier,
@@ -98,6 +99,20 @@ def new_code(prefix: str) -> str:
     return f"{prefix}-{body[:4]}-{body[4:8]}-{body[8:]}"
 
 
+class _Viewed(NamedTuple):
+    """The columns of a redemption that RedemptionView shows, read by the driver."""
+
+    id: int
+    idempotency_key: str
+    reward: str
+    points: int
+    code: str
+    status: RedemptionStatus
+    expires_at: datetime
+    order_id: int | None
+    last_error: str | None
+
+
 @dataclass(frozen=True)
 class RedemptionView:
     """A redemption as callers show it (CLI, rewards page, storefront API)."""
@@ -113,7 +128,7 @@ class RedemptionView:
     error: str | None
 
     @classmethod
-    def of(cls, row: Redemption | Row[Any]) -> RedemptionView:
+    def of(cls, row: Redemption | Row[Any] | _Viewed) -> RedemptionView:
         """From the ORM row, or a core row with the same column names."""
         shown = row.status in (
             RedemptionStatus.ISSUED,
@@ -341,11 +356,23 @@ def customer_for(session: Session, who: int | CustomerRef, *, lock: bool = False
     return found
 
 
-def lock_contact(conn: Connection, who: int | CustomerRef) -> Row[Any]:
-    """``lock_customer`` on PostgreSQL, through a core connection: the customer's id, shop,
-    source, external_id and email."""
+class Contact(NamedTuple):
+    """What ``lock_contact`` reads of a customer."""
+
+    id: int
+    shop: str | None
+    source: str
+    external_id: str
+    email: str | None
+
+
+def lock_contact(conn: Connection, who: int | CustomerRef) -> Contact:
+    """``lock_customer`` on PostgreSQL, through a core connection (its statement run by the
+    driver: ``driver_statements``)."""
     kind, params = _lookup(who)
-    found: Row[Any] = _only(conn.execute(_LOCKED_CONTACT[kind], params).all(), who)
+    found: Contact = _only(
+        [Contact(*row) for row in fetch_all(conn, _LOCKED_CONTACT[kind], params)], who
+    )
     return found
 
 
@@ -429,7 +456,7 @@ def reserve(
 def reserve_at_once(
     conn: Connection,
     *,
-    customer: Row[Any],
+    customer: Contact,
     reward_name: str,
     key: str,
     config: LoyaltyConfig,
@@ -461,7 +488,7 @@ def reserve_at_once(
         debit=-reward.points,
         note=_debit_note(reward),
     )
-    existing_id, tier, points, new_id = conn.execute(_RESERVE, values).one()
+    ((existing_id, tier, points, new_id),) = fetch_all(conn, _RESERVE, values)
     if new_id is not None:
         return Redemption(id=new_id, **{name: values[name] for name in _NEW_COLUMNS})
     if existing_id is None:  # refused by the statement's own check
@@ -593,18 +620,34 @@ def record_issued(
     engine: Engine, redemption_id: int, issued: IssuedCode, *, now: datetime
 ) -> RedemptionView | None:
     """``settle`` of a code the platform made, as one statement committed on its own
-    (PostgreSQL: in autocommit, no BEGIN and COMMIT round trips, and without waiting for the
-    disk: ``_ISSUE_NOT_WAITING``); None when the redemption was no longer pending (``settle``
-    then reads it as it is)."""
+    (PostgreSQL: in autocommit, no BEGIN and COMMIT round trips, without waiting for the
+    disk: ``_ISSUE_NOT_WAITING``, and run by the driver: ``driver_statements``); None when the
+    redemption was no longer pending (``settle`` then reads it as it is)."""
     params = {"redemption_id": redemption_id, "ref": issued.platform_ref, "now": now}
     with engine.connect() as conn:
-        statement = _ISSUE
-        if conn.dialect.name == "postgresql":
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-            statement = _ISSUE_NOT_WAITING
-        row = conn.execute(statement, params).one_or_none()
-        conn.commit()
-    return RedemptionView.of(row) if row is not None else None
+        if conn.dialect.name != "postgresql":
+            row = conn.execute(_ISSUE, params).one_or_none()
+            conn.commit()
+            return RedemptionView.of(row) if row is not None else None
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        rows = fetch_all(conn, _ISSUE_NOT_WAITING, params)
+    if not rows:
+        return None
+    # The driver's values, as the columns' types would have read them.
+    key_id, key, reward, points, code, status, expires_at, order_id, last_error, _ = rows[0]
+    return RedemptionView.of(
+        _Viewed(
+            key_id,
+            key,
+            reward,
+            points,
+            code,
+            RedemptionStatus(status),
+            expires_at.astimezone(UTC),
+            order_id,
+            last_error,
+        )
+    )
 
 
 def held_codes(session: Session, customer_id: int) -> list[RedemptionView]:

@@ -1,0 +1,87 @@
+"""A statement of a hot path run by psycopg itself on a SQLAlchemy connection (PostgreSQL).
+
+SQLAlchemy's handling of each execution (its compiled cache looked up, parameters
+processed, the cursor's description read to build the result, the row wrapped) cost more of
+the client's CPU than psycopg's own running of the statement, for each of a storefront
+redemption's few statements. Here the statement is compiled once per dialect, prepared by
+psycopg on the connection, and run with plain values: the rows come back as tuples of what
+psycopg read, which the caller turns into the column types' values (an enum from its
+string, a time in UTC).
+
+Errors are raised as SQLAlchemy raises them (``IntegrityError`` for a unique key, ...), and
+a connection an error left unusable is invalidated, so callers and the pool see no
+difference.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, cast
+
+import psycopg
+from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+
+
+@lru_cache(maxsize=64)
+def _compiled(statement: ClauseElement, dialect: Dialect) -> tuple[str, dict[str, Any]]:
+    """The SQL of ``statement`` and the values of its literal parameters (the others must be
+    given: one left out is an error, not a NULL)."""
+    compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+    if compiled.insert_prefetch or compiled.update_prefetch:
+        # Values SQLAlchemy computes as it executes (a column's Python default): not here.
+        raise ValueError("a statement with Python-side column defaults needs SQLAlchemy")
+    defaults = {
+        name: plain(bind.effective_value)
+        for bind, name in compiled.bind_names.items()
+        if not bind.required
+    }
+    return compiled.string, defaults
+
+
+def plain(value: Any) -> Any:
+    """A value as the column stores it: an enum by its value, a time with its zone."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime) and value.tzinfo is None:
+        # as the store's UtcDateTime columns refuse it: PostgreSQL would take it for local time
+        raise ValueError(f"naive datetime {value!r}: the store needs timezone-aware times")
+    return value
+
+
+def fetch_all(
+    connection: Connection, statement: Executable, params: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
+    """The rows ``statement`` (a SQLAlchemy statement, its parameters named as in ``params``)
+    returns when run on ``connection``, in its transaction (or in autocommit) as it is."""
+    assert isinstance(statement, ClauseElement)
+    sql, defaults = _compiled(statement, connection.dialect)
+    values = {**defaults, **{name: plain(value) for name, value in params.items()}}
+    driver = connection.connection.dbapi_connection
+    assert isinstance(driver, psycopg.Connection)
+    try:
+        with driver.cursor() as cursor:
+            cursor.execute(sql, values, prepare=True)
+            return cursor.fetchall()
+    except psycopg.Error as exc:
+        unusable = driver.closed or driver.info.transaction_status is (
+            psycopg.pq.TransactionStatus.UNKNOWN
+        )
+        if unusable:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            sql,
+            None,
+            exc,
+            psycopg.Error,
+            hide_parameters=True,
+            connection_invalidated=unusable,
+            dialect=connection.dialect,
+        ) from exc

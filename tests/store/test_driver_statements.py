@@ -1,0 +1,60 @@
+"""Statements run by psycopg itself (PostgreSQL): literal values kept, values given plainly,
+errors as SQLAlchemy raises them."""
+
+from datetime import datetime
+
+import psycopg
+import pytest
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from postpurchase.store.database import transaction
+from postpurchase.store.driver_statements import fetch_all
+from postpurchase.store.models import Customer, LedgerKind
+
+_RENAME = (
+    update(Customer)
+    .where(Customer.external_id == bindparam("old"))
+    .values(external_id=bindparam("new"), email=None)
+    .returning(Customer.id, Customer.email)
+)
+_NAMED = select(Customer.external_id).where(Customer.external_id == bindparam("ref"))
+
+
+@pytest.fixture
+def postgres(engine, store):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("statements run by the driver are PostgreSQL's")
+    with transaction(store) as session:
+        for ref in ("7", "8"):
+            session.add(Customer(source="shopify", external_id=ref, email=f"{ref}@example.com"))
+    return engine
+
+
+def test_literal_values_are_kept_and_given_ones_sent_plain(postgres):
+    with postgres.begin() as conn:
+        ((_, email),) = fetch_all(conn, _RENAME, {"old": "7", "new": "9"})
+        # An enum is sent as the value the column stores.
+        ((kind,),) = fetch_all(conn, select(bindparam("kind")), {"kind": LedgerKind.REDEMPTION})
+        assert fetch_all(conn, _NAMED, {"ref": "9"}) == [("9",)]
+    assert email is None
+    assert kind == LedgerKind.REDEMPTION.value
+
+
+def test_a_parameter_left_out_is_an_error_not_a_null(postgres):
+    with postgres.begin() as conn, pytest.raises((StatementError, psycopg.ProgrammingError)):
+        fetch_all(conn, _NAMED, {})
+
+
+def test_a_unique_key_taken_is_sqlalchemys_integrity_error_and_the_connection_recovers(postgres):
+    with pytest.raises(IntegrityError), postgres.begin() as conn:
+        fetch_all(conn, _RENAME, {"old": "7", "new": "8"})
+    with postgres.begin() as conn:
+        assert fetch_all(conn, _NAMED, {"ref": "7"}) == [("7",)]
+
+
+def test_a_naive_time_and_python_side_defaults_are_refused(postgres):
+    with postgres.begin() as conn, pytest.raises(ValueError, match="naive"):
+        fetch_all(conn, select(bindparam("at")), {"at": datetime(2026, 1, 1)})
+    with postgres.begin() as conn, pytest.raises(ValueError, match="Python-side"):
+        fetch_all(conn, insert(Customer).values(source="shopify", external_id="10"), {})
