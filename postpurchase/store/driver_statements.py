@@ -64,6 +64,19 @@ def fetch_all(
     assert isinstance(statement, ClauseElement)
     sql, defaults = _compiled(statement, connection.dialect)
     values = {**defaults, **{name: plain(value) for name, value in params.items()}}
+    return run_prepared(connection, sql, values)
+
+
+def run_prepared(
+    connection: Connection, sql: str, values: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` (psycopg's ``%(name)s`` placeholders, plain ``values``), prepared
+    and run by psycopg on ``connection``'s driver connection.
+
+    A database error is raised as SQLAlchemy's; a connection it left unusable (closed, in an
+    unknown state, or no longer idle though in autocommit) is invalidated, so closing it gives
+    it back to the pool to be replaced.
+    """
     driver = connection.connection.dbapi_connection
     assert isinstance(driver, psycopg.Connection)
     try:
@@ -71,8 +84,11 @@ def fetch_all(
             cursor.execute(sql, values, prepare=True)
             return cursor.fetchall()
     except psycopg.Error as exc:
-        unusable = driver.closed or driver.info.transaction_status is (
-            psycopg.pq.TransactionStatus.UNKNOWN
+        status = driver.info.transaction_status
+        unusable = (
+            driver.closed
+            or status is psycopg.pq.TransactionStatus.UNKNOWN
+            or (driver.autocommit and status is not psycopg.pq.TransactionStatus.IDLE)
         )
         if unusable:
             connection.invalidate(exc)

@@ -18,17 +18,15 @@ sent, released after.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-import psycopg
 from sqlalchemy import Connection, Table
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
 
+from postpurchase.store.driver_statements import plain, run_prepared
 from postpurchase.store.membership import array_literal
 from postpurchase.store.models import Touchpoint, TouchpointStatus
 
@@ -66,27 +64,9 @@ def release_and_mark(
         return counts, marked
     statement, params = written
     driver = connection.connection.dbapi_connection
-    assert isinstance(driver, psycopg.Connection)
-    if not driver.autocommit:  # the marks must be committed when this returns
+    if not getattr(driver, "autocommit", False):  # the marks must be committed when this returns
         raise RuntimeError("release_and_mark needs a connection in autocommit")
-    try:
-        with driver.cursor() as cursor:
-            cursor.execute(statement, params, prepare=True)
-            answers = cursor.fetchall()
-    except psycopg.Error as exc:
-        idle = psycopg.pq.TransactionStatus.IDLE
-        unusable = driver.closed or driver.info.transaction_status != idle
-        if unusable:
-            connection.invalidate(exc)
-        raise DBAPIError.instance(
-            statement,
-            None,
-            exc,
-            psycopg.Error,
-            hide_parameters=True,
-            connection_invalidated=unusable,
-            dialect=connection.dialect,
-        ) from exc
+    answers = run_prepared(connection, statement, params)
     for group, value in answers:
         if group < 0:
             marked.add(value)
@@ -113,7 +93,7 @@ def wave_statement(
         params.update(group_params)
     if mark:
         params["ids"] = array_literal(mark)
-        params["lease_until"] = _plain(lease_until)
+        params["lease_until"] = plain(lease_until)
     if not shapes and not mark:
         return None
     return _statement(tuple(shapes), bool(mark), dialect), params
@@ -130,22 +110,12 @@ def _group_parameters(
     same = tuple(name for name in names if all(v[name] == first[name] for _, v in rows))
     each = tuple(name for name in names if name not in same)
     params: dict[str, Any] = {f"{prefix}row_ids": array_literal([row_id for row_id, _ in rows])}
-    params.update((f"{prefix}new_{name}", _plain(first[name])) for name in same)
+    params.update((f"{prefix}new_{name}", plain(first[name])) for name in same)
     params.update(
-        (f"{prefix}each_{name}", array_literal([_plain(values[name]) for _, values in rows]))
+        (f"{prefix}each_{name}", array_literal([plain(values[name]) for _, values in rows]))
         for name in each
     )
     return (same, each), params
-
-
-def _plain(value: Any) -> Any:
-    """A value as the column stores it: a status by its value, a time with its zone."""
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, datetime) and value.tzinfo is None:
-        # as the store's UtcDateTime columns refuse it: PostgreSQL would take it for local time
-        raise ValueError(f"naive datetime {value!r}: the store needs timezone-aware times")
-    return value
 
 
 @lru_cache(maxsize=64)
