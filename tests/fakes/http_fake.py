@@ -74,9 +74,18 @@ class FakeServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler, bind_and_activate=False)
         self._server.daemon_threads = True
+        # The backlog is listen()'s argument, so it is set before the server listens (set
+        # after, the default of 5 stayed): every sending thread of every worker may open a
+        # connection at once, and one left out of the queue is reset after its request left.
         self._server.request_queue_size = 256
+        try:
+            self._server.server_bind()
+            self._server.server_activate()
+        except BaseException:
+            self._server.server_close()
+            raise
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
