@@ -97,8 +97,12 @@ def _new_ids(session: Session, model: Any, count: int) -> list[int]:
     if session.get_bind().dialect.name == "postgresql":
         # The sequence PostgreSQL made for the table's serial id, named as a constant: named
         # by an expression (pg_get_serial_sequence), it was looked up again for every id.
-        drawn = session.scalars(
-            text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :count)"),
+        # Drawn as one array, in ascending order: a row per id cost the drain more client time.
+        drawn = session.scalar(
+            text(
+                "SELECT array_agg(id ORDER BY id) FROM (SELECT nextval(CAST(:sequence AS "
+                "regclass)) AS id FROM generate_series(1, :count)) AS drawn"
+            ),
             {"sequence": f"{table.name}_id_seq", "count": count},
         )
         return list(drawn)

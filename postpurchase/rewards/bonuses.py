@@ -59,6 +59,10 @@ def _keep_birthday(session: Session, customer_id: int, birthday: date) -> None:
     )
 
 
+# The events that give points here (besides any customer snapshot that names a birthday).
+_BONUS_EVENTS = frozenset((EventType.REVIEW_SUBMITTED, EventType.CUSTOMER_CREATED))
+
+
 def apply_customer_bonuses(
     session: Session, records: Records, items: Sequence[SourcedEvent], config: LoyaltyConfig
 ) -> int:
@@ -67,13 +71,17 @@ def apply_customer_bonuses(
     given = 0
     earn = config.more_ways_to_earn
     for item in items:
+        event = item.event
+        snapshot = event.customer or (event.order.customer if event.order else None)
+        birthday = snapshot.birthday if snapshot is not None else None
+        # Most events (an order's) give nothing here: their customer is not looked up.
+        if birthday is None and event.type not in _BONUS_EVENTS:
+            continue
         customer = records.customer_for(item)
         if customer is None:
             continue
-        event = item.event
-        snapshot = event.customer or (event.order.customer if event.order else None)
-        if snapshot is not None and snapshot.birthday is not None:
-            _keep_birthday(session, customer.id, snapshot.birthday)
+        if birthday is not None:
+            _keep_birthday(session, customer.id, birthday)
         if event.type is EventType.REVIEW_SUBMITTED:
             order = records.order_for(item)
             product = event.review.product_id if event.review else None

@@ -83,12 +83,14 @@ def _insert_json(
     record = ", ".join(f"{quote(name)} {table.c[name].type.compile(dialect)}" for name in names)
     columns = ", ".join(quote(name) for name in [*names, *defaults])
     selected = ", ".join([*(f"u.{quote(name)}" for name in names), *constants])
+    # The rows inserted are counted by the database: one row back, not one per row inserted
+    # (fetched, each, through the driver and SQLAlchemy).
     statement = (
-        f"INSERT INTO {quote(table.name)} ({columns}) "
+        f"WITH inserted AS (INSERT INTO {quote(table.name)} ({columns}) "
         f"SELECT {selected} FROM json_to_recordset(CAST(:rows AS json)) AS u({record}) "
-        "ON CONFLICT DO NOTHING RETURNING id"
+        "ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM inserted"
     )
-    return len(session.execute(text(statement), params).all())
+    return int(session.execute(text(statement), params).scalar_one())
 
 
 def update_by_id(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -> None:
