@@ -322,7 +322,9 @@ class Settings(
         default=200, ge=1, description="Touchpoints per mapped dispatch task."
     )
     dispatch_send_concurrency: int = Field(
-        default=4, ge=1, description="Sends in flight at once per dispatch task."
+        default=8,
+        ge=1,
+        description="Sends in flight at once per dispatch task; a wave's marks share a commit.",
     )
     dispatch_max_chunks: int = Field(
         default=16, ge=1, description="Chunks claimed per dispatch run (the rest wait a minute)."
