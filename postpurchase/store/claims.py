@@ -213,14 +213,23 @@ def _release_rows_at_once(
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def shared_and_own(
+    rows: Sequence[tuple[int, dict[str, Any]]], names: tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Of ``names``, those whose value all ``rows`` share (one parameter for all), and the
+    others (an array, a value per row)."""
+    first = rows[0][1]
+    same = tuple(name for name in names if all(v[name] == first[name] for _, v in rows))
+    return same, tuple(name for name in names if name not in same)
+
+
 def _release_parameters(
     rows: Sequence[tuple[int, dict[str, Any]]], names: tuple[str, ...]
 ) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, Any]]:
     """The names whose value the rows share, the others, and the parameters of
     ``_release_rows`` for ``rows``."""
+    same, each = shared_and_own(rows, names)
     first = rows[0][1]
-    same = tuple(name for name in names if all(v[name] == first[name] for _, v in rows))
-    each = tuple(name for name in names if name not in same)
     params: dict[str, Any] = {"row_ids": [row_id for row_id, _ in rows]}
     params.update((f"new_{name}", first[name]) for name in same)
     params.update((f"each_{name}", [values[name] for _, values in rows]) for name in each)

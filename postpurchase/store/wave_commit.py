@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, Table
 from sqlalchemy.engine import Dialect
 
+from postpurchase.store.claims import shared_and_own
 from postpurchase.store.driver_statements import plain, run_prepared
 from postpurchase.store.membership import array_literal
 from postpurchase.store.models import Touchpoint, TouchpointStatus
@@ -106,9 +107,7 @@ def _group_parameters(
     name starting with ``prefix``): values the rows share are plain parameters, the others
     arrays in the order of ``row_ids``."""
     first = rows[0][1]
-    names = tuple(first)
-    same = tuple(name for name in names if all(v[name] == first[name] for _, v in rows))
-    each = tuple(name for name in names if name not in same)
+    same, each = shared_and_own(rows, tuple(first))
     params: dict[str, Any] = {f"{prefix}row_ids": array_literal([row_id for row_id, _ in rows])}
     params.update((f"{prefix}new_{name}", plain(first[name])) for name in same)
     params.update(
