@@ -322,7 +322,7 @@ class Settings(
         default=200, ge=1, description="Touchpoints per mapped dispatch task."
     )
     dispatch_send_concurrency: int = Field(
-        default=8,
+        default=16,
         ge=1,
         description="Sends in flight at once per dispatch task; a wave's marks share a commit.",
     )
