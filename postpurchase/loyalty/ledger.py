@@ -45,7 +45,8 @@ from postpurchase.loyalty.ledger_rows import (
     intents,
     reversal_row,
 )
-from postpurchase.store.membership import among
+from postpurchase.store.driver_statements import fetch_all
+from postpurchase.store.membership import among_parameter, array_literal
 from postpurchase.store.models import (
     Customer,
     LedgerKind,
@@ -134,17 +135,22 @@ def points_for_order(session: Session, order_id: int) -> int:
     return int(total or 0)
 
 
+_CUSTOMERS = cast(Table, Customer.__table__).c
+# Built once and run by psycopg (``driver_statements``): it runs for every batch.
+_LOCK_CUSTOMERS = (
+    select(_CUSTOMERS.id)
+    .where(among_parameter("postgresql", _CUSTOMERS.id, "customer_ids"))
+    .order_by(_CUSTOMERS.id)
+    .with_for_update()
+)
+
+
 def _lock_customers(session: Session, customer_ids: Sequence[int]) -> None:
     # Serialises ledger writers per customer; rows are locked in id order, in one statement.
     # SQLite needs nothing: its transactions take the single write lock when they begin.
     if session.get_bind().dialect.name == "postgresql":
-        customers = cast(Table, Customer.__table__).c  # plain rows: no ORM execution
-        session.execute(
-            select(customers.id)
-            .where(among(session, customers.id, customer_ids))
-            .order_by(customers.id)
-            .with_for_update()
-        )
+        params = {"customer_ids": array_literal(customer_ids)}
+        fetch_all(session.connection(), _LOCK_CUSTOMERS, params)
 
 
 def apply_events(

@@ -9,9 +9,9 @@ row to append (or nothing, when its cause is already there), keeping the holding
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple, Protocol, cast
 
@@ -27,7 +27,14 @@ from postpurchase.loyalty.earning import (
     award_for,
     round_points,
 )
-from postpurchase.store.membership import among, each_among
+from postpurchase.store.driver_statements import fetch_all
+from postpurchase.store.membership import (
+    among,
+    among_parameter,
+    array_literal,
+    each_among,
+    each_among_parameter,
+)
 from postpurchase.store.models import (
     CustomerTier,
     LedgerKind,
@@ -178,34 +185,38 @@ class Holdings:
         return self.balances[customer_id]
 
 
+_HELD_OF_ORDERS = select(_LEDGER.order_id, _LEDGER.kind, _LEDGER.points, _LEDGER.cause)
+_AWARDED = func.sum(case((_LEDGER.kind == LedgerKind.AWARD, 1), else_=0))
+_HELD_OF_CUSTOMERS = select(_LEDGER.customer_id, func.sum(_LEDGER.points), _AWARDED).group_by(
+    _LEDGER.customer_id
+)
+
+
 def holdings(session: Session, customer_ids: list[int], order_ids: list[int]) -> Holdings:
     held = Holdings()
-    order_rows = each_among(
+    order_rows = _read(
         session,
-        select(
-            _LEDGER.order_id,
-            _LEDGER.kind,
-            _LEDGER.points,
-            _LEDGER.cause,
-        ),
-        _LEDGER.order_id,
-        order_ids,
+        _HELD_OF_ORDERS,
+        lambda statement: each_among(session, statement, _LEDGER.order_id, order_ids),
+        _PG_HELD_OF_ORDERS,
+        {"order_ids": order_ids},
     )
-    for row_order_id, kind, points, cause in session.execute(order_rows):
+    for row_order_id, kind, points, cause in order_rows:
         order_id = cast(int, row_order_id)  # selected by order id: never None
         held.causes.add(cause)
-        if kind is LedgerKind.AWARD:
+        # compared by value: PostgreSQL's rows (``_read``) give the kind as its string
+        if kind == LedgerKind.AWARD:
             held.awards[order_id] = points
-        if kind in (LedgerKind.AWARD, LedgerKind.REVERSAL):
+        if kind == LedgerKind.AWARD or kind == LedgerKind.REVERSAL:
             held.net[order_id] = held.net.get(order_id, 0) + points
-    awards = func.sum(case((_LEDGER.kind == LedgerKind.AWARD, 1), else_=0))
-    per_customer = each_among(
+    per_customer = _read(
         session,
-        select(_LEDGER.customer_id, func.sum(_LEDGER.points), awards).group_by(_LEDGER.customer_id),
-        _LEDGER.customer_id,
-        customer_ids,
+        _HELD_OF_CUSTOMERS,
+        lambda statement: each_among(session, statement, _LEDGER.customer_id, customer_ids),
+        _PG_HELD_OF_CUSTOMERS,
+        {"customer_ids": customer_ids},
     )
-    for customer_id, total, awarded in session.execute(per_customer):
+    for customer_id, total, awarded in per_customer:
         held.balances[customer_id] = int(total)
         if awarded:
             held.earners.add(customer_id)
@@ -229,30 +240,82 @@ class AwardFacts:
         return earliest is None or (paid_at is not None and earliest >= paid_at)
 
 
+_TIERS_OF = select(_TIERS.customer_id, _TIERS.tier)
+_FIRST_PAID = (
+    select(_ORDERS.customer_id, func.min(_ORDERS.paid_at))
+    .where(_ORDERS.paid_at.is_not(None), _ORDERS.cancelled_at.is_(None))
+    .group_by(_ORDERS.customer_id)
+)
+
+
 def award_facts(session: Session, awards: list[Award], config: LoyaltyConfig) -> AwardFacts:
     customer_ids = sorted({a.customer_id for a in awards})
-    tiers = select(_TIERS.customer_id, _TIERS.tier).where(
-        among(session, _TIERS.customer_id, customer_ids)
+    tiers = _read(
+        session,
+        _TIERS_OF,
+        lambda statement: statement.where(among(session, _TIERS.customer_id, customer_ids)),
+        _PG_TIERS_OF,
+        {"customer_ids": customer_ids},
     )
-    facts = AwardFacts({customer_id: tier for customer_id, tier in session.execute(tiers)}, {}, {})
+    facts = AwardFacts({customer_id: tier for customer_id, tier in tiers}, {}, {})
     if any(bonus.first_order for bonus in config.bonuses):
-        earliest = (
-            select(_ORDERS.customer_id, func.min(_ORDERS.paid_at))
-            .where(
-                among(session, _ORDERS.customer_id, customer_ids),
-                _ORDERS.paid_at.is_not(None),
-                _ORDERS.cancelled_at.is_(None),
-            )
-            .group_by(_ORDERS.customer_id)
+        earliest = _read(
+            session,
+            _FIRST_PAID,
+            lambda statement: statement.where(among(session, _ORDERS.customer_id, customer_ids)),
+            _PG_FIRST_PAID,
+            {"customer_ids": customer_ids},
         )
-        for customer_id, paid_at in session.execute(earliest):
-            # selected by customer, among orders with paid_at: neither is None
-            facts.first_paid[cast(int, customer_id)] = cast(datetime, paid_at)
+        for customer_id, paid_at in earliest:
+            # selected by customer, among orders with paid_at: neither is None; in UTC, as the
+            # store's columns give it
+            facts.first_paid[cast(int, customer_id)] = cast(datetime, paid_at).astimezone(UTC)
     if any(bonus.has_product_condition for bonus in config.bonuses):
-        lines = bonus_lines(session, sorted({a.order.id for a in awards}))
-        for line in session.execute(lines):
+        order_ids = sorted({a.order.id for a in awards})
+        lines = _read(
+            session,
+            _BONUS_LINES,
+            lambda _: bonus_lines(session, order_ids),
+            _PG_BONUS_LINES,
+            {"order_ids": order_ids},
+        )
+        for line in map(_Line._make, lines):
             facts.items.setdefault(line.order_id, []).append(line)
     return facts
+
+
+class _Line(NamedTuple):
+    """An order line as bonus conditions read it (``BonusLine``), with its order."""
+
+    order_id: int
+    product_id: str | None
+    vendor: str | None
+    product_type: str | None
+    quantity: int
+    unit_price: Decimal
+
+
+# ``bonus_lines`` without its orders named
+_BONUS_LINES = (
+    select(
+        _ITEMS.order_id,
+        _ITEMS.product_id,
+        _ITEMS.vendor,
+        func.coalesce(_PRODUCTS.product_type, _ITEMS.product_type).label("product_type"),
+        _ITEMS.quantity,
+        _ITEMS.unit_price,
+    )
+    .join(_ORDERS_TABLE, _ORDERS.id == _ITEMS.order_id)
+    .outerjoin(
+        _PRODUCTS_TABLE,
+        and_(
+            _PRODUCTS.source == _ORDERS.source,
+            _PRODUCTS.shop == _ORDERS.shop,
+            _PRODUCTS.external_id == _ITEMS.product_id,
+        ),
+    )
+    .order_by(_ITEMS.id)
+)
 
 
 def bonus_lines(
@@ -263,29 +326,43 @@ def bonus_lines(
     A line's type is its product's in the catalogue (order lines carry none on Shopify or
     WooCommerce), else what the line itself said (a generic event may say it).
     """
-    return (
-        select(
-            _ITEMS.order_id,
-            _ITEMS.product_id,
-            _ITEMS.vendor,
-            func.coalesce(_PRODUCTS.product_type, _ITEMS.product_type).label("product_type"),
-            _ITEMS.quantity,
-            _ITEMS.unit_price,
-        )
-        .join(_ORDERS_TABLE, _ORDERS.id == _ITEMS.order_id)
-        .outerjoin(
-            _PRODUCTS_TABLE,
-            and_(
-                _PRODUCTS.source == _ORDERS.source,
-                _PRODUCTS.shop == _ORDERS.shop,
-                _PRODUCTS.external_id == _ITEMS.product_id,
-            ),
-        )
-        # The orders too are named by the list: with the items alone named, a planner without
-        # statistics on orders joined them by scanning the whole table, every batch.
-        .where(among(session, _ITEMS.order_id, order_ids), among(session, _ORDERS.id, order_ids))
-        .order_by(_ITEMS.id)
+    # The orders too are named by the list: with the items alone named, a planner without
+    # statistics on orders joined them by scanning the whole table, every batch.
+    return _BONUS_LINES.where(
+        among(session, _ITEMS.order_id, order_ids), among(session, _ORDERS.id, order_ids)
     )
+
+
+# The same reads on PostgreSQL, built once with their lists as named parameters, and run by
+# psycopg (``driver_statements``): SQLAlchemy's handling of each execution, and building the
+# statements again for every batch, cost a drainer more CPU than reading their rows.
+_PG = "postgresql"
+_PG_HELD_OF_ORDERS = each_among_parameter(_HELD_OF_ORDERS, _LEDGER.order_id, "order_ids")
+_PG_HELD_OF_CUSTOMERS = each_among_parameter(
+    _HELD_OF_CUSTOMERS, _LEDGER.customer_id, "customer_ids"
+)
+_PG_TIERS_OF = _TIERS_OF.where(among_parameter(_PG, _TIERS.customer_id, "customer_ids"))
+_PG_FIRST_PAID = _FIRST_PAID.where(among_parameter(_PG, _ORDERS.customer_id, "customer_ids"))
+_PG_BONUS_LINES = _BONUS_LINES.where(
+    among_parameter(_PG, _ITEMS.order_id, "order_ids"),
+    among_parameter(_PG, _ORDERS.id, "order_ids"),
+)
+
+
+def _read(
+    session: Session,
+    statement: Select[Any],
+    restricted: Any,
+    on_postgresql: Select[Any],
+    lists: Mapping[str, Collection[int]],
+) -> Iterable[Sequence[Any]]:
+    """The rows of ``statement`` restricted to the ids of ``lists``: on PostgreSQL those of
+    ``on_postgresql`` (the same read, its lists as parameters) run by psycopg, as plain
+    values; else ``restricted(statement)`` run by SQLAlchemy."""
+    if session.get_bind().dialect.name == _PG:
+        params = {name: array_literal(values) for name, values in lists.items()}
+        return fetch_all(session.connection(), on_postgresql, params)
+    return session.execute(restricted(statement))
 
 
 def award_row(

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, func, select, text, update
+from sqlalchemy import Table, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from postpurchase.campaigns.config import Campaign, CampaignConfig
@@ -33,7 +33,8 @@ from postpurchase.campaigns.timing import zone_or
 from postpurchase.catalogue.products import catalogue_entries, with_catalogue
 from postpurchase.outcomes.assignment import stamp, variant_campaign, variant_of
 from postpurchase.processing.batch import Records
-from postpurchase.store.membership import among, array_literal, each_among
+from postpurchase.store.driver_statements import fetch_all
+from postpurchase.store.membership import among, array_literal, each_among, each_among_parameter
 from postpurchase.store.models import (
     TOUCHPOINT_PLANNED,
     Customer,
@@ -67,6 +68,16 @@ class PlanCounts:
     skipped: Counter[str] = field(default_factory=Counter)
 
 
+_LEDGER = cast(Table, LoyaltyLedgerEntry.__table__).c  # plain rows: no ORM execution
+_EARNED = (
+    select(_LEDGER.order_id, func.sum(_LEDGER.points))
+    .where(or_(_LEDGER.kind == LedgerKind.AWARD, _LEDGER.kind == LedgerKind.REVERSAL))
+    .group_by(_LEDGER.order_id)
+)
+# Built once and run by psycopg (``driver_statements``) on PostgreSQL: it runs for every batch.
+_PG_EARNED = each_among_parameter(_EARNED, _LEDGER.order_id, "order_ids")
+
+
 def _points_earned(session: Session, order_ids: list[int]) -> dict[int | None, int]:
     """Points each order earned so far (awards less reversals), for conditions.
 
@@ -74,20 +85,13 @@ def _points_earned(session: Session, order_ids: list[int]) -> dict[int | None, i
     """
     if not order_ids:
         return {}
-    ledger = cast(Table, LoyaltyLedgerEntry.__table__).c  # plain rows: no ORM execution
-    return {
-        order_id: int(total or 0)
-        for order_id, total in session.execute(
-            each_among(
-                session,
-                select(ledger.order_id, func.sum(ledger.points))
-                .where(ledger.kind.in_([LedgerKind.AWARD, LedgerKind.REVERSAL]))
-                .group_by(ledger.order_id),
-                ledger.order_id,
-                order_ids,
-            )
-        )
-    }
+    rows: Iterable[Sequence[Any]]
+    if session.get_bind().dialect.name == "postgresql":
+        params = {"order_ids": array_literal(order_ids)}
+        rows = fetch_all(session.connection(), _PG_EARNED, params)
+    else:
+        rows = session.execute(each_among(session, _EARNED, _LEDGER.order_id, order_ids))
+    return {order_id: int(total or 0) for order_id, total in rows}
 
 
 def load_facts(

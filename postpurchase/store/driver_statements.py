@@ -71,7 +71,8 @@ def run_prepared(
     connection: Connection, sql: str, values: Mapping[str, Any]
 ) -> list[tuple[Any, ...]]:
     """The rows of ``sql`` (psycopg's ``%(name)s`` placeholders, plain ``values``), prepared
-    and run by psycopg on ``connection``'s driver connection.
+    (unless the connection prepares nothing) and run by psycopg on ``connection``'s driver
+    connection.
 
     A database error is raised as SQLAlchemy's; a connection it left unusable (closed, in an
     unknown state, or no longer idle though in autocommit) is invalidated, so closing it gives
@@ -79,9 +80,12 @@ def run_prepared(
     """
     driver = connection.connection.dbapi_connection
     assert isinstance(driver, psycopg.Connection)
+    # A connection told to prepare nothing (``database.cached_key_checks``: a generic plan
+    # kept for a statement would outlive the tables' sizes it was made for) is obeyed.
+    prepare = None if driver.prepare_threshold is None else True
     try:
         with driver.cursor() as cursor:
-            cursor.execute(sql, values, prepare=True)
+            cursor.execute(sql, values, prepare=prepare)
             return cursor.fetchall()
     except psycopg.Error as exc:
         status = driver.info.transaction_status

@@ -115,11 +115,17 @@ def each_among(
     """
     if session.get_bind().dialect.name != "postgresql":
         return statement.where(column.in_(values))
-    wanted = (
-        func.unnest(bindparam(None, list(set(values)), type_=array_of(column.type)))
-        .table_valued("value")
-        .render_derived(name="k")
-    )
+    return _each(statement, column, bindparam(None, list(set(values)), type_=array_of(column.type)))
+
+
+def each_among_parameter(statement: Select[*_Row], column: Any, name: str) -> Select[*_Row]:
+    """``each_among`` on PostgreSQL for a statement built once: the values are the parameter
+    ``name`` (a list, each value once) given when the statement runs."""
+    return _each(statement, column, bindparam(name, type_=array_of(column.type)))
+
+
+def _each(statement: Select[*_Row], column: Any, values: BindParameter[Any]) -> Select[*_Row]:
+    wanted = func.unnest(values).table_valued("value").render_derived(name="k")
     # OFFSET 0 keeps the lateral subquery apart, so the planner cannot make one join of it.
     found = statement.where(column == wanted.c.value).offset(0).lateral("found")
     each = select(*found.c).select_from(wanted).join(found, true())

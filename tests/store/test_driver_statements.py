@@ -5,10 +5,10 @@ from datetime import datetime
 
 import psycopg
 import pytest
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from postpurchase.store.database import transaction
+from postpurchase.store.database import cached_key_checks, transaction
 from postpurchase.store.driver_statements import fetch_all
 from postpurchase.store.models import Customer, LedgerKind
 
@@ -58,3 +58,16 @@ def test_a_naive_time_and_python_side_defaults_are_refused(postgres):
         fetch_all(conn, select(bindparam("at")), {"at": datetime(2026, 1, 1)})
     with postgres.begin() as conn, pytest.raises(ValueError, match="Python-side"):
         fetch_all(conn, insert(Customer).values(source="shopify", external_id="10"), {})
+
+
+def test_inside_cached_key_checks_nothing_is_prepared(postgres, store):
+    """A batch's statements run by the driver get a plan at each run, as SQLAlchemy's do
+    there: a prepared one could keep a generic plan made for the tables as they were."""
+    prepared = "SELECT count(*) FROM pg_prepared_statements"
+    with transaction(store) as session:
+        with cached_key_checks(session):
+            for _ in range(10):
+                assert fetch_all(session.connection(), _NAMED, {"ref": "7"}) == [("7",)]
+            assert session.execute(text(prepared)).scalar_one() == 0
+        fetch_all(session.connection(), _NAMED, {"ref": "7"})
+        assert session.execute(text(prepared)).scalar_one() == 1
