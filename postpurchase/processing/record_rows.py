@@ -15,15 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import fields
+from functools import cache
 from operator import attrgetter
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from postpurchase.processing.batch import CustomerRecord, Key, OrderRecord
-from postpurchase.store.membership import keys_among
+from postpurchase.store.membership import key_parameters, keys_among_parameter
 from postpurchase.store.statements import insert_ignoring_conflicts, update_by_id
 
 _R = TypeVar("_R", CustomerRecord, OrderRecord)
@@ -32,6 +33,8 @@ _NAMES = {record: [f.name for f in fields(record)] for record in (CustomerRecord
 # A record's values as one tuple, in field order: how a changed row is told.
 _VALUES = {record: attrgetter(*names) for record, names in _NAMES.items()}
 _KEY = ("source", "shop", "external_id")
+# A record's columns, as a key of the statement that reads them (``_load_query``).
+_COLUMNS = {record: tuple(names) for record, names in _NAMES.items()}
 # Each field's place in a record's values.
 _AT = {record: {name: i for i, name in enumerate(names)} for record, names in _NAMES.items()}
 
@@ -45,20 +48,30 @@ def load(session: Session, record: type[_R], model: Any, keys: set[Key]) -> dict
     PostgreSQL."""
     if not keys:
         return {}
+    dialect = session.get_bind().dialect.name
+    rows = session.execute(
+        _load_query(dialect, model, _COLUMNS[record]), key_parameters(dialect, "keys", sorted(keys))
+    )
+    # the columns are selected in the record's field order
+    return {(row.source, row.shop, row.external_id): record(*row) for row in rows}
+
+
+# Built once per table (and so with its cache key made once): built for each batch, the
+# statement took twice the client time of running it.
+@cache
+def _load_query(dialect: str, model: Any, names: tuple[str, ...]) -> Select[*tuple[Any, ...]]:
     table = model.__table__
     key_columns = (table.c.source, table.c.shop, table.c.external_id)
-    query = select(*(table.c[name] for name in _NAMES[record])).where(
-        keys_among(session, key_columns, sorted(keys))
+    query = select(*(table.c[name] for name in names)).where(
+        keys_among_parameter(dialect, key_columns, "keys")
     )
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         # Concurrent batches merge one after the other; locking in id order, as the ledger
         # does, keeps two batches from each holding a row the other waits for. The lock is an
         # UPDATE's that keeps the key (FOR NO KEY UPDATE): rows that refer to these (items,
         # touchpoints, ledger entries) can still be inserted by other workers meanwhile.
         query = query.order_by(table.c.id).with_for_update(key_share=True)
-    rows = session.execute(query)
-    # the columns are selected in the record's field order
-    return {(row.source, row.shop, row.external_id): record(*row) for row in rows}
+    return query
 
 
 def blanks(

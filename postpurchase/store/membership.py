@@ -74,17 +74,40 @@ def keys_among(
     columns those of an index of it (a unique key, as a rule)."""
     if session.get_bind().dialect.name != "postgresql":
         return tuple_(*columns).in_(keys)
-    names = [f"k{i}" for i in range(len(columns))]
-    wanted = (
-        func.unnest(
-            *(
-                bindparam(None, [key[i] for key in keys], type_=array_of(column.type))
-                for i, column in enumerate(columns)
-            )
-        )
-        .table_valued(*names)
-        .render_derived(name="k")
+    return _keys_among_arrays(
+        columns,
+        [
+            bindparam(None, [key[i] for key in keys], type_=array_of(column.type))
+            for i, column in enumerate(columns)
+        ],
     )
+
+
+def keys_among_parameter(dialect: str, columns: Sequence[Any], name: str) -> ColumnElement[bool]:
+    """``keys_among`` for a statement built once: the keys are given when it runs, as
+    ``key_parameters(dialect, name, keys)``."""
+    if dialect != "postgresql":
+        return tuple_(*columns).in_(bindparam(name, expanding=True))
+    return _keys_among_arrays(
+        columns,
+        [bindparam(f"{name}_{i}", type_=array_of(column.type)) for i, column in enumerate(columns)],
+    )
+
+
+def key_parameters(dialect: str, name: str, keys: Collection[tuple[Any, ...]]) -> dict[str, Any]:
+    """The parameters of ``keys_among_parameter(dialect, columns, name)`` for ``keys``: on
+    PostgreSQL one array per column, else the keys as they are."""
+    if dialect != "postgresql":
+        return {name: list(keys)}
+    width = len(next(iter(keys))) if keys else 0
+    return {f"{name}_{i}": [key[i] for key in keys] for i in range(width)}
+
+
+def _keys_among_arrays(
+    columns: Sequence[Any], arrays: Sequence[BindParameter[Any]]
+) -> ColumnElement[bool]:
+    names = [f"k{i}" for i in range(len(columns))]
+    wanted = func.unnest(*arrays).table_valued(*names).render_derived(name="k")
     # Each key is looked up on its own through the index (a lateral subquery that OFFSET keeps
     # apart, so the planner cannot make one join of it), and the rows are then taken by id: as
     # a join, tables without statistics were scanned whole, every batch.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import insert, select
 
 from postpurchase.store.database import transaction
-from postpurchase.store.membership import among, keys_among
+from postpurchase.store.membership import among, key_parameters, keys_among, keys_among_parameter
 from postpurchase.store.models import Customer
 
 
@@ -42,6 +42,32 @@ def test_keys_among_matches_whole_keys_only(store):
     with store() as session:
         found = session.execute(select(*columns).where(keys_among(session, columns, wanted))).all()
     assert sorted(found) == [("shopify", "a.example", "1"), ("woo", "b.example", "2")]
+
+
+def test_keys_among_parameter_takes_new_keys_each_run(store):
+    with transaction(store) as session:
+        session.execute(
+            insert(Customer),
+            [
+                {"source": source, "shop": shop, "external_id": external_id}
+                for source in ("shopify", "woo")
+                for shop in ("a.example", "b.example")
+                for external_id in ("1", "2")
+            ],
+        )
+    columns = (Customer.source, Customer.shop, Customer.external_id)
+    with store() as session:
+        dialect = session.get_bind().dialect.name
+        # one statement, run with other keys each time
+        query = select(*columns).where(keys_among_parameter(dialect, columns, "wanted"))
+
+        def found(wanted):
+            return sorted(session.execute(query, key_parameters(dialect, "wanted", wanted)))
+
+        first = found([("shopify", "a.example", "1"), ("woo", "b.example", "2"), ("woo", "", "1")])
+        second = found([("woo", "a.example", "1")])
+    assert first == [("shopify", "a.example", "1"), ("woo", "b.example", "2")]
+    assert second == [("woo", "a.example", "1")]
 
 
 # Values that mean something in PostgreSQL's text form of an array, which carries the lists.
