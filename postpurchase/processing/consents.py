@@ -29,7 +29,7 @@ _CONSENT_ONLY = {"external_id", *_FIELDS, *(f"{name}_at" for name in _FIELDS)}
 
 def consent_only(snapshot: CustomerSnapshot) -> bool:
     """Whether the snapshot says nothing but consent (a Shopify consent topic)."""
-    return snapshot.model_fields_set <= _CONSENT_ONLY
+    return snapshot.__pydantic_fields_set__ <= _CONSENT_ONLY
 
 
 def _source(platform: str, snapshot: CustomerSnapshot) -> str:
@@ -44,7 +44,7 @@ def statements_of(item: SourcedEvent) -> list[tuple[Key, consent.Statement]]:
     found = []
     for snapshot in (event.customer, event.order.customer if event.order else None):
         # Most snapshots say nothing of consent: a field they do not carry is None.
-        if snapshot is None or snapshot.model_fields_set.isdisjoint(_FIELDS):
+        if snapshot is None or snapshot.__pydantic_fields_set__.isdisjoint(_FIELDS):
             continue
         key = (item.source, item.shop, snapshot.external_id)
         version = snapshot.updated_at or event.occurred_at
