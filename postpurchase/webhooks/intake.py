@@ -16,7 +16,8 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
 from postpurchase.events import CanonicalEvent
 from postpurchase.inbox import InboxEntry, dedupe_key, unstorable_field
@@ -50,7 +51,13 @@ class Ping:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
-    declared = request.headers.get("content-length")
+    return await receive_body(request.receive, request.headers.get("content-length"), limit)
+
+
+async def receive_body(receive: Receive, declared: str | None, limit: int) -> bytes:
+    """``read_body`` from the ASGI messages themselves, ``declared`` being the request's
+    Content-Length, for routes that make no ``Request``. A client that hangs up mid-body
+    raises ClientDisconnect, as Starlette's ``Request`` does."""
     if declared is not None:
         if not declared.strip().isdigit():
             raise Rejection(400, "Content-Length is not a number")
@@ -58,12 +65,18 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise Rejection(413, f"body of {int(declared)} bytes is over the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Rejection(413, f"body is over the {limit}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise Rejection(413, f"body is over the {limit}-byte limit")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect
 
 
 def _require_json(headers: Mapping[str, str]) -> None:
