@@ -288,3 +288,48 @@ def test_a_database_error_at_the_marks_stops_the_chunk_before_anything_is_sent(
     # still only claimed, so the next claim sends them
     assert fake_sendgrid.requests == []
     assert [r.status for r in _rows(store, ids)] == [TouchpointStatus.CLAIMED] * 2
+
+
+class _LimiterThatFailsOnce:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def acquire(self, cost: float = 1.0) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise redis.ConnectionError("Error 111 connecting to redis:6379. Connection refused.")
+
+
+def test_a_limiter_failing_for_one_message_does_not_hold_back_its_wave(
+    store, make_dispatcher, fake_sendgrid
+):
+    ids = _due(store, Channel.EMAIL, Channel.EMAIL, Channel.EMAIL)
+    dispatcher = make_dispatcher(NOW)
+    dispatcher.email_limiter = _LimiterThatFailsOnce()
+
+    assert dispatcher.run_chunk("w", _claim(store, "w", NOW, timedelta(minutes=5))) == {
+        "retrying": 1,
+        "sent": 2,
+    }
+    rows = _rows(store, ids)
+    assert sorted(r.status for r in rows) == sorted(
+        [TouchpointStatus.PLANNED, TouchpointStatus.SENT, TouchpointStatus.SENT]
+    )
+    assert len(fake_sendgrid.sent) == 2
+
+
+def test_no_message_of_a_wave_is_marked_while_one_waits_for_its_limiter(
+    store, make_dispatcher, fake_sendgrid
+):
+    ids = _due(store, Channel.EMAIL, Channel.EMAIL, Channel.EMAIL)
+    seen: list[set[TouchpointStatus]] = []
+
+    class _Watching:
+        def acquire(self, cost: float = 1.0) -> None:
+            seen.append({r.status for r in _rows(store, ids)})
+
+    dispatcher = make_dispatcher(NOW)
+    dispatcher.email_limiter = _Watching()
+
+    assert dispatcher.run_chunk("w", _claim(store, "w", NOW, timedelta(minutes=5))) == {"sent": 3}
+    assert seen == [{TouchpointStatus.CLAIMED}] * 3
