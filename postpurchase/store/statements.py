@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from functools import lru_cache
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import msgspec
@@ -25,7 +27,10 @@ from sqlalchemy import DateTime, Table, bindparam, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
+
+from postpurchase.store.driver_statements import fetch_all
 
 
 def dialect_insert(session: Session, model: Any) -> Any:
@@ -60,14 +65,32 @@ _ENCODER = msgspec.json.Encoder(decimal_format="string")
 def _insert_json(
     session: Session, table: Table, rows: Sequence[dict[str, Any]], dialect: Dialect
 ) -> int:
-    names = list(rows[0])
-    if any(row.keys() != rows[0].keys() for row in rows):
+    first = rows[0].keys()
+    # compared in C (no Python frame per row): a few rows among thousands with other keys
+    if not all(map(first.__eq__, map(dict.keys, rows))):
         raise ValueError(f"rows for {table.name} must all have the same keys")
-    for name in names:
-        if isinstance(table.c[name].type, DateTime) and any(
-            row[name] is not None and row[name].tzinfo is None for row in rows
-        ):
+    statement, constants, times = _json_insert(table, tuple(first), dialect)
+    for name in times:
+        # ``tzinfo`` of each value not None, read in C: a naive datetime's is None. msgspec
+        # would write one without an offset, and PostgreSQL take it for its own local time.
+        if None in map(_TZINFO, filter(None, map(itemgetter(name), rows))):
             raise ValueError(f"{table.name}.{name}: the store needs timezone-aware times")
+    params = {**constants, "rows": _ENCODER.encode(rows).decode()}
+    return int(fetch_all(session.connection(), statement, params)[0][0])
+
+
+_TZINFO = attrgetter("tzinfo")
+
+
+# Built once per table and set of columns (and so compiled once, ``driver_statements``), and
+# run by psycopg: building the text again for every batch, and SQLAlchemy's handling of each
+# execution, cost a drainer more than the database's inserting.
+@lru_cache(maxsize=128)
+def _json_insert(
+    table: Table, names: tuple[str, ...], dialect: Dialect
+) -> tuple[TextClause, dict[str, Any], tuple[str, ...]]:
+    """The statement that inserts rows of ``names`` given as one JSON array (``:rows``), the
+    values of its constants and the names of its datetime columns (``_insert_json``)."""
     quote = dialect.identifier_preparer.quote
     # Python-side column defaults are not applied to INSERT ... SELECT: add them as constants.
     defaults = {
@@ -75,22 +98,28 @@ def _insert_json(
         for c in table.columns
         if c.name not in names and isinstance(c.default, ScalarElementColumnDefault)
     }
-    params: dict[str, Any] = {"rows": _ENCODER.encode(rows).decode()}
-    constants = []
+    constants: dict[str, Any] = {}
+    selected_constants = []
     for i, (name, value) in enumerate(defaults.items()):
-        params[f"d{i}"] = value.value if isinstance(value, enum.Enum) else value
-        constants.append(f"CAST(:d{i} AS {table.c[name].type.compile(dialect)})")
+        constants[f"d{i}"] = value.value if isinstance(value, enum.Enum) else value
+        selected_constants.append(f"CAST(:d{i} AS {table.c[name].type.compile(dialect)})")
     record = ", ".join(f"{quote(name)} {table.c[name].type.compile(dialect)}" for name in names)
     columns = ", ".join(quote(name) for name in [*names, *defaults])
-    selected = ", ".join([*(f"u.{quote(name)}" for name in names), *constants])
+    selected = ", ".join([*(f"u.{quote(name)}" for name in names), *selected_constants])
     # The rows inserted are counted by the database: one row back, not one per row inserted
     # (fetched, each, through the driver and SQLAlchemy).
-    statement = (
+    statement = text(
         f"WITH inserted AS (INSERT INTO {quote(table.name)} ({columns}) "
         f"SELECT {selected} FROM json_to_recordset(CAST(:rows AS json)) AS u({record}) "
         "ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM inserted"
     )
-    return int(session.execute(text(statement), params).scalar_one())
+    # the store's times are ``UtcDateTime``, a decorated DateTime
+    times = tuple(
+        name
+        for name in names
+        if isinstance(getattr(table.c[name].type, "impl_instance", table.c[name].type), DateTime)
+    )
+    return statement, constants, times
 
 
 def update_by_id(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -> None:

@@ -21,6 +21,7 @@ from postpurchase.store.models import (
     Order,
     Touchpoint,
 )
+from postpurchase.store.statements import insert_ignoring_conflicts
 
 
 def test_migrations_match_models(engine):
@@ -69,6 +70,24 @@ def test_naive_datetimes_are_refused(store):
         session.add(
             Order(source="shopify", external_id="1", currency="EUR", placed_at=datetime(2026, 1, 1))
         )
+
+
+def test_bulk_inserts_refuse_a_naive_datetime_among_aware_ones(store):
+    """The bulk insert writes times as text on PostgreSQL, where one without its zone would be
+    read as the server's local time: a single naive value refuses the whole insert."""
+    rows = [
+        {"source": "shopify", "external_id": str(n), "currency": "EUR", "placed_at": at}
+        for n, at in enumerate([datetime(2026, 1, 1, tzinfo=UTC), None] * 50)
+    ]
+    naive = {**rows[0], "external_id": "naive", "placed_at": datetime(2026, 1, 1)}
+    with pytest.raises((ValueError, StatementError), match="naive|timezone-aware"):
+        with transaction(store) as session:
+            insert_ignoring_conflicts(session, Order, [*rows, naive])
+    with transaction(store) as session:
+        assert insert_ignoring_conflicts(session, Order, rows) == 100
+    with store() as session:
+        placed = session.scalars(select(Order.placed_at).where(Order.external_id == "0")).one()
+    assert placed == datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_one_inbox_row_per_delivery(store):
