@@ -20,17 +20,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from functools import cache
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
-    Row,
+    Integer,
     Text,
     bindparam,
     case,
     cast,
     func,
     literal,
+    literal_column,
     select,
     text,
     update,
@@ -38,13 +41,24 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from postpurchase.store.claims import status_is
-from postpurchase.store.membership import among
+from postpurchase.store.driver_statements import fetch_all
+from postpurchase.store.membership import among_parameter, array_literal
 from postpurchase.store.models import ClaimStatus, InboxEvent
 
 # The claim is built on the table: it returns plain rows, and SQLAlchemy's ORM execution path
 # added client time to each claim for nothing.
 _INBOX: Any = InboxEvent.__table__
 _GIVEN_UP = "processing did not finish within the claim lease, {n} time(s)"
+
+
+class ClaimedRow(NamedTuple):
+    """A claimed inbox row, as ``claim_inbox_rows`` returns it."""
+
+    id: int
+    source: str
+    shop: str | None
+    payload: str  # JSON text
+    attempts: int
 
 
 def claim_inbox_rows(
@@ -55,7 +69,7 @@ def claim_inbox_rows(
     limit: int,
     after_id: int = 0,
     only: Sequence[int] = (),
-) -> list[Row[Any]]:
+) -> list[ClaimedRow]:
     """Take up to ``limit`` pending inbox rows (oldest first), marked ``done`` (processed at
     ``now``, by ``worker``, one more attempt) in the caller's transaction, and return their
     ``id``, ``source``, ``shop``, ``payload`` (as JSON text) and ``attempts``, by id.
@@ -68,26 +82,66 @@ def claim_inbox_rows(
     vacuumed, and walking past them made every claim slower than the one before. Rows below
     it that go back to pending (to be retried) need a claim from the start.
     """
-    inbox = _INBOX.c
-    candidates = select(inbox.id).where(status_is(inbox, ClaimStatus.PENDING))
+    dialect = session.get_bind().dialect.name
+    statement = claim_statement(dialect, after=bool(after_id), only=bool(only))
+    values: dict[str, Any] = {"worker": worker, "now": now, "limit": limit}
     if after_id:
-        candidates = candidates.where(inbox.id > after_id)
+        values["after_id"] = after_id
+    if dialect != "postgresql":
+        if only:
+            values["only"] = list(only)
+        rows = map(ClaimedRow._make, session.execute(statement, values))
+    else:
+        # Run by psycopg (``driver_statements``): SQLAlchemy's handling of the claim and of
+        # its thousand rows cost a drainer more than the database's claiming them.
+        connection = session.connection()
+        [(values["previous_sort"], _)] = fetch_all(connection, WITHOUT_SORT, {})
+        if only:
+            values["only"] = array_literal(only)
+        rows = map(ClaimedRow._make, fetch_all(connection, statement, values))
+    return sorted(rows, key=itemgetter(0))
+
+
+# Turns sorting off for the statements planned next in the transaction, and gives the
+# setting as it was (for the claim's ``_restoring_sort``).
+#
+# A claim wants the first ``limit`` pending rows by id: a walk of the partial index of pending
+# rows, in order, that stops at the limit. On a table without statistics (new, or not analysed
+# yet) PostgreSQL guesses that few rows are pending, and would rather fetch all of them and
+# sort them: on a backlog of a million rows, every claim fetched and sorted all that lay
+# ahead. Without sorting, that walk is the cheapest plan whatever the statistics say, and
+# with few pending rows it costs no more than the sort would.
+WITHOUT_SORT = text("SELECT current_setting('enable_sort'), set_config('enable_sort', 'off', true)")
+
+
+@cache
+def claim_statement(dialect: str, *, after: bool, only: bool) -> Any:
+    """The claim on ``dialect`` (built once per shape), its values given as it runs:
+    ``worker``, ``now``, ``limit``, ``after_id`` (if ``after``), ``only`` (if ``only``) and,
+    on PostgreSQL, ``previous_sort`` (what ``WITHOUT_SORT`` gave)."""
+    inbox = _INBOX.c
+    # The status written into the SQL as ``status_is`` has it, but as a literal of the
+    # statement's own: the driver runs what SQLAlchemy compiled, with no values to add after.
+    pending = literal_column(f"'{ClaimStatus.PENDING.value}'", type_=inbox.status.type)
+    candidates = select(inbox.id).where(inbox.status == pending)
+    if after:
+        candidates = candidates.where(inbox.id > bindparam("after_id", type_=inbox.id.type))
     if only:
-        candidates = candidates.where(among(session, inbox.id, only))
-    candidates = candidates.order_by(inbox.id).limit(limit)
+        candidates = candidates.where(among_parameter(dialect, inbox.id, "only"))
+    candidates = candidates.order_by(inbox.id).limit(bindparam("limit", type_=Integer))
     restoring: list[ColumnElement[bool]] = []
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
-        restoring.append(_restoring_sort(_without_sort(session)))
-    statement = (
+        restoring.append(_restoring_sort(bindparam("previous_sort", type_=Text)))
+    return (
         update(_INBOX)
         .where(inbox.id.in_(candidates.scalar_subquery()), *restoring)
         .values(
             status=ClaimStatus.DONE,
-            claimed_by=worker,
+            claimed_by=bindparam("worker", type_=inbox.claimed_by.type),
             lease_until=None,
             attempts=inbox.attempts + 1,
-            processed_at=now,
+            processed_at=bindparam("now", type_=inbox.processed_at.type),
             last_error=None,
         )
         .returning(
@@ -98,8 +152,6 @@ def claim_inbox_rows(
             inbox.attempts,
         )
     )
-    rows = session.execute(statement).all()
-    return sorted(rows, key=lambda row: int(row.id))
 
 
 def fail_claimed_inbox_rows(session: Session, reasons: Mapping[int, str]) -> None:
@@ -173,28 +225,10 @@ def _status(status: ClaimStatus) -> Any:
     return literal(status, type_=InboxEvent.__table__.c.status.type)
 
 
-def _without_sort(session: Session) -> str:
-    """Have PostgreSQL plan the transaction's next statements without sorting; returns the
-    setting as it was, for ``_restoring_sort``.
-
-    A claim wants the first ``limit`` pending rows by id: a walk of the partial index of
-    pending rows, in order, that stops at the limit. On a table without statistics (new, or
-    not analysed yet) PostgreSQL guesses that few rows are pending, and would rather fetch all
-    of them and sort them: on a backlog of a million rows, every claim fetched and sorted all
-    that lay ahead. Without sorting, that walk is the cheapest plan whatever the statistics
-    say, and with few pending rows it costs no more than the sort would.
-    """
-    return str(
-        session.execute(
-            text("SELECT current_setting('enable_sort'), set_config('enable_sort', 'off', true)")
-        ).scalar_one()
-    )
-
-
-def _restoring_sort(previous: str) -> ColumnElement[bool]:
+def _restoring_sort(previous: Any) -> ColumnElement[bool]:
     """A condition that is always true and, evaluated once as the claim starts running (an
     init plan; the claim has been planned by then), sets ``enable_sort`` back to
-    ``previous``: the statements after the claim are planned as before, and the claim needs
-    no round trip of its own to put the setting back."""
+    ``previous`` (what ``WITHOUT_SORT`` gave): the statements after the claim are planned as
+    before, and the claim needs no round trip of its own to put the setting back."""
     restore = select(func.set_config("enable_sort", previous, True)).scalar_subquery()
     return restore.is_not(None)

@@ -47,7 +47,12 @@ from postpurchase.store.database import (
     transaction,
 )
 from postpurchase.store.driver_statements import _compiled
-from postpurchase.store.inbox_claims import claim_inbox_rows, reclaim_expired_inbox_rows
+from postpurchase.store.inbox_claims import (
+    WITHOUT_SORT,
+    claim_inbox_rows,
+    claim_statement,
+    reclaim_expired_inbox_rows,
+)
 from postpurchase.store.membership import among, array_literal, keys_among
 from postpurchase.store.models import Base, Customer, Order
 from postpurchase.store.statements import update_by_id
@@ -196,10 +201,12 @@ def test_the_claim_walks_its_index_in_order_and_stops_at_its_limit(fresh):
         rows = claim_inbox_rows(session, worker="w", now=NOW, limit=1000, after_id=INBOX_ROWS // 4)
     assert [row.id for row in rows] == list(range(INBOX_ROWS // 4 + 1, INBOX_ROWS // 4 + 1001))
 
-    claims = [s for s in statements.sent if s[0].startswith("UPDATE inbox_events")]
-    [ready] = [s for s in claims if "LIMIT" in s[0] and "status = 'pending'" in s[0]]
-    at = statements.sent.index(ready)
-    nodes = _plan_nodes(fresh, *ready, before=statements.sent[:at])
+    # run by the driver (``driver_statements``), after the statement that turns sorting off
+    sql, literals = _compiled(claim_statement("postgresql", after=True, only=False), fresh.dialect)
+    assert "LIMIT" in sql and "status = 'pending'" in sql
+    values = {**literals, "worker": "w", "now": NOW, "limit": 1000, "after_id": INBOX_ROWS // 4}
+    without_sort, _ = _compiled(WITHOUT_SORT, fresh.dialect)
+    nodes = _plan_nodes(fresh, sql, {**values, "previous_sort": "on"}, before=[(without_sort, {})])
     kinds = [node["Node Type"] for node in nodes]
     assert "Sort" not in kinds  # no sort of every pending row above the last claim
     assert "Bitmap Heap Scan" not in kinds
@@ -208,7 +215,7 @@ def test_the_claim_walks_its_index_in_order_and_stops_at_its_limit(fresh):
     assert "Limit" in kinds
     # Taking back the rows an earlier version's crashed claimant left (and giving up on some)
     # looks at claimed rows only, not at the whole inbox.
-    reclaims = [s for s in claims if s is not ready]
+    reclaims = [s for s in statements.sent if s[0].startswith("UPDATE inbox_events")]
     assert len(reclaims) == 2
     for statement in reclaims:
         nodes = _plan_nodes(
