@@ -33,7 +33,7 @@ from postpurchase.campaigns.timing import zone_or
 from postpurchase.catalogue.products import catalogue_entries, with_catalogue
 from postpurchase.outcomes.assignment import stamp, variant_campaign, variant_of
 from postpurchase.processing.batch import Records
-from postpurchase.store.driver_statements import fetch_all
+from postpurchase.store.driver_statements import fetch_all, rows_changed
 from postpurchase.store.membership import among, array_literal, each_among, each_among_parameter
 from postpurchase.store.models import (
     TOUCHPOINT_PLANNED,
@@ -315,6 +315,11 @@ WHERE id = ANY(ARRAY(
     ) AS t
 ))
 """
+# Built once per column and run by psycopg (``driver_statements``): they run for every batch.
+PG_CANCEL = {
+    column: text(_CANCEL.format(column=column, planned=TOUCHPOINT_PLANNED))
+    for column in ("order_id", "customer_id")
+}
 
 
 def _cancel(
@@ -322,13 +327,12 @@ def _cancel(
 ) -> int:
     """Cancel the planned touchpoints of ``campaign_ids`` whose ``column`` is among ``keys``."""
     if session.get_bind().dialect.name == "postgresql":
-        statement = text(_CANCEL.format(column=column, planned=TOUCHPOINT_PLANNED))
         params = {
             "reason": reason,
             "keys": array_literal(keys),
             "campaigns": array_literal(campaign_ids),
         }
-        return int(session.execute(statement, params).rowcount)  # type: ignore[attr-defined]
+        return rows_changed(session.connection(), PG_CANCEL[column], params)
     result = session.execute(
         update(Touchpoint)
         .where(

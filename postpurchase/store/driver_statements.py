@@ -16,10 +16,10 @@ difference.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import psycopg
 from sqlalchemy import Connection
@@ -61,10 +61,22 @@ def fetch_all(
 ) -> list[tuple[Any, ...]]:
     """The rows ``statement`` (a SQLAlchemy statement, its parameters named as in ``params``)
     returns when run on ``connection``, in its transaction (or in autocommit) as it is."""
+    return run_prepared(connection, *_sql_and_values(connection, statement, params))
+
+
+def rows_changed(connection: Connection, statement: Executable, params: Mapping[str, Any]) -> int:
+    """``fetch_all`` for a statement that returns no rows (an UPDATE, say): how many rows it
+    changed."""
+    sql, values = _sql_and_values(connection, statement, params)
+    return _run(connection, sql, values, _rowcount)
+
+
+def _sql_and_values(
+    connection: Connection, statement: Executable, params: Mapping[str, Any]
+) -> tuple[str, dict[str, Any]]:
     assert isinstance(statement, ClauseElement)
     sql, defaults = _compiled(statement, connection.dialect)
-    values = {**defaults, **{name: plain(value) for name, value in params.items()}}
-    return run_prepared(connection, sql, values)
+    return sql, {**defaults, **{name: plain(value) for name, value in params.items()}}
 
 
 def run_prepared(
@@ -78,6 +90,26 @@ def run_prepared(
     unknown state, or no longer idle though in autocommit) is invalidated, so closing it gives
     it back to the pool to be replaced.
     """
+    return _run(connection, sql, values, _all_rows)
+
+
+_T = TypeVar("_T")
+
+
+def _all_rows(cursor: psycopg.Cursor[Any]) -> list[tuple[Any, ...]]:
+    return cursor.fetchall()
+
+
+def _rowcount(cursor: psycopg.Cursor[Any]) -> int:
+    return cursor.rowcount
+
+
+def _run(
+    connection: Connection,
+    sql: str,
+    values: Mapping[str, Any],
+    result: Callable[[psycopg.Cursor[Any]], _T],
+) -> _T:
     driver = connection.connection.dbapi_connection
     assert isinstance(driver, psycopg.Connection)
     # A connection told to prepare nothing (``database.cached_key_checks``: a generic plan
@@ -86,7 +118,7 @@ def run_prepared(
     try:
         with driver.cursor() as cursor:
             cursor.execute(sql, values, prepare=prepare)
-            return cursor.fetchall()
+            return result(cursor)
     except psycopg.Error as exc:
         status = driver.info.transaction_status
         unusable = (

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
-from postpurchase.store.driver_statements import fetch_all
+from postpurchase.store.driver_statements import fetch_all, rows_changed
 
 
 def dialect_insert(session: Session, model: Any) -> Any:
@@ -69,17 +69,38 @@ def _insert_json(
     # compared in C (no Python frame per row): a few rows among thousands with other keys
     if not all(map(first.__eq__, map(dict.keys, rows))):
         raise ValueError(f"rows for {table.name} must all have the same keys")
-    statement, constants, times = _json_insert(table, tuple(first), dialect)
-    for name in times:
-        # ``tzinfo`` of each value not None, read in C: a naive datetime's is None. msgspec
-        # would write one without an offset, and PostgreSQL take it for its own local time.
-        if None in map(_TZINFO, filter(None, map(itemgetter(name), rows))):
-            raise ValueError(f"{table.name}.{name}: the store needs timezone-aware times")
+    names = tuple(first)
+    _refuse_naive_times(table, names, rows)
+    statement, constants = _json_insert(table, names, dialect)
     params = {**constants, "rows": _ENCODER.encode(rows).decode()}
     return int(fetch_all(session.connection(), statement, params)[0][0])
 
 
+def _refuse_naive_times(
+    table: Table, names: tuple[str, ...], rows: Sequence[dict[str, Any]]
+) -> None:
+    """A ValueError if a time among ``rows`` has no zone: msgspec would write it without an
+    offset, and PostgreSQL take it for its own local time (as ``UtcDateTime`` refuses it)."""
+    for name in _times(table, names):
+        # ``tzinfo`` of each value not None, read in C (a naive datetime's is None): a check
+        # in Python per value cost a drainer about a microsecond per event
+        if None in map(_TZINFO, filter(None, map(itemgetter(name), rows))):
+            raise ValueError(f"{table.name}.{name}: the store needs timezone-aware times")
+
+
 _TZINFO = attrgetter("tzinfo")
+
+
+@lru_cache(maxsize=256)
+def _times(table: Table, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Those of ``names`` that are time columns of ``table`` (the store's are ``UtcDateTime``,
+    a decorated DateTime)."""
+    types = {name: table.c[name].type for name in names}
+    return tuple(
+        name
+        for name, kind in types.items()
+        if isinstance(getattr(kind, "impl_instance", kind), DateTime)
+    )
 
 
 # Built once per table and set of columns (and so compiled once, ``driver_statements``), and
@@ -88,9 +109,9 @@ _TZINFO = attrgetter("tzinfo")
 @lru_cache(maxsize=128)
 def _json_insert(
     table: Table, names: tuple[str, ...], dialect: Dialect
-) -> tuple[TextClause, dict[str, Any], tuple[str, ...]]:
-    """The statement that inserts rows of ``names`` given as one JSON array (``:rows``), the
-    values of its constants and the names of its datetime columns (``_insert_json``)."""
+) -> tuple[TextClause, dict[str, Any]]:
+    """The statement that inserts rows of ``names`` given as one JSON array (``:rows``), and
+    the values of its constants."""
     quote = dialect.identifier_preparer.quote
     # Python-side column defaults are not applied to INSERT ... SELECT: add them as constants.
     defaults = {
@@ -113,13 +134,7 @@ def _json_insert(
         f"SELECT {selected} FROM json_to_recordset(CAST(:rows AS json)) AS u({record}) "
         "ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM inserted"
     )
-    # the store's times are ``UtcDateTime``, a decorated DateTime
-    times = tuple(
-        name
-        for name in names
-        if isinstance(getattr(table.c[name].type, "impl_instance", table.c[name].type), DateTime)
-    )
-    return statement, constants, times
+    return statement, constants
 
 
 def update_by_id(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -> None:
@@ -138,6 +153,17 @@ def update_by_id(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -
             [{"_id": row["id"], **{name: row[name] for name in names}} for row in rows],
         )
         return
+    _refuse_naive_times(table, tuple(names), rows)
+    # Rows go in id order: the order the batch locked them in.
+    ordered = sorted(rows, key=itemgetter("id"))
+    statement = _json_update(table, tuple(names), dialect)
+    rows_changed(session.connection(), statement, {"rows": _ENCODER.encode(ordered).decode()})
+
+
+# Built once per table and set of columns, and run by psycopg, as ``_json_insert``.
+@lru_cache(maxsize=64)
+def _json_update(table: Table, names: tuple[str, ...], dialect: Dialect) -> TextClause:
+    """The statement that sets ``names`` on the rows given as one JSON array (``:rows``)."""
     quote = dialect.identifier_preparer.quote
     record = ", ".join(
         f"{quote(name)} {table.c[name].type.compile(dialect)}" for name in ["id", *names]
@@ -149,16 +175,11 @@ def update_by_id(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -
         for c in table.columns
         if c.name not in names and c.onupdate is not None and c.onupdate.is_clause_element
     ]
-    # Rows go in id order: the order the batch locked them in.
-    ordered = sorted(rows, key=lambda row: row["id"])
     # The rows are taken by their ids as a list (an index lookup of each): joined to the
     # function's rows alone, a table without statistics was scanned whole for every batch.
-    session.execute(
-        text(
-            f"WITH u AS MATERIALIZED (SELECT * FROM json_to_recordset(CAST(:rows AS json)) "
-            f"AS u({record})) UPDATE {quote(table.name)} SET {', '.join(assigned)} FROM u "
-            f"WHERE {quote(table.name)}.id = u.id "
-            f"AND {quote(table.name)}.id = ANY(ARRAY(SELECT id FROM u))"
-        ),
-        {"rows": _ENCODER.encode(ordered).decode()},
+    return text(
+        f"WITH u AS MATERIALIZED (SELECT * FROM json_to_recordset(CAST(:rows AS json)) "
+        f"AS u({record})) UPDATE {quote(table.name)} SET {', '.join(assigned)} FROM u "
+        f"WHERE {quote(table.name)}.id = u.id "
+        f"AND {quote(table.name)}.id = ANY(ARRAY(SELECT id FROM u))"
     )

@@ -14,6 +14,7 @@ nearly empty.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,7 @@ from postpurchase.loyalty.ledger_rows import (
 )
 from postpurchase.processing.planning import (
     _PG_EARNED,
+    PG_CANCEL,
     Cancellation,
     _points_earned,
     cancel_touchpoints,
@@ -55,7 +57,7 @@ from postpurchase.store.inbox_claims import (
 )
 from postpurchase.store.membership import among, array_literal, keys_among
 from postpurchase.store.models import Base, Customer, Order
-from postpurchase.store.statements import update_by_id
+from postpurchase.store.statements import _json_update, update_by_id
 from postpurchase.store.wave_commit import wave_statement
 
 pytestmark = pytest.mark.postgres
@@ -240,10 +242,18 @@ def test_a_cancel_looks_up_its_keys_not_every_planned_touchpoint(
     keys = range(5_000, 5_250)
     hits = [Cancellation(event, order_id=k, customer_id=k) for k in keys]
     store = session_factory(fresh)
-    with _Statements(fresh) as statements, transaction(store) as session:
+    with transaction(store) as session:
         assert cancel_touchpoints(session, hits, config) == per_key * len(keys)
 
-    nodes = _plan_nodes(fresh, *statements.starting("UPDATE touchpoints"))
+    # run by the driver (``driver_statements``), built once with its lists as parameters
+    campaigns = [
+        c.id
+        for c in config.campaigns
+        if event in c.cancel_on and c.customer_level == (level == "customer")
+    ]
+    sql, literals = _compiled(PG_CANCEL[f"{level}_id"], fresh.dialect)
+    lists = {"keys": array_literal(keys), "campaigns": array_literal(campaigns)}
+    nodes = _plan_nodes(fresh, sql, {**literals, **lists, "reason": "cancelled"})
     scanned = {n.get("Index Name") or n["Node Type"] for n in nodes if "Scan" in n["Node Type"]}
     assert "ix_touchpoints_due" not in scanned  # no walk of every planned touchpoint
     assert "Seq Scan" not in scanned
@@ -317,12 +327,15 @@ def test_a_batch_writes_its_changed_rows_back_by_id(fresh):
     _fill(fresh)
     store = session_factory(fresh)
     changed = [{"id": n, "name": f"#{n}", "total": 12} for n in range(5_000, 5_250)]
-    with _Statements(fresh) as statements, transaction(store) as session:
+    with transaction(store) as session:
         update_by_id(session, Order, changed)
         assert session.scalar(select(Order.name).where(Order.id == 5_100)) == "#5100"
 
-    [update] = [s for s in statements.sent if "UPDATE orders" in s[0]]
-    nodes = _plan_nodes(fresh, *update)
+    # run by the driver (``driver_statements``), built once per table and columns
+    sql, literals = _compiled(
+        _json_update(Order.__table__, ("name", "total"), fresh.dialect), fresh.dialect
+    )
+    nodes = _plan_nodes(fresh, sql, {**literals, "rows": json.dumps(changed)})
     scanned = {n.get("Index Name") or n["Node Type"] for n in nodes if "Scan" in n["Node Type"]}
     assert "Seq Scan" not in scanned
     assert "pk_orders" in scanned

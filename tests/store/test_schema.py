@@ -21,7 +21,7 @@ from postpurchase.store.models import (
     Order,
     Touchpoint,
 )
-from postpurchase.store.statements import insert_ignoring_conflicts
+from postpurchase.store.statements import insert_ignoring_conflicts, update_by_id
 
 
 def test_migrations_match_models(engine):
@@ -72,9 +72,9 @@ def test_naive_datetimes_are_refused(store):
         )
 
 
-def test_bulk_inserts_refuse_a_naive_datetime_among_aware_ones(store):
-    """The bulk insert writes times as text on PostgreSQL, where one without its zone would be
-    read as the server's local time: a single naive value refuses the whole insert."""
+def test_bulk_writes_refuse_a_naive_datetime_among_aware_ones(store):
+    """Bulk inserts and updates write times as text on PostgreSQL, where one without its zone
+    would be read as the server's local time: a single naive value refuses the whole write."""
     rows = [
         {"source": "shopify", "external_id": str(n), "currency": "EUR", "placed_at": at}
         for n, at in enumerate([datetime(2026, 1, 1, tzinfo=UTC), None] * 50)
@@ -88,6 +88,10 @@ def test_bulk_inserts_refuse_a_naive_datetime_among_aware_ones(store):
     with store() as session:
         placed = session.scalars(select(Order.placed_at).where(Order.external_id == "0")).one()
     assert placed == datetime(2026, 1, 1, tzinfo=UTC)
+    # and so do the updates of a batch's changed rows
+    with pytest.raises((ValueError, StatementError), match="naive|timezone-aware"):
+        with transaction(store) as session:
+            update_by_id(session, Order, [{"id": 1, "placed_at": datetime(2026, 1, 2)}])
 
 
 def test_one_inbox_row_per_delivery(store):
