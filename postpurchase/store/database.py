@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from postpurchase.exceptions import DatabaseUnavailable
 from postpurchase.settings import Settings
+from postpurchase.store.driver_statements import fetch_all
 
 SessionFactory = sessionmaker[Session]
 
@@ -187,21 +188,25 @@ def cached_key_checks(session: Session) -> Iterator[None]:
     if session.get_bind().dialect.name != "postgresql":
         yield
         return
-    driver = session.connection().connection.dbapi_connection
+    connection = session.connection()
+    driver = connection.connection.dbapi_connection
     assert driver is not None
     prepared = driver.prepare_threshold
     driver.prepare_threshold = None
-    mode = session.execute(
-        text(
-            "SELECT current_setting('plan_cache_mode'), set_config('plan_cache_mode', 'auto', true)"
-        )
-    ).scalar_one()
+    # run by psycopg (``driver_statements``): twice per batch
+    [(mode, _)] = fetch_all(connection, _AUTO_PLANS, {})
     try:
         yield
         # (after an error the caller rolls back, which puts the setting back)
-        session.execute(text("SELECT set_config('plan_cache_mode', :mode, true)"), {"mode": mode})
+        fetch_all(connection, _PLANS_AS_BEFORE, {"mode": mode})
     finally:
         driver.prepare_threshold = prepared
+
+
+_AUTO_PLANS = text(
+    "SELECT current_setting('plan_cache_mode'), set_config('plan_cache_mode', 'auto', true)"
+)
+_PLANS_AS_BEFORE = text("SELECT set_config('plan_cache_mode', :mode, true)")
 
 
 def wait_for_database(engine: Engine, *, timeout: float, setting: str) -> None:
