@@ -175,47 +175,81 @@ def customer_context(customer: Any) -> dict[str, Any]:
     return context
 
 
-def schedule(campaign: Campaign, anchor: datetime, zone: ZoneInfo) -> list[tuple[int, datetime]]:
-    """Due times of the first message and each reminder, in UTC, inside the send window.
+class CampaignRule:
+    """``decide`` for one campaign, with what depends on the campaign alone worked out once.
 
-    Reminders count from the first message's due time, so a window shift carries over.
+    Planning decides each campaign for every event of a batch that triggers it: the reasons,
+    the address each channel needs and the delays of the steps are the same every time.
     """
-    due = campaign.delay.after(anchor, zone)
-    if campaign.send_window is not None:
-        due = campaign.send_window.next_open(due, zone)
-    steps = [(0, due)]
-    if campaign.reminders is not None:
-        for step in range(1, campaign.reminders.count + 1):
-            due = campaign.reminders.delay.after(due, zone)
-            if campaign.send_window is not None:
-                due = campaign.send_window.next_open(due, zone)
-            steps.append((step, due))
-    return steps
+
+    __slots__ = ("_cancels", "_channels", "_delays", "_first", "_no_address", "_when", "_window")
+
+    def __init__(self, campaign: Campaign) -> None:
+        # cancel_on in its order (the first state found names the reason); an event that
+        # leaves no state on the order (``order.placed``) has nothing to find
+        self._cancels = tuple(
+            (CANCEL_STATES[event], Decision(reason=f"{event} already happened"))
+            for event in campaign.cancel_on
+            if event in CANCEL_STATES
+        )
+        self._when = campaign.when
+        self._channels = tuple((c, _ADDRESS[c]) for c in campaign.channels)
+        wanted = " or ".join(address for _, address in self._channels)
+        self._no_address = Decision(reason=f"the customer has no {wanted}")
+        self._first = campaign.channel_mode == "first"
+        # The first message's delay, then each reminder's, counted from the step before it.
+        reminders = campaign.reminders
+        self._delays = (
+            campaign.delay,
+            *((reminders.delay,) * reminders.count if reminders else ()),
+        )
+        self._window = campaign.send_window
+
+    def decide(self, occurrence: Occurrence, facts: Facts) -> Decision:
+        """See ``decide``."""
+        if self._cancels and facts.order is not None:
+            # What each cancelling event leaves on an order, so a late trigger is not planned.
+            states = facts.order_states
+            if states:
+                for state, cancelled in self._cancels:
+                    if state in states:
+                        return cancelled
+        when = self._when
+        if when is not None:
+            try:
+                if not when.matches(facts.context(occurrence.tier, occurrence.review)):
+                    return Decision(reason=f"condition not met: {when.source}")
+            except ConditionError as exc:
+                return Decision(reason=f"condition failed: {exc}")
+        customer = facts.customer
+        channels = [c for c, address in self._channels if customer.get(address)]
+        if not channels:
+            return self._no_address
+        if self._first:
+            channels = channels[:1]
+        return Decision(steps=self._steps(occurrence.at, facts.zone, channels))
+
+    def _steps(self, anchor: datetime, zone: ZoneInfo, channels: list[Channel]) -> tuple[Step, ...]:
+        """Each step's messages, due inside the send window, in UTC.
+
+        Reminders count from the first message's due time, so a window shift carries over.
+        """
+        window = self._window
+        steps = []
+        due = anchor
+        for step, delay in enumerate(self._delays):
+            due = delay.after(due, zone)
+            if window is not None:
+                due = window.next_open(due, zone)
+            steps += [Step(step, channel, due) for channel in channels]
+        return tuple(steps)
 
 
 def decide(campaign: Campaign, occurrence: Occurrence, facts: Facts) -> Decision:
-    """Whether ``campaign`` plans anything for ``occurrence``, and what. Never raises."""
-    if facts.order is not None:
-        # What each cancelling event leaves on an order, so a late trigger is not planned.
-        states = facts.order_states
-        for event in campaign.cancel_on:
-            if CANCEL_STATES.get(event) in states:
-                return Decision(reason=f"{event} already happened")
-    if campaign.when is not None:
-        try:
-            if not campaign.when.matches(facts.context(occurrence.tier, occurrence.review)):
-                return Decision(reason=f"condition not met: {campaign.when.source}")
-        except ConditionError as exc:
-            return Decision(reason=f"condition failed: {exc}")
-    channels = [c for c in campaign.channels if facts.customer.get(_ADDRESS[c])]
-    if not channels:
-        wanted = " or ".join(_ADDRESS[c] for c in campaign.channels)
-        return Decision(reason=f"the customer has no {wanted}")
-    if campaign.channel_mode == "first":
-        channels = channels[:1]
-    steps = tuple(
-        Step(step, channel, due)
-        for step, due in schedule(campaign, occurrence.at, facts.zone)
-        for channel in channels
-    )
-    return Decision(steps=steps)
+    """Whether ``campaign`` plans anything for ``occurrence``, and what. Never raises.
+
+    The steps' due times are in UTC, inside the send window; reminders count from the first
+    message's due time. Deciding one campaign for many occurrences, ``CampaignRule`` is made
+    once for them all.
+    """
+    return CampaignRule(campaign).decide(occurrence, facts)

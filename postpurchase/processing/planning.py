@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, func, or_, select, text, update
@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 from postpurchase.campaigns.config import Campaign, CampaignConfig
 from postpurchase.campaigns.decisions import (
     ITEM_FIELDS,
+    CampaignRule,
     Facts,
     Occurrence,
     customer_context,
-    decide,
     item_context,
     order_context,
 )
@@ -212,10 +212,12 @@ def plan_touchpoints(
     for occurrence in relevant:
         known_facts = facts[(occurrence.customer_id, occurrence.order_id)]
         by_trigger = by_shop.get(known_facts.shop.strip().lower(), by_shop[""])
-        for campaign in by_trigger.get(occurrence.trigger, []):
+        for campaign, rule, variant_rules in by_trigger.get(occurrence.trigger, ()):
             # a variant may have its own delay; arm and variant are stamped on the rows below
-            variant = variant_of(campaign, occurrence.customer_id, salt)
-            decision = decide(variant_campaign(campaign, variant), occurrence, known_facts)
+            if variant_rules:
+                variant = variant_of(campaign, occurrence.customer_id, salt)
+                rule = variant_rules.get(variant, rule)
+            decision = rule.decide(occurrence, known_facts)
             if decision.reason is not None:
                 counts.skipped[f"{campaign.id}: {decision.reason}"] += 1
                 continue
@@ -246,10 +248,25 @@ def plan_touchpoints(
     return counts
 
 
-def _by_trigger(config: CampaignConfig) -> dict[str, list[Campaign]]:
-    by_trigger: dict[str, list[Campaign]] = {}
+class _Planned(NamedTuple):
+    """A campaign as planning applies it: its rule, and the rules of its variants that have
+    a delay of their own (by variant id), each made once for the batch."""
+
+    campaign: Campaign
+    rule: CampaignRule
+    variant_rules: dict[str | None, CampaignRule]
+
+
+def _by_trigger(config: CampaignConfig) -> dict[str, list[_Planned]]:
+    by_trigger: dict[str, list[_Planned]] = {}
     for campaign in config.enabled():
-        by_trigger.setdefault(campaign.trigger, []).append(campaign)
+        variant_rules: dict[str | None, CampaignRule] = {
+            v.id: CampaignRule(variant_campaign(campaign, v.id))
+            for v in campaign.variants
+            if v.delay is not None
+        }
+        planned = _Planned(campaign, CampaignRule(campaign), variant_rules)
+        by_trigger.setdefault(campaign.trigger, []).append(planned)
     return by_trigger
 
 
