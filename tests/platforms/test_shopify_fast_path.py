@@ -93,6 +93,10 @@ def test_the_genuine_order_takes_the_fast_path_to_the_same_event():
         (lambda o: o.update(total_price="NaN"), False),
         (lambda o: o.update(total_price="1_000"), True),
         (lambda o: o["line_items"][0].update(price="Infinity"), False),
+        (lambda o: o["total_tax_set"]["shop_money"].update(amount="NaN"), False),
+        (lambda o: o["line_items"][0]["price_set"]["shop_money"].update(amount="-Inf"), False),
+        (lambda o: o["shipping_lines"][0].update(price="sNaN"), False),
+        (lambda o: o["shipping_lines"][0]["price_set"]["shop_money"].update(amount="NaN"), False),
         (lambda o: o["line_items"][0].update(quantity="2"), False),  # pydantic coerces it
         (lambda o: o.update(created_at="2026-11-20T09:14:03.1234567-05:00"), False),
         (lambda o: o.update(created_at="2026-11-20 09:14:03-05:00"), False),
