@@ -5,7 +5,9 @@ SQLite), so one commit per webhook caps intake at a few hundred a second. Here r
 their entry and wait; one drain task per event loop writes everything queued so far in one
 transaction, resolves each waiter with its own result, and repeats while more arrived
 meanwhile. A lone request is written at once (no timer, no added delay); under load, batches
-grow by themselves. Nothing is acknowledged before its transaction has committed.
+grow by themselves, and on PostgreSQL the drain lingers up to half a millisecond after a batch
+of several for as many again (``GroupCommitter._linger``). Nothing is acknowledged before its
+transaction has committed.
 
 If a batch fails, its entries are retried one transaction each, so one bad entry cannot fail
 the others; an entry that still fails gets the exception (the route answers 503 for a
@@ -21,6 +23,7 @@ for the GIL. On SQLite, whose writes block, batches go to writer threads as befo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import weakref
@@ -174,15 +177,25 @@ class _LoopQueue:
     entries: list[Queued] = field(default_factory=list)
     drain: asyncio.Task[None] | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # How many queued entries wake a waiting drain (more than one while it lingers).
+    wanted: int = 1
 
 
 class GroupCommitter:
     """Queues inbox entries from concurrent requests and commits them in shared batches."""
 
-    def __init__(self, engine: Engine, *, max_batch: int = 500, idle_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_batch: int = 500,
+        idle_seconds: float = 30.0,
+        linger_seconds: float = 0.0005,
+    ) -> None:
         self._engine = engine
         self._max_batch = max_batch
         self._idle_seconds = idle_seconds
+        self._linger_seconds = linger_seconds
         self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopQueue] = (
             weakref.WeakKeyDictionary()
         )
@@ -204,7 +217,7 @@ class GroupCommitter:
                 queue.drain = loop.create_task(self._drain_on_loop(queue))
             else:
                 queue.drain = loop.create_task(self._drain_in_threads(loop, queue))
-        else:
+        elif len(queue.entries) >= queue.wanted:
             queue.wake.set()
         # A client hanging up cancels only its own waiter, never the write others share: the
         # drain is a task of its own, and skips a waiter already done. (asyncio.shield would
@@ -223,6 +236,8 @@ class GroupCommitter:
                 while queue.entries:
                     batch = self._next_batch(queue)
                     await _settle(batch, writer.write([entry for entry, _ in batch]))
+                    await self._linger(queue, len(batch))
+                queue.wanted = 1
                 queue.wake.clear()
                 try:
                     await asyncio.wait_for(queue.wake.wait(), self._idle_seconds)
@@ -232,6 +247,25 @@ class GroupCommitter:
                         return
         finally:  # also when the loop shuts down, which cancels this task
             await writer.close()
+
+    async def _linger(self, queue: _LoopQueue, wanted: int) -> None:
+        """Wait a moment for ``wanted`` entries to be queued, when fewer are.
+
+        The webhooks answered by a batch come back as the next requests: writing what is
+        queued at once splits them over several small batches, each with its own round trip
+        and wake-ups. Waiting (at most ``linger_seconds``) for as many as the last batch held
+        lets them share one; after a batch of one nothing waits. Measured at concurrency 32 on
+        two workers (ten alternated runs on a busy machine): batches about 12% larger, about
+        12% less server CPU and 18% less database CPU per webhook, p99 lower; lingering 2 ms
+        made p99 worse instead.
+        """
+        if wanted <= 1 or len(queue.entries) >= wanted:
+            return
+        queue.wanted = wanted
+        queue.wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(queue.wake.wait(), self._linger_seconds)
+        queue.wanted = 1
 
     async def _drain_in_threads(self, loop: asyncio.AbstractEventLoop, queue: _LoopQueue) -> None:
         writer = BatchWriter(self._engine)

@@ -179,3 +179,49 @@ def test_an_entry_the_database_refuses_gets_sqlalchemys_error_and_the_connection
     assert [row.dedupe_key for row in inbox_rows(store)] == ["p", "r"]
     assert {first, last} == {row.id for row in inbox_rows(store)}
     assert len(loop_connections) == 1  # the failed statement left it usable
+
+
+def _counting_batches(monkeypatch) -> list[int]:
+    batches: list[int] = []
+    insert = group_commit.add_many_with_async_driver
+
+    def counted(driver, dialect, entries):
+        batches.append(len(entries))
+        return insert(driver, dialect, entries)
+
+    monkeypatch.setattr(group_commit, "add_many_with_async_driver", counted)
+    return batches
+
+
+async def _two_waves(committer: GroupCommitter, second: int) -> list[int | None]:
+    """Three entries at once, then ``second`` more one by one, 10 ms apart."""
+    await asyncio.gather(*(committer.add(_entry(f"first-{n}")) for n in range(3)))
+    later = []
+    for n in range(second):
+        await asyncio.sleep(0.01)
+        later.append(asyncio.ensure_future(committer.add(_entry(f"second-{n}"))))
+    return await asyncio.gather(*later)
+
+
+def test_after_a_batch_of_several_the_drain_lingers_for_as_many_again(engine, store, monkeypatch):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writer threads do not linger")
+    batches = _counting_batches(monkeypatch)
+    committer = GroupCommitter(engine, linger_seconds=5.0)
+
+    async def deliver():  # the third of the second wave ends the linger, long before 5 s
+        return await asyncio.wait_for(_two_waves(committer, 3), 2)
+
+    asyncio.run(deliver())
+    assert batches == [3, 3]
+    assert len(inbox_rows(store)) == 6
+
+
+def test_a_linger_ends_after_its_time_with_what_came(engine, store, monkeypatch):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writer threads do not linger")
+    batches = _counting_batches(monkeypatch)
+    committer = GroupCommitter(engine, linger_seconds=0.05)
+    asyncio.run(_two_waves(committer, 1))
+    assert batches == [3, 1]
+    assert len(inbox_rows(store)) == 4
