@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import psycopg
 from sqlalchemy import Engine, event, func, insert, select, text
 
 from benchmarks import planning_ceiling
@@ -151,18 +152,38 @@ def _rss_mb() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _statement_counter(engine: Engine) -> Callable[[], int]:
+    """How many statements this process has sent to ``engine``'s database so far.
+
+    On PostgreSQL they are counted at psycopg's cursor: the drain runs its fixed statements
+    through the driver itself (``store.driver_statements``), unseen by SQLAlchemy's events.
+    """
+    sent = 0
+
+    def count(*_: Any) -> None:
+        nonlocal sent
+        sent += 1
+
+    if engine.dialect.name != "postgresql":
+        event.listen(engine, "before_cursor_execute", count)
+        return lambda: sent
+    for name in ("execute", "executemany"):
+        method = getattr(psycopg.Cursor, name)
+
+        def counted(cursor: Any, *args: Any, _method: Any = method, **kwargs: Any) -> Any:
+            count()
+            return _method(cursor, *args, **kwargs)
+
+        setattr(psycopg.Cursor, name, counted)  # in the drainer's own process only
+    return lambda: sent
+
+
 def _drain(url: str, batch_size: int, start: Any, results: Any) -> None:
     """Child process, one drainer: drain the inbox once every drainer is ready; report its
     start and end (wall clock), events, planned touchpoints, statements sent, CPU time and,
     per batch, when it finished, its size and the resident memory then."""
     engine = make_engine(parse_database_url(url))
-    statements = 0
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def _count(*_: Any) -> None:
-        nonlocal statements
-        statements += 1
-
+    statements = _statement_counter(engine)
     config = load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml")
     # loyalty as the DAG applies it: award on paid, in the same transaction as planning
     loyalty = load_loyalty_config(PROJECT_ROOT / "config" / "loyalty.yaml")
@@ -190,7 +211,7 @@ def _drain(url: str, batch_size: int, start: Any, results: Any) -> None:
             "ended": time.time(),
             "events": sum(summary.events.values()),
             "failed": summary.failed,
-            "statements": statements,
+            "statements": statements(),
             "cpu": time.process_time() - cpu,
             "progress": progress,
         }
