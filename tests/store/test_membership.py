@@ -26,7 +26,8 @@ def test_among_picks_the_listed_values(store):
     assert none == []
 
 
-def test_keys_among_matches_whole_keys_only(store):
+def _eight_customers(store) -> None:
+    """Customers under every combination of two sources, two shops and two external ids."""
     with transaction(store) as session:
         session.execute(
             insert(Customer),
@@ -37,6 +38,10 @@ def test_keys_among_matches_whole_keys_only(store):
                 for external_id in ("1", "2")
             ],
         )
+
+
+def test_keys_among_matches_whole_keys_only(store):
+    _eight_customers(store)
     columns = (Customer.source, Customer.shop, Customer.external_id)
     wanted = [("shopify", "a.example", "1"), ("woo", "b.example", "2"), ("woo", "", "1")]
     with store() as session:
@@ -45,16 +50,7 @@ def test_keys_among_matches_whole_keys_only(store):
 
 
 def test_keys_among_parameter_takes_new_keys_each_run(store):
-    with transaction(store) as session:
-        session.execute(
-            insert(Customer),
-            [
-                {"source": source, "shop": shop, "external_id": external_id}
-                for source in ("shopify", "woo")
-                for shop in ("a.example", "b.example")
-                for external_id in ("1", "2")
-            ],
-        )
+    _eight_customers(store)
     columns = (Customer.source, Customer.shop, Customer.external_id)
     with store() as session:
         dialect = session.get_bind().dialect.name
