@@ -71,7 +71,10 @@ class Bonus(_Model):
 
     @property
     def has_product_condition(self) -> bool:
-        return any(v is not None for v in (self.product_type, self.vendor, self.product_id))
+        # read for every bonus of every award: plain comparisons, no generator
+        return (
+            self.product_type is not None or self.vendor is not None or self.product_id is not None
+        )
 
     @model_validator(mode="after")
     def _meaningful(self) -> Self:

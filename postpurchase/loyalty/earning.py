@@ -72,14 +72,16 @@ def earning_basis(order: OrderAmounts, earning: Earning) -> Decimal:
     return max(basis, Decimal("0"))
 
 
-def _matches(bonus: Bonus, item: BonusLine) -> bool:
-    def same(wanted: str | None, actual: str | None) -> bool:
-        return wanted is None or (actual is not None and wanted.casefold() == actual.casefold())
+def _same(wanted: str | None, actual: str | None) -> bool:
+    return wanted is None or (actual is not None and wanted.casefold() == actual.casefold())
 
+
+def _matches(bonus: Bonus, item: BonusLine) -> bool:
+    # ``_same`` at module level: a function defined here was made again for every line
     return (
-        same(bonus.product_type, item.product_type)
-        and same(bonus.vendor, item.vendor)
-        and same(bonus.product_id, item.product_id)
+        _same(bonus.product_type, item.product_type)
+        and _same(bonus.vendor, item.vendor)
+        and _same(bonus.product_id, item.product_id)
     )
 
 

@@ -97,15 +97,15 @@ class LedgerEvent(NamedTuple):
 
 
 class Award(NamedTuple):
-    """Award a paid order once, earned at ``paid_at``."""
+    """Award a paid order once, earned at ``paid_at``; ``cause`` is ``award:order:<id>``.
+
+    The cause is a field, made once: a batch reads it several times per event (every event of
+    a paid order asks for its award again), and a property built the string each time."""
 
     order: LedgerOrder
     customer_id: int
     paid_at: datetime
-
-    @property
-    def cause(self) -> str:
-        return f"award:order:{self.order.id}"
+    cause: str
 
 
 class Reversal(NamedTuple):
@@ -148,13 +148,20 @@ def intents(item: LedgerEvent, config: LoyaltyConfig) -> list[Award | Reversal]:
     paid = event.type is EventType.ORDER_PAID or order.paid_at is not None
     if event.type is not EventType.ORDER_REFUNDED and paid:
         if order.currency == config.shop_currency:  # amounts in another currency earn nothing
-            intents.append(Award(order, customer_id, order.paid_at or event.occurred_at))
+            paid_at = order.paid_at or event.occurred_at
+            intents.append(Award(order, customer_id, paid_at, f"award:order:{order.id}"))
     refunds: Sequence[tuple[Refund, Decimal | None]] = item.refunds
     if not refunds and event.refund is not None:
         refunds = [(event.refund, None)]
-    intents += [refund_reversal(order, customer_id, refund, through) for refund, through in refunds]
-    refunded = (order.financial_status or "").lower() == "refunded"
-    if event.type is EventType.ORDER_REFUNDED and event.refund is None and refunded:
+    if refunds:
+        intents += [
+            refund_reversal(order, customer_id, refund, through) for refund, through in refunds
+        ]
+    if (
+        event.type is EventType.ORDER_REFUNDED
+        and event.refund is None
+        and (order.financial_status or "").lower() == "refunded"
+    ):
         # After the listed refunds, so that each takes its own share first.
         intents.append(
             Reversal(order, customer_id, f"reversal:refunded:{order.id}", "order refunded")
