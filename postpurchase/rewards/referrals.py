@@ -172,9 +172,10 @@ def apply_referrals(
         {
             order.id
             for item in items
-            if item.event.order is not None
+            if (snapshot := item.event.order) is not None
             and (order := records.order_for(item)) is not None
-            and (_ended(order) or _codes(item.event.order))
+            # codes first, read without building ``_codes``' list: cheaper than ``_ended``
+            and (snapshot.referral_code or snapshot.discount_codes or _ended(order))
         }
     )
     existing = (
