@@ -246,8 +246,8 @@ def _merge_orders(
     """Merge each event of ``items`` (oldest first) into its order's record; returns, by order
     id, the newest fresh snapshot that lists the order's lines.
 
-    One loop over the batch, with ``_fresh`` and ``_version`` written out: a call per event
-    for each cost a drainer more than the merging itself.
+    One loop over the batch: a call per event to merge each cost a drainer more than the
+    merging itself.
     """
     orders, customers, newly_paid = records.orders, records.customers, records.newly_paid
     replaced_lines: dict[int, OrderSnapshot] = {}
@@ -258,9 +258,7 @@ def _merge_orders(
         row = orders[item.order_key]
         was_paid = row.paid_at is not None
         customer_key = item.customer_key
-        version = snapshot.updated_at or event.occurred_at
-        if row.source_updated_at is None or version >= row.source_updated_at:
-            row.source_updated_at = version
+        if _fresh(row, _version(snapshot, event.occurred_at)):
             _apply_fields(row, snapshot, _ORDER_FIELDS)
             if customer_key is not None:
                 row.customer_id = customers[customer_key].id
