@@ -9,7 +9,7 @@ row to append (or nothing, when its cause is already there), keeping the holding
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -27,13 +27,12 @@ from postpurchase.loyalty.earning import (
     award_for,
     round_points,
 )
-from postpurchase.store.driver_statements import fetch_all
 from postpurchase.store.membership import (
     among,
     among_parameter,
-    array_literal,
     each_among,
     each_among_parameter,
+    rows_among,
 )
 from postpurchase.store.models import (
     CustomerTier,
@@ -201,7 +200,7 @@ _HELD_OF_CUSTOMERS = select(_LEDGER.customer_id, func.sum(_LEDGER.points), _AWAR
 
 def holdings(session: Session, customer_ids: list[int], order_ids: list[int]) -> Holdings:
     held = Holdings()
-    order_rows = _read(
+    order_rows = rows_among(
         session,
         _HELD_OF_ORDERS,
         lambda statement: each_among(session, statement, _LEDGER.order_id, order_ids),
@@ -211,12 +210,12 @@ def holdings(session: Session, customer_ids: list[int], order_ids: list[int]) ->
     for row_order_id, kind, points, cause in order_rows:
         order_id = cast(int, row_order_id)  # selected by order id: never None
         held.causes.add(cause)
-        # compared by value: PostgreSQL's rows (``_read``) give the kind as its string
+        # compared by value: PostgreSQL's rows (``rows_among``) give the kind as its string
         if kind == LedgerKind.AWARD:
             held.awards[order_id] = points
         if kind == LedgerKind.AWARD or kind == LedgerKind.REVERSAL:
             held.net[order_id] = held.net.get(order_id, 0) + points
-    per_customer = _read(
+    per_customer = rows_among(
         session,
         _HELD_OF_CUSTOMERS,
         lambda statement: each_among(session, statement, _LEDGER.customer_id, customer_ids),
@@ -257,7 +256,7 @@ _FIRST_PAID = (
 
 def award_facts(session: Session, awards: list[Award], config: LoyaltyConfig) -> AwardFacts:
     customer_ids = sorted({a.customer_id for a in awards})
-    tiers = _read(
+    tiers = rows_among(
         session,
         _TIERS_OF,
         lambda statement: statement.where(among(session, _TIERS.customer_id, customer_ids)),
@@ -266,7 +265,7 @@ def award_facts(session: Session, awards: list[Award], config: LoyaltyConfig) ->
     )
     facts = AwardFacts({customer_id: tier for customer_id, tier in tiers}, {}, {})
     if any(bonus.first_order for bonus in config.bonuses):
-        earliest = _read(
+        earliest = rows_among(
             session,
             _FIRST_PAID,
             lambda statement: statement.where(among(session, _ORDERS.customer_id, customer_ids)),
@@ -279,7 +278,7 @@ def award_facts(session: Session, awards: list[Award], config: LoyaltyConfig) ->
             facts.first_paid[cast(int, customer_id)] = cast(datetime, paid_at).astimezone(UTC)
     if any(bonus.has_product_condition for bonus in config.bonuses):
         order_ids = sorted({a.order.id for a in awards})
-        lines = _read(
+        lines = rows_among(
             session,
             _BONUS_LINES,
             lambda _: bonus_lines(session, order_ids),
@@ -354,22 +353,6 @@ _PG_BONUS_LINES = _BONUS_LINES.where(
     among_parameter(_PG, _ITEMS.order_id, "order_ids"),
     among_parameter(_PG, _ORDERS.id, "order_ids"),
 )
-
-
-def _read(
-    session: Session,
-    statement: Select[Any],
-    restricted: Any,
-    on_postgresql: Select[Any],
-    lists: Mapping[str, Collection[int]],
-) -> Iterable[Sequence[Any]]:
-    """The rows of ``statement`` restricted to the ids of ``lists``: on PostgreSQL those of
-    ``on_postgresql`` (the same read, its lists as parameters) run by psycopg, as plain
-    values; else ``restricted(statement)`` run by SQLAlchemy."""
-    if session.get_bind().dialect.name == _PG:
-        params = {name: array_literal(values) for name, values in lists.items()}
-        return fetch_all(session.connection(), on_postgresql, params)
-    return session.execute(restricted(statement))
 
 
 def award_row(

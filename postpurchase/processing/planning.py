@@ -33,8 +33,14 @@ from postpurchase.campaigns.timing import zone_or
 from postpurchase.catalogue.products import catalogue_entries, with_catalogue
 from postpurchase.outcomes.assignment import stamp, variant_campaign, variant_of
 from postpurchase.processing.batch import Records
-from postpurchase.store.driver_statements import fetch_all, rows_changed
-from postpurchase.store.membership import among, array_literal, each_among, each_among_parameter
+from postpurchase.store.driver_statements import rows_changed
+from postpurchase.store.membership import (
+    among,
+    array_literal,
+    each_among,
+    each_among_parameter,
+    rows_among,
+)
 from postpurchase.store.models import (
     TOUCHPOINT_PLANNED,
     Customer,
@@ -85,12 +91,13 @@ def _points_earned(session: Session, order_ids: list[int]) -> dict[int | None, i
     """
     if not order_ids:
         return {}
-    rows: Iterable[Sequence[Any]]
-    if session.get_bind().dialect.name == "postgresql":
-        params = {"order_ids": array_literal(order_ids)}
-        rows = fetch_all(session.connection(), _PG_EARNED, params)
-    else:
-        rows = session.execute(each_among(session, _EARNED, _LEDGER.order_id, order_ids))
+    rows = rows_among(
+        session,
+        _EARNED,
+        lambda statement: each_among(session, statement, _LEDGER.order_id, order_ids),
+        _PG_EARNED,
+        {"order_ids": order_ids},
+    )
     return {order_id: int(total or 0) for order_id, total in rows}
 
 

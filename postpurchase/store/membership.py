@@ -14,7 +14,7 @@ times as much client time (a few percent of a drainer's CPU).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, TypeVarTuple, cast
 
 from sqlalchemy import (
@@ -38,6 +38,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
+
+from postpurchase.store.driver_statements import fetch_all
 
 _Row = TypeVarTuple("_Row")
 
@@ -153,6 +155,25 @@ def _each(statement: Select[*_Row], column: Any, values: BindParameter[Any]) -> 
     found = statement.where(column == wanted.c.value).offset(0).lateral("found")
     each = select(*found.c).select_from(wanted).join(found, true())
     return cast("Select[*_Row]", each)  # the same columns as ``statement``
+
+
+def rows_among(
+    session: Session,
+    statement: Select[Any],
+    restricted: Callable[[Any], Any],
+    on_postgresql: Select[Any],
+    lists: Mapping[str, Collection[int]],
+) -> Iterable[Sequence[Any]]:
+    """The rows of ``statement`` restricted to the ids of ``lists``: on PostgreSQL those of
+    ``on_postgresql`` (the same read built once, its lists as parameters) run by psycopg, as
+    plain values; else ``restricted(statement)`` run by SQLAlchemy.
+
+    For the reads a drainer makes for every batch: SQLAlchemy's handling of each execution,
+    and building the statement again each time, cost more CPU than reading their rows."""
+    if session.get_bind().dialect.name == "postgresql":
+        params = {name: array_literal(values) for name, values in lists.items()}
+        return fetch_all(session.connection(), on_postgresql, params)
+    return session.execute(restricted(statement))
 
 
 def array_literal(values: Collection[Any]) -> Any:
