@@ -133,14 +133,19 @@ class LoopWriter:
         return [outcome for entry in entries for outcome in await self.write([entry])]
 
     async def _write(self, entries: list[InboxEntry]) -> list[int | None]:
-        dialect = self._engine.dialect
+        kept = self._connection
         try:
             connection = await self._connected()
             try:
-                return await add_many_with_async_driver(connection, dialect, entries)
-            finally:
-                if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    await self.close()  # broken, or left mid-statement: not reused
+                return await self._insert(connection, entries)
+            except psycopg.OperationalError:
+                # A kept connection whose backend was terminated a moment ago passes the check
+                # (its goodbye is not in the socket yet) and fails the statement: once more on
+                # a new connection. The insert skips entries already stored (dedupe key), so
+                # a batch the server committed before it went away is not stored twice.
+                if connection is not kept:
+                    raise
+                return await self._insert(await self._connected(), entries)
         except psycopg.Error as exc:
             raise DBAPIError.instance(
                 POSTGRES_INSERT,
@@ -149,8 +154,17 @@ class LoopWriter:
                 psycopg.Error,
                 hide_parameters=True,
                 connection_invalidated=self._connection is None,
-                dialect=dialect,
+                dialect=self._engine.dialect,
             ) from exc
+
+    async def _insert(
+        self, connection: psycopg.AsyncConnection[tuple[object, ...]], entries: list[InboxEntry]
+    ) -> list[int | None]:
+        try:
+            return await add_many_with_async_driver(connection, self._engine.dialect, entries)
+        finally:
+            if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                await self.close()  # broken, or left mid-statement: not reused
 
     async def _connected(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
         connection = self._connection

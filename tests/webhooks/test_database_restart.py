@@ -18,6 +18,7 @@ from sqlalchemy import text
 from postpurchase.settings import parse_database_url
 from postpurchase.store import schema
 from postpurchase.store.database import SessionFactory, make_engine, session_factory
+from postpurchase.webhooks import group_commit
 from postpurchase.webhooks.app import create_app
 
 ORDER = "shopify/orders_create.json"
@@ -53,18 +54,42 @@ def test_a_webhook_during_a_restart_is_refused_then_stored_by_its_retry(intake):
     ]
 
 
-def test_connections_the_server_dropped_are_replaced_without_failing_a_webhook(intake):
-    send, store, _server = intake
-    assert send.shopify("orders/create", fixture_bytes(ORDER), event_id="one").status_code == 202
-    with store() as session:  # every other session of the database: the app's pooled ones
+def _terminate_the_apps_connections(store: SessionFactory) -> None:
+    """End every other session of the database (the app's kept ones), waiting until they
+    are gone: ``pg_terminate_backend`` alone returns before a backend has ended."""
+    with store() as session:
         session.execute(
             text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
         ).all()
+
+
+def test_connections_the_server_dropped_are_replaced_without_failing_a_webhook(intake):
+    send, store, _server = intake
+    assert send.shopify("orders/create", fixture_bytes(ORDER), event_id="one").status_code == 202
+    _terminate_the_apps_connections(store)
 
     after = send.shopify("orders/create", fixture_bytes(ORDER), event_id="two")
 
     assert after.status_code == 202, after.text
     assert len(inbox_rows(store)) == 2
+
+
+def test_a_connection_dropped_after_its_check_is_replaced_without_failing_a_webhook(
+    intake, monkeypatch
+):
+    """The race the check cannot see: the backend ends between the check and the insert."""
+    send, store, _server = intake
+    assert send.shopify("orders/create", fixture_bytes(ORDER), event_id="one").status_code == 202
+    monkeypatch.setattr(group_commit, "has_input", lambda _connection: False)
+    _terminate_the_apps_connections(store)
+
+    after = send.shopify("orders/create", fixture_bytes(ORDER), event_id="two")
+
+    assert after.status_code == 202, after.text
+    assert sorted(row.dedupe_key.rsplit(":", 1)[1] for row in inbox_rows(store)) == [
+        "one",
+        "two",
+    ]
