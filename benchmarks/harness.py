@@ -132,6 +132,10 @@ def _postgres_backends(database: str) -> list[int]:
     return pids
 
 
+# How often a CpuMeter reads its processes' CPU times.
+SAMPLE_SECONDS = 0.5
+
+
 class CpuMeter:
     """CPU seconds (user + system) of every process a measurement involves, by role.
 
@@ -142,12 +146,15 @@ class CpuMeter:
     average is read when the measurement starts and when it ends.
     """
 
-    def __init__(self, interval: float = 0.5) -> None:
+    def __init__(self, interval: float = SAMPLE_SECONDS) -> None:
         self._finders: dict[str, Callable[[], list[int]]] = {}
         self._first: dict[tuple[str, int], float] = {}
         self._last: dict[tuple[str, int], float] = {}
         self._extra: dict[str, float] = {}
         self._interval = interval
+        # (wall-clock time, CPU seconds per role so far) at every sample: CPU over a part
+        # of the run, to within a sampling interval (see ``between``).
+        self.timeline: list[tuple[float, dict[str, float]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.load_before = self.load_after = ""
@@ -182,6 +189,7 @@ class CpuMeter:
                 # Seen at the start: counted from there; appearing later: counted whole.
                 self._first.setdefault(key, seconds if starting else 0.0)
                 self._last[key] = seconds
+        self.timeline.append((time.time(), self.seconds))
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
@@ -207,6 +215,16 @@ class CpuMeter:
         for role, seconds in self._extra.items():
             totals[role] = totals.get(role, 0.0) + seconds
         return totals
+
+    def between(self, role: str, began: float, ended: float) -> float:
+        """CPU seconds of ``role`` from the sample nearest ``began`` to the one nearest
+        ``ended`` (wall-clock times within the measurement); 0 for a role with no process."""
+
+        def at(moment: float) -> float:
+            nearest = min(self.timeline, key=lambda sample: abs(sample[0] - moment))
+            return nearest[1].get(role, 0.0)
+
+        return at(ended) - at(began)
 
     def per_item_ms(self, items: int) -> dict[str, float]:
         return {role: s * 1000 / max(items, 1) for role, s in self.seconds.items()}

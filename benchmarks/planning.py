@@ -12,10 +12,12 @@ events:
   (``benchmarks.planning_ceiling``), so the drain's rate over it says how much is left;
 - the baseline: the same code claiming and committing one event at a time (a naive loop).
 
-Reported: events/s over the whole backlog and in each tenth of it (a rate that falls as the
-tables grow is a plan or an index going wrong), CPU per event of the drainers and of the
-database's backends (``benchmarks.harness.CpuMeter``; the stable figure on a shared machine),
-resident memory per drainer at the first tenth and at the end, statements per event.
+Reported: events/s over the whole backlog and in each tenth of it, with the CPU per event of
+the drainers and the database in that tenth (a rate that falls while CPU per event stays flat
+is the machine; CPU per event that grows as the tables grow is a plan or an index going
+wrong), CPU per event of the drainers and of the database's backends over the whole run
+(``benchmarks.harness.CpuMeter``; the stable figure on a shared machine), resident memory
+per drainer at the first tenth and at the end, statements per event.
 
 Settings (environment): ``POSTPURCHASE_BENCH_POSTGRES_URL``, a PostgreSQL database the
 benchmark may wipe (default: a temporary SQLite file); ``POSTPURCHASE_BENCH_ORDERS`` (default
@@ -30,6 +32,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -39,7 +42,7 @@ from sqlalchemy import Engine, event, func, insert, select, text
 
 from benchmarks import planning_ceiling
 from benchmarks.databases import fresh_schema
-from benchmarks.harness import NOT_ANALYZED, CpuMeter, analyze, rerun_command
+from benchmarks.harness import NOT_ANALYZED, SAMPLE_SECONDS, CpuMeter, analyze, rerun_command
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.events import CanonicalEvent
 from postpurchase.loyalty.config import load_loyalty_config
@@ -187,11 +190,11 @@ def _drain(url: str, batch_size: int, start: Any, results: Any) -> None:
     config = load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml")
     # loyalty as the DAG applies it: award on paid, in the same transaction as planning
     loyalty = load_loyalty_config(PROJECT_ROOT / "config" / "loyalty.yaml")
-    progress: list[tuple[float, int, float]] = []
+    progress: list[tuple[float, int, float, float]] = []
 
     def recorded(session: Any, items: Any, *args: Any, **kwargs: Any) -> None:
         process_batch(session, items, *args, **kwargs)
-        progress.append((time.time(), len(items), _rss_mb()))
+        progress.append((time.time(), len(items), _rss_mb(), time.process_time()))
 
     start.wait()
     began, cpu = time.time(), time.process_time()
@@ -213,6 +216,7 @@ def _drain(url: str, batch_size: int, start: Any, results: Any) -> None:
             "failed": summary.failed,
             "statements": statements(),
             "cpu": time.process_time() - cpu,
+            "cpu_began": cpu,
             "progress": progress,
         }
     )
@@ -244,23 +248,59 @@ def _measure(target: Callable[..., None], args: tuple[Any, ...], workers: int, u
         "statements": sum(p.get("statements", 0) for p in parts),
         "cpu_us": {role: ms * 1000 for role, ms in meter.per_item_ms(events).items()},
         "load": (meter.load_before, meter.load_after),
-        "tenths": _tenths(parts),
+        "tenths": _tenths(parts, meter),
         "rss": _rss(parts),
     }
 
 
-def _tenths(parts: list[dict[str, Any]]) -> list[float]:
-    """Events per second within each tenth of the backlog, all workers together."""
-    batches = sorted(b for p in parts for b in p["progress"])
+# The shortest tenth whose database CPU is reported: the meter's samples (every
+# SAMPLE_SECONDS) at its ends then miss at most a tenth of it.
+_SAMPLED_TENTH = 10 * SAMPLE_SECONDS
+
+
+@dataclass(frozen=True)
+class Tenth:
+    """One tenth of the backlog, all workers together: its rate and CPU per event."""
+
+    rate: float
+    workers_us: float
+    database_us: float | None  # None: the tenth was too short for the meter's samples
+
+    def __str__(self) -> str:
+        database = "-" if self.database_us is None else f"{self.database_us:.0f}"
+        return f"{self.rate:,.0f} ({self.workers_us:.0f} + {database} us)"
+
+
+def _tenths(parts: list[dict[str, Any]], meter: CpuMeter) -> list[Tenth]:
+    """Each tenth of the backlog: events per second, the workers' CPU per event (each batch's
+    own) and the database's (the meter's samples nearest the tenth's ends)."""
+    batches = []  # (finished at, events, worker CPU seconds it took)
+    for part in parts:
+        cpu = part["cpu_began"]
+        for at, n, _memory, cpu_then in part["progress"]:
+            batches.append((at, n, cpu_then - cpu))
+            cpu = cpu_then
+    batches.sort()
     total = sum(n for _, n, _ in batches)
-    rates, done, mark, since = [], 0, 1, min(p["began"] for p in parts)
-    counted = 0
-    for at, n, _ in batches:
+    tenths, mark, since = [], 1, min(p["began"] for p in parts)
+    done = counted = 0
+    worker_cpu = 0.0
+    for at, n, cpu in batches:
         done += n
+        worker_cpu += cpu
         while mark <= 10 and done >= total * mark / 10:
-            rates.append((done - counted) / max(at - since, 1e-9))
-            counted, since, mark = done, at, mark + 1
-    return rates
+            events = max(done - counted, 1)
+            tenths.append(
+                Tenth(
+                    rate=(done - counted) / max(at - since, 1e-9),
+                    workers_us=worker_cpu * 1e6 / events,
+                    database_us=meter.between("PostgreSQL", since, at) * 1e6 / events
+                    if at - since >= _SAMPLED_TENTH
+                    else None,
+                )
+            )
+            counted, since, mark, worker_cpu = done, at, mark + 1, 0.0
+    return tenths
 
 
 def _rss(parts: list[dict[str, Any]]) -> tuple[float, float]:
@@ -364,8 +404,12 @@ def _report(
     if ceiling is not None:
         lines.append(row(f"ceiling: the same writes in SQL alone ({drainers} processes)", ceiling))
     lines.append(row("baseline: same code, one event per claim and commit", baseline))
-    tenths = ", ".join(f"{10 * (i + 1)}%: {r:,.0f}" for i, r in enumerate(batched["tenths"]))
-    lines += ["", f"Drain events/s in each tenth of the backlog: {tenths}."]
+    tenths = ", ".join(f"{10 * (i + 1)}%: {t}" for i, t in enumerate(batched["tenths"]))
+    lines += [
+        "",
+        "Drain events/s in each tenth of the backlog, with CPU us per event of the workers + "
+        f"the database (sampled every {SAMPLE_SECONDS} s): {tenths}.",
+    ]
     if ceiling is not None:
         ceiling_rate = ceiling["events"] / ceiling["seconds"]
         ceiling_us = sum(ceiling["cpu_us"].values())

@@ -191,13 +191,14 @@ def drain(url: str, plan_json: str, start: Any, results: Any) -> None:
                 conn.execute(_CANCEL)
             after = max(row[0] for row in claimed)
             events += len(claimed)
-            progress.append((time.time(), len(claimed), 0.0))
+            progress.append((time.time(), len(claimed), 0.0, time.process_time()))
     results.put(
         {
             "began": began,
             "ended": time.time(),
             "events": events,
             "cpu": time.process_time() - cpu,
+            "cpu_began": cpu,
             "progress": progress,
         }
     )

@@ -1,5 +1,7 @@
 """The benchmarks' shared reporting: CPU per item of every process, statistics, rerun lines."""
 
+import time
+
 import pytest
 
 from benchmarks.harness import (
@@ -9,6 +11,7 @@ from benchmarks.harness import (
     cpu_per_item,
     url_option,
 )
+from benchmarks.planning import _tenths
 from benchmarks.segments import run_segments_benchmark
 
 
@@ -56,3 +59,45 @@ def test_a_small_segments_run_reports_every_step_with_its_cpu_load_and_rerun_lin
         "--orders-per-customer 2 --baseline-customers 10`." in report
     )
     assert report.count(" us per customer |") + report.count(" ms per customer |") == 3
+
+
+def test_the_meter_tells_the_cpu_of_a_part_of_the_run_from_its_samples():
+    meter = CpuMeter(interval=0.05).this_process("benchmark process")
+    with meter:
+        idle_from = time.time()
+        time.sleep(0.3)
+        busy_from = time.time()
+        sum(n * n for n in range(2_000_000))
+        busy_to = time.time()
+    idle = meter.between("benchmark process", idle_from, busy_from)
+    busy = meter.between("benchmark process", busy_from, busy_to)
+    assert busy > 5 * idle
+    assert meter.between("PostgreSQL", idle_from, busy_to) == 0.0  # no such role: nothing
+
+
+def test_each_tenth_of_a_planning_run_has_its_rate_and_the_workers_cpu_per_event():
+    # two workers of five 100-event batches each, one batch per second in turn; the second
+    # worker's batches take twice the CPU
+    parts = [
+        {
+            "began": 0.0,
+            "cpu_began": 10.0,
+            "progress": [
+                (1.0 + 2 * i + w, 100, 0.0, 10.0 + (i + 1) * 0.01 * (w + 1)) for i in range(5)
+            ],
+        }
+        for w in range(2)
+    ]
+    meter = CpuMeter()
+    meter.timeline = [(float(t), {"PostgreSQL": t * 0.02}) for t in range(0, 12)]
+
+    tenths = _tenths(parts, meter)
+
+    assert [t.rate for t in tenths] == [100.0] * 10
+    assert [round(t.workers_us) for t in tenths] == [100, 200] * 5
+    assert all(t.database_us is None for t in tenths)  # a second each: too short to sample
+
+    for part in parts:  # ten times slower: ten seconds a tenth, the database sampled each second
+        part["progress"] = [(10 * at, n, rss, cpu) for at, n, rss, cpu in part["progress"]]
+    meter.timeline = [(float(t), {"PostgreSQL": t * 0.02}) for t in range(0, 120)]
+    assert [round(t.database_us or 0) for t in _tenths(parts, meter)] == [2000] * 10
