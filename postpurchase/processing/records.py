@@ -198,7 +198,7 @@ def _upsert(session: Session, items: Sequence[SourcedEvent]) -> Records:
     records.orders, read = _read(session, OrderRecord, Order, currencies)
     stored_ids = {records.orders[key].id for key in read}
     oldest_first = sorted(with_orders, key=_order_version)
-    erased = _erased(session, {records.orders[key].customer_id for key in read})
+    erased = _erased(session, records, {records.orders[key].customer_id for key in read})
     replaced_lines = _merge_orders(records, oldest_first, erased)
     refunds = _record_refunds(session, records, oldest_first, stored_ids)
     write(session, Order, read, records.orders)
@@ -226,12 +226,19 @@ def _load_order_customers(session: Session, records: Records) -> None:
         records.customers_by_id[row.id] = CustomerRecord(**row._mapping)
 
 
-def _erased(session: Session, customer_ids: set[int | None]) -> set[int]:
-    """Which of ``customer_ids`` are erased customers (postpurchase.privacy)."""
-    wanted = sorted(i for i in customer_ids if i is not None)
+def _erased(session: Session, records: Records, customer_ids: set[int | None]) -> set[int]:
+    """Which of ``customer_ids`` are erased customers (postpurchase.privacy).
+
+    Told by their platform id (``ERASED_PREFIX``): for the batch's own customers, as read;
+    the others (an order's customer that its events do not name, rare) are read here. A query
+    per batch for all of them cost a drainer more than the merge it guards.
+    """
+    known = {c.id: c.external_id for c in records.customers.values()}
+    erased = {i for i in customer_ids if i in known and known[i].startswith(ERASED_PREFIX)}
+    wanted = sorted(i for i in customer_ids if i is not None and i not in known)
     if not wanted:
-        return set()
-    return set(
+        return erased
+    return erased | set(
         session.scalars(
             select(Customer.id).where(
                 Customer.id.in_(wanted), Customer.external_id.startswith(ERASED_PREFIX)
