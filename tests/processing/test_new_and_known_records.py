@@ -3,6 +3,8 @@ inserts while a batch merges it."""
 
 from __future__ import annotations
 
+from dataclasses import fields
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -11,6 +13,8 @@ from sqlalchemy import func, select
 
 from postpurchase.events import CanonicalEvent
 from postpurchase.processing import records as records_module
+from postpurchase.processing.batch import CustomerRecord, OrderRecord
+from postpurchase.processing.record_rows import load, values
 from postpurchase.store.database import engine_of
 from postpurchase.store.models import ConsentChange, Customer, Order, OrderItem, OrderRefund
 
@@ -259,3 +263,22 @@ def test_only_the_consent_answers_a_snapshot_gives_move_consent(store, drain):
     ]
     assert customer.email_marketing_consent_state.value == "granted"
     assert customer.sms_consent_state.value == "unknown"
+
+
+def test_stored_rows_are_read_back_with_the_values_and_types_the_orm_gives(store, drain):
+    # On PostgreSQL the batch reads them through the driver and types them itself.
+    paid = order_event("order.paid", "2026-03-02T10:00:00-05:00", customer_id="c-1")
+    paid["customer"] = {"external_id": "c-1", "email_marketing_consent": True}
+    put(store, order_event("order.placed", "2026-03-01T15:00:00+00:00", customer_id="c-1"), paid)
+    drain()
+    with store() as session:
+        for record, model in ((CustomerRecord, Customer), (OrderRecord, Order)):
+            stored = session.scalars(select(model)).all()
+            read = load(session, record, model, {(r.source, r.shop, r.external_id) for r in stored})
+            for row in stored:
+                expected = [getattr(row, f.name) for f in fields(record)]
+                got = values(read[row.source, row.shop, row.external_id])
+                assert list(got) == expected
+                assert [type(v) for v in got] == [type(v) for v in expected]
+                times = [v for v in got if isinstance(v, datetime)]
+                assert times and all(v.tzinfo is UTC for v in times)
