@@ -15,17 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
-from datetime import UTC, datetime
 from functools import cache
 from operator import attrgetter, itemgetter
 from typing import Any, TypeVar
 
-from sqlalchemy import Enum, Select, func, literal_column, select, text
+from sqlalchemy import Enum, Select, func, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from postpurchase.processing.batch import CustomerRecord, Key, OrderRecord
-from postpurchase.store.columns import UtcDateTime
 from postpurchase.store.driver_statements import fetch_all
 from postpurchase.store.membership import array_literal, key_parameters, keys_among_parameter
 from postpurchase.store.statements import insert_ignoring_conflicts, update_by_id
@@ -75,14 +73,13 @@ def load(session: Session, record: type[_R], model: Any, keys: set[Key]) -> dict
 @cache
 def _typed(model: Any, names: tuple[str, ...]) -> Callable[[Sequence[Any]], list[Any]]:
     """A row of ``names``' columns as psycopg reads ``_load_query``'s -> its values as the
-    columns' types give them: a time in UTC (read as UTC without a zone), an enum member."""
+    ORM gives them: an enum's as its member. (Times already come in UTC: the session's zone,
+    see ``make_engine``.)"""
     table = model.__table__
     convert: list[tuple[int, Callable[[Any], Any]]] = []
     for at, name in enumerate(names):
         column_type = table.c[name].type
-        if isinstance(column_type, UtcDateTime):
-            convert.append((at, _utc))
-        elif isinstance(column_type, Enum) and column_type.enum_class is not None:
+        if isinstance(column_type, Enum) and column_type.enum_class is not None:
             convert.append((at, column_type.enum_class))
 
     def typed(row: Sequence[Any]) -> list[Any]:
@@ -96,27 +93,15 @@ def _typed(model: Any, names: tuple[str, ...]) -> Callable[[Sequence[Any]], list
     return typed
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC)
-
-
 # Built once per table (and so with its cache key made once): built for each batch, the
 # statement took twice the client time of running it.
 @cache
 def _load_query(dialect: str, model: Any, names: tuple[str, ...]) -> Select[*tuple[Any, ...]]:
     table = model.__table__
     key_columns = (table.c.source, table.c.shop, table.c.external_id)
-    columns = [table.c[name] for name in names]
-    if dialect == "postgresql":
-        # Times as UTC without a zone (``_typed`` gives them UTC): read with a zone, psycopg
-        # moved each into the connection's zone, about half of the read's client CPU.
-        columns = [
-            func.timezone(literal_column("'UTC'"), c).label(c.name)
-            if isinstance(c.type, UtcDateTime)
-            else c
-            for c in columns
-        ]
-    query = select(*columns).where(keys_among_parameter(dialect, key_columns, "keys"))
+    query = select(*(table.c[name] for name in names)).where(
+        keys_among_parameter(dialect, key_columns, "keys")
+    )
     if dialect == "postgresql":
         # Concurrent batches merge one after the other; locking in id order, as the ledger
         # does, keeps two batches from each holding a row the other waits for. The lock is an

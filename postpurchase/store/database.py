@@ -44,7 +44,10 @@ def make_engine(
         # table was a few pages long (a scan of it was then cheapest), it went on scanning
         # the whole table, every batch, as the table grew. (Bulk writers lift this for
         # their foreign key checks: ``cached_key_checks``.)
-        "options": "-c plan_cache_mode=force_custom_plan",
+        # Times are read in UTC whatever the server's zone: psycopg gives a ``timestamptz``
+        # its zone at C speed only when the session's is UTC by that name (a server in
+        # ``Etc/UTC``, or in a shop's zone, cost a zone lookup and a conversion per value).
+        "options": "-c plan_cache_mode=force_custom_plan -c TimeZone=UTC",
     }
     engine = create_engine(
         url,

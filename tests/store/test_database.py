@@ -2,6 +2,8 @@
 the server ended."""
 
 import time
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -46,3 +48,26 @@ def test_a_pooled_connection_the_server_ended_is_replaced_before_it_is_used(db_u
         assert fresh != pooled
     finally:
         engine.dispose()
+
+
+def test_times_are_read_in_utc_whatever_the_servers_zone(store, db_url):
+    """The session's zone is UTC by name (psycopg's fast path), even where the database's
+    own default is a shop's zone; the instant stored is the instant read."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("a session's time zone is PostgreSQL's")
+    paid = datetime(2026, 3, 29, 0, 30, tzinfo=ZoneInfo("Pacific/Auckland"))
+    with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as admin:
+        database = admin.execute("SELECT current_database()").fetchone()[0]
+        admin.execute(f"ALTER DATABASE \"{database}\" SET TimeZone = 'Pacific/Auckland'")
+    try:
+        engine = make_engine(parse_database_url(db_url))
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW TimeZone")).scalar_one() == "UTC"
+            read = conn.execute(
+                text("SELECT CAST(:paid AS timestamptz)"), {"paid": paid}
+            ).scalar_one()
+        engine.dispose()
+    finally:
+        with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{database}" RESET TimeZone')
+    assert read == paid and read.tzinfo == UTC and read.hour == 11
