@@ -134,6 +134,13 @@ def refund_reversal(
     )
 
 
+# An enum member read through its class costs about as much as the rest of a test on it:
+# ``intents`` runs for every event of a batch.
+_CANCELLED = EventType.ORDER_CANCELLED
+_PAID = EventType.ORDER_PAID
+_REFUNDED = EventType.ORDER_REFUNDED
+
+
 def intents(item: LedgerEvent, config: LoyaltyConfig) -> list[Award | Reversal]:
     """What the event asks of the ledger, in order, from the event and its order alone: an
     award (a paid order), then a reversal per refund of the order, then, for an order
@@ -141,24 +148,26 @@ def intents(item: LedgerEvent, config: LoyaltyConfig) -> list[Award | Reversal]:
     order, event, customer_id = item.order, item.event, item.customer_id
     if order is None:
         return []
-    if order.cancelled_at is not None or event.type is EventType.ORDER_CANCELLED:
+    kind = event.type
+    if order.cancelled_at is not None or kind is _CANCELLED:
         return [Reversal(order, customer_id, f"reversal:cancel:{order.id}", "order cancelled")]
     intents: list[Award | Reversal] = []
-    paid = event.type is EventType.ORDER_PAID or order.paid_at is not None
-    if event.type is not EventType.ORDER_REFUNDED and paid:
+    paid = kind is _PAID or order.paid_at is not None
+    if kind is not _REFUNDED and paid:
         if order.currency == config.shop_currency:  # amounts in another currency earn nothing
             paid_at = order.paid_at or event.occurred_at
             intents.append(Award(order, customer_id, paid_at, f"award:order:{order.id}"))
     refunds: Sequence[tuple[Refund, Decimal | None]] = item.refunds
-    if not refunds and event.refund is not None:
-        refunds = [(event.refund, None)]
+    own_refund = event.refund
+    if not refunds and own_refund is not None:
+        refunds = [(own_refund, None)]
     if refunds:
         intents += [
             refund_reversal(order, customer_id, refund, through) for refund, through in refunds
         ]
     if (
-        event.type is EventType.ORDER_REFUNDED
-        and event.refund is None
+        kind is _REFUNDED
+        and own_refund is None
         and (order.financial_status or "").lower() == "refunded"
     ):
         # After the listed refunds, so that each takes its own share first.
@@ -236,6 +245,9 @@ class AwardFacts:
     tiers: dict[int, str]  # customer id: tier name
     first_paid: dict[int, datetime]  # customer id: earliest paid_at of a paid, live order
     items: dict[int, list[BonusLine]]  # order id: its lines, typed from the catalogue
+    # tier name: its multiplier, for each configured tier (``Tiers.level`` searched the list
+    # for every award)
+    multipliers: dict[str | None, Decimal]
 
     def first_order(self, award: Award, held: Holdings) -> bool:
         """No other order of the customer earned points, and none was paid before this one."""
@@ -263,7 +275,10 @@ def award_facts(session: Session, awards: list[Award], config: LoyaltyConfig) ->
         _PG_TIERS_OF,
         {"customer_ids": customer_ids},
     )
-    facts = AwardFacts({customer_id: tier for customer_id, tier in tiers}, {}, {})
+    multipliers: dict[str | None, Decimal] = {
+        level.name: level.multiplier for level in config.tiers.levels
+    }
+    facts = AwardFacts({customer_id: tier for customer_id, tier in tiers}, {}, {}, multipliers)
     if any(bonus.first_order for bonus in config.bonuses):
         earliest = rows_among(
             session,
@@ -359,11 +374,13 @@ def award_row(
     award: Award, held: Holdings, facts: AwardFacts, config: LoyaltyConfig
 ) -> dict[str, Any]:
     tier = facts.tiers.get(award.customer_id)
+    # as ``config.tiers.level(tier)``: the base level's for no tier or one no longer configured
+    multiplier = facts.multipliers.get(tier, config.tiers.base.multiplier)
     points = award_for(
         award.order,
         facts.items.get(award.order.id, []),
         first_order=facts.first_order(award, held),
-        multiplier=config.tiers.level(tier).multiplier,
+        multiplier=multiplier,
         config=config,
     )
     expiry = config.expiry
