@@ -27,8 +27,10 @@ def apply_batch(
     in its transaction. Returns the points given."""
     points = apply_customer_bonuses(session, records, items, loyalty)
     points += apply_referrals(session, records, items, loyalty)
-    tier_changes = any(item.event.type is EventType.TIER_CHANGED for item in items)
-    if tier_changes and any(level.welcome_reward for level in loyalty.tiers.levels):
+    # the config first: read once, where the events are read one by one
+    gifts = any(level.welcome_reward for level in loyalty.tiers.levels)
+    tier_changed = EventType.TIER_CHANGED  # an enum member read once, not once per event
+    if gifts and any(item.event.type is tier_changed for item in items):
         # Imported by the few batches that reserve a gift: the reservation's module brings
         # in the rewards platforms' clients (see the module's docstring).
         from postpurchase.rewards.messages import reserve_tier_gifts

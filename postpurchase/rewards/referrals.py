@@ -163,21 +163,27 @@ def apply_referrals(
     """Decide referrals for a processed batch (see the module doc). Returns points given."""
     earn = config.more_ways_to_earn.referral
     given = 0
-    # The batch's referrals in one query: looking them up order by order was a round trip per
-    # event. Only those of orders an event may act on: an order that ended (its rewarded
-    # referral is reversed) or that an event names a code for (a referral to decide, unless
-    # one was); for any other, the loop below moves on whether it has a referral or not.
-    # Address digests are written in one insert, before any decision that reads them.
-    order_ids = sorted(
-        {
-            order.id
-            for item in items
-            if (snapshot := item.event.order) is not None
-            and (order := records.order_for(item)) is not None
-            # codes first, read without building ``_codes``' list: cheaper than ``_ended``
-            and (snapshot.referral_code or snapshot.discount_codes or _ended(order))
-        }
-    )
+    # One pass over the batch: the events that may act on a referral (their order ended, so
+    # a rewarded referral is reversed, or they name a code, so one is decided unless it was),
+    # each with how many of the batch's address digests come before it; for any other event
+    # there is nothing to do, whether its order has a referral or not (a second pass over
+    # every event cost about as much as the first).
+    addresses: list[tuple[int, str]] = []
+    acting: list[tuple[OrderSnapshot, OrderRecord, int]] = []
+    for item in items:
+        snapshot = item.event.order
+        if snapshot is None:
+            continue
+        order = records.order_for(item)
+        if order is None or order.customer_id is None:
+            continue
+        if snapshot.shipping_address_key:
+            addresses.append((order.customer_id, snapshot.shipping_address_key))
+        # codes first, read without building ``_codes``' list: cheaper than ``_ended``
+        if snapshot.referral_code or snapshot.discount_codes or _ended(order):
+            acting.append((snapshot, order, len(addresses)))
+    # Their referrals in one query: looking them up order by order was a round trip per event.
+    order_ids = sorted({order.id for _, order, _ in acting})
     existing = (
         {
             r.order_id: r
@@ -188,13 +194,9 @@ def apply_referrals(
         if order_ids
         else {}
     )
-    addresses: set[tuple[int, str]] = set()
-    for item in items:
-        snapshot, order = item.event.order, records.order_for(item)
-        if snapshot is None or order is None or order.customer_id is None:
-            continue
-        if snapshot.shipping_address_key:
-            addresses.add((order.customer_id, snapshot.shipping_address_key))
+    kept = 0  # address digests written so far: those of the events before a decision
+    for snapshot, order, before in acting:
+        assert order.customer_id is not None  # only such orders are acting
         referral = existing.get(order.id)
         if referral is not None:
             ended = _ended(order)
@@ -209,7 +211,8 @@ def apply_referrals(
         )
         if taken is not None:
             continue  # decided before, on another order
-        _keep_addresses(session, addresses)
+        _keep_addresses(session, set(addresses[kept:before]))
+        kept = before
         decision = next((d for c in codes if (d := _decide(session, order, c)) is not None), None)
         if decision is None:
             continue
@@ -238,5 +241,5 @@ def apply_referrals(
                 note=f"referral ({role}), order {order.name or order.external_id}",
             )
             given += change.points if change else 0
-    _keep_addresses(session, addresses)
+    _keep_addresses(session, set(addresses[kept:]))
     return given
