@@ -184,3 +184,27 @@ def test_platforms_carry_the_referral_code_and_an_address_digest():
     assert event.order.referral_code == "REF-7KQ9MX4T"
     assert event.order.shipping_address_key == address_key("969 Market", "94103", "US")
     assert address_key("969  MARKET", "94103", "us") == address_key("969 Market", "94103", "US")
+
+
+def test_a_decision_sees_the_addresses_of_the_events_before_it_in_its_batch(store, send):
+    # as if the batch's events came one at a time: an address the referred customer shipped
+    # to earlier in the batch refuses the referral, one they ship to later does not count
+    _, code = referrer_code(store, send)
+    elm = address_key("1 Elm Road", "90210", "US")
+    send(
+        order("bea", kind="order.placed", status="pending", address=HOME),
+        order("bea", ref=code, address=elm),
+        order("cy", ref=code, address=elm),
+        order("cy", kind="order.placed", status="pending", address=HOME),
+    )
+    with transaction(store) as session:
+        decided = {
+            r.referred_customer_id: (r.status, r.reason) for r in session.scalars(select(Referral))
+        }
+        ids = {
+            name: id_ for name, id_ in session.execute(select(Customer.external_id, Customer.id))
+        }
+    assert decided == {
+        ids["bea"]: (ReferralStatus.REFUSED, "the shipping address matches the referrer's"),
+        ids["cy"]: (ReferralStatus.REWARDED, None),
+    }
