@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import os
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Self
 
@@ -150,9 +151,15 @@ class Tiers(_Model):
     def base(self) -> TierLevel:
         return self.levels[0]
 
+    @cached_property
+    def levels_by_name(self) -> dict[str | None, TierLevel]:
+        return {level.name: level for level in self.levels}
+
     def level(self, name: str | None) -> TierLevel:
-        """The level called ``name``; the base level for None or a name no longer configured."""
-        return next((lvl for lvl in self.levels if lvl.name == name), self.base)
+        """The level called ``name``; the base level for None or a name no longer configured.
+        (Asked for every loyalty award a drainer makes: a dictionary, not a search.)"""
+        level = self.levels_by_name.get(name)
+        return self.base if level is None else level
 
 
 class ReviewReward(_Model):

@@ -245,9 +245,6 @@ class AwardFacts:
     tiers: dict[int, str]  # customer id: tier name
     first_paid: dict[int, datetime]  # customer id: earliest paid_at of a paid, live order
     items: dict[int, list[BonusLine]]  # order id: its lines, typed from the catalogue
-    # tier name: its multiplier, for each configured tier (``Tiers.level`` searched the list
-    # for every award)
-    multipliers: dict[str | None, Decimal]
 
     def first_order(self, award: Award, held: Holdings) -> bool:
         """No other order of the customer earned points, and none was paid before this one."""
@@ -275,10 +272,7 @@ def award_facts(session: Session, awards: list[Award], config: LoyaltyConfig) ->
         _PG_TIERS_OF,
         {"customer_ids": customer_ids},
     )
-    multipliers: dict[str | None, Decimal] = {
-        level.name: level.multiplier for level in config.tiers.levels
-    }
-    facts = AwardFacts({customer_id: tier for customer_id, tier in tiers}, {}, {}, multipliers)
+    facts = AwardFacts({customer_id: tier for customer_id, tier in tiers}, {}, {})
     if any(bonus.first_order for bonus in config.bonuses):
         earliest = rows_among(
             session,
@@ -374,13 +368,11 @@ def award_row(
     award: Award, held: Holdings, facts: AwardFacts, config: LoyaltyConfig
 ) -> dict[str, Any]:
     tier = facts.tiers.get(award.customer_id)
-    # as ``config.tiers.level(tier)``: the base level's for no tier or one no longer configured
-    multiplier = facts.multipliers.get(tier, config.tiers.base.multiplier)
     points = award_for(
         award.order,
         facts.items.get(award.order.id, []),
         first_order=facts.first_order(award, held),
-        multiplier=multiplier,
+        multiplier=config.tiers.level(tier).multiplier,
         config=config,
     )
     expiry = config.expiry
