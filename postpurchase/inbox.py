@@ -17,6 +17,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import msgspec
@@ -54,6 +55,15 @@ class InboxEntry:
     # Told the sender, not stored: what intake left out of an accepted event (an unusable
     # email) or why it ignored a delivery (a test order).
     notes: tuple[str, ...] = ()
+
+    @cached_property
+    def payload_json(self) -> bytes:
+        """The payload as it is stored, UTF-8 JSON. Made once: intake reads it before the
+        entry is queued (``postpurchase.webhooks.intake``), and the insert embeds it."""
+        payload = self.payload
+        if isinstance(payload, CanonicalEvent):
+            return payload.payload_json()
+        return json.dumps(payload).encode()  # refuses what JSON cannot hold (a set)
 
     @classmethod
     def for_event(
@@ -256,11 +266,7 @@ def _row(entry: InboxEntry, dialect: Dialect) -> dict[str, Any]:
         # text format, so comparisons and reads see no difference.
         "occurred_at": None if occurred_at is None else occurred_at.isoformat(" ", "microseconds"),
         # Already JSON: embedded as it is, not decoded and encoded again.
-        "payload": msgspec.Raw(
-            payload.payload_json()
-            if isinstance(payload := entry.payload, CanonicalEvent)
-            else json.dumps(payload).encode()  # refuses what JSON cannot hold (a set)
-        ),
+        "payload": msgspec.Raw(entry.payload_json),
         "status": entry.status.value,
     }
 

@@ -9,7 +9,7 @@ is kept (a shop's order is never lost for a typo in an address).
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -117,6 +117,16 @@ def test_times_in_the_future_are_refused(send, store, changes, field):
 def test_a_time_a_few_minutes_ahead_is_clock_drift_and_accepted(send, store):
     soon = (datetime.now(UTC) + timedelta(minutes=3)).isoformat()
     assert send.shopify("orders/updated", _order(updated_at=soon)).status_code == 202
+
+
+@pytest.mark.parametrize("hours", [-5, 14])
+def test_a_time_in_another_zone_is_judged_by_its_instant(send, store, hours):
+    zone = timezone(timedelta(hours=hours))
+    now = datetime.now(UTC)
+    # Written with an offset of its own: its clock reads hours away from UTC's, either way.
+    for ahead, status in ((timedelta(minutes=3), 202), (timedelta(minutes=30), 422)):
+        updated_at = (now + ahead).astimezone(zone).isoformat(timespec="seconds")
+        assert send.shopify("orders/updated", _order(updated_at=updated_at)).status_code == status
 
 
 def test_woocommerce_far_future_modification_is_refused(send, store):
