@@ -13,11 +13,18 @@ have been acted on. A connection is reused only if the server has not closed it 
 readable while idle) and it was used within ``max_idle`` seconds, well below the idle timeouts
 of HTTP servers, so a reused connection going away under a request stays rare; if it happens
 while writing, the request is written again once on a new connection.
+
+``ConnectionPool.start`` sends many requests at once from the calling thread instead, each on
+a connection of its own made non-blocking, and ``Flight.answers`` reads the answers as they
+come (one poll over all of them), with the same meaning of failures and the same parsing
+(http.client writes each request's bytes and parses each answer).
 """
 
 from __future__ import annotations
 
 import http.client
+import io
+import math
 import select
 import socket
 import ssl
@@ -25,6 +32,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from email.message import Message
 from urllib.parse import urlsplit
@@ -97,6 +105,12 @@ class ConnectionPool:
             self._give_back(connection)
         return answer
 
+    def start(self, requests: Sequence[urllib.request.Request], timeout: float | None) -> Flight:
+        """Send ``requests`` at once, each on a connection of its own, writing now what the
+        sockets take without waiting; ``Flight.answers`` writes the rest and reads the
+        answers, all on the calling thread."""
+        return Flight(self, requests, timeout)
+
     def close(self) -> None:
         """Close the idle connections; for when no request is in progress any more."""
         with self._lock:
@@ -138,6 +152,36 @@ class ConnectionPool:
             raise urllib.error.URLError(exc) from None
         return connection
 
+    def _wire(self, request: urllib.request.Request) -> bytes:
+        """The request's bytes as http.client writes them."""
+        if request.data is not None and not isinstance(request.data, bytes):
+            raise TypeError("ConnectionPool sends bytes bodies only")
+        capture = _Capture(self.host, self.port, self.scheme)
+        capture.request(
+            request.get_method(), request.selector, request.data, dict(request.header_items())
+        )
+        return b"".join(capture.chunks)
+
+    def _finish(self, exchange: _Exchange) -> Answer | Exception:
+        """The answer read by ``exchange``, parsed by http.client as ``send`` does; the
+        connection goes back to the pool unless it is to be closed."""
+        connection = exchange.connection
+        response = http.client.HTTPResponse(
+            _Replay(bytes(exchange.received)),  # type: ignore[arg-type]
+            method=exchange.request.get_method(),
+        )
+        try:
+            response.begin()
+            answer = Answer(response.status, response.reason, response.msg, response.read())
+        except Exception as exc:
+            connection.close()
+            return exc
+        if response.will_close or exchange.eof or exchange.extra:
+            connection.close()
+        else:
+            self._give_back(connection)
+        return answer
+
     def _give_back(self, connection: http.client.HTTPConnection) -> None:
         with self._lock:
             self._idle.append((connection, time.monotonic()))
@@ -151,3 +195,259 @@ def _still_open(connection: http.client.HTTPConnection) -> bool:
     poller = select.poll()  # not select.select: it cannot watch descriptors past 1023
     poller.register(sock, select.POLLIN)
     return not poller.poll(0)
+
+
+class Flight:
+    """Requests in flight on non-blocking connections of a pool, driven by one thread.
+
+    One thread writing every request of a wave and polling for the answers replaces a
+    sending thread per request, whose wake-ups and queueing for the interpreter lock cost
+    more CPU than the sends themselves. Failures mean what they mean for
+    ``ConnectionPool.send``: connecting or writing, ``URLError``; waiting for or reading the
+    answer, the error as it is (``TimeoutError`` after ``timeout`` seconds without progress,
+    as a blocking socket's timeout).
+    """
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        requests: Sequence[urllib.request.Request],
+        timeout: float | None,
+    ) -> None:
+        self._pool = pool
+        self._timeout = timeout
+        self._poller = select.poll()
+        self._exchanges: dict[int, _Exchange] = {}  # by file descriptor
+        self._finished: list[tuple[int, Answer | Exception]] = []
+        for index, request in enumerate(requests):
+            try:
+                payload = pool._wire(request)  # what ``send`` would raise, before connecting
+                connection, reused = pool._take(timeout)
+            except Exception as exc:
+                self._finished.append((index, exc))
+                continue
+            self._begin(_Exchange(index, connection, reused, payload, request))
+
+    def answers(self, *, quiet: float) -> Iterator[tuple[int, Answer | Exception] | None]:
+        """``(index, answer or error)`` of each request as it comes, in any order; ``None``
+        whenever nothing came for ``quiet`` seconds."""
+        heard = time.monotonic()
+        while self._finished or self._exchanges:
+            if self._finished:
+                finished, self._finished = self._finished, []
+                heard = time.monotonic()
+                yield from finished
+                continue
+            now = time.monotonic()
+            wait = heard + quiet - now
+            if self._timeout is not None:
+                wait = min(wait, min(e.deadline for e in self._exchanges.values()) - now)
+            events = self._poller.poll(max(0, math.ceil(wait * 1000)))
+            now = time.monotonic()
+            for fd, _ in events:
+                exchange = self._exchanges.get(fd)
+                if exchange is not None:
+                    self._advance(exchange, now)
+            if self._timeout is not None:
+                for exchange in list(self._exchanges.values()):
+                    if now >= exchange.deadline:
+                        self._fail(exchange, TimeoutError("timed out"))
+            if not self._finished and now - heard >= quiet:
+                heard = now
+                yield None
+
+    def close(self) -> None:
+        """Close the connections of the requests not answered yet (their answers are lost)."""
+        for exchange in self._exchanges.values():
+            exchange.connection.close()
+        self._exchanges.clear()
+
+    def _begin(self, exchange: _Exchange) -> None:
+        self._exchanges[exchange.fd] = exchange
+        self._poller.register(exchange.fd, exchange.wants)
+        self._advance(exchange, time.monotonic())
+
+    def _drop(self, exchange: _Exchange) -> None:
+        self._poller.unregister(exchange.fd)
+        del self._exchanges[exchange.fd]
+
+    def _advance(self, exchange: _Exchange, now: float) -> None:
+        wanted = exchange.wants
+        try:
+            done = exchange.step(now, self._timeout)
+        except OSError as exc:
+            self._fail(exchange, exc)
+            return
+        if done:
+            self._drop(exchange)
+            self._finished.append((exchange.index, self._pool._finish(exchange)))
+        elif exchange.wants != wanted:
+            self._poller.modify(exchange.fd, exchange.wants)
+
+    def _fail(self, exchange: _Exchange, error: OSError) -> None:
+        self._drop(exchange)
+        exchange.connection.close()
+        if exchange.written:
+            self._finished.append((exchange.index, error))
+        elif not exchange.reused:
+            self._finished.append((exchange.index, urllib.error.URLError(error)))
+        else:
+            # The server closed the idle connection as this request was being written: the
+            # request is incomplete on its side, so writing it again cannot send twice.
+            try:
+                connection = self._pool._connect(self._timeout)
+            except urllib.error.URLError as exc:
+                self._finished.append((exchange.index, exc))
+                return
+            self._begin(
+                _Exchange(exchange.index, connection, False, exchange.payload, exchange.request)
+            )
+
+
+class _Exchange:
+    """One request on one non-blocking connection: written, then its answer read."""
+
+    def __init__(
+        self,
+        index: int,
+        connection: http.client.HTTPConnection,
+        reused: bool,
+        payload: bytes,
+        request: urllib.request.Request,
+    ) -> None:
+        assert connection.sock is not None
+        self.index = index
+        self.connection = connection
+        self.sock: socket.socket = connection.sock
+        self.sock.setblocking(False)
+        self.fd = self.sock.fileno()
+        self.reused = reused
+        self.payload = payload
+        self.request = request
+        self.sent = 0
+        self.written = False
+        self.wants = select.POLLOUT
+        self.received = bytearray()
+        self.eof = False
+        self.extra = False  # bytes came after the answer: the connection is not reused
+        self.deadline = math.inf
+
+    def step(self, now: float, timeout: float | None) -> bool:
+        """Write or read what the socket takes or has now; whether the answer is complete.
+        Raises the OSError of the socket."""
+        if timeout is not None:
+            self.deadline = now + timeout
+        if not self.written:
+            try:
+                self.sent += self.sock.send(memoryview(self.payload)[self.sent :])
+            except (BlockingIOError, ssl.SSLWantWriteError):
+                return False
+            except ssl.SSLWantReadError:
+                self.wants = select.POLLIN
+                return False
+            self.written = self.sent == len(self.payload)
+            if not self.written:
+                self.wants = select.POLLOUT
+                return False
+            self.wants = select.POLLIN
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except (BlockingIOError, ssl.SSLWantReadError):
+                return False
+            except ssl.SSLWantWriteError:
+                self.wants = select.POLLOUT
+                return False
+            self.wants = select.POLLIN
+            if not data:
+                self.eof = True
+                return True
+            self.received += data
+            extra = _complete(self.received, self.request.get_method())
+            if extra is not None:
+                self.extra = extra
+                return True
+            if not isinstance(self.sock, ssl.SSLSocket) or not self.sock.pending():
+                return False
+
+
+class _Capture(http.client.HTTPConnection):
+    """Collects what http.client would write for a request, without a socket."""
+
+    def __init__(self, host: str, port: int | None, scheme: str) -> None:
+        self.default_port = 443 if scheme == "https" else 80
+        super().__init__(host, port)
+        self.chunks: list[bytes] = []
+
+    def send(self, data: bytes) -> None:  # type: ignore[override]
+        self.chunks.append(data)
+
+
+class _Replay:
+    """A socket whose answer was already read: for http.client.HTTPResponse to parse."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def makefile(self, mode: str) -> io.BytesIO:
+        return io.BytesIO(self._data)
+
+
+def _complete(data: bytearray, method: str) -> bool | None:
+    """None while the answer in ``data`` is incomplete; else whether bytes follow it."""
+    start = 0
+    while True:
+        end = data.find(b"\r\n\r\n", start)
+        if end < 0:
+            return None
+        head = bytes(data[start:end]).decode("iso-8859-1").split("\r\n")
+        try:
+            status = int(head[0].split(None, 2)[1])
+        except (IndexError, ValueError):
+            return False  # not HTTP: http.client says what is wrong
+        if status != 100:  # http.client skips a 100 Continue, as this does
+            break
+        start = end + 4
+    body = end + 4
+    if 100 <= status < 200 or status in (204, 304) or method == "HEAD":
+        return len(data) > body
+    length: int | None = None
+    for line in head[1:]:
+        name, _, value = line.partition(":")
+        name = name.strip().lower()
+        if name == "transfer-encoding" and "chunked" in value.lower():
+            return _chunked_end(data, body)
+        if name == "content-length":
+            try:
+                length = int(value.strip())
+            except ValueError:
+                return False
+    if length is None:
+        return None  # the body ends when the server closes the connection
+    if len(data) - body < length:
+        return None
+    return len(data) - body > length
+
+
+def _chunked_end(data: bytearray, at: int) -> bool | None:
+    """Like ``_complete`` for a chunked body starting at ``at``."""
+    while True:
+        line_end = data.find(b"\r\n", at)
+        if line_end < 0:
+            return None
+        try:
+            size = int(bytes(data[at:line_end]).split(b";", 1)[0], 16)
+        except ValueError:
+            return False
+        if size == 0:  # the last chunk, then trailer lines up to an empty one
+            end = line_end
+            while True:
+                following = data.find(b"\r\n", end + 2)
+                if following < 0:
+                    return None
+                if following == end + 2:
+                    return len(data) > following + 2
+                end = following
+        at = line_end + 2 + size + 2
+        if at > len(data):
+            return None

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,30 @@ class EmailSender(Protocol):
     name: str
 
     def send_email(self, message: OutgoingEmail) -> str: ...
+
+
+class EmailFlight(Protocol):
+    """Emails sent at once (``WaveEmailSender.start_emails``), their answers to come."""
+
+    def answers(self, *, quiet: float) -> Iterator[tuple[int, str | Exception] | None]:
+        """``(index, message id or what send_email would raise)`` of each email as its
+        answer comes, in any order; ``None`` whenever nothing came for ``quiet`` seconds."""
+        ...
+
+    def close(self) -> None:
+        """Give up on the answers still to come."""
+        ...
+
+
+@runtime_checkable
+class WaveEmailSender(EmailSender, Protocol):
+    """An email sender that can also send many emails at once from one thread (when
+    ``sends_at_once``), their answers read later on that thread."""
+
+    @property
+    def sends_at_once(self) -> bool: ...
+
+    def start_emails(self, messages: Sequence[OutgoingEmail]) -> EmailFlight: ...
 
 
 class SmsSender(Protocol):

@@ -13,6 +13,10 @@ transport seam, ``python_http_client.Client._make_request``: the SDK's client st
 URL and headers, and its response and error types are what this module sees. Its verb call is
 redone without the urllib opener it builds per request. Where urllib would use a proxy for the
 host, the SDK's client is left as it is (a new connection per request).
+
+``start_emails`` sends many emails at once from the calling thread (``ConnectionPool.start``):
+the SDK's client still builds each request and reads each answer, and each answer means what
+it means for ``send_email``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import time
 import urllib.error
 import urllib.request
 import weakref
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,8 +58,9 @@ class SendGridEmailSender:
         self._api = SendGridAPIClient(api_key=api_key, host=host.rstrip("/"))
         # The SDK has no timeout argument; the underlying client passes this to urllib.
         self._api.client.timeout = timeout
+        self._pool: ConnectionPool | None = None
         if not _proxied(self._api.host):
-            pool = ConnectionPool(self._api.host)
+            pool = self._pool = ConnectionPool(self._api.host)
             self._api.client = _PooledClient(
                 pool,
                 host=self._api.host,
@@ -110,23 +116,98 @@ class SendGridEmailSender:
     def send_email(self, message: OutgoingEmail) -> str:
         try:
             response = self._mail_send.post(request_body=self.request_body(message))
-        except http_errors.HTTPError as exc:
-            raise _classify(exc) from None
-        except urllib.error.URLError as exc:
+        except Exception as exc:
+            failure = self._failure(exc)
+            if failure is exc:
+                raise
+            raise failure from None
+        return self._message_id(message, response)
+
+    @property
+    def sends_at_once(self) -> bool:
+        """Whether ``start_emails`` may be used: the requests go over the pool."""
+        return self._pool is not None
+
+    def start_emails(self, messages: Sequence[OutgoingEmail]) -> _EmailFlight:
+        """Send ``messages`` at once, on this thread (see ``ConnectionPool.start``); the
+        flight's answers are what ``send_email`` would return or raise for each."""
+        assert self._pool is not None, "sends_at_once is False"
+        return _EmailFlight(self, self._pool, messages)
+
+    def _failure(self, exc: Exception) -> Exception:
+        """What ``send_email`` raises for ``exc``, raised by the SDK's call."""
+        if isinstance(exc, http_errors.HTTPError):
+            return _classify(exc)
+        if isinstance(exc, urllib.error.URLError):
             # urllib raises URLError only while connecting and sending: nothing was accepted.
-            raise TransientProviderError(f"cannot reach SendGrid: {exc.reason}") from None
-        except (OSError, http.client.HTTPException) as exc:
+            return TransientProviderError(f"cannot reach SendGrid: {exc.reason}")
+        if isinstance(exc, (OSError, http.client.HTTPException)):
             # The request went out and the answer never came (timeout, connection dropped).
-            raise UnknownOutcome(
+            return UnknownOutcome(
                 f"SendGrid sent no answer ({type(exc).__name__}, timeout "
                 f"{self._api.client.timeout}s); the email may have been accepted"
-            ) from None
+            )
+        return exc
+
+    def _message_id(self, message: OutgoingEmail, response: Response) -> str:
+        """The id of the accepted ``message``; UnknownOutcome when the answer has none."""
         if self.sandbox and response.status_code == 200:
             return f"sandbox-{message.touchpoint_id}"
         message_id = response.headers.get("X-Message-Id")
         if not message_id:
             raise UnknownOutcome(f"SendGrid answered {response.status_code} without X-Message-Id")
         return str(message_id)
+
+
+class _EmailFlight:
+    """Emails sent at once by ``SendGridEmailSender.start_emails``, answers to come."""
+
+    def __init__(
+        self, sender: SendGridEmailSender, pool: ConnectionPool, messages: Sequence[OutgoingEmail]
+    ) -> None:
+        self._sender = sender
+        self._messages = messages
+        client = sender._mail_send
+        self._failed: list[tuple[int, Exception]] = []
+        self._requests: list[urllib.request.Request] = []
+        self._indexes: list[int] = []  # of the message of each request
+        for index, message in enumerate(messages):
+            try:
+                self._requests.append(client.prepare("post", sender.request_body(message)))
+            except Exception as exc:  # as send_email would raise it (nothing went out)
+                self._failed.append((index, sender._failure(exc)))
+                continue
+            self._indexes.append(index)
+        self._flight = pool.start(self._requests, client.timeout)
+
+    def answers(self, *, quiet: float) -> Iterator[tuple[int, str | Exception] | None]:
+        """``(index, message id or the error send_email would raise)`` of each message as
+        its answer comes, in any order; ``None`` whenever nothing came for ``quiet`` s."""
+        yield from self._failed
+        client = self._sender._mail_send
+        for item in self._flight.answers(quiet=quiet):
+            if item is None:
+                yield None
+                continue
+            at, answer = item
+            index = self._indexes[at]
+            if isinstance(answer, Exception):
+                yield index, self._sender._failure(answer)
+                continue
+            try:
+                response = Response(client.response(self._requests[at], answer))
+            except Exception as exc:  # the SDK's error for a status >= 400
+                yield index, self._sender._failure(exc)
+                continue
+            outcome: str | Exception
+            try:
+                outcome = self._sender._message_id(self._messages[index], response)
+            except UnknownOutcome as exc:
+                outcome = exc
+            yield index, outcome
+
+    def close(self) -> None:
+        self._flight.close()
 
 
 class _PooledClient(python_http_client.Client):  # type: ignore[misc]
@@ -155,21 +236,27 @@ class _PooledClient(python_http_client.Client):  # type: ignore[misc]
         # The SDK's verb call, minus the urllib opener it builds for every request and never
         # uses here (a quarter of a millisecond of CPU per email, a sixth of a worker's time).
         def http_request(request_body: Any = None) -> Response:
-            self.request_headers.setdefault("Content-Type", "application/json")
-            request = urllib.request.Request(
-                self._build_url(None),
-                headers=self.request_headers,
-                data=json.dumps(request_body).encode() if request_body is not None else None,
-                method=name.upper(),
-            )
-            return Response(self._make_request(None, request))
+            return Response(self._make_request(None, self.prepare(name, request_body)))
 
         return http_request
+
+    def prepare(self, name: str, request_body: Any) -> urllib.request.Request:
+        """The request of the verb ``name`` with ``request_body``, as the SDK builds it."""
+        self.request_headers.setdefault("Content-Type", "application/json")
+        return urllib.request.Request(
+            self._build_url(None),
+            headers=self.request_headers,
+            data=json.dumps(request_body).encode() if request_body is not None else None,
+            method=name.upper(),
+        )
 
     def _make_request(
         self, opener: Any, request: urllib.request.Request, timeout: float | None = None
     ) -> Any:
-        answer = self._pool.send(request, timeout or self.timeout)
+        return self.response(request, self._pool.send(request, timeout or self.timeout))
+
+    def response(self, request: urllib.request.Request, answer: Any) -> Any:
+        """``answer`` to ``request``, or the SDK's error for it (status 400 and up)."""
         if answer.status >= 400:
             # The SDK's own error types, from what urllib would have raised.
             raise http_errors.handle_error(
