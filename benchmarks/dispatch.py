@@ -328,10 +328,11 @@ def markdown(figures: DispatchFigures) -> str:
             "",
             "How a worker spends its time: each chunk is read in one snapshot; messages render "
             "(plain Jinja: the CSS was inlined into the templates when they loaded) a wave ahead "
-            "of the sending threads (on kept-alive connections); each wave (one message per "
-            "thread) has its `sending` marks committed together right before it goes out, once "
-            "each message passed its rate limiter, and the answers and skips waiting are recorded "
-            "in that same commit (about one commit per wave).",
+            "of the sends; each wave (16 emails) has its `sending` marks committed together "
+            "right before it goes out, once each message passed its rate limiter, and the "
+            "answers and skips waiting are recorded in that same commit (about one commit per "
+            "wave); the chunk's own thread writes the wave's requests at once, each on a "
+            "kept-alive connection, renders the next wave, then reads the answers.",
             "",
         ]
     )

@@ -5,7 +5,9 @@ its rate limiter let it through; a commit per message was most of the database w
 So a chunk sends in waves: the messages rendered together (at most one per sending thread) go
 to the threads at once, each thread waits for its rate limiter, then for the others of its
 wave (nothing of the wave is marked while they wait), and the last to get there commits the
-marks of the whole wave. Then each thread sends its own message. The outcomes waiting to be
+marks of the whole wave. Then each thread sends its own message. (A wave of emails the chunk
+sends at once from its own thread, see ``running._Sends``, passes its limiters and commits its
+marks on that thread, without ``MarkWave``.) The outcomes waiting to be
 recorded (answers, skips) go into the same commit, so a steady chunk commits about once per
 wave and no more. On PostgreSQL such a commit is one statement in autocommit (the marks and
 the outcomes as updates in its CTEs: one round trip, where BEGIN, a statement per kind of

@@ -40,7 +40,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from postpurchase.channels.ratelimit import RateLimiter
-from postpurchase.channels.senders import EmailSender, SmsSender
+from postpurchase.channels.senders import EmailFlight, EmailSender, SmsSender, WaveEmailSender
 from postpurchase.dispatch.deciding import (
     Batch,
     CampaignLookup,
@@ -50,9 +50,10 @@ from postpurchase.dispatch.deciding import (
 )
 from postpurchase.dispatch.marking import ChunkWriter, MarkWave
 from postpurchase.dispatch.outcomes import HELD, Outcome, Pending, ShopOutlet
-from postpurchase.dispatch.sending import ChunkLease, send_message
+from postpurchase.dispatch.sending import ChunkLease, outgoing_email, send_message
+from postpurchase.exceptions import TransientProviderError
 from postpurchase.messages.context import ShopProfile
-from postpurchase.messages.rendering import MessageRenderer, RenderedSms
+from postpurchase.messages.rendering import MessageRenderer, RenderedEmail, RenderedSms
 from postpurchase.store.claims import claim_due_touchpoints
 from postpurchase.store.database import SessionFactory, reading, transaction
 from postpurchase.store.models import Touchpoint
@@ -124,50 +125,42 @@ class Dispatcher:
         # rate limiter is never ``sending`` while it waits.
         try:
             with ThreadPoolExecutor(max_workers=self.send_concurrency) as pool:
-                sends = _Sends(
-                    pool, writer, self._deliver, self.send_concurrency, self.record_after
-                )
-                ready: list[Pending] = []
-                for item in self._decide(batch):
-                    if isinstance(item, Outcome):
-                        writer.add([item])
-                        if writer.waiting() >= _RECORD_GROUP:
-                            writer.record()
-                        continue
-                    ready.append(item)
-                    if len(ready) == self.send_concurrency:  # a wave's worth: send it
+                sends = _Sends(pool, writer, self, self.send_concurrency, self.record_after)
+                try:
+                    ready: list[Pending] = []
+                    for item in self._decide(batch):
+                        if isinstance(item, Outcome):
+                            writer.add([item])
+                            if writer.waiting() >= _RECORD_GROUP:
+                                writer.record()
+                            continue
+                        ready.append(item)
+                        if len(ready) == self.send_concurrency:  # a wave's worth: send it
+                            sends.launch(ready)
+                    if ready:
                         sends.launch(ready)
-                if ready:
-                    sends.launch(ready)
-                sends.finish()
+                    sends.finish()
+                finally:
+                    sends.close()
             writer.record()
         finally:
             writer.close()
         return dict(+writer.counts)  # drops kinds whose rows were all lost to the lease sweep
 
-    def _deliver(self, pending: Pending, wave: MarkWave) -> Outcome | None:
+    def deliver(self, pending: Pending, wave: MarkWave) -> Outcome | None:
         """Wait for the rate limiter and the wave, then send. None: not ours any more.
 
         Nothing before the mark can have sent the message, so nothing before it may end as
         ``unknown``: a limiter that fails puts the touchpoint back for a later run.
         """
-        sms = isinstance(pending.rendered, RenderedSms)
-        limiter = self.sms_limiter if sms else self.email_limiter
-        cost = (
-            pending.rendered.segments.segments if isinstance(pending.rendered, RenderedSms) else 1
-        )
         try:
-            limiter.acquire(cost)
-        except Exception as exc:
-            wave.withdraw()
-            log.exception("touchpoint %d: the rate limiter failed", pending.touchpoint_id)
-            until = self.clock() + self.policy.round_backoff
-            return Outcome.retrying(
-                pending.touchpoint_id, until, f"rate limiter failed: {type(exc).__name__}: {exc}"
-            )
+            refused = self.admit(pending)
         except BaseException:
             wave.withdraw()
             raise
+        if refused is not None:
+            wave.withdraw()
+            return refused
         if not wave.mark(
             pending.touchpoint_id
         ):  # the lease ran out while it waited and the row went elsewhere
@@ -177,6 +170,30 @@ class Dispatcher:
             policy=self.policy,
             sleep=self.sleep,
             clock=self.clock,
+        )
+
+    def admit(self, pending: Pending) -> Outcome | None:
+        """Wait for the rate limiter: None when passed, the retrying outcome when it failed."""
+        sms = isinstance(pending.rendered, RenderedSms)
+        limiter = self.sms_limiter if sms else self.email_limiter
+        cost = (
+            pending.rendered.segments.segments if isinstance(pending.rendered, RenderedSms) else 1
+        )
+        try:
+            limiter.acquire(cost)
+        except Exception as exc:
+            log.exception("touchpoint %d: the rate limiter failed", pending.touchpoint_id)
+            until = self.clock() + self.policy.round_backoff
+            return Outcome.retrying(
+                pending.touchpoint_id, until, f"rate limiter failed: {type(exc).__name__}: {exc}"
+            )
+        return None
+
+    def complete(self, pending: Pending, first: str | Exception) -> Outcome:
+        """How ``pending`` ends, its first try made elsewhere (``first``: what it returned
+        or raised), the others made here."""
+        return send_message(
+            pending, policy=self.policy, sleep=self.sleep, clock=self.clock, first=first
         )
 
     def _load(self, session: Session, worker: str, ids: Sequence[int]) -> Batch:
@@ -198,9 +215,20 @@ class Dispatcher:
 
 
 class _Sends:
-    """A chunk's sends in flight on ``pool``: waves of messages, answers taken back.
+    """A chunk's sends in flight: waves of messages, answers taken back.
 
-    Each send puts its answer (or what it raised) on a queue the chunk's thread reads:
+    A wave of plain emails through a sender that can send them at once
+    (``WaveEmailSender.sends_at_once``: SendGrid over its pool) goes out from the chunk's own
+    thread: each message passes its rate limiter, the marks are committed, the requests are
+    written, and the answers are read when the next wave is ready (the chunk renders it
+    meanwhile). With a sending thread per message a worker's threads slept and woke about 7.5
+    times per message, mostly queueing for the interpreter lock; sent at once, 0.1, and a
+    worker spends a sixth less CPU per message (1.6 ms instead of 1.9 on a loaded machine),
+    the fake SendGrid a tenth less (benchmarks.dispatch: 2 workers, PostgreSQL). Any other
+    wave (SMS, mixed senders) goes to ``pool``, one message per thread, as do the retries of
+    an email whose first try failed for a while (they wait between tries).
+
+    Each thread puts its answer (or what it raised) on a queue the chunk's thread reads:
     waiting on the sends' futures cost a waiter installed on each of them per look.
     """
 
@@ -208,28 +236,35 @@ class _Sends:
         self,
         pool: ThreadPoolExecutor,
         writer: ChunkWriter,
-        deliver: Callable[[Pending, MarkWave], Outcome | None],
+        dispatcher: Dispatcher,
         threads: int,
         record_after: float,
     ) -> None:
         self._pool = pool
         self._writer = writer
-        self._deliver = deliver
+        self._dispatcher = dispatcher
         self._threads = threads
         self._record_after = record_after
-        self._in_flight = 0
+        self._in_flight = 0  # messages on the threads
         self._answers: SimpleQueue[tuple[Outcome | None, BaseException | None]] = SimpleQueue()
+        self._flight: tuple[EmailFlight, list[Pending]] | None = None  # sent at once
 
     def launch(self, ready: list[Pending]) -> None:
-        """Send the first of ``ready`` (taken off it), one per thread, as one wave, once there
-        is a free thread for each: a wave's messages are marked together, so none may wait
-        for a thread once marked. The answers that came back meanwhile are recorded with the
+        """Send the first of ``ready`` (taken off it) as one wave, once every answer of the
+        wave sent at once before came back and there is a free thread for each message (a
+        wave's messages are marked together, so none may wait for a thread once marked,
+        and a retry takes one). The answers that came back meanwhile are recorded with the
         wave's marks."""
         wave = ready[: self._threads]
         del ready[: len(wave)]
+        self._land()
         self._take(block=False)
         while self._in_flight > self._threads - len(wave):
             self._take(block=True)
+        sender = _at_once(wave)
+        if sender is not None:
+            self._start(wave, sender)
+            return
         marks = MarkWave(self._writer, len(wave))
         for pending in wave:
             self._pool.submit(self._send, pending, marks)
@@ -237,15 +272,65 @@ class _Sends:
 
     def finish(self) -> None:
         """Wait for every answer, recording them a few per commit."""
+        self._land()
         while self._in_flight:
             self._take(block=True)
             if self._writer.waiting() >= self._threads or not self._in_flight:
                 self._writer.record()
 
+    def close(self) -> None:
+        """Drop the answers still to come of the wave sent at once (the chunk failed)."""
+        if self._flight is not None:
+            self._flight[0].close()
+            self._flight = None
+
+    def _start(self, wave: list[Pending], sender: WaveEmailSender) -> None:
+        """Send ``wave`` at once from this thread: limiters, marks, then the requests."""
+        admitted = []
+        for pending in wave:
+            refused = self._dispatcher.admit(pending)
+            if refused is None:
+                admitted.append(pending)
+            else:
+                self._writer.add([refused])
+        if not admitted:
+            return
+        marked = self._writer.commit([p.touchpoint_id for p in admitted])
+        going = [p for p in admitted if p.touchpoint_id in marked]
+        if going:
+            flight = sender.start_emails([outgoing_email(p) for p in going])
+            self._flight = (flight, going)
+
+    def _land(self) -> None:
+        """Read the answers of the wave sent at once; what is to be retried goes to a
+        thread. When none came for a while, record what waits and renew the lease if due."""
+        if self._flight is None:
+            return
+        flight, going = self._flight
+        retries = self._dispatcher.policy.send_attempts > 1
+        for answer in flight.answers(quiet=self._record_after):
+            if answer is None:
+                self._writer.record(renew=True)
+                continue
+            index, first = answer
+            if retries and isinstance(first, TransientProviderError):
+                self._pool.submit(self._retry, going[index], first)
+                self._in_flight += 1
+            else:
+                self._writer.add([self._dispatcher.complete(going[index], first)])
+        self._flight = None
+
     def _send(self, pending: Pending, marks: MarkWave) -> None:
         """On a sending thread: deliver, and queue the answer or what it raised."""
+        self._queue(lambda: self._dispatcher.deliver(pending, marks))
+
+    def _retry(self, pending: Pending, first: TransientProviderError) -> None:
+        """On a sending thread: the tries after ``first`` of a message sent at once."""
+        self._queue(lambda: self._dispatcher.complete(pending, first))
+
+    def _queue(self, send: Callable[[], Outcome | None]) -> None:
         try:
-            answer = self._deliver(pending, marks)
+            answer = send()
         except BaseException as exc:  # raised again in the chunk's thread, as a future would
             self._answers.put((None, exc))
         else:
@@ -269,6 +354,17 @@ class _Sends:
                 raise error
         if block and not answers:
             self._writer.record(renew=True)
+
+
+def _at_once(wave: list[Pending]) -> WaveEmailSender | None:
+    """The sender that sends the whole of ``wave`` at once, if there is one: every message
+    an email of the same sender, which can."""
+    sender = wave[0].shop.email
+    if not isinstance(sender, WaveEmailSender) or not sender.sends_at_once:
+        return None
+    if any(p.shop.email is not sender or not isinstance(p.rendered, RenderedEmail) for p in wave):
+        return None
+    return sender
 
 
 def claim_chunks(

@@ -42,27 +42,18 @@ def send_message(
     policy: GatePolicy,
     sleep: Callable[[float], None],
     clock: Callable[[], datetime],
+    first: str | Exception | None = None,
 ) -> Outcome:
     """Hand one rendered message to its shop's provider (retrying what may be retried) and
-    say how its row ends; never raises."""
+    say how its row ends; never raises. ``first``: what a first attempt made elsewhere
+    returned or raised (a wave sent together)."""
     rendered = pending.rendered
-    email, sms, shop = pending.shop.email, pending.shop.sms, pending.shop.profile
+    email, sms = pending.shop.email, pending.shop.sms
     try:
         if isinstance(rendered, RenderedEmail):
-            outgoing_email = OutgoingEmail(
-                touchpoint_id=pending.touchpoint_id,
-                campaign_id=pending.campaign_id,
-                to_email=pending.address,
-                to_name=pending.customer.first_name,
-                from_email=shop.sender_email,
-                from_name=shop.sender_name or shop.name,
-                subject=rendered.subject,
-                html=rendered.html,
-                text=rendered.text,
-                unsubscribe_url=pending.unsubscribe_url,
-            )
+            message = outgoing_email(pending)
             message_id = send_with_retries(
-                lambda: email.send_email(outgoing_email),
+                _after(first, lambda: email.send_email(message)),
                 attempts=policy.send_attempts,
                 max_wait=policy.max_retry_wait,
                 sleep=sleep,
@@ -76,7 +67,7 @@ def send_message(
                 segments=rendered.segments.segments,
             )
             message_id = send_with_retries(
-                lambda: sms.send_sms(outgoing_sms),
+                _after(first, lambda: sms.send_sms(outgoing_sms)),
                 attempts=policy.send_attempts,
                 max_wait=policy.max_retry_wait,
                 sleep=sleep,
@@ -99,6 +90,43 @@ def send_message(
             pending.touchpoint_id, f"unexpected {type(exc).__name__} while sending: {exc}"
         )
     return Outcome.sent(pending.touchpoint_id, message_id, clock())
+
+
+def outgoing_email(pending: Pending) -> OutgoingEmail:
+    """The email ``pending`` is, as its shop's email sender takes it."""
+    rendered = pending.rendered
+    if not isinstance(rendered, RenderedEmail):
+        raise TypeError(f"touchpoint {pending.touchpoint_id} is not an email")
+    shop = pending.shop.profile
+    return OutgoingEmail(
+        touchpoint_id=pending.touchpoint_id,
+        campaign_id=pending.campaign_id,
+        to_email=pending.address,
+        to_name=pending.customer.first_name,
+        from_email=shop.sender_email,
+        from_name=shop.sender_name or shop.name,
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        unsubscribe_url=pending.unsubscribe_url,
+    )
+
+
+def _after(first: str | Exception | None, send: Callable[[], str]) -> Callable[[], str]:
+    """``send``, whose first call returns or raises ``first`` instead when it is given."""
+    if first is None:
+        return send
+    attempts = iter([first])
+
+    def again() -> str:
+        answer = next(attempts, None)
+        if answer is None:
+            return send()
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return again
 
 
 def after_outage(

@@ -398,6 +398,38 @@ def test_timeout_is_unknown_and_never_sent_again(store, make_dispatcher, fake_se
     assert len(fake_sendgrid.requests) == 1
 
 
+def test_a_timeout_makes_only_its_email_of_the_wave_unknown(store, make_dispatcher, fake_sendgrid):
+    tps = [_due_checkin(store) for _ in range(3)]
+    fake_sendgrid.fail_next(Fault(delay=1.5))  # the first request to arrive
+
+    assert _run(store, make_dispatcher(NOW, timeout=0.3)) == {"sent": 2, "unknown": 1}
+    held = int(json.loads(fake_sendgrid.requests[0].body)["custom_args"]["touchpoint_id"])
+    statuses = {tp.id: _touchpoint(store, tp.id).status for tp in tps}
+    assert statuses == {
+        tp.id: TouchpointStatus.UNKNOWN if tp.id == held else TouchpointStatus.SENT for tp in tps
+    }
+    assert _touchpoint(store, held).reason.startswith("SendGrid sent no answer (TimeoutError")
+
+
+def test_a_wave_of_emails_with_retries_and_refusals_ends_each_as_alone(
+    store, make_dispatcher, fake_sendgrid
+):
+    tps = [_due_checkin(store) for _ in range(4)]
+    message = "The from address does not match a verified Sender Identity."
+    fake_sendgrid.fail_next(
+        server_error(), Fault(400, error_body(message, "from")), Fault(delay=0.2)
+    )
+    dispatcher = make_dispatcher(NOW)
+
+    assert _run(store, dispatcher) == {"sent": 3, "failed": 1}
+    assert len(fake_sendgrid.requests) == 5  # the 500 was tried again, after its backoff
+    assert dispatcher.sleep.waits == [0.5]
+    failed = [r for r in (_touchpoint(store, tp.id) for tp in tps) if r.reason]
+    assert [(r.status, r.reason) for r in failed] == [
+        (TouchpointStatus.FAILED, f"SendGrid 400: from: {message}")
+    ]
+
+
 def test_a_retried_chunk_does_not_resend_what_may_have_gone(store, make_dispatcher, fake_sendgrid):
     with transaction(store) as session:
         customer = add_customer(session)
