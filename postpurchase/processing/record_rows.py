@@ -26,7 +26,12 @@ from sqlalchemy.sql.schema import ScalarElementColumnDefault
 from postpurchase.processing.batch import CustomerRecord, Key, OrderRecord
 from postpurchase.store.driver_statements import fetch_all
 from postpurchase.store.membership import array_literal, key_parameters, keys_among_parameter
-from postpurchase.store.statements import insert_ignoring_conflicts, update_by_id
+from postpurchase.store.statements import (
+    insert_ignoring_conflicts,
+    insert_objects,
+    update_by_id,
+    update_objects_by_id,
+)
 
 _R = TypeVar("_R", CustomerRecord, OrderRecord)
 
@@ -39,10 +44,14 @@ _COLUMNS = {record: tuple(names) for record, names in _NAMES.items()}
 # Each field's place in a record's values.
 _AT = {record: {name: i for i, name in enumerate(names)} for record, names in _NAMES.items()}
 # What an UPDATE of a changed row sets (all but its key), and how to take it from its values.
-_SET = {record: [name for name in names if name not in _KEY] for record, names in _NAMES.items()}
+_SET = {
+    record: tuple(name for name in names if name not in _KEY) for record, names in _NAMES.items()
+}
 _SET_VALUES = {
     record: itemgetter(*(_AT[record][name] for name in names)) for record, names in _SET.items()
 }
+# The columns that UPDATE sets (``update_objects_by_id``): those of ``_SET`` but the id.
+_UPDATED = {record: tuple(name for name in names if name != "id") for record, names in _SET.items()}
 
 
 class RowsTaken(Exception):
@@ -175,20 +184,40 @@ def write(
     """Insert the rows of ``rows`` whose key ``stored`` (values as read, by key) lacks, in key
     order; UPDATE those whose values differ from ``stored``. ``RowsTaken`` when another worker
     inserted one of the new keys meanwhile."""
-    new: list[dict[str, Any]] = []
-    changed: list[dict[str, Any]] = []
+    new: list[CustomerRecord | OrderRecord] = []
+    changed: list[CustomerRecord | OrderRecord] = []
     for key in sorted(rows):
         row = rows[key]
-        record = type(row)
-        now = values(row)
         before = stored.get(key)
         if before is None:
-            new.append(dict(zip(_NAMES[record], now, strict=True)))
-        elif now != before:
-            # zipped in C: a comprehension testing each name cost more than the comparison
-            changed.append(dict(zip(_SET[record], _SET_VALUES[record](now), strict=True)))
+            new.append(row)
+        elif values(row) != before:
+            changed.append(row)
+    if not new and not changed:
+        return
+    record = type((new or changed)[0])
+    # On PostgreSQL the records themselves are encoded (``insert_objects``): a dict made of
+    # each, for the statement, cost a drainer more than encoding it.
+    on_postgresql = session.get_bind().dialect.name == "postgresql"
     # Rows go in in key order: two workers inserting the same new rows then wait for each
     # other in one order, never each for the other.
-    if insert_ignoring_conflicts(session, model, new) < len(new):
+    if on_postgresql:
+        inserted = insert_objects(session, model, _COLUMNS[record], new)
+    else:
+        inserted = insert_ignoring_conflicts(
+            session, model, [dict(zip(_NAMES[record], values(row), strict=True)) for row in new]
+        )
+    if inserted < len(new):
         raise RowsTaken(f"{model.__tablename__}: rows inserted meanwhile by another worker")
-    update_by_id(session, model, changed)
+    if on_postgresql:
+        update_objects_by_id(session, model, _UPDATED[record], changed)
+    else:
+        # zipped in C: a comprehension testing each name cost more than the comparison
+        update_by_id(
+            session,
+            model,
+            [
+                dict(zip(_SET[record], _SET_VALUES[record](values(row)), strict=True))
+                for row in changed
+            ],
+        )

@@ -12,12 +12,14 @@ placeholders that the driver would have to parse for every batch. The array is e
 database spent inserting. SQLite gets ``INSERT ... ON CONFLICT DO NOTHING`` in multi-row
 chunks. Updates go the same way: one ``UPDATE ... FROM json_to_recordset`` on PostgreSQL
 instead of a statement per row (its rows looked up by id), an executemany on SQLite.
+``insert_objects`` and ``update_objects_by_id`` do the same on PostgreSQL for rows given as
+dataclass instances, which msgspec encodes as they are (each one's fields as an object).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -50,7 +52,7 @@ def insert_ignoring_conflicts(
     table: Table = model.__table__
     dialect = session.get_bind().dialect
     if dialect.name == "postgresql":
-        return _insert_json(session, table, rows, dialect)
+        return _insert_json(session, table, rows)
     inserted = 0
     for start in range(0, len(rows), chunk):
         stmt = sqlite.insert(table).on_conflict_do_nothing().returning(table.c.id)
@@ -62,29 +64,54 @@ def insert_ignoring_conflicts(
 _ENCODER = msgspec.json.Encoder(decimal_format="string")
 
 
-def _insert_json(
-    session: Session, table: Table, rows: Sequence[dict[str, Any]], dialect: Dialect
-) -> int:
+def _insert_json(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> int:
     first = rows[0].keys()
     # compared in C (no Python frame per row): a few rows among thousands with other keys
     if not all(map(first.__eq__, map(dict.keys, rows))):
         raise ValueError(f"rows for {table.name} must all have the same keys")
-    names = tuple(first)
-    _refuse_naive_times(table, names, rows)
+    return _insert_encoded(session, table, tuple(first), rows, itemgetter)
+
+
+def insert_objects(
+    session: Session, model: Any, names: tuple[str, ...], rows: Sequence[Any]
+) -> int:
+    """``insert_ignoring_conflicts`` on PostgreSQL for ``rows`` given as dataclass instances
+    (of one class) whose fields include ``names``, the columns inserted: encoded as they are,
+    as a dict made of each, to be encoded, cost a drainer more than the encoding."""
+    if not rows:
+        return 0
+    return _insert_encoded(session, model.__table__, names, rows, attrgetter)
+
+
+def _insert_encoded(
+    session: Session,
+    table: Table,
+    names: tuple[str, ...],
+    rows: Sequence[Any],
+    getter: Callable[[str], Callable[[Any], Any]],
+) -> int:
+    """Insert ``rows`` (each encoded by msgspec as an object with ``names`` as keys; a
+    value read by ``getter(name)``) in one statement on PostgreSQL."""
+    dialect = session.get_bind().dialect
+    _refuse_naive_times(table, names, rows, getter)
     statement, constants = _json_insert(table, names, dialect)
     params = {**constants, "rows": _ENCODER.encode(rows).decode()}
     return int(fetch_all(session.connection(), statement, params)[0][0])
 
 
 def _refuse_naive_times(
-    table: Table, names: tuple[str, ...], rows: Sequence[dict[str, Any]]
+    table: Table,
+    names: tuple[str, ...],
+    rows: Sequence[Any],
+    getter: Callable[[str], Callable[[Any], Any]],
 ) -> None:
-    """A ValueError if a time among ``rows`` has no zone: msgspec would write it without an
-    offset, and PostgreSQL take it for its own local time (as ``UtcDateTime`` refuses it)."""
+    """A ValueError if a time among ``rows`` (its values read by ``getter(name)``) has no
+    zone: msgspec would write it without an offset, and PostgreSQL take it for its own local
+    time (as ``UtcDateTime`` refuses it)."""
     for name in _times(table, names):
         # ``tzinfo`` of each value not None, read in C (a naive datetime's is None): a check
         # in Python per value cost a drainer about a microsecond per event
-        if None in map(_TZINFO, filter(None, map(itemgetter(name), rows))):
+        if None in map(_TZINFO, filter(None, map(getter(name), rows))):
             raise ValueError(f"{table.name}.{name}: the store needs timezone-aware times")
 
 
@@ -153,10 +180,30 @@ def update_by_id(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -
             [{"_id": row["id"], **{name: row[name] for name in names}} for row in rows],
         )
         return
-    _refuse_naive_times(table, tuple(names), rows)
+    _update_encoded(session, table, tuple(names), rows, itemgetter)
+
+
+def update_objects_by_id(
+    session: Session, model: Any, names: tuple[str, ...], rows: Sequence[Any]
+) -> None:
+    """``update_by_id`` on PostgreSQL for ``rows`` given as dataclass instances (of one class)
+    with an ``id`` field and the fields ``names``, the columns set (any other field is
+    encoded but not set): encoded as they are, as ``insert_objects``."""
+    if rows:
+        _update_encoded(session, model.__table__, names, rows, attrgetter)
+
+
+def _update_encoded(
+    session: Session,
+    table: Table,
+    names: tuple[str, ...],
+    rows: Sequence[Any],
+    getter: Callable[[str], Callable[[Any], Any]],
+) -> None:
+    _refuse_naive_times(table, names, rows, getter)
     # Rows go in id order: the order the batch locked them in.
-    ordered = sorted(rows, key=itemgetter("id"))
-    statement = _json_update(table, tuple(names), dialect)
+    ordered = sorted(rows, key=getter("id"))
+    statement = _json_update(table, names, session.get_bind().dialect)
     rows_changed(session.connection(), statement, {"rows": _ENCODER.encode(ordered).decode()})
 
 
