@@ -8,28 +8,14 @@ import threading
 from dataclasses import replace
 
 import pytest
-from fakes.fake_sendgrid import API_KEY, error_body, server_error, too_many_requests
+from fakes.fake_sendgrid import API_KEY, EMAIL, error_body, server_error, too_many_requests
 from fakes.http_fake import Fault
 
-from postpurchase.channels.senders import OutgoingEmail
 from postpurchase.channels.sendgrid_email import SendGridEmailSender
 from postpurchase.exceptions import (
     PermanentProviderError,
     TransientProviderError,
     UnknownOutcome,
-)
-
-EMAIL = OutgoingEmail(
-    5,
-    "points_earned",
-    "zoe@example.org",
-    "Zoë",
-    "hello@shop.example.com",
-    "Northwind Goods",
-    "You earned 120 points",
-    "<p>Hi</p>",
-    "Hi",
-    "https://x/u/t",
 )
 
 

@@ -3,24 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from fakes.fake_sendgrid import API_KEY, server_error
+from fakes.fake_sendgrid import API_KEY, EMAIL, server_error
 
-from postpurchase.channels.senders import OutgoingEmail
 from postpurchase.channels.sendgrid_email import SendGridEmailSender
 from postpurchase.exceptions import PermanentProviderError, TransientProviderError
-
-EMAIL = OutgoingEmail(
-    5,
-    "points_earned",
-    "zoe@example.org",
-    "Zoë",
-    "hello@shop.example.com",
-    "Northwind Goods",
-    "You earned 120 points",
-    "<p>Hi</p>",
-    "Hi",
-    "https://x/u/t",
-)
 
 
 def test_wrong_api_key_is_permanent_with_sendgrids_message(fake_sendgrid):

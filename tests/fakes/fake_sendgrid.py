@@ -20,9 +20,25 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from postpurchase.channels.senders import OutgoingEmail
+
 from .http_fake import FakeServer, Fault, Recorded, Reply
 
 API_KEY = "SG.test-key.abcdefghijklmnopqrstuvwxyz"
+
+# An email as dispatch hands it to a sender: what the tests of the SendGrid sender send.
+EMAIL = OutgoingEmail(
+    touchpoint_id=5,
+    campaign_id="points_earned",
+    to_email="zoe@example.org",
+    to_name="Zoë",
+    from_email="hello@shop.example.com",
+    from_name="Northwind Goods",
+    subject="You earned 120 points",
+    html="<p>Hi</p>",
+    text="Hi",
+    unsubscribe_url="https://x/u/t",
+)
 
 
 def error_body(message: str, field: str | None = None) -> bytes:
