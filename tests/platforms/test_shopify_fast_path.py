@@ -83,6 +83,21 @@ def test_the_genuine_order_takes_the_fast_path_to_the_same_event():
     assert _same_as_full_path("orders/create", fixture_bytes(ORDER))
 
 
+def test_times_decode_to_plain_datetimes_of_the_written_instant_and_offset():
+    order = shopify.decoded_order("orders/create", fixture_bytes(ORDER))
+    assert order is not None and order.customer is not None
+    written = fixture_json(ORDER)
+    decoded = {
+        "created_at": (order.created_at, written["created_at"]),
+        "updated_at": (order.updated_at, written["updated_at"]),
+        "customer.updated_at": (order.customer.updated_at, written["customer"]["updated_at"]),
+    }
+    for path, (value, text) in decoded.items():
+        assert type(value) is datetime, path  # not an instance of the hook's mark
+        assert value == datetime.fromisoformat(text), path
+        assert value.utcoffset() == datetime.fromisoformat(text).utcoffset(), path
+
+
 @pytest.mark.parametrize(
     ("edit", "fast"),
     [
