@@ -122,6 +122,12 @@ def test_times_decode_to_plain_datetimes_of_the_written_instant_and_offset():
         (lambda o: o.update(cancelled_at=None), True),
         (lambda o: o.update(customer=None), True),
         (lambda o: o["customer"].update(id=7), True),
+        (lambda o: o.update(id=2**63 - 1), True),
+        (lambda o: o.update(id=-(2**63)), True),
+        (lambda o: o.update(id=2**63), False),  # past 64 bits: the full path reads it
+        (lambda o: o["line_items"][1].update(product_id=10**30), False),
+        (lambda o: o["line_items"][2].update(variant_id=" 42 "), True),
+        (lambda o: o["line_items"][0].update(product_id=True), False),
         (lambda o: o["line_items"][0].update(sku=" "), True),
         (lambda o: o.update(email="not an address"), True),
         (lambda o: o["line_items"][0].update(quantity=-1), True),  # canonical rule: 422
