@@ -40,14 +40,14 @@ def _source(platform: str, snapshot: CustomerSnapshot) -> str:
 
 def statements_of(item: SourcedEvent) -> list[tuple[Key, consent.Statement]]:
     """The consent statements ``item``'s customer snapshots make, by customer key."""
-    event = item.event
+    event, order = item.event, item.order
     found = []
-    for snapshot in (event.customer, event.order.customer if event.order else None):
+    for snapshot in (event.customer, order.customer if order else None):
         # Most snapshots say nothing of consent: a field they do not carry is None.
         if snapshot is None or snapshot.__pydantic_fields_set__.isdisjoint(_FIELDS):
             continue
         key = (item.source, item.shop, snapshot.external_id)
-        version = snapshot.updated_at or event.occurred_at
+        version = snapshot.updated_at or item.occurred_at
         for name, purpose in _FIELDS.items():
             given = getattr(snapshot, name)
             if given is None:

@@ -74,21 +74,21 @@ def utc_now() -> datetime:
 def _occurrence(
     item: SourcedEvent, order: OrderRecord | None, customer: CustomerRecord | None
 ) -> Occurrence | None:
-    event = item.event
-    if event.type is EventType.TIER_CHANGED:
+    event, kind = item.event, item.kind
+    if kind is EventType.TIER_CHANGED:
         if customer is None or event.tier is None:
             return None
-        subject = tier_subject(customer.id, event.tier.to_tier, event.occurred_at)
+        subject = tier_subject(customer.id, event.tier.to_tier, item.occurred_at)
         tier = {"from_tier": event.tier.from_tier, "to_tier": event.tier.to_tier}
-        return Occurrence(event.type.value, event.occurred_at, customer.id, None, subject, tier)
+        return Occurrence(kind.value, item.occurred_at, customer.id, None, subject, tier)
     if order is None or order.customer_id is None:
         return None
     review = None
-    if event.type is EventType.REVIEW_SUBMITTED and event.review is not None:
+    if kind is EventType.REVIEW_SUBMITTED and event.review is not None:
         review = {"rating": event.review.rating, "product_id": event.review.product_id}
     return Occurrence(
-        event.type.value,
-        event.occurred_at,
+        kind.value,
+        item.occurred_at,
         order.customer_id,
         order.id,
         order_subject(order.id),
@@ -105,18 +105,19 @@ def _implied_occurrence(
         return None
     trigger = kind.value
     return Occurrence(
-        trigger, item.event.occurred_at, order.customer_id, order.id, order_subject(order.id)
+        trigger, item.occurred_at, order.customer_id, order.id, order_subject(order.id)
     )
 
 
 def _named_products(items: Sequence[SourcedEvent]) -> Iterator[tuple[str, str, str]]:
     for item in items:
-        event = item.event
-        if event.product is not None:
-            yield item.source, item.shop, event.product.external_id
-        if event.order is not None:
+        product = item.event.product
+        if product is not None:
+            yield item.source, item.shop, product.external_id
+        order = item.order
+        if order is not None:
             # a plain loop: a generator made per event cost more than the few lines it walks
-            for line in event.order.lines:
+            for line in order.lines:
                 if line.product_id:
                     yield item.source, item.shop, line.product_id
 
@@ -127,12 +128,12 @@ def mark_reward_codes_used(
     """Reward codes on the batch's orders mark their redemptions used (postpurchase.rewards)."""
     uses = []
     for item in items:
-        snapshot = item.event.order
+        snapshot = item.order
         if snapshot is None or not snapshot.discount_codes:
             continue  # most orders: no code, no need for their record
         order = records.order_for(item)
         if order is not None:
-            uses.append((order.id, snapshot.discount_codes, item.event.occurred_at))
+            uses.append((order.id, snapshot.discount_codes, item.occurred_at))
     if not uses:
         return 0
     # Imported by the batches with codes only: it brings in the rewards platforms' clients,
@@ -206,7 +207,7 @@ def process_batch(
         occurrence = _occurrence(item, order, customer)
         if occurrence is not None:
             occurrences.append(occurrence)
-        kind = item.event.type
+        kind = item.kind
         cancelling = [kind] if kind in CANCELLING_EVENTS else []
         new_refunds = records.new_refunds.get(item.inbox_id)
         if new_refunds:
@@ -239,7 +240,7 @@ def process_batch(
     summary.planned += counts.planned
     summary.skipped.update(counts.skipped)
     # counted by member, then named: an enum's ``.value`` is a property, slow per event
-    kinds = Counter(item.event.type for item in items)
+    kinds = Counter(item.kind for item in items)
     summary.events.update({kind.value: n for kind, n in kinds.items()})
 
 

@@ -41,7 +41,6 @@ from sqlalchemy.orm import Session
 from postpurchase.consent import record_changes
 from postpurchase.events import (
     NO_CURRENCY,
-    CanonicalEvent,
     CustomerSnapshot,
     EventType,
     OrderSnapshot,
@@ -88,13 +87,14 @@ _ORDER_FIELDS = frozenset(
 )
 
 
-def _named_refunds(event: CanonicalEvent) -> list[Refund]:
+def _named_refunds(item: SourcedEvent) -> list[Refund]:
     """The refunds an event names: its own (a refund event), then those its order lists;
     the first of each refund id."""
-    if event.refund is None and (event.order is None or not event.order.refunds):
+    own, order = item.event.refund, item.order
+    if own is None and (order is None or not order.refunds):
         return []  # most events
-    listed = [event.refund] if event.refund is not None else []
-    listed += event.order.refunds if event.order is not None else []
+    listed = [own] if own is not None else []
+    listed += order.refunds if order is not None else []
     named: dict[str, Refund] = {}
     for refund in listed:
         named.setdefault(refund.external_id, refund)
@@ -125,8 +125,8 @@ def _fresh(row: CustomerRecord | OrderRecord, version: datetime) -> bool:
 
 
 def _order_version(item: SourcedEvent) -> tuple[datetime, int]:
-    assert item.event.order is not None
-    return _version(item.event.order, item.event.occurred_at), item.inbox_id
+    assert item.order is not None
+    return _version(item.order, item.occurred_at), item.inbox_id
 
 
 def _customer_snapshots(
@@ -134,11 +134,11 @@ def _customer_snapshots(
 ) -> list[tuple[Key, CustomerSnapshot, datetime]]:
     found = []
     for item in items:
-        order = item.event.order
+        order = item.order
         for snapshot in (item.event.customer, order.customer if order else None):
             if snapshot is not None:
                 key = (item.source, item.shop, snapshot.external_id)
-                found.append((key, snapshot, _version(snapshot, item.event.occurred_at)))
+                found.append((key, snapshot, _version(snapshot, item.occurred_at)))
     return found
 
 
@@ -189,11 +189,11 @@ def _upsert(session: Session, items: Sequence[SourcedEvent]) -> Records:
     write(session, Customer, read, records.customers)
     record_changes(session, consent_changes)  # once the new customers they name exist
 
-    with_orders = [i for i in items if i.event.order is not None]
+    with_orders = [i for i in items if i.order is not None]
     currencies = {
-        i.order_key: {"currency": i.event.order.currency}
+        i.order_key: {"currency": i.order.currency}
         for i in with_orders
-        if i.event.order is not None and i.order_key is not None
+        if i.order is not None and i.order_key is not None
     }
     records.orders, read = _read(session, OrderRecord, Order, currencies)
     stored_ids = {records.orders[key].id for key in read}
@@ -260,12 +260,13 @@ def _merge_orders(
     replaced_lines: dict[int, OrderSnapshot] = {}
     for item in items:
         event = item.event
-        snapshot = event.order
+        snapshot = item.order
         assert snapshot is not None and item.order_key is not None
         row = orders[item.order_key]
         was_paid = row.paid_at is not None
         customer_key = item.customer_key
-        if _fresh(row, _version(snapshot, event.occurred_at)):
+        occurred_at = item.occurred_at
+        if _fresh(row, _version(snapshot, occurred_at)):
             _apply_fields(row, snapshot, _ORDER_FIELDS)
             if customer_key is not None:
                 row.customer_id = customers[customer_key].id
@@ -276,10 +277,10 @@ def _merge_orders(
         shipment = event.shipment
         if shipment is not None and shipment.tracking_url:
             row.tracking_url = shipment.tracking_url
-        kind = event.type
+        kind = item.kind
         column = EVENT_TIMESTAMPS.get(kind)
         if column is not None:
-            moment = event.occurred_at
+            moment = occurred_at
             if kind is EventType.ORDER_PLACED and snapshot.placed_at is not None:
                 moment = snapshot.placed_at
             current = getattr(row, column)
@@ -293,7 +294,7 @@ def _merge_orders(
         # Paid is a fact, like a refund: even a stale snapshot in a paid status proves payment.
         paid = snapshot.paid_at
         if paid is None and in_paid_status(snapshot.financial_status):
-            paid = event.occurred_at
+            paid = occurred_at
         if paid is not None and (row.paid_at is None or paid < row.paid_at):
             row.paid_at = paid
         if not was_paid and row.paid_at is not None:
@@ -316,7 +317,7 @@ def _record_refunds(
         (item, records.orders[item.order_key], refund)
         for item in items
         if item.order_key is not None
-        for refund in _named_refunds(item.event)
+        for refund in _named_refunds(item)
     ]
     order_ids = {order.id for _, order, _ in named}
     order_ids.update(o.id for o in records.orders.values() if o.refunded_amount > 0)
@@ -359,7 +360,7 @@ def _record_refunds(
                 "external_id": refund.external_id,
                 "amount": refund.amount,
                 "currency": refund.currency,
-                "refunded_at": item.event.occurred_at,
+                "refunded_at": item.occurred_at,
             }
         )
     for order in records.orders.values():

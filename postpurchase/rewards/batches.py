@@ -30,7 +30,7 @@ def apply_batch(
     # the config first: read once, where the events are read one by one
     gifts = any(level.welcome_reward for level in loyalty.tiers.levels)
     tier_changed = EventType.TIER_CHANGED  # an enum member read once, not once per event
-    if gifts and any(item.event.type is tier_changed for item in items):
+    if gifts and any(item.kind is tier_changed for item in items):
         # Imported by the few batches that reserve a gift: the reservation's module brings
         # in the rewards platforms' clients (see the module's docstring).
         from postpurchase.rewards.messages import reserve_tier_gifts

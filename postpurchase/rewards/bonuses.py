@@ -72,17 +72,18 @@ def apply_customer_bonuses(
     earn = config.more_ways_to_earn
     for item in items:
         event = item.event
-        snapshot = event.customer or (event.order.customer if event.order else None)
+        kind, order_snapshot = item.kind, item.order
+        snapshot = event.customer or (order_snapshot.customer if order_snapshot else None)
         birthday = snapshot.birthday if snapshot is not None else None
         # Most events (an order's) give nothing here: their customer is not looked up.
-        if birthday is None and event.type not in _BONUS_EVENTS:
+        if birthday is None and kind not in _BONUS_EVENTS:
             continue
         customer = records.customer_for(item)
         if customer is None:
             continue
         if birthday is not None:
             _keep_birthday(session, customer.id, birthday)
-        if event.type is EventType.REVIEW_SUBMITTED:
+        if kind is EventType.REVIEW_SUBMITTED:
             order = records.order_for(item)
             product = event.review.product_id if event.review else None
             change = give_bonus(
@@ -93,7 +94,7 @@ def apply_customer_bonuses(
                 note="review published",
             )
             given += change.points if change else 0
-        if event.type is EventType.CUSTOMER_CREATED:
+        if kind is EventType.CUSTOMER_CREATED:
             change = give_bonus(
                 session,
                 customer_id=customer.id,

@@ -171,7 +171,7 @@ def apply_referrals(
     addresses: list[tuple[int, str]] = []
     acting: list[tuple[OrderSnapshot, OrderRecord, int]] = []
     for item in items:
-        snapshot = item.event.order
+        snapshot = item.order
         if snapshot is None:
             continue
         order = records.order_for(item)
