@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -50,6 +51,26 @@ def test_a_stale_update_is_ignored_but_its_event_still_counts(store, drain):
     assert order.total == Decimal("199.0000")
     assert order.source_updated_at == at("2026-03-02T10:00:00+00:00")
     assert order.paid_at == at("2026-03-01T15:01:00+00:00")  # the payment did happen
+
+
+def test_updates_written_in_other_offsets_are_ordered_by_the_instants_they_name(store, drain):
+    def update(written: str, total: str) -> dict:
+        return order_event("order.updated", written, total=total, updated_at=written)
+
+    put(store, update("2026-03-02T10:00:00-05:00", "199.00"))  # 15:00 UTC
+    drain()
+    # a later clock in a zone further east, but an earlier instant: stale
+    put(store, update("2026-03-02T23:59:00+09:00", "249.00"))  # 14:59 UTC
+    drain()
+    assert _order(store).total == Decimal("199.0000")
+    # the stored instant, written in another offset: the same version, not a stale one
+    put(store, update("2026-03-02T16:00:00+01:00", "189.00"))
+    drain()
+
+    order = _order(store)
+    assert order.total == Decimal("189.0000")
+    assert order.source_updated_at == at("2026-03-02T15:00:00+00:00")
+    assert order.source_updated_at.tzinfo is UTC
 
 
 def test_fields_absent_from_a_partial_payload_are_kept(store, drain):
