@@ -26,6 +26,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -52,6 +53,13 @@ BIN = Path(sys.executable).parent
 PATHS = ("floor", "sqlite", "postgresql", "naive")
 FLOOR = "floor: minimal FastAPI endpoint"
 ROLES = ("server", "load generator", "PostgreSQL backends")
+
+
+def _triggered_at() -> str:
+    # As Shopify writes it in captured deliveries: UTC, nanoseconds, "Z"
+    # (e.g. "2025-03-11T20:54:30.516267807Z").
+    now = datetime.now(UTC)
+    return f"{now:%Y-%m-%dT%H:%M:%S.%f}{random.randrange(1000):03d}Z"
 
 
 def _webhooks(port: int, count: int, prefix: str) -> list[tuple[str, bytes]]:
@@ -83,7 +91,9 @@ def _webhooks(port: int, count: int, prefix: str) -> list[tuple[str, bytes]]:
             "X-Shopify-Topic": "orders/create",
             "X-Shopify-Hmac-Sha256": base64_digest(body, SECRET),
             "X-Shopify-Shop-Domain": SHOP,
+            "X-Shopify-API-Version": "2025-10",
             "X-Shopify-Webhook-Id": str(uuid.uuid4()),
+            "X-Shopify-Triggered-At": _triggered_at(),
             "X-Shopify-Event-Id": event_id,
         }
         out.append((event_id, post_bytes(port, "/webhooks/shopify", body, headers)))
