@@ -52,6 +52,9 @@ from postpurchase.store.database import make_engine, session_factory
 from postpurchase.store.models import InboxEvent, Touchpoint
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+# Shopify writes an order's times in its shop's offset ("2026-11-20T09:14:03-05:00" in
+# tests/fixtures/shopify/orders_create.json), and the canonical events keep it.
+SHOP_ZONE = ZoneInfo("America/New_York")
 ZONES = ["America/New_York", "Europe/Berlin", "Asia/Tokyo", None]
 KINDS = [
     ("order.placed", timedelta(0)),
@@ -71,14 +74,15 @@ def _events(n: int) -> list[dict[str, Any]]:
     }
     rows = []
     for kind, offset in KINDS:
+        updated = (placed + offset).astimezone(SHOP_ZONE).isoformat()
         order = {
             "external_id": str(100_000 + n),
             "name": f"#{100_000 + n}",
             "currency": "USD",
             "total": "129.90",
             "subtotal": "129.90",
-            "placed_at": placed.isoformat(),
-            "updated_at": (placed + offset).isoformat(),
+            "placed_at": placed.astimezone(SHOP_ZONE).isoformat(),
+            "updated_at": updated,
             "lines": [
                 {
                     "external_id": f"{n}-1",
@@ -97,7 +101,7 @@ def _events(n: int) -> list[dict[str, Any]]:
             ],
             "customer": customer,
         }
-        payload = {"type": kind, "occurred_at": (placed + offset).isoformat(), "order": order}
+        payload = {"type": kind, "occurred_at": updated, "order": order}
         event = CanonicalEvent.model_validate(payload)
         rows.append(
             {
