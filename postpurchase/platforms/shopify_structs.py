@@ -90,8 +90,7 @@ class MoneyAmount(Struct):
     currency_code: str
 
     def __post_init__(self) -> None:
-        if not self.amount.is_finite():  # not _finite(): one call fewer per amount
-            raise ValueError("must be a finite amount")
+        _finite(self.amount)
 
 
 class MoneySet(Struct):
