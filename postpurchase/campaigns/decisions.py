@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from postpurchase.campaigns.conditions import ConditionError
 from postpurchase.campaigns.config import Campaign
+from postpurchase.campaigns.timing import due_times
 from postpurchase.journey import CANCEL_STATES, order_states
 from postpurchase.store.models import Channel
 
@@ -234,14 +235,10 @@ class CampaignRule:
 
         Reminders count from the first message's due time, so a window shift carries over.
         """
-        window = self._window
         steps = []
-        due = anchor
-        for step, delay in enumerate(self._delays):
-            due = delay.after(due, zone)
-            if window is not None:
-                due = window.next_open(due, zone)
-            steps += [Step(step, channel, due) for channel in channels]
+        for step, due in enumerate(due_times(anchor, self._delays, self._window, zone)):
+            for channel in channels:  # a plain loop: no comprehension's frame per step
+                steps.append(Step(step, channel, due))
         return tuple(steps)
 
 

@@ -13,8 +13,10 @@ opening. A window may wrap past midnight (``20:00-08:00``).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _HUMAN = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -23,6 +25,7 @@ _ISO = re.compile(
 )
 _WINDOW = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 _DAY = timedelta(days=1)
+_MIDNIGHT = time(0)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,12 @@ class SendWindow:
     start: time
     end: time
 
+    def is_open(self, now: time) -> bool:
+        """Whether the window is open at local time ``now``."""
+        start, end = self.start, self.end
+        # a window that ends before it starts wraps past midnight
+        return start <= now < end if start < end else (now >= start or now < end)
+
     def next_open(self, moment: datetime, zone: ZoneInfo) -> datetime:
         """``moment`` if it falls inside the window on ``zone``'s clock, else the next opening.
 
@@ -86,15 +95,104 @@ class SendWindow:
         """
         local = moment.astimezone(zone)
         now = local.time()
-        start, end = self.start, self.end
-        # a window that ends before it starts wraps past midnight
-        inside = start <= now < end if start < end else (now >= start or now < end)
-        if inside:
+        start = self.start
+        if self.is_open(now):
             return moment.astimezone(UTC)
         day: date = local.date()
         if now >= start:  # past today's opening (and outside): tomorrow's
             day += _DAY
-        return datetime.combine(day, start, tzinfo=zone).astimezone(UTC)
+        return _opening(start, zone, day)
+
+
+# Planning asks for the same few openings (a batch's zones, over the days its due times fall
+# on) again and again: each is worked out once.
+@lru_cache(maxsize=4096)
+def _opening(start: time, zone: ZoneInfo, day: date) -> datetime:
+    """``start`` on ``day`` on ``zone``'s clock, in UTC (an opening that does not exist
+    locally is taken at the offset before the jump)."""
+    return datetime.combine(day, start, tzinfo=zone).astimezone(UTC)
+
+
+@lru_cache(maxsize=4096)
+def _steady_midnight(zone: ZoneInfo, day: date) -> datetime | None:
+    """Local ``day``'s midnight in UTC, or None on a day ``zone``'s clock changes (skips or
+    repeats some time): the offsets of the day's two midnights then differ.
+
+    Two changes in one day would have the same offsets at both midnights; no zone of the
+    time zone database has changes less than two days apart (``tests/campaigns`` checks).
+    """
+    midnight = datetime.combine(day, _MIDNIGHT, zone)
+    if midnight.utcoffset() != datetime.combine(day + _DAY, _MIDNIGHT, zone).utcoffset():
+        return None
+    return midnight.astimezone(UTC)
+
+
+# A moment on a zone's clock: its day, its time (fold=0, as days added to an aware time give
+# it), and the time since the day's midnight.
+_Clock = tuple[date, time, timedelta]
+
+
+def _clock(moment: datetime, zone: ZoneInfo) -> _Clock:
+    local = moment.astimezone(zone)
+    day, now = local.date(), local.time()
+    if now.fold:
+        now = now.replace(fold=0)
+    # one zone, so subtracted as wall clocks
+    return day, now, local - datetime.combine(day, _MIDNIGHT, zone)
+
+
+# Planning works out every campaign an event triggers in a row, from the event's time: the
+# local clock of the last anchor is kept, known again by identity (hashing an aware time
+# converts it).
+_last_anchor: list[tuple[datetime, ZoneInfo, _Clock]] = []
+
+
+def _anchor_clock(anchor: datetime, zone: ZoneInfo) -> _Clock:
+    last = _last_anchor[0] if _last_anchor else None
+    if last is not None and last[0] is anchor and last[1] is zone:
+        return last[2]
+    clock = _clock(anchor, zone)
+    _last_anchor[:] = [(anchor, zone, clock)]
+    return clock
+
+
+def due_times(
+    anchor: datetime, delays: Sequence[Delay], window: SendWindow | None, zone: ZoneInfo
+) -> list[datetime]:
+    """Each of ``delays`` after the due time before it (the first after ``anchor``), moved
+    into ``window`` when there is one: what ``Delay.after`` then ``SendWindow.next_open``
+    give in turn, in UTC.
+
+    A delay of whole days lands on the same local time of a later day. On a day whose clock
+    does not change (nearly every day) that is the day's midnight in UTC plus the time
+    since, and the time tells whether the window is open: no conversion to and from the
+    zone per due time, which planning works out for every campaign of every event.
+    """
+    due = anchor
+    # ``due`` on the zone's clock, once known
+    local = _anchor_clock(anchor, zone) if delays and delays[0].days else None
+    times = []
+    for delay in delays:
+        midnight = None
+        if delay.days and not delay.seconds:
+            day, now, since = local or _clock(due, zone)
+            day += delay._days
+            midnight = _steady_midnight(zone, day)
+        if midnight is None:
+            due = delay.after(due, zone)
+            local = None
+            if window is not None:
+                due = window.next_open(due, zone)
+        elif window is None or window.is_open(now):
+            due = midnight + since
+            local = day, now, since
+        else:
+            if now >= window.start:  # past that day's opening: the next day's
+                day += _DAY
+            due = _opening(window.start, zone, day)
+            local = None
+        times.append(due)
+    return times
 
 
 def parse_window(text: str) -> SendWindow:

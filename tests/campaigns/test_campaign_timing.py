@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+import itertools
+from datetime import UTC, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from postpurchase.campaigns.timing import Delay, SendWindow, parse_delay, parse_window, zone_or
+from postpurchase.campaigns.timing import (
+    Delay,
+    SendWindow,
+    due_times,
+    parse_delay,
+    parse_window,
+    zone_or,
+)
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -149,3 +157,65 @@ def test_unknown_zones_fall_back_to_the_shop_zone():
     assert zone_or("Mars/Olympus", shop) is shop
     assert zone_or(None, shop) is shop
     assert zone_or("Asia/Tokyo", shop) == ZoneInfo("Asia/Tokyo")
+
+
+def _due_times_in_turn(
+    anchor: datetime, delays: list[Delay], window: SendWindow | None, zone: ZoneInfo
+) -> list[datetime]:
+    due, times = anchor, []
+    for delay in delays:
+        due = delay.after(due, zone)
+        if window is not None:
+            due = window.next_open(due, zone)
+        times.append(due)
+    return times
+
+
+@pytest.mark.parametrize(
+    "zone", ["America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "America/Santiago"]
+)
+def test_due_times_are_the_delays_and_window_applied_in_turn_around_the_changes(zone):
+    # Every half hour of the weeks around both changes, anchors in several offsets (as
+    # events carry them), with windows that open or close inside the skipped hour.
+    local = ZoneInfo(zone)
+    schedules = [[Delay(days=1)], [Delay(days=7), Delay(days=5)], [Delay(days=2, seconds=90)]]
+    schedules += [[Delay(seconds=300)], [Delay()], [Delay(days=1), Delay(seconds=3600)]]
+    windows = [None, *(parse_window(w) for w in ("10:00-19:00", "20:00-08:00", "02:15-03:00"))]
+    offsets = [UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=9, minutes=30))]
+    for start, end in (("2026-03-01", "2026-04-12"), ("2026-09-20", "2026-11-08")):
+        moment, stop = utc(start + "T00:00:00+00:00"), utc(end + "T00:00:00+00:00")
+        while moment < stop:
+            anchor = moment.astimezone(offsets[moment.minute // 30 % 3 - moment.hour % 2])
+            for delays in schedules:
+                for window in windows:
+                    due = due_times(anchor, delays, window, local)
+                    in_turn = _due_times_in_turn(anchor, delays, window, local)
+                    assert due == in_turn, (anchor, delays, window)
+                    assert all(d.tzinfo is UTC and d.fold == 0 for d in due)
+            moment += timedelta(minutes=30)
+
+
+def test_due_times_from_the_repeated_hour_keep_the_first_occurrence():
+    window = parse_window("00:00-23:59")
+    # 01:30 EST on 1 November 2026, the second 01:30 of the night (fold=1 locally)
+    anchor = utc("2026-11-01T01:30:00-05:00")
+    due = due_times(anchor, [Delay(days=1), Delay(days=1)], window, NEW_YORK)
+    assert due == _due_times_in_turn(anchor, [Delay(days=1), Delay(days=1)], window, NEW_YORK)
+    assert due[0] == utc("2026-11-02T01:30:00-05:00") and due[0].fold == 0
+
+
+def test_no_zone_changes_its_clock_twice_within_two_days():
+    # ``due_times`` tells a day with a change by the offsets of its two midnights, which two
+    # changes in one day would hide. The transitions are read with the standard library's
+    # pure Python implementation, the only one that shows them.
+    from zoneinfo import _zoneinfo, available_timezones  # type: ignore[attr-defined]
+
+    for key in sorted(available_timezones()):
+        zone = _zoneinfo.ZoneInfo.no_cache(key)
+        changes = list(zone._trans_utc)
+        rule = zone._tz_after  # the changes after the listed ones, by rule
+        if isinstance(rule, _zoneinfo._TZStr):
+            after = datetime.fromtimestamp(changes[-1] if changes else 0, UTC).year + 1
+            changes += sorted(t for year in (after, after + 1) for t in rule.transitions(year))
+        gaps = [later - earlier for earlier, later in itertools.pairwise(changes)]
+        assert min(gaps, default=2 * 86400) >= 2 * 86400, key
