@@ -224,27 +224,29 @@ def plan_touchpoints(
             if variant_rules:
                 variant = variant_of(campaign, occurrence.customer_id, salt)
                 rule = variant_rules.get(variant, rule)
-            decision = rule.decide(occurrence, known_facts)
-            if decision.reason is not None:
-                counts.skipped[f"{campaign.id}: {decision.reason}"] += 1
+            reason, channels, times = rule.schedule(occurrence, known_facts)
+            if reason is not None:
+                counts.skipped[f"{campaign.id}: {reason}"] += 1
                 continue
             of_campaign = planned.get(id(campaign))
             if of_campaign is None:
                 of_campaign = planned[id(campaign)] = (campaign, [])
-            of_campaign[1].extend(
-                {
-                    "subject_key": occurrence.subject_key,
-                    "campaign_id": campaign.id,
-                    "step": step.step,
-                    "channel": step.channel,
-                    "customer_id": occurrence.customer_id,
-                    "shop": known_facts.shop,
-                    "order_id": occurrence.order_id,
-                    "due_at": step.due_at,
-                    "status": TouchpointStatus.PLANNED,
-                }
-                for step in decision.steps
-            )
+            # the rows of ``rule.decide``'s steps, in their order
+            for step, due_at in enumerate(times):
+                for channel in channels:
+                    of_campaign[1].append(
+                        {
+                            "subject_key": occurrence.subject_key,
+                            "campaign_id": campaign.id,
+                            "step": step,
+                            "channel": channel,
+                            "customer_id": occurrence.customer_id,
+                            "shop": known_facts.shop,
+                            "order_id": occurrence.order_id,
+                            "due_at": due_at,
+                            "status": TouchpointStatus.PLANNED,
+                        }
+                    )
     rows: list[dict[str, Any]] = []
     for campaign, campaign_rows in planned.values():
         stamp(campaign_rows, campaign, salt)
