@@ -83,6 +83,14 @@ def test_the_genuine_order_takes_the_fast_path_to_the_same_event():
     assert _same_as_full_path("orders/create", fixture_bytes(ORDER))
 
 
+def test_a_captured_delivery_with_characters_beyond_ascii_takes_the_fast_path_as_sent():
+    # Shopify writes such characters as they are (here the card's "•••• •••• •••• 4242"):
+    # msgspec decodes the bytes themselves, once they are known to be UTF-8.
+    body = fixture_bytes("genuine/shopify/dev_store_aud_orders_create.json")
+    assert not body.isascii()
+    assert _same_as_full_path("orders/create", body)
+
+
 def test_times_decode_to_plain_datetimes_of_the_written_instant_and_offset():
     order = shopify.decoded_order("orders/create", fixture_bytes(ORDER))
     assert order is not None and order.customer is not None
