@@ -405,12 +405,23 @@ def _time_fields(model: type[BaseModel]) -> tuple[str, ...]:
 
 
 _NOT_ALPHANUMERIC = re.compile(r"[^0-9a-z]+")
+# What the pattern removes from ASCII text, as bytes: bytes.translate removes them for a
+# fraction of the cost of the pattern's substitution, for each part of every order's address.
+_ASCII_NOT_ALPHANUMERIC = bytes(c for c in range(128) if not chr(c).isalnum() or chr(c).isupper())
+
+
+def _alphanumeric(part: str | None) -> bytes:
+    """``part`` case-folded, every character but 0-9 and a-z removed, as UTF-8."""
+    folded = (part or "").casefold()
+    if folded.isascii():
+        return folded.encode().translate(None, _ASCII_NOT_ALPHANUMERIC)
+    return _NOT_ALPHANUMERIC.sub("", folded).encode()
 
 
 def address_key(*parts: str | None) -> str | None:
     """A digest of an address (street, postcode, country), the same however it is written
     (case, spaces, punctuation); None when the street or postcode is missing."""
-    cleaned = [_NOT_ALPHANUMERIC.sub("", (part or "").casefold()) for part in parts]
+    cleaned = [_alphanumeric(part) for part in parts]
     if len(cleaned) < 2 or not cleaned[0] or not cleaned[1]:
         return None
-    return hashlib.sha256("|".join(cleaned).encode()).hexdigest()[:32]
+    return hashlib.sha256(b"|".join(cleaned)).hexdigest()[:32]
