@@ -139,13 +139,12 @@ def _money_check(*, non_negative: bool = False) -> AfterValidator:
     return AfterValidator(check)
 
 
-@lru_cache(maxsize=4096)
 def normalised_email(raw: str) -> str:
     """``raw`` as an address mail can go to, normalised and lower-cased (no DNS look-up).
 
     Raises EmailNotValidError. Cached: one webhook names the same address several times (the
     order's and the customer's, then the canonical event's check of what the normaliser
-    kept). Failures are not cached.
+    kept), in the case the shopper typed it and then lower-cased. Failures are not cached.
 
     Most addresses are plain ASCII: a dot-atom before the @-sign, a host name after it. For
     them email-validator's verdict and normal form depend on the part after the @-sign alone
@@ -154,7 +153,23 @@ def normalised_email(raw: str) -> str:
     which every order paid since each names a customer of its own. Anything else, or a
     domain the check refuses, goes to email-validator whole, for its verdict and message.
     """
-    plain = _ONE_AT_SIGN.fullmatch(raw)
+    if raw.isascii():
+        # Looked up lower-cased: the shortcut's verdict and result do not depend on the case
+        # of ASCII letters (its patterns take both cases, email-validator lower-cases the
+        # domain before any other check of it, lengths do not change), so "C0@example.com"
+        # and the "c0@example.com" it becomes are one entry. Non-ASCII text is not: some
+        # characters lower-case to ASCII ones (the Kelvin sign to "k").
+        plain = _plain_address(raw.lower())
+        if plain is not None:
+            return plain
+    return _validated_address(raw)
+
+
+@lru_cache(maxsize=4096)
+def _plain_address(address: str) -> str | None:
+    """``address`` (ASCII, lower-cased) normalised by the shortcut, or None if it is not a
+    plain address or its domain is refused: email-validator decides those."""
+    plain = _ONE_AT_SIGN.fullmatch(address)
     if plain is not None and DOT_ATOM_TEXT.match(local := plain[1]):
         domain = _plain_domain(given := plain[2])
         if domain is not None:
@@ -162,6 +177,12 @@ def normalised_email(raw: str) -> str:
             # email-validator checks the length as given, normalised, and with ASCII domain
             if len(local) + 1 + max(len(given), len(normal), len(ascii)) <= EMAIL_MAX_LENGTH:
                 return f"{local}@{normal}".lower()
+    return None
+
+
+@lru_cache(maxsize=1024)
+def _validated_address(raw: str) -> str:
+    """``raw`` normalised by email-validator (EmailNotValidError, not cached, if refused)."""
     return validate_email(raw, check_deliverability=False).normalized.lower()
 
 
