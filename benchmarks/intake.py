@@ -84,7 +84,9 @@ def _webhooks(port: int, count: int, prefix: str) -> list[tuple[str, bytes]]:
             contact_email=email,
             customer=customer,
         )
-        body = json.dumps(order).encode()
+        # As Shopify writes a body: compact, and characters beyond ASCII as they are (the
+        # captured delivery in tests/fixtures/genuine/shopify/dev_store_aud_orders_create.json)
+        body = json.dumps(order, ensure_ascii=False, separators=(",", ":")).encode()
         event_id = f"{prefix}-{n}-{uuid.uuid4()}"
         headers = {
             "Content-Type": "application/json",
