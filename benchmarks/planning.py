@@ -1,6 +1,8 @@
 """``planning``: purchase events drained from the inbox into touchpoints, as one DAG run does.
 
-Each order has placed, paid, fulfilled and delivered events; the shipped campaigns and loyalty
+Each order is the genuine Shopify order of tests/fixtures/shopify/orders_create.json as the
+webhook intake normalises it, under its own ids, name and times, two orders per customer; it
+has placed, paid, fulfilled and delivered events. The shipped campaigns and loyalty
 settings apply (points on payment, touchpoints on delivery and payment, the win-back cancel on
 each new order). ``POSTPURCHASE_BENCH_DRAINERS`` processes (default 2, the DAG's
 ``drain_workers``; one on SQLite) each run ``process_inbox`` with the DAG's batch size, side by
@@ -27,6 +29,9 @@ benchmark may wipe (default: a temporary SQLite file); ``POSTPURCHASE_BENCH_ORDE
 
 from __future__ import annotations
 
+import copy
+import functools
+import json
 import multiprocessing
 import os
 import tempfile
@@ -44,8 +49,9 @@ from benchmarks import planning_ceiling
 from benchmarks.databases import fresh_schema
 from benchmarks.harness import NOT_ANALYZED, SAMPLE_SECONDS, CpuMeter, analyze, rerun_command
 from postpurchase.campaigns.config import load_campaigns
-from postpurchase.events import CanonicalEvent
+from postpurchase.events import CanonicalEvent, OrderSnapshot
 from postpurchase.loyalty.config import load_loyalty_config
+from postpurchase.platforms import shopify
 from postpurchase.processing.drain import BATCH_SIZE, process_batch, process_inbox
 from postpurchase.settings import PROJECT_ROOT, parse_database_url
 from postpurchase.store.database import make_engine, session_factory
@@ -55,53 +61,65 @@ START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 # Shopify writes an order's times in its shop's offset ("2026-11-20T09:14:03-05:00" in
 # tests/fixtures/shopify/orders_create.json), and the canonical events keep it.
 SHOP_ZONE = ZoneInfo("America/New_York")
-ZONES = ["America/New_York", "Europe/Berlin", "Asia/Tokyo", None]
 KINDS = [
     ("order.placed", timedelta(0)),
     ("order.paid", timedelta(minutes=2)),
     ("order.fulfilled", timedelta(days=1)),
     ("order.delivered", timedelta(days=3)),
 ]
+# Every order is this genuine one as the webhook intake normalises it, with all it carries
+# (product and variant ids, SKUs, taxes, discount codes, a phone, consent, tags): what the
+# drain does with an event depends on them.
+GENUINE_ORDER = PROJECT_ROOT / "tests" / "fixtures" / "shopify" / "orders_create.json"
+
+
+@functools.cache
+def _genuine() -> tuple[OrderSnapshot, dict[str, Any]]:
+    """The genuine order as the webhook intake normalises it, and as its inbox payload has it."""
+    data = json.loads(GENUINE_ORDER.read_text(encoding="utf-8"))
+    event = shopify.normalise("orders/create", data, received_at=START)
+    assert event is not None and event.order is not None  # an order topic
+    return event.order, event.as_payload()["order"]
+
+
+def _moved(stamp: str, by: timedelta) -> str:
+    """A time of the genuine order, ``by`` later, in its shop's offset."""
+    return (datetime.fromisoformat(stamp) + by).astimezone(SHOP_ZONE).isoformat()
+
+
+def _order(n: int) -> dict[str, Any]:
+    """Order ``n``: the genuine one under its own ids and name, placed 7 s after order
+    ``n - 1``; its customer (two orders each) under their own id and email. Everything else,
+    times apart, is the genuine order's."""
+    genuine = _genuine()[1]
+    shift = START + timedelta(seconds=n * 7) - datetime.fromisoformat(genuine["placed_at"])
+    order = copy.deepcopy(genuine)
+    customer = order["customer"]
+    order.update(
+        external_id=str(int(genuine["external_id"]) + n),
+        name=f"#{100_000 + n}",
+        placed_at=_moved(genuine["placed_at"], shift),
+        updated_at=_moved(genuine["updated_at"], shift),
+        # a line's platform id is unique across orders; the genuine ones are < 100,000 apart
+        lines=[
+            {**line, "external_id": str(int(line["external_id"]) + 100_000 * n)}
+            for line in genuine["lines"]
+        ],
+    )
+    customer.update(
+        external_id=str(int(customer["external_id"]) + n // 2),
+        email=f"customer{n // 2}@example.com",
+        updated_at=_moved(customer["updated_at"], shift),
+    )
+    return order
 
 
 def _events(n: int) -> list[dict[str, Any]]:
-    placed = START + timedelta(seconds=n * 7)
-    customer = {
-        "external_id": f"c{n // 2}",
-        "email": f"customer{n // 2}@example.com",
-        "first_name": "Sam",
-        "time_zone": ZONES[n % len(ZONES)],
-    }
+    order = _order(n)
     rows = []
     for kind, offset in KINDS:
-        updated = (placed + offset).astimezone(SHOP_ZONE).isoformat()
-        order = {
-            "external_id": str(100_000 + n),
-            "name": f"#{100_000 + n}",
-            "currency": "USD",
-            "total": "129.90",
-            "subtotal": "129.90",
-            "placed_at": placed.astimezone(SHOP_ZONE).isoformat(),
-            "updated_at": updated,
-            "lines": [
-                {
-                    "external_id": f"{n}-1",
-                    "title": "Grinder",
-                    "product_type": "electronics",
-                    "quantity": 1,
-                    "unit_price": "99.90",
-                },
-                {
-                    "external_id": f"{n}-2",
-                    "title": "Beans",
-                    "product_type": "coffee",
-                    "quantity": 2,
-                    "unit_price": "15.00",
-                },
-            ],
-            "customer": customer,
-        }
-        payload = {"type": kind, "occurred_at": updated, "order": order}
+        updated = _moved(order["updated_at"], offset)
+        payload = {"type": kind, "occurred_at": updated, "order": {**order, "updated_at": updated}}
         event = CanonicalEvent.model_validate(payload)
         rows.append(
             {
@@ -224,6 +242,7 @@ def _drain(url: str, batch_size: int, start: Any, results: Any) -> None:
             "progress": progress,
         }
     )
+    engine.dispose()  # its connections closed, also when called in a test's process
 
 
 def _measure(target: Callable[..., None], args: tuple[Any, ...], workers: int, url: str) -> Any:
@@ -344,8 +363,11 @@ def run(quick: bool) -> str:
         _reload(engine)
         _statistics(url, backend)
         print(f"    ceiling: the same writes in SQL, {drainers} process(es)", flush=True)
-        plans = planning_ceiling.plans(load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml"))
-        ceiling = _measure(planning_ceiling.drain, (url, plans), drainers, url)
+        campaigns = load_campaigns(PROJECT_ROOT / "config" / "campaigns.yaml")
+        plans = planning_ceiling.plans(campaigns, _genuine()[0])
+        ceiling = _measure(
+            planning_ceiling.drain, (url, plans, campaigns.outcomes.salt), drainers, url
+        )
         with engine.connect() as conn:
             ceiling["touchpoints"] = conn.execute(
                 select(func.count()).select_from(Touchpoint)
@@ -385,7 +407,9 @@ def _report(
     cores = os.cpu_count() or 1
     total_us = sum(batched["cpu_us"].values())
     lines = [
-        f"{orders:,} orders x 4 events ({events:,} events) drained into {touchpoints:,} "
+        f"{orders:,} orders x 4 events ({events:,} events; each order the genuine Shopify "
+        "order of tests/fixtures/shopify/orders_create.json, normalised, under its own ids) "
+        f"drained into {touchpoints:,} "
         f"touchpoints on {backend} by {drainers} drainer process(es) side by side, in batches "
         f"of {BATCH_SIZE:,}, with loyalty applied as the DAG does. Statistics: {statistics}. "
         f"Rerun at this size: {_command(orders, backend)}.",
@@ -423,8 +447,8 @@ def _report(
             f"Against the ceiling measured in the same run: **{rate / ceiling_rate:.2f}** of its "
             f"rate ({rate:,.0f} vs {ceiling_rate:,.0f} events/s) and **{efficiency:.2f}**"
             f" of its CPU efficiency ({ceiling_us:.0f} vs {total_us:.0f} us of CPU per event, all "
-            f"processes); the ceiling planned {ceiling['touchpoints']:,} touchpoints (first step "
-            "of every campaign an event triggers, no conditions).",
+            f"processes); the ceiling planned {ceiling['touchpoints']:,} touchpoints (every step "
+            "the campaigns plan for the backlog's order, held out or not, without send windows).",
         ]
     lines += [
         "",
