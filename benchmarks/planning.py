@@ -1,8 +1,8 @@
 """``planning``: purchase events drained from the inbox into touchpoints, as one DAG run does.
 
 Each order is the genuine Shopify order of tests/fixtures/shopify/orders_create.json as the
-webhook intake normalises it, under its own ids, name and times, two orders per customer; it
-has placed, paid, fulfilled and delivered events. The shipped campaigns and loyalty
+webhook intake normalises it, under its own ids, name, times, street and phone, two orders per
+customer; it has placed, paid, fulfilled and delivered events. The shipped campaigns and loyalty
 settings apply (points on payment, touchpoints on delivery and payment, the win-back cancel on
 each new order). ``POSTPURCHASE_BENCH_DRAINERS`` processes (default 2, the DAG's
 ``drain_workers``; one on SQLite) each run ``process_inbox`` with the DAG's batch size, side by
@@ -49,7 +49,7 @@ from benchmarks import planning_ceiling
 from benchmarks.databases import fresh_schema
 from benchmarks.harness import NOT_ANALYZED, SAMPLE_SECONDS, CpuMeter, analyze, rerun_command
 from postpurchase.campaigns.config import load_campaigns
-from postpurchase.events import CanonicalEvent, OrderSnapshot
+from postpurchase.events import CanonicalEvent, OrderSnapshot, address_key
 from postpurchase.loyalty.config import load_loyalty_config
 from postpurchase.platforms import shopify
 from postpurchase.processing.drain import BATCH_SIZE, process_batch, process_inbox
@@ -88,9 +88,9 @@ def _moved(stamp: str, by: timedelta) -> str:
 
 
 def _order(n: int) -> dict[str, Any]:
-    """Order ``n``: the genuine one under its own ids and name, placed 7 s after order
-    ``n - 1``; its customer (two orders each) under their own id and email. Everything else,
-    times apart, is the genuine order's."""
+    """Order ``n``: the genuine one under its own ids, name and shipping street, placed 7 s
+    after order ``n - 1``; its customer (two orders each) under their own id, email and phone.
+    Everything else, times apart, is the genuine order's."""
     genuine = _genuine()[1]
     shift = START + timedelta(seconds=n * 7) - datetime.fromisoformat(genuine["placed_at"])
     order = copy.deepcopy(genuine)
@@ -98,6 +98,8 @@ def _order(n: int) -> dict[str, Any]:
     order.update(
         external_id=str(int(genuine["external_id"]) + n),
         name=f"#{100_000 + n}",
+        # each customer's own street (referral checks compare customers' addresses)
+        shipping_address_key=address_key(f"{1280 + n // 2} Rue Sherbrooke O", "H3G 1H4", "CA"),
         placed_at=_moved(genuine["placed_at"], shift),
         updated_at=_moved(genuine["updated_at"], shift),
         # a line's platform id is unique across orders; the genuine ones are < 100,000 apart
@@ -109,6 +111,7 @@ def _order(n: int) -> dict[str, Any]:
     customer.update(
         external_id=str(int(customer["external_id"]) + n // 2),
         email=f"customer{n // 2}@example.com",
+        phone=f"+1514{5_550_000 + n // 2:07d}",
         updated_at=_moved(customer["updated_at"], shift),
     )
     return order

@@ -17,19 +17,22 @@ ORDERS = 60  # 240 events: the drain takes them in three batches, the ceiling in
 
 def _as_genuine(payload: dict[str, Any]) -> dict[str, Any]:
     """``payload`` with what the backlog gives each order and customer of its own (ids, name,
-    email, times) put back to the genuine order's."""
+    street, email, phone, times) put back to the genuine order's."""
     genuine = planning._genuine()[1]
     order = payload["order"]
     return {
         **order,
-        **{name: genuine[name] for name in ("external_id", "name", "placed_at", "updated_at")},
+        **{
+            name: genuine[name]
+            for name in ("external_id", "name", "placed_at", "updated_at", "shipping_address_key")
+        },
         "lines": [
             {**line, "external_id": ours["external_id"]}
             for line, ours in zip(order["lines"], genuine["lines"], strict=True)
         ],
         "customer": {
             **order["customer"],
-            **{n: genuine["customer"][n] for n in ("external_id", "email", "updated_at")},
+            **{n: genuine["customer"][n] for n in ("external_id", "email", "phone", "updated_at")},
         },
     }
 
