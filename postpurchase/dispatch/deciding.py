@@ -18,12 +18,19 @@ from typing import Any, Literal, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from postpurchase.catalogue.products import CatalogueEntry, Key, catalogue_entries
 from postpurchase.consent import EmailMarketingRule
 from postpurchase.dispatch import gates
-from postpurchase.dispatch.outcomes import HELD, Outcome, Pending, ShopOutlets
+from postpurchase.dispatch.chunk_rows import (
+    CustomerRow,
+    OrderRow,
+    TouchpointRow,
+    read_customers,
+    read_orders,
+    read_touchpoints,
+)
+from postpurchase.dispatch.outcomes import Outcome, Pending, ShopOutlets
 from postpurchase.feedback import suppression_forms
 from postpurchase.messages.context import (
     LoyaltyFigures,
@@ -35,15 +42,7 @@ from postpurchase.messages.rendering import MessageRenderer, RenderedEmail, Rend
 from postpurchase.outcomes.clicks import track_links
 from postpurchase.outcomes.variants import variant_template, with_variant_subject
 from postpurchase.store.membership import among
-from postpurchase.store.models import (
-    Channel,
-    Customer,
-    Order,
-    OrderItem,
-    Suppression,
-    Touchpoint,
-    TouchpointStatus,
-)
+from postpurchase.store.models import Channel, Suppression, Touchpoint, TouchpointStatus
 
 
 class MessageSpec(Protocol):
@@ -93,9 +92,9 @@ class GatePolicy:
 @dataclass(frozen=True)
 class Batch:
     now: datetime
-    touchpoints: Sequence[Touchpoint]
-    customers: dict[int, Customer]
-    orders: dict[int, Order]
+    touchpoints: Sequence[TouchpointRow]
+    customers: dict[int, CustomerRow]
+    orders: dict[int, OrderRow]
     suppressed: dict[tuple[Channel, str], str]
     recent: defaultdict[tuple[int, Channel], list[datetime]]
     loyalty: dict[tuple[int, int | None], LoyaltyFigures]
@@ -112,22 +111,9 @@ def load_batch(
     policy: GatePolicy,
 ) -> Batch:
     """Everything the gates and templates need for the touchpoints ``worker`` holds."""
-    touchpoints = (
-        session.execute(
-            select(Touchpoint)
-            .where(
-                among(session, Touchpoint.id, ids),
-                Touchpoint.claimed_by == worker,
-                Touchpoint.status.in_(HELD),
-            )
-            .order_by(Touchpoint.due_at, Touchpoint.id)
-        )
-        .scalars()
-        .all()
-    )
-    customers = _by_id(session, Customer, {t.customer_id for t in touchpoints})
-    orders = _by_id(session, Order, {t.order_id for t in touchpoints if t.order_id})
-    _load_items(session, orders)
+    touchpoints = read_touchpoints(session, worker, ids)
+    customers = read_customers(session, {t.customer_id for t in touchpoints})
+    orders = read_orders(session, {t.order_id for t in touchpoints if t.order_id})
     suppressed = _suppressions(session, customers.values(), policy.suppression_keys)
     recent = recent_sends(session, customers.keys(), now, lookup=lookup, policy=policy)
     loyalty = loyalty_figures(session, {(t.customer_id, t.order_id) for t in touchpoints})
@@ -218,7 +204,7 @@ def decide_batch(
 
 
 def _render(
-    tp: Touchpoint,
+    tp: TouchpointRow,
     spec: MessageSpec,
     context: dict[str, Any],
     *,
@@ -276,7 +262,7 @@ def counts_for_smart_sending(spec: MessageSpec | None, channel: Channel) -> bool
 
 def smart_sending_reason(
     recent: defaultdict[tuple[int, Channel], list[datetime]],
-    tp: Touchpoint,
+    tp: TouchpointRow,
     now: datetime,
     policy: GatePolicy,
 ) -> str | None:
@@ -289,31 +275,8 @@ def smart_sending_reason(
     return f"smart sending: customer already got {what} in the last {hours:g} h"
 
 
-def _by_id(session: Session, model: Any, ids: Collection[int]) -> dict[int, Any]:
-    if not ids:
-        return {}
-    statement = select(model).where(among(session, model.id, ids))
-    return {row.id: row for row in session.execute(statement).scalars()}
-
-
-def _load_items(session: Session, orders: dict[int, Order]) -> None:
-    """Each order's lines, in one query for all, set as its loaded ``items``: a
-    ``selectinload`` would send one placeholder per order, a statement psycopg parses anew
-    for every length of chunk."""
-    lines: dict[int, list[OrderItem]] = {order_id: [] for order_id in orders}
-    if orders:
-        for item in session.scalars(
-            select(OrderItem)
-            .where(among(session, OrderItem.order_id, orders.keys()))
-            .order_by(OrderItem.id)
-        ):
-            lines[item.order_id].append(item)
-    for order_id, order in orders.items():
-        set_committed_value(order, "items", lines[order_id])
-
-
 def _suppressions(
-    session: Session, customers: Collection[Customer], keys: Sequence[bytes]
+    session: Session, customers: Collection[CustomerRow], keys: Sequence[bytes]
 ) -> dict[tuple[Channel, str], str]:
     """Active suppressions of the customers' addresses, by (channel, address as the customer
     row has it); an erased customer's digest counts for the address it was made from."""

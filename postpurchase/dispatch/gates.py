@@ -12,13 +12,14 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from postpurchase.consent import EmailMarketingRule, consent_reason
+from postpurchase.dispatch.chunk_rows import CustomerRow, OrderRow
 from postpurchase.journey import order_states as journey_states
-from postpurchase.store.models import Channel, Customer, Order
+from postpurchase.store.models import Channel
 
 Consent = Literal["transactional", "marketing"]
 
 
-def order_states(order: Order) -> set[str]:
+def order_states(order: OrderRow) -> set[str]:
     """Which of ``journey.ORDER_STATES`` the order is in now."""
     return journey_states(
         cancelled_at=order.cancelled_at,
@@ -43,7 +44,7 @@ def expiry_gate(due_at: datetime, now: datetime, expires_after: timedelta | None
     return f"too late: not sent within {span} of falling due"
 
 
-def order_gate(order: Order | None, cancel_on: Collection[str]) -> str | None:
+def order_gate(order: OrderRow | None, cancel_on: Collection[str]) -> str | None:
     """Skip when the order is now in a state the campaign's cancel rules name."""
     if order is None:
         return None
@@ -59,7 +60,7 @@ def points_gate(needs_points: bool, points_earned: int) -> str | None:
     return None
 
 
-def address_of(customer: Customer, channel: Channel) -> str | None:
+def address_of(customer: CustomerRow, channel: Channel) -> str | None:
     """The lower-cased email or the E.164 number the message would go to."""
     if channel is Channel.EMAIL:
         return customer.email.strip().lower() if customer.email else None
@@ -67,7 +68,7 @@ def address_of(customer: Customer, channel: Channel) -> str | None:
 
 
 def consent_gate(
-    customer: Customer,
+    customer: CustomerRow,
     channel: Channel,
     consent: Consent,
     *,

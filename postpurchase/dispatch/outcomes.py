@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 from postpurchase.channels.senders import EmailSender, SmsSender
 from postpurchase.messages.context import ShopProfile
 from postpurchase.messages.rendering import RenderedEmail, RenderedSms
-from postpurchase.store.models import Channel, Customer, TouchpointStatus
+from postpurchase.store.models import Channel, TouchpointStatus
 
-if TYPE_CHECKING:  # deciding builds on this module; the lookup is only a type here
+if TYPE_CHECKING:  # deciding and chunk_rows build on this module; these are only types here
+    from postpurchase.dispatch.chunk_rows import CustomerRow
     from postpurchase.dispatch.deciding import CampaignLookup
 
 # Rows a chunk's worker holds: claimed, or being handed to the provider by an earlier try.
@@ -42,7 +43,7 @@ class Pending:
     campaign_id: str
     channel: Channel
     address: str
-    customer: Customer
+    customer: CustomerRow
     rendered: RenderedEmail | RenderedSms
     unsubscribe_url: str
     claims: int  # how many times the touchpoint was claimed, this time included

@@ -32,11 +32,11 @@ A review link is ``review_link_template`` filled with the product's ``{product_u
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
@@ -60,14 +60,7 @@ from postpurchase.messages.scored_links import ScoredLinks
 from postpurchase.messages.shop_profile import ShopProfile as ShopProfile
 from postpurchase.messages.tokens import LinkClaim, sign
 from postpurchase.store.membership import among
-from postpurchase.store.models import (
-    Customer,
-    CustomerTier,
-    LedgerKind,
-    LoyaltyLedgerEntry,
-    Order,
-    Touchpoint,
-)
+from postpurchase.store.models import CustomerTier, LedgerKind, LoyaltyLedgerEntry
 
 
 @dataclass(frozen=True)
@@ -77,6 +70,80 @@ class LoyaltyFigures:
     tier: str | None
     # The customer's live reward codes, newest first (postpurchase.rewards).
     codes: tuple[dict[str, Any], ...] = ()
+
+
+# What ``build_context`` reads of a touchpoint, its customer and order: ORM rows (previews) or
+# the plain records dispatch reads its chunks into.
+class TouchpointFacts(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def campaign_id(self) -> str: ...
+    @property
+    def subject_key(self) -> str: ...
+
+
+class CustomerFacts(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def first_name(self) -> str | None: ...
+    @property
+    def last_name(self) -> str | None: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def locale(self) -> str | None: ...
+    @property
+    def time_zone(self) -> str | None: ...
+
+
+class LineFacts(Protocol):
+    @property
+    def title(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def unit_price(self) -> Decimal: ...
+    @property
+    def product_id(self) -> str | None: ...
+    @property
+    def image_url(self) -> str | None: ...
+    @property
+    def product_url(self) -> str | None: ...
+
+
+class OrderFacts(Protocol):
+    @property
+    def source(self) -> str: ...
+    @property
+    def shop(self) -> str: ...
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def subtotal(self) -> Decimal: ...
+    @property
+    def total(self) -> Decimal: ...
+    @property
+    def total_tax(self) -> Decimal: ...
+    @property
+    def total_shipping(self) -> Decimal: ...
+    @property
+    def total_discounts(self) -> Decimal: ...
+    @property
+    def placed_at(self) -> datetime | None: ...
+    @property
+    def delivered_at(self) -> datetime | None: ...
+    @property
+    def delivery_confirmed_at(self) -> datetime | None: ...
+    @property
+    def tracking_url(self) -> str | None: ...
+    @property
+    def items(self) -> Sequence[LineFacts]: ...
 
 
 def loyalty_figures(
@@ -128,9 +195,9 @@ def loyalty_figures(
 def build_context(
     shop: ShopProfile,
     *,
-    touchpoint: Touchpoint,
-    customer: Customer,
-    order: Order | None,
+    touchpoint: TouchpointFacts,
+    customer: CustomerFacts,
+    order: OrderFacts | None,
     loyalty: LoyaltyFigures,
     catalogue: Mapping[Key, CatalogueEntry] | None = None,
 ) -> dict[str, Any]:
