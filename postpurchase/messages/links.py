@@ -18,15 +18,19 @@ import re
 from collections.abc import Collection
 from urllib.parse import unquote, urlsplit
 
+from postpurchase.messages.link_scans import leftmost_matches
+
 # An href or src attribute after whitespace (names in any case: "\u017f" is the long s that
-# case-insensitive matching takes for an s). Templates quote their attributes and autoescape
-# the values, so a value cannot end the attribute early; unquoted values are matched too, to
-# be safe with a hand-written template. The match starts at the name's first letter, with the
-# whitespace before it looked back at: a pattern starting with the whitespace made the regex
-# engine try every space of the document, most of the time it took to check a message.
-_URL_ATTRIBUTE = re.compile(
-    r"""[HhSs\u017f](?<=\s[HhSs\u017f])(?:(?<=[Hh])[Rr][Ee][Ff]|(?<=[Ss\u017f])[Rr][Cc])"""
-    r"""\s*=\s*("[^"]*"|'[^']*'|[^\s"'=<>`]+)"""
+# case-insensitive matching takes for an s), found from the r of its name (see ``link_scans``:
+# one pattern per case of the r, each match starting one character after the name does).
+# Templates quote their attributes and autoescape the values, so a value cannot end the
+# attribute early; unquoted values are matched too, to be safe with a hand-written template.
+_URL_ATTRIBUTES = tuple(
+    re.compile(
+        rf"""{r}(?<=\s[HhSs\u017f]{r})(?:(?<=[Hh]{r})[Ee][Ff]|(?<=[Ss\u017f]{r})[Cc])"""
+        r"""\s*=\s*("[^"]*"|'[^']*'|[^\s"'=<>`]+)"""
+    )
+    for r in "rR"
 )
 # Browsers ignore ASCII tab and newline anywhere in a URL and leading/trailing control
 # characters and spaces: "java\tscript:" is still javascript.
@@ -62,13 +66,13 @@ def strip_unsafe_links(document: str, *, mailto: Collection[str] = ()) -> str:
     whitespace before it."""
     pieces: list[str] = []
     kept = 0  # the document up to here is in pieces
-    for match in _URL_ATTRIBUTE.finditer(document):
+    for match in leftmost_matches(_URL_ATTRIBUTES, document):
         raw = match.group(1)
         if raw[:1] in ("'", '"'):
             raw = raw[1:-1]
         if _PLAIN_WEB_URL.fullmatch(raw) or allowed_url(html.unescape(raw), mailto=mailto):
             continue
-        start = match.start()
+        start = match.start() - 1  # the name's first letter, before the r
         while start > kept and document[start - 1].isspace():
             start -= 1
         pieces.append(document[kept:start])

@@ -25,16 +25,23 @@ from sqlalchemy.orm import Session
 
 from postpurchase import feedback
 from postpurchase.exceptions import InvalidInput
+from postpurchase.messages.link_scans import leftmost_matches
 from postpurchase.messages.rendering import RenderedEmail, RenderedSms
 from postpurchase.messages.sms_segments import count_segments
 from postpurchase.messages.tokens import sign_fields, verify_fields
 from postpurchase.store.models import Touchpoint
 
 _CODE = "c"
-# In any case: the first letter spelled out (no other letter folds to an h) lets the regex
-# engine skip ahead to it; the rest keeps case-insensitive matching, long s included.
-_HREF = re.compile(r'([Hh](?i:ref)\s*=\s*")([Hh](?i:ttps?)://[^"]+)(")')
-_BARE = re.compile(r"[Hh](?i:ttps?)://[^\s<>\"'()\[\]]+")
+# An href's http(s) value, found from the r of "href" in either case (see
+# ``messages.link_scans``): group 1 is the URL.
+_HREFS = tuple(
+    re.compile(rf'{r}(?<=[Hh]{r})[Ee][Ff]\s*=\s*"([Hh](?i:ttps?)://[^"]+)"') for r in "rR"
+)
+# A bare http(s) URL, found from its "://" (no letter to spell in two cases), its scheme
+# looked back at ("\u017f" is the long s that case-insensitive matching takes for an s).
+_BARE = re.compile(
+    r"://(?:(?<=[Hh][Tt][Tt][Pp][Ss\u017f]://)|(?<=[Hh][Tt][Tt][Pp]://))[^\s<>\"'()\[\]]+"
+)
 _TRAILING = ".,;:!?"
 
 # A click sooner than this after the send or delivery came from a machine.
@@ -80,9 +87,22 @@ def _web(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-def _bare_urls(text: str) -> list[tuple[re.Match[str], str]]:
-    """Each URL of ``text`` with its match (which may end in punctuation the URL leaves)."""
-    return [(m, m.group(0).rstrip(_TRAILING)) for m in _BARE.finditer(text)]
+def _href_urls(document: str) -> list[tuple[int, int, str]]:
+    """Each http(s) URL of an href of ``document``: its span as written, and the URL."""
+    return [
+        (m.start(1), m.end(1), html.unescape(m.group(1)))
+        for m in leftmost_matches(_HREFS, document)
+    ]
+
+
+def _bare_urls(text: str) -> list[tuple[int, str]]:
+    """Each URL of ``text`` with where it starts (what follows it may be punctuation the URL
+    leaves)."""
+    urls = []
+    for m in _BARE.finditer(text):
+        start = m.start() - (4 if text[m.start() - 1] in "Pp" else 5)  # http or https
+        urls.append((start, text[start : m.end()].rstrip(_TRAILING)))
+    return urls
 
 
 def _replaced(text: str, spans: list[tuple[int, int, str | None]]) -> str:
@@ -112,13 +132,13 @@ def track_links(
         # our own links first: most of a message's links, and a prefix test costs less
         return not url.startswith(own) and _web(url)
 
-    hrefs: list[tuple[re.Match[str], str]] = []
+    hrefs: list[tuple[int, int, str]] = []
     if isinstance(rendered, RenderedEmail):
-        hrefs = [(m, html.unescape(m.group(2))) for m in _HREF.finditer(rendered.html)]
+        hrefs = _href_urls(rendered.html)
         bare = _bare_urls(rendered.text)
     else:
         bare = _bare_urls(rendered.body)
-    found = [url for _, url in hrefs] + [url for _, url in bare]
+    found = [url for _, _, url in hrefs] + [url for _, url in bare]
     order = list(dict.fromkeys(url for url in found if outside(url)))
     if not order:
         return rendered
@@ -129,16 +149,14 @@ def track_links(
 
     def in_text(text: str) -> str:
         # the URL's own part of the match: trailing punctuation stays as it was
-        return _replaced(
-            text, [(m.start(), m.start() + len(url), links.get(url)) for m, url in bare]
-        )
+        return _replaced(text, [(start, start + len(url), links.get(url)) for start, url in bare])
 
     if isinstance(rendered, RenderedEmail):
         html_part = _replaced(
             rendered.html,
             [
-                (m.start(2), m.end(2), html.escape(links[url]) if url in links else None)
-                for m, url in hrefs
+                (start, end, html.escape(links[url]) if url in links else None)
+                for start, end, url in hrefs
             ],
         )
         return replace(rendered, html=html_part, text=in_text(rendered.text))
