@@ -21,17 +21,22 @@ def leftmost_matches(patterns: Sequence[re.Pattern[str]], text: str) -> Iterator
 
     Each pattern's next match is searched for again only once the match before overlapped
     it: a match found from an earlier place is the one found from any later place up to its
-    start (lookbehinds still see the text before where a search starts).
+    start (lookbehinds still see the text before where a search starts). Once a single
+    pattern has matches left (in a message, the name in lower case), its own ``finditer``
+    goes on from there.
     """
-    upcoming = [pattern.search(text) for pattern in patterns]
-    while True:
-        found = [match for match in upcoming if match is not None]
-        if not found:
-            return
-        first = min(found, key=re.Match.start)
+    found = {p: match for p in patterns if (match := p.search(text)) is not None}
+    while len(found) > 1:
+        first = min(found.values(), key=re.Match.start)
         yield first
         end = first.end()
-        upcoming = [
-            pattern.search(text, end) if match is not None and match.start() < end else match
-            for pattern, match in zip(patterns, upcoming, strict=True)
-        ]
+        for pattern, match in list(found.items()):
+            if match.start() < end:
+                following = pattern.search(text, end)
+                if following is None:
+                    del found[pattern]
+                else:
+                    found[pattern] = following
+    for pattern, match in found.items():
+        yield match
+        yield from pattern.finditer(text, match.end())
