@@ -8,7 +8,7 @@ link the first time a template (or anything else) reads it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
 from postpurchase.messages.tokens import LinkClaim, Purpose, sign
@@ -44,7 +44,13 @@ class ScoredLinks(Sequence[dict[str, Any]]):
     def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        score = self._scores[index]  # IndexError past the end, as a list
+        return self._link(self._scores[index])  # IndexError past the end, as a list
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        # Sequence's own asks for each index in turn until one raises IndexError
+        return map(self._link, self._scores)
+
+    def _link(self, score: int) -> dict[str, Any]:
         link = self._signed.get(score)
         if link is None:
             claim = LinkClaim(self._purpose, self._customer_id, self._touchpoint_id, score)

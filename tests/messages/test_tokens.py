@@ -1,8 +1,20 @@
+import base64
+import hashlib
+import hmac
+
 import pytest
 
 from postpurchase.campaigns.config import CampaignConfig
 from postpurchase.exceptions import ConfigError, InvalidInput
-from postpurchase.messages.tokens import LinkClaim, sign, signing_key, signing_keys, verify
+from postpurchase.messages.scored_links import ScoredLinks
+from postpurchase.messages.tokens import (
+    LinkClaim,
+    sign,
+    sign_fields,
+    signing_key,
+    signing_keys,
+    verify,
+)
 from postpurchase.settings import Settings
 
 KEY = b"k" * 32
@@ -11,6 +23,46 @@ KEY = b"k" * 32
 def test_round_trip():
     claim = LinkClaim("survey", 42, 1001, 5)
     assert verify(KEY, sign(KEY, claim), "survey") == claim
+
+
+def _reference_token(key: bytes, payload: bytes) -> str:
+    """A token as the standard library's HMAC and base64 make it."""
+    mac = hmac.new(key, payload, hashlib.sha256).digest()[:16]
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    return f"{b64(payload)}.{b64(mac)}"
+
+
+@pytest.mark.parametrize(
+    "key", [b"", b"k", KEY, b"x" * 63, b"y" * 64, b"z" * 65, b"long key " * 40, bytes(range(256))]
+)
+def test_tokens_are_the_standard_hmac_of_their_payload(key):
+    # keys shorter than, as long as and longer than SHA-256's block (hashed first)
+    assert sign(key, LinkClaim("survey", 42, 1001, 5)) == _reference_token(key, b"s.42.1001.5")
+    assert sign(key, LinkClaim("unsubscribe", 7, 9)) == _reference_token(key, b"u.7.9")
+    url = "https://shop.example.com/p?a=1&b=\u00e9"
+    assert sign_fields(key, "c", ["9", "0", "2", url]) == _reference_token(
+        key, f"c.9.0.2.{url}".encode()
+    )
+    # every length of payload modulo 3: base64 padding of 0, 1 and 2 characters stripped
+    for size in range(1, 7):
+        claim = LinkClaim("rewards", int("1" * size), 1)
+        payload = f"r.{'1' * size}.1".encode()
+        assert sign(key, claim) == _reference_token(key, payload)
+
+
+def test_scored_links_iterate_as_they_index():
+    links = ScoredLinks(KEY, "https://x.example/s/", "survey", 42, 1001, range(1, 6))
+    listed = list(links)
+    assert listed == [links[i] for i in range(len(links))]
+    assert [link["score"] for link in listed] == [1, 2, 3, 4, 5]
+    assert listed[0]["url"] == "https://x.example/s/" + sign(KEY, LinkClaim("survey", 42, 1001, 1))
+    assert listed[2] is links[2]  # signed once, whichever way it was read
+    assert links[1:3] == listed[1:3]
+    with pytest.raises(IndexError):
+        links[5]
 
 
 def test_tampering_and_wrong_key_and_wrong_purpose_are_refused():
