@@ -25,6 +25,7 @@ from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.rewards.redeemer import Redeemer
 from postpurchase.rewards.redemption import Outcome, RedemptionView, refund, settle
 from postpurchase.store.database import transaction
+from postpurchase.store.membership import among
 from postpurchase.store.models import Customer, Order, Redemption, RedemptionStatus
 
 
@@ -90,22 +91,26 @@ def _give_up(redeemer: Redeemer, redemption_id: int, *, now: datetime) -> Redemp
         return settle(session, redemption_id, outcome, now=now)
 
 
+_USABLE = (RedemptionStatus.ISSUED, RedemptionStatus.PENDING, RedemptionStatus.EXPIRED)
+
+
 def mark_used(session: Session, uses: Iterable[tuple[int, Sequence[str], datetime]]) -> int:
     """Mark redemptions used by orders: ``(order id, codes on it, when)``. Returns how many
     changed; a code already used, not one of ours, or of a customer of another shop than the
-    order's changes nothing."""
+    order's changes nothing. An earlier order of ``uses`` takes a code before a later one."""
+    wanted = [(order_id, _upper(codes), at) for order_id, codes, at in uses]
+    # Most codes on orders are the shop's own discounts, not redemptions: one lookup of them
+    # all first, so the orders without one of ours cost no statement each.
+    ours = _usable_codes(session, {code for _, codes, _ in wanted for code in codes})
     changed = 0
-    for order_id, codes, at in uses:
-        wanted = sorted({c.strip().upper() for c in codes if c and c.strip()})
-        if not wanted:
+    for order_id, codes, at in wanted:
+        if ours.isdisjoint(codes):
             continue
         result = session.execute(
             update(Redemption)
             .where(
-                func.upper(Redemption.code).in_(wanted),
-                Redemption.status.in_(
-                    [RedemptionStatus.ISSUED, RedemptionStatus.PENDING, RedemptionStatus.EXPIRED]
-                ),
+                func.upper(Redemption.code).in_(codes),
+                Redemption.status.in_(_USABLE),
                 Redemption.order_id.is_(None),
                 # the code's customer is of the order's shop
                 select(Customer.id)
@@ -118,6 +123,28 @@ def mark_used(session: Session, uses: Iterable[tuple[int, Sequence[str], datetim
         )
         changed += cast(CursorResult[Any], result).rowcount or 0
     return changed
+
+
+def _upper(codes: Sequence[str]) -> list[str]:
+    """An order's codes as redemptions are matched on: stripped, upper-cased, once each."""
+    return sorted({c.strip().upper() for c in codes if c and c.strip()})
+
+
+def _usable_codes(session: Session, codes: set[str]) -> set[str]:
+    """Which of ``codes`` (upper-cased) are codes of redemptions an order may still use,
+    upper-cased by the database as ``mark_used`` compares them."""
+    if not codes:
+        return set()
+    upper = func.upper(Redemption.code, type_=Redemption.code.type)
+    return set(
+        session.scalars(
+            select(upper).where(
+                among(session, upper, sorted(codes)),
+                Redemption.status.in_(_USABLE),
+                Redemption.order_id.is_(None),
+            )
+        )
+    )
 
 
 @dataclass(frozen=True)

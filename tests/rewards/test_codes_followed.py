@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import timedelta
 
 from deliveries import Sender, intake_settings
 from fastapi.testclient import TestClient
 from genuine import genuine
 from shop_rewards import NOW
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from postpurchase.loyalty.ledger import balance
 from postpurchase.platforms import shopify as shopify_platform
 from postpurchase.platforms import woocommerce as woo_platform
-from postpurchase.rewards.lifecycle import expire_codes
+from postpurchase.rewards.lifecycle import expire_codes, mark_used
 from postpurchase.store.database import transaction
-from postpurchase.store.models import Order, Redemption, RedemptionStatus
+from postpurchase.store.models import Customer, Order, Redemption, RedemptionStatus
 from postpurchase.webhooks.app import create_app
 
 
@@ -138,3 +139,80 @@ def test_a_generic_event_with_the_code_through_intake_marks_it_used(
     with store() as session:
         used_on = session.get_one(Order, redemption.order_id)
     assert (used_on.shop, used_on.external_id) == ("tea-house.example", "A-2001")
+
+
+def test_a_batch_of_orders_takes_each_code_once_in_order(store, engine):
+    """``mark_used`` for a batch: the earlier order takes a code, a used one stays with its
+    order, a code is taken only by an order of its customer's shop; codes not ours cost no
+    update."""
+    with transaction(store) as session:
+        home, away = (
+            Customer(source="shopify", shop=shop, external_id=shop or "home")
+            for shop in ("", "away.example")
+        )
+        session.add_all([home, away])
+        session.flush()
+        orders = [
+            Order(source="shopify", shop=shop, external_id=f"o{n}", currency="USD")
+            for n, shop in enumerate(["", "", "away.example", ""])
+        ]
+        session.add_all(orders)
+        session.flush()
+        statuses = {
+            "A-CODE": (home, RedemptionStatus.ISSUED, None),
+            "B-Code": (home, RedemptionStatus.EXPIRED, None),
+            "C-CODE": (home, RedemptionStatus.USED, orders[3].id),
+            "D-CODE": (away, RedemptionStatus.PENDING, None),
+        }
+        for code, (customer, status, order_id) in statuses.items():
+            session.add(
+                Redemption(
+                    idempotency_key=code,
+                    customer_id=customer.id,
+                    reward="five_off",
+                    points=500,
+                    platform="shopify",
+                    code=code,
+                    status=status,
+                    order_id=order_id,
+                    expires_at=NOW + timedelta(days=30),
+                )
+            )
+        session.flush()
+        at = [NOW + timedelta(minutes=n) for n in range(3)]
+        uses = [
+            (orders[0].id, [" a-code ", "WELCOME10"], at[0]),
+            (orders[1].id, ["A-CODE", "b-code", "c-code", "d-code", ""], at[1]),
+            (orders[2].id, ["D-CODE"], at[2]),
+        ]
+        assert mark_used(session, uses) == 3
+        assert mark_used(session, uses) == 0
+        with _updates(engine) as updates:
+            assert mark_used(session, [(orders[3].id, ["WELCOME10", "a-code"], at[0])]) == 0
+        assert updates == []  # the code is used already: nothing left to take
+    with store() as session:
+        used = {
+            r.code: (r.status, r.order_id, r.used_at) for r in session.scalars(select(Redemption))
+        }
+    assert used == {
+        "A-CODE": (RedemptionStatus.USED, orders[0].id, at[0]),
+        "B-Code": (RedemptionStatus.USED, orders[1].id, at[1]),
+        "C-CODE": (RedemptionStatus.USED, orders[3].id, None),
+        "D-CODE": (RedemptionStatus.USED, orders[2].id, at[2]),
+    }
+
+
+@contextmanager
+def _updates(engine):
+    """The UPDATE statements sent while inside."""
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, *_):
+        if statement.lstrip().upper().startswith("UPDATE"):
+            sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
