@@ -106,16 +106,27 @@ def _same_person(session: Session, referrer: Customer, referred: Customer) -> st
     return "the shipping address matches the referrer's" if shared else None
 
 
-def _decide(session: Session, order: OrderRecord, code: str) -> tuple[int, str | None] | None:
-    """(referrer id, refusal reason or None), or None when the code is nobody's in the
-    order's shop."""
-    referrer_id = session.scalar(
-        select(ReferralCode.customer_id)
+def _referrers(
+    session: Session, acting: Sequence[tuple[OrderSnapshot, OrderRecord, int]]
+) -> dict[tuple[str, str], int]:
+    """The referrers of the codes the acting events name: ``(upper-cased code, shop)`` to the
+    referrer's customer id, upper-cased by the database as codes are compared. One query for
+    the batch: most codes on orders are the shop's own discounts, and looking each up cost
+    a round trip per event."""
+    codes = {code.upper() for snapshot, _, _ in acting for code in _codes(snapshot)}
+    if not codes:
+        return {}
+    upper = func.upper(ReferralCode.code, type_=ReferralCode.code.type)
+    rows = session.execute(
+        select(upper, Customer.shop, ReferralCode.customer_id)
         .join(Customer, Customer.id == ReferralCode.customer_id)
-        .where(func.upper(ReferralCode.code) == code.upper(), Customer.shop == order.shop)
+        .where(among(session, upper, sorted(codes)))
     )
-    if referrer_id is None:
-        return None
+    return {(code, shop): customer_id for code, shop, customer_id in rows}
+
+
+def _decide(session: Session, order: OrderRecord, referrer_id: int) -> str | None:
+    """The reason the referral of ``order`` by ``referrer_id`` is refused, or None."""
     assert order.customer_id is not None
     referrer = session.get_one(Customer, referrer_id)
     referred = session.get_one(Customer, order.customer_id)
@@ -124,12 +135,11 @@ def _decide(session: Session, order: OrderRecord, code: str) -> tuple[int, str |
             Order.customer_id == referred.id, Order.paid_at.is_not(None), Order.id != order.id
         )
     )
-    reason = (
+    return (
         _same_person(session, referrer, referred)
         or ("not the customer's first order" if earlier else None)
         or _ended(order)
     )
-    return referrer_id, reason
 
 
 def _reverse(session: Session, referral: Referral, why: str) -> None:
@@ -194,6 +204,10 @@ def apply_referrals(
         if order_ids
         else {}
     )
+    referrers = _referrers(
+        session,
+        [a for a in acting if a[1].id not in existing and a[1].paid_at is not None],
+    )
     kept = 0  # address digests written so far: those of the events before a decision
     for snapshot, order, before in acting:
         assert order.customer_id is not None  # only such orders are acting
@@ -203,8 +217,12 @@ def apply_referrals(
             if referral.status is ReferralStatus.REWARDED and ended:
                 _reverse(session, referral, ended)
             continue
-        codes = _codes(snapshot)
-        if not codes or order.paid_at is None:
+        if order.paid_at is None:
+            continue
+        # the first of its codes that is a referral code of the order's shop
+        keys = ((code.upper(), order.shop) for code in _codes(snapshot))
+        referrer_id = next((referrers[key] for key in keys if key in referrers), None)
+        if referrer_id is None:
             continue
         taken = session.scalar(
             select(Referral.id).where(Referral.referred_customer_id == order.customer_id)
@@ -213,10 +231,7 @@ def apply_referrals(
             continue  # decided before, on another order
         _keep_addresses(session, set(addresses[kept:before]))
         kept = before
-        decision = next((d for c in codes if (d := _decide(session, order, c)) is not None), None)
-        if decision is None:
-            continue
-        referrer_id, reason = decision
+        reason = _decide(session, order, referrer_id)
         referral = Referral(
             referred_customer_id=order.customer_id,
             referrer_customer_id=referrer_id,
