@@ -106,21 +106,18 @@ def _same_person(session: Session, referrer: Customer, referred: Customer) -> st
     return "the shipping address matches the referrer's" if shared else None
 
 
-def _referrers(
-    session: Session, acting: Sequence[tuple[OrderSnapshot, OrderRecord, int]]
-) -> dict[tuple[str, str], int]:
-    """The referrers of the codes the acting events name: ``(upper-cased code, shop)`` to the
-    referrer's customer id, upper-cased by the database as codes are compared. One query for
-    the batch: most codes on orders are the shop's own discounts, and looking each up cost
-    a round trip per event."""
-    codes = {code.upper() for snapshot, _, _ in acting for code in _codes(snapshot)}
+def _referrers(session: Session, codes: set[str]) -> dict[tuple[str, str], int]:
+    """The referrers of ``codes`` (upper-cased): ``(code, shop)`` to the referrer's customer
+    id, the code upper-cased by the database as codes are compared. One query for the batch
+    (``ix_referral_codes_upper_code``): most codes on orders are the shop's own discounts, and
+    looking each up cost a round trip per event."""
     if not codes:
         return {}
     upper = func.upper(ReferralCode.code, type_=ReferralCode.code.type)
+    # The shop read per code found: as a join, customers (without statistics) were scanned.
+    shop = select(Customer.shop).where(Customer.id == ReferralCode.customer_id).scalar_subquery()
     rows = session.execute(
-        select(upper, Customer.shop, ReferralCode.customer_id)
-        .join(Customer, Customer.id == ReferralCode.customer_id)
-        .where(among(session, upper, sorted(codes)))
+        select(upper, shop, ReferralCode.customer_id).where(among(session, upper, sorted(codes)))
     )
     return {(code, shop): customer_id for code, shop, customer_id in rows}
 
@@ -206,7 +203,12 @@ def apply_referrals(
     )
     referrers = _referrers(
         session,
-        [a for a in acting if a[1].id not in existing and a[1].paid_at is not None],
+        {
+            code.upper()
+            for snapshot, order, _ in acting
+            if order.id not in existing and order.paid_at is not None
+            for code in _codes(snapshot)
+        },
     )
     kept = 0  # address digests written so far: those of the events before a decision
     for snapshot, order, before in acting:

@@ -41,6 +41,8 @@ from postpurchase.processing.planning import (
     _points_earned,
     cancel_touchpoints,
 )
+from postpurchase.rewards.lifecycle import _usable_codes
+from postpurchase.rewards.referrals import _referrers
 from postpurchase.settings import PROJECT_ROOT, parse_database_url
 from postpurchase.store.database import (
     cached_key_checks,
@@ -467,3 +469,38 @@ def test_foreign_key_checks_planned_on_empty_tables_look_rows_up_by_id(fresh, st
         ("orders", 0),
     ]
     assert all(idx_scan >= 50 for _, _, idx_scan in scans)
+
+
+def test_the_codes_of_a_batch_are_looked_up_without_case_through_their_indexes(fresh):
+    """A batch's discount codes are looked up among reward and referral codes (compared
+    without case) through the indexes on ``upper(code)``, not by scanning both tables."""
+    _fill(fresh)
+    with fresh.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO redemptions (idempotency_key, customer_id, reward, title, "
+                "description, points, platform, code, status, attempts, expires_at) "
+                "SELECT 'k' || n, n, 'five_off', '', '', 500, 'shopify', 'RW-' || n, 'issued', "
+                "0, :now FROM generate_series(1, :n) AS n"
+            ),
+            {"n": ORDERS, "now": NOW},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO referral_codes (customer_id, code) "
+                "SELECT n, 'REF-' || n FROM generate_series(1, :n) AS n"
+            ),
+            {"n": ORDERS},
+        )
+    codes = {"WELCOME10", "RW-5000", "REF-5001", *(f"SHOP{n}" for n in range(200))}
+    store = session_factory(fresh)
+    with _Statements(fresh) as statements, store() as session:
+        assert _usable_codes(session, codes) == {"RW-5000"}
+        assert _referrers(session, codes) == {("REF-5001", ""): 5001}
+    for (statement, parameters), index in zip(
+        statements.sent, ["ix_redemptions_upper_code", "ix_referral_codes_upper_code"], strict=True
+    ):
+        nodes = _plan_nodes(fresh, statement, parameters)
+        scanned = {n.get("Index Name") or n["Node Type"] for n in nodes if "Scan" in n["Node Type"]}
+        assert "Seq Scan" not in scanned, statement
+        assert index in scanned, statement

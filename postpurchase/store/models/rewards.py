@@ -65,7 +65,11 @@ class Redemption(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
-    __table_args__ = (Index("ix_redemptions_status_expires", "status", "expires_at"),)
+    __table_args__ = (
+        Index("ix_redemptions_status_expires", "status", "expires_at"),
+        # Codes on orders are matched without case (postpurchase.rewards.lifecycle.mark_used).
+        Index("ix_redemptions_upper_code", func.upper(code)),
+    )
 
 
 class PoolCode(Base):
@@ -106,6 +110,9 @@ class ReferralCode(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    # Codes on orders are matched without case (postpurchase.rewards.referrals).
+    __table_args__ = (Index("ix_referral_codes_upper_code", func.upper(code)),)
 
 
 class ReferralStatus(enum.StrEnum):
