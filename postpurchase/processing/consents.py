@@ -19,12 +19,17 @@ from postpurchase.store.models import ConsentPurpose, ConsentState
 if TYPE_CHECKING:
     from postpurchase.processing.batch import CustomerRecord, Key, SourcedEvent
 
-_FIELDS = {
-    "email_marketing_consent": ConsentPurpose.EMAIL_MARKETING,
-    "sms_marketing_consent": ConsentPurpose.SMS_MARKETING,
-    "sms_consent": ConsentPurpose.SMS,
-}
-_CONSENT_ONLY = {"external_id", *_FIELDS, *(f"{name}_at" for name in _FIELDS)}
+# A snapshot's consent fields: its answer, the answer's own time, and the purpose.
+_FIELDS = tuple(
+    (name, f"{name}_at", purpose)
+    for name, purpose in (
+        ("email_marketing_consent", ConsentPurpose.EMAIL_MARKETING),
+        ("sms_marketing_consent", ConsentPurpose.SMS_MARKETING),
+        ("sms_consent", ConsentPurpose.SMS),
+    )
+)
+_ANSWERS = frozenset(name for name, _, _ in _FIELDS)
+_CONSENT_ONLY = {"external_id", *(name for field in _FIELDS for name in field[:2])}
 
 
 def consent_only(snapshot: CustomerSnapshot) -> bool:
@@ -44,21 +49,26 @@ def statements_of(item: SourcedEvent) -> list[tuple[Key, consent.Statement]]:
     found = []
     for snapshot in (event.customer, order.customer if order else None):
         # Most snapshots say nothing of consent: a field they do not carry is None.
-        if snapshot is None or snapshot.__pydantic_fields_set__.isdisjoint(_FIELDS):
+        if snapshot is None or snapshot.__pydantic_fields_set__.isdisjoint(_ANSWERS):
             continue
         key = (item.source, item.shop, snapshot.external_id)
         version = snapshot.updated_at or item.occurred_at
-        for name, purpose in _FIELDS.items():
-            given = getattr(snapshot, name)
+        # the same for each of the snapshot's answers: worked out once, not per answer
+        source = _source(item.source, snapshot)
+        reference = f"inbox:{item.inbox_id}"
+        # read from the model's __dict__, where pydantic keeps its fields
+        fields = snapshot.__dict__
+        for name, at_name, purpose in _FIELDS:
+            given = fields[name]
             if given is None:
                 continue
-            stated_at = getattr(snapshot, f"{name}_at")
+            stated_at = fields[at_name]
             statement = consent.Statement(
                 purpose=purpose,
                 state=ConsentState.GRANTED if given else ConsentState.DENIED,
                 at=stated_at or version,
-                source=_source(item.source, snapshot),
-                reference=f"inbox:{item.inbox_id}",
+                source=source,
+                reference=reference,
                 dated=stated_at is not None,
             )
             found.append((key, statement))

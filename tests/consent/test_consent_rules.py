@@ -163,3 +163,16 @@ def test_the_trail_is_append_only_in_the_database(store):
         with pytest.raises(DatabaseError, match="append-only"), transaction(store) as session:
             session.execute(change)
     assert _trail(store, customer.id) == [(UNKNOWN, GRANTED, "shop")]
+
+
+@pytest.mark.parametrize("held", [DENIED, "denied"])
+def test_a_state_held_as_its_text_is_read_as_its_member(held):
+    """A row whose state was set as text (not yet flushed) moves as one holding the member."""
+    customer = _customer(email=held)
+    changes: list[dict] = []
+    purpose = ConsentPurpose.EMAIL_MARKETING
+    undated_yes = Statement(purpose, GRANTED, T0, consent.PLATFORM_PAYLOAD, dated=False)
+    assert not consent.apply(customer, undated_yes, changes)
+    assert consent.apply(customer, Statement(purpose, GRANTED, T0, consent.CONSENT_TOPIC), changes)
+    assert [(c["from_state"], c["to_state"]) for c in changes] == [(DENIED, GRANTED)]
+    assert changes[0]["from_state"] is DENIED
