@@ -7,8 +7,8 @@ back through them while the chunk is gated and its contexts built. Nothing write
 these rows (outcomes are written by id, see ``sending``), so plain records do.
 
 On PostgreSQL the statements are built once and run by psycopg (``driver_statements``), their
-enum columns typed here (times come back in UTC: the session's zone, see ``make_engine``);
-SQLite reads them through SQLAlchemy, which types every value.
+enum columns typed as the ORM types them (``orm_typed``; times come back in UTC: the session's
+zone, see ``make_engine``); SQLite reads them through SQLAlchemy, which types every value.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sqlalchemy import Select, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from postpurchase.dispatch.outcomes import HELD
-from postpurchase.store.driver_statements import fetch_all
+from postpurchase.store.driver_statements import fetch_all, orm_typed
 from postpurchase.store.membership import among_parameter, array_literal
 from postpurchase.store.models import (
     Channel,
@@ -137,7 +137,7 @@ def _rows(
         )
     params = {name: array_literal(ids) for name, ids in lists.items()}
     rows = fetch_all(session.connection(), statement(dialect), {**params, **(values or {})})
-    return map(_typing(statement), rows)
+    return map(orm_typed(*_COLUMNS[statement]), rows)
 
 
 @cache
@@ -177,35 +177,10 @@ def _items(dialect: str) -> Select[Any]:
     )
 
 
-# The enum columns of each statement's rows as psycopg reads them (strings), by place.
-_ENUMS: dict[Callable[[str], Select[Any]], tuple[tuple[int, type[Any]], ...]] = {
-    _touchpoints: (
-        (TouchpointRow._fields.index("channel"), Channel),
-        (TouchpointRow._fields.index("status"), TouchpointStatus),
-    ),
-    _customers: tuple(
-        (CustomerRow._fields.index(name), ConsentState)
-        for name in CustomerRow._fields
-        if name.endswith("_consent_state")
-    ),
+# Each statement's model and columns: its rows typed as the ORM types them.
+_COLUMNS: dict[Callable[[str], Select[Any]], tuple[Any, tuple[str, ...]]] = {
+    _touchpoints: (Touchpoint, TouchpointRow._fields),
+    _customers: (Customer, CustomerRow._fields),
+    _orders: (Order, OrderRow._fields[:-1]),
+    _items: (OrderItem, ItemRow._fields),
 }
-
-
-def _typing(statement: Callable[[str], Select[Any]]) -> Callable[[Sequence[Any]], Sequence[Any]]:
-    enums = _ENUMS.get(statement, ())
-    if not enums:
-        return _as_read
-
-    def typed(row: Sequence[Any]) -> Sequence[Any]:
-        values = list(row)
-        for at, to_type in enums:
-            value = values[at]
-            if value is not None:
-                values[at] = to_type(value)
-        return values
-
-    return typed
-
-
-def _as_read(row: Sequence[Any]) -> Sequence[Any]:
-    return row

@@ -13,18 +13,18 @@ went from a blank row, not the stored one, so the caller merges again from a new
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import fields
 from functools import cache
 from operator import attrgetter, itemgetter
 from typing import Any, TypeVar
 
-from sqlalchemy import Enum, Select, func, select, text
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from postpurchase.processing.batch import CustomerRecord, Key, OrderRecord
-from postpurchase.store.driver_statements import fetch_all
+from postpurchase.store.driver_statements import fetch_all, orm_typed
 from postpurchase.store.membership import array_literal, key_parameters, keys_among_parameter
 from postpurchase.store.statements import (
     insert_ignoring_conflicts,
@@ -68,38 +68,15 @@ def load(session: Session, record: type[_R], model: Any, keys: set[Key]) -> dict
     params = key_parameters(dialect, "keys", sorted(keys))
     # the columns are selected in the record's field order, its key second to fourth
     if dialect == "postgresql":
-        # Run by psycopg (``driver_statements``), its values typed here (``_typed``): through
+        # Run by psycopg (``driver_statements``), its values typed as the ORM types them: through
         # SQLAlchemy's execution and rows, reading a batch's stored rows cost a drainer more
         # CPU than merging its events into them.
-        typed = _typed(model, _COLUMNS[record])
+        typed = orm_typed(model, _COLUMNS[record])
         arrays = {name: array_literal(keys) for name, keys in params.items()}
         rows: Any = map(typed, fetch_all(session.connection(), query, arrays))
     else:
         rows = session.execute(query, params)
     return {(row[1], row[2], row[3]): record(*row) for row in rows}
-
-
-@cache
-def _typed(model: Any, names: tuple[str, ...]) -> Callable[[Sequence[Any]], list[Any]]:
-    """A row of ``names``' columns as psycopg reads ``_load_query``'s -> its values as the
-    ORM gives them: an enum's as its member. (Times already come in UTC: the session's zone,
-    see ``make_engine``.)"""
-    table = model.__table__
-    convert: list[tuple[int, Callable[[Any], Any]]] = []
-    for at, name in enumerate(names):
-        column_type = table.c[name].type
-        if isinstance(column_type, Enum) and column_type.enum_class is not None:
-            convert.append((at, column_type.enum_class))
-
-    def typed(row: Sequence[Any]) -> list[Any]:
-        values = list(row)
-        for at, to_type in convert:
-            value = values[at]
-            if value is not None:
-                values[at] = to_type(value)
-        return values
-
-    return typed
 
 
 # Built once per table (and so with its cache key made once): built for each batch, the

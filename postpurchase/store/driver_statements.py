@@ -16,13 +16,13 @@ difference.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, TypeVar, cast
 
 import psycopg
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Enum
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
@@ -54,6 +54,36 @@ def plain(value: Any) -> Any:
         # as the store's UtcDateTime columns refuse it: PostgreSQL would take it for local time
         raise ValueError(f"naive datetime {value!r}: the store needs timezone-aware times")
     return value
+
+
+@cache
+def orm_typed(model: Any, names: tuple[str, ...]) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """A row of ``model``'s columns ``names`` as ``fetch_all`` reads it -> its values as the
+    ORM gives them: an enum's as its member (psycopg reads it as its text). Times already come
+    in UTC (the session's zone, see ``make_engine``); other values are psycopg's as they are.
+    """
+    table = model.__table__
+    convert: list[tuple[int, Callable[[Any], Any]]] = []
+    for at, name in enumerate(names):
+        column_type = table.c[name].type
+        if isinstance(column_type, Enum) and column_type.enum_class is not None:
+            convert.append((at, column_type.enum_class))
+    if not convert:
+        return _as_read
+
+    def typed(row: Sequence[Any]) -> list[Any]:
+        values = list(row)
+        for at, to_type in convert:
+            value = values[at]
+            if value is not None:
+                values[at] = to_type(value)
+        return values
+
+    return typed
+
+
+def _as_read(row: Sequence[Any]) -> Sequence[Any]:
+    return row
 
 
 def fetch_all(
