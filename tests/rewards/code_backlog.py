@@ -26,9 +26,10 @@ from postpurchase.store.models import (
 
 AWAY = "away.example"
 REWARDS = [f"RW-{n}" for n in range(10)]
-# The last one's customer has shipped to the genuine order's address, as every order does.
+# The last one's customer has shipped to the genuine order's address, as every order here does.
 REFERRALS = [f"REF-HOME{n}" for n in range(5)]
-# The first customer of the backlog refers others too (with the genuine order's phone).
+# The first customer of the backlog refers others too (with the genuine order's phone, as every
+# customer here).
 FIRST = "REF-FIRST"
 
 
@@ -125,6 +126,11 @@ def _customers(engine: Engine) -> None:
 def _events(n: int, kinds: list[tuple[str, timedelta]]) -> list[dict[str, Any]]:
     shop, discounts, referral = codes_of(n)
     order = planning._order(n)
+    # Every order here ships to the genuine order's street and its customer has the genuine
+    # phone (the benchmark gives each customer their own): the referral checks compare them.
+    genuine = planning._genuine()[1]
+    order["shipping_address_key"] = genuine["shipping_address_key"]
+    order["customer"]["phone"] = genuine["customer"]["phone"]
     order["discount_codes"] = [*order["discount_codes"], *discounts]
     if referral:
         order["referral_code"] = referral[0]
