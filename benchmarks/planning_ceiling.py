@@ -1,34 +1,43 @@
-"""The planning benchmark's ceiling: PostgreSQL alone doing the drain's writes.
+"""The planning benchmark's ceiling: PostgreSQL doing the drain's writes, and little else.
 
 Each worker process claims 1,000 inbox rows at a time and, in one transaction per batch,
-writes what ``process_inbox`` writes for the benchmark's events, in as few statements as
-PostgreSQL allows, all computed in SQL from the payloads: claim and mark done in one
-statement (``FOR UPDATE SKIP LOCKED ... RETURNING`` the payload into a temporary table),
-customers (with a new customer's consent change) and orders each in one ``INSERT ... ON
-CONFLICT DO UPDATE`` (newest snapshot wins, journey timestamps earliest first), customers'
-address digests, order lines replaced, the catalogue's placeholder of each new product, the
-loyalty award of each paid order, the touchpoints of every step each campaign the event
-triggers plans for the benchmark's order (``plans``: its condition, channels and reminders,
-holdout and variant by the same hash; no send windows or quiet hours, which move a due time
-but add no row), and the win-back cancel of customers who ordered. Its rows are the engine's
-default shop (``shop`` ''), keyed like the drain's by (source, shop, platform id), and looked
-up by that key one row at a time (a lateral subquery, as the drain's ``keys_among``): on
-tables without statistics a join may scan every customer or order for each event of the
-batch. The client does nothing but send twelve statements per batch, so what it drains per
-second is about the most PostgreSQL itself can take on this machine: the drain's rate over
-this one, measured in the same run, says how much is left.
+writes what ``process_inbox`` writes for the benchmark's events, in as few and as lean
+statements as PostgreSQL allows. As the drain does, the worker reads each payload as JSON text
+and hands PostgreSQL the values in it: a plain msgspec decode of the fields the writes use
+(nothing checked beyond the JSON's shape) and a dict per customer, order and line keep the
+newest snapshot and the earliest journey times, so PostgreSQL gets each row once, as arrays
+of columns (``unnest``, sent in binary), and unpacks no JSON. The statements: claim and mark
+done in one (``FOR UPDATE SKIP LOCKED ... RETURNING`` the payload), customers (with a new
+customer's consent change) and orders each in one ``INSERT ... ON CONFLICT DO UPDATE``
+(newest snapshot wins, journey timestamps earliest first; the orders' ids come back from
+it), customers' address digests, order lines replaced, the catalogue's placeholder of each
+new product, the loyalty award of each paid order, the touchpoints of every step each
+campaign the event triggers plans for the benchmark's order (``plans``: its condition,
+channels and reminders; holdout and variant by the same hash, in the worker, as the drain
+draws them; no send windows or quiet hours, which move a due time but add no row), and the
+win-back cancel of customers who ordered. Its rows are the engine's default shop (``shop``
+''), keyed like the drain's by (source, shop, platform id); customers are looked up by that
+key one row at a time (a lateral subquery, as the drain's ``keys_among``): on tables without
+statistics a join may scan every customer for each row of the batch. The worker does little
+more than decode and send twelve statements per batch, so what it drains per second is about
+the most PostgreSQL itself can take on this machine: the drain's rate over this one,
+measured in the same run, says how much is left.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import time
+from collections import defaultdict
+from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+import msgspec
 import psycopg
 
 from postpurchase.campaigns.conditions import ConditionError
@@ -39,19 +48,13 @@ from postpurchase.store.models import Channel
 
 BATCH = 1000
 
-_SETUP = """
-CREATE TEMP TABLE batch (id bigint, source text, payload jsonb) ON COMMIT DELETE ROWS
-"""
-
 _CLAIM = """
-WITH claimed AS (
-    UPDATE inbox_events SET status = 'done', claimed_by = %(worker)s, attempts = attempts + 1,
-        processed_at = now(), lease_until = NULL
-    WHERE id IN (
-        SELECT id FROM inbox_events WHERE status = 'pending' AND id > %(after)s
-        ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-    RETURNING id, source, payload)
-INSERT INTO batch SELECT id, source, payload FROM claimed RETURNING id
+UPDATE inbox_events SET status = 'done', claimed_by = %(worker)s, attempts = attempts + 1,
+    processed_at = now(), lease_until = NULL
+WHERE id IN (
+    SELECT id FROM inbox_events WHERE status = 'pending' AND id > %(after)s
+    ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING id, source, CAST(payload AS text)
 """
 
 # New customers' marketing consent, as the platform gave it, with its history row.
@@ -60,17 +63,10 @@ WITH upserted AS (
 INSERT INTO customers (source, external_id, email, phone, first_name, last_name, locale,
     time_zone, email_marketing_consent_state, email_marketing_consent_source,
     email_marketing_consent_at, source_updated_at)
-SELECT DISTINCT ON (source, c->>'external_id') source, c->>'external_id', c->>'email',
-    c->>'phone', c->>'first_name', c->>'last_name', c->>'locale', c->>'time_zone',
-    CASE CAST(c->>'email_marketing_consent' AS boolean) WHEN true THEN 'granted'
-        WHEN false THEN 'denied' ELSE 'unknown' END,
-    CASE WHEN c ? 'email_marketing_consent' THEN 'platform_payload' END,
-    CAST(c->>'email_marketing_consent_at' AS timestamptz), version
-FROM (SELECT source, payload->'order'->'customer' AS c,
-        CAST(coalesce(payload->'order'->'customer'->>'updated_at', payload->'order'->>'updated_at')
-            AS timestamptz) AS version FROM batch) AS s
-WHERE c IS NOT NULL
-ORDER BY source, c->>'external_id', version DESC
+SELECT * FROM unnest(CAST(%b AS text[]), CAST(%b AS text[]), CAST(%b AS text[]),
+    CAST(%b AS text[]), CAST(%b AS text[]), CAST(%b AS text[]), CAST(%b AS text[]),
+    CAST(%b AS text[]), CAST(%b AS text[]), CAST(%b AS text[]), CAST(%b AS timestamptz[]),
+    CAST(%b AS timestamptz[]))
 ON CONFLICT (source, shop, external_id) DO UPDATE SET email = EXCLUDED.email,
     phone = EXCLUDED.phone, first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
     locale = EXCLUDED.locale, time_zone = EXCLUDED.time_zone,
@@ -87,11 +83,11 @@ FROM upserted WHERE inserted AND state <> 'unknown'
 
 _ADDRESS_KEYS = """
 INSERT INTO customer_address_keys (customer_id, address_key)
-SELECT DISTINCT c.id, b.payload->'order'->>'shipping_address_key' FROM batch AS b
-CROSS JOIN LATERAL (SELECT id FROM customers WHERE source = b.source AND shop = ''
-    AND external_id = b.payload->'order'->'customer'->>'external_id' OFFSET 0) AS c
-WHERE b.payload->'order' ? 'shipping_address_key'
-ORDER BY 1, 2
+SELECT c.id, k.address_key
+FROM unnest(CAST(%b AS text[]), CAST(%b AS text[]), CAST(%b AS text[]))
+    AS k(source, customer, address_key)
+CROSS JOIN LATERAL (SELECT id FROM customers WHERE source = k.source AND shop = ''
+    AND external_id = k.customer OFFSET 0) AS c
 ON CONFLICT DO NOTHING
 """
 
@@ -99,28 +95,19 @@ _ORDERS = """
 INSERT INTO orders (source, external_id, customer_id, name, currency, subtotal, total, total_tax,
     total_discounts, total_shipping, refunded_amount, financial_status, placed_at, paid_at,
     fulfilled_at, delivered_at, delivery_confirmed_at, source_updated_at)
-SELECT DISTINCT ON (e.source, e.o->>'external_id') e.source, e.o->>'external_id', c.id,
-    e.o->>'name', e.o->>'currency', CAST(e.o->>'subtotal' AS numeric),
-    CAST(e.o->>'total' AS numeric), CAST(e.o->>'total_tax' AS numeric),
-    CAST(e.o->>'total_discounts' AS numeric), CAST(e.o->>'total_shipping' AS numeric), 0,
-    e.o->>'financial_status', CAST(e.o->>'placed_at' AS timestamptz), t.paid, t.fulfilled,
-    t.delivered, t.delivered, e.version
-FROM (SELECT source, payload->'order' AS o, payload->>'type' AS type,
-        CAST(payload->>'occurred_at' AS timestamptz) AS at,
-        CAST(payload->'order'->>'updated_at' AS timestamptz) AS version FROM batch) AS e
+SELECT e.source, e.external_id, c.id, e.name, e.currency, e.subtotal, e.total, e.total_tax,
+    e.total_discounts, e.total_shipping, 0, e.financial_status, e.placed_at, e.paid,
+    e.fulfilled, e.delivered, e.delivered, e.version
+FROM unnest(CAST(%b AS text[]), CAST(%b AS text[]), CAST(%b AS text[]), CAST(%b AS text[]),
+    CAST(%b AS text[]), CAST(%b AS numeric[]), CAST(%b AS numeric[]), CAST(%b AS numeric[]),
+    CAST(%b AS numeric[]), CAST(%b AS numeric[]), CAST(%b AS text[]),
+    CAST(%b AS timestamptz[]), CAST(%b AS timestamptz[]), CAST(%b AS timestamptz[]),
+    CAST(%b AS timestamptz[]), CAST(%b AS timestamptz[]))
+    AS e(source, external_id, customer, name, currency, subtotal, total, total_tax,
+        total_discounts, total_shipping, financial_status, placed_at, paid, fulfilled,
+        delivered, version)
 CROSS JOIN LATERAL (SELECT id FROM customers WHERE source = e.source AND shop = ''
-    AND external_id = e.o->'customer'->>'external_id' OFFSET 0) AS c
-JOIN (SELECT source, payload->'order'->>'external_id' AS external_id,
-        min(CAST(payload->>'occurred_at' AS timestamptz))
-            FILTER (WHERE payload->>'type' = 'order.paid'
-                OR payload->'order'->>'financial_status' = 'paid') AS paid,
-        min(CAST(payload->>'occurred_at' AS timestamptz))
-            FILTER (WHERE payload->>'type' = 'order.fulfilled') AS fulfilled,
-        min(CAST(payload->>'occurred_at' AS timestamptz))
-            FILTER (WHERE payload->>'type' = 'order.delivered') AS delivered
-      FROM batch GROUP BY 1, 2) AS t
-    ON t.source = e.source AND t.external_id = e.o->>'external_id'
-ORDER BY e.source, e.o->>'external_id', e.version DESC
+    AND external_id = e.customer OFFSET 0) AS c
 ON CONFLICT (source, shop, external_id) DO UPDATE SET
     name = CASE WHEN orders.source_updated_at <= EXCLUDED.source_updated_at
         THEN EXCLUDED.name ELSE orders.name END,
@@ -132,74 +119,48 @@ ON CONFLICT (source, shop, external_id) DO UPDATE SET
     delivery_confirmed_at = LEAST(orders.delivery_confirmed_at, EXCLUDED.delivered_at),
     source_updated_at = GREATEST(orders.source_updated_at, EXCLUDED.source_updated_at),
     updated_at = now()
-RETURNING id
+RETURNING source, external_id, id, customer_id, total, paid_at
 """
 
-_DELETE_ITEMS = "DELETE FROM order_items WHERE order_id = ANY(%(orders)s)"
+_DELETE_ITEMS = "DELETE FROM order_items WHERE order_id = ANY(%b)"
 
 _ITEMS = """
 INSERT INTO order_items (order_id, external_id, product_id, variant_id, sku, title, vendor,
     product_type, quantity, unit_price)
-SELECT DISTINCT ON (o.id, line->>'external_id') o.id, line->>'external_id',
-    line->>'product_id', line->>'variant_id', line->>'sku', line->>'title', line->>'vendor',
-    line->>'product_type', CAST(line->>'quantity' AS int), CAST(line->>'unit_price' AS numeric)
-FROM batch AS b
-CROSS JOIN LATERAL (SELECT id, customer_id, total, paid_at FROM orders WHERE source = b.source
-    AND shop = '' AND external_id = b.payload->'order'->>'external_id' OFFSET 0) AS o
-CROSS JOIN jsonb_array_elements(b.payload->'order'->'lines') AS line
-ORDER BY o.id, line->>'external_id', CAST(b.payload->'order'->>'updated_at' AS timestamptz) DESC
+SELECT * FROM unnest(CAST(%b AS bigint[]), CAST(%b AS text[]), CAST(%b AS text[]),
+    CAST(%b AS text[]), CAST(%b AS text[]), CAST(%b AS text[]), CAST(%b AS text[]),
+    CAST(%b AS text[]), CAST(%b AS int[]), CAST(%b AS numeric[]))
 ON CONFLICT DO NOTHING
 """
 
 # The catalogue's placeholder for each product not seen before, looked up later.
 _PRODUCTS = """
 INSERT INTO products (source, external_id, tags, collections, lookup_attempts)
-SELECT DISTINCT b.source, line->>'product_id', CAST('[]' AS jsonb), CAST('[]' AS jsonb), 0
-FROM batch AS b
-CROSS JOIN jsonb_array_elements(b.payload->'order'->'lines') AS line
-WHERE line ? 'product_id'
-ORDER BY 1, 2
+SELECT source, external_id, CAST('[]' AS jsonb), CAST('[]' AS jsonb), 0
+FROM unnest(CAST(%b AS text[]), CAST(%b AS text[])) AS p(source, external_id)
 ON CONFLICT DO NOTHING
 """
 
 _AWARDS = """
 INSERT INTO loyalty_ledger (customer_id, order_id, kind, points, cause, expires_at)
-SELECT o.customer_id, o.id, 'award', floor(o.total), 'award:order:' || o.id,
-    o.paid_at + interval '365 days'
-FROM batch AS b
-CROSS JOIN LATERAL (SELECT id, customer_id, total, paid_at FROM orders WHERE source = b.source
-    AND shop = '' AND external_id = b.payload->'order'->>'external_id' OFFSET 0) AS o
-WHERE b.payload->>'type' = 'order.paid'
-ORDER BY o.id
+SELECT customer_id, order_id, 'award', floor(total), 'award:order:' || order_id,
+    paid_at + interval '365 days'
+FROM unnest(CAST(%b AS bigint[]), CAST(%b AS bigint[]), CAST(%b AS numeric[]),
+    CAST(%b AS timestamptz[])) AS o(order_id, customer_id, total, paid_at)
 ON CONFLICT (cause) DO NOTHING
 """
 
-# Each step a campaign plans for the event (``plans``), held out or not and in which variant
-# as ``outcomes.assignment`` decides: by the first 64 bits of a SHA-256 of the customer,
-# compared as hex digits with the share's bound.
 _TOUCHPOINTS = """
 INSERT INTO touchpoints (subject_key, campaign_id, step, channel, customer_id, order_id, due_at,
     status, reason, attempts, arm, variant)
-SELECT 'order:' || o.id, p.campaign, p.step, p.channel, o.customer_id, o.id,
-    CAST(b.payload->>'occurred_at' AS timestamptz) + p.delay * interval '1 second',
-    CASE WHEN a.held THEN 'skipped' ELSE 'planned' END,
-    CASE WHEN a.held THEN 'held out (control group)' END, 0,
-    CASE WHEN a.held THEN 'holdout' ELSE 'treatment' END,
-    (SELECT v.id FROM jsonb_to_recordset(p.variants) AS v(id text, below text)
-        WHERE a.variant < v.below ORDER BY v.below LIMIT 1)
-FROM batch AS b
-CROSS JOIN LATERAL (SELECT id, customer_id FROM orders WHERE source = b.source
-    AND shop = '' AND external_id = b.payload->'order'->>'external_id' OFFSET 0) AS o
-JOIN jsonb_to_recordset(CAST(%(plans)s AS jsonb)) AS p(trigger text, campaign text, step int,
-    channel text, delay float8, holdout text, variants jsonb) ON p.trigger = b.payload->>'type'
-CROSS JOIN LATERAL (SELECT
-    p.holdout IS NOT NULL AND left(encode(sha256(convert_to(concat_ws(chr(31),
-        CAST(%(salt)s AS text), 'arm', p.campaign, o.customer_id), 'UTF8')), 'hex'), 16)
-        COLLATE "C" < p.holdout AS held,
-    CASE WHEN p.variants IS NOT NULL THEN left(encode(sha256(convert_to(concat_ws(chr(31),
-        CAST(%(salt)s AS text), 'variant', p.campaign, o.customer_id), 'UTF8')), 'hex'), 16) END
-        COLLATE "C" AS variant) AS a
-ORDER BY 1, 2, 3, 4
+SELECT 'order:' || order_id, campaign, step, channel, customer_id, order_id,
+    at + delay * interval '1 second', CASE WHEN held THEN 'skipped' ELSE 'planned' END,
+    CASE WHEN held THEN 'held out (control group)' END, 0,
+    CASE WHEN held THEN 'holdout' ELSE 'treatment' END, variant
+FROM unnest(CAST(%b AS bigint[]), CAST(%b AS text[]), CAST(%b AS int[]), CAST(%b AS text[]),
+    CAST(%b AS bigint[]), CAST(%b AS timestamptz[]), CAST(%b AS float8[]),
+    CAST(%b AS boolean[]), CAST(%b AS text[]))
+    AS t(order_id, campaign, step, channel, customer_id, at, delay, held, variant)
 ON CONFLICT DO NOTHING
 """
 
@@ -207,10 +168,7 @@ _CANCEL = """
 UPDATE touchpoints SET status = 'cancelled', reason = 'cancelled by order.placed',
     updated_at = now()
 WHERE id = ANY(ARRAY(
-    SELECT t.id FROM (SELECT DISTINCT o.customer_id FROM batch AS b
-            CROSS JOIN LATERAL (SELECT customer_id FROM orders WHERE source = b.source AND shop = ''
-                AND external_id = b.payload->'order'->>'external_id' OFFSET 0) AS o
-        WHERE b.payload->>'type' = 'order.placed') AS k
+    SELECT t.id FROM unnest(CAST(%b AS bigint[])) AS k(customer_id)
     CROSS JOIN LATERAL (SELECT id FROM touchpoints WHERE customer_id = k.customer_id
         AND status = 'planned' AND campaign_id = 'win_back' OFFSET 0 FOR UPDATE) AS t))
 """
@@ -293,11 +251,218 @@ def _variant_bounds(campaign: Campaign) -> list[dict[str, str]] | None:
     return [*bounds, {"id": campaign.variants[-1].id, "below": _BEYOND}]
 
 
+# The payload's fields the writes use (a line's in its table's column order: they are its
+# row); msgspec skips the rest without building them. Nothing is checked beyond the JSON's
+# shape: the payloads are canonical events, validated by intake when it stored them.
+class _Line(msgspec.Struct):
+    external_id: str
+    product_id: str | None = None
+    variant_id: str | None = None
+    sku: str | None = None
+    title: str | None = None
+    vendor: str | None = None
+    product_type: str | None = None
+    quantity: int | None = None
+    unit_price: str | None = None
+
+
+class _Customer(msgspec.Struct):
+    external_id: str
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    locale: str | None = None
+    time_zone: str | None = None
+    # left out of the payload (unset) is not the same as given as null
+    email_marketing_consent: bool | None | msgspec.UnsetType = msgspec.UNSET
+    email_marketing_consent_at: str | None = None
+    updated_at: str | None = None
+
+
+class _Order(msgspec.Struct):
+    external_id: str
+    name: str | None = None
+    currency: str | None = None
+    subtotal: str | None = None
+    total: str | None = None
+    total_tax: str | None = None
+    total_discounts: str | None = None
+    total_shipping: str | None = None
+    financial_status: str | None = None
+    placed_at: str | None = None
+    updated_at: str | None = None
+    lines: list[_Line] = []
+    customer: _Customer | None = None
+    shipping_address_key: str | None = None
+
+
+class _Event(msgspec.Struct):
+    type: str
+    occurred_at: str
+    order: _Order | None = None
+
+
+_DECODE = msgspec.json.Decoder(_Event)
+# The events that set an order's journey times (their earliest), by the time they set; an
+# order paid already sets ``paid`` from any event.
+_JOURNEY = {"order.paid": "paid", "order.fulfilled": "fulfilled", "order.delivered": "delivered"}
+_CONSENT: dict[bool | None | msgspec.UnsetType, str] = {True: "granted", False: "denied"}
+
+
+def _version(stamp: str | None) -> tuple[bool, datetime | None]:
+    """A snapshot's version, to keep the newest: one without a time wins, as it comes first
+    in PostgreSQL's ``ORDER BY version DESC``."""
+    return (True, None) if stamp is None else (False, datetime.fromisoformat(stamp))
+
+
+def _earliest(
+    current: tuple[datetime, str] | None, at: tuple[datetime, str]
+) -> tuple[datetime, str]:
+    return at if current is None or at[0] < current[0] else current
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """``rows`` as one list per column, for ``unnest``."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+
+
+class _Batch:
+    """What a batch of payloads writes, each row once: the newest snapshot of each customer,
+    order and line, the earliest journey times of each order, as the drain merges them."""
+
+    def __init__(self) -> None:
+        self.customers: dict[tuple[str, str], tuple[Any, _Customer, str | None]] = {}
+        self.orders: dict[tuple[str, str], tuple[Any, _Order]] = {}
+        self.journeys: dict[tuple[str, str], dict[str, tuple[datetime, str]]] = defaultdict(dict)
+        self.lines: dict[tuple[tuple[str, str], str], tuple[Any, _Line]] = {}
+        self.addresses: set[tuple[str, str, str]] = set()
+        self.products: set[tuple[str, str]] = set()
+        self.events: list[tuple[tuple[str, str], str, str]] = []  # order, type, occurred_at
+
+    def add(self, source: str, payload: str) -> None:
+        event = _DECODE.decode(payload)
+        order = event.order
+        if order is None:
+            return
+        kind, at = event.type, event.occurred_at
+        key = (source, order.external_id)
+        version = _version(order.updated_at)
+        if key not in self.orders or version > self.orders[key][0]:
+            self.orders[key] = (version, order)
+        journey = self.journeys[key]
+        when = (datetime.fromisoformat(at), at)
+        if kind == "order.paid" or order.financial_status == "paid":
+            journey["paid"] = _earliest(journey.get("paid"), when)
+        if kind in ("order.fulfilled", "order.delivered"):
+            journey[_JOURNEY[kind]] = _earliest(journey.get(_JOURNEY[kind]), when)
+        for line in order.lines:
+            line_key = (key, line.external_id)
+            if line_key not in self.lines or version > self.lines[line_key][0]:
+                self.lines[line_key] = (version, line)
+            if line.product_id is not None:
+                self.products.add((source, line.product_id))
+        customer = order.customer
+        if customer is not None:
+            customer_key = (source, customer.external_id)
+            stamp = customer.updated_at or order.updated_at
+            seen = _version(stamp)
+            if customer_key not in self.customers or seen > self.customers[customer_key][0]:
+                self.customers[customer_key] = (seen, customer, stamp)
+            if order.shipping_address_key is not None:
+                self.addresses.add((*customer_key, order.shipping_address_key))
+        self.events.append((key, kind, at))
+
+    def customer_rows(self) -> list[list[Any]]:
+        rows = []
+        for (source, _), (_, c, stamp) in sorted(self.customers.items()):
+            consent = c.email_marketing_consent
+            given = consent is not msgspec.UNSET
+            rows.append(
+                (source, c.external_id, c.email, c.phone, c.first_name, c.last_name, c.locale,
+                 c.time_zone, _CONSENT.get(consent, "unknown"),
+                 "platform_payload" if given else None, c.email_marketing_consent_at, stamp)
+            )  # fmt: skip
+        return _columns(rows, 12)
+
+    def order_rows(self) -> list[list[Any]]:
+        rows = []
+        for key, (_, o) in sorted(self.orders.items()):
+            if o.customer is None:
+                continue  # written with its customer's id: every order of the backlog has one
+            journey = self.journeys[key]
+            times = [journey[k][1] if k in journey else None for k in _JOURNEY.values()]
+            rows.append(
+                (*key, o.customer.external_id, o.name, o.currency, o.subtotal, o.total,
+                 o.total_tax, o.total_discounts, o.total_shipping, o.financial_status,
+                 o.placed_at, *times, o.updated_at)
+            )  # fmt: skip
+        return _columns(rows, 16)
+
+
+def _write(
+    conn: psycopg.Connection[Any], batch: _Batch, plans: dict[str, list[dict[str, Any]]], salt: str
+) -> None:
+    """Send ``batch``'s writes: its rows in each table's key order, so that two workers
+    lock rows they share in the same order."""
+    conn.execute(_CUSTOMERS, batch.customer_rows())
+    conn.execute(_ADDRESS_KEYS, _columns(sorted(batch.addresses), 3))
+    orders = {
+        (source, external_id): (order_id, customer_id, total, paid_at)
+        for source, external_id, order_id, customer_id, total, paid_at in conn.execute(
+            _ORDERS, batch.order_rows()
+        )
+    }
+    conn.execute(_DELETE_ITEMS, [sorted(o[0] for o in orders.values())])
+    conn.execute(_PRODUCTS, _columns(sorted(batch.products), 2))
+    items = [
+        (orders[key][0], *msgspec.structs.astuple(line))
+        for (key, _), (_, line) in batch.lines.items()
+        if key in orders
+    ]
+    conn.execute(_ITEMS, _columns(sorted(items), 10))
+    paid = {key for key, kind, _ in batch.events if kind == "order.paid"} & orders.keys()
+    awards = sorted(orders[key] for key in paid)
+    conn.execute(_AWARDS, _columns(awards, 4))
+    touchpoints = []
+    for key, kind, at in batch.events:
+        if key in orders:
+            order_id, customer_id = orders[key][:2]
+            touchpoints += [
+                (order_id, p["campaign"], p["step"], p["channel"], customer_id, at, p["delay"],
+                 *_assignment(p, customer_id, salt))
+                for p in plans.get(kind, ())
+            ]  # fmt: skip
+    conn.execute(_TOUCHPOINTS, _columns(sorted(set(touchpoints)), 9))
+    placed = {
+        orders[key][1] for key, kind, _ in batch.events if kind == "order.placed" and key in orders
+    }
+    conn.execute(_CANCEL, [sorted(placed)])
+
+
+def _assignment(plan: dict[str, Any], customer_id: int, salt: str) -> tuple[bool, str | None]:
+    """Whether the customer is held out of the plan's campaign, and their variant, as
+    ``outcomes.assignment`` decides: the first 64 bits of a SHA-256 of the customer, compared
+    as hex digits with the share's bound."""
+    held = plan["holdout"] is not None and _hash(salt, "arm", plan, customer_id) < plan["holdout"]
+    variants = plan["variants"]
+    if variants is None:
+        return held, None
+    point = _hash(salt, "variant", plan, customer_id)
+    return held, next(v["id"] for v in variants if point < v["below"])
+
+
+def _hash(salt: str, kind: str, plan: dict[str, Any], customer_id: int) -> str:
+    parts = "\x1f".join((salt, kind, plan["campaign"], str(customer_id)))
+    return hashlib.sha256(parts.encode()).hexdigest()[:16]
+
+
 def drain(url: str, plan_json: str, salt: str, start: Any, results: Any) -> None:
-    """Child process, one ceiling worker: drain the inbox in SQL; report like a drainer."""
+    """Child process, one ceiling worker: drain the inbox; report like a drainer."""
+    plans: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for plan in json.loads(plan_json):
+        plans[plan["trigger"]].append(plan)
     with psycopg.connect(url) as conn:
-        conn.execute(_SETUP)
-        conn.commit()
         start.wait()
         began, cpu = time.time(), time.process_time()
         after, events, progress = 0, 0, []
@@ -310,15 +475,10 @@ def drain(url: str, plan_json: str, salt: str, start: Any, results: Any) -> None
                 conn.execute("SELECT set_config('enable_sort', 'on', true)")
                 if not claimed:
                     break
-                conn.execute(_CUSTOMERS)
-                conn.execute(_ADDRESS_KEYS)
-                orders = [row[0] for row in conn.execute(_ORDERS)]
-                conn.execute(_DELETE_ITEMS, {"orders": orders})
-                conn.execute(_PRODUCTS)
-                conn.execute(_ITEMS)
-                conn.execute(_AWARDS)
-                conn.execute(_TOUCHPOINTS, {"plans": plan_json, "salt": salt})
-                conn.execute(_CANCEL)
+                batch = _Batch()
+                for _, source, payload in claimed:
+                    batch.add(source, payload)
+                _write(conn, batch, plans, salt)
             after = max(row[0] for row in claimed)
             events += len(claimed)
             progress.append((time.time(), len(claimed), 0.0, time.process_time()))
