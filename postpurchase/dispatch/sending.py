@@ -51,9 +51,10 @@ def send_message(
     email, sms = pending.shop.email, pending.shop.sms
     try:
         if isinstance(rendered, RenderedEmail):
-            message = outgoing_email(pending)
+            # Built for each try made here: a wave's first try was made elsewhere, and most of
+            # its messages need no other.
             message_id = send_with_retries(
-                _after(first, lambda: email.send_email(message)),
+                _after(first, lambda: email.send_email(outgoing_email(pending))),
                 attempts=policy.send_attempts,
                 max_wait=policy.max_retry_wait,
                 sleep=sleep,
