@@ -3,10 +3,9 @@ the order fields a message shows."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
 from postpurchase.catalogue.products import CatalogueEntry
@@ -16,9 +15,9 @@ if TYPE_CHECKING:  # context builds on this module; the profile is only a type h
     from postpurchase.messages.context import ShopProfile
 
 
-@dataclass(frozen=True)
-class OrderLine:
-    """An order line with what the catalogue knows of its product."""
+class OrderLine(NamedTuple):
+    """An order line with what the catalogue knows of its product (a named tuple: one is
+    made for each line of each message, and a frozen dataclass costs twice as much)."""
 
     title: str
     quantity: int
@@ -71,12 +70,13 @@ def review_url(shop: ShopProfile, line: OrderLine, review_page: str) -> str:
 
 
 def products_view(
-    shop: ShopProfile, lines: list[OrderLine], review_page: str
+    shop: ShopProfile, lines: list[OrderLine], review_urls: list[str]
 ) -> list[dict[str, Any]]:
     """One entry per product: the variants of a product (lines with its id, or with its
-    title when the platform gave no id) are one thing to review."""
+    title when the platform gave no id) are one thing to review. ``review_urls``: each
+    line's ``review_url``, a product's the one of its first line."""
     products: dict[str, dict[str, Any]] = {}
-    for line in lines:
+    for line, review in zip(lines, review_urls, strict=True):
         key = f"id:{line.product_id}" if line.product_id else f"title:{line.product_title}"
         entry = products.get(key)
         if entry is None:
@@ -85,7 +85,7 @@ def products_view(
                 "quantity": line.quantity,
                 "image_url": line.image_url,
                 "product_url": line.product_url or shop.url,
-                "review_url": review_url(shop, line, review_page),
+                "review_url": review,
             }
         else:
             entry["quantity"] += line.quantity
@@ -106,6 +106,8 @@ def build_order_view(
     items: list[OrderLine],
     review_page: str,
 ) -> dict[str, Any]:
+    # the same link for a line and for its product: made once (quoting costs)
+    reviews = [review_url(shop, line, review_page) for line in items]
     return {
         "name": name,
         "currency": currency,
@@ -122,9 +124,9 @@ def build_order_view(
                 "line_total": line.unit_price * line.quantity,
                 "image_url": line.image_url,
                 "product_url": line.product_url or shop.url,
-                "review_url": review_url(shop, line, review_page),
+                "review_url": review,
             }
-            for line in items
+            for line, review in zip(items, reviews, strict=True)
         ],
-        "products": products_view(shop, items, review_page),
+        "products": products_view(shop, items, reviews),
     }

@@ -107,11 +107,18 @@ def test_each_product_gets_its_own_review_link(store, delivered, send):
     delivered(product=True, order=order)
     shop = replace(SHOP, review_link_template="https://reviews.example.net/{handle}/new")
 
-    products = _context(store, "review_request", shop)["order"]["products"]
+    order_view = _context(store, "review_request", shop)["order"]
+    products = order_view["products"]
 
     assert [(p["title"], p["quantity"], p["review_url"]) for p in products] == [
         ("IPod Nano - 8GB", 2, "https://reviews.example.net/ipod-nano/new"),
         ("Example T-Shirt", 1, "https://reviews.example.net/example-t-shirt/new"),
+    ]
+    # each line links to the review of its product
+    assert [i["review_url"] for i in order_view["items"]] == [
+        products[0]["review_url"],
+        products[0]["review_url"],
+        products[1]["review_url"],
     ]
     assert products[1]["product_url"] == (
         "https://northline-outdoor.myshopify.com/products/example-t-shirt"
