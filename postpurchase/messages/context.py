@@ -33,10 +33,9 @@ A review link is ``review_link_template`` filled with the product's ``{product_u
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
@@ -63,8 +62,8 @@ from postpurchase.store.membership import among
 from postpurchase.store.models import CustomerTier, LedgerKind, LoyaltyLedgerEntry
 
 
-@dataclass(frozen=True)
-class LoyaltyFigures:
+# A named tuple, not a frozen dataclass: one is made per message of a chunk.
+class LoyaltyFigures(NamedTuple):
     points_earned: int
     points_balance: int
     tier: str | None

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -50,9 +51,9 @@ SCANNER_SECONDS = 10
 BURST_SECONDS = 2
 
 
-@dataclass(frozen=True)
-class Click:
-    """A verified click link: the message, which of its links, and where it goes."""
+class Click(NamedTuple):
+    """A verified click link: the message, which of its links, and where it goes (a named
+    tuple: one is made for each link of each message)."""
 
     touchpoint_id: int
     link: int
@@ -159,7 +160,7 @@ def track_links(
                 for start, end, url in hrefs
             ],
         )
-        return replace(rendered, html=html_part, text=in_text(rendered.text))
+        return RenderedEmail(rendered.subject, html_part, in_text(rendered.text))
     body = in_text(rendered.body)
     return replace(rendered, body=body, segments=count_segments(body))
 

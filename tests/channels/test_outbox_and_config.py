@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import email
 import json
 from datetime import UTC, datetime, timedelta
@@ -64,7 +63,7 @@ def test_outbox_eml_has_date_of_sending_and_a_stable_message_id(tmp_path):
     # Re-written later (a retried send): same identity, new date; another touchpoint differs.
     later = OutboxSender(tmp_path, clock=lambda: sent_at + timedelta(minutes=3))
     later.send_email(EMAIL)
-    later.send_email(dataclasses.replace(EMAIL, touchpoint_id=43))
+    later.send_email(EMAIL._replace(touchpoint_id=43))
     again = email.message_from_bytes(
         (tmp_path / "00000042-delivery_checkin.eml").read_bytes(), policy=policy.default
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import replace
 
 import pytest
 from fakes.fake_sendgrid import API_KEY, EMAIL, error_body, server_error, too_many_requests
@@ -20,7 +19,7 @@ from postpurchase.exceptions import (
 
 
 def _emails(count):
-    return [replace(EMAIL, touchpoint_id=n) for n in range(1, count + 1)]
+    return [EMAIL._replace(touchpoint_id=n) for n in range(1, count + 1)]
 
 
 def _answers(flight, *, quiet=5.0, each=None):
