@@ -40,7 +40,7 @@ from postpurchase.store.models import (
     ReferralCode,
     ReferralStatus,
 )
-from postpurchase.store.statements import dialect_insert
+from postpurchase.store.statements import insert_ignoring_conflicts
 
 _ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
@@ -67,7 +67,7 @@ def _keep_addresses(session: Session, keys: set[tuple[int, str]]) -> None:
     """Store (customer id, address digest) pairs, in key order, in one statement."""
     if keys:
         rows = [{"customer_id": c, "address_key": k} for c, k in sorted(keys)]
-        session.execute(dialect_insert(session, CustomerAddressKey).on_conflict_do_nothing(), rows)
+        insert_ignoring_conflicts(session, CustomerAddressKey, rows)
         keys.clear()
 
 

@@ -54,8 +54,10 @@ def insert_ignoring_conflicts(
     if dialect.name == "postgresql":
         return _insert_json(session, table, rows)
     inserted = 0
+    # a row back per row inserted: the first column of the primary key (``id`` on most tables)
+    key = next(iter(table.primary_key))
     for start in range(0, len(rows), chunk):
-        stmt = sqlite.insert(table).on_conflict_do_nothing().returning(table.c.id)
+        stmt = sqlite.insert(table).on_conflict_do_nothing().returning(key)
         inserted += len(session.execute(stmt, list(rows[start : start + chunk])).all())
     return inserted
 
