@@ -103,9 +103,13 @@ def mark_used(session: Session, uses: Iterable[tuple[int, Sequence[str], datetim
     # all first, so the orders without one of ours cost no statement each.
     ours = _usable_codes(session, {code for _, codes, _ in wanted for code in codes})
     changed = 0
+    # An order's every event in a batch names its codes: once its update has run, the same
+    # one again finds its codes taken (by it) and changes nothing.
+    done: set[tuple[int, tuple[str, ...]]] = set()
     for order_id, codes, at in wanted:
-        if ours.isdisjoint(codes):
+        if ours.isdisjoint(codes) or (order_id, tuple(codes)) in done:
             continue
+        done.add((order_id, tuple(codes)))
         result = session.execute(
             update(Redemption)
             .where(

@@ -202,6 +202,37 @@ def test_a_batch_of_orders_takes_each_code_once_in_order(store, engine):
     }
 
 
+def test_an_orders_events_in_one_batch_update_its_codes_once(store, engine):
+    """Every event of an order in a batch names its codes: the first takes them, with its
+    time; the others send no update (it could change nothing)."""
+    with transaction(store) as session:
+        customer = Customer(source="shopify", shop="", external_id="home")
+        order = Order(source="shopify", shop="", external_id="o1", currency="USD")
+        session.add_all([customer, order])
+        session.flush()
+        session.add(
+            Redemption(
+                idempotency_key="A-CODE",
+                customer_id=customer.id,
+                reward="five_off",
+                points=500,
+                platform="shopify",
+                code="A-CODE",
+                status=RedemptionStatus.ISSUED,
+                expires_at=NOW + timedelta(days=30),
+            )
+        )
+        session.flush()
+        placed, paid, fulfilled = (NOW + timedelta(minutes=n) for n in range(3))
+        uses = [(order.id, ["a-code", "WELCOME10"], at) for at in (placed, paid, fulfilled)]
+        with _updates(engine) as updates:
+            assert mark_used(session, uses) == 1
+        assert len(updates) == 1
+    with store() as session:
+        used = session.scalars(select(Redemption)).one()
+    assert (used.status, used.order_id, used.used_at) == (RedemptionStatus.USED, order.id, placed)
+
+
 @contextmanager
 def _updates(engine):
     """The UPDATE statements sent while inside."""
