@@ -211,6 +211,7 @@ def apply_referrals(
         },
     )
     kept = 0  # address digests written so far: those of the events before a decision
+    referred: set[int] = set()  # customers known to have a referral: no query for them again
     for snapshot, order, before in acting:
         assert order.customer_id is not None  # only such orders are acting
         referral = existing.get(order.id)
@@ -224,8 +225,9 @@ def apply_referrals(
         # the first of its codes that is a referral code of the order's shop
         keys = ((code.upper(), order.shop) for code in _codes(snapshot))
         referrer_id = next((referrers[key] for key in keys if key in referrers), None)
-        if referrer_id is None:
+        if referrer_id is None or order.customer_id in referred:
             continue
+        referred.add(order.customer_id)
         taken = session.scalar(
             select(Referral.id).where(Referral.referred_customer_id == order.customer_id)
         )

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 from shop_rewards import NOW
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from postpurchase.events import CanonicalEvent, address_key
 from postpurchase.loyalty.ledger import balance
@@ -208,3 +208,30 @@ def test_a_decision_sees_the_addresses_of_the_events_before_it_in_its_batch(stor
         ids["bea"]: (ReferralStatus.REFUSED, "the shipping address matches the referrer's"),
         ids["cy"]: (ReferralStatus.REWARDED, None),
     }
+
+
+def test_a_referred_customers_later_orders_in_a_batch_look_for_no_referral(store, send, engine):
+    # the first order naming a code decides the customer's referral; the batch knows then that
+    # they have one, and their later orders (naming a code again) do not ask the database
+    _, code = referrer_code(store, send)
+    asked: list[str] = []
+
+    def record(conn, cursor, statement, *_):
+        if "referred_customer_id =" in statement and statement.lstrip().startswith("SELECT"):
+            asked.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        send(
+            order("bea", ref=code, address=None, order_id="801"),
+            order("bea", ref=code, address=None, order_id="802"),
+            order("bea", kind="order.fulfilled", codes=[code], address=None, order_id="802"),
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(asked) == 1
+    decided = referral(store)  # the only one, on the first order (the second one exists)
+    assert (decided.status, decided.reason) == (
+        ReferralStatus.REFUSED,
+        "not the customer's first order",
+    )
