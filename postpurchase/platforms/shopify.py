@@ -112,21 +112,21 @@ def _customer(
     zone = first_zone(
         *((a.country_code, a.province_code) for a in (*addresses, customer.default_address) if a)
     )
-    return dict(
+    return {
         # only when known: an update without an address keeps the zone already stored
         **({"time_zone": zone} if zone else {}),
-        external_id=customer.id,
-        email=_email((customer.email, email), notes),
-        phone=e164(customer.phone or phone, *regions, home, default_region),
-        first_name=customer.first_name,
-        last_name=customer.last_name,
-        locale=locale,
+        "external_id": customer.id,
+        "email": _email((customer.email, email), notes),
+        "phone": e164(customer.phone or phone, *regions, home, default_region),
+        "first_name": customer.first_name,
+        "last_name": customer.last_name,
+        "locale": locale,
         **_consent_fields("email_marketing_consent", customer.email_marketing_consent),
         **_consent_fields("sms_marketing_consent", customer.sms_marketing_consent),
-        tags=tags,
-        updated_at=customer.updated_at,
+        "tags": tags,
+        "updated_at": customer.updated_at,
         **({"birthday": birthday} if (birthday := _birthday(customer.metafields)) else {}),
-    )
+    }
 
 
 def _birthday(metafields: list[Metafield] | list[shopify_structs.Metafield]) -> date | None:
@@ -153,23 +153,23 @@ def _order(order: OrderBody, notes: list[str], default_region: str) -> dict[str,
         currency = order.total_price_set.shop_money.currency_code
     tracking = [f.tracking_url for f in order.fulfillments if f.tracking_url]
     phone = order.phone or (order.shipping_address.phone if order.shipping_address else None)
-    return dict(
-        external_id=order.id,
-        name=order.name,
-        currency=currency,
-        subtotal=_shop_money(order.subtotal_price, order.subtotal_price_set),
-        total=_shop_money(order.total_price, order.total_price_set),
-        total_tax=_shop_money(order.total_tax, order.total_tax_set),
-        total_discounts=_shop_money(order.total_discounts, order.total_discounts_set),
-        total_shipping=shipping,
-        financial_status=order.financial_status,
-        fulfillment_status=order.fulfillment_status,
-        tracking_url=tracking[-1] if tracking else None,
-        placed_at=order.created_at,
-        updated_at=order.updated_at or order.created_at,
-        cancelled_at=order.cancelled_at,
-        discount_codes=[d.code for d in order.discount_codes if d.code],
-        referral_code=next(
+    return {
+        "external_id": order.id,
+        "name": order.name,
+        "currency": currency,
+        "subtotal": _shop_money(order.subtotal_price, order.subtotal_price_set),
+        "total": _shop_money(order.total_price, order.total_price_set),
+        "total_tax": _shop_money(order.total_tax, order.total_tax_set),
+        "total_discounts": _shop_money(order.total_discounts, order.total_discounts_set),
+        "total_shipping": shipping,
+        "financial_status": order.financial_status,
+        "fulfillment_status": order.fulfillment_status,
+        "tracking_url": tracking[-1] if tracking else None,
+        "placed_at": order.created_at,
+        "updated_at": order.updated_at or order.created_at,
+        "cancelled_at": order.cancelled_at,
+        "discount_codes": [d.code for d in order.discount_codes if d.code],
+        "referral_code": next(
             (
                 a.value.strip()[:64]
                 for a in order.note_attributes
@@ -177,25 +177,25 @@ def _order(order: OrderBody, notes: list[str], default_region: str) -> dict[str,
             ),
             None,
         ),
-        shipping_address_key=(
+        "shipping_address_key": (
             address_key(ship.address1, ship.zip, ship.country_code)
             if (ship := order.shipping_address)
             else None
         ),
-        lines=[
-            dict(
-                external_id=line.id,
-                product_id=line.product_id,
-                variant_id=line.variant_id,
-                sku=line.sku or None,
-                title=line.title,
-                vendor=line.vendor,
-                quantity=line.quantity,
-                unit_price=_shop_money(line.price, line.price_set),
-            )
+        "lines": [
+            {
+                "external_id": line.id,
+                "product_id": line.product_id,
+                "variant_id": line.variant_id,
+                "sku": line.sku or None,
+                "title": line.title,
+                "vendor": line.vendor,
+                "quantity": line.quantity,
+                "unit_price": _shop_money(line.price, line.price_set),
+            }
             for line in order.line_items
         ],
-        customer=(
+        "customer": (
             _customer(
                 order.customer,
                 notes=notes,
@@ -210,7 +210,7 @@ def _order(order: OrderBody, notes: list[str], default_region: str) -> dict[str,
             if order.customer
             else None
         ),
-    )
+    }
 
 
 Builder = Callable[[Any, datetime, list[str], str], dict[str, Any]]
@@ -227,7 +227,7 @@ def _order_event_of(
     kind: EventType, body: OrderBody, at: datetime, notes: list[str], region: str
 ) -> dict[str, Any]:
     order = _order(body, notes, region)
-    return dict(type=kind, occurred_at=order["updated_at"] or at, order=order)
+    return {"type": kind, "occurred_at": order["updated_at"] or at, "order": order}
 
 
 def _refund_event(data: Any, received_at: datetime, *_: Any) -> dict[str, Any]:
