@@ -311,8 +311,8 @@ _CONSENT: dict[bool | None | msgspec.UnsetType, str] = {True: "granted", False: 
 
 
 def _version(stamp: str | None) -> tuple[bool, datetime | None]:
-    """A snapshot's version, to keep the newest: one without a time wins, as it comes first
-    in PostgreSQL's ``ORDER BY version DESC``."""
+    """A snapshot's version, to keep the newest: one without a time counts as newer than
+    any with one (``True`` sorts above ``False``)."""
     return (True, None) if stamp is None else (False, datetime.fromisoformat(stamp))
 
 
