@@ -358,10 +358,10 @@ _PG_HELD_OF_CUSTOMERS = each_among_parameter(
 )
 _PG_TIERS_OF = _TIERS_OF.where(among_parameter(_PG, _TIERS.customer_id, "customer_ids"))
 _PG_FIRST_PAID = _FIRST_PAID.where(among_parameter(_PG, _ORDERS.customer_id, "customer_ids"))
-_PG_BONUS_LINES = _BONUS_LINES.where(
-    among_parameter(_PG, _ITEMS.order_id, "order_ids"),
-    among_parameter(_PG, _ORDERS.id, "order_ids"),
-)
+# The orders alone are named by the list, their lines reached by the join: with the lines
+# named by it too, PostgreSQL looked each order's lines up with the whole list as a condition,
+# sorting the list again for every order (four fifths of the statement's time, every batch).
+_PG_BONUS_LINES = _BONUS_LINES.where(among_parameter(_PG, _ORDERS.id, "order_ids"))
 
 
 def award_row(
