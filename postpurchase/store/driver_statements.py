@@ -87,11 +87,20 @@ def _as_read(row: Sequence[Any]) -> Sequence[Any]:
 
 
 def fetch_all(
-    connection: Connection, statement: Executable, params: Mapping[str, Any]
+    connection: Connection,
+    statement: Executable,
+    params: Mapping[str, Any],
+    *,
+    binary: bool = False,
 ) -> list[tuple[Any, ...]]:
     """The rows ``statement`` (a SQLAlchemy statement, its parameters named as in ``params``)
-    returns when run on ``connection``, in its transaction (or in autocommit) as it is."""
-    return run_prepared(connection, *_sql_and_values(connection, statement, params))
+    returns when run on ``connection``, in its transaction (or in autocommit) as it is.
+
+    ``binary``: the rows come in PostgreSQL's binary format, in which a ``bytea`` is read as
+    the bytes it holds (in text format psycopg reads them back from hex).
+    """
+    sql, values = _sql_and_values(connection, statement, params)
+    return _run(connection, sql, values, _all_rows, binary=binary)
 
 
 def rows_changed(connection: Connection, statement: Executable, params: Mapping[str, Any]) -> int:
@@ -139,6 +148,8 @@ def _run(
     sql: str,
     values: Mapping[str, Any],
     result: Callable[[psycopg.Cursor[Any]], _T],
+    *,
+    binary: bool = False,
 ) -> _T:
     driver = connection.connection.dbapi_connection
     assert isinstance(driver, psycopg.Connection)
@@ -147,7 +158,7 @@ def _run(
     prepare = None if driver.prepare_threshold is None else True
     try:
         with driver.cursor() as cursor:
-            cursor.execute(sql, values, prepare=prepare)
+            cursor.execute(sql, values, prepare=prepare, binary=binary)
             return result(cursor)
     except psycopg.Error as exc:
         status = driver.info.transaction_status

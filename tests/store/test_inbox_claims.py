@@ -1,6 +1,7 @@
 """Inbox claims: taken and marked done inside the processing transaction; concurrent drainers
 never share a row; a rolled-back claim leaves its rows pending; failures are counted."""
 
+import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -88,12 +89,33 @@ def test_concurrent_claimants_never_get_the_same_row(store, db_url):
     assert {status for status, _, _ in _rows(store).values()} == {ClaimStatus.DONE}
 
 
+def test_a_claimed_payload_is_its_json_in_utf8_bytes(store):
+    payload = {"type": "order.paid", "street": "1280 Rue Sherbrooke O, Montréal", "n": 0}
+    with transaction(store) as session:
+        session.execute(
+            insert(InboxEvent),
+            [
+                {
+                    "source": "shopify",
+                    "dedupe_key": "shopify:orders/paid:0",
+                    "event_type": "order.paid",
+                    "subject_id": "820000",
+                    "payload": payload,
+                }
+            ],
+        )
+    with transaction(store) as session:
+        [row] = claim_inbox_rows(session, worker="w", now=NOW, limit=1)
+    assert isinstance(row.payload, bytes)
+    assert json.loads(row.payload.decode("utf-8")) == payload
+
+
 def test_a_claim_is_done_with_its_transaction_and_pending_again_if_it_rolls_back(store):
     _inbox(store, 3)
     with store() as session, session.begin():
         rows = claim_inbox_rows(session, worker="w", now=NOW, limit=2)
         assert [(r.id, r.attempts) for r in rows] == [(1, 1), (2, 1)]
-        assert '"n": 0' in rows[0].payload or '"n":0' in rows[0].payload
+        assert b'"n": 0' in rows[0].payload or b'"n":0' in rows[0].payload
         session.rollback()  # the worker died mid-batch
     assert {r[:2] for r in _rows(store).values()} == {(ClaimStatus.PENDING, 0)}
 
