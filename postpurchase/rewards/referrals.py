@@ -77,6 +77,28 @@ def _codes(snapshot: OrderSnapshot) -> list[str]:
     return codes + list(snapshot.discount_codes)
 
 
+def _referrer(
+    snapshot: OrderSnapshot, order: OrderRecord, referrers: dict[tuple[str, str], int]
+) -> int | None:
+    """The referrer of the first of the order's codes that is a referral code of its shop."""
+    keys = ((code.upper(), order.shop) for code in _codes(snapshot))
+    return next((referrers[key] for key in keys if key in referrers), None)
+
+
+def _referred_already(session: Session, customer_ids: set[int | None]) -> set[int]:
+    """Which of ``customer_ids`` have a referral."""
+    if not customer_ids:
+        return set()
+    wanted = sorted(i for i in customer_ids if i is not None)
+    return set(
+        session.scalars(
+            select(Referral.referred_customer_id).where(
+                among(session, Referral.referred_customer_id, wanted)
+            )
+        )
+    )
+
+
 def _ended(order: OrderRecord) -> str | None:
     if order.cancelled_at is not None:
         return "the order was cancelled"
@@ -210,9 +232,28 @@ def apply_referrals(
             for code in _codes(snapshot)
         },
     )
+    # Each acting event's referrer, if its order is paid and had no referral when the batch
+    # began (none at all when no code is a referral code: most batches); then which of
+    # their customers have a referral already (decided before, on another order), in one
+    # query: asked per decision, it was a round trip each. The referrals the batch decides
+    # are of customers in ``referred`` below.
+    referrer_ids = [
+        _referrer(snapshot, order, referrers)
+        if referrers and order.id not in existing and order.paid_at is not None
+        else None
+        for snapshot, order, _ in acting
+    ]
+    taken = _referred_already(
+        session,
+        {
+            order.customer_id
+            for (_, order, _), referrer_id in zip(acting, referrer_ids, strict=True)
+            if referrer_id is not None
+        },
+    )
     kept = 0  # address digests written so far: those of the events before a decision
     referred: set[int] = set()  # customers known to have a referral: no query for them again
-    for snapshot, order, before in acting:
+    for (_, order, before), referrer_id in zip(acting, referrer_ids, strict=True):
         assert order.customer_id is not None  # only such orders are acting
         referral = existing.get(order.id)
         if referral is not None:
@@ -220,18 +261,10 @@ def apply_referrals(
             if referral.status is ReferralStatus.REWARDED and ended:
                 _reverse(session, referral, ended)
             continue
-        if order.paid_at is None:
-            continue
-        # the first of its codes that is a referral code of the order's shop
-        keys = ((code.upper(), order.shop) for code in _codes(snapshot))
-        referrer_id = next((referrers[key] for key in keys if key in referrers), None)
         if referrer_id is None or order.customer_id in referred:
             continue
         referred.add(order.customer_id)
-        taken = session.scalar(
-            select(Referral.id).where(Referral.referred_customer_id == order.customer_id)
-        )
-        if taken is not None:
+        if order.customer_id in taken:
             continue  # decided before, on another order
         _keep_addresses(session, set(addresses[kept:before]))
         kept = before

@@ -4,6 +4,8 @@ refused for the same person (email, phone, address), a later order or a refunded
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -210,25 +212,53 @@ def test_a_decision_sees_the_addresses_of_the_events_before_it_in_its_batch(stor
     }
 
 
-def test_a_referred_customers_later_orders_in_a_batch_look_for_no_referral(store, send, engine):
-    # the first order naming a code decides the customer's referral; the batch knows then that
-    # they have one, and their later orders (naming a code again) do not ask the database
-    _, code = referrer_code(store, send)
+@contextmanager
+def referral_lookups(engine) -> Iterator[list[str]]:
+    """The statements looking up whether customers have a referral, sent while inside."""
     asked: list[str] = []
 
     def record(conn, cursor, statement, *_):
-        if "referred_customer_id =" in statement and statement.lstrip().startswith("SELECT"):
+        if "WHERE referrals.referred_customer_id" in statement:
             asked.append(statement)
 
     event.listen(engine, "before_cursor_execute", record)
     try:
+        yield asked
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_batch_looks_up_whether_its_referred_customers_have_a_referral_once(store, send, engine):
+    _, code = referrer_code(store, send)
+    with referral_lookups(engine) as asked:
+        send(
+            order("bea", ref=code, address=None),
+            order("cy", ref=code, address=None),
+            order("dee", codes=[code], address=None),
+        )
+    assert len(asked) == 1
+    with transaction(store) as session:
+        decided = {
+            name: (r.status, r.reason)
+            for r, name in session.execute(
+                select(Referral, Customer.external_id).join(
+                    Customer, Customer.id == Referral.referred_customer_id
+                )
+            )
+        }
+    assert decided == {name: (ReferralStatus.REWARDED, None) for name in ("bea", "cy", "dee")}
+
+
+def test_a_referred_customers_later_orders_in_a_batch_look_for_no_referral(store, send, engine):
+    # the first order naming a code decides the customer's referral; the batch knows then that
+    # they have one, and their later orders (naming a code again) do not ask the database
+    _, code = referrer_code(store, send)
+    with referral_lookups(engine) as asked:
         send(
             order("bea", ref=code, address=None, order_id="801"),
             order("bea", ref=code, address=None, order_id="802"),
             order("bea", kind="order.fulfilled", codes=[code], address=None, order_id="802"),
         )
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert len(asked) == 1
     decided = referral(store)  # the only one, on the first order (the second one exists)
     assert (decided.status, decided.reason) == (
