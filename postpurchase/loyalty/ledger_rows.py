@@ -360,7 +360,7 @@ _PG_TIERS_OF = _TIERS_OF.where(among_parameter(_PG, _TIERS.customer_id, "custome
 _PG_FIRST_PAID = _FIRST_PAID.where(among_parameter(_PG, _ORDERS.customer_id, "customer_ids"))
 # The orders alone are named by the list, their lines reached by the join: with the lines
 # named by it too, PostgreSQL looked each order's lines up with the whole list as a condition,
-# sorting the list again for every order (four fifths of the statement's time, every batch).
+# sorting the list again for every order (about half of the statement's time at 25,000 orders).
 _PG_BONUS_LINES = _BONUS_LINES.where(among_parameter(_PG, _ORDERS.id, "order_ids"))
 
 

@@ -136,7 +136,7 @@ def claim_statement(dialect: str, *, after: bool, only: bool) -> Any:
     # The payload as the UTF-8 bytes of its JSON, which pydantic reads as they are: as text,
     # the driver decoded each payload into a str that pydantic then encoded back to UTF-8,
     # both slow for a payload with a character outside ASCII (a name, a street), which most
-    # have (3% of a drainer's instructions on the genuine backlog).
+    # have (3.5% of a drainer's instructions on the genuine backlog).
     payload: ColumnElement[bytes] = cast(inbox.payload, LargeBinary)
     if dialect == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
