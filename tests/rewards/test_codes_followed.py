@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import timedelta
 
 from deliveries import Sender, intake_settings
 from fastapi.testclient import TestClient
 from genuine import genuine
+from sent_statements import statements_sent
 from shop_rewards import NOW
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from postpurchase.loyalty.ledger import balance
 from postpurchase.platforms import shopify as shopify_platform
@@ -233,17 +233,8 @@ def test_an_orders_events_in_one_batch_update_its_codes_once(store, engine):
     assert (used.status, used.order_id, used.used_at) == (RedemptionStatus.USED, order.id, placed)
 
 
-@contextmanager
 def _updates(engine):
     """The UPDATE statements sent while inside."""
-    sent: list[str] = []
-
-    def record(conn, cursor, statement, *_):
-        if statement.lstrip().upper().startswith("UPDATE"):
-            sent.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    return statements_sent(
+        engine, lambda statement: statement.lstrip().upper().startswith("UPDATE")
+    )

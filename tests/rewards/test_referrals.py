@@ -4,13 +4,12 @@ refused for the same person (email, phone, address), a later order or a refunded
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
+from sent_statements import statements_sent
 from shop_rewards import NOW
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from postpurchase.events import CanonicalEvent, address_key
 from postpurchase.loyalty.ledger import balance
@@ -212,20 +211,11 @@ def test_a_decision_sees_the_addresses_of_the_events_before_it_in_its_batch(stor
     }
 
 
-@contextmanager
-def referral_lookups(engine) -> Iterator[list[str]]:
+def referral_lookups(engine):
     """The statements looking up whether customers have a referral, sent while inside."""
-    asked: list[str] = []
-
-    def record(conn, cursor, statement, *_):
-        if "WHERE referrals.referred_customer_id" in statement:
-            asked.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield asked
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    return statements_sent(
+        engine, lambda statement: "WHERE referrals.referred_customer_id" in statement
+    )
 
 
 def test_a_batch_looks_up_whether_its_referred_customers_have_a_referral_once(store, send, engine):
