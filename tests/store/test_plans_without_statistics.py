@@ -68,6 +68,7 @@ SCHEMA = "plans_without_statistics"
 INBOX_ROWS = 60_000
 ORDERS = 12_000  # one customer each; five planned touchpoints each, one of them win-back
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+LEDGER_ROWS = 60_000
 
 
 @pytest.fixture
@@ -179,17 +180,24 @@ class _Statements:
         return next(s for s in self.sent if s[0].lstrip().startswith(prefix))
 
 
-def _plan_nodes(
+def _plan(
     engine: Engine, statement: str, parameters: Any, before: list[tuple[str, Any]] = ()
-) -> list[dict[str, Any]]:
-    """Every node of the statement's plan (init plans and subplans included), planned after
-    the statements ``before`` it in its transaction (settings it made for itself)."""
+) -> dict[str, Any]:
+    """The statement's plan as EXPLAIN gives it, planned after the statements ``before`` it
+    in its transaction (settings it made for itself)."""
     with engine.connect() as conn:
         for sent, sent_with in before:
             conn.exec_driver_sql(sent, sent_with)
         [[plan]] = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters).all()
         conn.rollback()
-    nodes, todo = [], [plan[0]["Plan"]]
+    return plan[0]
+
+
+def _plan_nodes(
+    engine: Engine, statement: str, parameters: Any, before: list[tuple[str, Any]] = ()
+) -> list[dict[str, Any]]:
+    """Every node of the statement's plan (init plans and subplans included)."""
+    nodes, todo = [], [_plan(engine, statement, parameters, before)["Plan"]]
     while todo:
         node = todo.pop()
         nodes.append(node)
@@ -512,3 +520,32 @@ def test_the_codes_of_a_batch_are_looked_up_without_case_through_their_indexes(f
         scanned = {n.get("Index Name") or n["Node Type"] for n in nodes if "Scan" in n["Node Type"]}
         assert "Seq Scan" not in scanned, statement
         assert index in scanned, statement
+
+
+def test_a_batch_s_ledger_lookups_are_not_compiled_as_the_ledger_grows(fresh, store_engine):
+    """PostgreSQL compiles a statement (JIT) when its estimated cost passes
+    ``jit_above_cost``, again at every run. Without statistics a batch's lookups by order are
+    estimated to cost more as the ledger grows, and passed it in a long drain: compiled, each
+    took several times as long. The store's connections never compile; a plain connection
+    with the server's defaults shows the same lookup would have been."""
+    _fill(fresh)
+    with fresh.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO loyalty_ledger (customer_id, order_id, kind, points, cause) "
+                "SELECT n % :orders + 1, n % :orders + 1, 'award', 10, 'award:' || n "
+                "FROM generate_series(1, :n) AS n"
+            ),
+            {"orders": ORDERS, "n": LEDGER_ROWS},
+        )
+        if not conn.scalar(text("SELECT pg_jit_available()")):
+            pytest.skip("this PostgreSQL server cannot compile statements (no JIT)")
+    batch = {"order_ids": array_literal(range(5_000, 6_000))}  # a batch of 1,000 orders
+    for read in (_PG_EARNED, _PG_HELD_OF_ORDERS):
+        statement, literals = _compiled(read, fresh.dialect)
+        with fresh.connect() as conn:
+            threshold = float(conn.scalar(text("SELECT current_setting('jit_above_cost')")))
+        server_default = _plan(fresh, statement, {**literals, **batch})
+        assert server_default["Plan"]["Total Cost"] > threshold, statement
+        assert "JIT" in server_default, statement
+        assert "JIT" not in _plan(store_engine, statement, {**literals, **batch}), statement
