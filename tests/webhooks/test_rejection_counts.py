@@ -6,30 +6,30 @@ import string
 
 from deliveries import Sender, intake_settings, rejected_rows
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sent_statements import statements_sent
 
 from postpurchase.store.database import engine_of
 from postpurchase.webhooks.app import create_app
 from postpurchase.webhooks.rejections import KINDS_PER_HOUR, OTHER_REASONS, SAMPLES_KEPT
 
 
-def _writes_to_rejections(store) -> list[str]:
-    """Every INSERT or UPDATE of rejected_webhooks the app's engine runs, as it runs."""
-    seen: list[str] = []
-
-    def count(_conn, _cursor, statement, *_args) -> None:
-        if "rejected_webhooks" in statement and statement.lstrip().upper().startswith(
-            ("INSERT", "UPDATE")
-        ):
-            seen.append(statement)
-
-    event.listen(engine_of(store), "before_cursor_execute", count)
-    return seen
+def _writes_to_rejections(store):
+    """The INSERT and UPDATE statements of rejected_webhooks the app's engine sends while
+    inside."""
+    return statements_sent(
+        engine_of(store),
+        lambda statement: (
+            "rejected_webhooks" in statement
+            and statement.lstrip().upper().startswith(("INSERT", "UPDATE"))
+        ),
+    )
 
 
 def test_a_flood_of_unsigned_posts_is_one_counted_row(db_url, store):
-    writes = _writes_to_rejections(store)
-    with TestClient(create_app(intake_settings(db_url), session_factory=store)) as client:
+    with (
+        _writes_to_rejections(store) as writes,
+        TestClient(create_app(intake_settings(db_url), session_factory=store)) as client,
+    ):
         sender = Sender(client)
         answers = {
             sender.shopify("orders/create", b"{}", secret="x").status_code for _ in range(60)
