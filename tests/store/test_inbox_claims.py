@@ -6,7 +6,8 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import event, insert, select, text, update
+from sent_statements import statements_sent_with_parameters
+from sqlalchemy import insert, select, text, update
 
 from postpurchase.store.database import transaction
 from postpurchase.store.driver_statements import _compiled
@@ -204,18 +205,13 @@ def test_inbox_claims_walk_only_the_rows_still_to_process(store, engine):
         _ids(session, worker="w", limit=2990)
         session.execute(text("ANALYZE inbox_events"))
 
-    claims: list[tuple[str, dict]] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        if statement.startswith("UPDATE inbox_events SET status"):
-            claims.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        with transaction(store) as session:
-            ids = _ids(session, worker="w2", limit=25)
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    with (
+        statements_sent_with_parameters(
+            engine, lambda statement: statement.startswith("UPDATE inbox_events SET status")
+        ) as claims,
+        transaction(store) as session,
+    ):
+        ids = _ids(session, worker="w2", limit=25)
 
     assert len(ids) == 10
     if engine.dialect.name == "postgresql":
