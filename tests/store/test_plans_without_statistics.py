@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sent_statements import statements_sent_with_parameters
 from sqlalchemy import Engine, create_engine, event, select, text
 
 from postpurchase.campaigns.config import load_campaigns
@@ -159,25 +160,8 @@ def _fill(engine: Engine) -> None:
     assert analysed == 0, "the tables must have no statistics for this test to mean anything"
 
 
-class _Statements:
-    """The statements an engine sends, with their parameters, while recording."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.sent: list[tuple[str, Any]] = []
-        self._engine = engine
-
-    def __enter__(self) -> _Statements:
-        event.listen(self._engine, "before_cursor_execute", self._record)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        event.remove(self._engine, "before_cursor_execute", self._record)
-
-    def _record(self, conn, cursor, statement, parameters, context, executemany) -> None:
-        self.sent.append((statement, parameters))
-
-    def starting(self, prefix: str) -> tuple[str, Any]:
-        return next(s for s in self.sent if s[0].lstrip().startswith(prefix))
+def _every(_statement: str) -> bool:
+    return True
 
 
 def _plan(
@@ -208,7 +192,7 @@ def _plan_nodes(
 def test_the_claim_walks_its_index_in_order_and_stops_at_its_limit(fresh):
     _fill(fresh)
     store = session_factory(fresh)
-    with _Statements(fresh) as statements, transaction(store) as session:
+    with statements_sent_with_parameters(fresh, _every) as sent, transaction(store) as session:
         reclaim_expired_inbox_rows(session, now=NOW, max_attempts=3)
         rows = claim_inbox_rows(session, worker="w", now=NOW, limit=1000, after_id=INBOX_ROWS // 4)
     assert [row.id for row in rows] == list(range(INBOX_ROWS // 4 + 1, INBOX_ROWS // 4 + 1001))
@@ -227,12 +211,10 @@ def test_the_claim_walks_its_index_in_order_and_stops_at_its_limit(fresh):
     assert "Limit" in kinds
     # Taking back the rows an earlier version's crashed claimant left (and giving up on some)
     # looks at claimed rows only, not at the whole inbox.
-    reclaims = [s for s in statements.sent if s[0].startswith("UPDATE inbox_events")]
+    reclaims = [s for s in sent if s[0].startswith("UPDATE inbox_events")]
     assert len(reclaims) == 2
     for statement in reclaims:
-        nodes = _plan_nodes(
-            fresh, *statement, before=statements.sent[: statements.sent.index(statement)]
-        )
+        nodes = _plan_nodes(fresh, *statement, before=sent[: sent.index(statement)])
         assert "Seq Scan" not in [node["Node Type"] for node in nodes]
         assert "ix_inbox_events_claimed" in [node.get("Index Name") for node in nodes]
 
@@ -510,11 +492,11 @@ def test_the_codes_of_a_batch_are_looked_up_without_case_through_their_indexes(f
         )
     codes = {"WELCOME10", "RW-5000", "REF-5001", *(f"SHOP{n}" for n in range(200))}
     store = session_factory(fresh)
-    with _Statements(fresh) as statements, store() as session:
+    with statements_sent_with_parameters(fresh, _every) as sent, store() as session:
         assert _usable_codes(session, codes) == {"RW-5000"}
         assert _referrers(session, codes) == {("REF-5001", ""): 5001}
     for (statement, parameters), index in zip(
-        statements.sent, ["ix_redemptions_upper_code", "ix_referral_codes_upper_code"], strict=True
+        sent, ["ix_redemptions_upper_code", "ix_referral_codes_upper_code"], strict=True
     ):
         nodes = _plan_nodes(fresh, statement, parameters)
         scanned = {n.get("Index Name") or n["Node Type"] for n in nodes if "Scan" in n["Node Type"]}
