@@ -48,6 +48,7 @@ class TouchpointRow(NamedTuple):
     status: TouchpointStatus
     attempts: int
     variant: str | None
+    lease_until: datetime | None  # as its claim, a renewal or its mark left it
 
 
 class CustomerRow(NamedTuple):

@@ -118,7 +118,16 @@ class Dispatcher:
         # holds the lock, and other workers must not wait while this one reads or renders.
         with reading(self.store) as session:
             batch = self._load(session, worker, ids)
-        lease = ChunkLease(worker, [t.id for t in batch.touchpoints], self.lease, self.clock)
+        lease = ChunkLease(
+            worker,
+            [t.id for t in batch.touchpoints],
+            self.lease,
+            self.clock,
+            leased_until=min(
+                (t.lease_until for t in batch.touchpoints if t.lease_until is not None),
+                default=None,
+            ),
+        )
         writer = ChunkWriter(self.store, lease, self.lease, self.clock)
         # Rendering runs here, a wave ahead of the sends; each wave's marks are committed
         # right before its messages go out (see marking), so a message that waits for the

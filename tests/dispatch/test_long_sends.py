@@ -15,9 +15,11 @@ import pytest
 import redis
 from fakes.fixtures import add_customer, add_order, add_touchpoint
 from fakes.http_fake import Fault
+from sent_statements import statements_sent
 from sqlalchemy import event
 
 from postpurchase.channels.ratelimit import LocalRateLimiter, rate_limiter
+from postpurchase.dispatch import marking
 from postpurchase.store.claims import claim_due_touchpoints
 from postpurchase.store.database import engine_of, transaction
 from postpurchase.store.models import Channel, Touchpoint, TouchpointStatus
@@ -267,7 +269,7 @@ def test_a_failing_limiter_puts_the_message_back_instead_of_unknown(
 
 
 def test_a_database_error_at_the_marks_stops_the_chunk_before_anything_is_sent(
-    store, make_dispatcher, fake_sendgrid
+    store, make_dispatcher, fake_sendgrid, monkeypatch
 ):
     ids = _due(store, Channel.EMAIL, Channel.EMAIL)
     dispatcher = make_dispatcher(NOW)
@@ -278,6 +280,12 @@ def test_a_database_error_at_the_marks_stops_the_chunk_before_anything_is_sent(
         if statement.startswith("UPDATE") and "RETURNING" in statement:
             raise RuntimeError("database away")
 
+    def refuse_commit(*_args, **_kwargs):
+        raise RuntimeError("database away")
+
+    # On PostgreSQL a wave's commit is one statement the driver runs itself, out of sight
+    # of the engine's events.
+    monkeypatch.setattr(marking, "release_and_mark", refuse_commit)
     event.listen(engine, "before_cursor_execute", refuse_marks)
     try:
         with pytest.raises(RuntimeError, match="database away"):
@@ -333,3 +341,40 @@ def test_no_message_of_a_wave_is_marked_while_one_waits_for_its_limiter(
 
     assert dispatcher.run_chunk("w", _claim(store, "w", NOW, timedelta(minutes=5))) == {"sent": 3}
     assert seen == [{TouchpointStatus.CLAIMED}] * 3
+
+
+def _renewals(store):
+    return statements_sent(
+        engine_of(store),
+        lambda statement: statement.startswith("UPDATE touchpoints SET lease_until"),
+    )
+
+
+def test_a_chunk_run_as_it_is_claimed_does_not_renew_its_rows(
+    store, make_dispatcher, fake_sendgrid
+):
+    """Its rows were leased by the claim a moment ago: renewing them all at its first write was
+    a row update per message for nothing."""
+    ids = _due(store, Channel.EMAIL, Channel.EMAIL, Channel.EMAIL)
+    dispatcher = make_dispatcher(NOW + timedelta(seconds=5))
+    chunk = _claim(store, "run-1/0", NOW, dispatcher.lease)
+
+    with _renewals(store) as renewals:
+        assert dispatcher.run_chunk("run-1/0", chunk) == {"sent": 3}
+    assert renewals == []
+    assert len(fake_sendgrid.sent) == 3
+    assert all(row.status == TouchpointStatus.SENT for row in _rows(store, ids))
+
+
+def test_a_chunk_that_waited_since_its_claim_renews_its_rows_first(
+    store, make_dispatcher, fake_sendgrid
+):
+    """Two minutes after the claim, more than a third of its five-minute lease has passed:
+    the rows still to be sent get a whole lease again at the chunk's first write."""
+    _due(store, Channel.EMAIL, Channel.EMAIL)
+    dispatcher = make_dispatcher(NOW + timedelta(minutes=2))
+    chunk = _claim(store, "run-1/0", NOW, dispatcher.lease)
+
+    with _renewals(store) as renewals:
+        assert dispatcher.run_chunk("run-1/0", chunk) == {"sent": 2}
+    assert len(renewals) == 1
