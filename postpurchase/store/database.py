@@ -51,7 +51,7 @@ def make_engine(
         # compiled code to win back its compiling, which is done again at every run.
         # PostgreSQL compiles when the estimated cost passes a threshold, and on tables
         # without statistics the estimate grows with the table: a drain's two ledger
-        # lookups by order passed it some 700,000 events into a backlog, and compiled they
+        # lookups by order passed it some 600,000 events into a backlog, and compiled they
         # took four times as long (5.6 ms instead of 1.4 for 250 orders, 250,000 rows).
         # The outcome refresh, which reads whole tables, took the same CPU either way.
         "options": "-c plan_cache_mode=force_custom_plan -c TimeZone=UTC -c jit=off",
