@@ -33,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 import python_http_client
 from python_http_client import exceptions as http_errors
 from python_http_client.client import Response
@@ -241,12 +242,15 @@ class _PooledClient(python_http_client.Client):  # type: ignore[misc]
         return http_request
 
     def prepare(self, name: str, request_body: Any) -> urllib.request.Request:
-        """The request of the verb ``name`` with ``request_body``, as the SDK builds it."""
+        """The request of the verb ``name`` with ``request_body``, as the SDK builds it, its
+        JSON written by msgspec: the same document as the SDK's ``json.dumps`` (compact, and
+        UTF-8 where json.dumps escapes to ASCII): json.dumps escaping each email's HTML took
+        about 7% of a dispatch worker's instructions per email."""
         self.request_headers.setdefault("Content-Type", "application/json")
         return urllib.request.Request(
             self._build_url(None),
             headers=self.request_headers,
-            data=json.dumps(request_body).encode() if request_body is not None else None,
+            data=msgspec.json.encode(request_body) if request_body is not None else None,
             method=name.upper(),
         )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fakes.fake_sendgrid import API_KEY, EMAIL, server_error
 
@@ -57,3 +59,22 @@ def test_errors_leave_the_connection_usable(fake_sendgrid):
         sender.send_email(EMAIL)
     sender.send_email(EMAIL)
     assert len({r.client_port for r in fake_sendgrid.requests}) == 1
+
+
+def test_the_request_carries_the_document_the_sdk_would_send(fake_sendgrid):
+    # The body is written by msgspec, not the SDK's json.dumps: the same JSON document, in
+    # UTF-8 where json.dumps escapes to ASCII (names, emoji, line separators, quotes).
+    email = EMAIL._replace(
+        to_name='Zoë "Zo" O\'Brien',
+        subject="Votre commande est arrivée 📦",
+        html='<p class="x">Merci\u2028\\ <a href="https://x/?a=1&b=2">été</a></p>\x00',
+        text="Tab\there\nnewline",
+    )
+    sender = SendGridEmailSender(API_KEY, host=fake_sendgrid.url)
+    sender.send_email(email)
+    request = fake_sendgrid.requests[0]
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    assert headers["content-type"] == "application/json"
+    assert json.loads(request.body.decode("utf-8")) == json.loads(
+        json.dumps(sender.request_body(email))
+    )
