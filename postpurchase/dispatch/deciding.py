@@ -41,6 +41,7 @@ from postpurchase.messages.context import (
 from postpurchase.messages.rendering import MessageRenderer, RenderedEmail, RenderedSms
 from postpurchase.outcomes.clicks import track_links
 from postpurchase.outcomes.variants import variant_template, with_variant_subject
+from postpurchase.store.claims import status_among
 from postpurchase.store.membership import among
 from postpurchase.store.models import Channel, Suppression, Touchpoint, TouchpointStatus
 
@@ -236,6 +237,7 @@ def recent_sends(
 ) -> defaultdict[tuple[int, Channel], list[datetime]]:
     """Send times within the smart-sending windows that count, per customer and channel."""
     since = now - max(policy.smart_email, policy.smart_sms)
+    dialect = session.get_bind().dialect.name
     rows = session.execute(
         select(
             Touchpoint.customer_id,
@@ -244,7 +246,11 @@ def recent_sends(
             Touchpoint.sent_at,
         ).where(
             among(session, Touchpoint.customer_id, customer_ids),
-            Touchpoint.status == TouchpointStatus.SENT,
+            # The rows are found by their customers; the status only checks them. Compared
+            # plainly, on tables without statistics, PostgreSQL walked every sent touchpoint
+            # through ``ix_touchpoints_due`` for each chunk: a chunk's slowest statement,
+            # growing with all that was ever sent (see ``status_among``).
+            status_among(dialect, (TouchpointStatus.SENT,)),
             Touchpoint.sent_at >= since,
         )
     ).all()

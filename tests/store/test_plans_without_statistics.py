@@ -25,6 +25,7 @@ from sent_statements import statements_sent_with_parameters
 from sqlalchemy import Engine, create_engine, event, select, text
 
 from postpurchase.campaigns.config import load_campaigns
+from postpurchase.dispatch.deciding import GatePolicy, recent_sends
 from postpurchase.dispatch.marking import ChunkWriter
 from postpurchase.dispatch.outcomes import Outcome
 from postpurchase.dispatch.sending import ChunkLease, outcome_rows
@@ -59,7 +60,7 @@ from postpurchase.store.inbox_claims import (
     reclaim_expired_inbox_rows,
 )
 from postpurchase.store.membership import among, array_literal, keys_among
-from postpurchase.store.models import Base, Customer, Order
+from postpurchase.store.models import Base, Channel, Customer, Order
 from postpurchase.store.statements import _json_update, update_by_id
 from postpurchase.store.wave_commit import wave_statement
 
@@ -293,6 +294,28 @@ def test_a_wave_commit_finds_its_rows_by_id_not_among_every_held_row(fresh, stor
     scanned = {n.get("Index Name") or n["Node Type"] for n in nodes if "Scan" in n["Node Type"]}
     assert scanned & {"Bitmap Heap Scan", "Index Scan"}
     assert scanned - {"Bitmap Heap Scan", "Index Scan", "CTE Scan"} == {"pk_touchpoints"}
+
+
+def test_a_chunk_s_recent_sends_are_read_by_customer_not_among_every_sent_one(fresh):
+    """The smart-sending check reads the chunk's customers' touchpoints sent lately through
+    the customers' index, not every sent touchpoint through the status index."""
+    _fill(fresh)
+    with fresh.begin() as conn:
+        conn.execute(
+            text("UPDATE touchpoints SET status = 'sent', sent_at = :at WHERE customer_id <= :n"),
+            {"at": NOW - timedelta(hours=1), "n": ORDERS - 1_000},
+        )
+    store = session_factory(fresh)
+    customers = range(5_000, 5_500)
+    with statements_sent_with_parameters(fresh, _every) as sent, transaction(store) as session:
+        recent = recent_sends(session, customers, NOW, lookup=lambda _: None, policy=GatePolicy())
+    assert recent == {(c, Channel.EMAIL): [NOW - timedelta(hours=1)] * 5 for c in customers}
+
+    [statement] = [s for s in sent if "sent_at" in s[0]]
+    nodes = _plan_nodes(fresh, *statement)
+    scanned = {n.get("Index Name") or n["Node Type"] for n in nodes if "Scan" in n["Node Type"]}
+    assert "ix_touchpoints_due" not in scanned  # no walk of every sent touchpoint
+    assert "ix_touchpoints_customer_id" in scanned
 
 
 def test_batch_lookups_by_key_and_by_list_use_their_indexes(fresh):
