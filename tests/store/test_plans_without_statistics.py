@@ -25,6 +25,7 @@ from sent_statements import statements_sent_with_parameters
 from sqlalchemy import Engine, create_engine, event, select, text
 
 from postpurchase.campaigns.config import load_campaigns
+from postpurchase.dispatch.chunk_rows import _touchpoints, read_touchpoints
 from postpurchase.dispatch.deciding import GatePolicy, recent_sends
 from postpurchase.dispatch.marking import ChunkWriter
 from postpurchase.dispatch.outcomes import Outcome
@@ -294,6 +295,31 @@ def test_a_wave_commit_finds_its_rows_by_id_not_among_every_held_row(fresh, stor
     scanned = {n.get("Index Name") or n["Node Type"] for n in nodes if "Scan" in n["Node Type"]}
     assert scanned & {"Bitmap Heap Scan", "Index Scan"}
     assert scanned - {"Bitmap Heap Scan", "Index Scan", "CTE Scan"} == {"pk_touchpoints"}
+
+
+def test_a_chunk_s_touchpoints_are_read_by_id_not_among_every_held_row(fresh):
+    """A chunk reads its rows by their ids, not every row held by every worker through the
+    status index."""
+    _fill(fresh)
+    with fresh.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE touchpoints SET status = 'claimed', claimed_by = 'w' || (id % 6) "
+                "WHERE id <= 3000"
+            )
+        )
+    store = session_factory(fresh)
+    chunk = range(6, 3_001, 6)  # worker w0's rows
+    with transaction(store) as session:
+        rows = read_touchpoints(session, "w0", chunk)
+    assert sorted(row.id for row in rows) == list(chunk)
+
+    # run by the driver (``driver_statements``), built once with its ids as a parameter
+    sql, literals = _compiled(_touchpoints("postgresql"), fresh.dialect)
+    nodes = _plan_nodes(fresh, sql, {**literals, "ids": array_literal(chunk), "worker": "w0"})
+    scanned = {n.get("Index Name") or n["Node Type"] for n in nodes if "Scan" in n["Node Type"]}
+    assert "ix_touchpoints_due" not in scanned  # no walk of every held row
+    assert "pk_touchpoints" in scanned
 
 
 def test_a_chunk_s_recent_sends_are_read_by_customer_not_among_every_sent_one(fresh):
