@@ -27,11 +27,13 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Table,
+    Text,
     Update,
     and_,
     bindparam,
     cast,
     func,
+    literal,
     or_,
     select,
     type_coerce,
@@ -47,6 +49,7 @@ from postpurchase.store.models import (
     Touchpoint,
     TouchpointStatus,
 )
+from postpurchase.store.sort_setting import WITHOUT_SORT, restoring_sort
 
 _TABLE: Table = Touchpoint.__table__  # type: ignore[assignment]
 # The statuses a worker holds a row in (and may release it from).
@@ -68,7 +71,8 @@ def claim_due_touchpoints(
     lease: timedelta,
     max_attempts: int = 5,
 ) -> list[int]:
-    """Claim up to ``limit`` planned touchpoints due by ``now`` and return their ids.
+    """Claim up to ``limit`` planned touchpoints due by ``now``, the longest overdue first,
+    and return their ids.
 
     First, ``sending`` rows whose lease ran out become ``unknown`` (see the module doc).
     """
@@ -294,19 +298,30 @@ def _claim(
         .execution_options(synchronize_session=False)
     )
     claimed: list[int] = []
+    on_postgresql = session.get_bind().dialect.name == "postgresql"
     # Rows whose lease ran out go first: they have waited longest. One query per condition,
     # each walking its own index: one query with an OR of the two made PostgreSQL visit every
-    # row that was ever claimed, on each claim.
-    for condition in (and_(expired, Touchpoint.attempts < max_attempts), ready):
+    # row that was ever claimed, on each claim. Due rows go longest overdue first, in the
+    # order of ``ix_touchpoints_due``: walked without sorting (``sort_setting``), a claim
+    # stops at its limit; sorted, every claim fetched and sorted all the due rows (27 of 40 ms
+    # for a claim of 500 among 50,000 due, on tables without statistics).
+    for condition, order, unsorted in (
+        (and_(expired, Touchpoint.attempts < max_attempts), Touchpoint.id, False),
+        (ready, Touchpoint.due_at, True),
+    ):
         if len(claimed) >= limit:
             break
-        candidates = select(Touchpoint.id).where(condition).order_by(Touchpoint.id)
+        candidates = select(Touchpoint.id).where(condition).order_by(order)
         candidates = candidates.limit(limit - len(claimed))
-        if session.get_bind().dialect.name == "postgresql":
+        restoring: list[ColumnElement[bool]] = []
+        if on_postgresql:
             candidates = candidates.with_for_update(skip_locked=True)
+            if unsorted:
+                [(previous, _)] = session.execute(WITHOUT_SORT).all()
+                restoring.append(restoring_sort(literal(previous, Text)))
         claimed += session.scalars(
             update(Touchpoint)
-            .where(Touchpoint.id.in_(candidates.scalar_subquery()))
+            .where(Touchpoint.id.in_(candidates.scalar_subquery()), *restoring)
             .values(
                 status=TouchpointStatus.CLAIMED,
                 claimed_by=worker,

@@ -36,7 +36,6 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
-    text,
     update,
 )
 from sqlalchemy.orm import Session
@@ -45,6 +44,7 @@ from postpurchase.store.claims import status_is
 from postpurchase.store.driver_statements import fetch_all
 from postpurchase.store.membership import among_parameter, array_literal
 from postpurchase.store.models import ClaimStatus, InboxEvent
+from postpurchase.store.sort_setting import WITHOUT_SORT, restoring_sort
 
 # The claim is built on the table: it returns plain rows, and SQLAlchemy's ORM execution path
 # added client time to each claim for nothing.
@@ -105,18 +105,6 @@ def claim_inbox_rows(
     return sorted(rows, key=itemgetter(0))
 
 
-# Turns sorting off for the statements planned next in the transaction, and gives the
-# setting as it was (for the claim's ``_restoring_sort``).
-#
-# A claim wants the first ``limit`` pending rows by id: a walk of the partial index of pending
-# rows, in order, that stops at the limit. On a table without statistics (new, or not analysed
-# yet) PostgreSQL guesses that few rows are pending, and would rather fetch all of them and
-# sort them: on a backlog of a million rows, every claim fetched and sorted all that lay
-# ahead. Without sorting, that walk is the cheapest plan whatever the statistics say, and
-# with few pending rows it costs no more than the sort would.
-WITHOUT_SORT = text("SELECT current_setting('enable_sort'), set_config('enable_sort', 'off', true)")
-
-
 @cache
 def claim_statement(dialect: str, *, after: bool, only: bool) -> Any:
     """The claim on ``dialect`` (built once per shape), its values given as it runs:
@@ -140,7 +128,7 @@ def claim_statement(dialect: str, *, after: bool, only: bool) -> Any:
     payload: ColumnElement[bytes] = cast(inbox.payload, LargeBinary)
     if dialect == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
-        restoring.append(_restoring_sort(bindparam("previous_sort", type_=Text)))
+        restoring.append(restoring_sort(bindparam("previous_sort", type_=Text)))
         payload = func.convert_to(cast(inbox.payload, Text), "UTF8", type_=LargeBinary)
     return (
         update(_INBOX)
@@ -232,12 +220,3 @@ def reclaim_expired_inbox_rows(session: Session, *, now: datetime, max_attempts:
 
 def _status(status: ClaimStatus) -> Any:
     return literal(status, type_=InboxEvent.__table__.c.status.type)
-
-
-def _restoring_sort(previous: Any) -> ColumnElement[bool]:
-    """A condition that is always true and, evaluated once as the claim starts running (an
-    init plan; the claim has been planned by then), sets ``enable_sort`` back to
-    ``previous`` (what ``WITHOUT_SORT`` gave): the statements after the claim are planned as
-    before, and the claim needs no round trip of its own to put the setting back."""
-    restore = select(func.set_config("enable_sort", previous, True)).scalar_subquery()
-    return restore.is_not(None)

@@ -47,6 +47,7 @@ from postpurchase.processing.planning import (
 from postpurchase.rewards.lifecycle import _usable_codes
 from postpurchase.rewards.referrals import _referrers
 from postpurchase.settings import PROJECT_ROOT, parse_database_url
+from postpurchase.store.claims import claim_due_touchpoints
 from postpurchase.store.database import (
     cached_key_checks,
     make_engine,
@@ -55,13 +56,13 @@ from postpurchase.store.database import (
 )
 from postpurchase.store.driver_statements import _compiled
 from postpurchase.store.inbox_claims import (
-    WITHOUT_SORT,
     claim_inbox_rows,
     claim_statement,
     reclaim_expired_inbox_rows,
 )
 from postpurchase.store.membership import among, array_literal, keys_among
 from postpurchase.store.models import Base, Channel, Customer, Order
+from postpurchase.store.sort_setting import WITHOUT_SORT
 from postpurchase.store.statements import _json_update, update_by_id
 from postpurchase.store.wave_commit import wave_statement
 
@@ -219,6 +220,37 @@ def test_the_claim_walks_its_index_in_order_and_stops_at_its_limit(fresh):
         nodes = _plan_nodes(fresh, *statement, before=sent[: sent.index(statement)])
         assert "Seq Scan" not in [node["Node Type"] for node in nodes]
         assert "ix_inbox_events_claimed" in [node.get("Index Name") for node in nodes]
+
+
+def test_the_dispatch_claim_walks_the_due_index_and_stops_at_its_limit(fresh):
+    """A dispatch claim takes the longest overdue touchpoints by walking
+    ``ix_touchpoints_due`` in order up to its limit: sorted, every claim fetched and sorted all
+    the due touchpoints. Sorting is back on for what the transaction plans next."""
+    _fill(fresh)
+    store = session_factory(fresh)
+    everything_due = NOW + timedelta(minutes=ORDERS + 1)
+    with statements_sent_with_parameters(fresh, _every) as sent, transaction(store) as session:
+        ids = claim_due_touchpoints(
+            session, worker="w", now=everything_due, limit=500, lease=timedelta(minutes=5)
+        )
+        assert session.execute(text("SHOW enable_sort")).scalar_one() == "on"
+    # the five touchpoints of each of the first hundred orders, due a minute apart
+    assert ids == sorted(order + ORDERS * n for n in range(5) for order in range(1, 101))
+
+    [claim] = [
+        s
+        for s in sent
+        if s[0].startswith("UPDATE touchpoints SET status=")
+        and "claimed_by" in s[0]
+        and "due_at" in s[0]
+    ]
+    nodes = _plan_nodes(fresh, *claim, before=sent[: sent.index(claim)])
+    kinds = [node["Node Type"] for node in nodes]
+    assert "Sort" not in kinds  # no sort of every due touchpoint
+    assert "Bitmap Heap Scan" not in kinds
+    walks = [n for n in nodes if n.get("Index Name") == "ix_touchpoints_due"]
+    assert [n["Node Type"] for n in walks] == ["Index Scan"]
+    assert "Limit" in kinds
 
 
 @pytest.mark.parametrize(
