@@ -1,5 +1,6 @@
-"""The inbox claim and the touchpoint cancels keep their plans on tables PostgreSQL has no
-statistics for (new tables that autovacuum has not analysed yet, or a server that runs it late).
+"""The claims (inbox and dispatch), the touchpoint cancels and dispatch's reads keep their
+plans on tables PostgreSQL has no statistics for (new tables that autovacuum has not analysed
+yet, or a server that runs it late).
 
 Without statistics the planner guesses that an equality matches 0.5% of rows. With a plain
 ``status = 'pending'`` the claim then fetched and sorted every pending row on each claim, and a
