@@ -45,6 +45,7 @@ from postpurchase.processing.planning import (
     _points_earned,
     cancel_touchpoints,
 )
+from postpurchase.provider_feedback import store_twilio_status
 from postpurchase.rewards.lifecycle import _usable_codes
 from postpurchase.rewards.referrals import _referrers
 from postpurchase.settings import PROJECT_ROOT, parse_database_url
@@ -375,6 +376,30 @@ def test_a_chunk_s_recent_sends_are_read_by_customer_not_among_every_sent_one(fr
     scanned = {n.get("Index Name") or n["Node Type"] for n in nodes if "Scan" in n["Node Type"]}
     assert "ix_touchpoints_due" not in scanned  # no walk of every sent touchpoint
     assert "ix_touchpoints_customer_id" in scanned
+
+
+def test_a_provider_s_message_id_finds_its_touchpoint_through_the_answered_index(fresh):
+    """A Twilio status callback finds its touchpoint through the partial index of the rows that
+    have a provider message id, not by scanning every touchpoint."""
+    _fill(fresh)
+    with fresh.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE touchpoints SET status = 'sent', provider_message_id = 'SM' || id "
+                "WHERE id % 2 = 0"
+            )
+        )
+    store = session_factory(fresh)
+    with statements_sent_with_parameters(fresh, _every) as sent:
+        store_twilio_status(store, {"MessageStatus": "delivered"}, "SM42", "delivered")
+    with fresh.connect() as conn:
+        found = conn.execute(text("SELECT touchpoint_id FROM message_events")).scalars().all()
+    assert found == [42]
+
+    [lookup] = [s for s in sent if "touchpoints.provider_message_id" in s[0]]
+    nodes = _plan_nodes(fresh, *lookup)
+    scanned = {n.get("Index Name") or n["Node Type"] for n in nodes if "Scan" in n["Node Type"]}
+    assert scanned - {"Bitmap Heap Scan"} == {"ix_touchpoints_provider_message_id"}
 
 
 def test_batch_lookups_by_key_and_by_list_use_their_indexes(fresh):

@@ -51,6 +51,8 @@ class TouchpointStatus(enum.StrEnum):
 
 
 TOUCHPOINT_PLANNED = f"status = '{TouchpointStatus.PLANNED.value}'"
+# The touchpoints a provider's message id finds: those it answered (migration 0021).
+TOUCHPOINT_ANSWERED = "provider_message_id IS NOT NULL"
 
 
 class Touchpoint(Base):
@@ -75,7 +77,7 @@ class Touchpoint(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     claimed_by: Mapped[str | None] = mapped_column(String(128))
     lease_until: Mapped[datetime | None]
-    provider_message_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
     reason: Mapped[str | None] = mapped_column(Text)  # skip reason, cancel cause or error
     sent_at: Mapped[datetime | None]
     # Set at planning (outcomes/assignment.py) and never changed: "treatment" or "holdout"
@@ -101,6 +103,12 @@ class Touchpoint(Base):
             "customer_id",
             postgresql_where=text(TOUCHPOINT_PLANNED),
             sqlite_where=text(TOUCHPOINT_PLANNED),
+        ),
+        Index(
+            "ix_touchpoints_provider_message_id",
+            "provider_message_id",
+            postgresql_where=text(TOUCHPOINT_ANSWERED),
+            sqlite_where=text(TOUCHPOINT_ANSWERED),
         ),
     )
 
