@@ -67,7 +67,9 @@ class Touchpoint(Base):
     step: Mapped[int] = mapped_column(default=0)  # 0 the first message, 1.. reminders
     channel: Mapped[Channel] = mapped_column(str_enum(Channel, "channel"))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
-    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    # No index of its own: only cancelling looks touchpoints up by order, and only planned ones
+    # (``ix_touchpoints_planned_order``, migration 0022).
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
     # The customer's shop, so that a shop's messages are found without a join.
     shop: Mapped[str] = mapped_column(Text, server_default="", default="")
     due_at: Mapped[datetime]
