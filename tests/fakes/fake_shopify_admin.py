@@ -17,7 +17,6 @@ import itertools
 import json
 import re
 import threading
-import time
 from typing import Any
 
 from .http_fake import FakeServer, Recorded, Reply
@@ -34,8 +33,7 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Repl
 
 class FakeShopifyAdmin(FakeServer):
     def __init__(self, *, latency: float = 0.0, record: bool = True) -> None:
-        super().__init__(record=record)
-        self.latency = latency
+        super().__init__(record=record, latency=latency)
         self.discounts: dict[str, dict[str, Any]] = {}  # upper-cased code: stored discount
         self.customers: set[str] = set()  # customer ids the shop has (empty: any)
         self.variants: dict[str, str] = {}  # SKU: variant gid
@@ -52,8 +50,6 @@ class FakeShopifyAdmin(FakeServer):
             return [d["code"] for d in self.discounts.values()]
 
     def handle(self, request: Recorded) -> Reply:
-        if self.latency:
-            time.sleep(self.latency)
         if not re.fullmatch(r"/admin/api/[0-9-]+/graphql\.json", request.path.split("?")[0]):
             return _json(404, {"errors": "Not Found"})
         if request.headers.get("X-Shopify-Access-Token") != ACCESS_TOKEN:

@@ -16,7 +16,6 @@ import base64
 import itertools
 import json
 import threading
-import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -38,8 +37,7 @@ def _error(status: int, code: str, message: str) -> Reply:
 
 class FakeWooCommerce(FakeServer):
     def __init__(self, *, latency: float = 0.0, record: bool = True) -> None:
-        super().__init__(record=record)
-        self.latency = latency
+        super().__init__(record=record, latency=latency)
         self.coupons: dict[str, dict[str, Any]] = {}  # lower-cased code: coupon
         self.products: dict[str, int] = {}  # SKU: product id
         self._ids = itertools.count(720)
@@ -50,8 +48,6 @@ class FakeWooCommerce(FakeServer):
             return [c["code"] for c in self.coupons.values()]
 
     def handle(self, request: Recorded) -> Reply:
-        if self.latency:
-            time.sleep(self.latency)
         expected = base64.b64encode(f"{CONSUMER_KEY}:{CONSUMER_SECRET}".encode()).decode()
         if request.headers.get("Authorization") != f"Basic {expected}":
             action = "create" if request.method == "POST" else "view"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import http.client
 import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
-from fakes.http_fake import FakeServer, Recorded, Reply
+from fakes.http_fake import FakeServer, Fault, Recorded, Reply
 
 
 class EchoApi(FakeServer):
@@ -45,7 +47,8 @@ def test_requests_are_recorded_as_sent_and_answered_over_one_connection(echo):
 
 
 def test_connection_close_is_honoured_after_the_answer(echo):
-    with socket.create_connection(echo._server.server_address[:2], timeout=5) as raw:
+    host, port = echo.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
         raw.sendall(b"GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
         answer = b""
         while chunk := raw.recv(4096):  # the server closes: recv ends with b""
@@ -59,3 +62,32 @@ def test_other_methods_are_not_implemented(echo):
     client.request("DELETE", "/x")
     assert client.getresponse().status == 501
     assert echo.requests == []
+
+
+def test_a_held_answer_holds_up_only_its_own_connection(echo):
+    hold, reached = threading.Event(), threading.Event()
+    echo.fail_next(Fault(reached=reached, hold=hold))
+    held = _connect(echo)
+    held.request("POST", "/held", b"1")
+    assert reached.wait(timeout=5)
+    other = _connect(echo)
+    other.request("POST", "/other", b"2")
+    assert other.getresponse().read() == b"2"  # answered while the first waits
+    hold.set()
+    answer = held.getresponse()
+    assert (answer.status, answer.read()) == (201, b"1")
+    held.request("POST", "/again", b"3")  # the held connection goes on as before
+    assert held.getresponse().read() == b"3"
+    held.close()
+    other.close()
+
+
+def test_latency_delays_every_answer():
+    server = EchoApi(latency=0.2).start()
+    client = _connect(server)
+    started = time.monotonic()
+    client.request("GET", "/slow")
+    assert client.getresponse().status == 201
+    assert time.monotonic() - started >= 0.2
+    client.close()
+    server.stop()
