@@ -147,8 +147,10 @@ class FakeServer:
 
     def _serve(self, connection: _Connection) -> None:
         """Answers the requests complete in ``connection``'s buffer, in order."""
-        buffer = connection.buffer
-        while buffer and connection.late is None and not connection.transport.is_closing():
+        while connection.buffer and connection.late is None:
+            if connection.transport.is_closing():
+                return
+            buffer = connection.buffer
             end = buffer.find(b"\r\n\r\n")
             if end < 0:
                 if len(buffer) > _MAX_HEAD:
@@ -164,17 +166,20 @@ class FakeServer:
                 self._closing(connection, Reply(501, b"Unsupported method"))
                 return
             headers: dict[str, str] = {}  # by name as the client spelled it, the last kept
+            length, closing = "", ""
             for header in lines:
                 name, _, value = header.partition(":")
-                headers[name] = value.lstrip(" \t")
-            lowered = {name.lower(): value for name, value in headers.items()}
+                headers[name] = value = value.lstrip(" \t")
+                lowered = name.lower()
+                if lowered == "content-length":
+                    length = value
+                elif lowered == "connection":
+                    closing = value.lower()
             start = end + 4
-            stop = start + int(lowered.get("content-length") or 0)
+            stop = start + int(length or 0)
             if len(buffer) < stop:
                 return  # the rest of the body is to come
-            body = bytes(buffer[start:stop])
-            del buffer[:stop]
-            closing = lowered.get("connection", "").lower()
+            body, connection.buffer = buffer[start:stop], buffer[stop:]
             keep_alive = closing == "keep-alive" or (version >= "HTTP/1.1" and closing != "close")
             request = Recorded(method, path, headers, body, connection.port)
             with self._lock:
@@ -219,15 +224,14 @@ class FakeServer:
         now = int(time.time())
         if self._date[0] != now:
             self._date = (now, email.utils.formatdate(now, usegmt=True))
-        lines = [
-            f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, '')}",
-            f"Server: {_SERVER}",
-            f"Date: {self._date[1]}",
-            *(f"{name}: {value}" for name, value in reply.headers.items()),
-            f"Content-Length: {len(reply.body)}",
-        ]
+        extra = "".join([f"{name}: {value}\r\n" for name, value in reply.headers.items()])
+        head = (
+            f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, '')}\r\n"
+            f"Server: {_SERVER}\r\nDate: {self._date[1]}\r\n{extra}"
+            f"Content-Length: {len(reply.body)}\r\n\r\n"
+        )
         # One write, one system call, for head and body.
-        connection.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + reply.body)
+        connection.transport.write(head.encode("latin-1") + reply.body)
         if not keep_alive:
             connection.transport.close()
         elif not connection.buffer:
@@ -239,7 +243,7 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, fake: FakeServer) -> None:
         self.fake = fake
-        self.buffer = bytearray()
+        self.buffer = b""
         self.late: asyncio.Future[None] | None = None  # an answer that waits off the loop
         self.port = 0
 
@@ -255,5 +259,7 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.fake._idle.discard(self)
-        self.buffer += data
+        # Bytes, not a bytearray: a request comes in one piece, and its body is then sliced
+        # out of it with no copy to bytes.
+        self.buffer = self.buffer + data if self.buffer else data
         self.fake._serve(self)
