@@ -1,10 +1,10 @@
 """The fake Shopify Admin API for benchmarks, served on asyncio streams.
 
-The tests' fake (``tests.fakes.fake_shopify_admin``) runs a thread per connection and sleeps
-its latency in that thread; under a benchmark's 50 connections that costs CPU the server
-being measured needs. Here one event loop answers every connection and the latency is an
-``asyncio.sleep``, so the platform costs little more than parsing the request and storing
-the discount (the same ``handle`` answers, in the real shapes).
+One event loop answers every connection and the latency is an ``asyncio.sleep``, so the
+platform costs little more than parsing the request and storing the discount (the same
+``handle`` answers, in the real shapes). It was written when the tests' fake
+(``tests.fakes.fake_shopify_admin``) ran a thread per connection and slept its latency there;
+that one now serves on one event loop as well.
 
 ``python -m benchmarks.fake_platform LATENCY`` prints its URL, then serves until its standard
 input is closed.

@@ -96,7 +96,7 @@ class FakeServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close every connection (again: nothing more)."""
+        """Stop serving and close every connection; once stopped, this does nothing."""
         if self._loop is not None and self._thread is not None and not self._loop.is_closed():
             self._on_loop(self._close())
             self._loop.call_soon_threadsafe(self._loop.stop)
@@ -154,16 +154,16 @@ class FakeServer:
             end = buffer.find(b"\r\n\r\n")
             if end < 0:
                 if len(buffer) > _MAX_HEAD:
-                    self._closing(connection, Reply(431, b"Request header fields too large"))
+                    self._refuse(connection, 431, b"Request header fields too large")
                 return  # the rest of the head is to come
             line, *lines = buffer[:end].decode("latin-1").split("\r\n")
             words = line.split()
             if len(words) != 3 or not words[2].startswith("HTTP/"):
-                self._closing(connection, Reply(400, b"Bad request line"))
+                self._refuse(connection, 400, b"Bad request line")
                 return
             method, path, version = words
             if method not in _METHODS:
-                self._closing(connection, Reply(501, b"Unsupported method"))
+                self._refuse(connection, 501, b"Unsupported method")
                 return
             headers: dict[str, str] = {}  # by name as the client spelled it, the last kept
             length, closing = "", ""
@@ -215,8 +215,8 @@ class FakeServer:
         self._answer(connection, reply, keep_alive)
         self._serve(connection)  # what came meanwhile
 
-    def _closing(self, connection: _Connection, reply: Reply) -> None:
-        self._answer(connection, Reply(reply.status, reply.body, {"Connection": "close"}), False)
+    def _refuse(self, connection: _Connection, status: int, body: bytes) -> None:
+        self._answer(connection, Reply(status, body, {"Connection": "close"}), keep_alive=False)
 
     def _answer(self, connection: _Connection, reply: Reply, keep_alive: bool) -> None:
         if connection.transport.is_closing():
