@@ -84,6 +84,7 @@ class FakeServer:
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()  # on the loop's thread only, as _idle
         self._idle: set[_Connection] = set()  # open connections waiting for a request
+        self._late: set[_Connection] = set()  # with an answer that waits off the loop
         self._date: tuple[int, str] = (0, "")  # (second, Date header): formatted once a second
 
     def start(self) -> FakeServer:
@@ -135,15 +136,15 @@ class FakeServer:
     async def _close(self) -> None:
         assert self._server is not None
         self._server.close()
-        late = [c.late for c in self._connections if c.late is not None]
         for connection in self._connections:
             connection.transport.abort()
+        # Late answers of connections already lost too: a request is acted on even when its
+        # client gave up, as a real API does.
+        late = [c.late for c in self._late if c.late is not None]
         for answer in late:
             answer.cancel()
-        # the cancelled answers end, and the aborted connections are lost (their sockets
-        # closed), before the loop stops
         await asyncio.gather(*late, return_exceptions=True)
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the aborted connections are lost (their sockets closed)
 
     def _serve(self, connection: _Connection) -> None:
         """Answers the requests complete in ``connection``'s buffer, in order."""
@@ -192,6 +193,7 @@ class FakeServer:
                 connection.late = asyncio.ensure_future(
                     self._answer_late(connection, request, fault, keep_alive)
                 )
+                self._late.add(connection)
 
     async def _answer_late(
         self, connection: _Connection, request: Recorded, fault: Fault | None, keep_alive: bool
@@ -211,6 +213,8 @@ class FakeServer:
         except BaseException:
             connection.transport.abort()
             raise
+        finally:
+            self._late.discard(connection)
         connection.late = None
         self._answer(connection, reply, keep_alive)
         self._serve(connection)  # what came meanwhile
