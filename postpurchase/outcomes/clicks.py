@@ -18,6 +18,7 @@ import html
 import re
 from dataclasses import replace
 from datetime import datetime
+from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -26,23 +27,24 @@ from sqlalchemy.orm import Session
 
 from postpurchase import feedback
 from postpurchase.exceptions import InvalidInput
-from postpurchase.messages.link_scans import leftmost_matches
 from postpurchase.messages.rendering import RenderedEmail, RenderedSms
 from postpurchase.messages.sms_segments import count_segments
 from postpurchase.messages.tokens import sign_fields, verify_fields
 from postpurchase.store.models import Touchpoint
 
 _CODE = "c"
-# An href's http(s) value, found from the r of "href" in either case (see
-# ``messages.link_scans``): group 1 is the URL.
-_HREFS = tuple(
-    re.compile(rf'{r}(?<=[Hh]{r})[Ee][Ff]\s*=\s*"([Hh](?i:ttps?)://[^"]+)"') for r in "rR"
-)
-# A bare http(s) URL, found from its "://" (no letter to spell in two cases), its scheme
-# looked back at ("\u017f" is the long s that case-insensitive matching takes for an s).
-_BARE = re.compile(
-    r"://(?:(?<=[Hh][Tt][Tt][Pp][Ss\u017f]://)|(?<=[Hh][Tt][Tt][Pp]://))[^\s<>\"'()\[\]]+"
-)
+# The characters ``\s`` matches (str.isspace), spelled out: a set of characters alone is
+# tested from a table, while ``\s`` in a set is a call per character, and reading the URLs
+# of a message was most of what its bare URLs cost (tests check it is the same set).
+_SPACE = r"\t-\r\x1c- \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# What may follow "://" in a bare URL, and in a link written in a document.
+_URL_CHARS = rf"[^{_SPACE}<>\"'()\[\]]"
+# An http(s) URL's scheme, looked back at from its "://" ("\u017f" is the long s that
+# case-insensitive matching takes for an s).
+_HTTP = "[Hh][Tt][Tt][Pp]://"
+_HTTPS = "[Hh][Tt][Tt][Pp][Ss\u017f]://"
+_BARE_SCHEME = f"(?:(?<={_HTTPS})|(?<={_HTTP}))"
+_HREF_NAME = re.compile(r"[Hh][Rr][Ee][Ff]")
 _TRAILING = ".,;:!?"
 
 # A click sooner than this after the send or delivery came from a machine.
@@ -88,21 +90,88 @@ def _web(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-def _href_urls(document: str) -> list[tuple[int, int, str]]:
-    """Each http(s) URL of an href of ``document``: its span as written, and the URL."""
-    return [
-        (m.start(1), m.end(1), html.unescape(m.group(1)))
-        for m in leftmost_matches(_HREFS, document)
-    ]
-
-
-def _bare_urls(text: str) -> list[tuple[int, str]]:
-    """Each URL of ``text`` with where it starts (what follows it may be punctuation the URL
-    leaves)."""
+def _href_urls(document: str, own: str) -> list[tuple[int, int, str]]:
+    r"""Each http(s) URL of an href of ``document`` but those written as our own (starting
+    with ``own``): its span as written, and the URL. The hrefs are those
+    ``[Hh](?i:ref)\s*=\s*"([Hh](?i:ttps?)://[^"]+)"`` finds, left to right."""
+    pattern = _href_pattern(own)
     urls = []
-    for m in _BARE.finditer(text):
-        start = m.start() - (4 if text[m.start() - 1] in "Pp" else 5)  # http or https
-        urls.append((start, text[start : m.end()].rstrip(_TRAILING)))
+    kept = -1  # the end of the href before
+    at = 0
+    while (m := pattern.search(document, at)) is not None:
+        colon = m.start()
+        start = colon - (4 if document[colon - 1] in "Pp" else 5)  # http or https
+        # Not an href: its name ends the href before (the quote that closed it opens this
+        # value), or it is another name than the one before the spaces.
+        if start == kept or (m.start(1) >= 0 and not _href_name_before(document, start - 1)):
+            at = colon + 1
+            continue
+        kept = at = m.end()
+        if m.start(2) >= 0:
+            urls.append((start, m.end(2), html.unescape(document[start : m.end(2)])))
+    return urls
+
+
+def _href_name_before(document: str, quote: int) -> bool:
+    """Whether "href" (in any case) is before the "=" and the spaces before ``quote``."""
+    at = quote
+    while at and document[at - 1].isspace():
+        at -= 1
+    if not at or document[at - 1] != "=":
+        return False
+    at -= 1
+    while at and document[at - 1].isspace():
+        at -= 1
+    return at >= 4 and _HREF_NAME.fullmatch(document, at - 4, at) is not None
+
+
+@lru_cache(maxsize=16)
+def _href_pattern(own: str) -> re.Pattern[str]:
+    """The pattern of href values that are http(s) URLs, found from their "://" (literal
+    characters, searched for without testing a set at each character: see
+    ``messages.link_scans``; an email has about ten, against a hundred and more r's and
+    sixty "="), the quote and the name looked back at: "href=", or (group 1 empty) spaces
+    before the quote or the "=", for ``_href_name_before`` to look further back.
+
+    A link of ours as written (``own``) is matched with group 2 empty; only the others are
+    unescaped and checked. An ``own`` that unescaping could change is not told apart
+    (``outside`` tells such links apart, unescaped).
+    """
+    head, _, tail = own.partition("://")
+    own_href = ""
+    if re.fullmatch(r'[Hh](?i:ttps?)://[^"]+', own) and "&" not in own:
+        own_href = rf'(?<={re.escape(head)}://){re.escape(tail)}[^"]*|'
+    named = [f'(?<=[Hh][Rr][Ee][Ff]="{scheme})' for scheme in (_HTTP, _HTTPS)]
+    spaced = [
+        f'(?<=[{_SPACE}]{between}"{scheme})' for between in ("", "=") for scheme in (_HTTP, _HTTPS)
+    ]
+    return re.compile(
+        rf"://(?:{'|'.join(named)}|(?:{'|'.join(spaced)})())" rf'(?:{own_href}([^"]+))"'
+    )
+
+
+@lru_cache(maxsize=16)
+def _bare_pattern(own: str) -> re.Pattern[str]:
+    """The pattern of bare http(s) URLs, found from their "://", for messages whose own links
+    start with ``own``: a link of ours as written is matched with group 1 empty (matched,
+    not skipped, so that nothing inside it is taken for a link), so only the others are
+    sliced and checked; most of a message's links are ours. An ``own`` the pattern would
+    not match whole is not told apart (``outside`` tells such links apart)."""
+    head, _, tail = own.partition("://")
+    own_bare = ""
+    if re.fullmatch(rf"[Hh](?i:ttps?)://{_URL_CHARS}+", own):
+        own_bare = rf"(?<={re.escape(head)}://){re.escape(tail)}{_URL_CHARS}*|"
+    return re.compile(rf"://(?:{own_bare}{_BARE_SCHEME}({_URL_CHARS}+))")
+
+
+def _bare_urls(text: str, own: str) -> list[tuple[int, str]]:
+    """Each URL of ``text`` but those written as our own, with where it starts (what follows
+    it may be punctuation the URL leaves)."""
+    urls = []
+    for m in _bare_pattern(own).finditer(text):
+        if m.group(1) is not None:
+            start = m.start() - (4 if text[m.start() - 1] in "Pp" else 5)  # http or https
+            urls.append((start, text[start : m.end()].rstrip(_TRAILING)))
     return urls
 
 
@@ -135,10 +204,10 @@ def track_links(
 
     hrefs: list[tuple[int, int, str]] = []
     if isinstance(rendered, RenderedEmail):
-        hrefs = _href_urls(rendered.html)
-        bare = _bare_urls(rendered.text)
+        hrefs = _href_urls(rendered.html, own)
+        bare = _bare_urls(rendered.text, own)
     else:
-        bare = _bare_urls(rendered.body)
+        bare = _bare_urls(rendered.body, own)
     found = [url for _, _, url in hrefs] + [url for _, url in bare]
     order = list(dict.fromkeys(url for url in found if outside(url)))
     if not order:

@@ -14,7 +14,7 @@ import pytest
 
 from postpurchase.messages.link_scans import leftmost_matches
 from postpurchase.messages.links import allowed_url, strip_unsafe_links
-from postpurchase.outcomes.clicks import _bare_urls, _href_urls
+from postpurchase.outcomes.clicks import _SPACE, _bare_urls, _href_urls
 
 # The patterns as they were, starting with the set of the first letter.
 _URL_ATTRIBUTE = re.compile(
@@ -32,6 +32,19 @@ PIECES = [
     *("http", "HTTP", "https", "httpS", "http\u017f", "://", "http://", "https://"),
     *("HTTPS://x", "https://a.example/p?q=1&amp;r=2", "javascript:alert(1)", "data:x"),
     *("mailto:help@shop.example.com", "&#106;avascript:"),
+    # links of our own (see OWN), one with a link inside it
+    *("https://x.example/", "https://x.example/u/t?next=https://y.example", "HTTPS://x.example/"),
+    *("http://[::1]:8080/", "https://x.example/?a&amp;b/", "ftp://x.example/"),
+]
+# Prefixes of our own links, and whether the href and the bare URL patterns leave out the
+# links written with them (those they would not match whole, or that unescaping could change,
+# are left to ``track_links`` to tell apart after unescaping).
+OWN = [
+    ("https://x.example/", True, True),
+    ("HTTPS://x.example/", True, True),
+    ("http://[::1]:8080/", True, False),
+    ("https://x.example/?a&amp;b/", False, True),
+    ("ftp://x.example/", False, False),
 ]
 
 
@@ -70,14 +83,24 @@ def test_unsafe_links_are_found_as_before(seed):
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_click_links_are_found_as_before(seed):
+@pytest.mark.parametrize(("own", "hrefs_left_out", "bare_left_out"), OWN)
+def test_click_links_are_found_as_before(seed, own, hrefs_left_out, bare_left_out):
     for document in _documents(2_500, seed):
         hrefs = [
-            (m.start(2), m.end(2), html.unescape(m.group(2))) for m in _HREF.finditer(document)
+            (m.start(2), m.end(2), html.unescape(m.group(2)))
+            for m in _HREF.finditer(document)
+            if not (hrefs_left_out and m.group(2).startswith(own))
         ]
-        assert _href_urls(document) == hrefs, repr(document)
-        bare = [(m.start(), m.group(0).rstrip(".,;:!?")) for m in _BARE.finditer(document)]
-        assert _bare_urls(document) == bare, repr(document)
+        assert _href_urls(document, own) == hrefs, repr(document)
+        urls = [(m.start(), m.group(0).rstrip(".,;:!?")) for m in _BARE.finditer(document)]
+        bare = [(at, url) for at, url in urls if not (bare_left_out and url.startswith(own))]
+        assert _bare_urls(document, own) == bare, repr(document)
+
+
+def test_the_spaces_spelled_out_are_those_of_backslash_s():
+    spaces = re.compile(rf"[{_SPACE}]")
+    every = "".join(map(chr, range(0x110000)))
+    assert spaces.findall(every) == re.findall(r"\s", every)
 
 
 def test_leftmost_matches_skip_what_the_match_before_covered():
