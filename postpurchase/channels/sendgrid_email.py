@@ -22,6 +22,7 @@ it means for ``send_email``.
 from __future__ import annotations
 
 import base64
+import copy
 import http.client
 import io
 import json
@@ -217,6 +218,7 @@ class _PooledClient(python_http_client.Client):  # type: ignore[misc]
     def __init__(self, pool: ConnectionPool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._pool = pool
+        self._templates: dict[tuple[object, ...], urllib.request.Request] = {}
 
     def _build_client(self, name: str | None = None) -> _PooledClient:
         # Each attribute step (client.mail.send) builds a new client: keep the pool on it.
@@ -247,12 +249,22 @@ class _PooledClient(python_http_client.Client):  # type: ignore[misc]
         UTF-8 where json.dumps escapes to ASCII): json.dumps escaping each email's HTML took
         about 7% of a dispatch worker's instructions per email."""
         self.request_headers.setdefault("Content-Type", "application/json")
-        return urllib.request.Request(
-            self._build_url(None),
-            headers=self.request_headers,
-            data=msgspec.json.encode(request_body) if request_body is not None else None,
-            method=name.upper(),
-        )
+        # Each request is a copy of one built for the verb and headers, with its own headers
+        # and body: building a urllib Request per email took about 1.4% of a dispatch
+        # worker's instructions per email (it parses the URL and each header's name).
+        key = (name, tuple(self.request_headers.items()))
+        template = self._templates.get(key)
+        if template is None:
+            if len(self._templates) >= _MAX_TEMPLATES:  # headers that keep changing
+                self._templates.clear()
+            template = self._templates[key] = urllib.request.Request(
+                self._build_url(None), headers=self.request_headers, method=name.upper()
+            )
+        request = copy.copy(template)
+        request.headers = dict(template.headers)
+        request.unredirected_hdrs = dict(template.unredirected_hdrs)
+        request.data = msgspec.json.encode(request_body) if request_body is not None else None
+        return request
 
     def _make_request(
         self, opener: Any, request: urllib.request.Request, timeout: float | None = None
@@ -273,6 +285,9 @@ class _PooledClient(python_http_client.Client):  # type: ignore[misc]
                 )
             )
         return answer
+
+
+_MAX_TEMPLATES = 8
 
 
 def _proxied(host: str) -> bool:

@@ -173,3 +173,15 @@ def test_a_wrong_api_key_fails_every_email_of_the_wave(fake_sendgrid):
     assert [str(result) for result in answers.values()] == [
         "SendGrid 401: The provided authorization grant is invalid, expired, or revoked"
     ] * 2
+
+
+def test_a_change_of_the_clients_headers_reaches_the_next_wave(fake_sendgrid):
+    sender = SendGridEmailSender(API_KEY, host=fake_sendgrid.url)
+    _answers(sender.start_emails(_emails(2)))
+    sender._mail_send.request_headers["Authorization"] = "Bearer other"
+
+    _answers(sender.start_emails(_emails(2)))
+
+    assert [r.headers["Authorization"] for r in fake_sendgrid.requests] == (
+        [f"Bearer {API_KEY}"] * 2 + ["Bearer other"] * 2
+    )
