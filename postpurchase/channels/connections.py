@@ -193,14 +193,12 @@ class ConnectionPool:
         """The answer read by ``exchange``, parsed by http.client as ``send`` does; the
         connection goes back to the pool unless it is to be closed."""
         connection = exchange.connection
-        method = exchange.request.get_method()
-        plain = _plain_answer(bytes(exchange.received), method)
-        if plain is not None:
-            answer, will_close = plain
+        if exchange.plain is not None:
+            answer, will_close, _ = exchange.plain
         else:
             response = http.client.HTTPResponse(
                 _Replay(bytes(exchange.received)),  # type: ignore[arg-type]
-                method=method,
+                method=exchange.request.get_method(),
             )
             try:
                 response.begin()
@@ -227,14 +225,16 @@ _PLAIN_HEADER = re.compile(r"([!-9;-~]+):[ \t]*([ -~]*)")
 _MAX_HEAD = 65536  # http.client's longest line: a longer head is left to it
 
 
-def _plain_answer(data: bytes, method: str) -> tuple[Answer, bool] | None:
-    """The answer in ``data`` (to a ``method`` request) and whether its connection is to be
-    closed, as http.client reads them, when the answer is in the plainest form: HTTP/1.1, a
-    status with a body, lines of printable ASCII, one Content-Length and no other framing,
-    the whole body there. None for any other answer, which http.client reads.
+def _plain_answer(data: bytes | bytearray, method: str) -> tuple[Answer, bool, int] | None:
+    """The answer in ``data`` (to a ``method`` request), whether its connection is to be
+    closed, as http.client reads them, and where the answer ends in ``data``, when the
+    answer is in the plainest form: HTTP/1.1, a status with a body, lines of printable
+    ASCII, one Content-Length and no other framing, the whole body there. None for any other
+    answer (or one not all there yet), which http.client reads.
 
     http.client parses a head with the email package, about 4% of a dispatch worker's
-    instructions per email: the header lines are put into the same kind of message here.
+    instructions per email: the header lines are put into the same kind of message here,
+    and the framing headers are read from the lines rather than looked up in the message.
     """
     end = data.find(b"\r\n\r\n")
     if end < 0 or end > _MAX_HEAD or method == "HEAD":
@@ -244,22 +244,31 @@ def _plain_answer(data: bytes, method: str) -> tuple[Answer, bool] | None:
     if status is None or status[1] in ("204", "304") or len(lines) > 100:
         return None
     headers = http.client.HTTPMessage()
+    lengths = []
+    connection = None
     for line in lines:
         header = _PLAIN_HEADER.fullmatch(line)
         if header is None:
             return None
-        headers.set_raw(header[1], header[2])
+        name, value = header[1], header[2]
+        headers.set_raw(name, value)
+        lowered = name.lower()
+        if lowered == "content-length":
+            lengths.append(value)
+        elif lowered == "transfer-encoding":
+            return None
+        elif lowered == "connection" and connection is None:  # the first, as Message.get
+            connection = value
     headers.set_payload("")  # as the email parser leaves a head without a body
-    lengths = headers.get_all("Content-Length", [])
-    if len(lengths) != 1 or not lengths[0].isdigit() or "Transfer-Encoding" in headers:
+    if len(lengths) != 1 or not lengths[0].isdigit():
         return None
     length = int(lengths[0])
-    body = data[end + 4 : end + 4 + length]
+    body = bytes(data[end + 4 : end + 4 + length])
     if len(body) < length:
         return None
-    closing = headers.get("Connection")
     answer = Answer(int(status[1]), status[2].strip(), headers, body)
-    return answer, bool(closing and "close" in closing.lower())
+    closing = connection is not None and "close" in connection.lower()
+    return answer, closing, end + 4 + length
 
 
 _MAX_HEADS = 16
@@ -423,6 +432,7 @@ class _Exchange:
         self.received = bytearray()
         self.eof = False
         self.extra = False  # bytes came after the answer: the connection is not reused
+        self.plain: tuple[Answer, bool, int] | None = None  # the answer, if plainest form
         self.deadline = math.inf
 
     def step(self, now: float, timeout: float | None) -> bool:
@@ -439,10 +449,10 @@ class _Exchange:
                 self.wants = select.POLLIN
                 return False
             self.written = self.sent == len(self.payload)
-            if not self.written:
-                self.wants = select.POLLOUT
-                return False
-            self.wants = select.POLLIN
+            # Just written, the answer cannot be there yet: reading now would only fail
+            # (an exception and a system call per request); the poll says when it comes.
+            self.wants = select.POLLIN if self.written else select.POLLOUT
+            return False
         while True:
             try:
                 data = self.sock.recv(65536)
@@ -456,7 +466,13 @@ class _Exchange:
                 self.eof = True
                 return True
             self.received += data
-            extra = _complete(self.received, self.request.get_method())
+            method = self.request.get_method()
+            # The plainest answer is read once, here; any other is framed by _complete.
+            self.plain = _plain_answer(self.received, method)
+            if self.plain is not None:
+                self.extra = len(self.received) > self.plain[2]
+                return True
+            extra = _complete(self.received, method)
             if extra is not None:
                 self.extra = extra
                 return True

@@ -9,7 +9,13 @@ import urllib.request
 
 import pytest
 
-from postpurchase.channels.connections import Answer, ConnectionPool, _plain_answer, _Replay
+from postpurchase.channels.connections import (
+    Answer,
+    ConnectionPool,
+    _complete,
+    _plain_answer,
+    _Replay,
+)
 
 BASE = "http://127.0.0.1:8025"
 HEADERS = {
@@ -131,6 +137,8 @@ PLAIN_ANSWERS = {
     b"x-message-id:lower\r\nX-Dup: 1\r\nX-Dup: 2\r\ncontent-length: 3\r\n\r\nabc",
     "more after it": SENDGRID_ACCEPTED + b"HTTP/1.1 202 Accepted\r\n",
     "empty reason": b"HTTP/1.1 202 \r\nContent-Length: 0\r\n\r\n",
+    "two connections": b"HTTP/1.1 202 Accepted\r\nConnection: keep-alive\r\nConnection: close\r\n"
+    b"Content-Length: 0\r\n\r\n",
 }
 
 OTHER_ANSWERS = {
@@ -153,7 +161,7 @@ OTHER_ANSWERS = {
 
 @pytest.mark.parametrize("data", PLAIN_ANSWERS.values(), ids=PLAIN_ANSWERS.keys())
 def test_a_plain_answer_is_read_as_http_client_reads_it(data):
-    answer, closing = _plain_answer(data, "POST")
+    answer, closing, end = _plain_answer(data, "POST")
     expected, expected_closing = _http_client_answer(data, "POST")
 
     assert (answer.status, answer.reason, answer.body, closing) == (
@@ -162,6 +170,8 @@ def test_a_plain_answer_is_read_as_http_client_reads_it(data):
         expected.body,
         expected_closing,
     )
+    assert _complete(bytearray(data[:end]), "POST") is False  # the answer ends at ``end``
+    assert _plain_answer(data[: end - 1], "POST") is None
     assert type(answer.headers) is type(expected.headers)
     assert vars(answer.headers) == vars(expected.headers)  # header lines, payload, policy
     assert answer.headers.as_string() == expected.headers.as_string()
