@@ -218,10 +218,13 @@ class ConnectionPool:
             self._idle.append((connection, time.monotonic()))
 
 
-# An answer's first line and header lines in their plainest form: HTTP/1.1, a status that
-# has a body, printable ASCII; a header's value after the spaces and tabs that begin it.
-_PLAIN_STATUS = re.compile(r"HTTP/1\.1 ([2-5][0-9][0-9]) ([ -~]*)")
-_PLAIN_HEADER = re.compile(r"([!-9;-~]+):[ \t]*([ -~]*)")
+# An answer's head in its plainest form: HTTP/1.1, a status that has a body, up to 99
+# header lines (http.client refuses more) of printable ASCII, each value after the spaces
+# and tabs that begin it (possessive: nothing to backtrack over). One match for the whole
+# head: a match per line cost 3.5K more instructions per email.
+_PLAIN_HEAD = re.compile(
+    r"HTTP/1\.1 ([2-5][0-9][0-9]) ([ -~]*)((?:\r\n[!-9;-~]+:[ \t]*+[ -~]*){0,99})"
+)
 _MAX_HEAD = 65536  # http.client's longest line: a longer head is left to it
 
 
@@ -239,18 +242,15 @@ def _plain_answer(data: bytes | bytearray, method: str) -> tuple[Answer, bool, i
     end = data.find(b"\r\n\r\n")
     if end < 0 or end > _MAX_HEAD or method == "HEAD":
         return None
-    first, *lines = data[:end].decode("iso-8859-1").split("\r\n")
-    status = _PLAIN_STATUS.fullmatch(first)
-    if status is None or status[1] in ("204", "304") or len(lines) > 100:
+    head = _PLAIN_HEAD.fullmatch(data[:end].decode("iso-8859-1"))
+    if head is None or head[1] in ("204", "304"):
         return None
     headers = http.client.HTTPMessage()
     lengths = []
     connection = None
-    for line in lines:
-        header = _PLAIN_HEADER.fullmatch(line)
-        if header is None:
-            return None
-        name, value = header[1], header[2]
+    for line in head[3].split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        value = value.lstrip(" \t")
         headers.set_raw(name, value)
         lowered = name.lower()
         if lowered == "content-length":
@@ -266,7 +266,7 @@ def _plain_answer(data: bytes | bytearray, method: str) -> tuple[Answer, bool, i
     body = bytes(data[end + 4 : end + 4 + length])
     if len(body) < length:
         return None
-    answer = Answer(int(status[1]), status[2].strip(), headers, body)
+    answer = Answer(int(head[1]), head[2].strip(), headers, body)
     closing = connection is not None and "close" in connection.lower()
     return answer, closing, end + 4 + length
 

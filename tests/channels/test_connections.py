@@ -137,6 +137,9 @@ PLAIN_ANSWERS = {
     b"x-message-id:lower\r\nX-Dup: 1\r\nX-Dup: 2\r\ncontent-length: 3\r\n\r\nabc",
     "more after it": SENDGRID_ACCEPTED + b"HTTP/1.1 202 Accepted\r\n",
     "empty reason": b"HTTP/1.1 202 \r\nContent-Length: 0\r\n\r\n",
+    "99 header lines": b"HTTP/1.1 202 Accepted\r\n"
+    + b"X-Line: 1\r\n" * 98
+    + b"Content-Length: 0\r\n\r\n",
     "two connections": b"HTTP/1.1 202 Accepted\r\nConnection: keep-alive\r\nConnection: close\r\n"
     b"Content-Length: 0\r\n\r\n",
 }
@@ -156,6 +159,14 @@ OTHER_ANSWERS = {
     "two lengths": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc",
     "short body": b"HTTP/1.1 400 Bad Request\r\nContent-Length: 10\r\n\r\n{}",
     "bare newlines": b"HTTP/1.1 202 Accepted\nContent-Length: 0\n\n",
+    "100 header lines": b"HTTP/1.1 202 Accepted\r\n"
+    + b"X-Line: 1\r\n" * 99
+    + b"Content-Length: 0\r\n\r\n",
+    "tab in a value": b"HTTP/1.1 202 Accepted\r\nX-Note: a\tb\r\nContent-Length: 0\r\n\r\n",
+    # read in linear time: a value of spaces then a control byte is not tried at each space
+    "spaces then a control byte": b"HTTP/1.1 202 Accepted\r\nX-Pad:"
+    + b" " * 60000
+    + b"\x01\r\nContent-Length: 0\r\n\r\n",
 }
 
 
