@@ -6,8 +6,8 @@ database ``POSTPURCHASE_BENCH_POSTGRES_URL`` names (wiped first). Measured:
 
 - render only (the ceiling): the email template rendered with inlined CSS, per second, in
   two rounds, one before and one after the end-to-end run, pooled: on this kind of machine a
-  process renders up to a quarter faster or slower from one moment to the next, so a ceiling
-  taken in one short round moved the ratio by more than most changes do;
+  process renders a quarter faster or slower from one moment to the next, at times two thirds,
+  so a ceiling taken in one short round moved the ratio by more than most changes do;
 - end to end: claim, gate, build context, render, send over HTTP, record the outcome, per
   second, with ``workers`` processes each running chunks as mapped DAG tasks would;
 - peak memory (max RSS) of a worker process;

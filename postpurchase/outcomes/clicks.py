@@ -199,7 +199,7 @@ def track_links(
     own = base + "/"
 
     def outside(url: str) -> bool:
-        # our own links first: most of a message's links, and a prefix test costs less
+        # our own links first (those the patterns could not leave out): a prefix test costs less
         return not url.startswith(own) and _web(url)
 
     hrefs: list[tuple[int, int, str]] = []
