@@ -11,12 +11,13 @@ Shape (every key is always present, so ``StrictUndefined`` only trips on templat
               items: [title, quantity, unit_price, line_total, image_url, product_url, review_url]
                      (one per order line: each variant bought),
               products: [title, quantity, image_url, product_url, review_url]
-                     (one per product, in the order of its first line: what a review is of)
+                     (one per product, in the order of its first line: what a review is of);
+                     each entry read-only, its review_url made as it is read (``OrderEntry``)
     loyalty:  points_earned (for this order), points_balance, page_url
     links:    unsubscribe, survey: [{score, url}] for 1..5, nps: [{score, url}] for 0..10
               (both signed as they are read, see ``scored_links``),
-              review (the order's review page),
-              loyalty, shop
+              review (the order's review page), loyalty, rewards (the customer's rewards
+              page), shop; review and rewards are signed as they are read (``message_links``)
 
 ``delivery_confirmed`` is true when a carrier reported the delivery (``delivered_at`` is then
 that report's time); false when delivery is only assumed from the fulfilment (WooCommerce
@@ -42,11 +43,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from postpurchase.catalogue.products import CatalogueEntry, Key
-from postpurchase.messages.order_view import (
-    build_order_view,
-    order_line,
-    review_page_url,
-)
+from postpurchase.messages.message_links import MessageLinks
+from postpurchase.messages.order_view import ReviewPage, build_order_view, order_line
 from postpurchase.messages.reward_view import (
     SAMPLE_CODE,
     SAMPLE_SUBJECTS,
@@ -203,7 +201,7 @@ def build_context(
     """The template context for ``touchpoint`` (see the module docstring for its shape);
     ``catalogue`` holds the entries of the order's products (``catalogue_entries``)."""
     order_view = None
-    review_page = review_page_url(shop, customer.id, touchpoint.id)
+    review_page = ReviewPage(shop, customer.id, touchpoint.id)
     if order is not None:
         catalogue = catalogue or {}
         order_view = build_order_view(
@@ -274,7 +272,7 @@ def sample_context(
     order = order or _SAMPLE_ORDER
     customer = order.get("customer") or {}
     placed_at = _parse_time(order.get("placed_at"))
-    review_page = review_page_url(shop, 0, 0)
+    review_page = ReviewPage(shop, 0, 0)
     view = build_order_view(
         shop,
         name=order.get("name") or f"#{order['external_id']}",
@@ -338,12 +336,11 @@ def _assemble(
     loyalty: LoyaltyFigures,
     campaign_id: str,
     subject_key: str,
-    review_page: str,
+    review_page: ReviewPage,
 ) -> dict[str, Any]:
     base = shop.public_base_url
     unsubscribe = sign(shop.signing_key, LinkClaim("unsubscribe", customer_id, touchpoint_id))
     key = shop.signing_key
-    survey = ScoredLinks(key, f"{base}/s/", "survey", customer_id, touchpoint_id, range(1, 6))
     return {
         "locale": locale or shop.default_locale,
         "time_zone": _valid_zone(time_zone) or shop.default_time_zone,
@@ -364,17 +361,17 @@ def _assemble(
             "page_url": shop.loyalty_page_url,
             **reward_facts(subject_key, loyalty.codes),
         },
-        "links": {
-            "unsubscribe": f"{base}/u/{unsubscribe}",
-            "survey": survey,
-            "review": review_page,
-            "nps": ScoredLinks(key, f"{base}/n/", "nps", customer_id, touchpoint_id, range(11)),
-            "loyalty": shop.loyalty_page_url,
-            # The customer's own rewards page (postpurchase.rewards.page): signed, no login.
-            "rewards": f"{base}/rewards/"
-            + sign(shop.signing_key, LinkClaim("rewards", customer_id, touchpoint_id)),
-            "shop": shop.url,
-        },
+        "links": MessageLinks(
+            shop,
+            customer_id=customer_id,
+            touchpoint_id=touchpoint_id,
+            unsubscribe=f"{base}/u/{unsubscribe}",
+            survey=ScoredLinks(
+                key, f"{base}/s/", "survey", customer_id, touchpoint_id, range(1, 6)
+            ),
+            nps=ScoredLinks(key, f"{base}/n/", "nps", customer_id, touchpoint_id, range(11)),
+            review_page=review_page,
+        ),
         "campaign": {"id": campaign_id},
     }
 

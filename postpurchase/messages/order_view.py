@@ -3,12 +3,15 @@ the order fields a message shows."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
+from itertools import chain
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
 from postpurchase.catalogue.products import CatalogueEntry
+from postpurchase.messages.sandbox import keyed_view
 from postpurchase.messages.tokens import LinkClaim, sign
 
 if TYPE_CHECKING:  # context builds on this module; the profile is only a type here
@@ -59,6 +62,29 @@ def review_page_url(shop: ShopProfile, customer_id: int, touchpoint_id: int) -> 
     return f"{shop.public_base_url}/r/{token}"
 
 
+class ReviewPage:
+    """``review_page_url`` for one message, signed the first time it is asked for.
+
+    ``links.review`` and each line's ``review_url`` (the default link template is the page
+    itself) share it, and most templates show none of them: signing it for every message cost
+    more than a tenth of building the context.
+    """
+
+    __slots__ = ("_customer_id", "_shop", "_touchpoint_id", "_url")
+
+    def __init__(self, shop: ShopProfile, customer_id: int, touchpoint_id: int) -> None:
+        self._shop = shop
+        self._customer_id = customer_id
+        self._touchpoint_id = touchpoint_id
+        self._url: str | None = None
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            self._url = review_page_url(self._shop, self._customer_id, self._touchpoint_id)
+        return self._url
+
+
 def review_url(shop: ShopProfile, line: OrderLine, review_page: str) -> str:
     key = f"id-{line.product_id}" if line.product_id else f"title-{line.product_title}"
     return shop.review_link_template.format(
@@ -69,28 +95,76 @@ def review_url(shop: ShopProfile, line: OrderLine, review_page: str) -> str:
     )
 
 
+@keyed_view
+class OrderEntry(Mapping[str, Any]):
+    """An item or product of the order view: read-only, its ``review_url`` made when first
+    read (``review_url`` with the message's ``ReviewPage``), its other fields as given.
+
+    Most templates show no review link: making one for each line of every message (quoting
+    and formatting cost about as much as signing a link) and, with the default template,
+    signing the review page for it, was spent for nothing. It reads as the dict it replaces
+    did: same keys in the same order, equal to that dict.
+    """
+
+    __slots__ = ("_fields", "_line", "_page", "_shop")
+
+    def __init__(
+        self, fields: dict[str, Any], shop: ShopProfile, line: OrderLine, page: ReviewPage
+    ) -> None:
+        self._fields = fields  # every key but "review_url", until it is read
+        self._shop = shop
+        self._line = line
+        self._page = page
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._fields[key]
+        except KeyError:
+            if key != "review_url":
+                raise
+        url = self._fields["review_url"] = review_url(self._shop, self._line, self._page.url)
+        return url
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._fields or key == "review_url"
+
+    def __iter__(self) -> Iterator[str]:
+        if "review_url" in self._fields:
+            return iter(self._fields)
+        return chain(self._fields, ("review_url",))
+
+    def __len__(self) -> int:
+        return len(self._fields) + ("review_url" not in self._fields)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
 def products_view(
-    shop: ShopProfile, lines: list[OrderLine], review_urls: list[str]
-) -> list[dict[str, Any]]:
+    shop: ShopProfile, lines: list[OrderLine], review_page: ReviewPage
+) -> list[OrderEntry]:
     """One entry per product: the variants of a product (lines with its id, or with its
-    title when the platform gave no id) are one thing to review. ``review_urls``: each
-    line's ``review_url``, a product's the one of its first line."""
-    products: dict[str, dict[str, Any]] = {}
-    for line, review in zip(lines, review_urls, strict=True):
+    title when the platform gave no id) are one thing to review, with the review link of its
+    first line."""
+    products: dict[str, tuple[dict[str, Any], OrderLine]] = {}
+    for line in lines:
         key = f"id:{line.product_id}" if line.product_id else f"title:{line.product_title}"
-        entry = products.get(key)
-        if entry is None:
-            products[key] = {
-                "title": line.product_title,
-                "quantity": line.quantity,
-                "image_url": line.image_url,
-                "product_url": line.product_url or shop.url,
-                "review_url": review,
-            }
+        found = products.get(key)
+        if found is None:
+            products[key] = (
+                {
+                    "title": line.product_title,
+                    "quantity": line.quantity,
+                    "image_url": line.image_url,
+                    "product_url": line.product_url or shop.url,
+                },
+                line,
+            )
         else:
+            entry = found[0]
             entry["quantity"] += line.quantity
             entry["image_url"] = entry["image_url"] or line.image_url
-    return list(products.values())
+    return [OrderEntry(fields, shop, first, review_page) for fields, first in products.values()]
 
 
 def build_order_view(
@@ -104,10 +178,8 @@ def build_order_view(
     delivery_confirmed: bool,
     tracking_url: str | None,
     items: list[OrderLine],
-    review_page: str,
+    review_page: ReviewPage,
 ) -> dict[str, Any]:
-    # the same link for a line and for its product: made once (quoting costs)
-    reviews = [review_url(shop, line, review_page) for line in items]
     return {
         "name": name,
         "currency": currency,
@@ -117,16 +189,20 @@ def build_order_view(
         "delivery_confirmed": delivery_confirmed,
         "tracking_url": tracking_url,
         "items": [
-            {
-                "title": line.title,
-                "quantity": line.quantity,
-                "unit_price": line.unit_price,
-                "line_total": line.unit_price * line.quantity,
-                "image_url": line.image_url,
-                "product_url": line.product_url or shop.url,
-                "review_url": review,
-            }
-            for line, review in zip(items, reviews, strict=True)
+            OrderEntry(
+                {
+                    "title": line.title,
+                    "quantity": line.quantity,
+                    "unit_price": line.unit_price,
+                    "line_total": line.unit_price * line.quantity,
+                    "image_url": line.image_url,
+                    "product_url": line.product_url or shop.url,
+                },
+                shop,
+                line,
+                review_page,
+            )
+            for line in items
         ],
-        "products": products_view(shop, items, reviews),
+        "products": products_view(shop, items, review_page),
     }

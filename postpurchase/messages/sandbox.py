@@ -22,7 +22,7 @@ import functools
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from jinja2 import Template
 from jinja2.exceptions import SecurityError
@@ -41,6 +41,8 @@ _WIDTH_ARGUMENT = {"center": 0, "indent": 0}  # position of the width after the 
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\d+|\*)?(?:\.(\d+|\*))?")
 _BRACE_SPEC = re.compile(r"\{[^{}]*?:([^{}]*)\}")
 _DIGITS = re.compile(r"\d+")
+
+_M = TypeVar("_M", bound=Mapping[str, Any])
 
 _range_budget: contextvars.ContextVar[list[int]] = contextvars.ContextVar("range_budget")
 
@@ -148,8 +150,17 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 _WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
-# What a plain dict has as attributes: its class's (it has no __dict__ of its own).
-_DICT_ATTRIBUTES = frozenset(dir(dict))
+# The mappings a context is made of, with what each has as attributes: its class's (a plain
+# dict has no __dict__ of its own, nor has a ``keyed_view``, having __slots__).
+_MAPPING_ATTRIBUTES: dict[type, frozenset[str]] = {dict: frozenset(dir(dict))}
+
+
+def keyed_view(cls: type[_M]) -> type[_M]:
+    """Class decorator: templates look up the keys of ``cls``, a read-only Mapping of the
+    context with ``__slots__`` all along its classes (so no instance has an attribute that its
+    class lacks), as they do a dict's (see ``BoundedSandbox.getattr``)."""
+    _MAPPING_ATTRIBUTES[cls] = frozenset(dir(cls))
+    return cls
 
 
 class BoundedSandbox(SandboxedEnvironment):
@@ -171,7 +182,9 @@ class BoundedSandbox(SandboxedEnvironment):
         # caught) was most of what a lookup cost, and a template makes about eighty per
         # email. A name that is no attribute of dict can only be a key: it goes straight to
         # the key, with the same result (a name such as "items" still finds the method).
-        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+        # The same holds for the context's read-only mappings (``keyed_view``).
+        attributes = _MAPPING_ATTRIBUTES.get(type(obj))
+        if attributes is not None and attribute not in attributes:
             try:
                 return obj[attribute]
             except KeyError:
