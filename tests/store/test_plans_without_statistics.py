@@ -434,7 +434,8 @@ def test_a_batch_writes_its_changed_rows_back_by_id(fresh):
     sql, literals = _compiled(
         _json_update(Order.__table__, ("name", "total"), fresh.dialect), fresh.dialect
     )
-    nodes = _plan_nodes(fresh, sql, {**literals, "rows": json.dumps(changed)})
+    rows = json.dumps([[row["id"], row["name"], row["total"]] for row in changed])
+    nodes = _plan_nodes(fresh, sql, {**literals, "rows": rows})
     scanned = {n.get("Index Name") or n["Node Type"] for n in nodes if "Scan" in n["Node Type"]}
     assert "Seq Scan" not in scanned
     assert "pk_orders" in scanned
