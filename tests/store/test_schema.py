@@ -8,7 +8,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, delete, select, update
-from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.exc import DataError, IntegrityError, StatementError
 
 from postpurchase.store import schema
 from postpurchase.store.database import transaction
@@ -20,6 +20,7 @@ from postpurchase.store.models import (
     LedgerKind,
     LoyaltyLedgerEntry,
     Order,
+    Product,
     Touchpoint,
 )
 from postpurchase.store.statements import insert_ignoring_conflicts, update_by_id
@@ -148,6 +149,49 @@ def test_bulk_writes_refuse_a_naive_datetime_among_aware_ones(store):
     with pytest.raises((ValueError, StatementError), match="naive|timezone-aware"):
         with transaction(store) as session:
             update_by_id(session, Order, [{"id": 1, "placed_at": datetime(2026, 1, 2)}])
+
+
+def test_bulk_writes_store_each_value_as_given(store, engine):
+    """Bulk inserts and updates (rows sent as JSON arrays on PostgreSQL) store what they are
+    given: a None as NULL, a JSON column's value as it is (a JSON string too), amounts to the
+    column's places, times with their zone; a string too long for its column is refused, not
+    cut short."""
+    row = {
+        "source": "shopify",
+        "external_id": "p1",
+        "title": 'Trail "Runner" \\ GTX, é',
+        "product_type": None,
+        "tags": ["trail", "x"],
+        "collections": "not a list",
+        "deleted_at": datetime(2026, 1, 1, 12, tzinfo=timezone(timedelta(hours=-5))),
+        "lookup_attempts": 2,
+    }
+    with transaction(store) as session:
+        assert insert_ignoring_conflicts(session, Product, [row]) == 1
+        assert insert_ignoring_conflicts(session, Product, [row]) == 0
+        product = session.scalars(select(Product)).one()
+        update_by_id(session, Product, [{"id": product.id, "title": None, "tags": {"a": [1]}}])
+    with store() as session:
+        product = session.scalars(select(Product)).one()
+        assert (product.title, product.product_type) == (None, None)
+        assert (product.tags, product.collections) == ({"a": [1]}, "not a list")
+        assert product.deleted_at == datetime(2026, 1, 1, 17, tzinfo=UTC)
+        assert product.lookup_attempts == 2
+    with transaction(store) as session:
+        customer = _customer(session)
+        order = {"source": "shopify", "external_id": "o1", "currency": "EUR"}
+        insert_ignoring_conflicts(session, Order, [{**order, "total": Decimal("12.34567")}])
+        stored = session.scalars(select(Order)).one()
+        update_by_id(session, Order, [{"id": stored.id, "customer_id": customer.id}])
+    with store() as session:
+        stored = session.scalars(select(Order)).one()
+        assert (stored.total, stored.customer_id) == (Decimal("12.3457"), customer.id)
+    if engine.dialect.name == "postgresql":  # SQLite keeps a string of any length
+        too_long = {**row, "external_id": "p2", "handle": "h" * 256}
+        with pytest.raises(DataError, match="too long"), transaction(store) as session:
+            insert_ignoring_conflicts(session, Product, [too_long])
+        with pytest.raises(DataError, match="too long"), transaction(store) as session:
+            update_by_id(session, Product, [{"id": product.id, "handle": "h" * 256}])
 
 
 def test_one_inbox_row_per_delivery(store):
