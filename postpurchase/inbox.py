@@ -217,17 +217,20 @@ def _storable(text: str) -> bool:
 # becomes) is a new statement text for every batch size, with ten parameters a row each bound
 # and converted on their own: several times the client CPU per row, and the inbox insert is
 # the hot path of every webhook. Columns left out take their defaults (received_at = now).
+# Each row is an array of its values in ``_row``'s order, read by position from the parsed
+# jsonb, as the bulk statements read theirs (``postpurchase.store.statements``): rows as
+# objects read by ``jsonb_to_recordset`` cost the database a hash table of each object's
+# keys, made and looked up for every row. ``->>`` gives a JSON null as SQL NULL and a string
+# as its text, as the record's text columns did; ``-> 7`` is the payload as it was parsed.
 # Written in the driver's own parameter style: intake's group commit hands it to psycopg
 # itself (``add_many_with_async_driver``).
 POSTGRES_INSERT = """
     INSERT INTO inbox_events
         (source, dedupe_key, event_type, topic, shop, subject_id, occurred_at, payload,
          status, attempts)
-    SELECT source, dedupe_key, event_type, topic, shop, subject_id, occurred_at, payload,
-           status, 0
-    FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS r(
-        source text, dedupe_key text, event_type text, topic text, shop text,
-        subject_id text, occurred_at timestamptz, payload jsonb, status text)
+    SELECT r ->> 0, r ->> 1, r ->> 2, r ->> 3, r ->> 4, r ->> 5,
+           CAST(r ->> 6 AS timestamptz), r -> 7, r ->> 8, 0
+    FROM jsonb_array_elements(CAST(%(rows)s AS jsonb)) AS u(r)
     ON CONFLICT (dedupe_key) DO NOTHING
     RETURNING id, dedupe_key
     """
@@ -240,11 +243,11 @@ _INSERTS = {
         INSERT INTO inbox_events
             (source, dedupe_key, event_type, topic, shop, subject_id, occurred_at, payload,
              status, attempts)
-        SELECT json_extract(value, '$.source'), json_extract(value, '$.dedupe_key'),
-               json_extract(value, '$.event_type'), json_extract(value, '$.topic'),
-               json_extract(value, '$.shop'), json_extract(value, '$.subject_id'),
-               json_extract(value, '$.occurred_at'), json_extract(value, '$.payload'),
-               json_extract(value, '$.status'), 0
+        SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+               json_extract(value, '$[2]'), json_extract(value, '$[3]'),
+               json_extract(value, '$[4]'), json_extract(value, '$[5]'),
+               json_extract(value, '$[6]'), json_extract(value, '$[7]'),
+               json_extract(value, '$[8]'), 0
         FROM json_each(:rows) WHERE true
         ON CONFLICT (dedupe_key) DO NOTHING
         RETURNING id, dedupe_key
@@ -254,22 +257,24 @@ _INSERTS = {
 _TIME = UtcDateTime()
 
 
-def _row(entry: InboxEntry, dialect: Dialect) -> dict[str, Any]:
+def _row(entry: InboxEntry, dialect: Dialect) -> tuple[Any, ...]:
+    """``entry``'s values in the order the inserts read them by position (``$[i]``, ``r -> i``):
+    source, dedupe_key, event_type, topic, shop, subject_id, occurred_at, payload, status."""
     occurred_at = _TIME.process_bind_param(entry.occurred_at, dialect)
-    return {
-        "source": entry.source,
-        "dedupe_key": entry.dedupe_key,
-        "event_type": entry.event_type,
-        "topic": entry.topic,
-        "shop": entry.shop,
-        "subject_id": entry.subject_id,
+    return (
+        entry.source,
+        entry.dedupe_key,
+        entry.event_type,
+        entry.topic,
+        entry.shop,
+        entry.subject_id,
         # As the ORM stores it: UTC with its offset, or on SQLite naive UTC in SQLAlchemy's
         # text format, so comparisons and reads see no difference.
-        "occurred_at": None if occurred_at is None else occurred_at.isoformat(" ", "microseconds"),
+        None if occurred_at is None else occurred_at.isoformat(" ", "microseconds"),
         # Already JSON: embedded as it is, not decoded and encoded again.
-        "payload": msgspec.Raw(entry.payload_json),
-        "status": entry.status.value,
-    }
+        msgspec.Raw(entry.payload_json),
+        entry.status.value,
+    )
 
 
 def add_to_inbox(session: Session, entry: InboxEntry) -> int | None:

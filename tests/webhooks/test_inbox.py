@@ -1,8 +1,11 @@
 """The inbox's own contract, for any writer (webhooks, internal events)."""
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
+import psycopg
+import pytest
 from deliveries import inbox_rows
 from sqlalchemy import select
 
@@ -10,6 +13,7 @@ from postpurchase.events import CanonicalEvent
 from postpurchase.inbox import (
     InboxEntry,
     add_many_to_inbox,
+    add_many_with_async_driver,
     add_to_inbox,
     dedupe_key,
     unstorable_field,
@@ -105,3 +109,64 @@ def test_the_stored_json_is_what_pydantic_writes_for_the_payload():
     assert stored == event.model_dump_json(exclude_none=True, exclude_unset=True).encode()
     assert b"Cr\xc3\xa8me" in stored and b'"phone"' not in stored and b"subtotal" not in stored
     assert json.loads(stored) == event.as_payload()
+
+
+def _stored_entries() -> list[InboxEntry]:
+    tier = InboxEntry.for_event(
+        TIER.model_copy(update={"occurred_at": datetime(2026, 11, 27, 3, 0, 0, 250000, UTC)}),
+        source="internal",
+        dedupe_key="k:tier",
+        topic=None,
+        shop=None,
+    )
+    ignored = InboxEntry.ignored(
+        source="shopify",
+        dedupe_key="k:ignored",
+        topic="carts/update",
+        shop="inès-shop.myshopify.com",
+        received_at=datetime(2026, 11, 27, 4, tzinfo=UTC),
+        reason="test order",
+    )
+    return [
+        tier,
+        ignored,
+        InboxEntry.for_event(TIER, source="x", dedupe_key="k:tier", topic=None, shop=None),
+    ]
+
+
+def _check_stored(store, ids: list[int | None]) -> None:
+    rows = sorted(inbox_rows(store), key=lambda row: row.id)
+    assert ids == [rows[0].id, rows[1].id, None]  # the second "k:tier" is the duplicate
+    columns = [
+        (r.source, r.dedupe_key, r.event_type, r.topic, r.shop, r.subject_id, r.occurred_at)
+        for r in rows
+    ]
+    assert columns == [
+        ("internal", "k:tier", "tier.changed", None, None, "7061234567853",
+         datetime(2026, 11, 27, 3, 0, 0, 250000, UTC)),
+        ("shopify", "k:ignored", "ignored", "carts/update", "inès-shop.myshopify.com", None,
+         datetime(2026, 11, 27, 4, tzinfo=UTC)),
+    ]  # fmt: skip
+    assert [r.status for r in rows] == [ClaimStatus.PENDING, ClaimStatus.IGNORED]
+    assert [r.attempts for r in rows] == [0, 0]
+    assert [r.payload for r in rows] == [json.loads(e.payload_json) for e in _stored_entries()[:2]]
+
+
+def test_each_value_of_a_batch_is_stored_in_its_column(store):
+    # The rows travel as JSON arrays read by position: a value in the wrong place, or a
+    # JSON null read as the text "null", would show here.
+    with transaction(store) as session:
+        ids = add_many_to_inbox(session.connection(), _stored_entries())
+    _check_stored(store, ids)
+
+
+def test_the_async_driver_stores_the_same_values(store, engine):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the driver's own connection is intake's path on PostgreSQL")
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def insert() -> list[int | None]:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as driver:
+            return await add_many_with_async_driver(driver, engine.dialect, _stored_entries())
+
+    _check_stored(store, asyncio.run(insert()))
