@@ -56,14 +56,9 @@ def order_line(
     )
 
 
-def review_page_url(shop: ShopProfile, customer_id: int, touchpoint_id: int) -> str:
-    """The hosted review page of the touchpoint's order (``/r/{token}``)."""
-    token = sign(shop.signing_key, LinkClaim("review", customer_id, touchpoint_id))
-    return f"{shop.public_base_url}/r/{token}"
-
-
 class ReviewPage:
-    """``review_page_url`` for one message, signed the first time it is asked for.
+    """The hosted review page of one message's order (``/r/{token}``, signed for its customer
+    and touchpoint), signed the first time it is asked for.
 
     ``links.review`` and each line's ``review_url`` (the default link template is the page
     itself) share it, and most templates show none of them: signing it for every message cost
@@ -81,7 +76,8 @@ class ReviewPage:
     @property
     def url(self) -> str:
         if self._url is None:
-            self._url = review_page_url(self._shop, self._customer_id, self._touchpoint_id)
+            claim = LinkClaim("review", self._customer_id, self._touchpoint_id)
+            self._url = f"{self._shop.public_base_url}/r/{sign(self._shop.signing_key, claim)}"
         return self._url
 
 
