@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
-from postpurchase.messages.tokens import LinkClaim, Purpose, sign
+from postpurchase.messages.tokens import Purpose, sign_score
 
 
 class ScoredLinks(Sequence[dict[str, Any]]):
@@ -53,9 +53,8 @@ class ScoredLinks(Sequence[dict[str, Any]]):
     def _link(self, score: int) -> dict[str, Any]:
         link = self._signed.get(score)
         if link is None:
-            claim = LinkClaim(self._purpose, self._customer_id, self._touchpoint_id, score)
-            link = self._signed[score] = {
-                "score": score,
-                "url": self._base + sign(self._key, claim),
-            }
+            token = sign_score(
+                self._key, self._purpose, self._customer_id, self._touchpoint_id, score
+            )
+            link = self._signed[score] = {"score": score, "url": self._base + token}
         return link

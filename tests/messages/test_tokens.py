@@ -11,6 +11,7 @@ from postpurchase.messages.tokens import (
     LinkClaim,
     sign,
     sign_fields,
+    sign_score,
     signing_key,
     signing_keys,
     verify,
@@ -51,6 +52,11 @@ def test_tokens_are_the_standard_hmac_of_their_payload(key):
         claim = LinkClaim("rewards", int("1" * size), 1)
         payload = f"r.{'1' * size}.1".encode()
         assert sign(key, claim) == _reference_token(key, payload)
+    for purpose, code in (("survey", "s"), ("nps", "n")):
+        for score in (0, 5, 10):
+            token = _reference_token(key, f"{code}.42.1001.{score}".encode())
+            assert sign_score(key, purpose, 42, 1001, score) == token
+            assert sign(key, LinkClaim(purpose, 42, 1001, score)) == token
 
 
 def test_scored_links_iterate_as_they_index():
