@@ -25,7 +25,7 @@ from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.rewards.redeemer import Redeemer
 from postpurchase.rewards.redemption import Outcome, RedemptionView, refund, settle
 from postpurchase.store.database import transaction
-from postpurchase.store.membership import among
+from postpurchase.store.membership import among, among_parameter, rows_among
 from postpurchase.store.models import Customer, Order, Redemption, RedemptionStatus
 
 
@@ -98,7 +98,15 @@ def mark_used(session: Session, uses: Iterable[tuple[int, Sequence[str], datetim
     """Mark redemptions used by orders: ``(order id, codes on it, when)``. Returns how many
     changed; a code already used, not one of ours, or of a customer of another shop than the
     order's changes nothing. An earlier order of ``uses`` takes a code before a later one."""
-    wanted = [(order_id, _upper(codes), at) for order_id, codes, at in uses]
+    # An order's every event in a batch names the same codes: only its first use can change
+    # anything (see ``done`` below), so the codes of the others are not even upper-cased.
+    wanted = []
+    seen: set[tuple[int, tuple[str, ...]]] = set()
+    for order_id, codes, at in uses:
+        given = (order_id, tuple(codes))
+        if given not in seen:
+            seen.add(given)
+            wanted.append((order_id, _upper(codes), at))
     # Most codes on orders are the shop's own discounts, not redemptions: one lookup of them
     # all first, so the orders without one of ours cost no statement each.
     ours = _usable_codes(session, {code for _, codes, _ in wanted for code in codes})
@@ -139,15 +147,26 @@ def _usable_codes(session: Session, codes: set[str]) -> set[str]:
     upper-cased by the database as ``mark_used`` compares them (``ix_redemptions_upper_code``)."""
     if not codes:
         return set()
-    upper = func.upper(Redemption.code, type_=Redemption.code.type)
-    # Only the codes in the condition, the rest checked here: on a table without statistics
-    # a status condition took the status index, through every issued redemption.
-    found = session.execute(
-        select(upper, Redemption.status, Redemption.order_id).where(
-            among(session, upper, sorted(codes))
-        )
+    wanted = sorted(codes)
+    found = rows_among(
+        session,
+        _CODES,
+        lambda statement: statement.where(among(session, _UPPER_CODE, wanted)),
+        _PG_CODES,
+        {"codes": wanted},
     )
+    # PostgreSQL's rows (``rows_among``) give the status as its string: a StrEnum member
+    # equals it
     return {code for code, status, order_id in found if status in _USABLE and order_id is None}
+
+
+_UPPER_CODE = func.upper(Redemption.code, type_=Redemption.code.type)
+# Only the codes in the condition, the rest checked by ``_usable_codes``: on a table without
+# statistics a status condition took the status index, through every issued redemption.
+_CODES = select(_UPPER_CODE, Redemption.status, Redemption.order_id)
+# Built once and run by psycopg (``driver_statements``) on PostgreSQL: it runs for every batch
+# of orders with codes.
+_PG_CODES = _CODES.where(among_parameter("postgresql", _UPPER_CODE, "codes"))
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.loyalty.ledger import _append, balance
 from postpurchase.processing.batch import OrderRecord, Records, SourcedEvent
 from postpurchase.rewards.bonuses import give_bonus
-from postpurchase.store.membership import among
+from postpurchase.store.membership import among, among_parameter, rows_among
 from postpurchase.store.models import (
     Customer,
     CustomerAddressKey,
@@ -135,13 +135,58 @@ def _referrers(session: Session, codes: set[str]) -> dict[tuple[str, str], int]:
     looking each up cost a round trip per event."""
     if not codes:
         return {}
-    upper = func.upper(ReferralCode.code, type_=ReferralCode.code.type)
-    # The shop read per code found: as a join, customers (without statistics) were scanned.
-    shop = select(Customer.shop).where(Customer.id == ReferralCode.customer_id).scalar_subquery()
-    rows = session.execute(
-        select(upper, shop, ReferralCode.customer_id).where(among(session, upper, sorted(codes)))
+    wanted = sorted(codes)
+    rows = rows_among(
+        session,
+        _REFERRERS,
+        lambda statement: statement.where(among(session, _UPPER_CODE, wanted)),
+        _PG_REFERRERS,
+        {"codes": wanted},
     )
     return {(code, shop): customer_id for code, shop, customer_id in rows}
+
+
+_UPPER_CODE = func.upper(ReferralCode.code, type_=ReferralCode.code.type)
+# The shop read per code found: as a join, customers (without statistics) were scanned.
+_REFERRERS = select(
+    _UPPER_CODE,
+    select(Customer.shop).where(Customer.id == ReferralCode.customer_id).scalar_subquery(),
+    ReferralCode.customer_id,
+)
+# Built once and run by psycopg (``driver_statements``) on PostgreSQL: it runs for every batch
+# of orders with codes.
+_PG_REFERRERS = _REFERRERS.where(among_parameter("postgresql", _UPPER_CODE, "codes"))
+
+
+def _referrals_of(session: Session, order_ids: list[int]) -> dict[int, Referral]:
+    """The referrals of ``order_ids``, by order id. A batch asks for all its orders with a
+    code, and nearly none has a referral: the ids of those that have one are read first (on
+    PostgreSQL by psycopg, a statement built once), the referrals themselves, rows that the
+    decisions change, only when there are some. Read as rows for every batch, through
+    SQLAlchemy's ORM and with the statement built again, they cost a drainer more than
+    deciding the batch's referrals."""
+    if not order_ids:
+        return {}
+    referred = [
+        order_id
+        for (order_id,) in rows_among(
+            session,
+            _REFERRED_ORDERS,
+            lambda statement: statement.where(among(session, Referral.order_id, order_ids)),
+            _PG_REFERRED_ORDERS,
+            {"order_ids": order_ids},
+        )
+    ]
+    if not referred:
+        return {}
+    rows = session.scalars(select(Referral).where(among(session, Referral.order_id, referred)))
+    return {r.order_id: r for r in rows}
+
+
+_REFERRED_ORDERS = select(Referral.order_id)
+_PG_REFERRED_ORDERS = _REFERRED_ORDERS.where(
+    among_parameter("postgresql", Referral.order_id, "order_ids")
+)
 
 
 def _decide(session: Session, order: OrderRecord, referrer_id: int) -> str | None:
@@ -212,17 +257,7 @@ def apply_referrals(
         if snapshot.referral_code or snapshot.discount_codes or _ended(order):
             acting.append((snapshot, order, len(addresses)))
     # Their referrals in one query: looking them up order by order was a round trip per event.
-    order_ids = sorted({order.id for _, order, _ in acting})
-    existing = (
-        {
-            r.order_id: r
-            for r in session.scalars(
-                select(Referral).where(among(session, Referral.order_id, order_ids))
-            )
-        }
-        if order_ids
-        else {}
-    )
+    existing = _referrals_of(session, sorted({order.id for _, order, _ in acting}))
     referrers = _referrers(
         session,
         {

@@ -162,11 +162,12 @@ def rows_among(
     statement: Select[Any],
     restricted: Callable[[Any], Any],
     on_postgresql: Select[Any],
-    lists: Mapping[str, Collection[int]],
+    lists: Mapping[str, Collection[int] | Collection[str]],
 ) -> Iterable[Sequence[Any]]:
-    """The rows of ``statement`` restricted to the ids of ``lists``: on PostgreSQL those of
-    ``on_postgresql`` (the same read built once, its lists as parameters) run by psycopg, as
-    plain values; else ``restricted(statement)`` run by SQLAlchemy.
+    """The rows of ``statement`` restricted to the values of ``lists`` (ids, codes): on
+    PostgreSQL those of ``on_postgresql`` (the same read built once, its lists as
+    parameters) run by psycopg, as plain values; else ``restricted(statement)`` run by
+    SQLAlchemy.
 
     For the reads a drainer makes for every batch: SQLAlchemy's handling of each execution,
     and building the statement again each time, cost more CPU than reading their rows."""
