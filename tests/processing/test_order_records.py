@@ -232,6 +232,39 @@ def test_an_event_that_does_not_know_the_currency_keeps_the_orders_own(store, dr
     assert order.delivered_at == at("2026-03-04T09:00:00+00:00")
 
 
+def test_a_partial_order_without_its_currency_sets_the_rest_it_carries(store, drain):
+    put(store, order_event("order.placed", "2026-03-01T15:00:00+00:00", phone="+12125550123"))
+    drain()
+    fulfilled = {  # an update that does not know the currency and gives some fields as null
+        "type": "order.fulfilled",
+        "occurred_at": "2026-03-03T14:00:00+00:00",
+        "order": {
+            "external_id": "5001",
+            "currency": "XXX",
+            "name": "#5001-F",
+            "fulfillment_status": "fulfilled",
+            "placed_at": None,
+            "updated_at": "2026-03-03T14:00:00+00:00",
+            "customer": {"external_id": "c-77", "phone": None, "first_name": "Mára"},
+        },
+    }
+    put(store, CanonicalEvent.model_validate(fulfilled).as_payload())
+    drain()
+
+    order = _order(store)
+    with store() as session:
+        customer = session.scalars(select(Customer)).one()
+    assert (order.currency, order.name, order.fulfillment_status, order.total) == (
+        "USD",
+        "#5001-F",
+        "fulfilled",
+        Decimal("249.0000"),
+    )
+    # a null says nothing: the stored value stays
+    assert order.placed_at == at("2026-03-01T15:00:00+00:00")
+    assert (customer.phone, customer.first_name) == ("+12125550123", "Mára")
+
+
 def _journey(order_id: str, customer_id: str) -> list[dict]:
     """An order's events in the order they arrive: an older update last, delivery first."""
     return [
