@@ -170,3 +170,37 @@ def test_the_async_driver_stores_the_same_values(store, engine):
             return await add_many_with_async_driver(driver, engine.dialect, _stored_entries())
 
     _check_stored(store, asyncio.run(insert()))
+
+
+def test_the_async_driver_stores_a_time_in_any_zone_as_its_instant(store, engine):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the driver's own connection is intake's path on PostgreSQL")
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    # An offset with seconds (a zone's local mean time), whole seconds, and a fraction.
+    times = [
+        datetime(2026, 11, 27, 3, 0, tzinfo=timezone(timedelta(hours=5, minutes=30, seconds=10))),
+        datetime(2026, 11, 27, 3, 0, 0, 120, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(2026, 11, 27, 3, 0, tzinfo=UTC),
+    ]
+    entries = [
+        InboxEntry.for_event(
+            TIER.model_copy(update={"occurred_at": when}),
+            source="internal",
+            dedupe_key=f"k:zone:{n}",
+            topic=None,
+            shop=None,
+        )
+        for n, when in enumerate(times)
+    ]
+
+    async def insert(batch: list[InboxEntry]) -> list[int | None]:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as driver:
+            return await add_many_with_async_driver(driver, engine.dialect, batch)
+
+    asyncio.run(insert(entries))
+    rows = sorted(inbox_rows(store), key=lambda row: row.id)
+    assert [row.occurred_at for row in rows] == [when.astimezone(UTC) for when in times]
+    naive = InboxEntry.for_event(TIER, source="x", dedupe_key="k:naive", topic=None, shop=None)
+    object.__setattr__(naive, "occurred_at", datetime(2026, 11, 27, 3, 0))
+    with pytest.raises(ValueError, match="naive datetime"):
+        asyncio.run(insert([naive]))
