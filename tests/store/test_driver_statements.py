@@ -9,8 +9,8 @@ from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from postpurchase.store.database import cached_key_checks, transaction
-from postpurchase.store.driver_statements import fetch_all
-from postpurchase.store.models import Customer, LedgerKind
+from postpurchase.store.driver_statements import fetch_all, orm_typed
+from postpurchase.store.models import ConsentState, Customer, LedgerKind
 
 _RENAME = (
     update(Customer)
@@ -71,3 +71,31 @@ def test_inside_cached_key_checks_nothing_is_prepared(postgres, store):
             assert session.execute(text(prepared)).scalar_one() == 0
         fetch_all(session.connection(), _NAMED, {"ref": "7"})
         assert session.execute(text(prepared)).scalar_one() == 1
+
+
+def test_enum_columns_are_typed_as_the_orm_types_them(postgres, store):
+    names = ("external_id", "email_marketing_consent_state", "sms_consent_state")
+    typed = orm_typed(Customer, names)
+    statement = select(*(Customer.__table__.c[n] for n in names)).where(
+        Customer.external_id == bindparam("ref")
+    )
+    with transaction(store) as session:
+        session.execute(
+            update(Customer)
+            .where(Customer.external_id == "7")
+            .values(email_marketing_consent_state=ConsentState.GRANTED)
+        )
+        (row,) = fetch_all(session.connection(), statement, {"ref": "7"})
+        stored = session.execute(statement, {"ref": "7"}).one()
+    assert row[1] == "granted"  # psycopg reads an enum as its text
+    values = typed(row)
+    assert values == list(stored)
+    assert [type(v) for v in values] == [type(v) for v in stored]
+    assert values[1] is ConsentState.GRANTED
+
+
+def test_a_value_that_is_no_members_is_refused_as_the_enum_refuses_it():
+    typed = orm_typed(Customer, ("id", "email_marketing_consent_state"))
+    assert typed((7, None)) == [7, None]
+    with pytest.raises(ValueError, match="'maybe' is not a valid ConsentState"):
+        typed((7, "maybe"))
