@@ -14,9 +14,9 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import time as clock_time
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from postpurchase.catalogue.products import CatalogueEntry, Key, catalogue_entries
@@ -42,7 +42,7 @@ from postpurchase.messages.rendering import MessageRenderer, RenderedEmail, Rend
 from postpurchase.outcomes.clicks import track_links
 from postpurchase.outcomes.variants import variant_template, with_variant_subject
 from postpurchase.store.claims import status_among
-from postpurchase.store.membership import among
+from postpurchase.store.membership import among, among_parameter, rows_among
 from postpurchase.store.models import Channel, Suppression, Touchpoint, TouchpointStatus
 
 
@@ -293,17 +293,32 @@ def _suppressions(
             if address:
                 for form in suppression_forms(channel, address, keys):
                     forms[(channel, form)] = address
-    rows = session.execute(
-        select(Suppression.channel, Suppression.address, Suppression.reason).where(
-            Suppression.lifted_at.is_(None),
-            among(session, Suppression.address, {form for _, form in forms}),
-        )
-    ).all()
-    return {
-        (channel, forms[(channel, stored)]): reason
-        for channel, stored, reason in rows
-        if (channel, stored) in forms
-    }
+    addresses = {form for _, form in forms}
+    rows = rows_among(
+        session,
+        _ACTIVE_SUPPRESSIONS,
+        lambda statement: statement.where(among(session, Suppression.address, addresses)),
+        _PG_ACTIVE_SUPPRESSIONS,
+        {"addresses": addresses},
+    )
+    found: dict[tuple[Channel, str], str] = {}
+    for stored_channel, stored, reason in rows:
+        # an enum member, or on PostgreSQL (``rows_among``) its value
+        channel = Channel(stored_channel)
+        if (channel, stored) in forms:
+            found[(channel, forms[(channel, stored)])] = reason
+    return found
+
+
+# Built once; on PostgreSQL run by psycopg (``rows_among``): SQLAlchemy building, compiling and
+# running it again for every chunk cost more than the few suppressions it finds.
+_SUPPRESSION = cast(Table, Suppression.__table__).c
+_ACTIVE_SUPPRESSIONS = select(
+    _SUPPRESSION.channel, _SUPPRESSION.address, _SUPPRESSION.reason
+).where(_SUPPRESSION.lifted_at.is_(None))
+_PG_ACTIVE_SUPPRESSIONS = _ACTIVE_SUPPRESSIONS.where(
+    among_parameter("postgresql", _SUPPRESSION.address, "addresses")
+)
 
 
 def _suppression_reason(
