@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from postpurchase.messages.reward_subjects import (
@@ -16,32 +16,51 @@ from postpurchase.messages.reward_subjects import (
     redemption_of,
     reward_subject,
 )
-from postpurchase.store.membership import among
+from postpurchase.store.membership import among, among_parameter, rows_among
 from postpurchase.store.models import Redemption, RedemptionStatus
 
 
 def live_codes(session: Session, customer_ids: Collection[int]) -> dict[int, list[dict[str, Any]]]:
     """Issued, unused reward codes per customer, newest first, as templates show them."""
     found: dict[int, list[dict[str, Any]]] = {}
-    rows = session.scalars(
-        select(Redemption)
-        .where(
-            among(session, Redemption.customer_id, customer_ids),
-            Redemption.status == RedemptionStatus.ISSUED,
-        )
-        .order_by(Redemption.id.desc())
+    rows = rows_among(
+        session,
+        _LIVE_CODES,
+        lambda statement: statement.where(among(session, Redemption.customer_id, customer_ids)),
+        _PG_LIVE_CODES,
+        {"ids": customer_ids},
     )
-    for row in rows:
-        found.setdefault(row.customer_id, []).append(
+    for customer_id, code_id, code, title, description, expires_at in rows:
+        found.setdefault(customer_id, []).append(
             {
-                "id": row.id,
-                "code": row.code,
-                "title": row.title,
-                "description": row.description,
-                "expires_at": row.expires_at,
+                "id": code_id,
+                "code": code,
+                "title": title,
+                "description": description,
+                # in UTC, as the store's column gives it (PostgreSQL's rows: the session's zone)
+                "expires_at": expires_at.astimezone(UTC),
             }
         )
     return found
+
+
+# Built once; on PostgreSQL run by psycopg (``rows_among``): read for every dispatch chunk,
+# SQLAlchemy building, compiling and running it (and loading ORM rows) cost more than the
+# few codes it finds.
+_REDEMPTION = cast(Table, Redemption.__table__).c
+_LIVE_CODES = (
+    select(
+        _REDEMPTION.customer_id,
+        _REDEMPTION.id,
+        _REDEMPTION.code,
+        _REDEMPTION.title,
+        _REDEMPTION.description,
+        _REDEMPTION.expires_at,
+    )
+    .where(_REDEMPTION.status == RedemptionStatus.ISSUED)
+    .order_by(_REDEMPTION.id.desc())
+)
+_PG_LIVE_CODES = _LIVE_CODES.where(among_parameter("postgresql", _REDEMPTION.customer_id, "ids"))
 
 
 # What reward messages show in previews and template checks.
