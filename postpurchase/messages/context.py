@@ -157,16 +157,22 @@ def loyalty_figures(
     earned = _by_key(session, _EARNED, _PG_EARNED, order_ids)
     tiers = _by_key(session, _TIERS, _PG_TIERS, customer_ids)
     codes = live_codes(session, customer_ids)
-    # Positional: the named tuple's keywords cost more than its values, once per message.
-    return {
-        (c, o): LoyaltyFigures(
-            int(earned.get(o) or 0) if o is not None else 0,
-            int(balances.get(c) or 0),
-            tiers.get(c),
-            tuple(codes.get(c, ())),
-        )
-        for c, o in pairs
-    }
+    # One for every pair with no loyalty rows (most of them, in shops without a programme):
+    # a chunk made a named tuple per message, each the same. Positional: its keywords cost
+    # more than its values.
+    nothing = LoyaltyFigures(0, 0, None, ())
+    figures: dict[tuple[int, int | None], LoyaltyFigures] = {}
+    for c, o in pairs:
+        if c in balances or c in tiers or c in codes or (o is not None and o in earned):
+            figures[(c, o)] = LoyaltyFigures(
+                int(earned.get(o) or 0) if o is not None else 0,
+                int(balances.get(c) or 0),
+                tiers.get(c),
+                tuple(codes.get(c, ())),
+            )
+        else:
+            figures[(c, o)] = nothing
+    return figures
 
 
 def _by_key(

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.feedback import opt_out_sms, suppress
+from postpurchase.messages.context import LoyaltyFigures, loyalty_figures
 from postpurchase.outcomes.clicks import read_click
 from postpurchase.settings import PROJECT_ROOT
 from postpurchase.store.claims import claim_due_touchpoints, mark_sending
@@ -25,6 +26,7 @@ from postpurchase.store.models import (
     Channel,
     ConsentState,
     Customer,
+    CustomerTier,
     LedgerKind,
     LoyaltyLedgerEntry,
     Suppression,
@@ -640,6 +642,36 @@ def test_a_points_email_for_an_order_without_points_is_skipped_at_send_time(
     assert rows[2].status is TouchpointStatus.SENT
     [sent] = fake_sendgrid.sent
     assert "229" in sent["content"][0]["value"]
+
+
+def test_loyalty_figures_per_customer_and_order(store):
+    # What the points gate and templates read: an order's awards net of reversals (an
+    # expiry counts only for the balance), the customer's balance and tier; a customer with
+    # no loyalty rows gets zeros.
+    with transaction(store) as session:
+        customer, other = add_customer(session), add_customer(session, email="b@example.com")
+        kept, refunded = add_order(session, customer), add_order(session, customer)
+        bare = add_order(session, other)
+        session.add_all(
+            [
+                _ledger(customer, kept, LedgerKind.AWARD, 229),
+                _ledger(customer, kept, LedgerKind.EXPIRY, -29),
+                _ledger(customer, refunded, LedgerKind.AWARD, 129),
+                _ledger(customer, refunded, LedgerKind.REVERSAL, -129),
+                CustomerTier(customer_id=customer.id, tier="gold", since=NOW),
+            ]
+        )
+    pairs = [(customer.id, kept.id), (customer.id, refunded.id), (customer.id, None)]
+    pairs += [(other.id, bare.id), (other.id, None)]
+    with transaction(store) as session:
+        figures = loyalty_figures(session, pairs)
+    assert [figures[p] for p in pairs] == [
+        LoyaltyFigures(229, 200, "gold", ()),
+        LoyaltyFigures(0, 200, "gold", ()),
+        LoyaltyFigures(0, 200, "gold", ()),
+        LoyaltyFigures(0, 0, None, ()),
+        LoyaltyFigures(0, 0, None, ()),
+    ]
 
 
 def _ledger(customer, order, kind, points):
