@@ -40,7 +40,7 @@ from postpurchase.platforms.shopify_models import (
     ShopifyRefund,
     SmsConsentUpdate,
 )
-from postpurchase.platforms.zones import first_zone
+from postpurchase.platforms.zones import zone_from_address
 
 __all__ = ["HANDLED_TOPICS", "SOURCE", "TopicMismatch", "decoded_order", "is_test_order"]
 __all__ += ["normalise", "normalise_order"]
@@ -62,17 +62,6 @@ def _shop_money(
     return plain if plain is not None else Decimal("0")
 
 
-def _consent(consent: ConsentBody | None) -> bool | None:
-    # Only answers the customer gave count: "not_subscribed" is a customer who never said yes
-    # nor no (unknown, not a "no"); pending, invalid and redacted say nothing either way.
-    state = consent.state.lower() if consent and consent.state else None
-    if state == "subscribed":
-        return True
-    if state == "unsubscribed":
-        return False
-    return None
-
-
 def _email(candidates: tuple[str | None, ...], notes: list[str]) -> str | None:
     """The first usable address among ``candidates``; an unusable one is left out, with a
     note, rather than refusing the whole order for it."""
@@ -83,14 +72,6 @@ def _email(candidates: tuple[str | None, ...], notes: list[str]) -> str | None:
         if problem is not None:
             notes.append(f"customer email left out: {problem}")
     return None
-
-
-def _consent_fields(name: str, consent: ConsentBody | None) -> dict[str, Any]:
-    """``name`` and ``name_at`` of a canonical customer, for an answer the payload gives."""
-    given = _consent(consent)
-    if given is None or consent is None:
-        return {}
-    return {name: given, f"{name}_at": consent.consent_updated_at}
 
 
 def _customer(
@@ -107,26 +88,42 @@ def _customer(
     """The canonical customer; ``addresses`` (most telling first) give a time zone when the
     platform sends none, and are followed by the customer's default address. Phones written
     without a country code are read as the addresses' country, else ``default_region``."""
-    home = customer.default_address.country_code if customer.default_address else None
-    tags = [t.strip() for t in (customer.tags or "").split(",") if t.strip()]
-    zone = first_zone(
-        *((a.country_code, a.province_code) for a in (*addresses, customer.default_address) if a)
-    )
-    return {
-        # only when known: an update without an address keeps the zone already stored
-        **({"time_zone": zone} if zone else {}),
-        "external_id": customer.id,
-        "email": _email((customer.email, email), notes),
-        "phone": e164(customer.phone or phone, *regions, home, default_region),
-        "first_name": customer.first_name,
-        "last_name": customer.last_name,
-        "locale": locale,
-        **_consent_fields("email_marketing_consent", customer.email_marketing_consent),
-        **_consent_fields("sms_marketing_consent", customer.sms_marketing_consent),
-        "tags": tags,
-        "updated_at": customer.updated_at,
-        **({"birthday": birthday} if (birthday := _birthday(customer.metafields)) else {}),
-    }
+    home_address = customer.default_address
+    home = home_address.country_code if home_address else None
+    tags = [t.strip() for t in customer.tags.split(",") if t.strip()] if customer.tags else []
+    # Written field by field, without generators or merged dicts: this runs for every order
+    # webhook, where those cost more than the fields they make.
+    snapshot: dict[str, Any] = {}
+    # only when known: an update without an address keeps the zone already stored
+    for address in (*addresses, home_address):
+        if address and (zone := zone_from_address(address.country_code, address.province_code)):
+            snapshot["time_zone"] = zone
+            break
+    snapshot["external_id"] = customer.id
+    snapshot["email"] = _email((customer.email, email), notes)
+    snapshot["phone"] = e164(customer.phone or phone, *regions, home, default_region)
+    snapshot["first_name"] = customer.first_name
+    snapshot["last_name"] = customer.last_name
+    snapshot["locale"] = locale
+    _add_consent(snapshot, "email_marketing_consent", customer.email_marketing_consent)
+    _add_consent(snapshot, "sms_marketing_consent", customer.sms_marketing_consent)
+    snapshot["tags"] = tags
+    snapshot["updated_at"] = customer.updated_at
+    if customer.metafields and (birthday := _birthday(customer.metafields)):
+        snapshot["birthday"] = birthday
+    return snapshot
+
+
+def _add_consent(out: dict[str, Any], name: str, consent: ConsentBody | None) -> None:
+    """Sets ``name`` and ``name_at`` of the canonical customer ``out`` for an answer the
+    payload gives; leaves them out otherwise."""
+    # Only answers the customer gave count: "not_subscribed" is a customer who never said yes
+    # nor no (unknown, not a "no"); pending, invalid and redacted say nothing either way.
+    if consent and consent.state:
+        state = consent.state.lower()
+        if state == "subscribed" or state == "unsubscribed":
+            out[name] = state == "subscribed"
+            out[f"{name}_at"] = consent.consent_updated_at
 
 
 def _birthday(metafields: list[Metafield] | list[shopify_structs.Metafield]) -> date | None:
@@ -141,18 +138,30 @@ def _birthday(metafields: list[Metafield] | list[shopify_structs.Metafield]) -> 
 
 
 def _order(order: OrderBody, notes: list[str], default_region: str) -> dict[str, Any]:
-    regions = tuple(
-        a.country_code for a in (order.shipping_address, order.billing_address) if a is not None
+    # Loops and conditions rather than generators, as in _customer: a generator costs more
+    # than the few items it goes over here, most often none.
+    ship = order.shipping_address
+    bill = order.billing_address
+    regions = ((ship.country_code,) if ship is not None else ()) + (
+        (bill.country_code,) if bill is not None else ()
     )
-    shipping = _shop_money(None, order.total_shipping_price_set)
     if order.total_shipping_price_set is None:
         lines = order.shipping_lines
         shipping = sum((_shop_money(s.price, s.price_set) for s in lines), Decimal(0))
+    else:
+        shipping = _shop_money(None, order.total_shipping_price_set)
     currency = order.currency
     if order.total_price_set and order.total_price_set.shop_money:
         currency = order.total_price_set.shop_money.currency_code
-    tracking = [f.tracking_url for f in order.fulfillments if f.tracking_url]
-    phone = order.phone or (order.shipping_address.phone if order.shipping_address else None)
+    tracking = None
+    for fulfillment in order.fulfillments:  # the last one that has a tracking page
+        if fulfillment.tracking_url:
+            tracking = fulfillment.tracking_url
+    referral = None
+    for attribute in order.note_attributes:
+        if attribute.name == REFERRAL_ATTRIBUTE and attribute.value and attribute.value.strip():
+            referral = attribute.value.strip()[:64]
+            break
     return {
         "external_id": order.id,
         "name": order.name,
@@ -164,23 +173,14 @@ def _order(order: OrderBody, notes: list[str], default_region: str) -> dict[str,
         "total_shipping": shipping,
         "financial_status": order.financial_status,
         "fulfillment_status": order.fulfillment_status,
-        "tracking_url": tracking[-1] if tracking else None,
+        "tracking_url": tracking,
         "placed_at": order.created_at,
         "updated_at": order.updated_at or order.created_at,
         "cancelled_at": order.cancelled_at,
         "discount_codes": [d.code for d in order.discount_codes if d.code],
-        "referral_code": next(
-            (
-                a.value.strip()[:64]
-                for a in order.note_attributes
-                if a.name == REFERRAL_ATTRIBUTE and a.value and a.value.strip()
-            ),
-            None,
-        ),
+        "referral_code": referral,
         "shipping_address_key": (
-            address_key(ship.address1, ship.zip, ship.country_code)
-            if (ship := order.shipping_address)
-            else None
+            address_key(ship.address1, ship.zip, ship.country_code) if ship else None
         ),
         "lines": [
             {
@@ -201,11 +201,11 @@ def _order(order: OrderBody, notes: list[str], default_region: str) -> dict[str,
                 notes=notes,
                 default_region=default_region,
                 email=order.email,
-                phone=phone,
+                phone=order.phone or (ship.phone if ship else None),
                 regions=regions,
                 locale=order.customer_locale,
                 # where the parcel goes is where the customer most likely lives
-                addresses=(order.shipping_address, order.billing_address),
+                addresses=(ship, bill),
             )
             if order.customer
             else None
@@ -301,23 +301,24 @@ def _email_consent_event(data: Any, received_at: datetime, *_: Any) -> dict[str,
     update = parse_as(EmailConsentUpdate, data)
     consent = update.email_marketing_consent
     # Only the consent: the topic carries no record version, so it must not touch the rest.
+    customer: dict[str, Any] = {"external_id": update.customer_id}
+    _add_consent(customer, "email_marketing_consent", consent)
     return dict(
         type=EventType.CUSTOMER_UPDATED,
         occurred_at=(consent.consent_updated_at if consent else None) or received_at,
-        customer=dict(
-            external_id=update.customer_id,
-            **_consent_fields("email_marketing_consent", consent),
-        ),
+        customer=customer,
     )
 
 
 def _sms_consent_event(data: Any, received_at: datetime, *_: Any) -> dict[str, Any]:
     update = parse_as(SmsConsentUpdate, data)
     consent = update.sms_marketing_consent
+    customer: dict[str, Any] = {"external_id": update.id}
+    _add_consent(customer, "sms_marketing_consent", consent)
     return dict(
         type=EventType.CUSTOMER_UPDATED,
         occurred_at=(consent.consent_updated_at if consent else None) or received_at,
-        customer=dict(external_id=update.id, **_consent_fields("sms_marketing_consent", consent)),
+        customer=customer,
     )
 
 
