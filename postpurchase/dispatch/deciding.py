@@ -31,7 +31,7 @@ from postpurchase.dispatch.chunk_rows import (
     read_touchpoints,
 )
 from postpurchase.dispatch.outcomes import Outcome, Pending, ShopOutlets
-from postpurchase.feedback import address_digest, suppression_key
+from postpurchase.feedback import suppression_forms
 from postpurchase.messages.context import (
     LoyaltyFigures,
     ShopProfile,
@@ -291,10 +291,8 @@ def _suppressions(
         for customer in customers:
             address = gates.address_of(customer, channel)
             if address:
-                # the forms of ``suppression_forms``, without a list of them per address
-                forms[(channel, suppression_key(channel, address))] = address
-                for key in keys:
-                    forms[(channel, address_digest(channel, address, key))] = address
+                for form in suppression_forms(channel, address, keys):
+                    forms[(channel, form)] = address
     addresses = {form for _, form in forms}
     rows = rows_among(
         session,
