@@ -9,6 +9,7 @@ from postpurchase.exceptions import ConfigError, InvalidInput
 from postpurchase.messages.scored_links import ScoredLinks
 from postpurchase.messages.tokens import (
     LinkClaim,
+    _keyed,
     sign,
     sign_fields,
     sign_score,
@@ -57,6 +58,21 @@ def test_tokens_are_the_standard_hmac_of_their_payload(key):
             token = _reference_token(key, f"{code}.42.1001.{score}".encode())
             assert sign_score(key, purpose, 42, 1001, score) == token
             assert sign(key, LinkClaim(purpose, 42, 1001, score)) == token
+
+
+def test_tokens_are_the_same_without_openssls_hmac(monkeypatch):
+    # A Python whose OpenSSL cannot compute the HMAC: the keyed ``hmac.HMAC`` itself is
+    # copied for each token, and signs and verifies as OpenSSL's object does.
+    expected = sign(KEY, LinkClaim("survey", 42, 1001, 5))
+    monkeypatch.setattr(hmac, "_hashopenssl", None)
+    _keyed.cache_clear()  # keyed objects made with OpenSSL's HMAC are not reused
+    try:
+        assert type(_keyed(KEY)) is hmac.HMAC
+        assert sign(KEY, LinkClaim("survey", 42, 1001, 5)) == expected
+        assert sign_score(KEY, "nps", 42, 1001, 10) == _reference_token(KEY, b"n.42.1001.10")
+        assert verify(KEY, expected, "survey") == LinkClaim("survey", 42, 1001, 5)
+    finally:
+        _keyed.cache_clear()  # nor those made without it, after the test
 
 
 def test_scored_links_iterate_as_they_index():
