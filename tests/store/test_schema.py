@@ -23,7 +23,7 @@ from postpurchase.store.models import (
     Product,
     Touchpoint,
 )
-from postpurchase.store.statements import insert_ignoring_conflicts, update_by_id
+from postpurchase.store.statements import _json_insert, insert_ignoring_conflicts, update_by_id
 
 
 def test_migrations_match_models(engine):
@@ -192,6 +192,29 @@ def test_bulk_writes_store_each_value_as_given(store, engine):
             insert_ignoring_conflicts(session, Product, [too_long])
         with pytest.raises(DataError, match="too long"), transaction(store) as session:
             update_by_id(session, Product, [{"id": product.id, "handle": "h" * 256}])
+
+
+def test_bulk_inserts_skip_a_row_whose_unique_key_is_taken(store, engine):
+    """A bulk insert skips a row whose unique key is taken: the key the rows name (a
+    product's platform key) and, when the rows give their ids, the primary key too. On
+    PostgreSQL a primary key drawn from its sequence cannot conflict: the insert names the
+    other key as its only conflict target, so that each row is not looked up in both."""
+    product = {"source": "shopify", "external_id": "p1", "tags": [], "collections": []}
+    order = {"id": 9001, "source": "shopify", "external_id": "o1", "currency": "EUR"}
+    with transaction(store) as session:
+        assert insert_ignoring_conflicts(session, Product, [product]) == 1
+        assert insert_ignoring_conflicts(session, Product, [product]) == 0
+        assert insert_ignoring_conflicts(session, Product, [{**product, "shop": "b"}]) == 1
+        assert insert_ignoring_conflicts(session, Order, [order]) == 1
+        # taken: its id, then its platform key
+        assert insert_ignoring_conflicts(session, Order, [{**order, "external_id": "o2"}]) == 0
+        assert insert_ignoring_conflicts(session, Order, [{**order, "id": 9002}]) == 0
+        assert session.scalars(select(Order.external_id)).all() == ["o1"]
+    if engine.dialect.name == "postgresql":
+        drawn, _ = _json_insert(Product.__table__, tuple(product), engine.dialect)
+        assert "ON CONFLICT (source, shop, external_id) DO NOTHING" in str(drawn)
+        given, _ = _json_insert(Order.__table__, tuple(order), engine.dialect)
+        assert "ON CONFLICT DO NOTHING" in str(given)
 
 
 def test_one_inbox_row_per_delivery(store):
