@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from postpurchase.exceptions import DatabaseUnavailable
 from postpurchase.settings import Settings
-from postpurchase.store.driver_statements import fetch_all
+from postpurchase.store.driver_statements import fetch_all, rows_changed
 
 SessionFactory = sessionmaker[Session]
 
@@ -194,6 +194,12 @@ def cached_key_checks(session: Session) -> Iterator[None]:
     and the driver prepares no statement meanwhile, so none of ours gets a generic plan.
     Outside, prepared statements keep saving each run's parsing (a few statements per
     webhook or message).
+
+    The kept plans are made anew at each entry, for the tables as they are then: a plan made
+    from statistics of nearly empty tables (autovacuum's first ANALYZE of new tables, when
+    it runs no other) scanned the whole referenced table for each row, more than doubling
+    the database's CPU in a drain, as long as the connection lived. Planning the checks
+    once per batch costs a few plans per thousand events.
     """
     if session.get_bind().dialect.name != "postgresql":
         yield
@@ -203,7 +209,8 @@ def cached_key_checks(session: Session) -> Iterator[None]:
     assert driver is not None
     prepared = driver.prepare_threshold
     driver.prepare_threshold = None
-    # run by psycopg (``driver_statements``): twice per batch
+    # run by psycopg (``driver_statements``): three times per batch
+    rows_changed(connection, _FRESH_PLANS, {})
     [(mode, _)] = fetch_all(connection, _AUTO_PLANS, {})
     try:
         yield
@@ -213,6 +220,7 @@ def cached_key_checks(session: Session) -> Iterator[None]:
         driver.prepare_threshold = prepared
 
 
+_FRESH_PLANS = text("DISCARD PLANS")
 _AUTO_PLANS = text(
     "SELECT current_setting('plan_cache_mode'), set_config('plan_cache_mode', 'auto', true)"
 )

@@ -10,7 +10,7 @@ backlog. Here the tables are new, in a schema of their own, filled in SQL and ne
 Plans made once and kept are checked too: inside ``cached_key_checks`` (a drain batch) no
 statement of ours is prepared, and the foreign key checks PostgreSQL plans once per connection
 look the referenced row up by its key even when that plan was made while the tables were
-nearly empty.
+nearly empty, with no statistics or with statistics of those nearly empty tables.
 """
 
 from __future__ import annotations
@@ -116,7 +116,9 @@ def store_engine(fresh: Engine) -> Iterator[Engine]:
         engine.dispose()
 
 
-def _fill(engine: Engine) -> None:
+def _fill(engine: Engine, *, analysed: bool = False) -> None:
+    """Rows in every table the tests read, without statistics (unless the test ``analysed``
+    some tables before: their statistics are kept as they were, of nearly empty tables)."""
     with engine.begin() as conn:
         conn.execute(
             text(
@@ -159,10 +161,11 @@ def _fill(engine: Engine) -> None:
                 "campaigns": ["delivery_checkin", "setup_tips", "review_request", "win_back", "x"],
             },
         )
-        analysed = conn.execute(
+        statistics = conn.execute(
             text("SELECT count(*) FROM pg_stats WHERE schemaname = :schema"), {"schema": SCHEMA}
         ).scalar_one()
-    assert analysed == 0, "the tables must have no statistics for this test to mean anything"
+    if not analysed:
+        assert statistics == 0, "the tables must have no statistics for this test to mean anything"
 
 
 def _every(_statement: str) -> bool:
@@ -523,11 +526,16 @@ def test_inside_cached_key_checks_our_statements_are_still_planned_at_each_run(s
         assert session.execute(prepared).scalar_one() == 1
 
 
-def test_foreign_key_checks_planned_on_empty_tables_look_rows_up_by_id(fresh, store_engine):
+@pytest.mark.parametrize("statistics", ["none", "of the nearly empty tables"])
+def test_foreign_key_checks_planned_on_empty_tables_look_rows_up_by_id(
+    fresh, store_engine, statistics
+):
     """PostgreSQL plans a foreign key's check once per connection and, inside
     ``cached_key_checks``, keeps that plan: made while the referenced tables were nearly empty,
     it must still look the row up through the primary key, not scan the table, once the
-    tables have grown (no statistics either)."""
+    tables have grown: without statistics, and with statistics taken while the tables held a
+    row each (autovacuum's first ANALYZE of new tables, not repeated since), which made that
+    plan a scan of the table."""
     store = session_factory(store_engine)
     first = ORDERS + 1  # ids _fill does not take
     with transaction(store) as session:
@@ -552,12 +560,15 @@ def test_foreign_key_checks_planned_on_empty_tables_look_rows_up_by_id(fresh, st
         "order_id, due_at, status, attempts) "
         "VALUES ('order:' || :n, :campaign, 0, 'email', :n, :n, :now, 'planned', 0)"
     )
+    if statistics != "none":
+        with fresh.begin() as conn:
+            conn.execute(text("ANALYZE customers, orders"))
     # Plenty of checks while the tables hold one customer and one order, in transactions of
     # their own, as batches: enough for PostgreSQL to settle on the plan it then keeps.
     for campaign in range(10):
         with transaction(store) as session, cached_key_checks(session):
             session.execute(touchpoint, {"n": first, "campaign": f"c{campaign}", "now": NOW})
-    _fill(fresh)
+    _fill(fresh, analysed=statistics != "none")
     with transaction(store) as session:
         with cached_key_checks(session):
             for n in range(5_000, 5_050):
@@ -569,10 +580,12 @@ def test_foreign_key_checks_planned_on_empty_tables_look_rows_up_by_id(fresh, st
             ),
             {"schema": SCHEMA},
         ).all()
-    # (the counts may include this connection's earlier transactions: not yet reported)
-    assert [(table, seq_scan) for table, seq_scan, _ in sorted(scans)] == [
-        ("customers", 0),
-        ("orders", 0),
+    # The counts may include this connection's earlier transactions (not yet reported): the
+    # ten checks made while each table held one row, which with statistics scanned its page.
+    earlier = 0 if statistics == "none" else 10
+    assert [(table, seq_scan <= earlier) for table, seq_scan, _ in sorted(scans)] == [
+        ("customers", True),
+        ("orders", True),
     ]
     assert all(idx_scan >= 50 for _, _, idx_scan in scans)
 
