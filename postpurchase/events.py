@@ -104,6 +104,17 @@ _FOUR_PLACES = Decimal("0.0001")
 _QUANTIZING = Context(prec=28)
 
 
+def plain_amount(value: Decimal, non_negative: bool, /) -> bool:
+    """Whether ``value``, any Decimal, passes every limit of an amount (``_money_check``) as it
+    is: finite, at most four places, under 10^11, and not signed if ``non_negative``."""
+    return (
+        value.is_finite()
+        and value.adjusted() < 11
+        and not (non_negative and value.is_signed())
+        and (value.same_quantum(_CENTS) or value.quantize(_FOUR_PLACES, None, _QUANTIZING) == value)
+    )
+
+
 def _money_check(*, non_negative: bool = False) -> AfterValidator:
     """The check of an amount for a Numeric(18, 4) column, once pydantic made it a finite
     Decimal: pydantic's limits of digits (then ``ge=0`` if ``non_negative``), then the
@@ -121,6 +132,8 @@ def _money_check(*, non_negative: bool = False) -> AfterValidator:
     )
 
     def check(value: Decimal) -> Decimal:
+        # ``plain_amount``'s test but for finiteness (pydantic refused NaN already), written
+        # out: this runs for every amount of every webhook, and a call costs a share of it
         if (
             value.adjusted() < 11
             and not (non_negative and value.is_signed())  # -0, which passes, the long way

@@ -26,6 +26,7 @@ from postpurchase.events import CanonicalEvent, EventType
 from postpurchase.exceptions import PlatformApiError
 from postpurchase.store.database import SessionFactory, transaction
 from postpurchase.store.models import Product
+from postpurchase.stored_events import event_of
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def _look_up(
             product=snapshot,
         )
         with transaction(factory) as session:
-            store_product_events(session, [(row.source, row.shop, event)])
+            store_product_events(session, [(row.source, row.shop, event_of(event))])
         counts.found += 1
     with factory() as session:
         unknown = (

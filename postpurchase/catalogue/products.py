@@ -24,10 +24,11 @@ from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
+from msgspec import UNSET
 from sqlalchemy import Select, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from postpurchase.events import CanonicalEvent, EventType, ProductSnapshot
+from postpurchase.events import EventType
 from postpurchase.store.driver_statements import fetch_all
 from postpurchase.store.membership import (
     array_literal,
@@ -37,6 +38,7 @@ from postpurchase.store.membership import (
 )
 from postpurchase.store.models import Product
 from postpurchase.store.statements import insert_ignoring_conflicts
+from postpurchase.stored_events import StoredEvent, StoredProduct
 
 Key = tuple[str, str, str]  # (source, shop, platform product id)
 
@@ -68,7 +70,7 @@ class CatalogueEntry:
     known: bool
 
 
-def _version(event: CanonicalEvent) -> datetime:
+def _version(event: StoredEvent) -> datetime:
     assert event.product is not None
     return event.product.updated_at or event.occurred_at
 
@@ -89,7 +91,7 @@ def _key_columns(table: Any) -> tuple[Any, Any, Any]:
     return (table.c.source, table.c.shop, table.c.external_id)
 
 
-def store_product_events(session: Session, items: Sequence[tuple[str, str, CanonicalEvent]]) -> int:
+def store_product_events(session: Session, items: Sequence[tuple[str, str, StoredEvent]]) -> int:
     """Apply ``(source, shop, event)`` triples of ``product.*`` events, in the caller's
     transaction.
 
@@ -129,7 +131,7 @@ def store_product_events(session: Session, items: Sequence[tuple[str, str, Canon
 
 
 def _changed_fields(
-    event: CanonicalEvent, product: ProductSnapshot, version: datetime
+    event: StoredEvent, product: StoredProduct, version: datetime
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "source_updated_at": version,
@@ -140,10 +142,10 @@ def _changed_fields(
         fields["deleted_at"] = version
         return fields
     fields["deleted_at"] = None
-    given = product.model_fields_set
     for name in _FIELDS:
-        if name in given:
-            fields[name] = getattr(product, name)
+        value = getattr(product, name)
+        if value is not UNSET:  # given, if only as null (``postpurchase.stored_events``)
+            fields[name] = value
     return fields
 
 

@@ -54,6 +54,7 @@ from postpurchase.store.models import (
     Order,
 )
 from postpurchase.store.statements import insert_ignoring_conflicts
+from postpurchase.stored_events import event_of
 
 Ledger = LoyaltyLedgerEntry
 
@@ -230,7 +231,8 @@ def apply_event(
     (None for events that are not about an order), ``customer`` its stored customer.
 
     Returns the last row written (with the balance after all of them), or None."""
-    changes = apply_events(session, [LedgerEvent(event, order, customer.id)], config=config)[0]
+    item = LedgerEvent(event_of(event), order, customer.id)
+    changes = apply_events(session, [item], config=config)[0]
     return changes[-1] if changes else None
 
 

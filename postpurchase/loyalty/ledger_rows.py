@@ -18,7 +18,7 @@ from typing import Any, NamedTuple, Protocol, cast
 from sqlalchemy import Select, Table, and_, case, func, select
 from sqlalchemy.orm import Session
 
-from postpurchase.events import CanonicalEvent, EventType, Refund
+from postpurchase.events import EventType
 from postpurchase.loyalty.config import ExpiryMode, LoyaltyConfig
 from postpurchase.loyalty.earning import (
     BonusLine,
@@ -42,6 +42,7 @@ from postpurchase.store.models import (
     OrderItem,
     Product,
 )
+from postpurchase.stored_events import StoredEvent, StoredRefund
 
 # The statements below are built on the tables' columns, not the entities': they return plain
 # rows, and SQLAlchemy runs them without its ORM layer (its execution path cost a batch more
@@ -89,10 +90,10 @@ class LedgerEvent(NamedTuple):
     event's own refund is reversed, read against the order's whole ``refunded_amount``.
     """
 
-    event: CanonicalEvent
+    event: StoredEvent
     order: LedgerOrder | None
     customer_id: int
-    refunds: Sequence[tuple[Refund, Decimal]] = ()
+    refunds: Sequence[tuple[StoredRefund, Decimal]] = ()
 
 
 class Award(NamedTuple):
@@ -117,12 +118,12 @@ class Reversal(NamedTuple):
     customer_id: int
     cause: str
     note: str
-    refund: Refund | None = None
+    refund: StoredRefund | None = None
     refunded_through: Decimal | None = None
 
 
 def refund_reversal(
-    order: LedgerOrder, customer_id: int, refund: Refund, refunded_through: Decimal | None
+    order: LedgerOrder, customer_id: int, refund: StoredRefund, refunded_through: Decimal | None
 ) -> Reversal:
     return Reversal(
         order,
@@ -157,7 +158,7 @@ def intents(item: LedgerEvent, config: LoyaltyConfig) -> list[Award | Reversal]:
         if order.currency == config.shop_currency:  # amounts in another currency earn nothing
             paid_at = order.paid_at or event.occurred_at
             intents.append(Award(order, customer_id, paid_at, f"award:order:{order.id}"))
-    refunds: Sequence[tuple[Refund, Decimal | None]] = item.refunds
+    refunds: Sequence[tuple[StoredRefund, Decimal | None]] = item.refunds
     own_refund = event.refund
     if not refunds and own_refund is not None:
         refunds = [(own_refund, None)]

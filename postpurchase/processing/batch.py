@@ -11,8 +11,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from postpurchase.events import CanonicalEvent, EventType, OrderSnapshot, Refund
+from postpurchase.events import EventType
 from postpurchase.store.models import ConsentState
+from postpurchase.stored_events import StoredEvent, StoredOrder, StoredRefund
 
 Key = tuple[str, str, str]  # (source, shop, platform id)
 
@@ -28,21 +29,20 @@ class SourcedEvent:
     frozen dataclass took three times as long to make (each field set through
     ``object.__setattr__``). Its keys are computed once, with the event: a batch asks for
     each event's keys many times. So are its type, time and order, which every step of a batch
-    reads again for each event: an attribute of a pydantic model is read through its class's
-    ``__getattr__`` hook, about ten times the instructions of a field read here.
+    reads again for each event.
     """
 
     inbox_id: int
     source: str
-    event: CanonicalEvent
+    event: StoredEvent
     shop: str
     order_key: Key | None = field(repr=False, compare=False)
     customer_key: Key | None = field(repr=False, compare=False)
     kind: EventType = field(repr=False, compare=False)
     occurred_at: datetime = field(repr=False, compare=False)
-    order: OrderSnapshot | None = field(repr=False, compare=False)
+    order: StoredOrder | None = field(repr=False, compare=False)
 
-    def __init__(self, inbox_id: int, source: str, event: CanonicalEvent, shop: str = "") -> None:
+    def __init__(self, inbox_id: int, source: str, event: StoredEvent, shop: str = "") -> None:
         self.inbox_id = inbox_id
         self.source = source
         self.event = event
@@ -129,8 +129,8 @@ class Records:
     orders: dict[Key, OrderRecord] = field(default_factory=dict)
     customers_by_id: dict[int, CustomerRecord] = field(default_factory=dict)
     items: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
-    refunds: dict[int, list[tuple[Refund, Decimal]]] = field(default_factory=dict)
-    new_refunds: dict[int, list[Refund]] = field(default_factory=dict)
+    refunds: dict[int, list[tuple[StoredRefund, Decimal]]] = field(default_factory=dict)
+    new_refunds: dict[int, list[StoredRefund]] = field(default_factory=dict)
     # Inbox ids of the events, of any type, that first made their order paid.
     newly_paid: set[int] = field(default_factory=set)
 
@@ -150,7 +150,7 @@ class Records:
             return order, None
         return order, self.customers_by_id.get(order.customer_id)
 
-    def refunds_of(self, order: OrderRecord | None) -> list[tuple[Refund, Decimal]]:
+    def refunds_of(self, order: OrderRecord | None) -> list[tuple[StoredRefund, Decimal]]:
         """The recorded refunds of ``order`` (see ``refunds``)."""
         return self.refunds.get(order.id, []) if order is not None else []
 

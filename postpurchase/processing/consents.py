@@ -10,11 +10,14 @@ the inbox row it came from.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
+from msgspec import UNSET
+
 from postpurchase import consent
-from postpurchase.events import CustomerSnapshot
 from postpurchase.store.models import ConsentPurpose, ConsentState
+from postpurchase.stored_events import StoredCustomer
 
 if TYPE_CHECKING:
     from postpurchase.processing.batch import CustomerRecord, Key, SourcedEvent
@@ -28,16 +31,19 @@ _FIELDS = tuple(
         ("sms_consent", ConsentPurpose.SMS),
     )
 )
-_ANSWERS = frozenset(name for name, _, _ in _FIELDS)
 _CONSENT_ONLY = {"external_id", *(name for field in _FIELDS for name in field[:2])}
+# The values of a snapshot's other fields, as a tuple.
+_NOT_CONSENT = attrgetter(*(n for n in StoredCustomer.__struct_fields__ if n not in _CONSENT_ONLY))
 
 
-def consent_only(snapshot: CustomerSnapshot) -> bool:
-    """Whether the snapshot says nothing but consent (a Shopify consent topic)."""
-    return snapshot.__pydantic_fields_set__ <= _CONSENT_ONLY
+def consent_only(snapshot: StoredCustomer) -> bool:
+    """Whether the snapshot says nothing but consent (a Shopify consent topic): every other
+    field UNSET (not given, not even as null)."""
+    others = _NOT_CONSENT(snapshot)
+    return others.count(UNSET) == len(others)
 
 
-def _source(platform: str, snapshot: CustomerSnapshot) -> str:
+def _source(platform: str, snapshot: StoredCustomer) -> str:
     if platform == "generic":
         return consent.SHOP  # the shop's own system, on the customer's word
     return consent.CONSENT_TOPIC if consent_only(snapshot) else consent.PLATFORM_PAYLOAD
@@ -49,20 +55,22 @@ def statements_of(item: SourcedEvent) -> list[tuple[Key, consent.Statement]]:
     found = []
     for snapshot in (event.customer, order.customer if order else None):
         # Most snapshots say nothing of consent: a field they do not carry is None.
-        if snapshot is None or snapshot.__pydantic_fields_set__.isdisjoint(_ANSWERS):
+        if snapshot is None or (
+            snapshot.email_marketing_consent is None
+            and snapshot.sms_marketing_consent is None
+            and snapshot.sms_consent is None
+        ):
             continue
         key = (item.source, item.shop, snapshot.external_id)
         version = snapshot.updated_at or item.occurred_at
         # the same for each of the snapshot's answers: worked out once, not per answer
         source = _source(item.source, snapshot)
         reference = f"inbox:{item.inbox_id}"
-        # read from the model's __dict__, where pydantic keeps its fields
-        fields = snapshot.__dict__
         for name, at_name, purpose in _FIELDS:
-            given = fields[name]
+            given = getattr(snapshot, name)
             if given is None:
                 continue
-            stated_at = fields[at_name]
+            stated_at = getattr(snapshot, at_name)
             statement = consent.Statement(
                 purpose=purpose,
                 state=ConsentState.GRANTED if given else ConsentState.DENIED,

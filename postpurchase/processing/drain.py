@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from postpurchase.campaigns.config import CampaignConfig
 from postpurchase.campaigns.decisions import Occurrence
 from postpurchase.catalogue.products import note_products, store_product_events
-from postpurchase.events import STORED, CanonicalEvent, EventType
+from postpurchase.events import EventType
 from postpurchase.journey import CANCELLING_EVENTS
 from postpurchase.loyalty import ledger
 from postpurchase.loyalty.config import LoyaltyConfig
@@ -58,6 +58,7 @@ from postpurchase.store.inbox_claims import (
     record_inbox_failure,
 )
 from postpurchase.store.models import ClaimStatus
+from postpurchase.stored_events import read_stored
 
 log = logging.getLogger(__name__)
 
@@ -244,17 +245,11 @@ def process_batch(
     summary.events.update({kind.value: n for kind, n in kinds.items()})
 
 
-_STORED = {STORED: True}
-# The model's own validator, called directly: all ``model_validate_json`` does besides is check
-# its keyword arguments, which cost about a microsecond per event.
-_VALIDATE_JSON = CanonicalEvent.__pydantic_validator__.validate_json
-
-
 def _parse(rows: Sequence[ClaimedRow]) -> tuple[list[SourcedEvent], dict[int, str]]:
     items, invalid = [], {}
     for inbox_id, source, shop, payload, _ in rows:  # unpacked: no attribute read per field
         try:
-            event: CanonicalEvent = _VALIDATE_JSON(payload, context=_STORED)
+            event = read_stored(payload)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "payload"

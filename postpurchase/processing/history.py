@@ -20,6 +20,7 @@ from postpurchase.processing.batch import SourcedEvent
 from postpurchase.store.database import SessionFactory, reading
 from postpurchase.store.membership import among, keys_among
 from postpurchase.store.models import ClaimStatus, InboxEvent
+from postpurchase.stored_events import event_of
 
 PAGE_SIZE = 500
 # Events processed this far apart are replayed as separate batches. Each batch costs about what
@@ -148,7 +149,7 @@ def batches(pages: Iterator[_Page]) -> Iterator[Batch]:
                 yield batch
                 batch = Batch([], {})
             try:
-                event = CanonicalEvent.model_validate_json(row.payload)
+                event = event_of(CanonicalEvent.model_validate_json(row.payload))
             except ValueError:
                 continue
             batch.items.append(SourcedEvent(row.id, row.source, event, row.shop or ""))

@@ -33,19 +33,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any, TypeVar
 
+from msgspec import UNSET
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from postpurchase.consent import record_changes
-from postpurchase.events import (
-    NO_CURRENCY,
-    CustomerSnapshot,
-    EventType,
-    OrderSnapshot,
-    Refund,
-)
+from postpurchase.events import NO_CURRENCY, EventType
 from postpurchase.exceptions import ConcurrentChange
 from postpurchase.journey import EVENT_TIMESTAMPS, in_paid_status
 from postpurchase.processing.batch import CustomerRecord, Key, OrderRecord, Records, SourcedEvent
@@ -55,39 +51,31 @@ from postpurchase.processing.record_rows import RowsTaken, blanks, load, values,
 from postpurchase.store.membership import among
 from postpurchase.store.models import ERASED_PREFIX, Customer, Order, OrderRefund
 from postpurchase.store.statements import insert_ignoring_conflicts
+from postpurchase.stored_events import StoredCustomer, StoredOrder, StoredRefund
 
 _R = TypeVar("_R", "CustomerRecord", "OrderRecord")
 
-# Sets, so that a snapshot's given fields are intersected with them without building one.
-_CUSTOMER_FIELDS = frozenset(
-    (
-        "email",
-        "phone",
-        "first_name",
-        "last_name",
-        "locale",
-        "time_zone",
-    )
+# The snapshot fields that set the record's field of the same name, and their values as a tuple.
+_CUSTOMER_FIELDS = ("email", "phone", "first_name", "last_name", "locale", "time_zone")
+_CUSTOMER_VALUES = attrgetter(*_CUSTOMER_FIELDS)
+_ORDER_FIELDS = (
+    "name",
+    "currency",
+    "subtotal",
+    "total",
+    "total_tax",
+    "total_discounts",
+    "total_shipping",
+    "financial_status",
+    "fulfillment_status",
+    "tracking_url",
+    "placed_at",
+    "cancelled_at",
 )
-_ORDER_FIELDS = frozenset(
-    (
-        "name",
-        "currency",
-        "subtotal",
-        "total",
-        "total_tax",
-        "total_discounts",
-        "total_shipping",
-        "financial_status",
-        "fulfillment_status",
-        "tracking_url",
-        "placed_at",
-        "cancelled_at",
-    )
-)
+_ORDER_VALUES = attrgetter(*_ORDER_FIELDS)
 
 
-def _named_refunds(item: SourcedEvent) -> list[Refund]:
+def _named_refunds(item: SourcedEvent) -> list[StoredRefund]:
     """The refunds an event names: its own (a refund event), then those its order lists;
     the first of each refund id."""
     own, order = item.event.refund, item.order
@@ -95,23 +83,21 @@ def _named_refunds(item: SourcedEvent) -> list[Refund]:
         return []  # most events
     listed = [own] if own is not None else []
     listed += order.refunds if order is not None else []
-    named: dict[str, Refund] = {}
+    named: dict[str, StoredRefund] = {}
     for refund in listed:
         named.setdefault(refund.external_id, refund)
     return list(named.values())
 
 
-def _version(snapshot: CustomerSnapshot | OrderSnapshot, occurred_at: datetime) -> datetime:
+def _version(snapshot: StoredCustomer | StoredOrder, occurred_at: datetime) -> datetime:
     return snapshot.updated_at or occurred_at
 
 
-def _apply_fields(row: Any, snapshot: Any, names: frozenset[str]) -> None:
-    # only the fields the payload carried (each sets a column of its own: any order will do),
-    # read from the model's __dict__, where pydantic keeps them: a fifth less than getattr
-    given = snapshot.__dict__
-    for name in snapshot.__pydantic_fields_set__ & names:
-        value = given[name]
-        if value is None or (name == "currency" and value == NO_CURRENCY):
+def _apply_fields(row: Any, names: tuple[str, ...], values: tuple[Any, ...]) -> None:
+    # only the fields the payload carried (``postpurchase.stored_events``: neither None nor
+    # UNSET); each sets a column of its own
+    for name, value in zip(names, values, strict=True):
+        if value is None or value is UNSET or (name == "currency" and value == NO_CURRENCY):
             continue  # a partial order says nothing about its currency
         setattr(row, name, value)
 
@@ -131,7 +117,7 @@ def _order_version(item: SourcedEvent) -> tuple[datetime, int]:
 
 def _customer_snapshots(
     items: Sequence[SourcedEvent],
-) -> list[tuple[Key, CustomerSnapshot, datetime]]:
+) -> list[tuple[Key, StoredCustomer, datetime]]:
     found = []
     for item in items:
         order = item.order
@@ -184,7 +170,7 @@ def _upsert(session: Session, items: Sequence[SourcedEvent]) -> Records:
         row = records.customers[key]
         # A consent topic's snapshot has no record version: it must not move the record's.
         if not consent_only(snapshot) and _fresh(row, version):
-            _apply_fields(row, snapshot, _CUSTOMER_FIELDS)
+            _apply_fields(row, _CUSTOMER_FIELDS, _CUSTOMER_VALUES(snapshot))
     consent_changes = merge_consent(records.customers, items)
     write(session, Customer, read, records.customers)
     record_changes(session, consent_changes)  # once the new customers they name exist
@@ -249,7 +235,7 @@ def _erased(session: Session, records: Records, customer_ids: set[int | None]) -
 
 def _merge_orders(
     records: Records, items: Sequence[SourcedEvent], erased: set[int]
-) -> dict[int, OrderSnapshot]:
+) -> dict[int, StoredOrder]:
     """Merge each event of ``items`` (oldest first) into its order's record; returns, by order
     id, the newest fresh snapshot that lists the order's lines.
 
@@ -257,7 +243,7 @@ def _merge_orders(
     merging itself.
     """
     orders, customers, newly_paid = records.orders, records.customers, records.newly_paid
-    replaced_lines: dict[int, OrderSnapshot] = {}
+    replaced_lines: dict[int, StoredOrder] = {}
     for item in items:
         event = item.event
         snapshot = item.order
@@ -267,7 +253,7 @@ def _merge_orders(
         customer_key = item.customer_key
         occurred_at = item.occurred_at
         if _fresh(row, _version(snapshot, occurred_at)):
-            _apply_fields(row, snapshot, _ORDER_FIELDS)
+            _apply_fields(row, _ORDER_FIELDS, _ORDER_VALUES(snapshot))
             if customer_key is not None:
                 row.customer_id = customers[customer_key].id
             if snapshot.lines:
@@ -341,13 +327,13 @@ def _record_refunds(
     totals: dict[int, Decimal] = dict.fromkeys(order_ids, Decimal(0))
     known: set[tuple[int, str]] = set()
 
-    def add(order_id: int, refund: Refund) -> None:
+    def add(order_id: int, refund: StoredRefund) -> None:
         totals[order_id] += refund.amount
         known.add((order_id, refund.external_id))
         records.refunds.setdefault(order_id, []).append((refund, totals[order_id]))
 
     for order_id, external_id, amount, currency in stored:
-        add(order_id, Refund(external_id=external_id, amount=amount, currency=currency))
+        add(order_id, StoredRefund(external_id=external_id, amount=amount, currency=currency))
     rows: list[dict[str, Any]] = []
     for item, order, refund in named:
         if (order.id, refund.external_id) in known:

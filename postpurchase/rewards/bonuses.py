@@ -74,7 +74,7 @@ def apply_customer_bonuses(
         event = item.event
         kind, order_snapshot = item.kind, item.order
         snapshot = event.customer or (order_snapshot.customer if order_snapshot else None)
-        birthday = snapshot.birthday if snapshot is not None else None
+        birthday = (snapshot.birthday or None) if snapshot is not None else None  # UNSET too
         # Most events (an order's) give nothing here: their customer is not looked up.
         if birthday is None and kind not in _BONUS_EVENTS:
             continue

@@ -24,7 +24,6 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from postpurchase.events import OrderSnapshot
 from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.loyalty.ledger import _append, balance
 from postpurchase.processing.batch import OrderRecord, Records, SourcedEvent
@@ -41,6 +40,7 @@ from postpurchase.store.models import (
     ReferralStatus,
 )
 from postpurchase.store.statements import insert_ignoring_conflicts
+from postpurchase.stored_events import StoredOrder
 
 _ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
@@ -71,14 +71,14 @@ def _keep_addresses(session: Session, keys: set[tuple[int, str]]) -> None:
         keys.clear()
 
 
-def _codes(snapshot: OrderSnapshot) -> list[str]:
+def _codes(snapshot: StoredOrder) -> list[str]:
     """The codes an order came with that may be a referral's, the referral code first."""
     codes = [snapshot.referral_code] if snapshot.referral_code else []
     return codes + list(snapshot.discount_codes)
 
 
 def _referrer(
-    snapshot: OrderSnapshot, order: OrderRecord, referrers: dict[tuple[str, str], int]
+    snapshot: StoredOrder, order: OrderRecord, referrers: dict[tuple[str, str], int]
 ) -> int | None:
     """The referrer of the first of the order's codes that is a referral code of its shop."""
     keys = ((code.upper(), order.shop) for code in _codes(snapshot))
@@ -243,7 +243,7 @@ def apply_referrals(
     # there is nothing to do, whether its order has a referral or not (a second pass over
     # every event cost about as much as the first).
     addresses: list[tuple[int, str]] = []
-    acting: list[tuple[OrderSnapshot, OrderRecord, int]] = []
+    acting: list[tuple[StoredOrder, OrderRecord, int]] = []
     for item in items:
         snapshot = item.order
         if snapshot is None:

@@ -16,6 +16,7 @@ from postpurchase.loyalty.ledger import adjust, apply_event, apply_events, balan
 from postpurchase.loyalty.ledger_rows import LedgerEvent
 from postpurchase.store.database import transaction
 from postpurchase.store.models import Customer, LedgerKind, LoyaltyLedgerEntry, Order
+from postpurchase.stored_events import event_of
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 _runs = itertools.count()
@@ -210,7 +211,10 @@ def test_a_batch_writes_what_its_events_write_one_at_a_time(
                 if twin == 0 and lot == "batch":
                     batch_rows = apply_events(
                         session,
-                        [LedgerEvent(event, order, customer_id) for order, event in events],
+                        [
+                            LedgerEvent(event_of(event), order, customer_id)
+                            for order, event in events
+                        ],
                         config=config,
                     )
                     # None for an event that wrote nothing; these events write one row at most

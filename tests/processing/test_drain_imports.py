@@ -36,10 +36,10 @@ def test_the_follow_up_step_does():
 
 _BATCH_WITHOUT_CODES = """
 import json, sys
-from postpurchase.events import CanonicalEvent
 from postpurchase.processing.batch import Records, SourcedEvent
 from postpurchase.processing.drain import mark_reward_codes_used
-event = CanonicalEvent.model_validate_json(open(sys.argv[1]).read())
+from postpurchase.stored_events import read_stored
+event = read_stored(open(sys.argv[1], "rb").read())
 assert mark_reward_codes_used(None, Records(), [SourcedEvent(1, "shopify", event)]) == 0
 print(json.dumps(sorted(m for m in ("aiohttp", "httpx", "redis") if m in sys.modules)))
 """

@@ -22,6 +22,7 @@ from postpurchase.store.models import (
     OrderItem,
     Touchpoint,
 )
+from postpurchase.stored_events import read_stored
 
 
 def _order(store, external_id="5001"):
@@ -163,10 +164,7 @@ def test_a_claimant_killed_mid_batch_loses_nothing(store, drain):
     # transaction, the claim's included, never commits.
     with store() as session, session.begin():
         rows = claim_inbox_rows(session, worker="doomed", now=claimed_at, limit=10)
-        items = [
-            SourcedEvent(r.id, r.source, CanonicalEvent.model_validate_json(r.payload))
-            for r in rows
-        ]
+        items = [SourcedEvent(r.id, r.source, read_stored(r.payload)) for r in rows]
         process_batch(
             session,
             items[:2],
