@@ -1,7 +1,7 @@
 """Canonical events as processing reads them back from the inbox: msgspec structs.
 
 Each struct mirrors a model of ``postpurchase.events`` field for field (names, order, types,
-limits; ``tests/test_event_structs.py`` holds them to it). A drainer reads every payload it
+limits; ``tests/test_stored_events.py`` holds them to it). A drainer reads every payload it
 claims: pydantic's reading of a Shopify order's (``STORED`` validation) took about 183,000
 instructions, a third of a drainer's; msgspec's typed decoding takes 58,000, and the checks
 below 60,000 more. Building the models from msgspec's output cost more than it saved, so
@@ -235,7 +235,7 @@ def _as_pydantic_reads(event: StoredEvent) -> bool:
     go to pydantic, which keeps them), and every amount passes the models' limits as it is.
 
     One walk, written out (one driven by the structs' fields cost nearly as much as the
-    decoding), over what the structs hold: ``tests/test_event_structs.py`` pads every text
+    decoding), over what the structs hold: ``tests/test_stored_events.py`` pads every text
     of generated events.
     """
     texts: list[Any] = []
