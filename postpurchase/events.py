@@ -388,31 +388,11 @@ class CanonicalEvent(_Model):
     def subject_id(self) -> str | None:
         """The platform id the event is about (order, else customer, else product), for the
         inbox row."""
-        if self.order is not None:
-            return self.order.external_id
-        if self.customer is not None:
-            return self.customer.external_id
-        if self.product is not None:
-            return self.product.external_id
-        return None
+        return event_subject_id(self)
 
     def times(self) -> list[tuple[str, datetime]]:
         """Every time the event carries, with its path (``order.updated_at``)."""
-        found: list[tuple[str, datetime]] = [("occurred_at", self.occurred_at)]
-        order = self.order
-        parts: list[tuple[str, BaseModel | None]] = [
-            ("order", order),
-            ("order.customer", order.customer if order else None),
-            ("customer", self.customer),
-        ]
-        for prefix, part in parts:
-            if part is None:
-                continue
-            for name in _time_fields(type(part)):
-                value = getattr(part, name)
-                if isinstance(value, datetime):
-                    found.append((f"{prefix}.{name}", value))
-        return found
+        return event_times(self)
 
     def as_payload(self) -> dict[str, Any]:
         """The inbox payload. Only what the platform said is kept: a field it left out must
@@ -493,15 +473,45 @@ def _payload_of(model: Any) -> msgspec.Struct:
 _PAYLOAD_ENCODER = msgspec.json.Encoder(enc_hook=_payload_of)
 
 
+def event_subject_id(event: Any) -> str | None:
+    """``CanonicalEvent.subject_id`` of ``event``, the model or its struct (``event_structs``)."""
+    if event.order is not None:
+        return cast(str, event.order.external_id)
+    if event.customer is not None:
+        return cast(str, event.customer.external_id)
+    if event.product is not None:
+        return cast(str, event.product.external_id)
+    return None
+
+
+def event_times(event: Any) -> list[tuple[str, datetime]]:
+    """``CanonicalEvent.times`` of ``event``, the model or its struct (``event_structs``)."""
+    found: list[tuple[str, datetime]] = [("occurred_at", event.occurred_at)]
+    order = event.order
+    parts: list[tuple[str, Any]] = [
+        ("order", order),
+        ("order.customer", order.customer if order else None),
+        ("customer", event.customer),
+    ]
+    for prefix, part in parts:
+        if part is None:
+            continue
+        kind: Any = type(part)
+        for name in _time_fields(kind):
+            value = getattr(part, name)
+            if isinstance(value, datetime):
+                found.append((f"{prefix}.{name}", value))
+    return found
+
+
 @cache
-def _time_fields(model: type[BaseModel]) -> tuple[str, ...]:
-    """The names among ``times()``'s that ``model`` has, once per model: asking for a name it
-    lacks costs pydantic an exception, and reading ``model_fields`` costs a call each time,
-    for every webhook."""
+def _time_fields(kind: Any) -> tuple[str, ...]:
+    """The names among ``times()``'s that ``kind`` (a model, or its struct) has, once per
+    class: asking a model for a name it lacks costs pydantic an exception, and reading
+    ``model_fields`` costs a call each time, for every webhook."""
+    names: Any = kind.__struct_fields__ if issubclass(kind, msgspec.Struct) else kind.model_fields
     return tuple(
-        name
-        for name in ("placed_at", "paid_at", "updated_at", "cancelled_at")
-        if name in model.model_fields
+        name for name in ("placed_at", "paid_at", "updated_at", "cancelled_at") if name in names
     )
 
 

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import Selectable
 
+from postpurchase.event_structs import CheckedEvent
 from postpurchase.events import CanonicalEvent
 from postpurchase.store.columns import UtcDateTime
 from postpurchase.store.models import ClaimStatus, InboxEvent
@@ -51,7 +52,8 @@ class InboxEntry:
     shop: str | None
     subject_id: str | None
     occurred_at: datetime | None
-    payload: CanonicalEvent | dict[str, Any] = field(repr=False)  # customer data: not logged
+    # customer data: not logged
+    payload: CanonicalEvent | CheckedEvent | dict[str, Any] = field(repr=False)
     status: ClaimStatus = ClaimStatus.PENDING
     # Told the sender, not stored: what intake left out of an accepted event (an unusable
     # email) or why it ignored a delivery (a test order).
@@ -62,14 +64,14 @@ class InboxEntry:
         """The payload as it is stored, UTF-8 JSON. Made once: intake reads it before the
         entry is queued (``postpurchase.webhooks.intake``), and the insert embeds it."""
         payload = self.payload
-        if isinstance(payload, CanonicalEvent):
-            return payload.payload_json()
-        return json.dumps(payload).encode()  # refuses what JSON cannot hold (a set)
+        if isinstance(payload, dict):
+            return json.dumps(payload).encode()  # refuses what JSON cannot hold (a set)
+        return payload.payload_json()
 
     @classmethod
     def for_event(
         cls,
-        event: CanonicalEvent,
+        event: CanonicalEvent | CheckedEvent,
         *,
         source: str,
         dedupe_key: str,
@@ -189,7 +191,7 @@ def unstorable_field(entry: InboxEntry, *, texts: bool = True) -> str | None:
         (name, getattr(entry, name)) for name in ("topic", "shop", "subject_id", "dedupe_key")
     ]
     payload = entry.payload
-    pending.append(("", payload.as_payload() if isinstance(payload, CanonicalEvent) else payload))
+    pending.append(("", payload if isinstance(payload, dict) else payload.as_payload()))
     while pending:
         path, value = pending.pop()
         if isinstance(value, dict):

@@ -19,6 +19,7 @@ import msgspec
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
+from postpurchase.event_structs import CheckedEvent
 from postpurchase.events import CanonicalEvent
 from postpurchase.inbox import InboxEntry, dedupe_key, unstorable_field
 from postpurchase.platforms import generic, shopify, woocommerce, woocommerce_products
@@ -122,7 +123,7 @@ def parse_json(body: bytes) -> Any:
         raise Rejection(400, f"malformed JSON: {exc}") from None
 
 
-def _not_ahead(event: CanonicalEvent, now: datetime) -> None:
+def _not_ahead(event: CanonicalEvent | CheckedEvent, now: datetime) -> None:
     limit = now + FUTURE_TOLERANCE
     for path, value in event.times():
         try:
@@ -263,7 +264,7 @@ def shopify_entry(
     notes: list[str] = []
     try:
         if order is not None:
-            event: CanonicalEvent | None = shopify.normalise_order(
+            event: CanonicalEvent | CheckedEvent | None = shopify.normalise_order(
                 topic, order, received_at=received_at, region=settings.shop_country, notes=notes
             )
         else:

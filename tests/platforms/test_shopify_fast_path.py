@@ -18,6 +18,7 @@ from deliveries import fixture_bytes, fixture_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from postpurchase.events import CanonicalEvent
 from postpurchase.platforms import shopify
 from postpurchase.platforms.fields import InvalidPayload
 from postpurchase.platforms.shopify_bodies import is_test_order
@@ -67,7 +68,11 @@ def _same_as_full_path(topic: str, body: bytes) -> bool:
     assert full[0] in (True, False), f"the full path refuses what the fast path took: {full}"
     test_order, full_event, full_notes = full
     assert (order.test is True) == test_order
-    assert event == full_event
+    # checked without pydantic (event_structs), or validated by it when not plainly valid
+    if isinstance(event, CanonicalEvent):
+        assert event == full_event
+    assert (event.type, event.occurred_at) == (full_event.type, full_event.occurred_at)
+    assert event.subject_id() == full_event.subject_id()
     assert event.payload_json() == full_event.payload_json()
     assert event.occurred_at.utcoffset() == full_event.occurred_at.utcoffset()
     assert event.times() == full_event.times()
