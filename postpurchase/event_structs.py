@@ -47,8 +47,8 @@ from postpurchase.events import (
     normalised_email,
 )
 
-# The field validators of the models, by model and field: the check that stands for each.
-_FIELD_VALIDATORS: dict[tuple[type[BaseModel], str], str] = {(CustomerSnapshot, "email"): "email"}
+# The fields with a validator of their model: CustomerSnapshot._usable_email (_plain_email)
+_EMAIL_FIELDS: set[tuple[type[BaseModel], str]] = {(CustomerSnapshot, "email")}
 _MONEY_CHECKS = {typing.get_args(Money)[1].func, typing.get_args(NonNegativeMoney)[1].func}
 _PLAIN = (str, bool, int, date, datetime, EventType)  # taken as msgspec checked them
 
@@ -143,7 +143,7 @@ def _struct_of(model: type[BaseModel]) -> type[msgspec.Struct]:
     for name, info in model.model_fields.items():
         field = _Field(info.annotation, list(info.metadata))
         if name in validated:
-            if (model, name) not in _FIELD_VALIDATORS or info.annotation != str | None:
+            if (model, name) not in _EMAIL_FIELDS or info.annotation != str | None:
                 raise TypeError(f"{model.__name__}.{name}: unsupported validator")
             field.check = _plain_email
         if field.check is not None:
