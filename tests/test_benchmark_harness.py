@@ -67,7 +67,11 @@ def test_the_meter_tells_the_cpu_of_a_part_of_the_run_from_its_samples():
         idle_from = time.time()
         time.sleep(0.3)
         busy_from = time.time()
-        sum(n * n for n in range(2_000_000))
+        # busy for as much CPU time as it slept, however fast the machine (the sampling
+        # itself costs the idle part some CPU: about a hundredth of a second here)
+        spent = time.process_time() + 0.3
+        while time.process_time() < spent:
+            sum(n * n for n in range(10_000))
         busy_to = time.time()
     idle = meter.between("benchmark process", idle_from, busy_from)
     busy = meter.between("benchmark process", busy_from, busy_to)
