@@ -110,7 +110,8 @@ def plain_amount(value: Decimal, non_negative: bool, /) -> bool:
     return (
         value.is_finite()
         and value.adjusted() < 11
-        and not (non_negative and value.is_signed())
+        and not (non_negative and value.is_signed())  # -0, which passes, the long way
+        # rounding passed by position: as keywords they cost this call twice as much
         and (value.same_quantum(_CENTS) or value.quantize(_FOUR_PLACES, None, _QUANTIZING) == value)
     )
 
@@ -123,7 +124,7 @@ def _money_check(*, non_negative: bool = False) -> AfterValidator:
     pydantic's digit check normalises each amount and reads its digits as a tuple: about a
     sixth of the cost of validating an event, each one stored and each one read back. An
     amount of at most four places under 10^11 (and not signed, if ``non_negative``) passes
-    every limit, which a few cheap calls tell (cents first, the common case). Any other
+    every limit, which a few cheap calls tell (``plain_amount``, cents first). Any other
     amount is checked by pydantic itself, its refusal raised as it is: the same type,
     message and context, with this field's input and place.
     """
@@ -132,17 +133,7 @@ def _money_check(*, non_negative: bool = False) -> AfterValidator:
     )
 
     def check(value: Decimal) -> Decimal:
-        # ``plain_amount``'s test but for finiteness (pydantic refused NaN already), written
-        # out: this runs for every amount of every webhook, and a call costs a share of it
-        if (
-            value.adjusted() < 11
-            and not (non_negative and value.is_signed())  # -0, which passes, the long way
-            # rounding passed by position: as keywords they cost this call twice as much
-            and (
-                value.same_quantum(_CENTS)
-                or value.quantize(_FOUR_PLACES, None, _QUANTIZING) == value
-            )
-        ):
+        if plain_amount(value, non_negative):
             return value
         try:
             limits.validate_python(value)
