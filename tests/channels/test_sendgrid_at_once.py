@@ -185,3 +185,26 @@ def test_a_change_of_the_clients_headers_reaches_the_next_wave(fake_sendgrid):
     assert [r.headers["Authorization"] for r in fake_sendgrid.requests] == (
         [f"Bearer {API_KEY}"] * 2 + ["Bearer other"] * 2
     )
+
+
+def test_a_wave_sends_the_requests_send_email_sends(fake_sendgrid):
+    sender = SendGridEmailSender(API_KEY, host=fake_sendgrid.url)
+    emails = [
+        EMAIL._replace(touchpoint_id=1, html="<p>Merci Amélie — à bientôt</p>"),
+        EMAIL._replace(touchpoint_id=2, to_name=None, subject="Your order #10002 is on its way"),
+        EMAIL._replace(touchpoint_id=30, text="x" * 70_000),
+    ]
+    for email in emails:
+        sender.send_email(email)
+    one_at_a_time = list(fake_sendgrid.requests)
+    fake_sendgrid.requests.clear()
+
+    _answers(sender.start_emails(emails))
+
+    def seen(requests):
+        return [
+            (r.method, r.path, list(r.headers.items()), r.body)
+            for r in sorted(requests, key=_touchpoint)
+        ]
+
+    assert seen(fake_sendgrid.requests) == seen(one_at_a_time)
