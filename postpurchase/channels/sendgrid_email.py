@@ -292,9 +292,10 @@ _MAX_TEMPLATES = 8
 
 
 def _json(request_body: Any) -> bytes:
-    """The JSON of a request body, written by msgspec: the same document as the SDK's
-    ``json.dumps`` (compact, and UTF-8 where json.dumps escapes to ASCII): json.dumps escaping
-    each email's HTML took about 7% of a dispatch worker's instructions per email."""
+    """The JSON of a request body, written by msgspec: the document the SDK's ``json.dumps``
+    writes, without its spaces after separators and in UTF-8 where json.dumps escapes to
+    ASCII (the same once parsed): json.dumps escaping each email's HTML took about 7% of a
+    dispatch worker's instructions per email."""
     return msgspec.json.encode(request_body)
 
 
