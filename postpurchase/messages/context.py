@@ -51,7 +51,6 @@ from postpurchase.messages.reward_view import (
     live_codes,
     reward_facts,
 )
-from postpurchase.messages.scored_links import ScoredLinks
 
 # the profile lives on its own; callers keep finding it here, beside the context it feeds
 from postpurchase.messages.shop_profile import ShopProfile as ShopProfile
@@ -365,7 +364,6 @@ def _assemble(
 ) -> dict[str, Any]:
     base = shop.public_base_url
     unsubscribe = sign(shop.signing_key, LinkClaim("unsubscribe", customer_id, touchpoint_id))
-    key = shop.signing_key
     return {
         "locale": locale or shop.default_locale,
         "time_zone": _valid_zone(time_zone) or shop.default_time_zone,
@@ -387,15 +385,7 @@ def _assemble(
             **reward_facts(subject_key, loyalty.codes),
         },
         "links": MessageLinks(
-            shop,
-            customer_id=customer_id,
-            touchpoint_id=touchpoint_id,
-            unsubscribe=f"{base}/u/{unsubscribe}",
-            survey=ScoredLinks(
-                key, f"{base}/s/", "survey", customer_id, touchpoint_id, range(1, 6)
-            ),
-            nps=ScoredLinks(key, f"{base}/n/", "nps", customer_id, touchpoint_id, range(11)),
-            review_page=review_page,
+            shop, customer_id, touchpoint_id, f"{base}/u/{unsubscribe}", review_page
         ),
         "campaign": {"id": campaign_id},
     }

@@ -122,6 +122,21 @@ def test_lazy_links_are_those_signed_for_the_customer_and_touchpoint(shop, templ
     assert [product["review_url"] for product in order["products"]] == [mug, odd]
 
 
+def test_answer_links_are_made_when_read_signed_for_each_score(shop):
+    links, base = _context(shop)["links"], shop.public_base_url
+
+    for key, path, purpose, scores in (
+        ("survey", "s", "survey", range(1, 6)),
+        ("nps", "n", "nps", range(11)),
+    ):
+        assert links[key] is links[key]  # made once, then kept
+        assert [link["score"] for link in links[key]] == list(scores)
+        assert [link["url"] for link in links[key]] == [
+            f"{base}/{path}/" + sign(shop.signing_key, LinkClaim(purpose, 42, 1001, score))
+            for score in scores
+        ]
+
+
 def test_order_entries_read_as_the_dicts_they_replace(shop):
     order = _context(shop)["order"]
     product = order["products"][0]
