@@ -232,13 +232,11 @@ def build_context(
             shop,
             name=order.name or f"#{order.external_id}",
             currency=order.currency,
-            amounts={
-                "subtotal": order.subtotal,
-                "total": order.total,
-                "total_tax": order.total_tax,
-                "total_shipping": order.total_shipping,
-                "total_discounts": order.total_discounts,
-            },
+            subtotal=order.subtotal,
+            total=order.total,
+            total_tax=order.total_tax,
+            total_shipping=order.total_shipping,
+            total_discounts=order.total_discounts,
             placed_at=order.placed_at,
             delivered_at=order.delivery_confirmed_at or order.delivered_at,
             delivery_confirmed=order.delivery_confirmed_at is not None,
@@ -301,7 +299,7 @@ def sample_context(
         shop,
         name=order.get("name") or f"#{order['external_id']}",
         currency=order["currency"],
-        amounts={
+        **{
             key: Decimal(str(order.get(key, "0")))
             for key in ("subtotal", "total", "total_tax", "total_shipping", "total_discounts")
         },

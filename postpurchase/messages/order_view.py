@@ -43,16 +43,17 @@ def order_line(
 ) -> OrderLine:
     known = entry if entry is not None and entry.known else None
     page = known.url if known is not None and not known.deleted else None
+    # Positional, in the fields' order: keywords would be gathered into a dict first.
     return OrderLine(
-        title=title,
-        quantity=quantity,
-        unit_price=unit_price,
-        product_id=product_id,
-        # variants share their product's title in the catalogue ("IPod Nano - 8GB")
-        product_title=(known.title if known is not None else None) or title,
-        handle=known.handle if known is not None else None,
-        image_url=(known.image_url if known is not None else None) or image_url,
-        product_url=page or product_url,
+        title,
+        quantity,
+        unit_price,
+        product_id,
+        # product_title: variants share their product's title in the catalogue ("IPod Nano - 8GB")
+        (known.title if known is not None else None) or title,
+        known.handle if known is not None else None,  # handle
+        (known.image_url if known is not None else None) or image_url,
+        page or product_url,  # product_url
     )
 
 
@@ -168,7 +169,11 @@ def build_order_view(
     *,
     name: str,
     currency: str,
-    amounts: dict[str, Decimal],
+    subtotal: Decimal,
+    total: Decimal,
+    total_tax: Decimal,
+    total_shipping: Decimal,
+    total_discounts: Decimal,
     placed_at: datetime | None,
     delivered_at: datetime | None,
     delivery_confirmed: bool,
@@ -176,10 +181,16 @@ def build_order_view(
     items: list[OrderLine],
     review_page: ReviewPage,
 ) -> dict[str, Any]:
+    # One dict made at its size: the amounts merged in from a dict of their own cost a dict
+    # and two resizes of this one, about 5K instructions per message (callgrind).
     return {
         "name": name,
         "currency": currency,
-        **amounts,
+        "subtotal": subtotal,
+        "total": total,
+        "total_tax": total_tax,
+        "total_shipping": total_shipping,
+        "total_discounts": total_discounts,
         "placed_at": placed_at,
         "delivered_at": delivered_at,
         "delivery_confirmed": delivery_confirmed,
