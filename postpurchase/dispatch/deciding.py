@@ -28,6 +28,7 @@ from postpurchase.dispatch.chunk_rows import (
     TouchpointRow,
     read_customers,
     read_orders,
+    read_recent_sends,
     read_touchpoints,
 )
 from postpurchase.dispatch.outcomes import Outcome, Pending, ShopOutlets
@@ -41,9 +42,8 @@ from postpurchase.messages.context import (
 from postpurchase.messages.rendering import MessageRenderer, RenderedEmail, RenderedSms
 from postpurchase.outcomes.clicks import track_links
 from postpurchase.outcomes.variants import variant_template, with_variant_subject
-from postpurchase.store.claims import status_among
 from postpurchase.store.membership import among, among_parameter, rows_among
-from postpurchase.store.models import Channel, Suppression, Touchpoint, TouchpointStatus
+from postpurchase.store.models import Channel, Suppression, TouchpointStatus
 
 
 class MessageSpec(Protocol):
@@ -237,23 +237,7 @@ def recent_sends(
 ) -> defaultdict[tuple[int, Channel], list[datetime]]:
     """Send times within the smart-sending windows that count, per customer and channel."""
     since = now - max(policy.smart_email, policy.smart_sms)
-    dialect = session.get_bind().dialect.name
-    rows = session.execute(
-        select(
-            Touchpoint.customer_id,
-            Touchpoint.channel,
-            Touchpoint.campaign_id,
-            Touchpoint.sent_at,
-        ).where(
-            among(session, Touchpoint.customer_id, customer_ids),
-            # The rows are found by their customers; the status only checks them. Compared
-            # plainly, on tables without statistics, PostgreSQL walked every sent touchpoint
-            # through ``ix_touchpoints_due`` for each chunk: a chunk's slowest statement,
-            # growing with all that was ever sent (see ``status_among``).
-            status_among(dialect, (TouchpointStatus.SENT,)),
-            Touchpoint.sent_at >= since,
-        )
-    ).all()
+    rows = read_recent_sends(session, customer_ids, since)
     recent: defaultdict[tuple[int, Channel], list[datetime]] = defaultdict(list)
     for customer_id, channel, campaign_id, sent_at in rows:
         if sent_at is not None and counts_for_smart_sending(lookup(campaign_id), channel):

@@ -3,7 +3,7 @@ PostgreSQL: on PostgreSQL psycopg reads them and the enums are typed by hand).""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from fakes.fixtures import add_customer, add_order, add_touchpoint
@@ -18,6 +18,7 @@ from postpurchase.dispatch.chunk_rows import (
     read_orders,
     read_touchpoints,
 )
+from postpurchase.dispatch.deciding import GatePolicy, recent_sends
 from postpurchase.store.database import reading, transaction
 from postpurchase.store.models import (
     Channel,
@@ -151,3 +152,37 @@ def test_chunk_rows_of_nothing(store):
         assert read_touchpoints(session, "w", []) == []
         assert read_customers(session, []) == {}
         assert read_orders(session, []) == {}
+
+
+def test_recent_sends_are_the_customers_touchpoints_sent_within_the_windows(store):
+    """What smart sending counts: the touchpoints of the chunk's customers sent within the
+    longer window (24 h, SMS), by customer and channel (typed as the ORM types it); not one
+    sent before, one never sent, nor another customer's."""
+    sent = TouchpointStatus.SENT
+    with transaction(store) as session:
+        one, two, other = (add_customer(session) for _ in range(3))
+        order = add_order(session, one)
+
+        def touchpoint(customer, campaign, channel, hours_ago, status=sent):
+            at = DUE - timedelta(hours=hours_ago)
+            about = order if customer is one else None
+            add_touchpoint(
+                session, customer, about, campaign, channel, at, status=status, sent_at=at
+            )
+
+        touchpoint(one, "delivery_checkin", Channel.EMAIL, 1)
+        touchpoint(one, "review_request", Channel.EMAIL, 15)
+        touchpoint(one, "win_back", Channel.SMS, 23)
+        touchpoint(one, "setup_tips", Channel.EMAIL, 25)  # before the window
+        touchpoint(two, "delivery_checkin", Channel.SMS, 2, TouchpointStatus.FAILED)
+        touchpoint(other, "delivery_checkin", Channel.EMAIL, 1)  # not in the chunk
+        ids = [one.id, two.id]
+    with reading(store) as session:
+        recent = recent_sends(session, ids, DUE, lookup=lambda _: None, policy=GatePolicy())
+    assert {key: sorted(times) for key, times in recent.items()} == {
+        (ids[0], Channel.EMAIL): [DUE - timedelta(hours=15), DUE - timedelta(hours=1)],
+        (ids[0], Channel.SMS): [DUE - timedelta(hours=23)],
+    }
+    assert all(type(channel) is Channel for _, channel in recent)
+    with reading(store) as session:
+        assert recent_sends(session, [], DUE, lookup=lambda _: None, policy=GatePolicy()) == {}
