@@ -214,11 +214,14 @@ def _render(
 ) -> RenderedEmail | RenderedSms:
     """The touchpoint's message in its variant: the A/B template and subject, and links
     through /c/ so clicks are counted (outcomes)."""
-    template = variant_template(spec, tp.variant)
+    # Most touchpoints are in no A/B test: no variant to look for among the campaign's.
+    variant = tp.variant
+    template = str(spec.template) if variant is None else variant_template(spec, variant)
     rendered = renderer.render(
         tp.channel.value, template, context, marketing=spec.consent == "marketing"
     )
-    rendered = with_variant_subject(rendered, spec, tp.variant, renderer, context)
+    if variant is not None:
+        rendered = with_variant_subject(rendered, spec, variant, renderer, context)
     return track_links(
         rendered,
         key=shop.signing_key,
