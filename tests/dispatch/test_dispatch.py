@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from fakes.fake_sendgrid import error_body, server_error, too_many_requests
 from fakes.fake_twilio import error
-from fakes.fixtures import SIGNING_KEY, SPECS, add_customer, add_order, add_touchpoint
+from fakes.fixtures import SIGNING_KEY, SPECS, Spec, add_customer, add_order, add_touchpoint
 from fakes.http_fake import Fault
 from sqlalchemy import select, update
 
 from postpurchase.campaigns.config import load_campaigns
+from postpurchase.campaigns.experiments import Variant
 from postpurchase.feedback import opt_out_sms, suppress
 from postpurchase.messages.context import LoyaltyFigures, loyalty_figures
 from postpurchase.outcomes.clicks import read_click
@@ -682,3 +683,46 @@ def _ledger(customer, order, kind, points):
         points=points,
         cause=f"{kind.value}:order:{order.id}",
     )
+
+
+@dataclass(frozen=True)
+class _TestedSpec(Spec):
+    variants: tuple[Variant, ...] = ()
+
+
+def test_a_touchpoint_s_variant_decides_its_template_and_subject(
+    store, make_dispatcher, fake_sendgrid
+):
+    """No variant: the campaign's template and subject; a variant: its own template and
+    subject where it sets them, the campaign's where it does not."""
+    tested = _TestedSpec(
+        "delivery_checkin",
+        "delivery_checkin",
+        "transactional",
+        variants=(
+            Variant(id="a"),
+            Variant(
+                id="b", template="setup_tips", subject="Settled in, {{ customer.first_name }}?"
+            ),
+        ),
+    )
+    with transaction(store) as session:
+        ids = {}
+        for variant in (None, "a", "b"):
+            customer = add_customer(session, first_name="Chloé")
+            order = add_order(session, customer)
+            ids[variant] = add_touchpoint(
+                session, customer, order, "delivery_checkin", Channel.EMAIL, NOW, variant=variant
+            ).id
+
+    dispatcher = replace(make_dispatcher(NOW), lookup={"delivery_checkin": tested}.get)
+    assert _run(store, dispatcher) == {"sent": 3}
+
+    sent = {int(m["custom_args"]["touchpoint_id"]): m for m in fake_sendgrid.sent}
+    plain, a, b = (sent[ids[variant]] for variant in (None, "a", "b"))
+    assert re.fullmatch(r"Has your order #\S+ arrived\?", plain["subject"])
+    assert re.fullmatch(r"Has your order #\S+ arrived\?", a["subject"])
+    assert b["subject"] == "Settled in, Chloé?"
+    assert "Has your parcel arrived?" in plain["content"][1]["value"]
+    assert "Has your parcel arrived?" in a["content"][1]["value"]
+    assert "Three tips from our team" in b["content"][1]["value"]
