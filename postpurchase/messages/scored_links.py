@@ -17,7 +17,7 @@ from postpurchase.messages.tokens import Purpose, sign_score
 class ScoredLinks(Sequence[dict[str, Any]]):
     """``{"score": n, "url": base + sign(claim for n)}`` for each score in ``scores``."""
 
-    # Slots (Sequence has none of its own): no __dict__ for each of the ones messages make.
+    # Slots (those of Sequence are empty): no __dict__ for each of the ones messages make.
     __slots__ = (
         "_base",
         "_customer_id",
