@@ -12,8 +12,8 @@ recorded (answers, skips) go into the same commit, so a steady chunk commits abo
 wave and no more. On PostgreSQL such a commit is one statement in autocommit (the marks and
 the outcomes as updates in its CTEs: one round trip, where BEGIN, a statement per kind of
 outcome, the marks and COMMIT were four or more), handed to psycopg as SQL written once
-(``store.wave_commit``); one that renews the lease or records an opt-out is still a
-transaction of a statement per step, as every commit is on SQLite.
+(``store.wave_commit``) and planned once per chunk; one that renews the lease or records an
+opt-out is still a transaction of a statement per step, as every commit is on SQLite.
 
 ``ChunkWriter`` holds what waits to be recorded and makes the commits, all on one database
 connection it keeps for the chunk (taking one from the pool for each commit cost a round trip
@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
@@ -33,7 +34,7 @@ from postpurchase.dispatch.outcomes import Outcome
 from postpurchase.dispatch.sending import ChunkLease, outcome_rows, record_outcomes
 from postpurchase.store.claims import mark_sending_many
 from postpurchase.store.database import SessionFactory, engine_of
-from postpurchase.store.wave_commit import release_and_mark
+from postpurchase.store.wave_commit import keep_plans, plans_as_before, release_and_mark
 
 
 class ChunkWriter:
@@ -56,6 +57,7 @@ class ChunkWriter:
         self._writing = threading.Lock()  # one transaction at a time on the connection
         self._connection: Connection | None = None
         self._autocommitting = False
+        self._plans_before: str | None = None  # once the connection keeps its plans
         self._waiting: list[Outcome] = []
         self.counts: Counter[str] = Counter()  # per kind, the rows actually recorded
 
@@ -111,6 +113,8 @@ class ChunkWriter:
         """The commit as one statement in autocommit: its own transaction, committed when
         it returns (so the marks are before anything is sent), in one round trip."""
         self._autocommit(connection, True)
+        if self._plans_before is None:
+            self._plans_before = keep_plans(connection)
         groups = outcome_rows(taken)
         released, marked = release_and_mark(
             connection,
@@ -129,7 +133,11 @@ class ChunkWriter:
     ) -> tuple[Counter[str], set[int]]:
         """The commit as a transaction of a statement per step."""
         self._autocommit(connection, False)
-        with self._store(bind=connection) as session, session.begin():
+        with (
+            self._planned_at_each_run(connection),
+            self._store(bind=connection) as session,
+            session.begin(),
+        ):
             self._lease.renew_if_due(session)
             counts = record_outcomes(session, self._lease.worker, taken, now=self._clock())
             marked = (
@@ -144,6 +152,23 @@ class ChunkWriter:
             )
         return counts, marked
 
+    @contextmanager
+    def _planned_at_each_run(self, connection: Connection) -> Iterator[None]:
+        """Inside, while the connection keeps its plans (``keep_plans``), psycopg prepares
+        nothing: the statements of a commit in steps are planned at each run, as on the pool's
+        connections, none with a plan kept for a chunk."""
+        if self._plans_before is None:
+            yield
+            return
+        driver = connection.connection.dbapi_connection
+        assert driver is not None
+        prepared = driver.prepare_threshold
+        driver.prepare_threshold = None
+        try:
+            yield
+        finally:
+            driver.prepare_threshold = prepared
+
     def _autocommit(self, connection: Connection, on: bool) -> None:
         if self._autocommitting != on:
             level = "AUTOCOMMIT" if on else connection.default_isolation_level
@@ -151,11 +176,16 @@ class ChunkWriter:
             self._autocommitting = on
 
     def close(self) -> None:
-        """Give the connection back; a later commit takes another."""
+        """Give the connection back, planning as it did before; a later commit takes
+        another."""
         with self._writing:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+            connection, self._connection = self._connection, None
+            if connection is None:
+                return
+            if self._plans_before is not None and not connection.invalidated:
+                self._autocommit(connection, True)  # the setting must outlive the pool's rollback
+                plans_as_before(connection, self._plans_before)
+            connection.close()
 
     def _connect(self) -> Connection:
         connection = self._connection
@@ -164,6 +194,7 @@ class ChunkWriter:
         if connection is None or connection.closed:
             connection = self._connection = engine_of(self._store).connect()
             self._autocommitting = False  # as the pool gives connections back
+            self._plans_before = None
         return connection
 
 

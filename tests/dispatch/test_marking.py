@@ -269,3 +269,40 @@ def test_a_commit_recording_an_opt_out_after_one_statement_commits_is_still_one_
     writer.record()
     assert _statuses(store)[ids[2]] == TouchpointStatus.FAILED
     assert writer.counts == {"skipped": 1, "failed": 1}
+
+
+def test_on_postgresql_a_chunk_keeps_its_wave_commits_plan_for_itself_alone(store):
+    """A chunk's wave commits run on a plan made for the chunk (PostgreSQL's own choice once
+    a prepared statement has run a few times), not planned again at each run; its commits in
+    steps (a lease renewed) prepare nothing meanwhile, so none of their statements keeps a
+    plan; and the connection goes back to the pool planning each run, as the engine set it."""
+    engine = engine_of(store)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("plans kept for a chunk are PostgreSQL's")
+    ids = _claimed(store, 14)
+    now = [NOW]
+    writer = ChunkWriter(store, ChunkLease("w", ids, LEASE, lambda: now[0]), LEASE, lambda: now[0])
+    for n, tp_id in enumerate(ids):
+        if n % 2 == 0:  # the lease due: this commit renews it, a transaction of steps
+            now[0] += LEASE / 3
+        assert MarkWave(writer, 1).mark(tp_id) is True
+    given_back = []
+
+    def look(dbapi_conn, _record):
+        with dbapi_conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('plan_cache_mode'), statement LIKE 'WITH %%', "
+                "generic_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+                ["%UPDATE touchpoints%"],
+            )
+            given_back.extend(cursor.fetchall())
+        dbapi_conn.rollback()
+
+    event.listen(engine.pool, "checkin", look)
+    try:
+        writer.close()
+    finally:
+        event.remove(engine.pool, "checkin", look)
+    # only the wave commit (marks only, seven times: five planned each, then the plan kept)
+    assert given_back == [("force_custom_plan", True, 2)]
+    assert _statuses(store) == {tp_id: TouchpointStatus.SENDING for tp_id in ids}

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from sent_statements import statements_sent_with_parameters
 from sqlalchemy import Engine, create_engine, event, select, text
@@ -329,6 +331,73 @@ def test_a_wave_commit_finds_its_rows_by_id_not_among_every_held_row(fresh, stor
     )
     assert commit is not None
     nodes = _plan_nodes(fresh, *commit)
+    scanned = {n.get("Index Name") or n["Node Type"] for n in nodes if "Scan" in n["Node Type"]}
+    assert scanned & {"Bitmap Heap Scan", "Index Scan"}
+    assert scanned - {"Bitmap Heap Scan", "Index Scan", "CTE Scan"} == {"pk_touchpoints"}
+
+
+@pytest.mark.parametrize("statistics", ["none", "of the nearly empty table"])
+def test_a_wave_commit_s_plan_kept_for_a_chunk_finds_its_rows_by_id(fresh, statistics):
+    """The plan a chunk keeps for its wave commits (``wave_commit.keep_plans``), made once for
+    all its parameters, looks the rows up through the primary key on a grown table: without
+    statistics, and with statistics taken while the table held one row (autovacuum's first
+    ANALYZE of a new table, not repeated since)."""
+    if statistics != "none":
+        with fresh.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO customers (id, source, external_id, "
+                    "email_marketing_consent_state, sms_marketing_consent_state, "
+                    "sms_consent_state) VALUES (:n, 'shopify', 'first', 'unknown', 'unknown', "
+                    "'unknown')"
+                ),
+                {"n": ORDERS + 1},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO touchpoints (subject_key, campaign_id, step, channel, "
+                    "customer_id, due_at, status, attempts) "
+                    "VALUES ('first', 'c', 0, 'email', :n, :now, 'planned', 0)"
+                ),
+                {"n": ORDERS + 1, "now": NOW},
+            )
+            conn.execute(text("ANALYZE touchpoints"))
+    _fill(fresh, analysed=statistics != "none")
+    worker = "bench/0"
+    with fresh.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE touchpoints SET status = 'claimed', claimed_by = :worker "
+                "WHERE id BETWEEN 1 AND 3000"
+            ),
+            {"worker": worker},
+        )
+    sent = [Outcome.sent(n, f"m{n}", NOW) for n in range(1, 5)]
+    commit = wave_statement(
+        [(rows, also_from) for _, rows, also_from in outcome_rows(sent)],
+        range(5, 9),
+        worker=worker,
+        lease_until=NOW + timedelta(minutes=5),
+        dialect=fresh.dialect,
+    )
+    assert commit is not None
+    sql, values = commit
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", sql)))
+    prepared = re.sub(r"%\((\w+)\)s", lambda name: f"${names.index(name[1]) + 1}", sql)
+    with fresh.connect() as conn:
+        driver = conn.connection.dbapi_connection
+        with psycopg.ClientCursor(driver) as cursor:
+            cursor.execute("SET plan_cache_mode = force_generic_plan")
+            cursor.execute(f"PREPARE wave AS {prepared}".replace("%", "%%"))
+            arguments = ", ".join(f"%({name})s" for name in names)
+            cursor.execute(f"EXPLAIN (FORMAT JSON) EXECUTE wave({arguments})", values)
+            [[plan]] = cursor.fetchall()
+        conn.rollback()
+    nodes, todo = [], [plan[0]["Plan"]]
+    while todo:
+        node = todo.pop()
+        nodes.append(node)
+        todo += node.get("Plans", [])
     scanned = {n.get("Index Name") or n["Node Type"] for n in nodes if "Scan" in n["Node Type"]}
     assert scanned & {"Bitmap Heap Scan", "Index Scan"}
     assert scanned - {"Bitmap Heap Scan", "Index Scan", "CTE Scan"} == {"pk_touchpoints"}
