@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -210,21 +210,36 @@ def cached_key_checks(session: Session) -> Iterator[None]:
     prepared = driver.prepare_threshold
     driver.prepare_threshold = None
     # run by psycopg (``driver_statements``): three times per batch
-    rows_changed(connection, _FRESH_PLANS, {})
-    [(mode, _)] = fetch_all(connection, _AUTO_PLANS, {})
+    mode = plans_kept(connection, session_wide=False)
     try:
         yield
         # (after an error the caller rolls back, which puts the setting back)
-        fetch_all(connection, _PLANS_AS_BEFORE, {"mode": mode})
+        plans_back(connection, mode, session_wide=False)
     finally:
         driver.prepare_threshold = prepared
 
 
+def plans_kept(connection: Connection, *, session_wide: bool) -> str:
+    """On PostgreSQL: the plans ``connection`` kept dropped, and from now on those of
+    prepared statements kept as PostgreSQL's own ``plan_cache_mode = auto`` keeps them (a
+    generic plan once it is no dearer), until the transaction ends or, ``session_wide``,
+    until ``plans_back``. Returns the mode before, for ``plans_back``."""
+    rows_changed(connection, _FRESH_PLANS, {})
+    [(mode, _)] = fetch_all(connection, _AUTO_PLANS, {"local": not session_wide})
+    return str(mode)
+
+
+def plans_back(connection: Connection, mode: str, *, session_wide: bool) -> None:
+    """Put back the ``mode`` ``plans_kept`` returned, as widely as it was set."""
+    fetch_all(connection, _PLANS_AS_BEFORE, {"mode": mode, "local": not session_wide})
+
+
 _FRESH_PLANS = text("DISCARD PLANS")
+# set_config's third argument, ``local``: for the transaction only, or else the session
 _AUTO_PLANS = text(
-    "SELECT current_setting('plan_cache_mode'), set_config('plan_cache_mode', 'auto', true)"
+    "SELECT current_setting('plan_cache_mode'), set_config('plan_cache_mode', 'auto', :local)"
 )
-_PLANS_AS_BEFORE = text("SELECT set_config('plan_cache_mode', :mode, true)")
+_PLANS_AS_BEFORE = text("SELECT set_config('plan_cache_mode', :mode, :local)")
 
 
 def wait_for_database(engine: Engine, *, timeout: float, setting: str) -> None:

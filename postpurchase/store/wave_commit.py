@@ -28,12 +28,13 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, text
+from sqlalchemy import Connection, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 
 from postpurchase.store.claims import shared_and_own
-from postpurchase.store.driver_statements import fetch_all, plain, rows_changed, run_prepared
+from postpurchase.store.database import plans_back, plans_kept
+from postpurchase.store.driver_statements import plain, run_prepared
 from postpurchase.store.membership import array_literal
 from postpurchase.store.models import Touchpoint, TouchpointStatus
 
@@ -96,9 +97,7 @@ def keep_plans(connection: Connection) -> str:
     for the connection's life did. Other statements run meanwhile must not be prepared (see
     ``database.cached_key_checks``).
     """
-    rows_changed(connection, _FRESH_PLANS, {})
-    [(mode, _)] = fetch_all(connection, _KEPT_PLANS, {})
-    return str(mode)
+    return plans_kept(connection, session_wide=True)
 
 
 def plans_as_before(connection: Connection, mode: str) -> None:
@@ -106,17 +105,10 @@ def plans_as_before(connection: Connection, mode: str) -> None:
     once the pool rolls back). A connection this fails on is invalidated: the pool replaces
     it rather than give out one that keeps its plans."""
     try:
-        fetch_all(connection, _PLANS_AS_BEFORE, {"mode": mode})
+        plans_back(connection, mode, session_wide=True)
     except DBAPIError as exc:
         if not connection.invalidated:
             connection.invalidate(exc)
-
-
-_FRESH_PLANS = text("DISCARD PLANS")
-_KEPT_PLANS = text(
-    "SELECT current_setting('plan_cache_mode'), set_config('plan_cache_mode', 'auto', false)"
-)
-_PLANS_AS_BEFORE = text("SELECT set_config('plan_cache_mode', :mode, false)")
 
 
 def wave_statement(
