@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -61,6 +62,7 @@ from postpurchase.store.models import Touchpoint
 log = logging.getLogger(__name__)
 
 _RECORD_GROUP = 50  # outcomes decided without sending, recorded per commit
+_SWITCH_INTERVAL = 0.0005  # seconds a thread waiting for the interpreter lock waits at most
 
 
 @dataclass
@@ -113,9 +115,17 @@ class Dispatcher:
         # suits the one caller, the dispatch task (a process of its own, or one task at a
         # time in it), as it suits the drain (processing.drain).
         gc.freeze()
+        # The thread that commits a wave's marks (see _Sends) needs the interpreter lock for
+        # moments, before and after its wait for the database, while this thread renders:
+        # at the default switch interval (5 ms) it waited about two intervals to get it, as
+        # long as rendering a wave, and the chunk then waited for the commit all the same.
+        # Process-wide too, and put back when the chunk ends.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, _SWITCH_INTERVAL))
         try:
             return self._run_chunk(worker, ids)
         finally:
+            sys.setswitchinterval(interval)
             gc.unfreeze()
 
     def _run_chunk(self, worker: str, ids: Sequence[int]) -> dict[str, int]:

@@ -7,6 +7,7 @@ with events (the answer waits until the test lets it go), and time moves by inje
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -408,19 +409,24 @@ def test_a_waves_marks_are_committed_while_the_next_wave_renders(
     dispatcher.renderer = renderer = _NoticingRenderer(dispatcher.renderer, nth=3)
     commit = marking.ChunkWriter.commit
     seen = []  # per commit of marks: requests already sent, and whether the next wave rendered
+    intervals = []
 
     def commit_slowly(writer, mark):
         if mark:
             # the database flushing its log to disk: the chunk renders on meanwhile
             seen.append((len(fake_sendgrid.requests), renderer.reached.wait(timeout=5)))
+            intervals.append(sys.getswitchinterval())
         return commit(writer, mark)
 
     monkeypatch.setattr(marking.ChunkWriter, "commit", commit_slowly)
+    before = sys.getswitchinterval()
 
-    assert dispatcher.run_chunk("w", _claim(store, "w", NOW, timedelta(minutes=5))) == {
-        "sent": 3
-    }
+    assert dispatcher.run_chunk("w", _claim(store, "w", NOW, timedelta(minutes=5))) == {"sent": 3}
     # The first wave's marks waited for the third message to render (they were being
     # committed off the chunk's thread), and no message went out before its marks.
     assert seen == [(0, True), (2, True)]
     assert [r.status for r in _rows(store, ids)] == [TouchpointStatus.SENT] * 3
+    # meanwhile the marking thread got the interpreter lock sooner; the process's own
+    # switch interval is back once the chunk ended
+    assert max(intervals) < before / 5
+    assert sys.getswitchinterval() == before
