@@ -9,9 +9,9 @@ marks of the whole wave. Then each thread sends its own message. (A wave of emai
 sends at once from its own thread, see ``running._Sends``, passes its limiters and commits its
 marks on that thread, without ``MarkWave``.) The outcomes waiting to be
 recorded (answers, skips) go into the same commit, so a steady chunk commits about once per
-wave and no more. On PostgreSQL such a commit is one statement in autocommit (the marks and
-the outcomes as updates in its CTEs: one round trip, where BEGIN, a statement per kind of
-outcome, the marks and COMMIT were four or more), handed to psycopg as SQL written once
+wave and no more. On PostgreSQL such a commit is one statement in autocommit (one UPDATE of
+the marked rows and those with an outcome: one round trip, where BEGIN, a statement per kind
+of outcome, the marks and COMMIT were four or more), handed to psycopg as SQL written once
 (``store.wave_commit``) and planned once per chunk; one that renews the lease or records an
 opt-out is still a transaction of a statement per step, as every commit is on SQLite.
 

@@ -3,6 +3,7 @@ about its own row."""
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +18,7 @@ from postpurchase.dispatch.sending import ChunkLease
 from postpurchase.store.claims import claim_due_touchpoints
 from postpurchase.store.database import engine_of, transaction
 from postpurchase.store.models import Channel, Touchpoint, TouchpointStatus
+from postpurchase.store.wave_commit import wave_statement
 
 NOW = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -287,13 +289,17 @@ def test_on_postgresql_a_chunk_keeps_its_wave_commits_plan_for_itself_alone(stor
             now[0] += LEASE / 3
         assert MarkWave(writer, 1).mark(tp_id) is True
     given_back = []
+    marks = wave_statement([], ids[:1], worker="w", lease_until=NOW, dialect=engine.dialect)
+    assert marks is not None
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", marks[0])))
+    prepared = re.sub(r"%\((\w+)\)s", lambda name: f"${names.index(name[1]) + 1}", marks[0])
 
     def look(dbapi_conn, _record):
         with dbapi_conn.cursor() as cursor:
             cursor.execute(
-                "SELECT current_setting('plan_cache_mode'), statement LIKE 'WITH %%', "
+                "SELECT current_setting('plan_cache_mode'), statement = %s, "
                 "generic_plans FROM pg_prepared_statements WHERE statement LIKE %s",
-                ["%UPDATE touchpoints%"],
+                [prepared, "%UPDATE touchpoints%"],
             )
             given_back.extend(cursor.fetchall())
         dbapi_conn.rollback()
