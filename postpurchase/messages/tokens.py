@@ -158,7 +158,14 @@ def sign_fields(key: bytes, code: str, fields: list[str]) -> str:
     """
     if code in _PURPOSE_CODES:
         raise ValueError(f"code {code!r} belongs to {_PURPOSE_CODES[code]} links")
-    return _token(key, ".".join([code, *fields]).encode())
+    return sign_joined(key, ".".join([code, *fields]))
+
+
+def sign_joined(key: bytes, payload: str) -> str:
+    """``sign_fields(key, code, fields)`` for ``payload``, the code and the fields already
+    joined with dots: a message signs a link per destination, and joins the fields that
+    are the same for all of them once. The code is the caller's to check (see above)."""
+    return _token(key, payload.encode())
 
 
 def verify_fields(key: bytes, token: str, code: str, count: int) -> list[str]:

@@ -29,7 +29,7 @@ from postpurchase import feedback
 from postpurchase.exceptions import InvalidInput
 from postpurchase.messages.rendering import RenderedEmail, RenderedSms
 from postpurchase.messages.sms_segments import count_segments
-from postpurchase.messages.tokens import sign_fields, verify_fields
+from postpurchase.messages.tokens import sign_fields, sign_joined, verify_fields
 from postpurchase.store.models import Touchpoint
 
 _CODE = "c"
@@ -88,6 +88,11 @@ def _web(url: str) -> bool:
         # under NFKC normalisation): shop data can hold one, and it is no link to follow
         return False
     return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+# ``_web`` for the links of messages: the same shop addresses come back in every message,
+# each told apart once (``read_click`` splits what a click brings, kept out of this cache).
+_web_link = lru_cache(maxsize=1024)(_web)
 
 
 def _href_urls(document: str, own: str) -> list[tuple[int, int, str]]:
@@ -160,7 +165,9 @@ def _bare_pattern(own: str) -> re.Pattern[str]:
     head, _, tail = own.partition("://")
     own_bare = ""
     if re.fullmatch(rf"[Hh](?i:ttps?)://{_URL_CHARS}+", own):
-        own_bare = rf"(?<={re.escape(head)}://){re.escape(tail)}{_URL_CHARS}*|"
+        # what signed tokens and paths are made of first: a set of ASCII characters is
+        # read from a smaller table than _URL_CHARS (the match ends where it would)
+        own_bare = rf"(?<={re.escape(head)}://){re.escape(tail)}[-./0-9A-Z_a-z]*{_URL_CHARS}*|"
     return re.compile(rf"://(?:{own_bare}{_BARE_SCHEME}({_URL_CHARS}+))")
 
 
@@ -186,6 +193,15 @@ def _replaced(text: str, spans: list[tuple[int, int, str | None]]) -> str:
     return "".join((*pieces, text[kept:])) if pieces else text
 
 
+@lru_cache(maxsize=16)
+def _bases(base_url: str) -> tuple[str, str, str]:
+    """For a ``public_base_url``: what our own links start with, and what click links start
+    with, as text and as written in HTML."""
+    base = base_url.rstrip("/")
+    click = f"{base}/c/"
+    return base + "/", click, html.escape(click)
+
+
 def track_links(
     rendered: RenderedEmail | RenderedSms, *, key: bytes, base_url: str, touchpoint_id: int
 ) -> RenderedEmail | RenderedSms:
@@ -195,12 +211,11 @@ def track_links(
     HTML and the text part is one link. An SMS gets its segments counted again. Each part is
     read once: the links found are replaced where they were found.
     """
-    base = base_url.rstrip("/")
-    own = base + "/"
+    own, click, click_in_html = _bases(base_url)
 
     def outside(url: str) -> bool:
         # our own links first (those the patterns could not leave out): a prefix test costs less
-        return not url.startswith(own) and _web(url)
+        return not url.startswith(own) and _web_link(url)
 
     hrefs: list[tuple[int, int, str]] = []
     if isinstance(rendered, RenderedEmail):
@@ -212,20 +227,26 @@ def track_links(
     order = list(dict.fromkeys(url for url in found if outside(url)))
     if not order:
         return rendered
-    links = {
-        url: f"{base}/c/" + click_token(key, Click(touchpoint_id, n, len(order), url))
-        for n, url in enumerate(order)
-    }
+    # click_token's payload, the fields every link of the message shares joined once
+    first, counted = f"{_CODE}.{touchpoint_id}.", f".{len(order)}."
+    tokens = {url: sign_joined(key, f"{first}{n}{counted}{url}") for n, url in enumerate(order)}
 
     def in_text(text: str) -> str:
         # the URL's own part of the match: trailing punctuation stays as it was
-        return _replaced(text, [(start, start + len(url), links.get(url)) for start, url in bare])
+        return _replaced(
+            text,
+            [
+                (start, start + len(url), click + tokens[url] if url in tokens else None)
+                for start, url in bare
+            ],
+        )
 
     if isinstance(rendered, RenderedEmail):
         html_part = _replaced(
             rendered.html,
             [
-                (start, end, html.escape(links[url]) if url in links else None)
+                # a token has nothing to escape: only the address before it
+                (start, end, click_in_html + tokens[url] if url in tokens else None)
                 for start, end, url in hrefs
             ],
         )

@@ -13,6 +13,7 @@ from postpurchase.messages.tokens import (
     _keyed,
     sign,
     sign_fields,
+    sign_joined,
     sign_score,
     signing_key,
     signing_keys,
@@ -49,6 +50,7 @@ def test_tokens_are_the_standard_hmac_of_their_payload(key):
     assert sign_fields(key, "c", ["9", "0", "2", url]) == _reference_token(
         key, f"c.9.0.2.{url}".encode()
     )
+    assert sign_joined(key, f"c.9.0.2.{url}") == sign_fields(key, "c", ["9", "0", "2", url])
     # every length of payload modulo 3: base64 padding of 0, 1 and 2 characters stripped
     for size in range(1, 7):
         claim = LinkClaim("rewards", int("1" * size), 1)
