@@ -47,6 +47,9 @@ def send_message(
     """Hand one rendered message to its shop's provider (retrying what may be retried) and
     say how its row ends; never raises. ``first``: what a first attempt made elsewhere
     returned or raised (a wave sent together)."""
+    if isinstance(first, str) and policy.send_attempts > 0:
+        # The first try, made elsewhere, was accepted: what send_with_retries would return.
+        return Outcome.sent(pending.touchpoint_id, first, clock())
     rendered = pending.rendered
     email, sms = pending.shop.email, pending.shop.sms
     try:
