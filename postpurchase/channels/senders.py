@@ -64,8 +64,7 @@ class EmailFlight(Protocol):
 @runtime_checkable
 class WaveEmailSender(EmailSender, Protocol):
     """An email sender that can also send many emails at once from one thread (when
-    ``sends_at_once``), their answers read later on that thread or on another once the
-    first is done with the flight (one thread at a time)."""
+    ``sends_at_once``), their answers read later on that thread."""
 
     @property
     def sends_at_once(self) -> bool: ...

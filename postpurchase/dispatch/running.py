@@ -26,11 +26,10 @@ from __future__ import annotations
 
 import gc
 import logging
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -62,7 +61,6 @@ from postpurchase.store.models import Touchpoint
 log = logging.getLogger(__name__)
 
 _RECORD_GROUP = 50  # outcomes decided without sending, recorded per commit
-_SWITCH_INTERVAL = 0.0005  # seconds a thread waiting for the interpreter lock waits at most
 
 
 @dataclass
@@ -115,17 +113,9 @@ class Dispatcher:
         # suits the one caller, the dispatch task (a process of its own, or one task at a
         # time in it), as it suits the drain (processing.drain).
         gc.freeze()
-        # The thread that commits a wave's marks (see _Sends) needs the interpreter lock for
-        # moments, before and after its wait for the database, while this thread renders:
-        # at the default switch interval (5 ms) it waited about two intervals to get it, as
-        # long as rendering a wave, and the chunk then waited for the commit all the same.
-        # Process-wide too, and put back when the chunk ends.
-        interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(interval, _SWITCH_INTERVAL))
         try:
             return self._run_chunk(worker, ids)
         finally:
-            sys.setswitchinterval(interval)
             gc.unfreeze()
 
     def _run_chunk(self, worker: str, ids: Sequence[int]) -> dict[str, int]:
@@ -242,18 +232,15 @@ class _Sends:
     """A chunk's sends in flight: waves of messages, answers taken back.
 
     A wave of plain emails through a sender that can send them at once
-    (``WaveEmailSender.sends_at_once``: SendGrid over its pool) passes its rate limiters on the
-    chunk's own thread; then one thread of its own commits the wave's marks and writes its
-    requests while the chunk renders the next wave, and the chunk's thread reads the answers
-    once that wave is ready. The commit waits for the database to flush its log to disk (on a
-    local disk about as long as rendering half a wave): made on the chunk's thread, it left a
-    worker idle for about a third of its time. With a sending thread per message a worker's
-    threads slept and woke about 7.5 times per message, mostly queueing for the interpreter
-    lock; sent at once, 0.1, and a worker spends a sixth less CPU per message (1.6 ms instead
-    of 1.9 on a loaded machine), the fake SendGrid a tenth less (benchmarks.dispatch: 2
-    workers, PostgreSQL). Any other wave (SMS, mixed senders) goes to ``pool``, one message per
-    thread, as do the retries of an email whose first try failed for a while (they wait between
-    tries).
+    (``WaveEmailSender.sends_at_once``: SendGrid over its pool) goes out from the chunk's own
+    thread: each message passes its rate limiter, the marks are committed, the requests are
+    written, and the answers are read when the next wave is ready (the chunk renders it
+    meanwhile). With a sending thread per message a worker's threads slept and woke about 7.5
+    times per message, mostly queueing for the interpreter lock; sent at once, 0.1, and a
+    worker spends a sixth less CPU per message (1.6 ms instead of 1.9 on a loaded machine),
+    the fake SendGrid a tenth less (benchmarks.dispatch: 2 workers, PostgreSQL). Any other
+    wave (SMS, mixed senders) goes to ``pool``, one message per thread, as do the retries of
+    an email whose first try failed for a while (they wait between tries).
 
     Each thread puts its answer (or what it raised) on a queue the chunk's thread reads:
     waiting on the sends' futures cost a waiter installed on each of them per look.
@@ -275,9 +262,6 @@ class _Sends:
         self._in_flight = 0  # messages on the threads
         self._answers: SimpleQueue[tuple[Outcome | None, BaseException | None]] = SimpleQueue()
         self._flight: tuple[EmailFlight, list[Pending]] | None = None  # sent at once
-        # The wave being marked and written on the marking thread, and that thread.
-        self._marking: Future[tuple[EmailFlight, list[Pending]] | None] | None = None
-        self._marker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wave-marks")
 
     def launch(self, ready: list[Pending]) -> None:
         """Send the first of ``ready`` (taken off it) as one wave, once every answer of the
@@ -309,22 +293,13 @@ class _Sends:
                 self._writer.record()
 
     def close(self) -> None:
-        """Drop the answers still to come of the wave sent at once (the chunk failed), once
-        its marks and requests are made."""
-        if self._marking is not None:
-            marking, self._marking = self._marking, None
-            try:
-                self._flight = marking.result()
-            except BaseException:  # raised already, or the chunk fails anyway
-                pass
-        self._marker.shutdown()
+        """Drop the answers still to come of the wave sent at once (the chunk failed)."""
         if self._flight is not None:
             self._flight[0].close()
             self._flight = None
 
     def _start(self, wave: list[Pending], sender: WaveEmailSender) -> None:
-        """Send ``wave`` at once: its limiters here, then its marks and requests on the
-        marking thread."""
+        """Send ``wave`` at once from this thread: limiters, marks, then the requests."""
         admitted = []
         for pending in wave:
             refused = self._dispatcher.admit(pending)
@@ -332,27 +307,17 @@ class _Sends:
                 admitted.append(pending)
             else:
                 self._writer.add([refused])
-        if admitted:
-            self._marking = self._marker.submit(self._mark_and_send, admitted, sender)
-
-    def _mark_and_send(
-        self, admitted: list[Pending], sender: WaveEmailSender
-    ) -> tuple[EmailFlight, list[Pending]] | None:
-        """On the marking thread: commit the marks (with the outcomes waiting), then write
-        the requests of the messages marked. Their answers are read on the chunk's thread."""
+        if not admitted:
+            return
         marked = self._writer.commit([p.touchpoint_id for p in admitted])
         going = [p for p in admitted if p.touchpoint_id in marked]
-        if not going:
-            return None
-        return sender.start_emails([outgoing_email(p) for p in going]), going
+        if going:
+            flight = sender.start_emails([outgoing_email(p) for p in going])
+            self._flight = (flight, going)
 
     def _land(self) -> None:
-        """Read the answers of the wave sent at once (once it is marked and written, raising
-        what that raised); what is to be retried goes to a thread. When none came for a
-        while, record what waits and renew the lease if due."""
-        if self._marking is not None:
-            marking, self._marking = self._marking, None
-            self._flight = marking.result()
+        """Read the answers of the wave sent at once; what is to be retried goes to a
+        thread. When none came for a while, record what waits and renew the lease if due."""
         if self._flight is None:
             return
         flight, going = self._flight

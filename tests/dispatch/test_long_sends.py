@@ -7,7 +7,6 @@ with events (the answer waits until the test lets it go), and time moves by inje
 from __future__ import annotations
 
 import socket
-import sys
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -379,54 +378,3 @@ def test_a_chunk_that_waited_since_its_claim_renews_its_rows_first(
     with _renewals(store) as renewals:
         assert dispatcher.run_chunk("run-1/0", chunk) == {"sent": 2}
     assert len(renewals) == 1
-
-
-class _NoticingRenderer:
-    """The test renderer, telling when the ``nth`` message starts rendering."""
-
-    def __init__(self, renderer, nth: int) -> None:
-        self._renderer = renderer
-        self._nth = nth
-        self.calls = 0
-        self.reached = threading.Event()
-
-    def render(self, *args, **kwargs):
-        self.calls += 1
-        if self.calls == self._nth:
-            self.reached.set()
-        return self._renderer.render(*args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._renderer, name)
-
-
-def test_a_waves_marks_are_committed_while_the_next_wave_renders(
-    store, make_dispatcher, fake_sendgrid, monkeypatch
-):
-    ids = _due(store, *[Channel.EMAIL] * 3)
-    dispatcher = make_dispatcher(NOW)
-    dispatcher.send_concurrency = 2  # waves of two emails: the first two, then the third
-    dispatcher.renderer = renderer = _NoticingRenderer(dispatcher.renderer, nth=3)
-    commit = marking.ChunkWriter.commit
-    seen = []  # per commit of marks: requests already sent, and whether the next wave rendered
-    intervals = []
-
-    def commit_slowly(writer, mark):
-        if mark:
-            # the database flushing its log to disk: the chunk renders on meanwhile
-            seen.append((len(fake_sendgrid.requests), renderer.reached.wait(timeout=5)))
-            intervals.append(sys.getswitchinterval())
-        return commit(writer, mark)
-
-    monkeypatch.setattr(marking.ChunkWriter, "commit", commit_slowly)
-    before = sys.getswitchinterval()
-
-    assert dispatcher.run_chunk("w", _claim(store, "w", NOW, timedelta(minutes=5))) == {"sent": 3}
-    # The first wave's marks waited for the third message to render (they were being
-    # committed off the chunk's thread), and no message went out before its marks.
-    assert seen == [(0, True), (2, True)]
-    assert [r.status for r in _rows(store, ids)] == [TouchpointStatus.SENT] * 3
-    # meanwhile the marking thread got the interpreter lock sooner; the process's own
-    # switch interval is back once the chunk ended
-    assert max(intervals) < before / 5
-    assert sys.getswitchinterval() == before
