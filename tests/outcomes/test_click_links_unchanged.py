@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from postpurchase.messages.context import LoyaltyFigures, sample_context
-from postpurchase.messages.rendering import RenderedEmail, RenderedSms
+from postpurchase.messages.rendering import DEFAULT_TEMPLATES_DIR, RenderedEmail, RenderedSms
 from postpurchase.messages.sms_segments import count_segments
 from postpurchase.outcomes import clicks
 from postpurchase.outcomes.clicks import Click, click_token, read_click, track_links
@@ -33,18 +33,12 @@ BASES = [
     "https://hooks.example.com/a&b",  # escaped in HTML, and not told apart by the patterns
     "https://hooks.example.com/pp?x=1",
 ]
-CAMPAIGNS = [
-    "delivery_checkin",
-    "setup_tips",
-    "review_request",
-    "nps_survey",
-    "service_recovery",
-    "points_earned",
-    "vip_welcome",
-    "win_back",
-    "reward_issued",
-    "points_expiring",
-]
+# Every shipped campaign's templates (the localised ones are chosen by the context's locale).
+CAMPAIGNS = sorted(
+    path.name.removesuffix(".subject.j2")
+    for path in (DEFAULT_TEMPLATES_DIR / "email").glob("*.subject.j2")
+    if path.name.count(".") == 2
+)
 
 
 def _order(first_name: str | None, locale: str, *lines: dict) -> dict:
