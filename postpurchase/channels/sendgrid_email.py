@@ -199,12 +199,11 @@ class _EmailFlight:
             if isinstance(answer, Exception):
                 yield index, self._sender._failure(answer)
                 continue
-            if answer.status >= 400:  # else the SDK's client gives the answer back as it is
-                try:
-                    client.response(self._request, answer)
-                except Exception as exc:  # the SDK's error for the status
-                    yield index, self._sender._failure(exc)
-                    continue
+            try:
+                client.response(self._request, answer)
+            except Exception as exc:  # the SDK's error for a status >= 400
+                yield index, self._sender._failure(exc)
+                continue
             outcome: str | Exception
             try:
                 # The status and headers the SDK's Response of the answer gives: building one
