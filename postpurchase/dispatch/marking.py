@@ -33,7 +33,7 @@ from sqlalchemy import Connection
 from postpurchase.dispatch.outcomes import Outcome
 from postpurchase.dispatch.sending import ChunkLease, outcome_rows, record_outcomes
 from postpurchase.store.claims import mark_sending_many
-from postpurchase.store.database import SessionFactory, engine_of
+from postpurchase.store.database import SessionFactory, engine_of, unprepared
 from postpurchase.store.wave_commit import keep_plans, plans_as_before, release_and_mark
 
 
@@ -160,14 +160,8 @@ class ChunkWriter:
         if self._plans_before is None:
             yield
             return
-        driver = connection.connection.dbapi_connection
-        assert driver is not None
-        prepared = driver.prepare_threshold
-        driver.prepare_threshold = None
-        try:
+        with unprepared(connection):
             yield
-        finally:
-            driver.prepare_threshold = prepared
 
     def _autocommit(self, connection: Connection, on: bool) -> None:
         if self._autocommitting != on:

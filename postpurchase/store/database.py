@@ -205,16 +205,25 @@ def cached_key_checks(session: Session) -> Iterator[None]:
         yield
         return
     connection = session.connection()
+    with unprepared(connection):
+        # run by psycopg (``driver_statements``): three times per batch
+        mode = plans_kept(connection, session_wide=False)
+        yield
+        # (after an error the caller rolls back, which puts the setting back)
+        plans_back(connection, mode, session_wide=False)
+
+
+@contextmanager
+def unprepared(connection: Connection) -> Iterator[None]:
+    """Inside, psycopg prepares no statement on ``connection`` (PostgreSQL): each is planned
+    at each run, none gets a plan kept while the connection keeps its plans (``plans_kept``).
+    """
     driver = connection.connection.dbapi_connection
     assert driver is not None
     prepared = driver.prepare_threshold
     driver.prepare_threshold = None
-    # run by psycopg (``driver_statements``): three times per batch
-    mode = plans_kept(connection, session_wide=False)
     try:
         yield
-        # (after an error the caller rolls back, which puts the setting back)
-        plans_back(connection, mode, session_wide=False)
     finally:
         driver.prepare_threshold = prepared
 
