@@ -27,13 +27,11 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Table,
-    Text,
     Update,
     and_,
     bindparam,
     cast,
     func,
-    literal,
     or_,
     select,
     type_coerce,
@@ -49,12 +47,15 @@ from postpurchase.store.models import (
     Touchpoint,
     TouchpointStatus,
 )
-from postpurchase.store.sort_setting import WITHOUT_SORT, restoring_sort
+from postpurchase.store.planner_settings import restoring, without
 
 _TABLE: Table = Touchpoint.__table__  # type: ignore[assignment]
 # The statuses a worker holds a row in (and may release it from).
 _HELD = (TouchpointStatus.CLAIMED, TouchpointStatus.SENDING)
 _GIVEN_UP = "dispatch did not finish within the claim lease, {n} time(s)"
+# A claim's steps walk ix_touchpoints_due with these off on PostgreSQL (``planner_settings``).
+_WALKED_WITHOUT = ("enable_sort", "enable_bitmapscan")
+_WALKS = without(*_WALKED_WITHOUT)
 
 _SENDING_LOST = (
     "the dispatcher stopped while handing the message to the provider: it may or may not "
@@ -76,6 +77,12 @@ def claim_due_touchpoints(
 
     First, ``sending`` rows whose lease ran out become ``unknown`` (see the module doc).
     """
+    # On PostgreSQL each step walks ix_touchpoints_due, without sorting or bitmap scans
+    # (``planner_settings``); the last claim puts the settings back.
+    settings: dict[str, Any] = {}
+    if session.get_bind().dialect.name == "postgresql":
+        [before] = session.execute(_WALKS).all()  # each setting as it was, then 'off's
+        settings = dict(zip(_WALKED_WITHOUT, before[: len(_WALKED_WITHOUT)], strict=True))
     session.execute(
         update(Touchpoint)
         .where(Touchpoint.status == TouchpointStatus.SENDING, Touchpoint.lease_until < now)
@@ -86,7 +93,7 @@ def claim_due_touchpoints(
     # A paused campaign's touchpoints wait, unclaimed, until it is resumed (outcomes/guard.py).
     paused = select(CampaignPause.campaign_id).where(CampaignPause.resumed_at.is_(None))
     due = and_(due, Touchpoint.campaign_id.not_in(paused))
-    return _claim(session, due, worker, now, limit, lease, max_attempts)
+    return _claim(session, due, worker, now, limit, lease, max_attempts, settings)
 
 
 def mark_sending(
@@ -283,8 +290,10 @@ def _claim(
     limit: int,
     lease: timedelta,
     max_attempts: int,
+    settings: dict[str, Any],
 ) -> list[int]:
-    """Claim due touchpoints; the claimed rows' ids, in order."""
+    """Claim due touchpoints; the claimed rows' ids, in order. ``settings``: on PostgreSQL,
+    the planner's settings as they were before the claim, put back by its last statement."""
     expired = and_(status_is(Touchpoint, TouchpointStatus.CLAIMED), Touchpoint.lease_until < now)
     ready = and_(status_is(Touchpoint, TouchpointStatus.PLANNED), due)
     session.execute(
@@ -298,30 +307,27 @@ def _claim(
         .execution_options(synchronize_session=False)
     )
     claimed: list[int] = []
-    on_postgresql = session.get_bind().dialect.name == "postgresql"
     # Rows whose lease ran out go first: they have waited longest. One query per condition,
-    # each walking its own index: one query with an OR of the two made PostgreSQL visit every
-    # row that was ever claimed, on each claim. Due rows go longest overdue first, in the
-    # order of ``ix_touchpoints_due``: walked without sorting (``sort_setting``), a claim
-    # stops at its limit; sorted, every claim fetched and sorted all the due rows (27 of 40 ms
-    # for a claim of 500 among 50,000 due, on tables without statistics).
-    for condition, order, unsorted in (
-        (and_(expired, Touchpoint.attempts < max_attempts), Touchpoint.id, False),
-        (ready, Touchpoint.due_at, True),
-    ):
+    # each walking its own part of ``ix_touchpoints_due`` in order, longest overdue first:
+    # one query with an OR of the two made PostgreSQL visit every row that was ever
+    # claimed, on each claim. Walked without sorting, a claim stops at its limit; sorted,
+    # every claim fetched and sorted all the due rows (27 of 40 ms for a claim of 500 among
+    # 50,000 due, on tables without statistics).
+    on_postgresql = session.get_bind().dialect.name == "postgresql"
+    for condition in (and_(expired, Touchpoint.attempts < max_attempts), ready):
         if len(claimed) >= limit:
             break
-        candidates = select(Touchpoint.id).where(condition).order_by(order)
+        candidates = select(Touchpoint.id).where(condition).order_by(Touchpoint.due_at)
         candidates = candidates.limit(limit - len(claimed))
-        restoring: list[ColumnElement[bool]] = []
+        last: list[ColumnElement[bool]] = []
         if on_postgresql:
             candidates = candidates.with_for_update(skip_locked=True)
-            if unsorted:
-                [(previous, _)] = session.execute(WITHOUT_SORT).all()
-                restoring.append(restoring_sort(literal(previous, Text)))
+            if condition is ready:  # the last statement: it puts the settings back
+                last.append(restoring(settings))
+                settings = {}
         claimed += session.scalars(
             update(Touchpoint)
-            .where(Touchpoint.id.in_(candidates.scalar_subquery()), *restoring)
+            .where(Touchpoint.id.in_(candidates.scalar_subquery()), *last)
             .values(
                 status=TouchpointStatus.CLAIMED,
                 claimed_by=worker,
@@ -331,6 +337,8 @@ def _claim(
             .returning(Touchpoint.id)
             .execution_options(synchronize_session=False)
         )
+    if settings:  # rows whose lease ran out filled the claim: no claim of the ready rows
+        session.execute(select(restoring(settings)))
     return sorted(claimed)
 
 

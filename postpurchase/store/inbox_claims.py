@@ -44,7 +44,7 @@ from postpurchase.store.claims import status_is
 from postpurchase.store.driver_statements import fetch_all
 from postpurchase.store.membership import among_parameter, array_literal
 from postpurchase.store.models import ClaimStatus, InboxEvent
-from postpurchase.store.sort_setting import WITHOUT_SORT, restoring_sort
+from postpurchase.store.planner_settings import WITHOUT_SORT, restoring_sort
 
 # The claim is built on the table: it returns plain rows, and SQLAlchemy's ORM execution path
 # added client time to each claim for nothing.

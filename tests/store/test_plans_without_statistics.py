@@ -66,7 +66,7 @@ from postpurchase.store.inbox_claims import (
 )
 from postpurchase.store.membership import among, array_literal, keys_among
 from postpurchase.store.models import Base, Channel, Customer, Order
-from postpurchase.store.sort_setting import WITHOUT_SORT
+from postpurchase.store.planner_settings import WITHOUT_SORT
 from postpurchase.store.statements import _json_update, update_by_id
 from postpurchase.store.wave_commit import wave_statement
 
@@ -240,7 +240,7 @@ def test_the_dispatch_claim_walks_the_due_index_and_stops_at_its_limit(fresh):
         ids = claim_due_touchpoints(
             session, worker="w", now=everything_due, limit=500, lease=timedelta(minutes=5)
         )
-        assert session.execute(text("SHOW enable_sort")).scalar_one() == "on"
+        assert _planner_settings(session) == ("on", "on")
     # the five touchpoints of each of the first hundred orders, due a minute apart
     assert ids == sorted(order + ORDERS * n for n in range(5) for order in range(1, 101))
 
@@ -249,7 +249,7 @@ def test_the_dispatch_claim_walks_the_due_index_and_stops_at_its_limit(fresh):
         for s in sent
         if s[0].startswith("UPDATE touchpoints SET status=")
         and "claimed_by" in s[0]
-        and "due_at" in s[0]
+        and "touchpoints.due_at <=" in s[0]
     ]
     nodes = _plan_nodes(fresh, *claim, before=sent[: sent.index(claim)])
     kinds = [node["Node Type"] for node in nodes]
@@ -258,6 +258,70 @@ def test_the_dispatch_claim_walks_the_due_index_and_stops_at_its_limit(fresh):
     walks = [n for n in nodes if n.get("Index Name") == "ix_touchpoints_due"]
     assert [n["Node Type"] for n in walks] == ["Index Scan"]
     assert "Limit" in kinds
+
+
+def _planner_settings(session: Any) -> tuple[str, str]:
+    return tuple(
+        session.execute(
+            text("SELECT current_setting('enable_sort'), current_setting('enable_bitmapscan')")
+        ).one()
+    )
+
+
+def test_the_dispatch_claim_walks_the_due_index_for_rows_whose_lease_ran_out(fresh):
+    """Before claiming, a dispatch claim looks for ``sending`` rows whose lease ran out,
+    claimed rows that ran out too often, and claimed rows that ran out: each a plain walk of
+    their part of ``ix_touchpoints_due``, which marks the entries dead rows left as it passes
+    them (a bitmap scan read every claimed and sending entry any send ever left, at every
+    claim, until VACUUM). The claim of rows whose lease ran out stops at its limit."""
+    _fill(fresh)
+    with fresh.begin() as conn:
+        for status in ("claimed", "sending", "sent"):  # sent, a claimed and a sending entry left
+            conn.execute(text(f"UPDATE touchpoints SET status = '{status}' WHERE id <= 6000"))
+        conn.execute(  # held by a worker that died
+            text(
+                "UPDATE touchpoints SET status = 'claimed', claimed_by = 'dead', "
+                "lease_until = :ran_out, attempts = 1 WHERE id > 6000 AND id <= 6010"
+            ),
+            {"ran_out": NOW - timedelta(minutes=1)},
+        )
+    store = session_factory(fresh)
+    with statements_sent_with_parameters(fresh, _every) as sent, transaction(store) as session:
+        ids = claim_due_touchpoints(
+            session, worker="w", now=NOW, limit=500, lease=timedelta(minutes=5)
+        )
+        assert _planner_settings(session) == ("on", "on")
+    assert ids == list(range(6001, 6011))  # taken back; nothing else is due yet
+
+    looks = [s for s in sent if s[0].startswith("UPDATE touchpoints") and "lease_until <" in s[0]]
+    assert len(looks) == 3  # sending run out, claimed given up, claimed taken back
+    for statement in looks:
+        nodes = _plan_nodes(fresh, *statement, before=sent[: sent.index(statement)])
+        kinds = [node["Node Type"] for node in nodes]
+        assert "Bitmap Heap Scan" not in kinds and "Seq Scan" not in kinds
+        assert "Sort" not in kinds
+        walks = [n for n in nodes if n.get("Index Name") == "ix_touchpoints_due"]
+        assert [n["Node Type"] for n in walks] == ["Index Scan"]
+
+
+def test_a_dispatch_claim_filled_by_rows_whose_lease_ran_out_puts_the_settings_back(fresh):
+    _fill(fresh)
+    with fresh.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE touchpoints SET status = 'claimed', claimed_by = 'dead', "
+                "lease_until = :ran_out, attempts = 1 WHERE id <= 20"
+            ),
+            {"ran_out": NOW - timedelta(minutes=1)},
+        )
+    store = session_factory(fresh)
+    everything_due = NOW + timedelta(minutes=ORDERS + 1)
+    with transaction(store) as session:
+        ids = claim_due_touchpoints(
+            session, worker="w", now=everything_due, limit=10, lease=timedelta(minutes=5)
+        )
+        assert _planner_settings(session) == ("on", "on")
+    assert len(ids) == 10 and max(ids) <= 20  # only rows whose lease ran out
 
 
 @pytest.mark.parametrize(
