@@ -44,7 +44,7 @@ from postpurchase.store.claims import status_is
 from postpurchase.store.driver_statements import fetch_all
 from postpurchase.store.membership import among_parameter, array_literal
 from postpurchase.store.models import ClaimStatus, InboxEvent
-from postpurchase.store.planner_settings import WITHOUT_SORT, restoring_sort
+from postpurchase.store.planner_settings import WITHOUT_SORT, restoring
 
 # The claim is built on the table: it returns plain rows, and SQLAlchemy's ORM execution path
 # added client time to each claim for nothing.
@@ -120,7 +120,7 @@ def claim_statement(dialect: str, *, after: bool, only: bool) -> Any:
     if only:
         candidates = candidates.where(among_parameter(dialect, inbox.id, "only"))
     candidates = candidates.order_by(inbox.id).limit(bindparam("limit", type_=Integer))
-    restoring: list[ColumnElement[bool]] = []
+    last: list[ColumnElement[bool]] = []  # the claim puts the sort setting back
     # The payload as the UTF-8 bytes of its JSON, which pydantic reads as they are: as text,
     # the driver decoded each payload into a str that pydantic then encoded back to UTF-8,
     # both slow for a payload with a character outside ASCII (a name, a street), which most
@@ -128,11 +128,11 @@ def claim_statement(dialect: str, *, after: bool, only: bool) -> Any:
     payload: ColumnElement[bytes] = cast(inbox.payload, LargeBinary)
     if dialect == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
-        restoring.append(restoring_sort(bindparam("previous_sort", type_=Text)))
+        last.append(restoring({"enable_sort": bindparam("previous_sort", type_=Text)}))
         payload = func.convert_to(cast(inbox.payload, Text), "UTF8", type_=LargeBinary)
     return (
         update(_INBOX)
-        .where(inbox.id.in_(candidates.scalar_subquery()), *restoring)
+        .where(inbox.id.in_(candidates.scalar_subquery()), *last)
         .values(
             status=ClaimStatus.DONE,
             claimed_by=bindparam("worker", type_=inbox.claimed_by.type),

@@ -47,8 +47,3 @@ def restoring(previous: Mapping[str, Any]) -> ColumnElement[bool]:
         func.concat(*(func.set_config(name, value, True) for name, value in previous.items()))
     ).scalar_subquery()
     return restore.is_not(None)
-
-
-def restoring_sort(previous: Any) -> ColumnElement[bool]:
-    """``restoring`` of the sort setting ``WITHOUT_SORT`` gave."""
-    return restoring({"enable_sort": previous})
