@@ -91,6 +91,10 @@ class DispatchFigures:
     def cpu_ms(self) -> dict[str, float]:
         return self.meter.per_item_ms(self.sent)
 
+    def wall_ratio(self) -> float:
+        """The end-to-end rate over the ceiling's, measured in the same run."""
+        return self.per_second / self.render_per_second
+
     def cpu_ratio(self) -> float:
         """The end-to-end rate over the ceiling's, from CPU per message, on an idle machine:
         ``min(workers, cores)`` cores for workers and fake, one core for the ceiling."""
@@ -321,18 +325,13 @@ def _worker(url: str, host: str, n: int) -> tuple[int, float, float, float, floa
     return sent, peak_mb, time.process_time() - cpu, started, time.time()
 
 
-def wall_ratio(figures: DispatchFigures) -> float:
-    """The end-to-end rate over the ceiling's, measured in the same run."""
-    return figures.per_second / figures.render_per_second
-
-
 def markdown(runs: list[DispatchFigures]) -> str:
     """The BENCHMARKS.md section: the median run (by the CPU figures) in full, every run's
     ratios after it."""
     figures = sorted(runs, key=DispatchFigures.cpu_ratio)[len(runs) // 2]
     cpu = figures.cpu_ms()
     before, after = figures.render_rounds_cpu_ms
-    ratio = wall_ratio(figures)
+    ratio = figures.wall_ratio()
     cores = min(figures.workers, os.cpu_count() or 1)
     command = rerun_command(
         "benchmarks.dispatch",
@@ -405,7 +404,7 @@ def _every_run(runs: list[DispatchFigures]) -> list[str]:
         lines.append(
             f"| {n} | {figures.render_cpu_ms:.3f} | {figures.per_second:,.0f} | "
             f"{each}, {sum(cpu.values()):.3f} | "
-            f"{wall_ratio(figures):.2f}, {figures.cpu_ratio():.2f} |"
+            f"{figures.wall_ratio():.2f}, {figures.cpu_ratio():.2f} |"
         )
     return [*lines, ""]
 
@@ -417,7 +416,7 @@ def measure_runs(count: int, workers: int, runs: int) -> list[DispatchFigures]:
         figures.append(measure(count, workers))
         if runs > 1:
             print(
-                f"    run {n} of {runs}: {wall_ratio(figures[-1]):.2f} by the wall-clock rates, "
+                f"    run {n} of {runs}: {figures[-1].wall_ratio():.2f} by the wall-clock rates, "
                 f"{figures[-1].cpu_ratio():.2f} by the CPU figures",
                 file=sys.stderr,
                 flush=True,
