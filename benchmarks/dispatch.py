@@ -53,7 +53,6 @@ from benchmarks.harness import NOT_ANALYZED, CpuMeter, rerun_command
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "SG.test-key.abcdefghijklmnopqrstuvwxyz"
 CHUNK = 500
-WAVE = 16  # the emails a worker renders before it sends them (Dispatcher.send_concurrency)
 # The one line of every seeded order, as the order table and the ceiling's contexts hold it.
 ITEM = {
     "title": "Merino Wool Crew Sweater",
@@ -239,16 +238,18 @@ def _render_only(count: int) -> tuple[float, float]:
     about an eighth of an email's rendering left out. The contexts are built a wave at a
     time right before they render, as in a worker; only the rendering is timed.
     """
+    from postpurchase.dispatch import Dispatcher
     from postpurchase.messages.rendering import DEFAULT_TEMPLATES_DIR, MessageRenderer
 
     renderer = MessageRenderer(DEFAULT_TEMPLATES_DIR)
     shop = _shop()
+    wave = Dispatcher.send_concurrency  # the emails a worker renders before sending them
     # every mix of first name and locale the seed makes, to compile once as a worker would
     for context in _contexts(shop, range(1, 13)):
         renderer.render_email("delivery_checkin", context)
     seconds = cpu = 0.0
-    for first in range(1, count + 1, WAVE):
-        contexts = _contexts(shop, range(first, min(first + WAVE, count + 1)))
+    for first in range(1, count + 1, wave):
+        contexts = _contexts(shop, range(first, min(first + wave, count + 1)))
         started, cpu_started = time.perf_counter(), time.process_time()
         for context in contexts:
             renderer.render_email("delivery_checkin", context)
