@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from postpurchase.settings import Settings
     from postpurchase.store.database import SessionFactory
 
+# A component of Airflow reported stopped this long did stop: one that missed a heartbeat on a
+# busy machine is reported well again within seconds.
+_STOPPED_FOR = 60
+
 
 def _local_secret(var_dir: Path) -> str:
     """The shop secret the demo signs with, made once and kept under var/."""
@@ -216,6 +220,14 @@ def _drain(airflow: LocalAirflow, factory: SessionFactory, timeout: int) -> None
         if inbox == 0 and due == 0 and tiers:
             click.echo("")
             return
+        stopped = airflow.stopped(for_seconds=_STOPPED_FOR)
+        if stopped:
+            click.echo("")
+            raise PostpurchaseError(
+                f"Airflow's {' and '.join(stopped)} stopped (no heartbeat for over "
+                f"{_STOPPED_FOR} s) and nothing runs the DAGs any more: see "
+                f"{airflow.log_path}, then run the command again"
+            )
         if time.monotonic() > deadline:
             click.echo("")
             raise PostpurchaseError(

@@ -19,9 +19,13 @@ from pathlib import Path
 import httpx
 
 from postpurchase.airflow_glue.rest import AirflowApi
+from postpurchase.demo import airflow_metadata
 from postpurchase.demo.processes import ProcessTree
 from postpurchase.exceptions import PostpurchaseError
 from postpurchase.settings import PROJECT_ROOT
+
+# The components whose heartbeats Airflow's health check reads: its name for each, and theirs.
+_COMPONENTS = {"scheduler": "scheduler", "triggerer": "triggerer", "dag_processor": "dag-processor"}
 
 
 class AirflowNotReady(PostpurchaseError):
@@ -47,6 +51,7 @@ class LocalAirflow:
         self._extra_env = extra_env
         self._tree: ProcessTree | None = None
         self._client: AirflowApi | None = None
+        self._unhealthy_since: dict[str, float] = {}  # component: when first seen unhealthy
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -61,6 +66,9 @@ class LocalAirflow:
             # task processes reach Airflow through this; its default assumes port 8080
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.base_url}/execution/",
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
+            # every component waits its turn to write to SQLite (see airflow_metadata)
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS=f"{airflow_metadata.__name__}.SYNC",
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC=f"{airflow_metadata.__name__}.ASYNC",
             # LocalExecutor forks `parallelism` workers up front: 32 on a 2-core box is
             # gigabytes of idle processes
             AIRFLOW__CORE__PARALLELISM=str(parallelism()),
@@ -118,6 +126,25 @@ class LocalAirflow:
                 tick()
                 time.sleep(1)
         raise AirflowNotReady(f"Airflow was not ready after {timeout:.0f} s; see {self.log_path}")
+
+    def stopped(self, *, for_seconds: float) -> list[str]:
+        """The components (``scheduler``, ``triggerer``, ``dag-processor``) Airflow's health
+        check has reported unhealthy (no heartbeat within its threshold) at every look for
+        ``for_seconds`` or more: ``airflow standalone`` does not start a component again once
+        it stopped. A look the API does not answer changes nothing."""
+        try:
+            health = httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).json()
+        except (httpx.HTTPError, ValueError):
+            health = None
+        now = time.monotonic()
+        if isinstance(health, dict):
+            unhealthy = [
+                name
+                for key, name in _COMPONENTS.items()
+                if (health.get(key) or {}).get("status") == "unhealthy"
+            ]
+            self._unhealthy_since = {n: self._unhealthy_since.get(n, now) for n in unhealthy}
+        return [n for n, since in self._unhealthy_since.items() if now - since >= for_seconds]
 
     def admin_password(self) -> str:
         """The UI's admin password, chosen here on the first start and kept under var/.

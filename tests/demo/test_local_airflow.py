@@ -1,22 +1,47 @@
-"""The local Airflow's trigger shortcut: a refusal is not an error, the schedule runs the DAG."""
+"""The local Airflow of ``make run``: the trigger shortcut (a refusal is not an error, the
+schedule runs the DAG), its components waiting for SQLite's writer, and how a stopped one is
+told from one that missed a heartbeat."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakes.http_fake import FakeServer, Fault, Recorded, Reply
 
+from postpurchase.cli import run as run_command
+from postpurchase.demo.airflow_metadata import BUSY_SECONDS
 from postpurchase.demo.local_airflow import LocalAirflow
+from postpurchase.exceptions import PostpurchaseError
+
+
+def _health(scheduler: str, triggerer: str = "healthy") -> dict[str, Any]:
+    """``GET /api/v2/monitor/health`` as Airflow 3.3's ``airflow standalone`` answered it
+    (airflow/api/common/airflow_health.py builds it), with the statuses given."""
+    beat = "2026-12-06T22:29:00.394014+00:00"
+    return {
+        "metadatabase": {"status": "healthy"},
+        "scheduler": {"status": scheduler, "latest_scheduler_heartbeat": beat},
+        "triggerer": {"status": triggerer, "latest_triggerer_heartbeat": beat},
+        "dag_processor": {"status": "healthy", "latest_dag_processor_heartbeat": beat},
+    }
 
 
 class FakeAirflowApi(FakeServer):
-    """Airflow's public API as far as a trigger goes: a token, then a new DAG run."""
+    """Airflow's public API as far as a trigger and the health check go: a token, then a new
+    DAG run; the health of its components, as ``health`` says."""
+
+    health = _health("healthy")
 
     def handle(self, request: Recorded) -> Reply:
         if request.path == "/auth/token":
             return Reply(201, json.dumps({"access_token": "t0ken"}).encode())
+        if request.path == "/api/v2/monitor/health":
+            return Reply(200, json.dumps(self.health).encode())
         return Reply(200, json.dumps({"dag_run_id": "manual__1", "state": "queued"}).encode())
 
 
@@ -56,3 +81,67 @@ def test_a_trigger_airflow_does_not_answer_returns_false(tmp_path):
     server.stop()  # nothing listens any more
 
     assert airflow.trigger("dispatch_touchpoints") is False
+
+
+def test_airflow_waits_a_minute_for_sqlite_s_writer_in_every_engine(tmp_path):
+    # Airflow itself, under the environment the local Airflow starts it with: its engines'
+    # SQLite connections wait for the lock, where the driver's default gives up after 5 s.
+    code = """
+import asyncio
+from airflow import settings
+
+with settings.engine.connect() as connection:
+    print(connection.exec_driver_sql("PRAGMA busy_timeout").scalar())
+
+async def waits():
+    async with settings.async_engine.connect() as connection:
+        print((await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar())
+    await settings.async_engine.dispose()
+
+asyncio.run(waits())
+"""
+    env = LocalAirflow(tmp_path, extra_env={}).env()
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == [str(BUSY_SECONDS * 1000)] * 2
+
+
+def test_a_component_is_stopped_once_unhealthy_at_every_look_for_long_enough(api, tmp_path):
+    airflow = _airflow(api, tmp_path)
+    assert airflow.stopped(for_seconds=0) == []
+
+    api.health = _health("unhealthy", triggerer="unhealthy")
+    # unhealthy at one look only: a heartbeat missed on a busy machine
+    assert airflow.stopped(for_seconds=60) == []
+    assert airflow.stopped(for_seconds=0) == ["scheduler", "triggerer"]
+
+    api.health = _health("healthy", triggerer="unhealthy")
+    assert airflow.stopped(for_seconds=0) == ["triggerer"]
+
+
+def test_a_look_the_api_does_not_answer_changes_nothing(tmp_path):
+    server = FakeAirflowApi().start()
+    airflow = _airflow(server, tmp_path)
+    server.health = _health("unhealthy")
+    assert airflow.stopped(for_seconds=0) == ["scheduler"]
+    server.stop()
+
+    assert airflow.stopped(for_seconds=0) == ["scheduler"]
+
+
+def test_the_run_stops_waiting_for_work_once_a_component_stopped(api, tmp_path, store, monkeypatch):
+    # Nothing processed yet (no tier given): the run would wait for the work until its
+    # timeout; with the scheduler stopped, none of it would ever be done.
+    api.health = _health("unhealthy")
+    monkeypatch.setattr(run_command, "_STOPPED_FOR", 0)
+    airflow = _airflow(api, tmp_path)
+
+    with pytest.raises(PostpurchaseError) as stopped:
+        run_command._drain(airflow, store, timeout=300)
+
+    message = str(stopped.value)
+    assert message.startswith("Airflow's scheduler stopped (no heartbeat for over 0 s)")
+    assert str(airflow.log_path) in message
