@@ -19,7 +19,6 @@ from pathlib import Path
 import httpx
 
 from postpurchase.airflow_glue.rest import AirflowApi
-from postpurchase.demo import airflow_metadata
 from postpurchase.demo.processes import ProcessTree
 from postpurchase.exceptions import PostpurchaseError
 from postpurchase.settings import PROJECT_ROOT
@@ -66,9 +65,6 @@ class LocalAirflow:
             # task processes reach Airflow through this; its default assumes port 8080
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.base_url}/execution/",
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
-            # every component waits its turn to write to SQLite (see airflow_metadata)
-            AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS=f"{airflow_metadata.__name__}.SYNC",
-            AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC=f"{airflow_metadata.__name__}.ASYNC",
             # LocalExecutor forks `parallelism` workers up front: 32 on a 2-core box is
             # gigabytes of idle processes
             AIRFLOW__CORE__PARALLELISM=str(parallelism()),

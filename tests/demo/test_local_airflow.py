@@ -1,12 +1,10 @@
 """The local Airflow of ``make run``: the trigger shortcut (a refusal is not an error, the
-schedule runs the DAG), its components waiting for SQLite's writer, and how a stopped one is
-told from one that missed a heartbeat."""
+schedule runs the DAG), and how a component of Airflow that stopped is told from one that
+missed a heartbeat."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +12,6 @@ import pytest
 from fakes.http_fake import FakeServer, Fault, Recorded, Reply
 
 from postpurchase.cli import run as run_command
-from postpurchase.demo.airflow_metadata import BUSY_SECONDS
 from postpurchase.demo.local_airflow import LocalAirflow
 from postpurchase.exceptions import PostpurchaseError
 
@@ -81,32 +78,6 @@ def test_a_trigger_airflow_does_not_answer_returns_false(tmp_path):
     server.stop()  # nothing listens any more
 
     assert airflow.trigger("dispatch_touchpoints") is False
-
-
-def test_airflow_waits_a_minute_for_sqlite_s_writer_in_every_engine(tmp_path):
-    # Airflow itself, under the environment the local Airflow starts it with: its engines'
-    # SQLite connections wait for the lock, where the driver's default gives up after 5 s.
-    code = """
-import asyncio
-from airflow import settings
-
-with settings.engine.connect() as connection:
-    print(connection.exec_driver_sql("PRAGMA busy_timeout").scalar())
-
-async def waits():
-    async with settings.async_engine.connect() as connection:
-        print((await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar())
-    await settings.async_engine.dispose()
-
-asyncio.run(waits())
-"""
-    env = LocalAirflow(tmp_path, extra_env={}).env()
-    result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
-    )
-
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.split() == [str(BUSY_SECONDS * 1000)] * 2
 
 
 def test_a_component_is_stopped_once_unhealthy_at_every_look_for_long_enough(api, tmp_path):
