@@ -4,6 +4,11 @@ Used by ``make run``. Airflow's children were seen to linger long after SIGTERM,
 processes leave standalone's process group: the whole tree is stopped, with a KILL after a
 grace period (``processes.ProcessTree``). Airflow's defaults (parallelism 32: LocalExecutor
 forks that many workers at once) are sized for a server; here they follow the machine.
+
+Its components share one SQLite metadata database, put in write-ahead-log mode before they
+start (``prepare_metadata``): in SQLite's default mode a reader's open transaction blocks
+every writer, and a scheduler or triggerer that waited the driver's 5 s for the lock stopped
+on "database is locked" for good. In WAL mode readers never block the one writer.
 """
 
 from __future__ import annotations
@@ -11,9 +16,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -47,6 +54,7 @@ class LocalAirflow:
         # local Airflow on another port does not collide with the first.
         self.log_ports = (port + 713, port + 714)
         self.log_path = home / "standalone.log"
+        self.metadata_path = home / "airflow.db"
         self._extra_env = extra_env
         self._tree: ProcessTree | None = None
         self._client: AirflowApi | None = None
@@ -56,6 +64,7 @@ class LocalAirflow:
         env = dict(os.environ)
         env.update(
             AIRFLOW_HOME=str(self.home),
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{self.metadata_path}",
             AIRFLOW__CORE__DAGS_FOLDER=str(PROJECT_ROOT / "dags"),
             AIRFLOW__CORE__PLUGINS_FOLDER=str(PROJECT_ROOT / "plugins"),
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
@@ -99,11 +108,20 @@ class LocalAirflow:
                     "(an earlier 'make run'?) and try again"
                 )
         self.home.mkdir(parents=True, exist_ok=True)
+        self.prepare_metadata()
         airflow = Path(sys.executable).with_name("airflow")
         self._tree = ProcessTree(
             [str(airflow), "standalone"], env=self.env(), log_path=self.log_path
         )
         self._tree.start()
+
+    def prepare_metadata(self) -> None:
+        """Put Airflow's SQLite database (made empty if new: ``airflow standalone`` migrates
+        it) in WAL mode, which the file keeps for every later connection."""
+        with closing(sqlite3.connect(self.metadata_path)) as db:
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal":
+            raise AirflowNotReady(f"{self.metadata_path} cannot be put in WAL mode ({mode})")
 
     def wait_ready(self, *, timeout: float, tick: Callable[[], None]) -> None:
         """Wait until the API server and the mounted webhook app both answer."""

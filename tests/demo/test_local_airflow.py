@@ -1,10 +1,12 @@
-"""The local Airflow of ``make run``: the trigger shortcut (a refusal is not an error, the
-schedule runs the DAG), and how a component of Airflow that stopped is told from one that
-missed a heartbeat."""
+"""The local Airflow of ``make run``: its SQLite database where readers do not hold up the
+writer, the trigger shortcut (a refusal is not an error, the schedule runs the DAG), and how a
+component of Airflow that stopped is told from one that missed a heartbeat."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,41 @@ def api():
 
 def _airflow(api: FakeAirflowApi, home: Path) -> LocalAirflow:
     return LocalAirflow(home, port=int(api.url.rsplit(":", 1)[1]), extra_env={})
+
+
+def test_airflow_s_database_takes_a_write_while_another_component_reads(tmp_path):
+    # An earlier run's database, in SQLite's default mode, as a component left it.
+    airflow = LocalAirflow(tmp_path, extra_env={})
+    with closing(sqlite3.connect(airflow.metadata_path)) as db:
+        db.execute("CREATE TABLE job (id INTEGER PRIMARY KEY, latest_heartbeat TEXT)")
+        db.execute("INSERT INTO job VALUES (1, '2026-12-07T02:00:00')")
+        db.commit()
+
+    airflow.prepare_metadata()
+
+    assert airflow.env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == (
+        f"sqlite:///{airflow.metadata_path}"
+    )
+    # The API server in the middle of a read; the scheduler writes its heartbeat meanwhile,
+    # without a wait (in the default mode its commit fails: "database is locked").
+    with (
+        closing(sqlite3.connect(airflow.metadata_path, isolation_level=None)) as reader,
+        closing(sqlite3.connect(airflow.metadata_path, timeout=0)) as scheduler,
+    ):
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT latest_heartbeat FROM job").fetchone() == (
+            "2026-12-07T02:00:00",
+        )
+        scheduler.execute("UPDATE job SET latest_heartbeat = '2026-12-07T02:00:05'")
+        scheduler.commit()
+        # the reader goes on seeing the database as its transaction began
+        assert reader.execute("SELECT latest_heartbeat FROM job").fetchone() == (
+            "2026-12-07T02:00:00",
+        )
+        reader.execute("COMMIT")
+        assert reader.execute("SELECT latest_heartbeat FROM job").fetchone() == (
+            "2026-12-07T02:00:05",
+        )
 
 
 def test_a_trigger_airflow_refuses_returns_false_and_the_next_one_goes_through(api, tmp_path):
