@@ -2,7 +2,8 @@
 
 Each benchmark owns one ``## <name>`` section; other sections are left as they are, so
 benchmarks can be run one at a time. The section starts with the machine, the date, the load
-average read before the benchmark started and after it ended, and the command that reruns it.
+average and the machine's speed (``machine_speed``) read before the benchmark started and after
+it ended, and the command that reruns it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from benchmarks import REGISTRY
 from benchmarks.harness import load_average, rerun_command
+from benchmarks.machine_speed import probe_ms
 
 RESULTS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 HEADER = (
@@ -32,6 +34,11 @@ HEADER = (
     "It also says whether its tables had planner statistics (ANALYZE after a bulk load, as\n"
     "production's autovacuum would leave them, or none), and prints next to each line the\n"
     "command that reruns it (`DB_TO_WIPE` stands for a PostgreSQL database it may wipe).\n"
+    "\n"
+    "Machines differ, and one machine's speed moves with its neighbours: each section gives the\n"
+    "CPU time of a fixed workload (the speed probe, benchmarks/machine_speed.py; lower is\n"
+    "faster) before and after its run. Set absolute figures of two sections or two days against\n"
+    "each other with it; ratios to a ceiling measured in the same run need no such help.\n"
 )
 
 
@@ -50,13 +57,16 @@ def machine() -> str:
     )
 
 
-def write_section(name: str, body: str, load_before: str, command: str) -> None:
-    """Replace (or add) the ``## name`` section; the load average after is read now."""
+def write_section(
+    name: str, body: str, load_before: str, speed_before: float, command: str
+) -> None:
+    """Replace (or add) the ``## name`` section; the load average and speed after are read now."""
     text = RESULTS.read_text() if RESULTS.exists() else HEADER
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = (
         f"## {name}\n\nRun {stamp} on {machine()}; load average {load_before} before the "
-        f"benchmark started, {load_average()} after it ended. Rerun: {command}.\n\n"
+        f"benchmark started, {load_average()} after it ended; speed probe {speed_before:.1f} ms "
+        f"before, {probe_ms():.1f} ms after. Rerun: {command}.\n\n"
         f"{body.strip()}\n"
     )
     pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
@@ -86,8 +96,8 @@ def main(argv: list[str]) -> int:
             postgres="POSTPURCHASE_BENCH_POSTGRES_URL" in os.environ,
         )
         print(f"==> benchmark {name} (rerun: {command})", flush=True)
-        load_before = load_average()
-        write_section(name, module.run(quick=args.quick), load_before, command)
+        load_before, speed_before = load_average(), probe_ms()
+        write_section(name, module.run(quick=args.quick), load_before, speed_before, command)
         print(f"==> {name}: results in {RESULTS.name}", flush=True)
     return 0
 

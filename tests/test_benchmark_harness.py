@@ -1,9 +1,12 @@
-"""The benchmarks' shared reporting: CPU per item of every process, statistics, rerun lines."""
+"""The benchmarks' shared reporting: CPU per item of every process, statistics, rerun lines,
+the sections of BENCHMARKS.md with the machine's load and speed."""
 
+import re
 import time
 
 import pytest
 
+import benchmarks.__main__ as bench_main
 from benchmarks.harness import (
     SQLITE_NOT_ANALYZED,
     CpuMeter,
@@ -105,3 +108,29 @@ def test_each_tenth_of_a_planning_run_has_its_rate_and_the_workers_cpu_per_event
         part["progress"] = [(10 * at, n, rss, cpu) for at, n, rss, cpu in part["progress"]]
     meter.timeline = [(float(t), {"PostgreSQL": t * 0.02}) for t in range(0, 120)]
     assert [round(t.database_us or 0) for t in _tenths(parts, meter)] == [2000] * 10
+
+
+def test_a_section_is_replaced_alone_and_says_the_machine_s_speed_before_and_after(
+    tmp_path, monkeypatch
+):
+    results = tmp_path / "BENCHMARKS.md"
+    results.write_text(
+        bench_main.HEADER + "\n## planning\n\nold planning figures\n\n## intake\n\nintake figures\n"
+    )
+    monkeypatch.setattr(bench_main, "RESULTS", results)
+
+    bench_main.write_section(
+        "planning", "new planning figures", "0.50, 0.40, 0.30", 18.4, "`rerun`"
+    )
+
+    text = results.read_text()
+    assert "old planning figures" not in text
+    assert text.count("## planning") == 1 and "intake figures" in text
+    section = text[text.index("## planning") : text.index("## intake")]
+    probe = re.search(
+        r"speed probe 18\.4 ms before, ([0-9.]+) ms after\. Rerun: `rerun`\.", section
+    )
+    assert probe is not None, section
+    assert float(probe.group(1)) > 0
+    assert "load average 0.50, 0.40, 0.30 before the benchmark started" in section
+    assert section.rstrip().endswith("new planning figures")
