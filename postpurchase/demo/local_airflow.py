@@ -118,10 +118,17 @@ class LocalAirflow:
     def prepare_metadata(self) -> None:
         """Put Airflow's SQLite database (made empty if new: ``airflow standalone`` migrates
         it) in WAL mode, which the file keeps for every later connection."""
-        with closing(sqlite3.connect(self.metadata_path)) as db:
-            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        try:
+            # nothing else may have it open: no wait for a lock
+            with closing(sqlite3.connect(self.metadata_path, timeout=1)) as db:
+                mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except sqlite3.Error as exc:
+            mode = str(exc)
         if mode != "wal":
-            raise AirflowNotReady(f"{self.metadata_path} cannot be put in WAL mode ({mode})")
+            raise AirflowNotReady(
+                f"{self.metadata_path} could not be put in SQLite's WAL mode ({mode}): is a "
+                "process of an earlier 'make run' still using it?"
+            )
 
     def wait_ready(self, *, timeout: float, tick: Callable[[], None]) -> None:
         """Wait until the API server and the mounted webhook app both answer."""

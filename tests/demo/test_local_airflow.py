@@ -90,6 +90,21 @@ def test_airflow_s_database_takes_a_write_while_another_component_reads(tmp_path
         )
 
 
+def test_a_database_another_process_holds_is_refused_with_its_path(tmp_path):
+    airflow = LocalAirflow(tmp_path, extra_env={})
+    with closing(sqlite3.connect(airflow.metadata_path, isolation_level=None)) as other:
+        other.execute("CREATE TABLE job (id INTEGER PRIMARY KEY)")
+        other.execute("BEGIN")
+        other.execute("SELECT * FROM job").fetchall()
+
+        with pytest.raises(PostpurchaseError) as raised:
+            airflow.prepare_metadata()
+
+    assert str(airflow.metadata_path) in str(raised.value)
+    assert "database is locked" in str(raised.value)
+    assert "still using it?" in str(raised.value)
+
+
 def test_a_trigger_airflow_refuses_returns_false_and_the_next_one_goes_through(api, tmp_path):
     airflow = _airflow(api, tmp_path)
     # Airflow's SQLite database busy: the new DAG run is answered with a 500.
