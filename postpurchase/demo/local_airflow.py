@@ -119,7 +119,7 @@ class LocalAirflow:
         """Put Airflow's SQLite database (made empty if new: ``airflow standalone`` migrates
         it) in WAL mode, which the file keeps for every later connection."""
         try:
-            # nothing else may have it open: no wait for a lock
+            # nothing else should have it open: a short wait for a lock, not the driver's 5 s
             with closing(sqlite3.connect(self.metadata_path, timeout=1)) as db:
                 mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         except sqlite3.Error as exc:
