@@ -190,6 +190,8 @@ def test_postpurchase_run_once_shows_the_whole_product_and_leaves_nothing_runnin
         assert expected in out, expected
     assert list((var / "outbox").glob("*.eml")), "no email in the outbox"
     with closing(sqlite3.connect(var / "airflow" / "airflow.db")) as airflow_db:
+        # Airflow ran on the database the run put in WAL mode, and left it so
+        assert airflow_db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         notes = dict(
             airflow_db.execute(
                 "SELECT dag_run.dag_id, dag_run_note.content FROM dag_run_note "
