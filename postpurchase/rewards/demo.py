@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 
 from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.loyalty.ledger import Ledger
-from postpurchase.rewards.lifecycle import mark_used
 from postpurchase.rewards.pool_codes import import_pool_codes
 from postpurchase.rewards.redeemer import Redeemer
+from postpurchase.rewards.used_codes import mark_used
 from postpurchase.store.database import SessionFactory, transaction
 from postpurchase.store.models import Order, Redemption, RedemptionStatus
 

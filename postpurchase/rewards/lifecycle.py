@@ -1,23 +1,20 @@
-"""After a code is issued: pending redemptions completed, codes used on orders, codes expired.
+"""After a code is issued: pending redemptions completed, codes expired (codes used on orders:
+``postpurchase.rewards.used_codes``).
 
 - ``complete_pending``: redemptions left ``pending`` (the platform was unreachable, or the
   process died between the debit and the code) are asked for again; a definite refusal
   refunds them. One that stays unreachable past ``give_up_after`` is refunded only if the
   platform confirms the code does not exist.
-- ``mark_used``: an order that carries a redemption's code marks it ``used`` with that order
-  (codes compared without case: WooCommerce lower-cases them).
 - ``expire_codes``: ``issued`` codes past ``expires_at`` become ``expired``; the reward's
   ``refund_on_expiry`` gives the points back (once: cause ``redemption_refund:<id>``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from postpurchase.exceptions import ProviderError
@@ -25,8 +22,7 @@ from postpurchase.loyalty.config import LoyaltyConfig
 from postpurchase.rewards.redeemer import Redeemer
 from postpurchase.rewards.redemption import Outcome, RedemptionView, refund, settle
 from postpurchase.store.database import transaction
-from postpurchase.store.membership import among, among_parameter, rows_among
-from postpurchase.store.models import Customer, Order, Redemption, RedemptionStatus
+from postpurchase.store.models import Redemption, RedemptionStatus
 
 
 @dataclass(frozen=True)
@@ -89,84 +85,6 @@ def _give_up(redeemer: Redeemer, redemption_id: int, *, now: datetime) -> Redemp
     )
     with transaction(redeemer.store) as session:
         return settle(session, redemption_id, outcome, now=now)
-
-
-_USABLE = (RedemptionStatus.ISSUED, RedemptionStatus.PENDING, RedemptionStatus.EXPIRED)
-
-
-def mark_used(session: Session, uses: Iterable[tuple[int, Sequence[str], datetime]]) -> int:
-    """Mark redemptions used by orders: ``(order id, codes on it, when)``. Returns how many
-    changed; a code already used, not one of ours, or of a customer of another shop than the
-    order's changes nothing. An earlier order of ``uses`` takes a code before a later one."""
-    # An order's every event in a batch names the same codes: only its first use can change
-    # anything (see ``done`` below), so the codes of the others are not even upper-cased.
-    wanted = []
-    seen: set[tuple[int, tuple[str, ...]]] = set()
-    for order_id, codes, at in uses:
-        given = (order_id, tuple(codes))
-        if given not in seen:
-            seen.add(given)
-            wanted.append((order_id, _upper(codes), at))
-    # Most codes on orders are the shop's own discounts, not redemptions: one lookup of them
-    # all first, so the orders without one of ours cost no statement each.
-    ours = _usable_codes(session, {code for _, codes, _ in wanted for code in codes})
-    changed = 0
-    # An order's every event in a batch names its codes: once its update has run, the same
-    # one again finds its codes taken (by it) and changes nothing.
-    done: set[tuple[int, tuple[str, ...]]] = set()
-    for order_id, codes, at in wanted:
-        if ours.isdisjoint(codes) or (order_id, tuple(codes)) in done:
-            continue
-        done.add((order_id, tuple(codes)))
-        result = session.execute(
-            update(Redemption)
-            .where(
-                func.upper(Redemption.code).in_(codes),
-                Redemption.status.in_(_USABLE),
-                Redemption.order_id.is_(None),
-                # the code's customer is of the order's shop
-                select(Customer.id)
-                .join(Order, Order.shop == Customer.shop)
-                .where(Customer.id == Redemption.customer_id, Order.id == order_id)
-                .exists(),
-            )
-            .values(status=RedemptionStatus.USED, order_id=order_id, used_at=at)
-            .execution_options(synchronize_session=False)
-        )
-        changed += cast(CursorResult[Any], result).rowcount or 0
-    return changed
-
-
-def _upper(codes: Sequence[str]) -> list[str]:
-    """An order's codes as redemptions are matched on: stripped, upper-cased, once each."""
-    return sorted({c.strip().upper() for c in codes if c and c.strip()})
-
-
-def _usable_codes(session: Session, codes: set[str]) -> set[str]:
-    """Which of ``codes`` (upper-cased) are codes of redemptions an order may still use,
-    upper-cased by the database as ``mark_used`` compares them (``ix_redemptions_upper_code``)."""
-    if not codes:
-        return set()
-    wanted = sorted(codes)
-    found = rows_among(
-        session,
-        _CODES,
-        lambda statement: statement.where(among(session, _UPPER_CODE, wanted)),
-        _PG_CODES,
-        {"codes": wanted},
-    )
-    # PostgreSQL's rows (``rows_among``) give the status as its string: a StrEnum member
-    # equals it
-    return {code for code, status, order_id in found if status in _USABLE and order_id is None}
-
-
-_UPPER_CODE = func.upper(Redemption.code, type_=Redemption.code.type)
-# Only the codes in the condition, the rest checked by ``_usable_codes``: on a table without
-# statistics a status condition took the status index, through every issued redemption.
-_CODES = select(_UPPER_CODE, Redemption.status, Redemption.order_id)
-# Built once and run by psycopg (``driver_statements``) on PostgreSQL: it runs for every batch
-# of orders with codes.
-_PG_CODES = _CODES.where(among_parameter("postgresql", _UPPER_CODE, "codes"))
 
 
 @dataclass(frozen=True)

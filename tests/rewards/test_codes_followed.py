@@ -14,7 +14,8 @@ from sqlalchemy import select
 from postpurchase.loyalty.ledger import balance
 from postpurchase.platforms import shopify as shopify_platform
 from postpurchase.platforms import woocommerce as woo_platform
-from postpurchase.rewards.lifecycle import expire_codes, mark_used
+from postpurchase.rewards.lifecycle import expire_codes
+from postpurchase.rewards.used_codes import mark_used
 from postpurchase.store.database import transaction
 from postpurchase.store.models import Customer, Order, Redemption, RedemptionStatus
 from postpurchase.webhooks.app import create_app

@@ -48,8 +48,8 @@ from postpurchase.processing.planning import (
     cancel_touchpoints,
 )
 from postpurchase.provider_feedback import store_twilio_status
-from postpurchase.rewards.lifecycle import _PG_CODES, _usable_codes
 from postpurchase.rewards.referrals import _PG_REFERRERS, _referrers
+from postpurchase.rewards.used_codes import _PG_CODES, _usable_codes
 from postpurchase.settings import PROJECT_ROOT, parse_database_url
 from postpurchase.store.claims import claim_due_touchpoints
 from postpurchase.store.database import (

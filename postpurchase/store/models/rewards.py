@@ -67,7 +67,7 @@ class Redemption(Base):
 
     __table_args__ = (
         Index("ix_redemptions_status_expires", "status", "expires_at"),
-        # Codes on orders are matched without case (postpurchase.rewards.lifecycle.mark_used).
+        # Codes on orders are matched without case (postpurchase.rewards.used_codes.mark_used).
         Index("ix_redemptions_upper_code", func.upper(code)),
     )
 
