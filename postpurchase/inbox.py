@@ -21,7 +21,7 @@ from functools import cached_property
 from typing import Any
 
 import msgspec
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json
 from sqlalchemy import String, cast, func, literal, text
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
@@ -65,7 +65,8 @@ class InboxEntry:
         entry is queued (``postpurchase.webhooks.intake``), and the insert embeds it."""
         payload = self.payload
         if isinstance(payload, dict):
-            return json.dumps(payload).encode()  # refuses what JSON cannot hold (a set)
+            # compact, as events are written; refuses what JSON cannot hold (a set)
+            return json.dumps(payload, separators=(",", ":")).encode()
         return payload.payload_json()
 
     @classmethod
@@ -219,20 +220,23 @@ def _storable(text: str) -> bool:
 # becomes) is a new statement text for every batch size, with ten parameters a row each bound
 # and converted on their own: several times the client CPU per row, and the inbox insert is
 # the hot path of every webhook. Columns left out take their defaults (received_at = now).
-# Each row is an array of its values in ``_row``'s order, read by position from the parsed
-# jsonb, as the bulk statements read theirs (``postpurchase.store.statements``): rows as
-# objects read by ``jsonb_to_recordset`` cost the database a hash table of each object's
-# keys, made and looked up for every row. ``->>`` gives a JSON null as SQL NULL and a string
-# as its text, as the record's text columns did; ``-> 7`` is the payload as it was parsed.
-# Written in the driver's own parameter style: intake's group commit hands it to psycopg
+# On PostgreSQL each row is an object (``_PostgresRow``) read by ``json_to_recordset``, which
+# gives its payload as the text intake wrote, kept so in the json column (migration 0023):
+# the claim hands it back without writing it out again, and a drainer reads it compact. The
+# bulk statements read their rows by position from parsed jsonb instead
+# (``postpurchase.store.statements``); read so, a payload became jsonb, parsed on its way in
+# and written out on its way back. Measured per row, the database's CPU is the same either
+# way. Written in the driver's own parameter style: intake's group commit hands it to psycopg
 # itself (``add_many_with_async_driver``).
 POSTGRES_INSERT = """
     INSERT INTO inbox_events
         (source, dedupe_key, event_type, topic, shop, subject_id, occurred_at, payload,
          status, attempts)
-    SELECT r ->> 0, r ->> 1, r ->> 2, r ->> 3, r ->> 4, r ->> 5,
-           CAST(r ->> 6 AS timestamptz), r -> 7, r ->> 8, 0
-    FROM jsonb_array_elements(CAST(%(rows)s AS jsonb)) AS u(r)
+    SELECT source, dedupe_key, event_type, topic, shop, subject_id, occurred_at, payload,
+           status, 0
+    FROM json_to_recordset(CAST(%(rows)s AS json)) AS r(
+        source text, dedupe_key text, event_type text, topic text, shop text,
+        subject_id text, occurred_at timestamptz, payload json, status text)
     ON CONFLICT (dedupe_key) DO NOTHING
     RETURNING id, dedupe_key
     """
@@ -259,8 +263,30 @@ _INSERTS = {
 _TIME = UtcDateTime()
 
 
+class _PostgresRow(msgspec.Struct):
+    """A row as PostgreSQL's insert reads it (``json_to_recordset``), fields in ``_row``'s
+    order."""
+
+    source: str
+    dedupe_key: str
+    event_type: str
+    topic: str | None
+    shop: str | None
+    subject_id: str | None
+    occurred_at: str | None
+    payload: msgspec.Raw
+    status: str
+
+
+def _rows(entries: list[InboxEntry], dialect: Dialect) -> list[Any]:
+    """The rows of ``entries`` as the insert on ``dialect`` reads them."""
+    if dialect.name == "postgresql":
+        return [_PostgresRow(*_row(entry, dialect)) for entry in entries]
+    return [_row(entry, dialect) for entry in entries]
+
+
 def _row(entry: InboxEntry, dialect: Dialect) -> tuple[Any, ...]:
-    """``entry``'s values in the order the inserts read them by position (``$[i]``, ``r -> i``):
+    """``entry``'s values in the order SQLite's insert reads them by position (``$[i]``):
     source, dedupe_key, event_type, topic, shop, subject_id, occurred_at, payload, status."""
     occurred_at = _TIME.process_bind_param(entry.occurred_at, dialect)
     return (
@@ -315,11 +341,11 @@ async def add_many_with_async_driver(
     """
     if not entries:
         return []
-    # Handed to the driver as the bytes msgspec writes, typed jsonb: as text, they were
+    # Handed to the driver as the bytes msgspec writes, typed json: as text, they were
     # decoded here and encoded again by the driver, two copies of every payload that cost
     # more than the rest of the statement's client work once a payload holds any character
     # beyond ASCII (most orders do).
-    document = Jsonb([_row(e, dialect) for e in entries], dumps=msgspec.json.encode)
+    document = Json(_rows(entries, dialect), dumps=msgspec.json.encode)
     async with driver.cursor() as cursor:
         await cursor.execute(POSTGRES_INSERT, {"rows": document})
         rows = await cursor.fetchall()
@@ -327,7 +353,7 @@ async def add_many_with_async_driver(
 
 
 def _document(entries: list[InboxEntry], dialect: Dialect) -> str:
-    return msgspec.json.encode([_row(e, dialect) for e in entries]).decode()
+    return msgspec.json.encode(_rows(entries, dialect)).decode()
 
 
 def _outcomes(entries: list[InboxEntry], rows: Any) -> list[int | None]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal_column
+from sqlalchemy import ColumnElement, cast, func, literal_column
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 
 _PERSON = ("email", "phone", "first_name", "last_name", "birthday")
@@ -52,11 +53,12 @@ def without_paths(
 ) -> ColumnElement[Any]:
     """SQL for ``column`` (a JSON document) with every one of ``paths`` removed.
 
-    A missing path is no error: the document comes back as it was there.
+    A missing path is no error: the document comes back as it was there. On PostgreSQL the
+    result is jsonb, which a json column takes as it is assigned.
     """
     paths = list(paths)
     if dialect.name == "postgresql":
-        expression: ColumnElement[Any] = column
+        expression: ColumnElement[Any] = cast(column, JSONB)  # json (inbox payloads) or jsonb
         for path in paths:
             # #- takes a text[] path; keys are our own constants, never input
             literal = "'{" + ",".join(path) + "}'"
@@ -71,9 +73,12 @@ def without_list_keys(
     """SQL for ``column`` (a JSON column of the table being updated) with ``key`` removed from
     every element of each list at ``path``; a document without the list comes back as it was.
 
-    Paths and keys are our own constants, never input: they are written into the SQL.
+    Paths and keys are our own constants, never input: they are written into the SQL. On
+    PostgreSQL the result is jsonb (see ``without_paths``).
     """
     expression = f"{column.table.name}.{column.name}"
+    if dialect.name == "postgresql":
+        expression = f"CAST({expression} AS jsonb)"  # json (inbox payloads) or jsonb
     for path, key in lists:
         if dialect.name == "postgresql":
             at = "'{" + ",".join(path) + "}'"

@@ -1,15 +1,19 @@
 """Group commit: concurrent webhooks share a transaction, each gets its own answer."""
 
 import asyncio
+import json
 from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from deliveries import inbox_rows
+from deliveries import FIXTURES, inbox_rows
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 
 from postpurchase.inbox import InboxEntry
+from postpurchase.platforms import shopify
+from postpurchase.store.database import transaction
+from postpurchase.store.inbox_claims import claim_inbox_rows
 from postpurchase.webhooks import group_commit
 from postpurchase.webhooks.group_commit import GroupCommitter
 
@@ -167,8 +171,9 @@ def test_an_entry_the_database_refuses_gets_sqlalchemys_error_and_the_connection
     engine, store, loop_connections
 ):
     committer = GroupCommitter(engine)
-    # Valid JSON, but PostgreSQL's jsonb refuses the NUL escape (intake refuses it earlier).
-    entries = [_entry("p"), _entry("q", payload={"note": "a\x00b"}), _entry("r")]
+    # Valid JSON, but PostgreSQL refuses the NUL escape as a text column's value (intake
+    # refuses it earlier).
+    entries = [_entry("p"), _entry("q\x00"), _entry("r")]
 
     async def deliver():
         return await asyncio.gather(*(committer.add(e) for e in entries), return_exceptions=True)
@@ -225,3 +230,28 @@ def test_a_linger_ends_after_its_time_with_what_came(engine, store, monkeypatch)
     asyncio.run(_two_waves(committer, 1))
     assert batches == [3, 1]
     assert len(inbox_rows(store)) == 4
+
+
+def test_a_claim_gives_back_each_payload_as_intake_wrote_it(engine, store):
+    """The genuine order's event (its customer's name beyond ASCII) and a privacy request's
+    small object: the inbox keeps their JSON as written, compact, so a drainer reads the bytes
+    intake made (on PostgreSQL a json column: jsonb wrote each one out again, spaced)."""
+    data = json.loads((FIXTURES / "shopify" / "orders_create.json").read_text())
+    event = shopify.normalise("orders/paid", data, received_at=datetime(2026, 3, 2, tzinfo=UTC))
+    assert event is not None and "Inès" in event.payload_json().decode()
+    entries = [
+        InboxEntry.for_event(
+            event, source="shopify", dedupe_key="k-order", topic="orders/paid", shop="s.example"
+        ),
+        _entry("k-small", payload={"type": "order.paid", "note": "déjà vu"}),
+    ]
+    committer = GroupCommitter(engine)
+
+    async def deliver():
+        return await asyncio.gather(*(committer.add(e) for e in entries))
+
+    asyncio.run(deliver())
+
+    with transaction(store) as session:
+        claimed = claim_inbox_rows(session, worker="test", now=datetime.now(UTC), limit=10)
+    assert [row.payload for row in claimed] == [e.payload_json for e in entries]

@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from postpurchase.store.columns import BigId, Json, str_enum
+from postpurchase.store.columns import BigId, Json, JsonText, str_enum
 from postpurchase.store.models.base import Base
 
 
@@ -60,7 +60,7 @@ class InboxEvent(Base):
     subject_id: Mapped[str | None] = mapped_column(String(64))  # the platform's order/customer id
     occurred_at: Mapped[datetime | None]
     received_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    payload: Mapped[dict[str, Any]]
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonText)  # as intake wrote it
     status: Mapped[ClaimStatus] = mapped_column(
         str_enum(ClaimStatus, "claim_status"), default=ClaimStatus.PENDING
     )
