@@ -7,7 +7,7 @@ built: msgspec converts it into structs derived from the models' fields (their t
 pattern and ranges, times with an offset, unknown fields refused) and writes them as
 ``payload_json`` writes the models, field by field in the models' order, absent and None
 fields left out. What msgspec cannot check is checked after it: text that pydantic would
-strip (``_stripped``, on the written JSON), an amount its limits refuse (each checked by
+strip (``stripped``, on the written JSON), an amount its limits refuse (each checked by
 the model's own check), an address the email check would refuse or change.
 
 Only what pydantic would take unchanged is taken: for anything else ``checked_event`` gives
@@ -240,15 +240,18 @@ _WIDE_SPACE_LEADS = (0xC2, 0xE1, 0xE2, 0xE3)
 _BACKSLASH = ord("\\")
 
 
-def _stripped(json: bytes) -> bool:
-    """Whether every text in ``json``, as msgspec writes an event (compact, characters beyond
-    ASCII as they are), is as pydantic's strip leaves it; False also when that is not sure.
+def stripped(json: bytes) -> bool:
+    """Whether every text in ``json``, as msgspec and pydantic write an event (compact,
+    characters beyond ASCII as they are), is as pydantic's strip leaves it; False also when
+    that is not sure.
 
     Told from the bytes, a few searches in C, where a check of each text cost a call each:
     outside its texts such JSON holds no space, so a space beside a quote begins or ends
     one; the other ASCII spaces are written as escapes (``\\t``, ``\\u000b``), and a
     backslash is taken as a doubt. So is the first byte of a space beyond ASCII anywhere
-    (also that of other characters: "’", "€", the letters of some scripts).
+    (also that of other characters: "’", "€", the letters of some scripts). JSON written
+    otherwise (with spaces between its tokens, or escapes for all beyond ASCII) is never
+    taken for stripped when it is not: at worst it is not sure.
     """
     if _BACKSLASH in json or b'" ' in json or b' "' in json:
         return False
@@ -294,7 +297,7 @@ def checked_event(data: dict[str, Any]) -> CheckedEvent | None:
     except msgspec.ValidationError:
         return None
     json = _ENCODER.encode(event)
-    if not (_stripped(json) and _plain_values(event)):
+    if not (stripped(json) and _plain_values(event)):
         return None
     return CheckedEvent(
         event.type, event.occurred_at, event_subject_id(event), event_times(event), json

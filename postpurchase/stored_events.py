@@ -14,7 +14,8 @@ pydantic: stripped, lower-cased, at most microseconds) always are: an email addr
 lower case (a limit of the struct: pydantic lower-cases one), no fraction of a second beyond
 microseconds (the payload scanned: msgspec rounds it, pydantic truncates), text without
 surrounding whitespace (pydantic strips it) and amounts within the columns' limits (msgspec
-takes "NaN"), both checked once decoded (``_as_pydantic_reads``).
+takes "NaN"), both checked once decoded (``_as_pydantic_reads``); the texts from the payload's
+bytes when it is compact, as intake writes it and the inbox keeps it.
 
 "Given" (the payload carried it, if only as null) is told as the models'
 ``model_fields_set`` tells it, where processing asks: a field is ``UNSET`` when absent if
@@ -37,6 +38,7 @@ import msgspec.inspect
 from msgspec import UNSET, Meta, Struct, UnsetType
 from pydantic import BaseModel
 
+from postpurchase.event_structs import stripped
 from postpurchase.events import STORED, CanonicalEvent, EventType, plain_amount
 
 Text16 = Annotated[str, Meta(max_length=16)]
@@ -198,7 +200,7 @@ def read_stored(payload: bytes) -> StoredEvent:
         except msgspec.DecodeError:  # refused, or not JSON: pydantic says why
             pass
         else:
-            if _as_pydantic_reads(event):
+            if _as_pydantic_reads(event, payload):
                 return event
     return event_of(_VALIDATE_JSON(payload, context=_STORED))
 
@@ -229,22 +231,22 @@ _CENTS = Decimal("0.01")
 _TOP = Decimal(10**11)
 
 
-def _as_pydantic_reads(event: StoredEvent) -> bool:
-    """Whether pydantic would read ``event``'s payload as msgspec did: no text starts or ends
-    with whitespace (``str.strip``'s: a few characters more than pydantic strips, which then
-    go to pydantic, which keeps them), and every amount passes the models' limits as it is.
+def _as_pydantic_reads(event: StoredEvent, payload: bytes) -> bool:
+    """Whether pydantic would read ``payload``, decoded as ``event``, as msgspec did: no text
+    starts or ends with whitespace (``str.strip``'s: a few characters more than pydantic
+    strips, which then go to pydantic, which keeps them), and every amount passes the
+    models' limits as it is.
 
-    One walk, written out (one driven by the structs' fields cost nearly as much as the
-    decoding), over what the structs hold: ``tests/test_stored_events.py`` pads every text
-    of generated events.
+    The texts are told from the payload's bytes when it is compact JSON, as intake writes it
+    (``event_structs.stripped``: a few searches in C); otherwise, or when those cannot tell,
+    from the struct's texts (``_texts_stripped``).
     """
-    texts: list[Any] = []
+    if not (stripped(payload) or _texts_stripped(event)):
+        return False
     signed: list[Any] = []
     unsigned: list[Any] = []
     order = event.order
     if order is not None:
-        texts += _ORDER_TEXTS(order)
-        texts += order.discount_codes
         signed += (
             order.subtotal,
             order.total,
@@ -252,34 +254,10 @@ def _as_pydantic_reads(event: StoredEvent) -> bool:
             order.total_discounts,
             order.total_shipping,
         )
-        for line in order.lines:
-            texts += _LINE_TEXTS(line)
-            unsigned.append(line.unit_price)
-        for refund in order.refunds:
-            texts += _REFUND_TEXTS(refund)
-            unsigned.append(refund.amount)
-        if order.customer is not None:
-            texts += _CUSTOMER_TEXTS(order.customer)
-            texts += order.customer.tags or ()  # UNSET is false
-    if event.customer is not None:
-        texts += _CUSTOMER_TEXTS(event.customer)
-        texts += event.customer.tags or ()
+        unsigned += [line.unit_price for line in order.lines]
+        unsigned += [refund.amount for refund in order.refunds]
     if event.refund is not None:
-        texts += _REFUND_TEXTS(event.refund)
         unsigned.append(event.refund.amount)
-    if event.shipment is not None:
-        texts += _SHIPMENT_TEXTS(event.shipment)
-    if event.review is not None:
-        texts += _REVIEW_TEXTS(event.review)
-    if event.tier is not None:
-        texts += _TIER_TEXTS(event.tier)
-    if event.product is not None:
-        texts += _PRODUCT_TEXTS(event.product)
-        texts += event.product.tags or ()
-        texts += event.product.collections or ()
-    texts = list(filter(None, texts))  # None and UNSET are false, and so is ""
-    if list(map(str.strip, texts)) != texts:  # strip gives back unchanged text itself
-        return False
     signed = [amount for amount in signed if amount is not UNSET]
     amounts = signed + unsigned
     if not amounts:
@@ -294,6 +272,41 @@ def _as_pydantic_reads(event: StoredEvent) -> bool:
     return all(plain_amount(amount, False) for amount in signed) and all(
         plain_amount(amount, True) for amount in unsigned
     )
+
+
+def _texts_stripped(event: StoredEvent) -> bool:
+    """Whether no text of ``event`` starts or ends with whitespace. One walk, written out
+    (one driven by the structs' fields cost nearly as much as the decoding), over what the
+    structs hold: ``tests/test_stored_events.py`` pads every text of generated events."""
+    texts: list[Any] = []
+    order = event.order
+    if order is not None:
+        texts += _ORDER_TEXTS(order)
+        texts += order.discount_codes
+        for line in order.lines:
+            texts += _LINE_TEXTS(line)
+        for refund in order.refunds:
+            texts += _REFUND_TEXTS(refund)
+        if order.customer is not None:
+            texts += _CUSTOMER_TEXTS(order.customer)
+            texts += order.customer.tags or ()  # UNSET is false
+    if event.customer is not None:
+        texts += _CUSTOMER_TEXTS(event.customer)
+        texts += event.customer.tags or ()
+    if event.refund is not None:
+        texts += _REFUND_TEXTS(event.refund)
+    if event.shipment is not None:
+        texts += _SHIPMENT_TEXTS(event.shipment)
+    if event.review is not None:
+        texts += _REVIEW_TEXTS(event.review)
+    if event.tier is not None:
+        texts += _TIER_TEXTS(event.tier)
+    if event.product is not None:
+        texts += _PRODUCT_TEXTS(event.product)
+        texts += event.product.tags or ()
+        texts += event.product.collections or ()
+    texts = list(filter(None, texts))  # None and UNSET are false, and so is ""
+    return list(map(str.strip, texts)) == texts  # strip gives back unchanged text itself
 
 
 def from_model(model: BaseModel) -> Any:

@@ -331,4 +331,4 @@ def test_every_character_pydantic_strips_is_one_the_check_doubts():
     for character in stripped:
         assert character.isspace(), repr(character)
         for text in (f"{character}x", f"x{character}"):
-            assert not event_structs._stripped(event_structs._ENCODER.encode([text]))
+            assert not event_structs.stripped(event_structs._ENCODER.encode([text]))

@@ -29,7 +29,7 @@ from pydantic.fields import FieldInfo
 from test_event_payload_json import _events as generated_events
 from test_event_payload_json import _shopify_events
 
-from postpurchase import events
+from postpurchase import events, stored_events
 from postpurchase.events import STORED, CanonicalEvent, EventType
 from postpurchase.platforms import shopify
 from postpurchase.processing.consents import consent_only
@@ -178,6 +178,24 @@ def test_the_genuine_order_is_read_by_msgspec_alone():
     assert event.order.customer.email == event.order.customer.email.lower()
     assert isinstance(event.order.lines[0].unit_price, Decimal)
     assert type(event.occurred_at.tzinfo) is type(UTC)  # the standard library's zone
+
+
+def test_a_compact_payload_has_its_texts_told_from_its_bytes(monkeypatch):
+    """As intake writes it (and the inbox keeps it), the genuine order's texts need no walk
+    through the struct; written with spaces between tokens, or with a padded text, they do."""
+    walked = []
+    walk = stored_events._texts_stripped
+    monkeypatch.setattr(
+        stored_events, "_texts_stripped", lambda event: walked.append(event) or walk(event)
+    )
+    compact = CanonicalEvent.model_validate(_genuine_order()).payload_json()
+    assert read_stored(compact) == read_stored(_with(lambda p: None))  # the same event
+    assert len(walked) == 1  # the spaced one only
+    padded = compact.replace(b'"Trail Runner GTX"', b'" Trail Runner GTX"')
+    assert padded != compact
+    event = read_stored(padded)
+    assert event.order is not None and event.order.lines[0].title == "Trail Runner GTX"
+    assert len(walked) == 2
 
 
 @pytest.mark.parametrize(
