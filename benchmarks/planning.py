@@ -2,7 +2,8 @@
 
 Each order is the genuine Shopify order of tests/fixtures/shopify/orders_create.json as the
 webhook intake normalises it, under its own ids, name, times, street and phone, two orders per
-customer; it has placed, paid, fulfilled and delivered events. The shipped campaigns and loyalty
+customer; it has placed, paid, fulfilled and delivered events, stored by intake's own insert
+(``add_many_to_inbox``: payloads as intake writes them). The shipped campaigns and loyalty
 settings apply (points on payment, touchpoints on delivery and payment, the win-back cancel on
 each new order). ``POSTPURCHASE_BENCH_DRAINERS`` processes (default 2, the DAG's
 ``drain_workers``; one on SQLite) each run ``process_inbox`` with the DAG's batch size, side by
@@ -45,19 +46,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
-from sqlalchemy import Engine, event, func, insert, select, text
+from sqlalchemy import Engine, event, func, select, text
 
 from benchmarks import planning_ceiling
 from benchmarks.databases import fresh_schema
 from benchmarks.harness import NOT_ANALYZED, SAMPLE_SECONDS, CpuMeter, analyze, rerun_command
 from postpurchase.campaigns.config import load_campaigns
 from postpurchase.events import CanonicalEvent, OrderSnapshot, address_key
+from postpurchase.inbox import InboxEntry, add_many_to_inbox
 from postpurchase.loyalty.config import load_loyalty_config
 from postpurchase.platforms import shopify
 from postpurchase.processing.drain import BATCH_SIZE, process_batch, process_inbox
 from postpurchase.settings import PROJECT_ROOT, parse_database_url
 from postpurchase.store.database import make_engine, session_factory
-from postpurchase.store.models import InboxEvent, Touchpoint
+from postpurchase.store.models import Touchpoint
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 # Shopify writes an order's times in its shop's offset ("2026-11-20T09:14:03-05:00" in
@@ -119,34 +121,35 @@ def _order(n: int) -> dict[str, Any]:
     return order
 
 
-def _events(n: int) -> list[dict[str, Any]]:
+def _events(n: int) -> list[InboxEntry]:
+    """Order ``n``'s events, as intake stores them."""
     order = _order(n)
-    rows = []
+    entries = []
     for kind, offset in KINDS:
         updated = _moved(order["updated_at"], offset)
         payload = {"type": kind, "occurred_at": updated, "order": {**order, "updated_at": updated}}
-        event = CanonicalEvent.model_validate(payload)
-        rows.append(
-            {
-                "source": "shopify",
-                "dedupe_key": f"bench:{n}:{kind}",
-                "event_type": kind,
-                "subject_id": order["external_id"],
-                "occurred_at": event.occurred_at,
-                "payload": event.as_payload(),
-            }
+        entries.append(
+            InboxEntry.for_event(
+                CanonicalEvent.model_validate(payload),
+                source="shopify",
+                dedupe_key=f"bench:{n}:{kind}",
+                topic=None,
+                shop=None,
+            )
         )
-    return rows
+    return entries
 
 
 def _fill(engine: Engine, orders: int) -> int:
+    """The backlog of ``orders`` orders' events, written by intake's own insert (its payloads
+    as intake writes them)."""
     total = 0
-    chunk: list[dict[str, Any]] = []
+    chunk: list[InboxEntry] = []
     with engine.begin() as conn:
         for n in range(orders):
             chunk += _events(n)
             if len(chunk) >= 4000 or n == orders - 1:
-                conn.execute(insert(InboxEvent), chunk)
+                add_many_to_inbox(conn, chunk)
                 total += len(chunk)
                 chunk = []
     return total
@@ -413,7 +416,8 @@ def _report(
     total_us = sum(batched["cpu_us"].values())
     lines = [
         f"{orders:,} orders x 4 events ({events:,} events; each order the genuine Shopify "
-        "order of tests/fixtures/shopify/orders_create.json, normalised, under its own ids) "
+        "order of tests/fixtures/shopify/orders_create.json, normalised, under its own ids, "
+        "stored as intake stores it) "
         f"drained into {touchpoints:,} "
         f"touchpoints on {backend} by {drainers} drainer process(es) side by side, in batches "
         f"of {BATCH_SIZE:,}, with loyalty applied as the DAG does. Statistics: {statistics}. "

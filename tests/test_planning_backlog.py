@@ -1,5 +1,6 @@
 """The planning benchmark's backlog, and its ceiling doing the same writes as the drain."""
 
+import json
 import queue
 from typing import Any
 
@@ -39,12 +40,13 @@ def _as_genuine(payload: dict[str, Any]) -> dict[str, Any]:
 
 def test_every_event_carries_the_genuine_normalised_order_under_its_own_ids():
     genuine = planning._genuine()[1]
-    events = [row for n in range(4) for row in planning._events(n)]
-    assert [row["event_type"] for row in events[:4]] == [kind for kind, _ in planning.KINDS]
-    assert all(_as_genuine(row["payload"]) == genuine for row in events)
-    orders = {row["payload"]["order"]["external_id"] for row in events}
-    lines = {line["external_id"] for row in events for line in row["payload"]["order"]["lines"]}
-    customers = [row["payload"]["order"]["customer"]["external_id"] for row in events[::4]]
+    entries = [entry for n in range(4) for entry in planning._events(n)]
+    assert [entry.event_type for entry in entries[:4]] == [kind for kind, _ in planning.KINDS]
+    events = [json.loads(entry.payload_json) for entry in entries]  # as stored
+    assert all(_as_genuine(event) == genuine for event in events)
+    orders = {event["order"]["external_id"] for event in events}
+    lines = {line["external_id"] for event in events for line in event["order"]["lines"]}
+    customers = [event["order"]["customer"]["external_id"] for event in events[::4]]
     assert (len(orders), len(lines), len(set(customers))) == (4, 12, 2)  # two orders each
     assert planning._events(3) == planning._events(3)
 
