@@ -220,7 +220,7 @@ def _storable(text: str) -> bool:
 # becomes) is a new statement text for every batch size, with ten parameters a row each bound
 # and converted on their own: several times the client CPU per row, and the inbox insert is
 # the hot path of every webhook. Columns left out take their defaults (received_at = now).
-# On PostgreSQL each row is an object (``_PostgresRow``) read by ``json_to_recordset``, which
+# On PostgreSQL each row is an object (``_rows``) read by ``json_to_recordset``, which
 # gives its payload as the text intake wrote, kept so in the json column (migration 0023):
 # the claim hands it back without writing it out again, and a drainer reads it compact. The
 # bulk statements read their rows by position from parsed jsonb instead
@@ -263,26 +263,18 @@ _INSERTS = {
 _TIME = UtcDateTime()
 
 
-class _PostgresRow(msgspec.Struct):
-    """A row as PostgreSQL's insert reads it (``json_to_recordset``), fields in ``_row``'s
-    order."""
-
-    source: str
-    dedupe_key: str
-    event_type: str
-    topic: str | None
-    shop: str | None
-    subject_id: str | None
-    occurred_at: str | None
-    payload: msgspec.Raw
-    status: str
+# The columns ``_row`` gives, by name: SELECTED_COLUMNS but ``attempts`` (0, written by the
+# inserts themselves).
+_ROW_NAMES = SELECTED_COLUMNS[:-1]
 
 
 def _rows(entries: list[InboxEntry], dialect: Dialect) -> list[Any]:
-    """The rows of ``entries`` as the insert on ``dialect`` reads them."""
+    """The rows of ``entries`` as the insert on ``dialect`` reads them: by name on PostgreSQL
+    (``json_to_recordset``), by position on SQLite."""
+    rows = [_row(entry, dialect) for entry in entries]
     if dialect.name == "postgresql":
-        return [_PostgresRow(*_row(entry, dialect)) for entry in entries]
-    return [_row(entry, dialect) for entry in entries]
+        return [dict(zip(_ROW_NAMES, row, strict=True)) for row in rows]
+    return rows
 
 
 def _row(entry: InboxEntry, dialect: Dialect) -> tuple[Any, ...]:
