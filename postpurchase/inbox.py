@@ -263,18 +263,18 @@ _INSERTS = {
 _TIME = UtcDateTime()
 
 
-# The columns ``_row`` gives, by name: SELECTED_COLUMNS but ``attempts`` (0, written by the
-# inserts themselves).
-_ROW_NAMES = SELECTED_COLUMNS[:-1]
+# A row as PostgreSQL's insert reads it, by name (``json_to_recordset``): the columns ``_row``
+# gives, SELECTED_COLUMNS but ``attempts`` (0, written by the inserts themselves). A struct: a
+# dict per row took msgspec a third longer to make and write.
+_PostgresRow = msgspec.defstruct("_PostgresRow", [(name, Any) for name in SELECTED_COLUMNS[:-1]])
 
 
 def _rows(entries: list[InboxEntry], dialect: Dialect) -> list[Any]:
-    """The rows of ``entries`` as the insert on ``dialect`` reads them: by name on PostgreSQL
-    (``json_to_recordset``), by position on SQLite."""
-    rows = [_row(entry, dialect) for entry in entries]
+    """The rows of ``entries`` as the insert on ``dialect`` reads them: by name on PostgreSQL,
+    by position on SQLite."""
     if dialect.name == "postgresql":
-        return [dict(zip(_ROW_NAMES, row, strict=True)) for row in rows]
-    return rows
+        return [_PostgresRow(*_row(entry, dialect)) for entry in entries]
+    return [_row(entry, dialect) for entry in entries]
 
 
 def _row(entry: InboxEntry, dialect: Dialect) -> tuple[Any, ...]:
