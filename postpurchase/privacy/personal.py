@@ -76,9 +76,10 @@ def without_list_keys(
     Paths and keys are our own constants, never input: they are written into the SQL. On
     PostgreSQL the result is jsonb (see ``without_paths``).
     """
-    expression = f"{column.table.name}.{column.name}"
-    if dialect.name == "postgresql":
-        expression = f"CAST({expression} AS jsonb)"  # json (inbox payloads) or jsonb
+    named = f"{column.table.name}.{column.name}"
+    # PostgreSQL: the column read as jsonb (it may be json: inbox payloads) once per row, as
+    # ``doc.d``, however often the expression below names it
+    expression = "d" if dialect.name == "postgresql" else named
     for path, key in lists:
         if dialect.name == "postgresql":
             at = "'{" + ",".join(path) + "}'"
@@ -97,6 +98,8 @@ def without_list_keys(
                 f"json_quote(e.value), '$.{key}')) FROM json_each({expression}, {at}) AS e)) "
                 f"ELSE {expression} END"
             )
+    if dialect.name == "postgresql":
+        expression = f"(SELECT {expression} FROM (SELECT CAST({named} AS jsonb) AS d) AS doc)"
     return literal_column(expression, type_=column.type)
 
 
