@@ -233,9 +233,10 @@ def test_a_linger_ends_after_its_time_with_what_came(engine, store, monkeypatch)
 
 
 def test_a_claim_gives_back_each_payload_as_intake_wrote_it(engine, store):
-    """The genuine order's event (its customer's name beyond ASCII) and a privacy request's
-    small object: the inbox keeps their JSON as written, compact, so a drainer reads the bytes
-    intake made (on PostgreSQL a json column: jsonb wrote each one out again, spaced)."""
+    """The genuine order's event (its customer's name beyond ASCII) and a payload given as an
+    object (as ignored deliveries and privacy requests have): the inbox keeps their JSON as
+    written, compact, so a drainer reads the bytes intake made (on PostgreSQL a json column:
+    jsonb wrote each one out again, spaced)."""
     data = json.loads((FIXTURES / "shopify" / "orders_create.json").read_text())
     event = shopify.normalise("orders/paid", data, received_at=datetime(2026, 3, 2, tzinfo=UTC))
     assert event is not None and "Inès" in event.payload_json().decode()
