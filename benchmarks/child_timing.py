@@ -11,14 +11,13 @@ database (none on SQLite, whose engine runs inside the child) and this process, 
 from __future__ import annotations
 
 import multiprocessing
-import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from benchmarks.harness import CpuMeter, cpu_per_item
+from benchmarks.harness import CpuMeter, cpu_per_item, peak_rss_mib
 from postpurchase.settings import parse_database_url
 from postpurchase.store.database import make_engine
 
@@ -56,7 +55,7 @@ class Timing:
 
 def _child(
     step: Step, url: str, args: tuple[object, ...]
-) -> tuple[float, int, str, dict[str, float], tuple[str, str]]:
+) -> tuple[float, float, str, dict[str, float], tuple[str, str]]:
     engine: Engine = make_engine(parse_database_url(url))
     work = step(engine, *args)
     meter = CpuMeter().this_process("child").postgres("PostgreSQL", url)
@@ -65,8 +64,7 @@ def _child(
         detail = work()
         seconds = time.perf_counter() - started
     engine.dispose()  # after the meter's last look at the backend
-    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return seconds, rss_kib, detail, meter.seconds, (meter.load_before, meter.load_after)
+    return seconds, peak_rss_mib(), detail, meter.seconds, (meter.load_before, meter.load_after)
 
 
 def in_child(step: Step, url: str, *args: object) -> Timing:
@@ -74,6 +72,6 @@ def in_child(step: Step, url: str, *args: object) -> Timing:
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(1) as pool:
         waiting = time.process_time()
-        seconds, rss_kib, detail, cpu, load = pool.apply(_child, (step, url, args))
+        seconds, peak_mib, detail, cpu, load = pool.apply(_child, (step, url, args))
         cpu["benchmark process"] = time.process_time() - waiting
-    return Timing(seconds, rss_kib / 1024, detail, cpu, load)
+    return Timing(seconds, peak_mib, detail, cpu, load)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -48,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.databases import fresh_schema
-from benchmarks.harness import NOT_ANALYZED, CpuMeter, rerun_command
+from benchmarks.harness import NOT_ANALYZED, CpuMeter, peak_rss_mib, rerun_command
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "SG.test-key.abcdefghijklmnopqrstuvwxyz"
@@ -341,8 +340,7 @@ def _worker(url: str, host: str, n: int) -> tuple[int, float, float, float, floa
             break
         sent += dispatcher.run_chunk(worker, ids).get("sent", 0)
         chunk += 1
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return sent, peak_mb, time.process_time() - cpu, started, time.time()
+    return sent, peak_rss_mib(), time.process_time() - cpu, started, time.time()
 
 
 def markdown(runs: list[DispatchFigures]) -> str:

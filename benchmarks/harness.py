@@ -91,6 +91,21 @@ def cpu_per_item(seconds: dict[str, float], items: int, unit: str) -> str:
     return f"{parts} = **{total * scale:,.1f}** {name} per {unit}"
 
 
+def peak_rss_mib() -> float:
+    """The most memory this process has held resident since it started its program, in MiB.
+
+    Read from ``/proc/self/status`` (``VmHWM``), not ``getrusage``: a spawned process's
+    ``ru_maxrss`` starts at its parent's resident size when it was forked (Linux keeps the
+    replaced program's peak across ``exec``), so a dispatch worker spawned by a benchmark
+    process that had grown to 370 MB in earlier sections reported 370 MB where it had used 160.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("/proc/self/status has no VmHWM line")
+
+
 def _cpu_seconds(pid: int) -> float | None:
     """User + system CPU of a live process (all its threads), from ``/proc/<pid>/stat``; this
     process's own from ``time.process_time`` (the same sum, without /proc's 10 ms ticks)."""

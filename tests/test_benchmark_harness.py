@@ -1,6 +1,8 @@
 """The benchmarks' shared reporting: CPU per item of every process, statistics, rerun lines,
 the sections of BENCHMARKS.md with the machine's load and speed."""
 
+import mmap
+import multiprocessing
 import re
 import time
 
@@ -12,6 +14,7 @@ from benchmarks.harness import (
     CpuMeter,
     analyze_as_production,
     cpu_per_item,
+    peak_rss_mib,
     url_option,
 )
 from benchmarks.planning import _tenths
@@ -134,3 +137,14 @@ def test_a_section_is_replaced_alone_and_says_the_machine_s_speed_before_and_aft
     assert float(probe.group(1)) > 0
     assert "load average 0.50, 0.40, 0.30 before the benchmark started" in section
     assert section.rstrip().endswith("new planning figures")
+
+
+def test_a_spawned_process_reports_its_own_peak_memory_not_its_parent_s():
+    # Linux starts a spawned process's ru_maxrss at its parent's resident size; a benchmark
+    # process grown large in earlier sections made its workers look as large.
+    held = bytearray(400 * 2**20)
+    held[:: mmap.PAGESIZE] = b"x" * len(range(0, len(held), mmap.PAGESIZE))  # resident
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        child = pool.apply(peak_rss_mib)
+    assert peak_rss_mib() > 400
+    assert child < 250, f"a fresh process importing the harness reported {child:.0f} MiB"
