@@ -103,7 +103,6 @@ class SegmentsResult:
                 f"Against the baseline measured in the same run: the steady refresh takes "
                 f"{speedup:.0f}x less time (the loop extrapolated) and {cpu_ratio:.0f}x less "
                 "CPU per customer, all processes together.",
-                "",
             ]
         )
 
@@ -277,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             orders_per_customer=args.orders_per_customer,
             baseline_customers=args.baseline_customers,
         )
-    sys.stdout.write(result.markdown())
+    sys.stdout.write(result.markdown() + "\n")
     return 0
 
 
