@@ -96,8 +96,8 @@ def peak_rss_mib() -> float:
 
     Read from ``/proc/self/status`` (``VmHWM``), not ``getrusage``: a spawned process's
     ``ru_maxrss`` starts at its parent's resident size when it was forked (Linux keeps the
-    replaced program's peak across ``exec``), so a dispatch worker spawned by a benchmark
-    process that had grown to 370 MB in earlier sections reported 370 MB where it had used 160.
+    replaced program's peak across ``exec``), so dispatch workers spawned by a benchmark
+    process grown in earlier sections reported its 388 MB where they hold about 121.
     """
     with open("/proc/self/status") as status:
         for line in status:
