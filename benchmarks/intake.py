@@ -315,7 +315,9 @@ def markdown(measured: dict[str, Measured], quick: bool) -> str:
         "not counted: other databases use them). On a machine shared with other work, the rates "
         "move with the load; CPU per request moves much less, but it rises too once the load "
         "average is well above the core count (caches, shared cores): compare the lines of one "
-        "run, not runs made under different loads.",
+        "run, not runs made under different loads. Server peak MiB is the resident memory of "
+        "all the server's processes together (the supervisor, its workers and their helpers), "
+        "the highest of its samples every tenth of a second.",
         "",
         "| path | requests | accepted | accepted/s | p50 ms | p99 ms | server peak MiB "
         "| server CPU ms/req | load generator CPU ms/req | PostgreSQL CPU ms/req | inbox rows "
