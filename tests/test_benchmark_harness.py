@@ -143,7 +143,7 @@ def test_a_spawned_process_reports_its_own_peak_memory_not_its_parent_s():
     # Linux starts a spawned process's ru_maxrss at its parent's resident size; a benchmark
     # process grown large in earlier sections made its workers look as large.
     held = bytearray(400 * 2**20)
-    held[:: mmap.PAGESIZE] = b"x" * len(range(0, len(held), mmap.PAGESIZE))  # resident
+    held[:: mmap.PAGESIZE] = b"x" * (len(held) // mmap.PAGESIZE)  # a byte per page: resident
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         child = pool.apply(peak_rss_mib)
     assert peak_rss_mib() > 400
